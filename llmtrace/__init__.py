@@ -1,0 +1,1 @@
+"""llmtrace: LLM observability in one line."""

@@ -1,0 +1,97 @@
+"""Every span attribute name llmtrace writes or reads, in one place.
+
+The OpenTelemetry GenAI conventions are still moving (``gen_ai.system`` became
+``gen_ai.provider.name``; cache creation became cache write), so no other module
+spells an attribute name: when the standard changes, only this file does.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- operation and provider -------------------------------------------------
+OPERATION_NAME: Final = "gen_ai.operation.name"
+PROVIDER_NAME: Final = "gen_ai.provider.name"
+SYSTEM_DEPRECATED: Final = "gen_ai.system"
+CONVERSATION_ID: Final = "gen_ai.conversation.id"
+OUTPUT_TYPE: Final = "gen_ai.output.type"
+
+# --- request ----------------------------------------------------------------
+REQUEST_MODEL: Final = "gen_ai.request.model"
+REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+REQUEST_TOP_K: Final = "gen_ai.request.top_k"
+REQUEST_STOP_SEQUENCES: Final = "gen_ai.request.stop_sequences"
+REQUEST_FREQUENCY_PENALTY: Final = "gen_ai.request.frequency_penalty"
+REQUEST_PRESENCE_PENALTY: Final = "gen_ai.request.presence_penalty"
+REQUEST_SEED: Final = "gen_ai.request.seed"
+REQUEST_CHOICE_COUNT: Final = "gen_ai.request.choice.count"
+REQUEST_STREAM: Final = "gen_ai.request.stream"
+REQUEST_ENCODING_FORMATS: Final = "gen_ai.request.encoding_formats"
+EMBEDDINGS_DIMENSION_COUNT: Final = "gen_ai.embeddings.dimension.count"
+
+# --- response ---------------------------------------------------------------
+RESPONSE_ID: Final = "gen_ai.response.id"
+RESPONSE_MODEL: Final = "gen_ai.response.model"
+RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+
+# --- usage ------------------------------------------------------------------
+USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+USAGE_CACHE_CREATION_INPUT_TOKENS_OLD: Final = "gen_ai.usage.cache_creation.input_tokens"
+USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+# Older and peer spellings, read by the storage layer only.
+USAGE_PROMPT_TOKENS_OLD: Final = "gen_ai.usage.prompt_tokens"
+USAGE_COMPLETION_TOKENS_OLD: Final = "gen_ai.usage.completion_tokens"
+OPENLIT_COST: Final = "gen_ai.usage.cost"
+
+# --- content ----------------------------------------------------------------
+INPUT_MESSAGES: Final = "gen_ai.input.messages"
+OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+TOOL_DEFINITIONS: Final = "gen_ai.tool.definitions"
+
+# --- prompts ----------------------------------------------------------------
+PROMPT_NAME: Final = "gen_ai.prompt.name"
+PROMPT_VERSION: Final = "gen_ai.prompt.version"
+
+# --- OpenAI refinements -----------------------------------------------------
+OPENAI_API_TYPE: Final = "openai.api.type"
+OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
+OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
+OPENAI_RESPONSE_SYSTEM_FINGERPRINT: Final = "openai.response.system_fingerprint"
+
+# --- general OpenTelemetry --------------------------------------------------
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+ERROR_TYPE: Final = "error.type"
+SERVICE_NAME: Final = "service.name"
+SERVICE_VERSION: Final = "service.version"
+DEPLOYMENT_ENVIRONMENT_NAME: Final = "deployment.environment.name"
+USER_ID: Final = "user.id"
+SESSION_ID: Final = "session.id"
+
+# --- llmtrace's own (not in the conventions; documented in the README) -------
+COST_USD: Final = "llmtrace.cost.usd"
+COST_STATUS: Final = "llmtrace.cost.status"
+USAGE_ESTIMATED: Final = "llmtrace.usage.estimated"
+ENVIRONMENT: Final = "llmtrace.environment"
+RELEASE: Final = "llmtrace.release"
+LLMTRACE_PROMPT_NAME: Final = "llmtrace.prompt.name"
+LLMTRACE_PROMPT_VERSION: Final = "llmtrace.prompt.version"
+STREAM_END: Final = "llmtrace.stream.end"
+
+COST_PRICED: Final = "priced"
+COST_UNPRICED: Final = "unpriced"
+COST_ESTIMATED: Final = "estimated"
+
+# --- operation names ----------------------------------------------------------
+OP_CHAT: Final = "chat"
+OP_TEXT_COMPLETION: Final = "text_completion"
+OP_GENERATE_CONTENT: Final = "generate_content"
+OP_EMBEDDINGS: Final = "embeddings"
+OP_EXECUTE_TOOL: Final = "execute_tool"
