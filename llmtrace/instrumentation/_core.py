@@ -1,0 +1,284 @@
+"""The shared machinery: one span per LLM call, from request to last chunk.
+
+Provider modules describe *what* to read (an :class:`Endpoint`); this module decides
+*when*: span start with the request attributes, response or error, stream chunks with
+time to first token, cost, content capture, and ending every span exactly once.
+Habit: the SDK call is never inside our guard; everything we add around it is.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.util.types import AttributeValue
+
+from llmtrace import pricing
+from llmtrace import semconv as sc
+from llmtrace.config import Settings
+from llmtrace.instrumentation import _content
+from llmtrace.instrumentation._guard import internal_error
+from llmtrace.instrumentation._model import Request, Response, StreamAccumulator
+
+_SUPPRESS_KEY = otel_context.create_key("llmtrace-suppress")
+_extra_attributes: contextvars.ContextVar[dict[str, AttributeValue] | None] = contextvars.ContextVar(
+    "llmtrace_extra_attributes", default=None
+)
+
+
+class Endpoint:
+    """How to read one SDK method's request and response; subclassed per API by provider modules."""
+
+    def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
+        raise NotImplementedError
+
+    def parse_response(self, request: Request, result: Any) -> Response:
+        raise NotImplementedError
+
+    def new_stream(self, request: Request) -> StreamAccumulator:
+        raise NotImplementedError
+
+    def is_stream_result(self, request: Request, result: Any) -> bool:
+        """Whether ``result`` is a stream to proxy (default: the request asked for one)."""
+        return request.stream
+
+
+class Runtime:
+    """What every wrapper needs from ``instrument()``: the tracer and the settings."""
+
+    def __init__(self, tracer: Tracer, settings: Settings) -> None:
+        self.tracer = tracer
+        self.settings = settings
+
+
+_runtime: Runtime | None = None
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    global _runtime
+    _runtime = runtime
+
+
+def get_runtime() -> Runtime | None:
+    return _runtime
+
+
+def suppressed() -> bool:
+    """True inside an instrumented call, so nested SDK calls (parse -> create, LiteLLM -> OpenAI) add no span."""
+    return bool(otel_context.get_value(_SUPPRESS_KEY))
+
+
+@contextmanager
+def extra_attributes(**attributes: AttributeValue | None) -> Iterator[None]:
+    """Add attributes to every LLM span started inside the block (prompt name/version, user, session)."""
+    merged = dict(_extra_attributes.get() or {})
+    merged.update({k: v for k, v in attributes.items() if v is not None})
+    token = _extra_attributes.set(merged)
+    try:
+        yield
+    finally:
+        _extra_attributes.reset(token)
+
+
+def error_type(exc: BaseException) -> str:
+    """Fully qualified class name as the conventions want it, e.g. ``openai.RateLimitError``."""
+    cls = type(exc)
+    module = cls.__module__ or ""
+    if module == "builtins":
+        return cls.__qualname__
+    top = module.split(".", 1)[0]
+    package = sys.modules.get(top)
+    if package is not None and getattr(package, cls.__qualname__, None) is cls:
+        return f"{top}.{cls.__qualname__}"
+    return f"{module}.{cls.__qualname__}" if module else cls.__qualname__ or "_OTHER"
+
+
+class Invocation:
+    """One LLM call in flight: owns its span and ends it exactly once."""
+
+    __slots__ = ("_acc", "_ended", "_first_chunk_ns", "_start_ns", "endpoint", "request", "runtime", "span", "token")
+
+    def __init__(self, runtime: Runtime, endpoint: Endpoint, request: Request) -> None:
+        self.runtime = runtime
+        self.endpoint = endpoint
+        self.request = request
+        self._ended = False
+        self._acc: StreamAccumulator | None = None
+        self._first_chunk_ns: int | None = None
+        self._start_ns = time.time_ns()
+        self.span: Span = runtime.tracer.start_span(
+            _span_name(request), kind=SpanKind.CLIENT, attributes=_start_attributes(request),
+            start_time=self._start_ns,
+        )
+        self.span.set_attributes(_request_attributes(runtime.settings, request))
+        if runtime.settings.capture_content:
+            self.span.set_attributes(_request_content(runtime.settings, request))
+        self.token: object | None = None
+
+    # --- the SDK call -------------------------------------------------------
+    def enter(self) -> None:
+        """Make our span current (children, propagation) and mark nested SDK calls as suppressed."""
+        ctx = otel_context.set_value(_SUPPRESS_KEY, True, trace.set_span_in_context(self.span))
+        self.token = otel_context.attach(ctx)
+
+    def exit(self) -> None:
+        if self.token is not None:
+            otel_context.detach(self.token)  # type: ignore[arg-type]
+            self.token = None
+
+    # --- outcomes -------------------------------------------------------------
+    def finish(self, result: Any) -> None:
+        """A complete (non-streaming) response arrived."""
+        try:
+            response = self.endpoint.parse_response(self.request, result)
+            self._record(response)
+        except Exception as exc:
+            internal_error("parse_response", exc)
+        self._end()
+
+    def fail(self, exc: BaseException) -> None:
+        """The SDK raised: record it; the caller re-raises the SDK's exception untouched."""
+        try:
+            if not self._ended:
+                self.span.set_attribute(sc.ERROR_TYPE, error_type(exc))
+                self.span.set_status(Status(StatusCode.ERROR, str(exc)[:1000]))
+        except Exception as inner:
+            internal_error("fail", inner)
+        self._end()
+
+    def start_stream(self) -> None:
+        self._acc = self.endpoint.new_stream(self.request)
+
+    def on_chunk(self, chunk: Any) -> None:
+        try:
+            if self._acc is not None and self._acc.add(chunk) and self._first_chunk_ns is None:
+                self._first_chunk_ns = time.time_ns()
+        except Exception as exc:
+            internal_error("stream chunk", exc)
+
+    def end_stream(self, how: str, exc: BaseException | None = None) -> None:
+        """The stream finished, was closed, abandoned, or raised; record what we have, once."""
+        if self._ended:
+            return
+        try:
+            if self._acc is not None:
+                self._record(self._acc.result(self.request))
+            if self._first_chunk_ns is not None:
+                ttft = (self._first_chunk_ns - self._start_ns) / 1e9
+                self.span.set_attribute(sc.RESPONSE_TIME_TO_FIRST_CHUNK, ttft)
+            self.span.set_attribute(sc.STREAM_END, how)
+        except Exception as inner:
+            internal_error("end_stream", inner)
+        if exc is not None:
+            self.fail(exc)
+        else:
+            self._end()
+
+    def _record(self, response: Response) -> None:
+        self.span.set_attributes(_response_attributes(self.runtime.settings, self.request, response))
+
+    def _end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            self.span.end()
+        except Exception as exc:
+            internal_error("span end", exc)
+
+
+def _span_name(request: Request) -> str:
+    return f"{request.operation} {request.model}" if request.model else request.operation
+
+
+def _start_attributes(request: Request) -> dict[str, AttributeValue]:
+    """Attributes samplers must see: set at span start."""
+    attrs: dict[str, AttributeValue] = {sc.OPERATION_NAME: request.operation, sc.PROVIDER_NAME: request.provider}
+    if request.model:
+        attrs[sc.REQUEST_MODEL] = request.model
+    if request.server_address:
+        attrs[sc.SERVER_ADDRESS] = request.server_address
+    if request.server_port:
+        attrs[sc.SERVER_PORT] = request.server_port
+    return attrs
+
+
+def _request_attributes(settings: Settings, request: Request) -> dict[str, AttributeValue]:
+    attrs = dict(request.attributes)
+    if request.stream:
+        attrs[sc.REQUEST_STREAM] = True
+    if settings.environment:
+        attrs[sc.ENVIRONMENT] = settings.environment
+    if settings.release:
+        attrs[sc.RELEASE] = settings.release
+    extra = _extra_attributes.get()
+    if extra:
+        attrs.update(extra)
+    return attrs
+
+
+def _request_content(settings: Settings, request: Request) -> dict[str, AttributeValue]:
+    attrs: dict[str, AttributeValue] = {}
+    pairs = (
+        (sc.SYSTEM_INSTRUCTIONS, request.system_instructions),
+        (sc.INPUT_MESSAGES, request.input_messages),
+        (sc.TOOL_DEFINITIONS, request.tool_definitions),
+    )
+    for name, value in pairs:
+        if value:
+            attrs[name] = _content.encode(name, value, limit=settings.max_content_chars, redact=settings.redact)
+    return attrs
+
+
+def _response_attributes(settings: Settings, request: Request, response: Response) -> dict[str, AttributeValue]:
+    attrs: dict[str, AttributeValue] = dict(response.attributes)
+    if response.id:
+        attrs[sc.RESPONSE_ID] = response.id
+    if response.model:
+        attrs[sc.RESPONSE_MODEL] = response.model
+    if response.finish_reasons:
+        attrs[sc.RESPONSE_FINISH_REASONS] = response.finish_reasons
+    usage = response.usage
+    for name, value in (
+        (sc.USAGE_INPUT_TOKENS, usage.input_tokens),
+        (sc.USAGE_OUTPUT_TOKENS, usage.output_tokens),
+        (sc.USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read_tokens),
+        (sc.USAGE_CACHE_WRITE_INPUT_TOKENS, usage.cache_write_tokens),
+        (sc.USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_tokens),
+    ):
+        if value is not None:
+            attrs[name] = value
+    if usage.estimated:
+        attrs[sc.USAGE_ESTIMATED] = True
+    attrs.update(_cost_attributes(request, response))
+    if settings.capture_content and response.output_messages:
+        attrs[sc.OUTPUT_MESSAGES] = _content.encode(
+            sc.OUTPUT_MESSAGES, response.output_messages, limit=settings.max_content_chars, redact=settings.redact
+        )
+    return attrs
+
+
+def _cost_attributes(request: Request, response: Response) -> dict[str, AttributeValue]:
+    usage = response.usage
+    if usage.input_tokens is None and usage.output_tokens is None:
+        return {}
+    tokens = pricing.TokenUsage(
+        input_tokens=usage.input_tokens or 0,
+        output_tokens=usage.output_tokens or 0,
+        cache_read_tokens=usage.cache_read_tokens or 0,
+        cache_write_tokens=usage.cache_write_tokens or 0,
+    )
+    cost = None
+    for model in (response.model, request.model):
+        if model and cost is None:
+            cost = pricing.cost_usd(request.provider, model, tokens)
+    if cost is None:
+        return {sc.COST_STATUS: sc.COST_UNPRICED}
+    return {sc.COST_USD: cost, sc.COST_STATUS: sc.COST_ESTIMATED if usage.estimated else sc.COST_PRICED}

@@ -1,0 +1,84 @@
+"""What a provider adapter hands to the shared core: a parsed request and a parsed response.
+
+Adapters only translate SDK objects into these; everything that touches OpenTelemetry
+lives in :mod:`llmtrace.instrumentation._core`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from opentelemetry.util.types import AttributeValue
+
+Part = dict[str, Any]
+"""A GenAI-semconv message part, e.g. ``{"type": "text", "content": "hi"}``."""
+
+Message = dict[str, Any]
+"""``{"role": ..., "parts": [...], "name"?: ..., "finish_reason"?: ...}``."""
+
+
+@dataclass(slots=True)
+class Request:
+    """One call as the app made it."""
+
+    operation: str
+    provider: str
+    model: str | None
+    stream: bool = False
+    server_address: str | None = None
+    server_port: int | None = None
+    attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    system_instructions: list[Part] | None = None
+    input_messages: list[Message] | None = None
+    tool_definitions: list[dict[str, Any]] | None = None
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts with the conventions' meaning: input includes cache, output includes reasoning."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    estimated: bool = False
+
+
+@dataclass(slots=True)
+class Response:
+    """What came back, from a complete response or an accumulated stream."""
+
+    id: str | None = None
+    model: str | None = None
+    finish_reasons: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    output_messages: list[Message] | None = None
+    attributes: dict[str, AttributeValue] = field(default_factory=dict)
+
+
+class StreamAccumulator(Protocol):
+    """Folds stream chunks into a :class:`Response`; one instance per stream."""
+
+    def add(self, chunk: Any) -> bool:
+        """Take one chunk; return True when it carried output (text, tool call) for time to first token."""
+        ...
+
+    def result(self, request: Request) -> Response:
+        """The response so far (also called when the stream ended early)."""
+        ...
+
+
+def estimate_tokens(text_chars: int) -> int:
+    """A rough token count for text of this length (about four characters per token)."""
+    return math.ceil(text_chars / 4) if text_chars > 0 else 0
+
+
+def text_part(content: str) -> Part:
+    return {"type": "text", "content": content}
+
+
+def tool_call_part(call_id: str | None, name: str | None, arguments: Any) -> Part:
+    return {"type": "tool_call", "id": call_id, "name": name, "arguments": arguments}

@@ -1,0 +1,136 @@
+"""Patching SDK methods with wrapt, and restoring them exactly.
+
+A provider declares :class:`Patch` targets by dotted path; targets missing from the
+installed SDK version are skipped, so one module serves many SDK versions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import wrapt
+
+from llmtrace.instrumentation._core import Endpoint, Invocation, get_runtime, suppressed
+from llmtrace.instrumentation._guard import internal_error
+from llmtrace.instrumentation._streams import observe_result
+
+log = logging.getLogger("llmtrace")
+
+
+@dataclass(frozen=True)
+class Patch:
+    """``module`` + ``Class.method`` to wrap with ``endpoint``."""
+
+    module: str
+    target: str
+    endpoint: Endpoint
+
+
+@dataclass(frozen=True)
+class Applied:
+    owner: Any
+    name: str
+    original: Any
+
+
+def _start(endpoint: Endpoint, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation | None:
+    runtime = get_runtime()
+    if runtime is None or suppressed():
+        return None
+    try:
+        request = endpoint.parse_request(instance, args, kwargs)
+        invocation = Invocation(runtime, endpoint, request)
+        invocation.enter()
+        return invocation
+    except Exception as exc:
+        internal_error("span start", exc)
+        return None
+
+
+def _after(invocation: Invocation, result: Any) -> Any:
+    try:
+        return observe_result(invocation, result)
+    except Exception as exc:
+        internal_error("response", exc)
+        return result
+
+
+def _sync_wrapper(endpoint: Endpoint) -> Any:
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        invocation = _start(endpoint, instance, args, kwargs)
+        if invocation is None:
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            invocation.exit()
+            invocation.fail(exc)
+            raise
+        invocation.exit()
+        return _after(invocation, result)
+
+    return wrapper
+
+
+def _async_wrapper(endpoint: Endpoint) -> Any:
+    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        invocation = _start(endpoint, instance, args, kwargs)
+        if invocation is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            invocation.exit()
+            invocation.fail(exc)
+            raise
+        invocation.exit()
+        return _after(invocation, result)
+
+    return wrapper
+
+
+def _resolve(patch: Patch) -> tuple[Any, str, Any] | None:
+    try:
+        module = importlib.import_module(patch.module)
+    except ImportError:
+        log.debug("llmtrace: %s not importable; skipping %s", patch.module, patch.target)
+        return None
+    owner: Any = module
+    *path, name = patch.target.split(".")
+    for part in path:
+        owner = getattr(owner, part, None)
+        if owner is None:
+            return None
+    original = vars(owner).get(name) if isinstance(owner, type) else getattr(owner, name, None)
+    if original is None:
+        return None
+    return owner, name, original
+
+
+def apply(patches: list[Patch]) -> list[Applied]:
+    """Wrap every target that exists; return what to restore."""
+    applied: list[Applied] = []
+    for patch in patches:
+        try:
+            resolved = _resolve(patch)
+            if resolved is None:
+                continue
+            owner, name, original = resolved
+            if isinstance(original, wrapt.FunctionWrapper):
+                continue  # patched by an earlier instrument() that was never undone
+            is_async = inspect.iscoroutinefunction(original)
+            make = _async_wrapper if is_async else _sync_wrapper
+            setattr(owner, name, wrapt.FunctionWrapper(original, make(patch.endpoint)))
+            applied.append(Applied(owner, name, original))
+        except Exception as exc:
+            internal_error(f"patching {patch.module}.{patch.target}", exc)
+    return applied
+
+
+def restore(applied: list[Applied]) -> None:
+    for item in reversed(applied):
+        setattr(item.owner, item.name, item.original)

@@ -1,0 +1,59 @@
+"""Small readers shared by provider adapters: SDK sentinels, objects-or-dicts, endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry.util.types import AttributeValue
+
+_SENTINELS = ("NotGiven", "Omit", "NotGivenOr")
+
+
+def given(value: Any) -> bool:
+    """False for None and the SDKs' ``NOT_GIVEN`` / ``omit`` sentinels."""
+    return value is not None and type(value).__name__ not in _SENTINELS
+
+
+def get(obj: Any, name: str, default: Any = None) -> Any:
+    """Read a field from an SDK model or a plain dict (request params are dicts, responses models)."""
+    if obj is None:
+        return default
+    if isinstance(obj, dict):
+        value = obj.get(name, default)
+    else:
+        value = getattr(obj, name, default)
+    return value if given(value) else default
+
+
+def put(attrs: dict[str, AttributeValue], name: str, value: Any, kind: type | None = None) -> None:
+    """Set an attribute when the value is given, coercing to ``kind``."""
+    if not given(value):
+        return
+    if kind is not None:
+        try:
+            value = kind(value)
+        except (TypeError, ValueError):
+            return
+    if isinstance(value, str | bool | int | float):
+        attrs[name] = value
+    elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        attrs[name] = list(value)
+
+
+def server_of(base_url: Any) -> tuple[str | None, int | None]:
+    """Host and port of a client's base URL (httpx URL or string), with the scheme's default port."""
+    if base_url is None:
+        return None, None
+    parts = urlsplit(str(base_url))
+    port = parts.port or (443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None)
+    return parts.hostname, port
+
+
+def text_of(content: Any) -> str:
+    """Concatenated text of a string or a list of content blocks/parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(t for t in (get(p, "text") for p in content) if isinstance(t, str))
+    return ""

@@ -1,0 +1,205 @@
+"""Transparent proxies around SDK streams and raw responses.
+
+A proxy behaves exactly like the object it wraps (``isinstance``, attributes, ``with``,
+``close()``), observes each chunk, and ends the call's span exactly once: when the stream
+is exhausted, closed, exits its ``with`` block, raises, or is garbage-collected unread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import wrapt
+
+from llmtrace.instrumentation._core import Invocation
+from llmtrace.instrumentation._guard import internal_error
+
+
+class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    def __init__(self, wrapped: Any, invocation: Invocation) -> None:
+        super().__init__(wrapped)
+        self._self_invocation = invocation
+        invocation.start_stream()
+
+    def __iter__(self) -> SyncStreamProxy:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            chunk = next(self.__wrapped__)
+        except StopIteration:
+            self._self_invocation.end_stream("completed")
+            raise
+        except BaseException as exc:
+            self._self_invocation.end_stream("error", exc)
+            raise
+        self._self_invocation.on_chunk(chunk)
+        return chunk
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_invocation.end_stream("closed")
+
+    def __enter__(self) -> SyncStreamProxy:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc_info)
+        finally:
+            self._self_invocation.end_stream("closed")
+
+    def __del__(self) -> None:
+        _end_abandoned(self)
+
+
+class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    def __init__(self, wrapped: Any, invocation: Invocation) -> None:
+        super().__init__(wrapped)
+        self._self_invocation = invocation
+        invocation.start_stream()
+
+    def __aiter__(self) -> AsyncStreamProxy:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            chunk = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            self._self_invocation.end_stream("completed")
+            raise
+        except BaseException as exc:
+            self._self_invocation.end_stream("error", exc)
+            raise
+        self._self_invocation.on_chunk(chunk)
+        return chunk
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_invocation.end_stream("closed")
+
+    async def aclose(self) -> None:
+        try:
+            closer = getattr(self.__wrapped__, "aclose", None) or self.__wrapped__.close
+            await closer()
+        finally:
+            self._self_invocation.end_stream("closed")
+
+    async def __aenter__(self) -> AsyncStreamProxy:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(*exc_info)
+        finally:
+            self._self_invocation.end_stream("closed")
+
+    def __del__(self) -> None:
+        _end_abandoned(self)
+
+
+def _end_abandoned(proxy: Any) -> None:
+    """A stream dropped without being finished or closed still gets its span ended."""
+    try:
+        invocation = proxy._self_invocation
+    except Exception:  # half-constructed proxy
+        return
+    try:
+        invocation.end_stream("abandoned")
+    except Exception as exc:  # never raise from __del__
+        try:
+            internal_error("stream finaliser", exc)
+        except Exception:
+            pass
+
+
+def wrap_stream(result: Any, invocation: Invocation) -> Any:
+    """Proxy a sync or async SDK stream."""
+    if hasattr(result, "__anext__") or hasattr(result, "__aiter__"):
+        return AsyncStreamProxy(result, invocation)
+    return SyncStreamProxy(result, invocation)
+
+
+class RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """``with_raw_response`` / ``with_streaming_response`` results: the span ends when ``parse()`` tells us
+    the outcome, or when the response is closed unread."""
+
+    def __init__(self, wrapped: Any, invocation: Invocation) -> None:
+        super().__init__(wrapped)
+        self._self_invocation = invocation
+        self._self_parsed: dict[int, Any] = {}
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        parsed = self.__wrapped__.parse(*args, **kwargs)
+        try:
+            known = self._self_parsed.get(id(parsed))
+            if known is not None:
+                return known
+            observed = observe_result(self._self_invocation, parsed, allow_raw=False)
+            self._self_parsed[id(parsed)] = observed
+            return observed
+        except Exception as exc:
+            internal_error("raw response parse", exc)
+            return parsed
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_invocation.end_stream("closed")
+
+    def __del__(self) -> None:
+        _end_abandoned(self)
+
+
+class AsyncRawResponseProxy(RawResponseProxy):
+    async def parse(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        parsed = await self.__wrapped__.parse(*args, **kwargs)
+        try:
+            known = self._self_parsed.get(id(parsed))
+            if known is not None:
+                return known
+            observed = observe_result(self._self_invocation, parsed, allow_raw=False)
+            self._self_parsed[id(parsed)] = observed
+            return observed
+        except Exception as exc:
+            internal_error("raw response parse", exc)
+            return parsed
+
+    async def close(self) -> None:  # type: ignore[override]
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_invocation.end_stream("closed")
+
+
+def _is_raw_response(result: Any) -> bool:
+    return hasattr(result, "http_response") and callable(getattr(result, "parse", None))
+
+
+def observe_result(invocation: Invocation, result: Any, *, allow_raw: bool = True) -> Any:
+    """Hand the app's result back, proxied when it is a stream or a raw response."""
+    if allow_raw and _is_raw_response(result):
+        if type(result).__name__ == "LegacyAPIResponse" and not invocation.request.stream:
+            # with_raw_response: the body is already read and parse() caches, so the app's own
+            # parse() later returns this very object; the span can end now.
+            invocation.finish(result.parse())
+            return result
+        is_async = type(result).__name__.startswith("Async") or _has_async_parse(result)
+        return (AsyncRawResponseProxy if is_async else RawResponseProxy)(result, invocation)
+    if invocation.endpoint.is_stream_result(invocation.request, result):
+        return wrap_stream(result, invocation)
+    invocation.finish(result)
+    return result
+
+
+def _has_async_parse(result: Any) -> bool:
+    import inspect
+
+    return inspect.iscoroutinefunction(getattr(result, "parse", None))

@@ -1,0 +1,360 @@
+"""OpenAI SDK (and OpenAI-compatible endpoints): Chat Completions, legacy Completions, Embeddings.
+
+The Responses API lives in :mod:`llmtrace.instrumentation.openai_responses`. Streams without
+usage (no ``stream_options.include_usage``) get token counts estimated from the streamed
+content and are marked ``llmtrace.usage.estimated``: llmtrace never changes the request.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from opentelemetry.util.types import AttributeValue
+
+from llmtrace import semconv as sc
+from llmtrace.instrumentation._core import Endpoint
+from llmtrace.instrumentation._model import (
+    Message,
+    Part,
+    Request,
+    Response,
+    Usage,
+    estimate_tokens,
+    text_part,
+    tool_call_part,
+)
+from llmtrace.instrumentation._patching import Patch
+from llmtrace.instrumentation._sdk import get, given, put, server_of, text_of
+
+SDK = "openai"
+
+# Host suffix -> gen_ai.provider.name, for OpenAI-compatible endpoints reached through this SDK.
+_HOSTS = (
+    ("openai.azure.com", "azure.ai.openai"),
+    ("azure.com", "azure.ai.openai"),
+    ("api.groq.com", "groq"),
+    ("together.xyz", "together_ai"),
+    ("together.ai", "together_ai"),
+    ("deepseek.com", "deepseek"),
+    ("mistral.ai", "mistral_ai"),
+    ("openrouter.ai", "openrouter"),
+    ("x.ai", "x_ai"),
+    ("perplexity.ai", "perplexity"),
+    ("fireworks.ai", "fireworks"),
+    ("generativelanguage.googleapis.com", "gcp.gemini"),
+    ("cohere.com", "cohere"),
+)
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
+_OLLAMA_PORT = 11434
+
+
+def provider_for(host: str | None, port: int | None) -> str:
+    """``gen_ai.provider.name`` for an endpoint; local servers speak OpenAI's protocol unless on Ollama's port."""
+    if not host:
+        return "openai"
+    host = host.lower()
+    if host in _LOCAL_HOSTS or host.endswith(".local"):
+        return "ollama" if port == _OLLAMA_PORT else "openai"
+    for suffix, name in _HOSTS:
+        if host == suffix or host.endswith("." + suffix):
+            return name
+    return "openai"
+
+
+def new_request(instance: Any, operation: str, kwargs: dict[str, Any], api_type: str | None) -> Request:
+    host, port = server_of(get(get(instance, "_client"), "base_url"))
+    request = Request(
+        operation=operation,
+        provider=provider_for(host, port),
+        model=kwargs.get("model") if isinstance(kwargs.get("model"), str) else None,
+        stream=kwargs.get("stream") is True,
+        server_address=host,
+        server_port=port,
+    )
+    if api_type:
+        request.attributes[sc.OPENAI_API_TYPE] = api_type
+    put(request.attributes, sc.OPENAI_REQUEST_SERVICE_TIER, kwargs.get("service_tier"), str)
+    return request
+
+
+def put_sampling(attrs: dict[str, AttributeValue], kwargs: dict[str, Any]) -> None:
+    put(attrs, sc.REQUEST_TEMPERATURE, kwargs.get("temperature"), float)
+    put(attrs, sc.REQUEST_TOP_P, kwargs.get("top_p"), float)
+    put(attrs, sc.REQUEST_FREQUENCY_PENALTY, kwargs.get("frequency_penalty"), float)
+    put(attrs, sc.REQUEST_PRESENCE_PENALTY, kwargs.get("presence_penalty"), float)
+    put(attrs, sc.REQUEST_SEED, kwargs.get("seed"), int)
+    stop = kwargs.get("stop")
+    put(attrs, sc.REQUEST_STOP_SEQUENCES, [stop] if isinstance(stop, str) else stop)
+    n = kwargs.get("n")
+    if given(n) and n != 1:
+        put(attrs, sc.REQUEST_CHOICE_COUNT, n, int)
+
+
+def _arguments(raw: Any) -> Any:
+    """Tool-call arguments as JSON when they parse, else the raw text (streams can end mid-way)."""
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def _input_part(part: Any) -> Part:
+    kind = get(part, "type")
+    if kind == "text":
+        return text_part(get(part, "text", ""))
+    if kind == "image_url":
+        url = get(get(part, "image_url"), "url", "")
+        if isinstance(url, str) and url.startswith("data:"):
+            return {"type": "blob", "modality": "image", "mime_type": url[5:].split(";", 1)[0], "content": url}
+        return {"type": "uri", "modality": "image", "uri": url}
+    if kind == "input_audio":
+        audio = get(part, "input_audio")
+        return {"type": "blob", "modality": "audio", "mime_type": f"audio/{get(audio, 'format', '')}",
+                "content": get(audio, "data", "")}
+    return {"type": str(kind or "unknown"), "content": part}
+
+
+def chat_messages(messages: Any) -> tuple[list[Part], list[Message]]:
+    """Split chat messages into system instructions and semconv input messages."""
+    system: list[Part] = []
+    out: list[Message] = []
+    for message in messages if isinstance(messages, list | tuple) else []:
+        role = get(message, "role", "user")
+        content = get(message, "content")
+        if role in ("system", "developer"):
+            system.append(text_part(text_of(content)))
+            continue
+        parts: list[Part] = []
+        if role == "tool":
+            parts.append({"type": "tool_call_response", "id": get(message, "tool_call_id"), "response": content})
+        elif isinstance(content, str):
+            parts.append(text_part(content))
+        elif isinstance(content, list):
+            parts.extend(_input_part(p) for p in content)
+        for call in get(message, "tool_calls") or []:
+            function = get(call, "function")
+            parts.append(tool_call_part(get(call, "id"), get(function, "name"), _arguments(get(function, "arguments"))))
+        entry: Message = {"role": role, "parts": parts}
+        if get(message, "name"):
+            entry["name"] = get(message, "name")
+        out.append(entry)
+    return system, out
+
+
+def tool_definitions(tools: Any) -> list[dict[str, Any]] | None:
+    if not given(tools):
+        return None
+    defs = []
+    for tool in tools:
+        function = get(tool, "function") or tool
+        defs.append({"type": get(tool, "type", "function"), "name": get(function, "name"),
+                     "description": get(function, "description"), "parameters": get(function, "parameters")})
+    return defs or None
+
+
+def chat_usage(usage: Any) -> Usage:
+    if usage is None:
+        return Usage()
+    return Usage(
+        input_tokens=get(usage, "prompt_tokens"),
+        output_tokens=get(usage, "completion_tokens"),
+        cache_read_tokens=get(get(usage, "prompt_tokens_details"), "cached_tokens"),
+        reasoning_tokens=get(get(usage, "completion_tokens_details"), "reasoning_tokens"),
+    )
+
+
+def _response_extras(obj: Any) -> dict[str, AttributeValue]:
+    attrs: dict[str, AttributeValue] = {}
+    put(attrs, sc.OPENAI_RESPONSE_SERVICE_TIER, get(obj, "service_tier"), str)
+    put(attrs, sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, get(obj, "system_fingerprint"), str)
+    return attrs
+
+
+def _request_chars(request: Request) -> int:
+    parts = [p for m in request.input_messages or [] for p in m["parts"]] + list(request.system_instructions or [])
+    return sum(len(p["content"]) for p in parts if isinstance(p.get("content"), str))
+
+
+class Chat(Endpoint):
+    def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
+        request = new_request(instance, sc.OP_CHAT, kwargs, "chat_completions")
+        attrs = request.attributes
+        put(attrs, sc.REQUEST_MAX_TOKENS, kwargs.get("max_completion_tokens") or kwargs.get("max_tokens"), int)
+        put_sampling(attrs, kwargs)
+        if given(kwargs.get("response_format")):
+            fmt = kwargs["response_format"]
+            attrs[sc.OUTPUT_TYPE] = "json" if isinstance(fmt, type) or get(fmt, "type") != "text" else "text"
+        request.system_instructions, request.input_messages = chat_messages(kwargs.get("messages"))
+        request.tool_definitions = tool_definitions(kwargs.get("tools"))
+        return request
+
+    def parse_response(self, request: Request, result: Any) -> Response:
+        outputs: list[Message] = []
+        reasons: list[str] = []
+        for choice in get(result, "choices") or []:
+            reason = get(choice, "finish_reason") or ""
+            reasons.append(reason)
+            message = get(choice, "message")
+            parts: list[Part] = []
+            if get(message, "content"):
+                parts.append(text_part(get(message, "content")))
+            if get(message, "refusal"):
+                parts.append({"type": "refusal", "content": get(message, "refusal")})
+            for call in get(message, "tool_calls") or []:
+                function = get(call, "function")
+                parts.append(tool_call_part(get(call, "id"), get(function, "name"),
+                                            _arguments(get(function, "arguments"))))
+            outputs.append({"role": "assistant", "parts": parts, "finish_reason": reason})
+        return Response(id=get(result, "id"), model=get(result, "model"), finish_reasons=reasons,
+                        usage=chat_usage(get(result, "usage")), output_messages=outputs,
+                        attributes=_response_extras(result))
+
+    def new_stream(self, request: Request) -> ChatStream:
+        return ChatStream()
+
+
+class ChatStream:
+    """Accumulates ``ChatCompletionChunk``s per choice index."""
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.model: str | None = None
+        self.usage: Any = None
+        self.extras: dict[str, AttributeValue] = {}
+        self.text: dict[int, list[str]] = {}
+        self.reasons: dict[int, str] = {}
+        self.calls: dict[int, dict[int, dict[str, Any]]] = {}
+        self.content_chunks = 0
+
+    def add(self, chunk: Any) -> bool:
+        self.id = self.id or get(chunk, "id")
+        self.model = self.model or get(chunk, "model")
+        if get(chunk, "usage") is not None:
+            self.usage = get(chunk, "usage")
+        if not self.extras:
+            self.extras = _response_extras(chunk)
+        carried = False
+        for choice in get(chunk, "choices") or []:
+            index = get(choice, "index", 0)
+            delta = get(choice, "delta")
+            content = get(delta, "content")
+            if content:
+                self.text.setdefault(index, []).append(content)
+                carried = True
+            for call in get(delta, "tool_calls") or []:
+                slot = self.calls.setdefault(index, {}).setdefault(get(call, "index", 0), {"args": []})
+                function = get(call, "function")
+                slot["id"] = slot.get("id") or get(call, "id")
+                slot["name"] = slot.get("name") or get(function, "name")
+                slot["args"].append(get(function, "arguments") or "")
+                carried = True
+            if get(choice, "finish_reason"):
+                self.reasons[index] = get(choice, "finish_reason")
+        self.content_chunks += carried
+        return carried
+
+    def result(self, request: Request) -> Response:
+        indexes = sorted(set(self.text) | set(self.calls) | set(self.reasons))
+        outputs: list[Message] = []
+        for index in indexes:
+            parts: list[Part] = [text_part("".join(self.text[index]))] if index in self.text else []
+            for call in self.calls.get(index, {}).values():
+                parts.append(tool_call_part(call.get("id"), call.get("name"), _arguments("".join(call["args"]))))
+            outputs.append({"role": "assistant", "parts": parts, "finish_reason": self.reasons.get(index, "")})
+        usage = chat_usage(self.usage) if self.usage is not None else self._estimate(request)
+        return Response(id=self.id, model=self.model, finish_reasons=[self.reasons.get(i, "") for i in indexes],
+                        usage=usage, output_messages=outputs, attributes=self.extras)
+
+    def _estimate(self, request: Request) -> Usage:
+        """No usage chunk: OpenAI streams about one token per content chunk; input from prompt length."""
+        if self.content_chunks == 0:
+            return Usage()
+        return Usage(input_tokens=estimate_tokens(_request_chars(request)), output_tokens=self.content_chunks,
+                     estimated=True)
+
+
+class Completions(Endpoint):
+    """Legacy ``completions.create``."""
+
+    def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
+        request = new_request(instance, sc.OP_TEXT_COMPLETION, kwargs, None)
+        put(request.attributes, sc.REQUEST_MAX_TOKENS, kwargs.get("max_tokens"), int)
+        put_sampling(request.attributes, kwargs)
+        prompt = kwargs.get("prompt")
+        prompts = [prompt] if isinstance(prompt, str) else prompt if isinstance(prompt, list) else []
+        request.input_messages = [{"role": "user", "parts": [text_part(p)]} for p in prompts if isinstance(p, str)]
+        return request
+
+    def parse_response(self, request: Request, result: Any) -> Response:
+        choices = get(result, "choices") or []
+        reasons = [get(c, "finish_reason") or "" for c in choices]
+        outputs: list[Message] = [
+            {"role": "assistant", "parts": [text_part(get(c, "text") or "")], "finish_reason": r}
+            for c, r in zip(choices, reasons, strict=False)
+        ]
+        return Response(id=get(result, "id"), model=get(result, "model"), finish_reasons=reasons,
+                        usage=chat_usage(get(result, "usage")), output_messages=outputs,
+                        attributes=_response_extras(result))
+
+    def new_stream(self, request: Request) -> CompletionStream:
+        return CompletionStream()
+
+
+class CompletionStream(ChatStream):
+    def add(self, chunk: Any) -> bool:
+        self.id = self.id or get(chunk, "id")
+        self.model = self.model or get(chunk, "model")
+        if get(chunk, "usage") is not None:
+            self.usage = get(chunk, "usage")
+        carried = False
+        for choice in get(chunk, "choices") or []:
+            index = get(choice, "index", 0)
+            if get(choice, "text"):
+                self.text.setdefault(index, []).append(get(choice, "text"))
+                carried = True
+            if get(choice, "finish_reason"):
+                self.reasons[index] = get(choice, "finish_reason")
+        self.content_chunks += carried
+        return carried
+
+
+class Embeddings(Endpoint):
+    def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
+        request = new_request(instance, sc.OP_EMBEDDINGS, kwargs, None)
+        request.stream = False
+        put(request.attributes, sc.EMBEDDINGS_DIMENSION_COUNT, kwargs.get("dimensions"), int)
+        fmt = kwargs.get("encoding_format")
+        if given(fmt):
+            request.attributes[sc.REQUEST_ENCODING_FORMATS] = [str(fmt)]
+        return request
+
+    def parse_response(self, request: Request, result: Any) -> Response:
+        usage = get(result, "usage")
+        response = Response(model=get(result, "model"),
+                            usage=Usage(input_tokens=get(usage, "prompt_tokens"), output_tokens=None))
+        data = get(result, "data") or []
+        vector = get(data[0], "embedding") if data else None
+        if isinstance(vector, list) and sc.EMBEDDINGS_DIMENSION_COUNT not in request.attributes:
+            response.attributes[sc.EMBEDDINGS_DIMENSION_COUNT] = len(vector)
+        return response
+
+
+def patches() -> list[Patch]:
+    from llmtrace.instrumentation.openai_responses import Responses
+
+    chat, completions, embeddings, responses = Chat(), Completions(), Embeddings(), Responses()
+    targets: list[Patch] = []
+    for cls in ("Completions", "AsyncCompletions"):
+        targets.append(Patch("openai.resources.chat.completions", f"{cls}.create", chat))
+        targets.append(Patch("openai.resources.chat.completions", f"{cls}.parse", chat))
+        targets.append(Patch("openai.resources.beta.chat.completions", f"{cls}.parse", chat))
+        targets.append(Patch("openai.resources.completions", f"{cls}.create", completions))
+    for cls in ("Embeddings", "AsyncEmbeddings"):
+        targets.append(Patch("openai.resources.embeddings", f"{cls}.create", embeddings))
+    for cls in ("Responses", "AsyncResponses"):
+        targets.append(Patch("openai.resources.responses", f"{cls}.create", responses))
+        targets.append(Patch("openai.resources.responses", f"{cls}.parse", responses))
+    return targets

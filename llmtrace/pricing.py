@@ -1,0 +1,145 @@
+"""Cost of a call in USD, from genai-prices, plus user overrides.
+
+genai-prices' full calculation costs ~50 µs per call (Decimal arithmetic over a unit
+registry), too much for the hot path. Prices are linear in each token kind unless the
+model has tiered prices, so we ask genai-prices once per (provider, model) for the price
+of one million tokens of each kind and multiply; tiered models take the full path.
+A model with no known price gets no cost (never a wrong one) and is logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("llmtrace")
+
+_MTOK = 1_000_000
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Token counts as the GenAI conventions define them (input includes cache, output includes reasoning)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class LinearPrice:
+    """USD per token for each kind."""
+
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float
+
+    def cost(self, usage: TokenUsage) -> float:
+        uncached = max(usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens, 0)
+        return (
+            uncached * self.input
+            + usage.cache_read_tokens * self.cache_read
+            + usage.cache_write_tokens * self.cache_write
+            + usage.output_tokens * self.output
+        )
+
+
+_overrides: dict[tuple[str, str], LinearPrice] = {}
+_resolved: dict[tuple[str, str], LinearPrice | Any | None] = {}
+_lock = threading.Lock()
+
+# genai-prices names providers by its own ids; map ours where they differ.
+_PROVIDER_IDS = {
+    "azure.ai.openai": "azure",
+    "aws.bedrock": "aws",
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "mistral_ai": "mistral",
+    "x_ai": "x-ai",
+}
+
+
+def set_price(provider: str, model: str, *, input_per_mtok: float, output_per_mtok: float,
+              cache_read_per_mtok: float | None = None, cache_write_per_mtok: float | None = None) -> None:
+    """Override (or add) a model's price in USD per million tokens; wins over genai-prices."""
+    _overrides[(provider, model)] = LinearPrice(
+        input=input_per_mtok / _MTOK,
+        output=output_per_mtok / _MTOK,
+        cache_read=(input_per_mtok if cache_read_per_mtok is None else cache_read_per_mtok) / _MTOK,
+        cache_write=(input_per_mtok if cache_write_per_mtok is None else cache_write_per_mtok) / _MTOK,
+    )
+
+
+def _full_price(usage: TokenUsage, model: str, provider: str | None) -> float:
+    from genai_prices import Usage, calc_price
+
+    result = calc_price(
+        Usage(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+        ),
+        model_ref=model,
+        provider_id=provider,
+    )
+    return float(result.total_price)
+
+
+def _probe(model: str, provider: str | None) -> LinearPrice | str | None:
+    """The linear price of a model, ``"tiered"`` when it is not linear, None when unknown."""
+    try:
+        per_in = _full_price(TokenUsage(input_tokens=_MTOK), model, provider) / _MTOK
+    except LookupError:
+        return None
+    per_out = _full_price(TokenUsage(output_tokens=_MTOK), model, provider) / _MTOK
+    per_read = _full_price(TokenUsage(input_tokens=_MTOK, cache_read_tokens=_MTOK), model, provider) / _MTOK
+    per_write = _full_price(TokenUsage(input_tokens=_MTOK, cache_write_tokens=_MTOK), model, provider) / _MTOK
+    small = _full_price(TokenUsage(input_tokens=1000, output_tokens=1000), model, provider)
+    linear = LinearPrice(per_in, per_out, per_read, per_write)
+    if abs(linear.cost(TokenUsage(input_tokens=1000, output_tokens=1000)) - small) > 1e-12:
+        return "tiered"
+    return linear
+
+
+def _lookup(provider: str, model: str) -> LinearPrice | str | None:
+    key = (provider, model)
+    if key in _overrides:
+        return _overrides[key]
+    if key not in _resolved:
+        with _lock:
+            if key not in _resolved:
+                provider_id = _PROVIDER_IDS.get(provider, provider) or None
+                found = _probe(model, provider_id)
+                if found is None and provider_id is not None:
+                    found = _probe(model, None)  # OpenAI-compatible hosts serving a known model
+                if found is None:
+                    log.info("llmtrace: no known price for model %r (provider %r); its calls get no cost.",
+                             model, provider)
+                _resolved[key] = found
+    return _resolved[key]
+
+
+def cost_usd(provider: str, model: str | None, usage: TokenUsage) -> float | None:
+    """USD cost of a call, or None when the model has no known price."""
+    if not model:
+        return None
+    price = _lookup(provider, model)
+    if price is None:
+        return None
+    if isinstance(price, LinearPrice):
+        return price.cost(usage)
+    return _full_price(usage, model, _PROVIDER_IDS.get(provider, provider))
+
+
+def warm_up() -> None:
+    """Import genai-prices and its data off the hot path (called on a background thread)."""
+    try:
+        _lookup("openai", "gpt-4o-mini")
+    except Exception:  # pragma: no cover - warm-up is best effort
+        log.debug("llmtrace: price warm-up failed", exc_info=True)

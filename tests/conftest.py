@@ -1,0 +1,54 @@
+"""Shared fixtures: the local fake LLM service and an in-memory span pipeline around instrument()."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import llmtrace
+from llmtrace.demo.fake_llm import FakeLLM
+
+
+@pytest.fixture(scope="session")
+def fake_llm() -> Iterator[FakeLLM]:
+    with FakeLLM() as server:
+        yield server
+
+
+class SpanRecorder:
+    """Finished spans of one test, plus the provider they came through."""
+
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+
+    @property
+    def finished(self) -> list[ReadableSpan]:
+        return list(self.exporter.get_finished_spans())
+
+    def one(self) -> ReadableSpan:
+        spans = self.finished
+        assert len(spans) == 1, f"expected exactly one span, got {[s.name for s in spans]}"
+        return spans[0]
+
+
+@pytest.fixture
+def recorder() -> Iterator[SpanRecorder]:
+    """A span recorder with llmtrace instrumenting into it; undone after the test."""
+    rec = SpanRecorder()
+    llmtrace.instrument(tracer_provider=rec.provider)
+    try:
+        yield rec
+    finally:
+        llmtrace.uninstrument()
+
+
+@pytest.fixture
+def spans(recorder: SpanRecorder) -> SpanRecorder:
+    """Alias kept for readability in tests that only read spans."""
+    return recorder
