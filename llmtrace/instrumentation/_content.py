@@ -11,6 +11,8 @@ from typing import Any
 from llmtrace.config import Redactor
 
 _SUFFIX = "…[truncated {n} chars]"
+_TOTAL_FACTOR = 8
+_MIN_TOTAL = 64 * 1024
 
 
 def _truncate(value: Any, limit: int) -> Any:
@@ -37,12 +39,26 @@ def _default(obj: Any) -> Any:
     return str(obj)
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=_default, separators=(",", ":"))
+
+
 def encode(name: str, value: Any, *, limit: int, redact: Redactor | None) -> str:
-    """The attribute text for one content attribute."""
-    text = json.dumps(_truncate(value, limit), ensure_ascii=False, default=_default, separators=(",", ":"))
-    if len(text) > limit * 4:
-        # Many small parts can still add up; keep the attribute bounded, even if then not valid JSON.
-        text = text[: limit * 4] + _SUFFIX.format(n=len(text) - limit * 4)
+    """The attribute text for one content attribute: valid JSON, each string at most ``limit`` chars.
+
+    Long conversations are also bounded as a whole (``_TOTAL_FACTOR`` x limit, at least 64 KiB):
+    the oldest messages go first, replaced by a marker saying how many were omitted.
+    """
+    value = _truncate(value, limit)
+    text = _dumps(value)
+    budget = max(limit * _TOTAL_FACTOR, _MIN_TOTAL)
+    if len(text) > budget and isinstance(value, list) and len(value) > 1:
+        kept = list(value)
+        while len(kept) > 1 and len(_dumps(kept)) > budget:
+            kept.pop(0)
+        omitted = len(value) - len(kept)
+        marker = {"role": "system", "parts": [{"type": "text", "content": f"[llmtrace: {omitted} earlier items omitted]"}]}
+        text = _dumps([marker, *kept])
     if redact is not None:
         text = redact(name, text)
     return text

@@ -122,7 +122,8 @@ def apply(patches: list[Patch]) -> list[Applied]:
             owner, name, original = resolved
             if isinstance(original, wrapt.FunctionWrapper):
                 continue  # patched by an earlier instrument() that was never undone
-            is_async = inspect.iscoroutinefunction(original)
+            # SDK decorators (e.g. openai's required_args) hide coroutine functions; Async* classes are async.
+            is_async = inspect.iscoroutinefunction(original) or getattr(owner, "__name__", "").startswith("Async")
             make = _async_wrapper if is_async else _sync_wrapper
             setattr(owner, name, wrapt.FunctionWrapper(original, make(patch.endpoint)))
             applied.append(Applied(owner, name, original))

@@ -1,0 +1,67 @@
+"""Real recorded OpenAI API traffic replayed through the real SDK: the span must say what the recording says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from llmtrace import semconv as sc
+from tests.conftest import SpanRecorder
+
+RECORDED = Path(__file__).parent / "fixtures" / "recorded"
+
+
+def fixture(name: str) -> dict[str, Any]:
+    return json.loads((RECORDED / f"{name}.json").read_text())
+
+
+def replay(fake_llm: Any, name: str) -> Any:
+    recorded = fixture(name)
+    client = openai.OpenAI(base_url=fake_llm.openai_base_url, api_key="test", max_retries=0)
+    body = dict(recorded["request"]["json"])
+    body.pop("stream_options", None)
+    extra = {"x-fake-replay": name}
+    if recorded["request"]["path"].endswith("/responses"):
+        return client.responses.create(**body, extra_headers=extra)
+    return client.chat.completions.create(**body, extra_headers=extra)
+
+
+def test_recorded_chat_completion(fake_llm: Any, spans: SpanRecorder) -> None:
+    expected = fixture("openai_chat")["expected"]
+    replay(fake_llm, "openai_chat")
+    a = spans.one().attributes
+    assert a[sc.RESPONSE_MODEL] == expected["response_model"]
+    assert a[sc.RESPONSE_ID] == expected["response_id"]
+    assert a[sc.USAGE_INPUT_TOKENS] == expected["input_tokens"]
+    assert a[sc.USAGE_OUTPUT_TOKENS] == expected["output_tokens"]
+    assert a[sc.USAGE_REASONING_OUTPUT_TOKENS] == expected["reasoning_tokens"]
+    assert a[sc.RESPONSE_FINISH_REASONS] == (expected["finish_reason"],)
+    assert a[sc.OPENAI_RESPONSE_SERVICE_TIER] == expected["service_tier"]
+    assert a[sc.COST_STATUS] == "priced"
+
+
+def test_recorded_chat_stream(fake_llm: Any, spans: SpanRecorder) -> None:
+    expected = fixture("openai_chat_stream")["expected"]
+    list(replay(fake_llm, "openai_chat_stream"))
+    a = spans.one().attributes
+    assert a[sc.RESPONSE_MODEL] == expected["response_model"]
+    assert a[sc.RESPONSE_ID] == expected["response_id"]
+    assert a[sc.USAGE_INPUT_TOKENS] == expected["input_tokens"]
+    assert a[sc.USAGE_OUTPUT_TOKENS] == expected["output_tokens"]
+    assert a[sc.RESPONSE_FINISH_REASONS] == (expected["finish_reason"],)
+    assert json.loads(a[sc.OUTPUT_MESSAGES])[0]["parts"][0]["content"] == expected["output_text"]
+
+
+def test_recorded_responses_stream(fake_llm: Any, spans: SpanRecorder) -> None:
+    expected = fixture("openai_responses_stream")["expected"]
+    list(replay(fake_llm, "openai_responses_stream"))
+    a = spans.one().attributes
+    assert a[sc.RESPONSE_MODEL] == expected["response_model"]
+    assert a[sc.RESPONSE_ID] == expected["response_id"]
+    assert a[sc.USAGE_INPUT_TOKENS] == expected["input_tokens"]
+    assert a[sc.USAGE_OUTPUT_TOKENS] == expected["output_tokens"]
+    assert a[sc.RESPONSE_FINISH_REASONS] == ("stop",)  # status "completed" in Chat Completions' vocabulary
+    assert json.loads(a[sc.OUTPUT_MESSAGES])[0]["parts"][0]["content"] == expected["output_text"]
