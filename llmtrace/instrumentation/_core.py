@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -153,15 +153,19 @@ class Invocation:
             internal_error("fail", inner)
         self._end()
 
-    def start_stream(self) -> None:
-        self._acc = self.endpoint.new_stream(self.request)
+    def start_stream(self) -> Callable[[Any], None]:
+        """Begin accumulating; returns the per-chunk callback (kept tiny: it runs once per chunk)."""
+        acc = self._acc = self.endpoint.new_stream(self.request)
+        add = acc.add
 
-    def on_chunk(self, chunk: Any) -> None:
-        try:
-            if self._acc is not None and self._acc.add(chunk) and self._first_chunk_ns is None:
-                self._first_chunk_ns = time.time_ns()
-        except Exception as exc:
-            internal_error("stream chunk", exc)
+        def on_chunk(chunk: Any) -> None:
+            try:
+                if add(chunk) and self._first_chunk_ns is None:
+                    self._first_chunk_ns = time.time_ns()
+            except Exception as exc:
+                internal_error("stream chunk", exc)
+
+        return on_chunk
 
     def end_stream(self, how: str, exc: BaseException | None = None) -> None:
         """The stream finished, was closed, abandoned, or raised; record what we have, once."""

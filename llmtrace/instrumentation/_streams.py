@@ -7,6 +7,7 @@ is exhausted, closed, exits its ``with`` block, raises, or is garbage-collected 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import wrapt
@@ -19,22 +20,14 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
     def __init__(self, wrapped: Any, invocation: Invocation) -> None:
         super().__init__(wrapped)
         self._self_invocation = invocation
-        invocation.start_stream()
+        self._self_chunks = _observe(wrapped, invocation, invocation.start_stream())
 
-    def __iter__(self) -> SyncStreamProxy:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        # A generator, not a per-chunk __next__ method: resuming it costs a fraction of a method call.
+        return self._self_chunks  # type: ignore[no-any-return]
 
     def __next__(self) -> Any:
-        try:
-            chunk = next(self.__wrapped__)
-        except StopIteration:
-            self._self_invocation.end_stream("completed")
-            raise
-        except BaseException as exc:
-            self._self_invocation.end_stream("error", exc)
-            raise
-        self._self_invocation.on_chunk(chunk)
-        return chunk
+        return next(self._self_chunks)
 
     def close(self) -> None:
         try:
@@ -60,7 +53,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
     def __init__(self, wrapped: Any, invocation: Invocation) -> None:
         super().__init__(wrapped)
         self._self_invocation = invocation
-        invocation.start_stream()
+        self._self_on_chunk = invocation.start_stream()
 
     def __aiter__(self) -> AsyncStreamProxy:
         return self
@@ -74,7 +67,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         except BaseException as exc:
             self._self_invocation.end_stream("error", exc)
             raise
-        self._self_invocation.on_chunk(chunk)
+        self._self_on_chunk(chunk)
         return chunk
 
     async def close(self) -> None:
@@ -102,6 +95,20 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
 
     def __del__(self) -> None:
         _end_abandoned(self)
+
+
+def _observe(wrapped: Any, invocation: Invocation, on_chunk: Callable[[Any], None]) -> Iterator[Any]:
+    """Yield the SDK's chunks, observing each; holds no reference to the proxy so ``__del__`` stays prompt."""
+    try:
+        for chunk in wrapped:
+            on_chunk(chunk)
+            yield chunk
+    except GeneratorExit:
+        raise  # closed or collected: close()/__del__ end the span
+    except BaseException as exc:
+        invocation.end_stream("error", exc)
+        raise
+    invocation.end_stream("completed")
 
 
 def _end_abandoned(proxy: Any) -> None:

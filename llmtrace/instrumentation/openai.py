@@ -230,31 +230,42 @@ class ChatStream:
         self.content_chunks = 0
 
     def add(self, chunk: Any) -> bool:
-        self.id = self.id or get(chunk, "id")
-        self.model = self.model or get(chunk, "model")
-        if get(chunk, "usage") is not None:
-            self.usage = get(chunk, "usage")
-        if not self.extras:
+        # Hot path (once per chunk): plain attribute access on the SDK's models; dicts take the slow path.
+        try:
+            choices, usage = chunk.choices, chunk.usage
+        except AttributeError:
+            choices, usage = get(chunk, "choices") or [], get(chunk, "usage")
+        if self.id is None:
+            self.id, self.model = get(chunk, "id"), get(chunk, "model")
             self.extras = _response_extras(chunk)
+        if usage is not None:
+            self.usage = usage
         carried = False
-        for choice in get(chunk, "choices") or []:
-            index = get(choice, "index", 0)
-            delta = get(choice, "delta")
-            content = get(delta, "content")
+        for choice in choices:
+            try:
+                index, reason, delta = choice.index, choice.finish_reason, choice.delta
+                content, calls = delta.content, delta.tool_calls
+            except AttributeError:
+                index, reason, delta = get(choice, "index", 0), get(choice, "finish_reason"), get(choice, "delta")
+                content, calls = get(delta, "content"), get(delta, "tool_calls")
             if content:
                 self.text.setdefault(index, []).append(content)
                 carried = True
-            for call in get(delta, "tool_calls") or []:
-                slot = self.calls.setdefault(index, {}).setdefault(get(call, "index", 0), {"args": []})
-                function = get(call, "function")
-                slot["id"] = slot.get("id") or get(call, "id")
-                slot["name"] = slot.get("name") or get(function, "name")
-                slot["args"].append(get(function, "arguments") or "")
+            if calls:
+                self._add_tool_calls(index, calls)
                 carried = True
-            if get(choice, "finish_reason"):
-                self.reasons[index] = get(choice, "finish_reason")
+            if reason:
+                self.reasons[index] = reason
         self.content_chunks += carried
         return carried
+
+    def _add_tool_calls(self, index: int, calls: Any) -> None:
+        for call in calls:
+            slot = self.calls.setdefault(index, {}).setdefault(get(call, "index", 0), {"args": []})
+            function = get(call, "function")
+            slot["id"] = slot.get("id") or get(call, "id")
+            slot["name"] = slot.get("name") or get(function, "name")
+            slot["args"].append(get(function, "arguments") or "")
 
     def result(self, request: Request) -> Response:
         indexes = sorted(set(self.text) | set(self.calls) | set(self.reasons))

@@ -1,0 +1,249 @@
+"""Per-call overhead of llmtrace vs no instrumentation vs a bare OpenTelemetry span (the floor).
+
+The real openai SDK runs against an in-process transport serving a recorded-shape JSON body
+or a 50-chunk SSE stream, so network noise does not drown microseconds. Configurations are
+interleaved over several rounds and medians compared, because this 2-core machine is noisy.
+
+    python benchmarks/overhead.py [--rounds 15] [--calls 200]
+
+Reported: median per-call time of each configuration, overhead over bare, and llmtrace's
+overhead as a multiple of the floor's (target <= 1.5x), then the start-up cost of
+``import llmtrace; llmtrace.instrument()`` (target <= 0.3 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import openai
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind
+
+import llmtrace
+
+try:
+    import httpx2 as httpx
+except ImportError:  # openai < 3 uses httpx
+    import httpx  # type: ignore[no-redef]
+
+MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Summarise the report."}]
+CHUNKS = 50
+
+
+class NullExporter(SpanExporter):
+    def export(self, spans: Any) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+def completion_body() -> bytes:
+    return json.dumps({
+        "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini-2024-07-18",
+        "system_fingerprint": "fp_1", "service_tier": "default",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "A short summary of the report."}}],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 8, "total_tokens": 28,
+                  "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}},
+    }).encode()
+
+
+def stream_body() -> bytes:
+    def chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> str:
+        body = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1,
+                "model": "gpt-4o-mini-2024-07-18", "choices": [] if usage else
+                [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        if usage:
+            body["usage"] = usage
+        return f"data: {json.dumps(body)}\n\n"
+
+    parts = [chunk({"role": "assistant", "content": ""})]
+    parts += [chunk({"content": f"w{i} "}) for i in range(CHUNKS)]
+    parts.append(chunk({}, "stop"))
+    parts.append(chunk({}, usage={"prompt_tokens": 20, "completion_tokens": CHUNKS, "total_tokens": 70}))
+    parts.append("data: [DONE]\n\n")
+    return "".join(parts).encode()
+
+
+COMPLETION, STREAM = completion_body(), stream_body()
+
+
+def handler(request: Any) -> Any:
+    if json.loads(request.content).get("stream"):
+        return httpx.Response(200, content=STREAM, headers={"content-type": "text/event-stream"})
+    return httpx.Response(200, content=COMPLETION, headers={"content-type": "application/json"})
+
+
+def clients() -> tuple[openai.OpenAI, openai.AsyncOpenAI]:
+    sync = openai.OpenAI(api_key="bench", base_url="https://api.openai.com/v1", max_retries=0,
+                         http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    async_ = openai.AsyncOpenAI(api_key="bench", base_url="https://api.openai.com/v1", max_retries=0,
+                                http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    return sync, async_
+
+
+class Floor:
+    """The least any OTel instrumentation must do: one span with the same attributes, ended after the stream."""
+
+    def __init__(self, provider: TracerProvider, start_attrs: dict[str, Any], end_attrs: dict[str, Any]) -> None:
+        self.tracer = provider.get_tracer("floor")
+        self.start_attrs, self.end_attrs = start_attrs, end_attrs
+
+    def call(self, fn: Callable[[], Any], stream: bool) -> None:
+        span = self.tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=self.start_attrs)
+        result = fn()
+        if stream:
+            for _ in result:
+                pass
+        span.set_attributes(self.end_attrs)
+        span.end()
+
+    async def acall(self, fn: Callable[[], Any], stream: bool) -> None:
+        span = self.tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=self.start_attrs)
+        result = await fn()
+        if stream:
+            async for _ in result:
+                pass
+        span.set_attributes(self.end_attrs)
+        span.end()
+
+
+def reference_attributes(provider: TracerProvider, stream: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Capture the attributes llmtrace sets, so the floor sets exactly as many."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    memory = InMemorySpanExporter()
+    probe = TracerProvider()
+    probe.add_span_processor(SimpleSpanProcessor(memory))
+    llmtrace.instrument(tracer_provider=probe)
+    sync, _ = clients()
+    result = sync.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=stream,
+                                          **({"stream_options": {"include_usage": True}} if stream else {}))
+    if stream:
+        list(result)
+    llmtrace.uninstrument()
+    attrs = dict(memory.get_finished_spans()[0].attributes or {})
+    start_keys = {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "server.address",
+                  "server.port"}
+    return ({k: v for k, v in attrs.items() if k in start_keys}, {k: v for k, v in attrs.items() if k not in start_keys})
+
+
+def run_sync(config: str, calls: int, stream: bool, provider: TracerProvider, floor: Floor) -> float:
+    sync, _ = clients()
+    kwargs: dict[str, Any] = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": stream}
+    if stream:
+        kwargs["stream_options"] = {"include_usage": True}
+
+    def bare() -> None:
+        result = sync.chat.completions.create(**kwargs)
+        if stream:
+            for _ in result:
+                pass
+
+    if config == "llmtrace":
+        llmtrace.instrument(tracer_provider=provider)
+    try:
+        start = time.perf_counter()
+        for _ in range(calls):
+            if config == "floor":
+                floor.call(lambda: sync.chat.completions.create(**kwargs), stream)
+            else:
+                bare()
+        return (time.perf_counter() - start) / calls
+    finally:
+        if config == "llmtrace":
+            llmtrace.uninstrument()
+
+
+def run_async(config: str, calls: int, stream: bool, provider: TracerProvider, floor: Floor) -> float:
+    _, client = clients()
+    kwargs: dict[str, Any] = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": stream}
+    if stream:
+        kwargs["stream_options"] = {"include_usage": True}
+
+    async def body() -> float:
+        start = time.perf_counter()
+        for _ in range(calls):
+            if config == "floor":
+                await floor.acall(lambda: client.chat.completions.create(**kwargs), stream)
+            else:
+                result = await client.chat.completions.create(**kwargs)
+                if stream:
+                    async for _ in result:
+                        pass
+        return (time.perf_counter() - start) / calls
+
+    if config == "llmtrace":
+        llmtrace.instrument(tracer_provider=provider)
+    try:
+        return asyncio.run(body())
+    finally:
+        if config == "llmtrace":
+            llmtrace.uninstrument()
+
+
+def startup_cost(repeats: int = 7) -> tuple[float, float]:
+    """Median wall time of a bare interpreter vs one that imports llmtrace and instruments."""
+    def timed(code: str) -> float:
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            samples.append(time.perf_counter() - start)
+        return statistics.median(samples)
+
+    bare = timed("pass")
+    instrumented = timed("import llmtrace; llmtrace.instrument(endpoint='http://127.0.0.1:9')")
+    return bare, instrumented
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--calls", type=int, default=200)
+    args = parser.parse_args()
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(NullExporter(), max_queue_size=100_000))
+    configs = ("bare", "floor", "llmtrace")
+    print(f"{'scenario':<22}{'bare µs':>10}{'floor µs':>10}{'llmtrace µs':>13}{'floor +µs':>11}"
+          f"{'llmtrace +µs':>14}{'ratio':>8}")
+    ratios = []
+    for mode in ("sync", "async"):
+        for stream in (False, True):
+            start_attrs, end_attrs = reference_attributes(provider, stream)
+            floor = Floor(provider, start_attrs, end_attrs)
+            runner = run_sync if mode == "sync" else run_async
+            calls = args.calls // 2 if stream else args.calls
+            samples: dict[str, list[float]] = {c: [] for c in configs}
+            runner("bare", calls // 4, stream, provider, floor)  # warm-up
+            runner("llmtrace", calls // 4, stream, provider, floor)
+            for round_ in range(args.rounds):
+                order = configs if round_ % 2 == 0 else tuple(reversed(configs))
+                for config in order:
+                    samples[config].append(runner(config, calls, stream, provider, floor))
+            med = {c: statistics.median(s) * 1e6 for c, s in samples.items()}
+            floor_over, ours_over = med["floor"] - med["bare"], med["llmtrace"] - med["bare"]
+            ratio = ours_over / floor_over if floor_over > 0 else float("nan")
+            ratios.append(ratio)
+            name = f"{mode} {'stream 50 chunks' if stream else 'non-stream'}"
+            print(f"{name:<22}{med['bare']:>10.1f}{med['floor']:>10.1f}{med['llmtrace']:>13.1f}"
+                  f"{floor_over:>11.1f}{ours_over:>14.1f}{ratio:>8.2f}")
+    provider.shutdown()
+    bare, instrumented = startup_cost()
+    print(f"\nstart-up: bare python {bare:.3f} s, import llmtrace + instrument() {instrumented:.3f} s, "
+          f"added {instrumented - bare:.3f} s (target <= 0.300 s)")
+    print(f"worst overhead ratio vs OTel floor: {max(ratios):.2f}x (target <= 1.5x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,353 @@
+"""Anthropic SDK: the Messages API (``create``, ``parse``, the ``stream()`` helper), also in ``client.beta``.
+
+Anthropic's ``input_tokens`` excludes the prompt cache, so the span's input tokens are
+``input_tokens + cache_read_input_tokens + cache_creation_input_tokens``. Streams take output
+tokens from the final ``message_delta`` (cumulative, never added to ``message_start``'s).
+
+anthropic >= 2 opens its own CLIENT span per call. Inside an llmtrace span that span is replaced
+by a non-recording stand-in carrying llmtrace's span context (the path the SDK takes when a sampler
+drops its span): one span per call, and requests still carry ``traceparent``. Calls llmtrace does
+not trace (``count_tokens``, batches, files) keep the SDK's span.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import wrapt
+from opentelemetry import trace
+
+from llmtrace import semconv as sc
+from llmtrace.instrumentation._core import Endpoint, Invocation, get_runtime, suppressed
+from llmtrace.instrumentation._guard import internal_error
+from llmtrace.instrumentation._model import Message, Part, Request, Response, Usage, text_part, tool_call_part
+from llmtrace.instrumentation._patching import Applied, Patch, _resolve, _start, restore
+from llmtrace.instrumentation._sdk import get, given, put, server_of
+from llmtrace.instrumentation._streams import wrap_stream
+
+SDK = "anthropic"
+
+# anthropic 0.3x-0.4x served prompt caching from its own beta resource.
+_MODULES = tuple(
+    f"anthropic.resources.{name}" for name in ("messages", "beta.messages", "beta.prompt_caching")
+)
+_DELTA_FIELDS = {"text_delta": "text", "input_json_delta": "partial_json", "thinking_delta": "thinking"}
+_USAGE_FIELDS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
+
+
+def _json_or_text(raw: str) -> Any:
+    """Tool input as JSON when it parses, else the raw text (a stream can stop mid-way)."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _media(block: Any, modality: str) -> Part:
+    source = get(block, "source")
+    kind = get(source, "type")
+    if kind == "base64":
+        mime_type, data = get(source, "media_type"), get(source, "data")
+        return {"type": "blob", "modality": modality, "mime_type": mime_type, "content": data}
+    if kind == "url":
+        return {"type": "uri", "modality": modality, "uri": get(source, "url")}
+    if kind == "file":
+        return {"type": "file", "modality": modality, "file_id": get(source, "file_id")}
+    if kind == "text":
+        return text_part(get(source, "data") or "")
+    return {"type": str(get(block, "type")), "content": block}
+
+
+def _part(block: Any) -> Part:
+    """One content block (request dict or response model) as a semconv part."""
+    if isinstance(block, str):
+        return text_part(block)
+    kind = get(block, "type")
+    if kind == "text":
+        return text_part(get(block, "text") or "")
+    if kind in ("image", "document"):
+        return _media(block, kind)
+    if kind in ("tool_use", "server_tool_use"):
+        return tool_call_part(get(block, "id"), get(block, "name"), get(block, "input"))
+    if kind == "tool_result":
+        content = get(block, "content")
+        response = content if isinstance(content, str) or content is None else _parts(content)
+        return {"type": "tool_call_response", "id": get(block, "tool_use_id"), "response": response}
+    if kind == "thinking":
+        return {"type": "reasoning", "content": get(block, "thinking") or ""}
+    return {"type": str(kind or "unknown"), "content": block}
+
+
+def _parts(content: Any) -> list[Part]:
+    if isinstance(content, str):
+        return [text_part(content)]
+    return [_part(block) for block in content] if isinstance(content, list | tuple) else []
+
+
+def _usage(counts: dict[str, int]) -> Usage:
+    """Anthropic counts as the conventions want them: input includes cache reads and writes."""
+    inputs = [counts.get(name) for name in _USAGE_FIELDS[:3]]
+    return Usage(
+        input_tokens=sum(n or 0 for n in inputs) if any(n is not None for n in inputs) else None,
+        output_tokens=counts.get("output_tokens"),
+        cache_read_tokens=counts.get("cache_read_input_tokens"),
+        cache_write_tokens=counts.get("cache_creation_input_tokens"),
+        reasoning_tokens=counts.get("thinking_tokens"),
+    )
+
+
+def _counts(usage: Any) -> dict[str, int]:
+    """The integer counters present in a usage object; absent or null ones are left out."""
+    counts = {name: get(usage, name) for name in _USAGE_FIELDS}
+    counts["thinking_tokens"] = get(get(usage, "output_tokens_details"), "thinking_tokens")
+    return {name: value for name, value in counts.items() if isinstance(value, int)}
+
+
+class Messages(Endpoint):
+    """``messages.create`` / ``parse``; with ``helper=True`` the ``stream()`` helper (always streaming)."""
+
+    def __init__(self, helper: bool = False) -> None:
+        self.helper = helper
+
+    def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
+        extra = kwargs.get("extra_body")
+        # Newer SDKs dropped temperature/top_p/top_k from the signature; apps then send them in extra_body,
+        # which the SDK merges over the named arguments.
+        kwargs = {**kwargs, **extra} if isinstance(extra, dict) else kwargs
+        host, port = server_of(get(get(instance, "_client"), "base_url"))
+        model = kwargs.get("model")
+        stream = self.helper or kwargs.get("stream") is True
+        model = model if isinstance(model, str) else None
+        request = Request(sc.OP_CHAT, "anthropic", model, stream, server_address=host, server_port=port)
+        attrs = request.attributes
+        put(attrs, sc.REQUEST_MAX_TOKENS, kwargs.get("max_tokens"), int)
+        put(attrs, sc.REQUEST_TEMPERATURE, kwargs.get("temperature"), float)
+        put(attrs, sc.REQUEST_TOP_P, kwargs.get("top_p"), float)
+        put(attrs, sc.REQUEST_TOP_K, kwargs.get("top_k"), int)
+        put(attrs, sc.REQUEST_STOP_SEQUENCES, kwargs.get("stop_sequences"))
+        if given(kwargs.get("output_format")) or get(get(kwargs, "output_config"), "format") is not None:
+            attrs[sc.OUTPUT_TYPE] = "json"
+        system = kwargs.get("system")
+        request.system_instructions = _parts(system) if given(system) else None
+        messages = kwargs.get("messages")
+        request.input_messages = [
+            {"role": get(m, "role", "user"), "parts": _parts(get(m, "content"))}
+            for m in (messages if isinstance(messages, list | tuple) else [])
+        ]
+        request.tool_definitions = _tools(kwargs.get("tools"))
+        return request
+
+    def parse_response(self, request: Request, result: Any) -> Response:
+        parts, counts = _parts(get(result, "content") or []), _counts(get(result, "usage"))
+        return _response(get(result, "id"), get(result, "model"), get(result, "stop_reason"), parts, counts)
+
+    def new_stream(self, request: Request) -> MessageEvents:
+        return MessageEvents()
+
+
+def _response(
+    id_: str | None, model: str | None, reason: str | None, parts: list[Part], counts: dict[str, int]
+) -> Response:
+    output: Message = {"role": "assistant", "parts": parts, "finish_reason": reason or ""}
+    reasons = [reason] if reason else []
+    return Response(
+        id=id_, model=model, finish_reasons=reasons, usage=_usage(counts), output_messages=[output]
+    )
+
+
+def _tools(tools: Any) -> list[dict[str, Any]] | None:
+    """Client tools as functions; server tools (web search, code execution) keep their own type."""
+    if not given(tools):
+        return None
+    defs = []
+    for tool in tools:
+        schema = get(tool, "input_schema")
+        kind = "function" if schema is not None else str(get(tool, "type", "function"))
+        name, description = get(tool, "name"), get(tool, "description")
+        defs.append({"type": kind, "name": name, "description": description, "parameters": schema})
+    return defs or None
+
+
+class MessageEvents:
+    """Folds raw stream events (``message_start`` ... ``message_stop``) into a response."""
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.model: str | None = None
+        self.stop_reason: str | None = None
+        self.counts: dict[str, int] = {}
+        self.blocks: dict[int, tuple[Any, list[str]]] = {}
+
+    def add(self, event: Any) -> bool:
+        kind = get(event, "type")
+        if kind == "message_start":
+            message = get(event, "message")
+            self.id, self.model = get(message, "id"), get(message, "model")
+            self.counts.update(_counts(get(message, "usage")))
+        elif kind == "content_block_start":
+            self.blocks[get(event, "index", 0)] = (get(event, "content_block"), [])
+        elif kind == "content_block_delta":
+            delta = get(event, "delta")
+            field = _DELTA_FIELDS.get(get(delta, "type"))
+            if field is not None:
+                self.blocks.setdefault(get(event, "index", 0), (None, []))[1].append(get(delta, field) or "")
+                return True
+        elif kind == "message_delta":
+            self.stop_reason = get(get(event, "delta"), "stop_reason") or self.stop_reason
+            self.counts.update(_counts(get(event, "usage")))  # cumulative: replaces message_start's counts
+        return False
+
+    def result(self, request: Request) -> Response:
+        parts = [self._block_part(*self.blocks[index]) for index in sorted(self.blocks)]
+        return _response(self.id, self.model, self.stop_reason, parts, self.counts)
+
+    @staticmethod
+    def _block_part(block: Any, pieces: list[str]) -> Part:
+        kind, streamed = get(block, "type"), "".join(pieces)
+        if kind in ("tool_use", "server_tool_use"):
+            arguments = _json_or_text(streamed) if streamed else get(block, "input")
+            return tool_call_part(get(block, "id"), get(block, "name"), arguments)
+        if kind == "thinking":
+            return {"type": "reasoning", "content": (get(block, "thinking") or "") + streamed}
+        if kind in ("text", None):
+            return text_part((get(block, "text") or "") + streamed)
+        return _part(block)
+
+
+# --- the stream() helper ------------------------------------------------------------------------
+# ``messages.stream()`` builds a MessageStreamManager around ``partial(self._post, ...)``: no request
+# is made until ``with`` enters it, and ``create`` is never called. So the helper's manager is proxied:
+# entering it starts the span and makes the request, and the SDK's own MessageStream is returned with
+# its ``_raw_stream`` (read lazily by its event generator, in every SDK version since 0.2x) swapped for
+# the core's stream proxy. The app keeps the SDK's MessageStream, so events, ``text_stream``,
+# ``get_final_message()`` and ``until_done()`` are untouched, and the core sees every raw event and
+# ends the span once: on the last event, on close or ``with`` exit, on error, or when dropped.
+
+Starter = Callable[[], Invocation | None]
+
+
+@contextmanager
+def _request(invocation: Invocation) -> Iterator[None]:
+    """The SDK sends the request with our span current; its errors are recorded and re-raised untouched."""
+    try:
+        yield
+    except BaseException as exc:
+        invocation.exit()
+        invocation.fail(exc)
+        raise
+    invocation.exit()
+
+
+def _closed(invocation: Invocation | None) -> None:
+    """``with`` exit ends the span even where the SDK (< 1.x) closes the response rather than the raw stream."""
+    if invocation is not None:
+        invocation.end_stream("closed")
+
+
+def _observe(stream: Any, invocation: Invocation) -> Any:
+    try:
+        stream._raw_stream = wrap_stream(stream._raw_stream, invocation)
+    except Exception as exc:
+        invocation.end_stream("closed")
+        internal_error("anthropic stream helper", exc)
+    return stream
+
+
+class _StreamManager(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
+    def __init__(self, wrapped: Any, start: Starter) -> None:
+        super().__init__(wrapped)
+        self._self_start = start
+        self._self_invocation: Invocation | None = None
+
+    def __enter__(self) -> Any:
+        invocation = self._self_invocation = self._self_start()
+        if invocation is None:
+            return self.__wrapped__.__enter__()
+        with _request(invocation):
+            stream = self.__wrapped__.__enter__()
+        return _observe(stream, invocation)
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc_info)
+        finally:
+            _closed(self._self_invocation)
+
+
+class _AsyncStreamManager(_StreamManager):
+    async def __aenter__(self) -> Any:
+        invocation = self._self_invocation = self._self_start()
+        if invocation is None:
+            return await self.__wrapped__.__aenter__()
+        with _request(invocation):
+            stream = await self.__wrapped__.__aenter__()
+        return _observe(stream, invocation)
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(*exc_info)
+        finally:
+            _closed(self._self_invocation)
+
+
+def _stream_helper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    manager = wrapped(*args, **kwargs)  # builds the request; nothing is sent yet
+    if get_runtime() is None:
+        return manager
+    try:
+        start = functools.partial(_start, _HELPER, instance, args, kwargs)
+        return (_AsyncStreamManager if hasattr(manager, "__aenter__") else _StreamManager)(manager, start)
+    except Exception as exc:
+        internal_error("anthropic stream helper", exc)
+        return manager
+
+
+def _sdk_call_span(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The SDK's own call span; inside ours a non-recording one with our context: propagated, not exported."""
+    if not suppressed():
+        return wrapped(*args, **kwargs)
+    context = trace.get_current_span().get_span_context()
+    return trace.NonRecordingSpan(context) if context.is_valid else None
+
+
+_HELPER = Messages(helper=True)
+_hooks: list[Applied] = []
+
+
+def _wrap(module: str, target: str, wrapper: Any) -> None:
+    """Wrap one target if this SDK version has it (and it is not wrapped yet); remember how to undo it."""
+    try:
+        resolved = _resolve(Patch(module, target, _HELPER))
+        if resolved is not None and not isinstance(resolved[2], wrapt.FunctionWrapper):
+            owner, name, original = resolved
+            setattr(owner, name, wrapt.FunctionWrapper(original, wrapper))
+            _hooks.append(Applied(owner, name, original))
+    except Exception as exc:
+        internal_error(f"patching {module}.{target}", exc)
+
+
+def on_instrument() -> None:
+    """Proxy the ``stream()`` helpers and stand in for the SDK's own call span (anthropic >= 2)."""
+    _wrap("anthropic._base_client", "start_api_call_span", _sdk_call_span)
+    for module in _MODULES:
+        for cls in ("Messages", "AsyncMessages"):
+            _wrap(module, f"{cls}.stream", _stream_helper)
+
+
+def on_uninstrument() -> None:
+    restore(_hooks)
+    _hooks.clear()
+
+
+def patches() -> list[Patch]:
+    endpoint = Messages()
+    return [
+        Patch(module, f"{cls}.{method}", endpoint)
+        for module in _MODULES
+        for cls in ("Messages", "AsyncMessages")
+        for method in ("create", "parse")
+    ]
