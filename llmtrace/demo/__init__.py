@@ -1,0 +1,1 @@
+"""A fake LLM HTTP service and traffic scenarios for ``llmtrace demo`` and the tests."""
