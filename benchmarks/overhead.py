@@ -45,21 +45,41 @@ class NullExporter(SpanExporter):
 
 
 def completion_body() -> bytes:
-    return json.dumps({
-        "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini-2024-07-18",
-        "system_fingerprint": "fp_1", "service_tier": "default",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": "A short summary of the report."}}],
-        "usage": {"prompt_tokens": 20, "completion_tokens": 8, "total_tokens": 28,
-                  "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}},
-    }).encode()
+    return json.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4o-mini-2024-07-18",
+            "system_fingerprint": "fp_1",
+            "service_tier": "default",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "A short summary of the report."},
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 20,
+                "completion_tokens": 8,
+                "total_tokens": 28,
+                "prompt_tokens_details": {"cached_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0},
+            },
+        }
+    ).encode()
 
 
 def stream_body() -> bytes:
     def chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> str:
-        body = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1,
-                "model": "gpt-4o-mini-2024-07-18", "choices": [] if usage else
-                [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        body = {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
         if usage:
             body["usage"] = usage
         return f"data: {json.dumps(body)}\n\n"
@@ -82,10 +102,18 @@ def handler(request: Any) -> Any:
 
 
 def clients() -> tuple[openai.OpenAI, openai.AsyncOpenAI]:
-    sync = openai.OpenAI(api_key="bench", base_url="https://api.openai.com/v1", max_retries=0,
-                         http_client=httpx.Client(transport=httpx.MockTransport(handler)))
-    async_ = openai.AsyncOpenAI(api_key="bench", base_url="https://api.openai.com/v1", max_retries=0,
-                                http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    sync = openai.OpenAI(
+        api_key="bench",
+        base_url="https://api.openai.com/v1",
+        max_retries=0,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+    async_ = openai.AsyncOpenAI(
+        api_key="bench",
+        base_url="https://api.openai.com/v1",
+        max_retries=0,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+    )
     return sync, async_
 
 
@@ -125,15 +153,27 @@ def reference_attributes(provider: TracerProvider, stream: bool) -> tuple[dict[s
     probe.add_span_processor(SimpleSpanProcessor(memory))
     llmtrace.instrument(tracer_provider=probe)
     sync, _ = clients()
-    result = sync.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=stream,
-                                          **({"stream_options": {"include_usage": True}} if stream else {}))
+    result = sync.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=stream,
+        **({"stream_options": {"include_usage": True}} if stream else {}),
+    )
     if stream:
         list(result)
     llmtrace.uninstrument()
     attrs = dict(memory.get_finished_spans()[0].attributes or {})
-    start_keys = {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "server.address",
-                  "server.port"}
-    return ({k: v for k, v in attrs.items() if k in start_keys}, {k: v for k, v in attrs.items() if k not in start_keys})
+    start_keys = {
+        "gen_ai.operation.name",
+        "gen_ai.provider.name",
+        "gen_ai.request.model",
+        "server.address",
+        "server.port",
+    }
+    return (
+        {k: v for k, v in attrs.items() if k in start_keys},
+        {k: v for k, v in attrs.items() if k not in start_keys},
+    )
 
 
 def run_sync(config: str, calls: int, stream: bool, provider: TracerProvider, floor: Floor) -> float:
@@ -192,6 +232,7 @@ def run_async(config: str, calls: int, stream: bool, provider: TracerProvider, f
 
 def startup_cost(repeats: int = 7) -> tuple[float, float]:
     """Median wall time of a bare interpreter vs one that imports llmtrace and instruments."""
+
     def timed(code: str) -> float:
         samples = []
         for _ in range(repeats):
@@ -214,8 +255,10 @@ def main() -> int:
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(NullExporter(), max_queue_size=100_000))
     configs = ("bare", "floor", "llmtrace")
-    print(f"{'scenario':<22}{'bare µs':>10}{'floor µs':>10}{'llmtrace µs':>13}{'floor +µs':>11}"
-          f"{'llmtrace +µs':>14}{'ratio':>8}")
+    print(
+        f"{'scenario':<22}{'bare µs':>10}{'floor µs':>10}{'llmtrace µs':>13}{'floor +µs':>11}"
+        f"{'llmtrace +µs':>14}{'ratio':>8}"
+    )
     ratios = []
     for mode in ("sync", "async"):
         for stream in (False, True):
@@ -235,12 +278,16 @@ def main() -> int:
             ratio = ours_over / floor_over if floor_over > 0 else float("nan")
             ratios.append(ratio)
             name = f"{mode} {'stream 50 chunks' if stream else 'non-stream'}"
-            print(f"{name:<22}{med['bare']:>10.1f}{med['floor']:>10.1f}{med['llmtrace']:>13.1f}"
-                  f"{floor_over:>11.1f}{ours_over:>14.1f}{ratio:>8.2f}")
+            print(
+                f"{name:<22}{med['bare']:>10.1f}{med['floor']:>10.1f}{med['llmtrace']:>13.1f}"
+                f"{floor_over:>11.1f}{ours_over:>14.1f}{ratio:>8.2f}"
+            )
     provider.shutdown()
     bare, instrumented = startup_cost()
-    print(f"\nstart-up: bare python {bare:.3f} s, import llmtrace + instrument() {instrumented:.3f} s, "
-          f"added {instrumented - bare:.3f} s (target <= 0.300 s)")
+    print(
+        f"\nstart-up: bare python {bare:.3f} s, import llmtrace + instrument() {instrumented:.3f} s, "
+        f"added {instrumented - bare:.3f} s (target <= 0.300 s)"
+    )
     print(f"worst overhead ratio vs OTel floor: {max(ratios):.2f}x (target <= 1.5x)")
     return 0
 

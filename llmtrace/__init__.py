@@ -39,7 +39,5 @@ def attributes(
     *, user_id: str | None = None, session_id: str | None = None, conversation_id: str | None = None
 ) -> Iterator[None]:
     """Tag LLM calls made inside the block with the app's user, session and conversation ids."""
-    with _extra_attributes(
-        **{_sc.USER_ID: user_id, _sc.SESSION_ID: session_id, _sc.CONVERSATION_ID: conversation_id}
-    ):
+    with _extra_attributes(**{_sc.USER_ID: user_id, _sc.SESSION_ID: session_id, _sc.CONVERSATION_ID: conversation_id}):
         yield

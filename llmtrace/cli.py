@@ -14,7 +14,10 @@ from collections.abc import Sequence
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "server": ("llmtrace.server.command", "run the embedded ClickHouse with OTLP ingest and an HTTP query port"),
+    "server": (
+        "llmtrace.server.command",
+        "run the embedded ClickHouse with OTLP ingest and an HTTP query port",
+    ),
     "migrate": ("llmtrace.store.commands", "apply the ClickHouse schema (idempotent)"),
     "sql": ("llmtrace.store.commands", "run a SQL query against the store"),
     "dashboard": ("llmtrace.dashboard_command", "open the Streamlit dashboard"),

@@ -64,8 +64,15 @@ _PROVIDER_IDS = {
 }
 
 
-def set_price(provider: str, model: str, *, input_per_mtok: float, output_per_mtok: float,
-              cache_read_per_mtok: float | None = None, cache_write_per_mtok: float | None = None) -> None:
+def set_price(
+    provider: str,
+    model: str,
+    *,
+    input_per_mtok: float,
+    output_per_mtok: float,
+    cache_read_per_mtok: float | None = None,
+    cache_write_per_mtok: float | None = None,
+) -> None:
     """Override (or add) a model's price in USD per million tokens; wins over genai-prices."""
     _overrides[(provider, model)] = LinearPrice(
         input=input_per_mtok / _MTOK,
@@ -119,8 +126,11 @@ def _lookup(provider: str, model: str) -> LinearPrice | str | None:
                 if found is None and provider_id is not None:
                     found = _probe(model, None)  # OpenAI-compatible hosts serving a known model
                 if found is None:
-                    log.info("llmtrace: no known price for model %r (provider %r); its calls get no cost.",
-                             model, provider)
+                    log.info(
+                        "llmtrace: no known price for model %r (provider %r); its calls get no cost.",
+                        model,
+                        provider,
+                    )
                 _resolved[key] = found
     return _resolved[key]
 

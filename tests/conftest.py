@@ -13,7 +13,6 @@ import llmtrace
 from llmtrace.demo.fake_llm import FakeLLM
 
 
-
 @pytest.fixture(scope="session")
 def fake_llm() -> Iterator[FakeLLM]:
     with FakeLLM() as server:

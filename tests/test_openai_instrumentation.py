@@ -14,14 +14,20 @@ from llmtrace import semconv as sc
 from tests.conftest import SpanRecorder
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is ClickHouse?"}]
-TOOLS = [{
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
+]
 
 
 @pytest.fixture
@@ -39,8 +45,15 @@ def attrs(span: Any) -> dict[str, Any]:
 
 
 def test_chat_completion_span_has_request_response_usage_and_cost(client: openai.OpenAI, spans: SpanRecorder) -> None:
-    result = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, temperature=0.2, max_tokens=200,
-                                            top_p=0.9, seed=7, stop=["END"])
+    result = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        temperature=0.2,
+        max_tokens=200,
+        top_p=0.9,
+        seed=7,
+        stop=["END"],
+    )
     span = spans.one()
     a = attrs(span)
     assert span.name == "chat gpt-4o-mini"
@@ -76,8 +89,13 @@ def test_chat_content_is_captured_as_semconv_json(client: openai.OpenAI, spans: 
         {"role": "user", "parts": [{"type": "text", "content": "What is ClickHouse?"}]}
     ]
     output = json.loads(a[sc.OUTPUT_MESSAGES])
-    assert output == [{"role": "assistant", "finish_reason": "stop",
-                       "parts": [{"type": "text", "content": result.choices[0].message.content}]}]
+    assert output == [
+        {
+            "role": "assistant",
+            "finish_reason": "stop",
+            "parts": [{"type": "text", "content": result.choices[0].message.content}],
+        }
+    ]
 
 
 def test_tool_calls_are_recorded_in_definitions_and_output(client: openai.OpenAI, spans: SpanRecorder) -> None:
@@ -89,29 +107,50 @@ def test_tool_calls_are_recorded_in_definitions_and_output(client: openai.OpenAI
     assert definitions[0]["parameters"]["required"] == ["city"]
     call = result.choices[0].message.tool_calls[0]
     part = json.loads(a[sc.OUTPUT_MESSAGES])[0]["parts"][0]
-    assert part == {"type": "tool_call", "id": call.id, "name": "get_weather",
-                    "arguments": json.loads(call.function.arguments)}
+    assert part == {
+        "type": "tool_call",
+        "id": call.id,
+        "name": "get_weather",
+        "arguments": json.loads(call.function.arguments),
+    }
 
 
 def test_tool_result_message_becomes_tool_call_response_part(client: openai.OpenAI, spans: SpanRecorder) -> None:
-    history = [*MESSAGES,
-               {"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function",
-                                                     "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}}]},
-               {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}]
+    history = [
+        *MESSAGES,
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]
     client.chat.completions.create(model="gpt-4o-mini", messages=history, tools=TOOLS)
     messages = json.loads(attrs(spans.one())[sc.INPUT_MESSAGES])
-    assert messages[1]["parts"] == [{"type": "tool_call", "id": "call_1", "name": "get_weather",
-                                     "arguments": {"city": "Oslo"}}]
-    assert messages[2] == {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_1",
-                                                       "response": "sunny"}]}
+    assert messages[1]["parts"] == [
+        {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Oslo"}}
+    ]
+    assert messages[2] == {
+        "role": "tool",
+        "parts": [{"type": "tool_call_response", "id": "call_1", "response": "sunny"}],
+    }
 
 
 def test_stream_with_usage_records_exact_tokens_and_time_to_first_chunk(
     client: openai.OpenAI, spans: SpanRecorder
 ) -> None:
-    stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True,
-                                            stream_options={"include_usage": True},
-                                            extra_headers={"x-fake-output-words": "50"})
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_headers={"x-fake-output-words": "50"},
+    )
     chunks = list(stream)
     usage = chunks[-1].usage
     span = spans.one()
@@ -131,8 +170,9 @@ def test_stream_with_usage_records_exact_tokens_and_time_to_first_chunk(
 def test_stream_without_usage_gets_estimated_tokens_and_unchanged_chunks(
     client: openai.OpenAI, spans: SpanRecorder, fake_llm: Any
 ) -> None:
-    stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True,
-                                            extra_headers={"x-fake-output-words": "30"})
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers={"x-fake-output-words": "30"}
+    )
     chunks = list(stream)
     a = attrs(spans.one())
     assert all(c.usage is None for c in chunks)
@@ -155,9 +195,13 @@ def test_streamed_tool_call_is_reassembled(client: openai.OpenAI, spans: SpanRec
 
 async def test_async_chat_and_async_stream(aclient: openai.AsyncOpenAI, spans: SpanRecorder) -> None:
     result = await aclient.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-    stream = await aclient.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True,
-                                                   stream_options={"include_usage": True},
-                                                   extra_headers={"x-fake-output-words": "5"})
+    stream = await aclient.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_headers={"x-fake-output-words": "5"},
+    )
     async for _ in stream:
         pass
     first, second = spans.finished
@@ -183,8 +227,12 @@ def test_with_streaming_response_records_parsed_result(client: openai.OpenAI, sp
 
 def test_raw_response_stream_is_observed(client: openai.OpenAI, spans: SpanRecorder) -> None:
     raw = client.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True},
-        extra_headers={"x-fake-output-words": "4"})
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_headers={"x-fake-output-words": "4"},
+    )
     chunks = list(raw.parse())
     assert chunks
     assert attrs(spans.one())[sc.USAGE_OUTPUT_TOKENS] == 4
@@ -204,8 +252,9 @@ def test_chat_parse_returns_parsed_model_and_one_span(client: openai.OpenAI, spa
 
 
 def test_chat_stream_helper_yields_events_and_one_span(client: openai.OpenAI, spans: SpanRecorder) -> None:
-    with client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES,
-                                        extra_headers={"x-fake-output-words": "6"}) as stream:
+    with client.chat.completions.stream(
+        model="gpt-4o-mini", messages=MESSAGES, extra_headers={"x-fake-output-words": "6"}
+    ) as stream:
         kinds = {event.type for event in stream}
         final = stream.get_final_completion()
     assert "content.delta" in kinds
@@ -215,8 +264,7 @@ def test_chat_stream_helper_yields_events_and_one_span(client: openai.OpenAI, sp
 
 
 def test_responses_create_records_usage_and_instructions(client: openai.OpenAI, spans: SpanRecorder) -> None:
-    result = client.responses.create(model="gpt-4o-mini", input="Hello", instructions="Be kind.",
-                                     max_output_tokens=300)
+    result = client.responses.create(model="gpt-4o-mini", input="Hello", instructions="Be kind.", max_output_tokens=300)
     a = attrs(spans.one())
     assert a[sc.OPENAI_API_TYPE] == "responses"
     assert a[sc.RESPONSE_ID] == result.id
@@ -234,7 +282,7 @@ def test_responses_stream_and_stream_helper(client: openai.OpenAI, spans: SpanRe
             pass
         final = stream.get_final_response()
     first, second = spans.finished
-    completed = [e for e in events if e.type == "response.completed"][0].response
+    completed = next(e for e in events if e.type == "response.completed").response
     assert attrs(first)[sc.RESPONSE_ID] == completed.id
     assert attrs(first)[sc.USAGE_OUTPUT_TOKENS] == completed.usage.output_tokens
     assert attrs(first)[sc.RESPONSE_TIME_TO_FIRST_CHUNK] > 0
@@ -258,14 +306,17 @@ def test_legacy_completions_and_embeddings(client: openai.OpenAI, spans: SpanRec
     assert attrs(embed_span)[sc.USAGE_INPUT_TOKENS] == embedding.usage.prompt_tokens
 
 
-@pytest.mark.parametrize(("status", "exc_type"), [
-    (429, openai.RateLimitError), (500, openai.InternalServerError), (400, openai.BadRequestError)])
+@pytest.mark.parametrize(
+    ("status", "exc_type"),
+    [(429, openai.RateLimitError), (500, openai.InternalServerError), (400, openai.BadRequestError)],
+)
 def test_sdk_error_is_recorded_and_reraised_unchanged(
     client: openai.OpenAI, spans: SpanRecorder, status: int, exc_type: type[Exception]
 ) -> None:
     with pytest.raises(exc_type) as info:
-        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
-                                       extra_headers={"x-fake-status": str(status)})
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, extra_headers={"x-fake-status": str(status)}
+        )
     assert type(info.value) is exc_type
     span = spans.one()
     assert span.status.status_code.name == "ERROR"
@@ -280,8 +331,9 @@ def test_malformed_response_body_raises_the_sdk_error(client: openai.OpenAI, spa
 
 
 def test_stream_error_midway_ends_span_once_with_error(client: openai.OpenAI, spans: SpanRecorder) -> None:
-    stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True,
-                                            extra_headers={"x-fake-stream-error-after": "3"})
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers={"x-fake-stream-error-after": "3"}
+    )
     received = []
     with pytest.raises(openai.APIError):
         for chunk in stream:
@@ -294,8 +346,9 @@ def test_stream_error_midway_ends_span_once_with_error(client: openai.OpenAI, sp
 
 
 def test_break_then_close_ends_span_once(client: openai.OpenAI, spans: SpanRecorder) -> None:
-    stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True,
-                                            extra_headers={"x-fake-output-words": "40"})
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers={"x-fake-output-words": "40"}
+    )
     for i, _ in enumerate(stream):
         if i == 2:
             break
@@ -359,17 +412,20 @@ def test_internal_error_at_span_start_still_makes_the_call(
     assert spans.finished == []
 
 
-@pytest.mark.parametrize(("base_url", "provider"), [
-    ("https://myres.openai.azure.com/openai/deployments/x", "azure.ai.openai"),
-    ("https://api.groq.com/openai/v1", "groq"),
-    ("https://api.together.xyz/v1", "together_ai"),
-    ("https://api.deepseek.com/v1", "deepseek"),
-    ("https://api.mistral.ai/v1", "mistral_ai"),
-    ("https://openrouter.ai/api/v1", "openrouter"),
-    ("http://localhost:11434/v1", "ollama"),
-    ("http://localhost:8000/v1", "openai"),
-    ("https://api.openai.com/v1", "openai"),
-])
+@pytest.mark.parametrize(
+    ("base_url", "provider"),
+    [
+        ("https://myres.openai.azure.com/openai/deployments/x", "azure.ai.openai"),
+        ("https://api.groq.com/openai/v1", "groq"),
+        ("https://api.together.xyz/v1", "together_ai"),
+        ("https://api.deepseek.com/v1", "deepseek"),
+        ("https://api.mistral.ai/v1", "mistral_ai"),
+        ("https://openrouter.ai/api/v1", "openrouter"),
+        ("http://localhost:11434/v1", "ollama"),
+        ("http://localhost:8000/v1", "openai"),
+        ("https://api.openai.com/v1", "openai"),
+    ],
+)
 def test_provider_name_follows_the_base_url_host(base_url: str, provider: str) -> None:
     from llmtrace.instrumentation._sdk import server_of
     from llmtrace.instrumentation.openai import provider_for
@@ -396,12 +452,16 @@ def test_content_is_truncated_and_redacted(fake_llm: Any) -> None:
     import llmtrace
 
     rec = SpanRecorder()
-    llmtrace.instrument(tracer_provider=rec.provider, max_content_chars=10,
-                        redact=lambda name, text: text.replace("secret", "[REDACTED]"))
+    llmtrace.instrument(
+        tracer_provider=rec.provider,
+        max_content_chars=10,
+        redact=lambda name, text: text.replace("secret", "[REDACTED]"),
+    )
     try:
         client = openai.OpenAI(base_url=fake_llm.openai_base_url, api_key="test", max_retries=0)
-        client.chat.completions.create(model="gpt-4o-mini",
-                                       messages=[{"role": "user", "content": "secret " + "x" * 100}])
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "secret " + "x" * 100}]
+        )
     finally:
         llmtrace.uninstrument()
     content = json.loads(attrs(rec.one())[sc.INPUT_MESSAGES])[0]["parts"][0]["content"]

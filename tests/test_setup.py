@@ -20,7 +20,14 @@ KNOWN = ["openai", "anthropic"]
 
 def test_public_api_is_pinned() -> None:
     assert sorted(llmtrace.__all__) == [
-        "ConfigError", "__version__", "attributes", "flush", "instrument", "prompt", "set_price", "uninstrument",
+        "ConfigError",
+        "__version__",
+        "attributes",
+        "flush",
+        "instrument",
+        "prompt",
+        "set_price",
+        "uninstrument",
     ]
 
 
@@ -124,7 +131,10 @@ def test_service_name_falls_back_to_env_then_script() -> None:
 def test_endpoint_resolution_follows_otel_variables() -> None:
     assert resolve({}).endpoint == "http://localhost:4318/v1/traces"
     assert resolve({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}).endpoint == "http://c:4318/v1/traces"
-    specific = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:9/custom", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c"}
+    specific = {
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:9/custom",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c",
+    }
     assert resolve(specific).endpoint == "http://t:9/custom"
     assert resolve({}, endpoint="http://x:1").endpoint == "http://x:1/v1/traces"
 
@@ -137,25 +147,34 @@ def test_clickhouse_url_selects_the_direct_exporter() -> None:
     assert both.clickhouse_url is None
 
 
-@pytest.mark.parametrize(("env", "expected"), [
-    ({"LLMTRACE_CAPTURE_CONTENT": "false"}, False),
-    ({"LLMTRACE_CAPTURE_CONTENT": "TRUE"}, True),
-    ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "NO_CONTENT"}, False),
-    ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY"}, True),
-    ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false"}, False),
-    ({}, True),
-])
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"LLMTRACE_CAPTURE_CONTENT": "false"}, False),
+        ({"LLMTRACE_CAPTURE_CONTENT": "TRUE"}, True),
+        ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "NO_CONTENT"}, False),
+        ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY"}, True),
+        ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false"}, False),
+        ({}, True),
+    ],
+)
 def test_capture_content_from_environment(env: dict[str, str], expected: bool) -> None:
     assert resolve(env).capture_content is expected
 
 
-@pytest.mark.parametrize(("env", "variable"), [
-    ({"LLMTRACE_CAPTURE_CONTENT": "maybe"}, "LLMTRACE_CAPTURE_CONTENT"),
-    ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "ALL"}, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"),
-    ({"LLMTRACE_MAX_CONTENT_CHARS": "lots"}, "LLMTRACE_MAX_CONTENT_CHARS"),
-    ({"LLMTRACE_MAX_CONTENT_CHARS": "-5"}, "LLMTRACE_MAX_CONTENT_CHARS"),
-    ({"LLMTRACE_DISABLED": "nah"}, "LLMTRACE_DISABLED"),
-])
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"LLMTRACE_CAPTURE_CONTENT": "maybe"}, "LLMTRACE_CAPTURE_CONTENT"),
+        (
+            {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "ALL"},
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+        ),
+        ({"LLMTRACE_MAX_CONTENT_CHARS": "lots"}, "LLMTRACE_MAX_CONTENT_CHARS"),
+        ({"LLMTRACE_MAX_CONTENT_CHARS": "-5"}, "LLMTRACE_MAX_CONTENT_CHARS"),
+        ({"LLMTRACE_DISABLED": "nah"}, "LLMTRACE_DISABLED"),
+    ],
+)
 def test_invalid_environment_values_name_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(config.ConfigError, match=variable):
         resolve(env)
@@ -181,8 +200,13 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMTRACE_", "PYTEST"))}
     full_env.update(env)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          env=full_env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+    )
 
 
 def test_own_provider_has_resource_and_otlp_exporter_without_network_at_init() -> None:
@@ -202,8 +226,14 @@ def test_own_provider_has_resource_and_otlp_exporter_without_network_at_init() -
               proc._batch_processor._exporter._endpoint)
     """)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["svc", "prod", "v9", "BatchSpanProcessor", "OTLPSpanExporter",
-                                     "http://127.0.0.1:9/v1/traces"]
+    assert result.stdout.split() == [
+        "svc",
+        "prod",
+        "v9",
+        "BatchSpanProcessor",
+        "OTLPSpanExporter",
+        "http://127.0.0.1:9/v1/traces",
+    ]
 
 
 def test_existing_global_provider_is_reused_without_a_second_exporter() -> None:

@@ -57,7 +57,10 @@ def encode(name: str, value: Any, *, limit: int, redact: Redactor | None) -> str
         while len(kept) > 1 and len(_dumps(kept)) > budget:
             kept.pop(0)
         omitted = len(value) - len(kept)
-        marker = {"role": "system", "parts": [{"type": "text", "content": f"[llmtrace: {omitted} earlier items omitted]"}]}
+        marker = {
+            "role": "system",
+            "parts": [{"type": "text", "content": f"[llmtrace: {omitted} earlier items omitted]"}],
+        }
         text = _dumps([marker, *kept])
     if redact is not None:
         text = redact(name, text)

@@ -103,7 +103,17 @@ def error_type(exc: BaseException) -> str:
 class Invocation:
     """One LLM call in flight: owns its span and ends it exactly once."""
 
-    __slots__ = ("_acc", "_ended", "_first_chunk_ns", "_start_ns", "endpoint", "request", "runtime", "span", "token")
+    __slots__ = (
+        "_acc",
+        "_ended",
+        "_first_chunk_ns",
+        "_start_ns",
+        "endpoint",
+        "request",
+        "runtime",
+        "span",
+        "token",
+    )
 
     def __init__(self, runtime: Runtime, endpoint: Endpoint, request: Request) -> None:
         self.runtime = runtime
@@ -114,7 +124,9 @@ class Invocation:
         self._first_chunk_ns: int | None = None
         self._start_ns = time.time_ns()
         self.span: Span = runtime.tracer.start_span(
-            _span_name(request), kind=SpanKind.CLIENT, attributes=_start_attributes(request),
+            _span_name(request),
+            kind=SpanKind.CLIENT,
+            attributes=_start_attributes(request),
             start_time=self._start_ns,
         )
         self.span.set_attributes(_request_attributes(runtime.settings, request))
@@ -204,7 +216,10 @@ def _span_name(request: Request) -> str:
 
 def _start_attributes(request: Request) -> dict[str, AttributeValue]:
     """Attributes samplers must see: set at span start."""
-    attrs: dict[str, AttributeValue] = {sc.OPERATION_NAME: request.operation, sc.PROVIDER_NAME: request.provider}
+    attrs: dict[str, AttributeValue] = {
+        sc.OPERATION_NAME: request.operation,
+        sc.PROVIDER_NAME: request.provider,
+    }
     if request.model:
         attrs[sc.REQUEST_MODEL] = request.model
     if request.server_address:
@@ -264,7 +279,10 @@ def _response_attributes(settings: Settings, request: Request, response: Respons
     attrs.update(_cost_attributes(request, response))
     if settings.capture_content and response.output_messages:
         attrs[sc.OUTPUT_MESSAGES] = _content.encode(
-            sc.OUTPUT_MESSAGES, response.output_messages, limit=settings.max_content_chars, redact=settings.redact
+            sc.OUTPUT_MESSAGES,
+            response.output_messages,
+            limit=settings.max_content_chars,
+            redact=settings.redact,
         )
     return attrs
 

@@ -19,10 +19,7 @@ def get(obj: Any, name: str, default: Any = None) -> Any:
     """Read a field from an SDK model or a plain dict (request params are dicts, responses models)."""
     if obj is None:
         return default
-    if isinstance(obj, dict):
-        value = obj.get(name, default)
-    else:
-        value = getattr(obj, name, default)
+    value = obj.get(name, default) if isinstance(obj, dict) else getattr(obj, name, default)
     return value if given(value) else default
 
 

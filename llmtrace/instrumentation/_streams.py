@@ -7,6 +7,7 @@ is exhausted, closed, exits its ``with`` block, raises, or is garbage-collected 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ from llmtrace.instrumentation._core import Invocation
 from llmtrace.instrumentation._guard import internal_error
 
 
-class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     def __init__(self, wrapped: Any, invocation: Invocation) -> None:
         super().__init__(wrapped)
         self._self_invocation = invocation
@@ -49,7 +50,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         _end_abandoned(self)
 
 
-class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     def __init__(self, wrapped: Any, invocation: Invocation) -> None:
         super().__init__(wrapped)
         self._self_invocation = invocation
@@ -120,10 +121,8 @@ def _end_abandoned(proxy: Any) -> None:
     try:
         invocation.end_stream("abandoned")
     except Exception as exc:  # never raise from __del__
-        try:
+        with contextlib.suppress(Exception):
             internal_error("stream finaliser", exc)
-        except Exception:
-            pass
 
 
 def wrap_stream(result: Any, invocation: Invocation) -> Any:
@@ -133,7 +132,7 @@ def wrap_stream(result: Any, invocation: Invocation) -> Any:
     return SyncStreamProxy(result, invocation)
 
 
-class RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     """``with_raw_response`` / ``with_streaming_response`` results: the span ends when ``parse()`` tells us
     the outcome, or when the response is closed unread."""
 

@@ -108,12 +108,21 @@ def _input_part(part: Any) -> Part:
     if kind == "image_url":
         url = get(get(part, "image_url"), "url", "")
         if isinstance(url, str) and url.startswith("data:"):
-            return {"type": "blob", "modality": "image", "mime_type": url[5:].split(";", 1)[0], "content": url}
+            return {
+                "type": "blob",
+                "modality": "image",
+                "mime_type": url[5:].split(";", 1)[0],
+                "content": url,
+            }
         return {"type": "uri", "modality": "image", "uri": url}
     if kind == "input_audio":
         audio = get(part, "input_audio")
-        return {"type": "blob", "modality": "audio", "mime_type": f"audio/{get(audio, 'format', '')}",
-                "content": get(audio, "data", "")}
+        return {
+            "type": "blob",
+            "modality": "audio",
+            "mime_type": f"audio/{get(audio, 'format', '')}",
+            "content": get(audio, "data", ""),
+        }
     return {"type": str(kind or "unknown"), "content": part}
 
 
@@ -150,8 +159,14 @@ def tool_definitions(tools: Any) -> list[dict[str, Any]] | None:
     defs = []
     for tool in tools:
         function = get(tool, "function") or tool
-        defs.append({"type": get(tool, "type", "function"), "name": get(function, "name"),
-                     "description": get(function, "description"), "parameters": get(function, "parameters")})
+        defs.append(
+            {
+                "type": get(tool, "type", "function"),
+                "name": get(function, "name"),
+                "description": get(function, "description"),
+                "parameters": get(function, "parameters"),
+            }
+        )
     return defs or None
 
 
@@ -205,12 +220,18 @@ class Chat(Endpoint):
                 parts.append({"type": "refusal", "content": get(message, "refusal")})
             for call in get(message, "tool_calls") or []:
                 function = get(call, "function")
-                parts.append(tool_call_part(get(call, "id"), get(function, "name"),
-                                            _arguments(get(function, "arguments"))))
+                parts.append(
+                    tool_call_part(get(call, "id"), get(function, "name"), _arguments(get(function, "arguments")))
+                )
             outputs.append({"role": "assistant", "parts": parts, "finish_reason": reason})
-        return Response(id=get(result, "id"), model=get(result, "model"), finish_reasons=reasons,
-                        usage=chat_usage(get(result, "usage")), output_messages=outputs,
-                        attributes=_response_extras(result))
+        return Response(
+            id=get(result, "id"),
+            model=get(result, "model"),
+            finish_reasons=reasons,
+            usage=chat_usage(get(result, "usage")),
+            output_messages=outputs,
+            attributes=_response_extras(result),
+        )
 
     def new_stream(self, request: Request) -> ChatStream:
         return ChatStream()
@@ -246,7 +267,11 @@ class ChatStream:
                 index, reason, delta = choice.index, choice.finish_reason, choice.delta
                 content, calls = delta.content, delta.tool_calls
             except AttributeError:
-                index, reason, delta = get(choice, "index", 0), get(choice, "finish_reason"), get(choice, "delta")
+                index, reason, delta = (
+                    get(choice, "index", 0),
+                    get(choice, "finish_reason"),
+                    get(choice, "delta"),
+                )
                 content, calls = get(delta, "content"), get(delta, "tool_calls")
             if content:
                 self.text.setdefault(index, []).append(content)
@@ -276,15 +301,24 @@ class ChatStream:
                 parts.append(tool_call_part(call.get("id"), call.get("name"), _arguments("".join(call["args"]))))
             outputs.append({"role": "assistant", "parts": parts, "finish_reason": self.reasons.get(index, "")})
         usage = chat_usage(self.usage) if self.usage is not None else self._estimate(request)
-        return Response(id=self.id, model=self.model, finish_reasons=[self.reasons.get(i, "") for i in indexes],
-                        usage=usage, output_messages=outputs, attributes=self.extras)
+        return Response(
+            id=self.id,
+            model=self.model,
+            finish_reasons=[self.reasons.get(i, "") for i in indexes],
+            usage=usage,
+            output_messages=outputs,
+            attributes=self.extras,
+        )
 
     def _estimate(self, request: Request) -> Usage:
         """No usage chunk: OpenAI streams about one token per content chunk; input from prompt length."""
         if self.content_chunks == 0:
             return Usage()
-        return Usage(input_tokens=estimate_tokens(_request_chars(request)), output_tokens=self.content_chunks,
-                     estimated=True)
+        return Usage(
+            input_tokens=estimate_tokens(_request_chars(request)),
+            output_tokens=self.content_chunks,
+            estimated=True,
+        )
 
 
 class Completions(Endpoint):
@@ -306,9 +340,14 @@ class Completions(Endpoint):
             {"role": "assistant", "parts": [text_part(get(c, "text") or "")], "finish_reason": r}
             for c, r in zip(choices, reasons, strict=False)
         ]
-        return Response(id=get(result, "id"), model=get(result, "model"), finish_reasons=reasons,
-                        usage=chat_usage(get(result, "usage")), output_messages=outputs,
-                        attributes=_response_extras(result))
+        return Response(
+            id=get(result, "id"),
+            model=get(result, "model"),
+            finish_reasons=reasons,
+            usage=chat_usage(get(result, "usage")),
+            output_messages=outputs,
+            attributes=_response_extras(result),
+        )
 
     def new_stream(self, request: Request) -> CompletionStream:
         return CompletionStream()
@@ -344,8 +383,10 @@ class Embeddings(Endpoint):
 
     def parse_response(self, request: Request, result: Any) -> Response:
         usage = get(result, "usage")
-        response = Response(model=get(result, "model"),
-                            usage=Usage(input_tokens=get(usage, "prompt_tokens"), output_tokens=None))
+        response = Response(
+            model=get(result, "model"),
+            usage=Usage(input_tokens=get(usage, "prompt_tokens"), output_tokens=None),
+        )
         data = get(result, "data") or []
         vector = get(data[0], "embedding") if data else None
         if isinstance(vector, list) and sc.EMBEDDINGS_DIMENSION_COUNT not in request.attributes:

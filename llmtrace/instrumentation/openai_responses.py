@@ -21,11 +21,27 @@ def _input_messages(items: Any) -> list[Message]:
     for item in items if isinstance(items, list | tuple) else []:
         kind = get(item, "type", "message")
         if kind == "function_call_output":
-            messages.append({"role": "tool", "parts": [
-                {"type": "tool_call_response", "id": get(item, "call_id"), "response": get(item, "output")}]})
+            messages.append(
+                {
+                    "role": "tool",
+                    "parts": [
+                        {
+                            "type": "tool_call_response",
+                            "id": get(item, "call_id"),
+                            "response": get(item, "output"),
+                        }
+                    ],
+                }
+            )
         elif kind == "function_call":
-            messages.append({"role": "assistant", "parts": [
-                tool_call_part(get(item, "call_id"), get(item, "name"), _arguments(get(item, "arguments")))]})
+            messages.append(
+                {
+                    "role": "assistant",
+                    "parts": [
+                        tool_call_part(get(item, "call_id"), get(item, "name"), _arguments(get(item, "arguments")))
+                    ],
+                }
+            )
         elif kind == "message":
             content = get(item, "content")
             parts = [text_part(content)] if isinstance(content, str) else [text_part(text_of(content))]
@@ -36,8 +52,15 @@ def _input_messages(items: Any) -> list[Message]:
 def _tools(tools: Any) -> list[dict[str, Any]] | None:
     if not given(tools):
         return None
-    return [{"type": get(t, "type"), "name": get(t, "name"), "description": get(t, "description"),
-             "parameters": get(t, "parameters")} for t in tools] or None
+    return [
+        {
+            "type": get(t, "type"),
+            "name": get(t, "name"),
+            "description": get(t, "description"),
+            "parameters": get(t, "parameters"),
+        }
+        for t in tools
+    ] or None
 
 
 def _finish_reason(result: Any, has_tool_call: bool) -> str:
@@ -112,7 +135,11 @@ class ResponsesStream:
     """Keeps the final ``response`` from ``response.completed`` (or the partial text if the stream stops)."""
 
     _FINAL = ("response.completed", "response.incomplete", "response.failed")
-    _OUTPUT = ("response.output_text.delta", "response.function_call_arguments.delta", "response.refusal.delta")
+    _OUTPUT = (
+        "response.output_text.delta",
+        "response.function_call_arguments.delta",
+        "response.refusal.delta",
+    )
 
     def __init__(self) -> None:
         self.final: Any = None
@@ -136,6 +163,7 @@ class ResponsesStream:
             return response_of(self.final)
         response = Response(id=get(self.partial, "id"), model=get(self.partial, "model"))
         if self.text:
-            response.output_messages = [{"role": "assistant", "parts": [text_part("".join(self.text))],
-                                         "finish_reason": ""}]
+            response.output_messages = [
+                {"role": "assistant", "parts": [text_part("".join(self.text))], "finish_reason": ""}
+            ]
         return response
