@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,21 +136,35 @@ def _lookup(provider: str, model: str) -> LinearPrice | str | None:
     return _resolved[key]
 
 
-def cost_usd(provider: str, model: str | None, usage: TokenUsage) -> float | None:
-    """USD cost of a call, or None when the model has no known price."""
-    if not model:
-        return None
-    price = _lookup(provider, model)
-    if price is None:
-        return None
-    if isinstance(price, LinearPrice):
-        return price.cost(usage)
-    return _full_price(usage, model, _PROVIDER_IDS.get(provider, provider))
+_unpriced_reported: set[tuple[str, str]] = set()
+
+
+def cost_usd(provider: str, models: Sequence[str | None], usage: TokenUsage) -> float | None:
+    """USD cost of a call priced by the first of ``models`` with a known price (response model, then
+    request model), or None when none has one (logged once per model)."""
+    for model in models:
+        if not model:
+            continue
+        price = _lookup(provider, model)
+        if isinstance(price, LinearPrice):
+            return price.cost(usage)
+        if price is not None:
+            return _full_price(usage, model, _PROVIDER_IDS.get(provider, provider))
+    named = next((m for m in models if m), None)
+    if named and (provider, named) not in _unpriced_reported:
+        _unpriced_reported.add((provider, named))
+        log.info(
+            "llmtrace: no known price for model %r (provider %r); its calls get no cost. "
+            "Add one with llmtrace.set_price().",
+            named,
+            provider,
+        )
+    return None
 
 
 def warm_up() -> None:
     """Import genai-prices and its data off the hot path (called on a background thread)."""
     try:
-        _lookup("openai", "gpt-4o-mini")
+        cost_usd("openai", ["gpt-4o-mini"], TokenUsage(input_tokens=1))
     except Exception:  # pragma: no cover - warm-up is best effort
         log.debug("llmtrace: price warm-up failed", exc_info=True)

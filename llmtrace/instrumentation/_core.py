@@ -297,10 +297,7 @@ def _cost_attributes(request: Request, response: Response) -> dict[str, Attribut
         cache_read_tokens=usage.cache_read_tokens or 0,
         cache_write_tokens=usage.cache_write_tokens or 0,
     )
-    cost = None
-    for model in (response.model, request.model):
-        if model and cost is None:
-            cost = pricing.cost_usd(request.provider, model, tokens)
+    cost = pricing.cost_usd(request.provider, (response.model, request.model), tokens)
     if cost is None:
         return {sc.COST_STATUS: sc.COST_UNPRICED}
     return {sc.COST_USD: cost, sc.COST_STATUS: sc.COST_ESTIMATED if usage.estimated else sc.COST_PRICED}
