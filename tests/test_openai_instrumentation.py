@@ -40,6 +40,11 @@ def aclient(fake_llm: Any) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=fake_llm.openai_base_url, api_key="test", max_retries=0)
 
 
+def chat_helpers(client: openai.OpenAI) -> Any:
+    """``parse``/``stream`` live on ``chat.completions`` in new SDKs and on ``beta.chat.completions`` before 1.92."""
+    return client.chat.completions if hasattr(client.chat.completions, "parse") else client.beta.chat.completions
+
+
 def attrs(span: Any) -> dict[str, Any]:
     return dict(span.attributes or {})
 
@@ -244,7 +249,7 @@ class Answer(BaseModel):
 
 
 def test_chat_parse_returns_parsed_model_and_one_span(client: openai.OpenAI, spans: SpanRecorder) -> None:
-    result = client.chat.completions.parse(model="gpt-4o-mini", messages=MESSAGES, response_format=Answer)
+    result = chat_helpers(client).parse(model="gpt-4o-mini", messages=MESSAGES, response_format=Answer)
     assert isinstance(result.choices[0].message.parsed, Answer)
     a = attrs(spans.one())
     assert a[sc.OUTPUT_TYPE] == "json"
@@ -252,7 +257,7 @@ def test_chat_parse_returns_parsed_model_and_one_span(client: openai.OpenAI, spa
 
 
 def test_chat_stream_helper_yields_events_and_one_span(client: openai.OpenAI, spans: SpanRecorder) -> None:
-    with client.chat.completions.stream(
+    with chat_helpers(client).stream(
         model="gpt-4o-mini", messages=MESSAGES, extra_headers={"x-fake-output-words": "6"}
     ) as stream:
         kinds = {event.type for event in stream}

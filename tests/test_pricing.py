@@ -8,21 +8,30 @@ from genai_prices import Usage, calc_price
 from llmtrace import pricing
 
 
-@pytest.mark.parametrize(("provider", "model"), [
-    ("openai", "gpt-4o-mini"), ("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-5"),
-    ("anthropic", "claude-3-5-haiku-latest"),
-])
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("openai", "gpt-4o-mini"),
+        ("openai", "gpt-4o"),
+        ("anthropic", "claude-sonnet-4-5"),
+        ("anthropic", "claude-3-5-haiku-latest"),
+    ],
+)
 def test_linear_price_matches_genai_prices(provider: str, model: str) -> None:
     usage = pricing.TokenUsage(input_tokens=12_345, output_tokens=678, cache_read_tokens=2_000, cache_write_tokens=300)
-    expected = calc_price(Usage(input_tokens=12_345, output_tokens=678, cache_read_tokens=2_000,
-                                cache_write_tokens=300), model_ref=model, provider_id=provider).total_price
+    expected = calc_price(
+        Usage(input_tokens=12_345, output_tokens=678, cache_read_tokens=2_000, cache_write_tokens=300),
+        model_ref=model,
+        provider_id=provider,
+    ).total_price
     assert pricing.cost_usd(provider, [model], usage) == pytest.approx(float(expected), rel=1e-9)
 
 
 def test_dated_response_model_falls_back_to_request_model() -> None:
     usage = pricing.TokenUsage(input_tokens=1000, output_tokens=100)
     assert pricing.cost_usd("openai", ["not-a-real-snapshot-2031", "gpt-4o-mini"], usage) == pytest.approx(
-        (1000 * 0.15 + 100 * 0.6) / 1e6)
+        (1000 * 0.15 + 100 * 0.6) / 1e6
+    )
 
 
 def test_unknown_model_has_no_cost() -> None:
