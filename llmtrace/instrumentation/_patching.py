@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,11 +24,17 @@ log = logging.getLogger("llmtrace")
 
 @dataclass(frozen=True)
 class Patch:
-    """``module`` + ``Class.method`` to wrap with ``endpoint``."""
+    """``module`` + ``Class.method`` to wrap with ``endpoint``.
+
+    ``wrapper`` replaces the standard span-per-call wrapper for targets that need their own
+    (a wrapt-style ``wrapper(wrapped, instance, args, kwargs)``), e.g. SDK helpers returning
+    context managers; the core still applies and restores it.
+    """
 
     module: str
     target: str
-    endpoint: Endpoint
+    endpoint: Endpoint | None = None
+    wrapper: Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,9 @@ class Applied:
     original: Any
 
 
-def _start(endpoint: Endpoint, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation | None:
+def start_invocation(
+    endpoint: Endpoint, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Invocation | None:
     runtime = get_runtime()
     if runtime is None or suppressed():
         return None
@@ -61,7 +70,7 @@ def _after(invocation: Invocation, result: Any) -> Any:
 
 def _sync_wrapper(endpoint: Endpoint) -> Any:
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        invocation = _start(endpoint, instance, args, kwargs)
+        invocation = start_invocation(endpoint, instance, args, kwargs)
         if invocation is None:
             return wrapped(*args, **kwargs)
         try:
@@ -78,7 +87,7 @@ def _sync_wrapper(endpoint: Endpoint) -> Any:
 
 def _async_wrapper(endpoint: Endpoint) -> Any:
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        invocation = _start(endpoint, instance, args, kwargs)
+        invocation = start_invocation(endpoint, instance, args, kwargs)
         if invocation is None:
             return await wrapped(*args, **kwargs)
         try:
@@ -91,6 +100,15 @@ def _async_wrapper(endpoint: Endpoint) -> Any:
         return _after(invocation, result)
 
     return wrapper
+
+
+def _wrapper_for(patch: Patch, owner: Any, original: Any) -> Any:
+    if patch.wrapper is not None:
+        return patch.wrapper
+    assert patch.endpoint is not None, f"{patch.target}: a Patch needs an endpoint or a wrapper"
+    # SDK decorators (e.g. openai's required_args) hide coroutine functions; Async* classes are async.
+    is_async = inspect.iscoroutinefunction(original) or getattr(owner, "__name__", "").startswith("Async")
+    return (_async_wrapper if is_async else _sync_wrapper)(patch.endpoint)
 
 
 def _resolve(patch: Patch) -> tuple[Any, str, Any] | None:
@@ -122,10 +140,7 @@ def apply(patches: list[Patch]) -> list[Applied]:
             owner, name, original = resolved
             if isinstance(original, wrapt.FunctionWrapper):
                 continue  # patched by an earlier instrument() that was never undone
-            # SDK decorators (e.g. openai's required_args) hide coroutine functions; Async* classes are async.
-            is_async = inspect.iscoroutinefunction(original) or getattr(owner, "__name__", "").startswith("Async")
-            make = _async_wrapper if is_async else _sync_wrapper
-            setattr(owner, name, wrapt.FunctionWrapper(original, make(patch.endpoint)))
+            setattr(owner, name, wrapt.FunctionWrapper(original, _wrapper_for(patch, owner, original)))
             applied.append(Applied(owner, name, original))
         except Exception as exc:
             internal_error(f"patching {patch.module}.{patch.target}", exc)

@@ -192,9 +192,9 @@ def _is_raw_response(result: Any) -> bool:
 def observe_result(invocation: Invocation, result: Any, *, allow_raw: bool = True) -> Any:
     """Hand the app's result back, proxied when it is a stream or a raw response."""
     if allow_raw and _is_raw_response(result):
-        if type(result).__name__ == "LegacyAPIResponse" and not invocation.request.stream:
-            # with_raw_response: the body is already read and parse() caches, so the app's own
-            # parse() later returns this very object; the span can end now.
+        if not invocation.request.stream and _body_already_read(result):
+            # with_raw_response: the body is read and parse() caches, so the app's own parse()
+            # later returns this very object; the span can end now, even if the app never parses.
             invocation.finish(result.parse())
             return result
         is_async = type(result).__name__.startswith("Async") or _has_async_parse(result)
@@ -203,6 +203,14 @@ def observe_result(invocation: Invocation, result: Any, *, allow_raw: bool = Tru
         return wrap_stream(result, invocation)
     invocation.finish(result)
     return result
+
+
+def _body_already_read(result: Any) -> bool:
+    if _has_async_parse(result):
+        return False
+    if type(result).__name__ == "LegacyAPIResponse":
+        return True
+    return bool(getattr(getattr(result, "http_response", None), "is_closed", False))
 
 
 def _has_async_parse(result: Any) -> bool:

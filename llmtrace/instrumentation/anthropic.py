@@ -25,16 +25,14 @@ from llmtrace import semconv as sc
 from llmtrace.instrumentation._core import Endpoint, Invocation, get_runtime, suppressed
 from llmtrace.instrumentation._guard import internal_error
 from llmtrace.instrumentation._model import Message, Part, Request, Response, Usage, text_part, tool_call_part
-from llmtrace.instrumentation._patching import Applied, Patch, _resolve, _start, restore
+from llmtrace.instrumentation._patching import Patch, start_invocation
 from llmtrace.instrumentation._sdk import get, given, put, server_of
 from llmtrace.instrumentation._streams import wrap_stream
 
 SDK = "anthropic"
 
 # anthropic 0.3x-0.4x served prompt caching from its own beta resource.
-_MODULES = tuple(
-    f"anthropic.resources.{name}" for name in ("messages", "beta.messages", "beta.prompt_caching")
-)
+_MODULES = tuple(f"anthropic.resources.{name}" for name in ("messages", "beta.messages", "beta.prompt_caching"))
 _DELTA_FIELDS = {"text_delta": "text", "input_json_delta": "partial_json", "thinking_delta": "thinking"}
 _USAGE_FIELDS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
 
@@ -154,9 +152,7 @@ def _response(
 ) -> Response:
     output: Message = {"role": "assistant", "parts": parts, "finish_reason": reason or ""}
     reasons = [reason] if reason else []
-    return Response(
-        id=id_, model=model, finish_reasons=reasons, usage=_usage(counts), output_messages=[output]
-    )
+    return Response(id=id_, model=model, finish_reasons=reasons, usage=_usage(counts), output_messages=[output])
 
 
 def _tools(tools: Any) -> list[dict[str, Any]] | None:
@@ -243,7 +239,7 @@ def _request(invocation: Invocation) -> Iterator[None]:
 
 
 def _closed(invocation: Invocation | None) -> None:
-    """``with`` exit ends the span even where the SDK (< 1.x) closes the response rather than the raw stream."""
+    """``with`` exit ends the span, also where older SDKs close the response rather than the raw stream."""
     if invocation is not None:
         invocation.end_stream("closed")
 
@@ -257,12 +253,14 @@ def _observe(stream: Any, invocation: Invocation) -> Any:
     return stream
 
 
-class _StreamManager(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
+class _Manager(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     def __init__(self, wrapped: Any, start: Starter) -> None:
         super().__init__(wrapped)
         self._self_start = start
         self._self_invocation: Invocation | None = None
 
+
+class _StreamManager(_Manager):
     def __enter__(self) -> Any:
         invocation = self._self_invocation = self._self_start()
         if invocation is None:
@@ -278,7 +276,7 @@ class _StreamManager(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
             _closed(self._self_invocation)
 
 
-class _AsyncStreamManager(_StreamManager):
+class _AsyncStreamManager(_Manager):
     async def __aenter__(self) -> Any:
         invocation = self._self_invocation = self._self_start()
         if invocation is None:
@@ -299,7 +297,7 @@ def _stream_helper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: d
     if get_runtime() is None:
         return manager
     try:
-        start = functools.partial(_start, _HELPER, instance, args, kwargs)
+        start = functools.partial(start_invocation, _HELPER, instance, args, kwargs)
         return (_AsyncStreamManager if hasattr(manager, "__aenter__") else _StreamManager)(manager, start)
     except Exception as exc:
         internal_error("anthropic stream helper", exc)
@@ -315,39 +313,21 @@ def _sdk_call_span(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: d
 
 
 _HELPER = Messages(helper=True)
-_hooks: list[Applied] = []
-
-
-def _wrap(module: str, target: str, wrapper: Any) -> None:
-    """Wrap one target if this SDK version has it (and it is not wrapped yet); remember how to undo it."""
-    try:
-        resolved = _resolve(Patch(module, target, _HELPER))
-        if resolved is not None and not isinstance(resolved[2], wrapt.FunctionWrapper):
-            owner, name, original = resolved
-            setattr(owner, name, wrapt.FunctionWrapper(original, wrapper))
-            _hooks.append(Applied(owner, name, original))
-    except Exception as exc:
-        internal_error(f"patching {module}.{target}", exc)
-
-
-def on_instrument() -> None:
-    """Proxy the ``stream()`` helpers and stand in for the SDK's own call span (anthropic >= 2)."""
-    _wrap("anthropic._base_client", "start_api_call_span", _sdk_call_span)
-    for module in _MODULES:
-        for cls in ("Messages", "AsyncMessages"):
-            _wrap(module, f"{cls}.stream", _stream_helper)
-
-
-def on_uninstrument() -> None:
-    restore(_hooks)
-    _hooks.clear()
 
 
 def patches() -> list[Patch]:
+    """``create``/``parse`` get the standard wrapper; the ``stream()`` helpers a manager proxy; and, on
+    anthropic >= 2, the SDK's own call span stands aside inside ours."""
     endpoint = Messages()
-    return [
+    standard = [
         Patch(module, f"{cls}.{method}", endpoint)
         for module in _MODULES
         for cls in ("Messages", "AsyncMessages")
         for method in ("create", "parse")
     ]
+    helpers = [
+        Patch(module, f"{cls}.stream", wrapper=_stream_helper)
+        for module in _MODULES
+        for cls in ("Messages", "AsyncMessages")
+    ]
+    return [*standard, *helpers, Patch("anthropic._base_client", "start_api_call_span", wrapper=_sdk_call_span)]
