@@ -1,8 +1,12 @@
 """Per-call overhead of llmtrace vs no instrumentation vs a bare OpenTelemetry span (the floor).
 
 The real openai SDK runs against an in-process transport serving a recorded-shape JSON body
-or a 50-chunk SSE stream, so network noise does not drown microseconds. Configurations are
-interleaved over several rounds and medians compared, because this 2-core machine is noisy.
+or a 50-chunk SSE stream, so network noise does not drown microseconds. Time is the calling
+thread's CPU time (``time.thread_time``), so other processes on this 2-core machine do not
+count; configurations are interleaved over several rounds and medians compared.
+The floor is one span with the same attributes (values precomputed) and, for streams, a
+pass-through generator to see the end; the official OpenTelemetry OpenAI instrumentation
+(opentelemetry-instrumentation-openai-v2, content capture on) is measured as a peer.
 
     python benchmarks/overhead.py [--rounds 15] [--calls 200]
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -128,8 +133,15 @@ class Floor:
         span = self.tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=self.start_attrs)
         result = fn()
         if stream:
-            for _ in result:
+
+            def observed() -> Any:  # the least any stream instrumentation does: see each chunk and the end
+                yield from result
+                span.set_attributes(self.end_attrs)
+                span.end()
+
+            for _ in observed():
                 pass
+            return
         span.set_attributes(self.end_attrs)
         span.end()
 
@@ -137,8 +149,16 @@ class Floor:
         span = self.tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=self.start_attrs)
         result = await fn()
         if stream:
-            async for _ in result:
+
+            async def observed() -> Any:
+                async for chunk in result:
+                    yield chunk
+                span.set_attributes(self.end_attrs)
+                span.end()
+
+            async for _ in observed():
                 pass
+            return
         span.set_attributes(self.end_attrs)
         span.end()
 
@@ -176,6 +196,32 @@ def reference_attributes(provider: TracerProvider, stream: bool) -> tuple[dict[s
     )
 
 
+def _peer() -> Any:
+    """The official OpenTelemetry OpenAI instrumentation, when installed: a peer measured in the same run."""
+    try:
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+    except ImportError:
+        return None
+    return OpenAIInstrumentor()
+
+
+PEER = _peer()
+
+
+def switch_on(config: str, provider: TracerProvider) -> None:
+    if config == "llmtrace":
+        llmtrace.instrument(tracer_provider=provider)
+    elif config == "otel-openai-v2":
+        PEER.instrument(tracer_provider=provider)
+
+
+def switch_off(config: str) -> None:
+    if config == "llmtrace":
+        llmtrace.uninstrument()
+    elif config == "otel-openai-v2":
+        PEER.uninstrument()
+
+
 def run_sync(config: str, calls: int, stream: bool, provider: TracerProvider, floor: Floor) -> float:
     sync, _ = clients()
     kwargs: dict[str, Any] = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": stream}
@@ -188,19 +234,17 @@ def run_sync(config: str, calls: int, stream: bool, provider: TracerProvider, fl
             for _ in result:
                 pass
 
-    if config == "llmtrace":
-        llmtrace.instrument(tracer_provider=provider)
+    switch_on(config, provider)
     try:
-        start = time.perf_counter()
+        start = time.thread_time()
         for _ in range(calls):
             if config == "floor":
                 floor.call(lambda: sync.chat.completions.create(**kwargs), stream)
             else:
                 bare()
-        return (time.perf_counter() - start) / calls
+        return (time.thread_time() - start) / calls
     finally:
-        if config == "llmtrace":
-            llmtrace.uninstrument()
+        switch_off(config)
 
 
 def run_async(config: str, calls: int, stream: bool, provider: TracerProvider, floor: Floor) -> float:
@@ -210,7 +254,7 @@ def run_async(config: str, calls: int, stream: bool, provider: TracerProvider, f
         kwargs["stream_options"] = {"include_usage": True}
 
     async def body() -> float:
-        start = time.perf_counter()
+        start = time.thread_time()
         for _ in range(calls):
             if config == "floor":
                 await floor.acall(lambda: client.chat.completions.create(**kwargs), stream)
@@ -219,15 +263,13 @@ def run_async(config: str, calls: int, stream: bool, provider: TracerProvider, f
                 if stream:
                     async for _ in result:
                         pass
-        return (time.perf_counter() - start) / calls
+        return (time.thread_time() - start) / calls
 
-    if config == "llmtrace":
-        llmtrace.instrument(tracer_provider=provider)
+    switch_on(config, provider)
     try:
         return asyncio.run(body())
     finally:
-        if config == "llmtrace":
-            llmtrace.uninstrument()
+        switch_off(config)
 
 
 def startup_cost(repeats: int = 7) -> tuple[float, float]:
@@ -254,10 +296,13 @@ def main() -> int:
 
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(NullExporter(), max_queue_size=100_000))
-    configs = ("bare", "floor", "llmtrace")
+    os.environ.setdefault(
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY"
+    )  # the peer captures content too
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
+    configs = ("bare", "floor", "llmtrace") + (("otel-openai-v2",) if PEER is not None else ())
     print(
-        f"{'scenario':<22}{'bare µs':>10}{'floor µs':>10}{'llmtrace µs':>13}{'floor +µs':>11}"
-        f"{'llmtrace +µs':>14}{'ratio':>8}"
+        f"{'scenario':<24}{'bare µs':>9}{'floor +µs':>11}{'llmtrace +µs':>14}{'ratio':>7}{'peer +µs':>10}{'ratio':>7}"
     )
     ratios = []
     for mode in ("sync", "async"):
@@ -274,13 +319,15 @@ def main() -> int:
                 for config in order:
                     samples[config].append(runner(config, calls, stream, provider, floor))
             med = {c: statistics.median(s) * 1e6 for c, s in samples.items()}
-            floor_over, ours_over = med["floor"] - med["bare"], med["llmtrace"] - med["bare"]
-            ratio = ours_over / floor_over if floor_over > 0 else float("nan")
+            over = {c: med[c] - med["bare"] for c in configs}
+            ratio = over["llmtrace"] / over["floor"] if over["floor"] > 0 else float("nan")
             ratios.append(ratio)
+            peer = over.get("otel-openai-v2", float("nan"))
+            peer_ratio = peer / over["floor"] if over["floor"] > 0 else float("nan")
             name = f"{mode} {'stream 50 chunks' if stream else 'non-stream'}"
             print(
-                f"{name:<22}{med['bare']:>10.1f}{med['floor']:>10.1f}{med['llmtrace']:>13.1f}"
-                f"{floor_over:>11.1f}{ours_over:>14.1f}{ratio:>8.2f}"
+                f"{name:<24}{med['bare']:>9.1f}{over['floor']:>11.1f}{over['llmtrace']:>14.1f}{ratio:>7.2f}"
+                f"{peer:>10.1f}{peer_ratio:>7.2f}"
             )
     provider.shutdown()
     bare, instrumented = startup_cost()

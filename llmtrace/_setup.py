@@ -37,13 +37,26 @@ _state = _State()
 
 
 def _build_exporter(settings: config.Settings) -> SpanExporter:
+    """The exporter for spans when the app gave none: built lazily (off the start-up path)."""
+    from llmtrace.exporters.lazy import LazySpanExporter
+
     if settings.clickhouse_url:
-        from llmtrace.exporters.clickhouse import ClickHouseSpanExporter
+        url = settings.clickhouse_url
 
-        return ClickHouseSpanExporter(settings.clickhouse_url)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        def clickhouse() -> SpanExporter:
+            from llmtrace.exporters.clickhouse import ClickHouseSpanExporter
 
-    return OTLPSpanExporter(endpoint=settings.endpoint)
+            return ClickHouseSpanExporter(url)
+
+        return LazySpanExporter(clickhouse)
+    endpoint = settings.endpoint
+
+    def otlp() -> SpanExporter:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(endpoint=endpoint)
+
+    return LazySpanExporter(otlp)
 
 
 def _build_provider(settings: config.Settings, exporter: SpanExporter | None) -> TracerProvider:

@@ -221,9 +221,11 @@ def test_own_provider_has_resource_and_otlp_exporter_without_network_at_init() -
         provider = trace.get_tracer_provider()
         attrs = dict(provider.resource.attributes)
         proc = provider._active_span_processor._span_processors[0]
+        import sys
+        imported_early = "opentelemetry.exporter.otlp.proto.http" in sys.modules
+        exporter = proc._batch_processor._exporter.exporter  # built on first use
         print(attrs["service.name"], attrs["deployment.environment.name"], attrs["service.version"],
-              type(proc).__name__, type(proc._batch_processor._exporter).__name__,
-              proc._batch_processor._exporter._endpoint)
+              type(proc).__name__, imported_early, type(exporter).__name__, exporter._endpoint)
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
@@ -231,6 +233,7 @@ def test_own_provider_has_resource_and_otlp_exporter_without_network_at_init() -
         "prod",
         "v9",
         "BatchSpanProcessor",
+        "False",
         "OTLPSpanExporter",
         "http://127.0.0.1:9/v1/traces",
     ]

@@ -39,8 +39,8 @@ def _default(obj: Any) -> Any:
     return str(obj)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=_default, separators=(",", ":"))
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=_default, separators=(",", ":"))
+_dumps = _ENCODER.encode
 
 
 def encode(name: str, value: Any, *, limit: int, redact: Redactor | None) -> str:
@@ -49,8 +49,10 @@ def encode(name: str, value: Any, *, limit: int, redact: Redactor | None) -> str
     Long conversations are also bounded as a whole (``_TOTAL_FACTOR`` x limit, at least 64 KiB):
     the oldest messages go first, replaced by a marker saying how many were omitted.
     """
-    value = _truncate(value, limit)
     text = _dumps(value)
+    if len(text) > limit:  # otherwise no string inside can exceed the limit: skip the copy
+        value = _truncate(value, limit)
+        text = _dumps(value)
     budget = max(limit * _TOTAL_FACTOR, _MIN_TOTAL)
     if len(text) > budget and isinstance(value, list) and len(value) > 1:
         kept = list(value)

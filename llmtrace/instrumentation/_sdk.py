@@ -10,16 +10,25 @@ from opentelemetry.util.types import AttributeValue
 _SENTINELS = ("NotGiven", "Omit", "NotGivenOr")
 
 
+_is_real_value: dict[type, bool] = {}
+
+
 def given(value: Any) -> bool:
-    """False for None and the SDKs' ``NOT_GIVEN`` / ``omit`` sentinels."""
-    return value is not None and type(value).__name__ not in _SENTINELS
+    """False for None and the SDKs' ``NOT_GIVEN`` / ``omit`` sentinels (hot path: one dict lookup)."""
+    if value is None:
+        return False
+    cls = value.__class__
+    known = _is_real_value.get(cls)
+    if known is None:
+        known = _is_real_value[cls] = cls.__name__ not in _SENTINELS
+    return known
 
 
 def get(obj: Any, name: str, default: Any = None) -> Any:
     """Read a field from an SDK model or a plain dict (request params are dicts, responses models)."""
     if obj is None:
         return default
-    value = obj.get(name, default) if isinstance(obj, dict) else getattr(obj, name, default)
+    value = obj.get(name, default) if obj.__class__ is dict or isinstance(obj, dict) else getattr(obj, name, default)
     return value if given(value) else default
 
 

@@ -1,0 +1,38 @@
+"""An exporter built on first use, so ``instrument()`` does not pay for importing it.
+
+The OTLP/HTTP exporter pulls in requests and protobuf (~45 ms); the BatchSpanProcessor first
+calls it on its worker thread, off the app's start-up path.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+
+class LazySpanExporter(SpanExporter):
+    def __init__(self, factory: Callable[[], SpanExporter]) -> None:
+        self._factory = factory
+        self._exporter: SpanExporter | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def exporter(self) -> SpanExporter:
+        if self._exporter is None:
+            with self._lock:
+                if self._exporter is None:
+                    self._exporter = self._factory()
+        return self._exporter
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.exporter.export(spans)
+
+    def shutdown(self) -> None:
+        if self._exporter is not None:
+            self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._exporter.force_flush(timeout_millis) if self._exporter is not None else True
