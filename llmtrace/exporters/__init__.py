@@ -1,0 +1,1 @@
+"""Span exporters that write straight to storage (for setups without a Collector)."""

@@ -1,0 +1,205 @@
+"""An OpenTelemetry ``SpanExporter`` that writes spans straight into ClickHouse ``otel_traces``.
+
+For setups without a Collector or ``llmtrace server``. Spans go through the same conversion
+as the server's OTLP ingest (:mod:`llmtrace.store.otlp_rows`), so rows are identical.
+
+Runs under a ``BatchSpanProcessor`` and never raises: when the database is down, export
+returns ``FAILURE``, keeps up to ``max_buffered_spans`` rows to retry with the next batch, and
+counts what it had to drop in :attr:`ClickHouseSpanExporter.dropped_spans`. The first failure
+is logged once with the URL; recovery is logged with the number of spans lost meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
+__all__ = ["ClickHouseSpanExporter"]
+
+logger = logging.getLogger(__name__)
+
+# Libraries that log every failed request themselves; while we export, our one message suffices.
+_NOISY_LOGGERS = (
+    "urllib3.connectionpool",
+    "clickhouse_connect.driver._backend.http_sync",
+    "clickhouse_connect.driver.httpclient",
+)
+_MAX_BACKOFF_S = 30.0
+_quiet = threading.local()
+
+
+class _QuietWhileExporting(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_quiet, "active", False)
+
+
+_QUIET_FILTER = _QuietWhileExporting()
+for _name in _NOISY_LOGGERS:
+    logging.getLogger(_name).addFilter(_QUIET_FILTER)
+
+
+class ClickHouseSpanExporter(SpanExporter):
+    """Insert finished spans into ``otel_traces`` at ``url`` (``http[s]://`` or ``chdb://``).
+
+    ``client`` may be given instead of ``url`` (anything with clickhouse-connect's
+    ``insert(table, rows, column_names=...)``); otherwise one is created on first export, so
+    a database that is down at startup does not break the application.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Any = None,
+        table: str = "otel_traces",
+        max_buffered_spans: int = 10_000,
+        connect_timeout: float = 2.0,
+    ) -> None:
+        self._url = url
+        self._client = client
+        self._table = table
+        self._max_buffered = max(0, max_buffered_spans)
+        self._connect_timeout = connect_timeout
+        self._pending: deque[tuple[Any, ...]] = deque()
+        self._lock = threading.Lock()
+        self._failing = False
+        self._dropped_while_failing = 0
+        self._backoff_s = 0.0
+        self._retry_at = 0.0
+        self._shutdown = False
+        self.dropped_spans = 0  # spans lost for good (buffer full, conversion error, shutdown)
+        self.exported_spans = 0
+
+    @property
+    def buffered_spans(self) -> int:
+        """Spans waiting to be retried after a failed insert."""
+        return len(self._pending)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._shutdown:
+            self.dropped_spans += len(spans)
+            return SpanExportResult.FAILURE
+        try:
+            rows = _rows(spans)
+        except Exception:  # a span we cannot encode must not take the app down
+            logger.exception("llmtrace: could not convert %d span(s); they are dropped", len(spans))
+            self.dropped_spans += len(spans)
+            return SpanExportResult.FAILURE
+        with self._lock:
+            self._pending.extend(rows)
+            self._trim()
+            return SpanExportResult.SUCCESS if self._flush_pending() else SpanExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        with self._lock:
+            return self._flush_pending(wait_backoff=False)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._pending and not self._flush_pending(wait_backoff=False):
+                self.dropped_spans += len(self._pending)
+                self._pending.clear()
+            self._shutdown = True
+            client, self._client = self._client, None
+        if client is not None and self._url is not None:  # close only what we opened
+            try:
+                client.close()
+            except Exception:
+                logger.debug("llmtrace: closing the ClickHouse client failed", exc_info=True)
+
+    # --- internals -------------------------------------------------------------------
+    def _trim(self) -> None:
+        overflow = len(self._pending) - self._max_buffered
+        for _ in range(max(0, overflow)):
+            self._pending.popleft()
+        if overflow > 0:
+            self.dropped_spans += overflow
+            self._dropped_while_failing += overflow
+
+    def _flush_pending(self, *, wait_backoff: bool = True) -> bool:
+        if not self._pending:
+            return True
+        if wait_backoff and time.monotonic() < self._retry_at:
+            return False  # the database failed recently: keep buffering, do not block the app
+        rows = list(self._pending)
+        token = otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
+        _quiet.active = True
+        try:
+            from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
+
+            self._connected().insert(self._table, rows, column_names=OTEL_TRACES_COLUMNS)
+        except Exception as exc:
+            self._on_failure(exc)
+            return False
+        finally:
+            _quiet.active = False
+            otel_context.detach(token)
+        self._pending.clear()
+        self.exported_spans += len(rows)
+        self._on_success()
+        return True
+
+    def _connected(self) -> Any:
+        if self._client is None:
+            from llmtrace.store.client import connect
+
+            self._client = connect(self._url, connect_timeout=self._connect_timeout)
+        return self._client
+
+    def _on_failure(self, exc: Exception) -> None:
+        self._backoff_s = min(_MAX_BACKOFF_S, max(1.0, self._backoff_s * 2))
+        self._retry_at = time.monotonic() + self._backoff_s
+        if self._url is not None and not _is_chdb(self._url):
+            self._client = None  # reconnect next time: the server may have restarted elsewhere
+        if not self._failing:
+            self._failing = True
+            logger.warning(
+                "llmtrace: cannot write spans to ClickHouse at %s (%s). Your app is fine; up to %d spans "
+                "are kept for retry, older ones are dropped and counted.",
+                _describe(self._url),
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                self._max_buffered,
+            )
+
+    def _on_success(self) -> None:
+        if self._failing:
+            logger.warning(
+                "llmtrace: ClickHouse at %s accepts spans again; %d span(s) were dropped meanwhile.",
+                _describe(self._url),
+                self._dropped_while_failing,
+            )
+        self._failing = False
+        self._dropped_while_failing = 0
+        self._backoff_s = 0.0
+        self._retry_at = 0.0
+
+
+def _rows(spans: Sequence[ReadableSpan]) -> list[tuple[Any, ...]]:
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from llmtrace.store.otlp_rows import rows_from_request
+
+    return rows_from_request(encode_spans(spans))
+
+
+def _is_chdb(url: str) -> bool:
+    return url.lower().startswith("chdb:")
+
+
+def _describe(url: str | None) -> str:
+    from llmtrace.store.settings import StoreSettings
+
+    try:
+        return StoreSettings.resolve(url).url
+    except ValueError:
+        return repr(url)

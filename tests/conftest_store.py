@@ -1,0 +1,110 @@
+"""Shared chDB fixtures for storage tests (use with ``pytest_plugins = ["tests.conftest_store"]``).
+
+chDB facts these rely on (chdb 4.4): a process hosts ONE engine, on one data directory; opening
+a second directory raises "EmbeddedServer already initialized" while any session of the first
+is open (``chdb.query()``, the stateless call, counts as a different directory too). Any number
+of sessions may open the same directory, each with its own current database, and when the last
+one closes the engine stops (~50 ms) so another directory can be opened. Hence: one directory
+per test module, held open by an anchor session, and a fresh database per test, dropped after.
+Everything that opens chDB in a test must close it again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from llmtrace.store.chdb_client import ChdbClient
+from llmtrace.store.migrations import apply_migrations, client_runner
+
+
+@pytest.fixture(scope="module")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """This module's chDB data directory, kept open (engine running) for the module."""
+    path = tmp_path_factory.mktemp("chdb")
+    anchor = ChdbClient.open(str(path))
+    try:
+        yield path
+    finally:
+        anchor.close()
+
+
+@pytest.fixture
+def empty_store(chdb_path: Path) -> Iterator[ChdbClient]:
+    """A client on a fresh, empty database (no schema) in the module's chDB directory."""
+    database = f"test_{uuid.uuid4().hex[:12]}"
+    admin = ChdbClient.open(str(chdb_path))
+    admin.command(f"CREATE DATABASE {database}")
+    client = ChdbClient.open(str(chdb_path), database=database)
+    try:
+        yield client
+    finally:
+        client.close()
+        admin.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+        admin.close()
+
+
+@pytest.fixture
+def store(empty_store: ChdbClient) -> ChdbClient:
+    """A client on a fresh database with the full schema applied."""
+    apply_migrations(client_runner(empty_store))
+    return empty_store
+
+
+@pytest.fixture
+def store_url(chdb_path: Path, store: ChdbClient) -> str:
+    """A ``chdb://`` URL for the ``store`` database (for code that connects by URL)."""
+    return f"chdb://{chdb_path}?database={store.database}"
+
+
+@pytest.fixture
+def make_otel_row() -> Callable[..., tuple[object, ...]]:
+    """:func:`otel_row`, as a fixture (so test modules need not import this plugin module)."""
+    return otel_row
+
+
+def otel_row(
+    span_attributes: dict[str, str] | None = None,
+    *,
+    resource_attributes: dict[str, str] | None = None,
+    start_ns: int | None = None,
+    duration_ns: int = 1_500_000_000,
+    trace_id: str | None = None,
+    span_id: str | None = None,
+    span_name: str = "chat gpt-4o",
+    span_kind: str = "Client",
+    service_name: str = "svc",
+    status_code: str = "Unset",
+    events: list[tuple[int, str, dict[str, str]]] | None = None,
+) -> tuple[object, ...]:
+    """One otel_traces row shaped as the Collector writes it (all attribute values strings)."""
+    import time
+
+    events = events or []
+    return (
+        start_ns if start_ns is not None else time.time_ns(),
+        trace_id or uuid.uuid4().hex,
+        span_id or uuid.uuid4().hex[:16],
+        "",
+        "",
+        span_name,
+        span_kind,
+        service_name,
+        {"service.name": service_name, **(resource_attributes or {})},
+        "scope",
+        "1.0",
+        span_attributes or {},
+        duration_ns,
+        status_code,
+        "",
+        [e[0] for e in events],
+        [e[1] for e in events],
+        [e[2] for e in events],
+        [],
+        [],
+        [],
+        [],
+    )

@@ -1,0 +1,107 @@
+"""The direct ClickHouse span exporter: real SDK spans into real chDB, and a database that is down."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExportResult
+
+from llmtrace.exporters.clickhouse import ClickHouseSpanExporter
+from llmtrace.store.chdb_client import ChdbClient
+from llmtrace.store.migrations import apply_migrations, client_runner
+
+pytest_plugins = ["tests.conftest_store"]
+
+DOWN_URL = "http://127.0.0.1:1"  # nothing listens on port 1
+
+
+def provider_for(exporter: ClickHouseSpanExporter, *, batch: bool = False) -> TracerProvider:
+    provider = TracerProvider(resource=Resource.create({"service.name": "exporter-test"}))
+    processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    return provider
+
+
+def emit_llm_span(provider: TracerProvider, name: str = "chat gpt-4o") -> None:
+    with provider.get_tracer("test").start_as_current_span(name) as span:
+        span.set_attributes({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+                             "gen_ai.usage.input_tokens": 12, "gen_ai.usage.output_tokens": 3})  # fmt: skip
+
+
+def test_spans_flow_through_a_batch_processor_into_otel_traces_and_llm_calls(store: ChdbClient, store_url: str) -> None:
+    exporter = ClickHouseSpanExporter(store_url)
+    provider = provider_for(exporter, batch=True)
+    for _ in range(5):
+        emit_llm_span(provider)
+    provider.shutdown()
+    assert store.query("SELECT count(), any(ServiceName), any(SpanKind) FROM otel_traces").result_rows == [
+        (5, "exporter-test", "Internal"),
+    ]  # fmt: skip
+    assert store.query("SELECT count(), sum(InputTokens), sum(TotalTokens) FROM llm_calls").result_rows == [(5, 60, 75)]
+    assert (exporter.exported_spans, exporter.dropped_spans) == (5, 0)
+
+
+def test_exporter_accepts_an_existing_client(store: ChdbClient) -> None:
+    exporter = ClickHouseSpanExporter(client=store)
+    provider = provider_for(exporter)
+    emit_llm_span(provider)
+    assert store.query("SELECT count() FROM llm_calls").result_rows == [(1,)]
+
+
+def test_database_down_returns_failure_without_raising() -> None:
+    exporter = ClickHouseSpanExporter(DOWN_URL, max_buffered_spans=100)
+    provider = provider_for(exporter)
+    emit_llm_span(provider)  # SimpleSpanProcessor calls export inline: an exception would surface here
+    assert exporter.force_flush() is False
+    assert exporter.buffered_spans == 1
+
+
+def test_spans_beyond_the_buffer_are_dropped_and_counted() -> None:
+    exporter = ClickHouseSpanExporter(DOWN_URL, max_buffered_spans=2)
+    provider = provider_for(exporter)
+    for _ in range(5):
+        emit_llm_span(provider)
+    assert (exporter.buffered_spans, exporter.dropped_spans) == (2, 3)
+
+
+def test_shutdown_with_the_database_down_counts_the_buffered_spans_as_dropped() -> None:
+    exporter = ClickHouseSpanExporter(DOWN_URL, max_buffered_spans=10)
+    provider = provider_for(exporter)
+    emit_llm_span(provider)
+    provider.shutdown()
+    assert (exporter.buffered_spans, exporter.dropped_spans) == (0, 1)
+
+
+def test_database_down_is_logged_once_with_its_url(caplog: pytest.LogCaptureFixture) -> None:
+    exporter = ClickHouseSpanExporter(DOWN_URL)
+    provider = provider_for(exporter)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            emit_llm_span(provider)
+            exporter.force_flush()
+    ours = [r for r in caplog.records if r.name == "llmtrace.exporters.clickhouse"]
+    assert len(ours) == 1
+    assert "127.0.0.1:1" in ours[0].getMessage()
+    assert not [r for r in caplog.records if r.name.startswith(("urllib3", "clickhouse_connect"))]
+
+
+def test_buffered_spans_are_written_once_the_table_exists(empty_store: ChdbClient, chdb_path: Path) -> None:
+    exporter = ClickHouseSpanExporter(f"chdb://{chdb_path}?database={empty_store.database}")
+    provider = provider_for(exporter)
+    emit_llm_span(provider, "first")
+    assert exporter.buffered_spans == 1  # no otel_traces yet: the insert failed, the span waits
+    apply_migrations(client_runner(empty_store))
+    assert exporter.force_flush() is True
+    assert empty_store.query("SELECT SpanName FROM otel_traces").result_rows == [("first",)]
+    assert exporter.dropped_spans == 0
+    provider.shutdown()
+
+
+def test_export_after_shutdown_fails() -> None:
+    exporter = ClickHouseSpanExporter(DOWN_URL)
+    exporter.shutdown()
+    assert exporter.export([]) is SpanExportResult.FAILURE
