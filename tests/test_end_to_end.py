@@ -124,3 +124,28 @@ def test_spans_from_the_official_otel_openai_instrumentation_land_in_llm_calls(s
         "SELECT SpanAttributes['gen_ai.response.id'] FROM otel_traces WHERE ServiceName = 'official-otel-app'"
     ).result_rows
     assert ids == [(response_id,)]
+
+
+DIRECT_APP = """
+import json, sys
+import llmtrace
+llmtrace.instrument(service_name="direct-app", clickhouse_url=sys.argv[1])
+import openai
+from llmtrace.demo.fake_llm import FakeLLM
+with FakeLLM() as fake:
+    oai = openai.OpenAI(base_url=fake.openai_base_url, api_key="t", max_retries=0)
+    ids = [oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"q{i}"}]).id
+           for i in range(5)]
+print(json.dumps(ids))
+assert llmtrace.flush(10)
+"""
+
+
+def test_direct_clickhouse_exporter_writes_without_a_collector(server: ServerProcess) -> None:
+    ids = run_app(DIRECT_APP, server.http_url)
+    client = clickhouse_connect.get_client(host="127.0.0.1", port=server.http_port)
+    stored = client.query(
+        "SELECT SpanAttributes['gen_ai.response.id'] FROM otel_traces WHERE ServiceName = 'direct-app'"
+    ).result_rows
+    assert sorted(r[0] for r in stored) == sorted(ids)
+    assert client.query("SELECT count() FROM llm_calls WHERE ServiceName = 'direct-app'").result_rows == [(5,)]
