@@ -52,10 +52,13 @@ AS SELECT
         toFloat64OrNull(t.SpanAttributes['llmtrace.cost.usd']),
         toFloat64OrNull(t.SpanAttributes['gen_ai.usage.cost'])
     ) AS CostUsd,
+    -- 'no_usage': nothing to price (e.g. a call that failed before reporting tokens), so it is
+    -- neither free nor unpriced.
     multiIf(
         t.SpanAttributes['llmtrace.cost.status'] != '', t.SpanAttributes['llmtrace.cost.status'],
-        CostUsd IS NULL, 'unpriced',
-        'priced'
+        CostUsd IS NOT NULL, 'priced',
+        TotalTokens > 0, 'unpriced',
+        'no_usage'
     ) AS CostStatus,
     intDiv(t.Duration, 1000) AS DurationUs,
     -- NULL when absent (greatest() would turn NULL into 0); negative clock skew reads as 0.

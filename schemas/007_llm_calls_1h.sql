@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS llm_calls_1h {on_cluster}
     ReasoningTokens SimpleAggregateFunction(sum, UInt64),
     CostUsd SimpleAggregateFunction(sum, Float64),
     UnpricedCalls SimpleAggregateFunction(sum, UInt64),
+    PricedCalls SimpleAggregateFunction(sum, UInt64),
     DurationSumUs SimpleAggregateFunction(sum, UInt64),
     DurationQ AggregateFunction(quantilesTDigest(0.5, 0.9, 0.95, 0.99), UInt64),
     TtftQ AggregateFunction(quantilesTDigest(0.5, 0.9, 0.95, 0.99), Nullable(UInt64))
@@ -51,7 +52,8 @@ AS SELECT
     sum(c.CacheWriteTokens) AS CacheWriteTokens,
     sum(c.ReasoningTokens) AS ReasoningTokens,
     sum(ifNull(c.CostUsd, 0)) AS CostUsd,
-    toUInt64(countIf(c.CostUsd IS NULL)) AS UnpricedCalls,
+    toUInt64(countIf(c.CostStatus = 'unpriced')) AS UnpricedCalls,
+    toUInt64(countIf(c.CostUsd IS NOT NULL)) AS PricedCalls,
     sum(c.DurationUs) AS DurationSumUs,
     quantilesTDigestState(0.5, 0.9, 0.95, 0.99)(c.DurationUs) AS DurationQ,
     quantilesTDigestState(0.5, 0.9, 0.95, 0.99)(c.TtftUs) AS TtftQ

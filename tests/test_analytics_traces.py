@@ -85,6 +85,12 @@ def test_traces_are_listed_newest_first_with_their_calls_and_cost(store: Any) ->
     assert agent["cost_usd"] == pytest.approx(0.0006)
 
 
+def test_a_trace_without_any_priced_call_shows_no_cost_rather_than_zero(store: Any) -> None:
+    plain = traces.list_traces(store, WINDOW).set_index("trace_id").loc[PLAIN_TRACE]
+    assert plain["unpriced_calls"] == 1
+    assert pd.isna(plain["cost_usd"])
+
+
 def test_text_search_finds_the_trace_whose_prompt_contains_the_words(store: Any) -> None:
     found = traces.list_traces(store, WINDOW, text="ZEBRA-42")
     assert list(found["trace_id"]) == [AGENT_TRACE]
@@ -139,7 +145,7 @@ def test_spans_whose_parent_is_missing_are_treated_as_roots() -> None:
     )
     tree = traces.as_tree(spans)
     assert list(tree["span_id"]) == ["p", "c", "o"]
-    assert dict(zip(tree["span_id"], tree["depth"])) == {"p": 0, "c": 1, "o": 0}
+    assert dict(zip(tree["span_id"], tree["depth"], strict=True)) == {"p": 0, "c": 1, "o": 0}
 
 
 def test_messages_tolerate_missing_and_invalid_json() -> None:

@@ -105,7 +105,7 @@ def test_overview_figures_over_seven_days_come_from_the_rollup_and_equal_direct_
     assert f.uses_rollup
     assert metric(app, "Calls") == common.fmt_int(stores.scalar("SELECT count()", f))
     assert metric(app, "Spend") == common.fmt_usd(stores.scalar("SELECT sum(CostUsd)", f))
-    assert metric(app, "Unpriced calls") == common.fmt_int(stores.scalar("SELECT countIf(CostUsd IS NULL)", f))
+    assert metric(app, "Unpriced calls") == common.fmt_int(stores.scalar("SELECT countIf(CostStatus = 'unpriced')", f))
     tokens = stores.scalar("SELECT sum(InputTokens + OutputTokens)", f)
     assert metric(app, "Tokens") == common.fmt_tokens(tokens)
 
@@ -114,7 +114,7 @@ def test_overview_shows_latency_and_ttft_percentiles_with_their_change(app: AppT
     shown = {m.label: m for m in app.metric}
     for label in ("Latency p50", "Latency p95", "Latency p99", "TTFT p50", "TTFT p95"):
         assert shown[label].value.endswith(("ms", " s"))
-        assert shown[label].delta.endswith("%")
+        assert shown[label].delta.endswith(("%", "×"))
 
 
 def test_choosing_a_service_filters_every_number(stores: Stores, app: AppTest) -> None:
@@ -134,7 +134,7 @@ def test_a_custom_date_range_sets_whole_utc_days(stores: Stores, app: AppTest) -
     assert metric(app, "Calls") == common.fmt_int(stores.scalar("SELECT count()", f))
 
 
-@pytest.mark.parametrize("page", PAGES + ["app_pages/sql.py"])
+@pytest.mark.parametrize("page", [*PAGES, "app_pages/sql.py"])
 def test_every_page_renders_without_errors(app: AppTest, page: str) -> None:
     app.switch_page(page).run()
     assert_clean(app)
@@ -146,7 +146,7 @@ def test_cost_page_spend_and_unpriced_calls_equal_direct_sql(stores: Stores, app
     f = used_filter(app)
     assert metric(app, "Spend") == common.fmt_usd(stores.scalar("SELECT sum(CostUsd)", f))
     assert metric(app, "Priced calls") == common.fmt_int(stores.scalar("SELECT countIf(CostUsd IS NOT NULL)", f))
-    assert metric(app, "Unpriced calls") == common.fmt_int(stores.scalar("SELECT countIf(CostUsd IS NULL)", f))
+    assert metric(app, "Unpriced calls") == common.fmt_int(stores.scalar("SELECT countIf(CostStatus = 'unpriced')", f))
 
 
 def test_cost_page_projects_the_window_spend_to_a_month(stores: Stores, app: AppTest) -> None:
@@ -179,10 +179,19 @@ def test_traces_page_opens_the_trace_typed_into_the_id_box(stores: Stores, app: 
     assert any(trace_id in h.value for h in app.subheader)
 
 
+def test_a_trace_link_from_another_page_opens_that_trace(stores: Stores, app: AppTest) -> None:
+    app.switch_page("app_pages/cost.py").run()
+    link = app.dataframe[1].value["trace_id"].iloc[0]  # most expensive calls, as "traces?trace=<id>"
+    trace_id = link.split("trace=")[1]
+    app.query_params["trace"] = trace_id
+    app.switch_page("app_pages/traces.py").run()
+    assert any(trace_id in h.value for h in app.subheader)
+
+
 def test_traces_page_text_search_keeps_matching_traces_only(stores: Stores, app: AppTest) -> None:
     app.radio(key="time_range").set_value("30d").run()
     app.switch_page("app_pages/traces.py").run()
-    app.text_input(key="trace_text").set_value("request 42\"").run()
+    app.text_input(key="trace_text").set_value('request 42"').run()
     table = app.dataframe[0].value
     assert len(table) == 1
     assert table["calls"].iloc[0] == 2

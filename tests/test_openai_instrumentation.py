@@ -480,3 +480,30 @@ def test_unknown_model_is_unpriced_not_free(client: openai.OpenAI, spans: SpanRe
     assert a[sc.COST_STATUS] == "unpriced"
     assert sc.COST_USD not in a
     assert a[sc.USAGE_INPUT_TOKENS] > 0
+
+
+def test_plain_for_loop_over_a_temporary_stream_completes_the_span(client: openai.OpenAI, spans: SpanRecorder) -> None:
+    for _ in client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True,
+                                            stream_options={"include_usage": True},
+                                            extra_headers={"x-fake-output-words": "7"}):  # fmt: skip
+        assert spans.finished == []  # the span must not end while the loop runs
+    a = attrs(spans.one())
+    assert a[sc.STREAM_END] == "completed"
+    assert a[sc.USAGE_OUTPUT_TOKENS] == 7
+    assert a[sc.RESPONSE_TIME_TO_FIRST_CHUNK] > 0
+
+
+async def test_async_for_loop_over_a_temporary_stream_completes_the_span(
+    aclient: openai.AsyncOpenAI, spans: SpanRecorder
+) -> None:
+    async for _ in await aclient.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True):
+        assert spans.finished == []
+    assert attrs(spans.one())[sc.STREAM_END] == "completed"
+
+
+def test_stream_dropped_before_iterating_is_ended_once(client: openai.OpenAI, spans: SpanRecorder) -> None:
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    iterator = iter(stream)
+    del stream, iterator
+    gc.collect()
+    assert attrs(spans.one())[sc.STREAM_END] == "abandoned"

@@ -105,6 +105,7 @@ ROLLUP_COLUMNS = [
     ("ReasoningTokens", "SimpleAggregateFunction(sum, UInt64)"),
     ("CostUsd", "SimpleAggregateFunction(sum, Float64)"),
     ("UnpricedCalls", "SimpleAggregateFunction(sum, UInt64)"),
+    ("PricedCalls", "SimpleAggregateFunction(sum, UInt64)"),
     ("DurationSumUs", "SimpleAggregateFunction(sum, UInt64)"),
     ("DurationQ", "AggregateFunction(quantilesTDigest(0.5, 0.9, 0.95, 0.99), UInt64)"),
     ("TtftQ", "AggregateFunction(quantilesTDigest(0.5, 0.9, 0.95, 0.99), Nullable(UInt64))"),
@@ -425,7 +426,7 @@ def test_rollup_sums_equal_the_sums_over_llm_calls(store: ChdbClient, otel_row: 
     )
     exact = (
         "count(), sum(IsError), sum(InputTokens), sum(OutputTokens), sum(CacheReadTokens), "
-        "sum(ReasoningTokens), round(sum(ifNull(CostUsd, 0)), 9), countIf(CostUsd IS NULL), sum(DurationUs)"
+        "sum(ReasoningTokens), round(sum(ifNull(CostUsd, 0)), 9), countIf(CostStatus = 'unpriced'), sum(DurationUs)"
     )
     rolled = store.query(f"SELECT {sums} FROM {table}").result_rows
     assert rolled == store.query(f"SELECT {exact} FROM llm_calls").result_rows

@@ -8,6 +8,7 @@ is exhausted, closed, exits its ``with`` block, raises, or is garbage-collected 
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         super().__init__(wrapped)
         self._self_invocation = invocation
         self._self_chunks = _observe(wrapped, invocation, invocation.start_stream())
+        _end_when_collected(self._self_chunks, invocation)
 
     def __iter__(self) -> Iterator[Any]:
         # A generator, not a per-chunk __next__ method: resuming it costs a fraction of a method call.
@@ -46,15 +48,13 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         finally:
             self._self_invocation.end_stream("closed")
 
-    def __del__(self) -> None:
-        _end_abandoned(self)
-
 
 class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     def __init__(self, wrapped: Any, invocation: Invocation) -> None:
         super().__init__(wrapped)
         self._self_invocation = invocation
         self._self_chunks = _aobserve(wrapped, invocation, invocation.start_stream())
+        _end_when_collected(self._self_chunks, invocation)
 
     def __aiter__(self) -> AsyncIterator[Any]:
         # An async generator, not a per-chunk __anext__ coroutine method: far cheaper per chunk.
@@ -86,18 +86,15 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
         finally:
             self._self_invocation.end_stream("closed")
 
-    def __del__(self) -> None:
-        _end_abandoned(self)
-
 
 def _observe(wrapped: Any, invocation: Invocation, on_chunk: Callable[[Any], None]) -> Iterator[Any]:
-    """Yield the SDK's chunks, observing each; holds no reference to the proxy so ``__del__`` stays prompt."""
+    """Yield the SDK's chunks, observing each; holds no reference to the proxy (no cycle to delay collection)."""
     try:
         for chunk in wrapped:
             on_chunk(chunk)
             yield chunk
     except GeneratorExit:
-        raise  # closed or collected: close()/__del__ end the span
+        raise  # closed or collected: close() or the finaliser ends the span
     except BaseException as exc:
         invocation.end_stream("error", exc)
         raise
@@ -116,6 +113,21 @@ async def _aobserve(wrapped: Any, invocation: Invocation, on_chunk: Callable[[An
         invocation.end_stream("error", exc)
         raise
     invocation.end_stream("completed")
+
+
+def _end_when_collected(chunks: Any, invocation: Invocation) -> None:
+    """End the span when the chunk generator is garbage-collected, i.e. when neither the proxy
+    nor a running ``for`` loop holds it. (Not the proxy's ``__del__``: in
+    ``for c in client...create(stream=True)`` the proxy is dropped as soon as the loop starts.)"""
+    weakref.finalize(chunks, _abandon, invocation)
+
+
+def _abandon(invocation: Invocation) -> None:
+    try:
+        invocation.end_stream("abandoned")
+    except Exception as exc:  # runs inside the garbage collector: never raise
+        with contextlib.suppress(Exception):
+            internal_error("stream finaliser", exc)
 
 
 def _end_abandoned(proxy: Any) -> None:

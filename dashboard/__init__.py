@@ -1,0 +1,1 @@
+"""The llmtrace Streamlit dashboard (``llmtrace dashboard``); run ``streamlit_app.py``."""

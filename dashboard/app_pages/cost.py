@@ -1,0 +1,78 @@
+"""Cost: where the money goes, per day, the priciest calls, and what could not be priced."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from dashboard import common
+from llmtrace.analytics import cost
+
+TOKENS = ["input_tokens", "output_tokens"]
+
+f = common.current_filter()
+st.title("Cost")
+
+totals = common.load(cost.totals, f).iloc[0]
+priced = int(totals["priced_calls"])
+cards = st.columns(5)
+cards[0].metric("Spend", common.fmt_usd(totals["cost_usd"]) if priced else "n/a", border=True)
+cards[1].metric(
+    "Projected per month",
+    common.fmt_usd(totals["projected_month_usd"]) if priced else "n/a",
+    help="Spend in this window scaled to 30 days (priced calls only).",
+    border=True,
+)
+cards[2].metric("Priced calls", common.fmt_int(priced), border=True)
+cards[3].metric(
+    "Unpriced calls",
+    common.fmt_int(totals["unpriced_calls"]),
+    help="Calls to models without a known price: counted here, never added to spend as $0.",
+    border=True,
+)
+cards[4].metric(
+    "Cost per priced call",
+    common.fmt_usd(totals["cost_per_call_usd"]) if priced else "n/a",
+    border=True,
+)
+
+st.subheader("Spend per day")
+split = st.radio("Split by", list(cost.SOURCE_DIMENSIONS), horizontal=True, key="cost_day_split") or "model"
+per_day = common.load(cost.spend_per_day, f, split)
+chart = px.bar(per_day, x="day", y="cost_usd", color=split, labels={"cost_usd": "USD"})
+st.plotly_chart(common.style(chart, f"Spend per UTC day by {split}", height=340), key="spend_per_day")
+
+st.subheader("Spend by")
+dimension = st.radio("Dimension", cost.DIMENSIONS, horizontal=True, key="cost_dimension") or "model"
+by = common.load(cost.spend_by, f, dimension)
+left, right = st.columns([1, 2])
+pie = px.pie(by.head(12).dropna(subset=["cost_usd"]), names=dimension, values="cost_usd", hole=0.5)
+pie.update_traces(textposition="inside", textinfo="percent")
+left.plotly_chart(common.style(pie, f"Share of spend by {dimension}"), key="spend_share")
+right.dataframe(
+    by,
+    hide_index=True,
+    column_order=[dimension, "cost_usd", "share", "calls", "unpriced_calls", "cost_per_call_usd", *TOKENS],
+    column_config=common.SUMMARY_COLUMNS,
+    key="spend_by_table",
+)
+
+st.subheader("Most expensive calls")
+expensive = common.with_trace_links(common.load(cost.most_expensive_calls, f))
+st.dataframe(
+    expensive,
+    hide_index=True,
+    column_config={**common.SUMMARY_COLUMNS, "trace_id": common.trace_link_column()},
+    key="expensive_table",
+)
+
+st.subheader("Unpriced calls")
+unpriced = common.load(cost.unpriced, f)
+if unpriced.empty:
+    st.caption("Every call in this window has a price.")
+else:
+    st.caption(
+        "These models have no price in genai-prices: their calls are excluded from spend. "
+        "Add a price override (see the README, *Pricing*) to include them."
+    )
+    st.dataframe(unpriced, hide_index=True, column_config=common.SUMMARY_COLUMNS, key="unpriced_table")

@@ -1,0 +1,101 @@
+"""Overview: headline numbers vs the previous window, trends, and where the calls go."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from dashboard import common
+from llmtrace.analytics import overview
+
+f = common.current_filter()
+st.title("Overview")
+
+both = common.load(overview.summary_with_previous, f)
+now, before = both.loc["current"], both.loc["previous"]
+st.caption(
+    f"Change is against the previous {common.fmt_duration(f.duration)} "
+    f"({f.previous().start:%b %d %H:%M} → {f.start:%b %d %H:%M} UTC)."
+)
+
+
+def spend_value(row: pd.Series) -> str:
+    priced = int(row["calls"]) - int(row["unpriced_calls"])
+    return common.fmt_usd(row["cost_usd"]) if priced > 0 else "n/a"
+
+
+top = st.columns(5)
+top[0].metric("Calls", common.fmt_int(now["calls"]), common.change(now["calls"], before["calls"]), border=True)
+top[1].metric(
+    "Error rate",
+    common.fmt_pct(now["error_rate"]),
+    common.point_change(now["error_rate"], before["error_rate"]) if now["calls"] else None,
+    delta_color="inverse",
+    help=f"{common.fmt_int(now['errors'])} failed calls",
+    border=True,
+)
+top[2].metric(
+    "Spend",
+    spend_value(now),
+    common.change(now["cost_usd"], before["cost_usd"]),
+    delta_color="inverse",
+    help=f"Priced calls only; {common.fmt_int(now['unpriced_calls'])} calls have no known price",
+    border=True,
+)
+top[3].metric(
+    "Tokens",
+    common.fmt_tokens(now["tokens"]),
+    common.change(now["tokens"], before["tokens"]),
+    delta_color="off",
+    help=f"{common.fmt_int(now['input_tokens'])} input, {common.fmt_int(now['output_tokens'])} output",
+    border=True,
+)
+top[4].metric("Unpriced calls", common.fmt_int(now["unpriced_calls"]), border=True)
+
+LATENCY_CARDS = [
+    ("Latency p50", "p50_ms"),
+    ("Latency p95", "p95_ms"),
+    ("Latency p99", "p99_ms"),
+    ("TTFT p50", "ttft_p50_ms"),
+    ("TTFT p95", "ttft_p95_ms"),
+]
+for column, (label, key) in zip(st.columns(5), LATENCY_CARDS, strict=True):
+    column.metric(
+        label, common.fmt_ms(now[key]), common.change(now[key], before[key]), delta_color="inverse", border=True
+    )
+
+series = common.load(overview.timeseries, f)
+st.subheader("Over time")
+charts = st.columns(2)
+calls_chart = px.bar(
+    series,
+    x="bucket",
+    y=["calls", "errors"],
+    barmode="overlay",
+    labels={"value": "calls"},
+    color_discrete_map={"calls": "#8fb3d9", "errors": "#d62728"},
+)
+charts[0].plotly_chart(common.style(calls_chart, "Calls and errors"), key="calls_chart")
+spend_chart = px.bar(series, x="bucket", y="cost_usd", labels={"cost_usd": "USD"})
+charts[1].plotly_chart(common.style(spend_chart, "Spend (USD)"), key="spend_chart")
+latency_chart = px.line(series, x="bucket", y=["p50_ms", "p95_ms", "p99_ms"], labels={"value": "ms"})
+charts[0].plotly_chart(common.style(latency_chart, "Latency"), key="latency_chart")
+tokens_chart = px.bar(series, x="bucket", y=["input_tokens", "output_tokens"], labels={"value": "tokens"})
+charts[1].plotly_chart(common.style(tokens_chart, "Tokens"), key="tokens_chart")
+
+st.subheader("Breakdown")
+for tab, by in zip(st.tabs(["By provider", "By model", "By service"]), ["provider", "model", "service"], strict=True):
+    table = common.load(overview.breakdown, f, by)
+    with tab:
+        left, right = st.columns([1, 2])
+        chart = px.bar(table, x="calls", y=by, orientation="h", text="calls")
+        chart.update_yaxes(autorange="reversed", title=None)
+        left.plotly_chart(common.style(chart, f"Calls by {by}"), key=f"breakdown_{by}")
+        right.dataframe(
+            table,
+            hide_index=True,
+            column_order=[by, "calls", "error_rate", "cost_usd", "unpriced_calls", "tokens", "p50_ms", "p95_ms"],
+            column_config=common.SUMMARY_COLUMNS,
+            key=f"breakdown_table_{by}",
+        )

@@ -1,0 +1,190 @@
+"""Traces: find a trace, see its spans as a waterfall and each LLM call's messages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import common
+from llmtrace import semconv
+from llmtrace.analytics import traces
+
+ROLE_AVATARS = {"system": ":material/settings:", "tool": ":material/build:"}
+
+f = common.current_filter()
+st.title("Traces")
+
+controls = st.columns([1, 2, 1])
+status = controls[0].radio("Status", traces.STATUSES, horizontal=True, key="trace_status")
+text = controls[1].text_input("Text in prompts or completions", key="trace_text", placeholder="e.g. refund")
+limit = int(controls[2].number_input("Show", min_value=10, max_value=2000, value=200, step=50, key="trace_limit"))
+
+found = common.load(traces.list_traces, f, status=status, text=text.strip(), limit=limit)
+st.caption(f"{len(found):,} traces (newest first). Select a row to open it.")
+table = st.dataframe(
+    found,
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+    column_config={**common.SUMMARY_COLUMNS, "trace_id": st.column_config.TextColumn("trace", width="small")},
+    key="trace_table",
+    height=300,
+)
+
+
+def chosen_trace() -> str | None:
+    """Row selection, else the trace id box, else ?trace= in the URL, else the newest trace."""
+    rows = table.selection.rows if table is not None and hasattr(table, "selection") else []
+    if rows and rows[0] < len(found):
+        return str(found["trace_id"].iloc[rows[0]])
+    typed = str(st.session_state.get("trace_id_input", "")).strip()
+    if typed:
+        return typed
+    linked = st.query_params.get("trace")
+    if linked:
+        return str(linked)
+    return None if found.empty else str(found["trace_id"].iloc[0])
+
+
+st.text_input("Open trace by id", key="trace_id_input", placeholder="32 hex characters")
+trace_id = chosen_trace()
+if trace_id is None:
+    st.info("No traces match these filters.")
+    st.stop()
+
+spans = common.load(traces.trace_spans, trace_id)
+st.subheader(f"Trace `{trace_id}`")
+if spans.empty:
+    st.warning(f"No spans found for trace {trace_id}: it may be older than the retention window.")
+    st.stop()
+
+
+def waterfall(tree: pd.DataFrame) -> go.Figure:
+    labels = [
+        f"{i + 1:>2}. {'   ' * int(d)}{n}" for i, (d, n) in enumerate(zip(tree["depth"], tree["name"], strict=True))
+    ]
+    colors = [
+        "#d62728" if s in ("Error", "STATUS_CODE_ERROR") else ("#1f77b4" if llm else "#9aa5b1")
+        for s, llm in zip(tree["status"], tree["is_llm"], strict=True)
+    ]
+    hover = [
+        f"{n}<br>{svc}<br>{common.fmt_ms(d)}" + (f"<br>{m}" if m else "")
+        for n, svc, d, m in zip(
+            tree["name"], tree["service"], tree["duration_ms"], tree["model"].fillna(""), strict=True
+        )
+    ]
+    figure = go.Figure(
+        go.Bar(
+            y=labels,
+            x=tree["duration_ms"].clip(lower=0.5),
+            base=tree["offset_ms"],
+            orientation="h",
+            marker_color=colors,
+            hovertext=hover,
+            hoverinfo="text",
+        )
+    )
+    figure.update_yaxes(autorange="reversed", type="category")
+    figure.update_xaxes(title="ms since trace start")
+    return common.style(figure, "Waterfall", height=max(160, 60 + 28 * len(tree)))
+
+
+llm = spans[spans["is_llm"].astype(bool)]
+head = st.columns(5)
+head[0].metric("Spans", f"{len(spans)} ({len(llm)} LLM)")
+head[1].metric("Duration", common.fmt_ms((spans["offset_ms"] + spans["duration_ms"]).max()))
+head[2].metric("Tokens", common.fmt_int(llm["input_tokens"].sum() + llm["output_tokens"].sum()))
+priced = llm["cost_usd"].notna()
+head[3].metric(
+    "Cost",
+    common.fmt_usd(llm.loc[priced, "cost_usd"].sum()) if priced.any() else "n/a",
+    help=f"{int((~priced).sum())} LLM calls without a known price",
+)
+head[4].metric("Errors", int(spans["status"].isin(["Error", "STATUS_CODE_ERROR"]).sum()))
+st.plotly_chart(waterfall(spans), key="waterfall")
+
+
+def render_part(part: dict[str, Any]) -> None:
+    kind = part.get("type")
+    if kind == "text":
+        st.markdown(str(part.get("content", "")))
+    elif kind == "reasoning":
+        st.caption(str(part.get("content", "")))
+    elif kind == "tool_call":
+        st.markdown(f"**Tool call** `{part.get('name', '?')}` (id `{part.get('id', '')}`)")
+        st.code(_pretty(part.get("arguments")), language="json")
+    elif kind == "tool_call_response":
+        st.markdown(f"**Tool result** (id `{part.get('id', '')}`)")
+        st.code(_pretty(part.get("response")), language="json")
+    else:
+        st.code(_pretty(part), language="json")
+
+
+def _pretty(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return str(value)
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def render_messages(title: str, items: list[dict[str, Any]]) -> None:
+    if not items:
+        return
+    st.markdown(f"**{title}**")
+    for message in items:
+        role = str(message.get("role", "?"))
+        with st.chat_message(role, avatar=ROLE_AVATARS.get(role)):
+            for part in message.get("parts") or []:
+                render_part(part if isinstance(part, dict) else {"type": "text", "content": part})
+
+
+def render_llm_span(span: pd.Series) -> None:
+    cost = "no price" if common.is_missing(span["cost_usd"]) else common.fmt_usd(span["cost_usd"])
+    ttft = f"TTFT {common.fmt_ms(span['ttft_ms'])}" if span["stream"] else "not streamed"
+    facts = [
+        f"**{span['response_model'] or span['model'] or '?'}** ({span['provider']})",
+        f"{int(span['input_tokens']):,} in → {int(span['output_tokens']):,} out tokens",
+        cost,
+        common.fmt_ms(span["duration_ms"]),
+        ttft,
+    ]
+    if span["finish_reason"]:
+        facts.append(f"finish `{span['finish_reason']}`")
+    if span["prompt"]:
+        facts.append(f"prompt `{span['prompt']}` v{span['prompt_version']}")
+    st.markdown(" · ".join(facts))
+    attributes = span["attributes"] or {}
+    system = traces.messages(attributes, semconv.SYSTEM_INSTRUCTIONS)
+    if system:
+        render_messages("System", [{"role": "system", "parts": system}])
+    render_messages("Input", traces.messages(attributes, semconv.INPUT_MESSAGES))
+    output = traces.messages(attributes, semconv.OUTPUT_MESSAGES)
+    render_messages("Output", output)
+    if not output and not traces.messages(attributes, semconv.INPUT_MESSAGES):
+        st.caption("No content captured for this call (content capture off or not recorded).")
+
+
+def render_error(span: pd.Series) -> None:
+    if span["status"] not in ("Error", "STATUS_CODE_ERROR"):
+        return
+    reason = span["error_type"] or span["status_message"] or "error"
+    st.error(f"{reason}: {span['status_message']}" if span["status_message"] else reason)
+
+
+for _, span in spans.iterrows():
+    flag = "🔴 " if span["status"] in ("Error", "STATUS_CODE_ERROR") else ""
+    title = (
+        f"{flag}{'· ' * int(span['depth'])}{span['name']} — {span['service']} — {common.fmt_ms(span['duration_ms'])}"
+    )
+    with st.expander(title, expanded=bool(span["is_llm"]) and len(llm) <= 3):
+        render_error(span)
+        if span["is_llm"]:
+            render_llm_span(span)
+        else:
+            st.json(dict(span["attributes"] or {}), expanded=False)

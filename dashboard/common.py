@@ -1,0 +1,228 @@
+"""What every page shares: the client, cached queries, the current filter and number formats.
+
+Clients are cached per URL with ``st.cache_resource``; query results per (query, filter,
+arguments) with ``st.cache_data`` for :data:`TTL_SECONDS`, so switching pages or widgets
+does not re-run identical SQL.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from llmtrace.analytics.filters import Filter
+
+URL_ENV = "LLMTRACE_CLICKHOUSE_URL"
+DEFAULT_URL = "http://127.0.0.1:8123"
+TTL_SECONDS = 30
+FILTER_KEY = "llmtrace_filter"
+SNIPPET = """\
+import llmtrace
+
+llmtrace.instrument(service_name="my-app")  # sends OTLP to http://127.0.0.1:4318
+
+from openai import OpenAI
+OpenAI().chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])"""
+
+
+class StoreUnavailable(RuntimeError):
+    """The ClickHouse endpoint could not be reached or refused the connection."""
+
+
+def store_url() -> str:
+    return os.environ.get(URL_ENV, "").strip() or DEFAULT_URL
+
+
+@st.cache_resource(show_spinner=False)
+def _client(url: str) -> Any:
+    from llmtrace.store.client import connect
+
+    # One client serves every browser session at once: no ClickHouse session id, or a real
+    # server would refuse concurrent queries ("session is locked").
+    return connect(url, autogenerate_session_id=False)
+
+
+def client() -> Any:
+    """The shared client for :func:`store_url`; :class:`StoreUnavailable` if it cannot connect."""
+    url = store_url()
+    try:
+        return _client(url)
+    except Exception as exc:
+        raise StoreUnavailable(str(exc)) from exc
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def _cached(url: str, module: str, name: str, args: tuple[Any, ...], kwargs: tuple[tuple[str, Any], ...]) -> Any:
+    import importlib
+
+    function = getattr(importlib.import_module(module), name)
+    try:
+        return function(_client(url), *args, **dict(kwargs))
+    except Exception as exc:
+        if _is_connection_error(exc):
+            raise StoreUnavailable(str(exc)) from exc
+        raise
+
+
+def load(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call an analytics function with the shared client, through the result cache."""
+    return _cached(store_url(), function.__module__, function.__name__, args, tuple(sorted(kwargs.items())))
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__}: {exc}".lower()
+    markers = ("connection refused", "failed to establish", "max retries exceeded", "operationalerror")
+    return isinstance(exc, ConnectionError) or any(marker in text for marker in markers)
+
+
+def current_filter() -> Filter:
+    """The filter the sidebar set for this run (the app script sets it before any page runs)."""
+    return st.session_state[FILTER_KEY]  # type: ignore[no-any-return]
+
+
+def show_unavailable(error: BaseException) -> None:
+    """Say which URL failed and how to fix it."""
+    st.error(
+        f"Cannot reach the llmtrace store at **{store_url()}**.\n\n"
+        "Start it with `llmtrace server` (or `llmtrace up`), or point the dashboard at your ClickHouse "
+        f"with `llmtrace dashboard --url http://host:8123` or the `{URL_ENV}` environment variable."
+    )
+    with st.expander("Error details"):
+        st.code(str(error), language=None)
+
+
+def show_empty_store() -> None:
+    """Explain how to send the first calls."""
+    st.info(
+        f"No LLM calls in the store at **{store_url()}** yet. Instrument your app with one line, "
+        "or run `llmtrace demo` to load a week of realistic demo traffic."
+    )
+    st.code(SNIPPET, language="python")
+
+
+# ---------------------------------------------------------------- formatting
+def is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def fmt_int(value: Any) -> str:
+    return "—" if is_missing(value) else f"{int(value):,}"
+
+
+def fmt_usd(value: Any) -> str:
+    """Dollars and cents from $1; below that enough decimals for two significant digits."""
+    if is_missing(value):
+        return "—"
+    value = float(value)
+    if value == 0 or abs(value) >= 1:
+        return f"${value:,.2f}"
+    decimals = max(4, 1 - math.floor(math.log10(abs(value))))
+    return f"${value:.{decimals}f}"
+
+
+def fmt_ms(value: Any) -> str:
+    if is_missing(value):
+        return "—"
+    value = float(value)
+    return f"{value / 1000:,.2f} s" if value >= 1000 else f"{value:,.0f} ms"
+
+
+def fmt_pct(value: Any) -> str:
+    return "—" if is_missing(value) else f"{float(value) * 100:.2f}%"
+
+
+def fmt_tokens(value: Any) -> str:
+    if is_missing(value):
+        return "—"
+    value = float(value)
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:,.1f}{unit}"
+    return f"{value:,.0f}"
+
+
+def change(current: Any, previous: Any) -> str | None:
+    """Relative change for ``st.metric``'s delta ("+12.3%", or "+25×" past tenfold), None if undefined."""
+    if is_missing(current) or is_missing(previous) or float(previous) == 0:
+        return None
+    ratio = float(current) / float(previous)
+    if ratio >= 10:
+        return f"+{ratio:,.0f}×"
+    return f"{(ratio - 1) * 100:+.1f}%"
+
+
+def point_change(current: Any, previous: Any) -> str | None:
+    """Change of a rate in percentage points ("+0.4 pp")."""
+    if is_missing(current) or is_missing(previous):
+        return None
+    return f"{(float(current) - float(previous)) * 100:+.2f} pp"
+
+
+def trace_link_column(label: str = "trace") -> Any:
+    """A column config that opens a trace on the Traces page."""
+    return st.column_config.LinkColumn(label, display_text=r"traces\?trace=(\w{8})")
+
+
+def with_trace_links(df: pd.DataFrame) -> pd.DataFrame:
+    """Replace ``trace_id`` by a relative link to the Traces page."""
+    if "trace_id" not in df:
+        return df
+    return df.assign(trace_id=["traces?trace=" + str(t) for t in df["trace_id"]])
+
+
+def fmt_duration(span: Any) -> str:
+    """A timedelta as "7 days", "24 hours", "90 minutes"."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds / 3600:.1f} hours"
+
+
+def style(figure: Any, title: str, height: int = 300) -> Any:
+    """Compact, consistent chart layout."""
+    figure.update_layout(
+        title=title,
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "y": -0.2, "title": None},
+        xaxis_title=None,
+    )
+    return figure
+
+
+SUMMARY_COLUMNS: dict[str, Any] = {
+    "calls": st.column_config.NumberColumn("calls", format="%d"),
+    "errors": st.column_config.NumberColumn("errors", format="%d"),
+    "error_rate": st.column_config.NumberColumn("error rate", format="percent"),
+    "cost_usd": st.column_config.NumberColumn("spend", format="$%.6f"),
+    "cost_per_call_usd": st.column_config.NumberColumn("cost / call", format="$%.6f"),
+    "tokens_per_s": st.column_config.NumberColumn("tokens/s", format="%.1f"),
+    "p50": st.column_config.NumberColumn("p50", format="%.1f"),
+    "p95": st.column_config.NumberColumn("p95", format="%.1f"),
+    "unpriced_calls": st.column_config.NumberColumn("unpriced calls", format="%d"),
+    "share": st.column_config.ProgressColumn("share", format="percent", min_value=0.0, max_value=1.0),
+    "input_tokens": st.column_config.NumberColumn("input tokens", format="%d"),
+    "output_tokens": st.column_config.NumberColumn("output tokens", format="%d"),
+    "tokens": st.column_config.NumberColumn("tokens", format="%d"),
+    **{
+        name: st.column_config.NumberColumn(name.replace("_ms", ""), format="%.0f ms")
+        for name in (
+            "p50_ms",
+            "p90_ms",
+            "p95_ms",
+            "p99_ms",
+            "mean_ms",
+            "ttft_p50_ms",
+            "ttft_p95_ms",
+            "duration_ms",
+            "ttft_ms",
+        )
+    },
+}

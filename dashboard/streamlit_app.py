@@ -1,0 +1,53 @@
+"""llmtrace dashboard entry point: page list, shared sidebar filters, store checks.
+
+Run with ``llmtrace dashboard`` (or ``streamlit run dashboard/streamlit_app.py``); the store
+URL comes from ``LLMTRACE_CLICKHOUSE_URL`` (default http://127.0.0.1:8123).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+try:
+    import dashboard  # noqa: F401  (installed wheel or repository root on the path)
+except ImportError:  # run straight from a checkout: streamlit puts only this folder on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dashboard import common, sidebar
+from llmtrace.analytics import overview
+
+PAGES_DIR = Path(__file__).resolve().parent / "app_pages"
+PAGES = [
+    st.Page(PAGES_DIR / "overview.py", title="Overview", icon=":material/monitoring:", default=True),  # at /
+    st.Page(PAGES_DIR / "traces.py", title="Traces", icon=":material/account_tree:", url_path="traces"),
+    st.Page(PAGES_DIR / "cost.py", title="Cost", icon=":material/payments:", url_path="cost"),
+    st.Page(PAGES_DIR / "latency.py", title="Latency", icon=":material/timer:", url_path="latency"),
+    st.Page(PAGES_DIR / "sql.py", title="SQL", icon=":material/terminal:", url_path="sql"),
+]
+NEEDS_DATA = {"Overview", "Traces", "Cost", "Latency"}
+
+
+def main() -> None:
+    st.set_page_config(page_title="llmtrace", page_icon=":material/insights:", layout="wide")
+    page = st.navigation(PAGES)
+    st.sidebar.caption(f"Store: `{common.store_url()}`")
+    try:
+        counts = common.load(overview.store_counts)
+        st.session_state[common.FILTER_KEY] = sidebar.render()
+    except common.StoreUnavailable as exc:
+        common.show_unavailable(exc)
+        return
+    if counts["calls"] == 0 and page.title in NEEDS_DATA:
+        st.title(page.title)
+        common.show_empty_store()
+        return
+    try:
+        page.run()
+    except common.StoreUnavailable as exc:
+        common.show_unavailable(exc)
+
+
+main()

@@ -1,0 +1,207 @@
+"""The filter every view shares, and which table answers it.
+
+A :class:`Filter` is a half-open time window ``[start, end)`` plus optional dimension
+filters. It renders itself as a parameterised ``WHERE`` clause (``{name:Type}`` bindings,
+never formatted values) and as an aggregated *source*: a sub-query with one row per
+(bucket, dimensions) carrying sums and t-digest states. Windows longer than
+:data:`ROLLUP_AFTER` read whole hours from the ``llm_calls_1h`` rollup and only the
+partial hours at each edge from ``llm_calls``, so counts and sums equal a direct query on
+``llm_calls`` over the same window (percentiles come from merged t-digests: within ~1%).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from llmtrace.analytics import frame
+
+ROLLUP_AFTER = timedelta(days=2)
+HOUR = 3600
+DAY = 24 * HOUR
+
+# Filter field -> column in llm_calls and in the rollups.
+DIMENSIONS: dict[str, str] = {
+    "services": "ServiceName",
+    "environments": "Environment",
+    "releases": "Release",
+    "providers": "Provider",
+    "models": "RequestModel",
+}
+
+# Grouping columns every aggregated source exposes besides Bucket (the rollup's keys).
+GROUP_COLUMNS = "ServiceName, Environment, Release, Provider, Operation, RequestModel, PromptName, PromptVersion"
+_LEVELS = "0.5, 0.9, 0.95, 0.99"  # must match the rollup's quantilesTDigestState levels
+_RAW_AGGREGATES = f"""
+    count() AS Calls,
+    toUInt64(sum(c.IsError)) AS Errors,
+    sum(c.InputTokens) AS InputTokens,
+    sum(c.OutputTokens) AS OutputTokens,
+    sum(c.CacheReadTokens) AS CacheReadTokens,
+    sum(c.ReasoningTokens) AS ReasoningTokens,
+    sum(ifNull(c.CostUsd, 0)) AS CostUsd,
+    toUInt64(countIf(c.CostStatus = 'unpriced')) AS UnpricedCalls,
+    toUInt64(countIf(c.CostUsd IS NOT NULL)) AS PricedCalls,
+    quantilesTDigestState({_LEVELS})(c.DurationUs) AS DurationQ,
+    quantilesTDigestState({_LEVELS})(c.TtftUs) AS TtftQ,
+    sum(c.DurationUs) AS DurationSumUs"""
+# Aggregates reuse source column names as aliases, so the source columns are qualified (c.X).
+_ROLLUP_COLUMNS = (
+    "Calls, Errors, InputTokens, OutputTokens, CacheReadTokens, ReasoningTokens, CostUsd, UnpricedCalls, "
+    "PricedCalls, DurationQ, TtftQ, DurationSumUs"
+)
+_TIME = "DateTime64(6, 'UTC')"
+
+# Merged percentile arrays (p50, p90, p95, p99) in milliseconds, for SELECTs over a source.
+DURATION_MS = f"arrayMap(x -> x / 1000, quantilesTDigestMerge({_LEVELS})(DurationQ))"
+TTFT_MS = f"arrayMap(x -> x / 1000, quantilesTDigestMerge({_LEVELS})(TtftQ))"
+PERCENTILES = {"p50": 1, "p90": 2, "p95": 3, "p99": 4}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def sql_time(value: datetime) -> str:
+    """A datetime as the text a ``DateTime64(6, 'UTC')`` parameter parses (timezone-proof)."""
+    return _utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _floor(value: datetime, seconds: int) -> datetime:
+    epoch = int(value.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % seconds, timezone.utc)
+
+
+def _ceil(value: datetime, seconds: int) -> datetime:
+    floored = _floor(value, seconds)
+    return floored if floored == value else floored + timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A time window plus dimension filters; empty tuples mean "all"."""
+
+    start: datetime
+    end: datetime
+    services: tuple[str, ...] = ()
+    environments: tuple[str, ...] = ()
+    releases: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", _utc(self.start))
+        object.__setattr__(self, "end", _utc(self.end))
+        if self.end <= self.start:
+            raise ValueError(f"filter window ends ({self.end}) before it starts ({self.start}); swap them")
+        for name in DIMENSIONS:
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    @classmethod
+    def last(cls, span: timedelta, now: datetime | None = None, **dimensions: Any) -> Filter:
+        """The window of length ``span`` ending at ``now`` (default: the end of the current minute)."""
+        end = _utc(now) if now else _floor(utcnow(), 60) + timedelta(minutes=1)
+        return cls(start=end - span, end=end, **dimensions)
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.start
+
+    @property
+    def uses_rollup(self) -> bool:
+        return self.duration > ROLLUP_AFTER
+
+    def previous(self) -> Filter:
+        """The window of the same length just before this one (for "change vs previous")."""
+        return dataclasses.replace(self, start=self.start - self.duration, end=self.start)
+
+    def bucket_seconds(self, points: int = 120) -> int:
+        """A readable bucket width giving at most about ``points`` buckets over the window."""
+        wanted = self.duration.total_seconds() / points
+        for step in (60, 300, 900, 1800, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY):
+            if wanted <= step:
+                return max(step, HOUR) if self.uses_rollup else step
+        return DAY * (int(wanted) // DAY + 1)
+
+    def params(self, step: int | None = None, **extra: Any) -> dict[str, Any]:
+        """Bind values for :meth:`where` and :meth:`source`, plus any ``extra`` ones."""
+        step = self._step(step)
+        hour_start, hour_end = _ceil(self.start, HOUR), _floor(self.end, HOUR)
+        params: dict[str, Any] = {
+            "start": sql_time(self.start),
+            "end": sql_time(self.end),
+            "hour_start": sql_time(hour_start),
+            "hour_end": sql_time(max(hour_start, hour_end)),
+            "step": step,
+        }
+        params.update({name: list(getattr(self, name)) for name in DIMENSIONS if getattr(self, name)})
+        params.update(extra)
+        return params
+
+    def _step(self, step: int | None) -> int:
+        step = step or self.bucket_seconds()
+        if self.uses_rollup:  # rollup rows are hourly: coarser buckets must be whole hours
+            step = max(HOUR, step - step % HOUR)
+        return step
+
+    def dimension_clause(self) -> str:
+        """``AND`` conditions for the chosen dimensions ('' when none are chosen)."""
+        return "".join(
+            f" AND {col} IN {{{name}:Array(String)}}" for name, col in DIMENSIONS.items() if getattr(self, name)
+        )
+
+    def where(self, time_column: str = "Timestamp") -> str:
+        """Window and dimension conditions on ``llm_calls`` (without the ``WHERE`` keyword)."""
+        window = f"{time_column} >= {{start:{_TIME}}} AND {time_column} < {{end:{_TIME}}}"
+        return window + self.dimension_clause()
+
+    def source(self) -> str:
+        """An aggregated sub-query: Bucket (``{step}`` wide), GROUP_COLUMNS, sums, t-digest states.
+
+        Short windows aggregate ``llm_calls`` directly; long ones take whole hours from
+        ``llm_calls_1h`` and the partial hours at both edges from ``llm_calls``.
+        """
+        if not self.uses_rollup:
+            return _raw_source(self.where(), "toStartOfInterval(Timestamp, toIntervalSecond({step:UInt32}))")
+        edges = (
+            f"((Timestamp >= {{start:{_TIME}}} AND Timestamp < {{hour_start:{_TIME}}})"
+            f" OR (Timestamp >= {{hour_end:{_TIME}}} AND Timestamp < {{end:{_TIME}}}))"
+        )
+        bucket = "toStartOfInterval(r.Bucket, toIntervalSecond({step:UInt32}))"
+        rollup = (
+            f"SELECT {bucket} AS Bucket, {GROUP_COLUMNS}, {_ROLLUP_COLUMNS} FROM llm_calls_1h AS r"
+            f" WHERE r.Bucket >= {{hour_start:{_TIME}}} AND r.Bucket < {{hour_end:{_TIME}}}{self.dimension_clause()}"
+        )
+        raw = _raw_source(
+            edges + self.dimension_clause(), "toStartOfInterval(Timestamp, toIntervalSecond({step:UInt32}))"
+        )
+        return f"({rollup} UNION ALL SELECT * FROM {raw})"
+
+
+def _raw_source(where: str, bucket: str) -> str:
+    return (
+        f"(SELECT toDateTime({bucket}) AS Bucket, {GROUP_COLUMNS}, {_RAW_AGGREGATES}"
+        f" FROM llm_calls AS c WHERE {where} GROUP BY Bucket, {GROUP_COLUMNS})"
+    )
+
+
+def options(client: Any, f: Filter) -> dict[str, list[str]]:
+    """The values each dimension takes in the window's hours (for the filter pickers).
+
+    Reads the hourly rollup over whole hours around the window, ignoring dimension choices.
+    """
+    arrays = ", ".join(f"arraySort(groupUniqArray({col})) AS {name}" for name, col in DIMENSIONS.items())
+    sql = (
+        f"SELECT {arrays} FROM llm_calls_1h"
+        f" WHERE Bucket >= toStartOfHour({{start:{_TIME}}}) AND Bucket < {{end:{_TIME}}}"
+    )
+    row = frame(client, sql, {"start": sql_time(f.start), "end": sql_time(f.end)})
+    if row.empty:
+        return {name: [] for name in DIMENSIONS}
+    return {name: [str(v) for v in row[name].iloc[0] if v != ""] for name in DIMENSIONS}

@@ -1,0 +1,101 @@
+"""Latency: duration and time-to-first-token percentiles per model, their distribution and
+trend, output tokens per second, and the slowest calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from llmtrace.analytics import frame
+from llmtrace.analytics.filters import DURATION_MS, TTFT_MS, Filter
+
+METRICS = {"duration": "DurationUs", "ttft": "TtftUs"}
+_BINS_PER_DECADE = 10
+
+
+def by_model(client: Any, f: Filter) -> pd.DataFrame:
+    """Per model: calls, duration p50/p90/p95/p99, TTFT p50/p95 (streams only), mean duration."""
+    sql = f"""
+        SELECT RequestModel AS model, sum(Calls) AS calls,
+               {DURATION_MS} AS _d, {TTFT_MS} AS _t,
+               _d[1] AS p50_ms, _d[2] AS p90_ms, _d[3] AS p95_ms, _d[4] AS p99_ms,
+               _t[1] AS ttft_p50_ms, _t[3] AS ttft_p95_ms,
+               sum(DurationSumUs) / calls / 1000 AS mean_ms
+        FROM {f.source()}
+        GROUP BY model
+        ORDER BY calls DESC, model"""
+    df = frame(client, sql, f.params())
+    columns = ["model", "calls", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "ttft_p50_ms", "ttft_p95_ms", "mean_ms"]
+    return _nan_for_zero(df[columns])
+
+
+def tokens_per_second(client: Any, f: Filter) -> pd.DataFrame:
+    """Per model: output tokens per second (after the first token) p50/p95, over calls with output."""
+    sql = f"""
+        SELECT RequestModel AS model, count() AS calls,
+               quantiles(0.5, 0.95)(OutputTokensPerSecond) AS _q, _q[1] AS p50, _q[2] AS p95
+        FROM llm_calls
+        WHERE {f.where()} AND OutputTokensPerSecond > 0
+        GROUP BY model
+        ORDER BY calls DESC, model"""
+    return frame(client, sql, f.params())[["model", "calls", "p50", "p95"]]
+
+
+def histogram(client: Any, f: Filter, metric: str = "duration") -> pd.DataFrame:
+    """Calls per model in log-spaced latency bins (``bin_ms`` is the bin's lower edge)."""
+    column = _metric_column(metric)
+    sql = f"""
+        SELECT RequestModel AS model,
+               pow(10, floor(log10(greatest({column}, 1) / 1000) * {{per:UInt8}}) / {{per:UInt8}}) AS bin_ms,
+               count() AS calls
+        FROM llm_calls
+        WHERE {f.where()} AND {column} IS NOT NULL
+        GROUP BY model, bin_ms
+        ORDER BY model, bin_ms"""
+    return frame(client, sql, f.params(per=_BINS_PER_DECADE))
+
+
+def over_time(client: Any, f: Filter, step: int | None = None) -> pd.DataFrame:
+    """Per bucket and model: calls and duration p50/p95, TTFT p50."""
+    sql = f"""
+        SELECT toTimeZone(Bucket, 'UTC') AS bucket, RequestModel AS model, sum(Calls) AS calls,
+               {DURATION_MS} AS _d, {TTFT_MS} AS _t,
+               _d[1] AS p50_ms, _d[3] AS p95_ms, _t[1] AS ttft_p50_ms
+        FROM {f.source()}
+        GROUP BY bucket, model
+        ORDER BY bucket, model"""
+    df = frame(client, sql, f.params(step))
+    return _nan_for_zero(df[["bucket", "model", "calls", "p50_ms", "p95_ms", "ttft_p50_ms"]])
+
+
+def slowest_calls(client: Any, f: Filter, limit: int = 20) -> pd.DataFrame:
+    """The longest calls in the window, with enough context to open their trace."""
+    sql = f"""
+        SELECT Timestamp AS timestamp, TraceId AS trace_id, SpanId AS span_id, ServiceName AS service,
+               RequestModel AS model, DurationUs / 1000 AS duration_ms, TtftUs / 1000 AS ttft_ms,
+               OutputTokens AS output_tokens, OutputTokensPerSecond AS tokens_per_s,
+               IsStream AS stream, StatusCode AS status, ErrorType AS error_type
+        FROM llm_calls
+        WHERE {f.where()}
+        ORDER BY DurationUs DESC
+        LIMIT {{limit:UInt32}}"""
+    return frame(client, sql, f.params(limit=limit))
+
+
+def _metric_column(metric: str) -> str:
+    try:
+        return METRICS[metric]
+    except KeyError:
+        raise ValueError(f"unknown latency metric {metric!r}; choose one of {', '.join(METRICS)}") from None
+
+
+def _nan_for_zero(df: pd.DataFrame) -> pd.DataFrame:
+    """A model with no streamed calls has no TTFT: show NaN, not 0."""
+    df = df.copy()
+    for column in [c for c in df.columns if c.endswith("_ms")]:
+        df[column] = pd.to_numeric(df[column], errors="coerce").astype(float)
+    for column in ("ttft_p50_ms", "ttft_p95_ms"):
+        if column in df:
+            df[column] = df[column].where(df[column] > 0)
+    return df

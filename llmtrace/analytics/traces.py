@@ -1,0 +1,133 @@
+"""Traces: find traces by window, dimensions, status and text in prompts or completions, then
+load one trace's spans as a tree with each LLM call's content, tokens, cost and latency."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from llmtrace import semconv
+from llmtrace.analytics import frame
+from llmtrace.analytics.filters import Filter
+
+STATUSES = ("all", "ok", "error")
+CONTENT_KEYS = [semconv.INPUT_MESSAGES, semconv.OUTPUT_MESSAGES, semconv.SYSTEM_INSTRUCTIONS]
+_HAVING = {"all": "", "ok": "HAVING errors = 0", "error": "HAVING errors > 0"}
+_TEXT_MATCH = """
+    AND TraceId IN (
+        SELECT TraceId FROM otel_traces
+        WHERE Timestamp >= {start:DateTime64(6, 'UTC')} AND Timestamp < {end:DateTime64(6, 'UTC')}
+          AND arrayExists(k -> positionCaseInsensitiveUTF8(SpanAttributes[k], {text:String}) > 0,
+                          {content_keys:Array(String)}))"""
+
+
+def list_traces(client: Any, f: Filter, status: str = "all", text: str = "", limit: int = 200) -> pd.DataFrame:
+    """Traces with at least one LLM call in the window, newest first.
+
+    ``status`` keeps traces with (``error``) or without (``ok``) a failed call; ``text``
+    keeps traces whose prompts, completions or system instructions contain it (case-insensitive).
+    """
+    if status not in STATUSES:
+        raise ValueError(f"unknown trace status {status!r}; choose one of {', '.join(STATUSES)}")
+    sql = f"""
+        SELECT TraceId AS trace_id,
+               min(Timestamp) AS start,
+               (max(toUnixTimestamp64Micro(Timestamp) + DurationUs) - min(toUnixTimestamp64Micro(Timestamp)))
+                   / 1000 AS duration_ms,
+               arrayStringConcat(arraySort(groupUniqArray(ServiceName)), ', ') AS services,
+               arrayStringConcat(arraySort(groupUniqArray(RequestModel)), ', ') AS models,
+               count() AS calls,
+               toUInt64(sum(IsError)) AS errors,
+               countIf(CostStatus = 'unpriced') AS unpriced_calls,
+               if(unpriced_calls = calls, NULL, sum(ifNull(CostUsd, 0))) AS cost_usd,
+               sum(InputTokens) + sum(OutputTokens) AS tokens
+        FROM llm_calls
+        WHERE {f.where()}{_TEXT_MATCH if text else ""}
+        GROUP BY TraceId
+        {_HAVING[status]}
+        ORDER BY start DESC, trace_id
+        LIMIT {{limit:UInt32}}"""
+    return frame(client, sql, f.params(limit=limit, text=text, content_keys=CONTENT_KEYS))
+
+
+def trace_spans(client: Any, trace_id: str) -> pd.DataFrame:
+    """Every span of one trace (LLM or not), parents before children, with ``depth``.
+
+    LLM spans carry their normalised llm_calls figures (``is_llm`` = 1); ``attributes`` is
+    the raw span attribute map, content included.
+    """
+    sql = """
+        WITH (SELECT (min(Start), max(End)) FROM otel_traces_trace_id_ts WHERE TraceId = {trace_id:String})
+            AS span_range
+        SELECT t.SpanId AS span_id, t.ParentSpanId AS parent_span_id, t.SpanName AS name,
+               t.ServiceName AS service, t.SpanKind AS kind, t.Timestamp AS start,
+               t.Duration / 1e6 AS duration_ms, t.StatusCode AS status, t.StatusMessage AS status_message,
+               t.SpanAttributes AS attributes, t.`Events.Name` AS event_names,
+               t.`Events.Attributes` AS event_attributes,
+               c.SpanId != '' AS is_llm, c.Provider AS provider, c.RequestModel AS model,
+               c.ResponseModel AS response_model, c.InputTokens AS input_tokens,
+               c.OutputTokens AS output_tokens, c.CacheReadTokens AS cache_read_tokens,
+               c.ReasoningTokens AS reasoning_tokens, c.CostUsd AS cost_usd, c.CostStatus AS cost_status,
+               c.TtftUs / 1000 AS ttft_ms, c.IsStream AS stream, c.FinishReason AS finish_reason,
+               c.HasToolCalls AS has_tool_calls, c.ErrorType AS error_type,
+               c.PromptName AS prompt, c.PromptVersion AS prompt_version
+        FROM otel_traces AS t
+        LEFT JOIN (SELECT * FROM llm_calls WHERE TraceId = {trace_id:String}) AS c ON c.SpanId = t.SpanId
+        WHERE t.TraceId = {trace_id:String}
+          AND (span_range.2 < toDateTime('1971-01-01')
+               OR toDateTime(t.Timestamp) BETWEEN span_range.1 - 1 AND span_range.2 + 1)
+        ORDER BY t.Timestamp, t.SpanId"""
+    return as_tree(frame(client, sql, {"trace_id": trace_id}))
+
+
+def as_tree(spans: pd.DataFrame) -> pd.DataFrame:
+    """Order spans depth-first (children by start time) and add ``depth`` and ``offset_ms``.
+
+    Spans whose parent is not in the frame are treated as roots, so a partial trace still renders.
+    """
+    if spans.empty:
+        return spans.assign(depth=pd.Series(dtype=int), offset_ms=pd.Series(dtype=float))
+    ids = set(spans["span_id"])
+    children: dict[str, list[int]] = {}
+    roots: list[int] = []
+    for position, (span_id, parent) in enumerate(zip(spans["span_id"], spans["parent_span_id"], strict=True)):
+        if parent and parent in ids and parent != span_id:
+            children.setdefault(parent, []).append(position)
+        else:
+            roots.append(position)
+    order: list[tuple[int, int]] = []
+    stack = [(position, 0) for position in reversed(roots)]
+    while stack:
+        position, depth = stack.pop()
+        order.append((position, depth))
+        span_id = spans["span_id"].iloc[position]
+        stack.extend((child, depth + 1) for child in reversed(children.pop(span_id, [])))
+    tree = spans.iloc[[p for p, _ in order]].reset_index(drop=True)
+    tree["depth"] = [d for _, d in order]
+    starts = pd.to_datetime(tree["start"])
+    tree["offset_ms"] = (starts - starts.min()).dt.total_seconds() * 1000
+    return tree
+
+
+def messages(attributes: dict[str, str], key: str) -> list[dict[str, Any]]:
+    """The JSON message list stored under ``key`` (GenAI semconv content), [] if absent or invalid."""
+    text = (attributes or {}).get(key, "")
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return [{"role": "unparsed", "parts": [{"type": "text", "content": text}]}]
+    return value if isinstance(value, list) else [value]
+
+
+def tool_calls(output_messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``tool_call`` parts of the output messages (name, id, arguments)."""
+    return [
+        part
+        for message in output_messages
+        for part in (message.get("parts") or [])
+        if isinstance(part, dict) and part.get("type") == "tool_call"
+    ]

@@ -1,0 +1,376 @@
+"""``llmtrace demo``: a week of realistic traffic through the real SDKs, into any OTLP endpoint.
+
+The openai and anthropic SDKs, instrumented by ``llmtrace.instrument()``, call an in-process
+fake LLM service (:class:`~llmtrace.demo.fake_llm.FakeLLM`) with no artificial delay, so the
+demo finishes in seconds. History is made by re-timing spans on their way out: a span
+processor notes which planned call each span belongs to (the plan rides in a context
+variable) and an exporter wrapper moves the span to its planned time, with its planned
+duration and time to first token, and gives it the planned service, environment and
+release. Everything else on the span is what the SDK and llmtrace really produced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmtrace.demo import scenarios
+from llmtrace.demo.scenarios import Call, Request
+
+__all__ = ["add_arguments", "run", "run_demo"]
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
+SYSTEM_PROMPTS = {
+    ("support-reply", "2"): "You are a friendly support agent for an online shop. Be brief and concrete.",
+    ("query-rewrite", "2"): "Rewrite the user's search into keywords. Return only the keywords.",
+    ("summarize", "3"): "Summarize the text in three bullet points.",
+    ("summarize", "4"): (
+        "You are an expert analyst. Summarize the text for a busy executive. Start with the single most "
+        "important conclusion, then list the supporting facts, the risks, the open questions, and the "
+        "decisions needed, each as short bullet points. Quote figures exactly. Avoid jargon. "
+    )
+    * 6,
+}
+DOCUMENT = "Revenue grew 12 percent while support tickets fell after the new help center launched. " * 12
+OPENAI_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "lookup_order",
+        "description": "Find an order by id",
+        "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
+    },
+}
+ANTHROPIC_TOOL = {
+    "name": "lookup_order",
+    "description": "Find an order by id",
+    "input_schema": OPENAI_TOOL["function"]["parameters"],  # type: ignore[index]
+}
+
+
+def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help=f"OTLP/HTTP endpoint (default {DEFAULT_ENDPOINT})")
+    parser.add_argument("--days", type=float, default=7, help="days of history to create (default 7)")
+    parser.add_argument("--calls", type=int, default=2000, help="LLM calls to make (default 2000)")
+    parser.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same story")
+
+
+# ------------------------------------------------------------------ re-timing spans
+@dataclass
+class _Timeline:
+    """Where the current request's spans go on the simulated clock."""
+
+    request: Request
+    cursor_ns: int
+    call: Call | None = None
+    root_span_id: int | None = None
+
+
+@dataclass(frozen=True)
+class _Placement:
+    start_ns: int
+    end_ns: int
+    request: Request
+    ttft_s: float | None = None
+
+
+_timeline: ContextVar[_Timeline | None] = ContextVar("llmtrace_demo_timeline", default=None)
+
+
+@dataclass
+class _Placements:
+    """span id -> simulated placement, written by the processor, read once by the exporter."""
+
+    by_span: dict[int, _Placement] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def put(self, span_id: int, placement: _Placement) -> None:
+        with self.lock:
+            self.by_span[span_id] = placement
+
+    def pop(self, span_id: int) -> _Placement | None:
+        with self.lock:
+            return self.by_span.pop(span_id, None)
+
+
+def _processor(placements: _Placements) -> Any:
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    class Retime(SpanProcessor):  # type: ignore[misc]
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            timeline = _timeline.get()
+            if timeline is None or timeline.call is None:
+                return
+            call = timeline.call
+            start = timeline.cursor_ns + int(call.gap_ms * 1e6)
+            end = start + int(call.duration_ms * 1e6)
+            timeline.cursor_ns = end
+            ttft = call.ttft_ms / 1000 if call.stream and not call.status else None
+            placements.put(span.context.span_id, _Placement(start, end, timeline.request, ttft))
+
+        def on_end(self, span: Any) -> None:
+            timeline = _timeline.get()
+            if timeline is not None and span.context.span_id == timeline.root_span_id:
+                end = timeline.cursor_ns + 2_000_000  # the app's own work after the last call
+                placements.put(span.context.span_id, _Placement(timeline.request.start_ns, end, timeline.request))
+
+    return Retime()
+
+
+def _exporter(inner: Any, placements: _Placements) -> Any:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    class RetimingExporter(SpanExporter):  # type: ignore[misc]
+        def export(self, spans: Sequence[Any]) -> Any:
+            return inner.export([_moved(span, placements.pop(span.context.span_id)) for span in spans])
+
+        def shutdown(self) -> None:
+            inner.shutdown()
+
+        def force_flush(self, timeout_millis: int = 30_000) -> bool:
+            return bool(inner.force_flush(timeout_millis))
+
+    return RetimingExporter()
+
+
+def _moved(span: Any, placement: _Placement | None) -> Any:
+    """A copy of ``span`` at its planned time, service, environment and release."""
+    if placement is None:
+        return span
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+
+    from llmtrace import semconv as sc
+
+    request = placement.request
+    shift = placement.start_ns - span.start_time
+    attributes = dict(span.attributes or {})
+    attributes[sc.ENVIRONMENT] = request.environment
+    attributes[sc.RELEASE] = request.release
+    if placement.ttft_s is not None and sc.RESPONSE_TIME_TO_FIRST_CHUNK in attributes:
+        attributes[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = placement.ttft_s
+    events = [
+        Event(e.name, e.attributes, min(max(e.timestamp + shift, placement.start_ns), placement.end_ns))
+        for e in span.events
+    ]
+    resource = Resource.create(
+        {
+            sc.SERVICE_NAME: request.service,
+            sc.DEPLOYMENT_ENVIRONMENT_NAME: request.environment,
+            sc.SERVICE_VERSION: request.release,
+        }
+    )
+    return ReadableSpan(
+        name=span.name, context=span.context, parent=span.parent, resource=resource, attributes=attributes,
+        events=events, links=span.links, kind=span.kind, status=span.status, start_time=placement.start_ns,
+        end_time=placement.end_ns, instrumentation_scope=span.instrumentation_scope,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------ playing requests
+class _Player:
+    """Plays planned requests through the real SDKs against the fake service."""
+
+    def __init__(self, fake: Any, tracer: Any) -> None:
+        import anthropic
+        import openai
+
+        self.openai = openai.OpenAI(base_url=fake.openai_base_url, api_key="demo", max_retries=0)
+        self.anthropic = anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key="demo", max_retries=0)
+        self.errors = (openai.APIError, anthropic.APIError)
+        self.tracer = tracer
+
+    def play(self, request: Request) -> None:
+        from opentelemetry.trace import SpanKind
+
+        import llmtrace
+
+        timeline = _Timeline(request, request.start_ns + 3_000_000)
+        token = _timeline.set(timeline)
+        try:
+            with self.tracer.start_as_current_span(f"{request.service} request", kind=SpanKind.SERVER) as root:
+                timeline.root_span_id = root.get_span_context().span_id
+                with (
+                    llmtrace.prompt(request.prompt_name, request.prompt_version),
+                    llmtrace.attributes(user_id=request.user_id, session_id=request.session_id),
+                ):
+                    self._conversation(request, timeline)
+        finally:
+            _timeline.reset(token)
+
+    def _conversation(self, request: Request, timeline: _Timeline) -> None:
+        system = SYSTEM_PROMPTS[(request.prompt_name, request.prompt_version)]
+        question = request.topic + (f"\n\n{DOCUMENT}" if request.service == "summarizer" else "")
+        tool_result: str | None = None
+        for call in request.calls:
+            timeline.call = call
+            try:
+                if scenarios.MODELS[call.model].provider == "anthropic":
+                    tool_result = self._anthropic(call, system, question, tool_result)
+                else:
+                    tool_result = self._openai(call, system, question, tool_result)
+            except self.errors:
+                pass  # recorded on the span by llmtrace; the plan retries or gives up
+        timeline.call = None
+
+    @staticmethod
+    def _headers(call: Call) -> dict[str, str]:
+        headers = {"x-fake-output-words": str(call.output_words), "x-fake-latency-ms": "0"}
+        if call.status:
+            headers["x-fake-status"] = str(call.status)
+        return headers
+
+    def _openai(self, call: Call, system: str, question: str, tool_result: str | None) -> str | None:
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+        if tool_result is not None:
+            function = {"name": "lookup_order", "arguments": tool_result}
+            messages += [
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": "call_demo", "type": "function", "function": function}],
+                },
+                {"role": "tool", "tool_call_id": "call_demo", "content": json.dumps({"status": "shipped"})},
+            ]
+        kwargs: dict[str, Any] = {"model": call.model, "messages": messages, "extra_headers": self._headers(call)}
+        if call.offer_tools:
+            kwargs["tools"] = [OPENAI_TOOL]
+        if call.max_tokens:
+            kwargs["max_tokens"] = call.max_tokens
+        if call.stream and not call.offer_tools:
+            with self.openai.chat.completions.create(
+                stream=True, stream_options={"include_usage": True}, **kwargs
+            ) as stream:
+                for _ in stream:
+                    pass
+            return None
+        response = self.openai.chat.completions.create(**kwargs)
+        calls = response.choices[0].message.tool_calls or []
+        return calls[0].function.arguments if calls else None
+
+    def _anthropic(self, call: Call, system: str, question: str, tool_result: str | None) -> str | None:
+        messages: list[dict[str, Any]] = [{"role": "user", "content": question}]
+        if tool_result is not None:
+            messages += [
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "toolu_demo", "name": "lookup_order", "input": json.loads(tool_result)}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_demo", "content": '{"status": "shipped"}'}
+                ]},
+            ]  # fmt: skip
+        kwargs: dict[str, Any] = {
+            "model": call.model,
+            "system": system,
+            "messages": messages,
+            "max_tokens": call.max_tokens or 1024,
+            "extra_headers": self._headers(call),
+        }
+        if call.offer_tools:
+            kwargs["tools"] = [ANTHROPIC_TOOL]
+        if call.stream and not call.offer_tools:
+            with self.anthropic.messages.create(stream=True, **kwargs) as stream:
+                for _ in stream:
+                    pass
+            return None
+        response = self.anthropic.messages.create(**kwargs)
+        uses = [block for block in response.content if block.type == "tool_use"]
+        return json.dumps(uses[0].input) if uses else None
+
+
+# ------------------------------------------------------------------ progress and main
+class _Progress:
+    """A plain-terminal progress bar (a line per 10% when not on a terminal)."""
+
+    def __init__(self, total: int, out: Any = sys.stderr) -> None:
+        self.total, self.out, self.done, self.started = max(total, 1), out, 0, time.monotonic()
+        self.tty = bool(getattr(out, "isatty", lambda: False)())
+        self._shown = -1
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        percent = min(100, self.done * 100 // self.total)
+        if self.tty:
+            bar = "#" * (percent // 4) + "." * (25 - percent // 4)
+            self.out.write(f"\r  [{bar}] {percent:3d}%  {self.done}/{self.total} calls")
+            self.out.flush()
+        elif percent // 10 != self._shown // 10:
+            print(f"  {percent:3d}%  {self.done}/{self.total} calls", file=self.out, flush=True)
+        self._shown = percent
+
+    def finish(self) -> None:
+        if self.tty:
+            self.out.write("\n")
+        elapsed = time.monotonic() - self.started
+        print(f"  {self.done} calls in {elapsed:.1f} s", file=self.out, flush=True)
+
+
+def run_demo(endpoint: str, calls: int, days: float, seed: int, end_ns: int | None = None) -> int:
+    """Send the planned traffic; returns the number of LLM calls made. Raises if export fails."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    import llmtrace
+    from llmtrace.demo.fake_llm import FakeLLM
+
+    requests = scenarios.plan(calls, days, end_ns or time.time_ns(), seed)
+    placements = _Placements()
+    inner = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
+    provider = TracerProvider()
+    provider.add_span_processor(_processor(placements))
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            _exporter(inner, placements), max_queue_size=200_000, max_export_batch_size=1000, schedule_delay_millis=500
+        )
+    )
+    made = 0
+    llmtrace.instrument(tracer_provider=provider, service_name="llmtrace-demo")
+    try:
+        with FakeLLM() as fake:
+            player = _Player(fake, provider.get_tracer("llmtrace.demo"))
+            progress = _Progress(sum(len(r.calls) for r in requests))
+            for request in requests:
+                player.play(request)
+                made += len(request.calls)
+                progress.advance(len(request.calls))
+            progress.finish()
+    finally:
+        llmtrace.uninstrument()
+        flushed = provider.force_flush(60_000)
+        provider.shutdown()
+    if not flushed:
+        raise RuntimeError(f"could not deliver every span to {endpoint} within 60 s; is `llmtrace server` running?")
+    return made
+
+
+def _describe(endpoint: str, calls: int, days: float) -> str:
+    lines = [f"llmtrace demo: ~{calls} LLM calls over {days:g} days into {endpoint}", "  episodes to look for:"]
+    for episode in scenarios.EPISODES:
+        hours = episode.hours_ago * days / 7
+        lines.append(f"    {episode.kind:<14} {episode.service:<12} {hours:5.1f} h ago  {episode.detail}")
+    return "\n".join(lines)
+
+
+def run(name: str, args: argparse.Namespace) -> int:
+    if args.calls < 1 or args.days <= 0:
+        print("llmtrace demo: --calls must be >= 1 and --days > 0", file=sys.stderr)
+        return 2
+    print(_describe(args.endpoint, args.calls, args.days), file=sys.stderr, flush=True)
+    try:
+        made = run_demo(args.endpoint, args.calls, args.days, args.seed)
+    except ImportError as exc:
+        print(f"llmtrace demo needs the openai and anthropic SDKs ({exc.name} missing): pip install openai anthropic",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    except RuntimeError as exc:
+        print(f"llmtrace demo: {exc}", file=sys.stderr)
+        return 1
+    print(f"llmtrace demo: sent {made} LLM calls; open the dashboard (llmtrace dashboard).", file=sys.stderr)
+    return 0

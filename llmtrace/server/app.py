@@ -1,0 +1,177 @@
+"""Run ``llmtrace server``: one process, one embedded ClickHouse, two HTTP listeners.
+
+Start order makes failures cheap and clear: bind both ports (a taken port names its flag),
+lock and open the data dir (a second server on it is refused), apply migrations, then serve.
+Both uvicorn servers share one event loop. SIGINT/SIGTERM stop the listeners, let in-flight
+requests finish (OTLP requests wait for their batch to be written), then close the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from llmtrace.server.batcher import SpanWriter
+from llmtrace.server.clickhouse_http import ClickHouseHttp
+from llmtrace.server.engine import Engine
+from llmtrace.server.otlp import otlp_app
+from llmtrace.server.sink import SpanSink
+from llmtrace.server.wal import WriteAheadLog
+from llmtrace.server.workers import DecodePool
+
+__all__ = ["ServerConfig", "StartupError", "serve"]
+
+logger = logging.getLogger("llmtrace.server")
+
+
+class StartupError(RuntimeError):
+    """The server cannot start; the message says why and what to change."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    otlp_port: int = 4318
+    http_port: int = 8123
+    password: str | None = None
+    ttl_days: int = 30
+    decode_workers: int | None = None
+
+
+def bind(host: str, port: int, flag: str) -> socket.socket:
+    """A listening socket, or a StartupError naming the port and the flag that changes it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto must be IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only then (else
+    # every keep-alive response stalls 40 ms on Nagle + delayed ACK).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {port} on {host} is already in use (another llmtrace server or ClickHouse?). "
+                f"Stop that process or choose another port with {flag} PORT."
+            ) from None
+        raise StartupError(f"cannot listen on {host}:{port} ({flag}): {exc.strerror}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _url(host: str, sock: socket.socket) -> str:
+    port = sock.getsockname()[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _migrate(engine: Engine, ttl_days: int) -> list[str]:
+    from llmtrace.store.migrations import apply_migrations
+
+    try:
+        return apply_migrations(engine.run, ttl_days=ttl_days)
+    except Exception as exc:
+        raise StartupError(f"applying the schema to {engine.data_dir} failed: {exc}") from exc
+
+
+def _uvicorn(app: Callable[..., object]) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=30, server_header=False
+    )
+    config.load()
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)  # what Server.serve() would set up
+    return server
+
+
+async def _run_servers(servers: list[tuple[uvicorn.Server, socket.socket]], ready: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:  # a second signal skips waiting for open connections
+        for server, _ in servers:
+            server.force_exit = server.should_exit
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    for server, sock in servers:
+        await server.startup(sockets=[sock])
+    ready()
+    await asyncio.gather(*(server.main_loop() for server, _ in servers))
+    await asyncio.gather(*(server.shutdown(sockets=[sock]) for server, sock in servers))
+
+
+def serve(config: ServerConfig, announce: Callable[[str], None] = print) -> None:
+    """Run until SIGINT/SIGTERM. Raises :class:`StartupError` if it cannot start."""
+    if config.otlp_port == config.http_port and config.otlp_port != 0:
+        raise StartupError(f"--otlp-port and --http-port are both {config.otlp_port}; give them different ports.")
+    otlp_sock = bind(config.host, config.otlp_port, "--otlp-port")
+    try:
+        http_sock = bind(config.host, config.http_port, "--http-port")
+    except StartupError:
+        otlp_sock.close()
+        raise
+    try:
+        engine = Engine(config.data_dir)
+    except Exception as exc:
+        otlp_sock.close()
+        http_sock.close()
+        raise StartupError(str(exc)) from exc
+    try:
+        _serve_engine(config, engine, otlp_sock, http_sock, announce)
+    finally:
+        engine.close()
+
+
+def _serve_engine(
+    config: ServerConfig,
+    engine: Engine,
+    otlp_sock: socket.socket,
+    http_sock: socket.socket,
+    announce: Callable[[str], None],
+) -> None:
+    applied = _migrate(engine, config.ttl_days)
+    sink = SpanSink(engine)
+    writer = SpanWriter(sink, WriteAheadLog(engine.data_dir / "llmtrace-wal"))
+    try:
+        replayed = writer.replay()
+    except Exception as exc:
+        sink.close()
+        raise StartupError(f"re-inserting spans logged before the last stop failed: {exc}") from exc
+    decoders = DecodePool(config.decode_workers)
+    writer.start()
+    servers = [
+        (_uvicorn(otlp_app(writer, decoders, config.password)), otlp_sock),
+        (_uvicorn(ClickHouseHttp(engine, config.password, visible=writer.wait_visible)), http_sock),
+    ]
+
+    def ready() -> None:
+        schema = f"applied {len(applied)} schema file(s)" if applied else "schema up to date"
+        auth = "LLMTRACE_PASSWORD required" if config.password else "none (set LLMTRACE_PASSWORD to require one)"
+        if replayed:
+            schema += f", re-inserted {replayed} spans logged before the last stop"
+        announce(
+            f"llmtrace server ready (ClickHouse {engine.version}, {schema}, data in {engine.data_dir})\n"
+            f"  OTLP/HTTP traces : {_url(config.host, otlp_sock)}/v1/traces\n"
+            f"  ClickHouse HTTP  : {_url(config.host, http_sock)}\n"
+            f"  auth             : {auth}"
+        )
+        sys.stdout.flush()
+
+    try:
+        asyncio.run(_run_servers(servers, ready))
+    finally:
+        decoders.close()
+        writer.close()
+        sink.close()
+    logger.info("stopped after writing %d spans in %d batches", writer.rows_written, writer.batches)

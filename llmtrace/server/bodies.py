@@ -1,0 +1,106 @@
+"""Reading request bodies safely: a size limit before and after decompression.
+
+A gzip bomb (a few KiB that inflate to GiBs) is stopped while inflating, at the limit, not
+after: decompression runs with ``max_length`` and fails as soon as there is more.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+__all__ = ["BodyError", "BodyTooLarge", "UnsupportedEncoding", "decompress", "read_body"]
+
+
+class BodyError(ValueError):
+    """The body cannot be read as sent (corrupt compression)."""
+
+
+class BodyTooLarge(BodyError):
+    """The body, or what it decompresses to, is over the limit."""
+
+
+class UnsupportedEncoding(BodyError):
+    """A Content-Encoding this server does not speak."""
+
+
+async def read_body(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """Collect a request body, refusing it as soon as it passes ``limit`` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"request body is larger than {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+class _Inflater(Protocol):
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def unused_data(self) -> bytes: ...
+
+    def decompress(self, data: bytes, max_length: int = ..., /) -> bytes: ...
+
+
+def _zstd_inflater() -> _Inflater:
+    try:
+        from backports import zstd  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # Python >= 3.14
+        from compression import zstd  # type: ignore[import-not-found,no-redef,unused-ignore]
+    return zstd.ZstdDecompressor()  # type: ignore[no-any-return]
+
+
+def _lz4_inflater() -> _Inflater:
+    import lz4.frame
+
+    return lz4.frame.LZ4FrameDecompressor()  # type: ignore[no-any-return]
+
+
+def _inflate(data: bytes, limit: int, make: Callable[[], _Inflater], name: str) -> bytes:
+    """Inflate concatenated frames/members (clients compress block by block), stopping at
+    ``limit`` bytes of output."""
+    out = bytearray()
+    rest = data
+    while rest:
+        inflater = make()
+        try:
+            out += inflater.decompress(rest, limit + 1 - len(out))
+        except Exception as exc:  # zlib.error, ZstdError, RuntimeError (lz4): all mean corrupt input
+            raise BodyError(f"body is not valid {name} data: {exc}") from None
+        if len(out) > limit:
+            raise BodyTooLarge(f"body decompresses to more than {limit} bytes")
+        if not inflater.eof:
+            if getattr(inflater, "unconsumed_tail", b"") or getattr(inflater, "needs_input", True) is False:
+                raise BodyTooLarge(f"body decompresses to more than {limit} bytes")
+            raise BodyError(f"body is truncated {name} data")
+        rest = inflater.unused_data
+    return bytes(out)
+
+
+_INFLATERS: dict[str, tuple[Callable[[], _Inflater], str]] = {
+    "gzip": (lambda: zlib.decompressobj(31), "gzip"),
+    "x-gzip": (lambda: zlib.decompressobj(31), "gzip"),
+    "deflate": (lambda: zlib.decompressobj(15), "deflate"),
+    "zstd": (_zstd_inflater, "zstd"),
+    "lz4": (_lz4_inflater, "lz4 frame"),
+}
+
+
+def decompress(data: bytes, encoding: str | None, limit: int, allowed: frozenset[str] | None = None) -> bytes:
+    """Undo ``Content-Encoding`` (gzip, deflate, zstd, lz4 frame, identity) within ``limit``."""
+    name = (encoding or "identity").strip().lower()
+    if name in ("", "identity", "none"):
+        if len(data) > limit:
+            raise BodyTooLarge(f"request body is larger than {limit} bytes")
+        return data
+    inflater = _INFLATERS.get(name)
+    if inflater is None or (allowed is not None and name not in allowed):
+        supported = sorted(allowed if allowed is not None else _INFLATERS)
+        raise UnsupportedEncoding(f"Content-Encoding {encoding!r} is not supported; use one of {supported}")
+    make, label = inflater
+    return _inflate(data, limit, make, label)

@@ -1,0 +1,61 @@
+"""``llmtrace server``: the command-line face of :mod:`llmtrace.server.app`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["add_arguments", "run"]
+
+DEFAULT_DATA_DIR = "~/.llmtrace/data"
+
+
+def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        default=DEFAULT_DATA_DIR,
+        help=f"where the embedded ClickHouse keeps its data (default {DEFAULT_DATA_DIR})",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)"
+    )
+    parser.add_argument("--otlp-port", type=int, default=4318, help="OTLP/HTTP traces port (default 4318)")
+    parser.add_argument("--http-port", type=int, default=8123, help="ClickHouse HTTP query port (default 8123)")
+    parser.add_argument(
+        "--ttl-days", type=int, default=30, help="keep raw spans this many days (applies when tables are created)"
+    )
+
+
+def run(name: str, args: argparse.Namespace) -> int:
+    try:
+        from llmtrace.server.app import ServerConfig, StartupError, serve
+    except ImportError as exc:  # chdb / uvicorn / starlette missing
+        print(
+            f"llmtrace server needs the server extra ({exc.name} is missing): pip install 'llmtrace[server]'",
+            file=sys.stderr,
+        )
+        return 1
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    password = os.environ.get("LLMTRACE_PASSWORD") or None
+    if password is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"warning: listening on {args.host} without LLMTRACE_PASSWORD: anyone who can reach it can read and write.",
+            file=sys.stderr,
+        )
+    config = ServerConfig(
+        data_dir=Path(args.data_dir).expanduser(),
+        host=args.host,
+        otlp_port=args.otlp_port,
+        http_port=args.http_port,
+        password=password,
+        ttl_days=args.ttl_days,
+    )
+    try:
+        serve(config)
+    except StartupError as exc:
+        print(f"llmtrace server: {exc}", file=sys.stderr)
+        return 1
+    return 0

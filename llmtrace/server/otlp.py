@@ -1,0 +1,118 @@
+"""OTLP/HTTP trace receiver: ``POST /v1/traces`` (protobuf or JSON, optionally gzip).
+
+Follows the OTLP/HTTP spec: the response is an ``ExportTraceServiceResponse`` in the
+request's encoding; a malformed body is a 400 whose ``google.rpc.Status`` says why; 413 for
+a body over the limit (checked again after inflating, so gzip bombs stop early); 415 for an
+unknown content type or encoding; 503 with ``Retry-After`` when the writer is backlogged or
+stopping, which exporters retry. A 200 is sent only once the spans are in the write-ahead
+log (see :mod:`llmtrace.server.batcher`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from llmtrace.server.batcher import Backlogged, ShuttingDown, SpanWriter
+from llmtrace.server.bodies import BodyError, BodyTooLarge, UnsupportedEncoding, read_body
+from llmtrace.server.decode import JSON, MAX_BODY_BYTES, PROTOBUF, OtlpDecodeFailed
+from llmtrace.server.wal import Record
+from llmtrace.server.workers import DecodePool, WorkerLost
+
+__all__ = ["otlp_app"]
+
+logger = logging.getLogger(__name__)
+
+_CONTENT_TYPES = {"application/x-protobuf": PROTOBUF, "application/protobuf": PROTOBUF, "application/json": JSON}
+_GRPC_INVALID_ARGUMENT = 3
+_GRPC_UNAUTHENTICATED = 16
+_GRPC_UNAVAILABLE = 14
+
+
+def _status(content_type: str, status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """An error carrying a ``google.rpc.Status`` in the request's encoding."""
+    if content_type == PROTOBUF:
+        from google.rpc.status_pb2 import Status  # type: ignore[import-untyped,unused-ignore]
+
+        body = Status(code=code, message=message).SerializeToString()
+        return Response(body, status, headers=headers, media_type=PROTOBUF)
+    body = json.dumps({"code": code, "message": message}).encode()
+    return Response(body, status, headers=headers, media_type=JSON)
+
+
+def _success(content_type: str) -> Response:
+    # An empty ExportTraceServiceResponse: no bytes in protobuf, {} in JSON.
+    return Response(b"" if content_type == PROTOBUF else b"{}", 200, media_type=content_type)
+
+
+def _authorized(request: Request, password: str | None) -> bool:
+    if not password:
+        return True
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), password.encode())
+
+
+class _Receiver:
+    def __init__(self, writer: SpanWriter, decoders: DecodePool, password: str | None) -> None:
+        self.writer = writer
+        self.decoders = decoders
+        self.password = password
+
+    async def traces(self, request: Request) -> Response:
+        raw_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        content_type = _CONTENT_TYPES.get(raw_type)
+        reply_type = content_type or JSON
+        if not _authorized(request, self.password):
+            headers = {"WWW-Authenticate": 'Bearer realm="llmtrace"'}
+            message = "missing or wrong credentials: send Authorization: Bearer <LLMTRACE_PASSWORD>"
+            return _status(reply_type, 401, _GRPC_UNAUTHENTICATED, message, headers)
+        if content_type is None:
+            message = f"unsupported Content-Type {raw_type or '(none)'!r}: use {PROTOBUF} or {JSON}"
+            return _status(JSON, 415, _GRPC_INVALID_ARGUMENT, message)
+        try:
+            body = await read_body(request.stream(), MAX_BODY_BYTES)
+            encoding = request.headers.get("content-encoding")
+            payload, spans = await self.decoders.prepare(body, encoding, content_type)
+            self.writer.accept(Record(payload, spans))  # one write() into the page cache
+        except BodyTooLarge as exc:
+            return _status(content_type, 413, _GRPC_INVALID_ARGUMENT, str(exc))
+        except UnsupportedEncoding as exc:
+            return _status(content_type, 415, _GRPC_INVALID_ARGUMENT, str(exc))
+        except (BodyError, OtlpDecodeFailed) as exc:
+            return _status(content_type, 400, _GRPC_INVALID_ARGUMENT, str(exc))
+        except (Backlogged, ShuttingDown, WorkerLost) as exc:
+            return _status(content_type, 503, _GRPC_UNAVAILABLE, f"{exc}; retry later", {"Retry-After": "1"})
+        except OSError as exc:  # the write-ahead log could not be written (disk full?)
+            logger.error("could not log an OTLP request: %s", exc)
+            message = f"spans could not be stored: {exc}"
+            return _status(content_type, 503, _GRPC_UNAVAILABLE, message, {"Retry-After": "5"})
+        return _success(content_type)
+
+
+async def _not_found(request: Request) -> Response:
+    message = f"no OTLP endpoint at {request.url.path}; send traces to POST /v1/traces"
+    return Response(json.dumps({"code": 5, "message": message}), 404, media_type=JSON)
+
+
+def otlp_app(writer: SpanWriter, decoders: DecodePool, password: str | None = None) -> ASGIApp:
+    """The ASGI app of the OTLP port."""
+    from starlette.applications import Starlette
+
+    receiver = _Receiver(writer, decoders, password)
+
+    async def method_not_allowed(request: Request, exc: Any) -> Response:
+        status = getattr(exc, "status_code", 500)
+        if status == 405:
+            return Response(json.dumps({"code": 12, "message": "use POST"}), 405, {"Allow": "POST"}, media_type=JSON)
+        return await _not_found(request)
+
+    routes = [Route("/v1/traces", receiver.traces, methods=["POST"])]
+    return Starlette(routes=routes, exception_handlers={404: method_not_allowed, 405: method_not_allowed})
