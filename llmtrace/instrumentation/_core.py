@@ -184,12 +184,14 @@ class Invocation:
         if self._ended:
             return
         try:
-            if self._acc is not None:
-                self._record(self._acc.result(self.request))
+            attributes: dict[str, AttributeValue] = {sc.STREAM_END: how}
             if self._first_chunk_ns is not None:
-                ttft = (self._first_chunk_ns - self._start_ns) / 1e9
-                self.span.set_attribute(sc.RESPONSE_TIME_TO_FIRST_CHUNK, ttft)
-            self.span.set_attribute(sc.STREAM_END, how)
+                attributes[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = (self._first_chunk_ns - self._start_ns) / 1e9
+            if self._acc is not None:
+                attributes.update(
+                    _response_attributes(self.runtime.settings, self.request, self._acc.result(self.request))
+                )
+            self.span.set_attributes(attributes)  # one pass through the SDK's attribute validation
         except Exception as inner:
             internal_error("end_stream", inner)
         if exc is not None:
