@@ -48,7 +48,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--otlp-port", type=int, default=4318, help="OTLP/HTTP traces port (default 4318)")
     parser.add_argument("--http-port", type=int, default=8123, help="ClickHouse HTTP port (default 8123)")
     parser.add_argument("--dashboard-port", type=int, default=8501, help="dashboard port (default 8501)")
-    parser.add_argument("--demo-calls", type=int, default=2000, help="LLM calls the demo makes (default 2000)")
+    parser.add_argument("--demo-calls", type=int, default=6000, help="LLM calls the demo makes (default 6000)")
 
 
 def app_path() -> Path:

@@ -37,7 +37,15 @@ from llmtrace.store.client import connect as connect_store
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("LLMTRACE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = os.environ.get("LLMTRACE_SCREENSHOTS")  # keep screenshots here to look at them
-PAGES = {"": "Calls", "traces": "Waterfall", "cost": "Spend per day", "latency": "Per model", "sql": "Examples"}
+PAGES = {
+    "": "Calls",
+    "traces": "Waterfall",
+    "cost": "Spend per day",
+    "latency": "Per model",
+    "drift": "Verdicts",
+    "anomalies": "Episode",
+    "sql": "Examples",
+}
 BAD = ("stException", "Traceback", "Page not found", "Cannot reach the llmtrace store", "No LLM calls in the store")
 DEMO_CALLS = 400
 

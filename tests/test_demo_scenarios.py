@@ -21,7 +21,7 @@ def test_the_same_seed_gives_the_same_plan() -> None:
 
 
 def test_the_plan_has_about_the_requested_number_of_calls_oldest_first() -> None:
-    assert 3000 <= len(calls(WEEK)) <= 3003
+    assert abs(len(calls(WEEK)) - 3000) <= 0.03 * 3000  # incident traffic adds whole requests
     assert [r.start_ns for r in WEEK] == sorted(r.start_ns for r in WEEK)
 
 
@@ -30,9 +30,11 @@ def test_every_request_starts_inside_the_window() -> None:
 
 
 def test_traffic_follows_the_day() -> None:
+    incidents = [episode("error_burst"), episode("latency_spike")]  # extra traffic, at any hour
     by_hour = [0] * 24
     for request in WEEK:
-        by_hour[(request.start_ns // scenarios.HOUR_NS) % 24] += 1
+        if not any(start <= request.start_ns < stop for start, stop in incidents):
+            by_hour[(request.start_ns // scenarios.HOUR_NS) % 24] += 1
     assert by_hour[scenarios.PEAK_HOUR_UTC] > 2 * by_hour[(scenarios.PEAK_HOUR_UTC + 12) % 24]
 
 

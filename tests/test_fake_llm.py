@@ -83,9 +83,7 @@ def words(n: int) -> dict[str, str]:
     return {"x-fake-output-words": str(n)}
 
 
-def post_raw(
-    fake: FakeLLM, path: str, body: bytes, headers: dict[str, str] | None = None
-) -> tuple[int, bytes]:
+def post_raw(fake: FakeLLM, path: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     request = urllib.request.Request(fake.url + path, data=body, headers=headers or {}, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -126,9 +124,7 @@ def test_unknown_model_names_are_echoed_back(oai: openai.OpenAI) -> None:
 
 
 def test_chat_stream_sends_one_chunk_per_word_and_no_usage_unless_asked(oai: openai.OpenAI) -> None:
-    chunks = list(
-        oai.chat.completions.create(model="gpt-4o", messages=user("hi"), stream=True, extra_headers=words(7))
-    )
+    chunks = list(oai.chat.completions.create(model="gpt-4o", messages=user("hi"), stream=True, extra_headers=words(7)))
     texts = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     assert len(texts) == 7
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -191,9 +187,7 @@ def test_chat_after_a_tool_result_answers_with_text(oai: openai.OpenAI) -> None:
 
 
 def test_chat_streamed_tool_call_arrives_as_incremental_argument_deltas(oai: openai.OpenAI) -> None:
-    stream = oai.chat.completions.create(
-        model="gpt-4o", messages=user("weather?"), tools=CHAT_TOOLS, stream=True
-    )
+    stream = oai.chat.completions.create(model="gpt-4o", messages=user("weather?"), tools=CHAT_TOOLS, stream=True)
     chunks = [c for c in stream if c.choices]
     first = chunks[0].choices[0].delta.tool_calls[0]
     assert first.id.startswith("call_") and first.function.name == "get_weather"
@@ -210,9 +204,7 @@ def test_chat_stream_helper_accumulates_the_tool_call(oai: openai.OpenAI) -> Non
 
 
 def test_chat_small_max_tokens_truncates_with_finish_reason_length(oai: openai.OpenAI) -> None:
-    result = oai.chat.completions.create(
-        model="gpt-4o", messages=user("long please"), max_completion_tokens=3
-    )
+    result = oai.chat.completions.create(model="gpt-4o", messages=user("long please"), max_completion_tokens=3)
     assert result.choices[0].finish_reason == "length"
     assert len(result.choices[0].message.content.split()) == 3
     assert result.usage is not None and result.usage.completion_tokens == 3
@@ -319,9 +311,7 @@ def test_responses_small_max_output_tokens_is_incomplete(oai: openai.OpenAI) -> 
 
 
 def test_legacy_completion_streams_text_completion_chunks(oai: openai.OpenAI) -> None:
-    chunks = list(
-        oai.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say", stream=True, max_tokens=50)
-    )
+    chunks = list(oai.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say", stream=True, max_tokens=50))
     assert all(c.object == "text_completion" for c in chunks)
     assert "".join(c.choices[0].text for c in chunks).startswith("Echo: Say")
     assert chunks[-1].choices[0].finish_reason == "stop"
@@ -343,12 +333,8 @@ def test_embeddings_are_deterministic_unit_vectors_of_the_requested_dimension(oa
 
 
 def test_embeddings_honour_float_and_base64_encodings(fake: FakeLLM) -> None:
-    as_float = json.loads(
-        post_raw(fake, "/v1/embeddings", b'{"model":"m","input":"x","encoding_format":"float"}')[1]
-    )
-    as_b64 = json.loads(
-        post_raw(fake, "/v1/embeddings", b'{"model":"m","input":"x","encoding_format":"base64"}')[1]
-    )
+    as_float = json.loads(post_raw(fake, "/v1/embeddings", b'{"model":"m","input":"x","encoding_format":"float"}')[1])
+    as_b64 = json.loads(post_raw(fake, "/v1/embeddings", b'{"model":"m","input":"x","encoding_format":"base64"}')[1])
     decoded = struct.unpack("<8f", base64.b64decode(as_b64["data"][0]["embedding"]))
     assert decoded == pytest.approx(as_float["data"][0]["embedding"], rel=1e-6)
 
@@ -367,9 +353,7 @@ def test_message_create_answers_with_text_and_usage(ant: anthropic.Anthropic) ->
 
 
 def test_message_stream_helper_gives_text_stream_and_final_message(ant: anthropic.Anthropic) -> None:
-    with ant.messages.stream(
-        model="claude-x", max_tokens=100, messages=user("Hi"), extra_headers=words(9)
-    ) as s:
+    with ant.messages.stream(model="claude-x", max_tokens=100, messages=user("Hi"), extra_headers=words(9)) as s:
         pieces = list(s.text_stream)
         final = s.get_final_message()
     assert len(pieces) == 9
@@ -378,9 +362,7 @@ def test_message_stream_helper_gives_text_stream_and_final_message(ant: anthropi
 
 
 def test_message_stream_emits_the_real_event_sequence(ant: anthropic.Anthropic) -> None:
-    stream = ant.messages.create(
-        model="c", max_tokens=100, messages=user("Hi"), stream=True, extra_headers=words(2)
-    )
+    stream = ant.messages.create(model="c", max_tokens=100, messages=user("Hi"), stream=True, extra_headers=words(2))
     events = list(stream)
     assert [e.type for e in events] == [
         "message_start",
@@ -404,9 +386,7 @@ def test_message_with_tools_answers_with_tool_use(ant: anthropic.Anthropic) -> N
 
 
 def test_message_streamed_tool_use_arrives_as_input_json_deltas(ant: anthropic.Anthropic) -> None:
-    with ant.messages.stream(
-        model="c", max_tokens=100, messages=user("weather?"), tools=ANTHROPIC_TOOLS
-    ) as s:
+    with ant.messages.stream(model="c", max_tokens=100, messages=user("weather?"), tools=ANTHROPIC_TOOLS) as s:
         kinds = {e.delta.type for e in s if e.type == "content_block_delta"}
         final = s.get_final_message()
     assert kinds == {"input_json_delta"}
@@ -433,9 +413,7 @@ def test_message_small_max_tokens_stops_with_max_tokens(ant: anthropic.Anthropic
 
 
 def test_prompt_caching_writes_then_reads_the_marked_prefix(ant: anthropic.Anthropic) -> None:
-    system = [
-        {"type": "text", "text": f"{uuid.uuid4()} " + "rules " * 400, "cache_control": {"type": "ephemeral"}}
-    ]
+    system = [{"type": "text", "text": f"{uuid.uuid4()} " + "rules " * 400, "cache_control": {"type": "ephemeral"}}]
     first = ant.messages.create(model="c", max_tokens=10, system=system, messages=user("one"))
     second = ant.messages.create(model="c", max_tokens=10, system=system, messages=user("one"))
     assert first.usage.cache_creation_input_tokens > 0 and first.usage.cache_read_input_tokens == 0
@@ -445,9 +423,7 @@ def test_prompt_caching_writes_then_reads_the_marked_prefix(ant: anthropic.Anthr
 
 
 async def test_async_message_stream_works(aant: anthropic.AsyncAnthropic) -> None:
-    async with aant.messages.stream(
-        model="c", max_tokens=50, messages=user("Hi"), extra_headers=words(4)
-    ) as s:
+    async with aant.messages.stream(model="c", max_tokens=50, messages=user("Hi"), extra_headers=words(4)) as s:
         pieces = [p async for p in s.text_stream]
         final = await s.get_final_message()
     assert len(pieces) == 4 and final.usage.output_tokens == 4
@@ -465,13 +441,9 @@ async def test_async_message_stream_works(aant: anthropic.AsyncAnthropic) -> Non
         (500, openai.InternalServerError),
     ],
 )
-def test_forced_status_raises_the_openai_sdk_error(
-    oai: openai.OpenAI, status: int, error: type[Exception]
-) -> None:
+def test_forced_status_raises_the_openai_sdk_error(oai: openai.OpenAI, status: int, error: type[Exception]) -> None:
     with pytest.raises(error) as info:
-        oai.chat.completions.create(
-            model="gpt-4o", messages=user("hi"), extra_headers={"x-fake-status": str(status)}
-        )
+        oai.chat.completions.create(model="gpt-4o", messages=user("hi"), extra_headers={"x-fake-status": str(status)})
     assert info.value.status_code == status  # type: ignore[attr-defined]
     assert set(info.value.body) == {"message", "type", "param", "code"}  # type: ignore[attr-defined]
 
@@ -490,9 +462,7 @@ def test_forced_status_raises_the_anthropic_sdk_error(
     ant: anthropic.Anthropic, status: int, error: type[Exception], kind: str
 ) -> None:
     with pytest.raises(error) as info:
-        ant.messages.create(
-            model="c", max_tokens=5, messages=user("hi"), extra_headers={"x-fake-status": str(status)}
-        )
+        ant.messages.create(model="c", max_tokens=5, messages=user("hi"), extra_headers={"x-fake-status": str(status)})
     assert info.value.body["error"]["type"] == kind  # type: ignore[attr-defined]
 
 
@@ -501,9 +471,7 @@ def test_rate_limits_say_retry_at_once_so_sdk_retries_are_instant(fake: FakeLLM)
     before = len(fake.requests)
     started = time.perf_counter()
     with pytest.raises(openai.RateLimitError):
-        client.chat.completions.create(
-            model="gpt-4o", messages=user("hi"), extra_headers={"x-fake-status": "429"}
-        )
+        client.chat.completions.create(model="gpt-4o", messages=user("hi"), extra_headers={"x-fake-status": "429"})
     assert len(fake.requests) - before == 3
     assert time.perf_counter() - started < 0.5
 
@@ -522,9 +490,7 @@ def test_openai_stream_error_after_n_chunks_raises_api_error(oai: openai.OpenAI)
 
 def test_stream_error_after_more_chunks_than_the_reply_has_still_fails_the_stream(oai: openai.OpenAI) -> None:
     headers = {"x-fake-stream-error-after": "100", **words(3)}
-    stream = oai.chat.completions.create(
-        model="gpt-4o", messages=user("hi"), stream=True, extra_headers=headers
-    )
+    stream = oai.chat.completions.create(model="gpt-4o", messages=user("hi"), stream=True, extra_headers=headers)
     with pytest.raises(openai.APIError):
         list(stream)
 
@@ -551,19 +517,13 @@ def test_anthropic_stream_error_after_n_chunks_raises_overloaded(ant: anthropic.
 
 def test_malformed_body_makes_the_openai_sdk_raise(oai: openai.OpenAI) -> None:
     with pytest.raises(ValueError):
-        oai.chat.completions.create(
-            model="gpt-4o", messages=user("hi"), extra_headers={"x-fake-malformed": "1"}
-        )
+        oai.chat.completions.create(model="gpt-4o", messages=user("hi"), extra_headers={"x-fake-malformed": "1"})
 
 
 def test_malformed_stream_makes_the_anthropic_sdk_raise(ant: anthropic.Anthropic) -> None:
     headers = {"x-fake-malformed": "1"}
     with pytest.raises(ValueError):
-        list(
-            ant.messages.create(
-                model="c", max_tokens=5, messages=user("hi"), stream=True, extra_headers=headers
-            )
-        )
+        list(ant.messages.create(model="c", max_tokens=5, messages=user("hi"), stream=True, extra_headers=headers))
 
 
 def test_unknown_path_is_a_404_in_the_provider_shape(oai: openai.OpenAI) -> None:
@@ -584,9 +544,7 @@ def test_bad_control_header_is_a_400_naming_the_header(fake: FakeLLM) -> None:
 
 def test_latency_header_delays_the_reply(oai: openai.OpenAI) -> None:
     started = time.perf_counter()
-    oai.chat.completions.create(
-        model="gpt-4o", messages=user("hi"), extra_headers={"x-fake-latency-ms": "150"}
-    )
+    oai.chat.completions.create(model="gpt-4o", messages=user("hi"), extra_headers={"x-fake-latency-ms": "150"})
     assert time.perf_counter() - started >= 0.15
 
 
@@ -627,12 +585,8 @@ def _observe_openai_chat(oai: openai.OpenAI, ant: anthropic.Anthropic, h: dict[s
     }
 
 
-def _observe_openai_chat_stream(
-    oai: openai.OpenAI, ant: anthropic.Anthropic, h: dict[str, str]
-) -> dict[str, Any]:
-    chunks = list(
-        oai.chat.completions.create(model="gpt-4", messages=user("x"), stream=True, extra_headers=h)
-    )
+def _observe_openai_chat_stream(oai: openai.OpenAI, ant: anthropic.Anthropic, h: dict[str, str]) -> dict[str, Any]:
+    chunks = list(oai.chat.completions.create(model="gpt-4", messages=user("x"), stream=True, extra_headers=h))
     texts = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     u = chunks[-1].usage
     return {
@@ -646,9 +600,7 @@ def _observe_openai_chat_stream(
     }
 
 
-def _observe_openai_responses_stream(
-    oai: openai.OpenAI, ant: anthropic.Anthropic, h: dict[str, str]
-) -> dict[str, Any]:
+def _observe_openai_responses_stream(oai: openai.OpenAI, ant: anthropic.Anthropic, h: dict[str, str]) -> dict[str, Any]:
     with oai.responses.stream(model="gpt-4o-mini", input="x", extra_headers=h) as s:
         deltas = [e for e in s if e.type == "response.output_text.delta"]
         r = s.get_final_response()
@@ -663,12 +615,8 @@ def _observe_openai_responses_stream(
     }
 
 
-def _observe_anthropic_message(
-    oai: openai.OpenAI, ant: anthropic.Anthropic, h: dict[str, str]
-) -> dict[str, Any]:
-    m = ant.messages.create(
-        model="claude-3-5-sonnet-20240620", max_tokens=1024, messages=user("x"), extra_headers=h
-    )
+def _observe_anthropic_message(oai: openai.OpenAI, ant: anthropic.Anthropic, h: dict[str, str]) -> dict[str, Any]:
+    m = ant.messages.create(model="claude-3-5-sonnet-20240620", max_tokens=1024, messages=user("x"), extra_headers=h)
     u = m.usage
     total_input = u.input_tokens + (u.cache_read_input_tokens or 0) + (u.cache_creation_input_tokens or 0)
     return {
@@ -681,9 +629,7 @@ def _observe_anthropic_message(
     }
 
 
-def _observe_anthropic_stream(
-    oai: openai.OpenAI, ant: anthropic.Anthropic, h: dict[str, str]
-) -> dict[str, Any]:
+def _observe_anthropic_stream(oai: openai.OpenAI, ant: anthropic.Anthropic, h: dict[str, str]) -> dict[str, Any]:
     with ant.messages.stream(
         model="claude-sonnet-4-20250514", max_tokens=100, messages=user("x"), extra_headers=h
     ) as s:
@@ -735,9 +681,7 @@ def test_replay_serves_the_recorded_body_byte_for_byte(name: str, fake: FakeLLM)
 
 def test_replay_of_an_unknown_name_is_a_400_that_names_it(oai: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError, match="no recording 'nope'"):
-        oai.chat.completions.create(
-            model="gpt-4o", messages=user("hi"), extra_headers={"x-fake-replay": "nope"}
-        )
+        oai.chat.completions.create(model="gpt-4o", messages=user("hi"), extra_headers={"x-fake-replay": "nope"})
 
 
 # --- Lifecycle ----------------------------------------------------------------------------------

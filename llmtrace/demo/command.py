@@ -57,7 +57,7 @@ ANTHROPIC_TOOL = {
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help=f"OTLP/HTTP endpoint (default {DEFAULT_ENDPOINT})")
     parser.add_argument("--days", type=float, default=7, help="days of history to create (default 7)")
-    parser.add_argument("--calls", type=int, default=2000, help="LLM calls to make (default 2000)")
+    parser.add_argument("--calls", type=int, default=6000, help="LLM calls to make (default 6000)")
     parser.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same story")
 
 

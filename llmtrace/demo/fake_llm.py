@@ -61,9 +61,7 @@ from llmtrace.demo.fake_llm_common import (
 __all__ = ["FakeLLM", "main"]
 
 RECORDED_DIR = Path(
-    os.environ.get(
-        "LLMTRACE_FAKE_RECORDED_DIR", Path(__file__).resolve().parents[2] / "tests/fixtures/recorded"
-    )
+    os.environ.get("LLMTRACE_FAKE_RECORDED_DIR", Path(__file__).resolve().parents[2] / "tests/fixtures/recorded")
 )
 _REPLAY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -119,9 +117,7 @@ def _replay(name: str, provider: _Provider, recorded_dir: Path) -> Reply:
     """The recorded response ``recorded_dir/NAME.json``: status, content type, body verbatim."""
     path = recorded_dir / f"{name}.json"
     if not _REPLAY_NAME.match(name) or not path.is_file():
-        message = (
-            f"x-fake-replay: no recording {name!r} in {recorded_dir}; use the stem of a .json file there."
-        )
+        message = f"x-fake-replay: no recording {name!r} in {recorded_dir}; use the stem of a .json file there."
         return provider.error_reply(400, message)
     record = json.loads(path.read_text(encoding="utf-8"))
     headers = {k.lower(): str(v) for k, v in (record.get("headers") or {}).items()}
@@ -148,9 +144,7 @@ def _dispatch(fake: FakeLLM, path: str, headers: dict[str, str], raw: bytes) -> 
     except ValueError as exc:
         return provider.error_reply(400, str(exc)), Controls()
     if route is None:
-        return provider.error_reply(
-            404, f"Invalid URL ({path}): the fake LLM has no such endpoint."
-        ), controls
+        return provider.error_reply(404, f"Invalid URL ({path}): the fake LLM has no such endpoint."), controls
     try:
         body = json.loads(raw or b"null")
     except ValueError:
@@ -306,14 +300,10 @@ class FakeLLM:
         try:
             server = _Server((self.host, self.port), _RequestHandler)
         except OSError as exc:
-            raise OSError(
-                f"FakeLLM cannot bind {self.host}:{self.port} ({exc}); pick another port or 0."
-            ) from exc
+            raise OSError(f"FakeLLM cannot bind {self.host}:{self.port} ({exc}); pick another port or 0.") from exc
         server.fake = self
         self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="fake-llm", daemon=True
-        )
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-llm", daemon=True)
         self._thread.start()
         return self
 
@@ -354,17 +344,13 @@ class FakeLLM:
 
 def main(argv: list[str] | None = None) -> int:
     """Serve until Ctrl-C: ``python -m llmtrace.demo.fake_llm --port 9999``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m llmtrace.demo.fake_llm", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m llmtrace.demo.fake_llm", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9999)
     parser.add_argument("--latency-ms", type=int, default=0, help="delay before every reply")
     parser.add_argument("--chunk-delay-ms", type=int, default=0, help="delay before every streamed chunk")
     args = parser.parse_args(argv)
-    fake = FakeLLM(
-        args.host, args.port, latency_s=args.latency_ms / 1000, chunk_delay_s=args.chunk_delay_ms / 1000
-    )
+    fake = FakeLLM(args.host, args.port, latency_s=args.latency_ms / 1000, chunk_delay_s=args.chunk_delay_ms / 1000)
     try:
         fake.start()
     except OSError as exc:

@@ -55,9 +55,7 @@ def response_headers() -> dict[str, str]:
 
 
 def error_body(status: int, message: str | None = None, kind: str | None = None) -> dict[str, Any]:
-    default_kind, default_message = _ERRORS.get(
-        status, ("api_error" if status >= 500 else "invalid_request_error", "")
-    )
+    default_kind, default_message = _ERRORS.get(status, ("api_error" if status >= 500 else "invalid_request_error", ""))
     error = {"type": kind or default_kind, "message": message or default_message or f"HTTP {status}"}
     return {"type": "error", "error": error, "request_id": new_id("req_011C", 20)}
 
@@ -111,9 +109,7 @@ def _segments(body: dict[str, Any]) -> list[_Segment]:
         segments.append(_Segment(_block_text(block), isinstance(block, dict) and "cache_control" in block))
     for message in body.get("messages") or []:
         for block in _blocks(message.get("content")):
-            segments.append(
-                _Segment(_block_text(block), isinstance(block, dict) and "cache_control" in block)
-            )
+            segments.append(_Segment(_block_text(block), isinstance(block, dict) and "cache_control" in block))
     return segments
 
 
@@ -214,9 +210,7 @@ def _frames(message: dict[str, Any], planned: _Planned) -> list[Frame]:
     usage = message["usage"]
     start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
     first_block = (
-        {**planned.block, "input": {}}
-        if planned.block["type"] == "tool_use"
-        else {"type": "text", "text": ""}
+        {**planned.block, "input": {}} if planned.block["type"] == "tool_use" else {"type": "text", "text": ""}
     )
     delta_kind = "input_json_delta" if planned.block["type"] == "tool_use" else "text_delta"
     delta_key = "partial_json" if delta_kind == "input_json_delta" else "text"
@@ -229,9 +223,7 @@ def _frames(message: dict[str, Any], planned: _Planned) -> list[Frame]:
         event("content_block_delta", True, index=0, delta={"type": delta_kind, delta_key: piece})
         for piece in planned.pieces
     ]
-    final_usage = {
-        k: usage[k] for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-    }
+    final_usage = {k: usage[k] for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")}
     frames += [
         event("content_block_stop", index=0),
         event(

@@ -205,9 +205,7 @@ _FORMATS = {
 }
 
 
-def sample_from_schema(
-    schema: Mapping[str, Any], defs: Mapping[str, Any] | None = None, name: str = "value"
-) -> Any:
+def sample_from_schema(schema: Mapping[str, Any], defs: Mapping[str, Any] | None = None, name: str = "value") -> Any:
     """A value valid for a simple JSON schema (objects, arrays, scalars, enums, refs, anyOf).
 
     Used for tool-call arguments and structured outputs, so SDK parse helpers get valid JSON.

@@ -59,16 +59,14 @@ _ERRORS: dict[int, tuple[str, str | None, str]] = {
     401: (
         "invalid_request_error",
         "invalid_api_key",
-        "Incorrect API key provided: test. You can find your API key at "
-        "https://platform.openai.com/account/api-keys.",
+        "Incorrect API key provided: test. You can find your API key at https://platform.openai.com/account/api-keys.",
     ),
     403: ("invalid_request_error", "unsupported_country_region_territory", "Country not supported."),
     404: ("invalid_request_error", "model_not_found", "The model does not exist or you do not have access."),
     429: (
         "requests",
         "rate_limit_exceeded",
-        "Rate limit reached for requests per min (RPM): Limit 3, Used 3, Requested 1. "
-        "Please try again in 20s.",
+        "Rate limit reached for requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.",
     ),
     500: ("server_error", None, "The server had an error while processing your request. Sorry about that!"),
     503: ("server_error", None, "The engine is currently overloaded, please try again later."),
@@ -92,9 +90,7 @@ def response_headers() -> dict[str, str]:
 
 
 def error_body(status: int, message: str | None = None) -> dict[str, Any]:
-    kind, code, default = _ERRORS.get(
-        status, ("server_error" if status >= 500 else "invalid_request_error", None, "")
-    )
+    kind, code, default = _ERRORS.get(status, ("server_error" if status >= 500 else "invalid_request_error", None, ""))
     text = message or default or f"The fake LLM was asked for HTTP {status}."
     return {"error": {"message": text, "type": kind, "param": None, "code": code}}
 
@@ -143,9 +139,7 @@ class Planned:
         return "".join(self.pieces)
 
 
-def plan_text(
-    prompt: str, ctx: Context, limit: int | None, fmt: dict[str, Any] | None, variant: int = 0
-) -> Planned:
+def plan_text(prompt: str, ctx: Context, limit: int | None, fmt: dict[str, Any] | None, variant: int = 0) -> Planned:
     """Echo text (or JSON for a structured-output format), cut to ``limit`` tokens with ``length``."""
     words = reply_words(prompt, ctx.controls.output_words, variant=variant)
     if fmt and fmt.get("type") == "json_schema":
@@ -192,9 +186,7 @@ def _chat_tool(body: dict[str, Any]) -> dict[str, Any] | None:
 
 def _chat_plans(body: dict[str, Any], ctx: Context) -> list[Planned]:
     messages = body.get("messages") or []
-    last_user = next(
-        (content_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
-    )
+    last_user = next((content_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     tool = _chat_tool(body)
     n = max(1, int(body.get("n") or 1))
@@ -365,8 +357,7 @@ def embeddings(body: dict[str, Any], ctx: Context) -> Reply:
     dims = int(body.get("dimensions") or 8)
     encoding = str(body.get("encoding_format") or "float")
     data = [
-        {"object": "embedding", "index": i, "embedding": _embedding(t, dims, encoding)}
-        for i, t in enumerate(texts)
+        {"object": "embedding", "index": i, "embedding": _embedding(t, dims, encoding)} for i, t in enumerate(texts)
     ]
     tokens = sum(count_tokens(t) for t in texts)
     obj = {

@@ -147,9 +147,7 @@ def responses(body: dict[str, Any], ctx: Context) -> Reply:
     return json_reply(200, final, response_headers())
 
 
-def _final(
-    envelope: dict[str, Any], planned: Planned, with_reasoning: bool, usage: dict[str, Any]
-) -> dict[str, Any]:
+def _final(envelope: dict[str, Any], planned: Planned, with_reasoning: bool, usage: dict[str, Any]) -> dict[str, Any]:
     incomplete = planned.finish_reason == "length"
     status = "incomplete" if incomplete else "completed"
     output: list[dict[str, Any]] = []

@@ -78,9 +78,9 @@ class Episode:
 EPISODES: tuple[Episode, ...] = (
     Episode("model_switch", "support-bot", 80, detail="gpt-4o -> claude-sonnet-4-6"),
     Episode("release", "*", 60, detail="v1.4.0 -> v1.5.0"),
-    Episode("error_burst", "support-bot", 54, 45, factor=0.45, detail="429 and 500 from the provider"),
+    Episode("error_burst", "support-bot", 54, 90, factor=0.5, detail="429 and 500 from the provider"),
     Episode("prompt_change", "summarizer", 40, factor=3.0, detail="summarize v3 -> v4 (longer prompt)"),
-    Episode("latency_spike", "search-api", 30, 60, factor=6.0, detail="provider slowdown"),
+    Episode("latency_spike", "search-api", 30, 120, factor=5.0, detail="provider slowdown"),
 )
 SWITCH_FROM, SWITCH_TO = "gpt-4o", "claude-sonnet-4-6"
 PROMPT_VERSIONS = ("3", "4")
@@ -167,8 +167,11 @@ def _call(rng: random.Random, model: str, stream: bool, slow: float, words_facto
     return Call(model, stream, words, duration, ttft)
 
 
-def _request(rng: random.Random, t: int, end_ns: int, days: float) -> Request:
-    service = rng.choices(SERVICES, weights=[s.share for s in SERVICES])[0]
+INCIDENT_TRAFFIC = 0.02  # share of the demo's calls added inside each incident window (users retrying)
+
+
+def _request(rng: random.Random, t: int, end_ns: int, days: float, service: Service | None = None) -> Request:
+    service = service or rng.choices(SERVICES, weights=[s.share for s in SERVICES])[0]
     environment = _pick(rng, ENVIRONMENTS)
     release_at = episode_window(_episode("release"), end_ns, days)[0] - (DAY_NS if environment == "staging" else 0)
     prompt_v4 = service.name == "summarizer" and _in(_episode("prompt_change"), t, end_ns, days)
@@ -232,13 +235,31 @@ def plan(calls: int, days: float, end_ns: int, seed: int = 7) -> list[Request]:
     span_ns = int(days * DAY_NS)
     requests: list[Request] = []
     total = 0
-    while total < calls:
+    while total < calls * (1 - 2 * INCIDENT_TRAFFIC):
         t = _seasonal_time(clock, end_ns - span_ns, span_ns)
         request = _request(random.Random(f"{seed}:{len(requests)}"), t, end_ns, days)
         requests.append(request)
         total += len(request.calls)
+    requests.extend(_incident_traffic(clock, calls, days, end_ns, seed, len(requests)))
     requests.sort(key=lambda r: r.start_ns)
     return requests
+
+
+def _incident_traffic(
+    clock: random.Random, calls: int, days: float, end_ns: int, seed: int, first_index: int
+) -> list[Request]:
+    """Extra requests inside the error burst and the latency spike, so a short incident has
+    enough calls to stand out from one hour's noise even in a small demo."""
+    extra: list[Request] = []
+    for kind in ("error_burst", "latency_spike"):
+        episode = _episode(kind)
+        service = next(s for s in SERVICES if s.name == episode.service)
+        start, stop = episode_window(episode, end_ns, days)
+        for _ in range(max(1, int(calls * INCIDENT_TRAFFIC))):
+            t = start + int(clock.random() * (stop - start))
+            rng = random.Random(f"{seed}:{first_index + len(extra)}")
+            extra.append(_request(rng, t, end_ns, days, service))
+    return extra
 
 
 # --------------------------------------------------------------------- bulk history in SQL

@@ -1,0 +1,207 @@
+"""``llmtrace watch``: check anomalies and drift on a schedule and send each new finding once.
+
+Every check runs :func:`~llmtrace.analytics.anomalies.detect` over the last ``--since``
+and, unless ``--no-drift``, :func:`~llmtrace.analytics.drift.compare` of the last
+``--drift-current`` against the ``--drift-baseline`` before it. Each finding becomes an
+:class:`Alert` with a stable key. A :class:`SentLog` (a small JSON file) remembers what
+was sent, so:
+
+* an anomaly is sent once, including while its episode goes on (and when the sliding
+  window cuts its start: an episode adjacent to one already sent is its continuation);
+* a drift verdict is sent once per ``--realert`` period (default a day) while it lasts.
+
+With ``--webhook`` each alert is POSTed as JSON: ``{"text": ..., "llmtrace": {...}}``,
+``text`` being what Slack (and Mattermost, Discord's /slack endpoint, ...) displays.
+Without it, alerts are printed. A failed POST is reported and retried at the next check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+from llmtrace.analytics.groups import label
+
+__all__ = ["Alert", "AlertDeliveryError", "SentLog", "anomaly_alerts", "drift_alerts", "post_webhook", "watch_command"]
+
+DEFAULT_STATE = Path("~/.llmtrace/watch-state.json")
+KEEP = timedelta(days=14)
+_ICONS = {"critical": ":rotating_light:", "warning": ":warning:", "major": ":rotating_light:", "moderate": ":warning:"}
+
+
+class AlertDeliveryError(RuntimeError):
+    """The webhook did not accept an alert; the message names the URL and the answer."""
+
+
+@dataclass
+class Alert:
+    """One message: ``key`` identifies it across checks, ``thread`` the finding it continues."""
+
+    key: str
+    kind: str  # anomaly | drift
+    text: str
+    payload: dict[str, Any]
+    thread: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+    gap: timedelta = timedelta(hours=1)  # an anomaly starting within this of a sent one's end continues it
+
+
+@dataclass
+class SentLog:
+    """What was sent and when, persisted as JSON: ``{key: {"thread", "end", "sent_at"}}``."""
+
+    path: Path
+    entries: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> SentLog:
+        path = path.expanduser()
+        try:
+            entries = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            entries = {}
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read watch state {path}: {exc}; delete it to start afresh") from exc
+        return cls(path, entries if isinstance(entries, dict) else {})
+
+    def save(self, now: datetime) -> None:
+        cutoff = (now - KEEP).isoformat()
+        self.entries = {k: v for k, v in self.entries.items() if v.get("sent_at", "") >= cutoff}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.entries, indent=1, sort_keys=True), encoding="utf-8")
+        tmp.replace(self.path)
+
+    def is_new(self, alert: Alert, now: datetime, realert: timedelta) -> bool:
+        """False if sent already (or a continuation of an anomaly sent); extends its end."""
+        if alert.kind == "drift":
+            sent = self.entries.get(alert.key)
+            return sent is None or datetime.fromisoformat(sent["sent_at"]) <= now - realert
+        for entry in self.entries.values():
+            if entry.get("thread") == alert.thread and _continues(entry, alert):
+                if alert.end is not None:
+                    entry["end"] = max(entry.get("end", ""), alert.end.isoformat())
+                return False
+        return True
+
+    def record(self, alert: Alert, now: datetime) -> None:
+        self.entries[alert.key] = {
+            "thread": alert.thread,
+            "end": alert.end.isoformat() if alert.end else "",
+            "sent_at": now.isoformat(),
+        }
+
+
+def _continues(entry: dict[str, str], alert: Alert) -> bool:
+    if alert.start is None or not entry.get("end"):
+        return False
+    return datetime.fromisoformat(entry["end"]) >= alert.start - alert.gap
+
+
+# --------------------------------------------------------------------------- building alerts
+def anomaly_alerts(report: Any) -> list[Alert]:
+    """One alert per anomaly of an :class:`~llmtrace.analytics.anomalies.AnomalyReport`."""
+    alerts = []
+    gap = timedelta(seconds=report.step)
+    for a, shaped in zip(report.anomalies, report.to_dict()["anomalies"], strict=True):
+        traces = f" Example traces: {', '.join(a.trace_ids[:3])}." if a.trace_ids else ""
+        text = f"{_ICONS.get(a.severity, '')} llmtrace {a.kind}: {a.summary}.{traces}".strip()
+        thread = f"{a.kind}|{a.metric}|{label(a.series)}"
+        alerts.append(Alert(a.key, "anomaly", text, {**shaped, "type": "anomaly"}, thread, a.start, a.end, gap))
+    return alerts
+
+
+def drift_alerts(report: Any) -> list[Alert]:
+    """One alert per moderate or major verdict of a :class:`~llmtrace.analytics.drift.DriftReport`."""
+    alerts = []
+    by_result = {id(r): d for r, d in zip(report.results, report.to_dict()["results"], strict=True)}
+    for r in report.flagged():  # most severe first
+        key = f"drift|{r.metric}|{label(r.group)}|{r.verdict}"
+        text = (
+            f"{_ICONS.get(r.verdict, '')} llmtrace drift ({r.verdict}): {label(r.group)} {r.metric} — {r.reason}. "
+            f"Current {report.comparison.current.label} vs baseline {report.comparison.baseline.label}."
+        )
+        payload = {**by_result[id(r)], "type": "drift", **report.comparison.describe()}
+        alerts.append(Alert(key, "drift", text, payload, thread=key))
+    return alerts
+
+
+def post_webhook(url: str, alert: Alert, timeout: float = 10.0) -> None:
+    """POST ``{"text": ..., "llmtrace": {...}}``; raise :class:`AlertDeliveryError` on failure."""
+    body = json.dumps({"text": alert.text, "llmtrace": alert.payload}, default=str).encode("utf-8")
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        raise AlertDeliveryError(f"webhook {url} answered HTTP {exc.code}: check the URL and its token") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise AlertDeliveryError(f"cannot reach webhook {url}: {exc}; check the URL and the network") from exc
+    if not 200 <= status < 300:
+        raise AlertDeliveryError(f"webhook {url} answered HTTP {status}")
+
+
+# --------------------------------------------------------------------------- the loop
+def check_once(client: Any, args: argparse.Namespace, log: SentLog, out: TextIO, now: datetime) -> list[Alert]:
+    """Run both checks, send what is new, record it; return the alerts sent."""
+    from llmtrace.analytics import drift
+    from llmtrace.analytics.commands import detect_from_args, dimension_filter, parse_duration
+
+    alerts = anomaly_alerts(detect_from_args(client, args, now))
+    if not args.no_drift:
+        comparison = drift.Comparison.previous_period(
+            parse_duration(args.drift_current), parse_duration(args.drift_baseline), now=now
+        )
+        f = dimension_filter(args, comparison.current.start, comparison.current.end)
+        alerts += drift_alerts(drift.compare(client, comparison, args.by, f))
+    realert = parse_duration(args.realert)
+    sent = []
+    for alert in alerts:
+        if not log.is_new(alert, now, realert):
+            continue
+        if _deliver(alert, args.webhook, out):
+            log.record(alert, now)
+            sent.append(alert)
+    log.save(now)
+    return sent
+
+
+def _deliver(alert: Alert, webhook: str | None, out: TextIO) -> bool:
+    if not webhook:
+        out.write(alert.text + "\n")
+        return True
+    try:
+        post_webhook(webhook, alert)
+    except AlertDeliveryError as exc:
+        out.write(f"llmtrace watch: {exc} (will retry at the next check)\n")
+        return False
+    return True
+
+
+def watch_command(args: argparse.Namespace, out: TextIO) -> int:
+    """``llmtrace watch``: check now, then every ``--every`` until interrupted (or once)."""
+    from llmtrace.analytics.commands import parse_duration
+    from llmtrace.store.client import connect
+
+    every = parse_duration(args.every).total_seconds()
+    log = SentLog.load(Path(args.state) if args.state else DEFAULT_STATE)
+    client = connect(args.url)
+    try:
+        while True:
+            started = time.monotonic()
+            sent = check_once(client, args, log, out, datetime.now(timezone.utc))
+            out.write(f"llmtrace watch: {len(sent)} new alert(s) at {datetime.now(timezone.utc):%H:%M:%S} UTC\n")
+            out.flush()
+            if args.once:
+                return 0
+            time.sleep(max(0.0, every - (time.monotonic() - started)))
+    finally:
+        client.close()

@@ -1,0 +1,113 @@
+"""Call-level anomalies (SQL over ``llm_calls``) and example traces for episodes.
+
+* ``slow_call`` / ``expensive_call``: a call whose duration or cost is far above the usual
+  for its series and model: robust z of log(value) against their history (median,
+  IQR / 1.349) of at least ``CALL_Z`` and at least ``CALL_RATIO`` times the median.
+* ``retry_storm``: within five minutes, in one session (or one trace when there is no
+  session), at least 3 failed calls and a success after the last of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from llmtrace.analytics.anomalies_sql import series_columns
+from llmtrace.analytics.groups import COLUMNS
+
+CALL_Z = 6.0
+CALL_RATIO = 3.0
+STORM_ERRORS = 3
+STORM_SECONDS = 300
+EXAMPLES = 3
+_TIME = "DateTime64(6, 'UTC')"
+_WINDOW = f"Timestamp >= {{judge_start:{_TIME}}} AND Timestamp < {{judge_end:{_TIME}}}"
+_HISTORY = f"Timestamp >= {{hist_start:{_TIME}}} AND Timestamp < {{judge_start:{_TIME}}}"
+_OUTLIER_VALUES = {"slow_call": "toFloat64(DurationUs) / 1000", "expensive_call": "CostUsd"}
+_OUTLIER_METRICS = {"slow_call": "latency_ms", "expensive_call": "cost_usd"}
+
+
+def _groups(by: Sequence[str]) -> str:
+    return ", ".join(f"toString({COLUMNS[b]}) AS g_{b}" for b in by) or "0 AS _all"
+
+
+def outliers_sql(by: Sequence[str], dims: str, limit: int) -> str:
+    """The most extreme slow and expensive calls in the window (``limit`` per kind), each
+    against the history of its own series and model."""
+    keys = ", ".join([*(f"g_{b}" for b in by), "RequestModel"])
+    arms = []
+    for kind, value in _OUTLIER_VALUES.items():
+        arms.append(f"""
+            SELECT '{kind}' AS kind, '{_OUTLIER_METRICS[kind]}' AS metric, {series_columns(by)}, Timestamp AS start,
+                   TraceId AS trace_id, v AS observed, exp(q[2]) AS expected,
+                   (log(v) - q[2]) / greatest((q[3] - q[1]) / 1.349, 0.05) AS score
+            FROM (SELECT *, {_groups(by)}, {value} AS v FROM llm_calls
+                  WHERE {_WINDOW}{dims} AND IsError = 0 AND v > 0) AS c
+            INNER JOIN (
+                SELECT {keys}, quantiles(0.25, 0.5, 0.75)(log(v)) AS q, count() AS n
+                FROM (SELECT RequestModel, {_groups(by)}, {value} AS v FROM llm_calls
+                      WHERE {_HISTORY}{dims} AND IsError = 0)
+                WHERE v > 0 GROUP BY {keys} HAVING n >= 30
+            ) AS h USING ({keys})
+            WHERE score >= {CALL_Z} AND v >= {CALL_RATIO} * exp(q[2])
+            ORDER BY score DESC LIMIT {limit}""")
+    return " UNION ALL ".join(f"SELECT * FROM ({arm})" for arm in arms)
+
+
+def storms_sql(by: Sequence[str], dims: str) -> str:
+    """Series with retry storms in the window: count, first and last time, example traces."""
+    g = series_columns(by)
+    key = "if(SessionId != '', concat('s:', SessionId), concat('t:', TraceId))"
+    return f"""
+        SELECT 'retry_storm' AS kind, 'retries' AS metric, {g}, min(first) AS start, max(last) AS last,
+               count() AS storms, sum(errors) AS observed, toFloat64(0) AS expected, toFloat64(max(errors)) AS score,
+               arraySlice(groupArray(trace_id), 1, {EXAMPLES}) AS trace_ids
+        FROM (
+            SELECT {g}, countIf(IsError = 1) AS errors, countIf(IsError = 0) AS ok,
+                   min(Timestamp) AS first, max(Timestamp) AS last,
+                   maxIf(Timestamp, IsError = 1) < maxIf(Timestamp, IsError = 0) AS recovered,
+                   argMax(TraceId, Timestamp) AS trace_id
+            FROM (SELECT *, {_groups(by)}, {key} AS storm_key,
+                         toStartOfInterval(Timestamp, toIntervalSecond({STORM_SECONDS})) AS w
+                  FROM llm_calls WHERE {_WINDOW}{dims})
+            GROUP BY {g}, storm_key, w
+            HAVING errors >= {STORM_ERRORS} AND ok >= 1 AND recovered
+        )
+        GROUP BY {g}"""
+
+
+def examples_sql(by: Sequence[str], dims: str, step: int) -> str:
+    """Up to EXAMPLES trace ids per episode, the most telling first (slowest for latency,
+    failed for the error rate, costliest for cost, ...). Episodes are bound as arrays:
+    ``ep_start``, ``ep_end``, ``ep_metric`` and ``ep_g_<by>``; calls are matched to them on
+    (series, bucket) with a hash join."""
+    g = series_columns(by)
+    ep_groups = "".join(f", {{ep_g_{b}:Array(String)}}[i] AS g_{b}" for b in by) or ", 0 AS _all"
+    on = " AND ".join(f"c.{col} = e.{col}" for col in [*g.split(", "), "bt"])
+    bucket = f"toUnixTimestamp(toStartOfInterval(Timestamp, toIntervalSecond({step})))"
+    span = "toUInt32(toUnixTimestamp({ep_start:Array(DateTime64(6, 'UTC'))}[i]))"
+    stop = "toUInt32(toUnixTimestamp({ep_end:Array(DateTime64(6, 'UTC'))}[i]))"
+    key = """multiIf(
+        metric = 'latency_p95_ms', toFloat64(DurationUs),
+        metric = 'ttft_p95_ms', toFloat64(ifNull(TtftUs, 0)),
+        metric = 'error_rate', toFloat64(IsError),
+        metric = 'cost_per_call_usd', ifNull(CostUsd, 0),
+        metric = 'tokens_per_call', toFloat64(InputTokens + OutputTokens),
+        metric = 'truncation_rate', toFloat64(FinishReason IN ('length', 'max_tokens')),
+        0)"""
+    return f"""
+        SELECT ep, groupArray(TraceId) AS trace_ids FROM (
+            SELECT e.ep AS ep, c.TraceId AS TraceId, {key} AS k, c.Timestamp AS ts
+            FROM (
+                SELECT Timestamp, TraceId, DurationUs, TtftUs, IsError, CostUsd, InputTokens, OutputTokens,
+                       FinishReason, {_groups(by)}, {bucket} AS bt
+                FROM llm_calls
+                WHERE Timestamp >= {{min_start:{_TIME}}} AND Timestamp < {{max_end:{_TIME}}}{dims}
+            ) AS c
+            INNER JOIN (
+                SELECT i AS ep, {{ep_metric:Array(String)}}[i] AS metric{ep_groups},
+                       arrayJoin(range({span}, {stop}, {step})) AS bt
+                FROM (SELECT arrayJoin(arrayEnumerate({{ep_metric:Array(String)}})) AS i)
+            ) AS e ON {on}
+            ORDER BY ep, k DESC, ts
+            LIMIT {EXAMPLES} BY ep
+        ) GROUP BY ep"""

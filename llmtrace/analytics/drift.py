@@ -1,0 +1,394 @@
+"""Drift: does the current traffic look like the baseline, per group and metric?
+
+A :class:`Comparison` has two :class:`Slice` s: the previous period of equal length, a fixed
+window, or one value of a dimension against another (``release=v1.4.0`` vs
+``release=v1.5.0``, prompt versions, models) over the same window. :func:`compare` runs two
+queries (see :mod:`llmtrace.analytics.drift_sql`; all statistics are computed in ClickHouse)
+and returns a :class:`DriftReport` with one :class:`MetricDrift` per group and metric.
+
+Verdicts (``none`` / ``moderate`` / ``major`` / ``insufficient_data``):
+
+* either side below ``min_samples`` calls (default 30) -> ``insufficient_data``;
+* numeric metrics (latency, TTFT, tokens, cost per call, output tokens/s, output/input
+  ratio): ``none`` unless the KS test is significant (p < 0.01) AND the KS distance is at
+  least 0.1 (the minimum effect size: huge samples make trivial shifts significant); then
+  ``major`` if PSI >= 0.25, ``moderate`` if PSI >= 0.1 or the p95 moved by 30% or more;
+* categorical metrics (error rate and types, finish reasons, truncation, tool calls, empty
+  outputs, model mix): ``none`` unless the chi-square test is significant (p < 0.01) AND
+  some category's share moved by at least 1 percentage point; then ``major`` if the
+  Jensen-Shannon distance is >= 0.15, ``moderate`` if >= 0.05.
+
+PSI is computed over the baseline's deciles with empty-bin shares floored at 1e-4.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import pandas as pd
+
+from llmtrace.analytics import frame
+from llmtrace.analytics.chi2 import chi2_sf
+from llmtrace.analytics.drift_sql import (
+    BINARY,
+    CATEGORICAL,
+    NUMERIC,
+    Query,
+    Slice,
+    categorical_sql,
+    distribution_sql,
+    numeric_sql,
+)
+from llmtrace.analytics.filters import Filter, utcnow
+from llmtrace.analytics.groups import COLUMNS, label, parse_by
+
+__all__ = [
+    "CATEGORICAL",
+    "COLUMNS",
+    "NUMERIC",
+    "Comparison",
+    "DriftReport",
+    "MetricDrift",
+    "Slice",
+    "categorical_verdict",
+    "compare",
+    "dimension_values",
+    "distribution",
+    "numeric_verdict",
+]
+
+Verdict = Literal["none", "moderate", "major", "insufficient_data"]
+VERDICT_ORDER: dict[str, int] = {"major": 0, "moderate": 1, "insufficient_data": 2, "none": 3}
+
+MIN_SAMPLES = 30
+ALPHA = 0.01
+MIN_KS = 0.1
+PSI_MODERATE, PSI_MAJOR = 0.1, 0.25
+P95_MODERATE = 0.3
+MIN_SHARE_CHANGE = 0.01
+JS_MODERATE, JS_MAJOR = 0.05, 0.15
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What to compare: ``baseline`` against ``current``."""
+
+    baseline: Slice
+    current: Slice
+
+    @classmethod
+    def previous_period(
+        cls, current: timedelta, baseline: timedelta | None = None, now: datetime | None = None
+    ) -> Comparison:
+        """The last ``current`` against the ``baseline`` (default: same length) just before it."""
+        end = now or utcnow()
+        start = end - current
+        return cls(Slice(start - (baseline or current), start), Slice(start, end))
+
+    @classmethod
+    def of_filter(cls, f: Filter) -> Comparison:
+        """The filter's window against the window of equal length before it."""
+        return cls(Slice(f.start - f.duration, f.start), Slice(f.start, f.end))
+
+    @classmethod
+    def versus(cls, dimension: str, baseline: str, current: str, start: datetime, end: datetime) -> Comparison:
+        """Calls with ``dimension=baseline`` against calls with ``dimension=current``, both in [start, end)."""
+        return cls(Slice(start, end, dimension, baseline), Slice(start, end, dimension, current))
+
+    def describe(self) -> dict[str, Any]:
+        return {"baseline": self.baseline.describe(), "current": self.current.describe()}
+
+
+@dataclass
+class MetricDrift:
+    """The verdict for one metric of one group, with the statistics behind it.
+
+    Numeric metrics fill ``psi``, ``ks_*``, medians and p95s (``*_shift`` is the relative
+    change, current / baseline - 1); categorical ones fill ``js_distance``, ``chi2*`` and
+    ``category`` with its shares (for rates, the share of calls where it is true).
+    """
+
+    group: dict[str, str]
+    metric: str
+    kind: Literal["numeric", "categorical"]
+    verdict: Verdict
+    reason: str
+    baseline_n: int
+    current_n: int
+    psi: float | None = None
+    ks_statistic: float | None = None
+    ks_pvalue: float | None = None
+    baseline_median: float | None = None
+    current_median: float | None = None
+    median_shift: float | None = None
+    baseline_p95: float | None = None
+    current_p95: float | None = None
+    p95_shift: float | None = None
+    js_distance: float | None = None
+    chi2: float | None = None
+    chi2_dof: int | None = None
+    chi2_pvalue: float | None = None
+    category: str | None = None
+    baseline_share: float | None = None
+    current_share: float | None = None
+
+    @property
+    def flagged(self) -> bool:
+        return self.verdict in ("moderate", "major")
+
+    @property
+    def series(self) -> str:
+        return label(self.group)
+
+
+@dataclass
+class DriftReport:
+    """All results of one comparison, most severe first."""
+
+    comparison: Comparison
+    by: tuple[str, ...]
+    results: list[MetricDrift] = field(default_factory=list)
+
+    def flagged(self) -> list[MetricDrift]:
+        return [r for r in self.results if r.flagged]
+
+    def get(self, metric: str, **group: str) -> MetricDrift:
+        """The result for ``metric`` in the group with these values (KeyError if absent)."""
+        for r in self.results:
+            if r.metric == metric and all(r.group.get(k) == v for k, v in group.items()):
+                return r
+        raise KeyError(f"no drift result for {metric} in {group or 'all'}")
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per result: group columns, then metric, verdict and statistics."""
+        rows = [{**r.group, **{k: v for k, v in asdict(r).items() if k != "group"}} for r in self.results]
+        columns = [*self.by, *(name for name in MetricDrift.__dataclass_fields__ if name != "group")]
+        return pd.DataFrame(rows, columns=columns)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.comparison.describe(),
+            "by": list(self.by),
+            "results": [_clean(asdict(r)) for r in self.results],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """``{"baseline": {...}, "current": {...}, "by": [...], "results": [...]}``; NaN -> null."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+def compare(
+    client: Any,
+    comparison: Comparison,
+    by: str | Iterable[str] | None = None,
+    f: Filter | None = None,
+    *,
+    metrics: Iterable[str] | None = None,
+    min_samples: int = MIN_SAMPLES,
+) -> DriftReport:
+    """Compare ``comparison.current`` with ``comparison.baseline`` per group of ``by``.
+
+    ``f`` adds its dimension filters (services, models, ...) to both sides; its window is
+    ignored. Raises ``ValueError`` for an unknown metric or group, or when grouping by the
+    dimension being compared.
+    """
+    groups = parse_by(by)
+    query = Query(comparison.baseline, comparison.current, groups, f)
+    numeric, categorical = _metrics(metrics, groups, comparison)
+    results: list[MetricDrift] = []
+    if numeric:
+        rows = frame(client, numeric_sql(query, numeric), query.params()).to_dict("records")
+        results += [_numeric(row, i, m, groups, min_samples) for row in rows for i, m in enumerate(numeric)]
+    if categorical:
+        rows = frame(client, categorical_sql(query, categorical), query.params()).to_dict("records")
+        results += [_categorical(row, i, m, groups, min_samples) for row in rows for i, m in enumerate(categorical)]
+    results = [r for r in results if r.baseline_n or r.current_n]
+    order = {m: i for i, m in enumerate([*NUMERIC, *CATEGORICAL])}
+    results.sort(key=lambda r: (VERDICT_ORDER[r.verdict], r.series, order[r.metric]))
+    return DriftReport(comparison, groups, results)
+
+
+def distribution(
+    client: Any,
+    comparison: Comparison,
+    metric: str,
+    group: dict[str, str] | None = None,
+    f: Filter | None = None,
+    bins: int = 30,
+) -> pd.DataFrame:
+    """Baseline and current shares per bin of a numeric ``metric`` (columns: side
+    ``baseline``/``current``, bin, x = bin centre, calls, share), for overlaid histograms."""
+    if metric not in NUMERIC:
+        raise ValueError(f"no distribution for {metric!r}; choose one of {', '.join(NUMERIC)}")
+    group = group or {}
+    by = parse_by(list(group))
+    query = Query(comparison.baseline, comparison.current, by, f)
+    where = "".join(f" AND g_{name} = {{gv_{name}:String}}" for name in by)
+    params = query.params(**{f"gv_{name}": value for name, value in group.items()})
+    df = frame(client, distribution_sql(query, metric, where, bins), params)
+    return df.assign(side=df["side"].map({0: "baseline", 1: "current"}))
+
+
+def dimension_values(client: Any, f: Filter, dimension: str, limit: int = 50) -> list[str]:
+    """Values ``dimension`` takes in ``f``'s window, busiest first (for A-vs-B pickers)."""
+    column = COLUMNS[parse_by(dimension)[0]]
+    sql = f"""
+        SELECT toString({column}) AS value, count() AS calls FROM llm_calls
+        WHERE {f.where()} AND value != ''
+        GROUP BY value ORDER BY calls DESC, value LIMIT {{limit:UInt32}}"""
+    return [str(v) for v in frame(client, sql, f.params(limit=limit))["value"]]
+
+
+# --------------------------------------------------------------------------- verdicts
+def _metrics(wanted: Iterable[str] | None, by: tuple[str, ...], comparison: Comparison) -> tuple[list[str], list[str]]:
+    names = list(wanted) if wanted is not None else [*NUMERIC, *CATEGORICAL]
+    unknown = [m for m in names if m not in NUMERIC and m not in CATEGORICAL]
+    if unknown:
+        raise ValueError(f"unknown drift metric(s) {unknown}; choose from {', '.join([*NUMERIC, *CATEGORICAL])}")
+    compared = comparison.current.dimension or comparison.baseline.dimension
+    if compared is not None and compared in by:
+        raise ValueError(f"cannot group by {compared!r} while comparing {compared} values; drop it from --by")
+    if comparison.baseline.dimension != comparison.current.dimension:
+        raise ValueError("both sides must narrow the same dimension (e.g. release=v1 vs release=v2)")
+    constant_model = "model" in by or compared == "model"
+    categorical = [m for m in names if m in CATEGORICAL and not (m == "model_mix" and constant_model)]
+    return [m for m in names if m in NUMERIC], categorical
+
+
+def _group(row: dict[str, Any], by: tuple[str, ...]) -> dict[str, str]:
+    return {name: str(row[f"g_{name}"]) for name in by}
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) or math.isinf(number) else number
+
+
+def _pair(value: Any) -> tuple[Any, Any]:
+    """(p50, p95) from a quantiles array; (None, None) when the group had no stats row."""
+    return (value[0], value[1]) if value is not None and len(value) >= 2 else (None, None)
+
+
+def _shift(current: float | None, baseline: float | None) -> float | None:
+    if current is None or baseline is None or baseline == 0:
+        return None
+    return current / baseline - 1
+
+
+def _numeric(row: dict[str, Any], i: int, metric: str, by: tuple[str, ...], min_samples: int) -> MetricDrift:
+    q_base, q_cur = _pair(row.get(f"qb{i}")), _pair(row.get(f"qc{i}"))
+    result = MetricDrift(
+        group=_group(row, by),
+        metric=metric,
+        kind="numeric",
+        verdict="none",
+        reason="",
+        baseline_n=int(row[f"nb{i}"]),
+        current_n=int(row[f"nc{i}"]),
+        psi=_num(row.get(f"psi{i}")),
+        ks_statistic=_num(row.get(f"ksd{i}")),
+        ks_pvalue=_num(row.get(f"ksp{i}")),
+        baseline_median=_num(q_base[0]),
+        current_median=_num(q_cur[0]),
+        baseline_p95=_num(q_base[1]),
+        current_p95=_num(q_cur[1]),
+    )
+    result.median_shift = _shift(result.current_median, result.baseline_median)
+    result.p95_shift = _shift(result.current_p95, result.baseline_p95)
+    result.verdict, result.reason = numeric_verdict(result, min_samples)
+    return result
+
+
+def numeric_verdict(r: MetricDrift, min_samples: int = MIN_SAMPLES) -> tuple[Verdict, str]:
+    """The documented rule for numeric metrics (see the module docstring)."""
+    if min(r.baseline_n, r.current_n) < min_samples:
+        return "insufficient_data", _too_few(r, min_samples)
+    p, d, psi = r.ks_pvalue, r.ks_statistic or 0.0, r.psi or 0.0
+    if p is None or p >= ALPHA:
+        return "none", f"not significant (KS p={_g(p)})"
+    if d < MIN_KS:
+        return "none", f"significant but small (KS D={d:.3f} < {MIN_KS})"
+    p95 = abs(r.p95_shift or 0.0)
+    if psi >= PSI_MAJOR:
+        return "major", f"PSI {psi:.2f} >= {PSI_MAJOR} (KS D={d:.2f}, p={_g(p)})"
+    if psi >= PSI_MODERATE:
+        return "moderate", f"PSI {psi:.2f} >= {PSI_MODERATE} (KS D={d:.2f}, p={_g(p)})"
+    if p95 >= P95_MODERATE:
+        return "moderate", f"p95 moved {r.p95_shift:+.0%} (KS D={d:.2f}, p={_g(p)})"
+    return "none", f"PSI {psi:.2f} < {PSI_MODERATE}"
+
+
+def _categorical(row: dict[str, Any], i: int, metric: str, by: tuple[str, ...], min_samples: int) -> MetricDrift:
+    binary = metric in BINARY
+    chi2, dof = _num(row.get(f"chi2_{i}")), int(row.get(f"dof{i}") or 0)
+    result = MetricDrift(
+        group=_group(row, by),
+        metric=metric,
+        kind="categorical",
+        verdict="none",
+        reason="",
+        baseline_n=int(row[f"nb{i}"]),
+        current_n=int(row[f"nc{i}"]),
+        js_distance=_num(row.get(f"js{i}")),
+        chi2=chi2,
+        chi2_dof=dof,
+        chi2_pvalue=chi2_sf(chi2, dof) if chi2 is not None and dof > 0 else None,
+        category="true" if binary else str(row.get(f"top{i}")),
+        baseline_share=_num(row.get(f"rb{i}" if binary else f"topb{i}")),
+        current_share=_num(row.get(f"rc{i}" if binary else f"topc{i}")),
+    )
+    max_change = _num(row.get(f"change{i}")) or 0.0
+    result.verdict, result.reason = categorical_verdict(result, max_change, min_samples)
+    return result
+
+
+def categorical_verdict(r: MetricDrift, max_change: float, min_samples: int = MIN_SAMPLES) -> tuple[Verdict, str]:
+    """The documented rule for categorical metrics (see the module docstring)."""
+    if min(r.baseline_n, r.current_n) < min_samples:
+        return "insufficient_data", _too_few(r, min_samples)
+    if not r.chi2_dof:
+        return "none", "a single category on both sides"
+    p, js = r.chi2_pvalue, r.js_distance or 0.0
+    if p is None or p >= ALPHA:
+        return "none", f"not significant (chi-square p={_g(p)})"
+    if max_change < MIN_SHARE_CHANGE:
+        return "none", f"significant but small (largest share change {max_change:.2%})"
+    moved = f"{r.category}: {_pct(r.baseline_share)} -> {_pct(r.current_share)}"
+    if js >= JS_MAJOR:
+        return "major", f"JS distance {js:.2f} >= {JS_MAJOR} ({moved})"
+    if js >= JS_MODERATE:
+        return "moderate", f"JS distance {js:.2f} >= {JS_MODERATE} ({moved})"
+    return "none", f"JS distance {js:.3f} < {JS_MODERATE}"
+
+
+def _too_few(r: MetricDrift, min_samples: int) -> str:
+    return f"needs at least {min_samples} calls on each side (baseline {r.baseline_n}, current {r.current_n})"
+
+
+def _g(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2g}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _clean(value: Any) -> Any:
+    """NaN and infinities become None so the JSON is standard."""
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value

@@ -1,0 +1,260 @@
+"""The SQL behind :mod:`llmtrace.analytics.drift`: every statistic is computed in ClickHouse.
+
+Queries are *wide*: one row per call and side (``side`` 0 = baseline, 1 = current; a call in
+both slices of overlapping windows counts on both), one column per metric, one GROUP BY over
+the groups with a set of aggregates per metric; Python only unpivots the result. Numeric
+metrics take two passes: baseline deciles and counts, then per group and metric the
+two-sample Kolmogorov-Smirnov test, medians and p95s and the PSI over those deciles.
+Categorical metrics take one: per category counts (``sumMap``), then the Jensen-Shannon
+distance (base 2, so in [0, 1]) and the chi-square statistic of the 2 x k table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from llmtrace.analytics.filters import DIMENSIONS, Filter, sql_time
+from llmtrace.analytics.groups import COLUMNS
+
+_TIME = "DateTime64(6, 'UTC')"
+PSI_EPSILON = 1e-4  # share floor for an empty bin (epsilon smoothing) so ln(p/q) stays finite
+DECILES = "0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9"
+_BINS = 10  # values above the 9 deciles fall in bins 0..9
+# The KS test sees a hash sample of at most ~this many calls per side and group: its cost grows
+# with the sample, while at this size D >= 0.1 (the minimum effect) is always significant. Its
+# p-value is the asymptotic one ('asymp'): 'auto' switches to the exact O(n * m) computation
+# for samples under 10,000, which is far too slow here, and n >= 30 per side anyway.
+KS_SAMPLE = 10000
+
+# Per-call numeric metrics, over successful calls only (a failed call has no real latency or output).
+NUMERIC: dict[str, str] = {
+    "latency_ms": "if(IsError, NULL, DurationUs / 1000)",
+    "ttft_ms": "if(IsError OR TtftUs IS NULL, NULL, TtftUs / 1000)",
+    "input_tokens": "if(IsError, NULL, toFloat64(InputTokens))",
+    "output_tokens": "if(IsError, NULL, toFloat64(OutputTokens))",
+    "cost_per_call_usd": "if(IsError, NULL, CostUsd)",
+    "output_tokens_per_s": "if(IsError OR OutputTokensPerSecond <= 0, NULL, OutputTokensPerSecond)",
+    "output_input_ratio": "if(IsError OR InputTokens = 0, NULL, OutputTokens / InputTokens)",
+}
+# Categorical metrics. Rates are a flag per call (NULL where the rate does not apply) and
+# report the share of calls where it is true; mixes are a category per call.
+RATES: dict[str, str] = {
+    "error_rate": "IsError = 1",
+    "truncation_rate": "if(IsError, NULL, FinishReason IN ('length', 'max_tokens'))",
+    "tool_call_rate": "if(IsError, NULL, HasToolCalls = 1)",
+    "empty_output_rate": "if(IsError, NULL, OutputTokens = 0)",
+}
+MIXES: dict[str, str] = {
+    "error_type": "if(ErrorType = '', '(none)', toString(ErrorType))",
+    "finish_reason": "if(IsError, NULL, if(FinishReason = '', '(none)', toString(FinishReason)))",
+    "model_mix": "toString(RequestModel)",
+}
+CATEGORICAL: dict[str, str] = {**RATES, **MIXES}
+BINARY = frozenset(RATES)
+
+
+@dataclass(frozen=True)
+class Slice:
+    """One side of a comparison: a time window, optionally narrowed to one value of a dimension
+    (``dimension="release", value="v1.5.0"``)."""
+
+    start: datetime
+    end: datetime
+    dimension: str | None = None
+    value: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(f"slice ends ({self.end}) before it starts ({self.start}); swap them")
+        if self.dimension is not None and self.dimension not in COLUMNS:
+            raise ValueError(f"cannot compare on {self.dimension!r}; choose from {', '.join(COLUMNS)}")
+
+    def condition(self, prefix: str) -> str:
+        cond = f"Timestamp >= {{{prefix}_start:{_TIME}}} AND Timestamp < {{{prefix}_end:{_TIME}}}"
+        if self.dimension is not None:
+            cond += f" AND {COLUMNS[self.dimension]} = {{{prefix}_value:String}}"
+        return cond
+
+    def params(self, prefix: str) -> dict[str, Any]:
+        out: dict[str, Any] = {f"{prefix}_start": sql_time(self.start), f"{prefix}_end": sql_time(self.end)}
+        if self.dimension is not None:
+            out[f"{prefix}_value"] = self.value or ""
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "dimension": self.dimension,
+            "value": self.value,
+        }
+
+    @property
+    def label(self) -> str:
+        window = f"{self.start:%Y-%m-%d %H:%M} → {self.end:%Y-%m-%d %H:%M} UTC"
+        return f"{self.dimension}={self.value} ({window})" if self.dimension else window
+
+
+@dataclass(frozen=True)
+class Query:
+    """The pieces every drift query shares: sides, grouping and dimension filters."""
+
+    baseline: Slice
+    current: Slice
+    by: tuple[str, ...]
+    f: Filter | None = None
+
+    @property
+    def keys(self) -> str:
+        return ", ".join(["_all", *(f"g_{b}" for b in self.by)])
+
+    def params(self, **extra: Any) -> dict[str, Any]:
+        params = {**self.baseline.params("b"), **self.current.params("c")}
+        if self.f is not None:
+            params.update({name: list(getattr(self.f, name)) for name in DIMENSIONS if getattr(self.f, name)})
+        return {**params, **extra}
+
+    def calls(self, columns: dict[str, str]) -> str:
+        """One row per call and side it belongs to: _all, g_<by>..., side, h (a stable hash of
+        the span in [0, 1e6), for sampling) and one column per entry of ``columns``."""
+        in_base, in_cur = self.baseline.condition("b"), self.current.condition("c")
+        groups = "".join(f", toString({COLUMNS[b]}) AS g_{b}" for b in self.by)
+        values = "".join(f",\n                   {expr} AS {name}" for name, expr in columns.items())
+        dims = self.f.dimension_clause() if self.f is not None else ""
+        return f"""
+            SELECT 0 AS _all{groups}, side, cityHash64(SpanId) % 1000000 AS h{values}
+            FROM llm_calls
+            ARRAY JOIN arrayFilter(s -> s >= 0, [if({in_base}, 0, -1), if({in_cur}, 1, -1)]) AS side
+            WHERE (({in_base}) OR ({in_cur})){dims}"""
+
+
+def _numeric_columns(metrics: Sequence[str]) -> dict[str, str]:
+    return {f"m{i}": f"CAST({NUMERIC[m]}, 'Nullable(Float64)')" for i, m in enumerate(metrics)}
+
+
+def numeric_sql(q: Query, metrics: Sequence[str]) -> str:
+    """One row per group; for metric number i: nb{i}, nc{i} (calls with a value per side),
+    qb{i} / qc{i} (p50, p95 per side), ksd{i} / ksp{i} (KS distance and p-value; NULL unless
+    both sides have calls) and psi{i} over the baseline deciles."""
+    keys = q.keys
+    prep = ",\n".join(
+        f"countIf(side = 0 AND m{i} IS NOT NULL) AS pb{i}, countIf(side = 1 AND m{i} IS NOT NULL) AS pc{i},"
+        f" arrayResize(arrayDistinct(quantilesIf({DECILES})(m{i}, side = 0)), 9, inf) AS pe{i}"
+        for i in range(len(metrics))
+    )
+    stats = ",\n".join(_numeric_stats(i) for i in range(len(metrics)))
+    psi = ", ".join(
+        f"{_psi(i)}, tupleElement(ks{i}, 1) AS ksd{i}, tupleElement(ks{i}, 2) AS ksp{i}" for i in range(len(metrics))
+    )
+    return f"""
+        WITH
+        calls AS ({q.calls(_numeric_columns(metrics))}),
+        prep AS (SELECT {keys}, {prep} FROM calls GROUP BY {keys})
+        SELECT *, {psi} FROM (
+            SELECT {keys}, {stats}
+            FROM calls INNER JOIN prep USING ({keys})
+            GROUP BY {keys}
+        )"""
+
+
+def _numeric_stats(i: int) -> str:
+    # prep's pb/pc (calls per side) and pe (baseline decile edges) are constant within a group
+    both = f"pb{i} > 0 AND pc{i} > 0"
+    sample = f"h < 1000000 * least(1, {KS_SAMPLE} / if(side = 0, pb{i}, pc{i}))"
+    in_bin = "toUInt8(" + " + ".join(f"(ifNull(m{i}, 0) > pe{i}[{k}])" for k in range(1, 10)) + ")"
+    return (
+        f"any(pb{i}) AS nb{i}, any(pc{i}) AS nc{i},"
+        f" quantilesIf(0.5, 0.95)(m{i}, side = 0) AS qb{i}, quantilesIf(0.5, 0.95)(m{i}, side = 1) AS qc{i},"
+        f" kolmogorovSmirnovTestOrNullIf('two-sided', 'asymp')(assumeNotNull(m{i}), side,"
+        f" m{i} IS NOT NULL AND {both} AND {sample}) AS ks{i},"
+        f" sumResample(0, {_BINS}, 1)(toUInt64(side = 0 AND m{i} IS NOT NULL), {in_bin}) AS bb{i},"
+        f" sumResample(0, {_BINS}, 1)(toUInt64(side = 1 AND m{i} IS NOT NULL), {in_bin}) AS bc{i}"
+    )
+
+
+def _psi(i: int) -> str:
+    """PSI = sum over bins of (c - b) ln(c / b), shares floored at PSI_EPSILON."""
+    shares = "arrayMap(x -> greatest(x / greatest({n}, 1), " + str(PSI_EPSILON) + "), {bins})"
+    base, cur = shares.format(n=f"nb{i}", bins=f"bb{i}"), shares.format(n=f"nc{i}", bins=f"bc{i}")
+    return f"arraySum(arrayMap((b, c) -> (c - b) * log(c / b), {base}, {cur})) AS psi{i}"
+
+
+def categorical_sql(q: Query, metrics: Sequence[str]) -> str:
+    """One row per group; for metric number i: t{i} = (categories, baseline counts, current
+    counts) and from it nb{i}, nc{i}, js{i} (Jensen-Shannon distance), chi2_{i}, dof{i},
+    change{i} (largest share change), top{i} / topb{i} / topc{i} (the category that moved
+    most and its shares) and rb{i} / rc{i} (share of 'true' per side, for rates)."""
+    keys = q.keys
+    columns = {
+        f"c{i}": f"CAST({RATES[m]}, 'Nullable(UInt8)')" if m in RATES else f"CAST({MIXES[m]}, 'Nullable(String)')"
+        for i, m in enumerate(metrics)
+    }
+    counts = ", ".join(_rate_counts(i) if m in RATES else _mix_counts(i) for i, m in enumerate(metrics))
+    stats = ",\n".join(_categorical_stats(i) for i in range(len(metrics)))
+    return f"""
+        WITH calls AS ({q.calls(columns)})
+        SELECT {keys}, {stats} FROM (SELECT {keys}, {counts} FROM calls GROUP BY {keys})"""
+
+
+def _mix_counts(i: int) -> str:
+    return f"sumMapIf([assumeNotNull(c{i})], [toUInt64(side = 0)], [toUInt64(side = 1)], c{i} IS NOT NULL) AS t{i}"
+
+
+def _rate_counts(i: int) -> str:
+    """The same (categories, baseline counts, current counts) shape from four plain counts."""
+    count = "countIf(side = {side} AND c{i} = {flag})"
+    per_side = ["[" + ", ".join(count.format(side=side, i=i, flag=flag) for flag in (1, 0)) + "]" for side in (0, 1)]
+    return f"(['true', 'false'], {per_side[0]}, {per_side[1]}) AS t{i}"
+
+
+def _categorical_stats(i: int) -> str:
+    keys, b, c = f"t{i}.1", f"t{i}.2", f"t{i}.3"
+    nb, nc = f"arraySum({b})", f"arraySum({c})"
+    p, q = f"arrayMap(x -> x / greatest({nb}, 1), {b})", f"arrayMap(x -> x / greatest({nc}, 1), {c})"
+    js = f"sqrt(greatest(0.5 * {_half_kl(p, q)} + 0.5 * {_half_kl(q, p)}, 0))"  # base-2 JS divergence -> distance
+    chi2 = f"arraySum(arrayMap((x, y) -> {_chi_term('x', nb, nb, nc)} + {_chi_term('y', nc, nb, nc)}, {b}, {c}))"
+    diffs = f"arrayMap((x, y) -> abs(y - x), {p}, {q})"
+    growth = f"arrayMap((x, y) -> y - x, {p}, {q})"
+    # the largest change; ties (two categories trading places) go to 'true', then to the one that grew
+    top = f"arrayReverseSort((k, d, g) -> (round(d, 9), k = 'true', g), {keys}, {diffs}, {growth})[1]"
+    return (
+        f"{nb} AS nb{i}, {nc} AS nc{i}, {js} AS js{i}, {chi2} AS chi2_{i},"
+        f" toInt64(arrayCount((x, y) -> x + y > 0, {b}, {c})) - 1 AS dof{i},"
+        f" arrayMax({diffs}) AS change{i}, {top} AS top{i},"
+        f" {p}[indexOf({keys}, top{i})] AS topb{i}, {q}[indexOf({keys}, top{i})] AS topc{i},"
+        f" {_share_of_true(keys, p)} AS rb{i}, {_share_of_true(keys, q)} AS rc{i}"
+    )
+
+
+def _half_kl(p: str, q: str) -> str:
+    """sum p log2(p / m) with m = (p + q) / 2 and 0 log 0 = 0."""
+    return f"arraySum(arrayMap((x, y) -> if(x > 0, x * log2(2 * x / (x + y)), 0), {p}, {q}))"
+
+
+def _chi_term(observed: str, n: str, nb: str, nc: str) -> str:
+    """(O - E)^2 / E for one cell; E = side total * category total / grand total."""
+    expected = f"({n} * (x + y) / ({nb} + {nc}))"
+    return f"if({expected} > 0, pow({observed} - {expected}, 2) / {expected}, 0)"
+
+
+def _share_of_true(keys: str, shares: str) -> str:
+    return f"if(indexOf({keys}, 'true') = 0, 0, {shares}[indexOf({keys}, 'true')])"
+
+
+def distribution_sql(q: Query, metric: str, group_where: str, bins: int) -> str:
+    """Shares of each side in ``bins`` equal-width bins between the pooled 1st and 99th
+    percentiles (values outside go to the edge bins), for overlaid histograms."""
+    calls = q.calls({"v": f"CAST({NUMERIC[metric]}, 'Nullable(Float64)')"})
+    return f"""
+        WITH
+        calls AS (SELECT * FROM ({calls}) WHERE v IS NOT NULL {group_where}),
+        (SELECT quantiles(0.01, 0.99)(v) FROM calls) AS r,
+        greatest((r[2] - r[1]) / {bins}, 1e-9) AS width
+        SELECT side, least(greatest(toInt64(floor((v - r[1]) / width)), 0), {bins - 1}) AS bin,
+               r[1] + (bin + 0.5) * width AS x, count() AS calls,
+               calls / sum(calls) OVER (PARTITION BY side) AS share
+        FROM calls
+        GROUP BY side, bin ORDER BY side, bin"""

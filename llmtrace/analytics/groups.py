@@ -1,0 +1,46 @@
+"""Names of the dimensions drift and anomaly results can be grouped by, and their columns.
+
+Every column here exists both in ``llm_calls`` and in the hourly/minute rollups, so a
+grouping works whichever table answers. Names come from users (``--by service,model``);
+only these fixed column names ever reach SQL text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+__all__ = ["COLUMNS", "label", "parse_by"]
+
+COLUMNS: dict[str, str] = {
+    "service": "ServiceName",
+    "provider": "Provider",
+    "model": "RequestModel",
+    "release": "Release",
+    "prompt": "PromptName",
+    "prompt_version": "PromptVersion",
+    "environment": "Environment",
+    "operation": "Operation",
+}
+_ALIASES = {"services": "service", "models": "model", "version": "prompt_version", "env": "environment"}
+
+
+def parse_by(by: str | Iterable[str] | None) -> tuple[str, ...]:
+    """``"service,model"`` or ``["service", "model"]`` -> ``("service", "model")``, validated."""
+    if by is None:
+        return ()
+    names = by.split(",") if isinstance(by, str) else list(by)
+    out: list[str] = []
+    for raw in names:
+        name = _ALIASES.get(raw.strip().lower(), raw.strip().lower())
+        if not name:
+            continue
+        if name not in COLUMNS:
+            raise ValueError(f"cannot group by {raw!r}; choose from {', '.join(COLUMNS)}")
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def label(group: Mapping[str, str]) -> str:
+    """A readable series name: ``service=search-api model=gpt-4o-mini`` (``all`` when ungrouped)."""
+    return " ".join(f"{k}={v if v != '' else '(none)'}" for k, v in group.items()) or "all"

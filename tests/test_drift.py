@@ -1,0 +1,274 @@
+"""Drift verdicts on synthetic traffic with known injected changes (real chDB, SQL statistics)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from llmtrace import cli
+from llmtrace.analytics import commands, drift, synthetic
+from llmtrace.analytics.drift import Comparison, MetricDrift, Slice
+from llmtrace.analytics.filters import Filter, sql_time
+
+END = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+DAY = timedelta(days=1)
+# Clean history (before the anomalies of the reference scenario) against the last day.
+CLEAN_VS_LAST_DAY = Comparison(Slice(END - 7 * DAY, END - 3 * DAY), Slice(END - DAY, END))
+# Series with no injected event in either window of CLEAN_VS_LAST_DAY.
+UNTOUCHED = [("chat-ui", "gpt-4o-mini"), ("support-bot", "gpt-4o-mini"), ("support-bot", "gpt-4o")]
+
+
+@pytest.fixture(scope="module")
+def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"chdb://{tmp_path_factory.mktemp('drift')}"
+
+
+@pytest.fixture(scope="module")
+def store(store_url: str) -> Iterator[Any]:
+    client = synthetic.seed_store(store_url, synthetic.reference_scenario(END))
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def by_series(store: Any) -> drift.DriftReport:
+    return drift.compare(store, CLEAN_VS_LAST_DAY, by=("service", "model"))
+
+
+def test_token_drift_is_a_major_output_token_drift_for_the_summarizer(by_series: drift.DriftReport) -> None:
+    result = by_series.get("output_tokens", service="summarizer")
+    assert result.verdict == "major"
+    assert result.median_shift == pytest.approx(0.8, abs=0.1)
+
+
+def test_token_drift_also_moves_cost_per_call_and_the_output_input_ratio(by_series: drift.DriftReport) -> None:
+    for metric in ("cost_per_call_usd", "output_input_ratio"):
+        assert by_series.get(metric, service="summarizer").verdict == "major", metric
+
+
+def test_input_tokens_of_the_summarizer_did_not_drift(by_series: drift.DriftReport) -> None:
+    assert by_series.get("input_tokens", service="summarizer").verdict == "none"
+
+
+@pytest.mark.parametrize(("service", "model"), UNTOUCHED)
+def test_series_without_injected_drift_have_no_flagged_metric(
+    by_series: drift.DriftReport, service: str, model: str
+) -> None:
+    flagged = [r.metric for r in by_series.flagged() if r.group == {"service": service, "model": model}]
+    assert flagged == []
+
+
+def test_a_truncation_burst_in_the_last_day_is_a_truncation_rate_drift(by_series: drift.DriftReport) -> None:
+    result = by_series.get("truncation_rate", service="search-api")
+    assert result.flagged
+    assert result.current_share > 2 * result.baseline_share
+
+
+def test_model_switch_is_a_major_model_mix_change_for_the_agent_service(store: Any) -> None:
+    report = drift.compare(store, CLEAN_VS_LAST_DAY, by="service", metrics=["model_mix"])
+    result = report.get("model_mix", service="agent")
+    assert result.verdict == "major"
+    assert result.category == "gpt-4o"
+    assert result.baseline_share == 0.0
+    assert result.current_share > 0.75  # 18 of 24 hours, the busier ones
+
+
+def test_model_mix_of_untouched_services_does_not_drift(store: Any) -> None:
+    report = drift.compare(store, CLEAN_VS_LAST_DAY, by="service", metrics=["model_mix"])
+    assert [r.group["service"] for r in report.flagged()] == ["agent"]
+
+
+def test_a_series_that_only_exists_on_one_side_is_insufficient_data(by_series: drift.DriftReport) -> None:
+    result = by_series.get("latency_ms", service="agent", model="gpt-4o")
+    assert result.verdict == "insufficient_data"
+    assert result.baseline_n == 0 and result.current_n > 30
+    assert "at least 30 calls" in result.reason
+
+
+def test_prompt_version_comparison_finds_the_output_token_drift(store: Any) -> None:
+    versus = Comparison.versus("prompt_version", "3", "4", END - 2 * DAY, END)
+    report = drift.compare(store, versus, f=_only("summarizer"))
+    assert report.get("output_tokens").verdict == "major"
+    assert report.get("input_tokens").verdict == "none"
+
+
+def test_release_comparison_finds_the_output_token_drift(store: Any) -> None:
+    versus = Comparison.versus("release", "v1.0.0", "v1.1.0", END - 2 * DAY, END)
+    report = drift.compare(store, versus, f=_only("summarizer"))
+    assert report.get("output_tokens").verdict == "major"
+
+
+def test_grouping_by_the_compared_dimension_is_refused(store: Any) -> None:
+    versus = Comparison.versus("release", "v1.0.0", "v1.1.0", END - 2 * DAY, END)
+    with pytest.raises(ValueError, match="cannot group by 'release'"):
+        drift.compare(store, versus, by="release")
+
+
+def test_unknown_metric_is_refused_with_the_choices(store: Any) -> None:
+    with pytest.raises(ValueError, match="latency_ms"):
+        drift.compare(store, CLEAN_VS_LAST_DAY, metrics=["vibes"])
+
+
+def test_ten_minutes_of_night_traffic_is_insufficient_data(store: Any) -> None:
+    night = END - timedelta(hours=20)  # 04:00 UTC, the quietest hours
+    tiny = Comparison(Slice(night - timedelta(hours=1), night), Slice(night, night + timedelta(minutes=10)))
+    report = drift.compare(store, tiny, f=_only("chat-ui"), metrics=["latency_ms"])
+    assert report.get("latency_ms").verdict == "insufficient_data"
+
+
+def test_ks_statistic_matches_a_direct_two_sample_computation(store: Any) -> None:
+    report = drift.compare(store, CLEAN_VS_LAST_DAY, f=_only("chat-ui"), metrics=["latency_ms"])
+    baseline = _durations(store, CLEAN_VS_LAST_DAY.baseline)
+    current = _durations(store, CLEAN_VS_LAST_DAY.current)
+    assert report.get("latency_ms").ks_statistic == pytest.approx(_ks(baseline, current), abs=1e-9)
+
+
+def test_js_distance_matches_a_direct_computation_from_the_shares(store: Any) -> None:
+    report = drift.compare(store, CLEAN_VS_LAST_DAY, f=_only("agent"), metrics=["model_mix"])
+    shares = [_model_shares(store, side) for side in (CLEAN_VS_LAST_DAY.baseline, CLEAN_VS_LAST_DAY.current)]
+    assert report.get("model_mix").js_distance == pytest.approx(_js(*shares), abs=1e-9)
+
+
+def test_report_json_has_the_documented_shape(by_series: drift.DriftReport) -> None:
+    doc = json.loads(by_series.to_json())
+    assert set(doc) == {"baseline", "current", "by", "results"}
+    assert doc["by"] == ["service", "model"]
+    assert set(doc["baseline"]) == {"start", "end", "dimension", "value"}
+    first = doc["results"][0]
+    assert {"group", "metric", "kind", "verdict", "reason", "baseline_n", "current_n", "psi"} <= set(first)
+    assert first["verdict"] == "major"
+
+
+def test_frame_has_one_row_per_result_with_group_columns(by_series: drift.DriftReport) -> None:
+    df = by_series.to_frame()
+    assert len(df) == len(by_series.results)
+    assert list(df.columns[:4]) == ["service", "model", "metric", "kind"]
+
+
+# --------------------------------------------------------------------------- CLI
+def _span(start: datetime, end: datetime) -> str:
+    return f"{start:%Y-%m-%dT%H:%M}..{end:%Y-%m-%dT%H:%M}"
+
+
+def test_drift_command_prints_json_with_the_token_drift(
+    store: Any, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["drift", "--url", store_url, "--baseline", _span(END - 7 * DAY, END - 3 * DAY)]
+    args += ["--current", _span(END - DAY, END), "--by", "service,model", "--format", "json"]
+    assert cli.main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    [tokens] = [r for r in doc["results"] if r["metric"] == "output_tokens" and r["group"]["service"] == "summarizer"]
+    assert tokens["verdict"] == "major"
+
+
+def test_drift_command_table_lists_changes_and_fail_on_major_exits_3(
+    store: Any, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["drift", "--url", store_url, "--baseline", _span(END - 7 * DAY, END - 3 * DAY)]
+    args += ["--current", _span(END - DAY, END), "--by", "service", "--fail-on", "major"]
+    assert cli.main(args) == 3
+    out = capsys.readouterr().out
+    assert "baseline: " in out and "agent" in out and "model_mix" in out
+    assert "chat-ui" not in out  # unchanged series are not listed without --all
+
+
+def test_drift_command_compares_two_releases(store: Any, store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["drift", "--url", store_url, "--baseline", "release=v1.0.0", "--current", "release=v1.1.0"]
+    args += ["--service", "summarizer", "--window", "30d", "--format", "json", "--metrics", "output_tokens"]
+    assert cli.main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["current"]["value"] == "v1.1.0"
+    assert [r["verdict"] for r in doc["results"]] == ["major"]
+
+
+def test_drift_command_names_the_problem_with_mismatched_dimensions(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["drift", "--url", "chdb:///nonexistent", "--baseline", "release=a", "--current", "1d"]) == 1
+    assert "compare one dimension's values on both sides" in capsys.readouterr().err
+
+
+def test_baseline_duration_is_the_period_just_before_the_current_window() -> None:
+    now = END
+    comparison = commands.parse_slices("7d", "1d", now=now)
+    assert (comparison.current.start, comparison.current.end) == (END - DAY, END)
+    assert (comparison.baseline.start, comparison.baseline.end) == (END - 8 * DAY, END - DAY)
+    assert commands.parse_slices(None, "6h", now=now).baseline.start == END - timedelta(hours=12)
+
+
+# --------------------------------------------------------------------------- verdict rules
+def _numeric(**stats: Any) -> MetricDrift:
+    defaults: dict[str, Any] = {"baseline_n": 10_000, "current_n": 10_000, "ks_pvalue": 1e-12, "ks_statistic": 0.3}
+    return MetricDrift(
+        group={}, metric="latency_ms", kind="numeric", verdict="none", reason="", **{**defaults, **stats}
+    )
+
+
+def test_huge_samples_do_not_flag_a_trivial_but_significant_shift() -> None:
+    verdict, reason = drift.numeric_verdict(_numeric(baseline_n=10**6, current_n=10**6, ks_statistic=0.02, psi=0.01))
+    assert verdict == "none" and "small" in reason
+
+
+def test_psi_above_a_quarter_is_major_and_above_a_tenth_moderate() -> None:
+    assert drift.numeric_verdict(_numeric(psi=0.3))[0] == "major"
+    assert drift.numeric_verdict(_numeric(psi=0.15))[0] == "moderate"
+    assert drift.numeric_verdict(_numeric(psi=0.05))[0] == "none"
+
+
+def test_an_insignificant_ks_test_is_no_drift_whatever_the_psi() -> None:
+    assert drift.numeric_verdict(_numeric(psi=0.9, ks_pvalue=0.2))[0] == "none"
+
+
+def test_fewer_than_thirty_calls_on_a_side_is_insufficient_data() -> None:
+    assert drift.numeric_verdict(_numeric(current_n=29, psi=2.0))[0] == "insufficient_data"
+
+
+# --------------------------------------------------------------------------- helpers
+def _only(service: str) -> Filter:
+    return Filter(start=END - DAY, end=END, services=(service,))
+
+
+def _durations(store: Any, side: Slice) -> list[float]:
+    rows = store.query(
+        "SELECT DurationUs / 1000 FROM llm_calls WHERE ServiceName = 'chat-ui' AND IsError = 0"
+        " AND Timestamp >= {s:DateTime64(6, 'UTC')} AND Timestamp < {e:DateTime64(6, 'UTC')}",
+        parameters={"s": sql_time(side.start), "e": sql_time(side.end)},
+    ).result_rows
+    return [float(r[0]) for r in rows]
+
+
+def _ks(a: list[float], b: list[float]) -> float:
+    a, b = sorted(a), sorted(b)
+    i = j = 0
+    d = 0.0
+    while i < len(a) and j < len(b):
+        x = min(a[i], b[j])
+        while i < len(a) and a[i] == x:
+            i += 1
+        while j < len(b) and b[j] == x:
+            j += 1
+        d = max(d, abs(i / len(a) - j / len(b)))
+    return d
+
+
+def _model_shares(store: Any, side: Slice) -> dict[str, float]:
+    rows = store.query(
+        "SELECT RequestModel, count() FROM llm_calls WHERE ServiceName = 'agent'"
+        " AND Timestamp >= {s:DateTime64(6, 'UTC')} AND Timestamp < {e:DateTime64(6, 'UTC')} GROUP BY 1",
+        parameters={"s": sql_time(side.start), "e": sql_time(side.end)},
+    ).result_rows
+    total = sum(int(n) for _, n in rows)
+    return {str(m): int(n) / total for m, n in rows}
+
+
+def _js(p: dict[str, float], q: dict[str, float]) -> float:
+    keys = set(p) | set(q)
+    m = {k: (p.get(k, 0) + q.get(k, 0)) / 2 for k in keys}
+
+    def kl(x: dict[str, float]) -> float:
+        return sum(v * math.log2(v / m[k]) for k, v in x.items() if v > 0)
+
+    return math.sqrt(0.5 * kl(p) + 0.5 * kl(q))
