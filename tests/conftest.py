@@ -12,6 +12,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import llmtrace
 from llmtrace.demo.fake_llm import FakeLLM
 
+pytest_plugins = ["tests.conftest_store"]  # chDB store fixtures
+
 
 @pytest.fixture(scope="session")
 def fake_llm() -> Iterator[FakeLLM]:

@@ -14,8 +14,6 @@ from llmtrace.exporters.clickhouse import ClickHouseSpanExporter
 from llmtrace.store.chdb_client import ChdbClient
 from llmtrace.store.migrations import apply_migrations, client_runner
 
-pytest_plugins = ["tests.conftest_store"]
-
 DOWN_URL = "http://127.0.0.1:1"  # nothing listens on port 1
 
 

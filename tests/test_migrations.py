@@ -19,8 +19,6 @@ from llmtrace.store.migrations import (
     split_statements,
 )
 
-pytest_plugins = ["tests.conftest_store"]
-
 REPO_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 
 

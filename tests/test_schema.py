@@ -11,8 +11,6 @@ import pytest
 from llmtrace.store.chdb_client import ChdbClient
 from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
 
-pytest_plugins = ["tests.conftest_store"]
-
 RowMaker = Callable[..., tuple[object, ...]]
 
 

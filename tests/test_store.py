@@ -32,8 +32,6 @@ from llmtrace.store.otlp_rows import (
 from llmtrace.store.prices import genai_price_rows, read_overrides
 from llmtrace.store.settings import StoreSettings, redact_url
 
-pytest_plugins = ["tests.conftest_store"]
-
 
 # --- settings -----------------------------------------------------------------------------
 def test_url_carries_user_password_port_and_database() -> None:
