@@ -32,7 +32,7 @@ import urllib3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.test_server_support import ServerProcess
+from tests.server_process import ServerProcess
 
 BATCH = 512
 MODELS = ["gpt-4o-mini", "gpt-4o", "claude-sonnet-4", "claude-haiku-4", "gemini-2.0-flash"]

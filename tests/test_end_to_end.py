@@ -17,7 +17,7 @@ from typing import Any
 import clickhouse_connect
 import pytest
 
-from tests.test_server_support import ServerProcess
+from tests.server_process import ServerProcess
 
 APP = """
 import json, sys

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from tests.test_server_support import ServerProcess, http, otlp_request, post_spans, start_server
+from tests.server_process import ServerProcess, http, otlp_request, post_spans, start_server
 
 PASSWORD = "s3cret-pw"
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from tests.test_server_support import ServerProcess, http, start_server
+from tests.server_process import ServerProcess, http, start_server
 
 
 @pytest.fixture(scope="module")

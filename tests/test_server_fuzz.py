@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.test_server_support import ServerProcess, http, otlp_request, post_spans, start_server
+from tests.server_process import ServerProcess, http, otlp_request, post_spans, start_server
 
 REQUESTS = 300
 

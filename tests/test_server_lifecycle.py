@@ -12,7 +12,7 @@ import pytest
 
 from llmtrace.server.decode import prepare
 from llmtrace.server.wal import Record, WriteAheadLog
-from tests.test_server_support import ServerProcess, free_port, otlp_request, post_spans, start_server
+from tests.server_process import ServerProcess, free_port, otlp_request, post_spans, start_server
 
 BATCH = 100
 

@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace import Status as SpanStatus
 
 from llmtrace import semconv
-from tests.test_server_support import ServerProcess, http, otlp_request, post_spans, start_server
+from tests.server_process import ServerProcess, http, otlp_request, post_spans, start_server
 
 
 @pytest.fixture(scope="module")

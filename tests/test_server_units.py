@@ -14,7 +14,7 @@ from llmtrace.server.chcompat import http_status, password_matches
 from llmtrace.server.decode import OtlpDecodeFailed, encode_rows, prepare
 from llmtrace.server.sqltext import SqlTextError, parse_statement
 from llmtrace.server.wal import Record, WriteAheadLog, read_segment
-from tests.test_server_support import otlp_request
+from tests.server_process import otlp_request
 
 
 def test_insert_data_after_the_format_clause_is_split_off_byte_exact() -> None:

@@ -13,7 +13,7 @@ from llmtrace.server.engine import Engine
 from llmtrace.server.sink import SpanSink
 from llmtrace.server.wal import Record, WriteAheadLog
 from llmtrace.store.migrations import apply_migrations
-from tests.test_server_support import otlp_request
+from tests.server_process import otlp_request
 
 
 @pytest.fixture(scope="module")
