@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,7 +52,13 @@ def server_of(base_url: Any) -> tuple[str | None, int | None]:
     """Host and port of a client's base URL (httpx URL or string), with the scheme's default port."""
     if base_url is None:
         return None, None
-    parts = urlsplit(str(base_url))
+    return _server_of(str(base_url))
+
+
+@functools.lru_cache(maxsize=256)
+def _server_of(url: str) -> tuple[str | None, int | None]:
+    # Cached: an app talks to a handful of endpoints, and URL parsing is a hot-path cost per call.
+    parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None)
     return parts.hostname, port
 

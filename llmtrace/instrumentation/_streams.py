@@ -203,8 +203,16 @@ class AsyncRawResponseProxy(RawResponseProxy):
             self._self_invocation.end_stream("closed")
 
 
+_raw_response_types: dict[type, bool] = {}
+
+
 def _is_raw_response(result: Any) -> bool:
-    return hasattr(result, "http_response") and callable(getattr(result, "parse", None))
+    """``with_raw_response`` results; decided once per class (``hasattr`` on a pydantic model costs µs)."""
+    cls = type(result)
+    known = _raw_response_types.get(cls)
+    if known is None:
+        known = _raw_response_types[cls] = hasattr(result, "http_response") and callable(getattr(result, "parse", None))
+    return known
 
 
 def observe_result(invocation: Invocation, result: Any, *, allow_raw: bool = True) -> Any:

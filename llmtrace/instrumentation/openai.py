@@ -7,6 +7,7 @@ content and are marked ``llmtrace.usage.estimated``: llmtrace never changes the 
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -49,6 +50,7 @@ _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
 _OLLAMA_PORT = 11434
 
 
+@functools.lru_cache(maxsize=256)
 def provider_for(host: str | None, port: int | None) -> str:
     """``gen_ai.provider.name`` for an endpoint; local servers speak OpenAI's protocol unless on Ollama's port."""
     if not host:
