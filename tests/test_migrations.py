@@ -16,6 +16,7 @@ from llmtrace.store.migrations import (
     client_runner,
     render,
     schema_files,
+    set_ttl,
     split_statements,
 )
 
@@ -138,3 +139,23 @@ def test_checksums_cover_the_file_text_not_the_rendering(empty_store: ChdbClient
 def test_split_statements_ignores_semicolons_in_strings_and_comments() -> None:
     text = "-- a; comment\nSELECT 'a;b', `c;d`;\n\nSELECT 2; -- trailing; note\n"
     assert split_statements(text) == ["SELECT 'a;b', `c;d`", "SELECT 2"]
+
+
+def test_set_ttl_changes_the_retention_of_existing_tables(empty_store: ChdbClient) -> None:
+    run = client_runner(empty_store)
+    apply_migrations(run, ttl_days=30, rollup_ttl_days=400)
+    altered = set_ttl(run, ttl_days=5, rollup_ttl_days=60)
+    engines = dict(
+        empty_store.query("SELECT name, engine_full FROM system.tables WHERE database = currentDatabase()").result_rows
+    )
+    assert set(altered) == {"otel_traces", "otel_traces_trace_id_ts", "llm_calls", "llm_calls_1m", "llm_calls_1h",
+                            "llm_scores"}  # fmt: skip
+    for table in ("otel_traces", "otel_traces_trace_id_ts", "llm_calls"):
+        assert "toIntervalDay(5)" in engines[table], table
+    for table in ("llm_calls_1m", "llm_calls_1h", "llm_scores"):
+        assert "toIntervalDay(60)" in engines[table], table
+
+
+def test_set_ttl_refuses_a_bad_number_of_days(empty_store: ChdbClient) -> None:
+    with pytest.raises(MigrationError, match="whole number of days"):
+        set_ttl(client_runner(empty_store), ttl_days=0)

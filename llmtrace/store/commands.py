@@ -22,8 +22,14 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     )
     if name == "migrate":
         parser.add_argument("--cluster", help="render ON CLUSTER <name> and Replicated*MergeTree engines")
-        parser.add_argument("--ttl-days", type=int, default=30, help="days to keep raw spans and llm_calls (30)")
-        parser.add_argument("--rollup-ttl-days", type=int, default=400, help="days to keep rollups and scores (400)")
+        parser.add_argument(
+            "--ttl-days", type=int, default=None,
+            help="days to keep raw spans and llm_calls (30 for new tables; given, it also changes existing ones)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--rollup-ttl-days", type=int, default=None,
+            help="days to keep rollups and scores (400 for new tables; given, it also changes existing ones)",
+        )  # fmt: skip
         parser.add_argument("--prices-file", help="JSON list of price overrides (USD per million tokens)")
         parser.add_argument("--no-prices", action="store_true", help="do not (re)load model_prices")
     else:
@@ -52,7 +58,7 @@ def run(name: str, args: argparse.Namespace) -> int:
 def migrate(args: argparse.Namespace) -> int:
     """Create the database if needed, apply pending schema files, load model prices."""
     from llmtrace.store.client import connect
-    from llmtrace.store.migrations import apply_migrations, client_runner
+    from llmtrace.store.migrations import apply_migrations, client_runner, set_ttl
     from llmtrace.store.prices import load_model_prices
     from llmtrace.store.settings import StoreSettings
 
@@ -64,12 +70,14 @@ def migrate(args: argparse.Namespace) -> int:
         admin.close()
     client = connect(args.url)
     try:
+        run = client_runner(client)
         applied = apply_migrations(
-            client_runner(client),
+            run,
             cluster=args.cluster,
-            ttl_days=args.ttl_days,
-            rollup_ttl_days=args.rollup_ttl_days,
+            ttl_days=args.ttl_days or 30,
+            rollup_ttl_days=args.rollup_ttl_days or 400,
         )
+        retained = set_ttl(run, ttl_days=args.ttl_days, rollup_ttl_days=args.rollup_ttl_days, cluster=args.cluster)
         prices = 0 if args.no_prices else load_model_prices(client.insert, args.prices_file)
     finally:
         client.close()
@@ -80,6 +88,8 @@ def migrate(args: argparse.Namespace) -> int:
         print(f"schema of {where} is up to date")
     for file_name in applied:
         print(f"  {file_name}")
+    if retained:
+        print(f"retention set on {', '.join(retained)}")
     if prices:
         print(f"loaded {prices} model price rows")
     return 0

@@ -184,3 +184,31 @@ def _ledger_insert(name: str, digest: str) -> str:
     if not _FILE_NAME.match(name) or not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise MigrationError(f"refusing to record unexpected migration name {name!r}")
     return f"INSERT INTO schema_migrations (name, checksum) VALUES ('{name}', '{digest}')"
+
+
+# Tables with a TTL and the time expression it is measured from (as in the schema files).
+_RAW_TTL = {
+    "otel_traces": "toDateTime(Timestamp)",
+    "otel_traces_trace_id_ts": "Start",
+    "llm_calls": "toDateTime(Timestamp)",
+}
+_ROLLUP_TTL = {"llm_calls_1m": "Bucket", "llm_calls_1h": "Bucket", "llm_scores": "toDateTime(Timestamp)"}
+
+
+def set_ttl(run: Runner, *, ttl_days: int | None = None, rollup_ttl_days: int | None = None,
+            cluster: str | None = None) -> list[str]:  # fmt: skip
+    """Change the retention of tables that already exist (the schema files only set it at creation).
+
+    Returns the tables altered. Safe to repeat: ``MODIFY TTL`` to the same value is a no-op.
+    """
+    statements: list[str] = []
+    for tables, days in ((_RAW_TTL, ttl_days), (_ROLLUP_TTL, rollup_ttl_days)):
+        if days is None:
+            continue
+        render("", cluster=cluster, ttl_days=days)  # validates days and the cluster name
+        on_cluster = f" ON CLUSTER `{cluster}`" if cluster else ""
+        for table, start in tables.items():
+            statements.append(f"ALTER TABLE {table}{on_cluster} MODIFY TTL {start} + toIntervalDay({int(days)})")
+    for statement in statements:
+        run(statement)
+    return [s.split()[2] for s in statements]
