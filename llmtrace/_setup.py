@@ -28,6 +28,8 @@ class _State:
         self.lock = threading.RLock()
         self.active = False
         self.provider: Any = None
+        self.exporter: Any = None  # ours, when llmtrace built the pipeline
+        self.failed_seen = 0  # exporter.failed_spans at the last flush()
         self.applied: dict[str, list[_patching.Applied]] = {}
         self.hooks_registered: set[str] = set()
         self.modules: dict[str, ModuleType] = {}
@@ -71,7 +73,9 @@ def _build_provider(settings: config.Settings, exporter: SpanExporter | None) ->
     if settings.release:
         attributes[sc.SERVICE_VERSION] = settings.release
     provider = TracerProvider(resource=Resource.create(attributes))
-    provider.add_span_processor(BatchSpanProcessor(exporter or _build_exporter(settings)))
+    if exporter is None:
+        exporter = _state.exporter = _build_exporter(settings)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
 
 
@@ -178,9 +182,26 @@ def uninstrument() -> None:
 
 
 def flush(timeout_s: float = 5.0) -> bool:
-    """Export every finished span now; False if that did not complete within ``timeout_s``."""
+    """Export every finished span now. False if that did not finish within ``timeout_s`` or if a
+    batch failed to export since the last flush (the destination is down or refused it)."""
     provider = _state.provider
     force_flush = getattr(provider, "force_flush", None)
     if force_flush is None:
         return True
-    return bool(force_flush(int(timeout_s * 1000)))
+    outcome: list[bool] = []
+    # The SDK's force_flush can overrun its timeout while the exporter retries: bound it ourselves.
+    worker = threading.Thread(target=lambda: outcome.append(bool(force_flush(int(timeout_s * 1000)))), daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    failed = _failed_spans()
+    delivered = failed == _state.failed_seen
+    _state.failed_seen = failed
+    return bool(outcome and outcome[0]) and delivered
+
+
+def _failed_spans() -> int:
+    """Spans our own exporter failed to deliver so far (0 when the app owns the pipeline)."""
+    from llmtrace.exporters.lazy import LazySpanExporter
+
+    exporter = _state.exporter
+    return exporter.failed_spans if isinstance(exporter, LazySpanExporter) else 0

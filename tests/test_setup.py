@@ -274,3 +274,21 @@ def test_sdk_imported_after_instrument_is_patched() -> None:
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
+
+
+def test_flush_with_the_collector_down_returns_false_within_its_timeout_and_the_app_is_unaffected() -> None:
+    result = _run("""
+        import time, llmtrace
+        llmtrace.instrument(endpoint="http://127.0.0.1:9", service_name="down")
+        import openai
+        from llmtrace.demo.fake_llm import FakeLLM
+        with FakeLLM() as fake:
+            client = openai.OpenAI(base_url=fake.openai_base_url, api_key="t", max_retries=0)
+            ids = [client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]).id
+                   for _ in range(3)]
+        start = time.perf_counter()
+        ok = llmtrace.flush(timeout_s=1.0)
+        print(len(ids), ok, time.perf_counter() - start < 3.0)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["3", "False", "True"]

@@ -18,6 +18,8 @@ class LazySpanExporter(SpanExporter):
         self._factory = factory
         self._exporter: SpanExporter | None = None
         self._lock = threading.Lock()
+        self.failed_spans = 0
+        """Spans in batches the destination refused or never got (counted, never silent)."""
 
     @property
     def exporter(self) -> SpanExporter:
@@ -28,7 +30,10 @@ class LazySpanExporter(SpanExporter):
         return self._exporter
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return self.exporter.export(spans)
+        result = self.exporter.export(spans)
+        if result is not SpanExportResult.SUCCESS:
+            self.failed_spans += len(spans)
+        return result
 
     def shutdown(self) -> None:
         if self._exporter is not None:
