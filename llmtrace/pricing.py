@@ -9,15 +9,17 @@ A model with no known price gets no cost (never a wrong one) and is logged once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger("llmtrace")
 
 _MTOK = 1_000_000
+_PROBE = 1_000  # tokens per probe: small enough to sit below any long-context tier
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class LinearPrice:
     output: float
     cache_read: float
     cache_write: float
+    up_to_input: int | None = None
+    """Valid for calls with fewer input tokens than this (tiered models); None: always."""
 
     def cost(self, usage: TokenUsage) -> float:
         uncached = max(usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens, 0)
@@ -100,19 +104,41 @@ def _full_price(usage: TokenUsage, model: str, provider: str | None) -> float:
 
 
 def _probe(model: str, provider: str | None) -> LinearPrice | str | None:
-    """The linear price of a model, ``"tiered"`` when it is not linear, None when unknown."""
+    """The per-token price of a model, valid below ``up_to_input`` input tokens when the model has
+    tiered (long-context) prices; ``"tiered"`` when even small calls are not linear; None when unknown."""
     try:
-        per_in = _full_price(TokenUsage(input_tokens=_MTOK), model, provider) / _MTOK
+        per_in = _full_price(TokenUsage(input_tokens=_PROBE), model, provider) / _PROBE
     except LookupError:
         return None
-    per_out = _full_price(TokenUsage(output_tokens=_MTOK), model, provider) / _MTOK
-    per_read = _full_price(TokenUsage(input_tokens=_MTOK, cache_read_tokens=_MTOK), model, provider) / _MTOK
-    per_write = _full_price(TokenUsage(input_tokens=_MTOK, cache_write_tokens=_MTOK), model, provider) / _MTOK
-    small = _full_price(TokenUsage(input_tokens=1000, output_tokens=1000), model, provider)
+    per_out = _full_price(TokenUsage(output_tokens=_PROBE), model, provider) / _PROBE
+    per_read = _full_price(TokenUsage(input_tokens=_PROBE, cache_read_tokens=_PROBE), model, provider) / _PROBE
+    per_write = _full_price(TokenUsage(input_tokens=_PROBE, cache_write_tokens=_PROBE), model, provider) / _PROBE
     linear = LinearPrice(per_in, per_out, per_read, per_write)
-    if abs(linear.cost(TokenUsage(input_tokens=1000, output_tokens=1000)) - small) > 1e-12:
+
+    def matches(input_tokens: int) -> bool:
+        usage = TokenUsage(input_tokens=input_tokens, output_tokens=_PROBE)
+        exact = _full_price(usage, model, provider)
+        return abs(linear.cost(usage) - exact) <= 1e-9 * max(exact, 1e-12)
+
+    if not matches(_PROBE):
         return "tiered"
+    valid = _PROBE
+    for size in (10_000, 100_000, 1_000_000, 10_000_000):
+        if not matches(size):
+            return dataclasses.replace(linear, up_to_input=_first_mismatch(matches, valid, size))
+        valid = size
     return linear
+
+
+def _first_mismatch(matches: Callable[[int], bool], valid: int, invalid: int) -> int:
+    """Binary search for the smallest input size where the linear price stops holding (a tier starts)."""
+    while invalid - valid > 1:
+        middle = (valid + invalid) // 2
+        if matches(middle):
+            valid = middle
+        else:
+            invalid = middle
+    return invalid
 
 
 def _lookup(provider: str, model: str) -> LinearPrice | str | None:
@@ -126,12 +152,6 @@ def _lookup(provider: str, model: str) -> LinearPrice | str | None:
                 found = _probe(model, provider_id)
                 if found is None and provider_id is not None:
                     found = _probe(model, None)  # OpenAI-compatible hosts serving a known model
-                if found is None:
-                    log.info(
-                        "llmtrace: no known price for model %r (provider %r); its calls get no cost.",
-                        model,
-                        provider,
-                    )
                 _resolved[key] = found
     return _resolved[key]
 
@@ -146,10 +166,13 @@ def cost_usd(provider: str, models: Sequence[str | None], usage: TokenUsage) -> 
         if not model:
             continue
         price = _lookup(provider, model)
-        if isinstance(price, LinearPrice):
+        if isinstance(price, LinearPrice) and (price.up_to_input is None or usage.input_tokens < price.up_to_input):
             return price.cost(usage)
         if price is not None:
-            return _full_price(usage, model, _PROVIDER_IDS.get(provider, provider))
+            try:
+                return _full_price(usage, model, _PROVIDER_IDS.get(provider, provider))
+            except LookupError:  # priced by model name alone (OpenAI-compatible host)
+                return _full_price(usage, model, None)
     named = next((m for m in models if m), None)
     if named and (provider, named) not in _unpriced_reported:
         _unpriced_reported.add((provider, named))

@@ -41,3 +41,13 @@ def test_unknown_model_has_no_cost() -> None:
 def test_openai_compatible_host_prices_a_known_model_by_name() -> None:
     cost = pricing.cost_usd("together_ai", ["gpt-4o-mini"], pricing.TokenUsage(input_tokens=1_000_000))
     assert cost == pytest.approx(0.15)
+
+
+def test_tiered_model_is_linear_below_its_tier_and_exact_above() -> None:
+    price = pricing._lookup("anthropic", "claude-sonnet-4-5")
+    assert isinstance(price, pricing.LinearPrice) and price.up_to_input is not None
+    for input_tokens in (1_000, price.up_to_input - 1, price.up_to_input, 300_000):
+        usage = pricing.TokenUsage(input_tokens=input_tokens, output_tokens=2_000, cache_read_tokens=500)
+        expected = calc_price(Usage(input_tokens=input_tokens, output_tokens=2_000, cache_read_tokens=500),
+                              model_ref="claude-sonnet-4-5", provider_id="anthropic").total_price  # fmt: skip
+        assert pricing.cost_usd("anthropic", ["claude-sonnet-4-5"], usage) == pytest.approx(float(expected), rel=1e-9)
