@@ -167,6 +167,9 @@ def run_up(args: argparse.Namespace) -> int:
     dashboard_url = f"http://{HOST}:{args.dashboard_port}"
     children: list[subprocess.Popen[bytes]] = []
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # Also SIGINT explicitly: a shell starting us in the background (`llmtrace up &`, a script)
+    # leaves SIGINT ignored, and `kill -INT` should still stop both processes.
+    previous_int = signal.signal(signal.SIGINT, _on_sigterm)
     try:
         server = _spawn(
             [sys.executable, "-m", "llmtrace.cli", "server", "--data-dir", args.data_dir,
@@ -197,6 +200,7 @@ def run_up(args: argparse.Namespace) -> int:
         for child in children:
             _stop(child)
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def _run_demo(otlp_url: str, calls: int) -> None:
