@@ -43,8 +43,8 @@ def outliers_sql(by: Sequence[str], dims: str, limit: int) -> str:
             FROM (SELECT *, {_groups(by)}, {value} AS v FROM llm_calls
                   WHERE {_WINDOW}{dims} AND IsError = 0 AND v > 0) AS c
             INNER JOIN (
-                SELECT {keys}, quantiles(0.25, 0.5, 0.75)(log(v)) AS q, count() AS n
-                FROM (SELECT RequestModel, {_groups(by)}, {value} AS v FROM llm_calls
+                SELECT {keys}, quantilesDeterministic(0.25, 0.5, 0.75)(log(v), sipHash64(SpanId)) AS q, count() AS n
+                FROM (SELECT RequestModel, SpanId, {_groups(by)}, {value} AS v FROM llm_calls
                       WHERE {_HISTORY}{dims} AND IsError = 0)
                 WHERE v > 0 GROUP BY {keys} HAVING n >= 30
             ) AS h USING ({keys})
