@@ -184,6 +184,10 @@ def uninstrument() -> None:
 def flush(timeout_s: float = 5.0) -> bool:
     """Export every finished span now. False if that did not finish within ``timeout_s`` or if a
     batch failed to export since the last flush (the destination is down or refused it)."""
+    from llmtrace.instrumentation._worker import worker as enrichment
+
+    enrichment.drain()  # spans still waiting for their attributes end first
+    enrichment.raise_pending()
     provider = _state.provider
     force_flush = getattr(provider, "force_flush", None)
     if force_flush is None:

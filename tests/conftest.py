@@ -31,6 +31,8 @@ class SpanRecorder:
 
     @property
     def finished(self) -> list[ReadableSpan]:
+        """Spans ended so far, after llmtrace's worker has finished the ones it holds (as flush() does)."""
+        llmtrace.flush()
         return list(self.exporter.get_finished_spans())
 
     def one(self) -> ReadableSpan:

@@ -1,8 +1,10 @@
 """The shared machinery: one span per LLM call, from request to last chunk.
 
 Provider modules describe *what* to read (an :class:`Endpoint`); this module decides
-*when*: span start with the request attributes, response or error, stream chunks with
+*when*: span start with what samplers need, response or error, stream chunks with
 time to first token, cost, content capture, and ending every span exactly once.
+The app's thread pays only for the span start, the context switch and a queue append;
+reading and pricing happen on the worker (:mod:`llmtrace.instrumentation._worker`).
 Habit: the SDK call is never inside our guard; everything we add around it is.
 """
 
@@ -26,6 +28,8 @@ from llmtrace.config import Settings
 from llmtrace.instrumentation import _content
 from llmtrace.instrumentation._guard import internal_error
 from llmtrace.instrumentation._model import Request, Response, StreamAccumulator
+from llmtrace.instrumentation._worker import Worker
+from llmtrace.instrumentation._worker import worker as default_worker
 
 _SUPPRESS_KEY = otel_context.create_key("llmtrace-suppress")
 _extra_attributes: contextvars.ContextVar[dict[str, AttributeValue] | None] = contextvars.ContextVar(
@@ -34,10 +38,18 @@ _extra_attributes: contextvars.ContextVar[dict[str, AttributeValue] | None] = co
 
 
 class Endpoint:
-    """How to read one SDK method's request and response; subclassed per API by provider modules."""
+    """How to read one SDK method's request and response; subclassed per API by provider modules.
+
+    ``parse_request`` runs on the app's thread before the call and must stay cheap: it gives
+    what the span starts with (samplers see it). Everything else (request attributes, content,
+    the response) is read on llmtrace's worker thread.
+    """
 
     def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
         raise NotImplementedError
+
+    def describe_request(self, request: Request, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Fill ``request`` with attributes and content (worker thread; ``kwargs`` is a snapshot)."""
 
     def parse_response(self, request: Request, result: Any) -> Response:
         raise NotImplementedError
@@ -51,11 +63,12 @@ class Endpoint:
 
 
 class Runtime:
-    """What every wrapper needs from ``instrument()``: the tracer and the settings."""
+    """What every wrapper needs from ``instrument()``: the tracer, the settings and the worker."""
 
-    def __init__(self, tracer: Tracer, settings: Settings) -> None:
+    def __init__(self, tracer: Tracer, settings: Settings, worker: Worker = default_worker) -> None:
         self.tracer = tracer
         self.settings = settings
+        self.worker = worker
 
 
 _runtime: Runtime | None = None
@@ -100,13 +113,27 @@ def error_type(exc: BaseException) -> str:
     return f"{module}.{cls.__qualname__}" if module else cls.__qualname__ or "_OTHER"
 
 
+def _snapshot(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The call's arguments as they were: apps often append the reply to ``messages`` right after
+    the call, before the worker reads them (top-level lists are copied; their items are not)."""
+    return {key: value.copy() if value.__class__ is list else value for key, value in kwargs.items()}
+
+
 class Invocation:
-    """One LLM call in flight: owns its span and ends it exactly once."""
+    """One LLM call in flight: owns its span and ends it exactly once.
+
+    Public methods run on the app's thread and only record *that* something happened and when;
+    the ``_job_*`` methods run later on the worker and turn it into attributes.
+    """
 
     __slots__ = (
         "_acc",
+        "_args",
+        "_described",
         "_ended",
+        "_extra",
         "_first_chunk_ns",
+        "_kwargs",
         "_start_ns",
         "endpoint",
         "request",
@@ -115,26 +142,31 @@ class Invocation:
         "token",
     )
 
-    def __init__(self, runtime: Runtime, endpoint: Endpoint, request: Request) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        endpoint: Endpoint,
+        request: Request,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
         self.runtime = runtime
         self.endpoint = endpoint
         self.request = request
+        self._args = args
+        self._kwargs = _snapshot(kwargs) if kwargs else {}
+        self._extra = _extra_attributes.get()
+        self._described = False
         self._ended = False
         self._acc: StreamAccumulator | None = None
         self._first_chunk_ns: int | None = None
         self._start_ns = time.time_ns()
-        # Every request attribute goes in at start, in one pass: samplers see them and the SDK
-        # validates the attribute set once instead of three times.
-        attributes = _start_attributes(request)
-        attributes.update(_request_attributes(runtime.settings, request))
-        if runtime.settings.capture_content:
-            attributes.update(_request_content(runtime.settings, request))
         self.span: Span = runtime.tracer.start_span(
-            _span_name(request), kind=SpanKind.CLIENT, attributes=attributes, start_time=self._start_ns
+            _span_name(request), kind=SpanKind.CLIENT, attributes=_start_attributes(request), start_time=self._start_ns
         )
         self.token: object | None = None
 
-    # --- the SDK call -------------------------------------------------------
+    # --- the SDK call (app thread) --------------------------------------------
     def enter(self) -> None:
         """Make our span current (children, propagation) and mark nested SDK calls as suppressed."""
         ctx = otel_context.set_value(_SUPPRESS_KEY, True, trace.set_span_in_context(self.span))
@@ -145,71 +177,102 @@ class Invocation:
             otel_context.detach(self.token)  # type: ignore[arg-type]
             self.token = None
 
-    # --- outcomes -------------------------------------------------------------
+    # --- outcomes (app thread: note the time, queue the rest) -----------------
     def finish(self, result: Any) -> None:
         """A complete (non-streaming) response arrived."""
-        try:
-            response = self.endpoint.parse_response(self.request, result)
-            self._record(response)
-        except Exception as exc:
-            internal_error("parse_response", exc)
-        self._end()
+        if not self._ended:
+            self._ended = True
+            self.runtime.worker.submit(self._job_finish, result, time.time_ns())
 
     def fail(self, exc: BaseException) -> None:
         """The SDK raised: record it; the caller re-raises the SDK's exception untouched."""
-        try:
-            if not self._ended:
-                self.span.set_attribute(sc.ERROR_TYPE, error_type(exc))
-                self.span.set_status(Status(StatusCode.ERROR, str(exc)[:1000]))
-        except Exception as inner:
-            internal_error("fail", inner)
-        self._end()
+        if not self._ended:
+            self._ended = True
+            self.runtime.worker.submit(self._job_fail, exc, time.time_ns())
 
-    def start_stream(self) -> Callable[[Any], None]:
-        """Begin accumulating; returns the per-chunk callback (kept tiny: it runs once per chunk)."""
+    def start_stream(self) -> tuple[Callable[[Any], bool], Callable[[Any], object]]:
+        """Begin a stream; returns ``(head, tail)`` for the stream proxy, both folding chunks as they pass.
+
+        ``head(chunk)`` is used until the first chunk that carries output, which it times (time to
+        first token); ``tail`` is the accumulator's own ``add``, so later chunks cost one method call.
+        Chunks are folded here rather than queued: keeping them alive until the worker runs costs
+        more in garbage collection than folding them does. ``tail`` is not guarded: the proxy is.
+        """
         acc = self._acc = self.endpoint.new_stream(self.request)
         add = acc.add
 
-        def on_chunk(chunk: Any) -> None:
+        def head(chunk: Any) -> bool:
             try:
-                if add(chunk) and self._first_chunk_ns is None:
+                if add(chunk):
                     self._first_chunk_ns = time.time_ns()
+                    return True
             except Exception as exc:
                 internal_error("stream chunk", exc)
+            return False
 
-        return on_chunk
+        return head, add
 
     def end_stream(self, how: str, exc: BaseException | None = None) -> None:
         """The stream finished, was closed, abandoned, or raised; record what we have, once."""
-        if self._ended:
-            return
+        if not self._ended:
+            self._ended = True
+            self.runtime.worker.submit(self._job_end_stream, (how, exc), time.time_ns())
+
+    # --- jobs (worker thread) -------------------------------------------------
+    def _job_finish(self, result: Any, end_ns: int) -> None:
+        attributes = self._request_attributes()
         try:
-            attributes: dict[str, AttributeValue] = {sc.STREAM_END: how}
+            response = self.endpoint.parse_response(self.request, result)
+            attributes.update(_response_attributes(self.runtime.settings, self.request, response))
+        except Exception as exc:
+            internal_error("parse_response", exc)
+        self._end(attributes, end_ns)
+
+    def _job_fail(self, exc: BaseException, end_ns: int) -> None:
+        attributes = self._request_attributes()
+        self._end(attributes, end_ns, exc)
+
+    def _job_end_stream(self, outcome: tuple[str, BaseException | None], end_ns: int) -> None:
+        how, exc = outcome
+        attributes = self._request_attributes()
+        try:
+            attributes[sc.STREAM_END] = how
             if self._first_chunk_ns is not None:
                 attributes[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = (self._first_chunk_ns - self._start_ns) / 1e9
             if self._acc is not None:
-                attributes.update(
-                    _response_attributes(self.runtime.settings, self.request, self._acc.result(self.request))
-                )
-            self.span.set_attributes(attributes)  # one pass through the SDK's attribute validation
+                response = self._acc.result(self.request)
+                attributes.update(_response_attributes(self.runtime.settings, self.request, response))
         except Exception as inner:
             internal_error("end_stream", inner)
-        if exc is not None:
-            self.fail(exc)
-        else:
-            self._end()
+        self._end(attributes, end_ns, exc)
 
-    def _record(self, response: Response) -> None:
-        self.span.set_attributes(_response_attributes(self.runtime.settings, self.request, response))
-
-    def _end(self) -> None:
-        if self._ended:
-            return
-        self._ended = True
+    def _request_attributes(self) -> dict[str, AttributeValue]:
+        """Request attributes and content, read from the call's arguments once."""
         try:
-            self.span.end()
+            if not self._described:
+                self._described = True
+                self.endpoint.describe_request(self.request, self._args, self._kwargs)
+            attributes = _request_attributes(self.runtime.settings, self.request, self._extra)
+            if self.runtime.settings.capture_content:
+                attributes.update(_request_content(self.runtime.settings, self.request))
+            return attributes
         except Exception as exc:
-            internal_error("span end", exc)
+            internal_error("parse_request", exc)
+            return {}
+
+    def _end(self, attributes: dict[str, AttributeValue], end_ns: int, exc: BaseException | None = None) -> None:
+        """Set everything in one pass through the SDK's attribute validation, then end at the captured time."""
+        try:
+            if exc is not None:
+                attributes[sc.ERROR_TYPE] = error_type(exc)
+                self.span.set_status(Status(StatusCode.ERROR, str(exc)[:1000]))
+            self.span.set_attributes(attributes)
+        except Exception as inner:
+            internal_error("span attributes", inner)
+        try:
+            self.span.end(end_time=end_ns)
+        except Exception as inner:
+            internal_error("span end", inner)
 
 
 def _span_name(request: Request) -> str:
@@ -231,7 +294,9 @@ def _start_attributes(request: Request) -> dict[str, AttributeValue]:
     return attrs
 
 
-def _request_attributes(settings: Settings, request: Request) -> dict[str, AttributeValue]:
+def _request_attributes(
+    settings: Settings, request: Request, extra: dict[str, AttributeValue] | None
+) -> dict[str, AttributeValue]:
     attrs = dict(request.attributes)
     if request.stream:
         attrs[sc.REQUEST_STREAM] = True
@@ -239,7 +304,6 @@ def _request_attributes(settings: Settings, request: Request) -> dict[str, Attri
         attrs[sc.ENVIRONMENT] = settings.environment
     if settings.release:
         attrs[sc.RELEASE] = settings.release
-    extra = _extra_attributes.get()
     if extra:
         attrs.update(extra)
     return attrs

@@ -52,7 +52,7 @@ def start_invocation(
         return None
     try:
         request = endpoint.parse_request(instance, args, kwargs)
-        invocation = Invocation(runtime, endpoint, request)
+        invocation = Invocation(runtime, endpoint, request, args, kwargs)
         invocation.enter()
         return invocation
     except Exception as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import wrapt
@@ -22,7 +22,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     def __init__(self, wrapped: Any, invocation: Invocation) -> None:
         super().__init__(wrapped)
         self._self_invocation = invocation
-        self._self_chunks = _observe(wrapped, invocation, invocation.start_stream())
+        self._self_chunks = _observe(wrapped, invocation)
         _end_when_collected(self._self_chunks, invocation)
 
     def __iter__(self) -> Iterator[Any]:
@@ -53,7 +53,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     def __init__(self, wrapped: Any, invocation: Invocation) -> None:
         super().__init__(wrapped)
         self._self_invocation = invocation
-        self._self_chunks = _aobserve(wrapped, invocation, invocation.start_stream())
+        self._self_chunks = _aobserve(wrapped, invocation)
         _end_when_collected(self._self_chunks, invocation)
 
     def __aiter__(self) -> AsyncIterator[Any]:
@@ -87,11 +87,26 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
             self._self_invocation.end_stream("closed")
 
 
-def _observe(wrapped: Any, invocation: Invocation, on_chunk: Callable[[Any], None]) -> Iterator[Any]:
-    """Yield the SDK's chunks, observing each; holds no reference to the proxy (no cycle to delay collection)."""
+def _ignore(chunk: Any) -> None:
+    return None
+
+
+def _observe(wrapped: Any, invocation: Invocation) -> Iterator[Any]:
+    """Yield the SDK's chunks, folding each; holds no reference to the proxy (no cycle to delay collection)."""
+    head, tail = invocation.start_stream()
     try:
-        for chunk in wrapped:
-            on_chunk(chunk)
+        chunks = iter(wrapped)
+        for chunk in chunks:
+            if head(chunk):
+                yield chunk
+                break
+            yield chunk
+        for chunk in chunks:
+            try:
+                tail(chunk)
+            except Exception as exc:  # llmtrace's fault, not the app's: stop folding, keep streaming
+                internal_error("stream chunk", exc)
+                tail = _ignore
             yield chunk
     except GeneratorExit:
         raise  # closed or collected: close() or the finaliser ends the span
@@ -101,11 +116,22 @@ def _observe(wrapped: Any, invocation: Invocation, on_chunk: Callable[[Any], Non
     invocation.end_stream("completed")
 
 
-async def _aobserve(wrapped: Any, invocation: Invocation, on_chunk: Callable[[Any], None]) -> AsyncIterator[Any]:
+async def _aobserve(wrapped: Any, invocation: Invocation) -> AsyncIterator[Any]:
     """The async twin of :func:`_observe`."""
+    head, tail = invocation.start_stream()
     try:
-        async for chunk in wrapped:
-            on_chunk(chunk)
+        chunks = aiter(wrapped)
+        async for chunk in chunks:
+            if head(chunk):
+                yield chunk
+                break
+            yield chunk
+        async for chunk in chunks:
+            try:
+                tail(chunk)
+            except Exception as exc:
+                internal_error("stream chunk", exc)
+                tail = _ignore
             yield chunk
     except GeneratorExit:
         raise

@@ -105,6 +105,13 @@ def _counts(usage: Any) -> dict[str, int]:
     return {name: value for name, value in counts.items() if isinstance(value, int)}
 
 
+def _with_extra_body(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Newer SDKs dropped temperature/top_p/top_k from the signature; apps then send them in
+    ``extra_body``, which the SDK merges over the named arguments."""
+    extra = kwargs.get("extra_body")
+    return {**kwargs, **extra} if isinstance(extra, dict) else kwargs
+
+
 class Messages(Endpoint):
     """``messages.create`` / ``parse``; with ``helper=True`` the ``stream()`` helper (always streaming)."""
 
@@ -112,15 +119,15 @@ class Messages(Endpoint):
         self.helper = helper
 
     def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
-        extra = kwargs.get("extra_body")
-        # Newer SDKs dropped temperature/top_p/top_k from the signature; apps then send them in extra_body,
-        # which the SDK merges over the named arguments.
-        kwargs = {**kwargs, **extra} if isinstance(extra, dict) else kwargs
+        kwargs = _with_extra_body(kwargs)
         host, port = server_of(get(get(instance, "_client"), "base_url"))
         model = kwargs.get("model")
         stream = self.helper or kwargs.get("stream") is True
         model = model if isinstance(model, str) else None
-        request = Request(sc.OP_CHAT, "anthropic", model, stream, server_address=host, server_port=port)
+        return Request(sc.OP_CHAT, "anthropic", model, stream, server_address=host, server_port=port)
+
+    def describe_request(self, request: Request, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        kwargs = _with_extra_body(kwargs)
         attrs = request.attributes
         put(attrs, sc.REQUEST_MAX_TOKENS, kwargs.get("max_tokens"), int)
         put(attrs, sc.REQUEST_TEMPERATURE, kwargs.get("temperature"), float)
@@ -137,7 +144,6 @@ class Messages(Endpoint):
             for m in (messages if isinstance(messages, list | tuple) else [])
         ]
         request.tool_definitions = _tools(kwargs.get("tools"))
-        return request
 
     def parse_response(self, request: Request, result: Any) -> Response:
         parts, counts = _parts(get(result, "content") or []), _counts(get(result, "usage"))

@@ -197,7 +197,9 @@ def _request_chars(request: Request) -> int:
 
 class Chat(Endpoint):
     def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
-        request = new_request(instance, sc.OP_CHAT, kwargs, "chat_completions")
+        return new_request(instance, sc.OP_CHAT, kwargs, "chat_completions")
+
+    def describe_request(self, request: Request, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         attrs = request.attributes
         put(attrs, sc.REQUEST_MAX_TOKENS, kwargs.get("max_completion_tokens") or kwargs.get("max_tokens"), int)
         put_sampling(attrs, kwargs)
@@ -206,7 +208,6 @@ class Chat(Endpoint):
             attrs[sc.OUTPUT_TYPE] = "json" if isinstance(fmt, type) or get(fmt, "type") != "text" else "text"
         request.system_instructions, request.input_messages = chat_messages(kwargs.get("messages"))
         request.tool_definitions = tool_definitions(kwargs.get("tools"))
-        return request
 
     def parse_response(self, request: Request, result: Any) -> Response:
         outputs: list[Message] = []
@@ -327,13 +328,14 @@ class Completions(Endpoint):
     """Legacy ``completions.create``."""
 
     def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
-        request = new_request(instance, sc.OP_TEXT_COMPLETION, kwargs, None)
+        return new_request(instance, sc.OP_TEXT_COMPLETION, kwargs, None)
+
+    def describe_request(self, request: Request, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         put(request.attributes, sc.REQUEST_MAX_TOKENS, kwargs.get("max_tokens"), int)
         put_sampling(request.attributes, kwargs)
         prompt = kwargs.get("prompt")
         prompts = [prompt] if isinstance(prompt, str) else prompt if isinstance(prompt, list) else []
         request.input_messages = [{"role": "user", "parts": [text_part(p)]} for p in prompts if isinstance(p, str)]
-        return request
 
     def parse_response(self, request: Request, result: Any) -> Response:
         choices = get(result, "choices") or []
@@ -377,11 +379,13 @@ class Embeddings(Endpoint):
     def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
         request = new_request(instance, sc.OP_EMBEDDINGS, kwargs, None)
         request.stream = False
+        return request
+
+    def describe_request(self, request: Request, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         put(request.attributes, sc.EMBEDDINGS_DIMENSION_COUNT, kwargs.get("dimensions"), int)
         fmt = kwargs.get("encoding_format")
         if given(fmt):
             request.attributes[sc.REQUEST_ENCODING_FORMATS] = [str(fmt)]
-        return request
 
     def parse_response(self, request: Request, result: Any) -> Response:
         usage = get(result, "usage")

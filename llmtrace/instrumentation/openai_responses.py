@@ -112,7 +112,9 @@ def response_of(result: Any) -> Response:
 
 class Responses(Endpoint):
     def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
-        request = new_request(instance, sc.OP_CHAT, kwargs, "responses")
+        return new_request(instance, sc.OP_CHAT, kwargs, "responses")
+
+    def describe_request(self, request: Request, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         put(request.attributes, sc.REQUEST_MAX_TOKENS, kwargs.get("max_output_tokens"), int)
         put_sampling(request.attributes, kwargs)
         text_format = get(get(kwargs.get("text"), "format"), "type")
@@ -122,7 +124,6 @@ class Responses(Endpoint):
             request.system_instructions = [text_part(kwargs["instructions"])]
         request.input_messages = _input_messages(kwargs.get("input"))
         request.tool_definitions = _tools(kwargs.get("tools"))
-        return request
 
     def parse_response(self, request: Request, result: Any) -> Response:
         return response_of(result)

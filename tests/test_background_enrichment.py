@@ -1,0 +1,195 @@
+"""Span enrichment on llmtrace's worker thread: what the app's thread leaves for later must
+still come out right, in order, on time, and never be lost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from typing import Any
+
+import openai
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+
+import llmtrace
+from llmtrace import semconv as sc
+from llmtrace.instrumentation import _worker
+from tests.conftest import SpanRecorder
+
+MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is ClickHouse?"}]
+
+
+@pytest.fixture
+def client(fake_llm: Any) -> openai.OpenAI:
+    return openai.OpenAI(base_url=fake_llm.openai_base_url, api_key="test", max_retries=0)
+
+
+class EndedSignal(SpanProcessor):
+    """Sets an event when a span ends: waiting on the worker without sleeping."""
+
+    def __init__(self) -> None:
+        self.ended = threading.Event()
+        self.thread_names: list[str] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.thread_names.append(threading.current_thread().name)
+        self.ended.set()
+
+
+def test_span_ends_at_the_call_end_not_when_the_worker_gets_to_it(client: openai.OpenAI, spans: SpanRecorder) -> None:
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    returned_ns = time.time_ns()
+    span = spans.one()  # ended by flush(), after returned_ns: a span ended "now" would fail below
+    assert span.end_time is not None and span.start_time is not None
+    assert span.start_time < span.end_time <= returned_ns
+    assert span.attributes[sc.USAGE_OUTPUT_TOKENS] > 0
+
+
+def test_messages_appended_after_the_call_are_not_captured(client: openai.OpenAI, spans: SpanRecorder) -> None:
+    messages = list(MESSAGES)
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    messages.append({"role": "assistant", "content": reply.choices[0].message.content})  # the usual chat loop
+    messages.append({"role": "user", "content": "And DuckDB?"})
+    captured = json.loads(str(spans.one().attributes[sc.INPUT_MESSAGES]))
+    assert [m["role"] for m in captured] == ["user"]
+
+
+def test_the_worker_ends_spans_without_a_flush(client: openai.OpenAI) -> None:
+    signal = EndedSignal()
+    provider = TracerProvider()
+    provider.add_span_processor(signal)
+    llmtrace.instrument(tracer_provider=provider)
+    try:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert signal.ended.wait(5.0), "the worker never ended the span"
+        assert signal.thread_names == ["llmtrace-spans"]
+    finally:
+        llmtrace.uninstrument()
+
+
+def test_an_asleep_worker_is_woken_by_the_next_call(client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_worker, "_IDLE_ROUNDS", 0)  # sleep until woken after every drain
+    signal = EndedSignal()
+    provider = TracerProvider()
+    provider.add_span_processor(signal)
+    llmtrace.instrument(tracer_provider=provider)
+    try:
+        for _ in range(3):
+            signal.ended.clear()
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            assert signal.ended.wait(5.0)
+    finally:
+        llmtrace.uninstrument()
+
+
+def test_a_long_backlog_is_drained_by_the_app_thread_and_nothing_is_lost(
+    client: openai.OpenAI, spans: SpanRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_worker, "_MAX_BACKLOG", 1)
+    for _ in range(5):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert _worker.worker.pending() == 0  # drained on this thread, at submit
+    assert len(spans.finished) == 5
+
+
+def test_stream_chunks_are_folded_in_order(client: openai.OpenAI, spans: SpanRecorder) -> None:
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    output = json.loads(str(spans.one().attributes[sc.OUTPUT_MESSAGES]))
+    assert output[0]["parts"][0]["content"] == text
+
+
+def test_an_internal_error_in_background_is_raised_by_flush_in_strict_mode(
+    client: openai.OpenAI, spans: SpanRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmtrace.instrumentation import openai as adapter
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("forced failure in describe_request")
+
+    monkeypatch.setenv("LLMTRACE_STRICT", "1")
+    monkeypatch.setattr(adapter.Chat, "describe_request", broken)
+    result = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # the app is unaffected
+    assert result.choices[0].message.content
+    with pytest.raises(RuntimeError, match="forced failure in describe_request"):
+        llmtrace.flush()
+
+
+def test_a_broken_request_reader_still_ends_the_span_with_the_response(
+    client: openai.OpenAI, spans: SpanRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmtrace.instrumentation import openai as adapter
+
+    monkeypatch.setenv("LLMTRACE_STRICT", "0")
+    monkeypatch.setattr(adapter.Chat, "describe_request", lambda *a, **k: 1 / 0)
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    span = spans.one()
+    assert span.attributes[sc.REQUEST_MODEL] == "gpt-4o-mini"  # set at start, on the app thread
+    assert span.attributes[sc.USAGE_OUTPUT_TOKENS] > 0
+    assert sc.INPUT_MESSAGES not in span.attributes
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMTRACE_", "PYTEST"))}
+    full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=full_env, timeout=60
+    )
+
+
+def test_spans_queued_at_exit_are_ended_and_exported(fake_llm: Any) -> None:
+    """A script that makes one call and exits at once, without flush(): the exit handler finishes the span."""
+    result = _run(
+        f"""
+        import openai, llmtrace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter, BatchSpanProcessor
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        llmtrace.instrument(tracer_provider=provider)
+        client = openai.OpenAI(base_url={fake_llm.openai_base_url!r}, api_key="t", max_retries=0)
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": "hi"}}])
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"gen_ai.usage.output_tokens"' in result.stdout
+
+
+def test_a_forked_child_gets_its_own_worker(fake_llm: Any) -> None:
+    """Pre-fork servers (gunicorn --preload): the parent's worker thread does not survive fork."""
+    result = _run(
+        f"""
+        import os, openai, llmtrace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        llmtrace.instrument(tracer_provider=provider)
+        client = openai.OpenAI(base_url={fake_llm.openai_base_url!r}, api_key="t", max_retries=0)
+        hi = [{{"role": "user", "content": "hi"}}]
+        ask = lambda: client.chat.completions.create(model="gpt-4o-mini", messages=hi)
+        ask()
+        pid = os.fork()
+        if pid == 0:
+            from llmtrace.instrumentation._worker import worker
+            exporter.clear()
+            ask()
+            ok = llmtrace.flush() and len(exporter.get_finished_spans()) == 1 and worker._thread.is_alive()
+            os._exit(0 if ok else 3)
+        _, status = os.waitpid(pid, 0)
+        llmtrace.flush()
+        print("child", os.waitstatus_to_exitcode(status), "parent", len(exporter.get_finished_spans()))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["child", "0", "parent", "1"]
