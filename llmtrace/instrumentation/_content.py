@@ -40,7 +40,23 @@ def _default(obj: Any) -> Any:
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=_default, separators=(",", ":"))
-_dumps = _ENCODER.encode
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_c_encode_str: Any = getattr(json.encoder, "c_encode_basestring", None)
+# The C encoder, built once (``JSONEncoder.encode`` rebuilds it on every call, most of the cost for
+# small messages). No cycle markers: the values are trees llmtrace built; a cycle would end in a
+# RecursionError that the guard catches.
+_C_ENCODER: Any = (
+    _c_make_encoder(None, _default, _c_encode_str, None, ":", ",", False, False, True)
+    if _c_make_encoder is not None and _c_encode_str is not None
+    else None
+)
+
+
+def _dumps(value: Any) -> str:
+    """Compact JSON, non-ASCII kept as is."""
+    if _C_ENCODER is None or isinstance(value, str):
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODER(value, 0))
 
 
 def encode(name: str, value: Any, *, limit: int, redact: Redactor | None) -> str:

@@ -30,7 +30,12 @@ def get(obj: Any, name: str, default: Any = None) -> Any:
     if obj is None:
         return default
     value = obj.get(name, default) if obj.__class__ is dict or isinstance(obj, dict) else getattr(obj, name, default)
-    return value if given(value) else default
+    if value is None:
+        return default
+    known = _is_real_value.get(value.__class__)  # given(), inlined: this runs a few dozen times per call
+    if known is None:
+        known = given(value)
+    return value if known else default
 
 
 def put(attrs: dict[str, AttributeValue], name: str, value: Any, kind: type | None = None) -> None:
@@ -48,11 +53,20 @@ def put(attrs: dict[str, AttributeValue], name: str, value: Any, kind: type | No
         attrs[name] = list(value)
 
 
+_last_server: tuple[Any, tuple[str | None, int | None]] = (None, (None, None))
+
+
 def server_of(base_url: Any) -> tuple[str | None, int | None]:
     """Host and port of a client's base URL (httpx URL or string), with the scheme's default port."""
+    global _last_server
     if base_url is None:
         return None, None
-    return _server_of(str(base_url))
+    last = _last_server  # an app mostly reuses one client: its (immutable) URL object is checked by identity
+    if last[0] is base_url:
+        return last[1]
+    server = _server_of(str(base_url))
+    _last_server = (base_url, server)
+    return server
 
 
 @functools.lru_cache(maxsize=256)

@@ -1,10 +1,10 @@
 """Span enrichment off the app's thread.
 
-The app's thread only starts the span, times the call and queues what came back; one
-daemon thread then parses requests and responses, encodes content, prices the call, sets
-the attributes and ends the span at the captured end time. Jobs run in submission order
-under one lock, so a stream's chunks are folded in order whoever drains the queue
-(the worker, ``flush()``, exit, or an app thread when the backlog is too long).
+The app's thread only starts the span, times the call (folding stream chunks as they pass)
+and queues what came back; one daemon thread then reads the request and the response,
+encodes content, prices the call, sets the attributes and ends the span at the captured
+end time. Jobs run in submission order under one lock, whoever drains the queue: the
+worker, ``flush()``, the exit handler, or an app thread when the backlog is too long.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from llmtrace.instrumentation._guard import internal_error, strict
 
 Job = Callable[[Any, Any], None]
 
-_INTERVAL_S = 0.01  # while calls are happening: queued chunks are folded young, before the GC promotes them
-_IDLE_ROUNDS = 100  # wake-ups with nothing to do before the worker sleeps until the next call
+_INTERVAL_S = 0.05  # while calls are happening; short enough that queued responses rarely outlive a young GC
+_IDLE_ROUNDS = 20  # wake-ups with nothing to do (one second) before the worker sleeps until the next call
 _WAKE_AT = 512  # queued jobs that wake the worker early
 _MAX_BACKLOG = 100_000  # beyond this the submitting thread drains: memory stays bounded, nothing is dropped
 
