@@ -10,8 +10,11 @@ pass-through generator to see the end; the official OpenTelemetry OpenAI instrum
 
     python benchmarks/overhead.py [--rounds 15] [--calls 200]
 
-Reported: median per-call time of each configuration, overhead over bare, and llmtrace's
-overhead as a multiple of the floor's (target <= 1.5x), then the start-up cost of
+Reported twice: CPU of the app's (calling) thread, which is what the app waits for, and CPU
+of the whole process once llmtrace's worker thread has finished its spans, which is what the
+app pays. Each row: median bare time per call, each configuration's overhead over bare
+(paired within a round; ± half the interquartile range across rounds) and llmtrace's and the
+peer's overhead as a multiple of the floor's (target <= 1.5x); then the start-up cost of
 ``import llmtrace; llmtrace.instrument()`` (target <= 0.3 s).
 """
 
@@ -223,6 +226,14 @@ def switch_off(config: str) -> None:
         PEER.uninstrument()
 
 
+def _half_iqr(values: list[float]) -> float:
+    """Half the interquartile range of the per-round overheads: how much one round's figure wanders."""
+    if len(values) < 4:
+        return float("nan")
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return (q3 - q1) / 2
+
+
 def _per_call(start: float, start_all: float, calls: int) -> tuple[float, float]:
     """Per-call CPU of the calling thread, and of the whole process once llmtrace's worker has
     finished the spans it holds (its work counts there, done on this thread if still queued)."""
@@ -311,7 +322,7 @@ def main() -> int:
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
     configs = ("bare", "floor", "llmtrace") + (("otel-openai-v2",) if PEER is not None else ())
     header = (
-        f"{'scenario':<24}{'bare µs':>9}{'floor +µs':>11}{'llmtrace +µs':>14}{'ratio':>7}{'peer +µs':>10}{'ratio':>7}"
+        f"{'scenario':<24}{'bare µs':>9}{'floor +µs':>13}{'llmtrace +µs':>14}{'ratio':>7}{'peer +µs':>10}{'ratio':>7}"
     )
     tables: dict[str, list[str]] = {"app thread": [], "whole process": []}
     ratios: dict[str, list[float]] = {"app thread": [], "whole process": []}
@@ -320,11 +331,14 @@ def main() -> int:
             start_attrs, end_attrs = reference_attributes(provider, stream)
             floor = Floor(provider, start_attrs, end_attrs)
             runner = run_sync if mode == "sync" else run_async
-            calls = args.calls // 2 if stream else args.calls
+            # A stream costs the SDK ~6x a completion: fewer calls per block, three times the rounds,
+            # so the paired medians settle (the SDK's own run-to-run spread is ~2% of 3.7 ms).
+            calls = args.calls // 4 if stream else args.calls
+            rounds = args.rounds * 3 if stream else args.rounds
             samples: dict[str, list[tuple[float, float]]] = {c: [] for c in configs}
             runner("bare", calls // 4, stream, provider, floor)  # warm-up
             runner("llmtrace", calls // 4, stream, provider, floor)
-            for round_ in range(args.rounds):
+            for round_ in range(rounds):
                 order = configs if round_ % 2 == 0 else tuple(reversed(configs))
                 for config in order:
                     samples[config].append(runner(config, calls, stream, provider, floor))
@@ -334,13 +348,16 @@ def main() -> int:
                 # Overheads are paired within a round (each against that round's bare run): slow drifts
                 # of this shared machine cancel out instead of landing on one configuration.
                 paired = {c: zip(samples[c], samples["bare"], strict=True) for c in configs}
-                over = {c: statistics.median(s[which] - b[which] for s, b in paired[c]) * 1e6 for c in configs}
+                diffs = {c: [(s[which] - b[which]) * 1e6 for s, b in paired[c]] for c in configs}
+                over = {c: statistics.median(d) for c, d in diffs.items()}
+                spread = {c: _half_iqr(d) for c, d in diffs.items()}
                 ratio = over["llmtrace"] / over["floor"] if over["floor"] > 0 else float("nan")
                 ratios[table].append(ratio)
                 peer = over.get("otel-openai-v2", float("nan"))
                 peer_ratio = peer / over["floor"] if over["floor"] > 0 else float("nan")
                 tables[table].append(
-                    f"{name:<24}{bare:>9.1f}{over['floor']:>11.1f}{over['llmtrace']:>14.1f}{ratio:>7.2f}"
+                    f"{name:<24}{bare:>9.1f}{over['floor']:>7.1f} ±{spread['floor']:<4.0f}"
+                    f"{over['llmtrace']:>8.1f} ±{spread['llmtrace']:<4.0f}{ratio:>7.2f}"
                     f"{peer:>10.1f}{peer_ratio:>7.2f}"
                 )
     for table, rows in tables.items():
