@@ -298,6 +298,20 @@ def test_sql_command_writes_csv_and_json(
     assert capsys.readouterr().out.replace("\r\n", "\n") == expected
 
 
+def test_sql_command_is_read_only_unless_asked(
+    store_url: str, store: ChdbClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(["sql", "--url", store_url, "CREATE TABLE scratch (x UInt8) ENGINE = Memory"]) == 1
+    err = capsys.readouterr().err
+    assert "readonly" in err.lower() and "--write" in err
+    assert store.query("EXISTS TABLE scratch").result_rows == [(0,)]
+    assert cli(["sql", "--url", store_url, "--write", "CREATE TABLE scratch (x UInt8) ENGINE = Memory"]) == 0
+    try:
+        assert store.query("EXISTS TABLE scratch").result_rows == [(1,)]
+    finally:
+        store.command("DROP TABLE scratch")
+
+
 def test_sql_command_reports_a_bad_query_and_exits_1(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(["sql", "--url", store_url, "SELECT nope"]) == 1
     assert "UNKNOWN_IDENTIFIER" in capsys.readouterr().err

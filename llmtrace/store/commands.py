@@ -35,6 +35,10 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     else:
         parser.add_argument("query", help='SQL to run, e.g. "SELECT count() FROM llm_calls"')
         parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+        parser.add_argument(
+            "--write", action="store_true",
+            help="allow statements that change data or schema (default: read-only, enforced by ClickHouse)",
+        )  # fmt: skip
 
 
 def run(name: str, args: argparse.Namespace) -> int:
@@ -100,11 +104,20 @@ def _sql(args: argparse.Namespace) -> int:
 
     client = connect(args.url)
     try:
-        result = client.query(args.query)
+        # Read-only unless asked: a typo in a shell must not be able to drop a table.
+        result = client.query(args.query, settings=None if args.write else {"readonly": 1})
+    except Exception as exc:
+        if not args.write and "readonly" in str(exc).lower():
+            raise ValueError(f"{_first_line(exc)}\n(llmtrace sql is read-only; add --write to change data)") from exc
+        raise
     finally:
         client.close()
     format_rows(list(result.column_names), [tuple(r) for r in result.result_rows], args.format, sys.stdout)
     return 0
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def format_rows(columns: list[str], rows: Sequence[tuple[Any, ...]], fmt: str, out: TextIO) -> None:
