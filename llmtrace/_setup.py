@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import threading
@@ -28,6 +29,7 @@ class _State:
         self.lock = threading.RLock()
         self.active = False
         self.provider: Any = None
+        self.provider_hooks: list[tuple[Any, str]] = []  # provider methods we made drain our queue first
         self.exporter: Any = None  # ours, when llmtrace built the pipeline
         self.failed_seen = 0  # exporter.failed_spans at the last flush()
         self.applied: dict[str, list[_patching.Applied]] = {}
@@ -151,12 +153,43 @@ def instrument(
             warnings.warn("llmtrace.instrument() was already called; ignoring this call.", stacklevel=2)
             return
         _state.provider = _choose_provider(settings, tracer_provider, exporter)
+        _drain_before_flush(_state.provider)
         tracer = _state.provider.get_tracer("llmtrace", __version__)
         _core.set_runtime(_core.Runtime(tracer, settings))
         _state.active = True
         for key in settings.providers or list(PROVIDERS):
             _watch_sdk(key, importlib.import_module(PROVIDERS[key]))
     threading.Thread(target=_warm_prices, name="llmtrace-prices", daemon=True).start()
+
+
+def _drain_before_flush(provider: Any) -> None:
+    """The app's own ``provider.force_flush()`` / ``shutdown()`` first finish the spans llmtrace's
+    worker still holds: code that flushes OpenTelemetry the usual way loses nothing."""
+    from llmtrace.instrumentation._worker import worker as enrichment
+
+    if not hasattr(provider, "__dict__"):
+        return  # methods cannot be shadowed on this object
+    for name in ("force_flush", "shutdown"):
+        original = getattr(provider, name, None)
+        if original is None or name in vars(provider):
+            continue  # absent, or already shadowed
+
+        def drained(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            enrichment.drain()
+            return _original(*args, **kwargs)
+
+        try:
+            setattr(provider, name, drained)
+        except (AttributeError, TypeError):
+            continue
+        _state.provider_hooks.append((provider, name))
+
+
+def _undo_drain_hooks() -> None:
+    for provider, name in _state.provider_hooks:
+        with contextlib.suppress(AttributeError):
+            delattr(provider, name)
+    _state.provider_hooks.clear()
 
 
 def _warm_prices() -> None:
@@ -179,6 +212,7 @@ def uninstrument() -> None:
         _state.active = False
         _core.set_runtime(None)
     flush()
+    _undo_drain_hooks()
 
 
 def flush(timeout_s: float = 5.0) -> bool:

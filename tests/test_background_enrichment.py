@@ -135,6 +135,26 @@ def test_a_broken_request_reader_still_ends_the_span_with_the_response(
     assert sc.INPUT_MESSAGES not in span.attributes
 
 
+@pytest.mark.parametrize("how", ["force_flush", "shutdown"])
+def test_the_apps_own_provider_flush_or_shutdown_finishes_queued_spans(client: openai.OpenAI, how: str) -> None:
+    """Apps that flush OpenTelemetry the usual way, never calling llmtrace.flush(), lose nothing."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    llmtrace.instrument(tracer_provider=provider)
+    try:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        getattr(provider, how)()
+        (span,) = exporter.get_finished_spans()
+        assert span.attributes[sc.USAGE_OUTPUT_TOKENS] > 0
+    finally:
+        llmtrace.uninstrument()
+    assert "force_flush" not in vars(provider) and "shutdown" not in vars(provider)  # undone
+
+
 def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     import os
 
