@@ -79,3 +79,23 @@ def test_replaying_a_segment_that_was_already_inserted_adds_nothing(engine: Engi
     SpanWriter(sink, log).replay()
     assert stored(engine, "replayed-twice") == 5
     assert stored(engine, "replayed-twice", "llm_calls") == 5
+
+
+def test_server_ttl_days_also_changes_existing_tables(engine: Engine) -> None:
+    from llmtrace.server.app import _migrate
+
+    def retention() -> str:
+        rows = engine.run(
+            "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'llm_calls'"
+        )
+        assert rows
+        return str(rows[0][0])
+
+    assert _migrate(engine, None) == []  # nothing pending, nothing changed
+    assert "toIntervalDay(30)" in retention()
+    _migrate(engine, 9)
+    assert "toIntervalDay(9)" in retention()
+    _migrate(engine, None)
+    assert "toIntervalDay(9)" in retention()
+    _migrate(engine, 30)
+    assert "toIntervalDay(30)" in retention()

@@ -44,7 +44,7 @@ class ServerConfig:
     otlp_port: int = 4318
     http_port: int = 8123
     password: str | None = None
-    ttl_days: int = 30
+    ttl_days: int | None = None  # None: 30 days for new tables, existing ones untouched
     decode_workers: int | None = None
 
 
@@ -75,11 +75,15 @@ def _url(host: str, sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _migrate(engine: Engine, ttl_days: int) -> list[str]:
-    from llmtrace.store.migrations import apply_migrations
+def _migrate(engine: Engine, ttl_days: int | None) -> list[str]:
+    """Apply pending schema files; a retention given explicitly also applies to existing tables."""
+    from llmtrace.store.migrations import apply_migrations, set_ttl
 
     try:
-        return apply_migrations(engine.run, ttl_days=ttl_days)
+        applied = apply_migrations(engine.run, ttl_days=ttl_days or 30)
+        if ttl_days is not None:
+            set_ttl(engine.run, ttl_days=ttl_days)
+        return applied
     except Exception as exc:
         raise StartupError(f"applying the schema to {engine.data_dir} failed: {exc}") from exc
 

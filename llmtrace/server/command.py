@@ -25,7 +25,10 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--otlp-port", type=int, default=4318, help="OTLP/HTTP traces port (default 4318)")
     parser.add_argument("--http-port", type=int, default=8123, help="ClickHouse HTTP query port (default 8123)")
     parser.add_argument(
-        "--ttl-days", type=int, default=30, help="keep raw spans this many days (applies when tables are created)"
+        "--ttl-days",
+        type=int,
+        default=None,
+        help="keep raw spans and llm_calls this many days (30 for new tables; given, it also changes existing ones)",
     )
 
 
