@@ -155,6 +155,29 @@ def test_the_apps_own_provider_flush_or_shutdown_finishes_queued_spans(client: o
     assert "force_flush" not in vars(provider) and "shutdown" not in vars(provider)  # undone
 
 
+def test_sampled_out_calls_cost_no_background_work(client: openai.OpenAI) -> None:
+    """With a sampler that drops the call, nothing is read, folded or queued; the app is unaffected."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    llmtrace.instrument(tracer_provider=provider)
+    try:
+        _worker.worker.drain()
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert reply.choices[0].message.content and text
+        assert _worker.worker.pending() == 0
+        assert llmtrace.flush()
+        assert exporter.get_finished_spans() == ()
+    finally:
+        llmtrace.uninstrument()
+
+
 def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     import os
 

@@ -180,15 +180,20 @@ class Invocation:
     # --- outcomes (app thread: note the time, queue the rest) -----------------
     def finish(self, result: Any) -> None:
         """A complete (non-streaming) response arrived."""
-        if not self._ended:
-            self._ended = True
-            self.runtime.worker.submit(self._job_finish, result, time.time_ns())
+        self._settle(self._job_finish, result)
 
     def fail(self, exc: BaseException) -> None:
         """The SDK raised: record it; the caller re-raises the SDK's exception untouched."""
-        if not self._ended:
-            self._ended = True
-            self.runtime.worker.submit(self._job_fail, exc, time.time_ns())
+        self._settle(self._job_fail, exc)
+
+    def _settle(self, job: Callable[[Any, int], None], outcome: Any) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self.span.is_recording():
+            self.runtime.worker.submit(job, outcome, time.time_ns())
+        else:  # sampled out: nothing will be exported, so nothing is read
+            self.span.end()
 
     def start_stream(self) -> tuple[Callable[[Any], bool], Callable[[Any], object]]:
         """Begin a stream; returns ``(head, tail)`` for the stream proxy, both folding chunks as they pass.
@@ -198,6 +203,8 @@ class Invocation:
         Chunks are folded here rather than queued: keeping them alive until the worker runs costs
         more in garbage collection than folding them does. ``tail`` is not guarded: the proxy is.
         """
+        if not self.span.is_recording():
+            return _skip, _skip  # sampled out: chunks pass untouched
         acc = self._acc = self.endpoint.new_stream(self.request)
         add = acc.add
 
@@ -214,9 +221,7 @@ class Invocation:
 
     def end_stream(self, how: str, exc: BaseException | None = None) -> None:
         """The stream finished, was closed, abandoned, or raised; record what we have, once."""
-        if not self._ended:
-            self._ended = True
-            self.runtime.worker.submit(self._job_end_stream, (how, exc), time.time_ns())
+        self._settle(self._job_end_stream, (how, exc))
 
     # --- jobs (worker thread) -------------------------------------------------
     def _job_finish(self, result: Any, end_ns: int) -> None:
@@ -273,6 +278,10 @@ class Invocation:
             self.span.end(end_time=end_ns)
         except Exception as inner:
             internal_error("span end", inner)
+
+
+def _skip(chunk: Any) -> bool:
+    return True
 
 
 def _span_name(request: Request) -> str:
