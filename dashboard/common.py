@@ -105,6 +105,27 @@ def show_empty_store() -> None:
     st.code(SNIPPET, language="python")
 
 
+def table(data: Any, *, where: Any = st, **kwargs: Any) -> Any:
+    """``st.dataframe`` (in ``where``, e.g. a column) showing missing values as "—", not "None"."""
+    if _HAS_PLACEHOLDER:
+        kwargs.setdefault("placeholder", "—")
+    else:
+        kwargs.pop("placeholder", None)
+    return where.dataframe(data, **kwargs)
+
+
+def _dataframe_has_placeholder() -> bool:
+    import inspect
+
+    try:
+        return "placeholder" in inspect.signature(st.dataframe).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+_HAS_PLACEHOLDER = _dataframe_has_placeholder()  # Streamlit >= 1.52
+
+
 # ---------------------------------------------------------------- formatting
 def is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA

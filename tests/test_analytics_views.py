@@ -168,6 +168,7 @@ def test_slowest_calls_come_first(store: Any) -> None:
     table = latency.slowest_calls(store, DAY, limit=5)
     assert table["duration_ms"].iloc[0] == scalar(store, "SELECT max(DurationUs)", DAY) / 1000
     assert list(table["duration_ms"]) == sorted(table["duration_ms"], reverse=True)
+    assert set(table["stream"]) <= {"yes", "no"} and set(table["status"]) <= {"ok", "error"}
 
 
 def test_tokens_per_second_ignores_calls_without_output(store: Any) -> None:

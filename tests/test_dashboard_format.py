@@ -36,3 +36,20 @@ def test_latency_switches_from_milliseconds_to_seconds() -> None:
 def test_window_lengths_read_naturally() -> None:
     assert common.fmt_duration(timedelta(days=7)) == "7 days"
     assert common.fmt_duration(timedelta(hours=1)) == "1 hour"
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.kwargs: dict[str, object] = {}
+
+    def dataframe(self, data: object, **kwargs: object) -> None:
+        self.kwargs = kwargs
+
+
+def test_tables_show_missing_values_as_a_dash_not_none() -> None:
+    assert common._HAS_PLACEHOLDER  # the installed Streamlit supports it: the dash must reach the browser
+    where = _Recorder()
+    common.table([], where=where, hide_index=True)
+    assert where.kwargs == {"hide_index": True, "placeholder": "—"}
+    common.table([], where=where, placeholder="NULL")  # the SQL console shows NULL as NULL
+    assert where.kwargs == {"placeholder": "NULL"}

@@ -60,7 +60,7 @@ shown = table[columns]
 styled = shown.style.apply(
     lambda row: [f"background-color: {SEVERITY_COLORS.get(row['severity'], '')}"] * len(row), axis=1
 )
-st.dataframe(
+common.table(
     styled,
     hide_index=True,
     key="anomaly_table",

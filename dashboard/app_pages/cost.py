@@ -49,8 +49,9 @@ left, right = st.columns([1, 2])
 pie = px.pie(by.head(12).dropna(subset=["cost_usd"]), names=dimension, values="cost_usd", hole=0.5)
 pie.update_traces(textposition="inside", textinfo="percent")
 left.plotly_chart(common.style(pie, f"Share of spend by {dimension}"), key="spend_share")
-right.dataframe(
+common.table(
     by,
+    where=right,
     hide_index=True,
     column_order=[dimension, "cost_usd", "share", "calls", "unpriced_calls", "cost_per_call_usd", *TOKENS],
     column_config=common.SUMMARY_COLUMNS,
@@ -59,7 +60,7 @@ right.dataframe(
 
 st.subheader("Most expensive calls")
 expensive = common.with_trace_links(common.load(cost.most_expensive_calls, f))
-st.dataframe(
+common.table(
     expensive,
     hide_index=True,
     column_config={**common.SUMMARY_COLUMNS, "trace_id": common.trace_link_column()},
@@ -75,4 +76,4 @@ else:
         "These models have no price in genai-prices: their calls are excluded from spend. "
         "Add a price override (see the README, *Pricing*) to include them."
     )
-    st.dataframe(unpriced, hide_index=True, column_config=common.SUMMARY_COLUMNS, key="unpriced_table")
+    common.table(unpriced, hide_index=True, column_config=common.SUMMARY_COLUMNS, key="unpriced_table")

@@ -76,7 +76,7 @@ else:
     styled = shown.style.apply(
         lambda row: [f"background-color: {VERDICT_COLORS.get(row['verdict'], '')}"] * len(row), axis=1
     )
-    st.dataframe(
+    common.table(
         styled,
         hide_index=True,
         key="drift_table",
@@ -117,4 +117,4 @@ summary = pd.DataFrame(
         "current": [result.current_median, result.current_p95],
     }
 )
-st.dataframe(summary, hide_index=True, key="drift_quantiles")
+common.table(summary, hide_index=True, key="drift_quantiles")

@@ -17,7 +17,7 @@ left, right = st.columns([3, 2])
 bars = per_model.melt(id_vars="model", value_vars=["p50_ms", "p95_ms", "p99_ms"], var_name="percentile")
 chart = px.bar(bars, x="model", y="value", color="percentile", barmode="group", labels={"value": "ms"})
 left.plotly_chart(common.style(chart, "Duration percentiles"), key="percentiles_chart")
-right.dataframe(per_model, hide_index=True, column_config=common.SUMMARY_COLUMNS, key="per_model_table")
+common.table(per_model, where=right, hide_index=True, column_config=common.SUMMARY_COLUMNS, key="per_model_table")
 
 st.subheader("Distribution")
 metric = st.radio(
@@ -55,11 +55,11 @@ throughput = common.load(latency.tokens_per_second, f)
 left, right = st.columns([3, 2])
 chart = px.bar(throughput, x="model", y=["p50", "p95"], barmode="group", labels={"value": "tokens/s"})
 left.plotly_chart(common.style(chart, "Generation speed after the first token"), key="throughput_chart")
-right.dataframe(throughput, hide_index=True, column_config=common.SUMMARY_COLUMNS, key="throughput_table")
+common.table(throughput, where=right, hide_index=True, column_config=common.SUMMARY_COLUMNS, key="throughput_table")
 
 st.subheader("Slowest calls")
 slowest = common.with_trace_links(common.load(latency.slowest_calls, f))
-st.dataframe(
+common.table(
     slowest,
     hide_index=True,
     column_config={**common.SUMMARY_COLUMNS, "trace_id": common.trace_link_column()},

@@ -92,8 +92,9 @@ for tab, by in zip(st.tabs(["By provider", "By model", "By service"]), ["provide
         chart = px.bar(table, x="calls", y=by, orientation="h", text="calls")
         chart.update_yaxes(autorange="reversed", title=None)
         left.plotly_chart(common.style(chart, f"Calls by {by}"), key=f"breakdown_{by}")
-        right.dataframe(
+        common.table(
             table,
+            where=right,
             hide_index=True,
             column_order=[by, "calls", "error_rate", "cost_usd", "unpriced_calls", "tokens", "p50_ms", "p95_ms"],
             column_config=common.SUMMARY_COLUMNS,

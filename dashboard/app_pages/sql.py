@@ -38,7 +38,7 @@ if ran:
         st.error(f"The query failed: {exc}")
     else:
         st.caption(f"{len(result):,} rows")
-        st.dataframe(result, hide_index=True, key="sql_result")
+        common.table(result, hide_index=True, key="sql_result", placeholder="NULL")
         st.download_button(
             "Download CSV",
             result.to_csv(index=False).encode("utf-8"),

@@ -25,7 +25,7 @@ limit = int(controls[2].number_input("Show", min_value=10, max_value=2000, value
 
 found = common.load(traces.list_traces, f, status=status, text=text.strip(), limit=limit)
 st.caption(f"{len(found):,} traces (newest first). Select a row to open it.")
-table = st.dataframe(
+table = common.table(
     found,
     hide_index=True,
     on_select="rerun",

@@ -75,7 +75,8 @@ def slowest_calls(client: Any, f: Filter, limit: int = 20) -> pd.DataFrame:
         SELECT Timestamp AS timestamp, TraceId AS trace_id, SpanId AS span_id, ServiceName AS service,
                RequestModel AS model, DurationUs / 1000 AS duration_ms, TtftUs / 1000 AS ttft_ms,
                OutputTokens AS output_tokens, OutputTokensPerSecond AS tokens_per_s,
-               IsStream AS stream, StatusCode AS status, ErrorType AS error_type
+               if(IsStream, 'yes', 'no') AS stream, if(StatusCode = 'Error', 'error', 'ok') AS status,
+               ErrorType AS error_type
         FROM llm_calls
         WHERE {f.where()}
         ORDER BY DurationUs DESC
