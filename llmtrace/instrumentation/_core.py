@@ -257,6 +257,7 @@ class Invocation:
             if not self._described:
                 self._described = True
                 self.endpoint.describe_request(self.request, self._args, self._kwargs)
+                self._args, self._kwargs = (), {}  # read once; a stream the app keeps need not pin them
             attributes = _request_attributes(self.runtime.settings, self.request, self._extra)
             if self.runtime.settings.capture_content:
                 attributes.update(_request_content(self.runtime.settings, self.request))
