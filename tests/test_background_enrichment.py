@@ -236,3 +236,49 @@ def test_a_forked_child_gets_its_own_worker(fake_llm: Any) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["child", "0", "parent", "1"]
+
+
+def test_many_threads_calling_at_once_get_one_complete_span_each(client: openai.OpenAI, spans: SpanRecorder) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(i: int) -> str:
+        messages = [{"role": "user", "content": f"question {i}"}]
+        if i % 2:
+            stream = client.chat.completions.create(
+                model="gpt-4o-mini", messages=messages, stream=True, stream_options={"include_usage": True}
+            )
+            return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        return client.chat.completions.create(model="gpt-4o-mini", messages=messages).choices[0].message.content or ""
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        replies = list(pool.map(ask, range(64)))
+    finished = spans.finished
+    assert len(finished) == 64 and len({s.context.span_id for s in finished}) == 64
+    by_question = {json.loads(str(s.attributes[sc.INPUT_MESSAGES]))[0]["parts"][0]["content"]: s for s in finished}
+    for i, reply in enumerate(replies):
+        span = by_question[f"question {i}"]
+        output = json.loads(str(span.attributes[sc.OUTPUT_MESSAGES]))
+        assert output[0]["parts"][0]["content"] == reply  # each span got its own call's answer
+        assert span.attributes[sc.USAGE_OUTPUT_TOKENS] > 0
+
+
+async def test_concurrent_async_streams_keep_their_own_chunks(fake_llm: Any, spans: SpanRecorder) -> None:
+    import asyncio
+
+    client = openai.AsyncOpenAI(base_url=fake_llm.openai_base_url, api_key="test", max_retries=0)
+
+    async def ask(i: int) -> str:
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"topic {i}"}], stream=True
+        )
+        return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+    replies = await asyncio.gather(*(ask(i) for i in range(20)))
+    finished = spans.finished
+    assert len(finished) == 20
+    for span in finished:
+        question = json.loads(str(span.attributes[sc.INPUT_MESSAGES]))[0]["parts"][0]["content"]
+        output = json.loads(str(span.attributes[sc.OUTPUT_MESSAGES]))[0]["parts"][0]["content"]
+        assert output == replies[int(question.split()[1])]
+        assert span.attributes[sc.RESPONSE_TIME_TO_FIRST_CHUNK] > 0
+        assert span.attributes[sc.USAGE_ESTIMATED] is True  # no include_usage: estimated, never altered
