@@ -89,6 +89,7 @@ def test_an_asleep_worker_is_woken_by_the_next_call(client: openai.OpenAI, monke
 def test_a_long_backlog_is_drained_by_the_app_thread_and_nothing_is_lost(
     client: openai.OpenAI, spans: SpanRecorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(_worker, "_WAKE_AT", 1)
     monkeypatch.setattr(_worker, "_MAX_BACKLOG", 1)
     for _ in range(5):
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
@@ -282,3 +283,40 @@ async def test_concurrent_async_streams_keep_their_own_chunks(fake_llm: Any, spa
         assert output == replies[int(question.split()[1])]
         assert span.attributes[sc.RESPONSE_TIME_TO_FIRST_CHUNK] > 0
         assert span.attributes[sc.USAGE_ESTIMATED] is True  # no include_usage: estimated, never altered
+
+
+def test_a_dead_worker_is_replaced_and_its_queue_still_drains(fake_llm: Any) -> None:
+    """If the worker thread ever dies, the next burst of work starts a new one; nothing waits forever."""
+    result = _run(
+        f"""
+        import openai, llmtrace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from llmtrace.instrumentation import _worker
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        llmtrace.instrument(tracer_provider=provider)
+        client = openai.OpenAI(base_url={fake_llm.openai_base_url!r}, api_key="t", max_retries=0)
+        hi = [{{"role": "user", "content": "hi"}}]
+        client.chat.completions.create(model="gpt-4o-mini", messages=hi)  # starts the worker
+        worker = _worker.worker
+        first = worker._thread
+
+        def die() -> bool:
+            raise SystemExit  # ends the thread the way an unforeseen fatal error would
+
+        worker.drain = die
+        worker._wake.set()
+        first.join(5)
+        del worker.drain
+        _worker._WAKE_AT = 1  # the next call counts as a burst
+        client.chat.completions.create(model="gpt-4o-mini", messages=hi)
+        second = worker._thread
+        ok = llmtrace.flush() and len(exporter.get_finished_spans()) == 2
+        print(first.is_alive(), second is not first and second.is_alive(), ok)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True", "True"]

@@ -44,7 +44,8 @@ class Worker:
             self._kick()
 
     def _kick(self) -> None:
-        if self._thread is None:
+        thread = self._thread
+        if thread is None or not thread.is_alive():
             self._start()
         if len(self._jobs) >= _MAX_BACKLOG:
             self.drain()
@@ -53,14 +54,16 @@ class Worker:
 
     def _start(self) -> None:
         with self._start_lock:
-            if self._thread is not None:
+            if self._thread is not None and self._thread.is_alive():
                 return
+            first = self._thread is None
             thread = threading.Thread(target=self._run, name="llmtrace-spans", daemon=True)
             thread.start()
             self._thread = thread
-        # Registered now, after the app's TracerProvider exists: exit handlers run last-in first-out,
-        # so queued spans end before the provider shuts down and exports them.
-        atexit.register(self.drain)
+        if first:
+            # Registered now, after the app's TracerProvider exists: exit handlers run last-in first-out,
+            # so queued spans end before the provider shuts down and exports them.
+            atexit.register(self.drain)
 
     def _run(self) -> None:
         idle = 0
@@ -73,7 +76,10 @@ class Worker:
                     self._wake.wait()
                 self._asleep = False
             self._wake.clear()
-            idle = 0 if self.drain() else idle + 1
+            try:
+                idle = 0 if self.drain() else idle + 1
+            except Exception as exc:  # never let the worker die: spans would wait for the backlog limit
+                self._failed(exc)
 
     def drain(self) -> bool:
         """Run every queued job now, on the calling thread; returns whether there was anything to do."""
