@@ -6,7 +6,9 @@ thread's CPU time (``time.thread_time``), so other processes on this 2-core mach
 count; configurations are interleaved over several rounds and medians compared.
 The floor is one span with the same attributes (values precomputed) and, for streams, a
 pass-through generator to see the end; the official OpenTelemetry OpenAI instrumentation
-(opentelemetry-instrumentation-openai-v2, content capture on) is measured as a peer.
+(opentelemetry-instrumentation-openai-v2, content capture on) is measured as a peer, and
+llmtrace twice: as shipped (reading and pricing on its worker thread) and with
+``LLMTRACE_BACKGROUND=false`` ("inline": everything on the calling thread).
 
     python benchmarks/overhead.py [--rounds 15] [--calls 200]
 
@@ -215,12 +217,18 @@ PEER = _peer()
 def switch_on(config: str, provider: TracerProvider) -> None:
     if config == "llmtrace":
         llmtrace.instrument(tracer_provider=provider)
+    elif config == "inline":  # LLMTRACE_BACKGROUND=false: everything on the calling thread
+        os.environ["LLMTRACE_BACKGROUND"] = "false"
+        try:
+            llmtrace.instrument(tracer_provider=provider)
+        finally:
+            del os.environ["LLMTRACE_BACKGROUND"]
     elif config == "otel-openai-v2":
         PEER.instrument(tracer_provider=provider)
 
 
 def switch_off(config: str) -> None:
-    if config == "llmtrace":
+    if config in ("llmtrace", "inline"):
         llmtrace.uninstrument()
     elif config == "otel-openai-v2":
         PEER.uninstrument()
@@ -320,9 +328,10 @@ def main() -> int:
         "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY"
     )  # the peer captures content too
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
-    configs = ("bare", "floor", "llmtrace") + (("otel-openai-v2",) if PEER is not None else ())
+    configs = ("bare", "floor", "llmtrace", "inline") + (("otel-openai-v2",) if PEER is not None else ())
     header = (
-        f"{'scenario':<24}{'bare µs':>9}{'floor +µs':>13}{'llmtrace +µs':>14}{'ratio':>7}{'peer +µs':>10}{'ratio':>7}"
+        f"{'scenario':<24}{'bare µs':>9}{'floor +µs':>13}{'llmtrace +µs':>14}{'ratio':>7}"
+        f"{'inline +µs':>12}{'ratio':>7}{'peer +µs':>10}{'ratio':>7}"
     )
     tables: dict[str, list[str]] = {"app thread": [], "whole process": []}
     ratios: dict[str, list[float]] = {"app thread": [], "whole process": []}
@@ -355,10 +364,11 @@ def main() -> int:
                 ratios[table].append(ratio)
                 peer = over.get("otel-openai-v2", float("nan"))
                 peer_ratio = peer / over["floor"] if over["floor"] > 0 else float("nan")
+                inline_ratio = over["inline"] / over["floor"] if over["floor"] > 0 else float("nan")
                 tables[table].append(
                     f"{name:<24}{bare:>9.1f}{over['floor']:>7.1f} ±{spread['floor']:<4.0f}"
                     f"{over['llmtrace']:>8.1f} ±{spread['llmtrace']:<4.0f}{ratio:>7.2f}"
-                    f"{peer:>10.1f}{peer_ratio:>7.2f}"
+                    f"{over['inline']:>12.1f}{inline_ratio:>7.2f}{peer:>10.1f}{peer_ratio:>7.2f}"
                 )
     for table, rows in tables.items():
         print(f"\nCPU per call, {table}:\n{header}")

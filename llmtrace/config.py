@@ -48,6 +48,8 @@ class Settings:
     environment: str | None
     release: str | None
     disabled: bool
+    background: bool = True
+    """Read responses and end spans on llmtrace's worker thread (False: on the calling thread)."""
 
 
 def _env_bool(env: Mapping[str, str], name: str) -> bool | None:
@@ -177,5 +179,6 @@ def resolve(
         "environment": environment or _env_str(env, "LLMTRACE_ENVIRONMENT"),
         "release": release or _env_str(env, "LLMTRACE_RELEASE"),
         "disabled": bool(_env_bool(env, "LLMTRACE_DISABLED")),
+        "background": _env_bool(env, "LLMTRACE_BACKGROUND") is not False,
     }
     return Settings(**values)

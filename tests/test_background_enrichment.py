@@ -179,6 +179,29 @@ def test_sampled_out_calls_cost_no_background_work(client: openai.OpenAI) -> Non
         llmtrace.uninstrument()
 
 
+def test_background_off_ends_spans_on_the_calling_thread_before_the_call_returns(
+    client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    monkeypatch.setenv("LLMTRACE_BACKGROUND", "false")
+    exporter, signal = InMemorySpanExporter(), EndedSignal()
+    provider = TracerProvider()
+    provider.add_span_processor(signal)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    llmtrace.instrument(tracer_provider=provider)
+    try:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+        finished = exporter.get_finished_spans()  # no flush: already there
+        assert len(finished) == 2 and all(s.attributes[sc.USAGE_OUTPUT_TOKENS] > 0 for s in finished)
+        assert signal.thread_names == [threading.current_thread().name] * 2
+        assert _worker.worker.pending() == 0
+    finally:
+        llmtrace.uninstrument()
+
+
 def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     import os
 

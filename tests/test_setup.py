@@ -173,6 +173,7 @@ def test_capture_content_from_environment(env: dict[str, str], expected: bool) -
         ({"LLMTRACE_MAX_CONTENT_CHARS": "lots"}, "LLMTRACE_MAX_CONTENT_CHARS"),
         ({"LLMTRACE_MAX_CONTENT_CHARS": "-5"}, "LLMTRACE_MAX_CONTENT_CHARS"),
         ({"LLMTRACE_DISABLED": "nah"}, "LLMTRACE_DISABLED"),
+        ({"LLMTRACE_BACKGROUND": "sometimes"}, "LLMTRACE_BACKGROUND"),
     ],
 )
 def test_invalid_environment_values_name_the_variable(env: dict[str, str], variable: str) -> None:

@@ -28,7 +28,7 @@ from llmtrace.config import Settings
 from llmtrace.instrumentation import _content
 from llmtrace.instrumentation._guard import internal_error
 from llmtrace.instrumentation._model import Request, Response, StreamAccumulator
-from llmtrace.instrumentation._worker import Worker
+from llmtrace.instrumentation._worker import Inline, Worker
 from llmtrace.instrumentation._worker import worker as default_worker
 
 _SUPPRESS_KEY = otel_context.create_key("llmtrace-suppress")
@@ -65,10 +65,10 @@ class Endpoint:
 class Runtime:
     """What every wrapper needs from ``instrument()``: the tracer, the settings and the worker."""
 
-    def __init__(self, tracer: Tracer, settings: Settings, worker: Worker = default_worker) -> None:
+    def __init__(self, tracer: Tracer, settings: Settings) -> None:
         self.tracer = tracer
         self.settings = settings
-        self.worker = worker
+        self.worker: Worker | Inline = default_worker if settings.background else Inline()
 
 
 _runtime: Runtime | None = None
