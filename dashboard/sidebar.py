@@ -25,9 +25,27 @@ LABELS = {
 }
 
 
+def _linked_range() -> int:
+    """The preset a link asked for with ``?range=7d`` (default 24h); a bad value is said, not ignored."""
+    asked = st.query_params.get("range")
+    choices = [*PRESETS, CUSTOM]
+    if asked is None:
+        return 1
+    for index, name in enumerate(choices):
+        if asked.lower() == name.lower():
+            return index
+    st.sidebar.warning(f"Unknown range {asked!r} in the link; use one of {', '.join(PRESETS)}. Showing 24h.")
+    return 1
+
+
 def window() -> Filter:
-    """The time window chosen in the sidebar (no dimension filters yet)."""
-    choice = st.sidebar.radio("Time range", [*PRESETS, CUSTOM], index=1, horizontal=True, key="time_range") or "24h"
+    """The time window chosen in the sidebar (no dimension filters yet); the URL's ``?range=`` follows it."""
+    choice = (
+        st.sidebar.radio("Time range", [*PRESETS, CUSTOM], index=_linked_range(), horizontal=True, key="time_range")
+        or "24h"
+    )
+    if st.query_params.get("range") != choice and choice in PRESETS:
+        st.query_params["range"] = choice  # shareable: the link opens the same window
     if choice != CUSTOM:
         return Filter.last(PRESETS[choice])
     today = datetime.now(timezone.utc).date()

@@ -134,6 +134,30 @@ def test_a_custom_date_range_sets_whole_utc_days(stores: Stores, app: AppTest) -
     assert metric(app, "Calls") == common.fmt_int(stores.scalar("SELECT count()", f))
 
 
+def test_a_link_with_range_opens_that_window_and_the_url_follows_the_choice(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(common.URL_ENV, stores.seeded_url)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["range"] = "7d"
+    at.run()
+    assert_clean(at)
+    assert at.radio(key="time_range").value == "7d"
+    assert used_filter(at).duration == timedelta(days=7)
+    at.radio(key="time_range").set_value("1h").run()
+    assert at.query_params["range"] == "1h"
+
+
+def test_a_link_with_an_unknown_range_says_so_and_shows_a_day(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(common.URL_ENV, stores.seeded_url)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["range"] = "fortnight"
+    at.run()
+    assert not at.exception
+    assert any("fortnight" in w.value for w in at.warning)
+    assert used_filter(at).duration == timedelta(days=1)
+
+
 @pytest.mark.parametrize("page", [*PAGES, "app_pages/sql.py"])
 def test_every_page_renders_without_errors(app: AppTest, page: str) -> None:
     app.switch_page(page).run()
