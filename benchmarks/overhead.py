@@ -16,7 +16,9 @@ Reported twice: CPU of the app's (calling) thread, which is what the app waits f
 of the whole process once llmtrace's worker thread has finished its spans, which is what the
 app pays. Each row: median bare time per call, each configuration's overhead over bare
 (paired within a round; ± half the interquartile range across rounds) and llmtrace's and the
-peer's overhead as a multiple of the floor's (target <= 1.5x); then the start-up cost of
+peer's overhead as a multiple of the floor's (target <= 1.5x); last, a second floor that also
+reads each chunk's text ("floor+read", what any tool reporting output must do) and llmtrace's
+overhead as a multiple of it. Then the start-up cost of
 ``import llmtrace; llmtrace.instrument()`` (target <= 0.3 s).
 """
 
@@ -129,11 +131,18 @@ def clients() -> tuple[openai.OpenAI, openai.AsyncOpenAI]:
 
 
 class Floor:
-    """The least any OTel instrumentation must do: one span with the same attributes, ended after the stream."""
+    """The least any OTel instrumentation must do: one span with the same attributes, ended after the stream.
 
-    def __init__(self, provider: TracerProvider, start_attrs: dict[str, Any], end_attrs: dict[str, Any]) -> None:
+    With ``read=True`` it also reads what any tool reporting output must read: each stream chunk's
+    text delta (kept), or the completion's message and usage. Reported beside the target's floor
+    so the cost of merely looking at chunks is visible.
+    """
+
+    def __init__(
+        self, provider: TracerProvider, start_attrs: dict[str, Any], end_attrs: dict[str, Any], read: bool = False
+    ) -> None:
         self.tracer = provider.get_tracer("floor")
-        self.start_attrs, self.end_attrs = start_attrs, end_attrs
+        self.start_attrs, self.end_attrs, self.read = start_attrs, end_attrs, read
 
     def call(self, fn: Callable[[], Any], stream: bool) -> None:
         span = self.tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=self.start_attrs)
@@ -145,9 +154,20 @@ class Floor:
                 span.set_attributes(self.end_attrs)
                 span.end()
 
-            for _ in observed():
+            def read() -> Any:
+                texts = []
+                for chunk in result:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        texts.append(chunk.choices[0].delta.content)
+                    yield chunk
+                span.set_attributes(self.end_attrs)
+                span.end()
+
+            for _ in read() if self.read else observed():
                 pass
             return
+        if self.read:
+            _ = (result.choices[0].message.content, result.usage)
         span.set_attributes(self.end_attrs)
         span.end()
 
@@ -157,7 +177,10 @@ class Floor:
         if stream:
 
             async def observed() -> Any:
+                texts = []
                 async for chunk in result:
+                    if self.read and chunk.choices and chunk.choices[0].delta.content:
+                        texts.append(chunk.choices[0].delta.content)
                     yield chunk
                 span.set_attributes(self.end_attrs)
                 span.end()
@@ -165,6 +188,8 @@ class Floor:
             async for _ in observed():
                 pass
             return
+        if self.read:
+            _ = (result.choices[0].message.content, result.usage)
         span.set_attributes(self.end_attrs)
         span.end()
 
@@ -242,6 +267,39 @@ def _half_iqr(values: list[float]) -> float:
     return (q3 - q1) / 2
 
 
+HEADER = (
+    f"{'scenario':<24}{'bare µs':>9}{'floor +µs':>13}{'llmtrace +µs':>14}{'ratio':>7}"
+    f"{'inline +µs':>12}{'ratio':>7}{'peer +µs':>10}{'ratio':>7}{'floor+read':>12}{'ratio':>7}"
+)
+
+
+def _ratio(over: float, floor: float) -> float:
+    return over / floor if floor > 0 else float("nan")
+
+
+def _summarise(
+    samples: dict[str, list[tuple[float, float]]], which: int
+) -> tuple[float, dict[str, float], dict[str, float]]:
+    """Median bare µs, and each configuration's overhead paired within a round (each against that
+    round's bare run, so slow drifts of this shared machine cancel out) with its spread."""
+    bare = statistics.median(s[which] for s in samples["bare"]) * 1e6
+    diffs = {
+        config: [(s[which] - b[which]) * 1e6 for s, b in zip(runs, samples["bare"], strict=True)]
+        for config, runs in samples.items()
+    }
+    return bare, {c: statistics.median(d) for c, d in diffs.items()}, {c: _half_iqr(d) for c, d in diffs.items()}
+
+
+def _row(name: str, bare: float, over: dict[str, float], spread: dict[str, float]) -> str:
+    floor, peer = over["floor"], over.get("otel-openai-v2", float("nan"))
+    return (
+        f"{name:<24}{bare:>9.1f}{floor:>7.1f} ±{spread['floor']:<4.0f}"
+        f"{over['llmtrace']:>8.1f} ±{spread['llmtrace']:<4.0f}{_ratio(over['llmtrace'], floor):>7.2f}"
+        f"{over['inline']:>12.1f}{_ratio(over['inline'], floor):>7.2f}{peer:>10.1f}{_ratio(peer, floor):>7.2f}"
+        f"{over['floor+read']:>12.1f}{_ratio(over['llmtrace'], over['floor+read']):>7.2f}"
+    )
+
+
 def _per_call(start: float, start_all: float, calls: int) -> tuple[float, float]:
     """Per-call CPU of the calling thread, and of the whole process once llmtrace's worker has
     finished the spans it holds (its work counts there, done on this thread if still queued)."""
@@ -250,7 +308,9 @@ def _per_call(start: float, start_all: float, calls: int) -> tuple[float, float]
     return app_thread / calls, (time.process_time() - start_all) / calls
 
 
-def run_sync(config: str, calls: int, stream: bool, provider: TracerProvider, floor: Floor) -> tuple[float, float]:
+def run_sync(
+    config: str, calls: int, stream: bool, provider: TracerProvider, floors: dict[str, Floor]
+) -> tuple[float, float]:
     sync, _ = clients()
     kwargs: dict[str, Any] = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": stream}
     if stream:
@@ -266,8 +326,8 @@ def run_sync(config: str, calls: int, stream: bool, provider: TracerProvider, fl
     try:
         start, start_all = time.thread_time(), time.process_time()
         for _ in range(calls):
-            if config == "floor":
-                floor.call(lambda: sync.chat.completions.create(**kwargs), stream)
+            if config in floors:
+                floors[config].call(lambda: sync.chat.completions.create(**kwargs), stream)
             else:
                 bare()
         return _per_call(start, start_all, calls)
@@ -275,7 +335,9 @@ def run_sync(config: str, calls: int, stream: bool, provider: TracerProvider, fl
         switch_off(config)
 
 
-def run_async(config: str, calls: int, stream: bool, provider: TracerProvider, floor: Floor) -> tuple[float, float]:
+def run_async(
+    config: str, calls: int, stream: bool, provider: TracerProvider, floors: dict[str, Floor]
+) -> tuple[float, float]:
     _, client = clients()
     kwargs: dict[str, Any] = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": stream}
     if stream:
@@ -284,8 +346,8 @@ def run_async(config: str, calls: int, stream: bool, provider: TracerProvider, f
     async def body() -> tuple[float, float]:
         start, start_all = time.thread_time(), time.process_time()
         for _ in range(calls):
-            if config == "floor":
-                await floor.acall(lambda: client.chat.completions.create(**kwargs), stream)
+            if config in floors:
+                await floors[config].acall(lambda: client.chat.completions.create(**kwargs), stream)
             else:
                 result = await client.chat.completions.create(**kwargs)
                 if stream:
@@ -328,50 +390,36 @@ def main() -> int:
         "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY"
     )  # the peer captures content too
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
-    configs = ("bare", "floor", "llmtrace", "inline") + (("otel-openai-v2",) if PEER is not None else ())
-    header = (
-        f"{'scenario':<24}{'bare µs':>9}{'floor +µs':>13}{'llmtrace +µs':>14}{'ratio':>7}"
-        f"{'inline +µs':>12}{'ratio':>7}{'peer +µs':>10}{'ratio':>7}"
-    )
+    configs = ("bare", "floor", "floor+read", "llmtrace", "inline") + (("otel-openai-v2",) if PEER is not None else ())
     tables: dict[str, list[str]] = {"app thread": [], "whole process": []}
     ratios: dict[str, list[float]] = {"app thread": [], "whole process": []}
     for mode in ("sync", "async"):
         for stream in (False, True):
             start_attrs, end_attrs = reference_attributes(provider, stream)
-            floor = Floor(provider, start_attrs, end_attrs)
+            floors = {
+                "floor": Floor(provider, start_attrs, end_attrs),
+                "floor+read": Floor(provider, start_attrs, end_attrs, read=True),
+            }
             runner = run_sync if mode == "sync" else run_async
             # A stream costs the SDK ~6x a completion: fewer calls per block, three times the rounds,
             # so the paired medians settle (the SDK's own run-to-run spread is ~2% of 3.7 ms).
             calls = args.calls // 4 if stream else args.calls
             rounds = args.rounds * 3 if stream else args.rounds
             samples: dict[str, list[tuple[float, float]]] = {c: [] for c in configs}
-            runner("bare", calls // 4, stream, provider, floor)  # warm-up
-            runner("llmtrace", calls // 4, stream, provider, floor)
+            runner("bare", calls // 4, stream, provider, floors)  # warm-up
+            runner("llmtrace", calls // 4, stream, provider, floors)
             for round_ in range(rounds):
                 order = configs if round_ % 2 == 0 else tuple(reversed(configs))
                 for config in order:
-                    samples[config].append(runner(config, calls, stream, provider, floor))
+                    samples[config].append(runner(config, calls, stream, provider, floors))
             name = f"{mode} {'stream 50 chunks' if stream else 'non-stream'}"
             for which, table in enumerate(tables):
-                bare = statistics.median(s[which] for s in samples["bare"]) * 1e6
-                # Overheads are paired within a round (each against that round's bare run): slow drifts
-                # of this shared machine cancel out instead of landing on one configuration.
-                paired = {c: zip(samples[c], samples["bare"], strict=True) for c in configs}
-                diffs = {c: [(s[which] - b[which]) * 1e6 for s, b in paired[c]] for c in configs}
-                over = {c: statistics.median(d) for c, d in diffs.items()}
-                spread = {c: _half_iqr(d) for c, d in diffs.items()}
-                ratio = over["llmtrace"] / over["floor"] if over["floor"] > 0 else float("nan")
-                ratios[table].append(ratio)
-                peer = over.get("otel-openai-v2", float("nan"))
-                peer_ratio = peer / over["floor"] if over["floor"] > 0 else float("nan")
-                inline_ratio = over["inline"] / over["floor"] if over["floor"] > 0 else float("nan")
-                tables[table].append(
-                    f"{name:<24}{bare:>9.1f}{over['floor']:>7.1f} ±{spread['floor']:<4.0f}"
-                    f"{over['llmtrace']:>8.1f} ±{spread['llmtrace']:<4.0f}{ratio:>7.2f}"
-                    f"{over['inline']:>12.1f}{inline_ratio:>7.2f}{peer:>10.1f}{peer_ratio:>7.2f}"
-                )
+                bare, over, spread = _summarise(samples, which)
+                ratios[table].append(_ratio(over["llmtrace"], over["floor"]))
+                tables[table].append(_row(name, bare, over, spread))
     for table, rows in tables.items():
-        print(f"\nCPU per call, {table}:\n{header}")
+        print(f"\nCPU per call, {table} (ratios: overhead / the floor's; last column: llmtrace / floor+read):")
+        print(HEADER)
         print("\n".join(rows))
     provider.shutdown()
     bare, instrumented = startup_cost()
