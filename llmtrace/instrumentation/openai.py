@@ -243,6 +243,8 @@ class Chat(Endpoint):
 class ChatStream:
     """Accumulates ``ChatCompletionChunk``s per choice index."""
 
+    __slots__ = ("calls", "content_chunks", "extras", "id", "model", "reasons", "text", "usage")
+
     def __init__(self) -> None:
         self.id: str | None = None
         self.model: str | None = None
@@ -277,7 +279,11 @@ class ChatStream:
                 )
                 content, calls = get(delta, "content"), get(delta, "tool_calls")
             if content:
-                self.text.setdefault(index, []).append(content)
+                pieces = self.text.get(index)
+                if pieces is None:
+                    self.text[index] = [content]
+                else:
+                    pieces.append(content)
                 carried = True
             if calls:
                 self._add_tool_calls(index, calls)
