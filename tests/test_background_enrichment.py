@@ -3,17 +3,22 @@ still come out right, in order, on time, and never be lost."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 import llmtrace
 from llmtrace import semconv as sc
@@ -40,6 +45,19 @@ class EndedSignal(SpanProcessor):
         self.ended.set()
 
 
+@contextlib.contextmanager
+def instrumented(*processors: SpanProcessor, sampler: Any = None) -> Iterator[TracerProvider]:
+    """llmtrace on an app-owned provider with these processors, undone afterwards."""
+    provider = TracerProvider(sampler=sampler) if sampler is not None else TracerProvider()
+    for processor in processors:
+        provider.add_span_processor(processor)
+    llmtrace.instrument(tracer_provider=provider)
+    try:
+        yield provider
+    finally:
+        llmtrace.uninstrument()
+
+
 def test_span_ends_at_the_call_end_not_when_the_worker_gets_to_it(client: openai.OpenAI, spans: SpanRecorder) -> None:
     client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     returned_ns = time.time_ns()
@@ -60,30 +78,20 @@ def test_messages_appended_after_the_call_are_not_captured(client: openai.OpenAI
 
 def test_the_worker_ends_spans_without_a_flush(client: openai.OpenAI) -> None:
     signal = EndedSignal()
-    provider = TracerProvider()
-    provider.add_span_processor(signal)
-    llmtrace.instrument(tracer_provider=provider)
-    try:
+    with instrumented(signal):
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         assert signal.ended.wait(5.0), "the worker never ended the span"
         assert signal.thread_names == ["llmtrace-spans"]
-    finally:
-        llmtrace.uninstrument()
 
 
 def test_an_asleep_worker_is_woken_by_the_next_call(client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_worker, "_IDLE_ROUNDS", 0)  # sleep until woken after every drain
     signal = EndedSignal()
-    provider = TracerProvider()
-    provider.add_span_processor(signal)
-    llmtrace.instrument(tracer_provider=provider)
-    try:
+    with instrumented(signal):
         for _ in range(3):
             signal.ended.clear()
             client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
             assert signal.ended.wait(5.0)
-    finally:
-        llmtrace.uninstrument()
 
 
 def test_a_long_backlog_is_drained_by_the_app_thread_and_nothing_is_lost(
@@ -139,34 +147,19 @@ def test_a_broken_request_reader_still_ends_the_span_with_the_response(
 @pytest.mark.parametrize("how", ["force_flush", "shutdown"])
 def test_the_apps_own_provider_flush_or_shutdown_finishes_queued_spans(client: openai.OpenAI, how: str) -> None:
     """Apps that flush OpenTelemetry the usual way, never calling llmtrace.flush(), lose nothing."""
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    llmtrace.instrument(tracer_provider=provider)
-    try:
+    with instrumented(BatchSpanProcessor(exporter)) as provider:
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         getattr(provider, how)()
         (span,) = exporter.get_finished_spans()
         assert span.attributes[sc.USAGE_OUTPUT_TOKENS] > 0
-    finally:
-        llmtrace.uninstrument()
     assert "force_flush" not in vars(provider) and "shutdown" not in vars(provider)  # undone
 
 
 def test_sampled_out_calls_cost_no_background_work(client: openai.OpenAI) -> None:
     """With a sampler that drops the call, nothing is read, folded or queued; the app is unaffected."""
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
-
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=ALWAYS_OFF)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    llmtrace.instrument(tracer_provider=provider)
-    try:
+    with instrumented(SimpleSpanProcessor(exporter), sampler=ALWAYS_OFF):
         _worker.worker.drain()
         reply = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
@@ -175,31 +168,20 @@ def test_sampled_out_calls_cost_no_background_work(client: openai.OpenAI) -> Non
         assert _worker.worker.pending() == 0
         assert llmtrace.flush()
         assert exporter.get_finished_spans() == ()
-    finally:
-        llmtrace.uninstrument()
 
 
 def test_background_off_ends_spans_on_the_calling_thread_before_the_call_returns(
     client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
     monkeypatch.setenv("LLMTRACE_BACKGROUND", "false")
     exporter, signal = InMemorySpanExporter(), EndedSignal()
-    provider = TracerProvider()
-    provider.add_span_processor(signal)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    llmtrace.instrument(tracer_provider=provider)
-    try:
+    with instrumented(signal, SimpleSpanProcessor(exporter)):
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
         finished = exporter.get_finished_spans()  # no flush: already there
         assert len(finished) == 2 and all(s.attributes[sc.USAGE_OUTPUT_TOKENS] > 0 for s in finished)
         assert signal.thread_names == [threading.current_thread().name] * 2
         assert _worker.worker.pending() == 0
-    finally:
-        llmtrace.uninstrument()
 
 
 def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
