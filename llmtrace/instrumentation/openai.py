@@ -190,6 +190,18 @@ def _response_extras(obj: Any) -> dict[str, AttributeValue]:
     return attrs
 
 
+def _completion_response(result: Any, reasons: list[str], outputs: list[Message]) -> Response:
+    """What chat and legacy completions share: id, model, usage and OpenAI's extras."""
+    return Response(
+        id=get(result, "id"),
+        model=get(result, "model"),
+        finish_reasons=reasons,
+        usage=chat_usage(get(result, "usage")),
+        output_messages=outputs,
+        attributes=_response_extras(result),
+    )
+
+
 def _request_chars(request: Request) -> int:
     parts = [p for m in request.input_messages or [] for p in m["parts"]] + list(request.system_instructions or [])
     return sum(len(p["content"]) for p in parts if isinstance(p.get("content"), str))
@@ -227,14 +239,7 @@ class Chat(Endpoint):
                     tool_call_part(get(call, "id"), get(function, "name"), _arguments(get(function, "arguments")))
                 )
             outputs.append({"role": "assistant", "parts": parts, "finish_reason": reason})
-        return Response(
-            id=get(result, "id"),
-            model=get(result, "model"),
-            finish_reasons=reasons,
-            usage=chat_usage(get(result, "usage")),
-            output_messages=outputs,
-            attributes=_response_extras(result),
-        )
+        return _completion_response(result, reasons, outputs)
 
     def new_stream(self, request: Request) -> ChatStream:
         return ChatStream()
@@ -350,14 +355,7 @@ class Completions(Endpoint):
             {"role": "assistant", "parts": [text_part(get(c, "text") or "")], "finish_reason": r}
             for c, r in zip(choices, reasons, strict=False)
         ]
-        return Response(
-            id=get(result, "id"),
-            model=get(result, "model"),
-            finish_reasons=reasons,
-            usage=chat_usage(get(result, "usage")),
-            output_messages=outputs,
-            attributes=_response_extras(result),
-        )
+        return _completion_response(result, reasons, outputs)
 
     def new_stream(self, request: Request) -> CompletionStream:
         return CompletionStream()
