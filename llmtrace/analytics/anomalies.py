@@ -35,7 +35,7 @@ from llmtrace.analytics import anomalies_calls as calls_sql
 from llmtrace.analytics import frame
 from llmtrace.analytics.anomalies_sql import METRICS, episodes_sql, points_sql
 from llmtrace.analytics.filters import DIMENSIONS, Filter, sql_time, utcnow
-from llmtrace.analytics.groups import label, parse_by
+from llmtrace.analytics.groups import grouped_frame, label, parse_by
 
 __all__ = ["DEFAULT_BY", "METRICS", "Anomaly", "AnomalyReport", "Plan", "detect", "plan", "points"]
 
@@ -103,9 +103,7 @@ class AnomalyReport:
         ]
 
     def to_frame(self) -> pd.DataFrame:
-        rows = [{**a.series, **{k: v for k, v in asdict(a).items() if k != "series"}} for a in self.anomalies]
-        columns = [*self.by, *(name for name in Anomaly.__dataclass_fields__ if name != "series")]
-        return pd.DataFrame(rows, columns=columns)
+        return grouped_frame(self.anomalies, Anomaly, "series", self.by)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -45,7 +45,7 @@ from llmtrace.analytics.drift_sql import (
     numeric_sql,
 )
 from llmtrace.analytics.filters import Filter, utcnow
-from llmtrace.analytics.groups import COLUMNS, label, parse_by
+from llmtrace.analytics.groups import COLUMNS, grouped_frame, label, parse_by
 
 __all__ = [
     "CATEGORICAL",
@@ -166,9 +166,7 @@ class DriftReport:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per result: group columns, then metric, verdict and statistics."""
-        rows = [{**r.group, **{k: v for k, v in asdict(r).items() if k != "group"}} for r in self.results]
-        columns = [*self.by, *(name for name in MetricDrift.__dataclass_fields__ if name != "group")]
-        return pd.DataFrame(rows, columns=columns)
+        return grouped_frame(self.results, MetricDrift, "group", self.by)
 
     def to_dict(self) -> dict[str, Any]:
         return {

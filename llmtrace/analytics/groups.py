@@ -7,9 +7,14 @@ only these fixed column names ever reach SQL text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, fields
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["COLUMNS", "label", "parse_by"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["COLUMNS", "grouped_frame", "label", "parse_by"]
 
 COLUMNS: dict[str, str] = {
     "service": "ServiceName",
@@ -44,3 +49,12 @@ def parse_by(by: str | Iterable[str] | None) -> tuple[str, ...]:
 def label(group: Mapping[str, str]) -> str:
     """A readable series name: ``service=search-api model=gpt-4o-mini`` (``all`` when ungrouped)."""
     return " ".join(f"{k}={v if v != '' else '(none)'}" for k, v in group.items()) or "all"
+
+
+def grouped_frame(items: Sequence[Any], item_type: type, group_field: str, by: Sequence[str]) -> pd.DataFrame:
+    """Dataclass results as rows: their group's columns first (``by``), then every other field."""
+    import pandas as pd  # here, not at import: the CLI validates --by with this module before any query
+
+    rows = [{**getattr(i, group_field), **{k: v for k, v in asdict(i).items() if k != group_field}} for i in items]
+    columns = [*by, *(f.name for f in fields(item_type) if f.name != group_field)]
+    return pd.DataFrame(rows, columns=columns)
