@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import pandas as pd
+import pandas as pd
 
 __all__ = ["COLUMNS", "grouped_frame", "label", "parse_by"]
 
@@ -53,8 +52,6 @@ def label(group: Mapping[str, str]) -> str:
 
 def grouped_frame(items: Sequence[Any], item_type: type, group_field: str, by: Sequence[str]) -> pd.DataFrame:
     """Dataclass results as rows: their group's columns first (``by``), then every other field."""
-    import pandas as pd  # here, not at import: the CLI validates --by with this module before any query
-
     rows = [{**getattr(i, group_field), **{k: v for k, v in asdict(i).items() if k != group_field}} for i in items]
     columns = [*by, *(f.name for f in fields(item_type) if f.name != group_field)]
     return pd.DataFrame(rows, columns=columns)
