@@ -204,12 +204,7 @@ def reference_attributes(provider: TracerProvider, stream: bool) -> tuple[dict[s
     probe.add_span_processor(SimpleSpanProcessor(memory))
     llmtrace.instrument(tracer_provider=probe)
     sync, _ = clients()
-    result = sync.chat.completions.create(
-        model="gpt-4o-mini",
-        messages=MESSAGES,
-        stream=stream,
-        **({"stream_options": {"include_usage": True}} if stream else {}),
-    )
+    result = sync.chat.completions.create(**request_kwargs(stream))
     if stream:
         list(result)
     llmtrace.uninstrument()
@@ -308,13 +303,18 @@ def _per_call(start: float, start_all: float, calls: int) -> tuple[float, float]
     return app_thread / calls, (time.process_time() - start_all) / calls
 
 
+def request_kwargs(stream: bool) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": stream}
+    if stream:
+        kwargs["stream_options"] = {"include_usage": True}
+    return kwargs
+
+
 def run_sync(
     config: str, calls: int, stream: bool, provider: TracerProvider, floors: dict[str, Floor]
 ) -> tuple[float, float]:
     sync, _ = clients()
-    kwargs: dict[str, Any] = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": stream}
-    if stream:
-        kwargs["stream_options"] = {"include_usage": True}
+    kwargs = request_kwargs(stream)
 
     def bare() -> None:
         result = sync.chat.completions.create(**kwargs)
@@ -339,9 +339,7 @@ def run_async(
     config: str, calls: int, stream: bool, provider: TracerProvider, floors: dict[str, Floor]
 ) -> tuple[float, float]:
     _, client = clients()
-    kwargs: dict[str, Any] = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": stream}
-    if stream:
-        kwargs["stream_options"] = {"include_usage": True}
+    kwargs = request_kwargs(stream)
 
     async def body() -> tuple[float, float]:
         start, start_all = time.thread_time(), time.process_time()
