@@ -20,10 +20,20 @@ from typing import Any
 STARTUP_SECONDS = 60.0
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports free right now (all bound at once, so none is handed out twice)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,

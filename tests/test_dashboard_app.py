@@ -7,7 +7,6 @@ over the filter the app actually used.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -22,6 +21,7 @@ from llmtrace.analytics.filters import Filter
 from llmtrace.demo import scenarios
 from llmtrace.store.client import connect
 from llmtrace.store.migrations import apply_migrations, client_runner
+from tests.server_process import free_port
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "streamlit_app.py")
 PAGES = ["app_pages/overview.py", "app_pages/traces.py", "app_pages/cost.py", "app_pages/latency.py"]
@@ -84,12 +84,6 @@ def used_filter(at: AppTest) -> Filter:
 def assert_clean(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_overview_calls_metric_equals_a_direct_count(stores: Stores, app: AppTest) -> None:

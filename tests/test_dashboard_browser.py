@@ -33,6 +33,7 @@ from websockets.sync.client import connect
 from llmtrace.analytics import overview, sql_console
 from llmtrace.analytics.filters import Filter
 from llmtrace.store.client import connect as connect_store
+from tests.server_process import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("LLMTRACE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -53,17 +54,6 @@ DEMO_CALLS = 400
 def require_chromium() -> None:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium is missing ({CHROMIUM}): install it with `apt-get install -y chromium`")
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 class Up:

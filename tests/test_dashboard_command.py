@@ -11,15 +11,10 @@ import urllib.request
 from pathlib import Path
 
 from llmtrace import dashboard_command
+from tests.server_process import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

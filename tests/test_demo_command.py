@@ -7,7 +7,6 @@ stream, tool call and timestamp must arrive as planned.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,22 +21,13 @@ import pytest
 from llmtrace.demo import scenarios
 from llmtrace.demo.command import run_demo
 from llmtrace.store.client import connect
+from tests.server_process import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 END_NS = (time.time_ns() // 10**9 - 3600) * 10**9
 CALLS, DAYS, SEED = 300, 7, 11
 PLAN = scenarios.plan(CALLS, DAYS, END_NS, SEED)
 PLANNED = [(r, c) for r in PLAN for c in r.calls]
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [int(sock.getsockname()[1]) for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 @pytest.fixture(scope="module")
