@@ -600,6 +600,19 @@ def _observe_openai_chat_stream(oai: openai.OpenAI, ant: anthropic.Anthropic, h:
     }
 
 
+def _observe_azure_openai_chat_stream(oai: openai.OpenAI, _: anthropic.Anthropic, h: dict[str, str]) -> dict[str, Any]:
+    chunks = list(oai.chat.completions.create(model="gpt-4o", messages=user("x"), stream=True, extra_headers=h))
+    texts = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    return {
+        "response_model": chunks[-1].model,
+        "response_id": chunks[-1].id,
+        "finish_reason": chunks[-1].choices[0].finish_reason,
+        "output_text": "".join(texts),
+        "content_chunks": len(texts),
+        "empty_id_chunks": sum(1 for c in chunks if c.id == ""),  # Azure's content-filter chunk comes first
+    }
+
+
 def _observe_openai_responses_stream(oai: openai.OpenAI, ant: anthropic.Anthropic, h: dict[str, str]) -> dict[str, Any]:
     with oai.responses.stream(model="gpt-4o-mini", input="x", extra_headers=h) as s:
         deltas = [e for e in s if e.type == "response.output_text.delta"]
@@ -650,6 +663,7 @@ def _observe_anthropic_stream(oai: openai.OpenAI, ant: anthropic.Anthropic, h: d
 OBSERVERS: dict[str, Callable[[openai.OpenAI, anthropic.Anthropic, dict[str, str]], dict[str, Any]]] = {
     "openai_chat": _observe_openai_chat,
     "openai_chat_stream": _observe_openai_chat_stream,
+    "azure_openai_chat_stream": _observe_azure_openai_chat_stream,
     "openai_responses_stream": _observe_openai_responses_stream,
     "anthropic_message": _observe_anthropic_message,
     "anthropic_stream": _observe_anthropic_stream,

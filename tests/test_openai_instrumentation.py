@@ -11,6 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from llmtrace import semconv as sc
+from llmtrace.demo.fake_llm import FakeLLM
 from tests.conftest import SpanRecorder
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is ClickHouse?"}]
@@ -507,3 +508,46 @@ def test_stream_dropped_before_iterating_is_ended_once(client: openai.OpenAI, sp
     del stream, iterator
     gc.collect()
     assert attrs(spans.one())[sc.STREAM_END] == "abandoned"
+
+
+def test_stream_of_two_choices_keeps_each_choice_apart(client: openai.OpenAI, spans: SpanRecorder) -> None:
+    chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, n=2, stream=True))
+    texts = {
+        i: "".join(c.choices[0].delta.content or "" for c in chunks if c.choices and c.choices[0].index == i)
+        for i in (0, 1)
+    }
+    a = attrs(spans.one())
+    outputs = json.loads(a[sc.OUTPUT_MESSAGES])
+    assert [m["parts"][0]["content"] for m in outputs] == [texts[0], texts[1]]
+    assert texts[0] and texts[1] and texts[0] != texts[1]
+    assert a[sc.RESPONSE_FINISH_REASONS] == ("stop", "stop")
+
+
+def test_one_choice_stream_that_sends_two_choices_loses_neither(tmp_path: Any, spans: SpanRecorder) -> None:
+    """A compatible server may put several choices in one chunk even when one was asked for (hand-written SSE)."""
+
+    def chunk(choices: list[dict[str, Any]]) -> str:
+        body = {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": choices}
+        return "data: " + json.dumps(body) + "\n\n"
+
+    def choice(index: int, content: str | None, reason: str | None = None) -> dict[str, Any]:
+        return {"index": index, "delta": {"content": content} if content else {}, "finish_reason": reason}
+
+    body = (
+        chunk([choice(0, "a")])
+        + chunk([choice(0, "b"), choice(1, "x")])
+        + chunk([choice(0, "c")])
+        + chunk([choice(0, None, "stop"), choice(1, None, "length")])
+        + "data: [DONE]\n\n"
+    )
+    record = {"status": 200, "content_type": "text/event-stream", "body": body}
+    (tmp_path / "two_choices.json").write_text(json.dumps(record))
+    with FakeLLM(recorded_dir=tmp_path) as fake:
+        client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
+        stream = client.chat.completions.create(
+            model="m", messages=MESSAGES, stream=True, extra_headers={"x-fake-replay": "two_choices"}
+        )
+        assert len(list(stream)) == 4
+    a = attrs(spans.one())
+    assert [m["parts"][0]["content"] for m in json.loads(a[sc.OUTPUT_MESSAGES])] == ["abc", "x"]
+    assert a[sc.RESPONSE_FINISH_REASONS] == ("stop", "length")

@@ -55,6 +55,21 @@ def test_recorded_chat_stream(fake_llm: Any, spans: SpanRecorder) -> None:
     assert json.loads(a[sc.OUTPUT_MESSAGES])[0]["parts"][0]["content"] == expected["output_text"]
 
 
+def test_recorded_azure_stream_takes_id_and_model_after_the_content_filter_chunk(
+    fake_llm: Any, spans: SpanRecorder
+) -> None:
+    """Azure opens a stream with a prompt-filter chunk whose id and model are empty."""
+    expected = fixture("azure_openai_chat_stream")["expected"]
+    list(replay(fake_llm, "azure_openai_chat_stream"))
+    a = spans.one().attributes
+    assert a[sc.RESPONSE_MODEL] == expected["response_model"]
+    assert a[sc.RESPONSE_ID] == expected["response_id"]
+    assert a[sc.RESPONSE_FINISH_REASONS] == (expected["finish_reason"],)
+    assert json.loads(a[sc.OUTPUT_MESSAGES])[0]["parts"][0]["content"] == expected["output_text"]
+    assert a[sc.USAGE_OUTPUT_TOKENS] == expected["content_chunks"]  # no usage chunk: estimated, one per chunk
+    assert a[sc.USAGE_ESTIMATED] is True
+
+
 def test_recorded_responses_stream(fake_llm: Any, spans: SpanRecorder) -> None:
     expected = fixture("openai_responses_stream")["expected"]
     list(replay(fake_llm, "openai_responses_stream"))

@@ -33,6 +33,8 @@ class Request:
     system_instructions: list[Part] | None = None
     input_messages: list[Message] | None = None
     tool_definitions: list[dict[str, Any]] | None = None
+    one_text_choice: bool = False
+    """The call can only stream one choice of text (no tools, one completion): stream folds may read less."""
 
 
 @dataclass(slots=True)

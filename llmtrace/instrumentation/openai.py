@@ -209,7 +209,12 @@ def _request_chars(request: Request) -> int:
 
 class Chat(Endpoint):
     def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
-        return new_request(instance, sc.OP_CHAT, kwargs, "chat_completions")
+        request = new_request(instance, sc.OP_CHAT, kwargs, "chat_completions")
+        if request.stream:
+            request.one_text_choice = (
+                not given(kwargs.get("tools")) and not given(kwargs.get("functions")) and kwargs.get("n") in (None, 1)
+            )
+        return request
 
     def describe_request(self, request: Request, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         attrs = request.attributes
@@ -242,7 +247,7 @@ class Chat(Endpoint):
         return _completion_response(result, reasons, outputs)
 
     def new_stream(self, request: Request) -> ChatStream:
-        return ChatStream()
+        return TextChatStream() if request.one_text_choice else ChatStream()
 
 
 class ChatStream:
@@ -266,7 +271,7 @@ class ChatStream:
             choices, usage = chunk.choices, chunk.usage
         except AttributeError:
             choices, usage = get(chunk, "choices") or [], get(chunk, "usage")
-        if self.id is None:
+        if not self.id:  # Azure's first chunk (content-filter results) has an empty id and model
             self.id, self.model = get(chunk, "id"), get(chunk, "model")
             self.extras = _response_extras(chunk)
         if usage is not None:
@@ -333,6 +338,40 @@ class ChatStream:
             output_tokens=self.content_chunks,
             estimated=True,
         )
+
+
+class TextChatStream(ChatStream):
+    """The usual chat stream (one choice, no tools asked for): chunks are read the short way.
+
+    Each attribute read on the SDK's pydantic chunks costs ~35 ns (more when the SDK's own work
+    has pushed our code out of the CPU's caches), so this reads four per chunk instead of seven;
+    anything unexpected (the first chunk, several choices, dict chunks) takes the full path.
+    """
+
+    __slots__ = ()
+
+    def add(self, chunk: Any) -> bool:
+        try:
+            choices = chunk.choices
+            if len(choices) != 1 or not self.id:
+                return ChatStream.add(self, chunk)
+            choice = choices[0]
+            content, reason, usage = choice.delta.content, choice.finish_reason, chunk.usage
+        except (AttributeError, TypeError):
+            return ChatStream.add(self, chunk)
+        if usage is not None:
+            self.usage = usage
+        if reason:
+            self.reasons[0] = reason
+        if not content:
+            return False
+        text = self.text
+        if 0 in text:
+            text[0].append(content)
+        else:
+            text[0] = [content]
+        self.content_chunks += 1
+        return True
 
 
 class Completions(Endpoint):
