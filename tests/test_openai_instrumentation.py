@@ -551,3 +551,45 @@ def test_one_choice_stream_that_sends_two_choices_loses_neither(tmp_path: Any, s
     a = attrs(spans.one())
     assert [m["parts"][0]["content"] for m in json.loads(a[sc.OUTPUT_MESSAGES])] == ["abc", "x"]
     assert a[sc.RESPONSE_FINISH_REASONS] == ("stop", "length")
+
+
+def test_streamed_refusal_is_recorded_as_a_refusal_part(tmp_path: Any, spans: SpanRecorder) -> None:
+    """Structured outputs may stream a refusal instead of content (hand-written SSE in OpenAI's shape)."""
+
+    def chunk(delta: dict[str, Any], reason: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
+        body = {
+            "id": "chatcmpl-r",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "gpt-4o",
+            "choices": [choice],
+        }
+        return "data: " + json.dumps(body) + "\n\n"
+
+    body = (
+        chunk({"role": "assistant", "content": None, "refusal": ""})
+        + chunk({"refusal": "I'm sorry, "})
+        + chunk({"refusal": "I can't help with that."})
+        + chunk({}, "stop")
+        + "data: [DONE]\n\n"
+    )
+    (tmp_path / "refusal.json").write_text(
+        json.dumps({"status": 200, "content_type": "text/event-stream", "body": body})
+    )
+    schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    with FakeLLM(recorded_dir=tmp_path) as fake:
+        client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
+        stream = client.chat.completions.create(
+            model="gpt-4o",
+            messages=MESSAGES,
+            response_format=schema,  # type: ignore[arg-type]
+            stream=True,
+            extra_headers={"x-fake-replay": "refusal"},
+        )
+        assert len(list(stream)) == 4
+    a = attrs(spans.one())
+    [message] = json.loads(a[sc.OUTPUT_MESSAGES])
+    assert message["parts"] == [{"type": "refusal", "content": "I'm sorry, I can't help with that."}]
+    assert a[sc.RESPONSE_FINISH_REASONS] == ("stop",)
+    assert a[sc.RESPONSE_TIME_TO_FIRST_CHUNK] > 0
