@@ -406,6 +406,37 @@ def test_internal_error_never_reaches_the_app(
     assert len(spans.finished) == 2
 
 
+@pytest.mark.parametrize("where", ["choosing the fold", "folding a chunk"])
+def test_internal_error_in_the_later_fold_keeps_the_stream_and_ends_the_span(
+    where: str, client: openai.OpenAI, spans: SpanRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmtrace.instrumentation import openai as adapter
+
+    def broken_tail(self: Any) -> Any:
+        if where == "choosing the fold":
+            raise RuntimeError("forced failure inside llmtrace")
+        calls = iter(range(3))
+
+        def fold(chunk: Any) -> None:
+            if next(calls, None) is None:
+                raise RuntimeError("forced failure inside llmtrace")
+            adapter.ChatStream.add(self, chunk)
+
+        return fold
+
+    monkeypatch.setenv("LLMTRACE_STRICT", "0")
+    monkeypatch.setattr(adapter.TextChatStream, "tail", broken_tail)
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers={"x-fake-output-words": "20"}
+    )
+    texts = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
+    assert len(texts) == 20
+    a = attrs(spans.one())
+    assert a[sc.STREAM_END] == "completed"
+    folded = json.loads(a[sc.OUTPUT_MESSAGES])[0]["parts"][0]["content"]
+    assert folded == "".join(texts[: 1 if where == "choosing the fold" else 4])  # what was folded before the fault
+
+
 def test_internal_error_at_span_start_still_makes_the_call(
     client: openai.OpenAI, spans: SpanRecorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -195,16 +195,18 @@ class Invocation:
         else:  # sampled out: nothing will be exported, so nothing is read
             self.span.end()
 
-    def start_stream(self) -> tuple[Callable[[Any], bool], Callable[[Any], object]]:
-        """Begin a stream; returns ``(head, tail)`` for the stream proxy, both folding chunks as they pass.
+    def start_stream(self) -> tuple[Callable[[Any], bool], Callable[[], Callable[[Any], object]]]:
+        """Begin a stream; returns ``(head, rest)`` for the stream proxy, which folds chunks as they pass.
 
         ``head(chunk)`` is used until the first chunk that carries output, which it times (time to
-        first token); ``tail`` is the accumulator's own ``add``, so later chunks cost one method call.
-        Chunks are folded here rather than queued: keeping them alive until the worker runs costs
-        more in garbage collection than folding them does. ``tail`` is not guarded: the proxy is.
+        first token); then ``rest()`` gives the fold for every later chunk: the accumulator's
+        ``tail()`` when it has one (a leaner fold, chosen once the stream's shape is known), else its
+        ``add``. Chunks are folded here rather than queued: keeping them alive until the worker runs
+        costs more in garbage collection than folding them does. The later fold is not guarded:
+        the proxy is.
         """
         if not self.span.is_recording():
-            return _skip, _skip  # sampled out: chunks pass untouched
+            return _skip, _skip_rest  # sampled out: chunks pass untouched
         acc = self._acc = self.endpoint.new_stream(self.request)
         add = acc.add
 
@@ -217,7 +219,11 @@ class Invocation:
                 internal_error("stream chunk", exc)
             return False
 
-        return head, add
+        def rest() -> Callable[[Any], object]:
+            tail = getattr(acc, "tail", None)
+            return add if tail is None else tail()  # type: ignore[no-any-return]
+
+        return head, rest
 
     def end_stream(self, how: str, exc: BaseException | None = None) -> None:
         """The stream finished, was closed, abandoned, or raised; record what we have, once."""
@@ -283,6 +289,10 @@ class Invocation:
 
 def _skip(chunk: Any) -> bool:
     return True
+
+
+def _skip_rest() -> Callable[[Any], object]:
+    return _skip
 
 
 def _span_name(request: Request) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import wrapt
@@ -91,9 +91,17 @@ def _ignore(chunk: Any) -> None:
     return None
 
 
+def _later_fold(rest: Callable[[], Callable[[Any], object]]) -> Callable[[Any], object]:
+    try:
+        return rest()
+    except Exception as exc:  # llmtrace's fault: keep streaming, stop folding
+        internal_error("stream fold", exc)
+        return _ignore
+
+
 def _observe(wrapped: Any, invocation: Invocation) -> Iterator[Any]:
     """Yield the SDK's chunks, folding each; holds no reference to the proxy (no cycle to delay collection)."""
-    head, tail = invocation.start_stream()
+    head, rest = invocation.start_stream()
     try:
         chunks = iter(wrapped)
         for chunk in chunks:
@@ -101,6 +109,7 @@ def _observe(wrapped: Any, invocation: Invocation) -> Iterator[Any]:
                 yield chunk
                 break
             yield chunk
+        tail = _later_fold(rest)
         for chunk in chunks:
             try:
                 tail(chunk)
@@ -118,7 +127,7 @@ def _observe(wrapped: Any, invocation: Invocation) -> Iterator[Any]:
 
 async def _aobserve(wrapped: Any, invocation: Invocation) -> AsyncIterator[Any]:
     """The async twin of :func:`_observe`."""
-    head, tail = invocation.start_stream()
+    head, rest = invocation.start_stream()
     try:
         chunks = aiter(wrapped)
         async for chunk in chunks:
@@ -126,6 +135,7 @@ async def _aobserve(wrapped: Any, invocation: Invocation) -> AsyncIterator[Any]:
                 yield chunk
                 break
             yield chunk
+        tail = _later_fold(rest)
         async for chunk in chunks:
             try:
                 tail(chunk)
