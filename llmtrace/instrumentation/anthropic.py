@@ -203,6 +203,25 @@ class MessageEvents:
             self.counts.update(_counts(get(event, "usage")))  # cumulative: replaces message_start's counts
         return False
 
+    def tail(self) -> Callable[[Any], object]:
+        """The fold after the first output: almost every later event is a ``content_block_delta``,
+        taken with direct attribute reads and no allocation; any other event goes through ``add``."""
+        blocks, fields, general = self.blocks, _DELTA_FIELDS, self.add
+
+        def fold(event: Any) -> object:
+            try:
+                if event.type == "content_block_delta":
+                    delta = event.delta
+                    field, block = fields.get(delta.type), blocks.get(event.index)
+                    if field is not None and block is not None:
+                        block[1].append(getattr(delta, field) or "")
+                        return None
+            except AttributeError:  # dict events, or shapes this SDK version does not have
+                pass
+            return general(event)
+
+        return fold
+
     def result(self, request: Request) -> Response:
         parts = [self._block_part(*self.blocks[index]) for index in sorted(self.blocks)]
         return _response(self.id, self.model, self.stop_reason, parts, self.counts)
