@@ -45,6 +45,7 @@ from collections.abc import Callable
 from typing import Any
 
 import openai
+import wrapt
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
@@ -463,7 +464,7 @@ def startup_cost(repeats: int = 7) -> tuple[float, float]:
 
 SECTIONS = {
     "interleaved": "in-process HTTP, calls interleaved one by one: the real SDK end to end, precise",
-    "blocks": "in-process HTTP, blocks of calls per configuration (adds async, inline mode and the peer)",
+    "blocks": "in-process HTTP, blocks of calls per configuration (adds async and inline mode)",
     "stubbed": "stubbed transport: no HTTP or JSON parsing, prebuilt results (llmtrace's own cost in isolation)",
 }
 
@@ -517,7 +518,7 @@ def measure_interleaved(calls: int, provider: TracerProvider) -> tuple[dict[str,
     sees the same heap and the same machine moment; orders rotate and mirror (ABC..CBA) so none
     always follows another. Blocks of calls per configuration let the heap layout of each block
     bias its figure by tens of µs; paired call by call, the A/A control stays within a few µs.
-    Sync only; inline mode and the peer need their own patching and stay in the block section.
+    Sync only; inline mode needs its own instrumentation and stays in the block section.
     """
     tables: dict[str, list[str]] = {"app thread": [], "whole process": []}
     ratios: dict[str, list[float]] = {"app thread": [], "whole process": []}
@@ -532,17 +533,27 @@ def measure_interleaved(calls: int, provider: TracerProvider) -> tuple[dict[str,
 
 
 def _interleaved_samples(stream: bool, calls: int, provider: TracerProvider) -> dict[str, list[tuple[float, float]]]:
+    """Per-call samples of every configuration, all patched at once: the peer wraps the SDK's method,
+    llmtrace wraps the peer's wrapper, and each configuration calls the layer it needs (llmtrace's own
+    wrapper function is re-applied over the SDK's method alone, so it never runs the peer)."""
     start_attrs, end_attrs = reference_attributes(provider, stream)
     floors = {
         "floor": Floor(provider, start_attrs, end_attrs),
         "floor+read": Floor(provider, start_attrs, end_attrs, read=True),
     }
+    configs = INTERLEAVED + (("otel-openai-v2",) if PEER is not None else ())
     sync, _ = clients()
     kwargs = request_kwargs(stream)
+    if PEER is not None:
+        PEER.instrument(tracer_provider=provider)
     llmtrace.instrument(tracer_provider=provider)
     try:
         completions = sync.chat.completions
-        sdk_create = type(completions).create.__wrapped__  # the SDK's own function, not llmtrace's wrapper
+        outer = type(completions).create  # llmtrace's wrapper
+        inner = outer.__wrapped__  # the peer's wrapper, or the SDK's own function
+        sdk_create = inner.__wrapped__ if PEER is not None else inner
+        ours = wrapt.FunctionWrapper(sdk_create, outer._self_wrapper)
+        layers = {"llmtrace": ours, "otel-openai-v2": inner}
 
         def sdk() -> Any:
             return sdk_create(completions, **kwargs)
@@ -551,17 +562,18 @@ def _interleaved_samples(stream: bool, calls: int, provider: TracerProvider) -> 
             if config in floors:
                 floors[config].call(sdk, stream)
                 return
-            result = completions.create(**kwargs) if config == "llmtrace" else sdk()
+            layer = layers.get(config)
+            result = sdk() if layer is None else layer.__get__(completions, type(completions))(**kwargs)
             if stream:
                 for _ in result:
                     pass
 
-        order = [c for i in range(len(INTERLEAVED)) for c in INTERLEAVED[i:] + INTERLEAVED[:i]]
+        order = [c for i in range(len(configs)) for c in configs[i:] + configs[:i]]
         order += order[::-1]
-        samples: dict[str, list[tuple[float, float]]] = {c: [] for c in INTERLEAVED}
-        for config in INTERLEAVED:  # warm-up
+        samples: dict[str, list[tuple[float, float]]] = {c: [] for c in configs}
+        for config in configs:  # warm-up
             run(config)
-        for _ in range(max(1, calls // (2 * len(INTERLEAVED)))):
+        for _ in range(max(1, calls // (2 * len(configs)))):
             for config in order:
                 start, start_all = time.thread_time(), time.process_time()
                 run(config)
@@ -571,6 +583,8 @@ def _interleaved_samples(stream: bool, calls: int, provider: TracerProvider) -> 
         return samples
     finally:
         llmtrace.uninstrument()
+        if PEER is not None:
+            PEER.uninstrument()
 
 
 def main() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -275,6 +276,53 @@ def test_sdk_imported_after_instrument_is_patched() -> None:
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
+
+
+def test_method_instrumented_by_another_tool_gets_our_span_too_and_a_warning_naming_it() -> None:
+    """OpenLLMetry, OpenLIT and the OTel instrumentations patch with wrapt too: stack on them, never skip silently."""
+    result = _run("""
+        import json, wrapt, openai
+        from openai.resources.chat.completions import Completions
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        import llmtrace
+        from llmtrace.demo.fake_llm import FakeLLM
+
+        calls = []
+        def other_tool(wrapped, instance, args, kwargs):
+            calls.append(kwargs["model"])
+            return wrapped(*args, **kwargs)
+        other_tool.__module__ = "othertool.openai"
+        wrapt.wrap_function_wrapper("openai.resources.chat.completions", "Completions.create", other_tool)
+        theirs = vars(Completions)["create"]
+
+        memory = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        llmtrace.instrument(tracer_provider=provider)
+        with FakeLLM() as fake:
+            client = openai.OpenAI(base_url=fake.openai_base_url, api_key="t", max_retries=0)
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+            llmtrace.flush()
+            llmtrace.uninstrument()
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        print(json.dumps({
+            "spans": [s.name for s in memory.get_finished_spans()],
+            "cost": "llmtrace.cost.usd" in memory.get_finished_spans()[0].attributes,
+            "other_tool_calls": len(calls),
+            "restored": vars(Completions)["create"] is theirs,
+        }))
+    """)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "spans": ["chat gpt-4o-mini"],
+        "cost": True,
+        "other_tool_calls": 2,
+        "restored": True,
+    }
+    warning = next(line for line in result.stderr.splitlines() if "already instrumented" in line)
+    assert "othertool.openai" in warning and "Completions.create" in warning
 
 
 def test_flush_with_the_collector_down_returns_false_within_its_timeout_and_the_app_is_unaffected() -> None:

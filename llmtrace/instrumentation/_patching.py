@@ -129,22 +129,51 @@ def _resolve(patch: Patch) -> tuple[Any, str, Any] | None:
     return owner, name, original
 
 
+class LLMTraceWrapper(wrapt.FunctionWrapper):  # type: ignore[misc,type-arg]
+    """llmtrace's own patch: told apart from other tools' wrapt wrappers on the same method."""
+
+
+# wrapt 2's FunctionWrapper derives from its C proxy base, not from the public ObjectProxy.
+_PROXIES: tuple[type, ...] = tuple(
+    kind for kind in (wrapt.FunctionWrapper, wrapt.ObjectProxy, getattr(wrapt, "BaseObjectProxy", None)) if kind
+)
+
+
 def apply(patches: list[Patch]) -> list[Applied]:
     """Wrap every target that exists; return what to restore."""
     applied: list[Applied] = []
+    others: dict[str, list[str]] = {}
     for patch in patches:
         try:
             resolved = _resolve(patch)
             if resolved is None:
                 continue
             owner, name, original = resolved
-            if isinstance(original, wrapt.FunctionWrapper):
+            if isinstance(original, LLMTraceWrapper):
                 continue  # patched by an earlier instrument() that was never undone
-            setattr(owner, name, wrapt.FunctionWrapper(original, _wrapper_for(patch, owner, original)))
+            if isinstance(original, _PROXIES):  # another tool's instrumentation (OpenLLMetry, OTel, ...)
+                others.setdefault(_tool_of(original), []).append(f"{patch.module}.{patch.target}")
+            setattr(owner, name, LLMTraceWrapper(original, _wrapper_for(patch, owner, original)))
             applied.append(Applied(owner, name, original))
         except Exception as exc:
             internal_error(f"patching {patch.module}.{patch.target}", exc)
+    for tool, targets in others.items():
+        log.warning(
+            "llmtrace: %s is already instrumented by %s. llmtrace wraps it too: if that tool records spans, "
+            "each call now gets two (and two rows in llm_calls); turn one of the two off to count each call once.",
+            ", ".join(targets),
+            tool,
+        )
     return applied
+
+
+def _tool_of(wrapper: Any) -> str:
+    """The module whose wrapper function another tool installed, e.g. ``opentelemetry.instrumentation.openai_v2``."""
+    try:
+        module = getattr(wrapper._self_wrapper, "__module__", None)
+    except Exception:
+        module = None
+    return str(module or "another tool")
 
 
 def restore(applied: list[Applied]) -> None:
