@@ -325,6 +325,48 @@ def test_method_instrumented_by_another_tool_gets_our_span_too_and_a_warning_nam
     assert "othertool.openai" in warning and "Completions.create" in warning
 
 
+def test_uninstrument_after_another_tool_wrapped_on_top_keeps_their_wrapper_and_drops_ours() -> None:
+    result = _run("""
+        import json, wrapt, openai
+        from openai.resources.chat.completions import Completions
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        import llmtrace
+        from llmtrace.demo.fake_llm import FakeLLM
+
+        original = vars(Completions)["create"]
+        memory = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        llmtrace.instrument(tracer_provider=provider)
+        calls = []
+        def later_tool(wrapped, instance, args, kwargs):
+            calls.append(1)
+            return wrapped(*args, **kwargs)
+        wrapt.wrap_function_wrapper("openai.resources.chat.completions", "Completions.create", later_tool)
+        theirs = vars(Completions)["create"]
+        llmtrace.uninstrument()
+        with FakeLLM() as fake:
+            client = openai.OpenAI(base_url=fake.openai_base_url, api_key="t", max_retries=0)
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        llmtrace.flush()
+        print(json.dumps({
+            "theirs_in_place": vars(Completions)["create"] is theirs,
+            "wraps_original": theirs.__wrapped__ is original,
+            "their_calls": len(calls),
+            "our_spans": len(memory.get_finished_spans()),
+        }))
+    """)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "theirs_in_place": True,
+        "wraps_original": True,
+        "their_calls": 1,
+        "our_spans": 0,
+    }
+
+
 def test_flush_with_the_collector_down_returns_false_within_its_timeout_and_the_app_is_unaffected() -> None:
     result = _run("""
         import time, llmtrace

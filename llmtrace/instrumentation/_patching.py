@@ -11,7 +11,7 @@ import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import wrapt
 
@@ -176,6 +176,27 @@ def _tool_of(wrapper: Any) -> str:
     return str(module or "another tool")
 
 
+def _unlink(outer: Any, item: Applied) -> None:
+    """Another tool wrapped our patch: make the wrapper just outside ours wrap what ours wrapped."""
+    while isinstance(outer, _PROXIES):
+        inner: Any = getattr(outer, "__wrapped__", None)
+        if isinstance(inner, LLMTraceWrapper):
+            cast(Any, outer).__wrapped__ = item.original
+            return
+        outer = inner
+    log.warning("llmtrace: could not find its patch on %s.%s to remove it", item.owner, item.name)
+
+
 def restore(applied: list[Applied]) -> None:
+    """Put every original back; where another tool wrapped our patch since, take ours out of its chain."""
     for item in reversed(applied):
-        setattr(item.owner, item.name, item.original)
+        try:
+            current = (
+                vars(item.owner).get(item.name) if isinstance(item.owner, type) else getattr(item.owner, item.name)
+            )
+            if isinstance(current, LLMTraceWrapper) or not isinstance(current, _PROXIES):
+                setattr(item.owner, item.name, item.original)
+                continue
+            _unlink(current, item)
+        except Exception as exc:
+            internal_error(f"restoring {item.name}", exc)
