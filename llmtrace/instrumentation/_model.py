@@ -62,7 +62,12 @@ class Response:
 
 
 class StreamAccumulator(Protocol):
-    """Folds stream chunks into a :class:`Response`; one instance per stream."""
+    """Folds stream chunks into a :class:`Response`; one instance per stream.
+
+    An accumulator may also have ``tail() -> Callable[[chunk], object]``: called once after the
+    first chunk that carried output, it returns the fold for every later chunk (a leaner one for
+    the stream's now known shape); without it, ``add`` folds every chunk.
+    """
 
     def add(self, chunk: Any) -> bool:
         """Take one chunk; return True when it carried output (text, tool call) for time to first token."""
