@@ -11,13 +11,24 @@ from pathlib import Path
 
 import streamlit as st
 
-try:
-    import dashboard  # noqa: F401  (installed wheel or repository root on the path)
-except ImportError:  # run straight from a checkout: streamlit puts only this folder on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashboard import common, sidebar
-from llmtrace.analytics import overview
+def _bind_package() -> None:
+    """The app's modules import one another as ``dashboard``. A checkout has that folder at its root
+    (streamlit puts only this folder on sys.path); the wheel ships it as ``llmtrace._dashboard``, so
+    in the Streamlit process that package answers to ``dashboard``."""
+    here = Path(__file__).resolve().parent
+    if here.parent.name == "llmtrace":
+        import importlib
+
+        sys.modules["dashboard"] = importlib.import_module("llmtrace._dashboard")
+    elif str(here.parent) not in sys.path:
+        sys.path.insert(0, str(here.parent))
+
+
+_bind_package()
+
+from dashboard import common, sidebar  # noqa: E402
+from llmtrace.analytics import overview  # noqa: E402
 
 PAGES_DIR = Path(__file__).resolve().parent / "app_pages"
 PAGES = [

@@ -52,11 +52,12 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 
 def app_path() -> Path:
-    """``streamlit_app.py`` of the installed ``dashboard`` package (the wheel ships it)."""
-    spec = importlib.util.find_spec("dashboard")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for location in locations:
-        candidate = Path(location) / "streamlit_app.py"
+    """``streamlit_app.py``: in the wheel ``llmtrace/_dashboard``, in a checkout ``<repo>/dashboard``."""
+    package_dir = Path(__file__).resolve().parent
+    for candidate in (
+        package_dir / "_dashboard" / "streamlit_app.py",
+        package_dir.parent / "dashboard" / "streamlit_app.py",
+    ):
         if candidate.is_file():
             return candidate
     raise UpError(
