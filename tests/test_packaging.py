@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import site
 import subprocess
 import sys
@@ -45,6 +46,20 @@ def test_wheel_ships_dashboard_and_schemas_inside_llmtrace_and_no_other_top_leve
     assert "llmtrace/_dashboard/app_pages/overview.py" in names
     assert "llmtrace/_schemas/002_otel_traces.sql" in names
     assert "llmtrace/py.typed" in names
+
+
+def test_all_extra_brings_what_the_demo_needs(wheel: Path) -> None:
+    """``pip install "llmtrace[all]" && llmtrace up --demo`` (the README's first command) must not stop at
+    a missing SDK: the demo drives the real openai and anthropic SDKs."""
+    archive = zipfile.ZipFile(wheel)
+    [metadata] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+    extras: dict[str, set[str]] = {}
+    for line in archive.read(metadata).decode().splitlines():
+        found = re.match(r"Requires-Dist: ([A-Za-z0-9_.-]+).*extra == [\"']([a-z]+)[\"']", line)
+        if found:
+            extras.setdefault(found.group(2), set()).add(found.group(1).lower())
+    assert extras["demo"] == {"openai", "anthropic"}
+    assert extras["demo"] | extras["server"] | extras["dashboard"] <= extras["all"]
 
 
 def test_installed_dashboard_runs_without_a_top_level_dashboard_package(wheel: Path, tmp_path: Path) -> None:

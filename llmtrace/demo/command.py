@@ -366,8 +366,8 @@ def run(name: str, args: argparse.Namespace) -> int:
     try:
         made = run_demo(args.endpoint, args.calls, args.days, args.seed)
     except ImportError as exc:
-        print(f"llmtrace demo needs the openai and anthropic SDKs ({exc.name} missing): pip install openai anthropic",
-              file=sys.stderr)  # fmt: skip
+        print(f"llmtrace demo needs the openai and anthropic SDKs ({exc.name} missing): "
+              'pip install "llmtrace[demo]"', file=sys.stderr)  # fmt: skip
         return 1
     except RuntimeError as exc:
         print(f"llmtrace demo: {exc}", file=sys.stderr)
