@@ -12,21 +12,38 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# name -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
+# name -> (module, one-line help, the extra that brings its dependencies)
+COMMANDS: dict[str, tuple[str, str, str]] = {
     "server": (
         "llmtrace.server.command",
         "run the embedded ClickHouse with OTLP ingest and an HTTP query port",
+        "server",
     ),
-    "migrate": ("llmtrace.store.commands", "apply the ClickHouse schema (idempotent)"),
-    "sql": ("llmtrace.store.commands", "run a SQL query against the store"),
-    "dashboard": ("llmtrace.dashboard_command", "open the Streamlit dashboard"),
-    "up": ("llmtrace.dashboard_command", "start server and dashboard together (optionally with demo data)"),
-    "demo": ("llmtrace.demo.command", "send realistic demo traffic through the real SDKs"),
-    "drift": ("llmtrace.analytics.commands", "compare a current window with a baseline"),
-    "anomalies": ("llmtrace.analytics.commands", "find anomalous episodes"),
-    "watch": ("llmtrace.analytics.commands", "check drift and anomalies on a schedule and alert"),
+    "migrate": ("llmtrace.store.commands", "apply the ClickHouse schema (idempotent)", "server"),
+    "sql": ("llmtrace.store.commands", "run a SQL query against the store", "server"),
+    "dashboard": ("llmtrace.dashboard_command", "open the Streamlit dashboard", "dashboard"),
+    "up": ("llmtrace.dashboard_command", "start server and dashboard together (optionally with demo data)", "all"),
+    "demo": ("llmtrace.demo.command", "send realistic demo traffic through the real SDKs", "demo"),
+    "drift": ("llmtrace.analytics.commands", "compare a current window with a baseline", "dashboard"),
+    "anomalies": ("llmtrace.analytics.commands", "find anomalous episodes", "dashboard"),
+    "watch": ("llmtrace.analytics.commands", "check drift and anomalies on a schedule and alert", "dashboard"),
 }
+
+
+class Missing:
+    """A command whose module needs a package this install lacks (``pip install llmtrace`` is light)."""
+
+    def __init__(self, name: str, package: str) -> None:
+        self.name, self.package = name, package
+
+    def add_arguments(self, name: str, parser: argparse.ArgumentParser) -> None:
+        pass  # its options are unknown without its module; main() reports the missing package first
+
+    def run(self, name: str, args: argparse.Namespace) -> int:
+        extra = COMMANDS[name][2]
+        print(f"llmtrace {name} needs {self.package}, which is not installed: pip install 'llmtrace[{extra}]'",
+              file=sys.stderr)  # fmt: skip
+        return 2
 
 
 def _load(name: str) -> object | None:
@@ -36,6 +53,8 @@ def _load(name: str) -> object | None:
     except ModuleNotFoundError as exc:
         if exc.name and (exc.name == module_name or module_name.startswith(exc.name + ".")):
             return None  # command not built yet in this version
+        if exc.name and exc.name.split(".")[0] != "llmtrace":
+            return Missing(name, exc.name.split(".")[0])
         raise
 
 
@@ -46,7 +65,10 @@ def build_parser(available: Sequence[str]) -> argparse.ArgumentParser:
         module = _load(name)
         if module is None:
             continue
-        command_parser = sub.add_parser(name, help=COMMANDS[name][1], description=COMMANDS[name][1])
+        text = COMMANDS[name][1]
+        if isinstance(module, Missing):
+            text += f" (needs: pip install 'llmtrace[{COMMANDS[name][2]}]')"
+        command_parser = sub.add_parser(name, help=text, description=text)
         module.add_arguments(name, command_parser)  # type: ignore[attr-defined]
     return parser
 
@@ -54,6 +76,10 @@ def build_parser(available: Sequence[str]) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     wanted = [a for a in args_list if a in COMMANDS][:1]
+    if wanted and "-h" not in args_list and "--help" not in args_list:
+        command = _load(wanted[0])
+        if isinstance(command, Missing):
+            return command.run(wanted[0], argparse.Namespace())
     # Build only the requested subcommand's parser (fast start); all of them for --help.
     parser = build_parser(wanted or list(COMMANDS))
     args = parser.parse_args(args_list)
