@@ -35,7 +35,7 @@ from llmtrace.analytics import anomalies_calls as calls_sql
 from llmtrace.analytics import frame
 from llmtrace.analytics.anomalies_sql import METRICS, episodes_sql, points_sql
 from llmtrace.analytics.filters import DIMENSIONS, Filter, sql_time, utcnow
-from llmtrace.analytics.groups import grouped_frame, label, parse_by
+from llmtrace.analytics.groups import grouped_frame, json_safe, label, parse_by
 
 __all__ = ["DEFAULT_BY", "METRICS", "Anomaly", "AnomalyReport", "Plan", "detect", "plan", "points"]
 
@@ -112,7 +112,7 @@ class AnomalyReport:
             "bucket_seconds": self.step,
             "by": list(self.by),
             "anomalies": [
-                {**_clean(asdict(a)), "start": a.start.isoformat(), "end": a.end.isoformat(), "key": a.key}
+                {**json_safe(asdict(a)), "start": a.start.isoformat(), "end": a.end.isoformat(), "key": a.key}
                 for a in self.anomalies
             ],
         }
@@ -335,15 +335,3 @@ def _fmt(value: float | None) -> str:
     if value is None:
         return "n/a"
     return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value

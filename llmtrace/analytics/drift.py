@@ -45,7 +45,7 @@ from llmtrace.analytics.drift_sql import (
     numeric_sql,
 )
 from llmtrace.analytics.filters import Filter, utcnow
-from llmtrace.analytics.groups import COLUMNS, grouped_frame, label, parse_by
+from llmtrace.analytics.groups import COLUMNS, grouped_frame, json_safe, label, parse_by
 
 __all__ = [
     "CATEGORICAL",
@@ -172,7 +172,7 @@ class DriftReport:
         return {
             **self.comparison.describe(),
             "by": list(self.by),
-            "results": [_clean(asdict(r)) for r in self.results],
+            "results": [json_safe(asdict(r)) for r in self.results],
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -379,14 +379,3 @@ def _g(value: float | None) -> str:
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
-
-
-def _clean(value: Any) -> Any:
-    """NaN and infinities become None so the JSON is standard."""
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value

@@ -1,4 +1,5 @@
-"""Names of the dimensions drift and anomaly results can be grouped by, and their columns.
+"""What drift and anomaly reports share: the dimensions results are grouped by, their columns,
+the result frame, and JSON-safe values.
 
 Every column here exists both in ``llm_calls`` and in the hourly/minute rollups, so a
 grouping works whichever table answers. Names come from users (``--by service,model``);
@@ -7,13 +8,15 @@ only these fixed column names ever reach SQL text.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, fields
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["COLUMNS", "grouped_frame", "label", "parse_by"]
+__all__ = ["COLUMNS", "grouped_frame", "json_safe", "label", "parse_by"]
 
 COLUMNS: dict[str, str] = {
     "service": "ServiceName",
@@ -55,3 +58,16 @@ def grouped_frame(items: Sequence[Any], item_type: type, group_field: str, by: S
     rows = [{**getattr(i, group_field), **{k: v for k, v in asdict(i).items() if k != group_field}} for i in items]
     columns = [*by, *(f.name for f in fields(item_type) if f.name != group_field)]
     return pd.DataFrame(rows, columns=columns)
+
+
+def json_safe(value: Any) -> Any:
+    """NaN and infinities become None and datetimes ISO text, so the report is standard JSON."""
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
