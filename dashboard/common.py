@@ -105,6 +105,11 @@ def show_empty_store() -> None:
     st.code(SNIPPET, language="python")
 
 
+def color_rows(df: pd.DataFrame, column: str, colors: dict[str, str]) -> Any:
+    """The frame styled with each row's background colour chosen by its value in ``column``."""
+    return df.style.apply(lambda row: [f"background-color: {colors.get(row[column], '')}"] * len(row), axis=1)
+
+
 def table(data: Any, *, where: Any = st, **kwargs: Any) -> Any:
     """``st.dataframe`` (in ``where``, e.g. a column) showing missing values as "—", not "None"."""
     if _HAS_PLACEHOLDER:

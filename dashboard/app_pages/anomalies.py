@@ -57,9 +57,7 @@ columns = [
     "trace",
 ]
 shown = table[columns]
-styled = shown.style.apply(
-    lambda row: [f"background-color: {SEVERITY_COLORS.get(row['severity'], '')}"] * len(row), axis=1
-)
+styled = common.color_rows(shown, "severity", SEVERITY_COLORS)
 common.table(
     styled,
     hide_index=True,

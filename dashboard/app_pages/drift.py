@@ -73,9 +73,7 @@ elif table.empty:
     st.success("No drift: every compared metric looks like the baseline.")
 else:
     shown = table[TABLE_COLUMNS].reset_index(drop=True)
-    styled = shown.style.apply(
-        lambda row: [f"background-color: {VERDICT_COLORS.get(row['verdict'], '')}"] * len(row), axis=1
-    )
+    styled = common.color_rows(shown, "verdict", VERDICT_COLORS)
     common.table(
         styled,
         hide_index=True,
