@@ -361,20 +361,14 @@ class TextChatStream(ChatStream):
     Anything unexpected (several choices, dict chunks) still takes the general path.
     """
 
-    __slots__ = ("_folded",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._folded: Callable[[], int] | None = None
+    __slots__ = ()
 
     def tail(self) -> Callable[[Any], object]:
         if not self.id or list(self.text) != [0]:
             return self.add
         pieces, reasons, general = self.text[0], self.reasons, self.add
-        folded = 0
 
         def fold(chunk: Any) -> object:
-            nonlocal folded
             try:
                 choices = chunk.choices
                 if len(choices) != 1:
@@ -385,21 +379,14 @@ class TextChatStream(ChatStream):
                 return general(chunk)
             if content:
                 pieces.append(content)
-                folded += 1
+                self.content_chunks += 1
             if reason:
                 reasons[0] = reason
             if usage is not None:
                 self.usage = usage
             return None
 
-        self._folded = lambda: folded
         return fold
-
-    def result(self, request: Request) -> Response:
-        if self._folded is not None:
-            self.content_chunks += self._folded()
-            self._folded = None
-        return ChatStream.result(self, request)
 
 
 class Completions(Endpoint):
