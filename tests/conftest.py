@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 
 import pytest
@@ -56,3 +60,23 @@ def recorder() -> Iterator[SpanRecorder]:
 def spans(recorder: SpanRecorder) -> SpanRecorder:
     """Alias kept for readability in tests that only read spans."""
     return recorder
+
+
+MEMORY_PROVIDER = """\
+import llmtrace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+"""
+"""Prelude for ``run_script``: a tracer provider whose spans land in ``exporter`` (nothing instrumented yet)."""
+
+
+def run_script(code: str, *, prelude: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``prelude`` + dedented ``code`` in a fresh interpreter, without this run's OTEL_/LLMTRACE_/pytest env."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMTRACE_", "PYTEST"))}
+    full_env.update(env)
+    script = prelude + textwrap.dedent(code)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=full_env, timeout=60)

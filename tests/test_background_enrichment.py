@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +20,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 import llmtrace
 from llmtrace import semconv as sc
 from llmtrace.instrumentation import _worker
-from tests.conftest import SpanRecorder
+from tests.conftest import MEMORY_PROVIDER, SpanRecorder, run_script
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is ClickHouse?"}]
 
@@ -184,19 +181,9 @@ def test_background_off_ends_spans_on_the_calling_thread_before_the_call_returns
         assert _worker.worker.pending() == 0
 
 
-def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    import os
-
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMTRACE_", "PYTEST"))}
-    full_env.update(env)
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=full_env, timeout=60
-    )
-
-
 def test_spans_queued_at_exit_are_ended_and_exported(fake_llm: Any) -> None:
     """A script that makes one call and exits at once, without flush(): the exit handler finishes the span."""
-    result = _run(
+    result = run_script(
         f"""
         import openai, llmtrace
         from opentelemetry.sdk.trace import TracerProvider
@@ -214,15 +201,9 @@ def test_spans_queued_at_exit_are_ended_and_exported(fake_llm: Any) -> None:
 
 def test_a_forked_child_gets_its_own_worker(fake_llm: Any) -> None:
     """Pre-fork servers (gunicorn --preload): the parent's worker thread does not survive fork."""
-    result = _run(
+    result = run_script(
         f"""
-        import os, openai, llmtrace
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-        exporter = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        import os, openai
         llmtrace.instrument(tracer_provider=provider)
         client = openai.OpenAI(base_url={fake_llm.openai_base_url!r}, api_key="t", max_retries=0)
         hi = [{{"role": "user", "content": "hi"}}]
@@ -238,7 +219,8 @@ def test_a_forked_child_gets_its_own_worker(fake_llm: Any) -> None:
         _, status = os.waitpid(pid, 0)
         llmtrace.flush()
         print("child", os.waitstatus_to_exitcode(status), "parent", len(exporter.get_finished_spans()))
-        """
+        """,
+        prelude=MEMORY_PROVIDER,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["child", "0", "parent", "1"]
@@ -292,16 +274,10 @@ async def test_concurrent_async_streams_keep_their_own_chunks(fake_llm: Any, spa
 
 def test_a_dead_worker_is_replaced_and_its_queue_still_drains(fake_llm: Any) -> None:
     """If the worker thread ever dies, the next burst of work starts a new one; nothing waits forever."""
-    result = _run(
+    result = run_script(
         f"""
-        import openai, llmtrace
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        import openai
         from llmtrace.instrumentation import _worker
-        exporter = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
         llmtrace.instrument(tracer_provider=provider)
         client = openai.OpenAI(base_url={fake_llm.openai_base_url!r}, api_key="t", max_retries=0)
         hi = [{{"role": "user", "content": "hi"}}]
@@ -321,7 +297,8 @@ def test_a_dead_worker_is_replaced_and_its_queue_still_drains(fake_llm: Any) -> 
         second = worker._thread
         ok = llmtrace.flush() and len(exporter.get_finished_spans()) == 2
         print(first.is_alive(), second is not first and second.is_alive(), ok)
-        """
+        """,
+        prelude=MEMORY_PROVIDER,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True", "True"]

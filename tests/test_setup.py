@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from typing import Any
 
 import openai
@@ -14,7 +11,7 @@ import pytest
 import llmtrace
 from llmtrace import config
 from llmtrace import semconv as sc
-from tests.conftest import SpanRecorder
+from tests.conftest import MEMORY_PROVIDER, SpanRecorder, run_script
 
 KNOWN = ["openai", "anthropic"]
 
@@ -197,22 +194,8 @@ def test_disabled_instruments_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     llmtrace.uninstrument()
 
 
-def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    import os
-
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMTRACE_", "PYTEST"))}
-    full_env.update(env)
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=60,
-    )
-
-
 def test_own_provider_has_resource_and_otlp_exporter_without_network_at_init() -> None:
-    result = _run("""
+    result = run_script("""
         import socket
         def refuse(*a, **k):
             raise AssertionError("network call during instrument()")
@@ -242,7 +225,7 @@ def test_own_provider_has_resource_and_otlp_exporter_without_network_at_init() -
 
 
 def test_existing_global_provider_is_reused_without_a_second_exporter() -> None:
-    result = _run("""
+    result = run_script("""
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
         app_provider = TracerProvider()
@@ -256,7 +239,7 @@ def test_existing_global_provider_is_reused_without_a_second_exporter() -> None:
 
 
 def test_import_and_instrument_do_not_import_sdks_chdb_or_streamlit() -> None:
-    result = _run("""
+    result = run_script("""
         import sys, llmtrace
         llmtrace.instrument(endpoint="http://127.0.0.1:9")
         print(sorted(m for m in ("openai", "anthropic", "chdb", "streamlit", "clickhouse_connect") if m in sys.modules))
@@ -266,7 +249,7 @@ def test_import_and_instrument_do_not_import_sdks_chdb_or_streamlit() -> None:
 
 
 def test_sdk_imported_after_instrument_is_patched() -> None:
-    result = _run("""
+    result = run_script("""
         import llmtrace
         from opentelemetry.sdk.trace import TracerProvider
         llmtrace.instrument(tracer_provider=TracerProvider())
@@ -280,13 +263,10 @@ def test_sdk_imported_after_instrument_is_patched() -> None:
 
 def test_method_instrumented_by_another_tool_gets_our_span_too_and_a_warning_naming_it() -> None:
     """OpenLLMetry, OpenLIT and the OTel instrumentations patch with wrapt too: stack on them, never skip silently."""
-    result = _run("""
+    result = run_script(
+        """
         import json, wrapt, openai
         from openai.resources.chat.completions import Completions
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-        import llmtrace
         from llmtrace.demo.fake_llm import FakeLLM
 
         calls = []
@@ -297,9 +277,6 @@ def test_method_instrumented_by_another_tool_gets_our_span_too_and_a_warning_nam
         wrapt.wrap_function_wrapper("openai.resources.chat.completions", "Completions.create", other_tool)
         theirs = vars(Completions)["create"]
 
-        memory = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(memory))
         llmtrace.instrument(tracer_provider=provider)
         with FakeLLM() as fake:
             client = openai.OpenAI(base_url=fake.openai_base_url, api_key="t", max_retries=0)
@@ -308,12 +285,14 @@ def test_method_instrumented_by_another_tool_gets_our_span_too_and_a_warning_nam
             llmtrace.uninstrument()
             client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
         print(json.dumps({
-            "spans": [s.name for s in memory.get_finished_spans()],
-            "cost": "llmtrace.cost.usd" in memory.get_finished_spans()[0].attributes,
+            "spans": [s.name for s in exporter.get_finished_spans()],
+            "cost": "llmtrace.cost.usd" in exporter.get_finished_spans()[0].attributes,
             "other_tool_calls": len(calls),
             "restored": vars(Completions)["create"] is theirs,
         }))
-    """)
+    """,
+        prelude=MEMORY_PROVIDER,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
         "spans": ["chat gpt-4o-mini"],
@@ -326,19 +305,13 @@ def test_method_instrumented_by_another_tool_gets_our_span_too_and_a_warning_nam
 
 
 def test_uninstrument_after_another_tool_wrapped_on_top_keeps_their_wrapper_and_drops_ours() -> None:
-    result = _run("""
+    result = run_script(
+        """
         import json, wrapt, openai
         from openai.resources.chat.completions import Completions
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-        import llmtrace
         from llmtrace.demo.fake_llm import FakeLLM
 
         original = vars(Completions)["create"]
-        memory = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(memory))
         llmtrace.instrument(tracer_provider=provider)
         calls = []
         def later_tool(wrapped, instance, args, kwargs):
@@ -355,9 +328,11 @@ def test_uninstrument_after_another_tool_wrapped_on_top_keeps_their_wrapper_and_
             "theirs_in_place": vars(Completions)["create"] is theirs,
             "wraps_original": theirs.__wrapped__ is original,
             "their_calls": len(calls),
-            "our_spans": len(memory.get_finished_spans()),
+            "our_spans": len(exporter.get_finished_spans()),
         }))
-    """)
+    """,
+        prelude=MEMORY_PROVIDER,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
         "theirs_in_place": True,
@@ -368,7 +343,7 @@ def test_uninstrument_after_another_tool_wrapped_on_top_keeps_their_wrapper_and_
 
 
 def test_flush_with_the_collector_down_returns_false_within_its_timeout_and_the_app_is_unaffected() -> None:
-    result = _run("""
+    result = run_script("""
         import time, llmtrace
         llmtrace.instrument(endpoint="http://127.0.0.1:9", service_name="down")
         import openai
