@@ -275,8 +275,9 @@ def plan(sc: ScenarioV2) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in cols.items()}
 
 
-_PLAN_DDL = """CREATE TABLE IF NOT EXISTS bench_plan_v2 (series UInt16, minute UInt32, rate Float64, lat Float64,
-    ttft Float64, tok Float64, cost Float64, err Float64, trunc Float64, release UInt16, calls UInt32) ENGINE = Memory"""
+_PLAN_DDL = """CREATE TABLE IF NOT EXISTS bench_plan_v2 (series UInt16, minute UInt32, rate Float64,
+    lat Float64, ttft Float64, tok Float64, cost Float64, err Float64, trunc Float64, release UInt16, calls UInt32)
+    ENGINE = Memory"""
 
 _CALLS = """
 INSERT INTO llm_calls (Timestamp, TraceId, SpanId, SpanName, ServiceName, Environment, Release, Provider, Operation,
@@ -285,12 +286,14 @@ INSERT INTO llm_calls (Timestamp, TraceId, SpanId, SpanName, ServiceName, Enviro
 SELECT ts, lower(hex(randomString(16))), lower(hex(randomString(8))), concat('chat ', model), service, 'prod',
     concat('v1.', toString(p.release)), provider, 'chat', model, model,
     toUInt64(200 + 100 * rand(1) % 400), outp, 0, if(e, NULL, outp * {price} * p.cost), if(e, 'unknown', 'priced'),
-    toUInt64(dur * 1000), if(stream AND NOT e, toUInt64(dur * 1000 * (0.15 + 0.1 * (rand(2) / 4294967296.0)) * p.ttft / p.lat), NULL),
+    toUInt64(dur * 1000),
+    if(stream AND NOT e, toUInt64(dur * 1000 * (0.15 + 0.1 * (rand(2) / 4294967296.0)) * p.ttft / p.lat), NULL),
     stream, if(e, [], [fin]), if(e, '', fin), if(e, 'Error', 'Unset'), e, if(e, 'RateLimitError', ''), ''
 FROM (
     SELECT *, arrayJoin(range(calls)) AS j,
         {{start:DateTime64(6, 'UTC')}} + toIntervalMillisecond(toUInt64(minute * 60000 + rand(4) % 60000)) AS ts,
-        ['{services}'][series + 1] AS service, ['{providers}'][series + 1] AS provider, ['{models}'][series + 1] AS model,
+        ['{services}'][series + 1] AS service, ['{providers}'][series + 1] AS provider,
+        ['{models}'][series + 1] AS model,
         (rand(5) / 4294967296.0 < err) AS e,
         exp(log([{lat_ms}][series + 1]) + [{sigma}][series + 1] * _N(6, 16)) * lat AS dur,
         (rand(7) / 4294967296.0 < [{stream}][series + 1]) AS stream,
