@@ -1,14 +1,21 @@
 """Message content on spans: JSON per the GenAI conventions, truncated and redacted.
 
 Truncation works part by part so the attribute stays valid JSON that readers can parse.
+The app's ``redact`` callback is the app's code, not ours: when it raises, that attribute is
+left off the span (never set unredacted) and the rest of the span is kept.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import traceback
 from typing import Any
 
 from llmtrace.config import Redactor
+
+log = logging.getLogger("llmtrace")
+_redact_reported: set[str] = set()
 
 _SUFFIX = "…[truncated {n} chars]"
 _TOTAL_FACTOR = 8
@@ -59,11 +66,12 @@ def _dumps(value: Any) -> str:
     return "".join(_C_ENCODER(value, 0))
 
 
-def encode(name: str, value: Any, *, limit: int, redact: Redactor | None) -> str:
+def encode(name: str, value: Any, *, limit: int, redact: Redactor | None) -> str | None:
     """The attribute text for one content attribute: valid JSON, each string at most ``limit`` chars.
 
     Long conversations are also bounded as a whole (``_TOTAL_FACTOR`` x limit, at least 64 KiB):
     the oldest messages go first, replaced by a marker saying how many were omitted.
+    None when ``redact`` raised or returned no string: the attribute must then be left off.
     """
     text = _dumps(value)
     if len(text) > limit:  # otherwise no string inside can exceed the limit: skip the copy
@@ -80,6 +88,30 @@ def encode(name: str, value: Any, *, limit: int, redact: Redactor | None) -> str
             "parts": [{"type": "text", "content": f"[llmtrace: {omitted} earlier items omitted]"}],
         }
         text = _dumps([marker, *kept])
-    if redact is not None:
-        text = redact(name, text)
-    return text
+    return text if redact is None else _redacted(redact, name, text)
+
+
+def _redacted(redact: Redactor, name: str, text: str) -> str | None:
+    """``redact(name, text)``; None, logged once per attribute, when the app's callback fails.
+
+    Not an internal error (the bug is in the app's callback), so it is never re-raised, tests
+    included. The log names the exception type and where it was raised, not its message: that
+    may quote the very content the callback was meant to hide.
+    """
+    try:
+        result = redact(name, text)
+        if isinstance(result, str):
+            return result
+        problem = f"it returned {type(result).__name__}, not the JSON text (str)"
+    except Exception as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+        problem = f"it raised {type(exc).__name__} at {frames[-1].filename}:{frames[-1].lineno}"
+    if name not in _redact_reported:
+        _redact_reported.add(name)
+        log.warning(
+            "llmtrace: your redact callback failed on %s: %s. That attribute is left off the spans it fails on; "
+            "the rest of each span is kept and your application is unaffected. Logged once.",
+            name,
+            problem,
+        )
+    return None

@@ -338,7 +338,9 @@ def _request_content(settings: Settings, request: Request) -> dict[str, Attribut
     )
     for name, value in pairs:
         if value:
-            attrs[name] = _content.encode(name, value, limit=settings.max_content_chars, redact=settings.redact)
+            text = _content.encode(name, value, limit=settings.max_content_chars, redact=settings.redact)
+            if text is not None:  # None: the app's redact failed on it, so it is left off
+                attrs[name] = text
     return attrs
 
 
@@ -364,12 +366,11 @@ def _response_attributes(settings: Settings, request: Request, response: Respons
         attrs[sc.USAGE_ESTIMATED] = True
     attrs.update(_cost_attributes(request, response))
     if settings.capture_content and response.output_messages:
-        attrs[sc.OUTPUT_MESSAGES] = _content.encode(
-            sc.OUTPUT_MESSAGES,
-            response.output_messages,
-            limit=settings.max_content_chars,
-            redact=settings.redact,
+        text = _content.encode(
+            sc.OUTPUT_MESSAGES, response.output_messages, limit=settings.max_content_chars, redact=settings.redact
         )
+        if text is not None:
+            attrs[sc.OUTPUT_MESSAGES] = text
     return attrs
 
 
