@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import sys
 import threading
 import warnings
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from llmtrace import config
 from llmtrace.instrumentation import PROVIDERS, _core, _patching
+from llmtrace.instrumentation._guard import internal_error
 
 log = logging.getLogger("llmtrace")
 
@@ -32,9 +34,9 @@ class _State:
         self.provider_hooks: list[tuple[Any, str]] = []  # provider methods we made drain our queue first
         self.exporter: Any = None  # ours, when llmtrace built the pipeline
         self.failed_seen = 0  # exporter.failed_spans at the last flush()
-        self.applied: dict[str, list[_patching.Applied]] = {}
-        self.hooks_registered: set[str] = set()
-        self.modules: dict[str, ModuleType] = {}
+        self.watched: dict[str, list[_patching.Patch]] = {}  # SDK module name -> its targets
+        self.applied: dict[str, list[_patching.Applied]] = {}  # SDK module name -> what to restore
+        self.hooked: set[str] = set()  # modules with an import hook waiting (wrapt's cannot be removed)
 
 
 _state = _State()
@@ -94,28 +96,35 @@ def _choose_provider(settings: config.Settings, tracer_provider: Any, exporter: 
     return provider
 
 
-def _patch_provider(key: str) -> None:
-    with _state.lock:
-        if not _state.active or key in _state.applied:
-            return
-        module = _state.modules[key]
-        hook = getattr(module, "on_instrument", None)
-        if hook is not None:
-            hook()
-        _state.applied[key] = _patching.apply(module.patches())
-
-
-def _watch_sdk(key: str, module: ModuleType) -> None:
-    """Patch now if the app already imported the SDK, else as soon as it does (keeps our start-up cheap)."""
-    _state.modules[key] = module
-    if key in _state.hooks_registered:
-        import sys
-
-        if module.SDK in sys.modules:
-            _patch_provider(key)
+def _patch_module(name: str) -> None:
+    """Apply the targets in SDK module ``name``, which is imported (called under the lock)."""
+    if not _state.active or name in _state.applied:
         return
-    _state.hooks_registered.add(key)
-    wrapt.register_post_import_hook(lambda _sdk: _patch_provider(key), module.SDK)
+    patches = _state.watched.get(name)
+    if patches:
+        _state.applied[name] = _patching.apply(patches)
+
+
+def _imported(module: ModuleType) -> None:
+    """wrapt's post-import hook: runs on the thread that imported the module, right after it loaded.
+
+    An exception here would fail the app's import, so internal errors stay inside the guard."""
+    try:
+        with _state.lock:
+            _state.hooked.discard(module.__name__)
+            _patch_module(module.__name__)
+    except Exception as exc:
+        internal_error(f"patching {module.__name__}", exc)
+
+
+def _watch(name: str) -> None:
+    """Patch ``name`` now if the app (or the SDK) imported it, else as soon as it does: llmtrace never
+    imports an SDK module itself, so the app loads no resource it does not use, and we add no start-up."""
+    if name in sys.modules:
+        _patch_module(name)
+    elif name not in _state.hooked:
+        _state.hooked.add(name)
+        wrapt.register_post_import_hook(_imported, name)
 
 
 def instrument(
@@ -158,8 +167,10 @@ def instrument(
         _core.set_runtime(_core.Runtime(tracer, settings))
         _state.active = True
         for key in settings.providers or list(PROVIDERS):
-            _watch_sdk(key, importlib.import_module(PROVIDERS[key]))
-    threading.Thread(target=_warm_prices, name="llmtrace-prices", daemon=True).start()
+            for patch in importlib.import_module(PROVIDERS[key]).patches():
+                _state.watched.setdefault(patch.module, []).append(patch)
+        for name in list(_state.watched):
+            _watch(name)
 
 
 def _drain_before_flush(provider: Any) -> None:
@@ -192,23 +203,15 @@ def _undo_drain_hooks() -> None:
     _state.provider_hooks.clear()
 
 
-def _warm_prices() -> None:
-    from llmtrace import pricing
-
-    pricing.warm_up()
-
-
 def uninstrument() -> None:
     """Restore every patched SDK method exactly; spans already started still end normally."""
     with _state.lock:
         if not _state.active:
             return
-        for key, applied in _state.applied.items():
+        for applied in reversed(list(_state.applied.values())):
             _patching.restore(applied)
-            hook = getattr(_state.modules[key], "on_uninstrument", None)
-            if hook is not None:
-                hook()
         _state.applied.clear()
+        _state.watched.clear()
         _state.active = False
         _core.set_runtime(None)
     flush()

@@ -1,25 +1,30 @@
-"""Cost of a call in USD, from genai-prices, plus user overrides.
+"""Cost of a call in USD, from llmtrace's compact copy of genai-prices, plus user overrides.
 
-genai-prices' full calculation costs ~50 µs per call (Decimal arithmetic over a unit
-registry), too much for the hot path. Prices are linear in each token kind unless the
-model has tiered prices, so we ask genai-prices once per (provider, model) for the price
-of one million tokens of each kind and multiply; tiered models take the full path.
-A model with no known price gets no cost (never a wrong one) and is logged once.
+Prices come from ``_prices.json``, built from genai-prices at release time by
+:mod:`llmtrace._price_table` (per model: its match rule and USD per token of each kind, per
+input-size tier, with date or time-of-day constraints). Each provider's models are parsed
+when that provider is first priced, on the thread pricing the call, with nothing imported:
+no start-up cost, ~0.3 MB instead of genai-prices' full data set, and no import racing the app.
+Costs equal genai-prices' own calculation (``tests/test_price_table.py``). A model with no
+known price gets no cost (never a wrong one) and is logged once.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import logging
+import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("llmtrace")
 
 _MTOK = 1_000_000
-_PROBE = 1_000  # tokens per probe: small enough to sit below any long-context tier
+_TABLE = Path(__file__).with_name("_prices.json")
 
 
 @dataclass(frozen=True)
@@ -40,8 +45,6 @@ class LinearPrice:
     output: float
     cache_read: float
     cache_write: float
-    up_to_input: int | None = None
-    """Valid for calls with fewer input tokens than this (tiered models); None: always."""
 
     def cost(self, usage: TokenUsage) -> float:
         uncached = max(usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens, 0)
@@ -54,7 +57,7 @@ class LinearPrice:
 
 
 _overrides: dict[tuple[str, str], LinearPrice] = {}
-_resolved: dict[tuple[str, str], LinearPrice | Any | None] = {}
+_resolved: dict[tuple[str, str], list[Any] | None] = {}
 _lock = threading.Lock()
 
 # genai-prices names providers by its own ids; map ours where they differ.
@@ -87,73 +90,146 @@ def set_price(
     )
 
 
-def _full_price(usage: TokenUsage, model: str, provider: str | None) -> float:
-    from genai_prices import Usage, calc_price
-
-    result = calc_price(
-        Usage(
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_read_tokens=usage.cache_read_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-        ),
-        model_ref=model,
-        provider_id=provider,
-    )
-    return float(result.total_price)
+Segment = list[float]
+"""``[start, fee, input, output, cache_read, cache_write]``: USD per call and per token, for calls with more
+than ``start`` input tokens (genai-prices' tiers apply their rate to every token once crossed)."""
 
 
-def _probe(model: str, provider: str | None) -> LinearPrice | str | None:
-    """The per-token price of a model, valid below ``up_to_input`` input tokens when the model has
-    tiered (long-context) prices; ``"tiered"`` when even small calls are not linear; None when unknown."""
-    try:
-        per_in = _full_price(TokenUsage(input_tokens=_PROBE), model, provider) / _PROBE
-    except LookupError:
+class _Table:
+    """genai-prices' providers as llmtrace's table ships them; a provider's models are parsed on first use."""
+
+    def __init__(self) -> None:
+        data = json.loads(_TABLE.read_text(encoding="utf-8"))
+        self.providers: list[dict[str, Any]] = data["providers"]
+        self.by_id = {p["id"]: p for p in self.providers}
+
+    def models(self, provider: dict[str, Any]) -> list[Any]:
+        models = provider["models"]
+        if isinstance(models, str):
+            models = provider["models"] = json.loads(models)
+        return models  # type: ignore[no-any-return]
+
+    def provider(self, provider_id: str | None, model: str) -> dict[str, Any] | None:
+        """genai-prices' provider lookup: by id, then by its provider-id rule; without an id, by model name."""
+        if provider_id is None:
+            return next((p for p in self.providers if _matches(p["model_match"], model)), None)
+        wanted = provider_id.lower().strip()
+        found = self.by_id.get(wanted)
+        return found or next((p for p in self.providers if _matches(p["provider_match"], wanted)), None)
+
+    def find(self, provider: dict[str, Any], model: str) -> list[Any] | None:
+        """The model's conditional prices: its own rules, then one step of fallback providers, then the
+        compact-dated form (``-20251211`` as ``-2025-12-11``), as genai-prices does."""
+        found = self._match(provider, model, fallback=True)
+        if found is None:
+            dashed = _COMPACT_DATE.sub(_dashed_date, model)
+            if dashed != model:
+                found = self._match(provider, dashed, fallback=True)
+        return found
+
+    def _match(self, provider: dict[str, Any], model: str, fallback: bool) -> list[Any] | None:
+        for rule, prices in self.models(provider):
+            if _matches(rule, model):
+                return prices  # type: ignore[no-any-return]
+        for other in provider["fallback"] if fallback else ():
+            if other in self.by_id and (found := self._match(self.by_id[other], model, fallback=False)):
+                return found
         return None
-    per_out = _full_price(TokenUsage(output_tokens=_PROBE), model, provider) / _PROBE
-    per_read = _full_price(TokenUsage(input_tokens=_PROBE, cache_read_tokens=_PROBE), model, provider) / _PROBE
-    per_write = _full_price(TokenUsage(input_tokens=_PROBE, cache_write_tokens=_PROBE), model, provider) / _PROBE
-    linear = LinearPrice(per_in, per_out, per_read, per_write)
-
-    def matches(input_tokens: int) -> bool:
-        usage = TokenUsage(input_tokens=input_tokens, output_tokens=_PROBE)
-        exact = _full_price(usage, model, provider)
-        return abs(linear.cost(usage) - exact) <= 1e-9 * max(exact, 1e-12)
-
-    if not matches(_PROBE):
-        return "tiered"
-    valid = _PROBE
-    for size in (10_000, 100_000, 1_000_000, 10_000_000):
-        if not matches(size):
-            return dataclasses.replace(linear, up_to_input=_first_mismatch(matches, valid, size))
-        valid = size
-    return linear
 
 
-def _first_mismatch(matches: Callable[[int], bool], valid: int, invalid: int) -> int:
-    """Binary search for the smallest input size where the linear price stops holding (a tier starts)."""
-    while invalid - valid > 1:
-        middle = (valid + invalid) // 2
-        if matches(middle):
-            valid = middle
-        else:
-            invalid = middle
-    return invalid
+def _matches(rule: Any, text: str) -> bool:
+    if rule is None:
+        return False
+    kind, arg = rule
+    if kind == "or":
+        return any(_matches(r, text) for r in arg)
+    if kind == "and":
+        return all(_matches(r, text) for r in arg)
+    if kind == "regex":
+        return re.search(arg, text) is not None
+    text, arg = text.lower(), arg.lower()
+    if kind == "starts_with":
+        return text.startswith(arg)
+    if kind == "ends_with":
+        return text.endswith(arg)
+    if kind == "contains":
+        return arg in text
+    return bool(kind == "equals" and text == arg)
 
 
-def _lookup(provider: str, model: str) -> LinearPrice | str | None:
+_COMPACT_DATE = re.compile(r"(-)(20\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?=-|:|$)")
+
+
+def _dashed_date(match: re.Match[str]) -> str:
+    year, month, day = (int(match.group(i)) for i in range(2, 5))
+    try:
+        date(year, month, day)
+    except ValueError:
+        return match.group(0)
+    return f"{match.group(1)}{year:04d}-{month:02d}-{day:02d}"
+
+
+_table: _Table | None = None
+
+
+def _load() -> _Table:
+    global _table
+    if _table is None:
+        _table = _Table()
+    return _table
+
+
+def _lookup(provider: str, model: str) -> LinearPrice | list[Any] | None:
+    """The override, else the model's conditional prices from the table (cached), else None."""
     key = (provider, model)
     if key in _overrides:
         return _overrides[key]
     if key not in _resolved:
         with _lock:
             if key not in _resolved:
+                table = _load()
+                ref = model.lower()
                 provider_id = _PROVIDER_IDS.get(provider, provider) or None
-                found = _probe(model, provider_id)
-                if found is None and provider_id is not None:
-                    found = _probe(model, None)  # OpenAI-compatible hosts serving a known model
+                found = None
+                if provider_id is not None and (entry := table.provider(provider_id, ref)) is not None:
+                    found = table.find(entry, ref)
+                if found is None and (entry := table.provider(None, ref)) is not None:
+                    found = table.find(entry, ref)  # OpenAI-compatible hosts serving a known model
                 _resolved[key] = found
     return _resolved[key]
+
+
+def _active(prices: list[Any]) -> list[Segment] | None:
+    """genai-prices' rule: the last price whose constraint holds now, else the first."""
+    if len(prices) == 1:
+        return prices[0][1]  # type: ignore[no-any-return]
+    now = datetime.now(timezone.utc)
+    for constraint, segments in reversed(prices):
+        if constraint is None:
+            return segments  # type: ignore[no-any-return]
+        if constraint[0] == "since" and now.date().isoformat() >= constraint[1]:
+            return segments  # type: ignore[no-any-return]
+        if constraint[0] == "daily":
+            clock, start, end = now.time().isoformat(), constraint[1], constraint[2]
+            if (start <= clock < end) if start <= end else (clock >= start or clock < end):
+                return segments  # type: ignore[no-any-return]
+    return prices[0][1]  # type: ignore[no-any-return]
+
+
+def _segment_cost(segments: list[Segment], usage: TokenUsage) -> float:
+    segment = segments[0]
+    for candidate in segments:
+        if usage.input_tokens > candidate[0]:
+            segment = candidate
+    _, fee, per_in, per_out, per_read, per_write = segment
+    uncached = max(usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens, 0)
+    return (
+        fee
+        + uncached * per_in
+        + usage.output_tokens * per_out
+        + usage.cache_read_tokens * per_read
+        + usage.cache_write_tokens * per_write
+    )
 
 
 _unpriced_reported: set[tuple[str, str]] = set()
@@ -166,13 +242,11 @@ def cost_usd(provider: str, models: Sequence[str | None], usage: TokenUsage) -> 
         if not model:
             continue
         price = _lookup(provider, model)
-        if isinstance(price, LinearPrice) and (price.up_to_input is None or usage.input_tokens < price.up_to_input):
+        if isinstance(price, LinearPrice):
             return price.cost(usage)
         if price is not None:
-            try:
-                return _full_price(usage, model, _PROVIDER_IDS.get(provider, provider))
-            except LookupError:  # priced by model name alone (OpenAI-compatible host)
-                return _full_price(usage, model, None)
+            segments = _active(price)
+            return None if segments is None else _segment_cost(segments, usage)
     named = next((m for m in models if m), None)
     if named and (provider, named) not in _unpriced_reported:
         _unpriced_reported.add((provider, named))
@@ -183,11 +257,3 @@ def cost_usd(provider: str, models: Sequence[str | None], usage: TokenUsage) -> 
             provider,
         )
     return None
-
-
-def warm_up() -> None:
-    """Import genai-prices and its data off the hot path (called on a background thread)."""
-    try:
-        cost_usd("openai", ["gpt-4o-mini"], TokenUsage(input_tokens=1))
-    except Exception:  # pragma: no cover - warm-up is best effort
-        log.debug("llmtrace: price warm-up failed", exc_info=True)

@@ -1,14 +1,16 @@
 """Patching SDK methods with wrapt, and restoring them exactly.
 
 A provider declares :class:`Patch` targets by dotted path; targets missing from the
-installed SDK version are skipped, so one module serves many SDK versions.
+installed SDK version are skipped, so one module serves many SDK versions. Targets are
+patched only in modules already imported: :func:`watch` patches the others when (and if)
+the app or the SDK imports them, so llmtrace never imports an SDK module itself.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -112,12 +114,9 @@ def _wrapper_for(patch: Patch, owner: Any, original: Any) -> Any:
 
 
 def _resolve(patch: Patch) -> tuple[Any, str, Any] | None:
-    try:
-        module = importlib.import_module(patch.module)
-    except ImportError:
-        log.debug("llmtrace: %s not importable; skipping %s", patch.module, patch.target)
+    owner: Any = sys.modules.get(patch.module)  # never imported here: see watch()
+    if owner is None:
         return None
-    owner: Any = module
     *path, name = patch.target.split(".")
     for part in path:
         owner = getattr(owner, part, None)
