@@ -38,6 +38,13 @@ def store_url() -> str:
     return os.environ.get(URL_ENV, "").strip() or DEFAULT_URL
 
 
+def shown_store_url() -> str:
+    """:func:`store_url` as a page may show it: its password and query secrets masked."""
+    from llmtrace.store.settings import mask_url
+
+    return mask_url(store_url())
+
+
 @st.cache_resource(show_spinner=False)
 def _client(url: str) -> Any:
     from llmtrace.store.client import connect
@@ -88,7 +95,7 @@ def current_filter() -> Filter:
 def show_unavailable(error: BaseException) -> None:
     """Say which URL failed and how to fix it."""
     st.error(
-        f"Cannot reach the llmtrace store at **{store_url()}**.\n\n"
+        f"Cannot reach the llmtrace store at **{shown_store_url()}**.\n\n"
         "Start it with `llmtrace server` (or `llmtrace up`), or point the dashboard at your ClickHouse "
         f"with `llmtrace dashboard --url http://host:8123` or the `{URL_ENV}` environment variable."
     )
@@ -99,7 +106,7 @@ def show_unavailable(error: BaseException) -> None:
 def show_empty_store() -> None:
     """Explain how to send the first calls."""
     st.info(
-        f"No LLM calls in the store at **{store_url()}** yet. Instrument your app with one line, "
+        f"No LLM calls in the store at **{shown_store_url()}** yet. Instrument your app with one line, "
         "or run `llmtrace demo` to load a week of realistic demo traffic."
     )
     st.code(SNIPPET, language="python")

@@ -46,7 +46,7 @@ NEEDS_DATA = {"Overview", "Traces", "Cost", "Latency", "Drift", "Anomalies"}
 def main() -> None:
     st.set_page_config(page_title="llmtrace", page_icon=":material/insights:", layout="wide")
     page = st.navigation(PAGES)
-    st.sidebar.caption(f"Store: `{common.store_url()}`")
+    st.sidebar.caption(f"Store: `{common.shown_store_url()}`")
     try:
         counts = common.load(overview.store_counts)
         st.session_state[common.FILTER_KEY] = sidebar.render()

@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
+from llmtrace.store.settings import mask_url
+
 __all__ = ["add_arguments", "app_path", "run"]
 
 URL_ENV = "LLMTRACE_CLICKHOUSE_URL"
@@ -95,7 +97,7 @@ def run_dashboard(args: argparse.Namespace) -> int:
     _require_streamlit()
     url = args.url or os.environ.get(URL_ENV) or DEFAULT_URL
     _check_port_free(args.host, args.port, "--port")
-    print(f"llmtrace dashboard on http://{args.host}:{args.port}  (store: {url})", flush=True)
+    print(f"llmtrace dashboard on http://{args.host}:{args.port}  (store: {mask_url(url)})", flush=True)
     argv = dashboard_argv(args.port, args.host)
     # Become Streamlit, so Ctrl-C and SIGTERM reach it directly and nothing is left behind.
     os.execve(argv[0], argv, _child_env({URL_ENV: url}))

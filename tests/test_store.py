@@ -30,7 +30,7 @@ from llmtrace.store.otlp_rows import (
     rows_from_request,
 )
 from llmtrace.store.prices import genai_price_rows, read_overrides
-from llmtrace.store.settings import StoreSettings, redact_url
+from llmtrace.store.settings import StoreSettings, mask_url
 
 
 # --- settings -----------------------------------------------------------------------------
@@ -73,7 +73,7 @@ def test_unsupported_url_scheme_is_refused_with_the_accepted_forms() -> None:
 
 
 def test_passwords_are_redacted_in_printable_urls() -> None:
-    assert redact_url("http://u:secret@h:1/db") == "http://u:***@h:1/db"
+    assert mask_url("http://u:secret@h:1/db") == "http://u:***@h:1/db"
     assert "secret" not in StoreSettings.resolve("http://u:secret@h:1/db", env={}).url
 
 

@@ -197,9 +197,9 @@ def _is_chdb(url: str) -> bool:
 
 
 def _describe(url: str | None) -> str:
-    from llmtrace.store.settings import StoreSettings
+    from llmtrace.store.settings import StoreSettings, mask_url
 
     try:
         return StoreSettings.resolve(url).url
     except ValueError:
-        return repr(url)
+        return repr(url if url is None else mask_url(url))
