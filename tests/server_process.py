@@ -50,7 +50,8 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict[str, st
 class ServerProcess:
     """``python -m llmtrace.cli server`` on free ports over ``data_dir``."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, *, ports: tuple[int, int] | None = None):
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, *, ports: tuple[int, int] | None = None,
+                 args: tuple[str, ...] = ()):  # fmt: skip
         self.data_dir = data_dir
         self.otlp_port, self.http_port = ports or (free_port(), free_port())
         self.log_path = data_dir.parent / f"{data_dir.name}-server-{self.http_port}.log"
@@ -58,7 +59,7 @@ class ServerProcess:
         environment.update(env or {})
         self._log = open(self.log_path, "wb")  # noqa: SIM115  (closed in stop())
         command = [sys.executable, "-m", "llmtrace.cli", "server", "--data-dir", str(data_dir),
-                   "--otlp-port", str(self.otlp_port), "--http-port", str(self.http_port)]  # fmt: skip
+                   "--otlp-port", str(self.otlp_port), "--http-port", str(self.http_port), *args]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=environment)
 
     @property

@@ -4,6 +4,9 @@ Start order makes failures cheap and clear: bind both ports (a taken port names 
 lock and open the data dir (a second server on it is refused), apply migrations, then serve.
 Both uvicorn servers share one event loop. SIGINT/SIGTERM stop the listeners, let in-flight
 requests finish (OTLP requests wait for their batch to be written), then close the engine.
+Both ports bound their connections (count, header and body time, see :mod:`.connections`);
+the open-files limit is raised to its hard limit at start and the connection cap kept well
+below it, so slow clients cannot starve the engine of file descriptors.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import re
+import resource
 import signal
 import socket
 import sys
@@ -22,6 +27,8 @@ import uvicorn
 
 from llmtrace.server.batcher import SpanWriter
 from llmtrace.server.clickhouse_http import ClickHouseHttp
+from llmtrace.server.connections import ConnectionLimits, guarded_protocol, quiet_disconnects
+from llmtrace.server.decode import retention_edge
 from llmtrace.server.engine import Engine
 from llmtrace.server.otlp import otlp_app
 from llmtrace.server.sink import SpanSink
@@ -46,6 +53,9 @@ class ServerConfig:
     password: str | None = None
     ttl_days: int | None = None  # None: 30 days for new tables, existing ones untouched
     decode_workers: int | None = None
+    max_connections: int | None = None  # per port; None: from the open-files limit (at most 4096)
+    header_seconds: float = 10.0
+    body_seconds: float = 30.0
 
 
 def bind(host: str, port: int, flag: str) -> socket.socket:
@@ -88,9 +98,45 @@ def _migrate(engine: Engine, ttl_days: int | None) -> list[str]:
         raise StartupError(f"applying the schema to {engine.data_dir} failed: {exc}") from exc
 
 
-def _uvicorn(app: Callable[..., object]) -> uvicorn.Server:
+def _raise_open_files_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard one; returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def _limits(config: ServerConfig) -> ConnectionLimits:
+    """Connection caps: half the files left after 1024 kept for the engine, split over two ports."""
+    files = _raise_open_files_limit()
+    cap = config.max_connections or max(64, min(4096, (files - 1024) // 4))
+    return ConnectionLimits(cap, config.header_seconds, config.body_seconds)
+
+
+def _retention_days(engine: Engine) -> int | None:
+    """The TTL of otel_traces in days as the table has it now (None: no TTL)."""
+    rows = engine.run(
+        "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'otel_traces'"
+    )
+    match = re.search(r"TTL .*?toIntervalDay\((\d+)\)", str(rows[0][0])) if rows else None
+    return int(match.group(1)) if match else None
+
+
+def _uvicorn(app: Callable[..., object], limits: ConnectionLimits, port: str) -> uvicorn.Server:
     config = uvicorn.Config(
-        app, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=30, server_header=False
+        quiet_disconnects(app, port),  # type: ignore[arg-type]
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        server_header=False,
+        http=guarded_protocol(limits),
+        limit_concurrency=limits.max_connections + 1,  # the protocol keeps connections at the cap
+        timeout_keep_alive=5,
     )
     config.load()
     server = uvicorn.Server(config)
@@ -154,9 +200,12 @@ def _serve_engine(
         raise StartupError(f"re-inserting spans logged before the last stop failed: {exc}") from exc
     decoders = DecodePool(config.decode_workers)
     writer.start()
+    ttl_days = _retention_days(engine)
+    otlp = otlp_app(writer, decoders, config.password, lambda: retention_edge(ttl_days))
+    query = ClickHouseHttp(engine, config.password, visible=writer.wait_visible)
     servers = [
-        (_uvicorn(otlp_app(writer, decoders, config.password)), otlp_sock),
-        (_uvicorn(ClickHouseHttp(engine, config.password, visible=writer.wait_visible)), http_sock),
+        (_uvicorn(otlp, _limits(config), "OTLP"), otlp_sock),
+        (_uvicorn(query, _limits(config), "query"), http_sock),
     ]
 
     def ready() -> None:
@@ -178,4 +227,4 @@ def _serve_engine(
         decoders.close()
         writer.close()
         sink.close()
-    logger.info("stopped after writing %d spans in %d batches", writer.rows_written, writer.batches)
+    logger.info("stopped: %s", writer.stats.snapshot(writer.backlog()))

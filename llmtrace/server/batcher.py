@@ -9,12 +9,19 @@ inserted part), and one writer thread inserts everything accepted so far as one 
 batch carries a deduplication token derived from its log segment, so re-inserting a segment
 after a crash adds nothing that already arrived, in any table (see :mod:`.engine`).
 
+A segment is deleted only once every span of it is verifiably in ``otel_traces`` (the sink
+reads the batch back, see :mod:`.sink`). A batch is cut by day so no INSERT touches more
+partitions than ClickHouse allows (see :mod:`.chunks`). Spans missing after an INSERT that
+reported success are re-inserted (only those, under a new token: they are known absent, so
+nothing doubles); if they stay missing they are quarantined. While the database fails (disk
+full, a killed query, ...), the batch stays in the log and is retried, never quarantined; a
+request whose data the database refuses is isolated by bisection and moved to ``rejected/``
+beside the log with a ``.reason`` file, and an error is logged.
+
 Acknowledged spans are visible to every later query all the same: the query port calls
 :meth:`SpanWriter.wait_visible` first, which waits for the batch holding everything accepted
 before it (no wait when ingest is idle). A bounded backlog turns overload into HTTP 503,
-which OTLP exporters retry. While the database fails, the batch stays in the log and is retried;
-a request whose data the database refuses is isolated by bisection and moved to ``rejected/``
-beside the log, with an error logged.
+which OTLP exporters retry.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from llmtrace.server.chunks import Part, split_by_days
+from llmtrace.server.ingest_stats import IngestStats
+from llmtrace.server.sink import RowsMissing
 from llmtrace.server.wal import Record, Segment, WriteAheadLog, read_segment
 
 __all__ = ["Backlogged", "ShuttingDown", "SpanWriter"]
@@ -35,17 +45,20 @@ logger = logging.getLogger(__name__)
 InsertFn = Callable[[bytes, str], None]
 """``insert(payload, token)``: one INSERT; repeating a token must not insert its rows twice."""
 _RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
-# ClickHouse errors about the database's state, not the data: retry rather than quarantine.
-_TRANSIENT_CODES = frozenset({74, 75, 76, 159, 202, 209, 236, 241, 243, 252, 394, 425, 1001, 1002})
+_MISSING_ROUNDS = 5  # re-inserts of spans still absent after an INSERT, before quarantining them
+# ClickHouse errors that are about the rows sent (parsing, types): retrying cannot help.
+# Everything else (disk, memory, cancelled queries, too many parts, ...) is retried.
+_DATA_CODES = frozenset({6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 130, 131, 457})
 _CODE = re.compile(r"Code: (\d+)\.")
+_NO_SPACE = re.compile(r"no space left|not enough space|ENOSPC|disk quota", re.IGNORECASE)
 
 
 def is_transient(exc: BaseException) -> bool:
     """Whether an insert failure is about the database (retry) rather than the rows."""
-    if isinstance(exc, (OSError, MemoryError)):
+    if isinstance(exc, (OSError, MemoryError)) or _NO_SPACE.search(str(exc)):
         return True
     match = _CODE.search(str(exc))
-    return match is not None and int(match.group(1)) in _TRANSIENT_CODES
+    return match is None or int(match.group(1)) not in _DATA_CODES
 
 
 def _token(segment: str) -> str:
@@ -54,7 +67,7 @@ def _token(segment: str) -> str:
 
 
 class _Stopped(Exception):
-    """The writer is stopping with a batch still failing."""
+    """The writer is stopping (or replaying at start) with a batch still failing."""
 
 
 class Backlogged(RuntimeError):
@@ -68,62 +81,90 @@ class ShuttingDown(RuntimeError):
 class SpanWriter:
     """The one path from accepted OTLP requests into the database."""
 
-    def __init__(self, insert: InsertFn, wal: WriteAheadLog, *, max_backlog_spans: int = 100_000) -> None:
+    def __init__(
+        self,
+        insert: InsertFn,
+        wal: WriteAheadLog,
+        *,
+        max_backlog_spans: int = 100_000,
+        stats: IngestStats | None = None,
+    ) -> None:
         self._insert = insert
         self._wal = wal
         self._max_backlog_spans = max_backlog_spans
+        self.stats = stats or IngestStats()
         self._queue: list[Record] = []
         self._queued_spans = 0
         self._cond = threading.Condition()
         self._closing = False
+        self._started = False
+        self._replaying = False
         self._accepted_seq = 0
         self._visible_seq = 0
         self._failing = False  # an insert is being retried: readers should not wait for it
         self._segment: Segment | None = None
         self._thread = threading.Thread(target=self._run, name="llmtrace-writer", daemon=True)
-        self.batches = 0
-        self.rows_written = 0
-        self.rejected_requests = 0
+
+    @property
+    def batches(self) -> int:
+        return self.stats.batches
+
+    @property
+    def rows_written(self) -> int:
+        return self.stats.stored
+
+    @property
+    def rejected_requests(self) -> int:
+        return self.stats.quarantined_parts
 
     def replay(self) -> int:
-        """Insert what a previous run accepted but had not inserted; returns the span count."""
+        """Insert what a previous run accepted but had not inserted; returns the span count.
+
+        Raises the database's error if it keeps failing (the segments stay for the next start).
+        """
         total = 0
-        for path in self._wal.leftovers():
-            records = list(read_segment(path))
-            try:
-                if records:
-                    self._insert(b"".join(r.payload for r in records), _token(path.stem))
-            except Exception as exc:
-                if is_transient(exc):
-                    raise
-                rejected = self._wal.directory / "rejected"
-                rejected.mkdir(exist_ok=True)
-                path.rename(rejected / path.name)
-                self.rejected_requests += len(records)
-                logger.error("logged spans in %s cannot be inserted; kept in %s: %s", path.name, rejected, exc)
-                continue
-            total += sum(r.spans for r in records)
-            path.unlink()
+        self._replaying = True
+        try:
+            for path in self._wal.leftovers():
+                records = list(read_segment(path))
+                try:
+                    self._store(records, _token(path.stem))
+                except _Stopped as stopped:
+                    raise stopped.__cause__ or stopped from None
+                total += sum(r.spans for r in records)
+                path.unlink()
+        finally:
+            self._replaying = False
         return total
 
     def start(self) -> None:
-        self._segment = self._wal.new_segment()
+        self._started = True
         self._thread.start()
 
     def accept(self, record: Record) -> None:
-        """Log the request and queue it; returns once the record is in the WAL."""
+        """Log the request and queue it; returns once the record is in the WAL.
+
+        Raises OSError (disk full) with nothing logged: the request must not be acknowledged.
+        """
         if not record.spans:
             return
         with self._cond:
-            if self._closing or self._segment is None:
+            if self._closing or not self._started:
                 raise ShuttingDown("the server is shutting down")
             if self._queued_spans and self._queued_spans + record.spans > self._max_backlog_spans:
                 raise Backlogged(f"{self._queued_spans} spans are waiting to be written")
+            if self._segment is None:
+                self._segment = self._wal.new_segment()
             self._segment.append(record)
             self._queue.append(record)
             self._queued_spans += record.spans
             self._accepted_seq += 1
+            self.stats.add_accepted(record.spans)
             self._cond.notify_all()
+
+    def backlog(self) -> int:
+        with self._cond:
+            return self._queued_spans
 
     def wait_visible(self, timeout: float = 30.0) -> bool:
         """Block until everything accepted so far is queryable; False on timeout, or at once
@@ -141,8 +182,7 @@ class SpanWriter:
                 return None
             batch, self._queue, self._queued_spans = self._queue, [], 0
             assert self._segment is not None
-            segment = self._segment
-            self._segment = None if self._closing else self._wal.new_segment()
+            segment, self._segment = self._segment, None  # the next accept() opens a new one
             return batch, segment, self._accepted_seq
 
     def _run(self) -> None:
@@ -158,45 +198,78 @@ class SpanWriter:
                 self._cond.notify_all()
 
     def _store(self, items: list[Record], token: str) -> None:
-        """Insert ``items``; retry while the database is failing, bisect to isolate a request
-        whose data the database refuses, and quarantine that one."""
-        payload = b"".join(item.payload for item in items)
-        spans = sum(item.spans for item in items)
+        """Insert ``items`` in INSERTs of at most 50 days each (see :mod:`.chunks`)."""
+        groups = split_by_days([item.payload for item in items])
+        for i, parts in enumerate(groups):
+            self._store_parts(parts, token if len(groups) == 1 else f"{token}-d{i}")
+        self.stats.add_batch()
+
+    def _store_parts(self, parts: list[Part], token: str) -> None:
+        """Insert and verify; retry while the database fails, re-insert what went missing,
+        bisect to isolate a request whose data the database refuses, and quarantine that one."""
+        payload = b"".join(part.lines for part in parts)
+        missing_rounds = 0
         for attempt in itertools.count():
+            spans = payload.count(b"\n")
             try:
                 self._insert(payload, token)
+            except RowsMissing as exc:
+                self.stats.add_stored(spans - exc.missing_spans)
+                missing_rounds += 1
+                if missing_rounds > _MISSING_ROUNDS:
+                    self._quarantine(exc.missing, "missing_after_insert", str(exc))
+                    self._set_failing(False)
+                    return
+                logger.error("%s; re-inserting them (they are kept in the log)", exc)
+                payload, token = exc.missing, f"{token}-m{missing_rounds}"  # known absent: no duplicates
+                self._pause(attempt, exc)
+                continue
             except Exception as exc:
                 if not is_transient(exc):
-                    if len(items) == 1:
-                        self._reject(items[0], exc)
+                    if len(parts) == 1:
+                        self._quarantine(payload, "refused_by_database", str(exc))
                         return
-                    middle = len(items) // 2
-                    self._store(items[:middle], f"{token}-a")
-                    self._store(items[middle:], f"{token}-b")
+                    middle = len(parts) // 2
+                    self._store_parts(parts[:middle], f"{token}-a")
+                    self._store_parts(parts[middle:], f"{token}-b")
                     return
                 logger.error("inserting %d spans failed, will retry (they are kept in the log): %s", spans, exc)
-                if self._closing and attempt >= 2:
-                    raise _Stopped from exc
-                self._set_failing(True)
-                time.sleep(_RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)])
+                self._pause(attempt, exc)
                 continue
             self._set_failing(False)
-            self.batches += 1
-            self.rows_written += spans
+            self.stats.add_stored(spans)
             return
 
-    def _set_failing(self, failing: bool) -> None:
+    def _pause(self, attempt: int, exc: Exception) -> None:
+        """Wait before the next attempt; give up (segment kept) when stopping or replaying."""
+        if (self._closing or self._replaying) and attempt >= 2:
+            raise _Stopped from exc
+        self._set_failing(True, str(exc))
+        time.sleep(_RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)])
+
+    def _set_failing(self, failing: bool, error: str = "") -> None:
+        self.stats.set_failing(failing, error)
         with self._cond:
             self._failing = failing
             self._cond.notify_all()
 
-    def _reject(self, item: Record, exc: Exception) -> None:
-        quarantine = WriteAheadLog(self._wal.directory / "rejected")
-        keep = quarantine.new_segment()
-        keep.append(item)
-        keep.close()
-        self.rejected_requests += 1
-        logger.error("a request of %d spans cannot be inserted; it is kept in %s: %s", item.spans, keep.path, exc)
+    def _quarantine(self, lines: bytes, kind: str, reason: str) -> None:
+        """Keep refused spans in ``rejected/`` with a ``.reason`` file; retried while that
+        write fails (disk full), since the log segment is deleted after this returns."""
+        spans = lines.count(b"\n")
+        for attempt in itertools.count():
+            try:
+                quarantine = WriteAheadLog(self._wal.directory / "rejected")
+                keep = quarantine.new_segment()
+                keep.append(Record(lines, spans))
+                keep.close()
+                keep.path.with_suffix(".reason").write_text(f"{kind}: {spans} span(s): {reason}\n")
+                break
+            except OSError as exc:
+                logger.error("could not write rejected spans to %s: %s", self._wal.directory / "rejected", exc)
+                self._pause(attempt, exc)
+        self.stats.add_rejected(kind, spans, reason)
+        logger.error("%d span(s) cannot be inserted (%s); kept in %s: %s", spans, kind, keep.path, reason)
 
     def close(self, timeout: float | None = None) -> None:
         """Refuse new spans, insert everything accepted, stop the writer."""

@@ -13,6 +13,9 @@ from typing import Protocol
 __all__ = ["BodyError", "BodyTooLarge", "UnsupportedEncoding", "decompress", "read_body"]
 
 
+_STEP = 1 << 20
+
+
 class BodyError(ValueError):
     """The body cannot be read as sent (corrupt compression)."""
 
@@ -44,6 +47,9 @@ class _Inflater(Protocol):
     @property
     def unused_data(self) -> bytes: ...
 
+    @property
+    def needs_input(self) -> bool: ...
+
     def decompress(self, data: bytes, max_length: int = ..., /) -> bytes: ...
 
 
@@ -62,24 +68,32 @@ def _lz4_inflater() -> _Inflater:
 
 
 def _inflate(data: bytes, limit: int, make: Callable[[], _Inflater], name: str) -> bytes:
-    """Inflate concatenated frames/members (clients compress block by block), stopping at
-    ``limit`` bytes of output."""
-    out = bytearray()
+    """Inflate concatenated frames/members (clients compress block by block), 1 MiB at a time,
+    stopping as soon as the output passes ``limit`` bytes: a bomb costs ``limit`` of memory,
+    never its inflated size (and a legitimate body its size twice, at the final join)."""
+    parts: list[bytes] = []
+    size = 0
     rest = data
     while rest:
         inflater = make()
-        try:
-            out += inflater.decompress(rest, limit + 1 - len(out))
-        except Exception as exc:  # zlib.error, ZstdError, RuntimeError (lz4): all mean corrupt input
-            raise BodyError(f"body is not valid {name} data: {exc}") from None
-        if len(out) > limit:
-            raise BodyTooLarge(f"body decompresses to more than {limit} bytes")
-        if not inflater.eof:
-            if getattr(inflater, "unconsumed_tail", b"") or getattr(inflater, "needs_input", True) is False:
+        pending = rest
+        while True:
+            try:
+                chunk = inflater.decompress(pending, _STEP)
+            except Exception as exc:  # zlib.error, ZstdError, RuntimeError (lz4): all mean corrupt input
+                raise BodyError(f"body is not valid {name} data: {exc}") from None
+            size += len(chunk)
+            if size > limit:
                 raise BodyTooLarge(f"body decompresses to more than {limit} bytes")
-            raise BodyError(f"body is truncated {name} data")
+            parts.append(chunk)
+            if inflater.eof:
+                break
+            pending = getattr(inflater, "unconsumed_tail", b"")  # zlib keeps unread input there
+            more = bool(chunk or pending) if hasattr(inflater, "unconsumed_tail") else not inflater.needs_input
+            if not more:
+                raise BodyError(f"body is truncated {name} data")
         rest = inflater.unused_data
-    return bytes(out)
+    return b"".join(parts)
 
 
 _INFLATERS: dict[str, tuple[Callable[[], _Inflater], str]] = {

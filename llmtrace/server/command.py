@@ -30,6 +30,16 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         default=None,
         help="keep raw spans and llm_calls this many days (30 for new tables; given, it also changes existing ones)",
     )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="open connections per port (default: from the open-files limit, at most 4096); over it, idle ones close",
+    )
+    parser.add_argument(
+        "--header-timeout", type=float, default=10.0, help="seconds a client has to send a request's headers"
+    )
+    parser.add_argument("--body-timeout", type=float, default=30.0, help="seconds a client has to send a request body")
 
 
 def run(name: str, args: argparse.Namespace) -> int:
@@ -55,6 +65,9 @@ def run(name: str, args: argparse.Namespace) -> int:
         http_port=args.http_port,
         password=password,
         ttl_days=args.ttl_days,
+        max_connections=args.max_connections,
+        header_seconds=args.header_timeout,
+        body_seconds=args.body_timeout,
     )
     try:
         serve(config)

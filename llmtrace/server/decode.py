@@ -5,7 +5,15 @@ for ClickHouse ~10 µs; in the server's own process that work would fight the ev
 the writer for the GIL. Worker processes do it in parallel and hand back bytes: one
 ``JSONCompactEachRow`` line per span, ready to be logged and inserted as is (lines of many
 requests concatenate into one INSERT). ``DateTime64(9)`` reads a JSON integer as seconds, so
-nanosecond timestamps travel as ``"seconds.nanoseconds"`` strings.
+nanosecond timestamps travel as ``"seconds.nanoseconds"`` strings, the seconds zero-padded to
+ten digits: ClickHouse reads a string of eight or fewer digits as a ``YYYYMMDD`` date, so
+``"5.000000000"`` (any start before 1973-03-03) was refused at INSERT time, after the 200.
+
+Spans the store would not keep are taken out here, before the request is acknowledged (see
+:func:`storable`): the client gets 400 with the reason when no span is left, else 200 with an
+OTLP ``partial_success`` naming how many spans were rejected and why (what the OTLP spec
+prescribes for a partly accepted request, so the good spans of a batch are not lost with a bad
+one). Storing them clamped would write a made-up time into every table.
 
 This module imports no server machinery (no chDB, no starlette), so workers start fast.
 """
@@ -13,11 +21,22 @@ This module imports no server machinery (no chDB, no starlette), so workers star
 from __future__ import annotations
 
 import json
-from typing import Any
+import time
+from typing import Any, NamedTuple
 
 from llmtrace.server.bodies import decompress
 
-__all__ = ["INSERT_FORMAT", "MAX_BODY_BYTES", "OtlpDecodeFailed", "decode_traces", "encode_rows", "prepare"]
+__all__ = [
+    "INSERT_FORMAT",
+    "MAX_BODY_BYTES",
+    "OtlpDecodeFailed",
+    "Prepared",
+    "decode_traces",
+    "encode_rows",
+    "prepare",
+    "prepare_request",
+    "storable",
+]
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 """Largest accepted OTLP body, compressed or not (the Collector's default is 20 MiB)."""
@@ -26,6 +45,12 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _ENCODINGS = frozenset({"gzip", "x-gzip", "deflate", "zstd"})
 _MAX_TIMESTAMP_NS = 2**63  # DateTime64(9) ends in 2262
+# The rollups' Bucket, otel_traces_trace_id_ts.Start and every TTL are DateTime (UInt32 seconds):
+# a later span is dropped from otel_traces by a wrapped TTL but lands in the rollups at 2106.
+_MAX_START_NS = (2**32 - 1) * 1_000_000_000
+_DAY_NS = 86_400 * 1_000_000_000
+# A span this close to the retention edge could expire while it waits in the log for its batch.
+_RETENTION_MARGIN_NS = 3_600 * 1_000_000_000
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 
 Row = tuple[Any, ...]
@@ -72,6 +97,51 @@ def _checked(rows: list[Row]) -> list[Row]:
     return rows
 
 
+def storable(start_ns: int, oldest_ns: int | None) -> str | None:
+    """Why ClickHouse would not keep a span starting at ``start_ns`` (None: it will).
+
+    ``oldest_ns``: the retention edge. Rows older than a table's TTL are dropped at INSERT time
+    (chDB still reports them written), so such spans would be acknowledged and never stored.
+    """
+    if start_ns == 0:
+        return "start_time_unix_nano is 0 (unset); send the span's start time in nanoseconds since 1970"
+    if start_ns > _MAX_START_NS:
+        return "start_time_unix_nano is after 2106-02-07, the end of ClickHouse DateTime used by the rollups"
+    if oldest_ns is not None and start_ns < oldest_ns:
+        return "start_time_unix_nano is older than the server's retention (--ttl-days); it would be deleted at once"
+    return None
+
+
+def retention_edge(ttl_days: int | None) -> int | None:
+    """The oldest start time worth accepting now for tables kept ``ttl_days`` (None: no TTL)."""
+    if ttl_days is None:
+        return None
+    return time.time_ns() - ttl_days * _DAY_NS + _RETENTION_MARGIN_NS
+
+
+class Prepared(NamedTuple):
+    """One decoded request: the insert payload, its span count, and the spans left out."""
+
+    payload: bytes
+    spans: int
+    rejected: int = 0
+    reason: str = ""
+
+
+def _keep_storable(rows: list[Row], oldest_ns: int | None) -> tuple[list[Row], int, str]:
+    start, _ = _timestamp_columns()
+    kept: list[Row] = []
+    reasons: dict[str, int] = {}
+    for row in rows:
+        why = storable(row[start], oldest_ns)
+        if why is None:
+            kept.append(row)
+        else:
+            reasons[why] = reasons.get(why, 0) + 1
+    message = "; ".join(f"{n} span(s): {why}" for why, n in reasons.items())
+    return kept, len(rows) - len(kept), message
+
+
 def _timestamp_columns() -> tuple[int, int]:
     from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
 
@@ -79,7 +149,7 @@ def _timestamp_columns() -> tuple[int, int]:
 
 
 def _ns_text(ns: int) -> str:
-    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+    return f"{ns // 1_000_000_000:010d}.{ns % 1_000_000_000:09d}"
 
 
 def encode_rows(rows: list[Row]) -> bytes:
@@ -95,11 +165,20 @@ def encode_rows(rows: list[Row]) -> bytes:
     return "\n".join(lines).encode("utf-8", "surrogatepass")
 
 
-def prepare(body: bytes, encoding: str | None, content_type: str) -> tuple[bytes, int]:
-    """Inflate, decode, check and encode one request: (payload, span count).
+def prepare_request(body: bytes, encoding: str | None, content_type: str, oldest_ns: int | None = None) -> Prepared:
+    """Inflate, decode, check and encode one request, leaving out spans the store would not keep.
 
     Raises :class:`llmtrace.server.bodies.BodyError` (or its subclasses) for the body and
-    :class:`OtlpDecodeFailed` for its content.
+    :class:`OtlpDecodeFailed` for its content, also when no span of it can be stored.
     """
     rows = decode_traces(decompress(body, encoding, MAX_BODY_BYTES, _ENCODINGS), content_type)
-    return encode_rows(rows), len(rows)
+    kept, rejected, reason = _keep_storable(rows, oldest_ns)
+    if rejected and not kept:
+        raise OtlpDecodeFailed(f"no span of this request can be stored: {reason}")
+    return Prepared(encode_rows(kept), len(kept), rejected, reason)
+
+
+def prepare(body: bytes, encoding: str | None, content_type: str, oldest_ns: int | None = None) -> tuple[bytes, int]:
+    """(payload, span count) of :func:`prepare_request`."""
+    prepared = prepare_request(body, encoding, content_type, oldest_ns)
+    return prepared.payload, prepared.spans

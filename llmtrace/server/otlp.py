@@ -4,8 +4,11 @@ Follows the OTLP/HTTP spec: the response is an ``ExportTraceServiceResponse`` in
 request's encoding; a malformed body is a 400 whose ``google.rpc.Status`` says why; 413 for
 a body over the limit (checked again after inflating, so gzip bombs stop early); 415 for an
 unknown content type or encoding; 503 with ``Retry-After`` when the writer is backlogged or
-stopping, which exporters retry. A 200 is sent only once the spans are in the write-ahead
-log (see :mod:`llmtrace.server.batcher`).
+stopping, and when the write-ahead log cannot be written (disk full), which exporters retry.
+A 200 is sent only once the spans are in the write-ahead log (see
+:mod:`llmtrace.server.batcher`); spans the store would not keep (see
+:func:`llmtrace.server.decode.storable`) are left out and reported in the response's
+``partial_success`` (all of them: 400). ``GET /status`` reports what ingest did (JSON).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -22,7 +26,7 @@ from starlette.types import ASGIApp
 
 from llmtrace.server.batcher import Backlogged, ShuttingDown, SpanWriter
 from llmtrace.server.bodies import BodyError, BodyTooLarge, UnsupportedEncoding, read_body
-from llmtrace.server.decode import JSON, MAX_BODY_BYTES, PROTOBUF, OtlpDecodeFailed
+from llmtrace.server.decode import JSON, MAX_BODY_BYTES, PROTOBUF, OtlpDecodeFailed, Prepared
 from llmtrace.server.wal import Record
 from llmtrace.server.workers import DecodePool, WorkerLost
 
@@ -47,9 +51,23 @@ def _status(content_type: str, status: int, code: int, message: str, headers: di
     return Response(body, status, headers=headers, media_type=JSON)
 
 
-def _success(content_type: str) -> Response:
-    # An empty ExportTraceServiceResponse: no bytes in protobuf, {} in JSON.
-    return Response(b"" if content_type == PROTOBUF else b"{}", 200, media_type=content_type)
+def _success(content_type: str, prepared: Prepared) -> Response:
+    """An ExportTraceServiceResponse: empty when every span was taken (no bytes in protobuf,
+    ``{}`` in JSON), else with ``partial_success`` saying how many spans were rejected and why."""
+    if not prepared.rejected:
+        return Response(b"" if content_type == PROTOBUF else b"{}", 200, media_type=content_type)
+    message = f"{prepared.rejected} span(s) rejected: {prepared.reason}"
+    if content_type == PROTOBUF:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTracePartialSuccess,
+            ExportTraceServiceResponse,
+        )
+
+        partial = ExportTracePartialSuccess(rejected_spans=prepared.rejected, error_message=message)
+        body = ExportTraceServiceResponse(partial_success=partial).SerializeToString()
+        return Response(body, 200, media_type=PROTOBUF)
+    reply = {"partialSuccess": {"rejectedSpans": str(prepared.rejected), "errorMessage": message}}
+    return Response(json.dumps(reply), 200, media_type=JSON)
 
 
 def _authorized(request: Request, password: str | None) -> bool:
@@ -61,10 +79,24 @@ def _authorized(request: Request, password: str | None) -> bool:
 
 
 class _Receiver:
-    def __init__(self, writer: SpanWriter, decoders: DecodePool, password: str | None) -> None:
+    def __init__(
+        self, writer: SpanWriter, decoders: DecodePool, password: str | None, oldest: Callable[[], int | None]
+    ) -> None:
         self.writer = writer
         self.decoders = decoders
         self.password = password
+        self.oldest = oldest
+
+    async def status(self, request: Request) -> Response:
+        if not _authorized(request, self.password):
+            return Response(json.dumps({"code": _GRPC_UNAUTHENTICATED, "message": "missing or wrong credentials"}),
+                            401, {"WWW-Authenticate": 'Bearer realm="llmtrace"'}, media_type=JSON)  # fmt: skip
+        return Response(json.dumps(self.writer.stats.snapshot(self.writer.backlog())), media_type=JSON)
+
+    def _rejected(self, exc: Exception) -> None:
+        """Count and log a request refused for its content (400): the client was told why."""
+        self.writer.stats.add_refused(str(exc))
+        logger.warning("refused an OTLP request (400): %s", exc)
 
     async def traces(self, request: Request) -> Response:
         raw_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -80,13 +112,14 @@ class _Receiver:
         try:
             body = await read_body(request.stream(), MAX_BODY_BYTES)
             encoding = request.headers.get("content-encoding")
-            payload, spans = await self.decoders.prepare(body, encoding, content_type)
-            self.writer.accept(Record(payload, spans))  # one write() into the page cache
+            prepared = await self.decoders.prepare(body, encoding, content_type, self.oldest())
+            self.writer.accept(Record(prepared.payload, prepared.spans))  # one write() into the page cache
         except BodyTooLarge as exc:
             return _status(content_type, 413, _GRPC_INVALID_ARGUMENT, str(exc))
         except UnsupportedEncoding as exc:
             return _status(content_type, 415, _GRPC_INVALID_ARGUMENT, str(exc))
         except (BodyError, OtlpDecodeFailed) as exc:
+            self._rejected(exc)
             return _status(content_type, 400, _GRPC_INVALID_ARGUMENT, str(exc))
         except (Backlogged, ShuttingDown, WorkerLost) as exc:
             return _status(content_type, 503, _GRPC_UNAVAILABLE, f"{exc}; retry later", {"Retry-After": "1"})
@@ -94,7 +127,10 @@ class _Receiver:
             logger.error("could not log an OTLP request: %s", exc)
             message = f"spans could not be stored: {exc}"
             return _status(content_type, 503, _GRPC_UNAVAILABLE, message, {"Retry-After": "5"})
-        return _success(content_type)
+        if prepared.rejected:
+            self.writer.stats.add_rejected("unstorable_span", prepared.rejected, prepared.reason)
+            logger.warning("accepted %d span(s), rejected %d: %s", prepared.spans, prepared.rejected, prepared.reason)
+        return _success(content_type, prepared)
 
 
 async def _not_found(request: Request) -> Response:
@@ -102,11 +138,16 @@ async def _not_found(request: Request) -> Response:
     return Response(json.dumps({"code": 5, "message": message}), 404, media_type=JSON)
 
 
-def otlp_app(writer: SpanWriter, decoders: DecodePool, password: str | None = None) -> ASGIApp:
-    """The ASGI app of the OTLP port."""
+def otlp_app(
+    writer: SpanWriter,
+    decoders: DecodePool,
+    password: str | None = None,
+    oldest: Callable[[], int | None] = lambda: None,
+) -> ASGIApp:
+    """The ASGI app of the OTLP port; ``oldest()``: the earliest span start the tables keep now."""
     from starlette.applications import Starlette
 
-    receiver = _Receiver(writer, decoders, password)
+    receiver = _Receiver(writer, decoders, password, oldest)
 
     async def method_not_allowed(request: Request, exc: Any) -> Response:
         status = getattr(exc, "status_code", 500)
@@ -114,5 +155,8 @@ def otlp_app(writer: SpanWriter, decoders: DecodePool, password: str | None = No
             return Response(json.dumps({"code": 12, "message": "use POST"}), 405, {"Allow": "POST"}, media_type=JSON)
         return await _not_found(request)
 
-    routes = [Route("/v1/traces", receiver.traces, methods=["POST"])]
+    routes = [
+        Route("/v1/traces", receiver.traces, methods=["POST"]),
+        Route("/status", receiver.status, methods=["GET"]),
+    ]
     return Starlette(routes=routes, exception_handlers={404: method_not_allowed, 405: method_not_allowed})

@@ -41,14 +41,22 @@ class Segment:
         self.path = path
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self.records = 0
+        self._size = 0
 
     def append(self, record: Record) -> None:
+        """Write one record, or raise OSError (disk full) leaving the segment as it was: a torn
+        record would end the segment on replay and hide the records acknowledged after it."""
         header = _HEADER.pack(len(record.payload), zlib.crc32(record.payload), FORMATS.index(record.format))
         assert self._fd is not None
         data = header + record.payload
-        written = os.write(self._fd, data)
-        while written < len(data):  # a regular-file write is whole unless the disk is full
-            written += os.write(self._fd, data[written:])
+        try:
+            written = os.write(self._fd, data)
+            while written < len(data):  # a regular-file write is whole unless the disk is full
+                written += os.write(self._fd, data[written:])
+        except OSError:
+            os.ftruncate(self._fd, self._size)
+            raise
+        self._size += len(data)
         self.records += 1
 
     def close(self) -> None:

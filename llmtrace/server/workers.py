@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from llmtrace.server.decode import prepare
+from llmtrace.server.decode import Prepared, prepare_request
 
 __all__ = ["DecodePool", "WorkerLost", "default_workers"]
 
@@ -58,11 +58,14 @@ class DecodePool:
             future.result(timeout=120)  # all workers up and imported before the first request
         return pool
 
-    async def prepare(self, body: bytes, encoding: str | None, content_type: str) -> tuple[bytes, int]:
-        """(payload, span count); raises what :func:`.decode.prepare` raises, or WorkerLost."""
+    async def prepare(
+        self, body: bytes, encoding: str | None, content_type: str, oldest_ns: int | None = None
+    ) -> Prepared:
+        """Raises what :func:`.decode.prepare_request` raises, or WorkerLost."""
         pool = self._pool
+        loop = asyncio.get_running_loop()
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, prepare, body, encoding, content_type)
+            return await loop.run_in_executor(pool, prepare_request, body, encoding, content_type, oldest_ns)
         except BrokenProcessPool as exc:
             if self._pool is pool:
                 self._pool = await asyncio.to_thread(self._start)
