@@ -13,13 +13,18 @@ import streamlit as st
 
 
 def _bind_package() -> None:
-    """The app's modules import one another as ``dashboard``. A checkout has that folder at its root
-    (streamlit puts only this folder on sys.path); the wheel ships it as ``llmtrace._dashboard``, so
-    in the Streamlit process that package answers to ``dashboard``."""
-    here = Path(__file__).resolve().parent
-    if here.parent.name == "llmtrace":
-        import importlib
+    """The app's modules import one another as ``dashboard``. The wheel ships this folder as
+    ``llmtrace._dashboard``: when this file lives inside the importable llmtrace package, that
+    package answers to ``dashboard``. Anywhere else (a checkout, whatever its folder is called)
+    the folder above this one is put on ``sys.path``. Decided by location, never by folder names:
+    a clone named ``llmtrace`` is a checkout, not the installed package."""
+    import importlib
+    import importlib.util
 
+    here = Path(__file__).resolve().parent
+    spec = importlib.util.find_spec("llmtrace")
+    package_dirs = [Path(p).resolve() for p in (spec.submodule_search_locations or [])] if spec else []
+    if any(here == d / "_dashboard" for d in package_dirs):
         sys.modules["dashboard"] = importlib.import_module("llmtrace._dashboard")
     elif str(here.parent) not in sys.path:
         sys.path.insert(0, str(here.parent))

@@ -51,6 +51,9 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-port", type=int, default=8123, help="ClickHouse HTTP port (default 8123)")
     parser.add_argument("--dashboard-port", type=int, default=8501, help="dashboard port (default 8501)")
     parser.add_argument("--demo-calls", type=int, default=6000, help="LLM calls the demo makes (default 6000)")
+    parser.add_argument(
+        "--demo-force", action="store_true", help="load the demo even if this data directory already has it"
+    )
 
 
 def app_path() -> Path:
@@ -133,9 +136,22 @@ def wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], what
     raise UpError(f"{what} did not become ready within {READY_TIMEOUT_S:.0f} s")
 
 
-def _spawn(argv: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _spawn(argv: Sequence[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
     # Own session: Ctrl-C reaches only us, and we stop the children in order (dashboard, then server).
-    return subprocess.Popen(list(argv), env=env, start_new_session=True)
+    if log is None:
+        return subprocess.Popen(list(argv), env=env, start_new_session=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(list(argv), env=env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _check_renders(dashboard_url: str, pages: Sequence[str], log: Path) -> None:
+    """Health says only that Streamlit listens: run the pages in a real session before saying "up"."""
+    from llmtrace.dashboard_check import first_problem
+
+    problem = first_problem(dashboard_url, pages)
+    if problem:
+        raise UpError(f"the dashboard is not working: {problem}\n  dashboard log: {log}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -181,17 +197,21 @@ def run_up(args: argparse.Namespace) -> int:
         )  # fmt: skip
         children.append(server)
         wait_until(lambda: _get(f"{query_url}/ping") is not None, server, "llmtrace server")
-        dashboard = _spawn(dashboard_argv(args.dashboard_port), _child_env({URL_ENV: query_url}))
+        dashboard_log = Path(args.data_dir).expanduser() / "dashboard.log"
+        dashboard = _spawn(dashboard_argv(args.dashboard_port), _child_env({URL_ENV: query_url}), dashboard_log)
         children.insert(0, dashboard)
-        wait_until(lambda: _get(f"{dashboard_url}/_stcore/health") == "ok", dashboard, "the dashboard")
+        wait_until(
+            lambda: _get(f"{dashboard_url}/_stcore/health") == "ok", dashboard, f"the dashboard (log: {dashboard_log})"
+        )
+        _check_renders(dashboard_url, [""], dashboard_log)
         print(
             f"\nllmtrace is up\n  dashboard        : {dashboard_url}\n  OTLP/HTTP traces : {otlp_url}/v1/traces"
-            f"\n  ClickHouse HTTP  : {query_url}\n"
+            f"\n  ClickHouse HTTP  : {query_url}\n  dashboard log    : {dashboard_log}\n"
             f'Send data with llmtrace.instrument(endpoint="{otlp_url}"). Ctrl-C stops both.\n',
             flush=True,
         )
         if args.demo:
-            _run_demo(otlp_url, args.demo_calls)
+            _run_demo(args, otlp_url, query_url, dashboard_url, dashboard_log)
         return _wait_any(children)
     except (KeyboardInterrupt, _Stop):
         print("\nstopping llmtrace…", flush=True)
@@ -206,15 +226,15 @@ def run_up(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous_int)
 
 
-def _run_demo(otlp_url: str, calls: int) -> None:
-    code = subprocess.call(
-        [sys.executable, "-m", "llmtrace.cli", "demo", "--endpoint", otlp_url, "--calls", str(calls)],
-        env=_child_env({}),
-    )
-    if code == 0:
-        print("Demo data loaded: open the dashboard. Ctrl-C stops llmtrace.", flush=True)
-    else:
-        print(f"The demo failed (exit code {code}); the server and dashboard keep running.", file=sys.stderr)
+def _run_demo(args: argparse.Namespace, otlp_url: str, query_url: str, dashboard_url: str, log: Path) -> None:
+    """Load the demo once per data directory, then check every page renders with it, then say where to look."""
+    from llmtrace.dashboard_check import PAGES
+    from llmtrace.demo.command import load_for_up
+
+    loaded = load_for_up(otlp_url, query_url, dashboard_url, args.demo_calls, args.demo_force, _child_env({}))
+    if loaded:
+        _check_renders(dashboard_url, PAGES, log)
+        print(f"Demo data loaded: open {dashboard_url}  (Ctrl-C stops llmtrace)", flush=True)
 
 
 def _wait_any(children: list[subprocess.Popen[bytes]]) -> int:

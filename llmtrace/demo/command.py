@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -24,9 +25,10 @@ from typing import Any
 from llmtrace.demo import scenarios
 from llmtrace.demo.scenarios import Call, Request
 
-__all__ = ["add_arguments", "run", "run_demo"]
+__all__ = ["add_arguments", "demo_requests", "load_for_up", "run", "run_demo"]
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
+SCOPE = "llmtrace.demo"  # instrumentation scope of the demo's request spans: how a store shows it holds the demo
 SYSTEM_PROMPTS = {
     ("support-reply", "2"): "You are a friendly support agent for an online shop. Be brief and concrete.",
     ("query-rewrite", "2"): "Rewrite the user's search into keywords. Return only the keywords.",
@@ -59,6 +61,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=float, default=7, help="days of history to create (default 7)")
     parser.add_argument("--calls", type=int, default=6000, help="LLM calls to make (default 6000)")
     parser.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same story")
+    parser.add_argument("--dashboard-url", help="where the dashboard runs (printed at the end)")
 
 
 # ------------------------------------------------------------------ re-timing spans
@@ -334,7 +337,7 @@ def run_demo(endpoint: str, calls: int, days: float, seed: int, end_ns: int | No
     llmtrace.instrument(tracer_provider=provider, service_name="llmtrace-demo")
     try:
         with FakeLLM() as fake:
-            player = _Player(fake, provider.get_tracer("llmtrace.demo"))
+            player = _Player(fake, provider.get_tracer(SCOPE))
             progress = _Progress(sum(len(r.calls) for r in requests))
             for request in requests:
                 player.play(request)
@@ -372,5 +375,39 @@ def run(name: str, args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"llmtrace demo: {exc}", file=sys.stderr)
         return 1
-    print(f"llmtrace demo: sent {made} LLM calls; open the dashboard (llmtrace dashboard).", file=sys.stderr)
+    where = f"open {args.dashboard_url}" if args.dashboard_url else "see them with `llmtrace dashboard`"
+    print(f"llmtrace demo: sent {made} LLM calls; {where}", file=sys.stderr)
     return 0
+
+
+def demo_requests(query_url: str) -> int:
+    """How many demo requests the store at ``query_url`` already holds (0 for a store without the demo)."""
+    from llmtrace.store.client import connect
+
+    client = connect(query_url)
+    try:
+        sql = "SELECT count() FROM otel_traces WHERE ScopeName = {scope:String}"
+        return int(client.query(sql, parameters={"scope": SCOPE}).result_rows[0][0])
+    finally:
+        client.close()
+
+
+def load_for_up(
+    otlp_url: str, query_url: str, dashboard_url: str, calls: int, force: bool, env: dict[str, str]
+) -> bool:
+    """``llmtrace up --demo``: run the demo unless this store already has it (running it again would
+    double every figure and repeat each incident). True when new demo data was loaded."""
+    existing = demo_requests(query_url)
+    if existing and not force:
+        print(
+            f"Demo data is already in this data directory ({existing:,} demo requests): not loading it again.\n"
+            f"Open {dashboard_url}  (--demo-force adds another copy; a new --data-dir starts empty)",
+            flush=True,
+        )
+        return False
+    argv = [sys.executable, "-m", "llmtrace.cli", "demo", "--endpoint", otlp_url, "--calls", str(calls),
+            "--dashboard-url", dashboard_url]  # fmt: skip
+    code = subprocess.call(argv, env=env)
+    if code != 0:
+        print(f"The demo failed (exit code {code}); the server and dashboard keep running.", file=sys.stderr)
+    return code == 0
