@@ -2,14 +2,15 @@
 
 The store is seeded through ``otel_traces`` (the materialized views fill llm_calls and the
 rollups), and the numbers the pages show are checked against direct SQL on ``llm_calls``
-over the filter the app actually used.
+over the filter the app actually used. The clock is fixed (:data:`NOW`, a UTC midnight) and the
+seed too, so every run sees the same rows in the same windows: the newest trace, and whether
+one of its spans failed, never depend on when the tests run.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import common
+from llmtrace.analytics import cost, filters
 from llmtrace.analytics.filters import Filter
 from llmtrace.demo import scenarios
 from llmtrace.store.client import connect
@@ -26,6 +28,9 @@ from tests.server_process import free_port
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "streamlit_app.py")
 PAGES = ["app_pages/overview.py", "app_pages/traces.py", "app_pages/cost.py", "app_pages/latency.py"]
 ROWS = 5000
+NOW = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+SEEDED_UNTIL_NS = int((NOW - timedelta(minutes=2)).timestamp()) * 10**9
+SPAN_ERROR_ICON = ":material/error:"  # the Traces page's box for a failed span: content, not a page error
 
 
 class Stores:
@@ -37,7 +42,7 @@ class Stores:
         self.client.command("CREATE DATABASE IF NOT EXISTS empty")
         self.empty = connect(self.empty_url)
         apply_migrations(client_runner(self.empty))
-        sql, params = scenarios.history_sql(ROWS, 10, time.time_ns() - 120_000_000_000)
+        sql, params = scenarios.history_sql(ROWS, 10, SEEDED_UNTIL_NS, seed=7)
         self.client.command(sql, parameters=params)
 
     def scalar(self, sql: str, f: Filter) -> Any:
@@ -57,6 +62,13 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
     s = Stores(tmp_path_factory.mktemp("dashboard"))
     yield s
     s.close()
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every "now" the pages use is :data:`NOW`."""
+    for module in (filters, cost):
+        monkeypatch.setattr(module, "utcnow", lambda: NOW)
 
 
 @pytest.fixture
@@ -81,9 +93,13 @@ def used_filter(at: AppTest) -> Filter:
     return at.session_state[common.FILTER_KEY]  # type: ignore[no-any-return]
 
 
+def page_errors(at: AppTest) -> list[str]:
+    """Exceptions and error boxes of the page itself; a failed span's box on the Traces page is data."""
+    return [e.value for e in at.exception] + [e.value for e in at.error if e.icon != SPAN_ERROR_ICON]
+
+
 def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+    assert not page_errors(at)
 
 
 def test_overview_calls_metric_equals_a_direct_count(stores: Stores, app: AppTest) -> None:
@@ -251,3 +267,20 @@ def test_an_unreachable_store_names_the_url_and_the_fix(monkeypatch: pytest.Monk
     assert not at.exception
     message = at.error[0].value
     assert url in message and "llmtrace server" in message and common.URL_ENV in message
+
+
+def test_a_trace_with_a_failed_span_shows_the_failure_and_is_not_a_page_error(stores: Stores, app: AppTest) -> None:
+    trace_id, error_type = stores.client.query(
+        "SELECT TraceId, SpanAttributes['error.type'] FROM otel_traces WHERE StatusCode = 'Error' "
+        "ORDER BY Timestamp DESC LIMIT 1"
+    ).result_rows[0]
+    app.switch_page("app_pages/traces.py").run()
+    app.text_input(key="trace_id_input").set_value(trace_id).run()
+    assert_clean(app)
+    assert [e.value for e in app.error if e.icon == SPAN_ERROR_ICON][0].startswith(error_type)
+
+
+def test_a_failed_page_is_told_from_a_failed_span(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(common.URL_ENV, f"http://127.0.0.1:{free_port()}")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert page_errors(at)  # the unreachable store's error box counts

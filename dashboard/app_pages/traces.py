@@ -14,6 +14,7 @@ from llmtrace import semconv
 from llmtrace.analytics import traces
 
 ROLE_AVATARS = {"system": ":material/settings:", "tool": ":material/build:"}
+SPAN_ERROR_ICON = ":material/error:"
 
 f = common.current_filter()
 st.title("Traces")
@@ -174,7 +175,8 @@ def render_error(span: pd.Series) -> None:
     if span["status"] not in ("Error", "STATUS_CODE_ERROR"):
         return
     reason = span["error_type"] or span["status_message"] or "error"
-    st.error(f"{reason}: {span['status_message']}" if span["status_message"] else reason)
+    # Its own icon: a failed call is what the trace recorded, not a failure of this page.
+    st.error(f"{reason}: {span['status_message']}" if span["status_message"] else reason, icon=SPAN_ERROR_ICON)
 
 
 for _, span in spans.iterrows():
