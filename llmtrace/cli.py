@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -92,6 +93,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(module.run(args.command, args) or 0)  # type: ignore[attr-defined]
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """The reader of our output left (``llmtrace sql … | head``): stop quietly, as ``cat`` would.
+
+    Output still buffered would raise again when Python flushes stdout at exit, so stdout
+    is pointed at /dev/null first. 141 is what a shell reports for a process ended by SIGPIPE.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
 
 
 if __name__ == "__main__":

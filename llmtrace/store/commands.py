@@ -125,7 +125,7 @@ def format_rows(columns: list[str], rows: Sequence[tuple[Any, ...]], fmt: str, o
     if fmt == "csv":
         writer = csv.writer(out)
         writer.writerow(columns)
-        writer.writerows([[_cell(v, limit=None) for v in row] for row in rows])
+        writer.writerows([[_cell(v, limit=None, exact=True) for v in row] for row in rows])
     elif fmt == "json":
         records = [dict(zip(columns, row, strict=True)) for row in rows]
         out.write(json.dumps(records, default=str, ensure_ascii=False, indent=2) + "\n")
@@ -149,15 +149,23 @@ def _write_table(columns: list[str], rows: Sequence[tuple[Any, ...]], out: TextI
     out.write(f"({len(rows)} row{'s' if len(rows) != 1 else ''})\n")
 
 
-def _cell(value: Any, limit: int | None = _MAX_CELL) -> str:
+def _cell(value: Any, limit: int | None = _MAX_CELL, exact: bool = False) -> str:
     if value is None:
         text = "NULL"
+    elif isinstance(value, float) and not exact:
+        text = _float(value)
     elif isinstance(value, (list, dict, tuple)):
         text = json.dumps(value, default=str, ensure_ascii=False)
     else:
         text = str(value)
     text = text.replace("\n", "\\n").replace("\t", "\\t")
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _float(value: float) -> str:
+    """A float for people reading a table: 15 significant digits, so binary noise such as
+    0.10739339999999997 reads 0.1073934 and 22.0 reads 22 (CSV and JSON keep every digit)."""
+    return f"{value:.15g}"
 
 
 def _is_number(value: Any) -> bool:
