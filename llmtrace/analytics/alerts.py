@@ -12,7 +12,12 @@ was sent, so:
 
 With ``--webhook`` each alert is POSTed as JSON: ``{"text": ..., "llmtrace": {...}}``,
 ``text`` being what Slack (and Mattermost, Discord's /slack endpoint, ...) displays.
-Without it, alerts are printed. A failed POST is reported and retried at the next check.
+Without it, alerts are printed. A delivery fails on anything but a 2xx, redirects included (never
+followed), or when the webhook has not answered within ``--webhook-timeout`` in total; a failed
+alert stays unsent and is retried at the next check. When the webhook cannot be reached at all,
+the check's remaining alerts wait for the next check too rather than each waiting out the timeout.
+Messages show the webhook as ``scheme://host/***``: its path and query are its secret
+(:mod:`llmtrace.analytics.webhook`).
 """
 
 from __future__ import annotations
@@ -20,24 +25,19 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
 from llmtrace.analytics.groups import label
+from llmtrace.analytics.webhook import AlertDeliveryError, check_url, post_json
 
 __all__ = ["Alert", "AlertDeliveryError", "SentLog", "anomaly_alerts", "drift_alerts", "post_webhook", "watch_command"]
 
 DEFAULT_STATE = Path("~/.llmtrace/watch-state.json")
 KEEP = timedelta(days=14)
 _ICONS = {"critical": ":rotating_light:", "warning": ":warning:", "major": ":rotating_light:", "moderate": ":warning:"}
-
-
-class AlertDeliveryError(RuntimeError):
-    """The webhook did not accept an alert; the message names the URL and the answer."""
 
 
 @dataclass
@@ -135,18 +135,10 @@ def drift_alerts(report: Any) -> list[Alert]:
 
 
 def post_webhook(url: str, alert: Alert, timeout: float = 10.0) -> None:
-    """POST ``{"text": ..., "llmtrace": {...}}``; raise :class:`AlertDeliveryError` on failure."""
+    """POST ``{"text": ..., "llmtrace": {...}}``; raise :class:`AlertDeliveryError` unless a 2xx came
+    within ``timeout`` seconds in all (a redirect is a failure, never followed)."""
     body = json.dumps({"text": alert.text, "llmtrace": alert.payload}, default=str).encode("utf-8")
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        raise AlertDeliveryError(f"webhook {url} answered HTTP {exc.code}: check the URL and its token") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise AlertDeliveryError(f"cannot reach webhook {url}: {exc}; check the URL and the network") from exc
-    if not 200 <= status < 300:
-        raise AlertDeliveryError(f"webhook {url} answered HTTP {status}")
+    post_json(url, body, timeout)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -163,27 +155,38 @@ def check_once(client: Any, args: argparse.Namespace, log: SentLog, out: TextIO,
         f = dimension_filter(args, comparison.current.start, comparison.current.end)
         alerts += drift_alerts(drift.compare(client, comparison, args.by, f))
     realert = parse_duration(args.realert)
-    sent = []
+    timeout = parse_duration(args.webhook_timeout).total_seconds()
+    sent: list[Alert] = []
+    unreachable = False
+    kept = 0
     for alert in alerts:
         if not log.is_new(alert, now, realert):
             continue
-        if _deliver(alert, args.webhook, out):
+        if unreachable:  # don't make every alert wait out the timeout of a webhook that is down
+            kept += 1
+            continue
+        error = _deliver(alert, args.webhook, timeout, out)
+        if error is None:
             log.record(alert, now)
             sent.append(alert)
+        unreachable = error is not None and error.unreachable
+    if kept:
+        out.write(f"llmtrace watch: {kept} more alert(s) kept for the next check\n")
     log.save(now)
     return sent
 
 
-def _deliver(alert: Alert, webhook: str | None, out: TextIO) -> bool:
+def _deliver(alert: Alert, webhook: str | None, timeout: float, out: TextIO) -> AlertDeliveryError | None:
+    """Print or POST one alert; the failure, already reported, if it was not delivered."""
     if not webhook:
         out.write(alert.text + "\n")
-        return True
+        return None
     try:
-        post_webhook(webhook, alert)
+        post_webhook(webhook, alert, timeout)
     except AlertDeliveryError as exc:
         out.write(f"llmtrace watch: {exc} (will retry at the next check)\n")
-        return False
-    return True
+        return exc
+    return None
 
 
 def watch_command(args: argparse.Namespace, out: TextIO) -> int:
@@ -192,6 +195,10 @@ def watch_command(args: argparse.Namespace, out: TextIO) -> int:
     from llmtrace.store.client import connect
 
     every = parse_duration(args.every).total_seconds()
+    if args.webhook:
+        check_url(args.webhook)
+    if parse_duration(args.webhook_timeout).total_seconds() <= 0:
+        raise ValueError("--webhook-timeout must be positive, e.g. 10s")
     log = SentLog.load(Path(args.state) if args.state else DEFAULT_STATE)
     client = connect(args.url)
     try:

@@ -103,6 +103,9 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         _anomaly_arguments(parser, since="24h")
         parser.add_argument("--every", default="1m", help="time between checks (default 1m)")
         parser.add_argument("--webhook", help="POST each new alert here as JSON with a Slack-compatible `text`")
+        parser.add_argument(
+            "--webhook-timeout", default="10s", help="give up on one delivery after this long in all (default 10s)"
+        )
         parser.add_argument("--once", action="store_true", help="check once and exit")
         parser.add_argument(
             "--state", help="file remembering alerts already sent (default ~/.llmtrace/watch-state.json)"
