@@ -3,7 +3,7 @@
 Written before the v2 detector was tuned and deliberately unlike ``llmtrace.analytics.synthetic``:
 
 * seasonality: business-hours double peak (morning and afternoon, lunch dip, quiet nights)
-  with a per-series timezone offset, and weekends at 35-60% of weekday traffic;
+  with a per-series timezone offset, and weekends (local days) at 35-60% of weekday business hours;
 * rates from 0.2 to 50 calls per minute (log-uniform), some series young (first call 12 h to
   4 days before the end), all with slow non-stationarity: an hourly random walk of the
   latency and token levels and day-to-day error-rate wobble (beta noise);
@@ -105,12 +105,13 @@ class ScenarioV2:
         return int((t - self.start).total_seconds()) // MINUTE
 
 
-def _profile(hours: np.ndarray, tz: int) -> np.ndarray:
-    """Business-hours shape, mean ~1: peaks near 10:00 and 15:00 local, lunch dip, quiet night."""
+def _profile(hours: np.ndarray, tz: int, weekend: np.ndarray | float = 1.0) -> np.ndarray:
+    """Business-hours shape, mean ~1 on weekdays: peaks near 10:00 and 15:00 local, lunch dip,
+    quiet night. ``weekend`` scales the business-hours part only (nights look alike)."""
     h = (hours + tz) % 24
     morning = np.exp(-0.5 * ((h - 10) / 1.6) ** 2)
     afternoon = 0.9 * np.exp(-0.5 * ((h - 15) / 2.0) ** 2)
-    return (0.25 + 1.4 * (morning + afternoon)) / 0.95
+    return (0.25 + 1.4 * (morning + afternoon) * weekend) / 0.95
 
 
 def _series(rng: np.random.Generator, count: int, minutes: int) -> list[SeriesV2]:
@@ -220,14 +221,16 @@ def plan(sc: ScenarioV2) -> dict[str, np.ndarray]:
     minutes = sc.days * 1440
     t = np.arange(minutes)
     stamps = np.array([sc.start + timedelta(minutes=int(m)) for m in range(0, minutes, 60)])
-    weekday = np.repeat([d.weekday() for d in stamps], 60)[:minutes]
+    # weekday in each series' own timezone (below): its weekend starts at its local midnight
+    weekday_utc_hours = np.repeat([d.weekday() * 24 + d.hour for d in stamps], 60)[:minutes]
     hours = ((np.repeat([d.hour for d in stamps], 60)[:minutes]) + (t % 60) / 60.0).astype(float)
     cols: dict[str, list[np.ndarray]] = {
         k: [] for k in ("series", "minute", "rate", "lat", "ttft", "tok", "cost", "err", "trunc", "release", "calls")
     }
     hourly = minutes // 60 + 1
     for index, s in enumerate(sc.series):
-        rate = s.rate * _profile(hours, s.tz) * np.where(weekday >= 5, s.weekend, 1.0)
+        weekday = ((weekday_utc_hours + s.tz) % (7 * 24)) // 24
+        rate = s.rate * _profile(hours, s.tz, np.where(weekday >= 5, s.weekend, 1.0))
         rate = np.where(t >= s.first_minute, rate, 0.0)
         walk = np.repeat(np.cumsum(rng.normal(0, 0.03, hourly)).clip(-0.25, 0.25), 60)[:minutes]
         wobble = np.repeat(rng.normal(0, 0.06, hourly), 60)[:minutes]  # hour-to-hour load noise
@@ -290,7 +293,8 @@ SELECT ts, lower(hex(randomString(16))), lower(hex(randomString(8))), concat('ch
     if(stream AND NOT e, toUInt64(dur * 1000 * (0.15 + 0.1 * (rand(2) / 4294967296.0)) * p.ttft / p.lat), NULL),
     stream, if(e, [], [fin]), if(e, '', fin), if(e, 'Error', 'Unset'), e, if(e, 'RateLimitError', ''), ''
 FROM (
-    SELECT *, arrayJoin(range(calls)) AS j,
+    -- random draws one level above the arrayJoin: in the same SELECT they would be drawn once per minute
+    SELECT *,
         {{start:DateTime64(6, 'UTC')}} + toIntervalMillisecond(toUInt64(minute * 60000 + rand(4) % 60000)) AS ts,
         ['{services}'][series + 1] AS service, ['{providers}'][series + 1] AS provider,
         ['{models}'][series + 1] AS model,
@@ -299,7 +303,7 @@ FROM (
         (rand(7) / 4294967296.0 < [{stream}][series + 1]) AS stream,
         if((rand(8) / 4294967296.0 < trunc), [{fin_len}][series + 1], [{fin_stop}][series + 1]) AS fin,
         if(e, 0, toUInt64(greatest(1, [{tokens}][series + 1] * tok * exp(0.4 * _N(9, 19))))) AS outp
-    FROM bench_plan_v2 WHERE calls > 0
+    FROM (SELECT *, arrayJoin(range(calls)) AS j FROM bench_plan_v2 WHERE calls > 0)
 ) AS p
 """
 
@@ -350,9 +354,9 @@ def expected_calls(sc: ScenarioV2, index: int, start: datetime, end: datetime) -
     minutes = np.arange(sc.minute(start), sc.minute(end))
     stamps = [sc.start + timedelta(minutes=int(m)) for m in minutes]
     hours = np.array([d.hour + d.minute / 60 for d in stamps])
-    weekend = np.array([s.weekend if d.weekday() >= 5 else 1.0 for d in stamps])
+    weekend = np.array([s.weekend if (d + timedelta(hours=s.tz)).weekday() >= 5 else 1.0 for d in stamps])
     alive = minutes >= s.first_minute
-    return float(np.sum(s.rate * _profile(hours, s.tz) * weekend * alive))
+    return float(np.sum(s.rate * _profile(hours, s.tz, weekend) * alive))
 
 
 def default_end() -> datetime:

@@ -1,0 +1,146 @@
+"""From flagged windows to episodes: merge scales, find true edges, keep the most specific level.
+
+* Windows of one series, metric and direction that overlap or touch (whatever their scale)
+  form one episode; its edges are then moved in to the first and last buckets that lean the
+  episode's way on their own, so a 10-minute burst seen through a 60-minute window is
+  reported as 10 minutes.
+* Levels (leaf series, service, provider, the whole app) are judged separately, so one
+  incident can be flagged at several. An episode of a coarser level is kept when no more
+  specific episode explains it, or when two or more starting with it (within 30 minutes)
+  do (the coarser one explains them all: a provider outage rather than five model episodes,
+  which are then dropped); otherwise the more specific ones are kept and the coarser one
+  dropped. No incident is reported twice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from llmtrace.analytics.anomalies_scan import Scan, bucket_score
+
+__all__ = ["Episode", "merge", "resolve"]
+
+LEAN_SCORE = 0.5  # a bucket leans when its own tail is at most 10**-0.5 on the episode's side
+LEAN_VOLUME = 0.3  # a volume bucket leans when it is 30% off its expectation
+ONSET_BUCKETS = 6  # specific episodes starting within this of a coarser one are one incident
+
+
+@dataclass
+class Episode:
+    level: str
+    group: int
+    leaves: frozenset[int]
+    metric: str  # as scanned (tokens_per_call_low is reported as tokens_per_call, down)
+    direction: str
+    first: int
+    last: int  # inclusive bucket index
+    score: float
+    detected: int  # last bucket of the earliest flagged window
+    observed: float | None = None
+    expected: float | None = None
+    events: float | None = None
+    trials: float | None = None
+
+    def overlaps(self, other: Episode) -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+
+def merge(scan: Scan, level: str, leaves: list[frozenset[int]], judge_first: int) -> list[Episode]:
+    """One episode per run of overlapping or touching flagged windows, trimmed and measured."""
+    runs: dict[tuple[int, str, str], list] = defaultdict(list)
+    for w in scan.windows:
+        runs[(w.group, w.metric, w.direction)].append(w)
+    out: list[Episode] = []
+    for (group, metric, direction), found in runs.items():
+        found.sort(key=lambda w: (w.first, w.last))
+        current: Episode | None = None
+        for w in found:
+            if current is not None and w.first <= current.last + 1:
+                current.last = max(current.last, w.last)
+                current.score = max(current.score, w.score)
+                current.detected = min(current.detected, w.last)
+                continue
+            current = Episode(level, group, leaves[group], metric, direction, w.first, w.last, w.score, w.last)
+            out.append(current)
+    for e in out:
+        _trim(e, scan, judge_first)
+        _measure(e, scan)
+    return out
+
+
+def _leans(e: Episode, scan: Scan, b: int, p_ref: float) -> bool:
+    k, n, _ = scan.buckets[e.metric]
+    if e.metric == "calls":
+        mu = n[e.group, b]
+        if math.isnan(mu):
+            return True
+        x = k[e.group, b]
+        return x > (1 + LEAN_VOLUME) * mu if e.direction == "up" else x < (1 - LEAN_VOLUME) * mu
+    kb, nb = float(k[e.group, b]), float(n[e.group, b])
+    return kb > nb * p_ref and bucket_score(kb, nb, p_ref, True) >= LEAN_SCORE
+
+
+def _p_ref(e: Episode, scan: Scan) -> float:
+    p = scan.buckets[e.metric][2][e.group, max(0, e.first - 12) : e.last + 1]
+    finite = p[np.isfinite(p)]
+    return float(finite[0]) if finite.size else math.nan
+
+
+def _trim(e: Episode, scan: Scan, judge_first: int) -> None:
+    e.first = max(e.first, judge_first)
+    if e.first > e.last:
+        e.first = e.last
+    p_ref = _p_ref(e, scan) if e.metric != "calls" else 1.0
+    if math.isnan(p_ref):
+        return
+    leaning = [b for b in range(e.first, e.last + 1) if _leans(e, scan, b, p_ref)]
+    if leaning:
+        e.first, e.last = leaning[0], leaning[-1]
+
+
+def _measure(e: Episode, scan: Scan) -> None:
+    k, n, _ = scan.buckets[e.metric]
+    span = slice(e.first, e.last + 1)
+    if e.metric == "calls":
+        e.observed = float(k[e.group, span].sum())
+        mu = n[e.group, span]
+        e.expected = float(np.nansum(mu)) if np.isfinite(mu).any() else None
+        return
+    e.events, e.trials = float(k[e.group, span].sum()), float(n[e.group, span].sum())
+    e.observed = e.events / e.trials if e.trials else None
+    p_ref = _p_ref(e, scan)
+    e.expected = None if math.isnan(p_ref) else p_ref
+
+
+def resolve(episodes: list[Episode], order: list[str]) -> list[Episode]:
+    """Drop episodes a more specific one explains, and specific ones a coarser one groups.
+
+    ``order`` lists levels from the most specific to the coarsest.
+    """
+    rank = {level: i for i, level in enumerate(order)}
+    kept: list[Episode] = []
+    for e in sorted(episodes, key=lambda x: (rank[x.level], x.first)):
+        finer = [
+            d
+            for d in kept
+            if rank[d.level] < rank[e.level]
+            and d.metric == e.metric
+            and d.direction == e.direction
+            and d.overlaps(e)
+            and d.leaves & e.leaves
+        ]
+        together = [d for d in finer if abs(d.first - e.first) <= ONSET_BUCKETS]
+        if finer and len(together) < 2:
+            continue  # explained by the more specific episode(s)
+        if together:
+            gone = {id(d) for d in together}
+            kept = [d for d in kept if id(d) not in gone]
+            e.first = min([e.first, *(d.first for d in together)])
+            e.last = max([e.last, *(d.last for d in together)])
+            e.detected = min([e.detected, *(d.detected for d in together)])
+        kept.append(e)
+    return kept

@@ -1,0 +1,170 @@
+"""Levels of the hierarchy: leaf counts from SQL summed into services, providers, the app.
+
+One query returns counts per leaf series (the union of every level's columns) and bucket;
+each level's series are sums of leaves (a matrix product), scanned on their own, and the
+episodes of all levels are then resolved into the most specific explanation
+(:func:`~llmtrace.analytics.anomalies_episodes.resolve`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from llmtrace.analytics import frame
+from llmtrace.analytics.anomalies_episodes import Episode, merge, resolve
+from llmtrace.analytics.anomalies_scan import BASELINE, Scan, leaf_volume, scan
+from llmtrace.analytics.anomalies_sql import COUNTS, counts_sql
+from llmtrace.analytics.groups import parse_by
+
+__all__ = ["AUTO", "Level", "Prepared", "levels_for", "prepare", "warming_up"]
+
+AUTO = "auto"
+_AUTO_LEVELS = (("service", "model"), ("service",), ("provider",), ())
+PROFILE_AGE = timedelta(days=2)  # a daily profile needs two previous days
+FIRST_JUDGED = timedelta(hours=3)  # thresholds need three hours of calls behind them
+
+
+@dataclass(frozen=True)
+class Level:
+    keys: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return ",".join(self.keys) or "all"
+
+
+def levels_for(by: str | Iterable[str] | None) -> list[Level]:
+    """``auto`` -> service x model, service, provider, all; anything else -> that one level."""
+    if isinstance(by, str) and by.strip().lower() == AUTO:
+        return [Level(k) for k in _AUTO_LEVELS]
+    return [Level(parse_by(by))]
+
+
+@dataclass
+class _LevelData:
+    level: Level
+    groups: list[tuple[str, ...]]
+    first: np.ndarray
+    scan: Scan
+    episodes: list[Episode] = field(default_factory=list)
+
+
+@dataclass
+class Prepared:
+    """Everything one detection run computed, for episodes, warm-up notes and points."""
+
+    buckets: int
+    levels: dict[str, _LevelData]
+    episodes: list[Episode]
+
+    def series(self, level: str, group: int) -> dict[str, str]:
+        data = self.levels[level]
+        return dict(zip(data.level.keys, data.groups[group], strict=True))
+
+    def points(self, p: Any) -> pd.DataFrame:
+        """Per level, series, metric and judged bucket: observed, expected, flagged."""
+        frames = []
+        start = p.judge_first
+        stamps = pd.date_range(p.judge_start, periods=self.buckets - start, freq=f"{p.step}s")
+        for name, data in self.levels.items():
+            for metric, (k, n, prob) in data.scan.buckets.items():
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    observed = k if metric == "calls" else k / n
+                expected = n if metric == "calls" else prob
+                flagged = np.zeros(k.shape, bool)
+                for e in self.episodes:
+                    if e.level == name and e.metric == metric:
+                        flagged[e.group, e.first : e.last + 1] = True
+                for g, key in enumerate(data.groups):
+                    frames.append(
+                        pd.DataFrame(
+                            {
+                                "level": name,
+                                **dict(zip(data.level.keys, key, strict=True)),
+                                "metric": metric,
+                                "bucket": stamps,
+                                "observed": observed[g, start:],
+                                "expected": expected[g, start:],
+                                "flagged": flagged[g, start:],
+                            }
+                        )
+                    )
+        columns = ["level", "metric", "bucket", "observed", "expected", "flagged"]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def _leaf_keys(levels: list[Level]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(k for level in levels for k in level.keys))
+
+
+def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Prepared:
+    """Run the counts query, scan every level, merge and resolve episodes."""
+    keys = _leaf_keys(levels)
+    sql = counts_sql(keys, p.history.dimension_clause(), p.step)
+    df = frame(client, sql, p.params())
+    buckets = p.buckets
+    cols = [f"g_{k}" for k in keys] or ["_all"]
+    leaves = list(df[cols].drop_duplicates().itertuples(index=False, name=None)) if len(df) else []
+    leaf_index = {leaf: i for i, leaf in enumerate(leaves)}
+    arrays = {c: np.zeros((len(leaves), buckets)) for c in COUNTS}
+    if len(df):
+        rows = np.array([leaf_index[t] for t in df[cols].itertuples(index=False, name=None)])
+        start = pd.Timestamp(p.history.start)
+        b = ((pd.to_datetime(df["b"], utc=True) - start).dt.total_seconds() // p.step).astype(int).to_numpy()
+        inside = (b >= 0) & (b < buckets)
+        for c in COUNTS:
+            arrays[c][rows[inside], b[inside]] = df[c].to_numpy(dtype=float)[inside]
+    has_calls = arrays["calls"] > 0
+    leaf_first = np.where(has_calls.any(axis=1), has_calls.argmax(axis=1), buckets)
+    judged = np.arange(buckets) >= p.judge_first
+    volume = leaf_volume(arrays["calls"], leaf_first, p.step)
+    data: dict[str, _LevelData] = {}
+    for level in levels:
+        positions = [keys.index(k) for k in level.keys]
+        groups = sorted({tuple(str(leaf[i]) for i in positions) for leaf in leaves})
+        member = np.zeros((len(groups), len(leaves)))
+        for j, leaf in enumerate(leaves):
+            member[groups.index(tuple(str(leaf[i]) for i in positions)), j] = 1
+        counts = {c: member @ a for c, a in arrays.items()}
+        first = np.array([leaf_first[member[g] > 0].min() for g in range(len(groups))], dtype=int)
+        s = scan(counts, judged, p.step, metrics, volume, member)
+        leaves_of = [frozenset(np.flatnonzero(member[g]).tolist()) for g in range(len(groups))]
+        data[level.name] = _LevelData(level, groups, first, s, merge(s, level.name, leaves_of, p.judge_first))
+    episodes = [e for d in data.values() for e in d.episodes]
+    if len(levels) > 1:
+        episodes = resolve(episodes, [lv.name for lv in levels])
+    return Prepared(buckets, data, episodes)
+
+
+def warming_up(prep: Prepared, p: Any, level: Level) -> list[dict[str, Any]]:
+    """Series of ``level`` that appeared less than two days before the end: judged on trailing
+    baselines only (no daily profile yet), and not at all in their first hours."""
+    data = prep.levels[level.name]
+    out = []
+    for g, key in enumerate(data.groups):
+        first = int(data.first[g])
+        if first == 0 or first >= prep.buckets:
+            continue
+        seen = p.history.start + timedelta(seconds=first * p.step)
+        if p.judge_end - seen >= PROFILE_AGE:
+            continue
+        judged_from = seen + FIRST_JUDGED
+        out.append(
+            {
+                "series": dict(zip(level.keys, key, strict=True)),
+                "first_seen": seen,
+                "judged_from": judged_from,
+                "status": "warming_up" if judged_from < p.judge_end else "not_judged_yet",
+                "note": (
+                    f"first call {seen:%Y-%m-%d %H:%M} UTC: judged against trailing baselines "
+                    f"(rates over up to {BASELINE // 3600} h) until two days of history give a daily profile"
+                ),
+            }
+        )
+    return out

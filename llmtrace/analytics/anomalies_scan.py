@@ -1,0 +1,269 @@
+"""Count tests over sliding windows at several time scales (numpy over the SQL counts).
+
+For every series of every level, metric and scale (1, 3 and 12 buckets: 5, 15 and 60
+minutes by default) and every window ending in the judged range:
+
+* **rates** (errors, truncations, empty outputs, and calls above the usual p90 of latency,
+  TTFT, tokens, cost): ``k`` events in ``n`` trials against the pooled rate ``p0`` of the
+  trailing ``BASELINE`` before the window, by an exact binomial tail;
+* **volume**: ``x`` calls in the window against ``y`` calls in the ``VOLUME_BASELINE`` just
+  before it, conditioned on ``x + y`` (the exact test of two Poisson rates, so a thin
+  baseline counts as uncertain), with the baseline rescaled by the daily profile once two
+  previous days of the series exist (daily peaks and the night are normal);
+* overdispersion: real rates wobble more than a binomial allows (load, prompts, hours), so
+  counts are divided by ``phi``, the median squared Pearson residual of the series' own
+  windows (>= 1), before the tail is taken: a quasi-binomial test;
+* a window is *flagged* when the tail probability is at most ``10**-MIN_SCORE`` AND the
+  effect is large enough to act on (``MIN_EXCESS`` events beyond the expectation and a
+  ratio of at least ``MIN_RATIO``; volume: ``VOLUME_DROP``/``VOLUME_SPIKE``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from llmtrace.analytics.anomalies_sql import METRICS
+from llmtrace.analytics.tails import binom_cdf, binom_sf, chernoff_log10, neg_log10
+
+__all__ = ["LeafVolume", "Scan", "Window", "leaf_volume", "scan"]
+
+MIN_SCORE = 7.0  # -log10 p
+MIN_EXCESS = 4.0
+MIN_RATIO = 1.8
+MIN_RATE_CHANGE = 0.02
+VOLUME_DROP = 0.5  # flag drops to at most half the expected calls
+VOLUME_SPIKE = 1.8
+MIN_VOLUME_CHANGE = 6.0
+BASELINE = 86400  # seconds of trailing history for a rate's baseline
+VOLUME_BASELINE = 3 * 3600
+MIN_BASE_TRIALS = 20
+MIN_BASE_CALLS = 8
+PRIOR_WEIGHT = 2.0
+SCALES = (1, 3, 12)
+PROFILE_DAYS = 1  # previous days at the same time of day needed for a daily profile
+DAY = 86400
+
+
+@dataclass
+class Window:
+    """One flagged window: buckets [first, last] of one series, metric and direction."""
+
+    group: int
+    metric: str
+    direction: str
+    first: int
+    last: int
+    score: float
+
+
+@dataclass
+class Scan:
+    """Flagged windows plus the per-bucket expectations used to trim episodes."""
+
+    windows: list[Window]
+    # per metric: (k, n, p0) arrays (groups x buckets); volume: (x, mu) as k and n*p0
+    buckets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _window_sum(c: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
+    """Sums of buckets (end - width, end] from cumulative sums ``c`` (leading zero column)."""
+    lo = np.clip(end + 1 - width, 0, None)
+    hi = np.clip(end + 1, 0, None)
+    return c[:, hi] - c[:, lo]
+
+
+def _phi(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Per series: median squared Pearson residual / its binomial median (0.455), floored at 1."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = (k - n * p) ** 2 / (n * p * (1 - p))
+    r2 = np.where(ok & (n * p >= 1), r2, np.nan)
+    counts = np.sum(~np.isnan(r2), axis=1)
+    with np.errstate(all="ignore"):
+        med = np.nanmedian(np.where(counts[:, None] > 0, r2, 0.0), axis=1)
+    phi = np.where(counts >= 24, np.clip(med / 0.455, 1.0, 25.0), 1.5)
+    return np.asarray(phi)
+
+
+def _exact(k: float, n: float, p: float, up: bool) -> float:
+    ki = round(k)
+    ni = max(round(n), ki)
+    return neg_log10(binom_sf(ki, ni, p) if up else binom_cdf(ki, ni, p))
+
+
+def _flag(
+    group_idx: np.ndarray, end: np.ndarray, k: np.ndarray, n: np.ndarray, p: np.ndarray, phi: np.ndarray, up: bool
+) -> list[tuple[int, int, float]]:
+    """(group, end bucket, score) of windows whose quasi-binomial tail passes MIN_SCORE."""
+    kd, nd = k / phi[group_idx], n / phi[group_idx]
+    bound = chernoff_log10(kd, nd, p)
+    slack = 0.5 * np.log10(8 * nd + 1) + 0.5
+    out = []
+    for i in np.flatnonzero(bound + slack >= MIN_SCORE):
+        score = _exact(kd[i], nd[i], p[i], up)
+        if score >= MIN_SCORE:
+            out.append((int(group_idx[i]), int(end[i]), score))
+    return out
+
+
+def _rates(name: str, k: np.ndarray, n: np.ndarray, judged: np.ndarray, base: int) -> tuple[list[Window], np.ndarray]:
+    metric = METRICS[name]
+    ck = np.concatenate([np.zeros((k.shape[0], 1)), np.cumsum(k, axis=1)], axis=1)
+    cn = np.concatenate([np.zeros((n.shape[0], 1)), np.cumsum(n, axis=1)], axis=1)
+    found: list[Window] = []
+    p_bucket = np.zeros(k.shape)
+    ends = np.arange(k.shape[1])
+    for width in SCALES:
+        kw, nw = _window_sum(ck, ends, width), _window_sum(cn, ends, width)
+        kb, nb = _window_sum(ck, ends - width, base), _window_sum(cn, ends - width, base)
+        p0 = np.clip((kb + PRIOR_WEIGHT * metric.prior) / (nb + PRIOR_WEIGHT), 1e-4, 0.999)
+        ok = (nb >= MIN_BASE_TRIALS) & (nw > 0) & (ends >= width)
+        if width == 1:
+            p_bucket = np.where(ok, p0, np.nan)
+        phi = _phi(kw, nw, p0, ok)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = kw / nw
+        gate = (
+            ok
+            & judged[None, :]
+            & (kw - nw * p0 >= MIN_EXCESS)
+            & (share >= MIN_RATIO * p0)
+            & (share - p0 >= MIN_RATE_CHANGE)
+        )
+        g, e = np.nonzero(gate)
+        for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], phi, True):
+            found.append(Window(group, name, "up", last - width + 1, last, score))
+    return found, p_bucket
+
+
+def profile_ratio(calls: np.ndarray, first: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """The daily profile per bucket (median of the same time on up to 7 previous days, over a
+    1-hour running mean), NaN until ``PROFILE_DAYS`` previous days of the series exist."""
+    per_day = DAY // step
+    smooth_width = max(1, 3600 // step)
+    kernel = np.ones(smooth_width) / smooth_width
+    smooth = np.array([np.convolve(row, kernel, mode="same") for row in calls]) if calls.size else calls
+    stack = np.full((7, *calls.shape), np.nan)
+    index = np.arange(calls.shape[1])
+    for d in range(1, 8):
+        shifted = index - d * per_day
+        valid = (shifted >= 0)[None, :] & (shifted[None, :] >= first[:, None])
+        stack[d - 1][:, shifted >= 0] = smooth[:, shifted[shifted >= 0]]
+        stack[d - 1][~valid] = np.nan
+    days = np.sum(~np.isnan(stack), axis=0)
+    with np.errstate(all="ignore"):
+        profile = np.nanmedian(np.where(days[None] > 0, stack, 0.0), axis=0)
+    return np.where(days >= PROFILE_DAYS, np.maximum(profile, 1e-3), np.nan), days
+
+
+@dataclass
+class LeafVolume:
+    """Per leaf series and scale: window calls ``x`` and, for the two baselines before it
+    (the last ``VOLUME_BASELINE`` and the one before that), baseline calls ``y`` and expected
+    calls ``mu``; zeroed where the leaf is too young for its baselines (a series that
+    appears is not a volume anomaly of its group)."""
+
+    x: dict[int, np.ndarray]
+    y: dict[int, tuple[np.ndarray, np.ndarray]]
+    mu: dict[int, tuple[np.ndarray, np.ndarray]]
+    missing: dict[int, np.ndarray]
+
+
+def leaf_volume(calls: np.ndarray, first: np.ndarray, step: int) -> LeafVolume:
+    """Expected calls of every leaf window: baseline calls rescaled by the leaf's own profile.
+
+    Groups sum these (a service whose models peak at different hours gets the sum of their
+    expectations, and a model joining it does not distort its shape).
+    """
+    base = max(1, VOLUME_BASELINE // step)
+    profile, _ = profile_ratio(calls, first, step)
+    filled = np.nan_to_num(profile, nan=0.0)
+    cp = np.concatenate([np.zeros((calls.shape[0], 1)), np.cumsum(filled, axis=1)], axis=1)
+    cc = np.concatenate([np.zeros((calls.shape[0], 1)), np.cumsum(calls, axis=1)], axis=1)
+    has = np.concatenate([np.zeros((calls.shape[0], 1)), np.cumsum(np.isnan(profile), axis=1)], axis=1)
+    ends = np.arange(calls.shape[1])
+    out = LeafVolume({}, {}, {}, {})
+    for width in SCALES:
+        x = _window_sum(cc, ends, width)
+        missing = _window_sum(has, ends, width + 2 * base) > 0
+        alive = (ends - width - 2 * base + 1)[None, :] >= first[:, None]
+        ys, mus = [], []
+        for lag in (width, width + base):
+            y = _window_sum(cc, ends - lag, base)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = _window_sum(cp, ends, width) / width / (_window_sum(cp, ends - lag, base) / base)
+            ratio = np.where(missing | ~np.isfinite(ratio), 1.0, np.clip(ratio, 0.1, 10.0))
+            ys.append(y * alive)
+            mus.append(y * width * ratio / base * alive)
+        out.x[width], out.y[width], out.mu[width] = x * alive, (ys[0], ys[1]), (mus[0], mus[1])
+        out.missing[width] = missing & alive
+    return out
+
+
+def _volume(v: LeafVolume, member: np.ndarray, judged: np.ndarray) -> tuple[list[Window], np.ndarray]:
+    """Volume windows of each group (rows of ``member`` over leaves), from summed leaf counts.
+
+    Of the two baselines, a rise is judged against the higher expectation and a fall against
+    the lower, so the hours after a spike (or a drop) are not its mirror image.
+    """
+    found: list[Window] = []
+    mu_bucket = np.zeros((member.shape[0], judged.size))
+    for width in SCALES:
+        x = member @ v.x[width]
+        (y1, y2), (m1, m2) = (member @ y for y in v.y[width]), (member @ m for m in v.mu[width])
+        # without a daily profile the baseline cannot follow the morning ramp: ask for more
+        missing = member @ (v.missing[width] * v.y[width][0]) > 0.2 * y1
+        if width == 1:
+            mu_bucket = np.where(y1 > 0, m1, np.nan)
+        for up in (True, False):
+            first_is = m1 >= m2 if up else m1 <= m2
+            y, mu = np.where(first_is, y1, y2), np.where(first_is, m1, m2)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                p0 = np.where(mu + y > 0, mu / (mu + y), 0.5)
+            ok = (y >= MIN_BASE_CALLS) & judged[None, :]
+            phi = _phi(x, x + y, p0, ok)
+            if up:
+                gate = ok & (x >= np.where(missing, 3.0, VOLUME_SPIKE) * mu) & (x - mu >= MIN_VOLUME_CHANGE)
+            else:
+                gate = ok & (x <= np.where(missing, 0.25, VOLUME_DROP) * mu) & (mu - x >= MIN_VOLUME_CHANGE)
+            g, e = np.nonzero(gate)
+            for group, last, score in _flag(g, e, x[g, e], (x + y)[g, e], p0[g, e], phi, up):
+                found.append(Window(group, "calls", "up" if up else "down", last - width + 1, last, score))
+    return found, mu_bucket
+
+
+def scan(
+    counts: dict[str, np.ndarray],
+    judged: np.ndarray,
+    step: int,
+    metrics: list[str],
+    volume: LeafVolume,
+    member: np.ndarray,
+) -> Scan:
+    """Flag windows of every group (rows of the ``counts`` arrays, of ``member``) for ``metrics``.
+
+    ``judged`` marks buckets whose windows are judged (the requested window, complete
+    buckets only); ``volume`` holds the leaves' expected calls, summed per group here.
+    """
+    windows: list[Window] = []
+    buckets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    base = max(1, BASELINE // step)
+    for name in metrics:
+        if name == "calls":
+            found, mu = _volume(volume, member, judged)
+            buckets[name] = (counts["calls"], mu, np.ones_like(mu))
+        else:
+            m = METRICS[name]
+            found, p = _rates(name, counts[m.k], counts[m.n], judged, base)
+            buckets[name] = (counts[m.k], counts[m.n], p)
+        windows += found
+    return Scan(windows, buckets)
+
+
+def bucket_score(k: float, n: float, p: float, up: bool) -> float:
+    """-log10 of one bucket's own tail (used to trim an episode to the buckets that lean)."""
+    if not (n > 0 and 0 < p < 1) or math.isnan(p):
+        return 0.0
+    return _exact(k, n, p, up)

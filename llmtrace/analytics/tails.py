@@ -1,0 +1,76 @@
+"""Exact binomial tail probabilities in plain Python, and a vectorised Chernoff bound.
+
+Detection judges counts (errors in calls, calls above a latency threshold, calls in a window
+against calls in its baseline), so every test here is a binomial tail. scipy is not a
+dependency: the exact tail is a short log-space sum (:func:`binom_sf`), and
+:func:`chernoff_log10` bounds it for whole arrays at once so that the exact sum is only
+computed where the bound says a window could pass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["binom_cdf", "binom_sf", "chernoff_log10", "neg_log10"]
+
+LN10 = math.log(10)
+_TINY = 1e-300
+
+
+def _log_pmf(i: int, n: int, lp: float, lq: float, lc: float) -> float:
+    return lc - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq
+
+
+def binom_sf(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), exact (sums the terms from k up until negligible).
+
+    For k above the mean the terms only shrink, so the sum stops early; below it, the
+    complement is summed instead. Never returns 0: the floor is 1e-300.
+    """
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return _TINY
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    if k <= n * p:
+        return max(_TINY, 1.0 - binom_cdf(k - 1, n, p))
+    lp, lq, lc = math.log(p), math.log1p(-p), math.lgamma(n + 1)
+    first = _log_pmf(k, n, lp, lq, lc)
+    total, i = 0.0, k
+    while i <= n:
+        term = math.exp(_log_pmf(i, n, lp, lq, lc) - first)
+        total += term
+        if term < 1e-12 * total:
+            break
+        i += 1
+    return max(_TINY, math.exp(first) * total)
+
+
+def binom_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p): the upper tail of the misses."""
+    if k >= n:
+        return 1.0
+    if k < 0:
+        return _TINY
+    return binom_sf(n - k, n, 1 - p)
+
+
+def neg_log10(p: float) -> float:
+    return -math.log10(max(p, _TINY))
+
+
+def chernoff_log10(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """-log10 of the Chernoff bound n * KL(k/n || p) on the tail beyond k (either side).
+
+    The bound is never below the exact tail, so a window whose bound score misses a
+    threshold by more than the bound's slack cannot pass it exactly.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.clip(p, 1e-12, 1 - 1e-12)
+        x = np.where(n > 0, k / np.maximum(n, 1), 0.0)
+        a = np.where(x > 0, x * np.log(np.maximum(x, 1e-300) / q), 0.0)
+        b = np.where(x < 1, (1 - x) * np.log(np.maximum(1 - x, 1e-300) / (1 - q)), 0.0)
+        kl = np.where(n > 0, a + b, 0.0)
+    return np.asarray(n * kl / LN10)
