@@ -147,6 +147,21 @@ def test_llmtrace_dashboard_prints_the_store_url_without_its_password() -> None:
     assert_no_secret(first + rest)
 
 
+def test_llmtrace_demo_names_its_endpoint_without_the_password() -> None:
+    endpoint = f"http://bob:{URL_SECRET}@127.0.0.1:{free_port()}/?token={QUERY_SECRET}"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "LLMTRACE_", "OTEL_"))}
+    argv = [sys.executable, "-m", "llmtrace.cli", "demo", "--endpoint", endpoint, "--calls", "1"]
+    process = subprocess.Popen(argv, cwd=ROOT, env=environment, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()  # the description, printed before any call
+    finally:
+        process.terminate()
+        rest = process.communicate(timeout=30)[1]
+    assert "into http://bob:***@127.0.0.1:" in first
+    assert_no_secret(first + rest)
+
+
 # --------------------------------------------------------------------------- dashboard pages
 def rendered(at: AppTest) -> str:
     """Everything the app drew, sidebar and main area, as the protobuf text Streamlit sends the browser."""

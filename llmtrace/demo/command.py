@@ -24,6 +24,7 @@ from typing import Any
 
 from llmtrace.demo import scenarios
 from llmtrace.demo.scenarios import Call, Request
+from llmtrace.store.settings import mask_url
 
 __all__ = ["add_arguments", "demo_requests", "load_for_up", "run", "run_demo"]
 
@@ -349,12 +350,15 @@ def run_demo(endpoint: str, calls: int, days: float, seed: int, end_ns: int | No
         flushed = provider.force_flush(60_000)
         provider.shutdown()
     if not flushed:
-        raise RuntimeError(f"could not deliver every span to {endpoint} within 60 s; is `llmtrace server` running?")
+        raise RuntimeError(
+            f"could not deliver every span to {mask_url(endpoint)} within 60 s; is `llmtrace server` running?"
+        )
     return made
 
 
 def _describe(endpoint: str, calls: int, days: float) -> str:
-    lines = [f"llmtrace demo: ~{calls} LLM calls over {days:g} days into {endpoint}", "  episodes to look for:"]
+    where = mask_url(endpoint)
+    lines = [f"llmtrace demo: ~{calls} LLM calls over {days:g} days into {where}", "  episodes to look for:"]
     for episode in scenarios.EPISODES:
         hours = episode.hours_ago * days / 7
         lines.append(f"    {episode.kind:<14} {episode.service:<12} {hours:5.1f} h ago  {episode.detail}")
