@@ -145,6 +145,7 @@ def _anomaly_arguments(parser: argparse.ArgumentParser, since: str) -> None:
 
 # --------------------------------------------------------------------------- running
 def run(name: str, args: argparse.Namespace) -> int:
+    from llmtrace.analytics.filters import SelectionError
     from llmtrace.store.client import MissingExtraError, StoreUnavailableError
 
     try:
@@ -155,6 +156,9 @@ def run(name: str, args: argparse.Namespace) -> int:
         from llmtrace.analytics.alerts import watch_command
 
         return watch_command(args, sys.stdout)
+    except SelectionError as exc:  # a typo in a filter: a usage error, never "no drift"
+        print(f"llmtrace {name}: {exc}", file=sys.stderr)
+        return 2
     except (StoreUnavailableError, MissingExtraError, ValueError) as exc:
         print(f"llmtrace {name}: {exc}", file=sys.stderr)
         return 1
@@ -189,6 +193,7 @@ def _run_drift(args: argparse.Namespace, out: TextIO) -> int:
     f = dimension_filter(args, comparison.current.start, comparison.current.end)
     client = connect(args.url)
     try:
+        _check_drift_selection(client, comparison, f)
         report = drift.compare(
             client, comparison, args.by, f, metrics=_metrics(args.metrics), min_samples=args.min_samples
         )
@@ -201,6 +206,25 @@ def _run_drift(args: argparse.Namespace, out: TextIO) -> int:
     levels = {"moderate": ("moderate", "major"), "major": ("major",)}
     failing = args.fail_on and any(r.verdict in levels[args.fail_on] for r in report.results)
     return 3 if failing else 0
+
+
+def _check_drift_selection(client: Any, comparison: Any, f: Any) -> None:
+    """Filters must name known values and select calls on both sides; ``release=X`` must have calls."""
+    from llmtrace.analytics.drift import dimension_values
+    from llmtrace.analytics.filters import SelectionError, check_selection
+
+    sides = [comparison.baseline, comparison.current]
+    check_selection(client, f, list(dict.fromkeys((s.start, s.end) for s in sides)))
+    dimension = comparison.current.dimension
+    if dimension is None:
+        return
+    values = dimension_values(client, f, dimension, limit=1000)
+    for side in sides:
+        if side.value not in values:
+            raise SelectionError(
+                f"no calls with {dimension}={side.value!r} between {f.start:%Y-%m-%d %H:%M} and "
+                f"{f.end:%Y-%m-%d %H:%M} UTC (--window); {dimension} values there: {', '.join(values) or 'none'}"
+            )
 
 
 def _drift_table(report: Any, show_all: bool, out: TextIO) -> None:
@@ -225,11 +249,13 @@ def _stat(r: Any) -> str:
 
 
 def _run_anomalies(args: argparse.Namespace, out: TextIO) -> int:
+    from llmtrace.analytics.filters import check_selection
     from llmtrace.store.client import connect
 
     end = parse_time(args.until) if args.until else datetime.now(timezone.utc)
     client = connect(args.url)
     try:
+        check_selection(client, dimension_filter(args, end - parse_duration(args.since), end))
         report = detect_from_args(client, args, end)
     finally:
         client.close()

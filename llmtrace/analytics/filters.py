@@ -205,3 +205,53 @@ def options(client: Any, f: Filter) -> dict[str, list[str]]:
     if row.empty:
         return {name: [] for name in DIMENSIONS}
     return {name: [str(v) for v in row[name].iloc[0] if v != ""] for name in DIMENSIONS}
+
+
+# ------------------------------------------------------------------ checking a selection
+# Filter field -> the CLI flag that sets it and the word for one value.
+FLAGS: dict[str, tuple[str, str]] = {
+    "services": ("--service", "service"),
+    "environments": ("--environment", "environment"),
+    "releases": ("--release", "release"),
+    "providers": ("--provider", "provider"),
+    "models": ("--model", "model"),
+}
+
+
+class SelectionError(ValueError):
+    """A filter names a value the store has never seen, or selects no calls at all.
+
+    A release gate must not pass on a typo (``--service supportbot`` would otherwise find
+    "no drift in 0 metrics"), so commands exit 2 on it and the message lists the known values.
+    """
+
+
+def known_values(client: Any) -> dict[str, list[str]]:
+    """Every value each dimension takes anywhere in the store (from the hourly rollup)."""
+    arrays = ", ".join(f"arraySort(groupUniqArray({col})) AS {name}" for name, col in DIMENSIONS.items())
+    row = frame(client, f"SELECT {arrays} FROM llm_calls_1h", {})
+    if row.empty:
+        return {name: [] for name in DIMENSIONS}
+    return {name: [str(v) for v in row[name].iloc[0] if v != ""] for name in DIMENSIONS}
+
+
+def check_selection(client: Any, f: Filter, windows: list[tuple[datetime, datetime]] | None = None) -> None:
+    """Raise :class:`SelectionError` if a chosen value is unknown, or if ``f``'s dimensions select no
+    call in one of ``windows`` (default: ``f``'s own window)."""
+    known = known_values(client)
+    for name, (flag, word) in FLAGS.items():
+        unknown = [v for v in getattr(f, name) if v not in known[name]]
+        if unknown:
+            have = ", ".join(known[name]) or "none yet"
+            raise SelectionError(f"unknown {word} {', '.join(map(repr, unknown))} ({flag}); known {word}s: {have}")
+    for start, end in windows or [(f.start, f.end)]:
+        window = dataclasses.replace(f, start=start, end=end)
+        sql = f"SELECT count() AS n FROM llm_calls WHERE {window.where()}"
+        if int(frame(client, sql, window.params())["n"][0]) == 0:
+            raise SelectionError(f"no calls{describe(f)} between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC")
+
+
+def describe(f: Filter) -> str:
+    """The dimension choices as " with service=a,b and model=c" ('' when there are none)."""
+    parts = [f"{FLAGS[name][1]}={','.join(getattr(f, name))}" for name in DIMENSIONS if getattr(f, name)]
+    return f" with {' and '.join(parts)}" if parts else ""
