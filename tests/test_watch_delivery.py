@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import json
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -101,12 +103,14 @@ class Trickler:
 
     RESPONSE = b"HTTP/1.1 200 OK\r\nX-Padding: " + b"." * 100 + b"\r\nContent-Length: 2\r\n\r\nok"
 
-    def __init__(self, tick: float = 0.1) -> None:
+    def __init__(self, tick: float = 0.1, tls: ssl.SSLContext | None = None) -> None:
         self.tick = tick
+        self.tls = tls
         self.connections = 0
         self.stopped = threading.Event()
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/hook/{TOKEN}"
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.listener.getsockname()[1]}/hook/{TOKEN}"
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -119,6 +123,12 @@ class Trickler:
             threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
 
     def _drip(self, conn: socket.socket) -> None:
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except OSError:
+                conn.close()
+                return
         with conn:
             conn.recv(65536)
             for byte in self.RESPONSE:
@@ -152,6 +162,23 @@ def target() -> Iterator[Webhook]:
 @pytest.fixture
 def trickler() -> Iterator[Trickler]:
     server = Trickler()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def tls_trickler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Trickler]:
+    """A trickler behind TLS with a self-signed certificate for 127.0.0.1 that the client is told to trust."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = Trickler(tls=context)
     yield server
     server.close()
 
@@ -206,6 +233,15 @@ def test_a_trickling_webhook_holds_one_delivery_no_longer_than_the_total_timeout
     assert elapsed < 4.0  # 1 s and scheduling slack; the trickled answer takes about 14 s
     assert failure.value.unreachable
     assert str(failure.value) == f"webhook {trickler.url.split('/hook')[0]}/*** did not answer within 1 s"
+
+
+def test_the_total_timeout_also_holds_over_tls(tls_trickler: Trickler) -> None:
+    """TLS takes over the socket object: the watchdog must still reach the connection."""
+    started = time.monotonic()
+    with pytest.raises(AlertDeliveryError, match=r"did not answer within 1 s$"):
+        post_webhook(tls_trickler.url, ALERT, timeout=1.0)
+    assert time.monotonic() - started < 4.0
+    assert tls_trickler.connections == 1
 
 
 def test_after_a_timeout_the_checks_alerts_stay_unsent_and_go_out_at_the_next_check(
