@@ -58,6 +58,9 @@ def _build_exporter(settings: config.Settings) -> SpanExporter:
     endpoint = settings.endpoint
 
     def otlp() -> SpanExporter:
+        import netrc  # noqa: F401 - requests imports these at its first send (.netrc lookup): import them
+        import shlex  # noqa: F401 - here, on the app's thread (see LazySpanExporter.prepare), not on the exporter's
+
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         return OTLPSpanExporter(endpoint=endpoint)
@@ -79,6 +82,7 @@ def _build_provider(settings: config.Settings, exporter: SpanExporter | None) ->
     provider = TracerProvider(resource=Resource.create(attributes))
     if exporter is None:
         exporter = _state.exporter = _build_exporter(settings)
+        _patching.before_first_call(_state.exporter.prepare)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
 

@@ -1,7 +1,8 @@
 """An exporter built on first use, so ``instrument()`` does not pay for importing it.
 
-The OTLP/HTTP exporter pulls in requests and protobuf (~45 ms); the BatchSpanProcessor first
-calls it on its worker thread, off the app's start-up path.
+The OTLP/HTTP exporter pulls in requests and protobuf (~45 ms, ~190 modules). ``prepare()``
+builds it on the app's thread at its first LLM call (see ``_patching.before_first_call``): never
+on the BatchSpanProcessor's thread, where those imports would race the app's own.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ class LazySpanExporter(SpanExporter):
                 if self._exporter is None:
                     self._exporter = self._factory()
         return self._exporter
+
+    def prepare(self) -> None:
+        """Build the exporter now, on the calling thread."""
+        self.exporter  # noqa: B018 - the property builds it
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         result = self.exporter.export(spans)

@@ -1,0 +1,202 @@
+"""What ``llmtrace.instrument()`` costs an app at start-up, and whether it races the app's first client.
+
+Every figure comes from fresh processes (median of ``--runs``), against the local fake LLM
+started as its own process:
+
+- **after the SDKs** (the usual order: ``import openai, anthropic`` first): the time and the
+  modules of ``import llmtrace`` and of ``instrument()`` alone, and the RSS growth once the first
+  priced call has been made (current and peak, against the same process without llmtrace);
+- **before the SDKs**: the wall time of ``import llmtrace; instrument()`` then the SDKs, against
+  the SDKs alone;
+- **race** (``--race N``): N processes that instrument and at once build openai and anthropic
+  clients with explicit ``httpx2`` clients and call the fake LLM; prints the failures.
+
+``--checkout PATH`` measures another checkout of llmtrace (e.g. a ``git worktree`` of an older
+commit) with the same SDKs: the before/after figures in the README come from this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+_MEASURE = """
+import json, sys, time
+
+def rss():
+    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+
+import openai, anthropic
+before = set(sys.modules)
+rss0, _ = rss()
+t0 = time.perf_counter()
+if INSTRUMENT:
+    import llmtrace
+t1 = time.perf_counter()
+imported = set(sys.modules)
+if INSTRUMENT:
+    llmtrace.instrument(endpoint="http://127.0.0.1:9", service_name="startup")
+t2 = time.perf_counter()
+after = set(sys.modules)
+rss1, _ = rss()
+client = openai.OpenAI(base_url=BASE + "/v1", api_key="t", max_retries=0)
+client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+if INSTRUMENT:
+    from llmtrace.instrumentation._worker import worker
+    worker.drain()  # the call's span is priced and ended (the worker would do it within 50 ms)
+rss2, peak = rss()
+print(json.dumps({
+    "import_ms": (t1 - t0) * 1000, "instrument_ms": (t2 - t1) * 1000,
+    "import_modules": len(imported - before), "instrument_modules": len(after - imported),
+    "sdk_modules": sorted(m for m in after - imported if m.startswith(("openai.", "anthropic."))),
+    "rss_instrument": rss1 - rss0, "rss_call": rss2, "peak_call": peak,
+}))
+"""
+
+_RACE = """
+import llmtrace
+llmtrace.instrument(endpoint="http://127.0.0.1:9", service_name="race")
+import httpx2, openai, anthropic
+client = openai.OpenAI(api_key="t", base_url=BASE + "/v1", max_retries=0, http_client=httpx2.Client(timeout=30))
+client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+aclient = anthropic.Anthropic(api_key="t", base_url=BASE, max_retries=0, http_client=httpx2.Client(timeout=30))
+aclient.messages.create(model="claude-sonnet-4-5", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+"""
+
+_RACE_SDKS_FIRST = """
+import httpx2, openai, anthropic
+import llmtrace
+llmtrace.instrument(endpoint="http://127.0.0.1:9", service_name="race")
+client = openai.OpenAI(api_key="t", base_url=BASE + "/v1", max_retries=0, http_client=httpx2.Client(timeout=30))
+client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+aclient = anthropic.Anthropic(api_key="t", base_url=BASE, max_retries=0, http_client=httpx2.Client(timeout=30))
+aclient.messages.create(model="claude-sonnet-4-5", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def fake_llm() -> Iterator[str]:
+    """The fake LLM as its own process (its threads must not share our children's import locks)."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "llmtrace.demo.fake_llm", "--port", str(port)], stdout=subprocess.PIPE, cwd=REPO
+    )
+    try:
+        assert server.stdout is not None
+        server.stdout.readline()  # "fake LLM at ...": listening
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _run(code: str, checkout: Path, base: str, **values: object) -> subprocess.CompletedProcess[str]:
+    prelude = "".join(f"{name} = {value!r}\n" for name, value in {"BASE": base, **values}.items())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMTRACE_"))}
+    env["PYTHONPATH"] = str(checkout)
+    with tempfile.TemporaryDirectory() as cwd:  # never the repo: '' on sys.path would shadow --checkout
+        return subprocess.run(
+            [sys.executable, "-c", prelude + textwrap.dedent(code)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=cwd,
+            timeout=120,
+        )
+
+
+def _json(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    if result.returncode != 0:
+        raise SystemExit(f"child failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def after_sdks(checkout: Path, base: str, runs: int) -> None:
+    rows = {True: [], False: []}  # type: dict[bool, list[dict[str, object]]]
+    for _ in range(runs):  # interleaved, so load on the machine hits both alike
+        for instrument in (True, False):
+            rows[instrument].append(_json(_run(_MEASURE, checkout, base, INSTRUMENT=instrument)))
+
+    def median(key: str, instrument: bool = True) -> float:
+        return statistics.median(float(r[key]) for r in rows[instrument])  # type: ignore[arg-type]
+
+    sdk_modules = rows[True][0]["sdk_modules"]
+    print(f"after the SDKs (median of {runs} processes, {checkout}):")
+    print(f"  import llmtrace   {median('import_ms'):7.1f} ms  {median('import_modules'):4.0f} modules")
+    print(f"  instrument()      {median('instrument_ms'):7.1f} ms  {median('instrument_modules'):4.0f} modules")
+    print(f"    of which openai.*/anthropic.*: {len(sdk_modules)}  {sdk_modules[:6]}")  # type: ignore[arg-type]
+    print(f"  RSS added by import + instrument():  {median('rss_instrument'):5.1f} MB")
+    grown = median("rss_call") - median("rss_call", False)
+    peak = median("peak_call") - median("peak_call", False)
+    print(f"  RSS after the first priced call, vs the same process without llmtrace: +{grown:.1f} MB (peak +{peak:.1f})")
+
+
+def before_sdks(checkout: Path, base: str, runs: int) -> None:
+    sdks = "import openai, anthropic"
+    code = {
+        "sdks": sdks,
+        "llmtrace + sdks": f"import llmtrace; llmtrace.instrument(endpoint='http://127.0.0.1:9')\n{sdks}",
+    }
+    times: dict[str, list[float]] = {name: [] for name in code}
+    for _ in range(runs):
+        for name, body in code.items():
+            start = time.perf_counter()
+            result = _run(body, checkout, base)
+            times[name].append(time.perf_counter() - start)
+            assert result.returncode == 0, result.stderr
+    sdk, both = (statistics.median(times[name]) for name in code)
+    print(f"before the SDKs: SDKs alone {sdk:.3f} s, import llmtrace; instrument(); SDKs {both:.3f} s, "
+          f"added {both - sdk:.3f} s (target <= 0.150 s)")  # fmt: skip
+
+
+def race(checkout: Path, base: str, processes: int, parallel: int) -> int:
+    failures: dict[str, int] = {}
+    for label, code in (("instrument, then the SDKs", _RACE), ("the SDKs, then instrument", _RACE_SDKS_FIRST)):
+        with ThreadPoolExecutor(parallel) as pool:
+            results = list(pool.map(lambda _: _run(code, checkout, base), range(processes)))
+        failed = [r for r in results if r.returncode != 0]
+        failures[label] = len(failed)
+        print(f"race, {label}: {len(failed)} of {processes} processes failed")
+        for reason in sorted({r.stderr.strip().splitlines()[-1] for r in failed})[:5]:
+            print(f"  {reason}")
+    return 1 if any(failures.values()) else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkout", type=Path, default=REPO, help="the llmtrace checkout to measure")
+    parser.add_argument("--runs", type=int, default=11, help="processes per configuration (median)")
+    parser.add_argument("--race", type=int, default=0, metavar="N", help="run the race with N processes per order")
+    parser.add_argument("--parallel", type=int, default=4, help="race processes at a time")
+    args = parser.parse_args()
+    with fake_llm() as base:
+        if args.race:
+            return race(args.checkout.resolve(), base, args.race, args.parallel)
+        after_sdks(args.checkout.resolve(), base, args.runs)
+        before_sdks(args.checkout.resolve(), base, args.runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
