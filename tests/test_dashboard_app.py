@@ -284,3 +284,17 @@ def test_a_failed_page_is_told_from_a_failed_span(stores: Stores, monkeypatch: p
     monkeypatch.setenv(common.URL_ENV, f"http://127.0.0.1:{free_port()}")
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert page_errors(at)  # the unreachable store's error box counts
+
+
+def test_cost_page_unpriced_card_equals_the_unpriced_table_and_failed_calls_are_apart(
+    stores: Stores, app: AppTest
+) -> None:
+    app.radio(key="time_range").set_value("7d").run()
+    app.switch_page("app_pages/cost.py").run()
+    f = used_filter(app)
+    table = next(d.value for d in app.dataframe if list(d.value.columns) == ["provider", "model", "unpriced_calls"])
+    assert "reason" not in table
+    assert metric(app, "Unpriced calls") == common.fmt_int(table["unpriced_calls"].sum())
+    failed = stores.scalar("SELECT countIf(CostStatus = 'no_usage')", f)
+    assert any(f"{common.fmt_int(failed)} failed calls" in c.value for c in app.caption)
+    assert not any("README" in c.value for c in app.caption)

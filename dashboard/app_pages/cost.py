@@ -68,12 +68,20 @@ common.table(
 )
 
 st.subheader("Unpriced calls")
-unpriced = common.load(cost.unpriced, f)
+without_cost = common.load(cost.unpriced, f)
+unpriced = without_cost[without_cost["reason"] == "no price"].drop(columns="reason")
+no_usage = int(without_cost.loc[without_cost["reason"] == "failed", "unpriced_calls"].sum())
 if unpriced.empty:
-    st.caption("Every call in this window has a price.")
+    st.caption("Every call that reported token usage in this window has a price.")
 else:
     st.caption(
-        "These models have no price in genai-prices: their calls are excluded from spend. "
-        "Add a price override (see the README, *Pricing*) to include them."
+        f"These models have no known price, so their {common.fmt_int(unpriced['unpriced_calls'].sum())} calls "
+        "are left out of spend rather than counted as $0. Give a model a price in the app with "
+        "`llmtrace.set_price(provider, model, input_per_mtok=…, output_per_mtok=…)`; calls made after that are priced."
     )
     common.table(unpriced, hide_index=True, column_config=common.SUMMARY_COLUMNS, key="unpriced_table")
+if no_usage:
+    st.caption(
+        f"Not counted as unpriced: {common.fmt_int(no_usage)} failed calls that reported no token usage "
+        "(nothing to price)."
+    )
