@@ -277,7 +277,7 @@ def test_a_trace_with_a_failed_span_shows_the_failure_and_is_not_a_page_error(st
     app.switch_page("app_pages/traces.py").run()
     app.text_input(key="trace_id_input").set_value(trace_id).run()
     assert_clean(app)
-    assert [e.value for e in app.error if e.icon == SPAN_ERROR_ICON][0].startswith(error_type)
+    assert next(e.value for e in app.error if e.icon == SPAN_ERROR_ICON).startswith(error_type)
 
 
 def test_a_failed_page_is_told_from_a_failed_span(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> None:

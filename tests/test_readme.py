@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -58,7 +58,7 @@ def run(argv: list[str], url: str) -> subprocess.CompletedProcess[str]:
 
 
 class Webhook(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.send_response(200)
         self.end_headers()
@@ -114,9 +114,7 @@ def command_id(argv: list[str]) -> str:
 
 
 @pytest.mark.parametrize("argv", [c for c in COMMANDS if c[1] not in LONG_RUNNING], ids=command_id)
-def test_every_readme_command_runs_against_the_demo(
-    argv: list[str], demo: ServerProcess, webhook: str
-) -> None:
+def test_every_readme_command_runs_against_the_demo(argv: list[str], demo: ServerProcess, webhook: str) -> None:
     done = run(adapt(argv, demo, webhook), demo.http_url)
     assert done.returncode == 0, f"{' '.join(argv)}\n{done.stdout}\n{done.stderr}"
     assert done.stdout.strip() or "demo" in argv
