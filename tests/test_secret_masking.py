@@ -127,7 +127,8 @@ def test_commands_against_a_protected_server_never_print_the_password(
     in_url = cli(*command, "--url", f"http://default:{SERVER_SECRET}@127.0.0.1:{protected_server.http_port}/default")
     in_env = cli(*command, "--url", protected_server.http_url, env={"LLMTRACE_CLICKHOUSE_PASSWORD": SERVER_SECRET})
     for done in (in_url, in_env):
-        assert done.returncode == 0, done.stderr
+        assert "cannot use ClickHouse" not in done.stderr  # got in: the password was used, just not shown
+        assert done.returncode == 0 or command[0] == "drift", done.stderr  # drift may find no calls to compare
         assert_no_secret(done.stdout + done.stderr)
 
 
