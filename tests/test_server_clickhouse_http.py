@@ -117,7 +117,7 @@ def test_readonly_setting_refuses_writes_with_code_164(server: ServerProcess, ta
 
 
 def test_readonly_mode_refuses_reading_server_files(server: ServerProcess) -> None:
-    with pytest.raises(DatabaseError, match=r"Code: 164"):
+    with pytest.raises(DatabaseError, match=r"Code: 497"):
         server.client(settings={"readonly": 1}).query("SELECT * FROM file('/etc/hostname', 'LineAsString')")
 
 

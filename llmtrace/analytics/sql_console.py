@@ -1,7 +1,9 @@
-"""The read-only SQL console: example queries and a runner the server holds to ``readonly=1``.
+"""The read-only SQL console: example queries and a runner the engine holds to ``readonly=1``.
 
-Read-only is enforced by ClickHouse itself (the ``readonly=1`` setting travels with the
-query), not by inspecting the text, so no clever statement gets past it.
+Read-only is enforced by ClickHouse itself, not by inspecting the text: over HTTP the
+``readonly=1`` setting travels with the query (and ``llmtrace server`` also checks the
+statement with ClickHouse's parser); on a ``chdb://`` store the statement runs on a fresh
+engine handle set to ``readonly=1`` after the same parser check.
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ def run(client: Any, sql: str, max_rows: int = MAX_ROWS) -> pd.DataFrame:
     text = sql.strip().rstrip(";").strip()
     if not text:
         raise ValueError("the query is empty: type a SELECT, or pick an example")
+    read_only_frame = getattr(client, "read_only_frame", None)
+    if read_only_frame is not None:  # chdb:// : no server between the console and the engine
+        return read_only_frame(text, max_rows).head(max_rows)
     # readonly last: once applied, ClickHouse refuses to change any further setting.
     settings = {"max_result_rows": max_rows, "result_overflow_mode": "break", "readonly": 1}
     # The server stops at the first block past the limit; trim to the exact count.

@@ -27,6 +27,7 @@ import uvicorn
 
 from llmtrace.server.batcher import SpanWriter
 from llmtrace.server.clickhouse_http import ClickHouseHttp
+from llmtrace.server.browser_guard import BrowserGuard, is_loopback
 from llmtrace.server.connections import ConnectionLimits, guarded_protocol, quiet_disconnects
 from llmtrace.server.decode import retention_edge
 from llmtrace.server.engine import Engine
@@ -176,6 +177,11 @@ def serve(config: ServerConfig, announce: Callable[[str], None] = print) -> None
     except Exception as exc:
         otlp_sock.close()
         http_sock.close()
+    if config.password is None and not is_loopback(config.host):
+        raise StartupError(
+            f"listening on {config.host} (beyond this machine) needs a password: set LLMTRACE_PASSWORD, "
+            "or keep the default --host 127.0.0.1"
+        )
         raise StartupError(str(exc)) from exc
     try:
         _serve_engine(config, engine, otlp_sock, http_sock, announce)
@@ -203,9 +209,9 @@ def _serve_engine(
     ttl_days = _retention_days(engine)
     otlp = otlp_app(writer, decoders, config.password, lambda: retention_edge(ttl_days))
     query = ClickHouseHttp(engine, config.password, visible=writer.wait_visible)
-    servers = [
-        (_uvicorn(otlp, _limits(config), "OTLP"), otlp_sock),
-        (_uvicorn(query, _limits(config), "query"), http_sock),
+    servers = [  # browsers are kept out of both ports (see browser_guard)
+        (_uvicorn(BrowserGuard(otlp, config.host), _limits(config), "OTLP"), otlp_sock),
+        (_uvicorn(BrowserGuard(query, config.host), _limits(config), "query"), http_sock),
     ]
 
     def ready() -> None:

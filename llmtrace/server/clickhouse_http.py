@@ -31,8 +31,10 @@ from llmtrace.server.sqltext import MAX_QUERY_SIZE, SqlTextError, parse_statemen
 
 __all__ = ["MAX_BODY_BYTES", "ClickHouseHttp"]
 
-MAX_BODY_BYTES = 1024 * 1024 * 1024
-"""Largest request body (INSERT data included), before and after decompression."""
+MAX_BODY_BYTES = 128 * 1024 * 1024
+"""Largest request body (INSERT data included), before and after decompression: inflating is
+streamed and stops here, so a compression bomb costs at most this much memory. Larger inserts
+go in several requests (clickhouse-connect's inserts are blocks far below this)."""
 
 # URL parameters the HTTP handler consumes itself; every other one is a setting.
 _TRANSPORT = frozenset(

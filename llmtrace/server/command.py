@@ -53,11 +53,6 @@ def run(name: str, args: argparse.Namespace) -> int:
         return 1
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     password = os.environ.get("LLMTRACE_PASSWORD") or None
-    if password is None and args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(
-            f"warning: listening on {args.host} without LLMTRACE_PASSWORD: anyone who can reach it can read and write.",
-            file=sys.stderr,
-        )
     config = ServerConfig(
         data_dir=Path(args.data_dir).expanduser(),
         host=args.host,

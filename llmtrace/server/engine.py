@@ -15,8 +15,9 @@ chDB facts this module is built on (verified with chdb 4.4 / ClickHouse 26.9):
   defaults, parts are not fsynced).
 - chDB creates no system log tables (``query_log``, ``trace_log``, ...) on disk: there is
   nothing that can grow without bound besides the user's own tables.
-- A server config file can be passed (``config-file=``); we use it to give MergeTree tables a
-  deduplication window, so re-inserting a logged batch with the same
+- A server config file can be passed (``config-file=``); :mod:`llmtrace.store.chdb_sandbox`
+  writes it: ClickHouse's access control keeps queries away from host files, URLs and
+  remote servers, and MergeTree tables get a deduplication window, so re-inserting a logged batch with the same
   ``insert_deduplication_token`` after a crash is a no-op for every table it already reached
   (materialized views included). ``insert_deduplicate`` is off on every handle by default, so
   ordinary inserts behave as on a stock single-node ClickHouse.
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtrace.server.sqltext import parse_statement
+from llmtrace.store import chdb_sandbox
 
 __all__ = ["DataDirLockedError", "Engine", "EngineError", "Handle"]
 
@@ -41,15 +43,6 @@ Handle = Any
 """A ``chdb.state.sqlitelike.Connection``."""
 
 _LOCK_NAME = "llmtrace.lock"
-_CONFIG_NAME = "llmtrace-clickhouse.xml"
-_CONFIG = """<clickhouse>
-  <!-- written by llmtrace server at every start; edits are overwritten -->
-  <user_files_path>{user_files}</user_files_path>
-  <merge_tree>
-    <non_replicated_deduplication_window>100</non_replicated_deduplication_window>
-  </merge_tree>
-</clickhouse>
-"""
 
 
 class EngineError(RuntimeError):
@@ -87,12 +80,10 @@ class Engine:
         self._lock_fd: int | None = _lock_data_dir(self.data_dir)
         self._closed = False
         self._internal_lock = threading.Lock()
-        self._config = self.data_dir / _CONFIG_NAME
-        user_files = self.data_dir / "user_files"
-        user_files.mkdir(exist_ok=True)
-        self._config.write_text(_CONFIG.format(user_files=f"{user_files}/"))
         try:
+            self._connection_string = chdb_sandbox.connection_string(self.data_dir)
             self._anchor = self.connect()  # keeps the engine alive between requests
+            chdb_sandbox.verify(lambda sql: self._anchor.query(sql, "TabSeparated").bytes().decode())
         except BaseException:
             self._release_lock()
             raise
@@ -104,7 +95,7 @@ class Engine:
         import chdb
 
         try:
-            conn = chdb.connect(f"{self.data_dir}?config-file={self._config}")
+            conn = chdb.connect(self._connection_string)
             conn.query("SET insert_deduplicate = 0", "TabSeparated")
             return conn
         except RuntimeError as exc:

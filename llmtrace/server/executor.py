@@ -18,6 +18,7 @@ from typing import Any
 
 from llmtrace.server.engine import Engine, Handle
 from llmtrace.server.sqltext import Statement
+from llmtrace.store import sql_guard
 
 __all__ = ["ClickHouseError", "Outcome", "Request", "Sessions", "execute"]
 
@@ -178,11 +179,26 @@ def _run(conn: Handle, request: Request) -> Outcome:
     return Outcome(body, fmt, _summary(result))
 
 
+def _guard(conn: Handle, request: Request) -> None:
+    """Refuse, by ClickHouse's own parse of it, a statement that could reach the host."""
+    statement = request.statement
+    sql = statement.sql if statement.insert_format is None else f"{statement.sql} FORMAT {statement.insert_format}"
+
+    def run(query: str, params: Mapping[str, str]) -> str:
+        return str(conn.query(query, "TSVRaw", params=dict(params)).bytes().decode("utf-8", "replace"))
+
+    try:
+        sql_guard.check(sql, run, request.params, read_only=bool(request.readonly))
+    except sql_guard.StatementRefused as exc:
+        raise ClickHouseError(exc.code, exc.message) from None
+
+
 def execute(engine: Engine, sessions: Sessions, request: Request) -> Outcome:
     """Run the request on its own handle. Raises :class:`ClickHouseError`."""
     replay = sessions.replay(request.session_id, request.session_timeout)
     try:
         with engine.handle() as conn:
+            _guard(conn, request)
             _prepare(conn, request, replay)
             outcome = _run(conn, request)
     except ClickHouseError:

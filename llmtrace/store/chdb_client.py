@@ -20,8 +20,10 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timezone
+from pathlib import Path
 from typing import Any
 
+from llmtrace.store import chdb_sandbox, sql_guard
 from llmtrace.store.chdb_types import converter
 from llmtrace.store.client import require
 from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
@@ -68,9 +70,12 @@ class InsertSummary:
 class ChdbClient:
     """clickhouse-connect-compatible facade over a ``chdb.session.Session``."""
 
-    def __init__(self, session: Any, database: str = "default", *, owns_session: bool = False) -> None:
+    def __init__(
+        self, session: Any, database: str = "default", *, owns_session: bool = False, connection: str | None = None
+    ) -> None:
         self._session = session
         self._owns_session = owns_session
+        self._connection = connection  # what opens another handle onto the same engine
         self.database = database
         self._types: dict[tuple[str, str], dict[str, str]] = {}
         self._lock = threading.Lock()
@@ -81,13 +86,14 @@ class ChdbClient:
         session_module = require("chdb.session")
         errors = require("clickhouse_connect.driver.exceptions")
         try:
-            session = session_module.Session(path)
+            connection = chdb_sandbox.connection_string(Path(path)) if path != ":memory:" else path
+            session = session_module.Session(connection)
         except Exception as exc:
             raise errors.OperationalError(
                 f"cannot open chDB data directory {path}: {exc}. One process may open one chDB "
                 "directory at a time: if `llmtrace server` holds it, use its HTTP URL instead."
             ) from exc
-        client = cls(session, database, owns_session=True)
+        client = cls(session, database, owns_session=True, connection=connection)
         if database != "default":
             try:
                 client._run(f"USE {_quote_identifier(database)}", fmt="TabSeparated")
@@ -98,6 +104,34 @@ class ChdbClient:
                     f"`llmtrace migrate --url 'chdb://{path}?database={database}'` first ({exc})"
                 ) from exc
         return client
+
+    def read_only_frame(self, sql: str, max_rows: int) -> Any:
+        """Run one user-typed statement as the SQL console does: checked by ClickHouse's parser
+        (:mod:`llmtrace.store.sql_guard`) and run on a fresh handle held to ``readonly=1``, so
+        neither a comment nor a second statement can get past the engine's read-only mode."""
+        if self._connection is None:
+            raise RuntimeError("this chDB client cannot open a read-only handle")
+        session_module = require("chdb.session")
+        errors = require("clickhouse_connect.driver.exceptions")
+        handle = session_module.Session(self._connection)
+        try:
+            def run(query: str, params: Any) -> str:
+                return _as_text(handle.query(query, "TSVRaw", params=_bind(dict(params)) or None))
+
+            try:
+                sql_guard.check(sql, run, read_only=True)
+            except sql_guard.StatementRefused as exc:
+                raise errors.DatabaseError(f"Code: {exc.code}. DB::Exception: {exc.message}") from None
+            if self.database != "default":
+                handle.query(f"USE {_quote_identifier(self.database)}", "TabSeparated")
+            handle.query(f"SET max_result_rows = {int(max_rows)}, result_overflow_mode = 'break'", "TabSeparated")
+            handle.query("SET readonly = 1", "TabSeparated")
+            try:
+                return handle.query(sql, "DataFrame")
+            except Exception as exc:
+                raise _database_error(exc, sql) from exc
+        finally:
+            handle.close()
 
     # --- clickhouse-connect API ------------------------------------------------------
     def query(
