@@ -27,7 +27,8 @@ app pays. Each overhead is ± its spread (blocks and stubbed: half the interquar
 rounds; interleaved: half the range of the medians of five interleaved fifths); ratios are
 llmtrace's and the peer's overhead as a multiple of the floor's (target <= 1.5x) and, last,
 llmtrace's as a multiple of floor+read's. Then the start-up cost of
-``import llmtrace; llmtrace.instrument()`` (target <= 0.3 s).
+``import llmtrace; llmtrace.instrument()`` (target <= 0.15 s; ``benchmarks/startup.py`` measures
+start-up in detail: with the SDKs, modules imported, RSS after the first priced call).
 """
 
 from __future__ import annotations
@@ -619,7 +620,7 @@ def main() -> int:
     bare, instrumented = startup_cost()
     print(
         f"\nstart-up: bare python {bare:.3f} s, import llmtrace + instrument() {instrumented:.3f} s, "
-        f"added {instrumented - bare:.3f} s (target <= 0.300 s)"
+        f"added {instrumented - bare:.3f} s (target <= 0.150 s)"
     )
     for (section, table), value in worst.items():
         print(f"worst overhead ratio vs OTel floor, {section}, {table}: {value:.2f}x (target <= 1.5x)")

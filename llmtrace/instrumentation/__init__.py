@@ -1,8 +1,8 @@
 """Provider instrumentations over one shared core.
 
-Each provider module names the SDK it patches (``SDK``), declares its patch targets
-(``patches()``) and may hook ``on_instrument``/``on_uninstrument``. Modules import
-without their SDK; the SDK is patched when it is (or gets) imported by the app.
+Each provider module names the SDK it patches (``SDK``) and declares its patch targets
+(``patches()``). Modules import without their SDK; each target is patched when its SDK
+module is (or gets) imported by the app or the SDK itself, never imported by llmtrace.
 """
 
 from __future__ import annotations
