@@ -78,8 +78,9 @@ def test_a_resource_imported_after_instrument_is_patched_then_restored_exactly(f
     result = run_script(
         """
         import json, sys, openai
+        sdk_imported_it = "openai.resources.embeddings" in sys.modules  # openai < 3 imports every resource
         llmtrace.instrument(tracer_provider=provider)
-        lazy = "openai.resources.embeddings" in sys.modules
+        lazy = "openai.resources.embeddings" in sys.modules and not sdk_imported_it
         client = openai.OpenAI(base_url=BASE + "/v1", api_key="t", max_retries=0)
         client.embeddings.create(model="text-embedding-3-small", input="hi")  # the SDK imports the resource now
         from openai.resources.embeddings import Embeddings
@@ -125,13 +126,15 @@ def test_a_resource_imported_after_uninstrument_stays_unpatched_and_a_second_ins
 
 
 _CALLS = """
-import asyncio, httpx2, openai, anthropic
-client = openai.OpenAI(base_url=BASE + "/v1", api_key="t", max_retries=0, http_client=httpx2.Client(timeout=30))
+import asyncio, openai, anthropic
+import openai._base_client as sdk  # the app's explicit HTTP client, from the library this SDK uses
+http = getattr(sdk, "httpx2", None) or sdk.httpx
+client = openai.OpenAI(base_url=BASE + "/v1", api_key="t", max_retries=0, http_client=http.Client(timeout=30))
 client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
 for _ in client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True):
     pass
 client.embeddings.create(model="text-embedding-3-small", input="hi")
-aclient = anthropic.Anthropic(base_url=BASE, api_key="t", max_retries=0, http_client=httpx2.Client(timeout=30))
+aclient = anthropic.Anthropic(base_url=BASE, api_key="t", max_retries=0, http_client=http.Client(timeout=30))
 aclient.messages.create(model="claude-sonnet-4-5", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
 with aclient.messages.stream(model="claude-3-5-haiku-latest", max_tokens=16,
                              messages=[{"role": "user", "content": "hi"}]) as stream:
@@ -178,7 +181,7 @@ def test_clients_built_right_after_instrument_work_in_every_fresh_process(fake_l
     here (two orders); ``benchmarks/startup.py --race 200`` runs hundreds."""
     orders = [
         "import llmtrace\nllmtrace.instrument(endpoint='http://127.0.0.1:9')\n",
-        "import httpx2, openai, anthropic, llmtrace\nllmtrace.instrument(endpoint='http://127.0.0.1:9')\n",
+        "import openai, anthropic, llmtrace\nllmtrace.instrument(endpoint='http://127.0.0.1:9')\n",
     ]
     scripts = [f"BASE = {fake_llm_url!r}\n" + order + _CALLS for order in orders for _ in range(5)]
     with ThreadPoolExecutor(4) as pool:
