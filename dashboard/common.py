@@ -179,14 +179,29 @@ def fmt_tokens(value: Any) -> str:
     return f"{value:,.0f}"
 
 
-def change(current: Any, previous: Any) -> str | None:
-    """Relative change for ``st.metric``'s delta ("+12.3%", or "+25×" past tenfold), None if undefined."""
-    if is_missing(current) or is_missing(previous) or float(previous) == 0:
+NEW = "new"  # st.metric delta when the previous window had (almost) nothing to compare with
+
+
+def change(current: Any, previous: Any, previous_calls: Any = None) -> str | None:
+    """Relative change for ``st.metric``'s delta ("+12.3%", or "+25×" past tenfold), None if undefined.
+
+    Against an almost empty previous window (fewer than :data:`MIN_PREVIOUS_CALLS` calls, or
+    nothing, or a hundredfold jump) a ratio means nothing ("+117,148×"): that reads "new".
+    """
+    if is_missing(current) or is_missing(previous):
         return None
+    few = previous_calls is not None and not is_missing(previous_calls) and float(previous_calls) < MIN_PREVIOUS_CALLS
+    if float(previous) == 0 or few:
+        return NEW if float(current) > 0 else None
     ratio = float(current) / float(previous)
+    if ratio >= 100:
+        return NEW
     if ratio >= 10:
         return f"+{ratio:,.0f}×"
     return f"{(ratio - 1) * 100:+.1f}%"
+
+
+MIN_PREVIOUS_CALLS = 30
 
 
 def point_change(current: Any, previous: Any) -> str | None:
@@ -197,8 +212,10 @@ def point_change(current: Any, previous: Any) -> str | None:
 
 
 def trace_link_column(label: str = "trace") -> Any:
-    """A column config that opens a trace on the Traces page."""
-    return st.column_config.LinkColumn(label, display_text=r"traces\?trace=(\w{8})")
+    """A column config that opens a trace on the Traces page: shows the id's first 12 characters, pinned."""
+    return st.column_config.LinkColumn(
+        label, display_text=r"traces\?trace=(\w{12})", pinned=True, help="Open the trace (first 12 of 32 characters)"
+    )
 
 
 def with_trace_links(df: pd.DataFrame) -> pd.DataFrame:
@@ -218,24 +235,62 @@ def fmt_duration(span: Any) -> str:
     return f"{seconds / 3600:.1f} hours"
 
 
-def style(figure: Any, title: str, height: int = 300) -> Any:
-    """Compact, consistent chart layout."""
+def style(figure: Any, title: str, height: int = 300, *, y: str | None = None, x: str | None = None) -> Any:
+    """Compact, consistent chart layout; ``y``/``x`` name the axes with their unit ("ms", "USD", "calls").
+
+    Time axes need no title (dates say what they are), so ``x`` defaults to none.
+    """
     figure.update_layout(
         title=title,
         height=height,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         legend={"orientation": "h", "y": -0.2, "title": None},
-        xaxis_title=None,
+        xaxis_title=x,
+        separators=".,",
     )
+    if y is not None:
+        figure.update_layout(yaxis_title=y)
     return figure
 
 
+# ---------------------------------------------------------------- colours
+# Ten well-separated colours (Tableau 10 with navy for grey; red is kept for errors elsewhere).
+PALETTE = (
+    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2",
+    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#1f3f77",
+)  # fmt: skip
+_SALT = "llmtrace3"  # the first salt giving the demo's models, services, providers, ... distinct colours
+NO_VALUE_COLOR = "#9aa5b1"
+
+
+def color_for(name: Any) -> str:
+    """The colour of a model, provider, service, ... on every chart of every page: a hash of its
+    name, so it never depends on which other names a chart happens to show."""
+    text = "" if is_missing(name) else str(name)
+    if not text:
+        return NO_VALUE_COLOR
+    import hashlib
+
+    return PALETTE[int(hashlib.md5((_SALT + text).encode()).hexdigest(), 16) % len(PALETTE)]
+
+
+def color_map(names: Any) -> dict[str, str]:
+    """``color_discrete_map`` for plotly express: :func:`color_for` of each name."""
+    return {str(name): color_for(name) for name in names}
+
+
+# Percentiles as shades of one hue, darker = slower, so p95 and p99 never look like two models.
+PERCENTILE_COLORS = {"p50": "#9ecae1", "p90": "#6baed6", "p95": "#3182bd", "p99": "#08519c"}
+
+
 SUMMARY_COLUMNS: dict[str, Any] = {
+    "timestamp": st.column_config.DatetimeColumn("time (UTC)", format="MMM DD HH:mm:ss"),
+    "span_id": None,  # hidden: the trace link is what people open
     "calls": st.column_config.NumberColumn("calls", format="%d"),
     "errors": st.column_config.NumberColumn("errors", format="%d"),
     "error_rate": st.column_config.NumberColumn("error rate", format="percent"),
-    "cost_usd": st.column_config.NumberColumn("spend", format="$%.6f"),
-    "cost_per_call_usd": st.column_config.NumberColumn("cost / call", format="$%.6f"),
+    "cost_usd": st.column_config.NumberColumn("spend", format="$%.4f"),
+    "cost_per_call_usd": st.column_config.NumberColumn("cost / call", format="$%.5f"),
     "tokens_per_s": st.column_config.NumberColumn("tokens/s", format="%.1f"),
     "p50": st.column_config.NumberColumn("p50", format="%.1f"),
     "p95": st.column_config.NumberColumn("p95", format="%.1f"),

@@ -54,6 +54,8 @@ def main() -> None:
     st.sidebar.caption(f"Store: `{common.shown_store_url()}`")
     try:
         counts = common.load(overview.store_counts)
+        if counts["calls"] == 0:  # never trust a cached "empty": the first calls may have just arrived
+            counts = overview.store_counts(common.client())
         st.session_state[common.FILTER_KEY] = sidebar.render()
     except common.StoreUnavailable as exc:
         common.show_unavailable(exc)

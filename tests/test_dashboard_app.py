@@ -298,3 +298,26 @@ def test_cost_page_unpriced_card_equals_the_unpriced_table_and_failed_calls_are_
     failed = stores.scalar("SELECT countIf(CostStatus = 'no_usage')", f)
     assert any(f"{common.fmt_int(failed)} failed calls" in c.value for c in app.caption)
     assert not any("README" in c.value for c in app.caption)
+
+
+def test_calls_arriving_after_the_empty_store_message_show_at_once(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`llmtrace up --demo` opens a page before the demo lands: a cached "empty" must not hide the data."""
+    url = f"{stores.seeded_url}?database=later"
+    stores.client.command("CREATE DATABASE IF NOT EXISTS later")
+    later = connect(url)
+    try:
+        apply_migrations(client_runner(later))
+        monkeypatch.setenv(common.URL_ENV, url)
+        at = AppTest.from_file(APP, default_timeout=60).run()
+        assert any("llmtrace.instrument" in c.value for c in at.code)
+        sql, params = scenarios.history_sql(200, 1, SEEDED_UNTIL_NS, seed=7)
+        later.command(sql, parameters=params)
+        at.run()
+        assert_clean(at)
+        assert not any("llmtrace.instrument" in c.value for c in at.code)
+        assert metric(at, "Calls") != "0"
+    finally:
+        common._client(url).close()
+        later.close()

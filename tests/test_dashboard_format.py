@@ -18,8 +18,29 @@ def test_a_missing_cost_is_a_dash_not_zero_dollars() -> None:
 
 
 def test_change_is_undefined_without_a_previous_value() -> None:
-    assert common.change(10, 0) is None
     assert common.change(10, float("nan")) is None
+    assert common.change(0, 0) is None
+
+
+def test_change_against_an_almost_empty_previous_window_says_new_not_a_huge_multiple() -> None:
+    assert common.change(10, 0) == "new"
+    assert common.change(117_148, 1) == "new"
+    assert common.change(500.0, 0.2, previous_calls=3) == "new"
+    assert common.change(500, 400, previous_calls=1000) == "+25.0%"
+
+
+def test_every_name_keeps_one_colour_whatever_else_a_chart_shows() -> None:
+    alone = common.color_map(["gpt-4o"])
+    together = common.color_map(["claude-haiku-4-5", "gpt-4o", "gpt-4o-mini"])
+    assert alone["gpt-4o"] == together["gpt-4o"] == common.color_for("gpt-4o")
+    assert common.color_for("") == common.NO_VALUE_COLOR
+
+
+def test_the_demo_models_services_and_providers_get_distinct_colours() -> None:
+    from llmtrace.demo import scenarios
+
+    for names in (list(scenarios.MODELS), [s.name for s in scenarios.SERVICES], ["openai", "anthropic"]):
+        assert len({common.color_for(n) for n in names}) == len(names), names
 
 
 def test_change_is_a_percentage_up_to_tenfold_then_a_multiple() -> None:

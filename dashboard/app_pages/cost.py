@@ -13,7 +13,14 @@ TOKENS = ["input_tokens", "output_tokens"]
 f = common.current_filter()
 st.title("Cost")
 
-totals = common.load(cost.totals, f).iloc[0]
+with st.spinner("Adding up spend…"):
+    totals = common.load(cost.totals, f).iloc[0]
+if not totals["calls"]:
+    st.info(
+        f"No LLM calls in the last {common.fmt_duration(f.duration)} with these filters: "
+        "pick a longer time range or clear a filter in the sidebar."
+    )
+    st.stop()
 priced = int(totals["priced_calls"])
 cards = st.columns(5)
 cards[0].metric("Spend", common.fmt_usd(totals["cost_usd"]) if priced else "n/a", border=True)
@@ -39,14 +46,20 @@ cards[4].metric(
 st.subheader("Spend per day")
 split = st.radio("Split by", list(cost.SOURCE_DIMENSIONS), horizontal=True, key="cost_day_split") or "model"
 per_day = common.load(cost.spend_per_day, f, split)
-chart = px.bar(per_day, x="day", y="cost_usd", color=split, labels={"cost_usd": "USD"})
-st.plotly_chart(common.style(chart, f"Spend per UTC day by {split}", height=340), key="spend_per_day")
+chart = px.bar(per_day, x="day", y="cost_usd", color=split, color_discrete_map=common.color_map(per_day[split]))
+chart.update_yaxes(tickprefix="$")
+chart.update_traces(hovertemplate="%{x|%b %d}: $%{y:,.4f}")
+st.plotly_chart(common.style(chart, f"Spend per UTC day by {split}", height=340, y="USD"), key="spend_per_day")
 
 st.subheader("Spend by")
 dimension = st.radio("Dimension", cost.DIMENSIONS, horizontal=True, key="cost_dimension") or "model"
 by = common.load(cost.spend_by, f, dimension)
 left, right = st.columns([1, 2])
-pie = px.pie(by.head(12).dropna(subset=["cost_usd"]), names=dimension, values="cost_usd", hole=0.5)
+shares = by.head(12).dropna(subset=["cost_usd"])
+pie = px.pie(
+    shares, names=dimension, values="cost_usd", hole=0.5, color=dimension,
+    color_discrete_map=common.color_map(shares[dimension]),
+)  # fmt: skip
 pie.update_traces(textposition="inside", textinfo="percent")
 left.plotly_chart(common.style(pie, f"Share of spend by {dimension}"), key="spend_share")
 common.table(
@@ -54,7 +67,7 @@ common.table(
     where=right,
     hide_index=True,
     column_order=[dimension, "cost_usd", "share", "calls", "unpriced_calls", "cost_per_call_usd", *TOKENS],
-    column_config=common.SUMMARY_COLUMNS,
+    column_config={**common.SUMMARY_COLUMNS, dimension: st.column_config.TextColumn(dimension, pinned=True)},
     key="spend_by_table",
 )
 

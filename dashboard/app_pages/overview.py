@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import common
@@ -12,8 +13,16 @@ from llmtrace.analytics import overview
 f = common.current_filter()
 st.title("Overview")
 
-both = common.load(overview.summary_with_previous, f)
+with st.spinner("Reading the window…"):
+    both = common.load(overview.summary_with_previous, f)
 now, before = both.loc["current"], both.loc["previous"]
+if not now["calls"]:
+    st.info(
+        f"No LLM calls in the last {common.fmt_duration(f.duration)}. Pick a longer time range in the sidebar, "
+        "or send calls from your app (see the SQL page for what the store holds)."
+    )
+    st.stop()
+was = before["calls"]  # "new" instead of a ratio against an almost empty previous window
 st.caption(
     f"Change is against the previous {common.fmt_duration(f.duration)} "
     f"({f.previous().start:%b %d %H:%M} → {f.start:%b %d %H:%M} UTC)."
@@ -26,11 +35,11 @@ def spend_value(row: pd.Series) -> str:
 
 
 top = st.columns(5)
-top[0].metric("Calls", common.fmt_int(now["calls"]), common.change(now["calls"], before["calls"]), border=True)
+top[0].metric("Calls", common.fmt_int(now["calls"]), common.change(now["calls"], was, was), border=True)
 top[1].metric(
     "Error rate",
     common.fmt_pct(now["error_rate"]),
-    common.point_change(now["error_rate"], before["error_rate"]) if now["calls"] else None,
+    common.point_change(now["error_rate"], before["error_rate"]) if was >= common.MIN_PREVIOUS_CALLS else None,
     delta_color="inverse",
     help=f"{common.fmt_int(now['errors'])} failed calls",
     border=True,
@@ -38,7 +47,7 @@ top[1].metric(
 top[2].metric(
     "Spend",
     spend_value(now),
-    common.change(now["cost_usd"], before["cost_usd"]),
+    common.change(now["cost_usd"], before["cost_usd"], was),
     delta_color="inverse",
     help=f"Priced calls only; {common.fmt_int(now['unpriced_calls'])} calls have no known price",
     border=True,
@@ -46,7 +55,7 @@ top[2].metric(
 top[3].metric(
     "Tokens",
     common.fmt_tokens(now["tokens"]),
-    common.change(now["tokens"], before["tokens"]),
+    common.change(now["tokens"], before["tokens"], was),
     delta_color="off",
     help=f"{common.fmt_int(now['input_tokens'])} input, {common.fmt_int(now['output_tokens'])} output",
     border=True,
@@ -62,7 +71,7 @@ LATENCY_CARDS = [
 ]
 for column, (label, key) in zip(st.columns(5), LATENCY_CARDS, strict=True):
     column.metric(
-        label, common.fmt_ms(now[key]), common.change(now[key], before[key]), delta_color="inverse", border=True
+        label, common.fmt_ms(now[key]), common.change(now[key], before[key], was), delta_color="inverse", border=True
     )
 
 series = common.load(overview.timeseries, f)
@@ -73,30 +82,55 @@ calls_chart = px.bar(
     x="bucket",
     y=["calls", "errors"],
     barmode="overlay",
-    labels={"value": "calls"},
     color_discrete_map={"calls": "#8fb3d9", "errors": "#d62728"},
 )
-charts[0].plotly_chart(common.style(calls_chart, "Calls and errors"), key="calls_chart")
-spend_chart = px.bar(series, x="bucket", y="cost_usd", labels={"cost_usd": "USD"})
-charts[1].plotly_chart(common.style(spend_chart, "Spend (USD)"), key="spend_chart")
-latency_chart = px.line(series, x="bucket", y=["p50_ms", "p95_ms", "p99_ms"], labels={"value": "ms"})
-charts[0].plotly_chart(common.style(latency_chart, "Latency"), key="latency_chart")
-tokens_chart = px.bar(series, x="bucket", y=["input_tokens", "output_tokens"], labels={"value": "tokens"})
-charts[1].plotly_chart(common.style(tokens_chart, "Tokens"), key="tokens_chart")
+charts[0].plotly_chart(common.style(calls_chart, "Calls and errors", y="calls"), key="calls_chart")
+spend_chart = px.bar(series, x="bucket", y="cost_usd")
+spend_chart.update_yaxes(tickprefix="$")
+charts[1].plotly_chart(common.style(spend_chart, "Spend", y="USD"), key="spend_chart")
+
+
+def latency_figure(frame: pd.DataFrame) -> go.Figure:
+    """p99 first, dotted, and p95 drawn over it, thicker: where they meet (small buckets) p95 stays visible."""
+    figure = go.Figure()
+    for name, width, dash in (("p99", 1.5, "dot"), ("p50", 2, "solid"), ("p95", 2.5, "solid")):
+        figure.add_scatter(
+            x=frame["bucket"], y=frame[f"{name}_ms"], name=name, mode="lines",
+            line={"color": common.PERCENTILE_COLORS[name], "width": width, "dash": dash},
+            hovertemplate=f"{name} %{{y:,.0f}} ms<extra></extra>",
+        )  # fmt: skip
+    figure.update_layout(legend_traceorder="normal")
+    return figure
+
+
+charts[0].plotly_chart(common.style(latency_figure(series), "Latency", y="ms"), key="latency_chart")
+tokens = series.rename(columns={"input_tokens": "input", "output_tokens": "output"})
+tokens_chart = px.bar(tokens, x="bucket", y=["input", "output"])
+charts[1].plotly_chart(common.style(tokens_chart, "Tokens", y="tokens"), key="tokens_chart")
 
 st.subheader("Breakdown")
 for tab, by in zip(st.tabs(["By provider", "By model", "By service"]), ["provider", "model", "service"], strict=True):
     table = common.load(overview.breakdown, f, by)
     with tab:
         left, right = st.columns([1, 2])
-        chart = px.bar(table, x="calls", y=by, orientation="h", text="calls")
+        chart = px.bar(
+            table,
+            x="calls",
+            y=by,
+            orientation="h",
+            text="calls",
+            color=by,
+            color_discrete_map=common.color_map(table[by]),
+        )
+        chart.update_traces(texttemplate="%{x:,}")
         chart.update_yaxes(autorange="reversed", title=None)
-        left.plotly_chart(common.style(chart, f"Calls by {by}"), key=f"breakdown_{by}")
+        chart.update_layout(showlegend=False)
+        left.plotly_chart(common.style(chart, f"Calls by {by}", x="calls"), key=f"breakdown_{by}")
         common.table(
             table,
             where=right,
             hide_index=True,
             column_order=[by, "calls", "error_rate", "cost_usd", "unpriced_calls", "tokens", "p50_ms", "p95_ms"],
-            column_config=common.SUMMARY_COLUMNS,
+            column_config={**common.SUMMARY_COLUMNS, by: st.column_config.TextColumn(by, pinned=True)},
             key=f"breakdown_table_{by}",
         )

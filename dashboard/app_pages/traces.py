@@ -15,6 +15,7 @@ from llmtrace.analytics import traces
 
 ROLE_AVATARS = {"system": ":material/settings:", "tool": ":material/build:"}
 SPAN_ERROR_ICON = ":material/error:"
+ERROR_STATUSES = ("Error", "STATUS_CODE_ERROR")
 
 f = common.current_filter()
 st.title("Traces")
@@ -24,14 +25,22 @@ status = controls[0].radio("Status", traces.STATUSES, horizontal=True, key="trac
 text = controls[1].text_input("Text in prompts or completions", key="trace_text", placeholder="e.g. refund")
 limit = int(controls[2].number_input("Show", min_value=10, max_value=2000, value=200, step=50, key="trace_limit"))
 
-found = common.load(traces.list_traces, f, status=status, text=text.strip(), limit=limit)
+with st.spinner("Finding traces…"):
+    found = common.load(traces.list_traces, f, status=status, text=text.strip(), limit=limit)
 st.caption(f"{len(found):,} traces (newest first). Select a row to open it.")
+shown = found.assign(trace=[t[:12] + "…" for t in found["trace_id"]])  # the full id stays in `found`
 table = common.table(
-    found,
+    shown,
     hide_index=True,
     on_select="rerun",
     selection_mode="single-row",
-    column_config={**common.SUMMARY_COLUMNS, "trace_id": st.column_config.TextColumn("trace", width="small")},
+    column_order=["start", "trace", "services", "models", "calls", "errors", "duration_ms", "tokens", "cost_usd"],
+    column_config={
+        **common.SUMMARY_COLUMNS,
+        "start": st.column_config.DatetimeColumn("start (UTC)", format="MMM DD HH:mm:ss", pinned=True),
+        "trace": st.column_config.TextColumn("trace", pinned=True, help="First 12 of 32 hex characters"),
+        "duration_ms": st.column_config.NumberColumn("duration", format="%.0f ms"),
+    },
     key="trace_table",
     height=300,
 )
@@ -57,7 +66,8 @@ if trace_id is None:
     st.info("No traces match these filters.")
     st.stop()
 
-spans = common.load(traces.trace_spans, trace_id)
+with st.spinner("Reading the trace…"):
+    spans = common.load(traces.trace_spans, trace_id)
 st.subheader(f"Trace `{trace_id}`")
 if spans.empty:
     st.warning(f"No spans found for trace {trace_id}: it may be older than the retention window.")
@@ -68,9 +78,10 @@ def waterfall(tree: pd.DataFrame) -> go.Figure:
     labels = [
         f"{i + 1:>2}. {'   ' * int(d)}{n}" for i, (d, n) in enumerate(zip(tree["depth"], tree["name"], strict=True))
     ]
+    # Failed spans red; LLM calls in their model's colour (as on every other page); other spans grey.
     colors = [
-        "#d62728" if s in ("Error", "STATUS_CODE_ERROR") else ("#1f77b4" if llm else "#9aa5b1")
-        for s, llm in zip(tree["status"], tree["is_llm"], strict=True)
+        "#d62728" if s in ERROR_STATUSES else (common.color_for(m) if llm else common.NO_VALUE_COLOR)
+        for s, llm, m in zip(tree["status"], tree["is_llm"], tree["model"].fillna(""), strict=True)
     ]
     hover = [
         f"{n}<br>{svc}<br>{common.fmt_ms(d)}" + (f"<br>{m}" if m else "")
@@ -90,8 +101,9 @@ def waterfall(tree: pd.DataFrame) -> go.Figure:
         )
     )
     figure.update_yaxes(autorange="reversed", type="category")
-    figure.update_xaxes(title="ms since trace start")
-    return common.style(figure, "Waterfall", height=max(160, 60 + 28 * len(tree)))
+    figure.update_xaxes(ticksuffix=" ms", rangemode="tozero")
+    height = max(180, 80 + 28 * len(tree))
+    return common.style(figure, "Waterfall", height=height, x="time since the trace started (ms)")
 
 
 llm = spans[spans["is_llm"].astype(bool)]
@@ -105,7 +117,7 @@ head[3].metric(
     common.fmt_usd(llm.loc[priced, "cost_usd"].sum()) if priced.any() else "n/a",
     help=f"{int((~priced).sum())} LLM calls without a known price",
 )
-head[4].metric("Errors", int(spans["status"].isin(["Error", "STATUS_CODE_ERROR"]).sum()))
+head[4].metric("Errors", int(spans["status"].isin(ERROR_STATUSES).sum()))
 st.plotly_chart(waterfall(spans), key="waterfall")
 
 
@@ -172,7 +184,7 @@ def render_llm_span(span: pd.Series) -> None:
 
 
 def render_error(span: pd.Series) -> None:
-    if span["status"] not in ("Error", "STATUS_CODE_ERROR"):
+    if span["status"] not in ERROR_STATUSES:
         return
     reason = span["error_type"] or span["status_message"] or "error"
     # Its own icon: a failed call is what the trace recorded, not a failure of this page.
@@ -180,11 +192,10 @@ def render_error(span: pd.Series) -> None:
 
 
 for _, span in spans.iterrows():
-    flag = "🔴 " if span["status"] in ("Error", "STATUS_CODE_ERROR") else ""
-    title = (
-        f"{flag}{'· ' * int(span['depth'])}{span['name']} — {span['service']} — {common.fmt_ms(span['duration_ms'])}"
-    )
-    with st.expander(title, expanded=bool(span["is_llm"]) and len(llm) <= 3):
+    failed = span["status"] in ERROR_STATUSES
+    title = f"{'· ' * int(span['depth'])}{span['name']} — {span['service']} — {common.fmt_ms(span['duration_ms'])}"
+    icon = SPAN_ERROR_ICON if failed else (":material/smart_toy:" if span["is_llm"] else ":material/schedule:")
+    with st.expander(title, expanded=bool(span["is_llm"]) and len(llm) <= 3, icon=icon):
         render_error(span)
         if span["is_llm"]:
             render_llm_span(span)
