@@ -51,3 +51,35 @@ def test_an_empty_query_is_refused_with_a_hint() -> None:
 def test_every_example_runs(store: Any, name: str) -> None:
     result = sql_console.run(store, sql_console.EXAMPLES[name])
     assert list(result.columns)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DROP TABLE llm_calls --",
+        "DROP TABLE llm_calls /*",
+        "SELECT 1; DROP TABLE llm_calls",
+        "TRUNCATE TABLE llm_calls -- SETTINGS readonly=0",
+        "KILL QUERY WHERE 1",
+        "SYSTEM SHUTDOWN",
+    ],
+)
+def test_comments_and_second_statements_cannot_escape_read_only_mode(store: Any, statement: str) -> None:
+    """On a chdb:// store no server stands between the console and the engine (issue #10)."""
+    with pytest.raises(Exception, match=r"Code: (164|62|497)"):
+        sql_console.run(store, statement)
+    assert sql_console.run(store, "SELECT count() AS n FROM llm_calls")["n"].iloc[0] == 500
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT file('/etc/passwd')",
+        "SELECT * FROM file('/etc/passwd', 'LineAsString')",
+        "SELECT $$'$$ AS a INTO OUTFILE 'console-outfile.txt'",
+        "SELECT * FROM url('http://127.0.0.1:9/', 'LineAsString')",
+    ],
+)
+def test_the_console_cannot_read_or_write_host_files(store: Any, statement: str) -> None:
+    with pytest.raises(Exception, match=r"Code: 497"):
+        sql_console.run(store, statement)

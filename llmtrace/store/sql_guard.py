@@ -55,6 +55,8 @@ _READ_KINDS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN"
 _HOST_CLAUSE = re.compile(r"^\s*(INTO\s+OUTFILE|FROM\s+INFILE)\b", re.MULTILINE)
 _INFILE = re.compile(r"\bFROM\s+INFILE\b")
 _FUNCTION = re.compile(r"^\s*Function (\S+)", re.MULTILINE)
+# Table settings are one opaque node in EXPLAIN AST; a disk defined inline shows in the text.
+_DISK_FUNCTION = re.compile(r"(?<![\w'`])disk\s*\(", re.IGNORECASE)
 _ERROR = re.compile(r"Code: (\d+)\. (?:DB::Exception: )?(.*)", re.DOTALL)
 _IN_SCOPE = re.compile(r"(?:: )?In scope SELECT formatQuery\(.*$", re.DOTALL)
 
@@ -138,6 +140,10 @@ def check(sql: str, run: Run, params: Mapping[str, str] | None = None, *, read_o
         ast = run(f"EXPLAIN AST {formatted}", dict(params or {}))
     except Exception as exc:
         raise _engine_error(exc) from None
+    if "FunctionWithKeyValueArguments" in ast:
+        raise StatementRefused(497, "dictionary sources and named collections can reach other servers: not allowed")
+    if _DISK_FUNCTION.search(formatted):
+        raise StatementRefused(497, "disk(...) places table data at a host path: not allowed")
     functions = frozenset(name.lower() for name in _FUNCTION.findall(ast))
     denied = sorted(functions & _denied_functions(run))
     if denied:
