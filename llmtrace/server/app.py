@@ -25,9 +25,10 @@ from pathlib import Path
 
 import uvicorn
 
+from llmtrace.server import faults
 from llmtrace.server.batcher import SpanWriter
-from llmtrace.server.clickhouse_http import ClickHouseHttp
 from llmtrace.server.browser_guard import BrowserGuard, is_loopback
+from llmtrace.server.clickhouse_http import ClickHouseHttp
 from llmtrace.server.connections import ConnectionLimits, guarded_protocol, quiet_disconnects
 from llmtrace.server.decode import retention_edge
 from llmtrace.server.engine import Engine
@@ -118,13 +119,25 @@ def _limits(config: ServerConfig) -> ConnectionLimits:
     return ConnectionLimits(cap, config.header_seconds, config.body_seconds)
 
 
+_MAX_TTL_DAYS = 25_000
+
+
 def _retention_days(engine: Engine) -> int | None:
-    """The TTL of otel_traces in days as the table has it now (None: no TTL)."""
+    """The TTL of otel_traces in days as the table has it now (None: no TTL).
+
+    A TTL reaching past 2106 wraps ClickHouse's DateTime and deletes every row at INSERT time
+    (measured: ``--ttl-days 30000`` stored nothing), so it is refused."""
     rows = engine.run(
         "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'otel_traces'"
     )
     match = re.search(r"TTL .*?toIntervalDay\((\d+)\)", str(rows[0][0])) if rows else None
-    return int(match.group(1)) if match else None
+    days = int(match.group(1)) if match else None
+    if days is not None and days > _MAX_TTL_DAYS:
+        raise StartupError(
+            f"otel_traces keeps spans {days} days, past 2106 where ClickHouse's DateTime ends (every row would be"
+            f" deleted at once); restart with --ttl-days {_MAX_TTL_DAYS} or less"
+        )
+    return days
 
 
 def _uvicorn(app: Callable[..., object], limits: ConnectionLimits, port: str) -> uvicorn.Server:
@@ -164,6 +177,11 @@ async def _run_servers(servers: list[tuple[uvicorn.Server, socket.socket]], read
 
 def serve(config: ServerConfig, announce: Callable[[str], None] = print) -> None:
     """Run until SIGINT/SIGTERM. Raises :class:`StartupError` if it cannot start."""
+    if config.password is None and not is_loopback(config.host):
+        raise StartupError(
+            f"listening on {config.host} (beyond this machine) needs a password: set LLMTRACE_PASSWORD, "
+            "or keep the default --host 127.0.0.1"
+        )
     if config.otlp_port == config.http_port and config.otlp_port != 0:
         raise StartupError(f"--otlp-port and --http-port are both {config.otlp_port}; give them different ports.")
     otlp_sock = bind(config.host, config.otlp_port, "--otlp-port")
@@ -177,11 +195,6 @@ def serve(config: ServerConfig, announce: Callable[[str], None] = print) -> None
     except Exception as exc:
         otlp_sock.close()
         http_sock.close()
-    if config.password is None and not is_loopback(config.host):
-        raise StartupError(
-            f"listening on {config.host} (beyond this machine) needs a password: set LLMTRACE_PASSWORD, "
-            "or keep the default --host 127.0.0.1"
-        )
         raise StartupError(str(exc)) from exc
     try:
         _serve_engine(config, engine, otlp_sock, http_sock, announce)
@@ -196,6 +209,8 @@ def _serve_engine(
     http_sock: socket.socket,
     announce: Callable[[str], None],
 ) -> None:
+    if config.ttl_days is not None and not 0 < config.ttl_days <= _MAX_TTL_DAYS:
+        raise StartupError(f"--ttl-days must be between 1 and {_MAX_TTL_DAYS} (ClickHouse's DateTime ends in 2106)")
     applied = _migrate(engine, config.ttl_days)
     sink = SpanSink(engine)
     writer = SpanWriter(sink, WriteAheadLog(engine.data_dir / "llmtrace-wal"))
@@ -206,6 +221,7 @@ def _serve_engine(
         raise StartupError(f"re-inserting spans logged before the last stop failed: {exc}") from exc
     decoders = DecodePool(config.decode_workers)
     writer.start()
+    faults.start_from_env(engine)
     ttl_days = _retention_days(engine)
     otlp = otlp_app(writer, decoders, config.password, lambda: retention_edge(ttl_days))
     query = ClickHouseHttp(engine, config.password, visible=writer.wait_visible)

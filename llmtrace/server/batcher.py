@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import re
 import threading
 import time
@@ -45,7 +46,12 @@ logger = logging.getLogger(__name__)
 InsertFn = Callable[[bytes, str], None]
 """``insert(payload, token)``: one INSERT; repeating a token must not insert its rows twice."""
 _RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
-_MISSING_ROUNDS = 5  # re-inserts of spans still absent after an INSERT, before quarantining them
+_MISSING_ROUNDS = 8  # re-inserts of spans still absent after an INSERT, before quarantining them
+# On a full disk chDB's INSERT also "succeeds" and stores nothing: spans missing while free space
+# is below this are retried without counting rounds, so they are never quarantined for it.
+# Below this much free space (or 8x the payload) no INSERT is even tried: on a full disk a write
+# can also be half-applied (otel_traces stored, llm_calls not).
+_LOW_SPACE_BYTES = 32 * 1024 * 1024
 # ClickHouse errors that are about the rows sent (parsing, types): retrying cannot help.
 # Everything else (disk, memory, cancelled queries, too many parts, ...) is retried.
 _DATA_CODES = frozenset({6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 130, 131, 457})
@@ -205,23 +211,32 @@ class SpanWriter:
         self.stats.add_batch()
 
     def _store_parts(self, parts: list[Part], token: str) -> None:
-        """Insert and verify; retry while the database fails, re-insert what went missing,
-        bisect to isolate a request whose data the database refuses, and quarantine that one."""
+        """Insert and verify; retry while the database fails, bisect to isolate a request whose
+        data the database refuses, and quarantine that one.
+
+        Every retry (and every replay after a restart) first asks which spans are absent and
+        inserts only those, under a new token: a killed or half-applied INSERT may have stored
+        some rows without recording its token, so re-sending the whole batch could double them.
+        """
         payload = b"".join(part.lines for part in parts)
+        spans = payload.count(b"\n")
         missing_rounds = 0
         for attempt in itertools.count():
-            spans = payload.count(b"\n")
             try:
-                self._insert(payload, token)
+                if self._disk_nearly_full(len(payload)):
+                    raise OSError(f"disk nearly full under {self._wal.directory}: not inserting until space is freed")
+                if attempt == 0 and not self._replaying:
+                    self._insert(payload, token)
+                else:
+                    self._insert_absent(payload, f"{token}-r{attempt}")
             except RowsMissing as exc:
-                self.stats.add_stored(spans - exc.missing_spans)
-                missing_rounds += 1
+                missing_rounds += 0 if self._disk_nearly_full(len(exc.missing)) else 1
                 if missing_rounds > _MISSING_ROUNDS:
+                    self.stats.add_stored(spans - exc.missing_spans)
                     self._quarantine(exc.missing, "missing_after_insert", str(exc))
                     self._set_failing(False)
                     return
                 logger.error("%s; re-inserting them (they are kept in the log)", exc)
-                payload, token = exc.missing, f"{token}-m{missing_rounds}"  # known absent: no duplicates
                 self._pause(attempt, exc)
                 continue
             except Exception as exc:
@@ -239,6 +254,23 @@ class SpanWriter:
             self._set_failing(False)
             self.stats.add_stored(spans)
             return
+
+    def _insert_absent(self, payload: bytes, token: str) -> None:
+        """Insert the lines of ``payload`` not yet stored (all of them if the sink cannot tell)."""
+        absent: Callable[[bytes], bytes] | None = getattr(self._insert, "absent", None)
+        complete: Callable[[bytes], None] | None = getattr(self._insert, "complete_derived", None)
+        todo = payload if absent is None else absent(payload)
+        if todo:
+            self._insert(todo, token)
+        if complete is not None:
+            complete(payload)
+
+    def _disk_nearly_full(self, payload_bytes: int) -> bool:
+        try:
+            disk = os.statvfs(self._wal.directory)
+        except OSError:
+            return True
+        return disk.f_bavail * disk.f_frsize < max(_LOW_SPACE_BYTES, 8 * payload_bytes)
 
     def _pause(self, attempt: int, exc: Exception) -> None:
         """Wait before the next attempt; give up (segment kept) when stopping or replaying."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -86,12 +87,22 @@ class _Receiver:
         self.decoders = decoders
         self.password = password
         self.oldest = oldest
+        self.unlogged = 0
+        self.unlogged_at = -10.0
 
     async def status(self, request: Request) -> Response:
         if not _authorized(request, self.password):
             return Response(json.dumps({"code": _GRPC_UNAUTHENTICATED, "message": "missing or wrong credentials"}),
                             401, {"WWW-Authenticate": 'Bearer realm="llmtrace"'}, media_type=JSON)  # fmt: skip
         return Response(json.dumps(self.writer.stats.snapshot(self.writer.backlog())), media_type=JSON)
+
+    def _log_unlogged(self, exc: OSError) -> None:
+        """One error line per 10 s while the log cannot be written, not one per request."""
+        now = time.monotonic()
+        self.unlogged += 1
+        if now - self.unlogged_at >= 10:
+            logger.error("could not log %d OTLP request(s), answered 503 (disk full?): %s", self.unlogged, exc)
+            self.unlogged, self.unlogged_at = 0, now
 
     def _rejected(self, exc: Exception) -> None:
         """Count and log a request refused for its content (400): the client was told why."""
@@ -124,7 +135,7 @@ class _Receiver:
         except (Backlogged, ShuttingDown, WorkerLost) as exc:
             return _status(content_type, 503, _GRPC_UNAVAILABLE, f"{exc}; retry later", {"Retry-After": "1"})
         except OSError as exc:  # the write-ahead log could not be written (disk full?)
-            logger.error("could not log an OTLP request: %s", exc)
+            self._log_unlogged(exc)
             message = f"spans could not be stored: {exc}"
             return _status(content_type, 503, _GRPC_UNAVAILABLE, message, {"Retry-After": "5"})
         if prepared.rejected:

@@ -12,21 +12,30 @@ deduplication skips reports the same ``rows_written`` as a real write. ``rows_wr
 counts the materialized views' rows, which the writer cannot predict. So after ``finish()``
 the sink counts, by span id within the batch's time range, how many of the spans sent are in
 the table, and raises :class:`RowsMissing` with the lines that are not.
+
+A write can also be half-applied: on a full disk, ``otel_traces`` got its part and
+``llm_calls`` (fed by ``llm_calls_mv``) did not, with no error. So the sink also checks that
+``llm_calls`` holds a row for every span of the batch that the view selects (running the
+view's own stored SELECT over the batch's rows, so its filter is not copied here), and
+fills in the missing ones from ``otel_traces`` with that same SELECT (its rollups follow, as
+they are fed by ``llm_calls``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from collections.abc import Sequence
 
 from llmtrace.server.chunks import SpanKey, span_keys
 from llmtrace.server.decode import INSERT_FORMAT
-from llmtrace.server.engine import Engine
+from llmtrace.server.engine import Engine, Handle
 
 __all__ = ["RowsMissing", "SpanSink"]
 
+logger = logging.getLogger(__name__)
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:-]+$")
 # The token makes re-inserting the same logged batch after a crash a no-op in every table the
 # first attempt reached (the engine gives MergeTree tables a deduplication window).
@@ -52,6 +61,35 @@ class RowsMissing(RuntimeError):
         super().__init__(f"{self.missing_spans} of {sent} spans are not in the table after the INSERT returned")
 
 
+class _Derived:
+    """``llm_calls`` as ``llm_calls_mv`` derives it from ``otel_traces``; absent: nothing to check."""
+
+    VIEW, TARGET = "llm_calls_mv", "llm_calls"
+
+    def __init__(self, conn: Handle) -> None:
+        found = conn.query(
+            "SELECT as_select FROM system.tables WHERE database = currentDatabase() AND name = {v:String}",
+            "JSONCompactEachRow",
+            params={"v": self.VIEW},
+        ).bytes()
+        columns = conn.query(
+            "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String}"
+            " ORDER BY position",
+            "JSONCompactEachRow",
+            params={"t": self.TARGET},
+        ).bytes()
+        names = ", ".join(f"`{json.loads(line)[0]}`" for line in columns.splitlines() if line)
+        self.enabled = bool(found.strip()) and bool(names)
+        if not self.enabled:
+            return
+        view = json.loads(found)[0]
+        derived = f"(SELECT * FROM ({view}) WHERE {_WHERE})"
+        present = f"(SELECT SpanId FROM {self.TARGET} WHERE {_WHERE})"
+        self.expected = f"SELECT uniqExact(SpanId) FROM {derived}"
+        self.present = f"SELECT uniqExact(SpanId) FROM {self.TARGET} WHERE {_WHERE}"
+        self.repair = f"INSERT INTO {self.TARGET} ({names}) SELECT {names} FROM {derived} WHERE SpanId NOT IN {present}"
+
+
 class SpanSink:
     """Inserts payloads into one table through a handle of its own (one writer thread)."""
 
@@ -66,6 +104,7 @@ class SpanSink:
         self._present = f"SELECT DISTINCT SpanId FROM {table} WHERE {_WHERE}"
         self._conn = engine.connect()
         self._lock = threading.Lock()
+        self._derived = _Derived(self._conn)
 
     def __call__(self, payload: bytes, token: str) -> None:
         """Insert ``payload`` as one block; a repeat with the same ``token`` inserts nothing twice.
@@ -82,9 +121,38 @@ class SpanSink:
                 inserter.cancel()
                 raise
             inserter.finish()
-            missing = self._missing(span_keys(payload))
-        if missing:
-            raise RowsMissing(missing, payload.count(b"\n"))
+            keys = span_keys(payload)
+            missing = self._missing(keys)
+            if missing:
+                raise RowsMissing(missing, payload.count(b"\n"))
+            self._complete_derived(keys)
+
+    def absent(self, payload: bytes) -> bytes:
+        """The lines of ``payload`` whose span is not in the table (to retry only those)."""
+        with self._lock:
+            return self._missing(span_keys(payload))
+
+    def complete_derived(self, payload: bytes) -> None:
+        with self._lock:
+            self._complete_derived(span_keys(payload))
+
+    def _complete_derived(self, keys: list[SpanKey]) -> None:
+        """Fill in ``llm_calls`` rows a half-applied INSERT left out; raise if that fails too."""
+        if not keys or not self._derived.enabled:
+            return
+        ids = sorted({key.span_id for key in keys})
+        bounds = {"lo": str(min(k.start_ns for k in keys)), "hi": str(max(k.start_ns for k in keys))}
+        for i in range(0, len(ids), _IDS_PER_QUERY):
+            group = ids[i : i + _IDS_PER_QUERY]
+            expected = int(self._rows(self._derived.expected, bounds, group)[0][0])
+            before = int(self._rows(self._derived.present, bounds, group)[0][0])
+            if before >= expected:
+                continue
+            self._rows(self._derived.repair, bounds, group)
+            present = int(self._rows(self._derived.present, bounds, group)[0][0])
+            if present < expected:
+                raise RuntimeError(f"{_Derived.TARGET} lacks {expected - present} of {expected} rows after the INSERT")
+            logger.warning("filled in %d %s row(s) a half-applied INSERT left out", present - before, _Derived.TARGET)
 
     def _missing(self, keys: list[SpanKey]) -> bytes:
         """The lines whose span id is not in the table within the keys' time range."""

@@ -1,0 +1,197 @@
+"""Faults during ingest: a full disk, KILL QUERY aimed at the writer, kill -9 of the server.
+
+What must hold through all of them: every span answered 2xx is stored, none twice (in
+``otel_traces`` and in the materialized ``llm_calls``), and a full disk answers 503 with
+Retry-After instead of acknowledging. The disk-full test mounts a small tmpfs (the tests run
+as root in CI; a failed mount fails the test with the reason).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.server_process import ServerProcess, http, otlp_request, post_spans
+
+
+def status(server: ServerProcess) -> dict[str, Any]:
+    return dict(json.loads(http("GET", f"{server.otlp_url}/status")[2]))
+
+
+def span_ids(request: Any) -> set[str]:
+    return {span.span_id.hex() for span in request.resource_spans[0].scope_spans[0].spans}
+
+
+def stored_ids(server: ServerProcess, service_like: str) -> tuple[set[str], int, int]:
+    """(distinct span ids, rows in otel_traces, rows in llm_calls) of the matching services."""
+    client = server.client()
+    where = {"s": service_like}
+    ids = {row[0] for row in client.query("SELECT SpanId FROM otel_traces WHERE ServiceName LIKE {s:String}",
+                                          parameters=where).result_rows}  # fmt: skip
+    traces = client.query("SELECT count() FROM otel_traces WHERE ServiceName LIKE {s:String}", parameters=where)
+    calls = client.query("SELECT count() FROM llm_calls WHERE ServiceName LIKE {s:String}", parameters=where)
+    return ids, int(traces.result_rows[0][0]), int(calls.result_rows[0][0])
+
+
+def wait_for(predicate: Any, deadline: float = 90.0) -> bool:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return bool(predicate())
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", str(mount)], capture_output=True)
+    assert done.returncode == 0, f"this test needs to mount a tmpfs (root): {done.stderr.decode()}"
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_answers_503_and_loses_no_acknowledged_span(tiny_disk: Path) -> None:
+    server = ServerProcess(tiny_disk / "data").wait_ready()
+    try:
+        disk = os.statvfs(tiny_disk)
+        (tiny_disk / "ballast").write_bytes(b"\0" * (disk.f_bavail * disk.f_frsize - 2_000_000))
+        acked: set[str] = set()
+        answers: list[tuple[int, str | None]] = []
+        for i in range(400):
+            request = otlp_request(50, service="full-disk", seed=1000 + i)
+            code, headers, _ = post_spans(server, request.SerializeToString())
+            answers.append((code, headers.get("retry-after")))
+            if code == 200:
+                acked |= span_ids(request)
+            if sum(c == 503 for c, _ in answers) >= 20:
+                break
+        assert {c for c, _ in answers} == {200, 503}, answers
+        assert all(after for c, after in answers if c == 503)
+        assert status(server)["stored_spans"] < len(acked)  # the database was full too
+        (tiny_disk / "ballast").unlink()
+        assert wait_for(lambda: stored_ids(server, "full-disk")[0] >= acked)
+        ids, traces, calls = stored_ids(server, "full-disk")
+        assert (len(ids), traces, calls) == (len(acked), len(acked), len(acked))
+        assert status(server)["rejected_spans"] == 0
+        assert not list((tiny_disk / "data" / "llmtrace-wal").glob("rejected/*"))
+    finally:
+        server.stop()
+
+
+class Senders:
+    """Threads posting unique spans; a span counts as acknowledged only on a 200."""
+
+    def __init__(self, server: ServerProcess, threads: int = 3) -> None:
+        self.server = server
+        self.acked: set[str] = set()
+        self.unknown = 0  # requests whose answer was lost with the server (may or may not be stored)
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, args=(t,), daemon=True) for t in range(threads)]
+
+    def __enter__(self) -> Senders:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self._threads:
+            thread.join(60)
+
+    def _run(self, t: int) -> None:
+        for i in range(10**6):
+            if self.stop.is_set():
+                return
+            request = otlp_request(random.Random(i).randint(1, 40), service=f"load-{t}", seed=t * 10**6 + i)
+            self._send(request)
+
+    def _send(self, request: Any) -> None:
+        body = request.SerializeToString()
+        while not self.stop.is_set():
+            try:
+                code, _, _ = post_spans(self.server, body)
+            except urllib.error.URLError as exc:
+                if isinstance(exc.reason, ConnectionRefusedError):  # server down: surely not taken
+                    time.sleep(0.05)
+                    continue
+                with self._lock:
+                    self.unknown += 1
+                return
+            except OSError:  # connection reset by the kill: the answer is lost
+                with self._lock:
+                    self.unknown += 1
+                return
+            if code == 200:
+                with self._lock:
+                    self.acked |= span_ids(request)
+                return
+            assert code == 503, code  # retried, as exporters do
+            time.sleep(0.05)
+
+
+def kill_writer_inserts(server: ServerProcess, stop: threading.Event, kills: list[int]) -> None:
+    """A read-only client aiming KILL QUERY at the writer's INSERTs, as in the issue."""
+    query = urllib.parse.quote("KILL QUERY WHERE query LIKE 'INSERT INTO otel_traces%' ASYNC")
+    while not stop.is_set():
+        try:
+            code, _, body = http("POST", f"{server.http_url}/?readonly=1&query={query}", b"", timeout=5)
+        except OSError:
+            time.sleep(0.05)
+            continue
+        kills.append(body.count(b"\n") if code == 200 else 0)
+        time.sleep(0.01)
+
+
+def killed_inserts(log: str) -> int:
+    """INSERTs the writer saw killed: raised QUERY_WAS_CANCELLED, or "succeeded" storing nothing."""
+    return sum(("QUERY_WAS_CANCELLED" in line or "not in the table after the INSERT" in line)
+               for line in log.splitlines())  # fmt: skip
+
+
+def test_kill_query_and_kill_9_during_ingest_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    faulty = {"LLMTRACE_FAULT_KILL_INSERTS_MS": "150"}  # KILL from inside too, should the query port refuse it
+    server = ServerProcess(data, faulty).wait_ready()
+    kills: list[int] = []
+    stop_killing = threading.Event()
+    with Senders(server) as senders:
+        killers = [threading.Thread(target=kill_writer_inserts, args=(server, stop_killing, kills), daemon=True)
+                   for _ in range(3)]  # fmt: skip
+        for killer in killers:
+            killer.start()
+        assert wait_for(lambda: len(senders.acked) > 4000, 60)
+        server.kill9()
+        cancelled = killed_inserts(server.output)
+        acked_before_crash = len(senders.acked)
+        server = ServerProcess(data, faulty, ports=(server.otlp_port, server.http_port))
+        senders.server = server
+        server.wait_ready()
+        assert wait_for(lambda: len(senders.acked) > acked_before_crash + 4000, 60)
+        stop_killing.set()
+        for killer in killers:
+            killer.join(30)
+    cancelled += killed_inserts(server.output)
+    assert cancelled > 0  # the writer's INSERTs were killed (and retried: the asserts below)
+    try:
+        assert wait_for(lambda: stored_ids(server, "load-%")[0] >= senders.acked)
+        ids, traces, calls = stored_ids(server, "load-%")
+        assert senders.acked <= ids
+        assert traces == len(ids) and calls == len(ids)  # no duplicates, in the view-fed table too
+        print(f"acked {len(senders.acked)} spans, stored {len(ids)}, unknown {senders.unknown} requests,"
+              f" {len(kills)} KILL QUERY over HTTP ({sum(kills)} hit), {cancelled} INSERTs cancelled")  # fmt: skip
+    finally:
+        server.stop()
