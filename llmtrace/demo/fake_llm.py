@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtrace.demo import fake_llm_anthropic as anthropic_api
+from llmtrace.demo import fake_llm_gemini as gemini_api
 from llmtrace.demo import fake_llm_openai as openai_api
 from llmtrace.demo import fake_llm_openai_responses as responses_api
 from llmtrace.demo.fake_llm_common import (
@@ -104,6 +105,11 @@ _ANTHROPIC = _Provider(
         b'event: message_start\ndata: {"type": "message_start", "mes\n\n',
     ),
 )
+_GEMINI = _Provider(
+    gemini_api.error_reply,
+    gemini_api.stream_error_frame,
+    (b'{"candidates": [{"content": {"par', b'data: {"candidates": [{"cont\n\n'),
+)
 _ROUTES: dict[str, tuple[Handler, _Provider]] = {
     "/v1/chat/completions": (openai_api.chat_completions, _OPENAI),
     "/v1/completions": (openai_api.completions, _OPENAI),
@@ -111,6 +117,14 @@ _ROUTES: dict[str, tuple[Handler, _Provider]] = {
     "/v1/responses": (responses_api.responses, _RESPONSES),
     "/v1/messages": (anthropic_api.messages, _ANTHROPIC),
 }
+
+
+def _route(path: str) -> tuple[Handler, _Provider] | None:
+    """The fixed routes, then Gemini's, which name the model and method in the path."""
+    route = _ROUTES.get(path)
+    if route is None and (gemini := gemini_api.route(path)) is not None:
+        return gemini, _GEMINI
+    return route
 
 
 def _replay(name: str, provider: _Provider, recorded_dir: Path) -> Reply:
@@ -137,7 +151,7 @@ def _malformed(provider: _Provider, stream: bool) -> Reply:
 
 def _dispatch(fake: FakeLLM, path: str, headers: dict[str, str], raw: bytes) -> tuple[Reply, Controls]:
     """Decide the reply: 404, 400 for bad input, forced status, replay, malformed, or a real answer."""
-    route = _ROUTES.get(path)
+    route = _route(path)
     provider = route[1] if route else (_ANTHROPIC if "anthropic-version" in headers else _OPENAI)
     try:
         controls = parse_controls(headers, latency_s=fake.latency_s, chunk_delay_s=fake.chunk_delay_s)

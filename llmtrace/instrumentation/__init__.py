@@ -11,4 +11,5 @@ from __future__ import annotations
 PROVIDERS: dict[str, str] = {
     "openai": "llmtrace.instrumentation.openai",
     "anthropic": "llmtrace.instrumentation.anthropic",
+    "google_genai": "llmtrace.instrumentation.google_genai",
 }
