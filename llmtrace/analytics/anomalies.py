@@ -161,8 +161,8 @@ class Plan:
 def plan(f: Filter, step: int | None = None, history: timedelta | None = None, now: datetime | None = None) -> Plan:
     """Bucket width (5 minutes up to 14 days, else an hour), complete buckets judged, history.
 
-    History defaults to two days before windows of up to two days (a daily profile can form)
-    and one day before longer ones (the window itself holds the earlier days).
+    History defaults to two days: rates need a day of baseline, and volume a previous day for
+    its daily profile plus up to 15 hours of trailing windows.
     """
     step = step or (300 if f.duration <= timedelta(days=14) else HOUR)
     if step < 60 or (step < HOUR and HOUR % step) or (step >= HOUR and step % HOUR):
@@ -172,7 +172,7 @@ def plan(f: Filter, step: int | None = None, history: timedelta | None = None, n
     if judge_end <= judge_start:
         raise ValueError(f"the window {f.start} → {f.end} holds no complete {step}s bucket; widen it")
     if history is None:
-        history = timedelta(days=2) if judge_end - judge_start <= timedelta(days=2) else timedelta(days=1)
+        history = timedelta(days=2)
     history = timedelta(seconds=math.ceil(history.total_seconds() / step) * step)
     dims = {name: getattr(f, name) for name in DIMENSIONS}
     return Plan(step, judge_start, judge_end, Filter(start=judge_start - history, end=judge_end, **dims))
@@ -199,12 +199,11 @@ def detect(
     levels = levels_for(by)
     prep = prepare(client, p, levels, _metrics(metrics))
     found = [_episode(e, prep, p) for e in prep.episodes]
-    for level in levels:
-        _attach_examples(client, [a for a in found if a.level == level.name], level, p)
+    _attach_examples(client, found, report_keys(levels), p)
     if include_calls:
         found += _call_anomalies(client, levels[0].keys, p)
     found.sort(key=lambda a: (a.severity != "critical", -a.score, a.key))
-    report_by = tuple(dict.fromkeys(k for level in levels for k in level.keys))
+    report_by = report_keys(levels)
     warm = warming_up(prep, p, levels[0])
     return AnomalyReport(p.judge_start, p.judge_end, p.step, report_by, found, warm, [lv.name for lv in levels])
 
@@ -282,7 +281,11 @@ def _dims(p: Plan) -> tuple[str, dict[str, Any]]:
     return f.dimension_clause(), {n: list(getattr(f, n)) for n in DIMENSIONS if getattr(f, n)}
 
 
-def _attach_examples(client: Any, episodes: list[Anomaly], level: Level, p: Plan) -> None:
+def report_keys(levels: list[Level]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(k for level in levels for k in level.keys))
+
+
+def _attach_examples(client: Any, episodes: list[Anomaly], keys: tuple[str, ...], p: Plan) -> None:
     if not episodes:
         return
     dims, dim_params = _dims(p)
@@ -293,9 +296,9 @@ def _attach_examples(client: Any, episodes: list[Anomaly], level: Level, p: Plan
         "ep_metric": [a.metric for a in episodes],
         "min_start": sql_time(min(a.start for a in episodes)),
         "max_end": sql_time(max(a.end for a in episodes)),
-        **{f"ep_g_{b}": [a.series[b] for a in episodes] for b in level.keys},
+        **{f"ep_g_{b}": [a.series.get(b, calls_sql.ANY) for a in episodes] for b in keys},
     }
-    for row in frame(client, calls_sql.examples_sql(level.keys, dims, p.step), params).to_dict("records"):
+    for row in frame(client, calls_sql.examples_sql(keys, dims, p.step), params).to_dict("records"):
         episodes[int(row["ep"]) - 1].trace_ids = [str(t) for t in row["trace_ids"]]
 
 

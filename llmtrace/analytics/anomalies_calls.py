@@ -68,21 +68,30 @@ def storms_sql(by: Sequence[str], dims: str) -> str:
                    argMax(TraceId, Timestamp) AS trace_id
             FROM (SELECT *, {_groups(by)}, {key} AS storm_key,
                          toStartOfInterval(Timestamp, toIntervalSecond({STORM_SECONDS})) AS w
-                  FROM llm_calls WHERE {_WINDOW}{dims})
+                  FROM llm_calls WHERE {_WINDOW}{dims}
+                    -- only sessions/traces with enough failures in that interval: a small set
+                    AND ({key}, toStartOfInterval(Timestamp, toIntervalSecond({STORM_SECONDS}))) IN (
+                        SELECT {key}, toStartOfInterval(Timestamp, toIntervalSecond({STORM_SECONDS})) AS fw
+                        FROM llm_calls WHERE {_WINDOW}{dims} AND IsError = 1
+                        GROUP BY 1, fw HAVING count() >= {STORM_ERRORS}))
             GROUP BY {g}, storm_key, w
             HAVING errors >= {STORM_ERRORS} AND ok >= 1 AND recovered
         )
         GROUP BY {g}"""
 
 
+ANY = "\x01any"  # an episode's value for a column its level does not group by
+
+
 def examples_sql(by: Sequence[str], dims: str, step: int) -> str:
     """Up to EXAMPLES trace ids per episode, the most telling first (slowest for latency,
-    failed for the error rate, costliest for cost, ...). Episodes are bound as arrays:
-    ``ep_start``, ``ep_end``, ``ep_metric`` and ``ep_g_<by>``; calls are matched to them on
-    (series, bucket) with a hash join."""
+    failed for the error rate, costliest for cost, ...). Episodes of every level are bound
+    together as arrays: ``ep_start``, ``ep_end``, ``ep_metric`` and ``ep_g_<by>`` (``ANY``
+    where the episode's level does not group by that column); calls are matched to them on
+    their bucket with a hash join, then on the columns."""
     g = series_columns(by)
     ep_groups = "".join(f", {{ep_g_{b}:Array(String)}}[i] AS g_{b}" for b in by) or ", 0 AS _all"
-    on = " AND ".join(f"c.{col} = e.{col}" for col in [*g.split(", "), "bt"])
+    match = " AND ".join(f"(e.g_{b} = '{ANY}' OR c.g_{b} = e.g_{b})" for b in by) or "1"
     bucket = f"toUnixTimestamp(toStartOfInterval(Timestamp, toIntervalSecond({step})))"
     span = "toUInt32(toUnixTimestamp({ep_start:Array(DateTime64(6, 'UTC'))}[i]))"
     stop = "toUInt32(toUnixTimestamp({ep_end:Array(DateTime64(6, 'UTC'))}[i]))"
@@ -91,14 +100,16 @@ def examples_sql(by: Sequence[str], dims: str, step: int) -> str:
         metric = 'ttft_p95_ms', toFloat64(ifNull(TtftUs, 0)),
         metric = 'error_rate', toFloat64(IsError),
         metric = 'cost_per_call_usd', ifNull(CostUsd, 0),
-        metric = 'tokens_per_call', toFloat64(InputTokens + OutputTokens),
+        metric = 'tokens_per_call', toFloat64(OutputTokens),
         metric = 'truncation_rate', toFloat64(FinishReason IN ('length', 'max_tokens')),
+        metric = 'empty_output_rate', toFloat64(IsError = 0 AND OutputTokens = 0),
         0)"""
+    del g
     return f"""
         SELECT ep, groupArray(TraceId) AS trace_ids FROM (
             SELECT e.ep AS ep, c.TraceId AS TraceId, {key} AS k, c.Timestamp AS ts
             FROM (
-                SELECT Timestamp, TraceId, DurationUs, TtftUs, IsError, CostUsd, InputTokens, OutputTokens,
+                SELECT Timestamp, TraceId, DurationUs, TtftUs, IsError, CostUsd, OutputTokens,
                        FinishReason, {_groups(by)}, {bucket} AS bt
                 FROM llm_calls
                 WHERE Timestamp >= {{min_start:{_TIME}}} AND Timestamp < {{max_end:{_TIME}}}{dims}
@@ -107,7 +118,8 @@ def examples_sql(by: Sequence[str], dims: str, step: int) -> str:
                 SELECT i AS ep, {{ep_metric:Array(String)}}[i] AS metric{ep_groups},
                        arrayJoin(range({span}, {stop}, {step})) AS bt
                 FROM (SELECT arrayJoin(arrayEnumerate({{ep_metric:Array(String)}})) AS i)
-            ) AS e ON {on}
+            ) AS e ON c.bt = e.bt
+            WHERE {match}
             ORDER BY ep, k DESC, ts
             LIMIT {EXAMPLES} BY ep
         ) GROUP BY ep"""

@@ -6,13 +6,14 @@ minutes by default) and every window ending in the judged range:
 * **rates** (errors, truncations, empty outputs, and calls above the usual p90 of latency,
   TTFT, tokens, cost): ``k`` events in ``n`` trials against the pooled rate ``p0`` of the
   trailing ``BASELINE`` before the window, by an exact binomial tail;
-* **volume**: ``x`` calls in the window against ``y`` calls in the ``VOLUME_BASELINE`` just
-  before it, conditioned on ``x + y`` (the exact test of two Poisson rates, so a thin
-  baseline counts as uncertain), with the baseline rescaled by the daily profile once two
-  previous days of the series exist (daily peaks and the night are normal);
+* **volume**: ``x`` calls in the window against ``mu`` expected from the calls of the
+  ``VOLUME_BASELINE`` before it (twice the window for long windows), rescaled by the daily
+  profile once a previous day of the series exists (daily peaks and the night are normal),
+  by a negative binomial tail whose extra spread is the series' own (:func:`_nb_size`); a
+  window with no calls at all is judged as Poisson (a wobbling rate does not go silent);
 * overdispersion: real rates wobble more than a binomial allows (load, prompts, hours), so
-  counts are divided by ``phi``, the median squared Pearson residual of the series' own
-  windows (>= 1), before the tail is taken: a quasi-binomial test;
+  rate counts are divided by ``phi``, the median squared Pearson residual of the series'
+  own windows (>= 1), before the tail is taken: a quasi-binomial test;
 * a window is *flagged* when the tail probability is at most ``10**-MIN_SCORE`` AND the
   effect is large enough to act on (``MIN_EXCESS`` events beyond the expectation and a
   ratio of at least ``MIN_RATIO``; volume: ``VOLUME_DROP``/``VOLUME_SPIKE``).
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from llmtrace.analytics.anomalies_sql import METRICS
-from llmtrace.analytics.tails import binom_cdf, binom_sf, chernoff_log10, neg_log10
+from llmtrace.analytics.tails import LN10, binom_cdf, binom_sf, chernoff_log10, nbinom_cdf, nbinom_sf, neg_log10
 
 __all__ = ["LeafVolume", "Scan", "Window", "leaf_volume", "scan"]
 
@@ -42,8 +43,10 @@ VOLUME_BASELINE = 3 * 3600
 MIN_BASE_TRIALS = 20
 MIN_BASE_CALLS = 8
 PRIOR_WEIGHT = 2.0
-SCALES = (1, 3, 12)
-PROFILE_DAYS = 1  # previous days at the same time of day needed for a daily profile
+SCALES = (1, 3, 12, 36)
+PROFILE_DAYS = 1
+NB_MIN_MU = 5.0  # windows with fewer expected calls say little about the wobble beyond Poisson
+NB_MIN_C, NB_DEFAULT_C = 0.05, 0.3  # previous days at the same time of day needed for a daily profile
 DAY = 86400
 
 
@@ -85,6 +88,37 @@ def _phi(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray) -> np.ndar
         med = np.nanmedian(np.where(counts[:, None] > 0, r2, 0.0), axis=1)
     phi = np.where(counts >= 24, np.clip(med / 0.455, 1.0, 25.0), 1.5)
     return np.asarray(phi)
+
+
+def _nb_size(x: np.ndarray, mu: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Per series: the negative binomial size r = 1 / c^2, c the relative wobble of the
+    expectation beyond Poisson noise, from the median of the series' own windows with at
+    least ``NB_MIN_MU`` expected calls (``NB_DEFAULT_C`` with fewer than 24 of them)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c2 = ((x - mu) ** 2 / 0.455 - mu) / mu**2
+    c2 = np.where(ok & (mu >= NB_MIN_MU), c2, np.nan)
+    counts = np.sum(~np.isnan(c2), axis=1)
+    with np.errstate(all="ignore"):
+        med = np.nanmedian(np.where(counts[:, None] > 0, c2, 0.0), axis=1)
+    c2 = np.where(counts >= 24, np.clip(med, NB_MIN_C**2, 1.0), NB_DEFAULT_C**2)
+    return np.asarray(1 / c2)
+
+
+def _flag_nb(
+    group_idx: np.ndarray, end: np.ndarray, x: np.ndarray, mu: np.ndarray, size: np.ndarray, up: bool
+) -> list[tuple[int, int, float]]:
+    """(group, end bucket, score) of windows whose negative binomial tail passes MIN_SCORE."""
+    r = size[group_idx]
+    z2 = (x - mu) ** 2 / (mu + mu**2 / r + 1e-9)
+    out = []
+    for i in np.flatnonzero((z2 >= 4) | (x == 0)):
+        k, m = round(float(x[i])), float(mu[i])
+        score = neg_log10(nbinom_sf(k, m, float(r[i])) if up else nbinom_cdf(k, m, float(r[i])))
+        if k == 0 and not up:  # silence: a wobbling rate does not switch a series off (Poisson)
+            score = max(score, m / LN10)
+        if score >= MIN_SCORE:
+            out.append((int(group_idx[i]), int(end[i]), score))
+    return out
 
 
 def _exact(k: float, n: float, p: float, up: bool) -> float:
@@ -177,7 +211,6 @@ def leaf_volume(calls: np.ndarray, first: np.ndarray, step: int) -> LeafVolume:
     Groups sum these (a service whose models peak at different hours gets the sum of their
     expectations, and a model joining it does not distort its shape).
     """
-    base = max(1, VOLUME_BASELINE // step)
     profile, _ = profile_ratio(calls, first, step)
     filled = np.nan_to_num(profile, nan=0.0)
     cp = np.concatenate([np.zeros((calls.shape[0], 1)), np.cumsum(filled, axis=1)], axis=1)
@@ -186,6 +219,7 @@ def leaf_volume(calls: np.ndarray, first: np.ndarray, step: int) -> LeafVolume:
     ends = np.arange(calls.shape[1])
     out = LeafVolume({}, {}, {}, {})
     for width in SCALES:
+        base = max(VOLUME_BASELINE // step, 2 * width)  # long windows: a baseline twice as long
         x = _window_sum(cc, ends, width)
         missing = _window_sum(has, ends, width + 2 * base) > 0
         alive = (ends - width - 2 * base + 1)[None, :] >= first[:, None]
@@ -213,23 +247,23 @@ def _volume(v: LeafVolume, member: np.ndarray, judged: np.ndarray) -> tuple[list
     for width in SCALES:
         x = member @ v.x[width]
         (y1, y2), (m1, m2) = (member @ y for y in v.y[width]), (member @ m for m in v.mu[width])
-        # without a daily profile the baseline cannot follow the morning ramp: ask for more
         missing = member @ (v.missing[width] * v.y[width][0]) > 0.2 * y1
         if width == 1:
             mu_bucket = np.where(y1 > 0, m1, np.nan)
         for up in (True, False):
             first_is = m1 >= m2 if up else m1 <= m2
             y, mu = np.where(first_is, y1, y2), np.where(first_is, m1, m2)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                p0 = np.where(mu + y > 0, mu / (mu + y), 0.5)
             ok = (y >= MIN_BASE_CALLS) & judged[None, :]
-            phi = _phi(x, x + y, p0, ok)
+            size = _nb_size(x, mu, ok)
+            # without a daily profile a trailing baseline cannot follow the morning ramp (nor the
+            # evening): rises are not judged, falls only to a quarter within the hour
             if up:
-                gate = ok & (x >= np.where(missing, 3.0, VOLUME_SPIKE) * mu) & (x - mu >= MIN_VOLUME_CHANGE)
+                gate = ok & ~missing & (x >= VOLUME_SPIKE * mu) & (x - mu >= MIN_VOLUME_CHANGE)
             else:
-                gate = ok & (x <= np.where(missing, 0.25, VOLUME_DROP) * mu) & (mu - x >= MIN_VOLUME_CHANGE)
+                drop = np.where(missing, 0.25 if width <= 12 else 0.0, VOLUME_DROP)
+                gate = ok & (x <= drop * mu) & (mu - x >= MIN_VOLUME_CHANGE)
             g, e = np.nonzero(gate)
-            for group, last, score in _flag(g, e, x[g, e], (x + y)[g, e], p0[g, e], phi, up):
+            for group, last, score in _flag_nb(g, e, x[g, e], mu[g, e], size, up):
                 found.append(Window(group, "calls", "up" if up else "down", last - width + 1, last, score))
     return found, mu_bucket
 

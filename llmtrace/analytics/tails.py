@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-__all__ = ["binom_cdf", "binom_sf", "chernoff_log10", "neg_log10"]
+__all__ = ["LN10", "binom_cdf", "binom_sf", "chernoff_log10", "nbinom_cdf", "nbinom_sf", "neg_log10"]
 
 LN10 = math.log(10)
 _TINY = 1e-300
@@ -38,13 +38,14 @@ def binom_sf(k: int, n: int, p: float) -> float:
         return max(_TINY, 1.0 - binom_cdf(k - 1, n, p))
     lp, lq, lc = math.log(p), math.log1p(-p), math.lgamma(n + 1)
     first = _log_pmf(k, n, lp, lq, lc)
-    total, i = 0.0, k
-    while i <= n:
-        term = math.exp(_log_pmf(i, n, lp, lq, lc) - first)
+    odds = p / (1 - p)
+    total, term, i = 1.0, 1.0, k
+    while i < n:  # term(i + 1) = term(i) * (n - i) / (i + 1) * p / (1 - p)
+        term *= (n - i) / (i + 1) * odds
         total += term
+        i += 1
         if term < 1e-12 * total:
             break
-        i += 1
     return max(_TINY, math.exp(first) * total)
 
 
@@ -55,6 +56,51 @@ def binom_cdf(k: int, n: int, p: float) -> float:
     if k < 0:
         return _TINY
     return binom_sf(n - k, n, 1 - p)
+
+
+def _nb_log_pmf(i: int, mu: float, r: float) -> float:
+    return (
+        math.lgamma(i + r) - math.lgamma(r) - math.lgamma(i + 1)
+        + r * math.log(r / (r + mu)) + i * math.log(mu / (r + mu))
+    )  # fmt: skip
+
+
+def nbinom_sf(k: int, mu: float, r: float) -> float:
+    """P(X >= k) for a negative binomial of mean ``mu`` and size ``r`` (variance mu + mu^2 / r):
+    Poisson counts whose rate itself wobbles by a relative 1 / sqrt(r)."""
+    if k <= 0:
+        return 1.0
+    mu = max(mu, 1e-9)
+    if k <= mu:
+        return max(_TINY, 1.0 - nbinom_cdf(k - 1, mu, r))
+    first = _nb_log_pmf(k, mu, r)
+    q = mu / (r + mu)
+    total, term, i = 1.0, 1.0, k
+    while i < k + 1_000_000:  # term(i + 1) = term(i) * (i + r) / (i + 1) * mu / (r + mu)
+        term *= (i + r) / (i + 1) * q
+        total += term
+        i += 1
+        if term < 1e-12 * total:
+            break
+    return max(_TINY, math.exp(first) * total)
+
+
+def nbinom_cdf(k: int, mu: float, r: float) -> float:
+    """P(X <= k) for the negative binomial of :func:`nbinom_sf` (sums down from k)."""
+    if k < 0:
+        return _TINY
+    mu = max(mu, 1e-9)
+    if k >= mu:
+        return max(_TINY, 1.0 - nbinom_sf(k + 1, mu, r))
+    first = _nb_log_pmf(k, mu, r)
+    q = mu / (r + mu)
+    total, term = 1.0, 1.0
+    for i in range(k, 0, -1):  # term(i - 1) = term(i) * i / ((i - 1 + r) * q)
+        term *= i / ((i - 1 + r) * q)
+        total += term
+        if term < 1e-12 * total:
+            break
+    return max(_TINY, min(1.0, math.exp(first) * total))
 
 
 def neg_log10(p: float) -> float:
