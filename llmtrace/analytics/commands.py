@@ -136,7 +136,12 @@ def _drift_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _anomaly_arguments(parser: argparse.ArgumentParser, since: str) -> None:
     parser.add_argument("--since", default=since, help=f"window ending now (default {since})")
-    parser.add_argument("--by", default="service,model", help="series, e.g. service,model (default)")
+    parser.add_argument(
+        "--by",
+        default="auto",
+        help="auto (default: service x model, service, provider and the whole app, reporting the most "
+        "specific level) or one grouping, e.g. service,model",
+    )
     parser.add_argument("--metrics", help="comma-separated subset: calls, error_rate, latency_p95_ms, ...")
     parser.add_argument("--step", help="bucket width, e.g. 5m or 1h (default: from the window)")
     parser.add_argument("--history", help="baseline history before the window (default 7d for hourly buckets)")
