@@ -149,7 +149,6 @@ def _uvicorn(app: Callable[..., object], limits: ConnectionLimits, port: str) ->
         timeout_graceful_shutdown=30,
         server_header=False,
         http=guarded_protocol(limits),
-        limit_concurrency=limits.max_connections + 1,  # the protocol keeps connections at the cap
         timeout_keep_alive=5,
     )
     config.load()
@@ -212,6 +211,7 @@ def _serve_engine(
     if config.ttl_days is not None and not 0 < config.ttl_days <= _MAX_TTL_DAYS:
         raise StartupError(f"--ttl-days must be between 1 and {_MAX_TTL_DAYS} (ClickHouse's DateTime ends in 2106)")
     applied = _migrate(engine, config.ttl_days)
+    ttl_days = _retention_days(engine)
     sink = SpanSink(engine)
     writer = SpanWriter(sink, WriteAheadLog(engine.data_dir / "llmtrace-wal"))
     try:
@@ -222,7 +222,6 @@ def _serve_engine(
     decoders = DecodePool(config.decode_workers)
     writer.start()
     faults.start_from_env(engine)
-    ttl_days = _retention_days(engine)
     otlp = otlp_app(writer, decoders, config.password, lambda: retention_edge(ttl_days))
     query = ClickHouseHttp(engine, config.password, visible=writer.wait_visible)
     servers = [  # browsers are kept out of both ports (see browser_guard)

@@ -1,0 +1,149 @@
+"""Bounded resources on both ports of the real server: slow clients, connection caps, client
+disconnects and decompression bombs (issue #10, item 3)."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.server_process import ServerProcess, http, otlp_request
+
+HEADER_SECONDS, BODY_SECONDS, CAP = 2, 3, 50
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    args = ("--max-connections", str(CAP), "--header-timeout", str(HEADER_SECONDS), "--body-timeout", str(BODY_SECONDS))
+    proc = ServerProcess(tmp_path_factory.mktemp("limits") / "data", args=args).wait_ready()
+    yield proc
+    proc.stop()
+
+
+def connect(port: int, first: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(first)
+    return sock
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server has closed this socket (EOF or reset), without waiting."""
+    sock.setblocking(False)
+    try:
+        sock.recv(65536)  # b"" (closed) or an error answer: either way the request was ended
+    except BlockingIOError:
+        return False
+    except OSError:
+        pass  # reset
+    return True
+
+
+def wait_closed(socks: list[socket.socket], deadline: float) -> float:
+    """Seconds until every socket was closed by the server (poll with a deadline)."""
+    start = time.monotonic()
+    open_ = list(socks)
+    while open_ and time.monotonic() - start < deadline:
+        open_ = [s for s in open_ if not closed_by_server(s)]
+        time.sleep(0.1)
+    assert not open_, f"{len(open_)} of {len(socks)} slow connections still open after {deadline} s"
+    return time.monotonic() - start
+
+
+def trickle(socks: list[socket.socket], stop: threading.Event) -> None:
+    """One byte per second on every socket, like the slow client in the issue."""
+    while not stop.wait(1.0):
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.send(b"x")
+
+
+def test_slow_header_clients_are_cut_off_and_ping_answers_meanwhile(server: ServerProcess) -> None:
+    slow = [connect(server.http_port, b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ") for _ in range(4 * CAP)]
+    stop = threading.Event()
+    threading.Thread(target=trickle, args=(slow, stop), daemon=True).start()
+    try:
+        for _ in range(5):  # over the cap of 50: idle connections make room for new ones
+            started = time.monotonic()
+            assert http("GET", f"{server.http_url}/ping", timeout=3)[2] == b"Ok.\n"
+            assert time.monotonic() - started < 2
+        assert wait_closed(slow, HEADER_SECONDS + 5) <= HEADER_SECONDS + 5
+    finally:
+        stop.set()
+        for sock in slow:
+            sock.close()
+
+
+@pytest.mark.parametrize("port", ["otlp", "query"])
+def test_a_body_sent_one_byte_at_a_time_is_cut_off(server: ServerProcess, port: str) -> None:
+    if port == "otlp":
+        head = b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
+        number = server.otlp_port
+    else:
+        head = b"POST /?query=INSERT%20INTO%20llm_scores%20FORMAT%20JSONEachRow HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        number = server.http_port
+    slow = [connect(number, head + b"Content-Length: 100000\r\n\r\nx") for _ in range(5)]
+    stop = threading.Event()
+    threading.Thread(target=trickle, args=(slow, stop), daemon=True).start()
+    try:
+        took = wait_closed(slow, BODY_SECONDS + 5)
+        assert took >= BODY_SECONDS - 1.5
+    finally:
+        stop.set()
+        for sock in slow:
+            sock.close()
+
+
+def test_each_client_disconnect_mid_body_is_one_log_line(server: ServerProcess) -> None:
+    before = server.output
+    heads = [
+        (server.otlp_port, b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"),
+        (server.http_port, b"POST /?query=SELECT%201 HTTP/1.1\r\nHost: 127.0.0.1\r\n"),
+    ]
+    for port, head in heads * 5:
+        sock = connect(port, head + b"Content-Length: 100000\r\n\r\n" + b"x" * 1000)
+        sock.close()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and server.output.count("went away") - before.count("went away") < 10:
+        time.sleep(0.1)
+    new = server.output[len(before) :]
+    assert new.count("went away") == 10
+    assert "Traceback" not in new
+    assert len(new.splitlines()) == 10
+
+
+def bomb(size: int) -> bytes:
+    """A gzip member inflating to ``size`` zero bytes, about ``size / 1000`` long."""
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = b"\0" * (1 << 20)
+    return b"".join([*(squeeze.compress(chunk) for _ in range(size >> 20)), squeeze.flush()])
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_gzip_bomb_on_the_query_port_gets_413_in_bounded_memory(server: ServerProcess) -> None:
+    body = bomb(1 << 30)  # ~1 MB inflating to 1 GiB
+    assert len(body) < 1_100_000
+    code, _, reply = http("POST", f"{server.http_url}/?query=SELECT%201", body, {"Content-Encoding": "gzip"})
+    assert code == 413, reply[:200]
+    assert peak_rss_mb(server.process.pid) < 600
+    assert http("GET", f"{server.http_url}/ping")[2] == b"Ok.\n"
+
+
+def test_a_gzip_bomb_on_the_otlp_port_gets_413(server: ServerProcess) -> None:
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/x-protobuf"}
+    code, _, reply = http("POST", f"{server.otlp_url}/v1/traces", bomb(1 << 30), headers)
+    assert code == 413, reply[:200]
+    good = gzip.compress(otlp_request(3, service="after-bomb").SerializeToString())
+    assert http("POST", f"{server.otlp_url}/v1/traces", good, headers)[0] == 200
