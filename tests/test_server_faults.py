@@ -195,3 +195,18 @@ def test_kill_query_and_kill_9_during_ingest_lose_and_duplicate_nothing(tmp_path
               f" {len(kills)} KILL QUERY over HTTP ({sum(kills)} hit), {cancelled} INSERTs cancelled")  # fmt: skip
     finally:
         server.stop()
+
+
+def test_a_log_write_failing_on_a_full_disk_leaves_no_torn_record(tiny_disk: Path) -> None:
+    from llmtrace.server.wal import Record, WriteAheadLog, read_segment
+
+    segment = WriteAheadLog(tiny_disk / "wal").new_segment()
+    segment.append(Record(b'["first"]\n', 1))
+    disk = os.statvfs(tiny_disk)
+    (tiny_disk / "ballast").write_bytes(b"\0" * (disk.f_bavail * disk.f_frsize - 4096))
+    with pytest.raises(OSError):
+        segment.append(Record(b"x" * 1_000_000 + b"\n", 1))  # partly written, then ENOSPC
+    (tiny_disk / "ballast").unlink()
+    segment.append(Record(b'["after the disk was freed"]\n', 1))  # acknowledged: must replay
+    segment.close()
+    assert [r.payload for r in read_segment(segment.path)] == [b'["first"]\n', b'["after the disk was freed"]\n']
