@@ -254,10 +254,10 @@ def style(figure: Any, title: str, height: int = 300, *, y: str | None = None, x
 
 
 # ---------------------------------------------------------------- colours
-# Ten well-separated colours (Tableau 10 with navy for grey; red is kept for errors elsewhere).
+# Ten well-separated colours (Tableau 10, with a darker yellow that reads on white and purple for grey).
 PALETTE = (
     "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2",
-    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#1f3f77",
+    "#d9a900", "#b07aa1", "#ff9da7", "#9c755f", "#6a3d9a",
 )  # fmt: skip
 _SALT = "llmtrace3"  # the first salt giving the demo's models, services, providers, ... distinct colours
 NO_VALUE_COLOR = "#9aa5b1"
@@ -314,3 +314,26 @@ SUMMARY_COLUMNS: dict[str, Any] = {
         )
     },
 }
+
+
+MONEY_COLUMNS = {"cost_usd": "spend", "cost_per_call_usd": "cost / call"}
+
+
+def money_format(values: Any) -> str:
+    """One printf format for a column of dollar amounts: enough decimals that its smallest non-zero
+    amount keeps two significant digits ($0.000028, not $0.0000), at least cents, at most 6."""
+    amounts = [abs(float(v)) for v in values if not is_missing(v) and float(v) != 0]
+    if not amounts:
+        return "$%.2f"
+    decimals = min(6, max(2, 1 - math.floor(math.log10(min(amounts)))))
+    return f"$%.{decimals}f"
+
+
+def columns_for(df: pd.DataFrame, **extra: Any) -> dict[str, Any]:
+    """:data:`SUMMARY_COLUMNS` with money columns formatted for ``df``'s amounts, plus ``extra``."""
+    config = dict(SUMMARY_COLUMNS)
+    for name, label in MONEY_COLUMNS.items():
+        if name in df:
+            config[name] = st.column_config.NumberColumn(label, format=money_format(df[name]))
+    config.update(extra)
+    return config

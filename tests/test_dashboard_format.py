@@ -74,3 +74,10 @@ def test_tables_show_missing_values_as_a_dash_not_none() -> None:
     assert where.kwargs == {"hide_index": True, "placeholder": "—"}
     common.table([], where=where, placeholder="NULL")  # the SQL console shows NULL as NULL
     assert where.kwargs == {"placeholder": "NULL"}
+
+
+def test_a_column_of_small_costs_gets_enough_decimals_and_large_ones_only_cents() -> None:
+    assert common.money_format([0.000028, 0.0024]) == "$%.6f"
+    assert common.money_format([22.0, 1234.5]) == "$%.2f"
+    assert common.money_format([0.59, 0.012]) == "$%.3f"
+    assert common.money_format([None, float("nan")]) == "$%.2f"

@@ -67,7 +67,7 @@ common.table(
     where=right,
     hide_index=True,
     column_order=[dimension, "cost_usd", "share", "calls", "unpriced_calls", "cost_per_call_usd", *TOKENS],
-    column_config={**common.SUMMARY_COLUMNS, dimension: st.column_config.TextColumn(dimension, pinned=True)},
+    column_config=common.columns_for(by, **{dimension: st.column_config.TextColumn(dimension, pinned=True)}),
     key="spend_by_table",
 )
 
@@ -76,7 +76,7 @@ expensive = common.with_trace_links(common.load(cost.most_expensive_calls, f))
 common.table(
     expensive,
     hide_index=True,
-    column_config={**common.SUMMARY_COLUMNS, "trace_id": common.trace_link_column()},
+    column_config=common.columns_for(expensive, trace_id=common.trace_link_column()),
     key="expensive_table",
 )
 

@@ -131,6 +131,6 @@ for tab, by in zip(st.tabs(["By provider", "By model", "By service"]), ["provide
             where=right,
             hide_index=True,
             column_order=[by, "calls", "error_rate", "cost_usd", "unpriced_calls", "tokens", "p50_ms", "p95_ms"],
-            column_config={**common.SUMMARY_COLUMNS, by: st.column_config.TextColumn(by, pinned=True)},
+            column_config=common.columns_for(table, **{by: st.column_config.TextColumn(by, pinned=True)}),
             key=f"breakdown_table_{by}",
         )

@@ -31,7 +31,8 @@ if st.button("Run", type="primary", key="sql_run"):
 ran = st.session_state.get("sql_ran")
 if ran:
     try:
-        result = sql_console.run(common.client(), ran)
+        with st.spinner("Running the query…"):
+            result = sql_console.run(common.client(), ran)
     except common.StoreUnavailable:
         raise
     except Exception as exc:  # the server's own message says what is wrong with the query

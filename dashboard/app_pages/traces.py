@@ -36,9 +36,9 @@ table = common.table(
     selection_mode="single-row",
     column_order=["start", "trace", "services", "models", "calls", "errors", "duration_ms", "tokens", "cost_usd"],
     column_config={
-        **common.SUMMARY_COLUMNS,
+        **common.columns_for(found),
         "start": st.column_config.DatetimeColumn("start (UTC)", format="MMM DD HH:mm:ss", pinned=True),
-        "trace": st.column_config.TextColumn("trace", pinned=True, help="First 12 of 32 hex characters"),
+        "trace": st.column_config.TextColumn("trace", width="medium", pinned=True, help="First 12 of 32 characters"),
         "duration_ms": st.column_config.NumberColumn("duration", format="%.0f ms"),
     },
     key="trace_table",
