@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtrace.demo import fake_llm_anthropic as anthropic_api
+from llmtrace.demo import fake_llm_compat as compat_api
 from llmtrace.demo import fake_llm_gemini as gemini_api
 from llmtrace.demo import fake_llm_openai as openai_api
 from llmtrace.demo import fake_llm_openai_responses as responses_api
@@ -116,6 +117,9 @@ _ROUTES: dict[str, tuple[Handler, _Provider]] = {
     "/v1/embeddings": (openai_api.embeddings, _OPENAI),
     "/v1/responses": (responses_api.responses, _RESPONSES),
     "/v1/messages": (anthropic_api.messages, _ANTHROPIC),
+    "/openai/v1/chat/completions": (compat_api.groq_chat, _OPENAI),  # Groq's own path
+    "/mistral/v1/chat/completions": (compat_api.mistral_chat, _OPENAI),
+    "/mistral/v1/embeddings": (compat_api.mistral_embeddings, _OPENAI),
 }
 
 
@@ -308,6 +312,11 @@ class FakeLLM:
     @property
     def anthropic_base_url(self) -> str:
         return self.url
+
+    @property
+    def mistral_url(self) -> str:
+        """``server_url`` for the ``mistralai`` SDK (the fake keeps Mistral under ``/mistral``)."""
+        return self.url + "/mistral"
 
     def start(self) -> FakeLLM:
         """Bind and serve in a daemon thread; raises OSError naming the port if it is taken."""

@@ -12,4 +12,5 @@ PROVIDERS: dict[str, str] = {
     "openai": "llmtrace.instrumentation.openai",
     "anthropic": "llmtrace.instrumentation.anthropic",
     "google_genai": "llmtrace.instrumentation.google_genai",
+    "groq": "llmtrace.instrumentation.groq",
 }
