@@ -14,10 +14,11 @@ from typing import Any
 
 import wrapt
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from llmtrace import config
+from llmtrace.exporters.lazy import LazySpanExporter
 from llmtrace.instrumentation import PROVIDERS, _core, _patching
 from llmtrace.instrumentation._guard import internal_error
 
@@ -44,8 +45,6 @@ _state = _State()
 
 def _build_exporter(settings: config.Settings) -> SpanExporter:
     """The exporter for spans when the app gave none: built lazily (off the start-up path)."""
-    from llmtrace.exporters.lazy import LazySpanExporter
-
     if settings.clickhouse_url:
         url = settings.clickhouse_url
 
@@ -59,7 +58,7 @@ def _build_exporter(settings: config.Settings) -> SpanExporter:
 
     def otlp() -> SpanExporter:
         import netrc  # noqa: F401 - requests imports these at its first send (.netrc lookup): import them
-        import shlex  # noqa: F401 - here, on the app's thread (see LazySpanExporter.prepare), not on the exporter's
+        import shlex  # noqa: F401 - here, on the app's thread (see _PrepareOnFirstSpan), not on the exporter's
 
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -82,9 +81,27 @@ def _build_provider(settings: config.Settings, exporter: SpanExporter | None) ->
     provider = TracerProvider(resource=Resource.create(attributes))
     if exporter is None:
         exporter = _state.exporter = _build_exporter(settings)
-        _patching.before_first_call(_state.exporter.prepare)
+        provider.add_span_processor(_PrepareOnFirstSpan(_state.exporter))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
+
+
+class _PrepareOnFirstSpan(SpanProcessor):
+    """Builds our lazy exporter when the first span starts: on the app's thread (spans start on the thread
+    making the call), never on the BatchSpanProcessor's thread, where its ~190 imports (requests,
+    protobuf) would race the app's own imports. Costs nothing at start-up; one check per span after."""
+
+    def __init__(self, exporter: LazySpanExporter) -> None:
+        self._exporter: LazySpanExporter | None = exporter
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        exporter = self._exporter
+        if exporter is not None:
+            try:
+                exporter.prepare()
+            except Exception as exc:  # a missing or broken exporter must not fail the app's call
+                internal_error("building the span exporter", exc)
+            self._exporter = None
 
 
 def _choose_provider(settings: config.Settings, tracer_provider: Any, exporter: SpanExporter | None) -> Any:
@@ -246,7 +263,5 @@ def flush(timeout_s: float = 5.0) -> bool:
 
 def _failed_spans() -> int:
     """Spans our own exporter failed to deliver so far (0 when the app owns the pipeline)."""
-    from llmtrace.exporters.lazy import LazySpanExporter
-
     exporter = _state.exporter
     return exporter.failed_spans if isinstance(exporter, LazySpanExporter) else 0

@@ -205,7 +205,7 @@ def test_own_provider_has_resource_and_otlp_exporter_without_network_at_init() -
         from opentelemetry import trace
         provider = trace.get_tracer_provider()
         attrs = dict(provider.resource.attributes)
-        proc = provider._active_span_processor._span_processors[0]
+        proc = provider._active_span_processor._span_processors[-1]  # after the one that builds the exporter
         import sys
         imported_early = "opentelemetry.exporter.otlp.proto.http" in sys.modules
         exporter = proc._batch_processor._exporter.exporter  # built on first use

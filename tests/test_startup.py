@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -146,13 +147,9 @@ asyncio.run(main())
 """
 
 
-def test_no_thread_imports_after_instrument_while_calls_are_priced_and_exported(
-    fake_llm_url: str, otlp_sink: tuple[str, subprocess.Popen[str]]
-) -> None:
-    """Every module llmtrace needs after instrument() (the OTLP exporter, the price table's readers) is
-    imported on the app's thread; the span worker, the batch exporter and flush() import nothing."""
-    sink_url, sink = otlp_sink
-    result = run_script(
+def _background_imports(sink: str, calls: str) -> subprocess.CompletedProcess[str]:
+    """Run ``calls`` after instrument() (OTLP to ``sink``) and flush; print what non-main threads imported."""
+    return run_script(
         f"""
         import sys, threading
         background = []
@@ -160,16 +157,40 @@ def test_no_thread_imports_after_instrument_while_calls_are_priced_and_exported(
             if event == "import" and threading.current_thread() is not threading.main_thread():
                 background.append((threading.current_thread().name, args[0]))
         import llmtrace
-        llmtrace.instrument(endpoint={sink_url!r}, service_name="imports")
+        llmtrace.instrument(endpoint={sink!r}, service_name="imports")
         sys.addaudithook(audit)
-        BASE = {fake_llm_url!r}
-        {_CALLS.strip().replace(chr(10), chr(10) + " " * 8)}
+        {calls.strip().replace(chr(10), chr(10) + " " * 8)}
         delivered = llmtrace.flush()
         from opentelemetry import trace
         trace.get_tracer_provider().shutdown()
         print(delivered, sorted(set(background)))
         """,
     )
+
+
+def test_no_thread_imports_after_instrument_while_calls_are_priced_and_exported(
+    fake_llm_url: str, otlp_sink: tuple[str, subprocess.Popen[str]]
+) -> None:
+    """Every module llmtrace needs after instrument() (the OTLP exporter, the price table's readers) is
+    imported on the app's thread; the span worker, the batch exporter and flush() import nothing."""
+    sink_url, sink = otlp_sink
+    result = _background_imports(sink_url, f"BASE = {fake_llm_url!r}\n" + _CALLS)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split(" ", 1) == ["True", "[]\n"]
+    sink.terminate()
+    assert sink.stdout is not None and sink.stdout.read().split(), "the sink received no spans"
+
+
+def test_an_app_making_only_its_own_spans_exports_them_without_background_imports(
+    otlp_sink: tuple[str, subprocess.Popen[str]],
+) -> None:
+    sink_url, sink = otlp_sink
+    spans = """
+        from opentelemetry import trace
+        with trace.get_tracer("app").start_as_current_span("startup"):
+            pass
+    """
+    result = _background_imports(sink_url, textwrap.dedent(spans))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split(" ", 1) == ["True", "[]\n"]
     sink.terminate()

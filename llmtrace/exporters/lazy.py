@@ -1,8 +1,8 @@
 """An exporter built on first use, so ``instrument()`` does not pay for importing it.
 
 The OTLP/HTTP exporter pulls in requests and protobuf (~45 ms, ~190 modules). ``prepare()``
-builds it on the app's thread at its first LLM call (see ``_patching.before_first_call``): never
-on the BatchSpanProcessor's thread, where those imports would race the app's own.
+builds it on the app's thread when the first span starts (``llmtrace._setup._PrepareOnFirstSpan``):
+never on the BatchSpanProcessor's thread, where those imports would race the app's own.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import logging
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -47,39 +46,12 @@ class Applied:
     original: Any
 
 
-_first_call: list[Callable[[], object]] = []
-_first_call_lock = threading.Lock()
-
-
-def before_first_call(prepare: Callable[[], object]) -> None:
-    """Run ``prepare`` on the app's thread when its first LLM call starts, before the span does.
-
-    For work that imports (e.g. building the span exporter): done here, the import happens on a
-    thread that is importing anyway, in the app's own order, never on a background thread racing
-    the app's imports (a module another thread is half-way through importing can be read half-built).
-    """
-    with _first_call_lock:
-        _first_call.append(prepare)
-
-
-def _prepare_first_call() -> None:
-    with _first_call_lock:  # concurrent first calls wait: none starts before the preparation is done
-        for prepare in _first_call:
-            try:
-                prepare()
-            except Exception as exc:
-                internal_error("preparing the first call", exc)
-        _first_call.clear()
-
-
 def start_invocation(
     endpoint: Endpoint, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Invocation | None:
     runtime = get_runtime()
     if runtime is None or suppressed():
         return None
-    if _first_call:
-        _prepare_first_call()
     try:
         request = endpoint.parse_request(instance, args, kwargs)
         invocation = Invocation(runtime, endpoint, request, args, kwargs)
