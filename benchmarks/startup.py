@@ -46,24 +46,32 @@ import openai, anthropic
 before = set(sys.modules)
 rss0, _ = rss()
 t0 = time.perf_counter()
-if INSTRUMENT:
+if MODE != "none":
     import llmtrace
+if MODE == "memory":  # the app's own pipeline: OTel SDK, spans kept in memory, no exporter of ours
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
 t1 = time.perf_counter()
 imported = set(sys.modules)
-if INSTRUMENT:
+if MODE == "otlp":
     llmtrace.instrument(endpoint="http://127.0.0.1:9", service_name="startup")
+elif MODE == "memory":
+    llmtrace.instrument(tracer_provider=provider)
 t2 = time.perf_counter()
 after = set(sys.modules)
 rss1, _ = rss()
 client = openai.OpenAI(base_url=BASE + "/v1", api_key="t", max_retries=0)
 client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
-if INSTRUMENT:
+if MODE != "none":
     from llmtrace.instrumentation._worker import worker
     worker.drain()  # the call's span is priced and ended (the worker would do it within 50 ms)
 rss2, peak = rss()
-if INSTRUMENT:
+if MODE == "otlp":
     from llmtrace._setup import _state
-    _state.exporter.exporter  # built by the first call (or, before, at the first export on the batch thread)
+    _state.exporter.exporter  # built by the first span (before this change: at the first export, on its thread)
 rss3, peak3 = rss()
 print(json.dumps({
     "import_ms": (t1 - t0) * 1000, "instrument_ms": (t2 - t1) * 1000,
@@ -144,24 +152,30 @@ def _json(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
 
 
 def after_sdks(checkout: Path, base: str, runs: int) -> None:
-    rows = {True: [], False: []}  # type: dict[bool, list[dict[str, object]]]
-    for _ in range(runs):  # interleaved, so load on the machine hits both alike
-        for instrument in (True, False):
-            rows[instrument].append(_json(_run(_MEASURE, checkout, base, INSTRUMENT=instrument)))
+    modes = ("otlp", "memory", "none")
+    rows: dict[str, list[dict[str, object]]] = {mode: [] for mode in modes}
+    for _ in range(runs):  # interleaved, so load on the machine hits every mode alike
+        for mode in modes:
+            rows[mode].append(_json(_run(_MEASURE, checkout, base, MODE=mode)))
 
-    def median(key: str, instrument: bool = True) -> float:
-        return statistics.median(float(r[key]) for r in rows[instrument])  # type: ignore[arg-type]
+    def median(key: str, mode: str) -> float:
+        return statistics.median(float(r[key]) for r in rows[mode])  # type: ignore[arg-type]
 
-    sdk_modules = rows[True][0]["sdk_modules"]
     print(f"after the SDKs (median of {runs} processes, {checkout}):")
-    print(f"  import llmtrace   {median('import_ms'):7.1f} ms  {median('import_modules'):4.0f} modules")
-    print(f"  instrument()      {median('instrument_ms'):7.1f} ms  {median('instrument_modules'):4.0f} modules")
-    print(f"    of which openai.*/anthropic.*: {len(sdk_modules)}  {sdk_modules[:6]}")  # type: ignore[arg-type]
-    print(f"  RSS added by import + instrument():  {median('rss_instrument'):5.1f} MB")
-    for key, what in (("call", "the first priced call"), ("exporter", "that and the OTLP exporter built")):
-        grown = median(f"rss_{key}") - median("rss_call", False)
-        peak = median(f"peak_{key}") - median("peak_call", False)
-        print(f"  RSS after {what}, vs the same process without llmtrace: +{grown:.1f} MB (peak +{peak:.1f})")
+    for mode, what in (("otlp", "llmtrace builds the OTLP pipeline"), ("memory", "the app's own TracerProvider")):
+        sdk_modules: list[str] = rows[mode][0]["sdk_modules"]  # type: ignore[assignment]
+        print(f"  {what}:")
+        for step, key in (("import llmtrace", "import"), ("instrument()", "instrument")):
+            print(f"    {step:16} {median(f'{key}_ms', mode):7.1f} ms  {median(f'{key}_modules', mode):4.0f} modules")
+        print(f"    openai.*/anthropic.* modules instrument() imported: {len(sdk_modules)} {sdk_modules[:4]}")
+        print(f"    RSS added by import + instrument(): {median('rss_instrument', mode):5.1f} MB")
+        keys = [("call", "the first priced call")]
+        if mode == "otlp":
+            keys.append(("exporter", "that, and the OTLP exporter built"))
+        for key, event in keys:
+            grown = median(f"rss_{key}", mode) - median("rss_call", "none")
+            peak = median(f"peak_{key}", mode) - median("peak_call", "none")
+            print(f"    RSS after {event}, vs the process without llmtrace: +{grown:.1f} MB (peak +{peak:.1f})")
 
 
 def before_sdks(checkout: Path, base: str, runs: int) -> None:
