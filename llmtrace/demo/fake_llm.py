@@ -45,6 +45,7 @@ from typing import Any
 from llmtrace.demo import fake_llm_anthropic as anthropic_api
 from llmtrace.demo import fake_llm_compat as compat_api
 from llmtrace.demo import fake_llm_gemini as gemini_api
+from llmtrace.demo import fake_llm_ollama as ollama_api
 from llmtrace.demo import fake_llm_openai as openai_api
 from llmtrace.demo import fake_llm_openai_responses as responses_api
 from llmtrace.demo.fake_llm_common import (
@@ -111,6 +112,7 @@ _GEMINI = _Provider(
     gemini_api.stream_error_frame,
     (b'{"candidates": [{"content": {"par', b'data: {"candidates": [{"cont\n\n'),
 )
+_OLLAMA = _Provider(ollama_api.error_reply, ollama_api.stream_error_frame, (b'{"model": "ll', b'{"model": "ll\n'))
 _ROUTES: dict[str, tuple[Handler, _Provider]] = {
     "/v1/chat/completions": (openai_api.chat_completions, _OPENAI),
     "/v1/completions": (openai_api.completions, _OPENAI),
@@ -120,6 +122,10 @@ _ROUTES: dict[str, tuple[Handler, _Provider]] = {
     "/openai/v1/chat/completions": (compat_api.groq_chat, _OPENAI),  # Groq's own path
     "/mistral/v1/chat/completions": (compat_api.mistral_chat, _OPENAI),
     "/mistral/v1/embeddings": (compat_api.mistral_embeddings, _OPENAI),
+    "/api/chat": (ollama_api.chat, _OLLAMA),
+    "/api/generate": (ollama_api.generate, _OLLAMA),
+    "/api/embed": (ollama_api.embed, _OLLAMA),
+    "/api/embeddings": (ollama_api.embeddings, _OLLAMA),
 }
 
 

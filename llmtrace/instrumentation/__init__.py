@@ -13,4 +13,5 @@ PROVIDERS: dict[str, str] = {
     "anthropic": "llmtrace.instrumentation.anthropic",
     "google_genai": "llmtrace.instrumentation.google_genai",
     "groq": "llmtrace.instrumentation.groq",
+    "ollama": "llmtrace.instrumentation.ollama",
 }

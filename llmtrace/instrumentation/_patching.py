@@ -148,8 +148,10 @@ def apply(patches: list[Patch]) -> list[Applied]:
             if resolved is None:
                 continue
             owner, name, original = resolved
-            if isinstance(original, LLMTraceWrapper):
-                continue  # patched by an earlier instrument() that was never undone
+            if isinstance(original, LLMTraceWrapper) or isinstance(
+                getattr(original, "_self_parent", None), LLMTraceWrapper
+            ):
+                continue  # patched by an earlier instrument() that was never undone, or bound from our patch
             if isinstance(original, _PROXIES):  # another tool's instrumentation (OpenLLMetry, OTel, ...)
                 others.setdefault(_tool_of(original), []).append(f"{patch.module}.{patch.target}")
             setattr(owner, name, LLMTraceWrapper(original, _wrapper_for(patch, owner, original)))
