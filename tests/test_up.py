@@ -143,3 +143,20 @@ def test_up_demo_twice_on_one_data_dir_loads_the_demo_once_and_prints_the_dashbo
         assert demo_calls(second.http) == loaded >= 40
     finally:
         second.stop()
+
+
+def test_demo_force_loads_another_copy_and_without_it_the_demo_is_skipped(tmp_path: Path) -> None:
+    from llmtrace.demo.command import load_for_up
+    from tests.server_process import ServerProcess
+
+    server = ServerProcess(tmp_path / "data").wait_ready()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        assert load_for_up(server.otlp_url, server.http_url, "http://dash", 20, False, env)
+        once = demo_calls(server.http_port)
+        assert not load_for_up(server.otlp_url, server.http_url, "http://dash", 20, False, env)
+        assert demo_calls(server.http_port) == once
+        assert load_for_up(server.otlp_url, server.http_url, "http://dash", 20, True, env)
+        assert demo_calls(server.http_port) == 2 * once
+    finally:
+        server.stop()

@@ -29,7 +29,9 @@ sql = st.text_area("Query", key="sql_text", height=200)
 if st.button("Run", type="primary", key="sql_run"):
     st.session_state["sql_ran"] = sql
 ran = st.session_state.get("sql_ran")
-if ran:
+if not ran:
+    st.caption("Pick an example or write a query, then press **Run**.")
+else:
     try:
         with st.spinner("Running the query…"):
             result = sql_console.run(common.client(), ran)
