@@ -46,7 +46,8 @@ def _rows() -> list[tuple[Any, ...]]:
                 datetime.fromtimestamp(t / 1e9, timezone.utc), f"{r:032x}", f"{r:012x}{c:04x}", request.service,
                 model.provider, call.model, request.release, request.prompt_version, prompt, tokens_out, cost,
                 int(call.duration_ms * 1000), int(call.ttft_ms * 1000) if call.stream and not call.status else None,
-                int(call.stream), "length" if call.max_tokens else ("" if call.status else "stop"), int(bool(call.status)),
+                int(call.stream), "length" if call.max_tokens else ("" if call.status else "stop"),
+                int(bool(call.status)),
             ))  # fmt: skip
             t += int(call.duration_ms * 1e6)
     return rows

@@ -130,6 +130,12 @@ class AnomalyReport:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
+    def warming_lines(self) -> list[str]:
+        """One readable line per series still warming up (for tables and pages)."""
+        return [
+            f"warming up: {label(w['series'])} ({w['status'].replace('_', ' ')}): {w['note']}" for w in self.warming_up
+        ]
+
 
 @dataclass(frozen=True)
 class Plan:

@@ -1,9 +1,9 @@
 """From flagged windows to episodes: merge scales, find true edges, keep the most specific level.
 
 * Windows of one series, metric and direction that overlap or touch (whatever their scale)
-  form one episode; its edges are then moved in to the first and last buckets that lean the
-  episode's way on their own, so a 10-minute burst seen through a 60-minute window is
-  reported as 10 minutes.
+  form one episode; its edges are then moved in to the run of buckets that best fits "the
+  episode's level" against "usual" (largest summed log-likelihood ratio), so a 10-minute
+  burst seen through a 60-minute window is reported as 10 minutes.
 * Levels (leaf series, service, provider, the whole app) are judged separately, so one
   incident can be flagged at several. An episode of a coarser level is kept when no more
   specific episode explains it, or when two or more starting with it (within 30 minutes)
@@ -20,12 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llmtrace.analytics.anomalies_scan import Scan, bucket_score
+from llmtrace.analytics.anomalies_scan import Scan
 
 __all__ = ["Episode", "merge", "resolve"]
 
-LEAN_SCORE = 0.5  # a bucket leans when its own tail is at most 10**-0.5 on the episode's side
-LEAN_VOLUME = 0.3  # a volume bucket leans when it is 30% off its expectation
 ONSET_BUCKETS = 6  # specific episodes starting within this of a coarser one are one incident
 
 
@@ -72,34 +70,49 @@ def merge(scan: Scan, level: str, leaves: list[frozenset[int]], judge_first: int
     return out
 
 
-def _leans(e: Episode, scan: Scan, b: int, p_ref: float) -> bool:
-    k, n, _ = scan.buckets[e.metric]
-    if e.metric == "calls":
-        mu = n[e.group, b]
-        if math.isnan(mu):
-            return True
-        x = k[e.group, b]
-        return x > (1 + LEAN_VOLUME) * mu if e.direction == "up" else x < (1 - LEAN_VOLUME) * mu
-    kb, nb = float(k[e.group, b]), float(n[e.group, b])
-    return kb > nb * p_ref and bucket_score(kb, nb, p_ref, True) >= LEAN_SCORE
-
-
 def _p_ref(e: Episode, scan: Scan) -> float:
     p = scan.buckets[e.metric][2][e.group, max(0, e.first - 12) : e.last + 1]
     finite = p[np.isfinite(p)]
     return float(finite[0]) if finite.size else math.nan
 
 
+def _gains(e: Episode, scan: Scan, p_ref: float) -> np.ndarray | None:
+    """Per bucket of the merged span: the log-likelihood ratio of "the episode's level"
+    against "usual" (binomial for rates, Poisson for volume)."""
+    k, n, _ = scan.buckets[e.metric]
+    span = slice(e.first, e.last + 1)
+    kb, nb = k[e.group, span].astype(float), n[e.group, span].astype(float)
+    if e.metric == "calls":
+        mu = np.nan_to_num(nb, nan=0.0)
+        total_x, total_mu = kb.sum(), mu.sum()
+        if total_mu <= 0:
+            return None
+        ratio = min(max(total_x / total_mu, 1e-3), 1e3)
+        return np.asarray(kb * math.log(ratio) - mu * (ratio - 1))
+    if not nb.sum() or math.isnan(p_ref):
+        return None
+    p1 = min(max(kb.sum() / nb.sum(), 2 * p_ref), 0.999)
+    p0 = min(max(p_ref, 1e-6), 0.999)
+    return np.asarray(kb * math.log(p1 / p0) + (nb - kb) * math.log((1 - p1) / (1 - p0)))
+
+
 def _trim(e: Episode, scan: Scan, judge_first: int) -> None:
-    e.first = max(e.first, judge_first)
-    if e.first > e.last:
-        e.first = e.last
+    """The true edges: the run of buckets with the largest summed gain (Kadane's maximum
+    subarray), so buckets that only rode along in a long window are dropped."""
+    e.first = min(max(e.first, judge_first), e.last)
     p_ref = _p_ref(e, scan) if e.metric != "calls" else 1.0
-    if math.isnan(p_ref):
+    gains = _gains(e, scan, p_ref)
+    if gains is None or not gains.size:
         return
-    leaning = [b for b in range(e.first, e.last + 1) if _leans(e, scan, b, p_ref)]
-    if leaning:
-        e.first, e.last = leaning[0], leaning[-1]
+    best, best_span, run, run_start = -math.inf, (0, len(gains) - 1), 0.0, 0
+    for i, g in enumerate(gains):
+        if run <= 0:
+            run, run_start = 0.0, i
+        run += g
+        if run > best:
+            best, best_span = run, (run_start, i)
+    if best > 0:
+        e.first, e.last = e.first + best_span[0], e.first + best_span[1]
 
 
 def _measure(e: Episode, scan: Scan) -> None:

@@ -5,7 +5,8 @@ minutes by default) and every window ending in the judged range:
 
 * **rates** (errors, truncations, empty outputs, and calls above the usual p90 of latency,
   TTFT, tokens, cost): ``k`` events in ``n`` trials against the pooled rate ``p0`` of the
-  trailing ``BASELINE`` before the window, by an exact binomial tail;
+  trailing ``BASELINE`` before the window (or of its last ``RECENT_BASELINE``, when higher:
+  rates that follow the time of day), by an exact binomial tail;
 * **volume**: ``x`` calls in the window against ``mu`` expected from the calls of the
   ``VOLUME_BASELINE`` before it (twice the window for long windows), rescaled by the daily
   profile once a previous day of the series exists (daily peaks and the night are normal),
@@ -39,6 +40,7 @@ VOLUME_DROP = 0.5  # flag drops to at most half the expected calls
 VOLUME_SPIKE = 1.8
 MIN_VOLUME_CHANGE = 6.0
 BASELINE = 86400  # seconds of trailing history for a rate's baseline
+RECENT_BASELINE = 3 * 3600  # ... and the recent part of it, when it says the rate is higher
 VOLUME_BASELINE = 3 * 3600
 MIN_BASE_TRIALS = 20
 MIN_BASE_CALLS = 8
@@ -144,6 +146,7 @@ def _flag(
 
 def _rates(name: str, k: np.ndarray, n: np.ndarray, judged: np.ndarray, base: int) -> tuple[list[Window], np.ndarray]:
     metric = METRICS[name]
+    recent = max(1, base * RECENT_BASELINE // BASELINE)
     ck = np.concatenate([np.zeros((k.shape[0], 1)), np.cumsum(k, axis=1)], axis=1)
     cn = np.concatenate([np.zeros((n.shape[0], 1)), np.cumsum(n, axis=1)], axis=1)
     found: list[Window] = []
@@ -153,6 +156,12 @@ def _rates(name: str, k: np.ndarray, n: np.ndarray, judged: np.ndarray, base: in
         kw, nw = _window_sum(ck, ends, width), _window_sum(cn, ends, width)
         kb, nb = _window_sum(ck, ends - width, base), _window_sum(cn, ends - width, base)
         p0 = np.clip((kb + PRIOR_WEIGHT * metric.prior) / (nb + PRIOR_WEIGHT), 1e-4, 0.999)
+        # the last hours too, when they hold enough trials: rates that follow the time of day
+        # (slower calls at the daily peak) are judged against the higher of the two
+        kr, nr = _window_sum(ck, ends - width, recent), _window_sum(cn, ends - width, recent)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p_recent = np.where(nr >= MIN_BASE_TRIALS, (kr + PRIOR_WEIGHT * metric.prior) / (nr + PRIOR_WEIGHT), 0.0)
+        p0 = np.clip(np.maximum(p0, p_recent), 1e-4, 0.999)
         ok = (nb >= MIN_BASE_TRIALS) & (nw > 0) & (ends >= width)
         if width == 1:
             p_bucket = np.where(ok, p0, np.nan)
