@@ -294,6 +294,8 @@ def _anomaly_table(report: Any, out: TextIO) -> None:
     out.write(
         f"window: {report.start:%Y-%m-%d %H:%M} → {report.end:%Y-%m-%d %H:%M} UTC, {report.step // 60} min buckets\n\n"
     )
+    for line in report.warming_lines():
+        out.write(line + "\n")
     if not report.anomalies:
         out.write("no anomalies\n")
         return
