@@ -9,8 +9,9 @@ time-of-day constraints. Prices are measured by asking genai-prices' own calcula
 the table inherits its semantics (tiers, cache fallbacks, per-request fees); a price the
 four kinds cannot express is stored as null (no cost rather than a wrong one).
 
-Regenerate with ``python -m llmtrace._price_table`` after upgrading genai-prices;
-``tests/test_price_table.py`` checks the shipped table against the installed genai-prices.
+Regenerate with ``python -m llmtrace._price_table`` after upgrading genai-prices (and move the
+``[dev]`` pin in pyproject.toml to that version); ``tests/test_price_table.py`` checks the shipped
+table against the installed genai-prices.
 """
 
 from __future__ import annotations
