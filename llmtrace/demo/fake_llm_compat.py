@@ -19,20 +19,16 @@ from llmtrace.demo import fake_llm_openai as openai_api
 from llmtrace.demo.fake_llm_common import Context, Frame, JsonReply, Reply, dumps, new_id
 
 
+def _carries_output(event: dict[str, Any]) -> bool:
+    deltas = [c.get("delta") or {} for c in event.get("choices") or []]
+    return any(d.get("content") or d.get("tool_calls") for d in deltas)
+
+
 def _rewrite(frames: list[Frame], change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> list[Frame]:
     """Decode the JSON events of an OpenAI stream, let ``change`` rework them, encode them back (``[DONE]`` kept)."""
-    events: list[tuple[dict[str, Any], bool]] = []
-    tail: list[Frame] = []
-    for frame in frames:
-        payload = frame.data.decode().removeprefix("data: ").strip()
-        if payload.startswith("{"):
-            events.append((json.loads(payload), frame.content))
-        else:
-            tail.append(frame)
-    flags = [content for _, content in events]
-    changed = change([event for event, _ in events])
-    flags += [False] * (len(changed) - len(flags))
-    return [Frame(b"data: " + dumps(e) + b"\n\n", flag) for e, flag in zip(changed, flags, strict=False)] + tail
+    events = [json.loads(f.data.decode().removeprefix("data: ")) for f in frames if f.data.startswith(b"data: {")]
+    tail = [f for f in frames if not f.data.startswith(b"data: {")]
+    return [Frame(b"data: " + dumps(e) + b"\n\n", _carries_output(e)) for e in change(events)] + tail
 
 
 def _with_usage(body: dict[str, Any]) -> dict[str, Any]:
@@ -76,11 +72,33 @@ def groq_chat(body: dict[str, Any], ctx: Context) -> Reply:
 
 def _mistral_event(event: dict[str, Any]) -> dict[str, Any]:
     event = {k: v for k, v in event.items() if k not in ("service_tier", "system_fingerprint")}
+    if isinstance(event.get("usage"), dict):  # counts only, no OpenAI details objects
+        event["usage"] = {k: event["usage"][k] for k in ("prompt_tokens", "total_tokens", "completion_tokens")}
     for choice in event.get("choices") or []:
         choice.pop("logprobs", None)
         for call in (choice.get("delta") or choice.get("message") or {}).get("tool_calls") or []:
             call["id"] = call.get("id") and call["id"][-9:]  # Mistral's tool call ids are 9 characters
     return event
+
+
+def _whole_tool_calls(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mistral streams each tool call whole, in one delta: fold OpenAI's argument pieces into their first delta."""
+    out: list[dict[str, Any]] = []
+    open_calls: dict[tuple[int, int], dict[str, Any]] = {}
+    for event in events:
+        choices = event.get("choices") or []
+        calls = [(c, t) for c in choices for t in (c.get("delta") or {}).get("tool_calls") or []]
+        if not calls:
+            out.append(event)
+            continue
+        for choice, call in calls:
+            key = (choice.get("index", 0), call.get("index", 0))
+            if key in open_calls:  # a later piece: append to the first delta, drop this event
+                open_calls[key]["function"]["arguments"] += call["function"].get("arguments", "")
+            else:
+                open_calls[key] = call
+                out.append(event)
+    return out
 
 
 def mistral_chat(body: dict[str, Any], ctx: Context) -> Reply:
@@ -96,8 +114,8 @@ def mistral_chat(body: dict[str, Any], ctx: Context) -> Reply:
 
     def change(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         usage = events[-1]["usage"]
-        chunks = [_mistral_event({k: v for k, v in e.items() if k != "usage"}) for e in events[:-1]]
-        chunks[-1]["usage"] = usage
+        chunks = [_mistral_event({k: v for k, v in e.items() if k != "usage"}) for e in _whole_tool_calls(events[:-1])]
+        chunks[-1]["usage"] = _mistral_event({"usage": usage})["usage"]
         return chunks
 
     reply.frames = _rewrite(reply.frames, change)

@@ -14,4 +14,5 @@ PROVIDERS: dict[str, str] = {
     "google_genai": "llmtrace.instrumentation.google_genai",
     "groq": "llmtrace.instrumentation.groq",
     "ollama": "llmtrace.instrumentation.ollama",
+    "mistralai": "llmtrace.instrumentation.mistral",
 }

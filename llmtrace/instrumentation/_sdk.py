@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry.util.types import AttributeValue
 
-_SENTINELS = ("NotGiven", "Omit", "NotGivenOr")
+_SENTINELS = ("NotGiven", "Omit", "NotGivenOr", "Unset")  # Unset: Speakeasy SDKs (mistralai)
 
 
 _is_real_value: dict[type, bool] = {}

@@ -1,0 +1,226 @@
+"""The Mistral adapter: the real ``mistralai`` SDK over real HTTP against the fake LLM's Mistral endpoints."""
+
+from __future__ import annotations
+
+import gc
+import json
+from typing import Any
+
+import pytest
+from mistralai.client import Mistral, errors
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+import llmtrace
+from llmtrace import pricing
+from llmtrace import semconv as sc
+from llmtrace.demo.fake_llm import FakeLLM
+from llmtrace.instrumentation import mistral as adapter
+
+MODEL = "mistral-small-latest"
+CONTENT_ATTRIBUTES = (sc.SYSTEM_INSTRUCTIONS, sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES, sc.TOOL_DEFINITIONS)
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+HI = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def client(fake: FakeLLM) -> Mistral:
+    return Mistral(api_key="test", server_url=fake.mistral_url)
+
+
+def content(span: ReadableSpan, name: str) -> Any:
+    return json.loads(str(span.attributes[name]))
+
+
+def test_complete_records_request_response_usage_and_cost(fake_llm: FakeLLM, spans: Any) -> None:
+    messages = [{"role": "system", "content": "Be brief."}, *HI]
+    response = client(fake_llm).chat.complete(
+        model=MODEL, messages=messages, temperature=0.2, top_p=0.9, max_tokens=100, random_seed=3, stop=["END"]
+    )
+
+    span = spans.one()
+    attrs = span.attributes
+    assert span.name == f"chat {MODEL}" and span.kind is SpanKind.CLIENT
+    assert attrs[sc.PROVIDER_NAME] == "mistral_ai"
+    assert attrs[sc.SERVER_ADDRESS] == "127.0.0.1"
+    assert attrs[sc.SERVER_PORT] == int(fake_llm.url.rsplit(":", 1)[1])
+    assert attrs[sc.REQUEST_TEMPERATURE] == 0.2
+    assert attrs[sc.REQUEST_TOP_P] == 0.9
+    assert attrs[sc.REQUEST_MAX_TOKENS] == 100
+    assert attrs[sc.REQUEST_SEED] == 3
+    assert attrs[sc.REQUEST_STOP_SEQUENCES] == ("END",)
+    assert attrs[sc.RESPONSE_ID] == response.id
+    assert attrs[sc.RESPONSE_MODEL] == MODEL
+    assert attrs[sc.RESPONSE_FINISH_REASONS] == ("stop",)
+    assert attrs[sc.USAGE_INPUT_TOKENS] == response.usage.prompt_tokens
+    assert attrs[sc.USAGE_OUTPUT_TOKENS] == response.usage.completion_tokens
+    tokens = pricing.TokenUsage(input_tokens=response.usage.prompt_tokens or 0,
+                                output_tokens=response.usage.completion_tokens or 0)  # fmt: skip
+    assert attrs[sc.COST_STATUS] == "priced"
+    assert attrs[sc.COST_USD] == pytest.approx(pricing.cost_usd("mistral_ai", [MODEL], tokens))
+    assert content(span, sc.SYSTEM_INSTRUCTIONS) == [{"type": "text", "content": "Be brief."}]
+    assert content(span, sc.OUTPUT_MESSAGES) == [
+        {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": response.choices[0].message.content}],
+            "finish_reason": "stop",
+        }
+    ]
+
+
+async def test_complete_async_is_traced(fake_llm: FakeLLM, spans: Any) -> None:
+    response = await client(fake_llm).chat.complete_async(model=MODEL, messages=HI)
+
+    attrs = spans.one().attributes
+    assert attrs[sc.RESPONSE_ID] == response.id
+    assert sc.REQUEST_STREAM not in attrs
+
+
+def test_tool_calls_with_arguments_as_text_or_object_are_recorded(fake_llm: FakeLLM, spans: Any) -> None:
+    response = client(fake_llm).chat.complete(model=MODEL, messages=HI, tools=[WEATHER_TOOL])
+    call = (response.choices[0].message.tool_calls or [])[0]
+    asked = {"id": call.id, "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+    history = [
+        *HI,
+        {"role": "assistant", "content": None, "tool_calls": [asked]},
+        {"role": "tool", "content": "18C", "tool_call_id": call.id, "name": "get_weather"},
+    ]
+    client(fake_llm).chat.complete(model=MODEL, messages=history, tools=[WEATHER_TOOL])
+
+    first, second = spans.finished
+    assert first.attributes[sc.RESPONSE_FINISH_REASONS] == ("tool_calls",)
+    assert content(first, sc.TOOL_DEFINITIONS)[0]["name"] == "get_weather"
+    assert content(first, sc.OUTPUT_MESSAGES)[0]["parts"] == [
+        {
+            "type": "tool_call",
+            "id": call.id,
+            "name": "get_weather",
+            "arguments": json.loads(str(call.function.arguments)),
+        }
+    ]
+    tool_call = {"type": "tool_call", "id": call.id, "name": "get_weather", "arguments": {"city": "Paris"}}
+    tool_response = {"type": "tool_call_response", "id": call.id, "response": "18C"}
+    assert content(second, sc.INPUT_MESSAGES)[1:] == [
+        {"role": "assistant", "parts": [tool_call]},
+        {"role": "tool", "parts": [tool_response], "name": "get_weather"},
+    ]
+
+
+def test_thinking_chunks_become_reasoning_parts() -> None:
+    content = [
+        {"type": "thinking", "thinking": [{"type": "text", "text": "Paris, surely."}]},
+        {"type": "text", "text": "Paris."},
+    ]
+    assert adapter._content_parts(content) == [
+        {"type": "reasoning", "content": "Paris, surely."},
+        {"type": "text", "content": "Paris."},
+    ]
+
+
+def test_stream_records_ttft_text_and_usage_from_the_last_chunk(fake_llm: FakeLLM, spans: Any) -> None:
+    events = list(client(fake_llm).chat.stream(model=MODEL, messages=HI))
+
+    span = spans.one()
+    attrs = span.attributes
+    usage = events[-1].data.usage
+    assert usage is not None
+    assert attrs[sc.REQUEST_STREAM] is True
+    assert attrs[sc.STREAM_END] == "completed"
+    assert span.end_time is not None and span.start_time is not None
+    assert 0 < attrs[sc.RESPONSE_TIME_TO_FIRST_CHUNK] < (span.end_time - span.start_time) / 1e9  # type: ignore[operator]
+    assert attrs[sc.USAGE_INPUT_TOKENS] == usage.prompt_tokens
+    assert attrs[sc.USAGE_OUTPUT_TOKENS] == usage.completion_tokens
+    assert attrs[sc.RESPONSE_FINISH_REASONS] == ("stop",)
+    assert attrs[sc.COST_STATUS] == "priced"
+    text = "".join(str(e.data.choices[0].delta.content or "") for e in events if e.data.choices)
+    assert content(span, sc.OUTPUT_MESSAGES)[0]["parts"] == [{"type": "text", "content": text}]
+
+
+async def test_stream_async_is_traced(fake_llm: FakeLLM, spans: Any) -> None:
+    stream = await client(fake_llm).chat.stream_async(model=MODEL, messages=HI)
+    events = [event async for event in stream]
+
+    attrs = spans.one().attributes
+    assert attrs[sc.STREAM_END] == "completed"
+    assert attrs[sc.USAGE_OUTPUT_TOKENS] == events[-1].data.usage.completion_tokens  # type: ignore[union-attr]
+
+
+def test_a_stream_closed_early_ends_its_span_once(fake_llm: FakeLLM, spans: Any) -> None:
+    stream = client(fake_llm).chat.stream(model=MODEL, messages=HI)
+    with stream:
+        for _event in stream:
+            break
+    del stream
+    gc.collect()
+
+    attrs = spans.one().attributes
+    assert attrs[sc.STREAM_END] == "closed"
+    assert sc.USAGE_OUTPUT_TOKENS not in attrs  # usage comes with the last chunk only
+
+
+def test_embeddings_record_tokens_dimensions_and_cost(fake_llm: FakeLLM, spans: Any) -> None:
+    response = client(fake_llm).embeddings.create(model="mistral-embed", inputs=["first", "second"])
+
+    attrs = spans.one().attributes
+    assert attrs[sc.OPERATION_NAME] == "embeddings"
+    assert attrs[sc.EMBEDDINGS_DIMENSION_COUNT] == len(response.data[0].embedding or [])
+    assert attrs[sc.USAGE_INPUT_TOKENS] == response.usage.prompt_tokens
+    assert attrs[sc.COST_STATUS] == "priced"
+
+
+async def test_embeddings_create_async_is_traced(fake_llm: FakeLLM, spans: Any) -> None:
+    await client(fake_llm).embeddings.create_async(model="mistral-embed", inputs="one")
+
+    assert spans.one().attributes[sc.OPERATION_NAME] == "embeddings"
+
+
+@pytest.mark.parametrize("status", ["429", "500", "400"])
+def test_http_errors_reach_the_app_unchanged_and_mark_the_span(fake_llm: FakeLLM, spans: Any, status: str) -> None:
+    with pytest.raises(errors.SDKError) as caught:
+        client(fake_llm).chat.complete(model=MODEL, messages=HI, http_headers={"x-fake-status": status})
+
+    assert caught.value.status_code == int(status)
+    span = spans.one()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[sc.ERROR_TYPE] == f"{errors.SDKError.__module__}.SDKError"
+
+
+def test_the_sdks_own_genai_span_stands_aside_inside_ours(
+    fake_llm: FakeLLM, spans: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # mistralai opens its own GenAI span per request when opted in to the global provider: make ours global.
+    monkeypatch.setenv("MISTRAL_SDK_TELEMETRY", "global")
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", spans.provider)
+    client(fake_llm).chat.complete(model=MODEL, messages=HI)
+    list(client(fake_llm).chat.stream(model=MODEL, messages=HI))
+    llmtrace.uninstrument()
+    client(fake_llm).chat.complete(model=MODEL, messages=HI)  # the SDK's span is back once we are gone
+
+    assert [s.instrumentation_scope.name for s in spans.finished] == ["llmtrace", "llmtrace", "mistralai_sdk_tracer"]
+
+
+def test_content_capture_off_records_no_content(fake_llm: FakeLLM) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    llmtrace.instrument(tracer_provider=provider, capture_content=False)
+    try:
+        client(fake_llm).chat.complete(model=MODEL, messages=[{"role": "system", "content": "secret"}, *HI])
+        list(client(fake_llm).chat.stream(model=MODEL, messages=HI, tools=[WEATHER_TOOL]))
+    finally:
+        llmtrace.uninstrument()
+
+    finished = exporter.get_finished_spans()
+    assert len(finished) == 2
+    for span in finished:
+        assert span.attributes[sc.USAGE_OUTPUT_TOKENS] > 0  # type: ignore[operator]
+        assert not set(CONTENT_ATTRIBUTES) & set(span.attributes)
