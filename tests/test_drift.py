@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from llmtrace import cli
-from llmtrace.analytics import commands, drift, synthetic
+from llmtrace.analytics import commands, drift, drift_sql, synthetic
 from llmtrace.analytics.drift import Comparison, MetricDrift, Slice
 from llmtrace.analytics.filters import Filter, sql_time
 
@@ -272,3 +272,48 @@ def _js(p: dict[str, float], q: dict[str, float]) -> float:
         return sum(v * math.log2(v / m[k]) for k, v in x.items() if v > 0)
 
     return math.sqrt(0.5 * kl(p) + 0.5 * kl(q))
+
+
+# --------------------------------------------------------------------------- v2: direction, blanks, vocabulary
+def test_a_truncation_burst_is_a_change_for_the_worse(by_series: drift.DriftReport) -> None:
+    assert by_series.get("truncation_rate", service="search-api").direction == "worse"
+
+
+def test_more_output_tokens_is_a_change_without_a_better_side(by_series: drift.DriftReport) -> None:
+    assert by_series.get("output_tokens", service="summarizer").direction == "changed"
+
+
+def test_costlier_calls_are_worse_and_unflagged_results_carry_no_direction(by_series: drift.DriftReport) -> None:
+    assert by_series.get("cost_per_call_usd", service="summarizer").direction == "worse"
+    assert by_series.get("input_tokens", service="summarizer").direction is None
+
+
+def test_insufficient_data_carries_no_effect_numbers(by_series: drift.DriftReport) -> None:
+    result = by_series.get("latency_ms", service="agent", model="gpt-4o")
+    assert result.verdict == "insufficient_data"
+    assert (result.psi, result.ks_pvalue, result.current_median, result.median_shift, result.p95_shift) == (None,) * 5
+    assert result.direction is None
+
+
+def test_faster_output_is_a_change_for_the_better() -> None:
+    r = MetricDrift({}, "output_tokens_per_s", "numeric", "major", "", 100, 100, median_shift=0.4)
+    assert drift.direction(r) == "better"
+    r = MetricDrift({}, "latency_ms", "numeric", "major", "", 100, 100, median_shift=-0.3)
+    assert drift.direction(r) == "better"
+
+
+def test_finish_reasons_of_different_providers_share_one_vocabulary(store: Any) -> None:
+    sql = f"SELECT {drift_sql.FINISH_REASON} AS r FROM (SELECT arrayJoin(['end_turn', 'stop', 'STOP', "
+    sql += "'max_tokens', 'MAX_TOKENS', 'length', 'tool_use', 'SAFETY', 'weird', '']) AS FinishReason)"
+    assert [row[0] for row in store.query(sql).result_rows] == [
+        "stop", "stop", "stop", "length", "length", "length", "tool_calls", "content_filter", "weird", "(none)"
+    ]  # fmt: skip
+
+
+def test_auto_grouping_means_by_service(store: Any) -> None:
+    report = drift.compare(store, CLEAN_VS_LAST_DAY, by="auto", metrics=["output_tokens"])
+    assert report.by == ("service",) and report.get("output_tokens", service="summarizer").verdict == "major"
+
+
+def test_release_values_come_oldest_first(store: Any) -> None:
+    assert drift.values_oldest_first(store, Filter(start=END - 7 * DAY, end=END), "release") == ["v1.0.0", "v1.1.0"]

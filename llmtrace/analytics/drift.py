@@ -19,6 +19,13 @@ Verdicts (``none`` / ``moderate`` / ``major`` / ``insufficient_data``):
   Jensen-Shannon distance is >= 0.15, ``moderate`` if >= 0.05.
 
 PSI is computed over the baseline's deciles with empty-bin shares floored at 1e-4.
+
+A moderate or major verdict carries a ``direction``: ``worse`` or ``better`` for metrics with
+a better side (latency, TTFT, cost per call, error/truncation/empty-output rates: higher is
+worse; output tokens/s: higher is better), else ``changed``. ``insufficient_data`` results
+carry no statistics (all None). Finish reasons are compared in one vocabulary (``stop``,
+``length``, ``tool_calls``, ``content_filter``), so a provider switch is not a finish-reason
+drift. ``by="auto"`` means by service.
 """
 
 from __future__ import annotations
@@ -44,6 +51,15 @@ from llmtrace.analytics.drift_sql import (
     distribution_sql,
     numeric_sql,
 )
+from llmtrace.analytics.drift_verdicts import (
+    DEFAULT_BY,
+    MIN_SAMPLES,
+    Verdict,
+    categorical_verdict,
+    direction,
+    finish,
+    numeric_verdict,
+)
 from llmtrace.analytics.filters import Filter, utcnow
 from llmtrace.analytics.groups import COLUMNS, grouped_frame, json_safe, label, parse_by
 
@@ -58,20 +74,13 @@ __all__ = [
     "categorical_verdict",
     "compare",
     "dimension_values",
+    "direction",
     "distribution",
     "numeric_verdict",
+    "values_oldest_first",
 ]
 
-Verdict = Literal["none", "moderate", "major", "insufficient_data"]
 VERDICT_ORDER: dict[str, int] = {"major": 0, "moderate": 1, "insufficient_data": 2, "none": 3}
-
-MIN_SAMPLES = 30
-ALPHA = 0.01
-MIN_KS = 0.1
-PSI_MODERATE, PSI_MAJOR = 0.1, 0.25
-P95_MODERATE = 0.3
-MIN_SHARE_CHANGE = 0.01
-JS_MODERATE, JS_MAJOR = 0.05, 0.15
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,7 @@ class MetricDrift:
     category: str | None = None
     baseline_share: float | None = None
     current_share: float | None = None
+    direction: str | None = None  # worse | better | changed, for moderate and major verdicts
 
     @property
     def flagged(self) -> bool:
@@ -195,7 +205,7 @@ def compare(
     ignored. Raises ``ValueError`` for an unknown metric or group, or when grouping by the
     dimension being compared.
     """
-    groups = parse_by(by)
+    groups = parse_by(DEFAULT_BY if isinstance(by, str) and by.strip().lower() == "auto" else by)
     query = Query(comparison.baseline, comparison.current, groups, f)
     numeric, categorical = _metrics(metrics, groups, comparison)
     results: list[MetricDrift] = []
@@ -205,7 +215,7 @@ def compare(
     if categorical:
         rows = frame(client, categorical_sql(query, categorical), query.params()).to_dict("records")
         results += [_categorical(row, i, m, groups, min_samples) for row in rows for i, m in enumerate(categorical)]
-    results = [r for r in results if r.baseline_n or r.current_n]
+    results = [finish(r) for r in results if r.baseline_n or r.current_n]
     order = {m: i for i, m in enumerate([*NUMERIC, *CATEGORICAL])}
     results.sort(key=lambda r: (VERDICT_ORDER[r.verdict], r.series, order[r.metric]))
     return DriftReport(comparison, groups, results)
@@ -307,25 +317,6 @@ def _numeric(row: dict[str, Any], i: int, metric: str, by: tuple[str, ...], min_
     return result
 
 
-def numeric_verdict(r: MetricDrift, min_samples: int = MIN_SAMPLES) -> tuple[Verdict, str]:
-    """The documented rule for numeric metrics (see the module docstring)."""
-    if min(r.baseline_n, r.current_n) < min_samples:
-        return "insufficient_data", _too_few(r, min_samples)
-    p, d, psi = r.ks_pvalue, r.ks_statistic or 0.0, r.psi or 0.0
-    if p is None or p >= ALPHA:
-        return "none", f"not significant (KS p={_g(p)})"
-    if d < MIN_KS:
-        return "none", f"significant but small (KS D={d:.3f} < {MIN_KS})"
-    p95 = abs(r.p95_shift or 0.0)
-    if psi >= PSI_MAJOR:
-        return "major", f"PSI {psi:.2f} >= {PSI_MAJOR} (KS D={d:.2f}, p={_g(p)})"
-    if psi >= PSI_MODERATE:
-        return "moderate", f"PSI {psi:.2f} >= {PSI_MODERATE} (KS D={d:.2f}, p={_g(p)})"
-    if p95 >= P95_MODERATE:
-        return "moderate", f"p95 moved {r.p95_shift:+.0%} (KS D={d:.2f}, p={_g(p)})"
-    return "none", f"PSI {psi:.2f} < {PSI_MODERATE}"
-
-
 def _categorical(row: dict[str, Any], i: int, metric: str, by: tuple[str, ...], min_samples: int) -> MetricDrift:
     binary = metric in BINARY
     chi2, dof = _num(row.get(f"chi2_{i}")), int(row.get(f"dof{i}") or 0)
@@ -350,32 +341,12 @@ def _categorical(row: dict[str, Any], i: int, metric: str, by: tuple[str, ...], 
     return result
 
 
-def categorical_verdict(r: MetricDrift, max_change: float, min_samples: int = MIN_SAMPLES) -> tuple[Verdict, str]:
-    """The documented rule for categorical metrics (see the module docstring)."""
-    if min(r.baseline_n, r.current_n) < min_samples:
-        return "insufficient_data", _too_few(r, min_samples)
-    if not r.chi2_dof:
-        return "none", "a single category on both sides"
-    p, js = r.chi2_pvalue, r.js_distance or 0.0
-    if p is None or p >= ALPHA:
-        return "none", f"not significant (chi-square p={_g(p)})"
-    if max_change < MIN_SHARE_CHANGE:
-        return "none", f"significant but small (largest share change {max_change:.2%})"
-    moved = f"{r.category}: {_pct(r.baseline_share)} -> {_pct(r.current_share)}"
-    if js >= JS_MAJOR:
-        return "major", f"JS distance {js:.2f} >= {JS_MAJOR} ({moved})"
-    if js >= JS_MODERATE:
-        return "moderate", f"JS distance {js:.2f} >= {JS_MODERATE} ({moved})"
-    return "none", f"JS distance {js:.3f} < {JS_MODERATE}"
-
-
-def _too_few(r: MetricDrift, min_samples: int) -> str:
-    return f"needs at least {min_samples} calls on each side (baseline {r.baseline_n}, current {r.current_n})"
-
-
-def _g(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2g}"
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
+def values_oldest_first(client: Any, f: Filter, dimension: str, limit: int = 50) -> list[str]:
+    """Values ``dimension`` takes in ``f``'s window, by when each first appeared (for release
+    pickers: comparing the one before the newest with the newest, older -> newer)."""
+    column = COLUMNS[parse_by(dimension)[0]]
+    sql = f"""
+        SELECT toString({column}) AS value, min(Timestamp) AS first FROM llm_calls
+        WHERE {f.where()} AND value != ''
+        GROUP BY value ORDER BY first, value LIMIT {{limit:UInt32}}"""
+    return [str(v) for v in frame(client, sql, f.params(limit=limit))["value"]]

@@ -39,17 +39,28 @@ NUMERIC: dict[str, str] = {
     "output_tokens_per_s": "if(IsError OR OutputTokensPerSecond <= 0, NULL, OutputTokensPerSecond)",
     "output_input_ratio": "if(IsError OR InputTokens = 0, NULL, OutputTokens / InputTokens)",
 }
+# Finish reasons in one vocabulary whatever the provider said (OpenAI "stop"/"length", Anthropic
+# "end_turn"/"max_tokens", Gemini "STOP"/"MAX_TOKENS", ...), so a change of provider or model is
+# not read as a change of how replies end; unknown values are kept as they are.
+FINISH_REASON = """multiIf(
+    FinishReason = '', '(none)',
+    lower(FinishReason) IN ('stop', 'end_turn', 'stop_sequence', 'complete', 'eos'), 'stop',
+    lower(FinishReason) IN ('length', 'max_tokens', 'max_output_tokens'), 'length',
+    lower(FinishReason) IN ('tool_calls', 'tool_use', 'function_call'), 'tool_calls',
+    lower(FinishReason) IN ('content_filter', 'safety', 'recitation', 'refusal', 'blocklist', 'prohibited_content'),
+        'content_filter',
+    toString(FinishReason))"""
 # Categorical metrics. Rates are a flag per call (NULL where the rate does not apply) and
 # report the share of calls where it is true; mixes are a category per call.
 RATES: dict[str, str] = {
     "error_rate": "IsError = 1",
-    "truncation_rate": "if(IsError, NULL, FinishReason IN ('length', 'max_tokens'))",
+    "truncation_rate": "if(IsError, NULL, lower(FinishReason) IN ('length', 'max_tokens'))",
     "tool_call_rate": "if(IsError, NULL, HasToolCalls = 1)",
     "empty_output_rate": "if(IsError, NULL, OutputTokens = 0)",
 }
 MIXES: dict[str, str] = {
     "error_type": "if(ErrorType = '', '(none)', toString(ErrorType))",
-    "finish_reason": "if(IsError, NULL, if(FinishReason = '', '(none)', toString(FinishReason)))",
+    "finish_reason": f"if(IsError, NULL, {FINISH_REASON})",
     "model_mix": "toString(RequestModel)",
 }
 CATEGORICAL: dict[str, str] = {**RATES, **MIXES}
