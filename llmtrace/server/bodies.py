@@ -47,9 +47,6 @@ class _Inflater(Protocol):
     @property
     def unused_data(self) -> bytes: ...
 
-    @property
-    def needs_input(self) -> bool: ...
-
     def decompress(self, data: bytes, max_length: int = ..., /) -> bytes: ...
 
 
@@ -89,7 +86,10 @@ def _inflate(data: bytes, limit: int, make: Callable[[], _Inflater], name: str) 
             if inflater.eof:
                 break
             pending = getattr(inflater, "unconsumed_tail", b"")  # zlib keeps unread input there
-            more = bool(chunk or pending) if hasattr(inflater, "unconsumed_tail") else not inflater.needs_input
+            if hasattr(inflater, "unconsumed_tail"):
+                more = bool(chunk or pending)
+            else:  # zstd, lz4: output may be pending inside the decompressor
+                more = not getattr(inflater, "needs_input", True)
             if not more:
                 raise BodyError(f"body is truncated {name} data")
         rest = inflater.unused_data
