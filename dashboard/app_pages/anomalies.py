@@ -1,5 +1,5 @@
-"""Anomalies: episodes where a series left its usual range (daily peaks are normal), odd calls,
-and each episode's time series with the expected value and example traces."""
+"""Anomalies: incidents found by count statistics over the last week (by default), odd calls,
+and each episode's time series with its expected value and example traces."""
 
 from __future__ import annotations
 
@@ -10,17 +10,36 @@ import streamlit as st
 
 from dashboard import common
 from llmtrace.analytics import anomalies
+from llmtrace.analytics.filters import DIMENSIONS, Filter
 from llmtrace.analytics.groups import label
 
-GROUPINGS = ["service", "model", "provider", "release", "prompt", "prompt_version", "environment"]
+WINDOWS = {"7d": timedelta(days=7), "24h": timedelta(hours=24), "6h": timedelta(hours=6), "sidebar": None}
+WINDOW_NAMES = {"7d": "Last 7 days", "24h": "Last 24 hours", "6h": "Last 6 hours", "sidebar": "The sidebar's window"}
+GROUPINGS = {
+    "auto": "Automatic: service × model, service, provider, whole app",
+    "service,model": "Service × model",
+    "service": "Service",
+    "provider": "Provider",
+    "model": "Model",
+    "release": "Release",
+    "environment": "Environment",
+}
 SEVERITY_COLORS = {"critical": "#f8d0d0", "warning": "#fde9c4"}
+COLUMNS = [
+    "severity", "kind", "level", "series", "metric", "direction", "start", "end",
+    "observed", "expected", "events", "trials", "score", "trace",
+]  # fmt: skip
 
-f = common.current_filter()
+sidebar = common.current_filter()
 st.title("Anomalies")
-
-by = st.multiselect("Series", GROUPINGS, default=list(anomalies.DEFAULT_BY), key="anomaly_by")
+left, right = st.columns(2)
+window = left.selectbox("Window", list(WINDOWS), format_func=WINDOW_NAMES.get, key="anomaly_window") or "7d"
+by = right.selectbox("Series", list(GROUPINGS), format_func=GROUPINGS.get, key="anomaly_by") or "auto"
+span = WINDOWS[window]
+dimensions = {name: getattr(sidebar, name) for name in DIMENSIONS}  # the sidebar's services, models, ...
+f = sidebar if span is None else Filter.last(span, now=sidebar.end, **dimensions)
 try:
-    report = common.load(anomalies.detect, f, tuple(by))
+    report = common.load(anomalies.detect, f, by)
 except ValueError as exc:
     st.warning(str(exc))
     st.stop()
@@ -29,11 +48,17 @@ cards = st.columns(4)
 cards[0].metric("Episodes", len(episodes), border=True)
 cards[1].metric("Critical", sum(a.severity == "critical" for a in report.anomalies), border=True)
 cards[2].metric("Odd calls and retry storms", len(report.anomalies) - len(episodes), border=True)
-cards[3].metric("Bucket", common.fmt_duration(timedelta(seconds=report.step)), border=True)
+cards[3].metric("Warming up", len(report.warming_up), border=True)
 st.caption(
-    f"{report.start:%Y-%m-%d %H:%M} → {report.end:%Y-%m-%d %H:%M} UTC. Each bucket is compared with the same "
-    "time of day on previous days (so daily peaks are normal); the bucket in progress is not judged."
+    f"{report.start:%Y-%m-%d %H:%M} → {report.end:%Y-%m-%d %H:%M} UTC. Every 5, 15 and 60 minutes and 3 hours "
+    "of each series is tested against its own recent past: call volume against the expected count (daily "
+    "peaks allowed for), failures, truncations and empty outputs against the usual rate, and the share of "
+    "calls slower, later to the first token, longer or costlier than the series' usual 90th percentile. "
+    "The score is −log10 of the chance of seeing that many by luck; an incident is reported once, at the most "
+    "specific level that explains it. The 5 minutes in progress are not judged."
 )
+for line in report.warming_lines():
+    st.info(line)
 
 if not report.anomalies:
     st.success("No anomalies in this window.")
@@ -43,31 +68,23 @@ st.subheader("Anomalies")
 table = report.to_frame()
 table.insert(0, "series", [label(a.series) for a in report.anomalies])
 table["trace"] = ["traces?trace=" + a.trace_ids[0] if a.trace_ids else None for a in report.anomalies]
-columns = [
-    "severity",
-    "kind",
-    "series",
-    "metric",
-    "direction",
-    "start",
-    "end",
-    "observed",
-    "expected",
-    "score",
-    "trace",
-]
-shown = table[columns]
-styled = common.color_rows(shown, "severity", SEVERITY_COLORS)
+styled = common.color_rows(table[COLUMNS], "severity", SEVERITY_COLORS)
 common.table(
     styled,
     hide_index=True,
     key="anomaly_table",
     column_config={
         "trace": common.trace_link_column("example trace"),
-        "score": st.column_config.NumberColumn("score", format="%.1f"),
+        "score": st.column_config.NumberColumn("score (−log10 p)", format="%.1f"),
+        "observed": st.column_config.NumberColumn("observed", format="%.4g"),
+        "expected": st.column_config.NumberColumn("expected", format="%.4g"),
         "start": st.column_config.DatetimeColumn("start", format="MM-DD HH:mm"),
         "end": st.column_config.DatetimeColumn("end", format="MM-DD HH:mm"),
     },
+)
+st.caption(
+    "For rates and for latency, TTFT, tokens and cost, *observed* and *expected* are shares of calls "
+    "(failed, cut, above the usual p90, ...) with *events* of *trials* behind them; for calls, counts."
 )
 
 if not episodes:
@@ -75,16 +92,24 @@ if not episodes:
 st.subheader("Episode")
 picked = st.selectbox("Episode", range(len(episodes)), format_func=lambda i: episodes[i].summary, key="anomaly_episode")
 episode = episodes[int(picked or 0)]
-points = common.load(anomalies.points, f, tuple(by), (episode.metric,))
+scanned = "tokens_per_call_low" if episode.metric == "tokens_per_call" and episode.direction == "down" else None
+points = common.load(anomalies.points, f, by, (episode.metric,))
+points = points[(points["level"] == episode.level) & (points["metric"] == (scanned or episode.metric))]
 for name, value in episode.series.items():
     points = points[points[name] == value]
+near = (points["bucket"] >= episode.start - timedelta(hours=12)) & (
+    points["bucket"] < episode.end + timedelta(hours=12)
+)
+points = points[near]
 figure = go.Figure()
 figure.add_scatter(x=points["bucket"], y=points["observed"], name="observed", mode="lines")
 figure.add_scatter(x=points["bucket"], y=points["expected"], name="expected", line={"dash": "dash"})
 flagged = points[points["flagged"]]
-figure.add_scatter(x=flagged["bucket"], y=flagged["observed"], name="flagged", mode="markers", marker={"size": 9})
-for other in report.find(episode.metric, kind="episode", **episode.series):
-    figure.add_vrect(x0=other.start, x1=other.end, fillcolor="#e74c3c", opacity=0.12, line_width=0)
-st.plotly_chart(common.style(figure, f"{episode.metric} · {label(episode.series)}", height=360), key="anomaly_chart")
+figure.add_scatter(x=flagged["bucket"], y=flagged["observed"], name="flagged", mode="markers", marker={"size": 7})
+figure.add_vrect(x0=episode.start, x1=episode.end, fillcolor="#e74c3c", opacity=0.12, line_width=0)
+unit = "calls per 5 minutes" if episode.metric == "calls" else "share of calls per 5 minutes"
+st.plotly_chart(
+    common.style(figure, f"{episode.metric} · {label(episode.series)} ({unit})", height=360), key="anomaly_chart"
+)
 if episode.trace_ids:
     st.markdown("Example traces: " + ", ".join(f"[`{t[:12]}…`](traces?trace={t})" for t in episode.trace_ids))

@@ -3,6 +3,8 @@ prompt version or model against another, with verdicts and overlaid distribution
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -17,10 +19,11 @@ MODES = {
     "prompt_version": "Prompt version vs prompt version",
     "model": "Model vs model",
 }
+SPANS = {"day": "Last day vs the 7 days before", "sidebar": "The sidebar's window vs the same length before"}
 GROUPINGS = ["service", "model", "provider", "release", "prompt", "prompt_version", "environment"]
 VERDICT_COLORS = {"major": "#f8d0d0", "moderate": "#fde9c4", "insufficient_data": "#e8e8e8", "none": ""}
 TABLE_COLUMNS = [
-    "series", "metric", "verdict", "reason", "baseline_n", "current_n", "psi", "ks_pvalue", "js_distance",
+    "series", "metric", "verdict", "direction", "reason", "baseline_n", "current_n", "psi", "ks_pvalue", "js_distance",
     "median_shift", "p95_shift", "category", "baseline_share", "current_share",
 ]  # fmt: skip
 
@@ -29,21 +32,30 @@ st.title("Drift")
 
 mode = st.radio("Compare", list(MODES), format_func=MODES.get, horizontal=True, key="drift_mode") or "previous"
 if mode == "previous":
-    comparison = drift.Comparison.of_filter(f)
-    default_by = ["service", "model"]
+    span = st.selectbox("Current window", list(SPANS), format_func=SPANS.get, key="drift_span") or "day"
+    if span == "day":  # whole days on both sides: traffic with daily peaks makes part-day windows look drifted
+        comparison = drift.Comparison.previous_period(timedelta(days=1), timedelta(days=7), now=f.end)
+    else:
+        comparison = drift.Comparison.of_filter(f)
 else:
-    values = common.load(drift.dimension_values, f, mode)
+    # oldest first, so the default is the one before the newest against the newest
+    values = common.load(drift.values_oldest_first, f, mode)
     if len(values) < 2:
         st.info(f"Fewer than two values of {mode} in this window: widen the time range to compare them.")
         st.stop()
     left, right = st.columns(2)
-    baseline = left.selectbox("Baseline", values, index=1, key="drift_baseline")
-    current = right.selectbox("Current", values, index=0, key="drift_current")
+    baseline = left.selectbox("Baseline", values, index=len(values) - 2, key="drift_baseline")
+    current = right.selectbox("Current", values, index=len(values) - 1, key="drift_current")
     comparison = drift.Comparison.versus(mode, str(baseline), str(current), f.start, f.end)
-    default_by = ["service"]
+default_by = ["service"]
 choices = [g for g in GROUPINGS if g != mode]
 by = st.multiselect("Group by", choices, default=default_by, key=f"drift_by_{mode}")
 st.caption(f"Baseline: {comparison.baseline.label} · Current: {comparison.current.label}")
+st.caption(
+    "Does the current traffic look like the baseline? Each metric's distribution is compared (PSI and KS "
+    "for numbers, Jensen–Shannon and chi-square for rates and mixes); a verdict needs a significant AND "
+    "large change, says whether it is for the worse or the better, and needs 30 calls on each side."
+)
 
 try:
     report = common.load(drift.compare, comparison, tuple(by), f)
