@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -48,6 +49,9 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
 
     class GuardedH11Protocol(H11Protocol):
         _open: ClassVar[set[GuardedH11Protocol]] = set()
+        # Connections waiting for a request, longest-waiting first; entries whose client has
+        # since started a request are skipped when met (amortised O(1) per new connection).
+        _idle: ClassVar[OrderedDict[GuardedH11Protocol, None]] = OrderedDict()
         _sweeper: ClassVar[asyncio.TimerHandle | None] = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -56,6 +60,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
             self._cycle_seen: Any = None
             cls = type(self)
             cls._open.add(self)
+            cls._idle[self] = None  # last in line: evicted itself only if no other is idle
             if cls._sweeper is None:
                 cls._sweeper = self.loop.call_later(_SWEEP_SECONDS, cls._sweep, self.loop)
             if len(cls._open) > limits.max_connections:
@@ -63,10 +68,13 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
 
         def connection_lost(self, exc: Exception | None) -> None:
             type(self)._open.discard(self)
+            type(self)._idle.pop(self, None)
             super().connection_lost(exc)
 
         def on_response_complete(self) -> None:
             self._since = time.monotonic()
+            type(self)._idle[self] = None
+            type(self)._idle.move_to_end(self)
             super().on_response_complete()
 
         def _waiting_for_request(self) -> bool:
@@ -86,15 +94,26 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
             now = time.monotonic()
             for conn in [c for c in cls._open if c._overdue(now)]:
                 limits.closed_slow += 1
-                conn.transport.abort()  # frees the socket now; a pending request sees a disconnect
+                conn._close()
             cls._sweeper = loop.call_later(_SWEEP_SECONDS, cls._sweep, loop) if cls._open else None
 
         @classmethod
         def _make_room(cls, newcomer: GuardedH11Protocol) -> None:
-            idle = [c for c in cls._open if c is not newcomer and c._waiting_for_request()]
-            victim = min(idle, key=lambda c: c._since) if idle else newcomer
+            """Close the connection idle longest (the newcomer itself if none is idle)."""
+            while cls._idle:
+                victim, _ = cls._idle.popitem(last=False)
+                if victim._waiting_for_request() and not victim.transport.is_closing():
+                    limits.evicted += 1
+                    victim._close()
+                    return
             limits.evicted += 1
-            victim.transport.abort()
+            newcomer._close()
+
+        def _close(self) -> None:
+            """Free the socket now; a request in progress sees a client disconnect."""
+            type(self)._open.discard(self)
+            type(self)._idle.pop(self, None)
+            self.transport.abort()
 
     return GuardedH11Protocol
 
