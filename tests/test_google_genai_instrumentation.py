@@ -6,6 +6,7 @@ import asyncio
 import gc
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from tests.conftest import MEMORY_PROVIDER, run_script
 
 MODEL = "gemini-2.0-flash"
 THINKING_MODEL = "gemini-2.5-flash"
+RECORDED = Path(__file__).parent / "fixtures" / "recorded"
 CONTENT_ATTRIBUTES = (sc.SYSTEM_INSTRUCTIONS, sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES, sc.TOOL_DEFINITIONS)
 WEATHER = types.Tool(
     function_declarations=[
@@ -501,3 +503,31 @@ def test_instrument_does_not_import_google_genai_and_patches_it_when_the_app_doe
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"False True ['generate_content {MODEL}']"
+
+
+# --- recorded real traffic ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["gemini_generate", "gemini_stream"])
+def test_replayed_real_responses_are_recorded_as_the_api_sent_them(fake_llm: FakeLLM, spans: Any, name: str) -> None:
+    record = json.loads((RECORDED / f"{name}.json").read_text(encoding="utf-8"))
+    sent = record["request"]["json"]
+    config = {
+        "system_instruction": sent.get("systemInstruction", {}).get("parts", [{}])[0].get("text"),
+        **fake_headers(replay=name),
+    }
+    gemini = client(fake_llm)
+    contents = sent["contents"][0]["parts"][0]["text"]
+    if name.endswith("stream"):
+        list(gemini.models.generate_content_stream(model="gemini-2.5-flash", contents=contents, config=config))
+    else:
+        gemini.models.generate_content(model="gemini-2.5-flash", contents=contents, config=config)
+
+    expected = record["expected"]
+    attrs = spans.one().attributes
+    assert attrs[sc.RESPONSE_MODEL] == expected["response_model"]
+    assert attrs[sc.RESPONSE_ID] == expected["response_id"]
+    assert attrs[sc.USAGE_INPUT_TOKENS] == expected["input_tokens"]
+    assert attrs[sc.USAGE_OUTPUT_TOKENS] == expected["output_tokens"]
+    assert attrs[sc.USAGE_REASONING_OUTPUT_TOKENS] == expected["reasoning_tokens"]
+    assert attrs[sc.RESPONSE_FINISH_REASONS] == (expected["finish_reason"],)

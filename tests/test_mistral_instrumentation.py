@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from llmtrace.demo.fake_llm import FakeLLM
 from llmtrace.instrumentation import mistral as adapter
 
 MODEL = "mistral-small-latest"
+RECORDED = Path(__file__).parent / "fixtures" / "recorded"
 CONTENT_ATTRIBUTES = (sc.SYSTEM_INSTRUCTIONS, sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES, sc.TOOL_DEFINITIONS)
 WEATHER_TOOL = {
     "type": "function",
@@ -224,3 +226,16 @@ def test_content_capture_off_records_no_content(fake_llm: FakeLLM) -> None:
     for span in finished:
         assert span.attributes[sc.USAGE_OUTPUT_TOKENS] > 0  # type: ignore[operator]
         assert not set(CONTENT_ATTRIBUTES) & set(span.attributes)
+
+
+def test_a_replayed_real_response_is_recorded_as_the_api_sent_it(fake_llm: FakeLLM, spans: Any) -> None:
+    record = json.loads((RECORDED / "mistral_chat.json").read_text(encoding="utf-8"))
+    client(fake_llm).chat.complete(**record["request"]["json"], http_headers={"x-fake-replay": "mistral_chat"})
+
+    expected = record["expected"]
+    attrs = spans.one().attributes
+    assert attrs[sc.RESPONSE_MODEL] == expected["response_model"]
+    assert attrs[sc.RESPONSE_ID] == expected["response_id"]
+    assert attrs[sc.USAGE_INPUT_TOKENS] == expected["input_tokens"]
+    assert attrs[sc.USAGE_OUTPUT_TOKENS] == expected["output_tokens"]
+    assert attrs[sc.RESPONSE_FINISH_REASONS] == (expected["finish_reason"],)
