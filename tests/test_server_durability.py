@@ -128,3 +128,58 @@ def test_partition_splitting_is_deterministic_so_replay_reuses_the_tokens(tmp_pa
     first, again = split_by_days([payload, payload[:0]]), split_by_days([payload, payload[:0]])
     assert first == again and len(first) == 3
     assert sum(part.lines.count(b"\n") for group in first for part in group) == 120
+
+
+def test_a_json_request_with_an_unset_start_gets_partial_success_in_json(server: ServerProcess) -> None:
+    now = time.time_ns()
+    spans = [{"traceId": "5b8efff798038103d269b633813fc60d", "spanId": f"eee19b7ec3c1b17{i}", "name": "j",
+              "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + 1000)}
+             for i, start in enumerate([now, 0])]  # fmt: skip
+    payload = {"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-partial"}}]},
+        "scopeSpans": [{"spans": spans}]}]}  # fmt: skip
+    code, _, body = post_spans(server, json.dumps(payload).encode(), "application/json")
+    assert code == 200
+    partial = json.loads(body)["partialSuccess"]
+    assert partial["rejectedSpans"] == "1" and "is 0 (unset)" in partial["errorMessage"]
+    assert wait_stored(server, 1, "ServiceName = 'json-partial'") == 1
+
+
+def test_replaying_after_a_killed_insert_that_stored_some_rows_stores_each_span_once(tmp_path: Path) -> None:
+    """A killed INSERT can leave rows behind without recording its deduplication token; the
+    replay must not add them again, in otel_traces nor in the tables its views feed."""
+    from llmtrace.server.batcher import SpanWriter
+    from llmtrace.server.decode import prepare
+    from llmtrace.server.engine import Engine
+    from llmtrace.server.sink import SpanSink
+    from llmtrace.server.wal import Record, WriteAheadLog
+    from llmtrace.store.migrations import apply_migrations
+
+    engine = Engine(tmp_path / "data")
+    try:
+        apply_migrations(engine.run)
+        sink = SpanSink(engine)
+        payload, spans = prepare(otlp_request(40, service="half").SerializeToString(), None, "application/x-protobuf")
+        lines = payload.splitlines(keepends=True)
+        sink(b"".join(lines[:15]), "some-other-attempt")  # what the killed INSERT left behind
+        log = WriteAheadLog(tmp_path / "wal")
+        segment = log.new_segment()
+        segment.append(Record(payload, spans))
+        segment.close()
+        copy = segment.path.read_bytes()
+
+        def counts() -> list[Any]:
+            sql = ("SELECT (SELECT count() FROM otel_traces), (SELECT count() FROM llm_calls),"
+                   " (SELECT sum(Calls) FROM llm_calls_1m), (SELECT sum(Calls) FROM llm_calls_1h)")  # fmt: skip
+            result = engine.run(sql)
+            assert result is not None
+            return list(result[0])
+
+        assert SpanWriter(sink, log).replay() == 40
+        assert counts() == [40, 40, 40, 40]
+        segment.path.write_bytes(copy)  # died again after inserting, before deleting the segment
+        SpanWriter(sink, log).replay()
+        assert counts() == [40, 40, 40, 40]
+        sink.close()
+    finally:
+        engine.close()
