@@ -1,0 +1,46 @@
+"""The exact tails detection scores with, against brute-force sums (fractions, no floating shortcuts)."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from llmtrace.analytics.tails import binom_cdf, binom_sf, chernoff_log10, nbinom_cdf, nbinom_sf
+
+
+def _binom_sf_exact(k: int, n: int, p: Fraction) -> float:
+    return float(sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1)))
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "p"), [(16, 47, "1/100"), (3, 10, "1/10"), (40, 300, "1/10"), (1, 5, "3/10"), (0, 9, "1/2")]
+)
+def test_binomial_upper_tail_matches_the_exact_sum(k: int, n: int, p: str) -> None:
+    assert binom_sf(k, n, float(Fraction(p))) == pytest.approx(_binom_sf_exact(k, n, Fraction(p)), rel=1e-9)
+
+
+def test_binomial_lower_tail_is_the_complement_of_the_upper() -> None:
+    assert binom_cdf(4, 20, 0.4) == pytest.approx(1 - _binom_sf_exact(5, 20, Fraction(2, 5)), rel=1e-9)
+
+
+def test_sixteen_failures_in_forty_seven_calls_against_one_percent_is_below_1e_15() -> None:
+    assert binom_sf(16, 47, 0.01) < 1e-15
+
+
+def test_negative_binomial_tends_to_poisson_when_the_extra_spread_vanishes() -> None:
+    poisson_sf = 1 - sum(math.exp(-3) * 3**i / math.factorial(i) for i in range(10))
+    assert nbinom_sf(10, 3, 1e7) == pytest.approx(poisson_sf, rel=1e-4)
+    assert nbinom_cdf(1, 12, 1e7) == pytest.approx(math.exp(-12) * 13, rel=1e-4)
+
+
+def test_negative_binomial_zero_has_its_closed_form() -> None:
+    assert nbinom_cdf(0, 36, 16) == pytest.approx((16 / 52) ** 16, rel=1e-12)
+
+
+def test_chernoff_bound_never_claims_more_evidence_than_the_exact_tail() -> None:
+    k, n, p = np.array([16.0, 40.0, 3.0]), np.array([47.0, 300.0, 10.0]), np.array([0.01, 0.1, 0.1])
+    exact = [-math.log10(binom_sf(int(a), int(b), c)) for a, b, c in zip(k, n, p, strict=True)]
+    assert all(bound <= e + 1e-9 for bound, e in zip(chernoff_log10(k, n, p), exact, strict=True))
