@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import json
 import logging
 from pathlib import Path
@@ -30,6 +31,8 @@ from tests.conftest import MEMORY_PROVIDER, run_script
 MODEL = "gemini-2.0-flash"
 THINKING_MODEL = "gemini-2.5-flash"
 RECORDED = Path(__file__).parent / "fixtures" / "recorded"
+
+SDK_READS_GEMINI_IDS = "responseId" in inspect.getsource(genai.models._GenerateContentResponse_from_mldev)
 CONTENT_ATTRIBUTES = (sc.SYSTEM_INSTRUCTIONS, sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES, sc.TOOL_DEFINITIONS)
 WEATHER = types.Tool(
     function_declarations=[
@@ -100,7 +103,7 @@ def test_generate_content_records_request_parameters_response_usage_and_cost(fak
     assert attrs[sc.REQUEST_STOP_SEQUENCES] == ("END",)
     assert attrs[sc.REQUEST_SEED] == 7
     assert sc.REQUEST_STREAM not in attrs
-    assert attrs[sc.RESPONSE_ID] == response.response_id
+    assert attrs.get(sc.RESPONSE_ID) == response.response_id  # None where the SDK does not read it (< 1.2x)
     assert attrs[sc.RESPONSE_MODEL] == response.model_version == MODEL
     assert attrs[sc.RESPONSE_FINISH_REASONS] == ("stop",)
     assert response.usage_metadata is not None
@@ -271,7 +274,7 @@ async def test_async_generate_content_records_the_same_attributes(fake_llm: Fake
     span = spans.one()
     assert span.name == f"generate_content {MODEL}"
     assert span.attributes[sc.REQUEST_TEMPERATURE] == 0.5
-    assert span.attributes[sc.RESPONSE_ID] == response.response_id
+    assert span.attributes.get(sc.RESPONSE_ID) == response.response_id
     assert response.usage_metadata is not None
     assert span.attributes[sc.USAGE_OUTPUT_TOKENS] == response.usage_metadata.candidates_token_count
 
@@ -300,7 +303,7 @@ def test_stream_records_ttft_text_usage_and_finish_reason(fake_llm: FakeLLM, spa
     assert attrs[sc.STREAM_END] == "completed"
     assert span.end_time is not None and span.start_time is not None
     assert 0 < attrs[sc.RESPONSE_TIME_TO_FIRST_CHUNK] < (span.end_time - span.start_time) / 1e9  # type: ignore[operator]
-    assert attrs[sc.RESPONSE_ID] == chunks[0].response_id
+    assert attrs.get(sc.RESPONSE_ID) == chunks[0].response_id
     assert attrs[sc.RESPONSE_FINISH_REASONS] == ("stop",)
     assert attrs[sc.USAGE_INPUT_TOKENS] == final.prompt_token_count
     assert attrs[sc.USAGE_OUTPUT_TOKENS] == (final.candidates_token_count or 0) + THOUGHT_TOKENS
@@ -349,6 +352,10 @@ async def test_an_async_stream_left_early_ends_its_span_once(fake_llm: FakeLLM, 
     assert spans.one().attributes[sc.STREAM_END] == "abandoned"
 
 
+@pytest.mark.skipif(
+    """startswith('{"error":')""" not in inspect.getsource(genai._api_client),
+    reason="this google-genai does not raise on an error event mid-stream",
+)
 def test_an_error_mid_stream_marks_the_span_and_reaches_the_app(fake_llm: FakeLLM, spans: Any) -> None:
     stream = client(fake_llm).models.generate_content_stream(
         model=MODEL, contents="fail soon", config=fake_headers(stream_error_after="2")
@@ -519,14 +526,18 @@ def test_replayed_real_responses_are_recorded_as_the_api_sent_them(fake_llm: Fak
     gemini = client(fake_llm)
     contents = sent["contents"][0]["parts"][0]["text"]
     if name.endswith("stream"):
-        list(gemini.models.generate_content_stream(model="gemini-2.5-flash", contents=contents, config=config))
+        chunks = gemini.models.generate_content_stream(model="gemini-2.5-flash", contents=contents, config=config)
+        first, *_rest = list(chunks)  # the whole stream
+        response_id = first.response_id
     else:
-        gemini.models.generate_content(model="gemini-2.5-flash", contents=contents, config=config)
+        response_id = gemini.models.generate_content(
+            model="gemini-2.5-flash", contents=contents, config=config
+        ).response_id
 
     expected = record["expected"]
     attrs = spans.one().attributes
     assert attrs[sc.RESPONSE_MODEL] == expected["response_model"]
-    assert attrs[sc.RESPONSE_ID] == expected["response_id"]
+    assert attrs.get(sc.RESPONSE_ID) == response_id == (expected["response_id"] if SDK_READS_GEMINI_IDS else None)
     assert attrs[sc.USAGE_INPUT_TOKENS] == expected["input_tokens"]
     assert attrs[sc.USAGE_OUTPUT_TOKENS] == expected["output_tokens"]
     assert attrs[sc.USAGE_REASONING_OUTPUT_TOKENS] == expected["reasoning_tokens"]

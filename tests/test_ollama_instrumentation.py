@@ -119,7 +119,7 @@ def test_generate_is_a_text_completion(fake_llm: FakeLLM, spans: Any) -> None:
 
 
 def test_embed_records_dimensions_and_input_tokens(fake_llm: FakeLLM, spans: Any) -> None:
-    response = client(fake_llm).embed(MODEL, ["first text", "second"], dimensions=8)
+    response = client(fake_llm).embed(MODEL, ["first text", "second"])
 
     attrs = spans.one().attributes
     assert attrs[sc.OPERATION_NAME] == "embeddings"

@@ -106,6 +106,8 @@ def mistral_chat(body: dict[str, Any], ctx: Context) -> Reply:
     body = {k: v for k, v in body.items() if k != "random_seed"} | (
         {"seed": body["random_seed"]} if "random_seed" in body else {}
     )
+    if body.get("tools"):  # Mistral takes tools without a type (mistralai 1.x sends none): functions
+        body["tools"] = [{"type": "function", **tool} for tool in body["tools"]]
     reply = openai_api.chat_completions(_with_usage(body), ctx)
     if isinstance(reply, JsonReply):
         if reply.status == 200:
@@ -127,5 +129,7 @@ def mistral_embeddings(body: dict[str, Any], ctx: Context) -> Reply:
     texts = body.get("input", body.get("inputs", ""))
     reply = openai_api.embeddings({"model": body.get("model"), "input": texts, "dimensions": 8}, ctx)
     if isinstance(reply, JsonReply) and reply.status == 200:
-        reply.body = dumps({"id": new_id("", 32), **json.loads(reply.body)})
+        obj = json.loads(reply.body)
+        obj["usage"] = {**obj["usage"], "completion_tokens": 0}
+        reply.body = dumps({"id": new_id("", 32), **obj})
     return reply
