@@ -57,7 +57,7 @@ def wait_for(predicate: Any, deadline: float = 90.0) -> bool:
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", str(mount)], capture_output=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(mount)], capture_output=True)
     assert done.returncode == 0, f"this test needs to mount a tmpfs (root): {done.stderr.decode()}"
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
@@ -66,8 +66,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 def test_a_full_disk_answers_503_and_loses_no_acknowledged_span(tiny_disk: Path) -> None:
     server = ServerProcess(tiny_disk / "data").wait_ready()
     try:
-        disk = os.statvfs(tiny_disk)
-        (tiny_disk / "ballast").write_bytes(b"\0" * (disk.f_bavail * disk.f_frsize - 2_000_000))
+        ballast = fill(tiny_disk)
         acked: set[str] = set()
         answers: list[tuple[int, str | None]] = []
         for i in range(400):
@@ -81,7 +80,7 @@ def test_a_full_disk_answers_503_and_loses_no_acknowledged_span(tiny_disk: Path)
         assert {c for c, _ in answers} == {200, 503}, answers
         assert all(after for c, after in answers if c == 503)
         assert status(server)["stored_spans"] < len(acked)  # the database was full too
-        (tiny_disk / "ballast").unlink()
+        ballast.unlink()
         assert wait_for(lambda: stored_ids(server, "full-disk")[0] >= acked)
         ids, traces, calls = stored_ids(server, "full-disk")
         assert (len(ids), traces, calls) == (len(acked), len(acked), len(acked))
@@ -98,6 +97,8 @@ class Senders:
         self.server = server
         self.acked: set[str] = set()
         self.unknown = 0  # requests whose answer was lost with the server (may or may not be stored)
+        self.unavailable = 0  # 503 answers (retried)
+        self.unexpected: list[int] = []  # any other status: a bug
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._run, args=(t,), daemon=True) for t in range(threads)]
@@ -139,7 +140,11 @@ class Senders:
                 with self._lock:
                     self.acked |= span_ids(request)
                 return
-            assert code == 503, code  # retried, as exporters do
+            with self._lock:
+                if code != 503:
+                    self.unexpected.append(code)
+                    return
+                self.unavailable += 1  # retried, as exporters do
             time.sleep(0.05)
 
 
@@ -162,9 +167,18 @@ def killed_inserts(log: str) -> int:
                for line in log.splitlines())  # fmt: skip
 
 
-def test_kill_query_and_kill_9_during_ingest_lose_and_duplicate_nothing(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    faulty = {"LLMTRACE_FAULT_KILL_INSERTS_MS": "150"}  # KILL from inside too, should the query port refuse it
+def fill(disk: Path, leave: int = 2_000_000) -> Path:
+    free = os.statvfs(disk)
+    ballast = disk / "ballast"
+    ballast.write_bytes(b"\0" * max(0, free.f_bavail * free.f_frsize - leave))
+    return ballast
+
+
+def test_kill_query_disk_full_and_kill_9_during_ingest_lose_and_duplicate_nothing(tiny_disk: Path) -> None:
+    """The load test: 3 senders; KILL QUERY at the writer throughout; the disk fills up and is
+    freed; the server is killed with -9 and restarted. Acknowledged == stored, none twice."""
+    data = tiny_disk / "data"
+    faulty = {"LLMTRACE_FAULT_KILL_INSERTS_MS": "80"}  # KILL from inside too, should the query port refuse it
     server = ServerProcess(data, faulty).wait_ready()
     kills: list[int] = []
     stop_killing = threading.Event()
@@ -173,14 +187,19 @@ def test_kill_query_and_kill_9_during_ingest_lose_and_duplicate_nothing(tmp_path
                    for _ in range(3)]  # fmt: skip
         for killer in killers:
             killer.start()
-        assert wait_for(lambda: len(senders.acked) > 4000, 60)
+        assert wait_for(lambda: len(senders.acked) > 3000, 60)
+        ballast = fill(tiny_disk)
+        assert wait_for(lambda: senders.unavailable >= 20, 60)  # the full log answers 503
+        ballast.unlink()
+        acked_when_full = len(senders.acked)
+        assert wait_for(lambda: len(senders.acked) > acked_when_full + 2000, 60)
         server.kill9()
         cancelled = killed_inserts(server.output)
         acked_before_crash = len(senders.acked)
         server = ServerProcess(data, faulty, ports=(server.otlp_port, server.http_port))
         senders.server = server
         server.wait_ready()
-        assert wait_for(lambda: len(senders.acked) > acked_before_crash + 4000, 60)
+        assert wait_for(lambda: len(senders.acked) > acked_before_crash + 3000, 60)
         stop_killing.set()
         for killer in killers:
             killer.join(30)
@@ -191,8 +210,11 @@ def test_kill_query_and_kill_9_during_ingest_lose_and_duplicate_nothing(tmp_path
         ids, traces, calls = stored_ids(server, "load-%")
         assert senders.acked <= ids
         assert traces == len(ids) and calls == len(ids)  # no duplicates, in the view-fed table too
+        assert not list((data / "llmtrace-wal").glob("rejected/*"))
+        assert senders.unexpected == []
         print(f"acked {len(senders.acked)} spans, stored {len(ids)}, unknown {senders.unknown} requests,"
-              f" {len(kills)} KILL QUERY over HTTP ({sum(kills)} hit), {cancelled} INSERTs cancelled")  # fmt: skip
+              f" {senders.unavailable} 503s, {len(kills)} KILL QUERY over HTTP ({sum(kills)} hit),"
+              f" {cancelled} INSERTs seen killed")  # fmt: skip
     finally:
         server.stop()
 
