@@ -5,7 +5,11 @@ The real ``openai`` and ``anthropic`` SDKs talk to it over real HTTP (point ``ba
 shaped like the real APIs. Standard library only.
 
 Endpoints: ``POST /v1/chat/completions``, ``/v1/responses``, ``/v1/completions``,
-``/v1/embeddings`` (OpenAI), ``POST /v1/messages`` (Anthropic), ``GET /health``.
+``/v1/embeddings`` (OpenAI), ``POST /v1/messages`` (Anthropic), ``/{version}/…models/{model}:generateContent``
+and friends (Gemini API and Vertex AI, ``http_options={"base_url": FakeLLM.url}``),
+``/openai/v1/chat/completions`` (Groq, ``base_url=FakeLLM.url``), ``/mistral/v1/…`` (Mistral,
+``server_url=FakeLLM.mistral_url``), ``/api/chat``, ``/api/generate``, ``/api/embed`` (Ollama,
+``host=FakeLLM.url``), ``GET /health``.
 
 Per-request controls, as headers (``extra_headers=`` in the SDKs):
 
