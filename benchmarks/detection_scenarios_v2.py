@@ -309,7 +309,7 @@ FROM (
 
 
 def _normal_sql(a: int, b: int) -> str:
-    """A standard normal draw from two uniform ones (Box-Muller): rand(k) seeds distinct columns."""
+    """A standard normal draw from two uniform ones (Box-Muller); each rand(k) becomes a hash draw."""
     return f"(sqrt(-2 * log((rand({a}) + 1) / 4294967297.0)) * cos(2 * pi() * rand({b}) / 4294967296.0))"
 
 
@@ -331,6 +331,10 @@ def insert(client: Any, sc: ScenarioV2) -> int:
         return "', '".join(values)
 
     with_normals = re.sub(r"_N\((\d+), (\d+)\)", lambda m: _normal_sql(int(m[1]), int(m[2])), _CALLS)
+    # per-call draws from a hash of (seed, series, minute, call, stream): the same seed gives the same calls
+    with_normals = re.sub(
+        r"rand\((\d+)\)", lambda m: f"(cityHash64({sc.seed}, series, minute, j, {m[1]}) % 4294967296)", with_normals
+    )
     sql = with_normals.format(
         price="[" + arr([s.price for s in sc.series]) + "][series + 1]",
         services=strs([s.service for s in sc.series]),

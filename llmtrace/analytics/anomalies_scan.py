@@ -33,8 +33,9 @@ from llmtrace.analytics.tails import LN10, binom_cdf, binom_sf, chernoff_log10, 
 __all__ = ["LeafVolume", "Scan", "Window", "leaf_volume", "scan"]
 
 MIN_SCORE = 7.0  # -log10 p
+VOLUME_MIN_SCORE = 6.0  # volume's negative binomial already carries the series' own extra spread
 MIN_EXCESS = 4.0
-MIN_RATIO = 1.8
+MIN_RATIO = 1.5
 MIN_RATE_CHANGE = 0.02
 VOLUME_DROP = 0.5  # flag drops to at most half the expected calls
 VOLUME_SPIKE = 1.8
@@ -118,7 +119,7 @@ def _flag_nb(
         score = neg_log10(nbinom_sf(k, m, float(r[i])) if up else nbinom_cdf(k, m, float(r[i])))
         if k == 0 and not up:  # silence: a wobbling rate does not switch a series off (Poisson)
             score = max(score, m / LN10)
-        if score >= MIN_SCORE:
+        if score >= VOLUME_MIN_SCORE:
             out.append((int(group_idx[i]), int(end[i]), score))
     return out
 
