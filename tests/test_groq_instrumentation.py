@@ -18,6 +18,7 @@ import llmtrace
 from llmtrace import pricing
 from llmtrace import semconv as sc
 from llmtrace.demo.fake_llm import FakeLLM
+from tests.conftest import MEMORY_PROVIDER, run_script
 
 MODEL = "llama-3.3-70b-versatile"
 RECORDED = Path(__file__).parent / "fixtures" / "recorded"
@@ -196,3 +197,22 @@ def test_a_replayed_real_response_is_recorded_as_the_api_sent_it(fake_llm: FakeL
     assert attrs[sc.USAGE_INPUT_TOKENS] == expected["input_tokens"]
     assert attrs[sc.USAGE_OUTPUT_TOKENS] == expected["output_tokens"]
     assert attrs[sc.RESPONSE_FINISH_REASONS] == (expected["finish_reason"],)
+
+
+def test_instrument_does_not_import_groq_and_patches_it_when_the_app_does(fake_llm: FakeLLM) -> None:
+    result = run_script(
+        f"""
+        import sys
+        llmtrace.instrument(tracer_provider=provider)
+        before = "groq" in sys.modules
+        import groq
+        client = groq.Groq(base_url={fake_llm.url!r}, api_key="t", max_retries=0)
+        client.chat.completions.create(model="{MODEL}", messages=[{{"role": "user", "content": "hi"}}])
+        llmtrace.uninstrument()
+        client.chat.completions.create(model="{MODEL}", messages=[{{"role": "user", "content": "hi"}}])
+        print(before, [s.name for s in exporter.get_finished_spans()])
+        """,
+        prelude=MEMORY_PROVIDER,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"False ['chat {MODEL}']"

@@ -8,17 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-try:  # mistralai >= 2
-    from mistralai.client import Mistral
-    from mistralai.client.errors import SDKError
-
-    SDK_TRACES = True
-except ImportError:  # mistralai 1.x
-    from mistralai import Mistral  # type: ignore[attr-defined,no-redef]
-    from mistralai.models import SDKError  # type: ignore[no-redef]
-
-    SDK_TRACES = False
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -30,6 +19,18 @@ from llmtrace import pricing
 from llmtrace import semconv as sc
 from llmtrace.demo.fake_llm import FakeLLM
 from llmtrace.instrumentation import mistral as adapter
+from tests.conftest import MEMORY_PROVIDER, run_script
+
+try:  # mistralai >= 2
+    from mistralai.client import Mistral
+    from mistralai.client.errors import SDKError
+
+    SDK_TRACES = True
+except ImportError:  # mistralai 1.x
+    from mistralai import Mistral  # type: ignore[attr-defined,no-redef]
+    from mistralai.models import SDKError  # type: ignore[no-redef]
+
+    SDK_TRACES = False
 
 MODEL = "mistral-small-latest"
 RECORDED = Path(__file__).parent / "fixtures" / "recorded"
@@ -260,3 +261,25 @@ def test_a_replayed_real_response_is_recorded_as_the_api_sent_it(fake_llm: FakeL
     assert attrs[sc.USAGE_INPUT_TOKENS] == expected["input_tokens"]
     assert attrs[sc.USAGE_OUTPUT_TOKENS] == expected["output_tokens"]
     assert attrs[sc.RESPONSE_FINISH_REASONS] == (expected["finish_reason"],)
+
+
+def test_instrument_does_not_import_mistralai_and_patches_it_when_the_app_does(fake_llm: FakeLLM) -> None:
+    result = run_script(
+        f"""
+        import sys
+        llmtrace.instrument(tracer_provider=provider)
+        before = sorted(m for m in sys.modules if m.startswith("mistralai"))
+        try:
+            from mistralai.client import Mistral
+        except ImportError:
+            from mistralai import Mistral
+        client = Mistral(api_key="t", server_url={fake_llm.mistral_url!r})
+        client.chat.complete(model="{MODEL}", messages=[{{"role": "user", "content": "hi"}}])
+        llmtrace.uninstrument()
+        client.chat.complete(model="{MODEL}", messages=[{{"role": "user", "content": "hi"}}])
+        print(before, [s.name for s in exporter.get_finished_spans()])
+        """,
+        prelude=MEMORY_PROVIDER,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"[] ['chat {MODEL}']"
