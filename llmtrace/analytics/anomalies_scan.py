@@ -1,7 +1,7 @@
 """Count tests over sliding windows at several time scales (numpy over the SQL counts).
 
-For every series of every level, metric and scale (1, 3 and 12 buckets: 5, 15 and 60
-minutes by default) and every window ending in the judged range:
+For every series of every level, metric and scale (1, 3, 12 and 36 buckets: 5, 15 and 60
+minutes and 3 hours by default) and every window ending in the judged range:
 
 * **rates** (errors, truncations, empty outputs, and calls above the usual p90 of latency,
   TTFT, tokens, cost): ``k`` events in ``n`` trials against the pooled rate ``p0`` of the
@@ -78,7 +78,7 @@ def _window_sum(c: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
     """Sums of buckets (end - width, end] from cumulative sums ``c`` (leading zero column)."""
     lo = np.clip(end + 1 - width, 0, None)
     hi = np.clip(end + 1, 0, None)
-    return c[:, hi] - c[:, lo]
+    return np.asarray(c[:, hi] - c[:, lo])
 
 
 def _phi(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray) -> np.ndarray:
