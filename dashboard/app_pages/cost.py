@@ -82,8 +82,11 @@ common.table(
 
 st.subheader("Unpriced calls")
 without_cost = common.load(cost.unpriced, f)
-unpriced = without_cost[without_cost["reason"] == "no price"].drop(columns="reason")
-no_usage = int(without_cost.loc[without_cost["reason"] == "failed", "unpriced_calls"].sum())
+if without_cost.empty:  # over HTTP an empty result has no columns at all
+    unpriced, no_usage = without_cost, 0
+else:
+    unpriced = without_cost[without_cost["reason"] == "no price"].drop(columns="reason")
+    no_usage = int(without_cost.loc[without_cost["reason"] == "failed", "unpriced_calls"].sum())
 if unpriced.empty:
     st.caption("Every call that reported token usage in this window has a price.")
 else:

@@ -38,7 +38,13 @@ common.table(
     per_model,
     where=right,
     hide_index=True,
-    column_config={**common.SUMMARY_COLUMNS, **model_column},
+    column_order=["model", "calls", "p50_ms", "p95_ms", "p99_ms", "ttft_p50_ms", "ttft_p95_ms"],
+    column_config={
+        **common.SUMMARY_COLUMNS,
+        **model_column,
+        "ttft_p50_ms": st.column_config.NumberColumn("TTFT p50", format="%.0f ms"),
+        "ttft_p95_ms": st.column_config.NumberColumn("TTFT p95", format="%.0f ms"),
+    },
     key="per_model_table",
 )
 

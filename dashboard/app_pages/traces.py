@@ -28,7 +28,7 @@ limit = int(controls[2].number_input("Show", min_value=10, max_value=2000, value
 with st.spinner("Finding traces…"):
     found = common.load(traces.list_traces, f, status=status, text=text.strip(), limit=limit)
 st.caption(f"{len(found):,} traces (newest first). Select a row to open it.")
-shown = found.assign(trace=[t[:12] + "…" for t in found["trace_id"]])  # the full id stays in `found`
+shown = found.assign(trace=[str(t)[:12] + "…" for t in found.get("trace_id", [])])  # full id stays in `found`
 table = common.table(
     shown,
     hide_index=True,
