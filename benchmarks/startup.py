@@ -45,7 +45,7 @@ def rss():
 import openai, anthropic
 before = set(sys.modules)
 rss0, _ = rss()
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.thread_time()
 if MODE != "none":
     import llmtrace
 if MODE == "memory":  # the app's own pipeline: OTel SDK, spans kept in memory, no exporter of ours
@@ -54,13 +54,13 @@ if MODE == "memory":  # the app's own pipeline: OTel SDK, spans kept in memory, 
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.thread_time()
 imported = set(sys.modules)
 if MODE == "otlp":
     llmtrace.instrument(endpoint="http://127.0.0.1:9", service_name="startup")
 elif MODE == "memory":
     llmtrace.instrument(tracer_provider=provider)
-t2 = time.perf_counter()
+t2, c2 = time.perf_counter(), time.thread_time()
 after = set(sys.modules)
 rss1, _ = rss()
 client = openai.OpenAI(base_url=BASE + "/v1", api_key="t", max_retries=0)
@@ -75,6 +75,7 @@ if MODE == "otlp":
 rss3, peak3 = rss()
 print(json.dumps({
     "import_ms": (t1 - t0) * 1000, "instrument_ms": (t2 - t1) * 1000,
+    "import_cpu_ms": (c1 - c0) * 1000, "instrument_cpu_ms": (c2 - c1) * 1000,
     "import_modules": len(imported - before), "instrument_modules": len(after - imported),
     "sdk_modules": sorted(m for m in after - imported if m.startswith(("openai.", "anthropic."))),
     "rss_instrument": rss1 - rss0, "rss_call": rss2, "peak_call": peak, "rss_exporter": rss3, "peak_exporter": peak3,
@@ -130,10 +131,16 @@ def fake_llm() -> Iterator[str]:
         server.wait(10)
 
 
+# Compiled modules, as an installed package has them: without, every child would compile llmtrace from
+# source (~40 ms) where PYTHONDONTWRITEBYTECODE is set. Filled by each configuration's warm-up run.
+_PYCACHE = Path(tempfile.gettempdir()) / "llmtrace-startup-pycache"
+
+
 def _run(code: str, checkout: Path, base: str, **values: object) -> subprocess.CompletedProcess[str]:
     prelude = "".join(f"{name} = {value!r}\n" for name, value in {"BASE": base, **values}.items())
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMTRACE_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMTRACE_", "PYTHONDONTWRITE"))}
     env["PYTHONPATH"] = str(checkout)
+    env["PYTHONPYCACHEPREFIX"] = str(_PYCACHE)
     with tempfile.TemporaryDirectory() as cwd:  # never the repo: '' on sys.path would shadow --checkout
         return subprocess.run(
             [sys.executable, "-c", prelude + textwrap.dedent(code)],
@@ -154,6 +161,8 @@ def _json(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
 def after_sdks(checkout: Path, base: str, runs: int) -> None:
     modes = ("otlp", "memory", "none")
     rows: dict[str, list[dict[str, object]]] = {mode: [] for mode in modes}
+    for mode in modes:
+        _json(_run(_MEASURE, checkout, base, MODE=mode))  # warm-up: compiles into the cache
     for _ in range(runs):  # interleaved, so load on the machine hits every mode alike
         for mode in modes:
             rows[mode].append(_json(_run(_MEASURE, checkout, base, MODE=mode)))
@@ -166,7 +175,8 @@ def after_sdks(checkout: Path, base: str, runs: int) -> None:
         sdk_modules: list[str] = rows[mode][0]["sdk_modules"]  # type: ignore[assignment]
         print(f"  {what}:")
         for step, key in (("import llmtrace", "import"), ("instrument()", "instrument")):
-            print(f"    {step:16} {median(f'{key}_ms', mode):7.1f} ms  {median(f'{key}_modules', mode):4.0f} modules")
+            print(f"    {step:16} {median(f'{key}_ms', mode):6.1f} ms wall {median(f'{key}_cpu_ms', mode):6.1f} ms CPU "
+                  f"{median(f'{key}_modules', mode):4.0f} modules")  # fmt: skip
         print(f"    openai.*/anthropic.* modules instrument() imported: {len(sdk_modules)} {sdk_modules[:4]}")
         print(f"    RSS added by import + instrument(): {median('rss_instrument', mode):5.1f} MB")
         keys = [("call", "the first priced call")]
@@ -192,6 +202,8 @@ def before_sdks(checkout: Path, base: str, runs: int) -> None:
 def _added(label: str, code: dict[str, str], checkout: Path, base: str, runs: int) -> None:
     wall: dict[str, list[float]] = {name: [] for name in code}
     cpu: dict[str, list[float]] = {name: [] for name in code}
+    for body in code.values():
+        _run(body, checkout, base)  # warm-up: compiles into the cache
     for _ in range(runs):
         for name, body in code.items():
             start, used = time.perf_counter(), _children_cpu()
