@@ -158,7 +158,10 @@ def render_messages(title: str, items: list[dict[str, Any]]) -> None:
 
 
 def render_llm_span(span: pd.Series) -> None:
-    cost = "no price" if common.is_missing(span["cost_usd"]) else common.fmt_usd(span["cost_usd"])
+    if not common.is_missing(span["cost_usd"]):
+        cost = common.fmt_usd(span["cost_usd"])
+    else:  # a model without a price, or a call that reported no usage (nothing to price)
+        cost = "no price for this model" if span["cost_status"] == "unpriced" else "no usage reported"
     ttft = f"TTFT {common.fmt_ms(span['ttft_ms'])}" if span["stream"] else "not streamed"
     facts = [
         f"**{span['response_model'] or span['model'] or '?'}** ({span['provider']})",
