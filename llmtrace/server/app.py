@@ -148,7 +148,7 @@ def _uvicorn(app: Callable[..., object], limits: ConnectionLimits, port: str) ->
         access_log=False,
         timeout_graceful_shutdown=30,
         server_header=False,
-        http=guarded_protocol(limits),
+        http=guarded_protocol(limits, port),
         timeout_keep_alive=5,
     )
     config.load()

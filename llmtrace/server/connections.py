@@ -42,9 +42,23 @@ class ConnectionLimits:
     body_seconds: float = 30.0
     closed_slow: int = field(default=0, init=False)
     evicted: int = field(default=0, init=False)
+    _logged: tuple[int, int, float] = field(default=(0, 0, 0.0), init=False)
+
+    def report(self, port: str, now: float) -> None:
+        """One log line per 10 s at most about connections closed for slowness or for room."""
+        slow, evicted, at = self._logged
+        if now - at < 10 or (slow, evicted) == (self.closed_slow, self.evicted):
+            return
+        logger.warning(
+            "%s port: closed %d connection(s) too slow to send a request (headers > %g s or body > %g s)"
+            " and %d idle one(s) to stay under %d open connections",
+            port, self.closed_slow - slow, self.header_seconds, self.body_seconds, self.evicted - evicted,
+            self.max_connections,
+        )  # fmt: skip
+        self._logged = (self.closed_slow, self.evicted, now)
 
 
-def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
+def guarded_protocol(limits: ConnectionLimits, port: str = "HTTP") -> type[H11Protocol]:
     """An h11 protocol class enforcing ``limits`` (one class per port: the limits are its own)."""
 
     class GuardedH11Protocol(H11Protocol):
@@ -95,6 +109,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
             for conn in [c for c in cls._open if c._overdue(now)]:
                 limits.closed_slow += 1
                 conn._close()
+            limits.report(port, now)
             cls._sweeper = loop.call_later(_SWEEP_SECONDS, cls._sweep, loop) if cls._open else None
 
         @classmethod
