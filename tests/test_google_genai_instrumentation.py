@@ -542,3 +542,13 @@ def test_replayed_real_responses_are_recorded_as_the_api_sent_them(fake_llm: Fak
     assert attrs[sc.USAGE_OUTPUT_TOKENS] == expected["output_tokens"]
     assert attrs[sc.USAGE_REASONING_OUTPUT_TOKENS] == expected["reasoning_tokens"]
     assert attrs[sc.RESPONSE_FINISH_REASONS] == (expected["finish_reason"],)
+
+
+def test_other_parts_are_named_by_their_field() -> None:
+    code = types.Part(executable_code=types.ExecutableCode(code="print(1)", language=types.Language.PYTHON))
+
+    assert adapter._part(code) == {"type": "executable_code", "content": code.executable_code}
+    assert adapter._part({"code_execution_result": {"output": "1"}}) == {
+        "type": "code_execution_result",
+        "content": {"output": "1"},
+    }

@@ -176,6 +176,14 @@ def reply_words(prompt: str, words: int | None, *, variant: int = 0) -> list[str
     return head[:total]
 
 
+def unit_vector(text: str, dims: int) -> list[float]:
+    """A deterministic embedding: ``dims`` floats of unit length, seeded by ``text``."""
+    rng = random.Random(seed_of(text))
+    vector = [rng.gauss(0.0, 1.0) for _ in range(dims)]
+    norm = sum(v * v for v in vector) ** 0.5 or 1.0
+    return [round(v / norm, 6) for v in vector]
+
+
 def word_chunks(words: list[str]) -> list[str]:
     """Stream pieces, one per word, with the leading space real tokenizers put on later words."""
     return [w if i == 0 else " " + w for i, w in enumerate(words)]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import json
-import random
 import re
 from collections.abc import Callable
 from typing import Any
@@ -31,8 +30,8 @@ from llmtrace.demo.fake_llm_common import (
     new_id,
     reply_words,
     sample_from_schema,
-    seed_of,
     sse_frame,
+    unit_vector,
     word_chunks,
 )
 
@@ -176,13 +175,6 @@ def _generate(body: dict[str, Any], ctx: Context, *, model: str, stream: bool) -
     return SseReply(frames, content_type="text/event-stream")
 
 
-def _vector(text: str, dims: int) -> list[float]:
-    rng = random.Random(seed_of(text))
-    vector = [rng.gauss(0.0, 1.0) for _ in range(dims)]
-    norm = sum(v * v for v in vector) ** 0.5 or 1.0
-    return [round(v / norm, 6) for v in vector]
-
-
 def _dims(config: Any) -> int:
     value = config.get("outputDimensionality") if isinstance(config, dict) else None
     return int(value) if isinstance(value, int) and value > 0 else 8
@@ -191,7 +183,7 @@ def _dims(config: Any) -> int:
 def _batch_embed(body: dict[str, Any], ctx: Context, *, model: str) -> Reply:
     """Gemini API: one embedding per request, no usage (the API reports none)."""
     requests = body.get("requests") or []
-    embeddings = [{"values": _vector(_texts(r.get("content")), _dims(r))} for r in requests]
+    embeddings = [{"values": unit_vector(_texts(r.get("content")), _dims(r))} for r in requests]
     return json_reply(200, {"embeddings": embeddings})
 
 
@@ -201,7 +193,7 @@ def _embed_one(body: dict[str, Any], ctx: Context, *, model: str) -> Reply:
     return json_reply(
         200,
         {
-            "embedding": {"values": _vector(text, _dims(config))},
+            "embedding": {"values": unit_vector(text, _dims(config))},
             "usageMetadata": {"promptTokenCount": count_tokens(text)},
         },
     )
@@ -216,5 +208,5 @@ def _predict(body: dict[str, Any], ctx: Context, *, model: str) -> Reply:
         text = str(instance.get("content", ""))
         chars += len(text)
         statistics = {"truncated": False, "token_count": count_tokens(text)}
-        predictions.append({"embeddings": {"values": _vector(text, dims), "statistics": statistics}})
+        predictions.append({"embeddings": {"values": unit_vector(text, dims), "statistics": statistics}})
     return json_reply(200, {"predictions": predictions, "metadata": {"billableCharacterCount": chars}})

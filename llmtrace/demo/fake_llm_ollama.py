@@ -11,7 +11,6 @@ object). Errors are ``{"error": "..."}`` with the HTTP status, also as an NDJSON
 from __future__ import annotations
 
 import json
-import random
 from datetime import datetime, timezone
 from typing import Any
 
@@ -27,6 +26,7 @@ from llmtrace.demo.fake_llm_common import (
     reply_words,
     sample_from_schema,
     seed_of,
+    unit_vector,
     word_chunks,
 )
 
@@ -131,13 +131,6 @@ def generate(body: dict[str, Any], ctx: Context) -> Reply:
     return _reply(body, pieces, final, False)
 
 
-def _vector(text: str, dims: int) -> list[float]:
-    rng = random.Random(seed_of(text))
-    vector = [rng.gauss(0.0, 1.0) for _ in range(dims)]
-    norm = sum(v * v for v in vector) ** 0.5 or 1.0
-    return [round(v / norm, 6) for v in vector]
-
-
 def embed(body: dict[str, Any], ctx: Context) -> Reply:
     raw = body.get("input", "")
     texts = [raw] if isinstance(raw, str) else [str(t) for t in raw]
@@ -145,7 +138,7 @@ def embed(body: dict[str, Any], ctx: Context) -> Reply:
     tokens = sum(count_tokens(t) for t in texts)
     obj = {
         "model": body.get("model", ""),
-        "embeddings": [_vector(t, dims) for t in texts],
+        "embeddings": [unit_vector(t, dims) for t in texts],
         "total_duration": 14_000_000,
         "load_duration": 1_000_000,
         "prompt_eval_count": tokens,
@@ -155,4 +148,4 @@ def embed(body: dict[str, Any], ctx: Context) -> Reply:
 
 def embeddings(body: dict[str, Any], ctx: Context) -> Reply:
     """The deprecated single-prompt endpoint: no token count."""
-    return json_reply(200, {"embedding": _vector(str(body.get("prompt", "")), 8)})
+    return json_reply(200, {"embedding": unit_vector(str(body.get("prompt", "")), 8)})

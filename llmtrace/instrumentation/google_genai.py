@@ -18,6 +18,7 @@ import base64
 from typing import Any
 
 from llmtrace import semconv as sc
+from llmtrace.instrumentation._choices import Choices
 from llmtrace.instrumentation._core import Endpoint
 from llmtrace.instrumentation._model import Message, Part, Request, Response, Usage, text_part, tool_call_part
 from llmtrace.instrumentation._patching import Patch
@@ -84,7 +85,10 @@ def _part(part: Any) -> Part:
         mime_type = _field(file, "mime_type")
         modality = str(mime_type or "").split("/", 1)[0] or "unknown"
         return {"type": "uri", "modality": modality, "mime_type": mime_type, "uri": _field(file, "file_uri")}
-    return {"type": type(part).__name__.lower(), "content": str(part)}
+    # Anything else (executable code, its result, a video's metadata): named by its one field, kept as is.
+    fields = part.items() if isinstance(part, dict) else getattr(part, "__dict__", {}).items()
+    kind, value = next(((k, v) for k, v in fields if v is not None), (type(part).__name__.lower(), str(part)))
+    return {"type": kind, "content": value}
 
 
 def _is_content(item: Any) -> bool:
@@ -197,32 +201,23 @@ class GenerateContent(Endpoint):
         request.tool_definitions = _tools(_field(config, "tools"))
 
     def parse_response(self, request: Request, result: Any) -> Response:
-        outputs: list[Message] = []
-        for candidate in get(result, "candidates") or []:
-            parts = [_part(p) for p in get(get(candidate, "content"), "parts") or []]
-            reason = _finish_reason(get(candidate, "finish_reason"))
-            outputs.append({"role": "assistant", "parts": parts, "finish_reason": reason})
-        return Response(
-            id=get(result, "response_id"),
-            model=get(result, "model_version"),
-            finish_reasons=[m["finish_reason"] for m in outputs],
-            usage=_usage(get(result, "usage_metadata")),
-            output_messages=outputs,
-        )
+        whole = ContentStream()
+        whole.add(result)
+        return whole.result(request)
 
     def new_stream(self, request: Request) -> ContentStream:
         return ContentStream()
 
 
 class ContentStream:
-    """Folds streamed ``GenerateContentResponse`` chunks: parts per candidate, the latest usage (cumulative)."""
+    """Folds ``GenerateContentResponse``s (streamed chunks, or one whole response): parts per candidate,
+    the latest usage (each chunk carries the usage so far)."""
 
     def __init__(self) -> None:
         self.id: str | None = None
         self.model: str | None = None
         self.usage: Any = None
-        self.parts: dict[int, list[Part]] = {}
-        self.reasons: dict[int, str] = {}
+        self.choices = Choices()
 
     def add(self, chunk: Any) -> bool:
         self.id = self.id or get(chunk, "response_id")
@@ -231,29 +226,15 @@ class ContentStream:
         carried = False
         for candidate in get(chunk, "candidates") or []:
             index = get(candidate, "index", 0)
-            parts = self.parts.setdefault(index, [])
             for part in get(get(candidate, "content"), "parts") or []:
-                self._merge(parts, _part(part))
+                self.choices.add(index, _part(part))
                 carried = True
             if get(candidate, "finish_reason") is not None:
-                self.reasons[index] = _finish_reason(get(candidate, "finish_reason"))
+                self.choices.finish(index, _finish_reason(get(candidate, "finish_reason")))
         return carried
 
-    @staticmethod
-    def _merge(parts: list[Part], part: Part) -> None:
-        """Text after text of the same kind continues it; anything else is a new part."""
-        if parts and part["type"] in ("text", "reasoning") and parts[-1]["type"] == part["type"]:
-            parts[-1] = {**parts[-1], "content": parts[-1]["content"] + part["content"]}
-        else:
-            parts.append(part)
-
     def result(self, request: Request) -> Response:
-        indexes = sorted(set(self.parts) | set(self.reasons))
-        outputs: list[Message] = [
-            {"role": "assistant", "parts": self.parts.get(i, []), "finish_reason": self.reasons.get(i, "")}
-            for i in indexes
-        ]
-        reasons = [self.reasons[i] for i in indexes if i in self.reasons]
+        outputs, reasons = self.choices.outputs()
         return Response(self.id, self.model, reasons, _usage(self.usage), outputs)
 
 

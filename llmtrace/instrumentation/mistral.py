@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from llmtrace import semconv as sc
+from llmtrace.instrumentation._choices import Choices
 from llmtrace.instrumentation._core import Endpoint, suppressed
 from llmtrace.instrumentation._model import Message, Part, Request, Response, Usage, text_part, tool_call_part
 from llmtrace.instrumentation._patching import Patch
@@ -118,8 +119,7 @@ class ChunkStream:
         self.id: str | None = None
         self.model: str | None = None
         self.usage: Any = None
-        self.parts: dict[int, list[Part]] = {}
-        self.reasons: dict[int, str] = {}
+        self.choices = Choices()
 
     def add(self, event: Any) -> bool:
         chunk = get(event, "data") or event
@@ -128,24 +128,15 @@ class ChunkStream:
         carried = False
         for choice in get(chunk, "choices") or []:
             index, delta = get(choice, "index", 0), get(choice, "delta")
-            parts = self.parts.setdefault(index, [])
             for part in _content_parts(get(delta, "content")) + [_tool_call(c) for c in get(delta, "tool_calls") or []]:
-                if parts and part["type"] in ("text", "reasoning") and parts[-1]["type"] == part["type"]:
-                    parts[-1] = {**parts[-1], "content": parts[-1]["content"] + part["content"]}
-                else:
-                    parts.append(part)
+                self.choices.add(index, part)
                 carried = True
             if get(choice, "finish_reason"):
-                self.reasons[index] = str(get(choice, "finish_reason"))
+                self.choices.finish(index, str(get(choice, "finish_reason")))
         return carried
 
     def result(self, request: Request) -> Response:
-        indexes = sorted(set(self.parts) | set(self.reasons))
-        outputs: list[Message] = [
-            {"role": "assistant", "parts": self.parts.get(i, []), "finish_reason": self.reasons.get(i, "")}
-            for i in indexes
-        ]
-        reasons = [self.reasons[i] for i in indexes if i in self.reasons]
+        outputs, reasons = self.choices.outputs()
         usage = chat_usage(self.usage) if self.usage is not None else Usage()
         return Response(self.id, self.model, reasons, usage, outputs)
 
