@@ -200,6 +200,21 @@ def bench_overview(server: ServerProcess) -> tuple[float, int]:
     return statistics.median(timings) * 1000, len(rows)
 
 
+def acknowledged_vs_stored(server: ServerProcess, deadline: float = 60.0) -> str:
+    """What the server's ``GET /status`` says once its backlog is written: accepted vs stored."""
+    import json
+
+    end = time.monotonic() + deadline
+    while True:
+        status = json.loads(urllib3.request("GET", f"{server.otlp_url}/status").data)
+        if status["backlog_spans"] == 0 and status["stored_spans"] >= status["accepted_spans"]:
+            break
+        if time.monotonic() > end:
+            break
+        time.sleep(0.1)
+    return f"{status['accepted_spans']:,} / {status['stored_spans']:,} (rejected {status['rejected_spans']})"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each ingest run")
@@ -216,6 +231,7 @@ def main() -> int:
             rate, cpu = bench_otlp(server, bodies, senders, args.seconds)
             results.append((f"OTLP/HTTP protobuf, {senders} senders", f"{rate:9,.0f} spans/s  ({cpu:.0f} µs CPU/span)"))
             print(*results[-1], sep=": ", flush=True)
+        results.append(("OTLP spans acknowledged / verified stored", acknowledged_vs_stored(server)))
         try:
             import llmtrace.exporters.clickhouse  # noqa: F401
         except ImportError:
