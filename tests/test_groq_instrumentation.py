@@ -216,3 +216,24 @@ def test_instrument_does_not_import_groq_and_patches_it_when_the_app_does(fake_l
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"False ['chat {MODEL}']"
+
+
+def test_with_raw_response_returns_the_raw_response_and_records_the_completion(fake_llm: FakeLLM, spans: Any) -> None:
+    raw = sync_client(fake_llm).chat.completions.with_raw_response.create(**ask())
+    completion = raw.parse()
+
+    assert raw.http_response.status_code == 200
+    assert spans.one().attributes[sc.RESPONSE_ID] == completion.id
+
+
+def test_an_error_mid_stream_marks_the_span_and_reaches_the_app(fake_llm: FakeLLM, spans: Any) -> None:
+    stream = sync_client(fake_llm).chat.completions.create(
+        **ask(), stream=True, extra_headers={"x-fake-stream-error-after": "2"}
+    )
+    with pytest.raises(groq.APIError):
+        for _chunk in stream:
+            pass
+
+    span = spans.one()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[sc.STREAM_END] == "error"

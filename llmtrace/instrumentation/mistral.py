@@ -167,7 +167,10 @@ class Embeddings(Endpoint):
 def _no_sdk_span(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """mistralai's own request span: inside ours, tracing is reported off, so the SDK opens none."""
     if suppressed():
-        kwargs = {**kwargs, "tracing_enabled": False}
+        if "tracing_enabled" in kwargs:
+            kwargs = {**kwargs, "tracing_enabled": False}
+        elif args:  # the flag is the first parameter
+            args = (False, *args[1:])
     return wrapped(*args, **kwargs)
 
 
