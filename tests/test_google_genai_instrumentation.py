@@ -162,6 +162,14 @@ def test_cached_content_tokens_are_cache_reads_within_input_tokens(fake_llm: Fak
     assert uncached is not None and attrs[sc.COST_USD] < uncached
 
 
+def test_a_json_response_mime_type_records_the_json_output_type(fake_llm: FakeLLM, spans: Any) -> None:
+    client(fake_llm).models.generate_content(
+        model=MODEL, contents="hi", config={"response_mime_type": "application/json"}
+    )
+
+    assert spans.one().attributes[sc.OUTPUT_TYPE] == "json"
+
+
 def test_max_output_tokens_maps_to_the_length_finish_reason(fake_llm: FakeLLM, spans: Any) -> None:
     response = client(fake_llm).models.generate_content(model=MODEL, contents="hi", config={"max_output_tokens": 3})
 

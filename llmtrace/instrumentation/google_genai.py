@@ -194,7 +194,8 @@ class GenerateContent(Endpoint):
         count = _field(config, "candidate_count")
         if given(count) and count != 1:
             put(attrs, sc.REQUEST_CHOICE_COUNT, count, int)
-        if _field(config, "response_mime_type") == "application/json" or _field(config, "response_schema"):
+        schema = _field(config, "response_schema") or _field(config, "response_json_schema")
+        if _field(config, "response_mime_type") == "application/json" or schema is not None:
             attrs[sc.OUTPUT_TYPE] = "json"
         request.system_instructions = _system(_field(config, "system_instruction"))
         request.input_messages = _messages(kwargs.get("contents"))
