@@ -297,6 +297,29 @@ def test_vertex_ai_clients_are_named_gcp_vertex_ai_and_priced(fake_llm: FakeLLM,
     assert fake_llm.requests[-1]["path"] == f"/v1beta1/publishers/google/models/{MODEL}:generateContent"
 
 
+def test_vertex_ai_with_project_location_and_credentials_is_gcp_vertex_ai(fake_llm: FakeLLM, spans: Any) -> None:
+    from google.oauth2.credentials import Credentials
+
+    vertex = genai.Client(
+        vertexai=True,
+        project="my-project",
+        location="us-central1",
+        credentials=Credentials(token="test-token"),  # a fixed token: no refresh, no network
+        http_options={"base_url": fake_llm.url},
+    )
+    _clients.append(vertex)
+    chunks = list(vertex.models.generate_content_stream(model=MODEL, contents="hi vertex"))
+
+    attrs = spans.one().attributes
+    assert fake_llm.requests[-1]["path"] == (
+        f"/v1beta1/projects/my-project/locations/us-central1/publishers/google/models/{MODEL}:streamGenerateContent"
+    )
+    assert attrs[sc.PROVIDER_NAME] == "gcp.vertex_ai"
+    assert attrs[sc.REQUEST_MODEL] == MODEL
+    assert chunks[-1].usage_metadata is not None
+    assert attrs[sc.USAGE_OUTPUT_TOKENS] == chunks[-1].usage_metadata.candidates_token_count
+
+
 # --- streams -----------------------------------------------------------------------------------
 
 
