@@ -7,6 +7,7 @@ import gc
 import inspect
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ from tests.conftest import MEMORY_PROVIDER, run_script
 
 MODEL = "gemini-2.0-flash"
 THINKING_MODEL = "gemini-2.5-flash"
-RECORDED = Path(__file__).parent / "fixtures" / "recorded"
+# Replayed by a fake of their own: tests/test_fake_llm.py checks the top-level recordings through openai/anthropic.
+RECORDED = Path(__file__).parent / "fixtures" / "recorded" / "providers"
 
 SDK_READS_GEMINI_IDS = "responseId" in inspect.getsource(genai.models._GenerateContentResponse_from_mldev)
 CONTENT_ATTRIBUTES = (sc.SYSTEM_INSTRUCTIONS, sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES, sc.TOOL_DEFINITIONS)
@@ -60,6 +62,13 @@ def vertex_client(fake: FakeLLM) -> genai.Client:
 
 def fake_headers(**headers: str) -> dict[str, Any]:
     return {"http_options": {"headers": {f"x-fake-{k.replace('_', '-')}": v for k, v in headers.items()}}}
+
+
+@pytest.fixture(scope="module")
+def replaying() -> Iterator[FakeLLM]:
+    """A fake LLM serving this suite's real recordings (``x-fake-replay``)."""
+    with FakeLLM(recorded_dir=RECORDED) as fake:
+        yield fake
 
 
 def content(span: ReadableSpan, name: str) -> Any:
@@ -547,14 +556,14 @@ def test_instrument_does_not_import_google_genai_and_patches_it_when_the_app_doe
 
 
 @pytest.mark.parametrize("name", ["gemini_generate", "gemini_stream"])
-def test_replayed_real_responses_are_recorded_as_the_api_sent_them(fake_llm: FakeLLM, spans: Any, name: str) -> None:
+def test_replayed_real_responses_are_recorded_as_the_api_sent_them(replaying: FakeLLM, spans: Any, name: str) -> None:
     record = json.loads((RECORDED / f"{name}.json").read_text(encoding="utf-8"))
     sent = record["request"]["json"]
     config = {
         "system_instruction": sent.get("systemInstruction", {}).get("parts", [{}])[0].get("text"),
         **fake_headers(replay=name),
     }
-    gemini = client(fake_llm)
+    gemini = client(replaying)
     contents = sent["contents"][0]["parts"][0]["text"]
     if name.endswith("stream"):
         chunks = gemini.models.generate_content_stream(model="gemini-2.5-flash", contents=contents, config=config)

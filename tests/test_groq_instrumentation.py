@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from llmtrace.demo.fake_llm import FakeLLM
 from tests.conftest import MEMORY_PROVIDER, run_script
 
 MODEL = "llama-3.3-70b-versatile"
-RECORDED = Path(__file__).parent / "fixtures" / "recorded"
+# Replayed by a fake of their own: tests/test_fake_llm.py checks the top-level recordings through openai/anthropic.
+RECORDED = Path(__file__).parent / "fixtures" / "recorded" / "providers"
 CONTENT_ATTRIBUTES = (sc.SYSTEM_INSTRUCTIONS, sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES, sc.TOOL_DEFINITIONS)
 WEATHER_TOOL = {
     "type": "function",
@@ -43,6 +45,13 @@ def async_client(fake: FakeLLM) -> groq.AsyncGroq:
 
 def ask(text: str = "What is the capital of France?", **extra: Any) -> dict[str, Any]:
     return {"model": MODEL, "messages": [{"role": "user", "content": text}], **extra}
+
+
+@pytest.fixture(scope="module")
+def replaying() -> Iterator[FakeLLM]:
+    """A fake LLM serving this suite's real recordings (``x-fake-replay``)."""
+    with FakeLLM(recorded_dir=RECORDED) as fake:
+        yield fake
 
 
 def content(span: ReadableSpan, name: str) -> Any:
@@ -184,9 +193,9 @@ def test_content_capture_off_records_no_content(fake_llm: FakeLLM) -> None:
         assert not set(CONTENT_ATTRIBUTES) & set(span.attributes)
 
 
-def test_a_replayed_real_response_is_recorded_as_the_api_sent_it(fake_llm: FakeLLM, spans: Any) -> None:
+def test_a_replayed_real_response_is_recorded_as_the_api_sent_it(replaying: FakeLLM, spans: Any) -> None:
     record = json.loads((RECORDED / "groq_chat.json").read_text(encoding="utf-8"))
-    sync_client(fake_llm).chat.completions.create(
+    sync_client(replaying).chat.completions.create(
         **record["request"]["json"], extra_headers={"x-fake-replay": "groq_chat"}
     )
 

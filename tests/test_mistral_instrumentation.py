@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ except ImportError:  # mistralai 1.x
     SDK_TRACES = False
 
 MODEL = "mistral-small-latest"
-RECORDED = Path(__file__).parent / "fixtures" / "recorded"
+# Replayed by a fake of their own: tests/test_fake_llm.py checks the top-level recordings through openai/anthropic.
+RECORDED = Path(__file__).parent / "fixtures" / "recorded" / "providers"
 CONTENT_ATTRIBUTES = (sc.SYSTEM_INSTRUCTIONS, sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES, sc.TOOL_DEFINITIONS)
 WEATHER_TOOL = {
     "type": "function",
@@ -55,6 +57,13 @@ def failing_client(fake: FakeLLM, status: str) -> Mistral:
     http_client = type(client(fake).sdk_configuration.client)  # httpx or httpx2, as this SDK uses
     headers = {"x-fake-status": status} if status else {}
     return Mistral(api_key="test", server_url=fake.mistral_url, client=http_client(headers=headers))
+
+
+@pytest.fixture(scope="module")
+def replaying() -> Iterator[FakeLLM]:
+    """A fake LLM serving this suite's real recordings (``x-fake-replay``)."""
+    with FakeLLM(recorded_dir=RECORDED) as fake:
+        yield fake
 
 
 def content(span: ReadableSpan, name: str) -> Any:
@@ -248,11 +257,12 @@ def test_content_capture_off_records_no_content(fake_llm: FakeLLM) -> None:
         assert not set(CONTENT_ATTRIBUTES) & set(span.attributes)
 
 
-def test_a_replayed_real_response_is_recorded_as_the_api_sent_it(fake_llm: FakeLLM, spans: Any) -> None:
+def test_a_replayed_real_response_is_recorded_as_the_api_sent_it(replaying: FakeLLM, spans: Any) -> None:
     record = json.loads((RECORDED / "mistral_chat.json").read_text(encoding="utf-8"))
-    replaying = failing_client(fake_llm, "")
-    replaying.sdk_configuration.client.headers["x-fake-replay"] = "mistral_chat"
-    replaying.chat.complete(model=record["request"]["json"]["model"], messages=record["request"]["json"]["messages"])
+    mistral = failing_client(replaying, "")  # headers on its HTTP client: mistralai 1.x takes none per call
+    mistral.sdk_configuration.client.headers["x-fake-replay"] = "mistral_chat"
+    sent = record["request"]["json"]
+    mistral.chat.complete(model=sent["model"], messages=sent["messages"])
 
     expected = record["expected"]
     attrs = spans.one().attributes
