@@ -10,6 +10,7 @@ when ``ollama`` is imported, so they are patched apart from the classes.
 from __future__ import annotations
 
 import sys
+from types import ModuleType
 from typing import Any
 
 from llmtrace import semconv as sc
@@ -73,7 +74,7 @@ class Call(Endpoint):
         self.operation = {"chat": sc.OP_CHAT, "generate": sc.OP_TEXT_COMPLETION}.get(method, sc.OP_EMBEDDINGS)
 
     def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
-        if instance is None or isinstance(instance, type(sys)):  # a module function: the default client
+        if instance is None or isinstance(instance, ModuleType):  # a module function: the default client
             instance = getattr(sys.modules.get("ollama"), "_client", None)
         host, port = server_of(get(get(instance, "_client"), "base_url"))
         model = _arguments(self.method, args, kwargs).get("model")
