@@ -133,6 +133,17 @@ async def test_async_stream_with_include_usage_is_traced(fake_llm: FakeLLM, span
     assert attrs[sc.STREAM_END] == "completed"
 
 
+def test_a_streamed_tool_call_is_assembled_with_usage_from_x_groq(fake_llm: FakeLLM, spans: Any) -> None:
+    chunks = list(sync_client(fake_llm).chat.completions.create(**ask("Weather?"), tools=[WEATHER_TOOL], stream=True))
+
+    final = chunks[-1].x_groq
+    attrs = spans.one().attributes
+    assert final is not None and final.usage is not None
+    assert attrs[sc.USAGE_OUTPUT_TOKENS] == final.usage.completion_tokens
+    assert attrs[sc.RESPONSE_FINISH_REASONS] == ("tool_calls",)
+    assert content(spans.one(), sc.OUTPUT_MESSAGES)[0]["parts"][0]["name"] == "get_weather"
+
+
 def test_a_stream_closed_early_ends_its_span_once(fake_llm: FakeLLM, spans: Any) -> None:
     stream = sync_client(fake_llm).chat.completions.create(**ask(), stream=True)
     for _chunk in stream:

@@ -8,12 +8,13 @@ The span is the one the ``openai`` SDK pointed at Groq's endpoint would give.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from llmtrace.instrumentation._model import Request
 from llmtrace.instrumentation._patching import Patch
 from llmtrace.instrumentation._sdk import get
-from llmtrace.instrumentation.openai import Chat, ChatStream
+from llmtrace.instrumentation.openai import Chat, ChatStream, TextChatStream
 
 SDK = "groq"
 PROVIDER = "groq"
@@ -26,11 +27,11 @@ class GroqChat(Chat):
         return request
 
     def new_stream(self, request: Request) -> ChatStream:
-        return GroqStream()
+        return GroqTextStream() if request.one_text_choice else GroqStream()
 
 
 class GroqStream(ChatStream):
-    """OpenAI's chunk fold, also taking usage from ``x_groq`` (every chunk goes through ``add``)."""
+    """OpenAI's chunk fold, also taking usage from ``x_groq``."""
 
     __slots__ = ()
 
@@ -39,6 +40,26 @@ class GroqStream(ChatStream):
         if self.usage is None:
             self.usage = get(get(chunk, "x_groq"), "usage")
         return carried
+
+
+class GroqTextStream(GroqStream, TextChatStream):
+    """The usual one-choice text stream: OpenAI's lean fold after the first text, plus ``x_groq``'s usage."""
+
+    __slots__ = ()
+
+    def tail(self) -> Callable[[Any], object]:
+        fold = TextChatStream.tail(self)
+        if fold == self.add:  # the general fold already reads x_groq
+            return fold
+
+        def groq_fold(chunk: Any) -> object:
+            result = fold(chunk)
+            if self.usage is None:
+                x_groq = getattr(chunk, "x_groq", None)
+                self.usage = getattr(x_groq, "usage", None) if x_groq is not None else None
+            return result
+
+        return groq_fold
 
 
 def patches() -> list[Patch]:
