@@ -127,6 +127,7 @@ def run_seed(seed: int, series: int) -> dict[str, object]:
         minutes = (inc.end - inc.start).total_seconds() / 60
         rows.append(
             {
+                "seed": seed,
                 "kind": inc.kind,
                 "size": size,
                 "unit": unit,

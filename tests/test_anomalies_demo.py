@@ -20,7 +20,7 @@ from llmtrace.analytics.anomalies import AnomalyReport
 from llmtrace.analytics.filters import Filter
 from llmtrace.demo import scenarios
 
-END = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+END = datetime.now(timezone.utc).replace(hour=6, minute=0, second=0, microsecond=0)  # fixed time of day: deterministic
 END_NS = int(END.timestamp() * 1e9)
 COLUMNS = [
     "Timestamp", "TraceId", "SpanId", "ServiceName", "Provider", "RequestModel", "Release", "PromptVersion",

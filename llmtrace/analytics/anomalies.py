@@ -35,14 +35,14 @@ import pandas as pd
 from llmtrace.analytics import anomalies_calls as calls_sql
 from llmtrace.analytics import frame
 from llmtrace.analytics.anomalies_levels import AUTO, Level, Prepared, levels_for, prepare, warming_up
-from llmtrace.analytics.anomalies_sql import METRICS
+from llmtrace.analytics.anomalies_sql import METRICS, VARIANTS
 from llmtrace.analytics.filters import DIMENSIONS, Filter, sql_time, utcnow
 from llmtrace.analytics.groups import grouped_frame, json_safe, label
 
 __all__ = ["AUTO", "DEFAULT_BY", "METRICS", "Anomaly", "AnomalyReport", "Plan", "detect", "plan", "points"]
 
 DEFAULT_BY = AUTO
-REPORTED = [m for m in METRICS if m != "tokens_per_call_low"]
+REPORTED = [m for m in METRICS if m not in VARIANTS]
 CRITICAL_SCORE = 12.0
 CRITICAL_RATIO = 3.0
 MAX_CALL_OUTLIERS = 20
@@ -242,7 +242,7 @@ def _metrics(metrics: Iterable[str] | None) -> list[str]:
     unknown = [m for m in wanted if m not in REPORTED]
     if unknown:
         raise ValueError(f"unknown anomaly metric(s) {unknown}; choose from {', '.join(REPORTED)}")
-    return wanted + (["tokens_per_call_low"] if "tokens_per_call" in wanted else [])
+    return wanted + [scanned for scanned, reported in VARIANTS.items() if reported in wanted]
 
 
 def _floor(value: datetime, seconds: int) -> datetime:
@@ -260,7 +260,7 @@ def _episode(e: Any, prep: Prepared, p: Plan) -> Anomaly:
     big = ratio is not None and (ratio >= CRITICAL_RATIO or ratio <= 1 / CRITICAL_RATIO)
     return Anomaly(
         kind="episode",
-        metric="tokens_per_call" if low_tokens else e.metric,
+        metric=VARIANTS.get(e.metric, e.metric),
         series=prep.series(e.level, e.group),
         start=_at(p, e.first),
         end=_at(p, e.last + 1),

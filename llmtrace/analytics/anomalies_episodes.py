@@ -21,9 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from llmtrace.analytics.anomalies_scan import Scan
+from llmtrace.analytics.anomalies_sql import VARIANTS
 
 __all__ = ["Episode", "merge", "resolve"]
 
+_VARIANT_OF = {m: r for m, r in VARIANTS.items() if m.endswith("_2x")}
 ONSET_BUCKETS = 6  # specific episodes starting within this of a coarser one are one incident
 
 
@@ -32,7 +34,7 @@ class Episode:
     level: str
     group: int
     leaves: frozenset[int]
-    metric: str  # as scanned (tokens_per_call_low is reported as tokens_per_call, down)
+    metric: str  # as scanned (variants: tokens_per_call_low is tokens_per_call down, *_2x the metric)
     direction: str
     first: int
     last: int  # inclusive bucket index
@@ -50,19 +52,20 @@ class Episode:
 def merge(scan: Scan, level: str, leaves: list[frozenset[int]], judge_first: int) -> list[Episode]:
     """One episode per run of overlapping or touching flagged windows, trimmed and measured."""
     runs: dict[tuple[int, str, str], list] = defaultdict(list)
-    for w in scan.windows:
-        runs[(w.group, w.metric, w.direction)].append(w)
+    for w in scan.windows:  # a metric's variants (past twice the p90) join the metric's episodes
+        runs[(w.group, _VARIANT_OF.get(w.metric, w.metric), w.direction)].append(w)
     out: list[Episode] = []
-    for (group, metric, direction), found in runs.items():
+    for (group, _, direction), found in runs.items():
         found.sort(key=lambda w: (w.first, w.last))
         current: Episode | None = None
         for w in found:
             if current is not None and w.first <= current.last + 1:
                 current.last = max(current.last, w.last)
-                current.score = max(current.score, w.score)
+                if w.score > current.score:  # measured on the variant with the strongest evidence
+                    current.score, current.metric = w.score, w.metric
                 current.detected = min(current.detected, w.last)
                 continue
-            current = Episode(level, group, leaves[group], metric, direction, w.first, w.last, w.score, w.last)
+            current = Episode(level, group, leaves[group], w.metric, direction, w.first, w.last, w.score, w.last)
             out.append(current)
     for e in out:
         _trim(e, scan, judge_first)
@@ -141,7 +144,7 @@ def resolve(episodes: list[Episode], order: list[str]) -> list[Episode]:
             d
             for d in kept
             if rank[d.level] < rank[e.level]
-            and d.metric == e.metric
+            and VARIANTS.get(d.metric, d.metric) == VARIANTS.get(e.metric, e.metric)
             and d.direction == e.direction
             and d.overlaps(e)
             and d.leaves & e.leaves

@@ -74,12 +74,14 @@ class Prepared:
         stamps = pd.date_range(p.judge_start, periods=self.buckets - start, freq=f"{p.step}s")
         for name, data in self.levels.items():
             for metric, (k, n, prob) in data.scan.buckets.items():
+                if metric.endswith("_2x"):  # its episodes are flagged on the metric itself
+                    continue
                 with np.errstate(divide="ignore", invalid="ignore"):
                     observed = k if metric == "calls" else k / n
                 expected = n if metric == "calls" else prob
                 flagged = np.zeros(k.shape, bool)
                 for e in self.episodes:
-                    if e.level == name and e.metric == metric:
+                    if e.level == name and e.metric.removesuffix("_2x") == metric.removesuffix("_2x"):
                         flagged[e.group, e.first : e.last + 1] = True
                 for g, key in enumerate(data.groups):
                     frames.append(

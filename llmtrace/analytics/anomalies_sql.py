@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from llmtrace.analytics.groups import COLUMNS
 
-__all__ = ["COUNTS", "METRICS", "Metric", "counts_sql", "series_columns"]
+__all__ = ["COUNTS", "METRICS", "VARIANTS", "Metric", "counts_sql", "series_columns"]
 
 THRESHOLD_HOURS = 24
 MIN_THRESHOLD_HOURS = 3
@@ -58,11 +58,19 @@ METRICS: dict[str, Metric] = {
     "tokens_per_call_low": Metric("tok_lo", "tok_n", "up", 0.1, "calls with fewer output tokens than the usual p10"),
     "truncation_rate": Metric("truncated", "ok", "up", 0.02, "outputs cut at max tokens"),
     "empty_output_rate": Metric("empty", "ok", "up", 0.02, "successful calls with no output tokens"),
+    # far past the bar (twice the usual p90): rare whatever the latency level's slow wobble, so a
+    # short spike of a few calls stands out even when the share above the p90 drifts
+    "latency_p95_ms_2x": Metric("lat_x2", "lat_n", "up", 0.01, "calls slower than twice the usual p90"),
+    "ttft_p95_ms_2x": Metric("ttft_x2", "ttft_n", "up", 0.01, "first tokens later than twice the usual p90"),
+    "cost_per_call_usd_2x": Metric("cost_x2", "cost_n", "up", 0.01, "calls costlier than twice the usual p90"),
+    "tokens_per_call_2x": Metric("tok_x2", "tok_n", "up", 0.01, "calls with twice the usual p90 of output tokens"),
 }
+VARIANTS = {"tokens_per_call_low": "tokens_per_call", **{f"{m}_2x": m for m in (
+    "latency_p95_ms", "ttft_p95_ms", "cost_per_call_usd", "tokens_per_call")}}  # scanned -> reported
 # What each bucket row carries besides the series and the bucket.
 COUNTS = (
     "calls", "errors", "ok", "truncated", "empty", "lat_n", "lat_x", "ttft_n", "ttft_x",
-    "tok_n", "tok_x", "tok_lo", "cost_n", "cost_x",
+    "tok_n", "tok_x", "tok_lo", "cost_n", "cost_x", "lat_x2", "ttft_x2", "tok_x2", "cost_x2",
 )  # fmt: skip
 
 
@@ -125,7 +133,11 @@ def counts_sql(by: Sequence[str], dims: str, step: int) -> str:
                countIf(c.{ok} AND t.tok_t > 0 AND c.OutputTokens > t.tok_t) AS tok_x,
                countIf(c.{ok} AND t.tok_t > 0 AND c.OutputTokens < t.tok_l) AS tok_lo,
                countIf(c.{ok} AND c.priced AND t.cost_t > 0) AS cost_n,
-               countIf(c.{ok} AND c.priced AND t.cost_t > 0 AND c.cost > t.cost_t) AS cost_x
+               countIf(c.{ok} AND c.priced AND t.cost_t > 0 AND c.cost > t.cost_t) AS cost_x,
+               countIf(c.{ok} AND t.lat_t > 0 AND c.DurationUs > 2 * t.lat_t) AS lat_x2,
+               countIf(c.{ok} AND c.has_ttft AND t.ttft_t > 0 AND c.ttft > 2 * t.ttft_t) AS ttft_x2,
+               countIf(c.{ok} AND t.tok_t > 0 AND c.OutputTokens > 2 * t.tok_t) AS tok_x2,
+               countIf(c.{ok} AND c.priced AND t.cost_t > 0 AND c.cost > 2 * t.cost_t) AS cost_x2
         FROM calls AS c LEFT JOIN thresholds AS t ON {on}
         GROUP BY {g}, b
         ORDER BY {g}, b"""
