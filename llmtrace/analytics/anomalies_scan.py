@@ -145,21 +145,39 @@ def _flag(
     return out
 
 
+def _cumulative(a: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.zeros((a.shape[0], 1)), np.cumsum(a, axis=1)], axis=1)
+
+
 def _rates(name: str, k: np.ndarray, n: np.ndarray, judged: np.ndarray, base: int) -> tuple[list[Window], np.ndarray]:
+    """Two passes: the second one's baselines leave out the buckets the first one flagged, so
+    an incident earlier in the day does not raise the bar for the next one."""
+    found, p_bucket = _rates_pass(name, k, n, judged, base, np.ones(k.shape))
+    if not found:
+        return found, p_bucket
+    keep = np.ones(k.shape)
+    for w in found:
+        keep[w.group, w.first : w.last + 1] = 0
+    return _rates_pass(name, k, n, judged, base, keep)
+
+
+def _rates_pass(
+    name: str, k: np.ndarray, n: np.ndarray, judged: np.ndarray, base: int, keep: np.ndarray
+) -> tuple[list[Window], np.ndarray]:
     metric = METRICS[name]
     recent = max(1, base * RECENT_BASELINE // BASELINE)
-    ck = np.concatenate([np.zeros((k.shape[0], 1)), np.cumsum(k, axis=1)], axis=1)
-    cn = np.concatenate([np.zeros((n.shape[0], 1)), np.cumsum(n, axis=1)], axis=1)
+    ck, cn = _cumulative(k), _cumulative(n)
+    bk, bn = _cumulative(k * keep), _cumulative(n * keep)  # baselines: flagged buckets left out
     found: list[Window] = []
     p_bucket = np.zeros(k.shape)
     ends = np.arange(k.shape[1])
     for width in SCALES:
         kw, nw = _window_sum(ck, ends, width), _window_sum(cn, ends, width)
-        kb, nb = _window_sum(ck, ends - width, base), _window_sum(cn, ends - width, base)
+        kb, nb = _window_sum(bk, ends - width, base), _window_sum(bn, ends - width, base)
         p0 = np.clip((kb + PRIOR_WEIGHT * metric.prior) / (nb + PRIOR_WEIGHT), 1e-4, 0.999)
         # the last hours too, when they hold enough trials: rates that follow the time of day
         # (slower calls at the daily peak) are judged against the higher of the two
-        kr, nr = _window_sum(ck, ends - width, recent), _window_sum(cn, ends - width, recent)
+        kr, nr = _window_sum(bk, ends - width, recent), _window_sum(bn, ends - width, recent)
         with np.errstate(divide="ignore", invalid="ignore"):
             p_recent = np.where(nr >= MIN_BASE_TRIALS, (kr + PRIOR_WEIGHT * metric.prior) / (nr + PRIOR_WEIGHT), 0.0)
         p0 = np.clip(np.maximum(p0, p_recent), 1e-4, 0.999)
