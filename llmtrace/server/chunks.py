@@ -18,13 +18,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
-__all__ = ["MAX_DAYS_PER_INSERT", "Part", "SpanKey", "span_keys", "split_by_days"]
+__all__ = ["MAX_DAYS_PER_INSERT", "Part", "SpanKeys", "lines_of", "span_keys", "split_by_days"]
 
 MAX_DAYS_PER_INSERT = 50
 _DAY = 86_400
 _NS = 1_000_000_000
-_HEX = re.compile(rb"^[0-9a-f]*$")
 
 
 @dataclass(frozen=True)
@@ -35,21 +35,32 @@ class Part:
     lines: bytes
 
 
-@dataclass(frozen=True)
-class SpanKey:
-    start_ns: int
-    span_id: str
-    line: bytes
+class SpanKeys(NamedTuple):
+    """The spans of a payload: their start range and their distinct ids."""
+
+    lo: int
+    hi: int
+    ids: list[str]
+
+
+# Lines of ours, found by one C-level scan for the literal "\n[" (a split per line, or a
+# MULTILINE "^", cost more than the INSERT itself). The payload is scanned with a "\n" before it.
+_KEY = re.compile(rb'\n\["(\d+)\.(\d{9})","[0-9a-f]*","([0-9a-f]*)"')
+_SECONDS = re.compile(rb'\n\["(\d+)\.')
+
+
+def _days(payload: bytes) -> set[int | None]:
+    """The UTC days of a payload's lines (``None`` for lines not made by decode)."""
+    seconds = _SECONDS.findall(b"\n" + payload)
+    days: set[int | None] = {int(s) // _DAY for s in set(seconds)}
+    if len(seconds) != payload.count(b"\n"):
+        days.add(None)
+    return days
 
 
 def _day(line: bytes) -> int | None:
-    dot = line.find(b".", 2, 32)
-    if not line.startswith(b'["') or dot < 0:
-        return None
-    try:
-        return int(line[2:dot]) // _DAY
-    except ValueError:
-        return None
+    match = _SECONDS.match(b"\n" + line)
+    return int(match.group(1)) // _DAY if match else None
 
 
 def split_by_days(payloads: Sequence[bytes], max_days: int = MAX_DAYS_PER_INSERT) -> list[list[Part]]:
@@ -59,33 +70,36 @@ def split_by_days(payloads: Sequence[bytes], max_days: int = MAX_DAYS_PER_INSERT
     and deduplication tokens as its first attempt. The usual batch (today's spans) is one group
     of the records as they are.
     """
-    lines = [payload.splitlines(keepends=True) for payload in payloads]
-    days = [[_day(line) for line in record] for record in lines]
-    distinct = sorted({day for record in days for day in record}, key=lambda d: -1 if d is None else d)
+    distinct = set().union(*(_days(payload) for payload in payloads)) if payloads else set()
     if len(distinct) <= max_days:
         return [[Part(i, payload) for i, payload in enumerate(payloads) if payload]]
-    group_of = {day: rank // max_days for rank, day in enumerate(distinct)}
+    ranked = sorted(distinct, key=lambda d: -1 if d is None else d)
+    group_of = {day: rank // max_days for rank, day in enumerate(ranked)}
     groups: list[list[Part]] = [[] for _ in range(max(group_of.values()) + 1)]
-    for i, (record, record_days) in enumerate(zip(lines, days, strict=True)):
+    for i, payload in enumerate(payloads):
         picked: dict[int, list[bytes]] = {}
-        for line, day in zip(record, record_days, strict=True):
-            picked.setdefault(group_of[day], []).append(line)
+        for line in payload.splitlines(keepends=True):
+            picked.setdefault(group_of[_day(line)], []).append(line)
         for group, chosen in picked.items():
             groups[group].append(Part(i, b"".join(chosen)))
     return groups
 
 
-def span_keys(payload: bytes) -> list[SpanKey]:
-    """Start time and span id of every line that has them (see the module docstring)."""
-    keys = []
-    for line in payload.splitlines(keepends=True):
-        fields = line.split(b'","', 3)
-        if len(fields) < 4 or not fields[0].startswith(b'["') or not _HEX.match(fields[2]):
-            continue
-        seconds, _, nanos = fields[0][2:].partition(b".")
-        try:
-            start = int(seconds) * _NS + int(nanos or b"0")
-        except ValueError:
-            continue
-        keys.append(SpanKey(start, fields[2].decode(), line))
-    return keys
+def span_keys(payload: bytes) -> SpanKeys | None:
+    """Start range and distinct span ids of the lines that have them (None: no such line)."""
+    found = _KEY.findall(b"\n" + payload)
+    if not found:
+        return None
+    starts = [int(seconds) * _NS + int(nanos) for seconds, nanos, _ in found]
+    return SpanKeys(min(starts), max(starts), sorted({span_id.decode() for _, _, span_id in found}))
+
+
+def lines_of(payload: bytes, span_ids: set[str]) -> bytes:
+    """The lines of ``payload`` whose span id is in ``span_ids`` (the rare path: some are missing)."""
+    text = b"\n" + payload
+    picked = []
+    for match in _KEY.finditer(text):
+        if match.group(3).decode() in span_ids:
+            end = text.find(b"\n", match.end())
+            picked.append(text[match.start() + 1 : len(text) if end < 0 else end + 1])
+    return b"".join(picked)
