@@ -85,7 +85,27 @@ def test_cluster_rendering_puts_on_cluster_and_replicated_engines_in_every_state
         for statement in split_statements(render(path.read_text(), cluster="prod_cluster")):
             assert "ON CLUSTER `prod_cluster`" in statement, f"{path.name}: {statement[:60]}"
             engine = re.search(r"ENGINE\s*=\s*(\w+)", statement)
-            assert engine is None or engine.group(1).startswith("Replicated"), f"{path.name}: {engine}"
+            assert engine is None or engine.group(1).startswith("Replicated") or engine.group(1) == "Distributed", (
+                f"{path.name}: {engine}"
+            )
+
+
+def test_default_rendering_is_the_file_text_filled_in_comments_and_all() -> None:
+    """Single-node and chDB renderings stay what they were before the cluster layer existed."""
+    for path in schema_files():
+        text = path.read_text()
+        expected = (
+            text.replace("{on_cluster}", "").replace("{replicated}", "")
+            .replace("{ttl_days}", "30").replace("{rollup_ttl_days}", "400")
+        )  # fmt: skip
+        assert render(text) == expected, path.name
+
+
+def test_cluster_set_ttl_alters_the_shards_local_tables() -> None:
+    statements: list[str] = []
+    altered = set_ttl(statements.append, ttl_days=5, rollup_ttl_days=60, cluster="c")
+    assert altered and all(name.endswith("_local") for name in altered)
+    assert all(" ON CLUSTER `c` MODIFY TTL " in s for s in statements)
 
 
 def test_default_rendering_has_no_cluster_and_plain_engines() -> None:
@@ -104,7 +124,11 @@ def test_rendering_keeps_clickhouse_query_parameters() -> None:
     assert render("SELECT {x:UInt8} {on_cluster}", cluster="c") == "SELECT {x:UInt8} ON CLUSTER `c`"
 
 
-@pytest.mark.parametrize("bad", [{"ttl_days": 0}, {"rollup_ttl_days": -1}, {"cluster": "a b"}, {"cluster": "x`;DROP"}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"ttl_days": 0}, {"rollup_ttl_days": -1}, {"cluster": "a b"}, {"cluster": "x`;DROP"},
+     {"cluster": "c", "database": "d';DROP"}],
+)  # fmt: skip
 def test_invalid_parameters_are_refused_with_a_clear_error(bad: dict[str, object]) -> None:
     with pytest.raises(MigrationError):
         render("{on_cluster}", **bad)  # type: ignore[arg-type]

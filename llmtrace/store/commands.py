@@ -21,7 +21,11 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         "(default: $LLMTRACE_CLICKHOUSE_URL, then http://localhost:8123)",
     )
     if name == "migrate":
-        parser.add_argument("--cluster", help="render ON CLUSTER <name> and Replicated*MergeTree engines")
+        parser.add_argument(
+            "--cluster",
+            help="create the schema ON CLUSTER <name>: Replicated <table>_local per shard under Distributed "
+            "<table> (same names for readers and the Collector); rerun with the same name",
+        )
         parser.add_argument(
             "--ttl-days", type=int, default=None,
             help="days to keep raw spans and llm_calls (30 for new tables; given, it also changes existing ones)",
@@ -80,6 +84,7 @@ def migrate(args: argparse.Namespace) -> int:
             cluster=args.cluster,
             ttl_days=args.ttl_days or 30,
             rollup_ttl_days=args.rollup_ttl_days or 400,
+            database=settings.database,
         )
         retained = set_ttl(run, ttl_days=args.ttl_days, rollup_ttl_days=args.rollup_ttl_days, cluster=args.cluster)
         prices = 0 if args.no_prices else load_model_prices(client.insert, args.prices_file)

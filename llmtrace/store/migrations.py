@@ -6,6 +6,10 @@ chDB, a single server and a replicated cluster. The ledger (``schema_migrations`
 sha256 of each file's *text*, not of its rendering: re-running with other parameters is a
 no-op, while an applied file that was edited afterwards is refused with :class:`MigrationError`.
 
+With a cluster, :func:`render` also builds the Distributed layer (see :func:`cluster_statements`):
+each sharded table becomes ``<name>_local`` (Replicated, per shard) under a ``Distributed`` table of
+the original name, so readers and the Collector use the same names as on one node.
+
 Materialized views only see new inserts. After adding a view over existing data, backfill it
 with ``INSERT INTO <target> SELECT ... FROM <source>`` using the view's SELECT.
 """
@@ -19,11 +23,14 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ALL_NODES",
     "LEDGER_FILE",
+    "SHARDING_KEYS",
     "MigrationError",
     "apply_migrations",
     "checksum",
     "client_runner",
+    "cluster_statements",
     "render",
     "schema_files",
     "split_statements",
@@ -33,6 +40,32 @@ LEDGER_FILE = "001_schema_migrations.sql"
 _FILE_NAME = re.compile(r"^\d{3}_[a-z0-9_]+\.sql$")
 _PLACEHOLDER = re.compile(r"\{(on_cluster|replicated|ttl_days|rollup_ttl_days)\}")
 _CLUSTER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-.]*$")
+
+# Cluster mode: how each MergeTree-family table is laid out. A sharded table is <name>_local on every
+# shard (Replicated within it) under a Distributed <name> with this key. otel_traces, llm_calls and
+# their companions go by trace id so a trace (and the llm_calls and per-trace ranges the views
+# derive from it) stays on one shard. Rollup rows are written by the per-shard views wherever the
+# source row landed, so no key can co-locate a group and readers always merge across shards; the
+# key only routes direct inserts (backfills), and a deterministic one makes a retried block land on
+# the same shard, where replicated dedup drops it (rand() would count it twice).
+SHARDING_KEYS = {
+    "otel_traces": "cityHash64(TraceId)",
+    "otel_traces_trace_id_ts": "cityHash64(TraceId)",
+    "llm_calls": "cityHash64(TraceId)",
+    "llm_calls_1m": "cityHash64(ServiceName, RequestModel, Bucket)",
+    "llm_calls_1h": "cityHash64(ServiceName, RequestModel, Bucket)",
+    "llm_scores": "cityHash64(TraceId)",
+}
+# Small reference tables every node reads in full (the ledger wherever migrate connects, prices in
+# llm_calls_priced's joins, which run on each shard): one replicated table with a ZooKeeper path
+# without {shard}, so every node of the cluster is a replica of it and an insert anywhere reaches all.
+ALL_NODES = {"schema_migrations", "model_prices"}
+ALL_NODES_PATH = "'/clickhouse/tables/{uuid}/all', '{shard}-{replica}'"
+_CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+) (ON CLUSTER `[^`]+`)", re.IGNORECASE)
+_CREATE_MV = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) (ON CLUSTER `[^`]+`)\s+TO (\w+)", re.I)
+_ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+) (ON CLUSTER `[^`]+`)", re.IGNORECASE)
+_ENGINE = re.compile(r"ENGINE\s*=\s*(Replicated\w*MergeTree)(\(([^)]*)\))?")
+_COLUMN_ALTER = re.compile(r"\b(ADD|DROP|MODIFY|RENAME|COMMENT|CLEAR)\s+COLUMN\b", re.IGNORECASE)
 
 # run(sql) executes ONE statement; for a SELECT it returns the result rows.
 Runner = Callable[[str], Any]
@@ -61,10 +94,20 @@ def checksum(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def render(text: str, *, cluster: str | None = None, ttl_days: int = 30, rollup_ttl_days: int = 400) -> str:
-    """Fill the template placeholders; other braces (ClickHouse ``{name:Type}``) are left alone."""
+def render(
+    text: str, *, cluster: str | None = None, ttl_days: int = 30, rollup_ttl_days: int = 400,
+    database: str = "default",
+) -> str:  # fmt: skip
+    """Fill the template placeholders; other braces (ClickHouse ``{name:Type}``) are left alone.
+
+    With a cluster the result is the file's statements (comments dropped) rewritten by
+    :func:`cluster_statements` for the Distributed layer; ``database`` is the one the
+    Distributed tables point at. Without one the text is only filled in, comments and all.
+    """
     if cluster is not None and not _CLUSTER_NAME.match(cluster):
         raise MigrationError(f"invalid cluster name {cluster!r}: use letters, digits, '_', '-' or '.'")
+    if cluster is not None and not _CLUSTER_NAME.match(database):
+        raise MigrationError(f"invalid database name {database!r}: use letters, digits, '_', '-' or '.'")
     for label, days in (("--ttl-days", ttl_days), ("rollup TTL days", rollup_ttl_days)):
         if not isinstance(days, int) or days < 1:
             raise MigrationError(f"{label} must be a whole number of days >= 1, got {days!r}")
@@ -74,7 +117,61 @@ def render(text: str, *, cluster: str | None = None, ttl_days: int = 30, rollup_
         "ttl_days": str(ttl_days),
         "rollup_ttl_days": str(rollup_ttl_days),
     }
-    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+    filled = _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+    if cluster is None:
+        return filled
+    return ";\n\n".join(cluster_statements(filled, cluster, database))
+
+
+def cluster_statements(text: str, cluster: str, database: str = "default") -> list[str]:
+    """Rewrite rendered cluster DDL for the Distributed layer, statement by statement.
+
+    - ``CREATE TABLE x`` of a :data:`SHARDING_KEYS` table becomes ``x_local`` plus a Distributed
+      ``x`` over it; one of :data:`ALL_NODES` gets a ZooKeeper path shared by every node.
+    - ``CREATE MATERIALIZED VIEW ... TO t ... FROM s`` reads ``s_local`` and writes ``t_local``, so
+      each shard derives its own rows from what was inserted on it (a view on a Distributed table
+      would only see inserts made through that node).
+    - ``ALTER TABLE x`` (TTL, settings, indexes) goes to ``x_local``; column changes go to both.
+
+    Plain views and other statements are kept: they read the Distributed names.
+    """
+    out: list[str] = []
+    for statement in split_statements(text):
+        table = _CREATE_TABLE.match(statement)
+        view = _CREATE_MV.match(statement)
+        alter = _ALTER_TABLE.match(statement)
+        if table and table.group(1) in SHARDING_KEYS:
+            name, on_cluster = table.group(1), table.group(2)
+            local = f"{name}_local"
+            out.append(_CREATE_TABLE.sub(f"CREATE TABLE IF NOT EXISTS {local} {on_cluster}", statement, count=1))
+            out.append(
+                f"CREATE TABLE IF NOT EXISTS {name} {on_cluster} AS {local}\n"
+                f"ENGINE = Distributed('{cluster}', '{database}', '{local}', {SHARDING_KEYS[name]})"
+            )
+        elif table and table.group(1) in ALL_NODES:
+            out.append(_ENGINE.sub(_all_nodes_engine, statement, count=1))
+        elif view:
+            body = statement[view.end() :]
+            for name in SHARDING_KEYS:
+                body = re.sub(rf"\b(FROM|JOIN)(\s+){name}\b(?!_)", rf"\1\2{name}_local", body)
+            target = view.group(3)
+            target = f"{target}_local" if target in SHARDING_KEYS else target
+            head = f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view.group(1)} {view.group(2)}\nTO {target}"
+            out.append(head + body)
+        elif alter and alter.group(1) in SHARDING_KEYS:
+            name = alter.group(1)
+            out.append(_ALTER_TABLE.sub(f"ALTER TABLE {name}_local {alter.group(2)}", statement, count=1))
+            if _COLUMN_ALTER.search(statement):
+                out.append(statement)
+        else:
+            out.append(statement)
+    return out
+
+
+def _all_nodes_engine(match: re.Match[str]) -> str:
+    args = match.group(3)
+    rest = f", {args}" if args and args.strip() else ""
+    return f"ENGINE = {match.group(1)}({ALL_NODES_PATH}{rest})"
 
 
 def split_statements(text: str) -> list[str]:
@@ -116,6 +213,7 @@ def apply_migrations(
     ttl_days: int = 30,
     rollup_ttl_days: int = 400,
     files: Sequence[Path] | None = None,
+    database: str = "default",
 ) -> list[str]:
     """Apply every schema file not yet in the ledger, in order; return the names applied.
 
@@ -127,7 +225,9 @@ def apply_migrations(
     texts = {p.name: p.read_text(encoding="utf-8") for p in paths}
 
     def rendered(name: str) -> str:
-        return render(texts[name], cluster=cluster, ttl_days=ttl_days, rollup_ttl_days=rollup_ttl_days)
+        return render(
+            texts[name], cluster=cluster, ttl_days=ttl_days, rollup_ttl_days=rollup_ttl_days, database=database
+        )
 
     if LEDGER_FILE in texts:
         _run_file(run, LEDGER_FILE, rendered(LEDGER_FILE))
@@ -199,7 +299,8 @@ def set_ttl(run: Runner, *, ttl_days: int | None = None, rollup_ttl_days: int | 
             cluster: str | None = None) -> list[str]:  # fmt: skip
     """Change the retention of tables that already exist (the schema files only set it at creation).
 
-    Returns the tables altered. Safe to repeat: ``MODIFY TTL`` to the same value is a no-op.
+    Returns the tables altered (with a cluster, the shards' ``<table>_local``: a Distributed table
+    holds no data). Safe to repeat: ``MODIFY TTL`` to the same value is a no-op.
     """
     statements: list[str] = []
     for tables, days in ((_RAW_TTL, ttl_days), (_ROLLUP_TTL, rollup_ttl_days)):
@@ -208,6 +309,7 @@ def set_ttl(run: Runner, *, ttl_days: int | None = None, rollup_ttl_days: int | 
         render("", cluster=cluster, ttl_days=days)  # validates days and the cluster name
         on_cluster = f" ON CLUSTER `{cluster}`" if cluster else ""
         for table, start in tables.items():
+            table = f"{table}_local" if cluster else table  # TTL lives on the shards' tables
             statements.append(f"ALTER TABLE {table}{on_cluster} MODIFY TTL {start} + toIntervalDay({int(days)})")
     for statement in statements:
         run(statement)
