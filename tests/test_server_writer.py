@@ -99,3 +99,18 @@ def test_server_ttl_days_also_changes_existing_tables(engine: Engine) -> None:
     assert "toIntervalDay(9)" in retention()
     _migrate(engine, 30)
     assert "toIntervalDay(30)" in retention()
+
+
+def test_spans_reusing_another_spans_id_are_still_stored_on_replay(engine: Engine, sink: SpanSink, tmp_path: Path):
+    """Span ids alone can repeat (fixed or seeded ids); a replay must not take them as stored."""
+    first = WriteAheadLog(tmp_path / "wal-first")
+    segment = first.new_segment()
+    segment.append(record("reused-ids-a", spans=4))  # otlp_request's ids come from seed 0 both times
+    segment.close()
+    SpanWriter(sink, first).replay()
+    second = WriteAheadLog(tmp_path / "wal-second")
+    segment = second.new_segment()
+    segment.append(record("reused-ids-b", spans=4))
+    segment.close()
+    SpanWriter(sink, second).replay()
+    assert (stored(engine, "reused-ids-a"), stored(engine, "reused-ids-b")) == (4, 4)

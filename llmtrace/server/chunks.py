@@ -36,7 +36,8 @@ class Part:
 
 
 class SpanKeys(NamedTuple):
-    """The spans of a payload: their start range and their distinct ids."""
+    """The spans of a payload: their start range and their distinct keys, ``"<span id>:<start ns>"``
+    (an id alone can repeat: clients with fixed or seeded ids)."""
 
     lo: int
     hi: int
@@ -91,15 +92,21 @@ def span_keys(payload: bytes) -> SpanKeys | None:
     if not found:
         return None
     starts = [int(seconds) * _NS + int(nanos) for seconds, nanos, _ in found]
-    return SpanKeys(min(starts), max(starts), sorted({span_id.decode() for _, _, span_id in found}))
+    keys = {_key(span_id, start) for (_, _, span_id), start in zip(found, starts, strict=True)}
+    return SpanKeys(min(starts), max(starts), sorted(keys))
 
 
-def lines_of(payload: bytes, span_ids: set[str]) -> bytes:
-    """The lines of ``payload`` whose span id is in ``span_ids`` (the rare path: some are missing)."""
+def _key(span_id: bytes, start: int) -> str:
+    return f"{span_id.decode()}:{start}"
+
+
+def lines_of(payload: bytes, span_keys: set[str]) -> bytes:
+    """The lines of ``payload`` whose span key is in ``span_keys`` (the rare path: some are missing)."""
     text = b"\n" + payload
     picked = []
     for match in _KEY.finditer(text):
-        if match.group(3).decode() in span_ids:
+        start = int(match.group(1)) * _NS + int(match.group(2))
+        if _key(match.group(3), start) in span_keys:
             end = text.find(b"\n", match.end())
             picked.append(text[match.start() + 1 : len(text) if end < 0 else end + 1])
     return b"".join(picked)

@@ -47,9 +47,12 @@ _SETTINGS = (
 # as an Array parameter they cost a set per query and chDB slows sharply past ~30k elements
 # (50k ids: 20 s in one query; 50k spans verified this way: ~0.2 s).
 _IDS = "llmtrace_batch_ids"
+# A span is known by its id AND its start: a client re-using ids (fixed or zero ids, seeded
+# generators) must not make a new span look already stored.
+_KEY = "concat(SpanId, ':', toString(toUnixTimestamp64Nano(Timestamp)))"
 _WHERE = (
     "Timestamp BETWEEN fromUnixTimestamp64Nano({{lo:Int64}}) AND fromUnixTimestamp64Nano({{hi:Int64}})"
-    f" AND SpanId IN {_IDS}"
+    f" AND {_KEY} IN {_IDS}"
 )
 
 
@@ -86,10 +89,10 @@ class _Derived:
             return
         view = json.loads(found)[0]
         derived = f"(SELECT * FROM ({view}) WHERE {_WHERE})"
-        present = f"(SELECT SpanId FROM {self.TARGET} WHERE {_WHERE})"
-        self.expected = self._expected(view) or f"SELECT uniqExact(SpanId) FROM {derived}"
-        self.present = f"SELECT uniqExact(SpanId) FROM {self.TARGET} WHERE {_WHERE}"
-        self.repair = f"INSERT INTO {self.TARGET} ({names}) SELECT {names} FROM {derived} WHERE SpanId NOT IN {present}"
+        present = f"(SELECT {_KEY} FROM {self.TARGET} WHERE {_WHERE})"
+        self.expected = self._expected(view) or f"SELECT uniqExact({_KEY}) FROM {derived}"
+        self.present = f"SELECT uniqExact({_KEY}) FROM {self.TARGET} WHERE {_WHERE}"
+        self.repair = f"INSERT INTO {self.TARGET} ({names}) SELECT {names} FROM {derived} WHERE {_KEY} NOT IN {present}"
 
     @staticmethod
     def _expected(view: str) -> str | None:
@@ -99,7 +102,7 @@ class _Derived:
         if not sep or not head.endswith(" AS t") or any(k in condition for k in (" GROUP BY ", " SELECT ")):
             return None
         source = head.rsplit(" FROM ", 1)[-1]
-        return f"SELECT uniqExact(SpanId) FROM {source} WHERE {_WHERE} AND ({condition})"
+        return f"SELECT uniqExact({_KEY}) FROM {source} WHERE {_WHERE} AND ({condition})"
 
 
 class SpanSink:
@@ -112,8 +115,8 @@ class SpanSink:
             columns = OTEL_TRACES_COLUMNS
         names = ", ".join(f"`{name}`" for name in columns)
         self._statement = f"INSERT INTO {table} ({names}) {_SETTINGS}"
-        self._count = f"SELECT uniqExact(SpanId) FROM {table} WHERE {_WHERE}"
-        self._present = f"SELECT DISTINCT SpanId FROM {table} WHERE {_WHERE}"
+        self._count = f"SELECT uniqExact({_KEY}) FROM {table} WHERE {_WHERE}"
+        self._present = f"SELECT DISTINCT {_KEY} FROM {table} WHERE {_WHERE}"
         self._conn = engine.connect()
         self._conn.query(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_IDS} (SpanId String) ENGINE = Memory", "TSV")
         self._lock = threading.Lock()
@@ -165,7 +168,7 @@ class SpanSink:
         logger.warning("filled in %d %s row(s) a half-applied INSERT left out", present - before, _Derived.TARGET)
 
     def _missing(self, payload: bytes, keys: SpanKeys | None) -> bytes:
-        """The lines whose span id is not in the table within the keys' time range."""
+        """The lines whose span (id and start) is not in the table within the keys' time range."""
         if keys is None:
             return b""
         bounds = self._load(keys)
@@ -179,7 +182,7 @@ class SpanSink:
         self._conn.query(f"TRUNCATE TABLE {_IDS}", "TSV")
         inserter = self._conn.send_insert(f"INSERT INTO {_IDS} (SpanId)", "TabSeparated")
         try:
-            inserter.append("\n".join(keys.ids) + "\n")  # hex: nothing to escape
+            inserter.append("\n".join(keys.ids) + "\n")  # hex id and digits: nothing to escape
         except BaseException:
             inserter.cancel()
             raise
