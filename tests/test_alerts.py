@@ -100,7 +100,9 @@ def test_truncation_burst_episode_is_posted_with_example_traces(
     watch(store_url, tmp_path / "state.json", "--webhook", receiver.url, "--no-drift")
     [burst] = [b["llmtrace"] for b in receiver.bodies if b["llmtrace"]["metric"] == "truncation_rate"]
     assert burst["series"] == {"service": "search-api", "model": "gpt-4o-mini"}
-    assert burst["start"] == (END - timedelta(hours=10)).isoformat()
+    # v2 episodes start at the first 5-minute bucket with evidence: at most one bucket late.
+    start = datetime.fromisoformat(burst["start"])
+    assert END - timedelta(hours=10) <= start <= END - timedelta(hours=10, minutes=-5)
     assert len(burst["trace_ids"]) == 3
 
 
