@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import http.client
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from tests.server_process import ServerProcess
+from tests.test_server_security import CANARY_SECRET, Trap, files_outside, host_area, server, trap
 
-from tests.server_process import ServerProcess, start_server
-from tests.test_server_security import CANARY_SECRET, Trap, files_outside
+__all__ = ["host_area", "server", "trap"]  # the security tests' fixtures, one instance per module here
 
 STATEMENTS = 2500
 EXTERNAL = ["file", "url", "s3", "hdfs", "remote", "remoteSecure", "mysql", "postgresql", "jdbc", "odbc",
@@ -25,27 +24,6 @@ EXTERNAL = ["file", "url", "s3", "hdfs", "remote", "remoteSecure", "mysql", "pos
 SETTINGS = ["readonly = 0", "readonly = 2", "allow_introspection_functions = 1", "format_schema = '{canary}'",
             "input_format_values_interpret_expressions = 1", "max_execution_time = 0", "allow_ddl = 1",
             "format_template_row = '{canary}'", "output_format_schema = '{area}/schema.capnp'"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def host_area(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    area = tmp_path_factory.mktemp("fuzzhost")
-    (area / "canary.txt").write_text(CANARY_SECRET + "\n")
-    return area
-
-
-@pytest.fixture(scope="module")
-def trap() -> Iterator[Trap]:
-    server = Trap()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def server(host_area: Path) -> Iterator[ServerProcess]:
-    process = start_server(host_area / "data")
-    yield process
-    assert process.stop() == 0, process.output
 
 
 class Generator:
