@@ -47,8 +47,8 @@ _ENGINE = re.compile(r"ENGINE\s*=\s*(\w+)(?:\((.*?)\))?\s*(?:$|\n)", re.S)
 
 
 def cluster_ddl(database: str = "default") -> list[str]:
-    return [s for p in schema_files() for s in split_statements(render(p.read_text(), cluster=CLUSTER,
-                                                                         database=database))]  # fmt: skip
+    texts = [render(p.read_text(), cluster=CLUSTER, database=database) for p in schema_files()]
+    return [s for text in texts for s in split_statements(text)]
 
 
 def single_ddl() -> list[str]:
