@@ -199,6 +199,7 @@ def test_cluster_profile_lets_joins_over_two_distributed_tables_run() -> None:
     ClickHouse refuses under the default distributed_product_mode ('deny')."""
     root = ET.fromstring(cluster_config("clickhouse-profile"))
     assert root.findtext("profiles/default/distributed_product_mode") == "global"
+    assert root.findtext("profiles/default/distributed_foreground_insert") == "1"
     for node in CLICKHOUSE_NODES.values():
         targets = {c["source"]: c["target"] for c in node["configs"]}
         assert targets["clickhouse-profile"].startswith("/etc/clickhouse-server/users.d/")

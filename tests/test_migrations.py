@@ -183,3 +183,37 @@ def test_set_ttl_changes_the_retention_of_existing_tables(empty_store: ChdbClien
 def test_set_ttl_refuses_a_bad_number_of_days(empty_store: ChdbClient) -> None:
     with pytest.raises(MigrationError, match="whole number of days"):
         set_ttl(client_runner(empty_store), ttl_days=0)
+
+
+class _RecordingClient:
+    """Stands in for a ClickHouse server: records DDL, answers the ledger query with nothing."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def command(self, sql: str) -> None:
+        self.log.append(sql)
+
+    def query(self, sql: str) -> object:
+        self.log.append(sql)
+        return type("Result", (), {"result_rows": []})()
+
+    def close(self) -> None:
+        pass
+
+
+def test_migrate_cluster_points_distributed_tables_at_the_urls_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from llmtrace.store import client as client_module
+    from llmtrace.store import commands
+
+    log: list[str] = []
+    monkeypatch.setattr(client_module, "connect", lambda *a, **k: _RecordingClient(log))
+    args = argparse.Namespace(url="http://ch:8123/llm", cluster="prod", ttl_days=None, rollup_ttl_days=None,
+                              prices_file=None, no_prices=True)  # fmt: skip
+    assert commands.migrate(args) == 0
+    assert log[0] == "CREATE DATABASE IF NOT EXISTS `llm` ON CLUSTER `prod`"
+    distributed = [s for s in log if "ENGINE = Distributed(" in s]
+    assert len(distributed) == 6 and all("Distributed('prod', 'llm', '" in s for s in distributed)
+    assert not any(s.startswith("ALTER") for s in log), "no TTL change unless asked"
