@@ -28,6 +28,7 @@ from llmtrace.store.chdb_client import ChdbClient
 from llmtrace.store.migrations import (
     ALL_NODES,
     SHARDING_KEYS,
+    MigrationError,
     apply_migrations,
     client_runner,
     render,
@@ -135,6 +136,13 @@ def test_plain_views_read_the_distributed_names() -> None:
 def test_every_cluster_statement_is_on_cluster_and_the_single_node_one_is_not() -> None:
     assert all("ON CLUSTER `llmtrace`" in s for s in cluster_ddl())
     assert not any("ON CLUSTER" in s or "Distributed" in s or "_local" in s for s in single_ddl())
+
+
+def test_a_new_table_without_a_cluster_layout_is_refused_in_cluster_mode_only() -> None:
+    new = "CREATE TABLE IF NOT EXISTS new_table {on_cluster} (a UInt8) ENGINE = {replicated}MergeTree ORDER BY a;"
+    with pytest.raises(MigrationError, match="new_table has no cluster layout"):
+        render(new, cluster=CLUSTER)
+    assert render(new).startswith("CREATE TABLE IF NOT EXISTS new_table  (a UInt8) ENGINE = MergeTree")
 
 
 def test_a_later_alter_targets_the_locals_and_column_changes_reach_both() -> None:

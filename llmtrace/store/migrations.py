@@ -150,6 +150,11 @@ def cluster_statements(text: str, cluster: str, database: str = "default") -> li
             )
         elif table and table.group(1) in ALL_NODES:
             out.append(_ENGINE.sub(_all_nodes_engine, statement, count=1))
+        elif table and _ENGINE.search(statement):
+            raise MigrationError(
+                f"table {table.group(1)} has no cluster layout: add it to SHARDING_KEYS (sharded, with "
+                "the Distributed key) or ALL_NODES (one copy on every node) in llmtrace/store/migrations.py"
+            )
         elif view:
             body = statement[view.end() :]
             for name in SHARDING_KEYS:
