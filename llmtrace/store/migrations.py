@@ -60,7 +60,7 @@ SHARDING_KEYS = {
 # llm_calls_priced's joins, which run on each shard): one replicated table with a ZooKeeper path
 # without {shard}, so every node of the cluster is a replica of it and an insert anywhere reaches all.
 ALL_NODES = {"schema_migrations", "model_prices"}
-ALL_NODES_PATH = "'/clickhouse/tables/{uuid}/all', '{shard}-{replica}'"
+_ALL_NODES_PATH = "'/clickhouse/tables/{uuid}/all', '{shard}-{replica}'"
 _CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+) (ON CLUSTER `[^`]+`)", re.IGNORECASE)
 _CREATE_MV = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) (ON CLUSTER `[^`]+`)\s+TO (\w+)", re.I)
 _ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+) (ON CLUSTER `[^`]+`)", re.IGNORECASE)
@@ -176,7 +176,7 @@ def cluster_statements(text: str, cluster: str, database: str = "default") -> li
 def _all_nodes_engine(match: re.Match[str]) -> str:
     args = match.group(3)
     rest = f", {args}" if args and args.strip() else ""
-    return f"ENGINE = {match.group(1)}({ALL_NODES_PATH}{rest})"
+    return f"ENGINE = {match.group(1)}({_ALL_NODES_PATH}{rest})"
 
 
 def split_statements(text: str) -> list[str]:
