@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -100,12 +101,20 @@ for name, value in episode.series.items():
 near = (points["bucket"] >= episode.start - timedelta(hours=12)) & (
     points["bucket"] < episode.end + timedelta(hours=12)
 )
-points = points[near]
+points = points[near].sort_values("bucket")
+if episode.metric == "calls":  # a bucket without calls is a count of zero, not a gap in the line
+    grid = pd.date_range(points["bucket"].min(), points["bucket"].max(), freq="5min")
+    points = points.set_index("bucket").reindex(grid).rename_axis("bucket").reset_index()
+    points["observed"] = points["observed"].fillna(0)
+    points["flagged"] = points["flagged"].fillna(False).astype(bool)
 figure = go.Figure()
-figure.add_scatter(x=points["bucket"], y=points["observed"], name="observed", mode="lines")
-figure.add_scatter(x=points["bucket"], y=points["expected"], name="expected", line={"dash": "dash"})
+figure.add_scatter(x=points["bucket"], y=points["observed"], name="observed", mode="lines", connectgaps=True,
+                   line={"color": "#1f77b4", "width": 1.5})  # fmt: skip
+figure.add_scatter(x=points["bucket"], y=points["expected"], name="expected", connectgaps=True,
+                   line={"dash": "dash", "color": "#7f8c8d"})  # fmt: skip
 flagged = points[points["flagged"]]
-figure.add_scatter(x=flagged["bucket"], y=flagged["observed"], name="flagged", mode="markers", marker={"size": 7})
+figure.add_scatter(x=flagged["bucket"], y=flagged["observed"], name="flagged", mode="markers",
+                   marker={"size": 7, "color": "#e74c3c"})  # fmt: skip
 figure.add_vrect(x0=episode.start, x1=episode.end, fillcolor="#e74c3c", opacity=0.12, line_width=0)
 unit = "calls per 5 minutes" if episode.metric == "calls" else "share of calls per 5 minutes"
 st.plotly_chart(

@@ -127,4 +127,9 @@ summary = pd.DataFrame(
         "current": [result.current_median, result.current_p95],
     }
 )
-common.table(summary, hide_index=True, key="drift_quantiles")
+common.table(
+    summary,
+    hide_index=True,
+    key="drift_quantiles",
+    column_config={side: st.column_config.NumberColumn(side, format="%.4g") for side in ("baseline", "current")},
+)
