@@ -6,14 +6,18 @@ OpenTelemetry span following the GenAI semantic conventions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from llmtrace import semconv as _sc
 from llmtrace._setup import __version__, flush, instrument, uninstrument
 from llmtrace.config import ConfigError
+from llmtrace.grouping import Trace as _Trace
+from llmtrace.grouping import observe, tool
 from llmtrace.instrumentation._core import extra_attributes as _extra_attributes
 from llmtrace.pricing import set_price
+from llmtrace.scores import score
 
 __all__ = [
     "ConfigError",
@@ -21,8 +25,12 @@ __all__ = [
     "attributes",
     "flush",
     "instrument",
+    "observe",
     "prompt",
+    "score",
     "set_price",
+    "tool",
+    "trace",
     "uninstrument",
 ]
 
@@ -41,3 +49,12 @@ def attributes(
     """Tag LLM calls made inside the block with the app's user, session and conversation ids."""
     with _extra_attributes(**{_sc.USER_ID: user_id, _sc.SESSION_ID: session_id, _sc.CONVERSATION_ID: conversation_id}):
         yield
+
+
+def trace(
+    name: str, *, user_id: str | None = None, session_id: str | None = None, metadata: Mapping[str, Any] | None = None
+) -> _Trace:
+    """Group what runs inside into one trace under a parent span named ``name``; LLM calls inside carry
+    ``user_id``/``session_id``. A context manager (``with``/``async with``) and a decorator (sync, async,
+    generator functions) alike."""
+    return _Trace(name, user_id=user_id, session_id=session_id, metadata=metadata)

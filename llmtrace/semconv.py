@@ -55,6 +55,13 @@ OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
 TOOL_DEFINITIONS: Final = "gen_ai.tool.definitions"
 
+# --- tools (execute_tool spans) ----------------------------------------------
+TOOL_NAME: Final = "gen_ai.tool.name"
+TOOL_TYPE: Final = "gen_ai.tool.type"
+TOOL_DESCRIPTION: Final = "gen_ai.tool.description"
+TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
+
 # --- prompts ----------------------------------------------------------------
 PROMPT_NAME: Final = "gen_ai.prompt.name"
 PROMPT_VERSION: Final = "gen_ai.prompt.version"
@@ -84,6 +91,20 @@ RELEASE: Final = "llmtrace.release"
 LLMTRACE_PROMPT_NAME: Final = "llmtrace.prompt.name"
 LLMTRACE_PROMPT_VERSION: Final = "llmtrace.prompt.version"
 STREAM_END: Final = "llmtrace.stream.end"
+# Grouping spans (llmtrace.trace / observe); metadata keys follow the prefix.
+LLMTRACE_SPAN_TYPE: Final = "llmtrace.span.type"
+LLMTRACE_INPUT: Final = "llmtrace.input"
+LLMTRACE_OUTPUT: Final = "llmtrace.output"
+METADATA_PREFIX: Final = "llmtrace.metadata."
+# Scores (llmtrace.score): one short span each, read into llm_scores by schemas/011_llm_scores_mv.sql.
+SCORE_NAME: Final = "llmtrace.score.name"
+SCORE_VALUE: Final = "llmtrace.score.value"
+SCORE_LABEL: Final = "llmtrace.score.label"
+SCORE_DATA_TYPE: Final = "llmtrace.score.data_type"
+SCORE_COMMENT: Final = "llmtrace.score.comment"
+SCORE_SOURCE: Final = "llmtrace.score.source"
+SCORE_TRACE_ID: Final = "llmtrace.score.trace_id"
+SCORE_SPAN_ID: Final = "llmtrace.score.span_id"
 
 COST_PRICED: Final = "priced"
 COST_UNPRICED: Final = "unpriced"

@@ -23,8 +23,12 @@ def test_public_api_is_pinned() -> None:
         "attributes",
         "flush",
         "instrument",
+        "observe",
         "prompt",
+        "score",
         "set_price",
+        "tool",
+        "trace",
         "uninstrument",
     ]
 
