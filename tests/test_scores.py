@@ -89,6 +89,7 @@ APP = """
 import json, sys
 import llmtrace
 llmtrace.instrument(service_name="scores-app", endpoint=sys.argv[1])
+import openai
 from llmtrace.demo.fake_llm import FakeLLM
 
 with FakeLLM() as fake:
