@@ -314,3 +314,37 @@ def test_without_instrument_spans_go_to_the_global_provider_or_nowhere() -> None
     result = run_script(script, prelude=MEMORY_PROVIDER)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['f', 't']"
+
+
+def test_an_internal_failure_is_logged_and_the_function_still_runs(
+    monkeypatch: pytest.MonkeyPatch, spans: SpanRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    from llmtrace import grouping
+    from llmtrace.instrumentation import _guard
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("llmtrace bug")
+
+    monkeypatch.setenv("LLMTRACE_STRICT", "0")
+    monkeypatch.setattr(_guard, "_reported", set())  # logged once per site: start from none
+    monkeypatch.setattr(grouping, "content", broken)
+
+    @llmtrace.tool
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    assert add(1, 2) == 3
+    assert spans.one().name == "execute_tool add"
+    assert "your application is unaffected" in caplog.text
+
+
+def test_internal_failures_are_raised_in_strict_mode(monkeypatch: pytest.MonkeyPatch, spans: SpanRecorder) -> None:
+    from llmtrace import grouping
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("llmtrace bug")
+
+    monkeypatch.setenv("LLMTRACE_STRICT", "1")
+    monkeypatch.setattr(grouping, "content", broken)
+    with pytest.raises(RuntimeError, match="llmtrace bug"):
+        llmtrace.observe(lambda: 1)()
