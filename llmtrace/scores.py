@@ -5,15 +5,17 @@ Transport: each score is one zero-length INTERNAL span named ``llmtrace.score {n
 It has no ``gen_ai.*`` attribute, so ``llm_calls`` never counts it; the materialized view in
 ``schemas/011_llm_scores_mv.sql`` turns it into an ``llm_scores`` row. So a score needs nothing
 the app does not already have (exporter, Collector, batching, retries), and works unchanged on a
-cluster. When the target span is known the score span is its child (same trace: tail sampling
-and trace-id routing keep them together; the parent's sampled flag is honoured); given only a
-trace id (feedback from a web handler) the score span starts its own trace and names the
-target in its attributes, which is what the view reads.
+cluster. The score span always joins the target trace: as a child of the target span when it is
+known, else (only a trace id, e.g. feedback from a web handler) under a made-up remote parent id,
+which trace views show as one more root. So trace-id routing, tail sampling and ``llm_scores``'s
+sharding by TraceId keep a score with its trace, and a ParentBased sampler keeps it (the remote
+parent is marked sampled: the app chose to score that trace).
 """
 
 from __future__ import annotations
 
 import math
+import random
 import re
 
 from opentelemetry import context as otel_context
@@ -99,12 +101,11 @@ def _parse(value: str | int, pattern: re.Pattern[str], what: str) -> int:
 
 def _emit(name: str, attributes: dict[str, AttributeValue], trace_id: int, span_id: int) -> None:
     try:
-        parent = otel_context.Context()
-        if span_id:
-            target = otel_trace.get_current_span().get_span_context()
-            if (target.trace_id, target.span_id) != (trace_id, span_id):  # another process's span
-                target = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
-            parent = otel_trace.set_span_in_context(NonRecordingSpan(target), parent)
+        target = otel_trace.get_current_span().get_span_context()
+        if not span_id or (target.trace_id, target.span_id) != (trace_id, span_id):  # not our current span
+            parent_id = span_id or random.getrandbits(64) or 1
+            target = SpanContext(trace_id, parent_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+        parent = otel_trace.set_span_in_context(NonRecordingSpan(target), otel_context.Context())
         span = grouping.tracer().start_span(
             f"llmtrace.score {name}", context=parent, kind=SpanKind.INTERNAL, attributes=attributes
         )

@@ -1,6 +1,6 @@
 -- Fill llm_scores from score spans (llmtrace.score(): one INTERNAL span per score, no gen_ai.*
--- attribute, so llm_calls_mv never sees it). The target ids are attributes: a score given only
--- a trace id lives in a trace of its own. SpanId '' scores the whole trace. Value is 1/0 for
+-- attribute, so llm_calls_mv never sees it). The target ids are attributes (the score span sits
+-- in the target trace too). SpanId '' scores the whole trace. Value is 1/0 for
 -- booleans and 0 for labels (StringValue); llmtrace.score.data_type tells them apart in otel_traces.
 CREATE MATERIALIZED VIEW IF NOT EXISTS llm_scores_mv {on_cluster}
 TO llm_scores

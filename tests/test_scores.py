@@ -55,10 +55,12 @@ def test_booleans_are_one_or_zero_and_labels_are_categorical(spans: SpanRecorder
     assert sc.SCORE_VALUE not in attrs(verdict)
 
 
-def test_a_trace_id_alone_scores_the_whole_trace_from_a_new_trace(spans: SpanRecorder) -> None:
-    llmtrace.score("feedback", 1, trace_id=TRACE_HEX)
-    span = spans.one()
-    assert span.parent is None
+def test_a_trace_id_alone_scores_the_whole_trace_from_inside_it(spans: SpanRecorder) -> None:
+    with llmtrace.trace("elsewhere"):  # a web handler's own span is not the target
+        llmtrace.score("feedback", 1, trace_id=TRACE_HEX)
+    span = next(s for s in spans.finished if s.name == "llmtrace.score feedback")
+    assert format(span.context.trace_id, "032x") == TRACE_HEX
+    assert span.parent is not None and span.parent.is_remote and span.parent.span_id != 0
     assert attrs(span)[sc.SCORE_TRACE_ID] == TRACE_HEX and sc.SCORE_SPAN_ID not in attrs(span)
 
 
@@ -155,18 +157,21 @@ def test_scores_are_not_llm_calls_and_the_call_is_in_the_trace(server: ServerPro
     assert rows == [("chat gpt-4o-mini", trace_hex, root_span, "u1", "s1")]
 
 
-def test_the_current_span_score_sits_under_its_target_in_otel_traces(server: ServerProcess, app_ids: list[str]) -> None:
+def test_every_score_span_sits_in_its_target_trace_in_otel_traces(server: ServerProcess, app_ids: list[str]) -> None:
     trace_hex, root_span = app_ids
     rows = (
         server.client()
         .query(
-            "SELECT SpanName, ParentSpanId, SpanKind FROM otel_traces WHERE TraceId = {t:String} ORDER BY SpanName",
-            parameters={"t": trace_hex},
+            "SELECT SpanName, ParentSpanId = {root:String}, ParentSpanId = '', SpanKind FROM otel_traces "
+            "WHERE TraceId = {t:String} ORDER BY SpanName",
+            parameters={"t": trace_hex, "root": root_span},
         )
         .result_rows
     )
     assert rows == [
-        ("chat gpt-4o-mini", root_span, "Client"),
-        ("chat-turn", "", "Internal"),
-        ("llmtrace.score relevance", root_span, "Internal"),
+        ("chat gpt-4o-mini", True, False, "Client"),
+        ("chat-turn", False, True, "Internal"),
+        ("llmtrace.score category", False, False, "Internal"),  # trace id only: a made-up remote parent
+        ("llmtrace.score relevance", True, False, "Internal"),
+        ("llmtrace.score thumbs_up", False, False, "Internal"),
     ]
