@@ -200,3 +200,57 @@ def _progress(out: TextIO | None, finished: int, total: int, report: EvalReport)
     if finished == total:
         out.write("\n")
     out.flush()
+
+
+def load_evaluator(spec: str) -> Evaluator:
+    """``package.module:function`` -> the function (ValueError naming the expected form otherwise)."""
+    import importlib
+
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"--evaluator {spec!r}: expected module:function, e.g. my_app.evals:helpfulness.")
+    function = getattr(importlib.import_module(module_name), attribute, None)
+    if not callable(function):
+        raise ValueError(f"--evaluator {spec!r}: {module_name} has no function {attribute!r}.")
+    return function  # type: ignore[no-any-return]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m llmtrace.evaluation --evaluator my_app.evals:judge --last 1d --sample 200``."""
+    import argparse
+
+    from llmtrace.analytics.commands import parse_duration
+    from llmtrace.store.client import connect
+
+    parser = argparse.ArgumentParser(prog="llmtrace evaluate", description=__doc__)
+    parser.add_argument("--evaluator", required=True, help="module:function taking a StoredCall")
+    parser.add_argument("--name", help="score name for a single-value evaluator (default: the function's name)")
+    parser.add_argument("--url", help="ClickHouse / llmtrace server URL (default: LLMTRACE_CLICKHOUSE_URL)")
+    parser.add_argument("--last", default="1d", help="window ending now: 90m, 1h, 7d (default 1d)")
+    parser.add_argument("--sample", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=4)
+    for dimension in ("service", "environment", "release", "provider", "model"):
+        parser.add_argument(f"--{dimension}", action="append", default=[], help="repeatable filter")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, "")  # the evaluator is the app's code, importable from where the command runs
+    window = Filter.last(
+        parse_duration(args.last),
+        services=args.service,
+        environments=args.environment,
+        releases=args.release,
+        providers=args.provider,
+        models=args.model,
+    )
+    report = evaluate(
+        connect(args.url), load_evaluator(args.evaluator), window,
+        name=args.name, sample=args.sample, concurrency=args.concurrency,
+    )  # fmt: skip
+    print(f"{report.evaluated} calls evaluated, {report.skipped} already scored, {report.failed} failed, "
+          f"{report.scores} scores written")  # fmt: skip
+    for error in report.errors:
+        print(f"  {error}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -104,3 +104,24 @@ def test_a_failing_call_is_counted_and_a_rerun_finishes_only_it(server: ServerPr
 def test_a_bad_value_fails_that_call_with_a_message_naming_the_fix(server: ServerProcess) -> None:
     report = evaluate(server.client(), lambda call: [1], window(), name="bad", sample=1, progress=None)
     assert report.failed == 1 and "return a finite number, a bool or a str" in report.errors[0]
+
+
+def output_length(call: StoredCall) -> int:
+    """A module-level evaluator for the command-line test."""
+    return len(call.output_text())
+
+
+def test_the_command_runs_an_evaluator_named_module_colon_function(server: ServerProcess) -> None:
+    command = [sys.executable, "-m", "llmtrace.evaluation", "--evaluator", "tests.test_evaluation:output_length",
+               "--url", server.http_url, "--service", "eval-app", "--last", "1h", "--sample", "2"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "2 calls evaluated, 0 already scored, 0 failed, 2 scores written"
+    assert [r[1] for r in scores(server, "eval:output_length")] == ["output_length"] * 2
+
+
+def test_the_command_names_the_expected_evaluator_form() -> None:
+    from llmtrace.evaluation import load_evaluator
+
+    with pytest.raises(ValueError, match="expected module:function"):
+        load_evaluator("tests.test_evaluation")
