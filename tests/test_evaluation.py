@@ -80,6 +80,10 @@ def test_an_llm_judge_scores_each_sampled_call_once(server: ServerProcess, fake_
     rows = scores(server, "eval:judge")
     assert len(rows) == 9 and {r[0] for r in rows} == {c.span_id for c in seen}
     assert {(r[1], r[2], r[3]) for r in rows if r[1] != "length"} == {("judged", 1.0, ""), ("tone", 0.0, "ok")}
+    from llmtrace.analytics.scores import score_means
+
+    means = score_means(server.client(), window(), by="service")
+    assert means[means["score"] == "judged"][["service", "scores", "mean"]].values.tolist() == [["eval-app", 3, 1.0]]
     again = evaluate(server.client(), judge, window(), sample=3, concurrency=2, progress=None)
     assert (again.evaluated, again.skipped) == (0, 3)  # resumable: the same sample, already scored
 

@@ -90,7 +90,7 @@ def test_bad_arguments_raise_a_clear_error(kwargs: dict[str, Any], error: type[E
 APP = """
 import json, sys
 import llmtrace
-llmtrace.instrument(service_name="scores-app", endpoint=sys.argv[1])
+llmtrace.instrument(service_name="scores-app", endpoint=sys.argv[1], release="r1")
 import openai
 from llmtrace.demo.fake_llm import FakeLLM
 
@@ -175,3 +175,32 @@ def test_every_score_span_sits_in_its_target_trace_in_otel_traces(server: Server
         ("llmtrace.score relevance", True, False, "Internal"),
         ("llmtrace.score thumbs_up", False, False, "Internal"),
     ]
+
+
+def test_score_means_and_labels_per_release_count_trace_level_scores_for_the_traces_calls(
+    server: ServerProcess, app_ids: list[str]
+) -> None:
+    from datetime import timedelta
+
+    from llmtrace.analytics.filters import Filter
+    from llmtrace.analytics.scores import label_counts, score_means, trace_scores
+
+    window = Filter.last(timedelta(hours=1), services=("scores-app",))
+    means = score_means(server.client(), window, by="release")
+    assert means[["release", "score", "scores", "mean"]].values.tolist() == [
+        ["r1", "relevance", 1, 0.75],
+        ["r1", "thumbs_up", 1, 1.0],
+    ]
+    labels = label_counts(server.client(), window, by="release")
+    assert labels.values.tolist() == [["r1", "category", "billing", 1]]
+    assert trace_scores(server.client(), app_ids[0])["name"].tolist() == ["relevance", "thumbs_up", "category"]
+
+
+def test_scores_cannot_be_grouped_by_an_unknown_column(server: ServerProcess) -> None:
+    from datetime import timedelta
+
+    from llmtrace.analytics.filters import Filter
+    from llmtrace.analytics.scores import score_means
+
+    with pytest.raises(ValueError, match="choose one of service"):
+        score_means(server.client(), Filter.last(timedelta(hours=1)), by="TraceId; DROP")
