@@ -8,6 +8,7 @@ Without ``instrument()`` spans go to the global tracer provider (no-ops when the
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import threading
@@ -286,7 +287,11 @@ def _wrap_async_gen(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
 
 
 class Trace:
-    """``llmtrace.trace(...)``: a context manager (sync or async) and a decorator opening one parent span."""
+    """``llmtrace.trace(...)``: a context manager (sync or async) and a decorator opening one parent span.
+
+    Open blocks are kept per context (thread, asyncio task), so one ``trace(...)`` object may be
+    entered by several threads or tasks at once.
+    """
 
     def __init__(
         self,
@@ -305,7 +310,6 @@ class Trace:
         for key, value in (metadata or {}).items():
             attributes[f"{sc.METADATA_PREFIX}{key}"] = _metadata_value(value)
         self._spec = _Spec(name, attributes, extra)
-        self._open: list[tuple[_Scope, _Activation]] = []
 
     def __call__(self, fn: F) -> F:
         return wrap(fn, self._spec)
@@ -314,15 +318,20 @@ class Trace:
         scope = self._spec.open()
         activation = scope.active()
         activation.__enter__()
-        self._open.append((scope, activation))
+        _open_traces.set((*_open_traces.get(), (self, scope, activation)))
         return scope.span
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        scope, activation = self._open.pop()
-        activation.__exit__(exc_type, exc, tb)
-        scope.end(exc)
+        stack = _open_traces.get()
+        for index in range(len(stack) - 1, -1, -1):
+            if stack[index][0] is self:
+                _, scope, activation = stack[index]
+                _open_traces.set(stack[:index] + stack[index + 1 :])
+                activation.__exit__(exc_type, exc, tb)
+                scope.end(exc)
+                return
 
     async def __aenter__(self) -> Span:
         return self.__enter__()
@@ -331,6 +340,12 @@ class Trace:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+# The blocks of trace() objects entered and not yet exited in this context, innermost last.
+_open_traces: contextvars.ContextVar[tuple[tuple[Trace, _Scope, _Activation], ...]] = contextvars.ContextVar(
+    "llmtrace_open_traces", default=()
+)
 
 
 def _metadata_value(value: Any) -> AttributeValue:

@@ -348,3 +348,26 @@ def test_internal_failures_are_raised_in_strict_mode(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(grouping, "content", broken)
     with pytest.raises(RuntimeError, match="llmtrace bug"):
         llmtrace.observe(lambda: 1)()
+
+
+def test_one_trace_object_entered_by_several_threads_gives_one_span_each(spans: SpanRecorder) -> None:
+    import threading
+
+    shared = llmtrace.trace("shared")
+    entered = threading.Barrier(4)
+
+    def work() -> None:
+        with shared:
+            entered.wait(5)  # all four blocks open at once
+            llmtrace.observe(name="inner")(lambda: None)()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    finished = spans.finished
+    roots = {s.context.span_id for s in finished if s.name == "shared"}
+    inner = [s for s in finished if s.name == "inner"]
+    assert len(roots) == 4 and len(inner) == 4
+    assert {parent_of(s) for s in inner} == roots
