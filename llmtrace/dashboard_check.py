@@ -13,12 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PAGES", "PageRun", "first_problem", "render_page"]
+__all__ = ["PAGES", "SPAN_ERROR_ICON", "PageRun", "first_problem", "render_page"]
 
 TIMEOUT_S = 90.0
 # URL paths of the dashboard's pages ("" is the default page, Overview); streamlit_app.py lists them.
 PAGES = ["", "traces", "cost", "latency", "drift", "anomalies", "sql"]
 
+
+SPAN_ERROR_ICON = ":material/error:"
+"""The icon of the Traces page's box for a failed span: the data shows an error, the page has none."""
 
 @dataclass
 class PageRun:
@@ -78,8 +81,9 @@ def _note(element: object, run: PageRun) -> None:
     elif kind == "alert":
         from streamlit.proto.Alert_pb2 import Alert
 
-        if element.alert.format == Alert.ERROR:  # type: ignore[attr-defined]
-            run.errors.append(str(element.alert.body))  # type: ignore[attr-defined]
+        alert = element.alert  # type: ignore[attr-defined]
+        if alert.format == Alert.ERROR and alert.icon != SPAN_ERROR_ICON:  # a failed span is content
+            run.errors.append(str(alert.body))
 
 
 def first_problem(base_url: str, pages: Sequence[str] = ("",)) -> str | None:

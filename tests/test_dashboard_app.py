@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import common
 from llmtrace.analytics import cost, filters
 from llmtrace.analytics.filters import Filter
+from llmtrace.dashboard_check import SPAN_ERROR_ICON
 from llmtrace.demo import scenarios
 from llmtrace.store.client import connect
 from llmtrace.store.migrations import apply_migrations, client_runner
@@ -30,7 +31,6 @@ PAGES = ["app_pages/overview.py", "app_pages/traces.py", "app_pages/cost.py", "a
 ROWS = 5000
 NOW = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
 SEEDED_UNTIL_NS = int((NOW - timedelta(minutes=2)).timestamp()) * 10**9
-SPAN_ERROR_ICON = ":material/error:"  # the Traces page's box for a failed span: content, not a page error
 
 
 class Stores:

@@ -12,9 +12,9 @@ import streamlit as st
 from dashboard import common
 from llmtrace import semconv
 from llmtrace.analytics import traces
+from llmtrace.dashboard_check import SPAN_ERROR_ICON
 
 ROLE_AVATARS = {"system": ":material/settings:", "tool": ":material/build:"}
-SPAN_ERROR_ICON = ":material/error:"
 ERROR_STATUSES = ("Error", "STATUS_CODE_ERROR")
 
 f = common.current_filter()
