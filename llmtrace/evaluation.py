@@ -9,6 +9,7 @@ on one call costs that call's score only: failures are counted and the first few
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -215,14 +216,8 @@ def load_evaluator(spec: str) -> Evaluator:
     return function  # type: ignore[no-any-return]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m llmtrace.evaluation --evaluator my_app.evals:judge --last 1d --sample 200``."""
-    import argparse
-
-    from llmtrace.analytics.commands import parse_duration
-    from llmtrace.store.client import connect
-
-    parser = argparse.ArgumentParser(prog="llmtrace evaluate", description=__doc__)
+def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    """``llmtrace evaluate``'s options (the CLI's command protocol)."""
     parser.add_argument("--evaluator", required=True, help="module:function taking a StoredCall")
     parser.add_argument("--name", help="score name for a single-value evaluator (default: the function's name)")
     parser.add_argument("--url", help="ClickHouse / llmtrace server URL (default: LLMTRACE_CLICKHOUSE_URL)")
@@ -231,7 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     for dimension in ("service", "environment", "release", "provider", "model"):
         parser.add_argument(f"--{dimension}", action="append", default=[], help="repeatable filter")
-    args = parser.parse_args(argv)
+
+
+def run(name: str, args: argparse.Namespace) -> int:
+    """Score a sample of stored calls; exit 1 if any evaluation failed."""
+    from llmtrace.analytics.commands import parse_duration
+    from llmtrace.store.client import connect
+
     sys.path.insert(0, "")  # the evaluator is the app's code, importable from where the command runs
     window = Filter.last(
         parse_duration(args.last),
@@ -250,6 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     for error in report.errors:
         print(f"  {error}", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m llmtrace.evaluation …``, the same as ``llmtrace evaluate …``."""
+    parser = argparse.ArgumentParser(prog="llmtrace evaluate", description=__doc__)
+    add_arguments("evaluate", parser)
+    return run("evaluate", parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -115,13 +115,18 @@ def output_length(call: StoredCall) -> int:
     return len(call.output_text())
 
 
-def test_the_command_runs_an_evaluator_named_module_colon_function(server: ServerProcess) -> None:
-    command = [sys.executable, "-m", "llmtrace.evaluation", "--evaluator", "tests.test_evaluation:output_length",
-               "--url", server.http_url, "--service", "eval-app", "--last", "1h", "--sample", "2"]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+def test_llmtrace_evaluate_runs_an_evaluator_named_module_colon_function(server: ServerProcess) -> None:
+    options = ["--evaluator", "tests.test_evaluation:output_length", "--url", server.http_url,
+               "--service", "eval-app", "--last", "1h", "--sample", "2"]  # fmt: skip
+    root = Path(__file__).parent.parent
+    command = [sys.executable, "-m", "llmtrace.cli", "evaluate", *options]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=root)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "2 calls evaluated, 0 already scored, 0 failed, 2 scores written"
     assert [r[1] for r in scores(server, "eval:output_length")] == ["output_length"] * 2
+    module = [sys.executable, "-m", "llmtrace.evaluation", *options]  # the same, resumed: nothing new to score
+    again = subprocess.run(module, capture_output=True, text=True, timeout=120, cwd=root)
+    assert again.stdout.strip() == "0 calls evaluated, 2 already scored, 0 failed, 0 scores written", again.stderr
 
 
 def test_the_command_names_the_expected_evaluator_form() -> None:
