@@ -127,6 +127,11 @@ WRITES = [
     "CREATE DICTIONARY dd (a UInt64) PRIMARY KEY a SOURCE(FILE(path '{canary}' format 'TSV')) LAYOUT(FLAT()) "
     "LIFETIME(0)",
     "CREATE VIEW v AS SELECT file('{canary}') AS a",
+    "CREATE TABLE r (k UInt64, v String) ENGINE = EmbeddedRocksDB(0, '{area}/rocksdb') PRIMARY KEY k",
+    "CREATE TABLE fl (line String) ENGINE = FileLog('{area}', 'LineAsString')",
+    "CREATE DATABASE fsdb ENGINE = Filesystem('{area}')",
+    "CREATE DATABASE sq ENGINE = SQLite('{area}/x.db')",
+    "CREATE DATABASE bk ENGINE = Backup('b', File('{area}/backup'))",
 ]
 NETWORK = [
     "SELECT * FROM url('http://127.0.0.1:{port}/url', 'LineAsString')",
@@ -136,6 +141,10 @@ NETWORK = [
     "SELECT * FROM postgresql('127.0.0.1:{port}', 'db', 't', 'u', 'p')",
     "INSERT INTO FUNCTION url('http://127.0.0.1:{port}/post', 'LineAsString', 'a String') SELECT 'x'",
     "CREATE TABLE u (a String) ENGINE = URL('http://127.0.0.1:{port}/engine', LineAsString)",
+    "CREATE TABLE k (a String) ENGINE = Kafka('127.0.0.1:{port}', 't', 'g', 'LineAsString')",
+    "CREATE TABLE q (a String) ENGINE = S3Queue('http://127.0.0.1:{port}/bucket/*', 'LineAsString')",
+    "CREATE DATABASE pg ENGINE = PostgreSQL('127.0.0.1:{port}', 'db', 'u', 'p')",
+    "CREATE TABLE d (a Int32) ENGINE = Distributed('default', 'default', 'otel_traces')",
 ]
 
 

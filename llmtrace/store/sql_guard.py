@@ -32,6 +32,15 @@ _SAFE_TABLE_FUNCTIONS = frozenset(
      "fuzzjson", "fuzzquery", "mergetreeindex", "mergetreeprojection", "mergetreeanalyzeindexes",
      "mergetreecodecblockcounts", "mergetreetextindex", "dictionary", "sqlstandardvalues"}
 )  # fmt: skip
+# Table and database engines that keep data inside the engine's own directory. Every other
+# engine (EmbeddedRocksDB's own path, FileLog, Kafka, S3Queue, Filesystem, SQLite, PostgreSQL,
+# Backup, ...) reaches the host or the network; chDB does not enforce TABLE ENGINE grants.
+_SAFE_ENGINES = frozenset(
+    {"mergetree", "aggregatingmergetree", "coalescingmergetree", "collapsingmergetree", "graphitemergetree",
+     "replacingmergetree", "summingmergetree", "versionedcollapsingmergetree", "memory", "log", "tinylog",
+     "stripelog", "null", "set", "join", "buffer", "view", "materializedview", "merge", "dictionary",
+     "generaterandom", "timeseries", "alias", "loop", "atomic", "ordinary"}
+)  # fmt: skip
 # Scalar functions (and settings functions) that touch host files or disks.
 _HOST_FUNCTIONS = frozenset({"file", "disk", "filesystemavailable", "filesystemunreserved", "filesystemcapacity"})
 # Every table function the engine knows that reads or writes outside it, plus chDB's
@@ -83,10 +92,15 @@ class Checked:
         return self.kind in _READ_KINDS
 
 
+def _names(run: Run, table: str) -> set[str]:
+    rows = run(f"SELECT lower(name) FROM system.{table}", {})
+    return {line.strip() for line in rows.splitlines() if line.strip()}
+
+
 def _external_table_functions(run: Run) -> frozenset[str]:
-    rows = run("SELECT lower(name) FROM system.table_functions", {})
-    names = {line.strip() for line in rows.splitlines() if line.strip()}
-    return frozenset((names - _SAFE_TABLE_FUNCTIONS) | _KNOWN_EXTERNAL)
+    functions = _names(run, "table_functions") - _SAFE_TABLE_FUNCTIONS
+    engines = (_names(run, "table_engines") | _names(run, "database_engines")) - _SAFE_ENGINES
+    return frozenset(functions | engines | _KNOWN_EXTERNAL)
 
 
 _external_cache: dict[str, frozenset[str]] = {}
@@ -148,6 +162,6 @@ def check(sql: str, run: Run, params: Mapping[str, str] | None = None, *, read_o
     denied = sorted(functions & _denied_functions(run))
     if denied:
         raise StatementRefused(
-            497, f"{', '.join(denied)}: functions that reach files, URLs or other servers are not allowed here"
+            497, f"{', '.join(denied)}: functions and engines that reach files, URLs or other servers are not allowed"
         )
     return Checked(formatted, kind, functions)
