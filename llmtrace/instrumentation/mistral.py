@@ -18,7 +18,7 @@ from llmtrace.instrumentation._core import Endpoint, suppressed
 from llmtrace.instrumentation._model import Message, Part, Request, Response, Usage, text_part, tool_call_part
 from llmtrace.instrumentation._patching import Patch
 from llmtrace.instrumentation._sdk import get, given, put, server_of
-from llmtrace.instrumentation.openai import chat_messages, chat_usage, tool_definitions
+from llmtrace.instrumentation.openai import chat_messages, chat_usage, put_sampling, tool_definitions
 
 SDK = "mistralai"
 PROVIDER = "mistral_ai"
@@ -78,16 +78,7 @@ class Chat(Endpoint):
     def describe_request(self, request: Request, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         attrs = request.attributes
         put(attrs, sc.REQUEST_MAX_TOKENS, kwargs.get("max_tokens"), int)
-        put(attrs, sc.REQUEST_TEMPERATURE, kwargs.get("temperature"), float)
-        put(attrs, sc.REQUEST_TOP_P, kwargs.get("top_p"), float)
-        put(attrs, sc.REQUEST_FREQUENCY_PENALTY, kwargs.get("frequency_penalty"), float)
-        put(attrs, sc.REQUEST_PRESENCE_PENALTY, kwargs.get("presence_penalty"), float)
-        put(attrs, sc.REQUEST_SEED, kwargs.get("random_seed"), int)
-        stop = kwargs.get("stop")
-        put(attrs, sc.REQUEST_STOP_SEQUENCES, [stop] if isinstance(stop, str) else stop)
-        n = kwargs.get("n")
-        if given(n) and n != 1:
-            put(attrs, sc.REQUEST_CHOICE_COUNT, n, int)
+        put_sampling(attrs, kwargs, seed_key="random_seed")
         if given(kwargs.get("response_format")) and get(kwargs["response_format"], "type") != "text":
             attrs[sc.OUTPUT_TYPE] = "json"
         request.system_instructions, request.input_messages = chat_messages(kwargs.get("messages"))

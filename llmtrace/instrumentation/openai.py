@@ -81,12 +81,13 @@ def new_request(instance: Any, operation: str, kwargs: dict[str, Any], api_type:
     return request
 
 
-def put_sampling(attrs: dict[str, AttributeValue], kwargs: dict[str, Any]) -> None:
+def put_sampling(attrs: dict[str, AttributeValue], kwargs: dict[str, Any], seed_key: str = "seed") -> None:
+    """The OpenAI-shaped sampling parameters (also Mistral's, whose seed is ``random_seed``)."""
     put(attrs, sc.REQUEST_TEMPERATURE, kwargs.get("temperature"), float)
     put(attrs, sc.REQUEST_TOP_P, kwargs.get("top_p"), float)
     put(attrs, sc.REQUEST_FREQUENCY_PENALTY, kwargs.get("frequency_penalty"), float)
     put(attrs, sc.REQUEST_PRESENCE_PENALTY, kwargs.get("presence_penalty"), float)
-    put(attrs, sc.REQUEST_SEED, kwargs.get("seed"), int)
+    put(attrs, sc.REQUEST_SEED, kwargs.get(seed_key), int)
     stop = kwargs.get("stop")
     put(attrs, sc.REQUEST_STOP_SEQUENCES, [stop] if isinstance(stop, str) else stop)
     n = kwargs.get("n")
