@@ -7,14 +7,12 @@ import gc
 import inspect
 import json
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from google import genai
 from google.genai import errors, types
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -28,14 +26,14 @@ from llmtrace.instrumentation import _guard
 from llmtrace.instrumentation import google_genai as adapter
 from llmtrace.instrumentation._patching import LLMTraceWrapper
 from tests.conftest import MEMORY_PROVIDER, run_script
+from tests.provider_helpers import CONTENT_ATTRIBUTES, RECORDED, content, replaying
+
+__all__ = ["replaying"]  # the shared fixture, one instance per module
 
 MODEL = "gemini-2.0-flash"
 THINKING_MODEL = "gemini-2.5-flash"
-# Replayed by a fake of their own: tests/test_fake_llm.py checks the top-level recordings through openai/anthropic.
-RECORDED = Path(__file__).parent / "fixtures" / "recorded" / "providers"
 
 SDK_READS_GEMINI_IDS = "responseId" in inspect.getsource(genai.models._GenerateContentResponse_from_mldev)
-CONTENT_ATTRIBUTES = (sc.SYSTEM_INSTRUCTIONS, sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES, sc.TOOL_DEFINITIONS)
 WEATHER = types.Tool(
     function_declarations=[
         types.FunctionDeclaration(
@@ -62,17 +60,6 @@ def vertex_client(fake: FakeLLM) -> genai.Client:
 
 def fake_headers(**headers: str) -> dict[str, Any]:
     return {"http_options": {"headers": {f"x-fake-{k.replace('_', '-')}": v for k, v in headers.items()}}}
-
-
-@pytest.fixture(scope="module")
-def replaying() -> Iterator[FakeLLM]:
-    """A fake LLM serving this suite's real recordings (``x-fake-replay``)."""
-    with FakeLLM(recorded_dir=RECORDED) as fake:
-        yield fake
-
-
-def content(span: ReadableSpan, name: str) -> Any:
-    return json.loads(str(span.attributes[name]))
 
 
 def cost_of(model: str, response: types.GenerateContentResponse) -> float | None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import groq
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -20,19 +18,11 @@ from llmtrace import pricing
 from llmtrace import semconv as sc
 from llmtrace.demo.fake_llm import FakeLLM
 from tests.conftest import MEMORY_PROVIDER, run_script
+from tests.provider_helpers import CONTENT_ATTRIBUTES, RECORDED, WEATHER_TOOL, content, replaying
+
+__all__ = ["replaying"]  # the shared fixture, one instance per module
 
 MODEL = "llama-3.3-70b-versatile"
-# Replayed by a fake of their own: tests/test_fake_llm.py checks the top-level recordings through openai/anthropic.
-RECORDED = Path(__file__).parent / "fixtures" / "recorded" / "providers"
-CONTENT_ATTRIBUTES = (sc.SYSTEM_INSTRUCTIONS, sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES, sc.TOOL_DEFINITIONS)
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city.",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 
 
 def sync_client(fake: FakeLLM) -> groq.Groq:
@@ -45,17 +35,6 @@ def async_client(fake: FakeLLM) -> groq.AsyncGroq:
 
 def ask(text: str = "What is the capital of France?", **extra: Any) -> dict[str, Any]:
     return {"model": MODEL, "messages": [{"role": "user", "content": text}], **extra}
-
-
-@pytest.fixture(scope="module")
-def replaying() -> Iterator[FakeLLM]:
-    """A fake LLM serving this suite's real recordings (``x-fake-replay``)."""
-    with FakeLLM(recorded_dir=RECORDED) as fake:
-        yield fake
-
-
-def content(span: ReadableSpan, name: str) -> Any:
-    return json.loads(str(span.attributes[name]))
 
 
 def expected_cost(prompt: int, completion: int) -> float | None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -21,6 +19,9 @@ from llmtrace import semconv as sc
 from llmtrace.demo.fake_llm import FakeLLM
 from llmtrace.instrumentation import mistral as adapter
 from tests.conftest import MEMORY_PROVIDER, run_script
+from tests.provider_helpers import CONTENT_ATTRIBUTES, RECORDED, WEATHER_TOOL, content, replaying
+
+__all__ = ["replaying"]  # the shared fixture, one instance per module
 
 try:  # mistralai >= 2
     from mistralai.client import Mistral
@@ -34,17 +35,6 @@ except ImportError:  # mistralai 1.x
     SDK_TRACES = False
 
 MODEL = "mistral-small-latest"
-# Replayed by a fake of their own: tests/test_fake_llm.py checks the top-level recordings through openai/anthropic.
-RECORDED = Path(__file__).parent / "fixtures" / "recorded" / "providers"
-CONTENT_ATTRIBUTES = (sc.SYSTEM_INSTRUCTIONS, sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES, sc.TOOL_DEFINITIONS)
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city.",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 HI = [{"role": "user", "content": "What is the capital of France?"}]
 
 
@@ -57,17 +47,6 @@ def failing_client(fake: FakeLLM, status: str) -> Mistral:
     http_client = type(client(fake).sdk_configuration.client)  # httpx or httpx2, as this SDK uses
     headers = {"x-fake-status": status} if status else {}
     return Mistral(api_key="test", server_url=fake.mistral_url, client=http_client(headers=headers))
-
-
-@pytest.fixture(scope="module")
-def replaying() -> Iterator[FakeLLM]:
-    """A fake LLM serving this suite's real recordings (``x-fake-replay``)."""
-    with FakeLLM(recorded_dir=RECORDED) as fake:
-        yield fake
-
-
-def content(span: ReadableSpan, name: str) -> Any:
-    return json.loads(str(span.attributes[name]))
 
 
 def test_complete_records_request_response_usage_and_cost(fake_llm: FakeLLM, spans: Any) -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import gc
-import json
 from typing import Any
 
 import ollama
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -18,17 +17,9 @@ from llmtrace import pricing
 from llmtrace import semconv as sc
 from llmtrace.demo.fake_llm import FakeLLM
 from tests.conftest import MEMORY_PROVIDER, run_script
+from tests.provider_helpers import CONTENT_ATTRIBUTES, WEATHER_TOOL, content
 
 MODEL = "llama3.2"
-CONTENT_ATTRIBUTES = (sc.SYSTEM_INSTRUCTIONS, sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES, sc.TOOL_DEFINITIONS)
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city.",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 HI = [{"role": "user", "content": "Why is the sky blue?"}]
 
 
@@ -38,10 +29,6 @@ def client(fake: FakeLLM, **headers: str) -> ollama.Client:
 
 def async_client(fake: FakeLLM) -> ollama.AsyncClient:
     return ollama.AsyncClient(host=fake.url)
-
-
-def content(span: ReadableSpan, name: str) -> Any:
-    return json.loads(str(span.attributes[name]))
 
 
 def test_chat_records_options_response_and_ollama_token_counts(fake_llm: FakeLLM, spans: Any) -> None:
