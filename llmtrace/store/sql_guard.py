@@ -103,13 +103,14 @@ def _external_table_functions(run: Run) -> frozenset[str]:
     return frozenset(functions | engines | _KNOWN_EXTERNAL)
 
 
-_external_cache: dict[str, frozenset[str]] = {}
+_denied: frozenset[str] | None = None
 
 
 def _denied_functions(run: Run) -> frozenset[str]:
-    if "names" not in _external_cache:  # one engine version per process
-        _external_cache["names"] = _external_table_functions(run) | _HOST_FUNCTIONS
-    return _external_cache["names"]
+    global _denied
+    if _denied is None:  # one engine version per process: read its lists once
+        _denied = _external_table_functions(run) | _HOST_FUNCTIONS
+    return _denied
 
 
 def _engine_error(exc: BaseException) -> StatementRefused:
