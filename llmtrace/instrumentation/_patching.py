@@ -108,8 +108,11 @@ def _wrapper_for(patch: Patch, owner: Any, original: Any) -> Any:
     if patch.wrapper is not None:
         return patch.wrapper
     assert patch.endpoint is not None, f"{patch.target}: a Patch needs an endpoint or a wrapper"
-    # SDK decorators (e.g. openai's required_args) hide coroutine functions; Async* classes are async.
-    is_async = inspect.iscoroutinefunction(original) or getattr(owner, "__name__", "").startswith("Async")
+    # SDK decorators (e.g. openai's required_args) hide coroutine functions; Async* classes are async,
+    # except their async generator methods (cohere's chat_stream): calling one returns the stream unawaited.
+    is_async = not inspect.isasyncgenfunction(original) and (
+        inspect.iscoroutinefunction(original) or getattr(owner, "__name__", "").startswith("Async")
+    )
     return (_async_wrapper if is_async else _sync_wrapper)(patch.endpoint)
 
 
