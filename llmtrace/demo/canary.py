@@ -1,0 +1,143 @@
+"""A canary release in demo traffic: releases served side by side that differ only where we say.
+
+``llmtrace compare`` must name exactly the injected differences, in the right direction, and
+no others. :data:`DEMO` serves three releases of one service at once (traffic split evenly):
+``v2.0.0`` (baseline), ``v2.1.0`` (generation 40% slower, so latency but not time to first
+token, and a ``quality`` score 0.08 lower) and ``v2.2.0`` (the same calls 30% cheaper: a
+discounted price). Everything else — tokens, errors, truncation, finish reasons, model — is
+drawn from the same distributions. An :class:`Arm`'s change may start part-way through the
+window (``from_share``), for judging a canary that gets worse while traffic flows.
+
+:func:`insert` writes LLM spans and one ``quality`` score span per scored call into
+``otel_traces`` as the Collector would (attribute values as strings), so ``llm_calls`` and
+``llm_scores`` fill through the real materialized views. Random numbers are hashes of (seed,
+row, purpose): a canary always produces the same rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from llmtrace import semconv
+
+__all__ = ["DEMO", "Arm", "Canary", "insert"]
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One release and what differs about it (factors of 1 and a shift of 0: nothing)."""
+
+    release: str
+    generation: float = 1.0  # multiplies the time after the first token
+    price: float = 1.0  # multiplies the cost of each call
+    quality_shift: float = 0.0  # added to the quality score
+    from_share: float = 0.0  # the changes apply from this share of the window on
+
+
+@dataclass(frozen=True)
+class Canary:
+    arms: tuple[Arm, ...]
+    end: datetime
+    calls: int = 12_000
+    hours: float = 24.0
+    seed: int = 5
+    service: str = "checkout-assistant"
+    model: str = "gpt-4o-mini"
+    score_share: float = 0.6  # share of calls an evaluator scored
+
+    @property
+    def start(self) -> datetime:
+        return self.end - timedelta(hours=self.hours)
+
+
+DEMO = Canary(
+    arms=(Arm("v2.0.0"), Arm("v2.1.0", generation=1.4, quality_shift=-0.08), Arm("v2.2.0", price=0.7)),
+    end=datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0),
+)
+
+_COLUMNS = (
+    "Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, ResourceAttributes, "
+    "ScopeName, SpanAttributes, Duration, StatusCode, StatusMessage"
+)
+_CALL_KEYS = [
+    semconv.OPERATION_NAME, semconv.PROVIDER_NAME, semconv.REQUEST_MODEL, semconv.RESPONSE_MODEL,
+    semconv.USAGE_INPUT_TOKENS, semconv.USAGE_OUTPUT_TOKENS, semconv.COST_USD, semconv.REQUEST_STREAM,
+    semconv.RESPONSE_TIME_TO_FIRST_CHUNK, semconv.RESPONSE_FINISH_REASONS, semconv.RELEASE, semconv.ERROR_TYPE,
+]  # fmt: skip
+_SCORE_KEYS = [
+    semconv.SCORE_NAME, semconv.SCORE_VALUE, semconv.SCORE_DATA_TYPE, semconv.SCORE_TRACE_ID,
+    semconv.SCORE_SPAN_ID, semconv.SCORE_SOURCE,
+]  # fmt: skip
+# Per row: u(k) uniform in [0, 1), z(k) standard normal; the arm by row number; 'changed' once
+# the arm's changes apply.
+_DRAW = """
+    (x, k) -> (cityHash64({seed:UInt64}, x, k) % 1000000007) / 1000000007.0 AS u,
+    (x, k) -> sqrt(-2 * log(greatest(u(x, k), 1e-12))) * cos(2 * pi() * u(x, k + 1000)) AS z,
+    {start_s:Float64} + {span_s:Float64} * u(number, 1) AS t,
+    (number % length({releases:Array(String)})) + 1 AS ai,
+    (t - {start_s:Float64}) / {span_s:Float64} >= {from_share:Array(Float64)}[ai] AS changed,
+    u(number, 2) < 0.02 AS failed,
+    u(number, 3) < 0.5 AS stream,
+    multiIf(failed, '', u(number, 4) < 0.03, 'length', 'stop') AS finish,
+    if(failed, 0, toUInt64(round(500 * exp(0.3 * z(number, 5))))) AS input_tokens,
+    if(failed, 0, toUInt64(round(if(finish = 'length', 16, 150 * exp(0.35 * z(number, 6)))))) AS output_tokens,
+    300 * exp(0.25 * z(number, 7)) AS ttft_ms,
+    if(failed, 60 + 200 * u(number, 8),
+       ttft_ms + output_tokens * 8 * exp(0.2 * z(number, 9)) * if(changed, {generation:Array(Float64)}[ai], 1))
+        AS duration_ms,
+    (input_tokens * 0.15 + output_tokens * 0.6) / 1e6 * if(changed, {price:Array(Float64)}[ai], 1) AS cost,
+    concat(leftPad(lower(hex(cityHash64({seed:UInt64}, number, 'trace'))), 16, '0'),
+           leftPad(lower(hex(cityHash64({seed:UInt64}, number, 'trace2'))), 16, '0')) AS trace_id,
+    leftPad(lower(hex(cityHash64({seed:UInt64}, number, 'span'))), 16, '0') AS span_id,
+    {releases:Array(String)}[ai] AS release"""
+
+_CALLS_SQL = f"""
+INSERT INTO otel_traces ({_COLUMNS})
+WITH {_DRAW}
+SELECT fromUnixTimestamp64Nano(toInt64(t * 1e9)), trace_id, span_id, '', concat('chat ', {{model:String}}), 'Client',
+    {{service:String}}, map('service.name', {{service:String}}, 'service.version', release), 'llmtrace.demo.canary',
+    mapFromArrays({{keys:Array(String)}}, [
+        'chat', 'openai', {{model:String}}, if(failed, '', {{model:String}}),
+        toString(input_tokens), toString(output_tokens), if(failed, '', toString(cost)),
+        if(stream, 'true', ''), if(stream AND NOT failed, toString(ttft_ms / 1000), ''),
+        if(failed, '', concat('["', finish, '"]')), release, if(failed, 'openai.InternalServerError', '')]),
+    toUInt64(duration_ms * 1e6), if(failed, 'Error', 'Unset'), if(failed, 'provider error', '')
+FROM numbers({{rows:UInt64}})
+"""
+
+_SCORES_SQL = f"""
+INSERT INTO otel_traces ({_COLUMNS})
+WITH {_DRAW},
+    greatest(0, least(1, 0.78 + 0.12 * z(number, 10) + if(changed, {{quality_shift:Array(Float64)}}[ai], 0)))
+        AS quality
+SELECT fromUnixTimestamp64Nano(toInt64((t + duration_ms / 1000 + 1) * 1e9)), trace_id,
+    leftPad(lower(hex(cityHash64({{seed:UInt64}}, number, 'score'))), 16, '0'), span_id, 'score quality', 'Internal',
+    {{service:String}}, map('service.name', {{service:String}}), 'llmtrace.demo.canary',
+    mapFromArrays({{keys:Array(String)}}, ['quality', toString(quality), 'numeric', trace_id, span_id, 'eval:judge']),
+    0, 'Unset', ''
+FROM numbers({{rows:UInt64}})
+WHERE NOT failed AND u(number, 11) < {{score_share:Float64}}
+"""
+
+
+def insert(client: Any, canary: Canary) -> int:
+    """Write the canary's calls and scores into ``otel_traces``; return the number of calls."""
+    params = {
+        "seed": canary.seed,
+        "rows": canary.calls,
+        "start_s": canary.start.timestamp(),
+        "span_s": canary.hours * 3600.0,
+        "releases": [a.release for a in canary.arms],
+        "generation": [a.generation for a in canary.arms],
+        "price": [a.price for a in canary.arms],
+        "quality_shift": [a.quality_shift for a in canary.arms],
+        "from_share": [a.from_share for a in canary.arms],
+        "service": canary.service,
+        "model": canary.model,
+        "score_share": canary.score_share,
+    }
+    client.command(_CALLS_SQL, parameters={**params, "keys": _CALL_KEYS})
+    client.command(_SCORES_SQL, parameters={**params, "keys": _SCORE_KEYS})
+    return canary.calls
