@@ -28,6 +28,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "drift": ("llmtrace.analytics.commands", "compare a current window with a baseline", "dashboard"),
     "anomalies": ("llmtrace.analytics.commands", "find anomalous episodes", "dashboard"),
     "watch": ("llmtrace.analytics.commands", "check drift and anomalies on a schedule and alert", "dashboard"),
+    "compare": (
+        "llmtrace.analytics.compare_command",
+        "judge a candidate (release, prompt, model) against a baseline",
+        "dashboard",
+    ),
     "evaluate": ("llmtrace.evaluation", "score a sample of stored calls with your evaluator (e.g. an LLM judge)",
                  "dashboard"),
 }

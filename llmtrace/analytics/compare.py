@@ -37,6 +37,7 @@ from llmtrace.analytics.compare_sql import (
     MEANS,
     QUANTILES,
     RATE_METRICS,
+    SELECTOR_COLUMNS,
     Selector,
     Sides,
     finish_sql,
@@ -151,7 +152,7 @@ def compare(
         if not stats[side].get("calls"):
             raise SelectionError(
                 f"no calls with {selector.label}{describe(f)} between {f.start:%Y-%m-%d %H:%M} and "
-                f"{f.end:%Y-%m-%d %H:%M} UTC; check the name and widen the window"
+                f"{f.end:%Y-%m-%d %H:%M} UTC; {_known(client, selector, f)}"
             )
     scores = frame(client, scores_sql(sides), sides.params())
     finish = frame(client, finish_sql(sides), sides.params())
@@ -167,6 +168,17 @@ def compare(
     results += [judge.mix(p, finish[finish["provider"] == p]) for p in providers]
     results.sort(key=lambda r: VERDICT_ORDER[r.verdict])
     return CompareReport(sides.baseline, sides.candidate, f.start, f.end, alpha, judge.alpha, results)
+
+
+def _known(client: Any, selector: Selector, f: Filter) -> str:
+    """The values the selector's names take in the window, to show next to a typo."""
+    parts = []
+    for name, _ in selector.values:
+        sql = f"""SELECT DISTINCT toString({SELECTOR_COLUMNS[name]}) AS v FROM llm_calls
+                  WHERE {f.where()} AND v != '' ORDER BY v LIMIT 20"""
+        values = [str(v) for v in frame(client, sql, f.params())["v"]]
+        parts.append(f"{name} values there: {', '.join(values) or 'none'}")
+    return "; ".join(parts)
 
 
 def _selector(value: Selector | str) -> Selector:
