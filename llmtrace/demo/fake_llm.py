@@ -7,7 +7,8 @@ shaped like the real APIs. Standard library only.
 Endpoints: ``POST /v1/chat/completions``, ``/v1/responses``, ``/v1/completions``,
 ``/v1/embeddings`` (OpenAI), ``POST /v1/messages`` (Anthropic), ``/{version}/…models/{model}:generateContent``
 and friends (Gemini API and Vertex AI, ``http_options={"base_url": FakeLLM.url}``),
-``/openai/v1/chat/completions`` (Groq, ``base_url=FakeLLM.url``), ``/mistral/v1/…`` (Mistral,
+``/openai/v1/chat/completions`` (Groq, ``base_url=FakeLLM.url``), ``/v2/chat``, ``/v2/embed``, ``/v1/chat``
+(Cohere, ``base_url=FakeLLM.url``), ``/mistral/v1/…`` (Mistral,
 ``server_url=FakeLLM.mistral_url``), ``/api/chat``, ``/api/generate``, ``/api/embed`` (Ollama,
 ``host=FakeLLM.url``), ``GET /health``.
 
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtrace.demo import fake_llm_anthropic as anthropic_api
+from llmtrace.demo import fake_llm_cohere as cohere_api
 from llmtrace.demo import fake_llm_compat as compat_api
 from llmtrace.demo import fake_llm_gemini as gemini_api
 from llmtrace.demo import fake_llm_ollama as ollama_api
@@ -116,6 +118,11 @@ _GEMINI = _Provider(
     gemini_api.stream_error_frame,
     (b'{"candidates": [{"content": {"par', b'data: {"candidates": [{"cont\n\n'),
 )
+_COHERE = _Provider(
+    cohere_api.error_reply,
+    cohere_api.stream_error_frame,
+    (b'{"id": "c14c80c3", "message": {"ro', b'event: message-start\ndata: {"id": "c14c80c3", "ty\n\n'),
+)
 _OLLAMA = _Provider(ollama_api.error_reply, ollama_api.stream_error_frame, (b'{"model": "ll', b'{"model": "ll\n'))
 _ROUTES: dict[str, tuple[Handler, _Provider]] = {
     "/v1/chat/completions": (openai_api.chat_completions, _OPENAI),
@@ -126,6 +133,9 @@ _ROUTES: dict[str, tuple[Handler, _Provider]] = {
     "/openai/v1/chat/completions": (compat_api.groq_chat, _OPENAI),  # Groq's own path
     "/mistral/v1/chat/completions": (compat_api.mistral_chat, _OPENAI),
     "/mistral/v1/embeddings": (compat_api.mistral_embeddings, _OPENAI),
+    "/v2/chat": (cohere_api.chat, _COHERE),  # Cohere (base_url=FakeLLM.url)
+    "/v2/embed": (cohere_api.embed, _COHERE),
+    "/v1/chat": (cohere_api.chat_v1, _COHERE),
     "/api/chat": (ollama_api.chat, _OLLAMA),
     "/api/generate": (ollama_api.generate, _OLLAMA),
     "/api/embed": (ollama_api.embed, _OLLAMA),

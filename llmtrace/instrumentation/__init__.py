@@ -15,4 +15,5 @@ PROVIDERS: dict[str, str] = {
     "groq": "llmtrace.instrumentation.groq",
     "ollama": "llmtrace.instrumentation.ollama",
     "mistralai": "llmtrace.instrumentation.mistral",
+    "cohere": "llmtrace.instrumentation.cohere",
 }
