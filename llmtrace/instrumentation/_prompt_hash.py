@@ -1,0 +1,103 @@
+"""Automatic prompt versions: stable hashes of a call's system instructions and message template.
+
+Every call carries ``llmtrace.prompt.system_hash`` (its system instructions) and
+``llmtrace.prompt.template_hash`` (its input messages), whether content capture is on or off: only
+the hashes leave the process, never the text. The values of the variables an app declares with
+``llmtrace.prompt(..., variables={...})`` are replaced by ``{{name}}`` before hashing, so the same
+template filled with other values hashes the same, while any edit to its fixed text (or to the
+system prompt) gives a new hash, i.e. a new prompt version nobody had to tag. Without declared
+variables the messages are hashed as sent. Tool-call ids are left out: providers mint new ones
+per call. Hashing runs on llmtrace's worker thread; the app's thread only reads one context
+variable.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from llmtrace import semconv as sc
+from llmtrace.instrumentation._guard import internal_error
+from llmtrace.instrumentation._model import Request
+
+__all__ = ["HASH_CHARS", "current_variables", "prompt_hashes", "prompt_variables"]
+
+HASH_CHARS = 16  # 64 bits of sha256: collisions are out of reach for the versions one app has
+_IGNORED_KEYS = frozenset({"id"})
+
+_variables: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "llmtrace_prompt_variables", default=None
+)
+
+
+@contextmanager
+def prompt_variables(variables: Mapping[str, Any] | None) -> Iterator[None]:
+    """Declare, for calls made inside the block, which values are variables of the template.
+
+    Raises :class:`TypeError` when ``variables`` is not a mapping of names to values.
+    """
+    if variables is not None and not isinstance(variables, Mapping):
+        raise TypeError(f"variables must be a mapping of name -> value, got {type(variables).__name__}")
+    merged = {**(_variables.get() or {}), **{str(k): str(v) for k, v in (variables or {}).items()}}
+    token = _variables.set(merged or None)
+    try:
+        yield
+    finally:
+        _variables.reset(token)
+
+
+def current_variables() -> Mapping[str, str] | None:
+    """The declared variables of the calling context (read on the app's thread at call start)."""
+    return _variables.get()
+
+
+def prompt_hashes(request: Request, variables: Mapping[str, str] | None) -> dict[str, str]:
+    """The hash attributes for one call ({} for parts it lacks); a failure here costs only them."""
+    try:
+        mask = _masker(variables)
+        hashes: dict[str, str] = {}
+        if request.system_instructions:
+            hashes[sc.PROMPT_SYSTEM_HASH] = _digest(_canonical(request.system_instructions, mask))
+        if request.input_messages:
+            hashes[sc.PROMPT_TEMPLATE_HASH] = _digest(_canonical(request.input_messages, mask))
+        return hashes
+    except Exception as exc:
+        internal_error("prompt hashes", exc)
+        return {}
+
+
+Mask = Callable[[str], str]
+
+
+def _masker(variables: Mapping[str, str] | None) -> Mask | None:
+    """Replace each variable's value by ``{{name}}`` in one pass, longest value first (a value
+    inside another is not cut); None when nothing is declared."""
+    names: dict[str, str] = {}
+    for name, value in sorted((variables or {}).items()):
+        if value:
+            names.setdefault(value, name)
+    if not names:
+        return None
+    pattern = re.compile("|".join(re.escape(v) for v in sorted(names, key=len, reverse=True)))
+    return lambda text: pattern.sub(lambda m: "{{" + names[m.group(0)] + "}}", text)
+
+
+def _canonical(value: Any, mask: Mask | None) -> Any:
+    """``value`` with tool-call ids dropped and variable values replaced by their names."""
+    if isinstance(value, str):
+        return value if mask is None else mask(value)
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v, mask) for k, v in value.items() if k not in _IGNORED_KEYS}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v, mask) for v in value]
+    return value
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_CHARS]
