@@ -16,6 +16,7 @@ from llmtrace.config import ConfigError
 from llmtrace.grouping import Trace as _Trace
 from llmtrace.grouping import observe, tool
 from llmtrace.instrumentation._core import extra_attributes as _extra_attributes
+from llmtrace.instrumentation._prompt_hash import prompt_variables as _prompt_variables
 from llmtrace.pricing import set_price
 from llmtrace.scores import score
 
@@ -36,9 +37,16 @@ __all__ = [
 
 
 @contextmanager
-def prompt(name: str, version: str | int | None = None) -> Iterator[None]:
-    """Tag LLM calls made inside the block with a prompt name and version (compare versions on the dashboard)."""
-    with _extra_attributes(**{_sc.PROMPT_NAME: name, _sc.PROMPT_VERSION: None if version is None else str(version)}):
+def prompt(
+    name: str, version: str | int | None = None, *, variables: Mapping[str, Any] | None = None
+) -> Iterator[None]:
+    """Tag LLM calls made inside the block with a prompt name and version (compare versions on the dashboard).
+
+    ``variables`` names the values filled into the template (``{"city": city}``): they are masked
+    before the call's prompt hashes are taken, so only an edit of the template itself is a new version.
+    """
+    tags = {_sc.PROMPT_NAME: name, _sc.PROMPT_VERSION: None if version is None else str(version)}
+    with _extra_attributes(**tags), _prompt_variables(variables):
         yield
 
 

@@ -90,6 +90,9 @@ ENVIRONMENT: Final = "llmtrace.environment"
 RELEASE: Final = "llmtrace.release"
 LLMTRACE_PROMPT_NAME: Final = "llmtrace.prompt.name"
 LLMTRACE_PROMPT_VERSION: Final = "llmtrace.prompt.version"
+# Automatic prompt versions (instrumentation/_prompt_hash.py -> llm_calls.PromptSystemHash/PromptTemplateHash).
+PROMPT_SYSTEM_HASH: Final = "llmtrace.prompt.system_hash"
+PROMPT_TEMPLATE_HASH: Final = "llmtrace.prompt.template_hash"
 STREAM_END: Final = "llmtrace.stream.end"
 # Grouping spans (llmtrace.trace / observe); metadata keys follow the prefix.
 LLMTRACE_SPAN_TYPE: Final = "llmtrace.span.type"

@@ -77,6 +77,8 @@ LLM_CALLS_COLUMNS = [
     ("ErrorType", "LowCardinality(String)"),
     ("PromptName", "LowCardinality(String)"),
     ("PromptVersion", "LowCardinality(String)"),
+    ("PromptSystemHash", "LowCardinality(String)"),
+    ("PromptTemplateHash", "String"),
     ("UserId", "String"),
     ("SessionId", "String"),
     ("ServerAddress", "LowCardinality(String)"),
@@ -125,6 +127,8 @@ LLMTRACE_SPAN = {
     "gen_ai.request.stream": "true",
     "gen_ai.prompt.name": "support-answer",
     "gen_ai.prompt.version": "3",
+    "llmtrace.prompt.system_hash": "a1b2c3d4e5f60718",
+    "llmtrace.prompt.template_hash": "0f1e2d3c4b5a6978",
     "user.id": "user-1",
     "session.id": "sess-1",
     "server.address": "api.openai.com",
@@ -224,6 +228,8 @@ def test_llmtrace_span_becomes_one_fully_typed_llm_calls_row(store: ChdbClient, 
         "ErrorType": "",
         "PromptName": "support-answer",
         "PromptVersion": "3",
+        "PromptSystemHash": "a1b2c3d4e5f60718",
+        "PromptTemplateHash": "0f1e2d3c4b5a6978",
         "UserId": "user-1",
         "SessionId": "sess-1",
         "ServerAddress": "api.openai.com",
@@ -506,6 +512,9 @@ def test_every_attribute_the_llm_calls_view_reads_is_named_in_semconv() -> None:
     import llmtrace.semconv as sc
 
     names = {v for k, v in vars(sc).items() if k.isupper() and isinstance(v, str)}
-    view = (Path(__file__).resolve().parent.parent / "schemas" / "005_llm_calls_mv.sql").read_text()
+    schemas = Path(__file__).resolve().parent.parent / "schemas"
+    view = "".join(
+        (schemas / name).read_text() for name in ("005_llm_calls_mv.sql", "013_llm_calls_mv_model_calls.sql")
+    )
     read = set(re.findall(r"Attributes\['([^']+)'\]", view)) | set(re.findall(r"\ba\['([^']+)'\]", view))
     assert read and read <= names, sorted(read - names)

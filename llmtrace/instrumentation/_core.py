@@ -28,6 +28,7 @@ from llmtrace.config import Settings
 from llmtrace.instrumentation import _content
 from llmtrace.instrumentation._guard import internal_error
 from llmtrace.instrumentation._model import Request, Response, StreamAccumulator
+from llmtrace.instrumentation._prompt_hash import current_variables, prompt_hashes
 from llmtrace.instrumentation._worker import Inline, Worker
 from llmtrace.instrumentation._worker import worker as default_worker
 
@@ -135,6 +136,7 @@ class Invocation:
         "_first_chunk_ns",
         "_kwargs",
         "_start_ns",
+        "_variables",
         "endpoint",
         "request",
         "runtime",
@@ -156,6 +158,7 @@ class Invocation:
         self._args = args
         self._kwargs = _snapshot(kwargs) if kwargs else {}
         self._extra = _extra_attributes.get()
+        self._variables = current_variables()
         self._described = False
         self._ended = False
         self._acc: StreamAccumulator | None = None
@@ -265,6 +268,7 @@ class Invocation:
                 self.endpoint.describe_request(self.request, self._args, self._kwargs)
                 self._args, self._kwargs = (), {}  # read once; a stream the app keeps need not pin them
             attributes = _request_attributes(self.runtime.settings, self.request, self._extra)
+            attributes.update(prompt_hashes(self.request, self._variables))
             if self.runtime.settings.capture_content:
                 attributes.update(_request_content(self.runtime.settings, self.request))
             return attributes
