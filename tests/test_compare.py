@@ -215,3 +215,34 @@ def test_an_unknown_release_exits_2(store: Any, store_url: str, capsys: Any) -> 
 def test_a_bad_selector_exits_1_naming_the_choices(store: Any, store_url: str, capsys: Any) -> None:
     assert _run(store_url, "--baseline", "colour=red", "--candidate", "release=v2.1.0") == 1
     assert "choose from service, provider, model, release" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- watch
+def _watch(store_url: str, state: Any, candidate: str, capsys: Any) -> list[str]:
+    args = ["watch", "--url", store_url, "--once", "--no-drift", "--no-calls", "--state", str(state)]
+    args += ["--service", DEMO.service, "--canary-baseline", "release=v2.0.0", "--canary-candidate", candidate]
+    assert cli.main(args) == 0
+    return [line for line in capsys.readouterr().out.splitlines() if "llmtrace canary" in line]
+
+
+def test_watch_alerts_once_per_metric_a_canary_is_worse_on(
+    store: Any, store_url: str, tmp_path: Any, capsys: Any
+) -> None:
+    lines = _watch(store_url, tmp_path / "state.json", "release=v2.1.0", capsys)
+    assert len(lines) == 3
+    assert all("release=v2.1.0 is worse than release=v2.0.0" in line for line in lines)
+    assert {m for m in ("latency_p50_ms", "latency_p95_ms", "score:quality") for line in lines if m in line} == {
+        "latency_p50_ms", "latency_p95_ms", "score:quality"}  # fmt: skip
+    assert _watch(store_url, tmp_path / "state.json", "release=v2.1.0", capsys) == []  # already sent
+
+
+def test_watch_says_nothing_about_a_canary_that_is_only_cheaper(
+    store: Any, store_url: str, tmp_path: Any, capsys: Any
+) -> None:
+    assert _watch(store_url, tmp_path / "state.json", "release=v2.2.0", capsys) == []
+
+
+def test_watch_waits_quietly_for_a_canary_with_no_calls_yet(
+    store: Any, store_url: str, tmp_path: Any, capsys: Any
+) -> None:
+    assert _watch(store_url, tmp_path / "state.json", "release=v2.3.0", capsys) == []

@@ -82,7 +82,7 @@ class SentLog:
 
     def is_new(self, alert: Alert, now: datetime, realert: timedelta) -> bool:
         """False if sent already (or a continuation of an anomaly sent); extends its end."""
-        if alert.kind == "drift":
+        if alert.kind in ("drift", "compare"):  # a verdict lasting: re-sent once per realert period
             sent = self.entries.get(alert.key)
             return sent is None or datetime.fromisoformat(sent["sent_at"]) <= now - realert
         for entry in self.entries.values():
@@ -144,7 +144,7 @@ def post_webhook(url: str, alert: Alert, timeout: float = 10.0) -> None:
 # --------------------------------------------------------------------------- the loop
 def check_once(client: Any, args: argparse.Namespace, log: SentLog, out: TextIO, now: datetime) -> list[Alert]:
     """Run both checks, send what is new, record it; return the alerts sent."""
-    from llmtrace.analytics import drift
+    from llmtrace.analytics import compare_watch, drift
     from llmtrace.analytics.commands import detect_from_args, dimension_filter, parse_duration
 
     alerts = anomaly_alerts(detect_from_args(client, args, now))
@@ -154,6 +154,7 @@ def check_once(client: Any, args: argparse.Namespace, log: SentLog, out: TextIO,
         )
         f = dimension_filter(args, comparison.current.start, comparison.current.end)
         alerts += drift_alerts(drift.compare(client, comparison, args.by, f))
+    alerts += compare_watch.canary_alerts(client, args, now)
     realert = parse_duration(args.realert)
     timeout = parse_duration(args.webhook_timeout).total_seconds()
     sent: list[Alert] = []

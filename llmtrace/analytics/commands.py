@@ -115,6 +115,9 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--drift-current", default="1d", help="drift: recent window (default 1d)")
         parser.add_argument("--drift-baseline", default="7d", help="drift: the window before it (default 7d)")
         parser.add_argument("--realert", default="24h", help="re-send a drift alert still present after this long")
+        from llmtrace.analytics import compare_watch
+
+        compare_watch.add_arguments(parser)
 
 
 def _drift_arguments(parser: argparse.ArgumentParser) -> None:
