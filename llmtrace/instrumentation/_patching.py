@@ -62,9 +62,9 @@ def start_invocation(
         return None
 
 
-def _after(invocation: Invocation, result: Any) -> Any:
+def _after(invocation: Invocation, result: Any, asynchronous: bool) -> Any:
     try:
-        return observe_result(invocation, result)
+        return observe_result(invocation, result, asynchronous=asynchronous)
     except Exception as exc:
         internal_error("response", exc)
         return result
@@ -82,7 +82,7 @@ def _sync_wrapper(endpoint: Endpoint) -> Any:
             invocation.fail(exc)
             raise
         invocation.exit()
-        return _after(invocation, result)
+        return _after(invocation, result, False)
 
     return wrapper
 
@@ -99,7 +99,7 @@ def _async_wrapper(endpoint: Endpoint) -> Any:
             invocation.fail(exc)
             raise
         invocation.exit()
-        return _after(invocation, result)
+        return _after(invocation, result, True)
 
     return wrapper
 

@@ -179,11 +179,16 @@ def _end_abandoned(proxy: Any) -> None:
             internal_error("stream finaliser", exc)
 
 
-def wrap_stream(result: Any, invocation: Invocation) -> Any:
-    """Proxy a sync or async SDK stream."""
-    if hasattr(result, "__anext__") or hasattr(result, "__aiter__"):
-        return AsyncStreamProxy(result, invocation)
-    return SyncStreamProxy(result, invocation)
+def wrap_stream(result: Any, invocation: Invocation, asynchronous: bool | None = None) -> Any:
+    """Proxy a sync or async SDK stream.
+
+    A stream iterable both ways (LiteLLM's ``CustomStreamWrapper``) is proxied the way it was asked
+    for: ``asynchronous`` says whether a sync or an async method returned it (None: async if it can be).
+    """
+    is_async = hasattr(result, "__anext__") or hasattr(result, "__aiter__")
+    if is_async and asynchronous is False and (hasattr(result, "__next__") or hasattr(result, "__iter__")):
+        is_async = False
+    return AsyncStreamProxy(result, invocation) if is_async else SyncStreamProxy(result, invocation)
 
 
 class RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
@@ -251,8 +256,11 @@ def _is_raw_response(result: Any) -> bool:
     return known
 
 
-def observe_result(invocation: Invocation, result: Any, *, allow_raw: bool = True) -> Any:
-    """Hand the app's result back, proxied when it is a stream or a raw response."""
+def observe_result(
+    invocation: Invocation, result: Any, *, allow_raw: bool = True, asynchronous: bool | None = None
+) -> Any:
+    """Hand the app's result back, proxied when it is a stream or a raw response (``asynchronous``: see
+    :func:`wrap_stream`)."""
     if allow_raw and _is_raw_response(result):
         if not invocation.request.stream and _body_already_read(result):
             # with_raw_response: the body is read and parse() caches, so the app's own parse()
@@ -262,7 +270,7 @@ def observe_result(invocation: Invocation, result: Any, *, allow_raw: bool = Tru
         is_async = type(result).__name__.startswith("Async") or _has_async_parse(result)
         return (AsyncRawResponseProxy if is_async else RawResponseProxy)(result, invocation)
     if invocation.endpoint.is_stream_result(invocation.request, result):
-        return wrap_stream(result, invocation)
+        return wrap_stream(result, invocation, asynchronous)
     invocation.finish(result)
     return result
 
