@@ -14,16 +14,22 @@ Nested columns are parallel lists. Kept lean: ingest must sustain tens of thousa
 from __future__ import annotations
 
 import base64
-import json
-import math
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+from llmtrace.store.otlp_values import attributes, format_double
+from llmtrace.store.otlp_wire import request_class
 
 if TYPE_CHECKING:  # opentelemetry-proto is a [server] dependency; import it only when converting
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-__all__ = ["OTEL_TRACES_COLUMNS", "OtlpDecodeError", "rows_from_json", "rows_from_request"]
+__all__ = [
+    "OTEL_TRACES_COLUMNS",
+    "OtlpDecodeError",
+    "format_double",
+    "rows_from_bytes",
+    "rows_from_json",
+    "rows_from_request",
+]
 
 OTEL_TRACES_COLUMNS: tuple[str, ...] = (
     "Timestamp",
@@ -63,10 +69,20 @@ class OtlpDecodeError(ValueError):
 
 def rows_from_request(req: ExportTraceServiceRequest) -> list[tuple[Any, ...]]:
     """Flatten an ``ExportTraceServiceRequest`` into otel_traces rows (one per span)."""
+    return rows_from_bytes(req.SerializeToString())
+
+
+def rows_from_bytes(body: bytes) -> list[tuple[Any, ...]]:
+    """Flatten a serialized ``ExportTraceServiceRequest`` into otel_traces rows (one per span).
+
+    Raises protobuf's ``DecodeError`` for bytes that are not one, ``UnicodeDecodeError`` for an
+    attribute string that is not UTF-8.
+    """
+    request = request_class().FromString(body)
     rows: list[tuple[Any, ...]] = []
     append = rows.append
-    for resource_spans in req.resource_spans:
-        resource_attrs = _attributes(resource_spans.resource.attributes)
+    for resource_spans in request.resource_spans:
+        resource_attrs = attributes(resource_spans.resource.attributes)
         service_name = resource_attrs.get(_SERVICE_NAME, "")
         for scope_spans in resource_spans.scope_spans:
             scope_name = scope_spans.scope.name
@@ -77,7 +93,8 @@ def rows_from_request(req: ExportTraceServiceRequest) -> list[tuple[Any, ...]]:
                 events = span.events
                 links = span.links
                 kind = span.kind
-                code = span.status.code
+                status = span.status
+                code = status.code
                 append(
                     (
                         start,
@@ -91,17 +108,17 @@ def rows_from_request(req: ExportTraceServiceRequest) -> list[tuple[Any, ...]]:
                         resource_attrs,
                         scope_name,
                         scope_version,
-                        _attributes(span.attributes),
+                        attributes(span.attributes),
                         end - start if end > start else 0,
                         _STATUS_CODES[code] if 0 <= code < 3 else "Unset",
-                        span.status.message,
+                        status.message,
                         [e.time_unix_nano for e in events],
                         [e.name for e in events],
-                        [_attributes(e.attributes) for e in events],
+                        [attributes(e.attributes) for e in events],
                         [link.trace_id.hex() for link in links],
                         [link.span_id.hex() for link in links],
                         [link.trace_state for link in links],
-                        [_attributes(link.attributes) for link in links],
+                        [attributes(link.attributes) for link in links],
                     )
                 )
     return rows
@@ -124,86 +141,6 @@ def rows_from_json(payload: dict[str, Any]) -> list[tuple[Any, ...]]:
     except (ParseError, TypeError, ValueError) as exc:
         raise OtlpDecodeError(f"invalid OTLP/JSON traces payload: {exc}") from exc
     return rows_from_request(request)
-
-
-def _attributes(kvs: Iterable[KeyValue]) -> dict[str, str]:
-    return {kv.key: _value_str(kv.value) for kv in kvs}
-
-
-def _value_str(value: AnyValue) -> str:
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "int_value":
-        return str(value.int_value)
-    if kind == "bool_value":
-        return "true" if value.bool_value else "false"
-    if kind == "double_value":
-        return format_double(value.double_value)
-    if kind == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode("ascii")
-    if kind is None:
-        return ""
-    return _go_json(value)
-
-
-def _go_json(value: AnyValue) -> str:
-    """An array or kvlist as Go's ``encoding/json`` writes ``AsRaw()``: compact, map keys sorted,
-    UTF-8 kept, ``<``, ``>``, ``&`` and U+2028/9 escaped, doubles as :func:`format_double`."""
-    text = _json_value(value)
-    if any(c in text for c in "<>&\u2028\u2029"):
-        for char, escaped in _GO_ESCAPES:
-            text = text.replace(char, escaped)
-    return text
-
-
-def _json_value(value: AnyValue) -> str:
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return json.dumps(value.string_value, ensure_ascii=False)
-    if kind == "array_value":
-        return "[" + ",".join(_json_value(v) for v in value.array_value.values) + "]"
-    if kind == "kvlist_value":
-        items = sorted({kv.key: kv.value for kv in value.kvlist_value.values}.items())
-        pairs = (json.dumps(k, ensure_ascii=False) + ":" + _json_value(v) for k, v in items)
-        return "{" + ",".join(pairs) + "}"
-    if kind == "bytes_value":
-        return '"' + base64.b64encode(value.bytes_value).decode("ascii") + '"'
-    if kind is None:
-        return "null"
-    return _value_str(value)
-
-
-def format_double(x: float) -> str:
-    """Go's ES6-style shortest formatting (pdata ``AsString``): ``1.5``, ``3``, ``1e-7``, ``1e+21``."""
-    if math.isnan(x) or math.isinf(x):
-        return "json: unsupported value: " + ("NaN" if math.isnan(x) else ("+Inf" if x > 0 else "-Inf"))
-    text = repr(x)
-    magnitude = abs(x)
-    if magnitude != 0 and (magnitude < 1e-6 or magnitude >= 1e21):
-        # repr() always uses an exponent at these magnitudes; Go drops the exponent's leading zero.
-        mantissa, _, exponent = text.partition("e")
-        mantissa = mantissa.removesuffix(".0")
-        sign, digits = exponent[0], exponent[1:].lstrip("0") or "0"
-        return f"{mantissa}e{sign}{digits}"
-    if "e" in text:  # Python switches to exponents at 1e16 / 1e-4; Go stays fixed in [1e-6, 1e21)
-        text = _fixed(text)
-    return text.removesuffix(".0")
-
-
-def _fixed(shortest: str) -> str:
-    from decimal import Decimal
-
-    return format(Decimal(shortest), "f")
-
-
-_GO_ESCAPES = (
-    ("<", "\\u003c"),
-    (">", "\\u003e"),
-    ("&", "\\u0026"),
-    ("\u2028", "\\u2028"),
-    ("\u2029", "\\u2029"),
-)
 
 
 def _hex_ids_to_base64(payload: dict[str, Any]) -> None:
