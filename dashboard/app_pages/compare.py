@@ -1,0 +1,130 @@
+"""Compare: a candidate release, prompt version or model against a baseline, per metric, with a
+verdict (worse / better / no evidence) from always-valid confidence intervals."""
+
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import common
+from llmtrace.analytics import compare, drift
+from llmtrace.analytics.compare_sql import Selector
+
+DIMENSIONS = {
+    "release": "Release",
+    "prompt_version": "Prompt version",
+    "prompt": "Prompt",
+    "model": "Model",
+    "provider": "Provider",
+    "environment": "Environment",
+    "service": "Service",
+}
+VERDICT_COLORS = {"worse": "#f8d0d0", "better": "#d4efd9", "changed": "#fde9c4", "insufficient_data": "#e8e8e8"}
+MARKERS = {"worse": "#c0392b", "better": "#27ae60", "changed": "#e67e22", "no_evidence": "#7f8c8d"}
+COLUMNS = [
+    "metric", "verdict", "baseline", "candidate", "difference", "ci_low", "ci_high", "relative", "baseline_n",
+    "candidate_n", "detail",
+]  # fmt: skip
+
+f = common.current_filter()
+st.title("Compare")
+st.caption(
+    "Is the candidate worse than the baseline? Both sides are the calls in the sidebar's window and filters. "
+    "Each metric's difference (candidate − baseline) has a confidence interval that stays valid however "
+    "often you look (mSPRT confidence sequences), so a canary can be watched while its traffic flows; "
+    "alpha is split over the metrics. Same as `llmtrace compare --baseline … --candidate …`."
+)
+
+dimension = st.radio("Compare by", list(DIMENSIONS), format_func=DIMENSIONS.get, horizontal=True, key="cmp_dim")
+dimension = dimension or "release"
+values = common.load(drift.values_oldest_first, f, dimension)  # oldest first: default older vs newer
+if len(values) < 2:
+    st.info(f"Fewer than two values of {DIMENSIONS[dimension].lower()} in this window: widen the time range.")
+    st.stop()
+left, right, third = st.columns([2, 2, 1])
+baseline = left.selectbox("Baseline", values, index=len(values) - 2, key=f"cmp_base_{dimension}")
+candidate = right.selectbox("Candidate", values, index=len(values) - 1, key=f"cmp_cand_{dimension}")
+alpha = third.select_slider("Alpha", options=[0.01, 0.05, 0.1], value=0.05, key="cmp_alpha")
+if baseline == candidate:
+    st.info("Pick two different values to compare.")
+    st.stop()
+lower_is_better = st.session_state.get("cmp_lower", [])
+report = common.load(
+    compare.compare,
+    Selector(((dimension, str(baseline)),)),
+    Selector(((dimension, str(candidate)),)),
+    f,
+    alpha=float(alpha),
+    lower_is_better=tuple(lower_is_better),
+)
+
+counts = {v: len(report.with_verdict(v)) for v in ("worse", "better", "changed", "no_evidence")}
+cards = st.columns(4)
+cards[0].metric("Worse", counts["worse"], border=True)
+cards[1].metric("Better", counts["better"], border=True)
+cards[2].metric("Changed", counts["changed"], border=True)
+cards[3].metric("No evidence", counts["no_evidence"], border=True)
+if counts["worse"]:
+    names = ", ".join(r.metric for r in report.with_verdict("worse"))
+    st.error(f"**{candidate}** is worse than **{baseline}** on {names}.")
+elif counts["better"] or counts["changed"]:
+    st.success(f"**{candidate}** is not worse than **{baseline}** on any metric.")
+else:
+    st.info("No evidence of a difference yet on any metric.")
+
+
+def _relative_chart(results: list[compare.MetricComparison]) -> go.Figure:
+    """Each metric's change relative to the baseline, with its interval (clipped at ±100%)."""
+    rows = [r for r in results if r.relative is not None and r.baseline and r.ci_low is not None]
+    figure = go.Figure()
+    for r in rows:
+        scale = abs(r.baseline or 1.0)
+        low, high = (_clip(v / scale) for v in (r.ci_low or 0.0, r.ci_high or 0.0))
+        figure.add_trace(
+            go.Scatter(
+                x=[r.relative], y=[r.metric], mode="markers", marker={"color": MARKERS.get(r.verdict, "#7f8c8d"),
+                "size": 10}, name=r.verdict, showlegend=False,
+                error_x={"type": "data", "symmetric": False, "array": [high - (r.relative or 0.0)],
+                         "arrayminus": [(r.relative or 0.0) - low]},
+                hovertemplate=f"{r.metric}: %{{x:+.1%}} ({r.verdict})<extra></extra>",
+            )
+        )  # fmt: skip
+    figure.add_vline(x=0, line_dash="dot", line_color="#999")
+    figure.update_xaxes(tickformat="+.0%")
+    return common.style(figure, "Change vs baseline, with its interval", height=60 + 32 * max(len(rows), 1))
+
+
+def _clip(value: float) -> float:
+    return max(-1.0, min(1.0, value)) if math.isfinite(value) else math.copysign(1.0, value)
+
+
+st.plotly_chart(_relative_chart(report.results), key="cmp_chart")
+
+st.subheader("Metrics")
+table = report.to_frame()[COLUMNS]
+styled = common.color_rows(table, "verdict", VERDICT_COLORS)
+common.table(
+    styled,
+    hide_index=True,
+    key="cmp_table",
+    column_config={
+        "baseline": st.column_config.NumberColumn(str(baseline), format="%.4g"),
+        "candidate": st.column_config.NumberColumn(str(candidate), format="%.4g"),
+        "difference": st.column_config.NumberColumn("difference", format="%+.4g"),
+        "ci_low": st.column_config.NumberColumn("interval low", format="%+.4g"),
+        "ci_high": st.column_config.NumberColumn("interval high", format="%+.4g"),
+        "relative": st.column_config.NumberColumn("relative", format="percent"),
+        "baseline_n": st.column_config.NumberColumn("n baseline", format="%d"),
+        "candidate_n": st.column_config.NumberColumn("n candidate", format="%d"),
+    },
+)
+st.caption(
+    f"Alpha {report.alpha:g} over {len(report.results)} metrics ({report.alpha_per_metric:.2g} each). "
+    "Rates are shares of calls; latency and TTFT in ms; cost in USD per call; scores are means per name "
+    "(higher is better unless listed below). The finish-reason mix is compared within each provider's own words."
+)
+score_names = sorted(r.metric.split(":", 1)[1] for r in report.results if r.kind == "score")
+if score_names:
+    st.multiselect("Scores where lower is better", score_names, key="cmp_lower")

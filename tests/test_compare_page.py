@@ -1,0 +1,76 @@
+"""The Compare page under Streamlit's AppTest, on canary demo traffic in chDB: it shows the
+verdicts ``llmtrace compare`` gives, for the releases picked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import common
+from llmtrace.analytics import compare
+from llmtrace.analytics.filters import Filter
+from llmtrace.demo import canary
+from llmtrace.store.client import connect
+from llmtrace.store.migrations import apply_migrations, client_runner
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "streamlit_app.py")
+
+
+@pytest.fixture(scope="module")
+def store_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = f"chdb://{tmp_path_factory.mktemp('compare-page')}"
+    client = connect(url)
+    apply_migrations(client_runner(client))
+    canary.insert(client, canary.DEMO)
+    yield url
+    common._client(url).close()
+    common._client.clear()
+    common._cached.clear()
+    client.close()
+
+
+@pytest.fixture
+def page(store_url: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv(common.URL_ENV, store_url)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("app_pages/compare.py").run()
+    at.selectbox(key="cmp_base_release").set_value("v2.0.0").run()
+    return at
+
+
+def _cards(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _verdicts(at: AppTest) -> dict[str, str]:
+    table = at.dataframe[0].value
+    frame: Any = getattr(table, "data", table)  # a Styler holds its frame in .data
+    return dict(zip(frame["metric"], frame["verdict"], strict=True))
+
+
+def test_the_slower_release_shows_three_worse_metrics_and_names_them(page: AppTest) -> None:
+    page.selectbox(key="cmp_cand_release").set_value("v2.1.0").run()
+    assert not page.exception
+    assert _cards(page)["Worse"] == "3"
+    assert (
+        page.error[0].value == "**v2.1.0** is worse than **v2.0.0** on latency_p50_ms, latency_p95_ms, score:quality."
+    )
+
+
+def test_the_page_verdicts_equal_the_command_s(page: AppTest) -> None:
+    page.selectbox(key="cmp_cand_release").set_value("v2.2.0").run()
+    f: Filter = page.session_state[common.FILTER_KEY]
+    client = common._client(common.store_url())
+    expected = {r.metric: r.verdict for r in compare.compare(client, "release=v2.0.0", "release=v2.2.0", f).results}
+    assert _verdicts(page) == expected
+    assert expected["cost_per_call_usd"] == "better"
+    assert _cards(page)["Worse"] == "0"
+
+
+def test_the_same_value_on_both_sides_asks_for_two(page: AppTest) -> None:
+    page.selectbox(key="cmp_cand_release").set_value("v2.0.0").run()
+    assert any("two different values" in i.value for i in page.info)
