@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import llmtrace
 from llmtrace.demo.fake_llm import FakeLLM
 
-pytest_plugins = ["tests.conftest_store"]  # chDB store fixtures
+pytest_plugins = ["tests.conftest_store", "tests.chdb_spans"]  # chDB store fixtures, instrument_into
 
 
 @pytest.fixture(scope="session")

@@ -7,33 +7,16 @@ the schema as it was before 012 and migrated afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 import llmtrace
-from llmtrace.exporters.clickhouse import ClickHouseSpanExporter
 from llmtrace.store.chdb_client import ChdbClient
 from llmtrace.store.migrations import apply_migrations, client_runner, schema_files
 
 OLD_SCHEMA = [p for p in schema_files() if p.name < "012"]
-
-
-@pytest.fixture
-def instrument_into() -> Iterator[Any]:
-    """``instrument_into(store)``: llmtrace instrumented, exporting span by span into ``store``."""
-
-    def start(store: ChdbClient) -> None:
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(ClickHouseSpanExporter(client=store)))
-        llmtrace.instrument(tracer_provider=provider, service_name="agent-app")
-
-    yield start
-    llmtrace.uninstrument()
 
 
 def agent_turn(fake_llm: Any) -> str:

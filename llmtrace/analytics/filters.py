@@ -31,6 +31,11 @@ DIMENSIONS: dict[str, str] = {
     "models": "RequestModel",
 }
 
+# Filter field -> llm_calls column, for dimensions the rollups do not keep (too many values): choosing
+# one makes the filter read llm_calls only (kept ``ttl_days``), and rollup-only readers (drift, anomalies)
+# do not apply it.
+RAW_DIMENSIONS: dict[str, str] = {"users": "UserId", "sessions": "SessionId"}
+
 # Grouping columns every aggregated source exposes besides Bucket (the rollup's keys).
 GROUP_COLUMNS = "ServiceName, Environment, Release, Provider, Operation, RequestModel, PromptName, PromptVersion"
 _LEVELS = "0.5, 0.9, 0.95, 0.99"  # must match the rollup's quantilesTDigestState levels
@@ -94,13 +99,15 @@ class Filter:
     releases: tuple[str, ...] = ()
     providers: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    sessions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", _utc(self.start))
         object.__setattr__(self, "end", _utc(self.end))
         if self.end <= self.start:
             raise ValueError(f"filter window ends ({self.end}) before it starts ({self.start}); swap them")
-        for name in DIMENSIONS:
+        for name in (*DIMENSIONS, *RAW_DIMENSIONS):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
     @classmethod
@@ -115,7 +122,7 @@ class Filter:
 
     @property
     def uses_rollup(self) -> bool:
-        return self.duration > ROLLUP_AFTER
+        return self.duration > ROLLUP_AFTER and not any(getattr(self, name) for name in RAW_DIMENSIONS)
 
     def previous(self) -> Filter:
         """The window of the same length just before this one (for "change vs previous")."""
@@ -140,7 +147,8 @@ class Filter:
             "hour_end": sql_time(max(hour_start, hour_end)),
             "step": step,
         }
-        params.update({name: list(getattr(self, name)) for name in DIMENSIONS if getattr(self, name)})
+        chosen = [name for name in (*DIMENSIONS, *RAW_DIMENSIONS) if getattr(self, name)]
+        params.update({name: list(getattr(self, name)) for name in chosen})
         params.update(extra)
         return params
 
@@ -159,7 +167,10 @@ class Filter:
     def where(self, time_column: str = "Timestamp") -> str:
         """Window and dimension conditions on ``llm_calls`` (without the ``WHERE`` keyword)."""
         window = f"{time_column} >= {{start:{_TIME}}} AND {time_column} < {{end:{_TIME}}}"
-        return window + self.dimension_clause()
+        raw = "".join(
+            f" AND {col} IN {{{name}:Array(String)}}" for name, col in RAW_DIMENSIONS.items() if getattr(self, name)
+        )
+        return window + self.dimension_clause() + raw
 
     def source(self) -> str:
         """An aggregated sub-query: Bucket (``{step}`` wide), GROUP_COLUMNS, sums, t-digest states.

@@ -1,0 +1,27 @@
+"""llmtrace instrumented straight into a chDB test store (the direct ClickHouse exporter, span by span),
+so tests read what the real SDKs and decorators produced through the real materialized views."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+import llmtrace
+from llmtrace.exporters.clickhouse import ClickHouseSpanExporter
+from llmtrace.store.chdb_client import ChdbClient
+
+
+@pytest.fixture
+def instrument_into() -> Iterator[Callable[..., None]]:
+    """``instrument_into(store, **settings)``: instrument() exporting into ``store``; undone after the test."""
+
+    def start(store: ChdbClient, **settings: object) -> None:
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(ClickHouseSpanExporter(client=store)))
+        llmtrace.instrument(tracer_provider=provider, **{"service_name": "agent-app", **settings})
+
+    yield start
+    llmtrace.uninstrument()
