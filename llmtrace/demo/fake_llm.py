@@ -10,7 +10,8 @@ and friends (Gemini API and Vertex AI, ``http_options={"base_url": FakeLLM.url}`
 ``/openai/v1/chat/completions`` (Groq, ``base_url=FakeLLM.url``), ``/v2/chat``, ``/v2/embed``, ``/v1/chat``
 (Cohere, ``base_url=FakeLLM.url``), ``/mistral/v1/…`` (Mistral,
 ``server_url=FakeLLM.mistral_url``), ``/api/chat``, ``/api/generate``, ``/api/embed`` (Ollama,
-``host=FakeLLM.url``), ``GET /health``.
+``host=FakeLLM.url``), ``/model/{modelId}/converse``, ``/converse-stream``, ``/invoke``,
+``/invoke-with-response-stream`` (Amazon Bedrock, boto3 ``endpoint_url=FakeLLM.url``), ``GET /health``.
 
 Per-request controls, as headers (``extra_headers=`` in the SDKs):
 
@@ -33,6 +34,7 @@ Run it standalone with ``python -m llmtrace.demo.fake_llm --port 9999``.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -48,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtrace.demo import fake_llm_anthropic as anthropic_api
+from llmtrace.demo import fake_llm_bedrock as bedrock_api
 from llmtrace.demo import fake_llm_cohere as cohere_api
 from llmtrace.demo import fake_llm_compat as compat_api
 from llmtrace.demo import fake_llm_gemini as gemini_api
@@ -123,6 +126,7 @@ _COHERE = _Provider(
     cohere_api.stream_error_frame,
     (b'{"id": "c14c80c3", "message": {"ro', b'event: message-start\ndata: {"id": "c14c80c3", "ty\n\n'),
 )
+_BEDROCK = _Provider(bedrock_api.error_reply, bedrock_api.stream_error_frame, bedrock_api.MALFORMED)
 _OLLAMA = _Provider(ollama_api.error_reply, ollama_api.stream_error_frame, (b'{"model": "ll', b'{"model": "ll\n'))
 _ROUTES: dict[str, tuple[Handler, _Provider]] = {
     "/v1/chat/completions": (openai_api.chat_completions, _OPENAI),
@@ -144,10 +148,12 @@ _ROUTES: dict[str, tuple[Handler, _Provider]] = {
 
 
 def _route(path: str) -> tuple[Handler, _Provider] | None:
-    """The fixed routes, then Gemini's, which name the model and method in the path."""
+    """The fixed routes, then Gemini's and Bedrock's, which name the model (and method) in the path."""
     route = _ROUTES.get(path)
     if route is None and (gemini := gemini_api.route(path)) is not None:
         return gemini, _GEMINI
+    if route is None and (bedrock := bedrock_api.route(path)) is not None:
+        return bedrock, _BEDROCK
     return route
 
 
@@ -160,6 +166,8 @@ def _replay(name: str, provider: _Provider, recorded_dir: Path) -> Reply:
     record = json.loads(path.read_text(encoding="utf-8"))
     headers = {k.lower(): str(v) for k, v in (record.get("headers") or {}).items()}
     content_type = str(record.get("content_type", "application/json"))
+    if "body_base64" in record:  # binary bodies (Bedrock's event stream), sent as recorded
+        return JsonReply(int(record.get("status", 200)), base64.b64decode(record["body_base64"]), headers, content_type)
     body = str(record["body"])
     if not content_type.startswith("text/event-stream"):
         return JsonReply(int(record.get("status", 200)), body.encode(), headers, content_type)

@@ -15,6 +15,7 @@ PROVIDERS: dict[str, str] = {
     "groq": "llmtrace.instrumentation.groq",
     "ollama": "llmtrace.instrumentation.ollama",
     "mistralai": "llmtrace.instrumentation.mistral",
+    "bedrock": "llmtrace.instrumentation.bedrock",
     "cohere": "llmtrace.instrumentation.cohere",
     "litellm": "llmtrace.instrumentation.litellm",
 }

@@ -388,7 +388,8 @@ def _cost_attributes(request: Request, response: Response) -> dict[str, Attribut
         cache_read_tokens=usage.cache_read_tokens or 0,
         cache_write_tokens=usage.cache_write_tokens or 0,
     )
-    cost = pricing.cost_usd(request.provider, (response.model, request.model), tokens)
+    models = (request.model, response.model) if request.priced_by_request_model else (response.model, request.model)
+    cost = pricing.cost_usd(request.provider, models, tokens)
     if cost is None:
         return {sc.COST_STATUS: sc.COST_UNPRICED}
     return {sc.COST_USD: cost, sc.COST_STATUS: sc.COST_ESTIMATED if usage.estimated else sc.COST_PRICED}

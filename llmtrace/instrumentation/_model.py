@@ -35,6 +35,9 @@ class Request:
     tool_definitions: list[dict[str, Any]] | None = None
     one_text_choice: bool = False
     """The call can only stream one choice of text (no tools, one completion): stream folds may read less."""
+    priced_by_request_model: bool = False
+    """Price by the requested model id before the response's model name (Bedrock: the id, with its region
+    prefix, is what the call is billed under; the response body names only the base model)."""
 
 
 @dataclass(slots=True)
