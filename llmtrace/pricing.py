@@ -235,18 +235,27 @@ def _segment_cost(segments: list[Segment], usage: TokenUsage) -> float:
 _unpriced_reported: set[tuple[str, str]] = set()
 
 
-def cost_usd(provider: str, models: Sequence[str | None], usage: TokenUsage) -> float | None:
-    """USD cost of a call priced by the first of ``models`` with a known price (response model, then
-    request model), or None when none has one (logged once per model)."""
+def price_segments(provider: str, models: Sequence[str | None]) -> list[Segment] | None:
+    """The price in force now for the first of ``models`` with one (an override first), as
+    :data:`Segment` s; None when no model has a price. The one answer both call-time pricing
+    and re-pricing stored calls (:mod:`llmtrace.store.prices`) use."""
     for model in models:
         if not model:
             continue
         price = _lookup(provider, model)
         if isinstance(price, LinearPrice):
-            return price.cost(usage)
+            return [[0, 0.0, price.input, price.output, price.cache_read, price.cache_write]]
         if price is not None:
-            segments = _active(price)
-            return None if segments is None else _segment_cost(segments, usage)
+            return _active(price)
+    return None
+
+
+def cost_usd(provider: str, models: Sequence[str | None], usage: TokenUsage) -> float | None:
+    """USD cost of a call priced by the first of ``models`` with a known price (response model, then
+    request model), or None when none has one (logged once per model)."""
+    segments = price_segments(provider, models)
+    if segments is not None:
+        return _segment_cost(segments, usage)
     named = next((m for m in models if m), None)
     if named and (provider, named) not in _unpriced_reported:
         _unpriced_reported.add((provider, named))
