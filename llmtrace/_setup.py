@@ -55,14 +55,12 @@ def _build_exporter(settings: config.Settings) -> SpanExporter:
 
         return LazySpanExporter(clickhouse)
     endpoint = settings.endpoint
+    assert endpoint is not None  # config always sets one when there is no clickhouse_url
 
     def otlp() -> SpanExporter:
-        import netrc  # noqa: F401 - requests imports these at its first send (.netrc lookup): import them
-        import shlex  # noqa: F401 - here, on the app's thread (see _PrepareOnFirstSpan), not on the exporter's
+        from llmtrace.exporters.otlp import OtlpHttpSpanExporter  # stdlib HTTP: ~6 MB less than OTel's
 
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        return OTLPSpanExporter(endpoint=endpoint)
+        return OtlpHttpSpanExporter(endpoint)
 
     return LazySpanExporter(otlp)
 

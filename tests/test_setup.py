@@ -211,7 +211,7 @@ def test_own_provider_has_resource_and_otlp_exporter_without_network_at_init() -
         attrs = dict(provider.resource.attributes)
         proc = provider._active_span_processor._span_processors[-1]  # after the one that builds the exporter
         import sys
-        imported_early = "opentelemetry.exporter.otlp.proto.http" in sys.modules
+        imported_early = "llmtrace.exporters.otlp" in sys.modules
         exporter = proc._batch_processor._exporter.exporter  # built on first use
         print(attrs["service.name"], attrs["deployment.environment.name"], attrs["service.version"],
               type(proc).__name__, imported_early, type(exporter).__name__, exporter._endpoint)
@@ -223,7 +223,7 @@ def test_own_provider_has_resource_and_otlp_exporter_without_network_at_init() -
         "v9",
         "BatchSpanProcessor",
         "False",
-        "OTLPSpanExporter",
+        "OtlpHttpSpanExporter",
         "http://127.0.0.1:9/v1/traces",
     ]
 

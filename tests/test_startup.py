@@ -128,14 +128,15 @@ def test_a_resource_imported_after_uninstrument_stays_unpatched_and_a_second_ins
 
 _CALLS = """
 import asyncio, openai, anthropic
-import openai._base_client as sdk  # the app's explicit HTTP client, from the library this SDK uses
-http = getattr(sdk, "httpx2", None) or sdk.httpx
+import openai._base_client as sdk, anthropic._base_client as asdk  # the app's explicit HTTP clients, from the
+http = getattr(sdk, "httpx2", None) or sdk.httpx                      # library each SDK uses (they may differ)
+ahttp = getattr(asdk, "httpx2", None) or asdk.httpx
 client = openai.OpenAI(base_url=BASE + "/v1", api_key="t", max_retries=0, http_client=http.Client(timeout=30))
 client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
 for _ in client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True):
     pass
 client.embeddings.create(model="text-embedding-3-small", input="hi")
-aclient = anthropic.Anthropic(base_url=BASE, api_key="t", max_retries=0, http_client=http.Client(timeout=30))
+aclient = anthropic.Anthropic(base_url=BASE, api_key="t", max_retries=0, http_client=ahttp.Client(timeout=30))
 aclient.messages.create(model="claude-sonnet-4-5", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
 with aclient.messages.stream(model="claude-3-5-haiku-latest", max_tokens=16,
                              messages=[{"role": "user", "content": "hi"}]) as stream:
