@@ -138,10 +138,13 @@ class SpanSink:
                 raise
             inserter.finish()
             keys = span_keys(payload)
-            missing = self._missing(payload, keys)
+            if keys is None:
+                return
+            bounds = self._load(keys)  # once for both checks
+            missing = self._missing(payload, keys, bounds)
             if missing:
                 raise RowsMissing(missing, payload.count(b"\n"))
-            self._complete_derived(keys)
+            self._complete_derived(keys, bounds)
 
     def absent(self, payload: bytes) -> bytes:
         """The lines of ``payload`` whose span is not in the table (to retry only those)."""
@@ -152,13 +155,18 @@ class SpanSink:
         with self._lock:
             self._complete_derived(span_keys(payload))
 
-    def _complete_derived(self, keys: SpanKeys | None) -> None:
-        """Fill in ``llm_calls`` rows a half-applied INSERT left out; raise if that fails too."""
+    def _complete_derived(self, keys: SpanKeys | None, bounds: dict[str, str] | None = None) -> None:
+        """Fill in ``llm_calls`` rows a half-applied INSERT left out; raise if that fails too.
+
+        ``bounds``: the keys are already loaded. A row for every span (all GenAI: the usual batch)
+        settles it without running the view's filter over the batch's attribute maps."""
         if keys is None or not self._derived.enabled:
             return
-        bounds = self._load(keys)
-        expected = self._count_of(self._derived.expected, bounds)
+        bounds = bounds or self._load(keys)
         before = self._count_of(self._derived.present, bounds)
+        if before >= len(keys.ids):
+            return
+        expected = self._count_of(self._derived.expected, bounds)
         if before >= expected:
             return
         self._rows(self._derived.repair, bounds)
@@ -167,11 +175,11 @@ class SpanSink:
             raise RuntimeError(f"{_Derived.TARGET} lacks {expected - present} of {expected} rows after the INSERT")
         logger.warning("filled in %d %s row(s) a half-applied INSERT left out", present - before, _Derived.TARGET)
 
-    def _missing(self, payload: bytes, keys: SpanKeys | None) -> bytes:
+    def _missing(self, payload: bytes, keys: SpanKeys | None, bounds: dict[str, str] | None = None) -> bytes:
         """The lines whose span (id and start) is not in the table within the keys' time range."""
         if keys is None:
             return b""
-        bounds = self._load(keys)
+        bounds = bounds or self._load(keys)
         if self._count_of(self._count, bounds) == len(keys.ids):
             return b""
         present = {row[0] for row in self._rows(self._present, bounds)}
