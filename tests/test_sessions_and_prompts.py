@@ -10,6 +10,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -19,6 +20,7 @@ import llmtrace
 from llmtrace.analytics import prompts, scores, sessions
 from llmtrace.analytics.filters import Filter
 from llmtrace.store.chdb_client import ChdbClient
+from tests.server_process import ServerProcess
 
 SYSTEM_V1 = "You are a weather assistant."
 SYSTEM_V2 = "You are a weather assistant. Answer in one sentence."
@@ -134,3 +136,18 @@ def test_score_means_per_prompt_version_tag_and_model(traffic: Traffic) -> None:
     ]
     by_version = scores.score_means(traffic.store, traffic.window, by="prompt_version")
     assert by_version[["prompt_version", "mean"]].values.tolist() == [["1", pytest.approx(0.5)]]
+
+
+def test_every_reader_answers_an_empty_store_over_http(tmp_path: Path) -> None:
+    """Over HTTP an empty result has no columns at all (chDB's has them): nothing may index into it."""
+    server = ServerProcess(tmp_path / "data").wait_ready()
+    try:
+        client, window = server.client(), Filter.last(timedelta(hours=1))
+        assert sessions.ids(client, window) == {"sessions": [], "users": []}
+        assert sessions.listing(client, window, "user").empty
+        assert sessions.traces_of(client, window, "session", "s1").empty
+        assert prompts.prompt_versions(client, window).empty
+        assert scores.per_trace(client, ["0" * 32]).empty
+        assert scores.means_by(client, window, "Release").columns.tolist() == ["grp"]
+    finally:
+        server.stop()

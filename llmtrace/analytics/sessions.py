@@ -101,5 +101,6 @@ def ids(client: Any, f: Filter, limit: int = 500) -> dict[str, list[str]]:
         sql = f"""
             SELECT {column} AS id FROM llm_calls WHERE {base.where()} AND {column} != ''
             GROUP BY {column} ORDER BY max(Timestamp) DESC, id LIMIT {{limit:UInt32}}"""
-        out[f"{kind}s"] = [str(v) for v in frame(client, sql, base.params(limit=limit))["id"]]
+        found = frame(client, sql, base.params(limit=limit))
+        out[f"{kind}s"] = [str(v) for v in found["id"]] if "id" in found else []  # no rows: no columns either
     return out

@@ -1,0 +1,94 @@
+"""Sessions & users: who used the app, what it cost, how it went; select one to see its traces in order."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from dashboard import common
+from llmtrace.analytics import sessions
+
+KINDS = {"Sessions": "session", "Users": "user"}
+
+f = common.current_filter()
+st.title("Sessions & users")
+
+choice = st.radio("List", list(KINDS), horizontal=True, key="people_kind") or "Sessions"
+kind = KINDS[choice]
+with st.spinner(f"Reading {choice.lower()}…"):
+    rows = common.load(sessions.listing, f, kind)
+if rows.empty:
+    st.info(
+        f"No {choice.lower()} in the last {common.fmt_duration(f.duration)} with these filters. Calls get a user "
+        "and session from `llmtrace.trace(name, user_id=..., session_id=...)` or `llmtrace.attributes(...)`."
+    )
+    st.stop()
+
+score_columns = [c for c in rows.columns if c.startswith("score: ")]
+other = "users" if kind == "session" else "sessions"
+cards = st.columns(4)
+cards[0].metric(choice, common.fmt_int(len(rows)), border=True)
+cards[1].metric("Traces", common.fmt_int(rows["traces"].sum()), border=True)
+cards[2].metric("Spend", common.fmt_usd(rows["cost_usd"].sum()), border=True)
+cards[3].metric("Calls with errors", common.fmt_int(rows["errors"].sum()), border=True)
+st.caption(f"{len(rows):,} {choice.lower()}, most recently active first. Select a row to see its traces in order.")
+table = common.table(
+    rows,
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+    column_order=[kind, other, "last_seen", "traces", "calls", "errors", "cost_usd", "tokens", *score_columns],
+    column_config=common.columns_for(
+        rows,
+        **{
+            kind: st.column_config.TextColumn(kind, pinned=True),
+            "last_seen": st.column_config.DatetimeColumn("last seen (UTC)", format="MMM DD HH:mm:ss"),
+            **{c: st.column_config.NumberColumn(c.removeprefix("score: "), format="%.3f") for c in score_columns},
+        },
+    ),
+    key=f"{kind}_table",
+    height=320,
+)
+
+selected = table.selection.rows if table is not None and hasattr(table, "selection") else []
+chosen = str(rows[kind].iloc[selected[0]]) if selected and selected[0] < len(rows) else str(rows[kind].iloc[0])
+st.subheader(f"Traces of {kind} `{chosen}`")
+traces = common.load(sessions.traces_of, f, kind, chosen)
+if traces.empty:
+    st.info(f"No traces of {kind} {chosen} in this window.")
+    st.stop()
+timeline = px.scatter(
+    traces.assign(step=range(1, len(traces) + 1), failed=traces["errors"] > 0),
+    x="start",
+    y="duration_ms",
+    size="tokens",
+    color="failed",
+    color_discrete_map={False: common.PALETTE[0], True: "#d62728"},
+    hover_data=["step", "calls", "models"],
+)
+st.plotly_chart(common.style(timeline, "Each trace: when it started, how long it took", height=260, y="ms"), key="tl")
+linked = common.with_trace_links(traces.assign(step=range(1, len(traces) + 1)))
+common.table(
+    linked,
+    hide_index=True,
+    column_order=[
+        "step",
+        "trace_id",
+        "start",
+        "duration_ms",
+        "calls",
+        "errors",
+        "cost_usd",
+        "tokens",
+        "models",
+        "prompts",
+        "user" if kind == "session" else "session",
+    ],
+    column_config=common.columns_for(
+        linked,
+        trace_id=common.trace_link_column(),
+        start=st.column_config.DatetimeColumn("start (UTC)", format="MMM DD HH:mm:ss"),
+        step=st.column_config.NumberColumn("#", format="%d", help="Order within the " + kind),
+    ),
+    key="people_traces_table",
+)
