@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime, time, timedelta, timezone
 
 import streamlit as st
 
 from dashboard import common
-from llmtrace.analytics.filters import DIMENSIONS, Filter, options
+from llmtrace.analytics import sessions
+from llmtrace.analytics.filters import DIMENSIONS, RAW_DIMENSIONS, Filter, options
 
 PRESETS: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
@@ -22,6 +24,8 @@ LABELS = {
     "releases": "Release",
     "providers": "Provider",
     "models": "Model",
+    "users": "User",
+    "sessions": "Session",
 }
 
 
@@ -79,10 +83,23 @@ def dimension_filters(base: Filter) -> Filter:
     return Filter(start=base.start, end=base.end, **chosen)
 
 
+def people_filters(f: Filter) -> Filter:
+    """Add user and session pickers (ids active in the window, most recent first)."""
+    values = common.load(sessions.ids, f)
+    chosen = {}
+    for name in RAW_DIMENSIONS:
+        current = list(st.session_state.get(f"filter_{name}", []))
+        choices = list(dict.fromkeys([*current, *values.get(name, [])]))
+        chosen[name] = tuple(st.sidebar.multiselect(LABELS[name], choices, key=f"filter_{name}"))
+    return dataclasses.replace(f, **chosen)
+
+
 def render() -> Filter:
     """Draw the sidebar and return the resulting filter."""
     base = window()
-    f = dimension_filters(base)
+    f = people_filters(dimension_filters(base))
     rollup = " · hourly rollup" if f.uses_rollup else ""
     st.sidebar.caption(f"{f.start:%Y-%m-%d %H:%M} → {f.end:%Y-%m-%d %H:%M} UTC{rollup}")
+    if any(getattr(f, name) for name in RAW_DIMENSIONS):
+        st.sidebar.caption("User and session filters read stored calls only; Drift and Anomalies ignore them.")
     return f

@@ -43,10 +43,12 @@ PAGES = [
     st.Page(PAGES_DIR / "latency.py", title="Latency", icon=":material/timer:", url_path="latency"),
     st.Page(PAGES_DIR / "drift.py", title="Drift", icon=":material/compare_arrows:", url_path="drift"),
     st.Page(PAGES_DIR / "compare.py", title="Compare", icon=":material/balance:", url_path="compare"),
+    st.Page(PAGES_DIR / "prompts.py", title="Prompts", icon=":material/edit_note:", url_path="prompts"),
+    st.Page(PAGES_DIR / "sessions.py", title="Sessions & users", icon=":material/group:", url_path="sessions"),
     st.Page(PAGES_DIR / "anomalies.py", title="Anomalies", icon=":material/crisis_alert:", url_path="anomalies"),
     st.Page(PAGES_DIR / "sql.py", title="SQL", icon=":material/terminal:", url_path="sql"),
 ]
-NEEDS_DATA = {"Overview", "Traces", "Cost", "Latency", "Drift", "Compare", "Anomalies"}
+NEEDS_DATA = {"Overview", "Traces", "Cost", "Latency", "Drift", "Compare", "Prompts", "Sessions & users", "Anomalies"}
 
 
 def main() -> None:

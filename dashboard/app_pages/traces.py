@@ -11,11 +11,13 @@ import streamlit as st
 
 from dashboard import common
 from llmtrace import semconv
-from llmtrace.analytics import traces
+from llmtrace.analytics import scores, traces
 from llmtrace.dashboard_check import SPAN_ERROR_ICON
 
 ROLE_AVATARS = {"system": ":material/settings:", "tool": ":material/build:"}
 ERROR_STATUSES = ("Error", "STATUS_CODE_ERROR")
+LIST_COLUMNS = ["start", "trace", "services", "models", "calls", "errors", "duration_ms", "tokens", "cost_usd",
+                "scores"]  # fmt: skip
 
 f = common.current_filter()
 st.title("Traces")
@@ -27,6 +29,9 @@ limit = int(controls[2].number_input("Show", min_value=10, max_value=2000, value
 
 with st.spinner("Finding traces…"):
     found = common.load(traces.list_traces, f, status=status, text=text.strip(), limit=limit)
+    scored = common.load(scores.per_trace, found["trace_id"].astype(str).tolist()) if not found.empty else None
+    if scored is not None and not scored.empty:
+        found = found.merge(scored, on="trace_id", how="left")
 st.caption(f"{len(found):,} traces (newest first). Select a row to open it.")
 shown = found.assign(trace=[str(t)[:12] + "…" for t in found.get("trace_id", [])])  # full id stays in `found`
 table = common.table(
@@ -34,7 +39,7 @@ table = common.table(
     hide_index=True,
     on_select="rerun",
     selection_mode="single-row",
-    column_order=["start", "trace", "services", "models", "calls", "errors", "duration_ms", "tokens", "cost_usd"],
+    column_order=LIST_COLUMNS,
     column_config={
         **common.columns_for(found),
         "start": st.column_config.DatetimeColumn("start (UTC)", format="MMM DD HH:mm:ss", pinned=True),
@@ -119,6 +124,17 @@ head[3].metric(
 )
 head[4].metric("Errors", int(spans["status"].isin(ERROR_STATUSES).sum()))
 st.plotly_chart(waterfall(spans), key="waterfall")
+given = common.load(scores.trace_scores, trace_id)
+if not given.empty:
+    st.markdown("**Scores**")
+    span_names = spans.set_index("span_id")["name"]
+    common.table(
+        given.assign(on=["whole trace" if not s else span_names.get(s, s) for s in given["span_id"]]),
+        hide_index=True,
+        column_order=["name", "value", "label", "on", "source", "comment", "time"],
+        column_config={"time": st.column_config.DatetimeColumn("time (UTC)", format="MMM DD HH:mm:ss")},
+        key="trace_scores_table",
+    )
 
 
 def render_part(part: dict[str, Any]) -> None:
@@ -194,12 +210,22 @@ def render_error(span: pd.Series) -> None:
     st.error(f"{reason}: {span['status_message']}" if span["status_message"] else reason, icon=SPAN_ERROR_ICON)
 
 
+def render_span_scores(span_id: str) -> None:
+    own = given[given["span_id"] == span_id]
+    if not own.empty:
+        shown = [
+            f"**{n}** {lab or f'{v:g}'}" for n, v, lab in zip(own["name"], own["value"], own["label"], strict=True)
+        ]
+        st.markdown("Scores: " + " · ".join(shown))
+
+
 for _, span in spans.iterrows():
     failed = span["status"] in ERROR_STATUSES
     title = f"{'· ' * int(span['depth'])}{span['name']} — {span['service']} — {common.fmt_ms(span['duration_ms'])}"
     icon = SPAN_ERROR_ICON if failed else (":material/smart_toy:" if span["is_llm"] else ":material/schedule:")
     with st.expander(title, expanded=bool(span["is_llm"]) and len(llm) <= 3, icon=icon):
         render_error(span)
+        render_span_scores(span["span_id"])
         if span["is_llm"]:
             render_llm_span(span)
         else:

@@ -109,7 +109,12 @@ def _processor(placements: _Placements) -> Any:
     class Retime(SpanProcessor):  # type: ignore[misc]
         def on_start(self, span: Any, parent_context: Any = None) -> None:
             timeline = _timeline.get()
-            if timeline is None or timeline.call is None:
+            if timeline is None:
+                return
+            if timeline.call is None:
+                if timeline.root_span_id is not None:  # a span after the calls (a score): at the request's end
+                    at = timeline.cursor_ns
+                    placements.put(span.context.span_id, _Placement(at, at + 100_000, timeline.request))
                 return
             call = timeline.call
             start = timeline.cursor_ns + int(call.gap_ms * 1e6)
@@ -201,10 +206,11 @@ class _Player:
             with self.tracer.start_as_current_span(f"{request.service} request", kind=SpanKind.SERVER) as root:
                 timeline.root_span_id = root.get_span_context().span_id
                 with (
-                    llmtrace.prompt(request.prompt_name, request.prompt_version),
+                    llmtrace.prompt(request.prompt_name, request.prompt_version, variables={"question": request.topic}),
                     llmtrace.attributes(user_id=request.user_id, session_id=request.session_id),
                 ):
                     self._conversation(request, timeline)
+                _score(request)
         finally:
             _timeline.reset(token)
 
@@ -286,6 +292,28 @@ class _Player:
         response = self.anthropic.messages.create(**kwargs)
         uses = [block for block in response.content if block.type == "tool_use"]
         return json.dumps(uses[0].input) if uses else None
+
+
+# The "helpful" score an evaluator gives an answered request, by prompt version: the longer summarize
+# v4 prompt (the demo's cost jump) answers better. Releases score alike.
+HELPFUL = {("summarize", "3"): 0.7, ("summarize", "4"): 0.86}
+HELPFUL_DEFAULT = 0.8
+THUMBS_SHARE = 0.25  # share of requests whose user clicked thumbs up or down
+
+
+def _score(request: Request) -> None:
+    """Score the request's trace as an evaluator and, now and then, as its user would (deterministic)."""
+    import random
+
+    import llmtrace
+
+    rng = random.Random(f"score:{request.start_ns}")
+    answered = not request.calls[-1].status
+    mean = HELPFUL.get((request.prompt_name, request.prompt_version), HELPFUL_DEFAULT)
+    helpful = min(1.0, max(0.0, rng.gauss(mean, 0.08))) if answered else 0.0
+    llmtrace.score("helpful", round(helpful, 2))
+    if rng.random() < THUMBS_SHARE:
+        llmtrace.score("thumbs_up", rng.random() < helpful, comment=None if answered else "no answer")
 
 
 # ------------------------------------------------------------------ progress and main

@@ -167,6 +167,14 @@ def _call(rng: random.Random, model: str, stream: bool, slow: float, words_facto
     return Call(model, stream, words, duration, ttft)
 
 
+USERS = 240
+SESSION_NS = 4 * HOUR_NS  # a user's requests within one 4-hour block form one session
+
+
+def _session(user: int, t: int) -> str:
+    return f"sess-{user:03d}-{t // SESSION_NS}"
+
+
 INCIDENT_TRAFFIC = 0.02  # share of the demo's calls added inside each incident window (users retrying)
 
 
@@ -175,6 +183,8 @@ def _request(rng: random.Random, t: int, end_ns: int, days: float, service: Serv
     environment = _pick(rng, ENVIRONMENTS)
     release_at = episode_window(_episode("release"), end_ns, days)[0] - (DAY_NS if environment == "staging" else 0)
     prompt_v4 = service.name == "summarizer" and _in(_episode("prompt_change"), t, end_ns, days)
+    user = rng.randrange(1, USERS)
+    rng.randrange(1, 10**6)  # drawn for the session id before sessions spanned requests: a seed keeps its story
     request = Request(
         start_ns=t,
         service=service.name,
@@ -182,8 +192,8 @@ def _request(rng: random.Random, t: int, end_ns: int, days: float, service: Serv
         release=RELEASES[t >= release_at],
         prompt_name=service.prompt,
         prompt_version=PROMPT_VERSIONS[prompt_v4] if service.name == "summarizer" else "2",
-        user_id=f"user-{rng.randrange(1, 240):03d}",
-        session_id=f"sess-{rng.randrange(1, 10**6):06d}",
+        user_id=f"user-{user:03d}",
+        session_id=_session(user, t),
         topic=rng.choice(TOPICS),
     )
     model = _pick(rng, service.models)
@@ -367,16 +377,20 @@ SELECT
          'gen_ai.usage.input_tokens', 'gen_ai.usage.output_tokens', 'llmtrace.cost.usd',
          'gen_ai.request.stream', 'gen_ai.response.time_to_first_chunk', 'gen_ai.response.finish_reasons',
          'llmtrace.environment', 'llmtrace.release', 'gen_ai.prompt.name', 'gen_ai.prompt.version',
-         'user.id', 'session.id', 'error.type', 'gen_ai.input.messages', 'gen_ai.output.messages'],
+         'user.id', 'session.id', 'error.type', 'gen_ai.input.messages', 'gen_ai.output.messages',
+         'llmtrace.prompt.system_hash', 'llmtrace.prompt.template_hash'],
         ['chat', {providers:Array(String)}[mi], model, if(failed, '', model),
          toString(input_tokens), toString(output_tokens), cost,
          if(stream, 'true', ''), if(stream AND NOT failed, toString(ttft_ms / 1000), ''),
          if(failed, '', '["stop"]'), env, release, {service_prompt:Array(String)}[si], prompt_version,
-         concat('user-', toString(tr % 240)), concat('sess-', toString(tr % 5000)),
+         concat('user-', toString(tr % 240)),
+         concat('sess-', toString(tr % 240), '-', toString(intDiv(toUInt64(t0), 14400))),
          if(failed, if(u(number, 13) < 0.7, 'openai.RateLimitError', 'openai.InternalServerError'), ''),
          concat('[{"role":"user","parts":[{"type":"text","content":"request ', toString(tr), '"}]}]'),
          if(failed, '', concat('[{"role":"assistant","parts":[{"type":"text","content":"answer ',
-             toString(number), '"}],"finish_reason":"stop"}]'))]),
+             toString(number), '"}],"finish_reason":"stop"}]')),
+         lower(hex(cityHash64({service_prompt:Array(String)}[si], prompt_version))),
+         lower(hex(cityHash64({service_prompt:Array(String)}[si], 'template')))]),
     toUInt64(duration_ms * 1e6),
     if(failed, 'Error', 'Unset'),
     if(failed, 'provider error', '')
