@@ -1,7 +1,13 @@
 """An OpenTelemetry ``SpanExporter`` that writes spans straight into ClickHouse ``otel_traces``.
 
-For setups without a Collector or ``llmtrace server``. Spans go through the same conversion
-as the server's OTLP ingest (:mod:`llmtrace.store.otlp_rows`), so rows are identical.
+For setups without a Collector or ``llmtrace server``. Spans become the rows the server's OTLP
+ingest would store (:mod:`llmtrace.store.span_rows`, read straight from the SDK spans: encoding
+them as OTLP first cost ~4x more CPU), so rows are identical.
+
+Each ``export()`` is one INSERT, and an INSERT has a fixed cost in ClickHouse (a part in
+``otel_traces`` and in every table its views feed: ~50 ms embedded), so the batch size decides
+throughput: give the ``BatchSpanProcessor`` ``max_export_batch_size=4096`` or more (and a
+``max_queue_size`` a few times that) for high volumes; see ``benchmarks/ingest.py``.
 
 Runs under a ``BatchSpanProcessor`` and never raises: when the database is down, export
 returns ``FAILURE``, keeps up to ``max_buffered_spans`` rows to retry with the next batch, and
@@ -185,11 +191,9 @@ class ClickHouseSpanExporter(SpanExporter):
 
 
 def _rows(spans: Sequence[ReadableSpan]) -> list[tuple[Any, ...]]:
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from llmtrace.store.span_rows import rows_from_spans
 
-    from llmtrace.store.otlp_rows import rows_from_request
-
-    return rows_from_request(encode_spans(spans))
+    return rows_from_spans(spans)
 
 
 def _is_chdb(url: str) -> bool:

@@ -1,0 +1,119 @@
+"""OpenTelemetry SDK spans -> ``otel_traces`` rows, without a protobuf round trip.
+
+The direct exporter used to encode spans as OTLP (``encode_spans``, ~150 µs per 30-attribute
+span in Python) only to read them back (:func:`llmtrace.store.otlp_rows.rows_from_request`).
+This reads the ``ReadableSpan`` s directly (~10 µs) and gives the same rows: the same text per
+attribute value (:mod:`llmtrace.store.otlp_values`), the same attributes skipped (those the
+OTLP encoder cannot encode, e.g. an int beyond 64 bits, are left out as it leaves them out),
+and, like the OTLP encoder, no trace state on links.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from llmtrace.store.otlp_values import format_double, value_str
+
+if TYPE_CHECKING:
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+    from opentelemetry.sdk.trace import ReadableSpan
+
+__all__ = ["rows_from_spans"]
+
+# SDK SpanKind value -> stored name (INTERNAL=0, SERVER, CLIENT, PRODUCER, CONSUMER).
+_KINDS = ("Internal", "Server", "Client", "Producer", "Consumer")
+_CODES = ("Unset", "Ok", "Error")
+_INT64 = range(-(2**63), 2**63)
+
+
+def rows_from_spans(spans: Sequence[ReadableSpan]) -> list[tuple[Any, ...]]:
+    """One ``otel_traces`` row per span, equal to ``rows_from_request(encode_spans(spans))``'s."""
+    resources: dict[int, tuple[dict[str, str], str]] = {}
+    rows = []
+    for span in spans:
+        resource = span.resource
+        found = resources.get(id(resource))
+        if found is None:
+            attrs = _attributes(resource.attributes)
+            found = resources[id(resource)] = (attrs, attrs.get("service.name", ""))
+        rows.append(_row(span, *found))
+    return rows
+
+
+def _row(span: ReadableSpan, resource_attrs: dict[str, str], service: str) -> tuple[Any, ...]:
+    context = span.get_span_context()
+    scope = span.instrumentation_scope
+    start, end = span.start_time or 0, span.end_time or 0
+    status, parent, events, links = span.status, span.parent, span.events, span.links
+    trace_state = context.trace_state
+    return (
+        start,
+        f"{context.trace_id:032x}",
+        f"{context.span_id:016x}",
+        f"{parent.span_id:016x}" if parent is not None else "",
+        ",".join(f"{k}={v}" for k, v in trace_state.items()) if trace_state else "",
+        span.name,
+        _KINDS[span.kind.value],
+        service,
+        resource_attrs,
+        (scope.name or "") if scope else "",
+        (scope.version or "") if scope else "",
+        _attributes(span.attributes),
+        end - start if end > start else 0,
+        _CODES[status.status_code.value],
+        status.description or "",
+        [e.timestamp for e in events],
+        [e.name for e in events],
+        [_attributes(e.attributes) for e in events],
+        [f"{link.context.trace_id:032x}" for link in links],
+        [f"{link.context.span_id:016x}" for link in links],
+        ["" for _ in links],
+        [_attributes(link.attributes) for link in links],
+    )
+
+
+def _attributes(attributes: Mapping[str, Any] | None) -> dict[str, str]:
+    if not attributes:
+        return {}
+    out = {}
+    for key, value in attributes.items():
+        kind = type(value)
+        if kind is str:
+            out[key] = value
+        elif kind is bool:
+            out[key] = "true" if value else "false"
+        elif kind is float:
+            out[key] = format_double(value)
+        elif kind is int and value in _INT64:
+            out[key] = str(value)
+        else:
+            try:
+                out[key] = value_str(_any_value(value))
+            except Exception:  # what the OTLP encoder drops (it logs it), we drop too
+                continue
+    return out
+
+
+def _any_value(value: Any) -> AnyValue:
+    """The ``AnyValue`` the OTLP encoder makes of ``value`` (raises for what it cannot encode)."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+
+    if value is None:
+        return AnyValue()
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, str):
+        return AnyValue(string_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, bytes):
+        return AnyValue(bytes_value=value)
+    if isinstance(value, Sequence):
+        return AnyValue(array_value=ArrayValue(values=[_any_value(v) for v in value]))
+    if isinstance(value, Mapping):
+        pairs = [KeyValue(key=str(k), value=_any_value(v)) for k, v in value.items()]
+        return AnyValue(kvlist_value=KeyValueList(values=pairs))
+    raise TypeError(f"invalid attribute value type {type(value).__name__}")
