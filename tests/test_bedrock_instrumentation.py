@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError
@@ -31,6 +32,10 @@ from tests.provider_helpers import CONTENT_ATTRIBUTES, RECORDED, content, replay
 
 __all__ = ["replaying"]  # the shared fixture, one instance per module
 
+# Prompt-cache points came to the Converse API after it first shipped (boto3 1.34.116, the oldest we test).
+CACHE_POINTS = "cachePoint" in (
+    botocore.session.get_session().get_service_model("bedrock-runtime").shape_for("SystemContentBlock").members
+)
 MODEL = "us.anthropic.claude-3-5-sonnet-20241022-v2:0"
 NOVA = "amazon.nova-lite-v1:0"
 HI = [{"role": "user", "content": [{"text": "What is the capital of France?"}]}]
@@ -179,6 +184,7 @@ def test_the_messages_recorded_are_those_sent_even_if_the_app_appends_right_afte
     assert [m["role"] for m in content(spans.one(), sc.INPUT_MESSAGES)] == ["user"]
 
 
+@pytest.mark.skipif(not CACHE_POINTS, reason="this botocore's Converse API has no cachePoint blocks")
 def test_cache_points_count_a_cache_write_then_reads_within_the_input_tokens(fake_llm: FakeLLM, spans: Any) -> None:
     system = [
         {"text": "You are a careful assistant for a long-running cache test. " * 40},
@@ -630,7 +636,9 @@ def test_make_api_call_is_patched_while_instrumented(recorder: Any) -> None:
 
 JSON_RECORDINGS = [
     "bedrock_invoke_anthropic", "bedrock_invoke_llama", "bedrock_invoke_cohere_r", "bedrock_invoke_mistral",
-    "bedrock_invoke_titan", "bedrock_invoke_nova", "bedrock_converse_prompt_caching", "bedrock_converse_tool_call",
+    "bedrock_invoke_titan", "bedrock_invoke_nova", "bedrock_converse_tool_call",
+    pytest.param("bedrock_converse_prompt_caching", marks=pytest.mark.skipif(
+        not CACHE_POINTS, reason="this botocore drops the cache counters from Converse's usage")),
 ]  # fmt: skip
 STREAM_RECORDINGS = ["bedrock_converse_stream", "bedrock_invoke_stream_anthropic", "bedrock_invoke_stream_titan"]
 
