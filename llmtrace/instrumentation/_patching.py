@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import wrapt
+from opentelemetry import trace
 
-from llmtrace.instrumentation._core import Endpoint, Invocation, get_runtime, suppressed
+from llmtrace import semconv as sc
+from llmtrace.instrumentation._core import Endpoint, Invocation, Runtime, get_runtime, suppressed
 from llmtrace.instrumentation._guard import internal_error
 from llmtrace.instrumentation._streams import observe_result
 
@@ -46,11 +48,31 @@ class Applied:
     original: Any
 
 
+# Operations of a span that records one model call (not an agent, workflow or tool span).
+_MODEL_CALLS = frozenset((sc.OP_CHAT, sc.OP_TEXT_COMPLETION, sc.OP_GENERATE_CONTENT, sc.OP_EMBEDDINGS))
+
+
+def recorded_by_another_tool(runtime: Runtime) -> bool:
+    """Whether the current span is another instrumentation's span for this very model call, exported
+    through llmtrace's own span pipeline: e.g. pydantic-ai's ``chat`` span (``instrument=True``) around
+    the openai SDK call. A span of ours inside it would count the call twice in ``llm_calls``, so
+    the framework's span, already under its agent and tool spans, stands for the call. A framework
+    span going to another pipeline (its own tracer provider) does not reach llmtrace's store: then
+    llmtrace records the call itself."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return False
+    attributes = getattr(span, "attributes", None)
+    if not attributes or attributes.get(sc.OPERATION_NAME) not in _MODEL_CALLS:
+        return False
+    return getattr(span, "_span_processor", None) is getattr(runtime.tracer, "span_processor", False)
+
+
 def start_invocation(
     endpoint: Endpoint, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Invocation | None:
     runtime = get_runtime()
-    if runtime is None or suppressed():
+    if runtime is None or suppressed() or recorded_by_another_tool(runtime):
         return None
     try:
         request = endpoint.parse_request(instance, args, kwargs)
