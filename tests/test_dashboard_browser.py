@@ -45,6 +45,8 @@ PAGES = {
     "latency": "Per model",
     "drift": "Verdicts",
     "anomalies": "Episode",
+    "prompts": "Score means by",
+    "sessions": "Traces of",
     "sql": "Examples",
 }
 BAD = ("stException", "Traceback", "Page not found", "Cannot reach the llmtrace store", "No LLM calls in the store")

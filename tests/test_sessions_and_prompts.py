@@ -75,6 +75,14 @@ def test_sessions_list_their_users_traces_calls_errors_cost_and_score_means(traf
     assert rows.index[0] == "s2", "most recently active first"
 
 
+def test_totals_count_calls_with_a_session_or_user_only(traffic: Traffic) -> None:
+    got = sessions.totals(traffic.store, traffic.window)
+    assert {k: got[k] for k in ("sessions", "users", "traces", "calls", "errors")} == {
+        "sessions": 2, "users": 2, "traces": 3, "calls": 3, "errors": 1,
+    }  # fmt: skip
+    assert got["cost_usd"] > 0
+
+
 def test_users_list_their_session_count(traffic: Traffic) -> None:
     rows = sessions.listing(traffic.store, traffic.window, "user").set_index("user")
     assert rows.loc[["ann", "bob"], ["sessions", "traces", "calls"]].values.tolist() == [[1, 2, 2], [1, 1, 1]]
@@ -144,6 +152,7 @@ def test_every_reader_answers_an_empty_store_over_http(tmp_path: Path) -> None:
     try:
         client, window = server.client(), Filter.last(timedelta(hours=1))
         assert sessions.ids(client, window) == {"sessions": [], "users": []}
+        assert sessions.totals(client, window)["sessions"] == 0
         assert sessions.listing(client, window, "user").empty
         assert sessions.traces_of(client, window, "session", "s1").empty
         assert prompts.prompt_versions(client, window).empty

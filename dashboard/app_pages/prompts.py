@@ -3,7 +3,6 @@ not) with its traffic, cost, latency, errors and scores; then score means per re
 
 from __future__ import annotations
 
-import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -45,8 +44,14 @@ cards[0].metric("Prompt versions", common.fmt_int(len(versions)), border=True)
 cards[1].metric(
     "Named prompts", common.fmt_int(versions.loc[versions["prompt"] != "(untagged)", "prompt"].nunique()), border=True
 )
-new = pd.to_datetime(versions["first_seen"], utc=True) >= pd.Timestamp(f.start)
-cards[2].metric("First seen in this window", common.fmt_int(int(new.sum())), border=True)
+tagged = versions[versions["tagged"] != ""]
+untagged_edits = len(tagged) - len(tagged[["prompt", "tagged"]].drop_duplicates())
+cards[2].metric(
+    "Edited without a new tag",
+    common.fmt_int(untagged_edits),
+    help="Versions sharing their prompt name and version tag with another version: the text changed, the tag did not",
+    border=True,
+)
 cards[3].metric("Calls", common.fmt_int(versions["calls"].sum()), border=True)
 
 common.table(

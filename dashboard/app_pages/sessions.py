@@ -9,6 +9,7 @@ from dashboard import common
 from llmtrace.analytics import sessions
 
 KINDS = {"Sessions": "session", "Users": "user"}
+LIMIT = 500
 
 f = common.current_filter()
 st.title("Sessions & users")
@@ -16,7 +17,7 @@ st.title("Sessions & users")
 choice = st.radio("List", list(KINDS), horizontal=True, key="people_kind") or "Sessions"
 kind = KINDS[choice]
 with st.spinner(f"Reading {choice.lower()}…"):
-    rows = common.load(sessions.listing, f, kind)
+    rows = common.load(sessions.listing, f, kind, LIMIT)
 if rows.empty:
     st.info(
         f"No {choice.lower()} in the last {common.fmt_duration(f.duration)} with these filters. Calls get a user "
@@ -26,12 +27,15 @@ if rows.empty:
 
 score_columns = [c for c in rows.columns if c.startswith("score: ")]
 other = "users" if kind == "session" else "sessions"
-cards = st.columns(4)
-cards[0].metric(choice, common.fmt_int(len(rows)), border=True)
-cards[1].metric("Traces", common.fmt_int(rows["traces"].sum()), border=True)
-cards[2].metric("Spend", common.fmt_usd(rows["cost_usd"].sum()), border=True)
-cards[3].metric("Calls with errors", common.fmt_int(rows["errors"].sum()), border=True)
-st.caption(f"{len(rows):,} {choice.lower()}, most recently active first. Select a row to see its traces in order.")
+overall = common.load(sessions.totals, f)
+cards = st.columns(5)
+cards[0].metric("Sessions", common.fmt_int(overall["sessions"]), border=True)
+cards[1].metric("Users", common.fmt_int(overall["users"]), border=True)
+cards[2].metric("Traces", common.fmt_int(overall["traces"]), help="Traces with a session or user", border=True)
+cards[3].metric("Spend", common.fmt_usd(overall["cost_usd"]), border=True)
+cards[4].metric("Calls with errors", common.fmt_int(overall["errors"]), border=True)
+shown = f"the {len(rows):,} most recently active" if len(rows) == LIMIT else f"{len(rows):,}"
+st.caption(f"{choice}: {shown}, most recent first. Select a row to see its traces in order.")
 table = common.table(
     rows,
     hide_index=True,
@@ -57,16 +61,17 @@ traces = common.load(sessions.traces_of, f, kind, chosen)
 if traces.empty:
     st.info(f"No traces of {kind} {chosen} in this window.")
     st.stop()
-timeline = px.scatter(
-    traces.assign(step=range(1, len(traces) + 1), failed=traces["errors"] > 0),
-    x="start",
-    y="duration_ms",
-    size="tokens",
-    color="failed",
-    color_discrete_map={False: common.PALETTE[0], True: "#d62728"},
-    hover_data=["step", "calls", "models"],
+steps = traces.assign(
+    start=traces["start"].astype(str).str[:19],  # hover text; plotly would drop the nanoseconds noisily
+    step=[f"#{i}" for i in range(1, len(traces) + 1)],
+    outcome=["failed" if e else "ok" for e in traces["errors"]],
 )
-st.plotly_chart(common.style(timeline, "Each trace: when it started, how long it took", height=260, y="ms"), key="tl")
+bars = px.bar(
+    steps, x="step", y="duration_ms", color="outcome", hover_data=["start", "calls", "tokens", "models"],
+    color_discrete_map={"ok": common.PALETTE[0], "failed": "#d62728"}, category_orders={"step": list(steps["step"])},
+)  # fmt: skip
+bars.update_xaxes(type="category")
+st.plotly_chart(common.style(bars, f"Each trace of the {kind}, in order", height=260, y="ms"), key="people_steps")
 linked = common.with_trace_links(traces.assign(step=range(1, len(traces) + 1)))
 common.table(
     linked,

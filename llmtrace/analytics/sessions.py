@@ -16,7 +16,7 @@ from llmtrace.analytics import frame
 from llmtrace.analytics.filters import Filter
 from llmtrace.analytics.scores import with_score_means
 
-__all__ = ["KINDS", "ids", "listing", "traces_of"]
+__all__ = ["KINDS", "ids", "listing", "totals", "traces_of"]
 
 # What can be listed -> (llm_calls column, the other id column counted per row).
 KINDS: dict[str, tuple[str, str]] = {"session": ("SessionId", "UserId"), "user": ("UserId", "SessionId")}
@@ -30,6 +30,19 @@ def _column(kind: str) -> tuple[str, str]:
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
     return KINDS[kind]
+
+
+def totals(client: Any, f: Filter) -> dict[str, Any]:
+    """Counts over calls that carry a session or user id: ``sessions``, ``users``, ``traces``, ``calls``,
+    ``errors`` and ``cost_usd`` (None when nothing was priced)."""
+    sql = f"""
+        SELECT uniqExactIf(SessionId, SessionId != '') AS sessions, uniqExactIf(UserId, UserId != '') AS users,
+               uniqExact(TraceId) AS traces, count() AS calls, toUInt64(sum(IsError)) AS errors,
+               if(countIf(CostUsd IS NOT NULL) = 0, NULL, sum(ifNull(CostUsd, 0))) AS cost_usd
+        FROM llm_calls WHERE {f.where()} AND (SessionId != '' OR UserId != '')"""
+    row = frame(client, sql, f.params())
+    return {k: (None if row.empty else row[k].iloc[0]) for k in ("sessions", "users", "traces", "calls", "errors",
+                                                                 "cost_usd")}  # fmt: skip
 
 
 def listing(client: Any, f: Filter, kind: str = "session", limit: int = 200) -> pd.DataFrame:

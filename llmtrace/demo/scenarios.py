@@ -167,8 +167,8 @@ def _call(rng: random.Random, model: str, stream: bool, slow: float, words_facto
     return Call(model, stream, words, duration, ttft)
 
 
-USERS = 240
-SESSION_NS = 4 * HOUR_NS  # a user's requests within one 4-hour block form one session
+USERS = 48  # few enough that a user comes back: sessions of several requests, users of several sessions
+SESSION_NS = 6 * HOUR_NS  # a user's requests within one 6-hour block (UTC) form one session
 
 
 def _session(user: int, t: int) -> str:
@@ -183,7 +183,7 @@ def _request(rng: random.Random, t: int, end_ns: int, days: float, service: Serv
     environment = _pick(rng, ENVIRONMENTS)
     release_at = episode_window(_episode("release"), end_ns, days)[0] - (DAY_NS if environment == "staging" else 0)
     prompt_v4 = service.name == "summarizer" and _in(_episode("prompt_change"), t, end_ns, days)
-    user = rng.randrange(1, USERS)
+    user = 1 + rng.randrange(1, 240) % USERS
     rng.randrange(1, 10**6)  # drawn for the session id before sessions spanned requests: a seed keeps its story
     request = Request(
         start_ns=t,
@@ -309,6 +309,8 @@ def history_params(rows: int, days: float, end_ns: int, seed: int = 7) -> dict[s
         "prompt_factor": _episode("prompt_change").factor,
         "peak_hour": PEAK_HOUR_UTC,
         "seasonality": SEASONALITY,
+        "users": USERS,
+        "session_s": SESSION_NS // 10**9,
     }
 
 
@@ -383,8 +385,8 @@ SELECT
          toString(input_tokens), toString(output_tokens), cost,
          if(stream, 'true', ''), if(stream AND NOT failed, toString(ttft_ms / 1000), ''),
          if(failed, '', '["stop"]'), env, release, {service_prompt:Array(String)}[si], prompt_version,
-         concat('user-', toString(tr % 240)),
-         concat('sess-', toString(tr % 240), '-', toString(intDiv(toUInt64(t0), 14400))),
+         concat('user-', toString(tr % {users:UInt32})),
+         concat('sess-', toString(tr % {users:UInt32}), '-', toString(intDiv(toUInt64(t0), {session_s:UInt32}))),
          if(failed, if(u(number, 13) < 0.7, 'openai.RateLimitError', 'openai.InternalServerError'), ''),
          concat('[{"role":"user","parts":[{"type":"text","content":"request ', toString(tr), '"}]}]'),
          if(failed, '', concat('[{"role":"assistant","parts":[{"type":"text","content":"answer ',
