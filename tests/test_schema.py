@@ -84,6 +84,9 @@ LLM_CALLS_COLUMNS = [
     ("ServerAddress", "LowCardinality(String)"),
     ("UsageEstimated", "UInt8"),
     ("OutputTokensPerSecond", "Float64"),
+    ("PriceVersion", "UInt32"),
+    ("PrevCostUsd", "Nullable(Float64)"),
+    ("PrevCostStatus", "LowCardinality(String)"),
 ]
 
 ROLLUP_COLUMNS = [
@@ -235,6 +238,9 @@ def test_llmtrace_span_becomes_one_fully_typed_llm_calls_row(store: ChdbClient, 
         "ServerAddress": "api.openai.com",
         "UsageEstimated": 0,
         "OutputTokensPerSecond": 300.0,
+        "PriceVersion": 0,
+        "PrevCostUsd": None,
+        "PrevCostStatus": "",
     }
 
 
@@ -457,52 +463,6 @@ def test_rollup_latency_quantiles_match_exact_quantiles(store: ChdbClient, otel_
     ).result_rows[0]
     for got, want in zip(merged, exact, strict=True):
         assert got == pytest.approx(want, rel=0.02)
-
-
-def test_priced_view_prices_unpriced_calls_from_model_prices(store: ChdbClient, otel_row: RowMaker) -> None:
-    from llmtrace.store.prices import load_model_prices
-
-    load_model_prices(store.insert, [{"model": "house-model", "input_mtok": 1.0, "output_mtok": 2.0,
-                                      "cache_read_mtok": 0.5}])  # fmt: skip
-    attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "house-model",
-             "gen_ai.usage.input_tokens": "1000000", "gen_ai.usage.cache_read.input_tokens": "400000",
-             "gen_ai.usage.output_tokens": "500000"}  # fmt: skip
-    insert(store, otel_row(attrs, span_id="0000000000000p01"))
-    got = store.query("SELECT CostUsd, CostStatus, CostFromTable FROM llm_calls_priced").result_rows
-    assert got == [(pytest.approx(0.6 + 0.2 + 1.0), "priced", 1)]
-
-
-def test_priced_view_keeps_the_cost_recorded_at_the_call(store: ChdbClient, otel_row: RowMaker) -> None:
-    from llmtrace.store.prices import load_model_prices
-
-    load_model_prices(store.insert)
-    attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
-             "gen_ai.usage.input_tokens": "1000000", "llmtrace.cost.usd": "0.125"}  # fmt: skip
-    insert(store, otel_row(attrs))
-    assert store.query("SELECT CostUsd, CostFromTable FROM llm_calls_priced").result_rows == [(0.125, 0)]
-
-
-def test_priced_view_finds_dated_response_models_via_genai_prices_aliases(
-    store: ChdbClient, otel_row: RowMaker
-) -> None:
-    from llmtrace.store.prices import load_model_prices
-
-    load_model_prices(store.insert)
-    attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "some-gateway",
-             "gen_ai.request.model": "my-alias", "gen_ai.response.model": "gpt-4o-2024-08-06",
-             "gen_ai.usage.input_tokens": "1000000"}  # fmt: skip
-    insert(store, otel_row(attrs))
-    assert store.query("SELECT CostUsd FROM llm_calls_priced").result_rows == [(pytest.approx(2.5),)]
-
-
-def test_price_overrides_win_over_genai_prices(store: ChdbClient, otel_row: RowMaker) -> None:
-    from llmtrace.store.prices import load_model_prices
-
-    load_model_prices(store.insert, [{"provider": "openai", "model": "gpt-4o", "input_mtok": 100, "output_mtok": 0}])
-    attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
-             "gen_ai.usage.input_tokens": "1000000"}  # fmt: skip
-    insert(store, otel_row(attrs))
-    assert store.query("SELECT CostUsd FROM llm_calls_priced").result_rows == [(pytest.approx(100.0),)]
 
 
 def test_every_attribute_the_llm_calls_view_reads_is_named_in_semconv() -> None:

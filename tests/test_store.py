@@ -29,7 +29,7 @@ from llmtrace.store.otlp_rows import (
     rows_from_json,
     rows_from_request,
 )
-from llmtrace.store.prices import genai_price_rows, read_overrides
+from llmtrace.store.prices import read_overrides
 from llmtrace.store.settings import StoreSettings, mask_url
 
 
@@ -239,12 +239,6 @@ def test_converted_rows_insert_and_reach_llm_calls(store: ChdbClient) -> None:
 
 
 # --- prices ---------------------------------------------------------------------------------
-def test_genai_prices_rows_include_exact_aliases_of_a_model() -> None:
-    rows = {(r[0], r[1]): r for r in genai_price_rows(datetime(2026, 1, 1))}
-    assert rows[("openai", "gpt-4o")][2:4] == (2.5, 10.0)
-    assert rows[("openai", "gpt-4o-2024-08-06")][2:4] == (2.5, 10.0)
-
-
 def test_prices_file_entries_without_prices_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "prices.json"
     path.write_text(json.dumps([{"model": "m", "input_mtok": 1}]))

@@ -58,6 +58,7 @@ class ServerConfig:
     max_connections: int | None = None  # per port; None: from the open-files limit (at most 4096)
     header_seconds: float = 10.0
     body_seconds: float = 30.0
+    prices_file: Path | None = None  # price overrides to keep and apply to stored calls
 
 
 def bind(host: str, port: int, flag: str) -> socket.socket:
@@ -98,6 +99,16 @@ def _migrate(engine: Engine, ttl_days: int | None) -> list[str]:
         return applied
     except Exception as exc:
         raise StartupError(f"applying the schema to {engine.data_dir} failed: {exc}") from exc
+
+
+def _prices(engine: Engine, prices_file: Path | None) -> str:
+    """Keep ``--prices-file``'s overrides and re-price stored calls with every stored override."""
+    from llmtrace.store.prices import serve_prices
+
+    try:
+        return serve_prices(engine.data_dir, prices_file)
+    except Exception as exc:
+        raise StartupError(f"applying price overrides failed: {exc}") from exc
 
 
 def _raise_open_files_limit() -> int:
@@ -211,6 +222,7 @@ def _serve_engine(
     if config.ttl_days is not None and not 0 < config.ttl_days <= _MAX_TTL_DAYS:
         raise StartupError(f"--ttl-days must be between 1 and {_MAX_TTL_DAYS} (ClickHouse's DateTime ends in 2106)")
     applied = _migrate(engine, config.ttl_days)
+    priced = _prices(engine, config.prices_file)
     ttl_days = _retention_days(engine)
     sink = SpanSink(engine)
     writer = SpanWriter(sink, WriteAheadLog(engine.data_dir / "llmtrace-wal"))
@@ -234,6 +246,7 @@ def _serve_engine(
         auth = "LLMTRACE_PASSWORD required" if config.password else "none (set LLMTRACE_PASSWORD to require one)"
         if replayed:
             schema += f", re-inserted {replayed} spans logged before the last stop"
+        schema += priced
         announce(
             f"llmtrace server ready (ClickHouse {engine.version}, {schema}, data in {engine.data_dir})\n"
             f"  OTLP/HTTP traces : {_url(config.host, otlp_sock)}/v1/traces\n"

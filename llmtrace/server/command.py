@@ -40,6 +40,9 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         "--header-timeout", type=float, default=10.0, help="seconds a client has to send a request's headers"
     )
     parser.add_argument("--body-timeout", type=float, default=30.0, help="seconds a client has to send a request body")
+    parser.add_argument(
+        "--prices-file", help="JSON list of price overrides (USD per million tokens), applied to stored calls too"
+    )
 
 
 def run(name: str, args: argparse.Namespace) -> int:
@@ -63,6 +66,7 @@ def run(name: str, args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         header_seconds=args.header_timeout,
         body_seconds=args.body_timeout,
+        prices_file=Path(args.prices_file).expanduser() if args.prices_file else None,
     )
     try:
         serve(config)

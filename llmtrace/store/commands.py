@@ -34,8 +34,10 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
             "--rollup-ttl-days", type=int, default=None,
             help="days to keep rollups and scores (400 for new tables; given, it also changes existing ones)",
         )  # fmt: skip
-        parser.add_argument("--prices-file", help="JSON list of price overrides (USD per million tokens)")
-        parser.add_argument("--no-prices", action="store_true", help="do not (re)load model_prices")
+        parser.add_argument(
+            "--prices-file", help="JSON list of price overrides (USD per million tokens); stored calls are re-priced"
+        )
+        parser.add_argument("--no-prices", action="store_true", help="ignore --prices-file")
     else:
         parser.add_argument("query", help='SQL to run, e.g. "SELECT count() FROM llm_calls"')
         parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
@@ -67,7 +69,6 @@ def migrate(args: argparse.Namespace) -> int:
     """Create the database if needed, apply pending schema files, load model prices."""
     from llmtrace.store.client import connect
     from llmtrace.store.migrations import apply_migrations, client_runner, set_ttl
-    from llmtrace.store.prices import load_model_prices
     from llmtrace.store.settings import StoreSettings
 
     settings = StoreSettings.resolve(args.url)
@@ -87,7 +88,7 @@ def migrate(args: argparse.Namespace) -> int:
             database=settings.database,
         )
         retained = set_ttl(run, ttl_days=args.ttl_days, rollup_ttl_days=args.rollup_ttl_days, cluster=args.cluster)
-        prices = 0 if args.no_prices else load_model_prices(client.insert, args.prices_file)
+        repriced = _prices(client, args)
     finally:
         client.close()
     where = settings.url
@@ -99,9 +100,25 @@ def migrate(args: argparse.Namespace) -> int:
         print(f"  {file_name}")
     if retained:
         print(f"retention set on {', '.join(retained)}")
-    if prices:
-        print(f"loaded {prices} model price rows")
+    if repriced:
+        print(repriced)
     return 0
+
+
+def _prices(client: Any, args: argparse.Namespace) -> str:
+    """Keep --prices-file's overrides and re-price the stored calls with them (one line to print)."""
+    from llmtrace.store.prices import apply_prices, load_model_prices
+
+    if args.no_prices or not args.prices_file:
+        return ""
+    if args.cluster:  # re-pricing mutates llm_calls, which is per shard on a cluster
+        kept = load_model_prices(client.insert, args.prices_file)
+        return f"kept {kept} price override(s); re-pricing stored calls on a cluster is not supported yet"
+    done = apply_prices(client, args.prices_file)
+    return (
+        f"applied price overrides: re-priced {done.calls} stored call(s), "
+        f"${done.cost_before:.6g} -> ${done.cost_after:.6g}"
+    )
 
 
 def _sql(args: argparse.Namespace) -> int:

@@ -1,88 +1,74 @@
-"""Load ``model_prices`` from genai-prices plus user overrides, for query-time pricing.
+"""Price overrides for stored calls: keep them in ``model_prices`` and re-price history with them.
 
-Calls are priced when they happen (``llmtrace.pricing``); this table lets the
-``llm_calls_priced`` view price the rest afterwards (models that were unknown then, spans from
-instrumentations that record no cost). Each model is stored under its genai-prices id and
-under every exact alias genai-prices matches (``gpt-4o-2024-08-06`` -> ``gpt-4o``).
+One engine prices calls: :mod:`llmtrace.pricing` (genai-prices' table, its provider-name map,
+``set_price`` overrides). A call is priced when it happens; this module makes an override apply
+to the calls already stored as well:
 
-Overrides file (``--prices-file``): a JSON list of objects
-``{"model": "...", "provider": "...", "input_mtok": 1.0, "output_mtok": 2.0,
-"cache_read_mtok": 0.1, "cache_write_mtok": 1.25}`` (USD per million tokens; provider and
-cache prices optional). Overrides win over genai-prices for the same model.
+* :func:`load_model_prices` keeps the overrides in ``model_prices`` (``Source = 'override'``),
+  so ``llmtrace migrate --prices-file`` and ``llmtrace server --prices-file`` survive restarts;
+* :func:`reprice` installs them in the engine (as ``set_price`` would) and re-prices every
+  stored call of an overridden model, plus every call stored without a cost that the engine can
+  price now. It rewrites ``llm_calls`` (a synchronous mutation keeping the old cost in
+  ``PrevCostUsd``/``PrevCostStatus``, stamped with a new ``PriceVersion``) and then adds to each
+  rollup one correction row per bucket with exactly the difference (cost, priced and unpriced
+  counts; counts that fall are stored modulo 2^64, which ``sum`` folds back), so a 1-hour window
+  (raw calls) and a 30-day one (rollups) agree.
+
+Limits: calls past the raw-span retention keep their old cost in the rollups (their tokens are
+gone); a clustered store (``llm_calls`` Distributed) is refused with a message.
+
+Prices file: a JSON list of ``{"model": "...", "provider": "...", "input_mtok": 1.0,
+"output_mtok": 2.0, "cache_read_mtok": 0.1, "cache_write_mtok": 1.25}`` (USD per million
+tokens; ``provider`` optional: any provider; cache prices default to the input price).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MODEL_PRICES_COLUMNS", "genai_price_rows", "load_model_prices", "override_rows", "read_overrides"]
+from llmtrace import pricing
+
+__all__ = [
+    "MODEL_PRICES_COLUMNS",
+    "Repriced",
+    "apply_prices",
+    "load_model_prices",
+    "override_rows",
+    "read_overrides",
+    "reprice",
+    "serve_prices",
+    "stored_overrides",
+]
 
 MODEL_PRICES_COLUMNS = (
-    "Provider",
-    "Model",
-    "InputPerMTok",
-    "OutputPerMTok",
-    "CacheReadPerMTok",
-    "CacheWritePerMTok",
-    "Source",
+    "Provider", "Model", "InputPerMTok", "OutputPerMTok", "CacheReadPerMTok", "CacheWritePerMTok", "Source",
     "UpdatedAt",
-)
+)  # fmt: skip
 Row = tuple[str, str, float, float, float | None, float | None, str, datetime]
-# genai-prices provider ids -> llm_calls.Provider values (gen_ai.provider.name spellings).
-_PROVIDER_NAMES: dict[str, tuple[str, ...]] = {
-    "google": ("gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"),
-    "aws": ("aws.bedrock",),
-    "azure": ("azure.ai.openai", "azure.ai.inference"),
-    "x-ai": ("x_ai",),
-    "mistral": ("mistral_ai",),
-}
-# insert(table, rows, column_names=...) — clickhouse-connect's Client.insert signature.
-Inserter = Callable[..., Any]
+Inserter = Callable[..., Any]  # clickhouse-connect's Client.insert(table, rows, column_names=...)
+_ROLLUPS = {"llm_calls_1m": "toStartOfMinute", "llm_calls_1h": "toStartOfHour"}
+_KEYS = "ServiceName, Environment, Release, Provider, Operation, RequestModel, PromptName, PromptVersion"
+_LEVELS = "0.5, 0.9, 0.95, 0.99"  # the rollups' t-digest levels (006/007)
+_lock = threading.Lock()  # one re-pricing at a time in a process: versions must not interleave
 
 
-def load_model_prices(
-    insert: Inserter,
-    overrides: str | Path | list[dict[str, Any]] | None = None,
-    *,
-    now: datetime | None = None,
-) -> int:
-    """Insert genai-prices' current prices and the overrides; return the number of rows written."""
-    stamp = now or datetime.now(timezone.utc).replace(tzinfo=None)
-    rows = genai_price_rows(stamp)
-    if overrides is not None:
-        rows += override_rows(read_overrides(overrides), stamp)
-    insert("model_prices", rows, column_names=list(MODEL_PRICES_COLUMNS))
-    return len(rows)
+@dataclass(frozen=True)
+class Repriced:
+    """What one :func:`reprice` run changed."""
+
+    version: int
+    calls: int
+    cost_before: float
+    cost_after: float
 
 
-def genai_price_rows(stamp: datetime) -> list[Row]:
-    """One row per (provider, model name) with today's base price from genai-prices."""
-    from genai_prices import data
-
-    when = stamp.replace(tzinfo=timezone.utc)
-    rows: list[Row] = []
-    for provider in data.providers:
-        for model in provider.models:
-            price = _current_price(model.prices, when)
-            if price is None or (price.input_mtok is None and price.output_mtok is None):
-                continue
-            values = (
-                _per_mtok(price.input_mtok) or 0.0,
-                _per_mtok(price.output_mtok) or 0.0,
-                _per_mtok(price.cache_read_mtok),
-                _per_mtok(price.cache_write_mtok),
-            )
-            for provider_name in _PROVIDER_NAMES.get(provider.id, (provider.id,)):
-                for name in sorted({model.id, *_exact_names(model.match)}):
-                    rows.append((provider_name, name, *values, "genai-prices", stamp))
-    return rows
-
-
+# --------------------------------------------------------------------------- the overrides
 def read_overrides(source: str | Path | list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Read and check an overrides list (a path to JSON, or the list itself)."""
     if isinstance(source, list):
@@ -99,6 +85,10 @@ def read_overrides(source: str | Path | list[dict[str, Any]]) -> list[dict[str, 
         missing = [k for k in ("model", "input_mtok", "output_mtok") if not isinstance(entry, dict) or k not in entry]
         if missing:
             raise ValueError(f"prices file entry {number} lacks {', '.join(missing)} (USD per million tokens)")
+        for key in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok"):
+            value = entry.get(key)
+            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
+                raise ValueError(f"prices file entry {number}: {key} must be a number >= 0 (USD per million tokens)")
     return entries
 
 
@@ -107,43 +97,181 @@ def override_rows(entries: Iterable[dict[str, Any]], stamp: datetime) -> list[Ro
         return None if value is None else float(value)
 
     return [
-        (
-            str(e.get("provider", "")),
-            str(e["model"]),
-            float(e["input_mtok"]),
-            float(e["output_mtok"]),
-            opt(e.get("cache_read_mtok")),
-            opt(e.get("cache_write_mtok")),
-            "override",
-            stamp,
-        )
+        (str(e.get("provider") or ""), str(e["model"]), float(e["input_mtok"]), float(e["output_mtok"]),
+         opt(e.get("cache_read_mtok")), opt(e.get("cache_write_mtok")), "override", stamp)
         for e in entries
+    ]  # fmt: skip
+
+
+def load_model_prices(
+    insert: Inserter, overrides: str | Path | list[dict[str, Any]] | None = None, *, now: datetime | None = None
+) -> int:
+    """Keep the overrides in ``model_prices``; return the number of rows written (0 without any)."""
+    if overrides is None:
+        return 0
+    rows = override_rows(read_overrides(overrides), now or datetime.now(timezone.utc).replace(tzinfo=None))
+    if rows:
+        insert("model_prices", rows, column_names=list(MODEL_PRICES_COLUMNS))
+    return len(rows)
+
+
+def stored_overrides(client: Any) -> list[dict[str, Any]]:
+    """The newest override per (provider, model) in ``model_prices``, as prices-file entries."""
+    sql = """
+        SELECT Provider, Model, argMax((InputPerMTok, OutputPerMTok, CacheReadPerMTok, CacheWritePerMTok), UpdatedAt)
+        FROM model_prices WHERE Source = 'override' GROUP BY Provider, Model ORDER BY Provider, Model"""
+    keys = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+    return [
+        {"provider": provider, "model": model, **dict(zip(keys, price, strict=True))}
+        for provider, model, price in client.query(sql).result_rows
     ]
 
 
-def _current_price(prices: Any, when: datetime) -> Any:
-    """The price in force at ``when``: genai-prices uses the last active conditional price.
-    Time-of-day discounts are not a model's list price, so they are skipped."""
-    if not isinstance(prices, list):
-        return prices
-    chosen = None
-    for conditional in prices:
-        constraint = conditional.constraint
-        if constraint is None or (hasattr(constraint, "start_date") and constraint.active(when)):
-            chosen = conditional.prices
-    return chosen
+def apply_prices(client: Any, source: str | Path | list[dict[str, Any]] | None = None) -> Repriced:
+    """Keep ``source``'s overrides (if any), then re-price the stored calls with every stored override."""
+    load_model_prices(client.insert, source)
+    return reprice(client, stored_overrides(client))
 
 
-def _per_mtok(value: Any) -> float | None:
-    if value is None:
-        return None
-    base = getattr(value, "base", value)  # TieredPrices: the price below the first tier
-    return float(base) if isinstance(base, (Decimal, int, float)) else None
+def serve_prices(data_dir: Path, prices_file: Path | None) -> str:
+    """``llmtrace server``'s start: keep the file's overrides, re-price stored calls with all stored
+    ones; return what to add to the ready line ('' when there are none)."""
+    from llmtrace.store.chdb_client import ChdbClient
+
+    client = ChdbClient.open(str(data_dir))
+    try:
+        if prices_file is None and not stored_overrides(client):
+            return ""
+        done = apply_prices(client, prices_file and str(prices_file))
+    finally:
+        client.close()
+    return f", price overrides applied ({done.calls} stored calls re-priced)"
 
 
-def _exact_names(clause: Any) -> Iterator[str]:
-    equals = getattr(clause, "equals", None)
-    if isinstance(equals, str):
-        yield equals
-    for child in getattr(clause, "or_", None) or ():
-        yield from _exact_names(child)
+# --------------------------------------------------------------------------- re-pricing
+def reprice(client: Any, overrides: list[dict[str, Any]] | None = None) -> Repriced:
+    """Install ``overrides`` (default: the stored ones) in the pricing engine and re-price stored calls.
+
+    Re-priced: calls of an overridden (provider, model) and calls stored without a cost whose
+    model the engine prices now; only those whose cost changes. Safe to run again: a second run
+    with the same prices changes nothing.
+    """
+    overrides = stored_overrides(client) if overrides is None else read_overrides(overrides)
+    with _lock:
+        _refuse_cluster(client)
+        plan = _plan(client, overrides)
+        version = _next_version(client)
+        if not plan["keys"]:
+            return Repriced(version - 1, 0, 0.0, 0.0)
+        params = {**plan, "version": version}
+        sql = _expressions()
+        if not client.query(f"SELECT count() FROM llm_calls WHERE {sql['where']}", parameters=params).result_rows[0][0]:
+            return Repriced(version - 1, 0, 0.0, 0.0)  # nothing to change: no mutation at all
+        client.command(_UPDATE_SQL.format(**sql), parameters=params, settings={"mutations_sync": 2})
+        for table, bucket in _ROLLUPS.items():
+            client.command(_correction_sql(table, bucket), parameters={"version": version})
+        row = client.query(_SUMMARY_SQL, parameters={"version": version}).result_rows[0]
+    return Repriced(version, int(row[0]), float(row[1] or 0.0), float(row[2] or 0.0))
+
+
+def _refuse_cluster(client: Any) -> None:
+    sql = "SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'llm_calls'"
+    rows = client.query(sql).result_rows
+    if rows and rows[0][0] == "Distributed":
+        raise ValueError("re-pricing a clustered store is not supported yet: prices apply to new calls only")
+
+
+def _plan(client: Any, overrides: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per (provider, response model, request model) with tokens: whether all its calls are re-priced
+    (an override) or only those without a cost, and the engine's price segments for it."""
+    sql = """
+        SELECT toString(Provider), toString(ResponseModel), toString(RequestModel), countIf(CostUsd IS NULL) > 0
+        FROM llm_calls WHERE TotalTokens > 0 GROUP BY 1, 2, 3"""
+    seen = client.query(sql).result_rows
+    _install(overrides, {str(r[0]) for r in seen})
+    overridden = {(str(o.get("provider") or ""), str(o["model"])) for o in overrides}
+    keys, everything, segments = [], [], []
+    for provider, response_model, request_model, has_unpriced in seen:
+        override = any((p, m) in overridden for p in ("", provider) for m in (response_model, request_model) if m)
+        found = pricing.price_segments(provider, [response_model, request_model])
+        if found is None or not (override or has_unpriced) or any(v is None for s in found for v in s):
+            continue
+        keys.append(f"{provider}\x1f{response_model}\x1f{request_model}")
+        everything.append(int(override))
+        segments.append([[float(v) for v in s] for s in found])
+    names = ("s_start", "s_fee", "s_in", "s_out", "s_read", "s_write")  # a Segment's fields, one array each
+    fields = {name: [[seg[i] for seg in segs] for segs in segments] for i, name in enumerate(names)}
+    return {"keys": keys, "everything": everything, **fields}
+
+
+def _install(overrides: list[dict[str, Any]], providers: set[str]) -> None:
+    """Each override into the engine, as ``set_price``; one without a provider for every provider seen."""
+    for entry in overrides:
+        given = str(entry.get("provider") or "")
+        for provider in [given] if given else sorted(providers | {""}):
+            pricing.set_price(
+                provider,
+                str(entry["model"]),
+                input_per_mtok=float(entry["input_mtok"]),
+                output_per_mtok=float(entry["output_mtok"]),
+                cache_read_per_mtok=_opt(entry.get("cache_read_mtok")),
+                cache_write_per_mtok=_opt(entry.get("cache_write_mtok")),
+            )
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _next_version(client: Any) -> int:
+    return int(client.query("SELECT max(PriceVersion) FROM llm_calls").result_rows[0][0] or 0) + 1
+
+
+def _expressions() -> dict[str, str]:
+    """The SQL for a call's key index and its cost under the planned segments (as pricing._segment_cost)."""
+    index = "indexOf({keys:Array(String)}, concat(toString(Provider), '\\x1f', toString(ResponseModel), '\\x1f', toString(RequestModel)))"  # noqa: E501
+    segment = f"greatest(1, arrayCount(s -> InputTokens > s, {{s_start:Array(Array(Float64))}}[{index}]))"
+
+    def at(name: str) -> str:
+        return f"{{{name}:Array(Array(Float64))}}[{index}][{segment}]"
+
+    cost = (
+        f"({at('s_fee')} + greatest(toInt64(InputTokens) - toInt64(CacheReadTokens) - toInt64(CacheWriteTokens), 0)"
+        f" * {at('s_in')} + OutputTokens * {at('s_out')} + CacheReadTokens * {at('s_read')}"
+        f" + CacheWriteTokens * {at('s_write')})"
+    )
+    where = (
+        f"{index} > 0 AND TotalTokens > 0 AND ({{everything:Array(UInt8)}}[{index}] = 1 OR CostUsd IS NULL)"
+        f" AND (CostUsd IS NULL OR abs(CostUsd - {cost}) > 1e-12 * greatest(abs(CostUsd), 1e-9))"
+    )
+    return {"cost": cost, "where": where}
+
+
+_UPDATE_SQL = """
+ALTER TABLE llm_calls UPDATE
+    PrevCostUsd = CostUsd, PrevCostStatus = CostStatus, CostUsd = {cost}, CostStatus = 'priced',
+    PriceVersion = {{version:UInt32}}
+WHERE {where}
+"""
+
+
+def _correction_sql(table: str, bucket: str) -> str:
+    """One row per rollup bucket and keys of the calls this version re-priced: the differences."""
+    return f"""
+INSERT INTO {table} (Bucket, {_KEYS}, Calls, Errors, InputTokens, OutputTokens, CacheReadTokens,
+    CacheWriteTokens, ReasoningTokens, CostUsd, UnpricedCalls, PricedCalls, DurationSumUs, DurationQ, TtftQ)
+SELECT {bucket}(c.Timestamp) AS b, {", ".join(f"c.{k}" for k in _KEYS.split(", "))}, 0, 0, 0, 0, 0, 0, 0,
+    sum(ifNull(c.CostUsd, 0) - ifNull(c.PrevCostUsd, 0)),
+    toUInt64(toInt64(countIf(c.CostStatus = 'unpriced')) - toInt64(countIf(c.PrevCostStatus = 'unpriced'))),
+    toUInt64(toInt64(countIf(c.CostUsd IS NOT NULL)) - toInt64(countIf(c.PrevCostUsd IS NOT NULL))),
+    0,
+    (SELECT quantilesTDigestState({_LEVELS})(number) FROM numbers(0)),
+    (SELECT quantilesTDigestState({_LEVELS})(toNullable(number)) FROM numbers(0))
+FROM llm_calls AS c WHERE c.PriceVersion = {{version:UInt32}}
+GROUP BY b, {", ".join(f"c.{k}" for k in _KEYS.split(", "))}
+"""
+
+
+_SUMMARY_SQL = """
+SELECT count(), sum(ifNull(PrevCostUsd, 0)), sum(CostUsd) FROM llm_calls WHERE PriceVersion = {version:UInt32}
+"""

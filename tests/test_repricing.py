@@ -1,0 +1,188 @@
+"""One cost engine: price overrides apply to stored calls too, and every window agrees afterwards.
+
+Demo history (10 days, an unpriced fine-tune and genai-prices-priced models) goes into real chDB
+through the materialized views; overrides re-price ``llm_calls`` and correct the rollups, so the
+Cost figures of a 1-hour window (raw calls) and a 30-day one (hourly rollup) equal direct sums."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmtrace import cli, pricing
+from llmtrace.analytics import cost
+from llmtrace.analytics.filters import Filter
+from llmtrace.demo import scenarios
+from llmtrace.store import prices
+from llmtrace.store.chdb_client import ChdbClient
+from tests.server_process import ServerProcess
+
+END = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+GPT4O = {"provider": "openai", "model": "gpt-4o", "input_mtok": 1.0, "output_mtok": 2.0}
+FINE_TUNE = {"model": "acme-support-ft", "input_mtok": 0.5, "output_mtok": 1.0}  # any provider
+
+
+@pytest.fixture(autouse=True)
+def engine_overrides() -> Iterator[None]:
+    """Re-pricing installs overrides in this process's engine (as set_price): undo them after each test."""
+    saved = dict(pricing._overrides)
+    yield
+    pricing._overrides.clear()
+    pricing._overrides.update(saved)
+
+
+@pytest.fixture
+def history(store: ChdbClient) -> ChdbClient:
+    sql, params = scenarios.history_sql(6000, 10, int(END.timestamp()) * 10**9, seed=3)
+    store.command(sql, parameters=params)
+    return store
+
+
+def _windows() -> dict[str, Filter]:
+    return {
+        "1h": Filter(start=END - timedelta(hours=1), end=END + timedelta(minutes=1)),
+        "30d": Filter(start=END - timedelta(days=30), end=END + timedelta(minutes=1)),
+    }
+
+
+def _direct(client: Any, f: Filter, what: str = "sum(ifNull(CostUsd, 0))") -> float:
+    return float(
+        client.query(f"SELECT {what} FROM llm_calls WHERE {f.where()}", parameters=f.params()).result_rows[0][0]
+    )
+
+
+def _assert_windows_agree(client: Any) -> None:
+    for name, f in _windows().items():
+        shown = cost.totals(client, f).iloc[0]
+        assert shown["cost_usd"] == pytest.approx(_direct(client, f), rel=1e-9, abs=1e-12), name
+        assert shown["unpriced_calls"] == _direct(client, f, "countIf(CostStatus = 'unpriced')"), name
+        assert shown["priced_calls"] == _direct(client, f, "countIf(CostUsd IS NOT NULL)"), name
+    assert _windows()["30d"].uses_rollup and not _windows()["1h"].uses_rollup
+
+
+def test_an_override_reprices_history_and_1h_and_30d_windows_agree(history: ChdbClient) -> None:
+    done = prices.apply_prices(history, [GPT4O, FINE_TUNE])
+    assert done.calls > 500 and done.cost_after != done.cost_before
+    _assert_windows_agree(history)
+
+
+def test_overridden_calls_cost_their_tokens_at_the_override_price(history: ChdbClient) -> None:
+    prices.apply_prices(history, [GPT4O])
+    rows = history.query(
+        "SELECT CostUsd, InputTokens / 1e6 * 1.0 + OutputTokens / 1e6 * 2.0 FROM llm_calls "
+        "WHERE RequestModel = 'gpt-4o' AND TotalTokens > 0"
+    ).result_rows
+    assert rows and all(got == pytest.approx(want, rel=1e-12) for got, want in rows)
+
+
+def test_unpriced_calls_of_a_model_given_a_price_become_priced_everywhere(history: ChdbClient) -> None:
+    f = _windows()["30d"]
+    assert cost.totals(history, f).iloc[0]["unpriced_calls"] > 0
+    prices.apply_prices(history, [FINE_TUNE])
+    assert cost.totals(history, f).iloc[0]["unpriced_calls"] == 0
+    assert _direct(history, f, "countIf(RequestModel = 'acme-support-ft' AND CostUsd IS NULL AND TotalTokens > 0)") == 0
+
+
+def test_models_without_an_override_keep_the_cost_priced_at_the_call(history: ChdbClient) -> None:
+    before = history.query("SELECT sum(CostUsd) FROM llm_calls WHERE RequestModel = 'gpt-4o-mini'").result_rows
+    prices.apply_prices(history, [GPT4O, FINE_TUNE])
+    assert history.query("SELECT sum(CostUsd) FROM llm_calls WHERE RequestModel = 'gpt-4o-mini'").result_rows == before
+
+
+def test_failed_calls_without_usage_stay_without_a_cost(history: ChdbClient) -> None:
+    prices.apply_prices(history, [GPT4O, FINE_TUNE])
+    assert _direct(history, _windows()["30d"], "countIf(CostStatus = 'no_usage' AND CostUsd IS NOT NULL)") == 0
+
+
+def test_repricing_again_with_the_same_prices_changes_nothing(history: ChdbClient) -> None:
+    prices.apply_prices(history, [GPT4O, FINE_TUNE])
+    totals = {n: cost.totals(history, f).iloc[0]["cost_usd"] for n, f in _windows().items()}
+    assert prices.apply_prices(history).calls == 0  # the stored overrides again
+    assert {n: cost.totals(history, f).iloc[0]["cost_usd"] for n, f in _windows().items()} == pytest.approx(totals)
+
+
+def test_a_second_price_change_corrects_the_rollups_again(history: ChdbClient) -> None:
+    prices.apply_prices(history, [GPT4O])
+    prices.apply_prices(history, [{**GPT4O, "input_mtok": 4.0, "output_mtok": 8.0}])  # newest override wins
+    got = history.query(
+        "SELECT sum(CostUsd), sum(InputTokens / 1e6 * 4.0 + OutputTokens / 1e6 * 8.0) FROM llm_calls "
+        "WHERE RequestModel = 'gpt-4o' AND TotalTokens > 0"
+    ).result_rows[0]
+    assert got[0] == pytest.approx(got[1], rel=1e-12)
+    _assert_windows_agree(history)
+
+
+def test_repricing_asks_the_same_engine_as_call_time_pricing(store: ChdbClient, make_otel_row: Any) -> None:
+    """A call stored without a cost, for a model genai-prices knows, gets exactly pricing.cost_usd's price."""
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic",
+             "gen_ai.request.model": "claude-haiku-4-5", "gen_ai.usage.input_tokens": "120000",
+             "gen_ai.usage.cache_read.input_tokens": "20000", "gen_ai.usage.output_tokens": "3000"}  # fmt: skip
+    from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
+
+    store.insert("otel_traces", [make_otel_row(attrs)], column_names=OTEL_TRACES_COLUMNS)
+    assert prices.reprice(store, []).calls == 1
+    want = pricing.cost_usd("anthropic", ["claude-haiku-4-5"], pricing.TokenUsage(120000, 3000, 20000, 0))
+    assert want is not None
+    assert store.query("SELECT CostUsd FROM llm_calls").result_rows == [(pytest.approx(want, rel=1e-12),)]
+
+
+def test_overrides_are_kept_and_reapplied_from_the_store(history: ChdbClient) -> None:
+    prices.apply_prices(history, [GPT4O])
+    assert prices.stored_overrides(history) == [{**GPT4O, "cache_read_mtok": None, "cache_write_mtok": None}]
+
+
+def test_migrate_with_a_prices_file_reprices_stored_calls(history: ChdbClient, store_url: str, tmp_path: Path,
+                                                           capsys: Any) -> None:  # fmt: skip
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps([FINE_TUNE]))
+    assert cli.main(["migrate", "--url", store_url, "--prices-file", str(path)]) == 0
+    assert "applied price overrides: re-priced" in capsys.readouterr().out
+    _assert_windows_agree(history)
+    assert _direct(history, _windows()["30d"], "countIf(CostStatus = 'unpriced')") == 0
+
+
+@pytest.mark.parametrize(
+    ("entries", "error"),
+    [({"model": "m"}, "must hold a JSON list"), ([{"model": "m", "input_mtok": 1}], "lacks output_mtok"),
+     ([{"model": "m", "input_mtok": -1, "output_mtok": 1}], "input_mtok must be a number >= 0"),
+     ([{"model": "m", "input_mtok": "1", "output_mtok": 1}], "input_mtok must be a number >= 0")],
+)  # fmt: skip
+def test_a_bad_prices_file_is_refused_naming_the_entry(entries: Any, error: str, tmp_path: Path) -> None:
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps(entries))
+    with pytest.raises(ValueError, match=error):
+        prices.read_overrides(path)
+
+
+def test_llmtrace_server_loads_a_prices_file_itself(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    seeding = f"""
+from llmtrace.demo import scenarios
+from llmtrace.store.chdb_client import ChdbClient
+from llmtrace.store.migrations import apply_migrations, client_runner
+client = ChdbClient.open({str(data)!r})
+apply_migrations(client_runner(client))
+sql, params = scenarios.history_sql(3000, 3, {int(END.timestamp()) * 10**9}, seed=4)
+client.command(sql, parameters=params)
+print(client.query("SELECT countIf(CostStatus = 'unpriced') FROM llm_calls").result_rows[0][0])
+client.close()
+"""  # a separate process: this one already hosts the module's chDB directory
+    seeded = subprocess.run([sys.executable, "-c", seeding], capture_output=True, text=True, check=True)
+    assert int(seeded.stdout) > 0
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps([FINE_TUNE]))
+    server = ServerProcess(data, args=("--prices-file", str(path))).wait_ready()
+    try:
+        assert "price overrides applied" in server.output
+        client = server.client()
+        assert client.query("SELECT countIf(CostStatus = 'unpriced') FROM llm_calls").result_rows == [(0,)]
+        assert client.query("SELECT count() FROM model_prices WHERE Source = 'override'").result_rows == [(1,)]
+    finally:
+        assert server.stop() == 0
