@@ -90,6 +90,11 @@ def set_price(
     )
 
 
+def overrides() -> dict[tuple[str, str], LinearPrice]:
+    """The overrides ``set_price`` was given in this process, by (provider, model)."""
+    return dict(_overrides)
+
+
 Segment = list[float]
 """``[start, fee, input, output, cache_read, cache_write]``: USD per call and per token, for calls with more
 than ``start`` input tokens (genai-prices' tiers apply their rate to every token once crossed)."""

@@ -186,3 +186,15 @@ client.close()
         assert client.query("SELECT count() FROM model_prices WHERE Source = 'override'").result_rows == [(1,)]
     finally:
         assert server.stop() == 0
+
+
+def test_set_price_in_the_app_applies_to_history_through_apply_prices(history: ChdbClient) -> None:
+    pricing.set_price("openai", "gpt-4o", input_per_mtok=1.0, output_per_mtok=2.0)
+    assert prices.set_price_overrides() == [{**GPT4O, "cache_read_mtok": 1.0, "cache_write_mtok": 1.0}]
+    prices.apply_prices(history, prices.set_price_overrides())
+    rows = history.query(
+        "SELECT sum(CostUsd), sum(InputTokens / 1e6 * 1.0 + OutputTokens / 1e6 * 2.0) FROM llm_calls "
+        "WHERE RequestModel = 'gpt-4o' AND TotalTokens > 0"
+    ).result_rows[0]
+    assert rows[0] == pytest.approx(rows[1], rel=1e-12)
+    _assert_windows_agree(history)

@@ -43,6 +43,7 @@ __all__ = [
     "read_overrides",
     "reprice",
     "serve_prices",
+    "set_price_overrides",
     "stored_overrides",
 ]
 
@@ -125,6 +126,20 @@ def stored_overrides(client: Any) -> list[dict[str, Any]]:
         {"provider": provider, "model": model, **dict(zip(keys, price, strict=True))}
         for provider, model, price in client.query(sql).result_rows
     ]
+
+
+def set_price_overrides() -> list[dict[str, Any]]:
+    """What ``llmtrace.set_price`` was given in this process, as prices-file entries:
+    ``apply_prices(client, set_price_overrides())`` applies an app's overrides to history too."""
+    return [
+        {"provider": provider, "model": model, "input_mtok": _per_mtok(p.input), "output_mtok": _per_mtok(p.output),
+         "cache_read_mtok": _per_mtok(p.cache_read), "cache_write_mtok": _per_mtok(p.cache_write)}
+        for (provider, model), p in pricing.overrides().items()
+    ]  # fmt: skip
+
+
+def _per_mtok(per_token: float) -> float:
+    return round(per_token * 1_000_000, 12)
 
 
 def apply_prices(client: Any, source: str | Path | list[dict[str, Any]] | None = None) -> Repriced:
