@@ -35,7 +35,10 @@ cards[2].metric("Traces", common.fmt_int(overall["traces"]), help="Traces with a
 cards[3].metric("Spend", common.fmt_usd(overall["cost_usd"]), border=True)
 cards[4].metric("Calls with errors", common.fmt_int(overall["errors"]), border=True)
 shown = f"the {len(rows):,} most recently active" if len(rows) == LIMIT else f"{len(rows):,}"
-st.caption(f"{choice}: {shown}, most recent first. Select a row to see its traces in order.")
+st.caption(
+    f"{choice}: {shown}, most recent first. Select a row to see its traces in order "
+    "(until then: the one with the most traces among the 20 most recent)."
+)
 table = common.table(
     rows,
     hide_index=True,
@@ -55,7 +58,10 @@ table = common.table(
 )
 
 selected = table.selection.rows if table is not None and hasattr(table, "selection") else []
-chosen = str(rows[kind].iloc[selected[0]]) if selected and selected[0] < len(rows) else str(rows[kind].iloc[0])
+if selected and selected[0] < len(rows):
+    chosen = str(rows[kind].iloc[selected[0]])
+else:  # nothing selected yet: the busiest of the most recent few, so the drill-down shows a sequence
+    chosen = str(rows[kind].iloc[int(rows["traces"].head(20).to_numpy().argmax())])
 st.subheader(f"Traces of {kind} `{chosen}`")
 traces = common.load(sessions.traces_of, f, kind, chosen)
 if traces.empty:
