@@ -69,6 +69,7 @@ def test_prompts_page_lists_every_prompt_version_with_direct_sql_figures(stores:
     assert got == [tuple(v) for v in versions]
     assert sorted(table.loc[table["prompt"] == "summarize", "tagged"]) == ["3", "4"]
     assert metric(app, "Prompt versions") == str(len(versions))
+    assert metric(app, "Tags with several versions") == "0"  # the history has one text per tag
     assert "score: helpful" in table.columns and table["score: helpful"].between(0, 1).all()
 
 

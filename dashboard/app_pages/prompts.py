@@ -44,12 +44,12 @@ cards[0].metric("Prompt versions", common.fmt_int(len(versions)), border=True)
 cards[1].metric(
     "Named prompts", common.fmt_int(versions.loc[versions["prompt"] != "(untagged)", "prompt"].nunique()), border=True
 )
-tagged = versions[versions["tagged"] != ""]
-untagged_edits = len(tagged) - len(tagged[["prompt", "tagged"]].drop_duplicates())
+per_tag = versions[versions["tagged"] != ""].groupby(["prompt", "tagged"]).size()
 cards[2].metric(
-    "Edited without a new tag",
-    common.fmt_int(untagged_edits),
-    help="Versions sharing their prompt name and version tag with another version: the text changed, the tag did not",
+    "Tags with several versions",
+    common.fmt_int(int((per_tag > 1).sum())),
+    help="A prompt name and version tag seen with more than one system prompt or message template: an edit "
+    "nobody tagged, or calls of different shapes under one tag (e.g. with and without a tool turn)",
     border=True,
 )
 cards[3].metric("Calls", common.fmt_int(versions["calls"].sum()), border=True)
