@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from llmtrace.server.chunks import Part, split_by_days
+from llmtrace.server.chunks import Part, SpanKeys, merge_keys, one_insert, split_by_days
 from llmtrace.server.ingest_stats import IngestStats
 from llmtrace.server.sink import RowsMissing
 from llmtrace.server.wal import Record, Segment, WriteAheadLog, read_segment
@@ -43,8 +43,9 @@ __all__ = ["Backlogged", "ShuttingDown", "SpanWriter"]
 
 logger = logging.getLogger(__name__)
 
-InsertFn = Callable[[bytes, str], None]
-"""``insert(payload, token)``: one INSERT; repeating a token must not insert its rows twice."""
+InsertFn = Callable[..., None]
+"""``insert(payload, token[, keys])``: one INSERT; repeating a token must not insert its rows twice.
+``keys``: the payload's span keys when known (see :class:`.chunks.SpanKeys`)."""
 _RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 _MISSING_ROUNDS = 8  # re-inserts of spans still absent after an INSERT, before quarantining them
 # On a full disk chDB's INSERT also "succeeds" and stores nothing: spans missing while free space
@@ -204,13 +205,22 @@ class SpanWriter:
                 self._cond.notify_all()
 
     def _store(self, items: list[Record], token: str) -> None:
-        """Insert ``items`` in INSERTs of at most 50 days each (see :mod:`.chunks`)."""
-        groups = split_by_days([item.payload for item in items])
-        for i, parts in enumerate(groups):
-            self._store_parts(parts, token if len(groups) == 1 else f"{token}-d{i}")
+        """Insert ``items`` in INSERTs of at most 50 days each (see :mod:`.chunks`).
+
+        Records just decoded carry their span keys: when those say one INSERT holds them all
+        (the usual batch), neither the split nor the sink scans the payload for them. The INSERT
+        and its token are the same as after a replay, which scans."""
+        keys = [item.keys for item in items if item.keys is not None and item.payload]
+        if keys and len(keys) == sum(1 for item in items if item.payload) and one_insert(keys):
+            parts = [Part(i, item.payload) for i, item in enumerate(items) if item.payload]
+            self._store_parts(parts, token, merge_keys(keys))
+        else:
+            groups = split_by_days([item.payload for item in items])
+            for i, parts in enumerate(groups):
+                self._store_parts(parts, token if len(groups) == 1 else f"{token}-d{i}")
         self.stats.add_batch()
 
-    def _store_parts(self, parts: list[Part], token: str) -> None:
+    def _store_parts(self, parts: list[Part], token: str, keys: SpanKeys | None = None) -> None:
         """Insert and verify; retry while the database fails, bisect to isolate a request whose
         data the database refuses, and quarantine that one.
 
@@ -226,7 +236,7 @@ class SpanWriter:
                 if self._disk_nearly_full(len(payload)):
                     raise OSError(f"disk nearly full under {self._wal.directory}: not inserting until space is freed")
                 if attempt == 0 and not self._replaying:
-                    self._insert(payload, token)
+                    self._insert(payload, token) if keys is None else self._insert(payload, token, keys)
                 else:
                     self._insert_absent(payload, f"{token}-r{attempt}")
             except RowsMissing as exc:

@@ -20,7 +20,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-__all__ = ["MAX_DAYS_PER_INSERT", "Part", "SpanKeys", "lines_of", "span_keys", "split_by_days"]
+__all__ = [
+    "MAX_DAYS_PER_INSERT",
+    "Part",
+    "SpanKeys",
+    "lines_of",
+    "merge_keys",
+    "one_insert",
+    "span_keys",
+    "split_by_days",
+]
 
 MAX_DAYS_PER_INSERT = 50
 _DAY = 86_400
@@ -37,7 +46,7 @@ class Part:
 
 class SpanKeys(NamedTuple):
     """The spans of a payload: their start range and their distinct keys, ``"<span id>:<start ns>"``
-    (an id alone can repeat: clients with fixed or seeded ids)."""
+    (an id alone can repeat: clients with fixed or seeded ids), in no particular order."""
 
     lo: int
     hi: int
@@ -86,8 +95,24 @@ def split_by_days(payloads: Sequence[bytes], max_days: int = MAX_DAYS_PER_INSERT
     return groups
 
 
+def one_insert(keys: Sequence[SpanKeys], max_days: int = MAX_DAYS_PER_INSERT) -> bool:
+    """Whether payloads with these keys (known from decoding) fit one INSERT without a scan:
+    their starts span at most ``max_days`` UTC days, so :func:`split_by_days` makes one group."""
+    lo, hi = min(k.lo for k in keys), max(k.hi for k in keys)
+    return hi // _NS // _DAY - lo // _NS // _DAY < max_days
+
+
+def merge_keys(keys: Sequence[SpanKeys]) -> SpanKeys:
+    """The keys of several payloads inserted as one (a span sent twice counts once)."""
+    ids = keys[0].ids if len(keys) == 1 else list(set().union(*(k.ids for k in keys)))
+    return SpanKeys(min(k.lo for k in keys), max(k.hi for k in keys), ids)
+
+
 def span_keys(payload: bytes) -> SpanKeys | None:
-    """Start range and distinct span ids of the lines that have them (None: no such line)."""
+    """Start range and distinct span keys of the lines that have them (None: no such line).
+
+    A scan of the payload: the writer uses it for records replayed from the log; records just
+    decoded carry their keys (see :func:`llmtrace.server.decode.prepare_request`)."""
     found = _KEY.findall(b"\n" + payload)
     if not found:
         return None

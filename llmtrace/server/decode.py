@@ -2,12 +2,15 @@
 
 Decoding a 30-attribute span costs ~25 µs of Python (attributes read from their wire bytes,
 see :mod:`llmtrace.store.otlp_wire`) and encoding it for ClickHouse ~3 µs (orjson); in the
-server's own process that work would fight the event loop and the writer for the GIL. Worker processes do it in parallel and hand back bytes: one
-``JSONCompactEachRow`` line per span, ready to be logged and inserted as is (lines of many
-requests concatenate into one INSERT). ``DateTime64(9)`` reads a JSON integer as seconds, so
-nanosecond timestamps travel as ``"seconds.nanoseconds"`` strings, the seconds zero-padded to
-ten digits: ClickHouse reads a string of eight or fewer digits as a ``YYYYMMDD`` date, so
-``"5.000000000"`` (any start before 1973-03-03) was refused at INSERT time, after the 200.
+server's own process that work would fight the event loop and the writer for the GIL. Worker
+processes do it in parallel and hand back bytes: one ``JSONCompactEachRow`` line per span,
+ready to be logged and inserted as is (lines of many requests concatenate into one INSERT),
+with the spans' keys, which the writer would otherwise scan the payload for.
+
+``DateTime64(9)`` reads a JSON integer as seconds, so nanosecond timestamps travel as
+``"seconds.nanoseconds"`` strings, the seconds zero-padded to ten digits: ClickHouse reads a
+string of eight or fewer digits as a ``YYYYMMDD`` date, so ``"5.000000000"`` (any start before
+1973-03-03) was refused at INSERT time, after the 200.
 
 Spans the store would not keep are taken out here, before the request is acknowledged (see
 :func:`storable`): the client gets 400 with the reason when no span is left, else 200 with an
@@ -25,6 +28,7 @@ import time
 from typing import Any, NamedTuple
 
 from llmtrace.server.bodies import decompress
+from llmtrace.server.chunks import SpanKeys
 
 __all__ = [
     "INSERT_FORMAT",
@@ -118,12 +122,14 @@ def retention_edge(ttl_days: int | None) -> int | None:
 
 
 class Prepared(NamedTuple):
-    """One decoded request: the insert payload, its span count, and the spans left out."""
+    """One decoded request: the insert payload, its span count, the spans left out, and the keys
+    of the spans kept (so the writer need not scan the payload for them)."""
 
     payload: bytes
     spans: int
     rejected: int = 0
     reason: str = ""
+    keys: SpanKeys | None = None
 
 
 def _keep_storable(rows: list[Row], oldest_ns: int | None) -> tuple[list[Row], int, str]:
@@ -178,7 +184,16 @@ def prepare_request(body: bytes, encoding: str | None, content_type: str, oldest
     kept, rejected, reason = _keep_storable(rows, oldest_ns)
     if rejected and not kept:
         raise OtlpDecodeFailed(f"no span of this request can be stored: {reason}")
-    return Prepared(encode_rows(kept), len(kept), rejected, reason)
+    return Prepared(encode_rows(kept), len(kept), rejected, reason, _keys(kept))
+
+
+def _keys(rows: list[Row]) -> SpanKeys | None:
+    """What :func:`llmtrace.server.chunks.span_keys` reads from the payload, from the rows."""
+    if not rows:
+        return None
+    start, span_id = _timestamp_columns()[0], 2
+    starts = [row[start] for row in rows]
+    return SpanKeys(min(starts), max(starts), list({f"{row[span_id]}:{row[start]}" for row in rows}))
 
 
 def prepare(body: bytes, encoding: str | None, content_type: str, oldest_ns: int | None = None) -> tuple[bytes, int]:

@@ -124,7 +124,7 @@ class _Receiver:
             body = await read_body(request.stream(), MAX_BODY_BYTES)
             encoding = request.headers.get("content-encoding")
             prepared = await self.decoders.prepare(body, encoding, content_type, self.oldest())
-            self.writer.accept(Record(prepared.payload, prepared.spans))  # one write() into the page cache
+            self.writer.accept(Record(prepared.payload, prepared.spans, keys=prepared.keys))  # one write() to the log
         except BodyTooLarge as exc:
             return _status(content_type, 413, _GRPC_INVALID_ARGUMENT, str(exc))
         except UnsupportedEncoding as exc:

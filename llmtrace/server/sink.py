@@ -77,11 +77,14 @@ class _Derived:
             "JSONCompactEachRow",
             params={"v": self.VIEW},
         ).bytes()
+        # The columns the view writes (the target may have more, filled by their defaults or by
+        # later mutations, e.g. re-pricing's PriceVersion): the repair writes the same ones.
         columns = conn.query(
             "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String}"
+            " AND name IN (SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {v:String})"
             " ORDER BY position",
             "JSONCompactEachRow",
-            params={"t": self.TARGET},
+            params={"t": self.TARGET, "v": self.VIEW},
         ).bytes()
         names = ", ".join(f"`{json.loads(line)[0]}`" for line in columns.splitlines() if line)
         self.enabled = bool(found.strip()) and bool(names)
@@ -122,10 +125,11 @@ class SpanSink:
         self._lock = threading.Lock()
         self._derived = _Derived(self._conn)
 
-    def __call__(self, payload: bytes, token: str) -> None:
+    def __call__(self, payload: bytes, token: str, keys: SpanKeys | None = None) -> None:
         """Insert ``payload`` as one block; a repeat with the same ``token`` inserts nothing twice.
 
-        Raises the engine's error, or :class:`RowsMissing` if the table lacks spans afterwards.
+        ``keys``: the payload's span keys if known (else read from the payload). Raises the
+        engine's error, or :class:`RowsMissing` if the table lacks spans afterwards.
         """
         if not _TOKEN.match(token):
             raise ValueError(f"invalid deduplication token {token!r}")
@@ -137,7 +141,7 @@ class SpanSink:
                 inserter.cancel()
                 raise
             inserter.finish()
-            keys = span_keys(payload)
+            keys = keys or span_keys(payload)
             if keys is None:
                 return
             bounds = self._load(keys)  # once for both checks

@@ -18,8 +18,10 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from llmtrace.server.chunks import SpanKeys
 
 __all__ = ["FORMATS", "Record", "Segment", "WriteAheadLog", "read_segment"]
 
@@ -29,9 +31,13 @@ FORMATS = ("JSONCompactEachRow",)
 
 @dataclass(frozen=True)
 class Record:
+    """One request's insert payload. ``keys``: its spans' keys when just decoded (not logged: a
+    replayed record has none, and the writer reads them from the payload)."""
+
     payload: bytes
     spans: int
     format: str = FORMATS[0]
+    keys: SpanKeys | None = field(default=None, compare=False, repr=False)
 
 
 class Segment:

@@ -72,6 +72,8 @@ def _read_pair(raw: bytes) -> tuple[str, str]:
                 two = start < size and raw[start] < 0x80
                 length, start = ((length & 0x7F) | raw[start] << 7, start + 1) if two else (-1, start)
             if start + length == size:
+                if length >= 2 and raw[start] == 0x0A and raw[start + 1] + 2 == length < 0x82:  # a short string
+                    return raw[2:end].decode(), raw[start + 2 :].decode()
                 return raw[2:end].decode(), attribute_text(raw[start:])
     from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
