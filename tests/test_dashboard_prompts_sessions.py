@@ -144,5 +144,9 @@ def test_traces_page_shows_each_traces_scores(stores: Stores, app: AppTest) -> N
     assert_clean(app)
     scores = frame_with(app, "on")
     assert scores[["name", "value", "on"]].values.tolist() == [["helpful", value, "whole trace"]]
+    system_hash = stores.client.query(
+        "SELECT any(PromptSystemHash) FROM llm_calls WHERE TraceId = {t:String}", parameters={"t": trace_id}
+    ).result_rows[0][0]
+    assert any(f"version `sys {system_hash[:6]} · tpl " in m.value for m in app.markdown)
     listed = frame_with(app, "scores")
     assert listed["scores"].notna().any()

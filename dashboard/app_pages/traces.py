@@ -190,8 +190,11 @@ def render_llm_span(span: pd.Series) -> None:
         facts.append(f"finish `{span['finish_reason']}`")
     if span["prompt"]:
         facts.append(f"prompt `{span['prompt']}` v{span['prompt_version']}")
-    st.markdown(" · ".join(facts))
     attributes = span["attributes"] or {}
+    hashes = [attributes.get(k, "")[:6] for k in (semconv.PROMPT_SYSTEM_HASH, semconv.PROMPT_TEMPLATE_HASH)]
+    if any(hashes):  # the automatic prompt version, as the Prompts page lists it
+        facts.append(f"version `sys {hashes[0] or '—'} · tpl {hashes[1] or '—'}`")
+    st.markdown(" · ".join(facts))
     system = traces.messages(attributes, semconv.SYSTEM_INSTRUCTIONS)
     if system:
         render_messages("System", [{"role": "system", "parts": system}])
