@@ -44,6 +44,7 @@ PAGES = {
     "cost": "Spend per day",
     "latency": "Per model",
     "drift": "Verdicts",
+    "compare": "Compare by",
     "anomalies": "Episode",
     "prompts": "Score means by",
     "sessions": "Traces of",
