@@ -11,11 +11,15 @@ window (``from_share``), for judging a canary that gets worse while traffic flow
 :func:`insert` writes LLM spans and one ``quality`` score span per scored call into
 ``otel_traces`` as the Collector would (attribute values as strings), so ``llm_calls`` and
 ``llm_scores`` fill through the real materialized views. Random numbers are hashes of (seed,
-row, purpose): a canary always produces the same rows.
+row, purpose): a canary always produces the same rows. ``python -m llmtrace.demo.canary --url
+chdb:///path`` (or a ClickHouse URL that accepts inserts) loads :data:`DEMO` into a store.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -141,3 +145,30 @@ def insert(client: Any, canary: Canary) -> int:
     client.command(_CALLS_SQL, parameters={**params, "keys": _CALL_KEYS})
     client.command(_SCORES_SQL, parameters={**params, "keys": _SCORE_KEYS})
     return canary.calls
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Load :data:`DEMO` (migrating the store first) and say how to compare its releases."""
+    from llmtrace.store.client import connect
+    from llmtrace.store.migrations import apply_migrations, client_runner
+
+    parser = argparse.ArgumentParser(prog="python -m llmtrace.demo.canary", description=main.__doc__)
+    parser.add_argument("--url", required=True, help="store URL, e.g. chdb:///tmp/canary")
+    args = parser.parse_args(argv)
+    client = connect(args.url)
+    try:
+        apply_migrations(client_runner(client))
+        calls = insert(client, DEMO)
+    finally:
+        client.close()
+    base, *candidates = (a.release for a in DEMO.arms)
+    print(f"loaded {calls} calls of {DEMO.service} ({', '.join(a.release for a in DEMO.arms)}) into {args.url}")
+    for candidate in candidates:
+        print(
+            f"  llmtrace compare --url {args.url} --baseline release={base} --candidate release={candidate} --window 1d"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
