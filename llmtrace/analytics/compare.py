@@ -111,7 +111,7 @@ class CompareReport:
         return pd.DataFrame([asdict(r) for r in self.results], columns=[f.name for f in fields(MetricComparison)])
 
     def to_dict(self) -> dict[str, Any]:
-        return json_safe(
+        doc: dict[str, Any] = json_safe(
             {
                 "baseline": self.baseline.label,
                 "candidate": self.candidate.label,
@@ -123,6 +123,7 @@ class CompareReport:
                 "results": [asdict(r) for r in self.results],
             }
         )
+        return doc
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
@@ -278,7 +279,7 @@ class _Judge:
     def rate(self, name: str, stats: dict[int, dict[str, Any]]) -> MetricComparison:
         n = [int(stats[s].get(f"n_{name}") or 0) for s in (0, 1)]
         x = [int(stats[s].get(f"x_{name}") or 0) for s in (0, 1)]
-        shares = tuple(x[s] / n[s] if n[s] else None for s in (0, 1))
+        shares = (x[0] / n[0] if n[0] else None, x[1] / n[1] if n[1] else None)
         if min(n) < max(self.min_samples, 1):
             return self.too_few(name, "rate", n, shares)
         interval = proportion_difference(x[0], n[0], x[1], n[1], self.alpha)
