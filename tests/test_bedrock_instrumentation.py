@@ -422,12 +422,22 @@ FAMILIES = {
         {"prompt": "<s>[INST] What is the capital of France? [/INST]", "max_tokens": 100, "temperature": 0.3},
         "text_completion", "stop",
     ),
+    "mistral_chat": (
+        "mistral.mistral-large-2407-v1:0",
+        {"messages": [{"role": "system", "content": "Be brief."},
+                      {"role": "user", "content": "What is the capital of France?"}],
+         "max_tokens": 100, "temperature": 0.3},
+        "chat", "stop",
+    ),
     "cohere": (
         "cohere.command-r-v1:0",
         {"message": "What is the capital of France?", "preamble": "Be brief.", "max_tokens": 100, "temperature": 0.3},
         "chat", "COMPLETE",
     ),
 }  # fmt: skip
+
+
+UNPRICED = ("cohere", "mistral_chat")  # genai-prices has no Cohere and no Mistral Large 2407 on Bedrock
 
 
 def _reply_text(family: str, body: dict[str, Any]) -> str:
@@ -442,6 +452,8 @@ def _reply_text(family: str, body: dict[str, Any]) -> str:
         return str(body["generation"])
     if family == "mistral":
         return str(body["outputs"][0]["text"])
+    if family == "mistral_chat":
+        return str(body["choices"][0]["message"]["content"])
     return str(body["text"])
 
 
@@ -463,15 +475,13 @@ def test_invoke_model_records_each_familys_body(fake_llm: FakeLLM, spans: Any, f
     assert content(span, sc.OUTPUT_MESSAGES)[0]["parts"] == [{"type": "text", "content": _reply_text(family, body)}]
     assert content(span, sc.INPUT_MESSAGES)[-1]["role"] == "user"
     assert "capital of France" in json.dumps(content(span, sc.INPUT_MESSAGES))
-    if family in ("anthropic", "nova", "cohere"):
+    if family in ("anthropic", "nova", "cohere", "mistral_chat"):
         assert content(span, sc.SYSTEM_INSTRUCTIONS) == [{"type": "text", "content": "Be brief."}]
     if family == "anthropic":
         assert attrs[sc.RESPONSE_ID] == body["id"] and attrs[sc.RESPONSE_MODEL] == body["model"]
     tokens = pricing.TokenUsage(attrs[sc.USAGE_INPUT_TOKENS], attrs[sc.USAGE_OUTPUT_TOKENS])  # type: ignore[arg-type]
     assert attrs.get(sc.COST_USD) == pytest.approx(pricing.cost_usd("aws.bedrock", [model], tokens))
-    assert attrs[sc.COST_STATUS] == (
-        "unpriced" if family == "cohere" else "priced"
-    )  # genai-prices has no Cohere on Bedrock
+    assert attrs[sc.COST_STATUS] == ("unpriced" if family in UNPRICED else "priced")
 
 
 def test_the_body_the_app_reads_is_the_body_bedrock_sent(fake_llm: FakeLLM, spans: Any) -> None:
@@ -511,6 +521,25 @@ def test_anthropic_tool_definitions_and_tool_use_are_recorded_from_the_native_bo
         {"type": "tool_call", "id": use["id"], "name": "get_weather", "arguments": use["input"]}
     ]
     assert span.attributes[sc.RESPONSE_FINISH_REASONS] == ("tool_use",)
+
+
+def test_mistral_chat_tool_calls_are_recorded_with_their_arguments_parsed(fake_llm: FakeLLM, spans: Any) -> None:
+    tool = {"type": "function", "function": {"name": "get_weather", "description": "Current weather for a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}  # fmt: skip
+    request = {"messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": [tool]}
+    response = client(fake_llm).invoke_model(modelId="mistral.mistral-large-2407-v1:0", body=json.dumps(request))
+    call = json.loads(response["body"].read())["choices"][0]["message"]["tool_calls"][0]
+
+    span = spans.one()
+    assert content(span, sc.TOOL_DEFINITIONS)[0]["name"] == "get_weather"
+    assert content(span, sc.OUTPUT_MESSAGES) == [
+        {
+            "role": "assistant",
+            "parts": [{"type": "tool_call", "id": call["id"], "name": "get_weather",
+                       "arguments": json.loads(call["function"]["arguments"])}],
+            "finish_reason": "tool_calls",
+        }
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))

@@ -357,11 +357,35 @@ def _cohere(text: str, stop: str | None, prompt: int, output: int, first: bool) 
     return {"is_finished": False, "event_type": "text-generation", "text": text}
 
 
+def _mistral_any(body: dict[str, Any], ctx: Context, model: str, stream: bool) -> Any:
+    """Mistral: a prompt (7B, Mixtral, Large 2402) or chat ``messages`` (Large 2407 and later)."""
+    if "messages" not in body:
+        return _mistral_prompt(body, ctx, model, stream)
+    tools = [t.get("function") or {} for t in body.get("tools") or [] if isinstance(t, dict)]
+    last = (body.get("messages") or [{}])[-1]
+    if tools and last.get("role") != "tool":
+        arguments = json.dumps(sample_from_schema(tools[0].get("parameters") or {"type": "object"}))
+        call = {"id": new_id("", 9), "function": {"name": tools[0].get("name"), "arguments": arguments}}
+        message = {"role": "assistant", "content": "", "tool_calls": [call]}
+        whole = {"choices": [{"index": 0, "message": message, "stop_reason": "tool_calls"}]}
+        output = count_tokens(arguments) + 4
+        return [(whole, True)], whole, (count_tokens(json.dumps(body)), output)
+    pieces, cut = _words(body, ctx)
+    stop, prompt = "length" if cut else "stop", count_tokens(json.dumps(body.get("messages")))
+
+    def choice(text: str, reason: str | None) -> dict[str, Any]:
+        return {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "stop_reason": reason}]}
+
+    chunks = [(choice(piece, None), True) for piece in pieces] + [(choice("", stop), False)]
+    return chunks, choice("".join(pieces), stop), (prompt, len(pieces))
+
+
+_mistral_prompt = _text_family(_mistral)
 _FAMILIES: dict[str, Family] = {
     "anthropic": _anthropic,
     "amazon.nova": _nova,
     "amazon.titan": _text_family(_titan),
     "meta": _text_family(_llama),
-    "mistral": _text_family(_mistral),
+    "mistral": _mistral_any,
     "cohere": _text_family(_cohere),
 }
