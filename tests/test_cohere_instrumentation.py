@@ -19,6 +19,7 @@ from llmtrace import semconv as sc
 from llmtrace.demo.fake_llm import FakeLLM
 from llmtrace.demo.fake_llm_cohere import TEMPLATE_TOKENS
 from llmtrace.instrumentation import cohere as adapter
+from llmtrace.instrumentation._sdk import get
 from tests.conftest import MEMORY_PROVIDER, run_script
 from tests.provider_helpers import CONTENT_ATTRIBUTES, RECORDED, WEATHER_TOOL, content, replaying
 
@@ -153,23 +154,20 @@ def test_stream_records_ttft_text_finish_reason_and_usage_from_message_end(fake_
 def test_a_streamed_tool_call_is_assembled_from_its_deltas(fake_llm: FakeLLM, spans: Any) -> None:
     events = list(client(fake_llm).chat_stream(model=MODEL, messages=HI, tools=[WEATHER_TOOL]))
 
-    start = next(e for e in events if e.type == "tool-call-start")
-    arguments = "".join(
-        e.delta.message.tool_calls.function.arguments  # type: ignore[union-attr]
-        for e in events
-        if e.type == "tool-call-delta"
-    )
-    plan = "".join(e.delta.message.tool_plan for e in events if e.type == "tool-plan-delta")  # type: ignore[union-attr]
+    def delta(event: Any, *path: str) -> Any:  # cohere 5.11 leaves some deltas as dicts
+        for name in path:
+            event = get(event, name)
+        return event
+
+    call = next(delta(e, "delta", "message", "tool_calls") for e in events if e.type == "tool-call-start")
+    pieces = [delta(e, "delta", "message", "tool_calls", "function", "arguments") for e in events]
+    arguments = "".join(p for p, e in zip(pieces, events, strict=True) if e.type == "tool-call-delta")
+    plan = "".join(delta(e, "delta", "message", "tool_plan") for e in events if e.type == "tool-plan-delta")
     span = spans.one()
     assert span.attributes[sc.RESPONSE_FINISH_REASONS] == ("tool_call",)
     assert content(span, sc.OUTPUT_MESSAGES)[0]["parts"] == [
         {"type": "reasoning", "content": plan},
-        {
-            "type": "tool_call",
-            "id": start.delta.message.tool_calls.id,  # type: ignore[union-attr]
-            "name": "get_weather",
-            "arguments": json.loads(arguments),
-        },
+        {"type": "tool_call", "id": get(call, "id"), "name": "get_weather", "arguments": json.loads(arguments)},
     ]
 
 
@@ -181,17 +179,16 @@ async def test_stream_async_is_traced(fake_llm: FakeLLM, spans: Any) -> None:
     assert attrs[sc.USAGE_OUTPUT_TOKENS] == int(events[-1].delta.usage.billed_units.output_tokens)  # type: ignore[union-attr,arg-type]
 
 
-def test_a_stream_closed_early_ends_its_span_once(fake_llm: FakeLLM, spans: Any) -> None:
+def test_a_stream_left_early_ends_its_span_once(fake_llm: FakeLLM, spans: Any) -> None:
     stream = client(fake_llm).chat_stream(model=MODEL, messages=HI)
     for event in stream:
         if event.type == "content-delta":
             break
-    stream.close()
-    del stream
+    del stream  # not close(): cohere 5.11's own generator swallows GeneratorExit, so its close() raises
     gc.collect()
 
     attrs = spans.one().attributes
-    assert attrs[sc.STREAM_END] == "closed"
+    assert attrs[sc.STREAM_END] == "abandoned"
     assert sc.RESPONSE_TIME_TO_FIRST_CHUNK in attrs
     assert sc.USAGE_OUTPUT_TOKENS not in attrs  # usage comes with message-end only
 
@@ -223,11 +220,13 @@ def test_embed_records_billed_tokens_dimensions_and_cost(fake_llm: FakeLLM, span
 
 
 async def test_embed_async_is_traced(fake_llm: FakeLLM, spans: Any) -> None:
-    await aclient(fake_llm).embed(model="embed-v4.0", texts=["one"], input_type="search_query", output_dimension=256)
+    response = await aclient(fake_llm).embed(
+        model="embed-v4.0", texts=["one"], input_type="search_query", embedding_types=["float"]
+    )
 
     attrs = spans.one().attributes
     assert attrs[sc.OPERATION_NAME] == "embeddings"
-    assert attrs[sc.EMBEDDINGS_DIMENSION_COUNT] == 256
+    assert attrs[sc.EMBEDDINGS_DIMENSION_COUNT] == len(response.embeddings.float_[0])  # type: ignore[index,union-attr]
 
 
 def test_v1_chat_records_preamble_history_usage_and_tool_calls(fake_llm: FakeLLM, spans: Any) -> None:
@@ -342,4 +341,4 @@ def test_instrument_does_not_import_cohere_and_patches_it_when_the_app_does(fake
         prelude=MEMORY_PROVIDER,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"[] ['chat {MODEL}']"
+    assert result.stdout.strip().splitlines()[-1] == f"[] ['chat {MODEL}']"  # cohere 5.x imports sagemaker, which logs
