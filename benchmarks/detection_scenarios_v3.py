@@ -33,7 +33,7 @@ import numpy as np
 
 from llmtrace import semconv
 
-HISTORY_DAYS = 2
+HISTORY_DAYS = 8  # a store holds weeks: the previous weekend is in the data
 DAYS = HISTORY_DAYS + 7
 MINUTES = DAYS * 1440
 BLOCK_MIN = 10  # volume overdispersion: one gamma multiplier per series per 10 minutes
@@ -379,7 +379,7 @@ def _benign(sc: Scenario, rng: np.random.Generator) -> None:
     for day in range(HISTORY_DAYS, DAYS):
         peak = day * 1440 + (2 * 60 - _utc_minute_of_day(sc)) % 1440  # 02:00 UTC
         if batch and sc.judged_from <= peak < MINUTES:
-            sc.benign.append(Benign("daily_peak", batch, peak - 10, peak + 90, ("calls",)))
+            sc.benign.append(Benign("daily_peak", batch, peak - 10, peak + 120))  # mix shifts count too
     for i in business:
         s = sc.series[i]
         m = np.arange(sc.judged_from, MINUTES)
