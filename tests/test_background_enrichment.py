@@ -91,6 +91,15 @@ def test_an_asleep_worker_is_woken_by_the_next_call(client: openai.OpenAI, monke
             assert signal.ended.wait(5.0)
 
 
+def test_calls_whose_spans_others_ended_keep_the_worker_awake() -> None:
+    worker = _worker.Worker()
+    worker._thread = threading.current_thread()  # alive: submit() queues without starting a thread
+    worker.submit(lambda first, second: None, None, None)
+    worker.drain()  # flush() or the app's thread ran the job before the worker looked
+    assert worker._round(idle=5) == 0  # calls are coming: no sleep, so no wake-up per call
+    assert worker._round(idle=5) == 6  # none since: one more idle round towards sleep
+
+
 def test_a_long_backlog_is_drained_by_the_app_thread_and_nothing_is_lost(
     client: openai.OpenAI, spans: SpanRecorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -33,6 +33,7 @@ class Worker:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._asleep = False
+        self._submitted = False  # jobs came since the worker last looked (whoever ran them)
         self._start_lock = threading.Lock()
         self._errors: list[BaseException] = []
 
@@ -40,6 +41,7 @@ class Worker:
         """Queue ``job(first, second)``; hot path, a few hundred nanoseconds."""
         jobs = self._jobs
         jobs.append((job, first, second))
+        self._submitted = True
         if self._asleep or len(jobs) >= _WAKE_AT or self._thread is None:
             self._kick()
 
@@ -77,9 +79,16 @@ class Worker:
                 self._asleep = False
             self._wake.clear()
             try:
-                idle = 0 if self.drain() else idle + 1
+                idle = self._round(idle)
             except Exception as exc:  # never let the worker die: spans would wait for the backlog limit
                 self._failed(exc)
+
+    def _round(self, idle: int) -> int:
+        """Run what is queued; the idle rounds so far. Idle means no calls, not "nothing left for me":
+        when flush() or the app's thread ran the jobs, calls are still coming, and a sleeping worker
+        would cost each of them a wake-up (a thread switch)."""
+        busy, self._submitted = self._submitted, False
+        return 0 if self.drain() or busy else idle + 1
 
     def drain(self) -> bool:
         """Run every queued job now, on the calling thread; returns whether there was anything to do."""
@@ -121,6 +130,7 @@ class Worker:
         self._start_lock = threading.Lock()
         self._thread = None
         self._asleep = False
+        self._submitted = False
 
 
 worker = Worker()
