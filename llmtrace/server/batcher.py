@@ -68,6 +68,11 @@ def is_transient(exc: BaseException) -> bool:
     return match is None or int(match.group(1)) not in _DATA_CODES
 
 
+def _retry_lines(attempt: int) -> int:
+    """Spans per INSERT on retry ``attempt``: halved each time, from 16k down to 256."""
+    return max(256, 32_768 >> min(attempt, 7))
+
+
 def _token(segment: str) -> str:
     """The deduplication token of a log segment's batch: the same on the first try and on replay."""
     return f"llmtrace-wal-{segment}"
@@ -238,7 +243,7 @@ class SpanWriter:
                 if attempt == 0 and not self._replaying:
                     self._insert(payload, token) if keys is None else self._insert(payload, token, keys)
                 else:
-                    self._insert_absent(payload, f"{token}-r{attempt}")
+                    self._insert_absent(payload, f"{token}-r{attempt}", _retry_lines(attempt))
             except RowsMissing as exc:
                 missing_rounds += 0 if self._disk_nearly_full(len(exc.missing)) else 1
                 if missing_rounds > _MISSING_ROUNDS:
@@ -265,13 +270,17 @@ class SpanWriter:
             self.stats.add_stored(spans)
             return
 
-    def _insert_absent(self, payload: bytes, token: str) -> None:
-        """Insert the lines of ``payload`` not yet stored (all of them if the sink cannot tell)."""
+    def _insert_absent(self, payload: bytes, token: str, max_lines: int) -> None:
+        """Insert the lines of ``payload`` not yet stored (all of them if the sink cannot tell), in
+        INSERTs of at most ``max_lines``: an INSERT cancelled again and again (KILL QUERY, a
+        timeout) makes progress once it is short enough, each piece verified on its own."""
         absent: Callable[[bytes], bytes] | None = getattr(self._insert, "absent", None)
         complete: Callable[[bytes], None] | None = getattr(self._insert, "complete_derived", None)
         todo = payload if absent is None else absent(payload)
-        if todo:
-            self._insert(todo, token)
+        lines = todo.splitlines(keepends=True) if todo.count(b"\n") > max_lines else [todo] if todo else []
+        pieces = [b"".join(lines[i : i + max_lines]) for i in range(0, len(lines), max_lines)]
+        for i, piece in enumerate(pieces):
+            self._insert(piece, token if len(pieces) == 1 else f"{token}-p{i}")
         if complete is not None:
             complete(payload)
 

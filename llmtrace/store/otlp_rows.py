@@ -112,16 +112,30 @@ def rows_from_bytes(body: bytes) -> list[tuple[Any, ...]]:
                         end - start if end > start else 0,
                         _STATUS_CODES[code] if 0 <= code < 3 else "Unset",
                         status.message,
-                        [e.time_unix_nano for e in events],
-                        [e.name for e in events],
-                        [attributes(e.attributes) for e in events],
-                        [link.trace_id.hex() for link in links],
-                        [link.span_id.hex() for link in links],
-                        [link.trace_state for link in links],
-                        [attributes(link.attributes) for link in links],
+                        *(_events(events) if events else ([], [], [])),
+                        *(_links(links) if links else ([], [], [], [])),
                     )
                 )
     return rows
+
+
+def _events(events: Any) -> tuple[list[Any], ...]:
+    """The Events.* columns of a span that has events."""
+    return (
+        [e.time_unix_nano for e in events],
+        [e.name for e in events],
+        [attributes(e.attributes) for e in events],
+    )
+
+
+def _links(links: Any) -> tuple[list[Any], ...]:
+    """The Links.* columns of a span that has links."""
+    return (
+        [link.trace_id.hex() for link in links],
+        [link.span_id.hex() for link in links],
+        [link.trace_state for link in links],
+        [attributes(link.attributes) for link in links],
+    )
 
 
 def rows_from_json(payload: dict[str, Any]) -> list[tuple[Any, ...]]:
