@@ -246,3 +246,9 @@ def test_watch_waits_quietly_for_a_canary_with_no_calls_yet(
     store: Any, store_url: str, tmp_path: Any, capsys: Any
 ) -> None:
     assert _watch(store_url, tmp_path / "state.json", "release=v2.3.0", capsys) == []
+
+
+def test_a_selector_may_name_an_automatic_prompt_version() -> None:
+    selector = Selector.parse("template_hash=0f1e2d3c4b5a6978,service=summarizer")
+    assert selector.values == (("template_hash", "0f1e2d3c4b5a6978"), ("service", "summarizer"))
+    assert "PromptTemplateHash" in selector.condition("s") and "ServiceName" in selector.condition("s")

@@ -315,10 +315,10 @@ class _Judge:
         moved = (shares[1] - shares[0]).abs().idxmax()
         interval = proportion_difference(int(table.at[moved, 0]), n[0], int(table.at[moved, 1]), n[1],
                                          self.alpha / len(table))  # fmt: skip
-        if p_value >= self.alpha:
-            interval = Interval(interval.estimate, min(interval.low, 0.0), max(interval.high, 0.0))
         result = self.verdict(metric, "mix", float(shares.at[moved, 0]), float(shares.at[moved, 1]), interval, n,
                               better="none")  # fmt: skip
+        if p_value >= self.alpha:  # both tests must agree
+            result.verdict = "no_evidence"
         result.p_value = p_value
         result.detail = f"{moved}: {shares.at[moved, 0]:.1%} -> {shares.at[moved, 1]:.1%} (chi-square p={p_value:.2g})"
         return result

@@ -31,8 +31,15 @@ __all__ = [
     "stats_sql",
 ]
 
-# What a selector may name: drift's grouping columns plus the user and session of a call.
-SELECTOR_COLUMNS: dict[str, str] = {**COLUMNS, "user": "UserId", "session": "SessionId"}
+# What a selector may name: drift's grouping columns, the user and session of a call, and its
+# automatic prompt version (hashes of the system instructions and of the message template).
+SELECTOR_COLUMNS: dict[str, str] = {
+    **COLUMNS,
+    "user": "UserId",
+    "session": "SessionId",
+    "system_hash": "PromptSystemHash",  # automatic prompt versions (schemas/012)
+    "template_hash": "PromptTemplateHash",
+}
 # Mean metrics (over successful calls that have a value): name -> drift's per-call expression.
 MEANS: dict[str, str] = {
     "cost_per_call_usd": NUMERIC["cost_per_call_usd"],
@@ -65,7 +72,7 @@ class Selector:
             if "=" not in part:
                 raise ValueError(f"cannot read {part.strip()!r}: use name=value, e.g. release=v2 or model=gpt-4o")
             name, value = (s.strip() for s in part.split("=", 1))
-            key = name.lower() if name.lower() in ("user", "session") else _dimension(name)
+            key = name.lower() if name.lower() in SELECTOR_COLUMNS else _dimension(name)
             if not value:
                 raise ValueError(f"{name}= needs a value, e.g. {name}=v2")
             pairs.append((key, value))
