@@ -30,7 +30,7 @@ from llmtrace.instrumentation._guard import internal_error
 from llmtrace.instrumentation._model import Request, Response, StreamAccumulator
 from llmtrace.instrumentation._patching import Patch, start_invocation
 from llmtrace.instrumentation._sdk import get, server_of
-from llmtrace.instrumentation._streams import wrap_stream
+from llmtrace.instrumentation._streams import AsyncStreamProxy, wrap_stream
 
 SDK = "botocore"
 PROVIDER = "aws.bedrock"
@@ -66,9 +66,11 @@ class _Operation(Endpoint):
         self.stream = stream
         self.key = key  # where the response dict keeps the stream
 
-    def observe(self, invocation: Invocation, result: Any, body: bytes | None) -> Any:
+    def observe(self, invocation: Invocation, result: Any, body: bytes | None, asynchronous: bool = False) -> Any:
         if self.stream and isinstance(result, dict) and self.key in result:
-            result[self.key] = wrap_stream(result[self.key], invocation)
+            stream = result[self.key]
+            proxy = _AioEventStreamProxy(stream, invocation) if asynchronous else wrap_stream(stream, invocation, False)
+            result[self.key] = proxy
         else:
             invocation.finish(self._outcome(result, body))
         return result
@@ -196,5 +198,90 @@ def _make_api_call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: d
         return result
 
 
+# --- aiobotocore (aioboto3): the same operations, awaited --------------------------------------
+
+
+class _AioEventStreamProxy(AsyncStreamProxy):
+    """aiobotocore's event stream is iterated with ``async for`` but closed synchronously, like botocore's."""
+
+    def close(self) -> None:  # type: ignore[override]
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_invocation.end_stream("closed")
+
+
+class _Read:
+    """Stands in for the HTTP response under an aiobotocore body (aiohttp's or httpx's): the bytes read."""
+
+    def __init__(self, data: bytes, url: Any) -> None:
+        self._data = io.BytesIO(data)
+        self._size = len(data)
+        self.url = url
+        self.content = self  # aiohttp: response.content.read(n)
+
+    async def read(self, n: int | None = -1) -> bytes:
+        return self._data.read(None if n is None or n < 0 else n)
+
+    def at_eof(self) -> bool:
+        return self._data.tell() >= self._size
+
+    async def aiter_raw(self) -> Any:  # httpx
+        rest = self._data.read()
+        if rest:
+            yield rest
+
+    def close(self) -> None:
+        self._data.close()
+
+    async def aclose(self) -> None:
+        self._data.close()
+
+
+async def _abuffer(result: Any) -> bytes | None:
+    """:func:`_buffer` for aiobotocore: the body is read and a body of the same class over the bytes put back."""
+    body = result.get("body") if isinstance(result, dict) else None
+    if body is None or not callable(getattr(body, "read", None)):
+        return None
+    data: bytes = await body.read()
+    try:
+        raw = getattr(body, "raw_stream", None)
+        result["body"] = type(body)(_Read(data, getattr(raw, "url", None)), len(data))
+    except Exception as exc:  # an aiobotocore body llmtrace cannot rebuild: the app reads what is left
+        internal_error("bedrock async body", exc)
+    return data
+
+
+def _amake_api_call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``AioBaseClient._make_api_call``: other AWS calls get their coroutine back untouched, unwrapped."""
+    endpoint = _bedrock_endpoint(instance, args)
+    if endpoint is None:
+        return wrapped(*args, **kwargs)
+    return _atraced(endpoint, wrapped, instance, args, kwargs)
+
+
+async def _atraced(endpoint: _Operation, wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: Any) -> Any:
+    params = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
+    invocation = start_invocation(endpoint, instance, (), params)
+    if invocation is None:
+        return await wrapped(*args, **kwargs)
+    try:
+        result = await wrapped(*args, **kwargs)
+        body = await _abuffer(result) if endpoint.buffers_body else None
+    except BaseException as exc:
+        invocation.exit()
+        invocation.fail(exc)
+        raise
+    invocation.exit()
+    try:
+        return endpoint.observe(invocation, result, body, asynchronous=True)
+    except Exception as exc:
+        internal_error("bedrock response", exc)
+        return result
+
+
 def patches() -> list[Patch]:
-    return [Patch("botocore.client", "BaseClient._make_api_call", wrapper=_make_api_call)]
+    return [
+        Patch("botocore.client", "BaseClient._make_api_call", wrapper=_make_api_call),
+        Patch("aiobotocore.client", "AioBaseClient._make_api_call", wrapper=_amake_api_call),
+    ]
