@@ -139,3 +139,19 @@ def test_a_call_without_system_instructions_has_no_system_hash() -> None:
 def test_variables_that_are_not_a_mapping_are_refused(variables: Any) -> None:
     with pytest.raises(TypeError, match="variables must be a mapping"), llmtrace.prompt("weather", variables=variables):
         pass
+
+
+def test_text_of_a_str_subclass_is_masked_like_plain_text() -> None:
+    class Text(str):
+        pass
+
+    def request(text: str) -> Request:
+        return Request("chat", "openai", "m", input_messages=[{"role": "user", "parts": [{"content": text}]}])
+
+    variables = {"city": "Paris"}
+    assert prompt_hashes(request(Text("Weather in Paris?")), variables) == prompt_hashes(
+        request("Weather in Paris?"), variables
+    )
+    assert prompt_hashes(request("Weather in Paris?"), variables) == prompt_hashes(
+        request("Weather in Oslo?"), {"city": "Oslo"}
+    )

@@ -14,6 +14,7 @@ variable.
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import json
 import re
@@ -77,8 +78,13 @@ Mask = Callable[[str], str]
 def _masker(variables: Mapping[str, str] | None) -> Mask | None:
     """Replace each variable's value by ``{{name}}`` in one pass, longest value first (a value
     inside another is not cut); None when nothing is declared."""
+    return _compiled(tuple(sorted(variables.items()))) if variables else None
+
+
+@functools.lru_cache(maxsize=256)  # an app fills the same few templates: build each pattern once
+def _compiled(variables: tuple[tuple[str, str], ...]) -> Mask | None:
     names: dict[str, str] = {}
-    for name, value in sorted((variables or {}).items()):
+    for name, value in variables:
         if value:
             names.setdefault(value, name)
     if not names:
@@ -89,12 +95,15 @@ def _masker(variables: Mapping[str, str] | None) -> Mask | None:
 
 def _canonical(value: Any, mask: Mask | None) -> Any:
     """``value`` with tool-call ids dropped and variable values replaced by their names."""
-    if isinstance(value, str):
+    cls = value.__class__  # exact types first: ABC isinstance checks cost more than the hashing
+    if cls is str:
         return value if mask is None else mask(value)
-    if isinstance(value, Mapping):
+    if cls is dict or (cls is not list and isinstance(value, Mapping)):
         return {str(k): _canonical(v, mask) for k, v in value.items() if k not in _IGNORED_KEYS}
-    if isinstance(value, (list, tuple)):
+    if cls is list or cls is tuple:
         return [_canonical(v, mask) for v in value]
+    if isinstance(value, str):  # a str subclass
+        return _canonical(str(value), mask)
     return value
 
 
