@@ -210,7 +210,7 @@ def _converse_events(block: dict[str, Any], pieces: list[str], stop: str, usage:
     if "toolUse" in block:
         start = {k: block["toolUse"][k] for k in ("toolUseId", "name")}
         events.append({"contentBlockStart": {"contentBlockIndex": 0, "start": {"toolUse": start}}})
-        deltas = [{"toolUse": {"input": piece}} for piece in pieces]
+        deltas: list[dict[str, Any]] = [{"toolUse": {"input": piece}} for piece in pieces]
     else:
         deltas = [{"text": piece} for piece in pieces]
     events += [{"contentBlockDelta": {"contentBlockIndex": 0, "delta": delta}} for delta in deltas]

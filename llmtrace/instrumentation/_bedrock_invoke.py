@@ -66,10 +66,10 @@ def describe(request: Request, body: dict[str, Any]) -> None:
 
 
 def _describe_cohere(request: Request, body: dict[str, Any]) -> None:
-    history = body.get("chat_history") if isinstance(body.get("chat_history"), list) else []
+    history = body.get("chat_history")
     turns = [
         {"role": _COHERE_ROLES.get(str(turn.get("role")), "user"), "parts": [text_part(str(turn.get("message", "")))]}
-        for turn in history
+        for turn in (history if isinstance(history, list) else [])
         if isinstance(turn, dict)
     ]
     request.input_messages = [*turns, {"role": "user", "parts": [text_part(str(body.get("message", "")))]}]
