@@ -523,6 +523,31 @@ def test_anthropic_tool_definitions_and_tool_use_are_recorded_from_the_native_bo
     assert span.attributes[sc.RESPONSE_FINISH_REASONS] == ("tool_use",)
 
 
+@pytest.mark.parametrize(
+    ("model", "request_body", "dimensions"),
+    [
+        ("amazon.titan-embed-text-v2:0", {"inputText": "What is the capital of France?", "dimensions": 256}, 256),
+        ("cohere.embed-english-v3", {"texts": ["capital of France", "of Spain"], "input_type": "search_query"}, 1024),
+    ],
+)  # fmt: skip
+def test_embedding_models_record_embeddings_with_input_tokens_and_dimensions(
+    fake_llm: FakeLLM, spans: Any, model: str, request_body: dict[str, Any], dimensions: int
+) -> None:
+    response = client(fake_llm).invoke_model(modelId=model, body=json.dumps(request_body))
+    body = json.loads(response["body"].read())
+
+    span = spans.one()
+    attrs = span.attributes
+    tokens = int(response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-bedrock-input-token-count"])
+    vector = body["embedding"] if "embedding" in body else body["embeddings"][0]
+    assert span.name == f"embeddings {model}" and attrs[sc.OPERATION_NAME] == "embeddings"
+    assert attrs[sc.USAGE_INPUT_TOKENS] == tokens and sc.USAGE_OUTPUT_TOKENS not in attrs
+    assert attrs[sc.EMBEDDINGS_DIMENSION_COUNT] == dimensions == len(vector)
+    assert not set(CONTENT_ATTRIBUTES) & set(attrs)
+    priced = pricing.cost_usd("aws.bedrock", [model], pricing.TokenUsage(tokens, 0))
+    assert attrs.get(sc.COST_USD) == pytest.approx(priced)
+
+
 def test_mistral_chat_tool_calls_are_recorded_with_their_arguments_parsed(fake_llm: FakeLLM, spans: Any) -> None:
     tool = {"type": "function", "function": {"name": "get_weather", "description": "Current weather for a city.",
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}  # fmt: skip

@@ -42,6 +42,7 @@ from llmtrace.demo.fake_llm_common import (
     reply_words,
     sample_from_schema,
     text_chunks,
+    unit_vector,
     word_chunks,
 )
 
@@ -49,7 +50,9 @@ EVENT_STREAM = "application/vnd.amazon.eventstream"
 _PATH = re.compile(r"^/model/([^/]+)/(converse|converse-stream|invoke|invoke-with-response-stream)$")
 _METRICS = "amazon-bedrock-invocationMetrics"
 # The family in a model id, after any region prefix (``us.``) or ARN path (``.../us.anthropic...``).
-_FAMILY = re.compile(r"(?:^|[./])(anthropic|amazon\.nova|amazon\.titan|meta|mistral|cohere)[.-]")
+_FAMILY = re.compile(
+    r"(?:^|[./])(anthropic|amazon\.nova|amazon\.titan-embed|amazon\.titan|meta|mistral|cohere\.embed|cohere)[.-]"
+)
 _ERRORS = {
     400: ("ValidationException", "The provided model identifier is invalid."),
     403: ("AccessDeniedException", "You don't have access to the model with the specified model ID."),
@@ -246,7 +249,14 @@ def _invoke(body: dict[str, Any], ctx: Context, *, model: str, stream: bool) -> 
     match = _FAMILY.search(model)
     if match is None:
         return error_reply(400)
-    chunks, whole, counts = _FAMILIES[match.group(1)](body, ctx, model, stream)
+    family = match.group(1)
+    if family in _EMBEDDERS:
+        if stream:
+            return error_reply(400, "The model is unsupported for streaming.")
+        whole, tokens = _EMBEDDERS[family](body, model)
+        headers = {"X-Amzn-Bedrock-Input-Token-Count": str(tokens), "X-Amzn-Bedrock-Invocation-Latency": "12"}
+        return json_reply(200, whole, _request_id(headers))
+    chunks, whole, counts = _FAMILIES[family](body, ctx, model, stream)
     if not stream:
         headers = {
             "X-Amzn-Bedrock-Input-Token-Count": str(counts[0]),
@@ -380,6 +390,21 @@ def _mistral_any(body: dict[str, Any], ctx: Context, model: str, stream: bool) -
     return chunks, choice("".join(pieces), stop), (prompt, len(pieces))
 
 
+def _titan_embed(body: dict[str, Any], model: str) -> tuple[dict[str, Any], int]:
+    text = str(body.get("inputText", ""))
+    dims = body["dimensions"] if isinstance(body.get("dimensions"), int) else 1024
+    tokens = count_tokens(text)
+    return {"embedding": unit_vector(text, dims), "inputTextTokenCount": tokens}, tokens
+
+
+def _cohere_embed(body: dict[str, Any], model: str) -> tuple[dict[str, Any], int]:
+    texts = [str(t) for t in body.get("texts") or []]
+    vectors = [unit_vector(t, 1024) for t in texts]
+    reply = {"id": new_id("", 8) + "-fake", "embeddings": vectors, "response_type": "embeddings_floats", "texts": texts}
+    return reply, sum(count_tokens(t) for t in texts)
+
+
+_EMBEDDERS = {"amazon.titan-embed": _titan_embed, "cohere.embed": _cohere_embed}
 _mistral_prompt = _text_family(_mistral)
 _FAMILIES: dict[str, Family] = {
     "anthropic": _anthropic,

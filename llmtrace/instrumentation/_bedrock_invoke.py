@@ -24,9 +24,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from llmtrace import semconv as sc
 from llmtrace.instrumentation import _bedrock_converse as converse
 from llmtrace.instrumentation._choices import Choices
 from llmtrace.instrumentation._model import Request, Response, Usage, text_part, tool_call_part
+from llmtrace.instrumentation._sdk import put
 from llmtrace.instrumentation.anthropic import MessageEvents, Messages
 from llmtrace.instrumentation.openai import chat_messages, tool_definitions
 
@@ -45,6 +47,9 @@ def _is_nova_request(body: dict[str, Any]) -> bool:
 
 def describe(request: Request, body: dict[str, Any]) -> None:
     """Request attributes and content of a native body."""
+    if request.operation == sc.OP_EMBEDDINGS:  # the texts are not recorded, as for every embeddings call
+        put(request.attributes, sc.EMBEDDINGS_DIMENSION_COUNT, body.get("dimensions"), int)
+        return
     if _is_anthropic_request(body):
         _ANTHROPIC.describe_request(request, (), body)
         return
@@ -87,6 +92,8 @@ def response(request: Request, body: Any, headers: dict[str, Any]) -> Response:
     """A whole native response body; tokens it lacks come from Bedrock's headers."""
     if not isinstance(body, dict):
         result = Response()
+    elif "embedding" in body or "embeddings" in body:
+        result = _embeddings(request, body)
     elif body.get("type") == "message" or ("content" in body and "stop_reason" in body):
         result = _ANTHROPIC.parse_response(request, body)
     elif isinstance(body.get("output"), dict):
@@ -97,6 +104,22 @@ def response(request: Request, body: Any, headers: dict[str, Any]) -> Response:
         result = fold.result(request)
     return _with_counts(result, _int(headers.get("x-amzn-bedrock-input-token-count")),
                         _int(headers.get("x-amzn-bedrock-output-token-count")))  # fmt: skip
+
+
+def _embeddings(request: Request, body: dict[str, Any]) -> Response:
+    """Titan (``embedding``, ``inputTextTokenCount``) or Cohere (``embeddings``: a list per text, or per type)."""
+    vectors = body.get("embeddings")
+    if isinstance(vectors, dict):  # Cohere with embedding_types: {"float": [[...]], ...}
+        vectors = next(iter(vectors.values()), None)
+    first = (
+        body.get("embedding")
+        if "embedding" in body
+        else (vectors[0] if isinstance(vectors, list) and vectors else None)
+    )
+    response = Response(id=_first_str(body, "id"), usage=Usage(input_tokens=_first_int(body, "inputTextTokenCount")))
+    if isinstance(first, list) and sc.EMBEDDINGS_DIMENSION_COUNT not in request.attributes:
+        response.attributes[sc.EMBEDDINGS_DIMENSION_COUNT] = len(first)
+    return response
 
 
 def _int(value: Any) -> int | None:

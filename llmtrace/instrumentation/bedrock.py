@@ -112,7 +112,11 @@ class InvokeModel(_Operation):
         self.buffers_body = not stream
 
     def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
-        return _new_request(instance, kwargs, _operation(kwargs.get("body")), self.stream)
+        model = kwargs.get("modelId")
+        embeds = isinstance(model, str) and "embed" in model  # Titan / Cohere / Nova embedding models
+        return _new_request(
+            instance, kwargs, sc.OP_EMBEDDINGS if embeds else _operation(kwargs.get("body")), self.stream
+        )
 
     def describe_request(self, request: Request, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         body = invoke.parse_body(kwargs.get("body"))
