@@ -159,17 +159,17 @@ def scores_sql(sides: Sides) -> str:
     """Per score name and side: count, mean and sample variance of numeric and boolean scores.
 
     A score on an LLM call counts for that call's side; a score on a trace or on a non-LLM span
-    counts once for each side the trace's calls are on (as in :mod:`llmtrace.analytics.scores`)."""
+    counts once for each side the trace's calls are on (as in :mod:`llmtrace.analytics.scores`).
+    One pass: the sided calls grouped per trace, joined to the scores given since the window began
+    (a score comes after its call)."""
     return f"""
-        WITH calls AS ({sides.calls("TraceId, SpanId")}),
-        scores AS (SELECT TraceId, SpanId, Name, Value FROM llm_scores
-                   WHERE StringValue = '' AND TraceId IN (SELECT TraceId FROM calls)),
-        attributed AS (
-            SELECT c.side AS side, s.Name AS Name, s.Value AS Value
-            FROM scores AS s INNER JOIN calls AS c ON c.TraceId = s.TraceId AND c.SpanId = s.SpanId
-            UNION ALL
-            SELECT t.side, s.Name, s.Value
-            FROM scores AS s INNER JOIN (SELECT DISTINCT TraceId, side FROM calls) AS t ON t.TraceId = s.TraceId
-            WHERE (s.TraceId, s.SpanId) NOT IN (SELECT TraceId, SpanId FROM calls))
-        SELECT toString(Name) AS name, side, count() AS n, avg(Value) AS mean, varSamp(Value) AS var
-        FROM attributed GROUP BY name, side ORDER BY name, side"""
+        WITH traces AS (
+            SELECT TraceId, groupArray(SpanId) AS spans, groupArray(side) AS sides
+            FROM ({sides.calls("TraceId, SpanId")}) GROUP BY TraceId)
+        SELECT toString(s.Name) AS name,
+               arrayJoin(if(has(t.spans, s.SpanId), arrayFilter((x, span) -> span = s.SpanId, t.sides, t.spans),
+                            arrayDistinct(t.sides))) AS side,
+               count() AS n, avg(s.Value) AS mean, varSamp(s.Value) AS var
+        FROM llm_scores AS s INNER JOIN traces AS t ON t.TraceId = s.TraceId
+        WHERE s.StringValue = '' AND s.Timestamp >= {{start:DateTime64(6, 'UTC')}}
+        GROUP BY name, side ORDER BY name, side"""
