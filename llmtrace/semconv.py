@@ -62,6 +62,9 @@ TOOL_DESCRIPTION: Final = "gen_ai.tool.description"
 TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
 TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
 
+# --- agents (invoke_agent spans) ----------------------------------------------
+AGENT_NAME: Final = "gen_ai.agent.name"
+
 # --- prompts ----------------------------------------------------------------
 PROMPT_NAME: Final = "gen_ai.prompt.name"
 PROMPT_VERSION: Final = "gen_ai.prompt.version"
@@ -119,6 +122,7 @@ OP_TEXT_COMPLETION: Final = "text_completion"
 OP_GENERATE_CONTENT: Final = "generate_content"
 OP_EMBEDDINGS: Final = "embeddings"
 OP_EXECUTE_TOOL: Final = "execute_tool"
+OP_INVOKE_AGENT: Final = "invoke_agent"
 
 # --- read by the storage layer only (schemas/005_llm_calls_mv.sql): older and peer spellings --
 DEPLOYMENT_ENVIRONMENT_OLD: Final = "deployment.environment"

@@ -105,27 +105,53 @@ def agent_spans() -> Iterator[AgentSpans]:
     agents.set_trace_processors([])
 
 
-def test_openai_agents_model_calls_are_traced_once_each(fake_llm: FakeLLM, spans: Any, agent_spans: AgentSpans) -> None:
-    client = openai.AsyncOpenAI(base_url=fake_llm.openai_base_url, api_key="test")
+def run_weather_agent(fake: FakeLLM) -> Any:
+    client = openai.AsyncOpenAI(base_url=fake.openai_base_url, api_key="test")
     model = agents.OpenAIResponsesModel(GPT, client)
-    agent = agents.Agent(
-        name="assistant", instructions="Be brief.", model=model, tools=[agents.function_tool(get_weather)]
+    tools = [agents.function_tool(get_weather)]
+    return agents.Runner.run_sync(
+        agents.Agent(name="assistant", instructions="Be brief.", model=model, tools=tools), WEATHER
     )
-    result = agents.Runner.run_sync(agent, WEATHER)
 
-    asked, answered = spans.finished  # a tool call, then the answer: one span per model request
+
+def test_openai_agents_model_calls_are_traced_once_each_under_the_agent_span(
+    fake_llm: FakeLLM, spans: Any, agent_spans: AgentSpans
+) -> None:
+    result = run_weather_agent(fake_llm)
+
+    finished = spans.finished
+    agent = next(s for s in finished if s.name == "invoke_agent assistant")
+    tool = next(s for s in finished if s.name == "execute_tool get_weather")
+    asked, answered = (s for s in finished if s.name == f"chat {GPT}")  # one span per model request
+    assert len(finished) == 4
+    assert {s.parent.span_id for s in (asked, answered, tool) if s.parent} == {agent.context.span_id}
+    assert agent.attributes[sc.AGENT_NAME] == "assistant" and tool.attributes[sc.TOOL_NAME] == "get_weather"
     assert asked.attributes[sc.RESPONSE_FINISH_REASONS] == ("tool_calls",)
     assert answered.attributes[sc.RESPONSE_FINISH_REASONS] == ("stop",)
     call = content(asked, sc.OUTPUT_MESSAGES)[0]["parts"][-1]
     assert (call["type"], call["name"]) == ("tool_call", "get_weather")
-    outcome = next(
-        p for m in content(answered, sc.INPUT_MESSAGES) for p in m["parts"] if p["type"] == "tool_call_response"
-    )
-    assert outcome["response"] == get_weather("sample city") == "18C in sample city"
+    parts = [p for m in content(answered, sc.INPUT_MESSAGES) for p in m["parts"]]
+    assert next(p for p in parts if p["type"] == "tool_call_response")["response"] == "18C in sample city"
     assert content(answered, sc.OUTPUT_MESSAGES)[0]["parts"][0]["content"] == result.final_output
-    # The SDK's own trace saw the same two requests; it never reaches OpenTelemetry, so llm_calls counts ours.
+    # The SDK's own trace saw the same two requests; it is not OpenTelemetry, so llm_calls counts ours only.
     kinds = [type(s.span_data).__name__ for s in agent_spans.ended]
     assert kinds.count("ResponseSpanData") == 2 and "AgentSpanData" in kinds and "FunctionSpanData" in kinds
+
+
+def test_openai_agents_spans_are_mirrored_with_the_sdks_tracing_off(fake_llm: FakeLLM, spans: Any) -> None:
+    agents.set_tracing_disabled(True)
+    try:
+        run_weather_agent(fake_llm)
+    finally:
+        agents.set_tracing_disabled(False)
+
+    finished = spans.finished
+    agent = next(s for s in finished if s.name == "invoke_agent assistant")
+    assert sorted(s.name for s in finished if s.parent and s.parent.span_id == agent.context.span_id) == [
+        f"chat {GPT}",
+        f"chat {GPT}",
+        "execute_tool get_weather",
+    ]
 
 
 def pydantic_agent(fake: FakeLLM, provider: TracerProvider | None, **kwargs: Any) -> Agent[None, str]:

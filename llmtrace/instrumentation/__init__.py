@@ -18,4 +18,5 @@ PROVIDERS: dict[str, str] = {
     "bedrock": "llmtrace.instrumentation.bedrock",
     "cohere": "llmtrace.instrumentation.cohere",
     "litellm": "llmtrace.instrumentation.litellm",
+    "openai_agents": "llmtrace.instrumentation.openai_agents",
 }
