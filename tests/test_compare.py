@@ -129,7 +129,8 @@ def test_a_bad_selector_names_the_problem(text: str, error: str) -> None:
 
 
 # --------------------------------------------------------------------------- sequential looks
-def _looks(store: Any) -> list[tuple[Any, dict[str, str]]]:
+@pytest.fixture(scope="module")
+def looks(store: Any) -> list[tuple[Any, dict[str, str]]]:
     """Judge the mid-stream canary every two hours on the traffic so far."""
     f = Filter(start=MIDSTREAM.start, end=MIDSTREAM.end, services=(MIDSTREAM.service,))
     out = []
@@ -139,21 +140,23 @@ def _looks(store: Any) -> list[tuple[Any, dict[str, str]]]:
     return out
 
 
-def test_a_canary_judged_every_two_hours_raises_nothing_before_it_gets_worse(store: Any) -> None:
-    before = [flagged for end, flagged in _looks(store) if end <= CHANGE_AT]
+def test_a_canary_judged_every_two_hours_raises_nothing_before_it_gets_worse(looks: list[Any]) -> None:
+    before = [flagged for end, flagged in looks if end <= CHANGE_AT]
     assert len(before) == 6
     assert before == [{}] * 6
 
 
-def test_a_canary_that_gets_worse_mid_stream_is_called_worse_on_latency_and_only_what_changed(store: Any) -> None:
-    after = [flagged for end, flagged in _looks(store) if end > CHANGE_AT]
+def test_a_canary_that_gets_worse_mid_stream_is_called_worse_on_latency_and_only_what_changed(
+    looks: list[Any],
+) -> None:
+    after = [flagged for end, flagged in looks if end > CHANGE_AT]
     assert after[-1].get("latency_p50_ms") == "worse"
     assert set().union(*after) <= {"latency_p50_ms", "latency_p95_ms", "score:quality"}
     assert all(set(flagged.values()) <= {"worse"} for flagged in after)
 
 
-def test_once_called_worse_the_canary_stays_worse_at_later_looks(store: Any) -> None:
-    flags = ["latency_p50_ms" in flagged for _, flagged in _looks(store)]
+def test_once_called_worse_the_canary_stays_worse_at_later_looks(looks: list[Any]) -> None:
+    flags = ["latency_p50_ms" in flagged for _, flagged in looks]
     first = flags.index(True)
     assert all(flags[first:])
 
