@@ -12,6 +12,8 @@ app can read once: llmtrace reads it as soon as the call returns and puts a ``St
 same bytes in its place, so the app reads identical content. A failure of that read, which the app
 would have met at ``read()``, is recorded and raised by the call itself.
 
+aiobotocore (which aioboto3 uses) is patched the same way at ``AioBaseClient._make_api_call``.
+
 A Bedrock model id names what the call is billed under (``us.``/``eu.``/``apac.``/``global.``
 cross-region profiles): calls are priced by it before the response body's model name. Foundation-model
 and inference-profile ARNs are recorded as the id they end with.
@@ -136,8 +138,9 @@ class InvokeModel(_Operation):
 
 
 def _operation(body: Any) -> str:
-    """``chat`` for message bodies, ``text_completion`` for prompts: a substring test on the app's thread
-    (a JSON key is the only place an unescaped ``"messages"`` can be followed by nothing but a quote)."""
+    """``chat`` for message bodies, ``text_completion`` for prompts: a substring test, cheap enough for the
+    app's thread (quotes inside strings are escaped, so only a key, or a value that is exactly that word,
+    matches; at worst such a prompt is named ``chat``)."""
     if isinstance(body, str):
         return sc.OP_CHAT if any(key.decode() in body for key in _CHAT_KEYS) else sc.OP_TEXT_COMPLETION
     if isinstance(body, bytes | bytearray):
