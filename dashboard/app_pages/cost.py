@@ -94,8 +94,8 @@ else:
         f"These models have no known price, so their {common.fmt_int(unpriced['unpriced_calls'].sum())} calls "
         "are left out of spend rather than counted as $0. Give a model a price in the app with "
         "`llmtrace.set_price(provider, model, input_per_mtok=…, output_per_mtok=…)`; calls made after that are priced. "
-        "To price the calls already stored too, put it in a prices file for `llmtrace server --prices-file` or "
-        "`llmtrace migrate --prices-file` (README, *Pricing*)."
+        "To re-price the calls already stored (and the rollups) too, give the same price in a prices file to "
+        "`llmtrace server --prices-file` or `llmtrace migrate --prices-file`."
     )
     common.table(unpriced, hide_index=True, column_config=common.SUMMARY_COLUMNS, key="unpriced_table")
 if no_usage:
