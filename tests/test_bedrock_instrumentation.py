@@ -7,13 +7,17 @@ import gc
 import io
 import json
 import logging
+import re
+import socket
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import botocore.session
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError, EventStreamError
+from botocore.exceptions import BotoCoreError, ClientError, EventStreamError
 from botocore.stub import Stubber
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -494,6 +498,46 @@ def test_the_body_the_app_reads_is_the_body_bedrock_sent(fake_llm: FakeLLM, span
     assert len(raw) == int(response["ResponseMetadata"]["HTTPHeaders"]["content-length"])
     assert response["body"].read() == b""  # consumed once, as a StreamingBody is
     assert spans.one().attributes[sc.USAGE_OUTPUT_TOKENS] > 0  # type: ignore[operator]
+
+
+@pytest.fixture
+def cut_off_server() -> Iterator[str]:
+    """A local HTTP server whose 200 reply promises a longer body than it sends before hanging up."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(65536)
+            head, _, body = request.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+            while len(body) < length:
+                body += connection.recv(65536)
+            reply = b'{"generation": "Echo: cut'
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: 200\r\n\r\n" + reply)  # fmt: skip
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    thread.join(10)
+    listener.close()
+
+
+def test_an_invoke_body_cut_off_mid_read_is_an_error_raised_by_the_call(cut_off_server: str, spans: Any) -> None:
+    bedrock = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=cut_off_server,
+                           aws_access_key_id="a", aws_secret_access_key="b",
+                           config=Config(retries={"total_max_attempts": 1}))  # fmt: skip
+    model, request, _, _ = FAMILIES["llama"]
+    with pytest.raises(BotoCoreError) as caught:
+        bedrock.invoke_model(modelId=model, body=json.dumps(request))
+
+    span = spans.one()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[sc.ERROR_TYPE] == f"botocore.exceptions.{type(caught.value).__name__}"
+    assert sc.USAGE_OUTPUT_TOKENS not in span.attributes
 
 
 def test_a_file_object_body_is_sent_untouched_and_the_span_has_usage(fake_llm: FakeLLM, spans: Any) -> None:
