@@ -124,6 +124,15 @@ def test_an_edited_system_prompt_is_a_new_prompt_version_with_its_own_figures(tr
     assert v1["p95_ms"] >= v1["p50_ms"] > 0
 
 
+def test_calls_per_version_add_up_to_each_versions_calls(traffic: Traffic) -> None:
+    versions = prompts.prompt_versions(traffic.store, traffic.window)
+    per_bucket = prompts.calls_per_version(traffic.store, traffic.window, list(versions["key"]))
+    assert per_bucket.groupby("key")["calls"].sum().to_dict() == dict(
+        zip(versions["key"], versions["calls"], strict=True)
+    )
+    assert prompts.calls_per_version(traffic.store, traffic.window, ["no/such/version"]).empty
+
+
 def test_untagged_calls_get_a_version_from_their_hashes(traffic: Traffic) -> None:
     rows = prompts.prompt_versions(traffic.store, traffic.window)
     untagged = rows[rows["prompt"] == ""]
@@ -156,6 +165,7 @@ def test_every_reader_answers_an_empty_store_over_http(tmp_path: Path) -> None:
         assert sessions.listing(client, window, "user").empty
         assert sessions.traces_of(client, window, "session", "s1").empty
         assert prompts.prompt_versions(client, window).empty
+        assert prompts.calls_per_version(client, window, []).empty
         assert scores.per_trace(client, ["0" * 32]).empty
         assert scores.means_by(client, window, "Release").columns.tolist() == ["grp"]
     finally:

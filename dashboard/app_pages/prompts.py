@@ -72,6 +72,15 @@ common.table(
     key="prompt_versions_table",
 )
 
+labels = dict(zip(versions["key"], versions["prompt"] + " · " + versions["version"], strict=True))
+timeline = common.load(prompts.calls_per_version, f, list(versions["key"].head(12)))
+if not timeline.empty:
+    timeline = timeline.assign(version=timeline["key"].map(labels))
+    live = px.bar(
+        timeline, x="bucket", y="calls", color="version", color_discrete_map=common.color_map(labels.values())
+    )
+    st.plotly_chart(common.style(live, "Calls per prompt version", height=320, y="calls"), key="ver_calls")
+
 if score_columns:
     shown = versions.head(12).assign(label=lambda d: d["prompt"] + " · " + d["version"])
     long = shown.melt(id_vars=["label"], value_vars=score_columns, var_name="score", value_name="mean").dropna()

@@ -17,7 +17,7 @@ from llmtrace.analytics import frame
 from llmtrace.analytics.filters import Filter
 from llmtrace.analytics.scores import with_score_means
 
-__all__ = ["VERSION_KEY", "prompt_versions"]
+__all__ = ["VERSION_KEY", "calls_per_version", "prompt_versions"]
 
 # One string per version, the key scores are grouped by (hash alphabets never contain '/').
 VERSION_KEY = "concat(PromptName, '/', PromptSystemHash, '/', PromptTemplateHash)"
@@ -50,3 +50,15 @@ def prompt_versions(client: Any, f: Filter, limit: int = 200) -> pd.DataFrame:
         LIMIT {{limit:UInt32}}"""
     rows = frame(client, sql, f.params(limit=limit))
     return with_score_means(client, f, rows, "key", VERSION_KEY)
+
+
+def calls_per_version(client: Any, f: Filter, keys: list[str]) -> pd.DataFrame:
+    """Calls per time bucket (``f``'s width) of each version in ``keys`` (see :data:`VERSION_KEY`):
+    ``bucket``, ``key``, ``calls`` — when each version was live, e.g. a switch from one to the next."""
+    sql = f"""
+        SELECT toStartOfInterval(Timestamp, toIntervalSecond({{step:UInt32}})) AS bucket, {VERSION_KEY} AS key,
+               count() AS calls
+        FROM llm_calls
+        WHERE {f.where()} AND {VERSION_KEY} IN {{keys:Array(String)}}
+        GROUP BY bucket, key ORDER BY bucket, key"""
+    return frame(client, sql, f.params(step=f.bucket_seconds(), keys=[str(k) for k in keys]))
