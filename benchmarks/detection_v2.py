@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -97,16 +97,37 @@ def _matches(a: anomalies.Anomaly, sc: gen.ScenarioV2, inc: gen.Incident) -> boo
     return _compatible(a.series, sc, inc)
 
 
-def run_seed(seed: int, series: int) -> dict[str, object]:
-    sc = gen.build(seed, gen.default_end(), series=series)
-    tmp = tempfile.mkdtemp(prefix="llmtrace-det2-")
+def _store(seed: int, series: int, cache: str | None) -> tuple[Path, datetime, bool]:
+    """The seed's chDB directory, the scenario's end, and whether it already holds the calls.
+
+    With ``cache`` the store is kept as ``cache/seed-N`` (the end beside it), so tuning runs
+    reuse the generated week instead of writing a million calls again.
+    """
+    if cache is None:
+        return Path(tempfile.mkdtemp(prefix="llmtrace-det2-")), gen.default_end(), False
+    path = Path(cache) / f"seed-{seed}-{series}"
+    marker = path.with_suffix(".end")
+    if marker.exists():
+        return path, datetime.fromisoformat(marker.read_text().strip()), True
+    shutil.rmtree(path, ignore_errors=True)
+    return path, gen.default_end(), False
+
+
+def run_seed(seed: int, series: int, cache: str | None = None) -> dict[str, object]:
+    tmp, end, filled = _store(seed, series, cache)
+    sc = gen.build(seed, end, series=series)
     from llmtrace.store.client import connect
     from llmtrace.store.migrations import apply_migrations, client_runner
 
     client = connect(f"chdb://{tmp}")
     try:
-        apply_migrations(client_runner(client), ttl_days=30)
-        calls = gen.insert(client, sc)
+        if filled:
+            calls = int(client.query("SELECT count() FROM llm_calls").result_rows[0][0])
+        else:
+            apply_migrations(client_runner(client), ttl_days=30)
+            calls = gen.insert(client, sc)
+            if cache is not None:
+                tmp.with_suffix(".end").write_text(end.isoformat())
         week = Filter(start=sc.end - timedelta(days=7), end=sc.end)
         started = time.perf_counter()
         anomalies.detect(client, week, now=sc.end)
@@ -114,7 +135,8 @@ def run_seed(seed: int, series: int) -> dict[str, object]:
         report = anomalies.detect(client, week, now=sc.end, include_calls=False)
     finally:
         client.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if cache is None:
+            shutil.rmtree(tmp, ignore_errors=True)
     episodes = report.episodes()
     rows = []
     for inc in sc.incidents:
@@ -217,10 +239,11 @@ def main() -> int:
     parser.add_argument("--seeds", default="100-109", help="e.g. 100-109 (report) or 0-4 (tuning)")
     parser.add_argument("--series", type=int, default=10)
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--cache", help="keep each seed's store here and reuse it on later runs")
     args = parser.parse_args()
     results = []
     for seed in _seeds(args.seeds):
-        res = run_seed(seed, args.series)
+        res = run_seed(seed, args.series, args.cache)
         print(
             f"seed {seed}: {res['calls']:,} calls, {len(res['rows'])} incidents, "  # type: ignore[arg-type]
             f"{sum(r['found'] for r in res['rows'])} found, {len(res['false'])} false, {res['seconds']:.2f} s",

@@ -15,6 +15,7 @@ import pytest
 from llmtrace import cli
 from llmtrace.analytics import synthetic
 from llmtrace.analytics.alerts import Alert, SentLog
+from llmtrace.store.client import connect
 
 NOW_HOUR = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
 # Traffic runs two hours past now, so a check made after the hour turns still sees full buckets.
@@ -100,10 +101,26 @@ def test_truncation_burst_episode_is_posted_with_example_traces(
     watch(store_url, tmp_path / "state.json", "--webhook", receiver.url, "--no-drift")
     [burst] = [b["llmtrace"] for b in receiver.bodies if b["llmtrace"]["metric"] == "truncation_rate"]
     assert burst["series"] == {"service": "search-api", "model": "gpt-4o-mini"}
-    # v2 episodes start at the first 5-minute bucket with evidence: at most one bucket late.
+    # Episodes start at the first 5-minute bucket with evidence: the burst is injected at
+    # END - 10 h, and its first cut output may come a bucket or two later (a few calls per
+    # bucket, drawn anew for each hour of the day the test runs at).
     start = datetime.fromisoformat(burst["start"])
-    assert END - timedelta(hours=10) <= start <= END - timedelta(hours=10, minutes=-5)
+    assert start == _first_truncated_bucket(store_url, "search-api", "gpt-4o-mini", END - timedelta(hours=10))
     assert len(burst["trace_ids"]) == 3
+
+
+def _first_truncated_bucket(store_url: str, service: str, model: str, since: datetime) -> datetime:
+    client = connect(store_url)
+    try:
+        first = client.query(
+            "SELECT min(toStartOfFiveMinutes(Timestamp)) FROM llm_calls WHERE ServiceName = {s:String}"
+            " AND RequestModel = {m:String} AND FinishReason = 'length' AND IsError = 0"
+            " AND Timestamp >= {t:DateTime64(6, 'UTC')}",
+            parameters={"s": service, "m": model, "t": since.replace(tzinfo=None)},
+        ).result_rows[0][0]
+    finally:
+        client.close()
+    return first.replace(tzinfo=timezone.utc) if first.tzinfo is None else first
 
 
 def test_without_a_webhook_alerts_are_printed(

@@ -5,19 +5,23 @@ minutes and 3 hours by default) and every window ending in the judged range:
 
 * **rates** (errors, truncations, empty outputs, and calls above the usual p90 of latency,
   TTFT, tokens, cost): ``k`` events in ``n`` trials against the pooled rate ``p0`` of the
-  trailing ``BASELINE`` before the window (or of its last ``RECENT_BASELINE``, when higher:
-  rates that follow the time of day), by an exact binomial tail;
+  trailing ``BASELINE`` before the window (or of its last ``RECENT_BASELINE``, shrunk towards
+  the day's rate, when higher: rates that follow the time of day), by an exact binomial tail;
 * **volume**: ``x`` calls in the window against ``mu`` expected from the calls of the
   ``VOLUME_BASELINE`` before it (twice the window for long windows), rescaled by the daily
   profile once a previous day of the series exists (daily peaks and the night are normal),
   by a negative binomial tail whose extra spread is the series' own (:func:`_nb_size`); a
   window with no calls at all is judged as Poisson (a wobbling rate does not go silent);
-* overdispersion: real rates wobble more than a binomial allows (load, prompts, hours), so
-  rate counts are divided by ``phi``, the median squared Pearson residual of the series'
-  own windows (>= 1), before the tail is taken: a quasi-binomial test;
+* overdispersion: real rates wobble more than a binomial allows (load, prompts, hours): the
+  true rate is taken to wobble by a relative ``c`` (beta-binomial, :func:`_rate_wobble`,
+  from the series' own windows at that scale), so a window's counts are divided by its
+  design effect ``1 + c^2 n p / (1 - p)`` before the exact tail is taken. The extra spread
+  grows with the trials, so a quiet 5-minute window is judged nearly as a binomial and a
+  busy 3-hour one allows for the wobble;
 * a window is *flagged* when the tail probability is at most ``10**-MIN_SCORE`` AND the
-  effect is large enough to act on (``MIN_EXCESS`` events beyond the expectation and a
-  ratio of at least ``MIN_RATIO``; volume: ``VOLUME_DROP``/``VOLUME_SPIKE``).
+  effect is large enough to act on (``MIN_EXCESS`` events beyond the expectation, a ratio
+  of at least ``MIN_RATIO`` and ``MIN_RATE_CHANGE`` in share; volume:
+  ``VOLUME_DROP``/``VOLUME_SPIKE``).
 """
 
 from __future__ import annotations
@@ -42,14 +46,16 @@ VOLUME_SPIKE = 1.8
 MIN_VOLUME_CHANGE = 6.0
 BASELINE = 86400  # seconds of trailing history for a rate's baseline
 RECENT_BASELINE = 3 * 3600  # ... and the recent part of it, when it says the rate is higher
+RECENT_PRIOR = 100.0  # trials' worth of the day's rate the recent rate is shrunk towards
 VOLUME_BASELINE = 3 * 3600
 MIN_BASE_TRIALS = 20
 MIN_BASE_CALLS = 8
 PRIOR_WEIGHT = 2.0
 SCALES = (1, 3, 12, 36)
-PROFILE_DAYS = 1
+PROFILE_DAYS = 1  # previous days at the same time of day needed for a daily profile
 NB_MIN_MU = 5.0  # windows with fewer expected calls say little about the wobble beyond Poisson
-NB_MIN_C, NB_DEFAULT_C = 0.05, 0.3  # previous days at the same time of day needed for a daily profile
+NB_MIN_C, NB_DEFAULT_C = 0.05, 0.3
+RATE_MIN_C, RATE_DEFAULT_C = 0.05, 0.2  # relative wobble of a rate beyond binomial noise
 DAY = 86400
 
 
@@ -81,16 +87,26 @@ def _window_sum(c: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
     return np.asarray(c[:, hi] - c[:, lo])
 
 
-def _phi(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """Per series: median squared Pearson residual / its binomial median (0.455), floored at 1."""
+def _rate_wobble(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Per series: c^2, the squared relative wobble of the true rate beyond binomial noise
+    (a beta-binomial: Var k = n p (1 - p) + c^2 (n p)^2), from the median over the series'
+    own windows with at least ``NB_MIN_MU`` expected events (``RATE_DEFAULT_C`` with fewer than
+    24 of them).
+
+    The extra spread grows with the window's trials, so one constant multiplier (a
+    quasi-binomial phi) cannot fit both 5-minute and 3-hour windows: fitted on busy windows
+    it drowned a doubled latency tail, and on windows of one or two expected events the
+    median residual alone made it 2-3 (a discrete count's median is not the chi-square's).
+    """
+    mu = n * p
     with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = (k - n * p) ** 2 / (n * p * (1 - p))
-    r2 = np.where(ok & (n * p >= 1), r2, np.nan)
-    counts = np.sum(~np.isnan(r2), axis=1)
+        c2 = ((k - mu) ** 2 / 0.455 - mu * (1 - p)) / mu**2
+    c2 = np.where(ok & (mu >= NB_MIN_MU), c2, np.nan)
+    counts = np.sum(~np.isnan(c2), axis=1)
     with np.errstate(all="ignore"):
-        med = np.nanmedian(np.where(counts[:, None] > 0, r2, 0.0), axis=1)
-    phi = np.where(counts >= 24, np.clip(med / 0.455, 1.0, 25.0), 1.5)
-    return np.asarray(phi)
+        med = np.nanmedian(np.where(counts[:, None] > 0, c2, 0.0), axis=1)
+    c2 = np.where(counts >= 24, np.clip(med, RATE_MIN_C**2, 1.0), RATE_DEFAULT_C**2)
+    return np.asarray(c2)
 
 
 def _nb_size(x: np.ndarray, mu: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -131,10 +147,12 @@ def _exact(k: float, n: float, p: float, up: bool) -> float:
 
 
 def _flag(
-    group_idx: np.ndarray, end: np.ndarray, k: np.ndarray, n: np.ndarray, p: np.ndarray, phi: np.ndarray, up: bool
+    group_idx: np.ndarray, end: np.ndarray, k: np.ndarray, n: np.ndarray, p: np.ndarray, c2: np.ndarray, up: bool
 ) -> list[tuple[int, int, float]]:
-    """(group, end bucket, score) of windows whose quasi-binomial tail passes MIN_SCORE."""
-    kd, nd = k / phi[group_idx], n / phi[group_idx]
+    """(group, end bucket, score) of windows whose overdispersed binomial tail passes MIN_SCORE:
+    the exact binomial tail of k and n shrunk by the window's design effect 1 + c^2 n p / (1 - p)."""
+    deff = 1 + c2[group_idx] * n * p / (1 - p)
+    kd, nd = k / deff, n / deff
     bound = chernoff_log10(kd, nd, p)
     slack = 0.5 * np.log10(8 * nd + 1) + 0.5
     out = []
@@ -179,12 +197,14 @@ def _rates_pass(
         # (slower calls at the daily peak) are judged against the higher of the two
         kr, nr = _window_sum(bk, ends - width, recent), _window_sum(bn, ends - width, recent)
         with np.errstate(divide="ignore", invalid="ignore"):
-            p_recent = np.where(nr >= MIN_BASE_TRIALS, (kr + PRIOR_WEIGHT * metric.prior) / (nr + PRIOR_WEIGHT), 0.0)
+            # shrunk towards the day's rate: a few hours of a quiet series are noisy, and taking the
+            # higher of two estimates would pick the noise up (and the tests' spread with it)
+            p_recent = np.where(nr >= MIN_BASE_TRIALS, (kr + RECENT_PRIOR * p0) / (nr + RECENT_PRIOR), 0.0)
         p0 = np.clip(np.maximum(p0, p_recent), 1e-4, 0.999)
         ok = (nb >= MIN_BASE_TRIALS) & (nw > 0) & (ends >= width)
         if width == 1:
             p_bucket = np.where(ok, p0, np.nan)
-        phi = _phi(kw, nw, p0, ok)
+        c2 = _rate_wobble(kw, nw, p0, ok)
         with np.errstate(divide="ignore", invalid="ignore"):
             share = kw / nw
         gate = (
@@ -195,7 +215,7 @@ def _rates_pass(
             & (share - p0 >= MIN_RATE_CHANGE)
         )
         g, e = np.nonzero(gate)
-        for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], phi, True):
+        for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, True):
             found.append(Window(group, name, "up", last - width + 1, last, score))
     return found, p_bucket
 
