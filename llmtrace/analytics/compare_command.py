@@ -32,7 +32,8 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", help="end of the window (ISO time; default now)")
     parser.add_argument("--url", help="ClickHouse URL (default: $LLMTRACE_CLICKHOUSE_URL, then http://localhost:8123)")
     for flag, what in (("service", "service"), ("environment", "environment"), ("provider", "provider"),
-                       ("model", "model"), ("release", "release")):  # fmt: skip
+                       ("model", "model"), ("release", "release"), ("user", "user id"),
+                       ("session", "session id")):  # fmt: skip
         parser.add_argument(f"--{flag}", action="append", default=[], help=f"only this {what}, both sides (repeatable)")
     parser.add_argument("--alpha", type=float, default=0.05, help="false-verdict rate for the report (default 0.05)")
     parser.add_argument("--min-samples", type=int, default=30, help="values needed on each side (default 30)")
@@ -85,6 +86,8 @@ def report_filter(args: argparse.Namespace, now: datetime | None = None) -> Any:
         providers=tuple(args.provider),
         models=tuple(args.model),
         releases=tuple(args.release),
+        users=tuple(args.user),
+        sessions=tuple(args.session),
     )
 
 
