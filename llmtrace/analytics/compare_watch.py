@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from llmtrace.analytics.alerts import Alert
+from llmtrace.analytics.groups import json_safe
 
 __all__ = ["add_arguments", "canary_alerts", "worse_alerts"]
 
@@ -60,8 +61,8 @@ def worse_alerts(report: Any) -> list[Alert]:
             f":rotating_light: llmtrace canary: {report.candidate.label} is worse than {report.baseline.label} on "
             f"{r.metric}: {r.baseline:.4g} -> {r.candidate:.4g}{change}, interval [{r.ci_low:.4g}, {r.ci_high:.4g}]."
         )
-        payload = {"type": "compare", "baseline": report.baseline.label, "candidate": report.candidate.label,
-                   **asdict(r)}  # fmt: skip
+        payload = json_safe({"type": "compare", "baseline": report.baseline.label,
+                             "candidate": report.candidate.label, **asdict(r)})  # fmt: skip
         alerts.append(Alert(key, "compare", text, payload, thread=key))
     return alerts
 
