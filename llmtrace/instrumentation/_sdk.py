@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -84,3 +85,13 @@ def text_of(content: Any) -> str:
     if isinstance(content, list):
         return "".join(t for t in (get(p, "text") for p in content) if isinstance(t, str))
     return ""
+
+
+def json_arguments(raw: Any) -> Any:
+    """Tool-call arguments as JSON when they parse, else as sent (a stream can end mid-way; some SDKs send objects)."""
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw

@@ -12,14 +12,13 @@ reason and usage. Cohere's replies name no model: the span's model is the reques
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from llmtrace import semconv as sc
 from llmtrace.instrumentation._core import Endpoint
 from llmtrace.instrumentation._model import Message, Part, Request, Response, Usage, text_part, tool_call_part
 from llmtrace.instrumentation._patching import Patch
-from llmtrace.instrumentation._sdk import get, given, put, server_of
+from llmtrace.instrumentation._sdk import get, given, json_arguments, put, server_of
 from llmtrace.instrumentation.openai import chat_messages, tool_definitions
 
 SDK = "cohere"
@@ -70,15 +69,6 @@ def usage_of(usage: Any) -> Usage:
     )
 
 
-def _arguments(raw: Any) -> Any:
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
-
-
 def _server(instance: Any) -> tuple[str | None, int | None]:
     try:
         return server_of(instance._client_wrapper.get_base_url())
@@ -117,7 +107,7 @@ def _output_parts(message: Any) -> list[Part]:
         parts.append({"type": "reasoning", "content": get(message, "tool_plan")})
     for call in get(message, "tool_calls") or []:
         function = get(call, "function")
-        parts.append(tool_call_part(get(call, "id"), get(function, "name"), _arguments(get(function, "arguments"))))
+        parts.append(tool_call_part(get(call, "id"), get(function, "name"), json_arguments(get(function, "arguments"))))
     return parts
 
 
@@ -190,7 +180,7 @@ class Stream:
         parts += [text_part("".join(self.text))] if self.text else []
         parts += [{"type": "reasoning", "content": "".join(self.plan)}] if self.plan else []
         for _, call in sorted(self.calls.items()):
-            parts.append(tool_call_part(call["id"], call["name"], _arguments("".join(call["args"]))))
+            parts.append(tool_call_part(call["id"], call["name"], json_arguments("".join(call["args"]))))
         output: Message = {"role": "assistant", "parts": parts, "finish_reason": self.reason}
         usage = usage_of(self.usage) if self.usage is not None else Usage()
         return Response(self.id, None, [self.reason] if self.reason else [], usage, [output])

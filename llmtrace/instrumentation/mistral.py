@@ -9,7 +9,6 @@ provider is set; inside an llmtrace span it is told tracing is off, so each call
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from llmtrace import semconv as sc
@@ -17,22 +16,13 @@ from llmtrace.instrumentation._choices import Choices
 from llmtrace.instrumentation._core import Endpoint, suppressed
 from llmtrace.instrumentation._model import Message, Part, Request, Response, Usage, text_part, tool_call_part
 from llmtrace.instrumentation._patching import Patch
-from llmtrace.instrumentation._sdk import get, given, put, server_of
+from llmtrace.instrumentation._sdk import get, given, json_arguments, put, server_of
 from llmtrace.instrumentation.openai import chat_messages, chat_usage, put_sampling, tool_definitions
 
 SDK = "mistralai"
 PROVIDER = "mistral_ai"
 # mistralai 1.x kept its resources at the top level; 2.x and later under ``mistralai.client``.
 _PACKAGES = ("mistralai", "mistralai.client")
-
-
-def _arguments(raw: Any) -> Any:
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
 
 
 def _content_parts(content: Any) -> list[Part]:
@@ -54,7 +44,7 @@ def _content_parts(content: Any) -> list[Part]:
 
 def _tool_call(call: Any) -> Part:
     function = get(call, "function")
-    return tool_call_part(get(call, "id"), get(function, "name"), _arguments(get(function, "arguments")))
+    return tool_call_part(get(call, "id"), get(function, "name"), json_arguments(get(function, "arguments")))
 
 
 def _server(instance: Any) -> tuple[str | None, int | None]:

@@ -8,7 +8,6 @@ content and are marked ``llmtrace.usage.estimated``: llmtrace never changes the 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +26,7 @@ from llmtrace.instrumentation._model import (
     tool_call_part,
 )
 from llmtrace.instrumentation._patching import Patch
-from llmtrace.instrumentation._sdk import get, given, put, server_of, text_of
+from llmtrace.instrumentation._sdk import get, given, json_arguments, put, server_of, text_of
 
 SDK = "openai"
 
@@ -95,16 +94,6 @@ def put_sampling(attrs: dict[str, AttributeValue], kwargs: dict[str, Any], seed_
         put(attrs, sc.REQUEST_CHOICE_COUNT, n, int)
 
 
-def _arguments(raw: Any) -> Any:
-    """Tool-call arguments as JSON when they parse, else the raw text (streams can end mid-way)."""
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
-
-
 def _input_part(part: Any) -> Part:
     kind = get(part, "type")
     if kind == "text":
@@ -149,7 +138,9 @@ def chat_messages(messages: Any) -> tuple[list[Part], list[Message]]:
             parts.extend(_input_part(p) for p in content)
         for call in get(message, "tool_calls") or []:
             function = get(call, "function")
-            parts.append(tool_call_part(get(call, "id"), get(function, "name"), _arguments(get(function, "arguments"))))
+            parts.append(
+                tool_call_part(get(call, "id"), get(function, "name"), json_arguments(get(function, "arguments")))
+            )
         entry: Message = {"role": role, "parts": parts}
         if get(message, "name"):
             entry["name"] = get(message, "name")
@@ -246,7 +237,7 @@ class Chat(Endpoint):
             for call in get(message, "tool_calls") or []:
                 function = get(call, "function")
                 parts.append(
-                    tool_call_part(get(call, "id"), get(function, "name"), _arguments(get(function, "arguments")))
+                    tool_call_part(get(call, "id"), get(function, "name"), json_arguments(get(function, "arguments")))
                 )
             outputs.append({"role": "assistant", "parts": parts, "finish_reason": reason})
         return _completion_response(result, reasons, outputs)
@@ -329,7 +320,7 @@ class ChatStream:
             if index in self.refusals:
                 parts.append({"type": "refusal", "content": "".join(self.refusals[index])})
             for call in self.calls.get(index, {}).values():
-                parts.append(tool_call_part(call.get("id"), call.get("name"), _arguments("".join(call["args"]))))
+                parts.append(tool_call_part(call.get("id"), call.get("name"), json_arguments("".join(call["args"]))))
             outputs.append({"role": "assistant", "parts": parts, "finish_reason": self.reasons.get(index, "")})
         usage = chat_usage(self.usage) if self.usage is not None else self._estimate(request)
         return Response(

@@ -7,8 +7,8 @@ from typing import Any
 from llmtrace import semconv as sc
 from llmtrace.instrumentation._core import Endpoint
 from llmtrace.instrumentation._model import Message, Part, Request, Response, Usage, text_part, tool_call_part
-from llmtrace.instrumentation._sdk import get, given, put, text_of
-from llmtrace.instrumentation.openai import _arguments, _response_extras, new_request, put_sampling
+from llmtrace.instrumentation._sdk import get, given, json_arguments, put, text_of
+from llmtrace.instrumentation.openai import _response_extras, new_request, put_sampling
 
 # Why a response stopped, in Chat Completions' vocabulary so dashboards compare both APIs.
 _INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
@@ -38,7 +38,7 @@ def _input_messages(items: Any) -> list[Message]:
                 {
                     "role": "assistant",
                     "parts": [
-                        tool_call_part(get(item, "call_id"), get(item, "name"), _arguments(get(item, "arguments")))
+                        tool_call_part(get(item, "call_id"), get(item, "name"), json_arguments(get(item, "arguments")))
                     ],
                 }
             )
@@ -94,7 +94,9 @@ def response_of(result: Any) -> Response:
                 elif get(block, "type") == "refusal":
                     parts.append({"type": "refusal", "content": get(block, "refusal")})
         elif kind == "function_call":
-            parts.append(tool_call_part(get(item, "call_id"), get(item, "name"), _arguments(get(item, "arguments"))))
+            parts.append(
+                tool_call_part(get(item, "call_id"), get(item, "name"), json_arguments(get(item, "arguments")))
+            )
         elif kind == "reasoning":
             summary = "".join(get(s, "text", "") for s in get(item, "summary") or [])
             if summary:
