@@ -296,6 +296,59 @@ def measure(server: ServerProcess, senders: int, seconds: float, send: Any) -> R
     return acked / elapsed, 1e6 * cpu / max(acked, 1), load.report()
 
 
+def stage_costs(spans: list[Any], batch_spans: int = 16_384, rounds: int = 3) -> list[tuple[str, str]]:
+    """CPU per span of each stage of the pipeline, in this process, at the batch size a saturated
+    server inserts (best of ``rounds``; CPU time, so less sensitive to a busy machine than wall
+    time, though shared caches still inflate it). The sum bounds what 2 free cores can ingest."""
+    from llmtrace.server.chunks import merge_keys
+    from llmtrace.server.decode import prepare_request
+    from llmtrace.server.engine import Engine
+    from llmtrace.server.sink import SpanSink
+    from llmtrace.store.migrations import apply_migrations
+
+    bodies = FreshBodies(spans, BATCH)
+    requests = batch_spans // BATCH
+    workdir = Path(tempfile.mkdtemp(prefix="llmtrace-stages-"))
+    engine = Engine(workdir / "data")
+    apply_migrations(engine.run)
+    sink = SpanSink(engine)
+    best: dict[str, float] = {}
+    try:
+        for n in range(rounds):
+            raw = [bodies.body(i) for i in range(requests)]
+            started = time.process_time()
+            prepared = [prepare_request(body, None, "application/x-protobuf") for body in raw]
+            decoded = time.process_time()
+            payload = b"".join(p.payload for p in prepared)
+            keys = merge_keys([p.keys for p in prepared if p.keys is not None])
+            inserter = sink._conn.send_insert(sink._statement.format(token=f"stages-{n}"), "JSONCompactEachRow")
+            inserter.append(payload)
+            inserter.finish()
+            inserted = time.process_time()
+            bounds = sink._load(keys)
+            assert not sink._missing(payload, keys, bounds)
+            sink._complete_derived(keys, bounds)
+            verified = time.process_time()
+            count = payload.count(b"\n")
+            for name, seconds in (("decode (OTLP protobuf -> JSON lines, worker)", decoded - started),
+                                  ("INSERT into otel_traces + its views (chDB)", inserted - decoded),
+                                  ("read-back verification + llm_calls check", verified - inserted)):  # fmt: skip
+                best[name] = min(best.get(name, 1e9), 1e6 * seconds / count)
+    finally:
+        sink.close()
+        engine.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    total = sum(best.values())
+    rows = [(f"stage: {name}", f"{cost:5.1f} µs CPU/span") for name, cost in best.items()]
+    rows.append(
+        (
+            f"stages total ({batch_spans:,}-span INSERTs)",
+            f"{total:5.1f} µs -> {2e6 / total:,.0f} spans/s on 2 free cores",
+        )
+    )
+    return rows
+
+
 FILL_1M = """
 INSERT INTO llm_calls (Timestamp, TraceId, SpanId, ServiceName, Provider, Operation, RequestModel, ResponseModel,
     InputTokens, OutputTokens, TotalTokens, CostUsd, CostStatus, DurationUs, StatusCode, IsError)
@@ -357,13 +410,18 @@ def main() -> int:
     parser.add_argument("--sustain", type=float, default=0.0, help="also one run this long (4 senders, 512)")
     parser.add_argument("--direct-batches", type=int, nargs="+", default=[512, 4096], help="spans per export()")
     parser.add_argument("--skip-direct", action="store_true", help="do not measure the direct exporter")
+    parser.add_argument("--skip-stages", action="store_true", help="do not measure the per-stage CPU costs")
     parser.add_argument("--skip-overview", action="store_true", help="do not measure the overview query")
     args = parser.parse_args()
     spans = genai_spans(max(4096, 4 * max(args.batches), 2 * max(args.direct_batches)), seed=1)
     print(f"{len(spans)} SDK spans, {len(FreshBodies(spans, BATCH).templates[0][0]) // BATCH} bytes/span (protobuf)")
+    results: list[tuple[str, str]] = []
+    if not args.skip_stages:
+        for row in stage_costs(spans):
+            results.append(row)
+            print(*row, sep=": ", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="llmtrace-bench-"))
     server = ServerProcess(workdir / "data").wait_ready()
-    results: list[tuple[str, str]] = []
     try:
         for batch in args.batches:
             bodies = FreshBodies(spans, batch)
