@@ -19,7 +19,7 @@ import json
 import math
 import struct
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue
@@ -46,10 +46,10 @@ def attributes(entries: Sequence[bytes]) -> dict[str, str]:
     Raises ``UnicodeDecodeError`` for text that is not UTF-8 and protobuf's ``DecodeError`` for
     bytes that are not a ``KeyValue``.
     """
-    pairs = list(map(_CACHE.get, entries))  # cache hits without a Python call per attribute
-    if None in pairs:
-        pairs = [pair or _learn(raw) for pair, raw in zip(pairs, entries, strict=True)]
-    return dict(pairs)
+    found = list(map(_CACHE.get, entries))  # cache hits without a Python call per attribute
+    if None not in found:
+        return dict(cast("list[tuple[str, str]]", found))
+    return dict([pair or _learn(raw) for pair, raw in zip(found, entries, strict=True)])
 
 
 def _learn(raw: bytes) -> tuple[str, str]:

@@ -43,6 +43,7 @@ def rows_from_spans(spans: Sequence[ReadableSpan]) -> list[tuple[Any, ...]]:
 
 def _row(span: ReadableSpan, resource_attrs: dict[str, str], service: str) -> tuple[Any, ...]:
     context = span.get_span_context()
+    assert context is not None  # every SDK span has one (the OTLP encoder relies on it too)
     scope = span.instrumentation_scope
     start, end = span.start_time or 0, span.end_time or 0
     status, parent, events, links = span.status, span.parent, span.events, span.links
