@@ -76,9 +76,10 @@ labels = dict(zip(versions["key"], versions["prompt"] + " · " + versions["versi
 timeline = common.load(prompts.calls_per_version, f, list(versions["key"].head(12)))
 if not timeline.empty:
     timeline = timeline.assign(version=timeline["key"].map(labels))
-    live = px.bar(
-        timeline, x="bucket", y="calls", color="version", color_discrete_map=common.color_map(labels.values())
-    )
+    live = px.bar(  # versions in the table's order, one palette colour each (hashed colours could collide)
+        timeline, x="bucket", y="calls", color="version", color_discrete_sequence=common.PALETTE,
+        category_orders={"version": [labels[k] for k in versions["key"].head(12)]},
+    )  # fmt: skip
     st.plotly_chart(common.style(live, "Calls per prompt version", height=320, y="calls"), key="ver_calls")
 
 if score_columns:
