@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, cast
 if TYPE_CHECKING:
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-__all__ = ["attribute_text", "attributes", "format_double", "value_str"]
+__all__ = ["attribute_text", "attributes", "format_double", "string_array_text", "value_str"]
 
 _DOUBLE = struct.Struct("<d")
 _CACHED_BYTES = 160  # larger KeyValues (messages, documents) are rarely repeated: not cached
@@ -143,10 +143,18 @@ def value_str(value: AnyValue) -> str:
     return _go_json(value)
 
 
+def string_array_text(values: Sequence[str]) -> str:
+    """An array of strings as stored: the same text :func:`value_str` gives its ``AnyValue``."""
+    return _go_escaped("[" + ",".join([json.dumps(v, ensure_ascii=False) for v in values]) + "]")
+
+
 def _go_json(value: AnyValue) -> str:
     """An array or kvlist as Go's ``encoding/json`` writes ``AsRaw()``: compact, map keys sorted,
     UTF-8 kept, ``<``, ``>``, ``&`` and U+2028/9 escaped, doubles as :func:`format_double`."""
-    text = _json_value(value)
+    return _go_escaped(_json_value(value))
+
+
+def _go_escaped(text: str) -> str:
     if any(c in text for c in "<>&\u2028\u2029"):
         for char, escaped in _GO_ESCAPES:
             text = text.replace(char, escaped)
