@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
-from llmtrace import cli
-from llmtrace.analytics import commands, drift, drift_sql, synthetic
+from llmtrace import cli, semconv
+from llmtrace.analytics import commands, drift, synthetic
 from llmtrace.analytics.drift import Comparison, MetricDrift, Slice
 from llmtrace.analytics.filters import Filter, sql_time
+from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
+from tests.conftest_store import otel_row
 
 END = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
 DAY = timedelta(days=1)
@@ -302,12 +304,64 @@ def test_faster_output_is_a_change_for_the_better() -> None:
     assert drift.direction(r) == "better"
 
 
-def test_finish_reasons_of_different_providers_share_one_vocabulary(store: Any) -> None:
-    sql = f"SELECT {drift_sql.FINISH_REASON} AS r FROM (SELECT arrayJoin(['end_turn', 'stop', 'STOP', "
-    sql += "'max_tokens', 'MAX_TOKENS', 'length', 'tool_use', 'SAFETY', 'weird', '']) AS FinishReason)"
-    assert [row[0] for row in store.query(sql).result_rows] == [
-        "stop", "stop", "stop", "length", "length", "length", "tool_calls", "content_filter", "weird", "(none)"
-    ]  # fmt: skip
+# Finish reasons, after the end of the reference traffic: (provider, reason, calls) per side.
+HOUR = timedelta(hours=1)
+FINISH_SIDES = Comparison(Slice(END + HOUR, END + 2 * HOUR), Slice(END + 2 * HOUR, END + 3 * HOUR))
+FINISH_TRAFFIC = {
+    # the mix of providers moves (50/50 -> 20/80), each provider's replies end as before
+    "mix-only": (
+        [
+            ("openai", "stop", 80),
+            ("openai", "length", 20),
+            ("anthropic", "end_turn", 80),
+            ("anthropic", "max_tokens", 20),
+        ],
+        [
+            ("openai", "stop", 32),
+            ("openai", "length", 8),
+            ("anthropic", "end_turn", 128),
+            ("anthropic", "max_tokens", 32),
+        ],
+    ),
+    # Anthropic starts refusing; OpenAI unchanged
+    "refusals": (
+        [("openai", "stop", 90), ("openai", "length", 10), ("anthropic", "end_turn", 90), ("anthropic", "refusal", 10)],
+        [("openai", "stop", 90), ("openai", "length", 10), ("anthropic", "end_turn", 60), ("anthropic", "refusal", 40)],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def finish_reasons(store: Any) -> drift.DriftReport:
+    rows = []
+    for service, sides in FINISH_TRAFFIC.items():
+        for side, calls in zip((FINISH_SIDES.baseline, FINISH_SIDES.current), sides, strict=True):
+            i = 0
+            for provider, reason, count in calls:
+                for _ in range(count):
+                    attributes = {
+                        semconv.OPERATION_NAME: "chat",
+                        semconv.PROVIDER_NAME: provider,
+                        semconv.REQUEST_MODEL: f"{provider}-model",
+                        semconv.RESPONSE_FINISH_REASONS: json.dumps([reason]),
+                    }
+                    start_ns = int((side.start + i * timedelta(seconds=10)).timestamp() * 1e9)
+                    rows.append(otel_row(attributes, service_name=service, start_ns=start_ns))
+                    i += 1
+    store.insert("otel_traces", rows, column_names=OTEL_TRACES_COLUMNS)
+    return drift.compare(store, FINISH_SIDES, by="service", metrics=["finish_reason"])
+
+
+def test_a_change_of_provider_mix_alone_is_not_a_finish_reason_drift(finish_reasons: drift.DriftReport) -> None:
+    result = finish_reasons.get("finish_reason", service="mix-only")
+    assert (result.verdict, result.chi2_dof) == ("none", 2)  # (2 - 1) reasons of each of 2 providers
+    assert result.chi2 == pytest.approx(0, abs=1e-9)
+
+
+def test_finish_reasons_are_compared_in_each_providers_own_vocabulary(finish_reasons: drift.DriftReport) -> None:
+    result = finish_reasons.get("finish_reason", service="refusals")
+    assert result.flagged and result.category == "anthropic: refusal"
+    assert (result.baseline_share, result.current_share) == (pytest.approx(0.05), pytest.approx(0.2))
 
 
 def test_auto_grouping_means_by_service(store: Any) -> None:

@@ -23,9 +23,10 @@ PSI is computed over the baseline's deciles with empty-bin shares floored at 1e-
 A moderate or major verdict carries a ``direction``: ``worse`` or ``better`` for metrics with
 a better side (latency, TTFT, cost per call, error/truncation/empty-output rates: higher is
 worse; output tokens/s: higher is better), else ``changed``. ``insufficient_data`` results
-carry no statistics (all None). Finish reasons are compared in one vocabulary (``stop``,
-``length``, ``tool_calls``, ``content_filter``), so a provider switch is not a finish-reason
-drift. ``by="auto"`` means by service.
+carry no statistics (all None). Finish reasons are compared in each provider's own
+vocabulary (categories ``"anthropic: refusal"``, ``"openai: length"``) with a chi-square
+stratified by provider, so a change of provider mix alone is not a finish-reason drift and
+no provider's values are merged with another's. ``by="auto"`` means by service.
 """
 
 from __future__ import annotations

@@ -39,17 +39,13 @@ NUMERIC: dict[str, str] = {
     "output_tokens_per_s": "if(IsError OR OutputTokensPerSecond <= 0, NULL, OutputTokensPerSecond)",
     "output_input_ratio": "if(IsError OR InputTokens = 0, NULL, OutputTokens / InputTokens)",
 }
-# Finish reasons in one vocabulary whatever the provider said (OpenAI "stop"/"length", Anthropic
-# "end_turn"/"max_tokens", Gemini "STOP"/"MAX_TOKENS", ...), so a change of provider or model is
-# not read as a change of how replies end; unknown values are kept as they are.
-FINISH_REASON = """multiIf(
-    FinishReason = '', '(none)',
-    lower(FinishReason) IN ('stop', 'end_turn', 'stop_sequence', 'complete', 'eos'), 'stop',
-    lower(FinishReason) IN ('length', 'max_tokens', 'max_output_tokens'), 'length',
-    lower(FinishReason) IN ('tool_calls', 'tool_use', 'function_call'), 'tool_calls',
-    lower(FinishReason) IN ('content_filter', 'safety', 'recitation', 'refusal', 'blocklist', 'prohibited_content'),
-        'content_filter',
-    toString(FinishReason))"""
+# Finish reasons in each provider's own vocabulary ("openai: length", "anthropic: end_turn",
+# "google: SAFETY"): providers do not mean the same by their values (Anthropic's "refusal" is
+# not Gemini's "RECITATION"), so a mapping to one vocabulary would blur or invent changes. The
+# chi-square is stratified by provider (STRATIFIED), so a change of provider mix alone is not
+# a finish-reason drift.
+FINISH_REASON = "concat(toString(Provider), ': ', if(FinishReason = '', '(none)', toString(FinishReason)))"
+STRATIFIED = frozenset({"finish_reason"})  # categories are "stratum: value"
 # Categorical metrics. Rates are a flag per call (NULL where the rate does not apply) and
 # report the share of calls where it is true; mixes are a category per call.
 RATES: dict[str, str] = {
@@ -204,7 +200,7 @@ def categorical_sql(q: Query, metrics: Sequence[str]) -> str:
         for i, m in enumerate(metrics)
     }
     counts = ", ".join(_rate_counts(i) if m in RATES else _mix_counts(i) for i, m in enumerate(metrics))
-    stats = ",\n".join(_categorical_stats(i) for i in range(len(metrics)))
+    stats = ",\n".join(_categorical_stats(i, m in STRATIFIED) for i, m in enumerate(metrics))
     return f"""
         WITH calls AS ({q.calls(columns)})
         SELECT {keys}, {stats} FROM (SELECT {keys}, {counts} FROM calls GROUP BY {keys})"""
@@ -221,23 +217,47 @@ def _rate_counts(i: int) -> str:
     return f"(['true', 'false'], {per_side[0]}, {per_side[1]}) AS t{i}"
 
 
-def _categorical_stats(i: int) -> str:
+def _categorical_stats(i: int, stratified: bool = False) -> str:
     keys, b, c = f"t{i}.1", f"t{i}.2", f"t{i}.3"
     nb, nc = f"arraySum({b})", f"arraySum({c})"
     p, q = f"arrayMap(x -> x / greatest({nb}, 1), {b})", f"arrayMap(x -> x / greatest({nc}, 1), {c})"
     js = f"sqrt(greatest(0.5 * {_half_kl(p, q)} + 0.5 * {_half_kl(q, p)}, 0))"  # base-2 JS divergence -> distance
     chi2 = f"arraySum(arrayMap((x, y) -> {_chi_term('x', nb, nb, nc)} + {_chi_term('y', nc, nb, nc)}, {b}, {c}))"
+    dof = f"toInt64(arrayCount((x, y) -> x + y > 0, {b}, {c})) - 1"
+    if stratified:
+        chi2, dof = _stratified_chi2(keys, b, c)
     diffs = f"arrayMap((x, y) -> abs(y - x), {p}, {q})"
     growth = f"arrayMap((x, y) -> y - x, {p}, {q})"
     # the largest change; ties (two categories trading places) go to 'true', then to the one that grew
     top = f"arrayReverseSort((k, d, g) -> (round(d, 9), k = 'true', g), {keys}, {diffs}, {growth})[1]"
     return (
         f"{nb} AS nb{i}, {nc} AS nc{i}, {js} AS js{i}, {chi2} AS chi2_{i},"
-        f" toInt64(arrayCount((x, y) -> x + y > 0, {b}, {c})) - 1 AS dof{i},"
+        f" {dof} AS dof{i},"
         f" arrayMax({diffs}) AS change{i}, {top} AS top{i},"
         f" {p}[indexOf({keys}, top{i})] AS topb{i}, {q}[indexOf({keys}, top{i})] AS topc{i},"
         f" {_share_of_true(keys, p)} AS rb{i}, {_share_of_true(keys, q)} AS rc{i}"
     )
+
+
+def _stratified_chi2(keys: str, b: str, c: str) -> tuple[str, str]:
+    """Chi-square and degrees of freedom of the 2 x k table within each stratum (the part of
+    a category before ': '), summed over strata: each cell's expectation uses its stratum's
+    side totals, so only changes within a stratum count."""
+    stratum = "splitByString(': ', {k})[1]"
+    side_total = "arraySum(arrayMap((k2, v2) -> if({s2} = {s}, v2, 0), {keys}, {v}))"
+    totals = {
+        side: side_total.format(s2=stratum.format(k="k2"), s=stratum.format(k="k"), keys=keys, v=v)
+        for side, v in (("b", b), ("c", c))
+    }
+    n = f"({totals['b']} + {totals['c']})"
+    term = "if({e} > 0, pow({o} - {e}, 2) / {e}, 0)"
+    cell = " + ".join(
+        term.format(o=o, e=f"({totals[side]} * (x + y) / greatest({n}, 1))") for side, o in (("b", "x"), ("c", "y"))
+    )
+    chi2 = f"arraySum(arrayMap((k, x, y) -> {cell}, {keys}, {b}, {c}))"
+    used = f"arrayFilter((k, x, y) -> x + y > 0, {keys}, {b}, {c})"
+    strata = f"length(arrayDistinct(arrayMap(k -> {stratum.format(k='k')}, {used})))"
+    return chi2, f"toInt64(length({used})) - {strata}"
 
 
 def _half_kl(p: str, q: str) -> str:
