@@ -56,8 +56,8 @@ SHARDING_KEYS = {
     "llm_calls_1h": "cityHash64(ServiceName, RequestModel, Bucket)",
     "llm_scores": "cityHash64(TraceId)",
 }
-# Small reference tables every node reads in full (the ledger wherever migrate connects, prices in
-# llm_calls_priced's joins, which run on each shard): one replicated table with a ZooKeeper path
+# Small reference tables every node reads in full (the ledger and the price overrides, wherever
+# migrate or the server connects): one replicated table with a ZooKeeper path
 # without {shard}, so every node of the cluster is a replica of it and an insert anywhere reaches all.
 ALL_NODES = {"schema_migrations", "model_prices"}
 _ALL_NODES_PATH = "'/clickhouse/tables/{uuid}/all', '{shard}-{replica}'"
