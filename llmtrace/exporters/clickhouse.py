@@ -60,6 +60,13 @@ class ClickHouseSpanExporter(SpanExporter):
     ``client`` may be given instead of ``url`` (anything with clickhouse-connect's
     ``insert(table, rows, column_names=...)``); otherwise one is created on first export, so
     a database that is down at startup does not break the application.
+
+    ``insert_spans``: batch like ``llmtrace server`` does. Spans are kept until that many are
+    pending (then inserted by the ``export()`` that reaches it) or the oldest has waited
+    ``max_delay_s`` (then a background thread inserts them); ``force_flush()`` and
+    ``shutdown()`` insert at once. ``export()`` then answers SUCCESS for spans still buffered,
+    as the ``BatchSpanProcessor``'s own queue does: a crash loses them. The default (1) inserts
+    on every ``export()``.
     """
 
     def __init__(
@@ -70,7 +77,18 @@ class ClickHouseSpanExporter(SpanExporter):
         table: str = "otel_traces",
         max_buffered_spans: int = 10_000,
         connect_timeout: float = 2.0,
+        insert_spans: int = 1,
+        max_delay_s: float = 1.0,
     ) -> None:
+        if insert_spans > max(1, max_buffered_spans):
+            raise ValueError(
+                f"insert_spans ({insert_spans}) is above max_buffered_spans ({max_buffered_spans}): spans "
+                "would be dropped before any INSERT; raise max_buffered_spans"
+            )
+        self._insert_spans = max(1, insert_spans)
+        self._max_delay_s = max_delay_s
+        self._oldest = 0.0  # when the oldest pending span arrived (monotonic)
+        self._timer: threading.Thread | None = None
         self._url = url
         self._client = client
         self._table = table
@@ -78,6 +96,7 @@ class ClickHouseSpanExporter(SpanExporter):
         self._connect_timeout = connect_timeout
         self._pending: deque[tuple[Any, ...]] = deque()
         self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
         self._failing = False
         self._dropped_while_failing = 0
         self._backoff_s = 0.0
@@ -102,8 +121,13 @@ class ClickHouseSpanExporter(SpanExporter):
             self.dropped_spans += len(spans)
             return SpanExportResult.FAILURE
         with self._lock:
+            if not self._pending:
+                self._oldest = time.monotonic()
             self._pending.extend(rows)
             self._trim()
+            if len(self._pending) < self._insert_spans and not self._failing:
+                self._flush_later()
+                return SpanExportResult.SUCCESS
             return SpanExportResult.SUCCESS if self._flush_pending() else SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -116,6 +140,7 @@ class ClickHouseSpanExporter(SpanExporter):
                 self.dropped_spans += len(self._pending)
                 self._pending.clear()
             self._shutdown = True
+            self._wake.notify_all()
             client, self._client = self._client, None
         if client is not None and self._url is not None:  # close only what we opened
             try:
@@ -124,6 +149,22 @@ class ClickHouseSpanExporter(SpanExporter):
                 logger.debug("llmtrace: closing the ClickHouse client failed", exc_info=True)
 
     # --- internals -------------------------------------------------------------------
+    def _flush_later(self) -> None:
+        """Make sure pending spans are inserted within ``max_delay_s`` (caller holds the lock)."""
+        if self._timer is None:
+            self._timer = threading.Thread(target=self._flush_when_due, name="llmtrace-clickhouse", daemon=True)
+            self._timer.start()
+        self._wake.notify_all()
+
+    def _flush_when_due(self) -> None:
+        with self._lock:
+            while not self._shutdown:
+                due = self._oldest + self._max_delay_s - time.monotonic()
+                if not self._pending or due > 0:
+                    self._wake.wait(due if self._pending else None)
+                elif not self._flush_pending():  # failing: wait for the back-off to end
+                    self._wake.wait(max(0.05, self._retry_at - time.monotonic()))
+
     def _trim(self) -> None:
         overflow = len(self._pending) - self._max_buffered
         for _ in range(max(0, overflow)):
