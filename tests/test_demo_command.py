@@ -102,7 +102,14 @@ def test_service_environment_release_and_prompt_come_from_the_plan(store: Any) -
 def test_failed_calls_are_errors_with_the_sdk_exception_type(store: Any) -> None:
     stored = Counter(dict(rows(store, "SELECT ErrorType, count() FROM llm_calls WHERE IsError GROUP BY ErrorType")))
     kinds = {429: "RateLimitError", 500: "InternalServerError"}
-    planned = Counter(f"{scenarios.MODELS[c.model].provider}.{kinds[c.status]}" for _, c in PLANNED if c.status)
+    bedrock = {429: "botocore.errorfactory.ThrottlingException", 500: "botocore.errorfactory.InternalServerException"}
+    planned = Counter(
+        bedrock[c.status]
+        if scenarios.MODELS[c.model].provider == "aws.bedrock"
+        else f"{scenarios.MODELS[c.model].provider}.{kinds[c.status]}"
+        for _, c in PLANNED
+        if c.status
+    )
     assert planned and stored == planned
 
 

@@ -1,6 +1,6 @@
 """``llmtrace demo``: a week of realistic traffic through the real SDKs, into any OTLP endpoint.
 
-The openai and anthropic SDKs, instrumented by ``llmtrace.instrument()``, call an in-process
+The openai, anthropic and boto3 (Bedrock) SDKs, instrumented by ``llmtrace.instrument()``, call an in-process
 fake LLM service (:class:`~llmtrace.demo.fake_llm.FakeLLM`) with no artificial delay, so the
 demo finishes in seconds. History is made by re-timing spans on their way out: a span
 processor notes which planned call each span belongs to (the plan rides in a context
@@ -188,11 +188,20 @@ class _Player:
 
     def __init__(self, fake: Any, tracer: Any) -> None:
         import anthropic
+        import boto3
         import openai
+        from botocore.config import Config
+        from botocore.exceptions import ClientError
 
         self.openai = openai.OpenAI(base_url=fake.openai_base_url, api_key="demo", max_retries=0)
         self.anthropic = anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key="demo", max_retries=0)
-        self.errors = (openai.APIError, anthropic.APIError)
+        self.bedrock = boto3.client(
+            "bedrock-runtime", region_name="us-east-1", endpoint_url=fake.url, aws_access_key_id="demo",
+            aws_secret_access_key="demo", config=Config(retries={"total_max_attempts": 1}),
+        )  # fmt: skip
+        self.bedrock_headers: dict[str, str] = {}
+        self.bedrock.meta.events.register("before-sign.bedrock-runtime.*", self._add_bedrock_headers)
+        self.errors = (openai.APIError, anthropic.APIError, ClientError)
         self.tracer = tracer
 
     def play(self, request: Request) -> None:
@@ -221,8 +230,11 @@ class _Player:
         for call in request.calls:
             timeline.call = call
             try:
-                if scenarios.MODELS[call.model].provider == "anthropic":
+                provider = scenarios.MODELS[call.model].provider
+                if provider == "anthropic":
                     tool_result = self._anthropic(call, system, question, tool_result)
+                elif provider == "aws.bedrock":
+                    self._bedrock(call, system, question)
                 else:
                     tool_result = self._openai(call, system, question, tool_result)
             except self.errors:
@@ -292,6 +304,25 @@ class _Player:
         response = self.anthropic.messages.create(**kwargs)
         uses = [block for block in response.content if block.type == "tool_use"]
         return json.dumps(uses[0].input) if uses else None
+
+    def _add_bedrock_headers(self, request: Any, **_: Any) -> None:
+        for name, value in self.bedrock_headers.items():  # boto3 has no per-call headers: set before each call
+            request.headers[name] = value
+
+    def _bedrock(self, call: Call, system: str, question: str) -> None:
+        """Bedrock's Converse API (no tools in the demo's Bedrock traffic)."""
+        self.bedrock_headers = self._headers(call)
+        kwargs: dict[str, Any] = {
+            "modelId": call.model,
+            "system": [{"text": system}],
+            "messages": [{"role": "user", "content": [{"text": question}]}],
+            "inferenceConfig": {"maxTokens": call.max_tokens or 1024},
+        }
+        if call.stream:
+            for _ in self.bedrock.converse_stream(**kwargs)["stream"]:
+                pass
+        else:
+            self.bedrock.converse(**kwargs)
 
 
 # The "helpful" score an evaluator gives an answered request, by prompt version: the longer summarize
@@ -401,7 +432,7 @@ def run(name: str, args: argparse.Namespace) -> int:
     try:
         made = run_demo(args.endpoint, args.calls, args.days, args.seed)
     except ImportError as exc:
-        print(f"llmtrace demo needs the openai and anthropic SDKs ({exc.name} missing): "
+        print(f"llmtrace demo needs the openai, anthropic and boto3 SDKs ({exc.name} missing): "
               'pip install "llmtrace[demo]"', file=sys.stderr)  # fmt: skip
         return 1
     except RuntimeError as exc:

@@ -37,6 +37,8 @@ MODELS: dict[str, Model] = {
     "o3-mini": Model("openai", 2200, 12, 60, 1.1, 4.4),
     "claude-sonnet-4-6": Model("anthropic", 700, 16, 170, 3.0, 15.0),
     "claude-haiku-4-5": Model("anthropic", 300, 7, 80, 1.0, 5.0),
+    # Amazon Nova Pro on Bedrock, through a US cross-region inference profile (boto3's Converse API).
+    "us.amazon.nova-pro-v1:0": Model("aws.bedrock", 450, 9, 85, 0.8, 3.2),
     # A fine-tune behind an OpenAI-compatible endpoint: no public price, so it stays unpriced.
     "acme-support-ft": Model("openai", 400, 10, 60),
 }
@@ -55,7 +57,13 @@ class Service:
 SERVICES: tuple[Service, ...] = (
     Service("support-bot", 0.4, (("gpt-4o", 0.85), ("acme-support-ft", 0.15)), "support-reply", 0.5, True),
     Service("search-api", 0.35, (("gpt-4o-mini", 0.85), ("o3-mini", 0.15)), "query-rewrite", 0.1),
-    Service("summarizer", 0.25, (("claude-haiku-4-5", 0.7), ("gpt-4o-mini", 0.3)), "summarize", 0.8),
+    Service(
+        "summarizer",
+        0.25,
+        (("claude-haiku-4-5", 0.6), ("gpt-4o-mini", 0.25), ("us.amazon.nova-pro-v1:0", 0.15)),
+        "summarize",
+        0.8,
+    ),
 )
 ENVIRONMENTS = (("production", 0.85), ("staging", 0.15))
 RELEASES = ("v1.4.0", "v1.5.0")
