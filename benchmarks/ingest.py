@@ -10,7 +10,8 @@ Starts a server subprocess on free ports over a temporary data dir, then measure
 - with ``--sustain SECONDS``: one long run (4 senders, batch 512 by default) reporting spans/s
   and the server's RSS (server + decoding workers) per window: flat memory, nothing lost;
 - the direct ``ClickHouseSpanExporter`` into the server's ClickHouse HTTP port, same spans, per
-  senders x export batch size (one INSERT per ``export()``);
+  senders x export batch size (one INSERT per ``export()``), and with ``insert_spans`` (512-span
+  exports held until 8192 are pending, like the server batches);
 - median of 5 runs of an overview query over 1M ``llm_calls`` rows.
 
     python benchmarks/ingest.py [--seconds 10] [--senders 1 2 4] [--batches 128 512 2048]
@@ -261,9 +262,10 @@ def sustain(
 
 
 def bench_direct(
-    server: ServerProcess, spans: list[Any], senders: int, seconds: float, batch: int
-) -> tuple[float, float, str]:
-    """The direct exporter, each sender exporting ``batch`` spans per call (one INSERT each).
+    server: ServerProcess, spans: list[Any], senders: int, seconds: float, batch: int, insert_spans: int = 1
+) -> Result:
+    """The direct exporter, each sender exporting ``batch`` spans per call (one INSERT each, or
+    one per ``insert_spans`` held across calls).
 
     The spans repeat (the exporter reads SDK spans; rewriting them is not worth it here): this
     measures the insert path, not the read-back."""
@@ -271,25 +273,33 @@ def bench_direct(
 
     from llmtrace.exporters.clickhouse import ClickHouseSpanExporter
 
-    exporters = [ClickHouseSpanExporter(server.http_url) for _ in range(senders)]
+    buffered = max(10_000, 2 * insert_spans)
+    exporters = [ClickHouseSpanExporter(server.http_url, insert_spans=insert_spans, max_buffered_spans=buffered)
+                 for _ in range(senders)]  # fmt: skip
     batches = [spans[i : i + batch] for i in range(0, len(spans) - batch + 1, batch)]
 
     def send(index: int, rounds: int) -> int:
         chunk = batches[(index * 7 + rounds) % len(batches)]
         return batch if exporters[index].export(chunk) is SpanExportResult.SUCCESS else 0
 
+    def flush() -> None:  # what the exporters still hold is inserted within the measured time
+        for exporter in exporters:
+            exporter.force_flush()
+
     try:
-        return measure(server, senders, seconds, send)
+        return measure(server, senders, seconds, send, flush)
     finally:
         for exporter in exporters:
             exporter.shutdown()
 
 
-def measure(server: ServerProcess, senders: int, seconds: float, send: Any) -> Result:
+def measure(server: ServerProcess, senders: int, seconds: float, send: Any, finish: Any = None) -> Result:
     """(spans/s acknowledged, server CPU µs per span, the machine's load meanwhile)."""
     load = Load(server.process.pid)
     cpu_before, started = cpu_seconds(server.process.pid), time.monotonic()
     acked = run_senders(senders, seconds, send)
+    if finish is not None:
+        finish()
     elapsed = time.monotonic() - started
     server.client().command("SELECT 1")  # waits until every acknowledged span is queryable
     cpu = cpu_seconds(server.process.pid) - cpu_before
@@ -409,6 +419,7 @@ def main() -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[128, 512, 2048], help="spans per request")
     parser.add_argument("--sustain", type=float, default=0.0, help="also one run this long (4 senders, 512)")
     parser.add_argument("--direct-batches", type=int, nargs="+", default=[512, 4096], help="spans per export()")
+    parser.add_argument("--direct-insert-spans", type=int, default=8192, help="also the exporter holding this many")
     parser.add_argument("--skip-direct", action="store_true", help="do not measure the direct exporter")
     parser.add_argument("--skip-stages", action="store_true", help="do not measure the per-stage CPU costs")
     parser.add_argument("--skip-overview", action="store_true", help="do not measure the overview query")
@@ -441,6 +452,11 @@ def main() -> int:
                     label = f"direct ClickHouseSpanExporter, {senders} senders x {batch} spans"
                     results.append((label, f"{rate:9,.0f} spans/s  ({cpu:.0f} µs CPU/span)  [{load}]"))
                     print(*results[-1], sep=": ", flush=True)
+            for senders in args.senders if args.direct_insert_spans else []:
+                rate, cpu, load = bench_direct(server, spans, senders, args.seconds, BATCH, args.direct_insert_spans)
+                label = f"direct exporter, {senders} senders x {BATCH}, insert_spans={args.direct_insert_spans}"
+                results.append((label, f"{rate:9,.0f} spans/s  ({cpu:.0f} µs CPU/span)  [{load}]"))
+                print(*results[-1], sep=": ", flush=True)
         if not args.skip_overview:
             latency, groups = bench_overview(server)
             results.append((f"overview query, 1M llm_calls ({groups} models)", f"{latency:9.1f} ms median of 5"))

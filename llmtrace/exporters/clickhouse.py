@@ -4,10 +4,11 @@ For setups without a Collector or ``llmtrace server``. Spans become the rows the
 ingest would store (:mod:`llmtrace.store.span_rows`, read straight from the SDK spans: encoding
 them as OTLP first cost ~4x more CPU), so rows are identical.
 
-Each ``export()`` is one INSERT, and an INSERT has a fixed cost in ClickHouse (a part in
-``otel_traces`` and in every table its views feed: ~50 ms embedded), so the batch size decides
-throughput: give the ``BatchSpanProcessor`` ``max_export_batch_size=4096`` or more (and a
-``max_queue_size`` a few times that) for high volumes; see ``benchmarks/ingest.py``.
+An INSERT has a fixed cost in ClickHouse (a part in ``otel_traces`` and in every table its
+views feed: ~50 ms embedded), so its size decides throughput. By default each ``export()`` is
+one INSERT (a ``BatchSpanProcessor`` sends 512 spans); for high volumes pass ``insert_spans``
+(e.g. 8192) to hold spans across exports like the server does, or give the processor a larger
+``max_export_batch_size``; see ``benchmarks/ingest.py``.
 
 Runs under a ``BatchSpanProcessor`` and never raises: when the database is down, export
 returns ``FAILURE``, keeps up to ``max_buffered_spans`` rows to retry with the next batch, and
