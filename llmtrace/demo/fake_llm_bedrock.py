@@ -17,12 +17,9 @@ and ``{"message": ...}``; a failing stream ends with an ``exception`` message.
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import re
-import struct
-import zlib
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
@@ -36,7 +33,6 @@ from llmtrace.demo.fake_llm_common import (
     Reply,
     SseReply,
     count_tokens,
-    dumps,
     json_reply,
     new_id,
     reply_words,
@@ -45,8 +41,8 @@ from llmtrace.demo.fake_llm_common import (
     unit_vector,
     word_chunks,
 )
+from llmtrace.demo.fake_llm_eventstream import EVENT_STREAM, chunk_frame, event_frame, event_message, exception_frame
 
-EVENT_STREAM = "application/vnd.amazon.eventstream"
 _PATH = re.compile(r"^/model/([^/]+)/(converse|converse-stream|invoke|invoke-with-response-stream)$")
 _METRICS = "amazon-bedrock-invocationMetrics"
 # The family in a model id, after any region prefix (``us.``) or ARN path (``.../us.anthropic...``).
@@ -65,32 +61,6 @@ _ERRORS = {
 }
 
 
-# --- the event-stream wire format ---------------------------------------------------------------
-
-
-def _header(name: str, value: str) -> bytes:
-    raw_name, raw_value = name.encode(), value.encode()
-    return struct.pack(">B", len(raw_name)) + raw_name + b"\x07" + struct.pack(">H", len(raw_value)) + raw_value
-
-
-def event_message(headers: dict[str, str], payload: bytes) -> bytes:
-    """One event-stream message: prelude with its CRC32, string headers, payload, message CRC32."""
-    encoded = b"".join(_header(name, value) for name, value in headers.items())
-    prelude = struct.pack(">II", 12 + len(encoded) + len(payload) + 4, len(encoded))
-    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + encoded + payload
-    return message + struct.pack(">I", zlib.crc32(message))
-
-
-def event_frame(kind: str, payload: Any, *, content: bool = False) -> Frame:
-    headers = {":event-type": kind, ":content-type": "application/json", ":message-type": "event"}
-    return Frame(event_message(headers, dumps(payload)), content)
-
-
-def chunk_frame(chunk: dict[str, Any], *, content: bool = False) -> Frame:
-    """An invoke stream's ``chunk`` event: the model's own JSON, base64 in ``bytes``."""
-    return event_frame("chunk", {"bytes": base64.b64encode(dumps(chunk)).decode()}, content=content)
-
-
 def error_reply(status: int, message: str | None = None) -> JsonReply:
     kind, default = _ERRORS.get(status, ("InternalServerException" if status >= 500 else "ValidationException", ""))
     headers = {"x-amzn-ErrorType": f"{kind}:http://internal.amazon.com/coral/com.amazon.bedrock/"}
@@ -99,9 +69,9 @@ def error_reply(status: int, message: str | None = None) -> JsonReply:
 
 def stream_error_frame(_position: int) -> Frame:
     """The ``exception`` message a stream ends with when the model fails after it started."""
-    headers = {":exception-type": "modelStreamErrorException", ":content-type": "application/json"}
-    payload = {"message": "The model stream failed.", "originalStatusCode": 500}
-    return Frame(event_message({**headers, ":message-type": "exception"}, dumps(payload)))
+    return exception_frame(
+        "modelStreamErrorException", {"message": "The model stream failed.", "originalStatusCode": 500}
+    )
 
 
 MALFORMED = (b'{"output": {"message": {"con', event_message({":message-type": "event"}, b"{")[:-4] + b"\0\0\0\0")
