@@ -1,6 +1,6 @@
 """Detection quality on the independent v2 generator (``detection_scenarios_v2``), many seeds.
 
-    python benchmarks/detection_v2.py --seeds 100-109 [--series 10] [--verbose]
+    python benchmarks/detection_v2.py --seeds 100-109 [--series 10] [--verbose] [--cache DIR]
 
 Per seed: a week (plus one day of history) of traffic with labelled incidents is written to
 a fresh chDB store, ``anomalies.detect`` runs over the week with its defaults (``by="auto"``),
@@ -20,6 +20,36 @@ Effect size: rates -> extra events (new rate - base rate) x expected calls; volu
 the normal variation of the incident window's log p95: sqrt((2.1 sigma / sqrt(calls))^2 +
 level noise^2), from the generator's own parameters (ramps: their mean factor).
 Thresholds were tuned on seeds 0-4 only; report seeds 100-109.
+
+Measured 2026-12-04 (commit "a rate's baseline uncertainty in the test"; 2-core machine
+shared with other jobs, so wall times are not comparable and not reported here):
+
+seeds 100-109 (held out): 337 incidents, 240 eligible
+
+    kind           eligible recall    eligible young
+    latency        0.88 (37/42)       1.00 (2/2)
+    latency_ramp   0.87 (27/31)       0.80 (4/5)
+    errors         0.96 (23/24)       1.00 (1/1)
+    volume_drop    0.71 (22/31)       -
+    volume_spike   0.82 (18/22)       0.75 (3/4)
+    ttft           0.90 (9/10)        1.00 (1/1)
+    truncation     0.95 (18/19)       1.00 (1/1)
+    tokens_shift   0.94 (33/35)       1.00 (3/3)
+    cost           0.85 (22/26)       1.00 (2/2)
+    ALL            0.87 (209/240)     0.89 (17/19)   (all incidents, any size: 0.67)
+
+    by size (>= 10 min): x normal variation [3, 6) 0.66, [6, 10) 0.83, >= 10 0.95;
+    rates: 10-30 extra events 0.87, >= 30 1.00
+    false episodes: 23 over 83.2 series-weeks = 0.28 per series per week (target <= 0.5)
+    time to detect (eligible): median 7 min, p90 46 min
+
+seeds 0-4 (tuning): eligible recall 0.86 (115/134), false 0.26 per series-week, time to
+detect median 8 min, p90 52 min.
+
+Not met: recall 0.95 (volume drops and spikes are the gap: the generator's business-hours
+ramps leave the trailing-and-profile expectation a wobble the negative binomial has to
+allow for, so a 10-30 minute change of 2-4x Poisson noise stays under the bar), and a
+time to detect of two 5-minute buckets (the p90 is the 3-hour window's).
 """
 
 from __future__ import annotations
