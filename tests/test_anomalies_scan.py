@@ -1,0 +1,81 @@
+"""The count tests of anomalies_scan on plain arrays: overdispersion and baseline uncertainty."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from llmtrace.analytics import anomalies_scan as scan
+
+STEP = 300
+DAY = 86400 // STEP
+HOUR = 3600 // STEP
+BASE = scan.BASELINE // STEP
+
+
+def _busy_series(rng: np.random.Generator, days: int, calls: int) -> tuple[np.ndarray, np.ndarray]:
+    """Calls per bucket and the share above the usual p90 wobbling hour to hour (20%)."""
+    buckets = days * DAY
+    share = 0.1 * np.exp(0.2 * np.repeat(rng.standard_normal(buckets // HOUR + 1), HOUR)[:buckets])
+    n = np.full((1, buckets), float(calls))
+    return n, rng.binomial(calls, np.clip(share, 0, 1))[None, :].astype(float)
+
+
+def test_a_tripled_tail_for_two_hours_on_a_busy_wobbling_series_is_flagged() -> None:
+    rng = np.random.default_rng(7)
+    n, k = _busy_series(rng, 3, 40)
+    start = 2 * DAY + 10 * HOUR
+    k[0, start : start + 2 * HOUR] = rng.binomial(40, 0.3, 2 * HOUR)
+    judged = np.arange(n.shape[1]) >= DAY
+    windows, _ = scan._rates("latency_p95_ms", k, n, judged, BASE)
+    assert any(w.first < start + 2 * HOUR and w.last >= start for w in windows)
+    assert all(w.first < start + 2 * HOUR + 3 * HOUR and w.last >= start - 3 * HOUR for w in windows)
+
+
+def test_a_latency_spike_on_a_busy_series_whose_tail_follows_the_time_of_day_is_flagged() -> None:
+    # 100 calls per 5 minutes; the share above a fixed bar swings 6%-14% over the day (calls are
+    # slower at the peak), which a spread estimate must not read as 10x binomial noise
+    rng = np.random.default_rng(11)
+    buckets = 3 * DAY
+    share = 0.1 * (1 + 0.4 * np.sin(2 * np.pi * np.arange(buckets) / DAY))
+    n = np.full((1, buckets), 100.0)
+    k = rng.binomial(100, share)[None, :].astype(float)
+    start = 2 * DAY + 20 * HOUR
+    k[0, start : start + HOUR] = rng.binomial(100, 0.45, HOUR)
+    windows, _ = scan._rates("latency_p95_ms", k, n, np.arange(buckets) >= DAY, BASE)
+    assert any(w.first < start + HOUR and w.last >= start for w in windows)
+
+
+def test_the_same_series_without_an_incident_has_no_flagged_window() -> None:
+    n, k = _busy_series(np.random.default_rng(7), 3, 40)
+    judged = np.arange(n.shape[1]) >= DAY
+    assert scan._rates("latency_p95_ms", k, n, judged, BASE)[0] == []
+
+
+def test_a_young_series_is_not_held_to_a_rate_learnt_from_a_few_trials() -> None:
+    # 24 trials in its first hour, none above the bar (a 1-in-13 draw at 10%); then 200 calls
+    # per bucket at the usual 10%: thousands of calls cannot be judged against "about 1%"
+    buckets = DAY
+    n, k = np.zeros((1, buckets)), np.zeros((1, buckets))
+    n[0, :HOUR] = 2
+    rng = np.random.default_rng(3)
+    n[0, HOUR : 4 * HOUR] = 200
+    k[0, HOUR : 4 * HOUR] = rng.binomial(200, 0.1, 3 * HOUR)
+    windows, _ = scan._rates("latency_p95_ms", k, n, np.ones(buckets, bool), BASE)
+    assert windows == []
+
+
+def test_window_sums_by_slicing_equal_the_gathered_ones() -> None:
+    values = np.random.default_rng(0).integers(0, 9, size=(4, 200)).astype(float)
+    c = scan._cumulative(values)
+    ends = np.arange(200)
+    for lag in (0, 1, 12, 199, 250):
+        for width in (1, 3, 36, 288):
+            end = ends - lag
+            lo, hi = np.clip(end + 1 - width, 0, None), np.clip(end + 1, 0, None)
+            assert np.array_equal(scan._window_sum(c, end, width), c[:, hi] - c[:, lo]), (lag, width)
+
+
+def test_row_medians_skip_missing_values() -> None:
+    a = np.array([[1.0, np.nan, 3.0, 2.0], [np.nan, np.nan, np.nan, np.nan], [5.0, 1.0, np.nan, np.nan]])
+    medians, counts = scan._row_median(a)
+    assert medians.tolist() == [2.0, 0.0, 3.0] and counts.tolist() == [3, 0, 2]
