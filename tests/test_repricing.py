@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,7 +23,7 @@ from llmtrace.analytics.filters import Filter
 from llmtrace.demo import scenarios
 from llmtrace.store import prices
 from llmtrace.store.chdb_client import ChdbClient
-from tests.server_process import ServerProcess
+from tests.server_process import ServerProcess, otlp_request, post_spans
 
 END = datetime.now(timezone.utc).replace(second=0, microsecond=0)
 GPT4O = {"provider": "openai", "model": "gpt-4o", "input_mtok": 1.0, "output_mtok": 2.0}
@@ -91,9 +92,10 @@ def test_unpriced_calls_of_a_model_given_a_price_become_priced_everywhere(histor
 
 
 def test_models_without_an_override_keep_the_cost_priced_at_the_call(history: ChdbClient) -> None:
-    before = history.query("SELECT sum(CostUsd) FROM llm_calls WHERE RequestModel = 'gpt-4o-mini'").result_rows
+    sql = "SELECT SpanId, CostUsd, PriceVersion FROM llm_calls WHERE RequestModel = 'gpt-4o-mini' ORDER BY SpanId"
+    before = history.query(sql).result_rows
     prices.apply_prices(history, [GPT4O, FINE_TUNE])
-    assert history.query("SELECT sum(CostUsd) FROM llm_calls WHERE RequestModel = 'gpt-4o-mini'").result_rows == before
+    assert history.query(sql).result_rows == before  # every call's own cost, untouched (version 0)
 
 
 def test_failed_calls_without_usage_stay_without_a_cost(history: ChdbClient) -> None:
@@ -198,3 +200,30 @@ def test_set_price_in_the_app_applies_to_history_through_apply_prices(history: C
     ).result_rows[0]
     assert rows[0] == pytest.approx(rows[1], rel=1e-12)
     _assert_windows_agree(history)
+
+
+def test_llmtrace_server_keeps_repricing_new_calls_while_an_override_is_stored(tmp_path: Path) -> None:
+    path = tmp_path / "prices.json"
+    path.write_text(
+        json.dumps([{"provider": "openai", "model": "gpt-4o-mini", "input_mtok": 1000, "output_mtok": 2000}])
+    )
+    server = ServerProcess(tmp_path / "data", args=("--prices-file", str(path), "--reprice-every", "0.5")).wait_ready()
+    try:
+        assert post_spans(server, otlp_request(20).SerializeToString())[0] == 200  # no cost on these spans
+        client = server.client()
+        want = sum((10 + i) * 1000 / 1e6 + 5 * 2000 / 1e6 for i in range(20))
+        sql = (
+            "SELECT (SELECT count() FROM llm_calls), (SELECT countIf(CostUsd IS NULL) FROM llm_calls), "
+            "(SELECT sum(CostUsd) FROM llm_calls), (SELECT sum(CostUsd) FROM llm_calls_1h), "
+            "(SELECT sum(UnpricedCalls) FROM llm_calls_1h)"
+        )
+        deadline, got = time.monotonic() + 60, None
+        while time.monotonic() < deadline:  # the server's next re-pricing run, within half a second
+            got = client.query(sql).result_rows[0]
+            if got[:2] == (20, 0) and got[4] == 0:  # calls re-priced, then the rollups corrected
+                break
+            time.sleep(0.2)
+        assert got is not None and got[:2] == (20, 0) and got[4] == 0
+        assert got[2] == pytest.approx(want, rel=1e-9) and got[3] == pytest.approx(want, rel=1e-9)
+    finally:
+        assert server.stop() == 0

@@ -36,6 +36,7 @@ from llmtrace.server.otlp import otlp_app
 from llmtrace.server.sink import SpanSink
 from llmtrace.server.wal import WriteAheadLog
 from llmtrace.server.workers import DecodePool
+from llmtrace.store.prices import Repricer
 
 __all__ = ["ServerConfig", "StartupError", "serve"]
 
@@ -59,6 +60,7 @@ class ServerConfig:
     header_seconds: float = 10.0
     body_seconds: float = 30.0
     prices_file: Path | None = None  # price overrides to keep and apply to stored calls
+    reprice_seconds: float = 300.0  # while overrides are stored, re-price new calls this often (0: never)
 
 
 def bind(host: str, port: int, flag: str) -> socket.socket:
@@ -223,6 +225,7 @@ def _serve_engine(
         raise StartupError(f"--ttl-days must be between 1 and {_MAX_TTL_DAYS} (ClickHouse's DateTime ends in 2106)")
     applied = _migrate(engine, config.ttl_days)
     priced = _prices(engine, config.prices_file)
+    repricer = Repricer(engine.data_dir, config.reprice_seconds)
     ttl_days = _retention_days(engine)
     sink = SpanSink(engine)
     writer = SpanWriter(sink, WriteAheadLog(engine.data_dir / "llmtrace-wal"))
@@ -255,9 +258,11 @@ def _serve_engine(
         )
         sys.stdout.flush()
 
+    repricer.start()
     try:
         asyncio.run(_run_servers(servers, ready))
     finally:
+        repricer.stop()
         decoders.close()
         writer.close()
         sink.close()

@@ -43,6 +43,10 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prices-file", help="JSON list of price overrides (USD per million tokens), applied to stored calls too"
     )
+    parser.add_argument(
+        "--reprice-every", type=float, default=300.0,
+        help="seconds between re-pricings of new calls while price overrides are stored (default 300; 0: never)",
+    )  # fmt: skip
 
 
 def run(name: str, args: argparse.Namespace) -> int:
@@ -67,6 +71,7 @@ def run(name: str, args: argparse.Namespace) -> int:
         header_seconds=args.header_timeout,
         body_seconds=args.body_timeout,
         prices_file=Path(args.prices_file).expanduser() if args.prices_file else None,
+        reprice_seconds=args.reprice_every,
     )
     try:
         serve(config)

@@ -25,6 +25,7 @@ tokens; ``provider`` optional: any provider; cache prices default to the input p
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from llmtrace import pricing
 __all__ = [
     "MODEL_PRICES_COLUMNS",
     "Repriced",
+    "Repricer",
     "apply_prices",
     "load_model_prices",
     "override_rows",
@@ -57,6 +59,7 @@ _ROLLUPS = {"llm_calls_1m": "toStartOfMinute", "llm_calls_1h": "toStartOfHour"}
 _KEYS = "ServiceName, Environment, Release, Provider, Operation, RequestModel, PromptName, PromptVersion"
 _LEVELS = "0.5, 0.9, 0.95, 0.99"  # the rollups' t-digest levels (006/007)
 _lock = threading.Lock()  # one re-pricing at a time in a process: versions must not interleave
+log = logging.getLogger("llmtrace")
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,33 @@ def serve_prices(data_dir: Path, prices_file: Path | None) -> str:
     finally:
         client.close()
     return f", price overrides applied ({done.calls} stored calls re-priced)"
+
+
+class Repricer:
+    """``llmtrace server``'s background re-pricing: every ``every`` seconds, while overrides are
+    stored, the calls that arrived since (priced by the app at its own prices) are re-priced too,
+    so an override keeps applying to new calls. Failures are logged and retried at the next run."""
+
+    def __init__(self, data_dir: Path, every: float) -> None:
+        self.data_dir, self.every = data_dir, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="llmtrace-repricer", daemon=True)
+
+    def start(self) -> None:
+        if self.every > 0:
+            self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                serve_prices(self.data_dir, None)
+            except Exception as exc:  # the server keeps serving; the next run retries
+                log.warning("llmtrace server: re-pricing new calls failed (%s); retrying in %.0f s", exc, self.every)
 
 
 # --------------------------------------------------------------------------- re-pricing
