@@ -116,6 +116,7 @@ def test_converse_records_request_response_usage_and_cost(fake_llm: FakeLLM, spa
     assert attrs[sc.REQUEST_TOP_K] == 40
     assert attrs[sc.REQUEST_STOP_SEQUENCES] == ("END",)
     assert sc.REQUEST_STREAM not in attrs
+    assert attrs[sc.RESPONSE_MODEL] == MODEL  # Converse names no model: Bedrock answered with the one asked for
     assert attrs[sc.RESPONSE_FINISH_REASONS] == ("end_turn",)
     assert attrs[sc.USAGE_INPUT_TOKENS] == response["usage"]["inputTokens"]
     assert attrs[sc.USAGE_OUTPUT_TOKENS] == response["usage"]["outputTokens"]

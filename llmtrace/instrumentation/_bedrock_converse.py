@@ -159,13 +159,14 @@ def usage(counts: Any) -> Usage:
     return Usage(total_input, _first(counts, "outputTokens"), read, write)
 
 
-def response(body: Any, response_id: str | None = None) -> Response:
-    """A whole Converse (or Nova) response: ``output.message``, ``stopReason``, ``usage``."""
+def response(body: Any, model: str | None = None) -> Response:
+    """A whole Converse (or Nova) response: ``output.message``, ``stopReason``, ``usage`` (``model``: the
+    requested id; these bodies name none)."""
     message = ((body.get("output") or {}).get("message") or {}) if isinstance(body, dict) else {}
     reason = str(body.get("stopReason") or "") if isinstance(body, dict) else ""
     output: Message = {"role": "assistant", "parts": parts(message.get("content")), "finish_reason": reason}
     counts = body.get("usage") if isinstance(body, dict) else None
-    return Response(response_id, None, [reason] if reason else [], usage(counts), [output])
+    return Response(None, model, [reason] if reason else [], usage(counts), [output])
 
 
 class ConverseEvents:
@@ -215,4 +216,4 @@ class ConverseEvents:
         found = [self._part(i) for i in sorted(set(self.pieces) | set(self.starts))]
         reason = self.reason or ""
         output: Message = {"role": "assistant", "parts": found, "finish_reason": reason}
-        return Response(None, None, [reason] if reason else [], usage(self.counts), [output])
+        return Response(None, request.model, [reason] if reason else [], usage(self.counts), [output])

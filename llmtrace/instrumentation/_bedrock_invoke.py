@@ -97,11 +97,12 @@ def response(request: Request, body: Any, headers: dict[str, Any]) -> Response:
     elif body.get("type") == "message" or ("content" in body and "stop_reason" in body):
         result = _ANTHROPIC.parse_response(request, body)
     elif isinstance(body.get("output"), dict):
-        result = converse.response(body)
+        result = converse.response(body, request.model)
     else:
         fold = TextFold()
         fold.add(body)
         result = fold.result(request)
+    result.model = result.model or request.model
     return _with_counts(result, _int(headers.get("x-amzn-bedrock-input-token-count")),
                         _int(headers.get("x-amzn-bedrock-output-token-count")))  # fmt: skip
 
@@ -243,6 +244,7 @@ class InvokeEvents:
 
     def result(self, request: Request) -> Response:
         result = self.fold.result(request) if self.fold is not None else Response()
+        result.model = result.model or request.model
         return _with_counts(result, _first_int(self.metrics, "inputTokenCount"),
                             _first_int(self.metrics, "outputTokenCount"))  # fmt: skip
 

@@ -14,6 +14,9 @@ would have met at ``read()``, is recorded and raised by the call itself.
 
 aiobotocore (which aioboto3 uses) is patched the same way at ``AioBaseClient._make_api_call``.
 
+Bedrock answers with the model it was asked for, and most bodies do not name it: the response model is
+the requested id unless the body names one (Anthropic's does).
+
 A Bedrock model id names what the call is billed under (``us.``/``eu.``/``apac.``/``global.``
 cross-region profiles): calls are priced by it before the response body's model name. Foundation-model
 and inference-profile ARNs are recorded as the id they end with.
@@ -100,7 +103,7 @@ class Converse(_Operation):
         request.tool_definitions = converse.tools(kwargs.get("toolConfig"))
 
     def parse_response(self, request: Request, result: Any) -> Response:
-        return converse.response(result)
+        return converse.response(result, model=request.model)
 
     def new_stream(self, request: Request) -> StreamAccumulator:
         return converse.ConverseEvents()
