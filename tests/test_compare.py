@@ -255,3 +255,17 @@ def test_a_selector_may_name_an_automatic_prompt_version() -> None:
     selector = Selector.parse("template_hash=0f1e2d3c4b5a6978,service=summarizer")
     assert selector.values == (("template_hash", "0f1e2d3c4b5a6978"), ("service", "summarizer"))
     assert "PromptTemplateHash" in selector.condition("s") and "ServiceName" in selector.condition("s")
+
+
+def test_looks_give_the_verdict_of_each_growing_window(store: Any) -> None:
+    f = Filter(start=MIDSTREAM.start, end=MIDSTREAM.end, services=(MIDSTREAM.service,))
+    history = compare.looks(store, "release=v3.0.0", "release=v3.1.0", f, "latency_p50_ms", count=12)
+    assert list(history["verdict"][:6]) == ["no_evidence"] * 6 and history["verdict"].iloc[-1] == "worse"
+    widths = list((history["ci_high"] - history["ci_low"])[:6])
+    assert widths == sorted(widths, reverse=True)  # the interval narrows as calls accumulate
+    assert history["end"].iloc[-1] == MIDSTREAM.end
+
+
+def test_looks_need_at_least_one(store: Any) -> None:
+    with pytest.raises(ValueError, match="count must be at least 1"):
+        compare.looks(store, "release=v3.0.0", "release=v3.1.0", WINDOW, "latency_p50_ms", count=0)

@@ -128,3 +128,41 @@ st.caption(
 score_names = sorted(r.metric.split(":", 1)[1] for r in report.results if r.kind == "score")
 if score_names:
     st.multiselect("Scores where lower is better", score_names, key="cmp_lower")
+
+st.subheader("At each look")
+st.caption(
+    "The same comparison on growing windows from the start of the sidebar's range, as a canary is judged "
+    "while its traffic flows: the interval narrows as calls accumulate, and a verdict read at any look is "
+    "as trustworthy as one read at the end."
+)
+metrics = [r.metric for r in report.results]
+picked = st.selectbox("Metric", metrics, key="cmp_look_metric") or metrics[0]
+history = common.load(
+    compare.looks,
+    Selector(((dimension, str(baseline)),)),
+    Selector(((dimension, str(candidate)),)),
+    f,
+    picked,
+    alpha=float(alpha),
+    lower_is_better=tuple(lower_is_better),
+)
+judged = history.dropna(subset=["difference"])
+if judged.empty:
+    st.caption("Too few calls at every look.")
+else:
+    looks_chart = go.Figure()
+    looks_chart.add_trace(
+        go.Scatter(x=judged["end"], y=judged["ci_high"], mode="lines", line={"width": 0}, showlegend=False)
+    )
+    looks_chart.add_trace(
+        go.Scatter(x=judged["end"], y=judged["ci_low"], mode="lines", line={"width": 0}, fill="tonexty",
+                   fillcolor="rgba(127,140,141,0.25)", name="interval")
+    )  # fmt: skip
+    looks_chart.add_trace(
+        go.Scatter(x=judged["end"], y=judged["difference"], mode="lines+markers", name="difference",
+                   marker={"color": [MARKERS.get(v, "#7f8c8d") for v in judged["verdict"]], "size": 9},
+                   line={"color": "#34495e"}, text=judged["verdict"],
+                   hovertemplate="%{x}: %{y:+.4g} (%{text})<extra></extra>")
+    )  # fmt: skip
+    looks_chart.add_hline(y=0, line_dash="dot", line_color="#999")
+    st.plotly_chart(common.style(looks_chart, f"{picked}: candidate − baseline at each look"), key="cmp_looks")

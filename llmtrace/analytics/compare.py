@@ -23,6 +23,7 @@ verdict stays below ``alpha`` however often it is re-run on growing traffic.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
@@ -55,7 +56,7 @@ from llmtrace.analytics.compare_stats import (
 from llmtrace.analytics.filters import Filter, SelectionError, describe
 from llmtrace.analytics.groups import json_safe
 
-__all__ = ["CompareReport", "MetricComparison", "Selector", "Verdict", "compare"]
+__all__ = ["CompareReport", "MetricComparison", "Selector", "Verdict", "compare", "looks"]
 
 Verdict = Literal["better", "worse", "changed", "no_evidence", "insufficient_data"]
 ALPHA = 0.05
@@ -169,6 +170,35 @@ def compare(
     results += [judge.mix(p, finish[finish["provider"] == p]) for p in providers]
     results.sort(key=lambda r: VERDICT_ORDER[r.verdict])
     return CompareReport(sides.baseline, sides.candidate, f.start, f.end, alpha, judge.alpha, results)
+
+
+def looks(
+    client: Any,
+    baseline: Selector | str,
+    candidate: Selector | str,
+    f: Filter,
+    metric: str,
+    count: int = 8,
+    **options: Any,
+) -> pd.DataFrame:
+    """One ``metric`` judged at ``count`` growing windows from ``f.start`` (as a canary is judged
+    while traffic flows): columns end, verdict, difference, ci_low, ci_high, baseline_n, candidate_n.
+    The intervals are always valid, so every look may be read; a look with no calls on a side is
+    ``insufficient_data``."""
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    rows = []
+    for i in range(1, count + 1):
+        window = dataclasses.replace(f, end=f.start + (f.end - f.start) * i / count)
+        try:
+            r = compare(client, baseline, candidate, window, **options).get(metric)
+        except SelectionError:
+            rows.append({"end": window.end, "verdict": "insufficient_data"})
+            continue
+        rows.append({"end": window.end, "verdict": r.verdict, "difference": r.difference, "ci_low": r.ci_low,
+                     "ci_high": r.ci_high, "baseline_n": r.baseline_n, "candidate_n": r.candidate_n})  # fmt: skip
+    columns = ["end", "verdict", "difference", "ci_low", "ci_high", "baseline_n", "candidate_n"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _known(client: Any, selector: Selector, f: Filter) -> str:
