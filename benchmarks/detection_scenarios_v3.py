@@ -1,6 +1,6 @@
 """A third, held-out traffic generator for judging anomaly detection (issue #12, item 6).
 
-Written apart from the detector and from the v2 generator: nine days (two of history, then the
+Written apart from the detector and from the v2 generator: fifteen days (eight of history, then the
 judged week) of GenAI calls for a dozen services x models x providers, drawn call by call with
 numpy and written into ``otel_traces`` as a Collector would (so ``llm_calls`` is filled by the
 project's own materialized view).
