@@ -65,8 +65,10 @@ METRICS: dict[str, Metric] = {
     "cost_per_call_usd_2x": Metric("cost_x2", "cost_n", "up", 0.01, "calls costlier than twice the usual p90"),
     "tokens_per_call_2x": Metric("tok_x2", "tok_n", "up", 0.01, "calls with twice the usual p90 of output tokens"),
 }
-VARIANTS = {"tokens_per_call_low": "tokens_per_call", **{f"{m}_2x": m for m in (
-    "latency_p95_ms", "ttft_p95_ms", "cost_per_call_usd", "tokens_per_call")}}  # scanned -> reported
+VARIANTS = {
+    "tokens_per_call_low": "tokens_per_call",
+    **{f"{m}_2x": m for m in ("latency_p95_ms", "ttft_p95_ms", "cost_per_call_usd", "tokens_per_call")},
+}  # scanned -> reported
 # What each bucket row carries besides the series and the bucket.
 COUNTS = (
     "calls", "errors", "ok", "truncated", "empty", "lat_n", "lat_x", "ttft_n", "ttft_x",
