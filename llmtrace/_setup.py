@@ -86,8 +86,9 @@ def _build_provider(settings: config.Settings, exporter: SpanExporter | None) ->
 
 class _PrepareOnFirstSpan(SpanProcessor):
     """Builds our lazy exporter when the first span starts: on the app's thread (spans start on the thread
-    making the call), never on the BatchSpanProcessor's thread, where its ~190 imports (requests,
-    protobuf) would race the app's own imports. Costs nothing at start-up; one check per span after."""
+    making the call), never on the BatchSpanProcessor's thread, where its imports (few for OTLP, the
+    HTTP client for direct ClickHouse) would race the app's own imports. Costs nothing at start-up; one
+    check per span after."""
 
     def __init__(self, exporter: LazySpanExporter) -> None:
         self._exporter: LazySpanExporter | None = exporter

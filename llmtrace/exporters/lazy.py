@@ -1,6 +1,6 @@
 """An exporter built on first use, so ``instrument()`` does not pay for importing it.
 
-The OTLP/HTTP exporter pulls in requests and protobuf (~45 ms, ~190 modules). ``prepare()``
+An exporter can pull in many modules (the direct ClickHouse one its HTTP client). ``prepare()``
 builds it on the app's thread when the first span starts (``llmtrace._setup._PrepareOnFirstSpan``):
 never on the BatchSpanProcessor's thread, where those imports would race the app's own.
 """
