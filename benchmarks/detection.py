@@ -24,6 +24,10 @@ uncertainty in the test"), seeds 1-3, 24 series, 1M calls each:
     recall on events >= 3x: 0.50 (32/64)   (target >= 0.90: NOT met; the hourly detector had 0.91)
       1.5-3x 0.00 (0/21), 3-4x 0.11 (1/9), 4-6x 0.25 (5/20), 6-9x 0.74 (26/35)
     false episodes: 0 (0.00 per series per week)
+    drift (seed 1): recall 1.00 over 8 drifts, no flag on series without drift
+    anomalies.detect with call-level findings, 1,001,231 calls, 7 days: median of 3 2.04 s;
+    of 5 runs min 1.88 s, median 2.23 s (load average 8-11 on 2 shared cores: not a clean
+    measurement; the numpy scan is ~1 s of it after this session's changes, was ~3.8 s)
 
 Why the v2 detector scores lower here (diagnosed 2026-12-04):
 * two real bugs, fixed: the quasi-binomial ``phi`` per scale grew with a window's trials
