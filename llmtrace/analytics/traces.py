@@ -14,42 +14,74 @@ from llmtrace.analytics.filters import Filter
 
 STATUSES = ("all", "ok", "error")
 CONTENT_KEYS = [semconv.INPUT_MESSAGES, semconv.OUTPUT_MESSAGES, semconv.SYSTEM_INSTRUCTIONS]
-_HAVING = {"all": "", "ok": "HAVING errors = 0", "error": "HAVING errors > 0"}
-_TEXT_MATCH = """
+# Filter field -> condition on an llm_traces row (the trace has a call with one of the chosen values).
+_TRACE_DIMENSIONS = {
+    "services": "hasAny(Services, {services:Array(String)})",
+    "environments": "hasAny(Environments, {environments:Array(String)})",
+    "releases": "hasAny(Releases, {releases:Array(String)})",
+    "providers": "hasAny(Providers, {providers:Array(String)})",
+    "models": "hasAny(Models, {models:Array(String)})",
+    "users": "UserId IN {users:Array(String)}",
+    "sessions": "SessionId IN {sessions:Array(String)}",
+}
+_TIME = "DateTime64(6, 'UTC')"
+_WINDOW = f"Hour >= toStartOfHour({{start:{_TIME}}}) AND Hour < {{end:{_TIME}}}"
+# A trace's rows (root span, calls arriving in later blocks) may start up to this long before or
+# after the row that put it in the window; the second read of the chosen traces looks this far out.
+_SLACK = f"""Hour >= toStartOfHour({{start:{_TIME}}} - INTERVAL 1 HOUR) AND Hour < {{end:{_TIME}}} + INTERVAL 1 HOUR"""
+_STATUS = {
+    "all": "",
+    "error": " AND Errors > 0",
+    "ok": f" AND TraceId NOT IN (SELECT TraceId FROM llm_traces WHERE {_SLACK} AND Errors > 0)",
+}
+_TEXT_MATCH = f"""
     AND TraceId IN (
         SELECT TraceId FROM otel_traces
-        WHERE Timestamp >= {start:DateTime64(6, 'UTC')} AND Timestamp < {end:DateTime64(6, 'UTC')}
-          AND arrayExists(k -> positionCaseInsensitiveUTF8(SpanAttributes[k], {text:String}) > 0,
-                          {content_keys:Array(String)}))"""
+        WHERE Timestamp >= {{start:{_TIME}}} AND Timestamp < {{end:{_TIME}}}
+          AND arrayExists(k -> positionCaseInsensitiveUTF8(SpanAttributes[k], {{text:String}}) > 0,
+                          {{content_keys:Array(String)}}))"""
 
 
 def list_traces(client: Any, f: Filter, status: str = "all", text: str = "", limit: int = 200) -> pd.DataFrame:
-    """Traces with at least one LLM call in the window, newest first.
+    """Traces with at least one LLM call starting in the window, newest first, with whole-trace totals.
 
-    ``status`` keeps traces with (``error``) or without (``ok``) a failed call; ``text``
-    keeps traces whose prompts, completions or system instructions contain it (case-insensitive).
+    Reads the per-trace table ``llm_traces`` (never groups llm_calls): first the newest rows that
+    match, then every row of those traces. A dimension filter keeps traces with at least one call
+    matching it. ``status`` keeps traces with (``error``) or without (``ok``) a failed call;
+    ``text`` keeps traces whose prompts, completions or system instructions contain it
+    (case-insensitive; this part scans the window's content in ``otel_traces``).
     """
     if status not in STATUSES:
         raise ValueError(f"unknown trace status {status!r}; choose one of {', '.join(STATUSES)}")
+    chosen = "".join(f" AND {cond}" for name, cond in _TRACE_DIMENSIONS.items() if getattr(f, name))
     sql = f"""
         SELECT TraceId AS trace_id,
-               min(Timestamp) AS start,
-               (max(toUnixTimestamp64Micro(Timestamp) + DurationUs) - min(toUnixTimestamp64Micro(Timestamp)))
-                   / 1000 AS duration_ms,
-               arrayStringConcat(arraySort(groupUniqArray(ServiceName)), ', ') AS services,
-               arrayStringConcat(arraySort(groupUniqArray(RequestModel)), ', ') AS models,
-               count() AS calls,
-               toUInt64(sum(IsError)) AS errors,
-               countIf(CostStatus = 'unpriced') AS unpriced_calls,
-               if(unpriced_calls = calls, NULL, sum(ifNull(CostUsd, 0))) AS cost_usd,
-               sum(InputTokens) + sum(OutputTokens) AS tokens
-        FROM llm_calls
-        WHERE {f.where()}{_TEXT_MATCH if text else ""}
+               min(Start) AS start,
+               (toUnixTimestamp64Micro(max(End)) - toUnixTimestamp64Micro(start)) / 1000 AS duration_ms,
+               max(RootName) AS name,
+               arrayStringConcat(arraySort(groupUniqArrayArray(Services)), ', ') AS services,
+               arrayStringConcat(arraySort(groupUniqArrayArray(Models)), ', ') AS models,
+               sum(Calls) AS calls,
+               sum(Errors) AS errors,
+               sum(UnpricedCalls) AS unpriced_calls,
+               if(unpriced_calls = calls, NULL, sum(CostUsd)) AS cost_usd,
+               sum(Tokens) AS tokens,
+               max(UserId) AS user,
+               max(SessionId) AS session
+        FROM llm_traces
+        WHERE {_SLACK} AND TraceId IN (
+            SELECT TraceId FROM llm_traces
+            WHERE {_WINDOW} AND Start >= {{start:{_TIME}}} AND Start < {{end:{_TIME}}} AND Calls > 0
+                  {chosen}{_STATUS[status]}{_TEXT_MATCH if text else ""}
+            ORDER BY Start DESC
+            LIMIT {{candidates:UInt32}})
         GROUP BY TraceId
-        {_HAVING[status]}
+        HAVING calls > 0
         ORDER BY start DESC, trace_id
         LIMIT {{limit:UInt32}}"""
-    return frame(client, sql, f.params(limit=limit, text=text, content_keys=CONTENT_KEYS))
+    # Rows of one trace not yet merged can fill two candidate places: twice ``limit`` leaves room.
+    params = f.params(limit=limit, candidates=2 * limit, text=text, content_keys=CONTENT_KEYS)
+    return frame(client, sql, params)
 
 
 def trace_spans(client: Any, trace_id: str) -> pd.DataFrame:

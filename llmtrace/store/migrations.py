@@ -52,6 +52,7 @@ SHARDING_KEYS = {
     "otel_traces": "cityHash64(TraceId)",
     "otel_traces_trace_id_ts": "cityHash64(TraceId)",
     "llm_calls": "cityHash64(TraceId)",
+    "llm_traces": "cityHash64(TraceId)",
     "llm_calls_1m": "cityHash64(ServiceName, RequestModel, Bucket)",
     "llm_calls_1h": "cityHash64(ServiceName, RequestModel, Bucket)",
     "llm_scores": "cityHash64(TraceId)",
@@ -296,6 +297,7 @@ _RAW_TTL = {
     "otel_traces": "toDateTime(Timestamp)",
     "otel_traces_trace_id_ts": "Start",
     "llm_calls": "toDateTime(Timestamp)",
+    "llm_traces": "Hour",
 }
 _ROLLUP_TTL = {"llm_calls_1m": "Bucket", "llm_calls_1h": "Bucket", "llm_scores": "toDateTime(Timestamp)"}
 
