@@ -4,9 +4,11 @@ A :class:`Filter` is a half-open time window ``[start, end)`` plus optional dime
 filters. It renders itself as a parameterised ``WHERE`` clause (``{name:Type}`` bindings,
 never formatted values) and as an aggregated *source*: a sub-query with one row per
 (bucket, dimensions) carrying sums and t-digest states. Windows longer than
-:data:`ROLLUP_AFTER` read whole hours from the ``llm_calls_1h`` rollup and only the
-partial hours at each edge from ``llm_calls``, so counts and sums equal a direct query on
+:data:`ROLLUP_AFTER` read whole hours from the ``llm_calls_1h`` rollup, shorter ones whole
+minutes from ``llm_calls_1m``, and only the partial hour or minute at each edge (the current,
+still filling minute included) from ``llm_calls``, so counts and sums equal a direct query on
 ``llm_calls`` over the same window (percentiles come from merged t-digests: within ~1%).
+A user or session filter (not kept by the rollups) reads ``llm_calls`` only.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from llmtrace.analytics import frame
 
 ROLLUP_AFTER = timedelta(days=2)
+MINUTE = 60
 HOUR = 3600
 DAY = 24 * HOUR
 
@@ -122,7 +125,17 @@ class Filter:
 
     @property
     def uses_rollup(self) -> bool:
-        return self.duration > ROLLUP_AFTER and not any(getattr(self, name) for name in RAW_DIMENSIONS)
+        """Whether the window reads the hourly rollup (buckets are then whole hours)."""
+        return self.duration > ROLLUP_AFTER and not self._raw_only
+
+    @property
+    def _raw_only(self) -> bool:
+        return any(getattr(self, name) for name in RAW_DIMENSIONS)
+
+    @property
+    def _rollup(self) -> tuple[str, int]:
+        """The rollup table the source reads whole buckets from, and its bucket width in seconds."""
+        return ("llm_calls_1h", HOUR) if self.uses_rollup else ("llm_calls_1m", MINUTE)
 
     def previous(self) -> Filter:
         """The window of the same length just before this one (for "change vs previous")."""
@@ -139,12 +152,13 @@ class Filter:
     def params(self, step: int | None = None, **extra: Any) -> dict[str, Any]:
         """Bind values for :meth:`where` and :meth:`source`, plus any ``extra`` ones."""
         step = self._step(step)
-        hour_start, hour_end = _ceil(self.start, HOUR), _floor(self.end, HOUR)
+        unit = self._rollup[1]
+        roll_start = min(_ceil(self.start, unit), self.end)
         params: dict[str, Any] = {
             "start": sql_time(self.start),
             "end": sql_time(self.end),
-            "hour_start": sql_time(hour_start),
-            "hour_end": sql_time(max(hour_start, hour_end)),
+            "roll_start": sql_time(roll_start),
+            "roll_end": sql_time(max(roll_start, _floor(self.end, unit))),
             "step": step,
         }
         chosen = [name for name in (*DIMENSIONS, *RAW_DIMENSIONS) if getattr(self, name)]
@@ -175,23 +189,22 @@ class Filter:
     def source(self) -> str:
         """An aggregated sub-query: Bucket (``{step}`` wide), GROUP_COLUMNS, sums, t-digest states.
 
-        Short windows aggregate ``llm_calls`` directly; long ones take whole hours from
-        ``llm_calls_1h`` and the partial hours at both edges from ``llm_calls``.
+        Whole hours (windows over :data:`ROLLUP_AFTER`) or whole minutes come from a rollup, the
+        partial ones at both edges from ``llm_calls``; a user or session filter reads ``llm_calls``.
         """
-        if not self.uses_rollup:
-            return _raw_source(self.where(), "toStartOfInterval(Timestamp, toIntervalSecond({step:UInt32}))")
+        bucket = "toStartOfInterval({column}, toIntervalSecond({{step:UInt32}}))"
+        if self._raw_only:
+            return _raw_source(self.where(), bucket.format(column="Timestamp"))
         edges = (
-            f"((Timestamp >= {{start:{_TIME}}} AND Timestamp < {{hour_start:{_TIME}}})"
-            f" OR (Timestamp >= {{hour_end:{_TIME}}} AND Timestamp < {{end:{_TIME}}}))"
+            f"((Timestamp >= {{start:{_TIME}}} AND Timestamp < {{roll_start:{_TIME}}})"
+            f" OR (Timestamp >= {{roll_end:{_TIME}}} AND Timestamp < {{end:{_TIME}}}))"
         )
-        bucket = "toStartOfInterval(r.Bucket, toIntervalSecond({step:UInt32}))"
         rollup = (
-            f"SELECT {bucket} AS Bucket, {GROUP_COLUMNS}, {_ROLLUP_COLUMNS} FROM llm_calls_1h AS r"
-            f" WHERE r.Bucket >= {{hour_start:{_TIME}}} AND r.Bucket < {{hour_end:{_TIME}}}{self.dimension_clause()}"
+            f"SELECT {bucket.format(column='r.Bucket')} AS Bucket, {GROUP_COLUMNS}, {_ROLLUP_COLUMNS}"
+            f" FROM {self._rollup[0]} AS r WHERE r.Bucket >= {{roll_start:{_TIME}}} AND r.Bucket < {{roll_end:{_TIME}}}"
+            f"{self.dimension_clause()}"
         )
-        raw = _raw_source(
-            edges + self.dimension_clause(), "toStartOfInterval(Timestamp, toIntervalSecond({step:UInt32}))"
-        )
+        raw = _raw_source(edges + self.dimension_clause(), bucket.format(column="Timestamp"))
         return f"({rollup} UNION ALL SELECT * FROM {raw})"
 
 
