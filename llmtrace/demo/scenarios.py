@@ -281,13 +281,23 @@ def _incident_traffic(
 
 
 # --------------------------------------------------------------------- bulk history in SQL
-def history_params(rows: int, days: float, end_ns: int, seed: int = 7) -> dict[str, Any]:
-    """Bind values for :data:`HISTORY_SQL` (episode times, model table, services)."""
+HISTORY_SCOPE = "llmtrace.demo.history"  # instrumentation scope of the bulk history's spans
+
+
+def history_params(rows: int, days: float, end_ns: int, seed: int = 7, offset: int = 0) -> dict[str, Any]:
+    """Bind values for :data:`HISTORY_SQL` (episode times, model table, services).
+
+    ``offset`` (even: two spans per trace) skips that many rows of the same history, so a large
+    one can be inserted in chunks that together equal one INSERT of all rows."""
+    if offset % 2:
+        raise ValueError(f"history offset must be even (two spans per trace), got {offset}")
     models = list(MODELS)
     spike = episode_window(_episode("latency_spike"), end_ns, days)
     burst = episode_window(_episode("error_burst"), end_ns, days)
     return {
         "rows": rows,
+        "offset": offset,
+        "scope": HISTORY_SCOPE,
         "seed": seed,
         "end_s": end_ns / 1e9,
         "span_s": days * 86400.0,
@@ -381,7 +391,7 @@ SELECT
     if(is_child, lower(hex(cityHash64({seed:UInt64}, number - 1, 'span'))), ''),
     concat('chat ', model), 'Client', service,
     map('service.name', service, 'deployment.environment.name', env, 'service.version', release),
-    'llmtrace',
+    {scope:String},
     mapFromArrays(
         ['gen_ai.operation.name', 'gen_ai.provider.name', 'gen_ai.request.model', 'gen_ai.response.model',
          'gen_ai.usage.input_tokens', 'gen_ai.usage.output_tokens', 'llmtrace.cost.usd',
@@ -404,10 +414,17 @@ SELECT
     toUInt64(duration_ms * 1e6),
     if(failed, 'Error', 'Unset'),
     if(failed, 'provider error', '')
-FROM numbers({rows:UInt64})
+FROM numbers({offset:UInt64}, {rows:UInt64})
 """
 
 
-def history_sql(rows: int, days: float, end_ns: int, seed: int = 7) -> tuple[str, dict[str, Any]]:
-    """The statement and bind values that insert ``rows`` demo-like spans into ``otel_traces``."""
-    return HISTORY_SQL, history_params(rows, days, end_ns, seed)
+def history_sql(rows: int, days: float, end_ns: int, seed: int = 7, offset: int = 0) -> tuple[str, dict[str, Any]]:
+    """The statement and bind values that insert ``rows`` demo-like spans into ``otel_traces``
+    (from row ``offset`` of the history on: see :func:`history_params`)."""
+    return HISTORY_SQL, history_params(rows, days, end_ns, seed, offset)
+
+
+def live_request(t_ns: int, key: str) -> Request:
+    """One request at ``t_ns`` as live traffic after the week's story: what lasts has happened
+    (model switch, release, prompt v4), the incidents are over. ``key`` seeds its content."""
+    return _request(random.Random(key), t_ns, t_ns, 7)
