@@ -80,6 +80,14 @@ def test_the_plan_uses_every_model_and_both_environments() -> None:
     assert {r.release for r in WEEK} == set(scenarios.RELEASES)
 
 
+def test_the_plan_drives_five_providers_each_streamed_and_not() -> None:
+    by_provider = {scenarios.MODELS[c.model].provider for _, c in calls(WEEK)}
+    assert by_provider == {"openai", "anthropic", "gcp.gemini", "gcp.vertex_ai", "aws.bedrock"}
+    for provider in by_provider:
+        mine = [c for _, c in calls(WEEK) if scenarios.MODELS[c.model].provider == provider]
+        assert any(c.stream for c in mine) and any(not c.stream for c in mine)
+
+
 def test_tool_calls_and_truncations_are_planned() -> None:
     assert any(c.offer_tools for _, c in calls(WEEK))
     assert any(c.max_tokens for _, c in calls(WEEK))

@@ -50,7 +50,7 @@ def test_wheel_ships_dashboard_and_schemas_inside_llmtrace_and_no_other_top_leve
 
 def test_all_extra_brings_what_the_demo_needs(wheel: Path) -> None:
     """``pip install "llmtrace[all]" && llmtrace up --demo`` (the README's first command) must not stop at
-    a missing SDK: the demo drives the real openai, anthropic and boto3 SDKs."""
+    a missing SDK: the demo drives the real openai, anthropic, google-genai and boto3 SDKs."""
     archive = zipfile.ZipFile(wheel)
     [metadata] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
     extras: dict[str, set[str]] = {}
@@ -58,7 +58,7 @@ def test_all_extra_brings_what_the_demo_needs(wheel: Path) -> None:
         found = re.match(r"Requires-Dist: ([A-Za-z0-9_.-]+).*extra == [\"']([a-z]+)[\"']", line)
         if found:
             extras.setdefault(found.group(2), set()).add(found.group(1).lower())
-    assert extras["demo"] == {"openai", "anthropic", "boto3"}
+    assert extras["demo"] == {"openai", "anthropic", "boto3", "google-genai"}
     assert extras["demo"] | extras["server"] | extras["dashboard"] <= extras["all"]
 
 

@@ -1,8 +1,8 @@
 """``llmtrace demo``: a week of realistic traffic through the real SDKs, into any OTLP endpoint.
 
-The openai, anthropic and boto3 (Bedrock) SDKs, instrumented by ``llmtrace.instrument()``, call an in-process
-fake LLM service (:class:`~llmtrace.demo.fake_llm.FakeLLM`) with no artificial delay, so the
-demo finishes in seconds. History is made by re-timing spans on their way out: a span
+The openai, anthropic, google-genai (Gemini) and boto3 (Bedrock) SDKs, instrumented by
+``llmtrace.instrument()``, call an in-process fake LLM service (:class:`~llmtrace.demo.fake_llm.FakeLLM`)
+with no artificial delay, so the demo finishes in seconds. History is made by re-timing spans on their way out: a span
 processor notes which planned call each span belongs to (the plan rides in a context
 variable) and an exporter wrapper moves the span to its planned time, with its planned
 duration and time to first token, and gives it the planned service, environment and
@@ -183,6 +183,10 @@ def _moved(span: Any, placement: _Placement | None) -> Any:
 
 
 # ------------------------------------------------------------------ playing requests
+# Which _Player method sends a model's calls, by the model's provider (scenarios.MODELS); others speak OpenAI.
+SENDERS = {"anthropic": "_anthropic", "aws.bedrock": "_bedrock", "gcp.gemini": "_gemini", "gcp.vertex_ai": "_gemini"}
+
+
 class _Player:
     """Plays planned requests through the real SDKs against the fake service."""
 
@@ -192,6 +196,7 @@ class _Player:
         import openai
         from botocore.config import Config
         from botocore.exceptions import ClientError
+        from google import genai
 
         self.openai = openai.OpenAI(base_url=fake.openai_base_url, api_key="demo", max_retries=0)
         self.anthropic = anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key="demo", max_retries=0)
@@ -199,9 +204,13 @@ class _Player:
             "bedrock-runtime", region_name="us-east-1", endpoint_url=fake.url, aws_access_key_id="demo",
             aws_secret_access_key="demo", config=Config(retries={"total_max_attempts": 1}),
         )  # fmt: skip
+        self.google = {  # the Gemini API and Vertex AI (express mode: an API key, no project)
+            "gcp.gemini": genai.Client(api_key="demo", http_options={"base_url": fake.url}),
+            "gcp.vertex_ai": genai.Client(vertexai=True, api_key="demo", http_options={"base_url": fake.url}),
+        }
         self.bedrock_headers: dict[str, str] = {}
         self.bedrock.meta.events.register("before-sign.bedrock-runtime.*", self._add_bedrock_headers)
-        self.errors = (openai.APIError, anthropic.APIError, ClientError)
+        self.errors = (openai.APIError, anthropic.APIError, ClientError, genai.errors.APIError)
         self.tracer = tracer
 
     def play(self, request: Request) -> None:
@@ -230,13 +239,8 @@ class _Player:
         for call in request.calls:
             timeline.call = call
             try:
-                provider = scenarios.MODELS[call.model].provider
-                if provider == "anthropic":
-                    tool_result = self._anthropic(call, system, question, tool_result)
-                elif provider == "aws.bedrock":
-                    self._bedrock(call, system, question)
-                else:
-                    tool_result = self._openai(call, system, question, tool_result)
+                send = getattr(self, SENDERS.get(scenarios.MODELS[call.model].provider, "_openai"))
+                tool_result = send(call, system, question, tool_result)
             except self.errors:
                 pass  # recorded on the span by llmtrace; the plan retries or gives up
         timeline.call = None
@@ -309,7 +313,7 @@ class _Player:
         for name, value in self.bedrock_headers.items():  # boto3 has no per-call headers: set before each call
             request.headers[name] = value
 
-    def _bedrock(self, call: Call, system: str, question: str) -> None:
+    def _bedrock(self, call: Call, system: str, question: str, tool_result: str | None) -> None:
         """Bedrock's Converse API (no tools in the demo's Bedrock traffic)."""
         self.bedrock_headers = self._headers(call)
         kwargs: dict[str, Any] = {
@@ -323,6 +327,22 @@ class _Player:
                 pass
         else:
             self.bedrock.converse(**kwargs)
+
+    def _gemini(self, call: Call, system: str, question: str, tool_result: str | None) -> None:
+        """The Gemini API or Vertex AI through google-genai (no tools in the demo's Gemini traffic)."""
+        from google.genai import types
+
+        config = types.GenerateContentConfig(
+            system_instruction=system,
+            max_output_tokens=call.max_tokens or 1024,
+            http_options=types.HttpOptions(headers=self._headers(call)),
+        )
+        models = self.google[scenarios.MODELS[call.model].provider].models
+        if call.stream:
+            for _ in models.generate_content_stream(model=call.model, contents=question, config=config):
+                pass
+        else:
+            models.generate_content(model=call.model, contents=question, config=config)
 
 
 # The "helpful" score an evaluator gives an answered request, by prompt version: the longer summarize
@@ -432,7 +452,7 @@ def run(name: str, args: argparse.Namespace) -> int:
     try:
         made = run_demo(args.endpoint, args.calls, args.days, args.seed)
     except ImportError as exc:
-        print(f"llmtrace demo needs the openai, anthropic and boto3 SDKs ({exc.name} missing): "
+        print(f"llmtrace demo needs the openai, anthropic, google-genai and boto3 SDKs ({exc.name} missing): "
               'pip install "llmtrace[demo]"', file=sys.stderr)  # fmt: skip
         return 1
     except RuntimeError as exc:

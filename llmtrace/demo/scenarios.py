@@ -39,6 +39,10 @@ MODELS: dict[str, Model] = {
     "claude-haiku-4-5": Model("anthropic", 300, 7, 80, 1.0, 5.0),
     # Amazon Nova Pro on Bedrock, through a US cross-region inference profile (boto3's Converse API).
     "us.amazon.nova-pro-v1:0": Model("aws.bedrock", 450, 9, 85, 0.8, 3.2),
+    # Gemini 2.5 Flash on the Gemini API (google-genai; gcp.gemini), text prices below 200k input tokens.
+    "gemini-2.5-flash": Model("gcp.gemini", 380, 6, 75, 0.3, 2.5),
+    # Gemini 2.5 Pro on Vertex AI (google-genai with vertexai=True; gcp.vertex_ai), prices below 200k input tokens.
+    "gemini-2.5-pro": Model("gcp.vertex_ai", 900, 14, 160, 1.25, 10.0),
     # A fine-tune behind an OpenAI-compatible endpoint: no public price, so it stays unpriced.
     "acme-support-ft": Model("openai", 400, 10, 60),
 }
@@ -56,11 +60,13 @@ class Service:
 
 SERVICES: tuple[Service, ...] = (
     Service("support-bot", 0.4, (("gpt-4o", 0.85), ("acme-support-ft", 0.15)), "support-reply", 0.5, True),
-    Service("search-api", 0.35, (("gpt-4o-mini", 0.85), ("o3-mini", 0.15)), "query-rewrite", 0.1),
+    Service(
+        "search-api", 0.35, (("gpt-4o-mini", 0.7), ("o3-mini", 0.15), ("gemini-2.5-flash", 0.15)), "query-rewrite", 0.1
+    ),
     Service(
         "summarizer",
         0.25,
-        (("claude-haiku-4-5", 0.6), ("gpt-4o-mini", 0.25), ("us.amazon.nova-pro-v1:0", 0.15)),
+        (("claude-haiku-4-5", 0.5), ("gpt-4o-mini", 0.25), ("us.amazon.nova-pro-v1:0", 0.15), ("gemini-2.5-pro", 0.1)),
         "summarize",
         0.8,
     ),
