@@ -163,21 +163,26 @@ def test_a_bad_prices_file_is_refused_naming_the_entry(entries: Any, error: str,
         prices.read_overrides(path)
 
 
-def test_llmtrace_server_loads_a_prices_file_itself(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def _seed(data: Path, seed: int = 4) -> int:
+    """Migrate ``data`` and load 3 days of demo history in a separate process (this one already
+    hosts the module's chDB directory); returns the unpriced calls stored."""
     seeding = f"""
 from llmtrace.demo import scenarios
 from llmtrace.store.chdb_client import ChdbClient
 from llmtrace.store.migrations import apply_migrations, client_runner
 client = ChdbClient.open({str(data)!r})
 apply_migrations(client_runner(client))
-sql, params = scenarios.history_sql(3000, 3, {int(END.timestamp()) * 10**9}, seed=4)
+sql, params = scenarios.history_sql(3000, 3, {int(END.timestamp()) * 10**9}, seed={seed})
 client.command(sql, parameters=params)
 print(client.query("SELECT countIf(CostStatus = 'unpriced') FROM llm_calls").result_rows[0][0])
 client.close()
-"""  # a separate process: this one already hosts the module's chDB directory
-    seeded = subprocess.run([sys.executable, "-c", seeding], capture_output=True, text=True, check=True)
-    assert int(seeded.stdout) > 0
+"""
+    return int(subprocess.run([sys.executable, "-c", seeding], capture_output=True, text=True, check=True).stdout)
+
+
+def test_llmtrace_server_loads_a_prices_file_itself(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert _seed(data) > 0
     path = tmp_path / "prices.json"
     path.write_text(json.dumps([FINE_TUNE]))
     server = ServerProcess(data, args=("--prices-file", str(path))).wait_ready()
@@ -227,3 +232,87 @@ def test_llmtrace_server_keeps_repricing_new_calls_while_an_override_is_stored(t
         assert got[2] == pytest.approx(want, rel=1e-9) and got[3] == pytest.approx(want, rel=1e-9)
     finally:
         assert server.stop() == 0
+
+
+# ---- crash safety: a run killed between the llm_calls update and the rollup corrections ----------
+
+_DIE_BEFORE = """
+import sys
+from llmtrace.store import prices
+from llmtrace.store.chdb_client import ChdbClient
+client = ChdbClient.open(sys.argv[1])
+command = client.command
+def dying(sql, *args, **kwargs):
+    if sql.lstrip().startswith("INSERT INTO " + sys.argv[2]):
+        print("about to correct", sys.argv[2], flush=True)
+        sys.stdin.read()  # SIGKILLed here by the test
+    return command(sql, *args, **kwargs)
+client.command = dying
+prices.apply_prices(client, sys.argv[3])
+"""
+
+_SUMS_SQL = (
+    "SELECT (SELECT sum(ifNull(CostUsd, 0)) FROM llm_calls), (SELECT sum(CostUsd) FROM llm_calls_1m), "
+    "(SELECT sum(CostUsd) FROM llm_calls_1h), (SELECT countIf(CostStatus = 'unpriced') FROM llm_calls), "
+    "(SELECT sum(UnpricedCalls) FROM llm_calls_1m), (SELECT sum(UnpricedCalls) FROM llm_calls_1h)"
+)
+_SUMS = """
+import sys
+from llmtrace.store.chdb_client import ChdbClient
+print(ChdbClient.open(sys.argv[1]).query(sys.argv[2]).result_rows[0])
+"""
+
+
+def _sums(data: Path) -> tuple[float, ...]:
+    out = subprocess.run(
+        [sys.executable, "-c", _SUMS, str(data), _SUMS_SQL], capture_output=True, text=True, check=True
+    )
+    return tuple(float(v) for v in out.stdout.strip().strip("()").split(","))
+
+
+@pytest.mark.parametrize("killed_before", ["llm_calls_1m", "llm_calls_1h"])
+def test_a_run_killed_before_its_rollup_corrections_is_finished_at_server_start(
+    killed_before: str, tmp_path: Path
+) -> None:
+    """A real process re-pricing is SIGKILLed after the llm_calls update, before the first (1m) or
+    the second (1h) rollup's corrections; the server's start finishes the run, adding no row twice."""
+    data = tmp_path / "data"
+    _seed(data)
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps([GPT4O, FINE_TUNE]))
+    run = subprocess.Popen([sys.executable, "-c", _DIE_BEFORE, str(data), killed_before, str(path)],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert run.stdout is not None and run.stdout.readline().startswith("about to correct")
+    finally:
+        run.kill()
+        run.wait(timeout=60)
+    calls, per_minute, per_hour, unpriced, _, unpriced_1h = _sums(data)
+    assert per_hour != pytest.approx(calls, rel=1e-9) and unpriced_1h > unpriced == 0  # left off by the kill
+    if killed_before == "llm_calls_1h":
+        assert per_minute == pytest.approx(calls, rel=1e-9)  # the 1m corrections had landed
+    server = ServerProcess(data).wait_ready()  # no prices file: the start recovers the stored run
+    try:
+        got = server.client().query(_SUMS_SQL)
+        calls, per_minute, per_hour, unpriced, unpriced_1m, unpriced_1h = got.result_rows[0]
+        assert per_minute == pytest.approx(calls, rel=1e-9) and per_hour == pytest.approx(calls, rel=1e-9)
+        assert unpriced == unpriced_1m == unpriced_1h == 0
+    finally:
+        assert server.stop() == 0
+
+
+def test_recovery_after_a_finished_run_adds_no_rows(history: ChdbClient) -> None:
+    prices.apply_prices(history, [GPT4O, FINE_TUNE])
+    rows = "SELECT (SELECT count() FROM llm_calls_1m), (SELECT count() FROM llm_calls_1h)"
+    before = history.query(rows).result_rows
+    assert prices.recover(history) == 0
+    assert prices.recover(history) == 0
+    assert history.query(rows).result_rows == before
+    _assert_windows_agree(history)
+
+
+def test_corrections_carry_their_runs_price_version(history: ChdbClient) -> None:
+    first = prices.apply_prices(history, [GPT4O])
+    second = prices.apply_prices(history, [{**GPT4O, "input_mtok": 4.0, "output_mtok": 8.0}])
+    versions = history.query("SELECT DISTINCT PriceVersion FROM llm_calls_1h ORDER BY 1").result_rows
+    assert [v for (v,) in versions] == [0, first.version, second.version] and second.version == first.version + 1

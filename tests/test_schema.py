@@ -112,6 +112,7 @@ ROLLUP_COLUMNS = [
     ("DurationSumUs", "SimpleAggregateFunction(sum, UInt64)"),
     ("DurationQ", "AggregateFunction(quantilesTDigest(0.5, 0.9, 0.95, 0.99), UInt64)"),
     ("TtftQ", "AggregateFunction(quantilesTDigest(0.5, 0.9, 0.95, 0.99), Nullable(UInt64))"),
+    ("PriceVersion", "SimpleAggregateFunction(max, UInt32)"),  # 017: re-pricing's correction rows
 ]
 
 LLMTRACE_SPAN = {

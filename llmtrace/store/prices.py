@@ -14,8 +14,17 @@ to the calls already stored as well:
   counts; counts that fall are stored modulo 2^64, which ``sum`` folds back), so a 1-hour window
   (raw calls) and a 30-day one (rollups) agree.
 
+Crash safety: the version stamp on ``llm_calls`` is the journal. Correction rows carry their
+version (017), so :func:`recover` — run first by every :func:`reprice` and at ``llmtrace server``
+start — waits for an interrupted mutation to finish and adds exactly the corrections still
+missing; running it again adds nothing.
+
+Cluster (``llm_calls`` Distributed, as ``migrate --cluster`` makes it): the update goes
+``ON CLUSTER`` to the shards' ``llm_calls_local``; reads and corrections use the Distributed
+names (see :class:`Layout`).
+
 Limits: calls past the raw-span retention keep their old cost in the rollups (their tokens are
-gone); a clustered store (``llm_calls`` Distributed) is refused with a message.
+gone).
 
 Prices file: a JSON list of ``{"model": "...", "provider": "...", "input_mtok": 1.0,
 "output_mtok": 2.0, "cache_read_mtok": 0.1, "cache_write_mtok": 1.25}`` (USD per million
@@ -26,7 +35,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -37,12 +48,14 @@ from llmtrace import pricing
 
 __all__ = [
     "MODEL_PRICES_COLUMNS",
+    "Layout",
     "Repriced",
     "Repricer",
     "apply_prices",
     "load_model_prices",
     "override_rows",
     "read_overrides",
+    "recover",
     "reprice",
     "serve_prices",
     "set_price_overrides",
@@ -159,6 +172,7 @@ def serve_prices(data_dir: Path, prices_file: Path | None) -> str:
     client = ChdbClient.open(str(data_dir))
     try:
         if prices_file is None and not stored_overrides(client):
+            recover(client)  # a run that died part-way, even if its overrides are gone since
             return ""
         done = apply_prices(client, prices_file and str(prices_file))
     finally:
@@ -194,44 +208,131 @@ class Repricer:
 
 
 # --------------------------------------------------------------------------- re-pricing
-def reprice(client: Any, overrides: list[dict[str, Any]] | None = None) -> Repriced:
+@dataclass(frozen=True)
+class Layout:
+    """Where re-pricing reads and writes. Single node: the tables themselves. A cluster (``llm_calls``
+    Distributed): the update goes ``ON CLUSTER`` to the shards' ``llm_calls_local`` (a mutation is
+    per shard) while reads and correction rows go through the Distributed names, inserted
+    synchronously so a finished run has its rows on the shards."""
+
+    calls: str = "llm_calls"
+    update: str = "llm_calls"  # the ALTER ... UPDATE target, with its ON CLUSTER clause
+    rollups: tuple[str, ...] = tuple(_ROLLUPS)
+    cluster: str | None = None
+
+    @classmethod
+    def of(cls, client: Any) -> Layout:
+        """The layout of the store ``client`` talks to (a Distributed ``llm_calls`` names its cluster)."""
+        sql = "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'llm_calls'"
+        rows = client.query(sql).result_rows
+        found = _DISTRIBUTED.match(str(rows[0][0])) if rows else None
+        return cls.on_cluster(found.group(1), found.group(2)) if found else cls()
+
+    @classmethod
+    def on_cluster(cls, cluster: str, local: str = "llm_calls_local") -> Layout:
+        return cls(update=f"{local} ON CLUSTER `{cluster}`", cluster=cluster)
+
+    def insert_settings(self) -> dict[str, Any]:
+        return {"distributed_foreground_insert": 1} if self.cluster else {}
+
+    def mutations(self) -> str:
+        """SQL counting the unfinished mutations of ``llm_calls`` (every node's, on a cluster)."""
+        source = f"clusterAllReplicas('{self.cluster}', system.mutations)" if self.cluster else "system.mutations"
+        table = self.update.split(" ", 1)[0]
+        return f"SELECT count() FROM {source} WHERE database = currentDatabase() AND table = '{table}' AND NOT is_done"
+
+
+_DISTRIBUTED = re.compile(r"^Distributed\('([\w.-]+)',\s*'[^']*',\s*'(\w+)'")
+MUTATION_WAIT_SECONDS = 600.0
+
+
+def reprice(client: Any, overrides: list[dict[str, Any]] | None = None, *, layout: Layout | None = None) -> Repriced:
     """Install ``overrides`` (default: the stored ones) in the pricing engine and re-price stored calls.
 
     Re-priced: calls of an overridden (provider, model) and calls stored without a cost whose
     model the engine prices now; only those whose cost changes. Safe to run again: a second run
-    with the same prices changes nothing.
+    with the same prices changes nothing. A previous run that died part-way is finished first
+    (see :func:`recover`).
     """
     overrides = stored_overrides(client) if overrides is None else read_overrides(overrides)
     with _lock:
-        _refuse_cluster(client)
-        plan = _plan(client, overrides)
-        version = _next_version(client)
+        layout = layout or Layout.of(client)
+        _recover(client, layout)
+        plan = _plan(client, overrides, layout)
+        version = _next_version(client, layout)
         if not plan["keys"]:
             return Repriced(version - 1, 0, 0.0, 0.0)
         params = {**plan, "version": version}
         sql = _expressions()
-        if not client.query(f"SELECT count() FROM llm_calls WHERE {sql['where']}", parameters=params).result_rows[0][0]:
+        count = f"SELECT count() FROM {layout.calls} WHERE {sql['where']}"
+        if not client.query(count, parameters=params).result_rows[0][0]:
             return Repriced(version - 1, 0, 0.0, 0.0)  # nothing to change: no mutation at all
-        client.command(_UPDATE_SQL.format(**sql), parameters=params, settings={"mutations_sync": 2})
-        for table, bucket in _ROLLUPS.items():
-            client.command(_correction_sql(table, bucket), parameters={"version": version})
-        row = client.query(_SUMMARY_SQL, parameters={"version": version}).result_rows[0]
+        # The stamp is the journal: once the update lands, the calls carrying `version` say which
+        # corrections the rollups need, so a run killed after it is finished by the next one.
+        client.command(
+            _UPDATE_SQL.format(table=layout.update, **sql), parameters=params, settings={"mutations_sync": 2}
+        )
+        _correct(client, layout, version)
+        row = client.query(_SUMMARY_SQL.format(calls=layout.calls), parameters={"version": version}).result_rows[0]
     return Repriced(version, int(row[0]), float(row[1] or 0.0), float(row[2] or 0.0))
 
 
-def _refuse_cluster(client: Any) -> None:
-    sql = "SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'llm_calls'"
-    rows = client.query(sql).result_rows
-    if rows and rows[0][0] == "Distributed":
-        raise ValueError("re-pricing a clustered store is not supported yet: prices apply to new calls only")
+def recover(client: Any, layout: Layout | None = None) -> int:
+    """Finish a re-pricing run that died between ``llm_calls``'s update and the rollup corrections
+    (a killed process, a lost connection): wait for the update's mutation to complete, then add the
+    correction rows still missing. Returns the rollup rows added (0 when nothing was pending).
+
+    Idempotent: a correction row carries its run's ``PriceVersion`` (the rollups keep the max per
+    bucket and keys), and only (bucket, keys) groups without one get a row, so running it again,
+    or after a run that finished, adds nothing."""
+    with _lock:
+        return _recover(client, layout or Layout.of(client))
 
 
-def _plan(client: Any, overrides: list[dict[str, Any]]) -> dict[str, Any]:
+def _recover(client: Any, layout: Layout) -> int:
+    _await_mutations(client, layout)
+    version = _next_version(client, layout) - 1
+    return _correct(client, layout, version) if version > 0 else 0
+
+
+def _await_mutations(client: Any, layout: Layout) -> None:
+    """A mutation interrupted by a crash resumes when the engine reopens the table; the stamps it
+    writes must all be there before the corrections are worked out from them."""
+    deadline = time.monotonic() + MUTATION_WAIT_SECONDS
+    while client.query(layout.mutations()).result_rows[0][0]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"re-pricing waits for an unfinished mutation of {layout.update} (see system.mutations); "
+                "retry once it is done"
+            )
+        time.sleep(0.2)
+
+
+def _correct(client: Any, layout: Layout, version: int) -> int:
+    """Add each rollup's missing correction rows of ``version``; returns the rows added."""
+    added = 0
+    for table in layout.rollups:
+        before = _version_rows(client, table, version)
+        client.command(
+            _correction_sql(table, _ROLLUPS[table], layout.calls),
+            parameters={"version": version},
+            settings=layout.insert_settings(),
+        )
+        added += _version_rows(client, table, version) - before
+    return added
+
+
+def _version_rows(client: Any, table: str, version: int) -> int:
+    sql = f"SELECT count() FROM {table} WHERE PriceVersion = {{version:UInt32}}"
+    return int(client.query(sql, parameters={"version": version}).result_rows[0][0])
+
+
+def _plan(client: Any, overrides: list[dict[str, Any]], layout: Layout) -> dict[str, Any]:
     """Per (provider, response model, request model) with tokens: whether all its calls are re-priced
     (an override) or only those without a cost, and the engine's price segments for it."""
-    sql = """
+    sql = f"""
         SELECT toString(Provider), toString(ResponseModel), toString(RequestModel), countIf(CostUsd IS NULL) > 0
-        FROM llm_calls WHERE TotalTokens > 0 GROUP BY 1, 2, 3"""
+        FROM {layout.calls} WHERE TotalTokens > 0 GROUP BY 1, 2, 3"""
     seen = client.query(sql).result_rows
     _install(overrides, {str(r[0]) for r in seen})
     overridden = {(str(o.get("provider") or ""), str(o["model"])) for o in overrides}
@@ -268,8 +369,8 @@ def _opt(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _next_version(client: Any) -> int:
-    return int(client.query("SELECT max(PriceVersion) FROM llm_calls").result_rows[0][0] or 0) + 1
+def _next_version(client: Any, layout: Layout) -> int:
+    return int(client.query(f"SELECT max(PriceVersion) FROM {layout.calls}").result_rows[0][0] or 0) + 1
 
 
 def _expressions() -> dict[str, str]:
@@ -293,30 +394,36 @@ def _expressions() -> dict[str, str]:
 
 
 _UPDATE_SQL = """
-ALTER TABLE llm_calls UPDATE
+ALTER TABLE {table} UPDATE
     PrevCostUsd = CostUsd, PrevCostStatus = CostStatus, CostUsd = {cost}, CostStatus = 'priced',
     PriceVersion = {{version:UInt32}}
 WHERE {where}
 """
 
 
-def _correction_sql(table: str, bucket: str) -> str:
-    """One row per rollup bucket and keys of the calls this version re-priced: the differences."""
+def _correction_sql(table: str, bucket: str, calls: str = "llm_calls") -> str:
+    """One row per rollup bucket and keys of the calls this version re-priced: the differences,
+    stamped with the version; groups that already have the version's row are skipped."""
+    keys = ", ".join(f"c.{k}" for k in _KEYS.split(", "))
     return f"""
 INSERT INTO {table} (Bucket, {_KEYS}, Calls, Errors, InputTokens, OutputTokens, CacheReadTokens,
-    CacheWriteTokens, ReasoningTokens, CostUsd, UnpricedCalls, PricedCalls, DurationSumUs, DurationQ, TtftQ)
-SELECT {bucket}(c.Timestamp) AS b, {", ".join(f"c.{k}" for k in _KEYS.split(", "))}, 0, 0, 0, 0, 0, 0, 0,
+    CacheWriteTokens, ReasoningTokens, CostUsd, UnpricedCalls, PricedCalls, DurationSumUs, DurationQ, TtftQ,
+    PriceVersion)
+SELECT {bucket}(c.Timestamp) AS b, {keys}, 0, 0, 0, 0, 0, 0, 0,
     sum(ifNull(c.CostUsd, 0) - ifNull(c.PrevCostUsd, 0)),
     toUInt64(toInt64(countIf(c.CostStatus = 'unpriced')) - toInt64(countIf(c.PrevCostStatus = 'unpriced'))),
     toUInt64(toInt64(countIf(c.CostUsd IS NOT NULL)) - toInt64(countIf(c.PrevCostUsd IS NOT NULL))),
     0,
     (SELECT quantilesTDigestState({_LEVELS})(number) FROM numbers(0)),
-    (SELECT quantilesTDigestState({_LEVELS})(toNullable(number)) FROM numbers(0))
-FROM llm_calls AS c WHERE c.PriceVersion = {{version:UInt32}}
-GROUP BY b, {", ".join(f"c.{k}" for k in _KEYS.split(", "))}
+    (SELECT quantilesTDigestState({_LEVELS})(toNullable(number)) FROM numbers(0)),
+    {{version:UInt32}}
+FROM {calls} AS c WHERE c.PriceVersion = {{version:UInt32}}
+    AND (b, {keys}) NOT IN (
+        SELECT Bucket, {_KEYS} FROM {table} WHERE PriceVersion >= {{version:UInt32}})
+GROUP BY b, {keys}
 """
 
 
 _SUMMARY_SQL = """
-SELECT count(), sum(ifNull(PrevCostUsd, 0)), sum(CostUsd) FROM llm_calls WHERE PriceVersion = {version:UInt32}
+SELECT count(), sum(ifNull(PrevCostUsd, 0)), sum(CostUsd) FROM {calls} WHERE PriceVersion = {{version:UInt32}}
 """
