@@ -214,6 +214,8 @@ def render_error(span: pd.Series) -> None:
 
 
 def render_span_scores(span_id: str) -> None:
+    if given.empty:  # an empty result over HTTP has no columns at all
+        return
     own = given[given["span_id"] == span_id]
     if not own.empty:
         shown = [
