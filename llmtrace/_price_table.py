@@ -9,6 +9,10 @@ time-of-day constraints. Prices are measured by asking genai-prices' own calcula
 the table inherits its semantics (tiers, cache fallbacks, per-request fees); a price the
 four kinds cannot express is stored as null (no cost rather than a wrong one).
 
+genai-prices lacks a few models llmtrace's providers serve; :data:`SUPPLEMENT` prices those from a
+named public source, after genai-prices' own models of the provider (so genai-prices wins once it has
+one; ``tests/test_price_table.py`` then says to drop ours).
+
 Regenerate with ``python -m llmtrace._price_table`` after upgrading genai-prices (and move the
 ``[dev]`` pin in pyproject.toml to that version); ``tests/test_price_table.py`` checks the shipped
 table against the installed genai-prices.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +31,58 @@ from typing import Any
 TABLE = Path(__file__).with_name("_prices.json")
 
 _PROBE = 1_000  # tokens per probe in the base segment (below any long-context tier)
+
+
+@dataclass(frozen=True)
+class Supplement:
+    """A price genai-prices lacks: USD per million tokens (cache at the input price), and where it is from."""
+
+    provider: str  # genai-prices' provider id
+    match: list[Any]  # a match rule in the table's form, e.g. ["contains", "cohere.command-r-v1"]
+    input_mtok: float
+    output_mtok: float
+    source: str
+
+
+_AWS = "aws.amazon.com/bedrock/pricing (on-demand, us-east-1), as LiteLLM's table carried it before dropping the model"
+_LITELLM = "LiteLLM model_prices_and_context_window.json (litellm 1.110.2)"
+SUPPLEMENT: tuple[Supplement, ...] = (
+    # Bedrock ids contain the model id after an optional cross-region prefix (us./eu./apac.) or ARN.
+    Supplement(
+        "aws", ["contains", "mistral.mistral-large-2407"], 2.0, 6.0, f"{_LITELLM}: mistral.mistral-large-2407-v1:0"
+    ),
+    Supplement("aws", ["contains", "cohere.command-r-plus-v1"], 3.0, 15.0, f"{_AWS}: Cohere Command R+"),
+    Supplement("aws", ["contains", "cohere.command-r-v1"], 0.5, 1.5, f"{_AWS}: Cohere Command R"),
+    Supplement("aws", ["contains", "cohere.command-text-v14"], 1.0, 2.0, f"{_LITELLM}: cohere.command-text-v14"),
+    Supplement(
+        "aws", ["contains", "cohere.command-light-text-v14"], 0.3, 0.6, f"{_LITELLM}: cohere.command-light-text-v14"
+    ),
+    Supplement("aws", ["contains", "cohere.embed-english-v3"], 0.1, 0.0, f"{_LITELLM}: cohere.embed-english-v3"),
+    Supplement(
+        "aws", ["contains", "cohere.embed-multilingual-v3"], 0.1, 0.0, f"{_LITELLM}: cohere.embed-multilingual-v3"
+    ),
+    Supplement("cohere", ["starts_with", "embed-english-v3.0"], 0.1, 0.0, f"{_LITELLM}: embed-english-v3.0 (cohere)"),
+    Supplement("cohere", ["starts_with", "embed-multilingual-v3.0"], 0.1, 0.0, f"{_LITELLM}: embed-multilingual-v3.0"),
+    Supplement(
+        "cohere",
+        ["equals", "command-a-plus-05-2026"],
+        2.5,
+        10.0,
+        "models.dev api.json (provider cohere): Command A+ at Command A's rate; LiteLLM lists it at 0/0 (unknown)",
+    ),
+)
+
+
+def _supplement(provider_id: str) -> list[list[Any]]:
+    """The provider's :data:`SUPPLEMENT` models in the table's form."""
+    return [
+        [
+            s.match,
+            [[None, [[-1, 0.0, s.input_mtok / 1e6, s.output_mtok / 1e6, s.input_mtok / 1e6, s.input_mtok / 1e6]]]],
+        ]
+        for s in SUPPLEMENT
+        if s.provider == provider_id
+    ]
 
 
 def _clause(logic: Any) -> Any:
@@ -125,7 +182,7 @@ def build() -> dict[str, Any]:
                 "provider_match": _clause(p.provider_match),
                 "model_match": _clause(p.model_match),
                 "fallback": p.fallback_model_providers or [],
-                "models": json.dumps([_model(m) for m in p.models], separators=(",", ":")),
+                "models": json.dumps([*(_model(m) for m in p.models), *_supplement(p.id)], separators=(",", ":")),
             }
             for p in providers
         ],

@@ -1,7 +1,8 @@
 """Cost of a call in USD, from llmtrace's compact copy of genai-prices, plus user overrides.
 
 Prices come from ``_prices.json``, built from genai-prices at release time by
-:mod:`llmtrace._price_table` (per model: its match rule and USD per token of each kind, per
+:mod:`llmtrace._price_table` (plus its short ``SUPPLEMENT`` of models genai-prices lacks, each with
+its source; per model: its match rule and USD per token of each kind, per
 input-size tier, with date or time-of-day constraints). Each provider's models are parsed
 when that provider is first priced, on the thread pricing the call, with nothing imported:
 no start-up cost, ~0.3 MB instead of genai-prices' full data set, and no import racing the app.

@@ -87,3 +87,32 @@ def test_lookup_rules_match_genai_prices(provider: str, model: str) -> None:
     expected = calc_price(usage, model_ref=model, provider_id=provider).total_price
     tokens = pricing.TokenUsage(input_tokens=10_000, output_tokens=1_000, cache_read_tokens=1_000)
     assert pricing.cost_usd(provider, [model], tokens) == pytest.approx(float(expected), rel=1e-9)
+
+
+@pytest.mark.parametrize("supplement", _price_table.SUPPLEMENT, ids=lambda s: f"{s.provider}:{s.match[1]}")
+def test_genai_prices_still_lacks_each_supplemented_model(supplement: _price_table.Supplement) -> None:
+    """Once genai-prices prices one of ours, its price wins at lookup: drop ours from SUPPLEMENT."""
+    model = supplement.match[1]
+    assert _genai_prices(Usage(input_tokens=1_000, output_tokens=100), model, supplement.provider) is None
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "per_mtok"),
+    [
+        ("aws.bedrock", "cohere.command-r-v1:0", (0.5, 1.5)),
+        ("aws.bedrock", "us.cohere.command-r-plus-v1:0", (3.0, 15.0)),  # cross-region inference profile
+        ("aws.bedrock", "arn:aws:bedrock:us-east-1::foundation-model/cohere.command-r-plus-v1:0", (3.0, 15.0)),
+        ("aws.bedrock", "cohere.embed-english-v3", (0.1, 0.0)),
+        ("aws.bedrock", "mistral.mistral-large-2407-v1:0", (2.0, 6.0)),
+        ("aws.bedrock", "mistral.mistral-large-2402-v1:0", (4.0, 12.0)),  # genai-prices' own, untouched
+        ("cohere", "embed-english-v3.0", (0.1, 0.0)),
+        ("cohere", "command-a-plus-05-2026", (2.5, 10.0)),
+    ],
+)
+def test_models_genai_prices_lacks_are_priced_from_the_supplement(
+    provider: str, model: str, per_mtok: tuple[float, float]
+) -> None:
+    million = pricing.TokenUsage(input_tokens=1_000_000)
+    assert pricing.cost_usd(provider, [model], million) == pytest.approx(per_mtok[0])
+    output = pricing.TokenUsage(output_tokens=1_000_000)
+    assert pricing.cost_usd(provider, [model], output) == pytest.approx(per_mtok[1])
