@@ -107,14 +107,11 @@ def migrate(args: argparse.Namespace) -> int:
 
 def _prices(client: Any, args: argparse.Namespace) -> str:
     """Keep --prices-file's overrides and re-price the stored calls with them (one line to print)."""
-    from llmtrace.store.prices import apply_prices, load_model_prices
+    from llmtrace.store.prices import apply_prices
 
     if args.no_prices or not args.prices_file:
         return ""
-    if args.cluster:  # re-pricing mutates llm_calls, which is per shard on a cluster
-        kept = load_model_prices(client.insert, args.prices_file)
-        return f"kept {kept} price override(s); re-pricing stored calls on a cluster is not supported yet"
-    done = apply_prices(client, args.prices_file)
+    done = apply_prices(client, args.prices_file)  # on a cluster: ON CLUSTER to the shards' llm_calls_local
     return (
         f"applied price overrides: re-priced {done.calls} stored call(s), "
         f"${done.cost_before:.6g} -> ${done.cost_after:.6g}"

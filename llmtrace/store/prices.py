@@ -225,7 +225,12 @@ class Layout:
         """The layout of the store ``client`` talks to (a Distributed ``llm_calls`` names its cluster)."""
         sql = "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'llm_calls'"
         rows = client.query(sql).result_rows
-        found = _DISTRIBUTED.match(str(rows[0][0])) if rows else None
+        return cls.from_engine(str(rows[0][0]) if rows else "")
+
+    @classmethod
+    def from_engine(cls, engine_full: str) -> Layout:
+        """The layout for an ``llm_calls`` of this engine clause (``system.tables.engine_full``)."""
+        found = _DISTRIBUTED.match(engine_full)
         return cls.on_cluster(found.group(1), found.group(2)) if found else cls()
 
     @classmethod
