@@ -50,7 +50,9 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--otlp-port", type=int, default=4318, help="OTLP/HTTP traces port (default 4318)")
     parser.add_argument("--http-port", type=int, default=8123, help="ClickHouse HTTP port (default 8123)")
     parser.add_argument("--dashboard-port", type=int, default=8501, help="dashboard port (default 8501)")
-    parser.add_argument("--demo-calls", type=int, default=6000, help="LLM calls the demo makes (default 6000)")
+    parser.add_argument(
+        "--demo-calls", type=int, default=30_000, help="LLM calls in the demo's week of history (default 30,000)"
+    )
     parser.add_argument(
         "--demo-force", action="store_true", help="load the demo even if this data directory already has it"
     )
@@ -196,10 +198,13 @@ def run_up(args: argparse.Namespace) -> int:
             _child_env({}),
         )  # fmt: skip
         children.append(server)
-        wait_until(lambda: _get(f"{query_url}/ping") is not None, server, "llmtrace server")
+        # Both start at once (Streamlit's start-up is the longest step); the dashboard connects on first use.
         dashboard_log = Path(args.data_dir).expanduser() / "dashboard.log"
+        dashboard_log.parent.mkdir(parents=True, exist_ok=True)
         dashboard = _spawn(dashboard_argv(args.dashboard_port), _child_env({URL_ENV: query_url}), dashboard_log)
         children.insert(0, dashboard)
+        wait_until(lambda: _get(f"{query_url}/ping") is not None, server, "llmtrace server")
+        loaded = args.demo and _load_demo(args, otlp_url, query_url, dashboard_url)  # while the dashboard starts
         wait_until(
             lambda: _get(f"{dashboard_url}/_stcore/health") == "ok", dashboard, f"the dashboard (log: {dashboard_log})"
         )
@@ -210,8 +215,11 @@ def run_up(args: argparse.Namespace) -> int:
             f'Send data with llmtrace.instrument(endpoint="{otlp_url}"). Ctrl-C stops both.\n',
             flush=True,
         )
-        if args.demo:
-            _run_demo(args, otlp_url, query_url, dashboard_url, dashboard_log)
+        if loaded:
+            from llmtrace.dashboard_check import PAGES
+
+            _check_renders(dashboard_url, PAGES, dashboard_log)
+            print(f"Demo data loaded: open {dashboard_url}  (Ctrl-C stops llmtrace)", flush=True)
         return _wait_any(children)
     except (KeyboardInterrupt, _Stop):
         print("\nstopping llmtrace…", flush=True)
@@ -226,15 +234,11 @@ def run_up(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous_int)
 
 
-def _run_demo(args: argparse.Namespace, otlp_url: str, query_url: str, dashboard_url: str, log: Path) -> None:
-    """Load the demo once per data directory, then check every page renders with it, then say where to look."""
-    from llmtrace.dashboard_check import PAGES
+def _load_demo(args: argparse.Namespace, otlp_url: str, query_url: str, dashboard_url: str) -> bool:
+    """Load the demo once per data directory (history in bulk, then live traffic); True if loaded now."""
     from llmtrace.demo.command import load_for_up
 
-    loaded = load_for_up(otlp_url, query_url, dashboard_url, args.demo_calls, args.demo_force, _child_env({}))
-    if loaded:
-        _check_renders(dashboard_url, PAGES, log)
-        print(f"Demo data loaded: open {dashboard_url}  (Ctrl-C stops llmtrace)", flush=True)
+    return load_for_up(otlp_url, query_url, dashboard_url, args.demo_calls, args.demo_force, _child_env({}))
 
 
 def _wait_any(children: list[subprocess.Popen[bytes]]) -> int:

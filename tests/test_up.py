@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from llmtrace.dashboard_check import render_page
+from llmtrace.demo.scenarios import HISTORY_SCOPE
 from llmtrace.store.client import connect
 from tests.server_process import free_ports
 
@@ -97,9 +98,11 @@ def up(checkout: Path, tmp_path: Path) -> Iterator[Up]:
 
 
 def demo_calls(http_port: int) -> int:
+    """LLM calls of the bulk-loaded demo history (live traffic keeps adding others)."""
     client = connect(f"http://127.0.0.1:{http_port}")
     try:
-        return int(client.query("SELECT count() FROM llm_calls").result_rows[0][0])
+        sql = "SELECT count() FROM otel_traces WHERE ScopeName = {scope:String}"
+        return int(client.query(sql, parameters={"scope": HISTORY_SCOPE}).result_rows[0][0])
     finally:
         client.close()
 
@@ -130,8 +133,11 @@ def test_up_demo_twice_on_one_data_dir_loads_the_demo_once_and_prints_the_dashbo
 ) -> None:
     first = Up(checkout, tmp_path / "data", "--demo", "--demo-calls", "40")
     try:
+        assert first.wait_for("Loaded a week of demo history (40 LLM calls)"), first.output
         assert first.wait_for("Demo data loaded"), first.output
         assert f"open http://127.0.0.1:{first.dashboard}" in first.seen[-1]
+        live = "live demo traffic: 1 requests"  # the background player's first progress line, in any order
+        assert any(live in line for line in first.seen) or first.wait_for(live), first.output
         loaded = demo_calls(first.http)
     finally:
         first.stop()
@@ -140,7 +146,7 @@ def test_up_demo_twice_on_one_data_dir_loads_the_demo_once_and_prints_the_dashbo
     try:
         assert second.wait_for("not loading it again"), second.output
         assert second.wait_for(f"Open http://127.0.0.1:{second.dashboard}", 10), second.output
-        assert demo_calls(second.http) == loaded >= 40
+        assert demo_calls(second.http) == loaded == 40
     finally:
         second.stop()
 
@@ -152,11 +158,11 @@ def test_demo_force_loads_another_copy_and_without_it_the_demo_is_skipped(tmp_pa
     server = ServerProcess(tmp_path / "data").wait_ready()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:
-        assert load_for_up(server.otlp_url, server.http_url, "http://dash", 20, False, env)
-        once = demo_calls(server.http_port)
-        assert not load_for_up(server.otlp_url, server.http_url, "http://dash", 20, False, env)
-        assert demo_calls(server.http_port) == once
-        assert load_for_up(server.otlp_url, server.http_url, "http://dash", 20, True, env)
-        assert demo_calls(server.http_port) == 2 * once
+        assert load_for_up(server.otlp_url, server.http_url, "http://dash", 20, False, env, live=False)
+        assert demo_calls(server.http_port) == 20
+        assert not load_for_up(server.otlp_url, server.http_url, "http://dash", 20, False, env, live=False)
+        assert demo_calls(server.http_port) == 20
+        assert load_for_up(server.otlp_url, server.http_url, "http://dash", 20, True, env, live=False)
+        assert demo_calls(server.http_port) == 40
     finally:
         server.stop()

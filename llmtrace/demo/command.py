@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +26,7 @@ from llmtrace.demo import scenarios
 from llmtrace.demo.scenarios import Call, Request
 from llmtrace.store.settings import mask_url
 
-__all__ = ["add_arguments", "demo_requests", "load_for_up", "run", "run_demo"]
+__all__ = ["add_arguments", "demo_requests", "load_for_up", "run", "run_demo", "sdk_pipeline"]
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 SCOPE = "llmtrace.demo"  # instrumentation scope of the demo's request spans: how a store shows it holds the demo
@@ -63,6 +63,8 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calls", type=int, default=6000, help="LLM calls to make (default 6000)")
     parser.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same story")
     parser.add_argument("--dashboard-url", help="where the dashboard runs (printed at the end)")
+    parser.add_argument("--live", action="store_true", help="send requests as they happen, until stopped")
+    parser.add_argument("--rate", type=float, default=1.0, help="--live requests per second (default 1)")
 
 
 # ------------------------------------------------------------------ re-timing spans
@@ -394,8 +396,11 @@ class _Progress:
         print(f"  {self.done} calls in {elapsed:.1f} s", file=self.out, flush=True)
 
 
-def run_demo(endpoint: str, calls: int, days: float, seed: int, end_ns: int | None = None) -> int:
-    """Send the planned traffic; returns the number of LLM calls made. Raises if export fails."""
+@contextmanager
+def sdk_pipeline(endpoint: str) -> Iterator[_Player]:
+    """The real SDKs, instrumented by llmtrace, against an in-process fake LLM service, with spans
+    re-timed on their way to ``endpoint`` (OTLP/HTTP). Yields the player; on exit flushes every span
+    and raises RuntimeError if they could not be delivered within 60 s."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -403,7 +408,6 @@ def run_demo(endpoint: str, calls: int, days: float, seed: int, end_ns: int | No
     import llmtrace
     from llmtrace.demo.fake_llm import FakeLLM
 
-    requests = scenarios.plan(calls, days, end_ns or time.time_ns(), seed)
     placements = _Placements()
     inner = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
     provider = TracerProvider()
@@ -413,17 +417,10 @@ def run_demo(endpoint: str, calls: int, days: float, seed: int, end_ns: int | No
             _exporter(inner, placements), max_queue_size=200_000, max_export_batch_size=1000, schedule_delay_millis=500
         )
     )
-    made = 0
     llmtrace.instrument(tracer_provider=provider, service_name="llmtrace-demo")
     try:
         with FakeLLM() as fake:
-            player = _Player(fake, provider.get_tracer(SCOPE))
-            progress = _Progress(sum(len(r.calls) for r in requests))
-            for request in requests:
-                player.play(request)
-                made += len(request.calls)
-                progress.advance(len(request.calls))
-            progress.finish()
+            yield _Player(fake, provider.get_tracer(SCOPE))
     finally:
         llmtrace.uninstrument()
         flushed = provider.force_flush(60_000)
@@ -432,6 +429,19 @@ def run_demo(endpoint: str, calls: int, days: float, seed: int, end_ns: int | No
         raise RuntimeError(
             f"could not deliver every span to {mask_url(endpoint)} within 60 s; is `llmtrace server` running?"
         )
+
+
+def run_demo(endpoint: str, calls: int, days: float, seed: int, end_ns: int | None = None) -> int:
+    """Send the planned traffic; returns the number of LLM calls made. Raises if export fails."""
+    requests = scenarios.plan(calls, days, end_ns or time.time_ns(), seed)
+    made = 0
+    with sdk_pipeline(endpoint) as player:
+        progress = _Progress(sum(len(r.calls) for r in requests))
+        for request in requests:
+            player.play(request)
+            made += len(request.calls)
+            progress.advance(len(request.calls))
+        progress.finish()
     return made
 
 
@@ -444,7 +454,29 @@ def _describe(endpoint: str, calls: int, days: float) -> str:
     return "\n".join(lines)
 
 
+def _run_live(args: argparse.Namespace) -> int:
+    """``llmtrace demo --live``: until Ctrl-C or SIGTERM, which end it quietly after a flush."""
+    import signal
+
+    from llmtrace.demo.live import run_live
+
+    if args.rate <= 0:
+        print("llmtrace demo: --rate must be > 0", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        run_live(args.endpoint, args.rate, args.seed)
+    except KeyboardInterrupt:
+        return 0
+    except RuntimeError as exc:
+        print(f"llmtrace demo: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def run(name: str, args: argparse.Namespace) -> int:
+    if getattr(args, "live", False):
+        return _run_live(args)
     if args.calls < 1 or args.days <= 0:
         print("llmtrace demo: --calls must be >= 1 and --days > 0", file=sys.stderr)
         return 2
@@ -464,22 +496,28 @@ def run(name: str, args: argparse.Namespace) -> int:
 
 
 def demo_requests(query_url: str) -> int:
-    """How many demo requests the store at ``query_url`` already holds (0 for a store without the demo)."""
+    """How many demo requests (traces) the store at ``query_url`` already holds, played or bulk-loaded
+    (0 for a store without the demo)."""
     from llmtrace.store.client import connect
 
     client = connect(query_url)
     try:
-        sql = "SELECT count() FROM otel_traces WHERE ScopeName = {scope:String}"
-        return int(client.query(sql, parameters={"scope": SCOPE}).result_rows[0][0])
+        sql = "SELECT uniqExact(TraceId) FROM otel_traces WHERE ScopeName IN {scopes:Array(String)}"
+        scopes = [SCOPE, scenarios.HISTORY_SCOPE]
+        return int(client.query(sql, parameters={"scopes": scopes}).result_rows[0][0])
     finally:
         client.close()
 
 
 def load_for_up(
-    otlp_url: str, query_url: str, dashboard_url: str, calls: int, force: bool, env: dict[str, str]
+    otlp_url: str, query_url: str, dashboard_url: str, calls: int, force: bool, env: dict[str, str], live: bool = True
 ) -> bool:
-    """``llmtrace up --demo``: run the demo unless this store already has it (running it again would
-    double every figure and repeat each incident). True when new demo data was loaded."""
+    """``llmtrace up --demo``: load a week of ``calls`` LLM calls in bulk, then start live traffic
+    through the real SDKs in the background (``live``; see :mod:`llmtrace.demo.live`), unless this store
+    already has the demo (loading it again would double every figure and repeat each incident).
+    True when new demo data was loaded."""
+    from llmtrace.demo.live import live_rate, load_history, start_live
+
     existing = demo_requests(query_url)
     if existing and not force:
         print(
@@ -488,9 +526,17 @@ def load_for_up(
             flush=True,
         )
         return False
-    argv = [sys.executable, "-m", "llmtrace.cli", "demo", "--endpoint", otlp_url, "--calls", str(calls),
-            "--dashboard-url", dashboard_url]  # fmt: skip
-    code = subprocess.call(argv, env=env)
-    if code != 0:
-        print(f"The demo failed (exit code {code}); the server and dashboard keep running.", file=sys.stderr)
-    return code == 0
+    started = time.monotonic()
+    try:
+        loaded = load_history(query_url, calls)
+    except Exception as exc:  # the store's own error (disk, memory): up keeps serving what it has
+        print(f"The demo history could not be loaded ({exc}); the server and dashboard keep running.", file=sys.stderr)
+        return False
+    print(
+        f"Loaded a week of demo history ({loaded:,} LLM calls) in {time.monotonic() - started:.1f} s; "
+        "live traffic through the real SDKs follows in the background.",
+        flush=True,
+    )
+    if live:
+        start_live(otlp_url, live_rate(calls), env)
+    return True

@@ -1,0 +1,119 @@
+"""``llmtrace up --demo`` in seconds: the week of history in bulk, then live traffic through the SDKs.
+
+The week is generated, so it is written in one ``INSERT ... SELECT`` (:func:`scenarios.history_sql`)
+through the store's ClickHouse HTTP interface: the materialized views and rollups do their real
+work and the dashboard has a populated week a second or two later. Then ``llmtrace demo --live``
+runs in the background and keeps sending requests at the time they happen, through the real
+openai, anthropic, boto3 and google-genai SDKs instrumented by llmtrace (the same player as
+``llmtrace demo``), with a progress line, until ``llmtrace up`` stops.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+import time
+from typing import Any, TextIO
+
+from llmtrace.demo import scenarios
+
+__all__ = ["live_rate", "load_history", "run_live", "start_live"]
+
+WEEK_S = 7 * 86400
+MIN_RATE = 0.2  # requests per second of live traffic at least, so a fresh dashboard visibly moves
+REPORT_EVERY_S = 60.0  # progress line interval when not on a terminal
+
+
+def load_history(query_url: str, calls: int, end_ns: int | None = None, seed: int = 7) -> int:
+    """Insert a week of demo history ending at ``end_ns`` (default now): ``calls`` LLM calls.
+    Returns the LLM calls the store holds afterwards from it."""
+    from llmtrace.store.client import connect
+
+    client = connect(query_url, send_receive_timeout=600)
+    try:
+        rows = calls + calls % 2  # two spans per trace
+        sql, params = scenarios.history_sql(rows, 7, end_ns or time.time_ns(), seed)
+        client.command(sql, parameters=params, settings={"max_execution_time": 0})
+        return rows
+    finally:
+        client.close()
+
+
+def live_rate(calls: int) -> float:
+    """Requests per second of live traffic: the history's average pace, at least :data:`MIN_RATE`."""
+    return max(MIN_RATE, calls / WEEK_S)
+
+
+def start_live(otlp_url: str, rate: float, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``llmtrace demo --live`` in the background; it stops with this process (atexit) or when
+    this process is gone (it watches its parent)."""
+    argv = [sys.executable, "-m", "llmtrace.cli", "demo", "--live", "--rate", f"{rate:g}", "--endpoint", otlp_url]
+    process = subprocess.Popen(argv, env=env)
+    atexit.register(_stop, process)
+    return process
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def run_live(endpoint: str, rate: float, seed: int = 7, requests: int | None = None, out: TextIO = sys.stderr) -> int:
+    """Play requests timed now through the real SDKs, ``rate`` per second, until stopped (or
+    ``requests`` have been sent, or the parent process is gone). Returns the LLM calls made."""
+    from llmtrace.demo.command import sdk_pipeline
+
+    parent = os.getppid()
+    progress = _LiveProgress(out)
+    interval = 1 / rate
+    with sdk_pipeline(endpoint) as player:
+        next_at = time.monotonic()
+        while requests is None or progress.requests < requests:
+            request = scenarios.live_request(time.time_ns(), f"live:{seed}:{progress.requests}")
+            player.play(request)
+            progress.sent(len(request.calls))
+            if os.getppid() != parent:
+                break
+            next_at += interval
+            pause = next_at - time.monotonic()
+            if pause > 0 and (requests is None or progress.requests < requests):
+                time.sleep(pause)  # pacing live traffic, not synchronisation
+    progress.finish()
+    return progress.calls
+
+
+class _LiveProgress:
+    """One line, rewritten in place on a terminal; a line a minute otherwise (and the first at once)."""
+
+    def __init__(self, out: Any) -> None:
+        self.out, self.requests, self.calls = out, 0, 0
+        self.started = time.monotonic()
+        self.tty = bool(getattr(out, "isatty", lambda: False)())
+        self._reported = -REPORT_EVERY_S
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = self.calls / elapsed
+        return f"live demo traffic: {self.requests:,} requests, {self.calls:,} LLM calls sent ({rate:.1f}/s)"
+
+    def sent(self, calls: int) -> None:
+        self.requests += 1
+        self.calls += calls
+        now = time.monotonic() - self.started
+        if self.tty:
+            self.out.write("\r  " + self.line())
+            self.out.flush()
+        elif now - self._reported >= REPORT_EVERY_S:
+            print("  " + self.line(), file=self.out, flush=True)
+            self._reported = now
+
+    def finish(self) -> None:
+        if self.tty:
+            self.out.write("\n")
+        print("  " + self.line() + "; stopped", file=self.out, flush=True)
