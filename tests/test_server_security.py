@@ -7,6 +7,7 @@ and a local HTTP server standing in for any URL must receive nothing.
 from __future__ import annotations
 
 import http.server as http_server
+import json
 import subprocess
 import sys
 import threading
@@ -162,11 +163,12 @@ def test_no_statement_reaches_host_files_or_the_network(
 
 def test_the_engine_itself_refuses_sources_without_the_statement_check(host_area: Path, tmp_path: Path) -> None:
     """Access control is the engine's: on a raw engine handle (no llmtrace check) it still holds."""
+    engine_dir, canary = str(tmp_path / "engine"), str(host_area / "canary.txt")
     script = f"""
 from llmtrace.server.engine import Engine
-engine = Engine({str(tmp_path / 'engine')!r})
+engine = Engine({engine_dir!r})
 with engine.handle() as conn:
-    for sql in ["SELECT * FROM file({str(host_area / 'canary.txt')!r}, 'LineAsString')",
+    for sql in ["SELECT * FROM file({canary!r}, 'LineAsString')",
                 "INSERT INTO FUNCTION file('raw.txt', 'LineAsString') SELECT 'x'",
                 "SELECT * FROM url('http://127.0.0.1:9/', 'LineAsString')",
                 "SYSTEM SHUTDOWN"]:
@@ -261,3 +263,51 @@ def test_binding_beyond_loopback_without_a_password_is_refused(tmp_path: Path) -
     )  # fmt: skip
     assert result.returncode == 1
     assert "LLMTRACE_PASSWORD" in result.stderr
+
+
+def test_a_form_field_cannot_lift_the_url_readonly(server: ServerProcess) -> None:
+    """``readonly`` given twice (URL and a multipart field): the stricter one holds."""
+    field = b'--B\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+    create = b"CREATE TABLE form_ro (a Int8) ENGINE = Memory"
+    form = field % (b"readonly", b"0") + field % (b"query", create) + b"--B--\r\n"
+    headers = {"Content-Type": "multipart/form-data; boundary=B"}
+    status, reply, body = http("POST", f"{server.http_url}/?readonly=1", form, headers=headers)
+    assert (status, reply["x-clickhouse-exception-code"]) == (500, "164"), body
+    assert query(server, "EXISTS TABLE form_ro")[2] == b"0\n"
+
+
+def test_llmtrace_sql_over_chdb_is_read_only_and_stays_off_the_host(host_area: Path, tmp_path: Path) -> None:
+    """``llmtrace sql --url chdb://`` without ``--write`` (``query`` with ``readonly``): no server
+    between it and the engine, so the same checks must run in-process. Appending ``SETTINGS
+    readonly = 1`` let a trailing comment or a second statement write, and chDB's local mode
+    served ``file()`` and ``INTO OUTFILE``."""
+    canary, store = host_area / "canary.txt", tmp_path / "store"
+    statements = [
+        "DROP TABLE victim --",
+        "DROP TABLE victim #",
+        "SELECT 1; DROP TABLE victim",
+        f"SELECT file('{canary}')",
+        f"SELECT $$'$$ AS a INTO OUTFILE '{tmp_path}/out.txt'",
+        "KILL QUERY WHERE 1",
+        "SET readonly = 0",
+    ]
+    script = f"""
+import json
+from llmtrace.store.client import connect
+client = connect("chdb://{store}")
+client.command("CREATE TABLE victim (a Int8) ENGINE = Memory")
+for sql in {statements!r}:
+    try:
+        print(json.dumps(["ALLOWED", sql, str(client.query(sql, settings={{"readonly": 1}}).result_rows)]))
+    except Exception as exc:
+        print(json.dumps(["REFUSED", sql, str(exc)]))
+print(json.dumps(["ROWS", str(client.query("SELECT count() FROM victim", settings={{"readonly": 1}}).result_rows)]))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line[0] for line in lines] == ["REFUSED"] * len(statements) + ["ROWS"], result.stdout
+    assert lines[-1] == ["ROWS", "[(0,)]"]  # the table is still there
+    assert all(any(code in line[2] for code in ("Code: 164", "Code: 62", "Code: 497")) for line in lines[:-1])
+    assert CANARY_SECRET not in result.stdout
+    assert not (tmp_path / "out.txt").exists()

@@ -60,6 +60,8 @@ class _Params:
         for name, value in items:
             if name.startswith("param_"):
                 self.binds[name[len("param_") :]] = value
+            elif name == "readonly" and name in self.transport:
+                self.transport[name] = _stricter(self.transport[name], value)
             elif name in _TRANSPORT:
                 self.transport[name] = value
             else:
@@ -67,6 +69,15 @@ class _Params:
 
     def get(self, name: str, default: str = "") -> str:
         return self.transport.get(name, default)
+
+
+def _stricter(first: str, second: str) -> str:
+    """Of two ``readonly`` values (URL and form field), the one that allows less: a form field
+    must not lift what the URL asked for. A value that is not a number is kept (and refused)."""
+    try:
+        return str(max(int(first), int(second)))
+    except ValueError:
+        return second if first.strip().isdigit() else first
 
 
 def _readonly(method: str, params: _Params) -> int:

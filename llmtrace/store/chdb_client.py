@@ -106,28 +106,44 @@ class ChdbClient:
         return client
 
     def read_only_frame(self, sql: str, max_rows: int) -> Any:
-        """Run one user-typed statement as the SQL console does: checked by ClickHouse's parser
-        (:mod:`llmtrace.store.sql_guard`) and run on a fresh handle held to ``readonly=1``, so
-        neither a comment nor a second statement can get past the engine's read-only mode."""
+        """Run one user-typed statement as the SQL console does (see :meth:`_read_only`), as a
+        DataFrame of at most ``max_rows`` rows."""
+        settings = {"max_result_rows": max_rows, "result_overflow_mode": "break", "readonly": 1}
+        return self._read_only(sql, "DataFrame", None, settings)
+
+    def _read_only(self, sql: str, fmt: str, parameters: dict[str, Any] | None, settings: dict[str, Any]) -> Any:
+        """Run ``sql`` checked by ClickHouse's parser (:mod:`llmtrace.store.sql_guard`) on a fresh
+        handle whose session is set to ``readonly`` before the statement runs.
+
+        Appending ``SETTINGS readonly = 1`` to the text (what a server does with a URL setting)
+        is no wall in-process: a trailing comment swallows it and a second statement runs
+        without it; and chDB's local mode reads and writes host files (``file()``, ``INTO
+        OUTFILE``) outside access control, which only the statement check refuses.
+        """
         if self._connection is None:
             raise RuntimeError("this chDB client cannot open a read-only handle")
         session_module = require("chdb.session")
         errors = require("clickhouse_connect.driver.exceptions")
+        params = _bind(parameters) if parameters else None
+        readonly = settings.get("readonly")
+        others = {k: v for k, v in settings.items() if k != "readonly"}
         handle = session_module.Session(self._connection)
         try:
-            def run(query: str, params: Any) -> str:
-                return _as_text(handle.query(query, "TSVRaw", params=_bind(dict(params)) or None))
+
+            def run(query: str, bound: Any) -> str:
+                return _as_text(handle.query(query, "TSVRaw", params=_bind(dict(bound)) or None))
 
             try:
-                sql_guard.check(sql, run, read_only=True)
+                sql_guard.check(sql, run, params, read_only=True)
             except sql_guard.StatementRefused as exc:
                 raise errors.DatabaseError(f"Code: {exc.code}. DB::Exception: {exc.message}") from None
-            if self.database != "default":
-                handle.query(f"USE {_quote_identifier(self.database)}", "TabSeparated")
-            handle.query(f"SET max_result_rows = {int(max_rows)}, result_overflow_mode = 'break'", "TabSeparated")
-            handle.query("SET readonly = 1", "TabSeparated")
             try:
-                return handle.query(sql, "DataFrame")
+                if self.database != "default":
+                    handle.query(f"USE {_quote_identifier(self.database)}", "TabSeparated")
+                if others:
+                    handle.query("SET" + _settings_clause(others).removeprefix(" SETTINGS"), "TabSeparated")
+                handle.query(f"SET readonly = {int(readonly or 1)}", "TabSeparated")
+                return handle.query(sql, fmt, params=params)
             except Exception as exc:
                 raise _database_error(exc, sql) from exc
         finally:
@@ -137,7 +153,7 @@ class ChdbClient:
     def query(
         self, query: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
     ) -> ChdbQueryResult:
-        out = self._run(_with_settings(query, settings), fmt="JSONCompact", parameters=parameters)
+        out = self._execute(query, "JSONCompact", parameters, settings)
         text = _as_text(out)
         if not text.strip():  # statements without a result set
             return ChdbQueryResult((), [])
@@ -151,13 +167,13 @@ class ChdbClient:
     def query_df(
         self, query: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
     ) -> Any:
-        return self._run(_with_settings(query, settings), fmt="DataFrame", parameters=parameters)
+        return self._execute(query, "DataFrame", parameters, settings)
 
     def command(
         self, cmd: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
     ) -> Any:
         """Run a statement; return its single value (str), list of values, or None if it has none."""
-        out = self._run(_with_settings(cmd, settings), fmt="TabSeparated", parameters=parameters)
+        out = self._execute(cmd, "TabSeparated", parameters, settings)
         text = _as_text(out).rstrip("\n")
         if not text:
             return None
@@ -204,6 +220,13 @@ class ChdbClient:
             self._session.close()
 
     # --- internals -------------------------------------------------------------------
+    def _execute(self, sql: str, fmt: str, parameters: dict[str, Any] | None, settings: dict[str, Any] | None) -> Any:
+        """``readonly`` asked for (``llmtrace sql`` without ``--write``): the checked read-only
+        path, as the server would enforce it; anything else runs as given."""
+        if settings and str(settings.get("readonly", 0)) not in ("0", "False", "") and self._connection is not None:
+            return self._read_only(sql.strip().rstrip(";").strip(), fmt, parameters, settings)
+        return self._run(_with_settings(sql, settings), fmt=fmt, parameters=parameters)
+
     def _run(
         self,
         sql: str,
