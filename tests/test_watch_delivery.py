@@ -103,9 +103,10 @@ class Trickler:
 
     RESPONSE = b"HTTP/1.1 200 OK\r\nX-Padding: " + b"." * 100 + b"\r\nContent-Length: 2\r\n\r\nok"
 
-    def __init__(self, tick: float = 0.1, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, tick: float = 0.1, tls: ssl.SSLContext | None = None, at_once: int = 0) -> None:
         self.tick = tick
         self.tls = tls
+        self.at_once = at_once  # bytes of RESPONSE sent at once (e.g. the status line)
         self.connections = 0
         self.stopped = threading.Event()
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -131,7 +132,8 @@ class Trickler:
                 return
         with conn:
             conn.recv(65536)
-            for byte in self.RESPONSE:
+            conn.sendall(self.RESPONSE[: self.at_once])
+            for byte in self.RESPONSE[self.at_once :]:
                 if self.stopped.wait(self.tick):
                     return
                 try:
@@ -233,6 +235,20 @@ def test_a_trickling_webhook_holds_one_delivery_no_longer_than_the_total_timeout
     assert elapsed < 4.0  # 1 s and scheduling slack; the trickled answer takes about 14 s
     assert failure.value.unreachable
     assert str(failure.value) == f"webhook {trickler.url.split('/hook')[0]}/*** did not answer within 1 s"
+
+
+def test_a_status_line_sent_at_once_then_trickled_headers_is_not_a_delivery() -> None:
+    """At the deadline the connection is shut: http.client then reads the end of the headers and
+    would hand back the ``200`` it saw first, as if the alert had been delivered."""
+    trickler = Trickler(at_once=len(b"HTTP/1.1 200 OK\r\n"))
+    try:
+        started = time.monotonic()
+        with pytest.raises(AlertDeliveryError, match=r"did not answer within 1 s$") as failure:
+            post_webhook(trickler.url, ALERT, timeout=1.0)
+        assert time.monotonic() - started < 4.0
+        assert failure.value.unreachable
+    finally:
+        trickler.close()
 
 
 def test_the_total_timeout_also_holds_over_tls(tls_trickler: Trickler) -> None:

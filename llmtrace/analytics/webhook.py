@@ -66,6 +66,8 @@ def post_json(url: str, body: bytes, timeout: float) -> None:
     try:
         with opener.open(request, timeout=timeout) as response:
             status = response.status
+        if deadline.expired:  # cut mid-headers: http.client takes the shutdown for their end
+            raise TimeoutError
     except urllib.error.HTTPError as exc:
         exc.close()
         raise AlertDeliveryError(_refusal(url, exc.code, exc.headers.get("Location"))) from None
