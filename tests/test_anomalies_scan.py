@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmtrace.analytics import anomalies_scan as scan
+from llmtrace.analytics.anomalies_profile import row_median
 
 STEP = 300
 DAY = 86400 // STEP
@@ -77,5 +78,5 @@ def test_window_sums_by_slicing_equal_the_gathered_ones() -> None:
 
 def test_row_medians_skip_missing_values() -> None:
     a = np.array([[1.0, np.nan, 3.0, 2.0], [np.nan, np.nan, np.nan, np.nan], [5.0, 1.0, np.nan, np.nan]])
-    medians, counts = scan._row_median(a)
+    medians, counts = row_median(a)
     assert medians.tolist() == [2.0, 0.0, 3.0] and counts.tolist() == [3, 0, 2]

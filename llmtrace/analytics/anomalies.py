@@ -6,16 +6,20 @@ calls above the series' usual p90 latency, TTFT, output tokens and cost (below i
 output tokens). :mod:`~llmtrace.analytics.anomalies_scan` judges every 5-, 15-, 60-minute and
 3-hour window with exact tails against trailing baselines (rates: binomial, corrected for the
 series' overdispersion; volume: negative binomial against the hours before, rescaled by the
-daily profile once a previous day exists); :mod:`~llmtrace.analytics.anomalies_episodes`
-merges flagged windows into episodes with their true edges and keeps the most specific level
-of the hierarchy that explains each (by default: service x model, service, provider, app).
+series' daily and weekly profile, :mod:`~llmtrace.analytics.anomalies_profile`, read from up to
+eight days before the window); :mod:`~llmtrace.analytics.anomalies_episodes` merges flagged
+windows into episodes with their true edges and keeps the most specific level of the hierarchy
+that explains each (by default: service x model, service, provider, app).
 
 The score is -log10 of the tail probability; severity is ``critical`` when the evidence is
 overwhelming (score >= 12) *and* the effect is large (a rate or volume at least 3x, or at most
-a third of, its expectation), else ``warning``. Series younger than two days are judged on
-trailing baselines only and listed in :attr:`AnomalyReport.warming_up`; their first hours are
-not judged (thresholds need 3 hours of calls, rates 20 trials of baseline), which the same
-list says.
+a third of, its expectation), else ``warning``.
+
+Series younger than two days are listed in :attr:`AnomalyReport.warming_up`: their volume
+follows their service's (or the app's) profile until a day of their own exists, scaled by their
+own recent calls and with the spread that borrowed shape showed on them; their first hours are
+not judged (thresholds need 3 hours of calls, rates 20 trials of baseline), which the same list
+says.
 
 Call-level anomalies come from :mod:`~llmtrace.analytics.anomalies_calls`: slow and
 expensive calls, and retry storms. :attr:`Anomaly.key` is stable across runs.

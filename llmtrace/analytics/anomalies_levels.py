@@ -19,7 +19,8 @@ import pandas as pd
 from llmtrace.analytics import frame
 from llmtrace.analytics.anomalies_episodes import Episode, merge, resolve
 from llmtrace.analytics.anomalies_scan import BASELINE, Scan, leaf_volume, scan
-from llmtrace.analytics.anomalies_sql import COUNTS, counts_sql
+from llmtrace.analytics.anomalies_sql import COUNTS, counts_sql, volume_sql
+from llmtrace.analytics.filters import sql_time
 from llmtrace.analytics.groups import parse_by
 
 __all__ = ["AUTO", "Level", "Prepared", "levels_for", "prepare", "warming_up"]
@@ -28,6 +29,7 @@ AUTO = "auto"
 _AUTO_LEVELS = (("service", "model"), ("service",), ("provider",), ())
 PROFILE_AGE = timedelta(days=2)  # a daily profile needs two previous days
 FIRST_JUDGED = timedelta(hours=3)  # thresholds need three hours of calls behind them
+VOLUME_HISTORY = timedelta(days=8)  # calls read before the judged window: a previous week for the profile
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,40 @@ def _leaf_keys(levels: list[Level]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(k for level in levels for k in level.keys))
 
 
+def _volume_history(
+    client: Any, p: Any, keys: tuple[str, ...], cols: list[str], leaf_index: dict[tuple[Any, ...], int]
+) -> tuple[np.ndarray, int]:
+    """Calls per leaf and bucket in the ``VOLUME_HISTORY`` before the plan's history (zero
+    columns when the history already reaches that far) and how many buckets that is."""
+    start = min(p.history.start, p.judge_start - VOLUME_HISTORY)
+    extra = int((p.history.start - start).total_seconds()) // p.step
+    calls = np.zeros((len(leaf_index), extra))
+    if not extra or not leaf_index:
+        return calls, extra
+    start = p.history.start - timedelta(seconds=extra * p.step)
+    sql = volume_sql(keys, p.history.dimension_clause(), p.step)
+    df = frame(client, sql, p.params(vol_start=sql_time(start)))
+    if len(df):
+        rows = np.array([leaf_index.get(t, -1) for t in df[cols].itertuples(index=False, name=None)])
+        b = ((pd.to_datetime(df["b"], utc=True) - pd.Timestamp(start)).dt.total_seconds() // p.step).astype(int)
+        inside = (rows >= 0) & (b.to_numpy() >= 0) & (b.to_numpy() < extra)
+        calls[rows[inside], b.to_numpy()[inside]] = df["calls"].to_numpy(dtype=float)[inside]
+    return calls, extra
+
+
+def _members(levels: list[Level], keys: tuple[str, ...], leaves: list[tuple[Any, ...]]) -> list[np.ndarray]:
+    """Per level: its groups and the membership matrix (groups x leaves)."""
+    out = []
+    for level in levels:
+        positions = [keys.index(k) for k in level.keys]
+        groups = sorted({tuple(str(leaf[i]) for i in positions) for leaf in leaves})
+        member = np.zeros((len(groups), len(leaves)))
+        for j, leaf in enumerate(leaves):
+            member[groups.index(tuple(str(leaf[i]) for i in positions)), j] = 1
+        out.append((groups, member))
+    return out
+
+
 def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Prepared:
     """Run the counts query, scan every level, merge and resolve episodes."""
     keys = _leaf_keys(levels)
@@ -125,14 +161,20 @@ def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Pre
     has_calls = arrays["calls"] > 0
     leaf_first = np.where(has_calls.any(axis=1), has_calls.argmax(axis=1), buckets)
     judged = np.arange(buckets) >= p.judge_first
-    volume = leaf_volume(arrays["calls"], leaf_first, p.step)
+    before, extra = _volume_history(client, p, keys, cols, leaf_index) if "calls" in metrics else (None, 0)
+    members = _members(levels, keys, leaves)
+    parents = [m for (_, m), lv in zip(members, levels, strict=True) if lv.keys != keys] + [np.ones((1, len(leaves)))]
+    if before is not None:
+        long_calls = np.concatenate([before, arrays["calls"]], axis=1)
+        seen = long_calls > 0
+        long_first = np.where(seen.any(axis=1), seen.argmax(axis=1), long_calls.shape[1])
+        start_epoch = int(p.history.start.timestamp()) - extra * p.step
+        volume = leaf_volume(long_calls, long_first, p.step, start_epoch, parents, keep=buckets)
+        leaf_first = np.minimum(leaf_first, long_first - extra).clip(0)
+    else:
+        volume = leaf_volume(arrays["calls"], leaf_first, p.step, int(p.history.start.timestamp()), parents)
     data: dict[str, _LevelData] = {}
-    for level in levels:
-        positions = [keys.index(k) for k in level.keys]
-        groups = sorted({tuple(str(leaf[i]) for i in positions) for leaf in leaves})
-        member = np.zeros((len(groups), len(leaves)))
-        for j, leaf in enumerate(leaves):
-            member[groups.index(tuple(str(leaf[i]) for i in positions)), j] = 1
+    for level, (groups, member) in zip(levels, members, strict=True):
         counts = {c: member @ a for c, a in arrays.items()}
         first = np.array([leaf_first[member[g] > 0].min() for g in range(len(groups))], dtype=int)
         s = scan(counts, judged, p.step, metrics, volume, member)
@@ -145,8 +187,9 @@ def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Pre
 
 
 def warming_up(prep: Prepared, p: Any, level: Level) -> list[dict[str, Any]]:
-    """Series of ``level`` that appeared less than two days before the end: judged on trailing
-    baselines only (no daily profile yet), and not at all in their first hours."""
+    """Series of ``level`` that appeared less than two days before the end: their baselines are
+    thin (volume borrows a parent's daily profile, rates have under a day of their own calls),
+    and their first hours are not judged at all."""
     data = prep.levels[level.name]
     out = []
     for g, key in enumerate(data.groups):
@@ -164,8 +207,9 @@ def warming_up(prep: Prepared, p: Any, level: Level) -> list[dict[str, Any]]:
                 "judged_from": judged_from,
                 "status": "warming_up" if judged_from < p.judge_end else "not_judged_yet",
                 "note": (
-                    f"first call {seen:%Y-%m-%d %H:%M} UTC: judged against trailing baselines "
-                    f"(rates over up to {BASELINE // 3600} h) until two days of history give a daily profile"
+                    f"first call {seen:%Y-%m-%d %H:%M} UTC: volume follows its service's (or the app's) daily "
+                    f"profile until a day of its own exists; rates judged against up to {BASELINE // 3600} h "
+                    "of its own calls"
                 ),
             }
         )

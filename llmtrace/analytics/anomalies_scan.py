@@ -27,10 +27,12 @@ minutes and 3 hours by default) and every window ending in the judged range:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from llmtrace.analytics.anomalies_profile import borrowed, row_median
 from llmtrace.analytics.anomalies_sql import METRICS
 from llmtrace.analytics.tails import LN10, binom_cdf, binom_sf, chernoff_log10, nbinom_cdf, nbinom_sf, neg_log10
 
@@ -52,7 +54,6 @@ MIN_BASE_TRIALS = 20
 MIN_BASE_CALLS = 8
 PRIOR_WEIGHT = 2.0
 SCALES = (1, 3, 12, 36)
-PROFILE_DAYS = 1  # previous days at the same time of day needed for a daily profile
 NB_MIN_MU = 5.0  # windows with fewer expected calls say little about the wobble beyond Poisson
 NB_MIN_C, NB_DEFAULT_C = 0.05, 0.3
 RATE_MIN_C, RATE_DEFAULT_C = 0.05, 0.2  # relative wobble of a rate beyond binomial noise
@@ -102,21 +103,6 @@ def _shifted(c: np.ndarray, first: int, size: int) -> np.ndarray:
     return np.concatenate([np.repeat(c[:, :1], pad, axis=1), c[:, : size - pad]], axis=1)
 
 
-def _row_median(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: the median of the non-NaN values (0 where none) and how many there are.
-
-    One sort of the whole array (NaN sorts last) instead of ``np.nanmedian``, which goes row
-    by row in Python and was a fifth of a detection run.
-    """
-    counts = np.sum(~np.isnan(a), axis=1)
-    ordered = np.sort(a, axis=1)
-    lo = np.clip((counts - 1) // 2, 0, None)[:, None]
-    hi = np.clip(counts // 2, 0, None)[:, None]
-    with np.errstate(invalid="ignore"):
-        med = (np.take_along_axis(ordered, lo, 1) + np.take_along_axis(ordered, hi, 1))[:, 0] / 2
-    return np.where(counts > 0, med, 0.0), counts
-
-
 def _rate_wobble(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """Per series: c^2, the squared relative wobble of the true rate beyond binomial noise
     (a beta-binomial: Var k = n p (1 - p) + c^2 (n p)^2), from the median over the series'
@@ -132,7 +118,7 @@ def _rate_wobble(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray) ->
     with np.errstate(divide="ignore", invalid="ignore"):
         c2 = ((k - mu) ** 2 / 0.455 - mu * (1 - p)) / mu**2
     c2 = np.where(ok & (mu >= NB_MIN_MU), c2, np.nan)
-    med, counts = _row_median(c2)
+    med, counts = row_median(c2)
     c2 = np.where(counts >= 24, np.clip(med, RATE_MIN_C**2, 1.0), RATE_DEFAULT_C**2)
     return np.asarray(c2)
 
@@ -144,16 +130,16 @@ def _nb_size(x: np.ndarray, mu: np.ndarray, ok: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         c2 = ((x - mu) ** 2 / 0.455 - mu) / mu**2
     c2 = np.where(ok & (mu >= NB_MIN_MU), c2, np.nan)
-    med, counts = _row_median(c2)
+    med, counts = row_median(c2)
     c2 = np.where(counts >= 24, np.clip(med, NB_MIN_C**2, 1.0), NB_DEFAULT_C**2)
     return np.asarray(1 / c2)
 
 
 def _flag_nb(
-    group_idx: np.ndarray, end: np.ndarray, x: np.ndarray, mu: np.ndarray, size: np.ndarray, up: bool
+    group_idx: np.ndarray, end: np.ndarray, x: np.ndarray, mu: np.ndarray, r: np.ndarray, up: bool
 ) -> list[tuple[int, int, float]]:
-    """(group, end bucket, score) of windows whose negative binomial tail passes MIN_SCORE."""
-    r = size[group_idx]
+    """(group, end bucket, score) of windows whose negative binomial tail (size ``r`` per
+    window) passes MIN_SCORE."""
     z2 = (x - mu) ** 2 / (mu + mu**2 / r + 1e-9)
     out = []
     for i in np.flatnonzero((z2 >= 4) | (x == 0)):
@@ -264,24 +250,6 @@ def _rates_pass(
     return found, p_bucket
 
 
-def profile_ratio(calls: np.ndarray, first: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
-    """The daily profile per bucket (median of the same time on up to 7 previous days, over a
-    1-hour running mean), NaN until ``PROFILE_DAYS`` previous days of the series exist."""
-    per_day = DAY // step
-    smooth_width = max(1, 3600 // step)
-    kernel = np.ones(smooth_width) / smooth_width
-    smooth = np.array([np.convolve(row, kernel, mode="same") for row in calls]) if calls.size else calls
-    stack = np.full((7, *calls.shape), np.nan)
-    index = np.arange(calls.shape[1])
-    for d in range(1, 8):
-        shifted = index - d * per_day
-        valid = (shifted >= 0)[None, :] & (shifted[None, :] >= first[:, None])
-        stack[d - 1][:, shifted >= 0] = smooth[:, shifted[shifted >= 0]]
-        stack[d - 1][~valid] = np.nan
-    profile, days = (x.reshape(calls.shape) for x in _row_median(stack.reshape(7, -1).T))
-    return np.where(days >= PROFILE_DAYS, np.maximum(profile, 1e-3), np.nan), days
-
-
 @dataclass
 class LeafVolume:
     """Per leaf series and scale: window calls ``x`` and, for the two baselines before it
@@ -293,36 +261,59 @@ class LeafVolume:
     y: dict[int, tuple[np.ndarray, np.ndarray]]
     mu: dict[int, tuple[np.ndarray, np.ndarray]]
     missing: dict[int, np.ndarray]
+    borrowed: dict[int, np.ndarray]  # expected from a parent's profile (the leaf has no previous day)
 
 
-def leaf_volume(calls: np.ndarray, first: np.ndarray, step: int) -> LeafVolume:
-    """Expected calls of every leaf window: baseline calls rescaled by the leaf's own profile.
+def leaf_volume(
+    calls: np.ndarray,
+    first: np.ndarray,
+    step: int,
+    start_epoch: int = 0,
+    parents: Sequence[np.ndarray] = (),
+    keep: int | None = None,
+) -> LeafVolume:
+    """Expected calls of every leaf window: baseline calls rescaled by the leaf's profile.
 
-    Groups sum these (a service whose models peak at different hours gets the sum of their
-    expectations, and a model joining it does not distort its shape).
+    The profile is the leaf's own where a previous day of it exists, else its parent's
+    (``parents``: membership matrices, groups x leaves, most specific first), so a young
+    series follows its service's day from its first hours; ``calls`` may reach further back
+    than the judged buckets (weeks for the weekly profile), of which the last ``keep`` are
+    returned. Groups sum these (a service whose models peak at different hours gets the sum
+    of their expectations, and a model joining it does not distort its shape).
     """
-    profile, _ = profile_ratio(calls, first, step)
-    filled = np.nan_to_num(profile, nan=0.0)
-    cp = np.concatenate([np.zeros((calls.shape[0], 1)), np.cumsum(filled, axis=1)], axis=1)
-    cc = np.concatenate([np.zeros((calls.shape[0], 1)), np.cumsum(calls, axis=1)], axis=1)
-    has = np.concatenate([np.zeros((calls.shape[0], 1)), np.cumsum(np.isnan(profile), axis=1)], axis=1)
+    candidates = []
+    for prof in borrowed(calls, first, step, start_epoch, parents):
+        filled = np.nan_to_num(prof, nan=0.0)
+        candidates.append((_cumulative(filled), _cumulative(np.isnan(prof).astype(float))))
+    cc = _cumulative(calls)
     ends = np.arange(calls.shape[1])
-    out = LeafVolume({}, {}, {}, {})
+    cut = slice(calls.shape[1] - (calls.shape[1] if keep is None else keep), None)
+    out = LeafVolume({}, {}, {}, {}, {})
     for width in SCALES:
         base = max(VOLUME_BASELINE // step, 2 * width)  # long windows: a baseline twice as long
         x = _window_sum(cc, ends, width)
-        missing = _window_sum(has, ends, width + 2 * base) > 0
         alive = (ends - width - 2 * base + 1)[None, :] >= first[:, None]
-        ys, mus = [], []
-        for lag in (width, width + base):
-            y = _window_sum(cc, ends - lag, base)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = _window_sum(cp, ends, width) / width / (_window_sum(cp, ends - lag, base) / base)
-            ratio = np.where(missing | ~np.isfinite(ratio), 1.0, np.clip(ratio, 0.1, 10.0))
-            ys.append(y * alive)
-            mus.append(y * width * ratio / base * alive)
-        out.x[width], out.y[width], out.mu[width] = x * alive, (ys[0], ys[1]), (mus[0], mus[1])
-        out.missing[width] = missing & alive
+        ratios = [np.ones(calls.shape), np.ones(calls.shape)]
+        missing = np.ones(calls.shape, bool)
+        borrowed_from = np.zeros(calls.shape, bool)
+        for c, (cp, has) in enumerate(candidates):  # the first profile that covers the window and its baselines
+            lacking = _window_sum(has, ends, width + 2 * base) > 0
+            take = missing & ~lacking
+            if c:
+                borrowed_from |= take
+            for i, lag in enumerate((width, width + base)):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = _window_sum(cp, ends, width) / width / (_window_sum(cp, ends - lag, base) / base)
+                ratio = np.where(np.isfinite(ratio), np.clip(ratio, 0.1, 10.0), 1.0)
+                ratios[i] = np.where(take, ratio, ratios[i])
+            missing &= lacking
+        ys = [_window_sum(cc, ends - lag, base) * alive for lag in (width, width + base)]
+        mus = [y * width * r / base for y, r in zip(ys, ratios, strict=True)]
+        out.x[width] = (x * alive)[:, cut]
+        out.y[width] = (ys[0][:, cut], ys[1][:, cut])
+        out.mu[width] = (mus[0][:, cut], mus[1][:, cut])
+        out.missing[width] = (missing & alive)[:, cut]
+        out.borrowed[width] = (borrowed_from & alive)[:, cut]
     return out
 
 
@@ -338,22 +329,27 @@ def _volume(v: LeafVolume, member: np.ndarray, judged: np.ndarray) -> tuple[list
         x = member @ v.x[width]
         (y1, y2), (m1, m2) = (member @ y for y in v.y[width]), (member @ m for m in v.mu[width])
         missing = member @ (v.missing[width] * v.y[width][0]) > 0.2 * y1
+        borrowed = member @ (v.borrowed[width] * v.y[width][0]) > 0.2 * y1
         if width == 1:
             mu_bucket = np.where(y1 > 0, m1, np.nan)
         for up in (True, False):
             first_is = m1 >= m2 if up else m1 <= m2
             y, mu = np.where(first_is, y1, y2), np.where(first_is, m1, m2)
             ok = (y >= MIN_BASE_CALLS) & judged[None, :]
-            size = _nb_size(x, mu, ok)
-            # without a daily profile a trailing baseline cannot follow the morning ramp (nor the
-            # evening): rises are not judged, falls only to a quarter within the hour
+            # a borrowed shape fits the series less well than its own: its spread is the series'
+            # own over the windows judged with it, and at least that of its own profile
+            size = _nb_size(x, mu, ok & ~borrowed)
+            size_borrowed = np.minimum(_nb_size(x, mu, ok & borrowed), size)
+            # without a profile (not even a parent's) a trailing baseline cannot follow the morning
+            # ramp (nor the evening): rises are not judged, falls only to a quarter within the hour
             if up:
                 gate = ok & ~missing & (x >= VOLUME_SPIKE * mu) & (x - mu >= MIN_VOLUME_CHANGE)
             else:
                 drop = np.where(missing, 0.25 if width <= 12 else 0.0, VOLUME_DROP)
                 gate = ok & (x <= drop * mu) & (mu - x >= MIN_VOLUME_CHANGE)
             g, e = np.nonzero(gate)
-            for group, last, score in _flag_nb(g, e, x[g, e], mu[g, e], size, up):
+            r = np.where(borrowed[g, e], size_borrowed[g], size[g])
+            for group, last, score in _flag_nb(g, e, x[g, e], mu[g, e], r, up):
                 found.append(Window(group, "calls", "up" if up else "down", last - width + 1, last, score))
     return found, mu_bucket
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from llmtrace.analytics.groups import COLUMNS
 
-__all__ = ["COUNTS", "METRICS", "VARIANTS", "Metric", "counts_sql", "series_columns"]
+__all__ = ["COUNTS", "METRICS", "VARIANTS", "Metric", "counts_sql", "series_columns", "volume_sql"]
 
 THRESHOLD_HOURS = 24
 MIN_THRESHOLD_HOURS = 3
@@ -143,3 +143,16 @@ def counts_sql(by: Sequence[str], dims: str, step: int) -> str:
         FROM calls AS c LEFT JOIN thresholds AS t ON {on}
         GROUP BY {g}, b
         ORDER BY {g}, b"""
+
+
+def volume_sql(by: Sequence[str], dims: str, step: int) -> str:
+    """Calls per leaf series and ``step``-second bucket from {vol_start} to {hist_start}: the
+    weeks before the history, for the volume's weekly profile (counts only, so cheap)."""
+    g = series_columns(by)
+    return f"""
+        SELECT {_select_groups(by)}, toDateTime(toStartOfInterval(Timestamp, toIntervalSecond({step})), 'UTC') AS b,
+               count() AS calls
+        FROM llm_calls
+        WHERE Timestamp >= {{vol_start:DateTime64(6, 'UTC')}}
+          AND Timestamp < {{hist_start:DateTime64(6, 'UTC')}}{dims}
+        GROUP BY {g}, b"""
