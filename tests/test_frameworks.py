@@ -1,4 +1,4 @@
-"""Frameworks above the SDKs (LangChain, LlamaIndex, OpenAI Agents SDK, pydantic-ai): their model calls are
+"""Frameworks above the SDKs (LangChain, LangGraph, LlamaIndex, OpenAI Agents SDK, pydantic-ai): their model calls are
 traced through llmtrace's SDK patches, over real HTTP against the fake LLM, and each call is counted once.
 
 pydantic-ai with instrumentation on opens its own ``chat`` span per model request: the SDK call inside
@@ -16,6 +16,8 @@ import openai
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
+from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
 from llama_index.core.llms import ChatMessage
 from llama_index.llms.ollama import Ollama
 from opentelemetry.sdk.trace import TracerProvider
@@ -56,6 +58,39 @@ def test_langchain_chat_model_calls_are_traced_through_the_openai_patch(fake_llm
     usage = next(c.usage_metadata for c in chunks if c.usage_metadata)  # stream_usage: include_usage
     assert streamed.attributes[sc.USAGE_OUTPUT_TOKENS] == usage["output_tokens"]
     assert sc.USAGE_ESTIMATED not in streamed.attributes
+
+
+def weather_graph(fake: FakeLLM) -> Any:
+    """A LangGraph tool loop: the model node asks for the tool, the tool node runs it, the model answers."""
+    llm = ChatOpenAI(model=GPT, base_url=fake.openai_base_url, api_key="test").bind_tools([get_weather])  # type: ignore[arg-type]
+
+    def model(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [llm.invoke(state["messages"])]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("model", model)
+    graph.add_node("tools", ToolNode([get_weather]))
+    graph.add_edge(START, "model")
+    graph.add_conditional_edges("model", tools_condition)
+    graph.add_edge("tools", "model")
+    return graph.compile()
+
+
+def test_langgraph_model_calls_are_traced_once_each_in_the_app_s_trace(fake_llm: FakeLLM, spans: Any) -> None:
+    """LangGraph runs nodes on its own executor and opens no OpenTelemetry spans (its tracing is LangSmith's):
+    each model node's request is one span of ours, under the app's span, with the tool's result as input."""
+    with spans.provider.get_tracer("app").start_as_current_span("handle request") as app:
+        final = weather_graph(fake_llm).invoke({"messages": [HumanMessage(WEATHER)]})
+
+    finished = spans.finished
+    asked, answered = (s for s in finished if s.name == f"chat {GPT}")
+    assert [s.name for s in finished].count(f"chat {GPT}") == 2  # two model-node runs, two spans
+    assert {s.parent.span_id for s in (asked, answered) if s.parent} == {app.get_span_context().span_id}
+    assert asked.attributes[sc.RESPONSE_FINISH_REASONS] == ("tool_calls",)
+    assert answered.attributes[sc.RESPONSE_FINISH_REASONS] == ("stop",)
+    parts = [p for m in content(answered, sc.INPUT_MESSAGES) for p in m["parts"]]
+    assert next(p for p in parts if p["type"] == "tool_call_response")["response"] == "18C in sample city"
+    assert content(answered, sc.OUTPUT_MESSAGES)[0]["parts"][0]["content"] == final["messages"][-1].content
 
 
 def test_llamaindex_llm_calls_are_traced_through_the_ollama_patch(fake_llm: FakeLLM, spans: Any) -> None:
