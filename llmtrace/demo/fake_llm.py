@@ -140,6 +140,7 @@ _ROUTES: dict[str, tuple[Handler, _Provider]] = {
     "/v2/chat": (cohere_api.chat, _COHERE),  # Cohere (base_url=FakeLLM.url)
     "/v2/embed": (cohere_api.embed, _COHERE),
     "/v1/chat": (cohere_api.chat_v1, _COHERE),
+    "/v1/embed": (cohere_api.embed_v1, _COHERE),
     "/api/chat": (ollama_api.chat, _OLLAMA),
     "/api/generate": (ollama_api.generate, _OLLAMA),
     "/api/embed": (ollama_api.embed, _OLLAMA),

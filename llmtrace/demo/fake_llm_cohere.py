@@ -12,7 +12,11 @@ finish reason and usage. Tool-call arguments are a JSON string; a tool call's id
 fails mid-way ends with ``message-end`` and ``finish_reason: ERROR``, as Cohere's do.
 
 v1's ``/v1/chat`` answers ``{response_id, generation_id, text, finish_reason, tool_calls?,
-chat_history, meta: {billed_units, tokens}}``; tool calls are ``{name, parameters}`` objects.
+chat_history, meta: {billed_units, tokens}}``; tool calls are ``{name, parameters}`` objects. Streamed,
+it sends JSON lines (``application/stream+json``): ``stream-start`` with the generation id,
+``text-generation`` pieces (or one ``tool-calls-generation``), then ``stream-end`` whose ``response`` is
+the whole reply. v1's ``/v1/embed`` answers ``embeddings_floats`` (a list of vectors) unless
+``embedding_types`` are asked for.
 Point the ``cohere`` SDK's ``base_url`` at ``FakeLLM.url``.
 """
 
@@ -29,6 +33,7 @@ from llmtrace.demo.fake_llm_common import (
     Reply,
     SseReply,
     count_tokens,
+    dumps,
     json_reply,
     reply_words,
     sample_from_schema,
@@ -39,6 +44,7 @@ from llmtrace.demo.fake_llm_common import (
     word_chunks,
 )
 
+V1_STREAM = "application/stream+json"  # what Cohere's v1 streams are served as
 TEMPLATE_TOKENS = 66  # what ``usage.tokens.input_tokens`` adds over the billed input: Cohere's prompt template
 _ERRORS = {
     400: "invalid request: the fake LLM was asked for a 400",
@@ -159,7 +165,7 @@ def _end(reason: str, usage: dict[str, Any]) -> Frame:
 
 
 def embed(body: dict[str, Any], ctx: Context) -> Reply:
-    """``POST /v2/embed`` (and v1's ``/v1/embed``): vectors by embedding type, billed input tokens."""
+    """``POST /v2/embed``: vectors by embedding type, billed input tokens."""
     texts = [str(t) for t in body.get("texts") or []]
     dims = int(body.get("output_dimension") or 1024)
     kinds = body.get("embedding_types") or ["float"]
@@ -172,6 +178,17 @@ def embed(body: dict[str, Any], ctx: Context) -> Reply:
         "meta": meta,
         "response_type": "embeddings_by_type",
     }
+    return json_reply(200, obj)
+
+
+def embed_v1(body: dict[str, Any], ctx: Context) -> Reply:
+    """``POST /v1/embed``: v2's reply, or the vectors as a plain list when no embedding types are asked for."""
+    reply = embed(body, ctx)
+    if body.get("embedding_types") or not isinstance(reply, JsonReply):
+        return reply
+    obj = json.loads(reply.body)
+    obj.update(embeddings=obj["embeddings"]["float"], response_type="embeddings_floats")
+    obj["meta"]["api_version"] = {"version": "1"}
     return json_reply(200, obj)
 
 
@@ -199,4 +216,21 @@ def chat_v1(body: dict[str, Any], ctx: Context) -> Reply:
     obj["chat_history"] = [*history, {"role": "USER", "message": message}, {"role": "CHATBOT", "message": obj["text"]}]
     usage = _usage(prompt_tokens, output_tokens)
     obj["meta"] = {"api_version": {"version": "1"}, **usage}
-    return json_reply(200, obj)
+    if not body.get("stream"):
+        return json_reply(200, obj)
+    return SseReply(_v1_frames(obj), content_type=V1_STREAM)
+
+
+def _v1_frames(obj: dict[str, Any]) -> list[Frame]:
+    """A v1 stream of the reply ``obj``: JSON lines, the text in word pieces, ``stream-end`` with it all."""
+
+    def line(event: dict[str, Any], content: bool = False) -> Frame:
+        return Frame(dumps({"is_finished": event["event_type"] == "stream-end", **event}) + b"\n", content)
+
+    frames = [line({"event_type": "stream-start", "generation_id": obj["generation_id"]})]
+    if obj.get("tool_calls"):
+        frames.append(line({"event_type": "tool-calls-generation", "text": "", "tool_calls": obj["tool_calls"]}, True))
+    else:
+        frames += [line({"event_type": "text-generation", "text": p}, True) for p in word_chunks(obj["text"].split())]
+    frames.append(line({"event_type": "stream-end", "finish_reason": obj["finish_reason"], "response": obj}))
+    return frames

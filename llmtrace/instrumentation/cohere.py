@@ -1,5 +1,5 @@
 """Cohere's SDK (``cohere``): v2 ``chat``, ``chat_stream``, ``embed`` (``ClientV2``, ``AsyncClientV2``,
-``client.v2``) and v1 ``Client.chat``.
+``client.v2``) and v1 ``Client.chat``, ``chat_stream``, ``embed``.
 
 v2 requests are OpenAI-shaped messages (the OpenAI adapter reads them); replies carry content blocks,
 ``tool_plan`` and tool calls with JSON-string arguments, and Cohere's upper-case finish reasons, given
@@ -7,7 +7,11 @@ here with the conventions' values (``COMPLETE`` -> ``stop``, ``MAX_TOKENS`` -> `
 -> ``tool_call``...). Tokens are ``usage.billed_units`` (what Cohere charges, so what cost is computed
 from), else ``usage.tokens``. ``chat_stream`` is a generator (the request is sent on first iteration):
 its events are typed (``content-delta``, ``tool-call-delta``...) and ``message-end`` carries the finish
-reason and usage. Cohere's replies name no model: the span's model is the requested one.
+reason and usage. v1's ``chat_stream`` sends JSON lines (``text-generation``, ``tool-calls-generation``)
+ending with ``stream-end``, whose ``response`` is the whole v1 reply. v1 ``Client.embed`` splits the texts
+into batches sent from a thread pool: it is traced as one call (the batches' billed tokens summed), not per
+batch, whose spans would lose the app's trace in those threads. Cohere's replies name no model: the
+span's model is the requested one.
 """
 
 from __future__ import annotations
@@ -200,18 +204,25 @@ class Embed(Endpoint):
     def parse_response(self, request: Request, result: Any) -> Response:
         response = Response(id=get(result, "id"), usage=usage_of(get(result, "meta")))
         embeddings = get(result, "embeddings")
-        vectors = next((v for v in (get(embeddings, k) for k in _EMBEDDING_TYPES) if v), None)
+        if isinstance(embeddings, list):  # v1's ``embeddings_floats``: the vectors themselves
+            vectors: Any = embeddings
+        else:
+            vectors = next((v for v in (get(embeddings, k) for k in _EMBEDDING_TYPES) if v), None)
         if vectors and isinstance(vectors[0], list) and sc.EMBEDDINGS_DIMENSION_COUNT not in request.attributes:
             response.attributes[sc.EMBEDDINGS_DIMENSION_COUNT] = len(vectors[0])
         return response
 
 
 class ChatV1(Endpoint):
-    """v1 ``Client.chat``: one ``message``, a ``preamble``, ``chat_history``; tool calls as ``{name, parameters}``."""
+    """v1 ``chat`` and ``chat_stream``: one ``message``, a ``preamble``, ``chat_history``; tool calls as
+    ``{name, parameters}``."""
+
+    def __init__(self, stream: bool) -> None:
+        self.stream = stream
 
     def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
         host, port = _server(instance)
-        return Request(sc.OP_CHAT, PROVIDER, _model(kwargs), server_address=host, server_port=port)
+        return Request(sc.OP_CHAT, PROVIDER, _model(kwargs), self.stream, server_address=host, server_port=port)
 
     def describe_request(self, request: Request, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         _put_sampling(request.attributes, kwargs)
@@ -234,24 +245,66 @@ class ChatV1(Endpoint):
         request.tool_definitions = defs or None
 
     def parse_response(self, request: Request, result: Any) -> Response:
-        parts: list[Part] = [text_part(get(result, "text"))] if get(result, "text") else []
-        for call in get(result, "tool_calls") or []:
-            parts.append(tool_call_part(None, get(call, "name"), get(call, "parameters")))
-        reason = _finish_reason(get(result, "finish_reason"))
-        return Response(
-            id=get(result, "response_id") or get(result, "generation_id"),
-            finish_reasons=[reason] if reason else [],
-            usage=usage_of(get(result, "meta")),
-            output_messages=[{"role": "assistant", "parts": parts, "finish_reason": reason}],
-        )
+        return _v1_response(result, get(result, "text") or "")
+
+    def new_stream(self, request: Request) -> StreamV1:
+        return StreamV1()
+
+
+def _v1_response(result: Any, text: str) -> Response:
+    """A v1 reply (``chat``'s, or ``stream-end``'s ``response``) with ``text`` as its output text."""
+    parts: list[Part] = [text_part(text)] if text else []
+    for call in get(result, "tool_calls") or []:
+        parts.append(tool_call_part(None, get(call, "name"), get(call, "parameters")))
+    reason = _finish_reason(get(result, "finish_reason"))
+    return Response(
+        id=get(result, "response_id") or get(result, "generation_id"),
+        finish_reasons=[reason] if reason else [],
+        usage=usage_of(get(result, "meta")),
+        output_messages=[{"role": "assistant", "parts": parts, "finish_reason": reason}],
+    )
+
+
+class StreamV1:
+    """Folds v1 stream events: ``text-generation`` text, then ``stream-end`` with the whole reply."""
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.text: list[str] = []
+        self.final: Any = None
+
+    def add(self, event: Any) -> bool:
+        kind = get(event, "event_type")
+        if kind == "text-generation":
+            self.text.append(get(event, "text") or "")
+            return bool(get(event, "text"))
+        if kind == "tool-calls-generation":
+            return True
+        if kind == "stream-start":
+            self.id = get(event, "generation_id")
+        elif kind == "stream-end":
+            self.final = get(event, "response")
+        return False
+
+    def result(self, request: Request) -> Response:
+        if self.final is not None:
+            return _v1_response(self.final, get(self.final, "text") or "".join(self.text))
+        text = "".join(self.text)  # left early: the text so far, no finish reason or usage
+        parts: list[Part] = [text_part(text)] if text else []
+        return Response(self.id, output_messages=[{"role": "assistant", "parts": parts, "finish_reason": ""}])
 
 
 def patches() -> list[Patch]:
-    whole, streamed, embed, v1 = Chat(stream=False), Chat(stream=True), Embed(), ChatV1()
+    whole, streamed, embed = Chat(stream=False), Chat(stream=True), Embed()
+    v1_whole, v1_streamed = ChatV1(stream=False), ChatV1(stream=True)
     targets: list[Patch] = []
     for cls in ("V2Client", "AsyncV2Client"):
         targets.append(Patch("cohere.v2.client", f"{cls}.chat", whole))
         targets.append(Patch("cohere.v2.client", f"{cls}.chat_stream", streamed))
         targets.append(Patch("cohere.v2.client", f"{cls}.embed", embed))
-    targets += [Patch("cohere.base_client", f"{cls}.chat", v1) for cls in ("BaseCohere", "AsyncBaseCohere")]
+    for cls in ("BaseCohere", "AsyncBaseCohere"):
+        targets.append(Patch("cohere.base_client", f"{cls}.chat", v1_whole))
+        targets.append(Patch("cohere.base_client", f"{cls}.chat_stream", v1_streamed))
+    # The clients' batching embed (BaseCohere.embed runs per batch on a thread pool, outside the app's context).
+    targets += [Patch("cohere.client", f"{cls}.embed", embed) for cls in ("Client", "AsyncClient")]
     return targets
