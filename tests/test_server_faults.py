@@ -240,3 +240,30 @@ def test_a_log_write_failing_on_a_full_disk_leaves_no_torn_record(tiny_disk: Pat
     segment.append(Record(b'["after the disk was freed"]\n', 1))  # acknowledged: must replay
     segment.close()
     assert [r.payload for r in read_segment(segment.path)] == [b'["first"]\n', b'["after the disk was freed"]\n']
+
+
+def test_a_backlog_too_big_for_the_space_freed_still_drains_in_pieces(tiny_disk: Path) -> None:
+    """A batch acknowledged while the disk was full is written once some space is back, even
+    when that space is less than eight times the batch (it waited for that much for ever), and
+    ``/status`` counts the batch being retried as backlog (it said 0)."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    server = ServerProcess(tiny_disk / "data").wait_ready()
+    try:
+        request = otlp_request(2000, service="big-backlog", seed=7)
+        noise = random.Random(7)
+        for span in request.resource_spans[0].scope_spans[0].spans:  # ~4 KB that do not compress
+            span.attributes.append(KeyValue(key="pad", value=AnyValue(string_value=noise.randbytes(2048).hex())))
+        ballast = fill(tiny_disk, leave=30 * 1024 * 1024)  # the log takes it, the writer waits
+        code, _, body = post_spans(server, request.SerializeToString())
+        assert code == 200, body
+        assert wait_for(lambda: status(server)["failing_since"] is not None, 30)
+        assert status(server)["backlog_spans"] == 2000
+        free = os.statvfs(tiny_disk).f_bavail * os.statvfs(tiny_disk).f_frsize
+        os.truncate(ballast, ballast.stat().st_size - (60 * 1024 * 1024 - free))  # 60 MB free: < 8 x 8 MB
+        assert wait_for(lambda: settled(stored_ids(server, "big-backlog"), span_ids(request)), 60)
+        ids, traces, calls = stored_ids(server, "big-backlog")
+        assert (len(ids), traces, calls) == (2000, 2000, 2000)
+        assert status(server)["backlog_spans"] == 0
+    finally:
+        server.stop()

@@ -50,8 +50,10 @@ _RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 _MISSING_ROUNDS = 8  # re-inserts of spans still absent after an INSERT, before quarantining them
 # On a full disk chDB's INSERT also "succeeds" and stores nothing: spans missing while free space
 # is below this are retried without counting rounds, so they are never quarantined for it.
-# Below this much free space (or 8x the payload) no INSERT is even tried: on a full disk a write
-# can also be half-applied (otel_traces stored, llm_calls not).
+# Below this much free space no INSERT is even tried: on a full disk a write can also be
+# half-applied (otel_traces stored, llm_calls not). A payload over an eighth of the free space goes
+# in pieces that fit, each verified: a backlog grown while the disk was full would otherwise wait
+# for eight times its size to be freed (for ever, on a disk that never has that much).
 _LOW_SPACE_BYTES = 32 * 1024 * 1024
 # ClickHouse errors that are about the rows sent (parsing, types): retrying cannot help.
 # Everything else (disk, memory, cancelled queries, too many parts, ...) is retried.
@@ -107,6 +109,7 @@ class SpanWriter:
         self.stats = stats or IngestStats()
         self._queue: list[Record] = []
         self._queued_spans = 0
+        self._writing_spans = 0  # the batch being written (retried while the database fails)
         self._cond = threading.Condition()
         self._closing = False
         self._started = False
@@ -175,8 +178,9 @@ class SpanWriter:
             self._cond.notify_all()
 
     def backlog(self) -> int:
+        """Spans acknowledged and not yet stored: queued, and the batch being written."""
         with self._cond:
-            return self._queued_spans
+            return self._queued_spans + self._writing_spans
 
     def wait_visible(self, timeout: float = 30.0) -> bool:
         """Block until everything accepted so far is queryable; False on timeout, or at once
@@ -192,6 +196,7 @@ class SpanWriter:
                 self._cond.wait()
             if not self._queue:
                 return None
+            self._writing_spans = self._queued_spans
             batch, self._queue, self._queued_spans = self._queue, [], 0
             assert self._segment is not None
             segment, self._segment = self._segment, None  # the next accept() opens a new one
@@ -207,6 +212,7 @@ class SpanWriter:
                 segment.close()
             with self._cond:
                 self._visible_seq = seq
+                self._writing_spans = 0
                 self._cond.notify_all()
 
     def _store(self, items: list[Record], token: str) -> None:
@@ -238,9 +244,13 @@ class SpanWriter:
         missing_rounds = 0
         for attempt in itertools.count():
             try:
-                if self._disk_nearly_full(len(payload)):
+                free = self._free_bytes()
+                if free < _LOW_SPACE_BYTES:
                     raise OSError(f"disk nearly full under {self._wal.directory}: not inserting until space is freed")
-                if attempt == 0 and not self._replaying:
+                if 8 * len(payload) > free:  # a backlog grown while the disk was full: in pieces that fit
+                    fitting = max(1, spans * free // (8 * len(payload)))
+                    self._insert_absent(payload, f"{token}-r{attempt}", min(fitting, _retry_lines(attempt)))
+                elif attempt == 0 and not self._replaying:
                     self._insert(payload, token) if keys is None else self._insert(payload, token, keys)
                 else:
                     self._insert_absent(payload, f"{token}-r{attempt}", _retry_lines(attempt))
@@ -280,16 +290,21 @@ class SpanWriter:
         lines = todo.splitlines(keepends=True) if todo.count(b"\n") > max_lines else [todo] if todo else []
         pieces = [b"".join(lines[i : i + max_lines]) for i in range(0, len(lines), max_lines)]
         for i, piece in enumerate(pieces):
+            if self._disk_nearly_full(len(piece)):  # the pieces stored so far are not sent again
+                raise OSError(f"disk nearly full under {self._wal.directory}: not inserting until space is freed")
             self._insert(piece, token if len(pieces) == 1 else f"{token}-p{i}")
         if complete is not None:
             complete(payload)
 
-    def _disk_nearly_full(self, payload_bytes: int) -> bool:
+    def _free_bytes(self) -> int:
         try:
             disk = os.statvfs(self._wal.directory)
         except OSError:
-            return True
-        return disk.f_bavail * disk.f_frsize < max(_LOW_SPACE_BYTES, 8 * payload_bytes)
+            return 0
+        return disk.f_bavail * disk.f_frsize
+
+    def _disk_nearly_full(self, payload_bytes: int) -> bool:
+        return self._free_bytes() < max(_LOW_SPACE_BYTES, 8 * payload_bytes)
 
     def _pause(self, attempt: int, exc: Exception) -> None:
         """Wait before the next attempt; give up (segment kept) when stopping or replaying."""
