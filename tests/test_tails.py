@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from llmtrace.analytics.tails import binom_cdf, binom_sf, chernoff_log10, nbinom_cdf, nbinom_sf
+from llmtrace.analytics.tails import binom_cdf, binom_sf, chernoff_log10, nbinom_cdf, nbinom_chernoff_log10, nbinom_sf
 
 
 def _binom_sf_exact(k: int, n: int, p: Fraction) -> float:
@@ -44,3 +44,20 @@ def test_chernoff_bound_never_claims_more_evidence_than_the_exact_tail() -> None
     k, n, p = np.array([16.0, 40.0, 3.0]), np.array([47.0, 300.0, 10.0]), np.array([0.01, 0.1, 0.1])
     exact = [-math.log10(binom_sf(int(a), int(b), c)) for a, b, c in zip(k, n, p, strict=True)]
     assert all(bound <= e + 1e-9 for bound, e in zip(chernoff_log10(k, n, p), exact, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("k", "mu", "r"), [(50, 20, 10), (200, 100, 25), (1000, 500, 100), (12, 10, 3), (5, 40, 10), (90, 300, 4)]
+)
+def test_negative_binomial_chernoff_bound_is_within_a_few_units_below_the_exact_tail(
+    k: int, mu: float, r: float
+) -> None:
+    exact = -math.log10(nbinom_sf(k, mu, r) if k > mu else nbinom_cdf(k, mu, r))
+    bound = float(nbinom_chernoff_log10(np.array([k]), np.array([mu]), np.array([r]))[0])
+    assert bound <= exact + 1e-9  # the volume scan may use it as a score: never more evidence than there is
+    assert exact - bound < 0.5 * math.log10(8 * (k + 1)) + 1.0  # the slack the scan allows when pruning
+
+
+def test_negative_binomial_chernoff_bound_of_silence_is_exact() -> None:
+    bound = float(nbinom_chernoff_log10(np.array([0.0]), np.array([30.0]), np.array([5.0]))[0])
+    assert bound == pytest.approx(-math.log10(nbinom_cdf(0, 30.0, 5.0)))

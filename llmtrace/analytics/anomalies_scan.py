@@ -34,11 +34,21 @@ import numpy as np
 
 from llmtrace.analytics.anomalies_profile import borrowed, row_median
 from llmtrace.analytics.anomalies_sql import METRICS
-from llmtrace.analytics.tails import LN10, binom_cdf, binom_sf, chernoff_log10, nbinom_cdf, nbinom_sf, neg_log10
+from llmtrace.analytics.tails import (
+    LN10,
+    binom_cdf,
+    binom_sf,
+    chernoff_log10,
+    nbinom_cdf,
+    nbinom_chernoff_log10,
+    nbinom_sf,
+    neg_log10,
+)
 
 __all__ = ["LeafVolume", "Scan", "Window", "leaf_volume", "scan"]
 
 MIN_SCORE = 7.0  # -log10 p
+EXACT_UP_TO = 20.0  # -log10 p beyond which a volume window's Chernoff bound is its score
 VOLUME_MIN_SCORE = 6.0  # volume's negative binomial already carries the series' own extra spread
 MIN_EXCESS = 4.0
 MIN_RATIO = 1.5
@@ -139,12 +149,21 @@ def _flag_nb(
     group_idx: np.ndarray, end: np.ndarray, x: np.ndarray, mu: np.ndarray, r: np.ndarray, up: bool
 ) -> list[tuple[int, int, float]]:
     """(group, end bucket, score) of windows whose negative binomial tail (size ``r`` per
-    window) passes MIN_SCORE."""
-    z2 = (x - mu) ** 2 / (mu + mu**2 / r + 1e-9)
+    window) passes MIN_SCORE.
+
+    The exact tail (a Python sum, thousands of terms for a busy window) is only taken where the
+    vectorised Chernoff bound, within its polynomial slack, says the window could pass, and
+    below ``EXACT_UP_TO``: beyond, the bound itself is the score (never above the exact one).
+    """
+    bound = nbinom_chernoff_log10(np.round(x), mu, r)
+    slack = 0.5 * np.log10(8 * (x + 1)) + 1.0
     out = []
-    for i in np.flatnonzero((z2 >= 4) | (x == 0)):
+    for i in np.flatnonzero((bound + slack >= VOLUME_MIN_SCORE) | (x == 0)):
         k, m = round(float(x[i])), float(mu[i])
-        score = neg_log10(nbinom_sf(k, m, float(r[i])) if up else nbinom_cdf(k, m, float(r[i])))
+        if bound[i] >= EXACT_UP_TO:
+            score = float(bound[i])
+        else:
+            score = neg_log10(nbinom_sf(k, m, float(r[i])) if up else nbinom_cdf(k, m, float(r[i])))
         if k == 0 and not up:  # silence: a wobbling rate does not switch a series off (Poisson)
             score = max(score, m / LN10)
         if score >= VOLUME_MIN_SCORE:

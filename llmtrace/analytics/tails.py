@@ -13,7 +13,9 @@ import math
 
 import numpy as np
 
-__all__ = ["LN10", "binom_cdf", "binom_sf", "chernoff_log10", "nbinom_cdf", "nbinom_sf", "neg_log10"]
+__all__ = [
+    "LN10", "binom_cdf", "binom_sf", "chernoff_log10", "nbinom_cdf", "nbinom_chernoff_log10", "nbinom_sf", "neg_log10",
+]  # fmt: skip
 
 LN10 = math.log(10)
 _TINY = 1e-300
@@ -120,3 +122,17 @@ def chernoff_log10(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
         b = np.where(x < 1, (1 - x) * np.log(np.maximum(1 - x, 1e-300) / (1 - q)), 0.0)
         kl = np.where(n > 0, a + b, 0.0)
     return np.asarray(n * kl / LN10)
+
+
+def nbinom_chernoff_log10(k: np.ndarray, mu: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """-log10 of the Chernoff bound on a negative binomial's tail beyond ``k`` (either side).
+
+    With q = mu / (r + mu) the moment generating function is ((1 - q) / (1 - q e^t))^r; its
+    optimum e^t = k / (q (k + r)) gives log P <= r log((1 - q)(k + r) / r) - k log(k / (q (k + r))),
+    never below the exact tail (at k = 0 it is the exact P(X = 0))."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = np.maximum(mu, 1e-9)
+        q = mu / (r + mu)
+        lead = r * np.log((1 - q) * (k + r) / r)
+        tail = np.where(k > 0, k * np.log(np.maximum(k, 1e-300) / (q * (k + r))), 0.0)
+    return np.asarray(np.maximum(-(lead - tail), 0.0) / LN10)
