@@ -7,9 +7,11 @@
 * Levels (leaf series, service, provider, the whole app) are judged separately, so one
   incident can be flagged at several. An episode of a coarser level is kept when no more
   specific episode explains it, or when two or more starting with it (within 30 minutes)
-  do (the coarser one explains them all: a provider outage rather than five model episodes,
-  which are then dropped); otherwise the more specific ones are kept and the coarser one
-  dropped. No incident is reported twice.
+  do and none of them alone carries most (``EXPLAINS``) of its excess events (the coarser
+  one explains them all: a provider outage rather than five model episodes, which are then
+  dropped); otherwise the more specific ones are kept and the coarser one dropped, so a
+  burst of one series stays that series' even when a small episode elsewhere coincides with
+  it. No incident is reported twice.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = ["Episode", "merge", "resolve"]
 
 _VARIANT_OF = {m: r for m, r in VARIANTS.items() if m.endswith("_2x")}
 ONSET_BUCKETS = 6  # specific episodes starting within this of a coarser one are one incident
+EXPLAINS = 0.7  # a specific episode with this share of a coarser one's excess events explains it
 
 
 @dataclass
@@ -132,6 +135,15 @@ def _measure(e: Episode, scan: Scan) -> None:
     e.expected = None if math.isnan(p_ref) else p_ref
 
 
+def _excess(e: Episode) -> float:
+    """Events (calls, for volume) beyond the expectation over the episode, either direction."""
+    if e.metric == "calls":
+        return abs((e.observed or 0.0) - (e.expected or 0.0))
+    if e.events is None or e.trials is None or e.expected is None:
+        return 0.0
+    return abs(e.events - e.trials * e.expected)
+
+
 def resolve(episodes: list[Episode], order: list[str]) -> list[Episode]:
     """Drop episodes a more specific one explains, and specific ones a coarser one groups.
 
@@ -150,7 +162,7 @@ def resolve(episodes: list[Episode], order: list[str]) -> list[Episode]:
             and d.leaves & e.leaves
         ]
         together = [d for d in finer if abs(d.first - e.first) <= ONSET_BUCKETS]
-        if finer and len(together) < 2:
+        if finer and (len(together) < 2 or max(_excess(d) for d in together) >= EXPLAINS * _excess(e)):
             continue  # explained by the more specific episode(s)
         if together:
             gone = {id(d) for d in together}
