@@ -64,10 +64,11 @@ def test_the_cheaper_release_is_better_on_exactly_cost_per_call(store: Any) -> N
     assert _flagged(report) == {"cost_per_call_usd": "better"}
 
 
-def test_the_cost_difference_is_the_injected_thirty_percent_and_its_interval_holds_it(store: Any) -> None:
+def test_the_cost_difference_is_the_cheaper_models_third_and_its_interval_holds_it(store: Any) -> None:
+    """gpt-4.1-nano costs two thirds of gpt-4o-mini per input and per output token (genai-prices)."""
     cost = compare.compare(store, "release=v2.0.0", "release=v2.2.0", WINDOW).get("cost_per_call_usd")
-    assert cost.relative == pytest.approx(-0.3, abs=0.03)
-    assert cost.ci_low < -0.3 * cost.baseline < cost.ci_high
+    assert cost.relative == pytest.approx(-1 / 3, abs=0.03)
+    assert cost.ci_low < -1 / 3 * cost.baseline < cost.ci_high
     assert cost.baseline_n > 3800 and cost.candidate_n > 3800
 
 
