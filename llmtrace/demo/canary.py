@@ -2,17 +2,21 @@
 
 ``llmtrace compare`` must name exactly the injected differences, in the right direction, and
 no others. :data:`DEMO` serves three releases of one service at once (traffic split evenly):
-``v2.0.0`` (baseline), ``v2.1.0`` (generation 40% slower, so latency but not time to first
-token, and a ``quality`` score 0.08 lower) and ``v2.2.0`` (the same calls 30% cheaper: a
-discounted price). Everything else — tokens, errors, truncation, finish reasons, model — is
-drawn from the same distributions. An :class:`Arm`'s change may start part-way through the
-window (``from_share``), for judging a canary that gets worse while traffic flows.
+``v2.0.0`` (baseline), ``v2.1.0`` (generation 50% slower, so latency but not time to first
+token, and a ``quality`` score 0.08 lower) and ``v2.2.0`` (a cheaper model, gpt-4.1-nano, for
+the same calls). Everything else — tokens, errors, truncation, finish reasons — is drawn from the
+same distributions. An :class:`Arm`'s change may start part-way through (``from_share``), for
+judging a canary that gets worse while traffic flows (:data:`WORSENING`).
 
-:func:`insert` writes LLM spans and one ``quality`` score span per scored call into
-``otel_traces`` as the Collector would (attribute values as strings), so ``llm_calls`` and
-``llm_scores`` fill through the real materialized views. Random numbers are hashes of (seed,
-row, purpose): a canary always produces the same rows. ``python -m llmtrace.demo.canary --url
-chdb:///path`` (or a ClickHouse URL that accepts inserts) loads :data:`DEMO` into a store.
+Two ways in, as ``llmtrace up --demo`` uses them: the canary's past in bulk and its present live.
+:func:`insert` writes the past (``hours`` before ``end``) as LLM spans and one ``quality`` score
+span per scored call into ``otel_traces`` as the Collector would, so ``llm_calls`` and
+``llm_scores`` fill through the real materialized views (cost at the arm model's price from
+:mod:`llmtrace.pricing`); random numbers are hashes of (seed, row, purpose). Live traffic is
+real: one process per release through the openai SDK (:mod:`llmtrace.demo.canary_live`).
+
+    python -m llmtrace.demo.canary --url chdb:///path          # the past of DEMO, in bulk
+    python -m llmtrace.demo.canary --live --release v2.1.0 --endpoint http://127.0.0.1:4318
 """
 
 from __future__ import annotations
@@ -24,9 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from llmtrace import semconv
+from llmtrace import pricing, semconv
 
-__all__ = ["DEMO", "Arm", "Canary", "insert"]
+__all__ = ["DEMO", "SCENARIOS", "WORSENING", "Arm", "Canary", "insert"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class Arm:
 
     release: str
     generation: float = 1.0  # multiplies the time after the first token
-    price: float = 1.0  # multiplies the cost of each call
+    model: str | None = None  # served by this model instead of the canary's
     quality_shift: float = 0.0  # added to the quality score
     from_share: float = 0.0  # the changes apply from this share of the window on
 
@@ -56,10 +60,15 @@ class Canary:
         return self.end - timedelta(hours=self.hours)
 
 
+_NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
 DEMO = Canary(
-    arms=(Arm("v2.0.0"), Arm("v2.1.0", generation=1.4, quality_shift=-0.08), Arm("v2.2.0", price=0.7)),
-    end=datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0),
+    arms=(Arm("v2.0.0"), Arm("v2.1.0", generation=5 / 3, quality_shift=-0.08), Arm("v2.2.0", model="gpt-4.1-nano")),
+    end=_NOW,
 )
+# The sequential case: the candidate is like the baseline for the first half, then worse.
+WORSENING = Canary(arms=(Arm("v3.0.0"), Arm("v3.1.0", generation=5 / 3, quality_shift=-0.08, from_share=0.5)),
+                   end=_NOW, service="checkout-assistant-worsening")  # fmt: skip
+SCENARIOS = {"demo": DEMO, "worsening": WORSENING}
 
 _COLUMNS = (
     "Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, ResourceAttributes, "
@@ -91,7 +100,9 @@ _DRAW = """
     if(failed, 60 + 200 * u(number, 8),
        ttft_ms + output_tokens * 8 * exp(0.2 * z(number, 9)) * if(changed, {generation:Array(Float64)}[ai], 1))
         AS duration_ms,
-    (input_tokens * 0.15 + output_tokens * 0.6) / 1e6 * if(changed, {price:Array(Float64)}[ai], 1) AS cost,
+    if(changed, {models:Array(String)}[ai], {model:String}) AS model,
+    input_tokens * if(changed, {p_in:Array(Float64)}[ai], {p_in:Array(Float64)}[1])
+        + output_tokens * if(changed, {p_out:Array(Float64)}[ai], {p_out:Array(Float64)}[1]) AS cost,
     concat(leftPad(lower(hex(cityHash64({seed:UInt64}, number, 'trace'))), 16, '0'),
            leftPad(lower(hex(cityHash64({seed:UInt64}, number, 'trace2'))), 16, '0')) AS trace_id,
     leftPad(lower(hex(cityHash64({seed:UInt64}, number, 'span'))), 16, '0') AS span_id,
@@ -100,10 +111,10 @@ _DRAW = """
 _CALLS_SQL = f"""
 INSERT INTO otel_traces ({_COLUMNS})
 WITH {_DRAW}
-SELECT fromUnixTimestamp64Nano(toInt64(t * 1e9)), trace_id, span_id, '', concat('chat ', {{model:String}}), 'Client',
+SELECT fromUnixTimestamp64Nano(toInt64(t * 1e9)), trace_id, span_id, '', concat('chat ', model), 'Client',
     {{service:String}}, map('service.name', {{service:String}}, 'service.version', release), 'llmtrace.demo.canary',
     mapFromArrays({{keys:Array(String)}}, [
-        'chat', 'openai', {{model:String}}, if(failed, '', {{model:String}}),
+        'chat', 'openai', model, if(failed, '', model),
         toString(input_tokens), toString(output_tokens), if(failed, '', toString(cost)),
         if(stream, 'true', ''), if(stream AND NOT failed, toString(ttft_ms / 1000), ''),
         if(failed, '', concat('["', finish, '"]')), release, if(failed, 'openai.InternalServerError', '')]),
@@ -128,6 +139,7 @@ WHERE NOT failed AND u(number, 11) < {{score_share:Float64}}
 
 def insert(client: Any, canary: Canary) -> int:
     """Write the canary's calls and scores into ``otel_traces``; return the number of calls."""
+    models = [a.model or canary.model for a in canary.arms]
     params = {
         "seed": canary.seed,
         "rows": canary.calls,
@@ -135,7 +147,9 @@ def insert(client: Any, canary: Canary) -> int:
         "span_s": canary.hours * 3600.0,
         "releases": [a.release for a in canary.arms],
         "generation": [a.generation for a in canary.arms],
-        "price": [a.price for a in canary.arms],
+        "models": models,
+        "p_in": [_price(m)[0] for m in models],
+        "p_out": [_price(m)[1] for m in models],
         "quality_shift": [a.quality_shift for a in canary.arms],
         "from_share": [a.from_share for a in canary.arms],
         "service": canary.service,
@@ -147,26 +161,53 @@ def insert(client: Any, canary: Canary) -> int:
     return canary.calls
 
 
+def _price(model: str) -> tuple[float, float]:
+    """USD per input and output token of an OpenAI ``model``, from the one cost engine."""
+    segments = pricing.price_segments("openai", [model])
+    if not segments:
+        raise ValueError(f"no price for {model}: the canary's models must be priced by genai-prices")
+    return float(segments[0][2]), float(segments[0][3])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Load :data:`DEMO` (migrating the store first) and say how to compare its releases."""
+    """Load a canary's past (``--url``), or play one release live (``--live``)."""
+    parser = argparse.ArgumentParser(prog="python -m llmtrace.demo.canary", description=main.__doc__)
+    parser.add_argument("--url", help="store to load the past into, e.g. chdb:///tmp/canary")
+    parser.add_argument("--live", action="store_true", help="play --release through the openai SDK")
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="demo")
+    parser.add_argument("--release", help="with --live: the arm to play")
+    parser.add_argument("--endpoint", default="http://127.0.0.1:4318", help="with --live: OTLP/HTTP endpoint")
+    parser.add_argument("--requests", type=int, help="with --live: stop after this many (default: until stopped)")
+    parser.add_argument("--rate", type=float, help="with --live: requests per second (default: back to back)")
+    args = parser.parse_args(argv)
+    canary = SCENARIOS[args.scenario]
+    if args.live:
+        arms = {a.release: a for a in canary.arms}
+        if args.release not in arms:
+            parser.error(f"--release must be one of {', '.join(arms)}")
+        from llmtrace.demo.canary_live import play
+
+        play(args.endpoint, canary, arms[args.release], args.requests, args.rate)
+        return 0
+    if not args.url:
+        parser.error("give --url (load the past) or --live")
+    return _load(args.url, canary)
+
+
+def _load(url: str, canary: Canary) -> int:
     from llmtrace.store.client import connect
     from llmtrace.store.migrations import apply_migrations, client_runner
 
-    parser = argparse.ArgumentParser(prog="python -m llmtrace.demo.canary", description=main.__doc__)
-    parser.add_argument("--url", required=True, help="store URL, e.g. chdb:///tmp/canary")
-    args = parser.parse_args(argv)
-    client = connect(args.url)
+    client = connect(url)
     try:
         apply_migrations(client_runner(client))
-        calls = insert(client, DEMO)
+        calls = insert(client, canary)
     finally:
         client.close()
-    base, *candidates = (a.release for a in DEMO.arms)
-    print(f"loaded {calls} calls of {DEMO.service} ({', '.join(a.release for a in DEMO.arms)}) into {args.url}")
+    base, *candidates = (a.release for a in canary.arms)
+    print(f"loaded {calls} calls of {canary.service} ({', '.join(a.release for a in canary.arms)}) into {url}")
     for candidate in candidates:
-        print(
-            f"  llmtrace compare --url {args.url} --baseline release={base} --candidate release={candidate} --window 1d"
-        )
+        print(f"  llmtrace compare --url {url} --baseline release={base} --candidate release={candidate} --window 1d")
     return 0
 
 
