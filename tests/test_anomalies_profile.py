@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from llmtrace.analytics import anomalies_scan as scan
-from llmtrace.analytics.anomalies_profile import profile, weekend
+from llmtrace.analytics.anomalies_profile import Seasonal, shape, weekend
 
 STEP = 300
 DAY = 86400 // STEP
@@ -24,22 +24,28 @@ def test_a_sharp_nightly_peak_keeps_its_edges() -> None:
     calls = np.full((1, 9 * DAY), 2.0)
     for d in range(9):
         calls[0, d * DAY + 2 * HOUR : d * DAY + 3 * HOUR] = 100.0
-    prof = profile(calls, np.array([0]), STEP, MONDAY)
+    smooth = shape(calls, STEP)
     day8 = 8 * DAY
-    assert prof[0, day8 + 2 * HOUR - 1] < 5  # 01:55: quiet, not the peak smeared back by an hour's mean
-    assert prof[0, day8 + 2 * HOUR] > 90  # 02:00: the peak
-    assert prof[0, day8 + 3 * HOUR] < 5  # 03:00: quiet again
+    assert smooth[0, day8 + 2 * HOUR - 1] < 5  # 01:55: quiet, not the peak smeared back by an hour's mean
+    assert smooth[0, day8 + 2 * HOUR] > 90  # 02:00: the peak
+    assert smooth[0, day8 + 3 * HOUR] < 5  # 03:00: quiet again
+    ratio, missing = Seasonal(calls, np.array([0]), STEP, MONDAY).ratio(1, 1, 3 * HOUR)
+    assert not missing[0, day8 + 2 * HOUR - 1]
+    assert ratio[0, day8 + 2 * HOUR - 1] < 1.5  # the quarter hour before the batch is as quiet as the night
+    assert ratio[0, day8 + 2 * HOUR + 1] >= 9  # its first buckets are a jump (clipped at 10x)
 
 
-def test_a_weekend_is_expected_from_weekends_when_there_are_any() -> None:
+def test_monday_after_midnight_is_expected_from_last_monday_after_last_sunday() -> None:
     rng = np.random.default_rng(1)
-    days = 13  # Monday two weeks back .. Saturday
+    days = 15  # Monday two weeks back .. Monday
     level = np.array([10.0 if (d % 7) < 5 else 3.0 for d in range(days) for _ in range(DAY)])
     calls = rng.poisson(level, size=(1, days * DAY)).astype(float)
-    prof = profile(calls, np.array([0]), STEP, MONDAY)
-    saturday = 12 * DAY + 12 * HOUR
-    assert abs(prof[0, saturday] - 3.0) < 1.5
-    assert abs(prof[0, 11 * DAY + 12 * HOUR] - 10.0) < 2.5  # Friday: from weekdays
+    ratio, missing = Seasonal(calls, np.array([0]), STEP, MONDAY).ratio(6, 6, 3 * HOUR)
+    monday = 14 * DAY + HOUR  # 00:35-01:05 against 21:35-00:30 (29 Sunday buckets, 7 Monday ones)
+    usual = 10 / ((29 * 3 + 7 * 10) / 36)  # 2.3; weekdays after weekdays would say 1
+    assert not missing[0, monday] and abs(ratio[0, monday] - usual) < 0.4
+    wednesday = 9 * DAY + 12 * HOUR
+    assert abs(ratio[0, wednesday] - 1.0) < 0.2
 
 
 def test_a_young_series_borrows_its_parents_shape_and_is_judged_on_rises() -> None:

@@ -163,7 +163,8 @@ def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Pre
     judged = np.arange(buckets) >= p.judge_first
     before, extra = _volume_history(client, p, keys, cols, leaf_index) if "calls" in metrics else (None, 0)
     members = _members(levels, keys, leaves)
-    parents = [m for (_, m), lv in zip(members, levels, strict=True) if lv.keys != keys] + [np.ones((1, len(leaves)))]
+    # coarser groupings whose shape a young leaf can borrow (the whole app last)
+    parents = [m for _, m in members if 1 < m.shape[0] < len(leaves)] + [np.ones((1, len(leaves)))]
     if before is not None:
         long_calls = np.concatenate([before, arrays["calls"]], axis=1)
         seen = long_calls > 0

@@ -1,19 +1,21 @@
-"""The usual shape of a series' volume over the day and the week (volume expectations).
+"""How a series' volume usually changes over the day and the week (volume expectations).
 
 Volume is judged against the calls of the hours before a window, rescaled by how the
-series' traffic usually changes between those hours and the window: its *profile*, the
-median over up to seven previous days at the same time of day. Days of the same type
-(weekday or weekend, UTC) are preferred when there are any, so a weekend's flatter day is
-not held to Friday's office hours, nor Monday morning to Sunday's.
+series' traffic usually changes from those hours to the window (:class:`Seasonal`): on each
+of up to seven previous days, the ratio of the window's calls to its baseline's at the same
+times of day, and the median of those ratios over the days whose window and baseline fell
+on the same day types (weekday or weekend, UTC) as now. So a weekend's flatter day is not
+held to Friday's office hours, and the hours after midnight on Monday are compared with last
+Monday's after last Sunday's evening (calls read from eight days before the judged window).
 
-Two resolutions, chosen per bucket by how many calls back them: a 1-hour running mean
-(stable on quiet series) and a 15-minute running median where the series is busy (at
-least ``FINE_MIN_CALLS`` per bucket at either resolution): the median keeps the edges of a
-sharp peak, such as a nightly batch starting at 02:00, which an hour's mean smears into the
-quiet half hour before it (and then calls that half hour a drop).
+The calls are smoothed at the resolution their count supports (:func:`shape`): a 1-hour
+running mean on quiet stretches, a 15-minute running median where the series is busy (at
+least ``FINE_MIN_CALLS`` per bucket at either resolution), which keeps the edges of a sharp
+peak, such as a nightly batch starting at 02:00, that an hour's mean smears into the quiet
+half hour before it (and then calls that half hour a drop).
 
-A series without a previous day of its own borrows the shape of its parent (its service,
-then the whole app, :func:`borrowed`); its level still comes from its own trailing calls.
+A series without a previous day of its own borrows the ratios of its parent (its service,
+then the whole app, :func:`seasonals`); its level still comes from its own trailing calls.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["borrowed", "profile", "row_median", "weekend"]
+__all__ = ["Seasonal", "cumulative", "row_median", "seasonals", "shape", "weekend", "window_sum"]
 
 DAY = 86400
 MAX_DAYS = 7
@@ -67,51 +69,105 @@ def _running_median(calls: np.ndarray, width: int) -> np.ndarray:
     return np.asarray(np.median(np.lib.stride_tricks.sliding_window_view(padded, width, axis=1), axis=-1))
 
 
-def _across_days(
-    smooth: np.ndarray, first: np.ndarray, kind: np.ndarray, per_day: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Median over previous days at the same time (same day type when any), and how many days."""
-    rows, size = smooth.shape
-    every = np.full((MAX_DAYS, rows, size), np.nan)
-    index = np.arange(size)
-    for d in range(1, MAX_DAYS + 1):
-        shifted = index - d * per_day
-        ok = shifted >= 0
-        every[d - 1][:, ok] = smooth[:, shifted[ok]]
-        every[d - 1][shifted[None, :] < first[:, None]] = np.nan
-    same = every.copy()
-    for d in range(1, MAX_DAYS + 1):
-        shifted = np.clip(index - d * per_day, 0, None)
-        same[d - 1][:, kind[shifted] != kind] = np.nan
-    med_all, n_all = row_median(every.reshape(MAX_DAYS, -1).T)
-    med_same, n_same = row_median(same.reshape(MAX_DAYS, -1).T)
-    med = np.where(n_same > 0, med_same, med_all)
-    return med.reshape(rows, size), n_all.reshape(rows, size)
-
-
-def profile(calls: np.ndarray, first: np.ndarray, step: int, start_epoch: int) -> np.ndarray:
-    """Per series and bucket: the usual calls at that time, NaN until a previous day exists."""
+def shape(calls: np.ndarray, step: int) -> np.ndarray:
+    """Per series and bucket: the calls smoothed at the resolution their count supports."""
     if not calls.size:
-        return np.full(calls.shape, np.nan)
-    per_day = max(1, DAY // step)
-    kind = weekend(start_epoch, calls.shape[1], step)
-    coarse, days = _across_days(_running_mean(calls, max(1, 3600 // step)), first, kind, per_day)
-    fine, _ = _across_days(_running_median(calls, max(1, 900 // step)), first, kind, per_day)
-    shape = np.where(np.maximum(coarse, fine) >= FINE_MIN_CALLS, fine, coarse)
-    return np.where(days >= 1, np.maximum(shape, FLOOR), np.nan)
+        return calls.astype(float)
+    coarse = _running_mean(calls, max(1, 3600 // step))
+    fine = _running_median(calls, max(1, 900 // step))
+    return np.asarray(np.where(np.maximum(coarse, fine) >= FINE_MIN_CALLS, fine, coarse))
 
 
-def borrowed(
+class Seasonal:
+    """How a series' calls changed, on previous days, from a baseline's hours to a window's.
+
+    For every previous day ``d`` (1-7) the ratio of the window's mean to the baseline's mean
+    of the smoothed calls ``d`` days earlier; the median over the days whose window *and*
+    baseline fell on the same day types (weekday/weekend, UTC) as now, else over all: so the
+    hours after midnight on Monday are compared with last Monday's after last Sunday's
+    evening, not with a weekday's after a weekday's.
+    """
+
+    def __init__(self, calls: np.ndarray, first: np.ndarray, step: int, start_epoch: int) -> None:
+        self.per_day = max(1, DAY // step)
+        self.kind = weekend(start_epoch, calls.shape[1], step)
+        smooth = shape(calls, step)
+        rows, size = calls.shape
+        index = np.arange(size)
+        self.sums, self.holes = [], []
+        for d in range(1, MAX_DAYS + 1):
+            shifted = index - d * self.per_day
+            past = np.full((rows, size), np.nan)
+            ok = shifted >= 0
+            past[:, ok] = smooth[:, shifted[ok]]
+            past[shifted[None, :] < first[:, None]] = np.nan
+            self.sums.append(cumulative(np.nan_to_num(past, nan=0.0)))
+            self.holes.append(cumulative(np.isnan(past).astype(float)))
+
+    def ratio(self, width: int, lag: int, base: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per series and window end: the usual ratio of the window's calls per bucket to its
+        baseline's (``base`` buckets ending ``lag`` before the window's end), and where no
+        previous day covers both (ratio 1 there)."""
+        rows, size = self.sums[0].shape[0], self.sums[0].shape[1] - 1
+        ends = np.arange(size)
+        begin = np.clip(ends - lag - base + 1, 0, None)
+        every = np.full((MAX_DAYS, rows, size), np.nan)
+        same = every.copy()
+        for d in range(MAX_DAYS):
+            back = (d + 1) * self.per_day
+            with np.errstate(divide="ignore", invalid="ignore"):
+                now = window_sum(self.sums[d], ends, width) / width
+                r = now / (window_sum(self.sums[d], ends - lag, base) / base)
+            covered = window_sum(self.holes[d], ends, lag + base) == 0
+            r = np.where(covered & np.isfinite(r), r, np.nan)
+            every[d] = r
+            alike = (self.kind[ends] == self.kind[np.clip(ends - back, 0, None)]) & (
+                self.kind[begin] == self.kind[np.clip(begin - back, 0, None)]
+            )
+            same[d] = np.where(alike[None, :], r, np.nan)
+        med_all, n_all = row_median(every.reshape(MAX_DAYS, -1).T)
+        med_same, n_same = row_median(same.reshape(MAX_DAYS, -1).T)
+        ratio = np.where(n_same > 0, med_same, med_all).reshape(rows, size)
+        missing = (n_all == 0).reshape(rows, size)
+        return np.where(missing, 1.0, np.clip(ratio, 0.1, 10.0)), missing
+
+
+def cumulative(a: np.ndarray) -> np.ndarray:
+    """Cumulative sums along each row with a leading zero column (window sums by differences)."""
+    return np.concatenate([np.zeros((a.shape[0], 1)), np.cumsum(a, axis=1)], axis=1)
+
+
+def window_sum(c: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
+    """Sums of buckets (end - width, end] from cumulative sums ``c`` (leading zero column).
+
+    ``end`` is every bucket shifted by a lag (``arange(buckets) - lag``), as in all callers:
+    the sums are then differences of two shifted copies of ``c``, taken by slicing (a
+    gather with index arrays was a fifth of a detection run)."""
+    size = c.shape[1] - 1
+    if end.size != size or (size and end[-1] - end[0] != size - 1):
+        lo, hi = np.clip(end + 1 - width, 0, None), np.clip(end + 1, 0, None)
+        return np.asarray(c[:, hi] - c[:, lo])
+    first = int(end[0]) + 1 if size else 0
+    return np.asarray(_shifted(c, first, size) - _shifted(c, first - width, size))
+
+
+def _shifted(c: np.ndarray, first: int, size: int) -> np.ndarray:
+    """Columns first, first + 1, ... (``size`` of them) of ``c``, index clipped at 0."""
+    if first >= 0:
+        return c[:, first : first + size]
+    pad = min(-first, size)
+    return np.concatenate([np.repeat(c[:, :1], pad, axis=1), c[:, : size - pad]], axis=1)
+
+
+def seasonals(
     calls: np.ndarray, first: np.ndarray, step: int, start_epoch: int, parents: Sequence[np.ndarray]
-) -> list[np.ndarray]:
-    """The leaves' own profiles, then for each parent level (membership matrices, groups x
-    leaves, most specific first) the parent's profile laid out per leaf: candidates in order,
-    each NaN where it has no previous day."""
-    out = [profile(calls, first, step, start_epoch)]
+) -> list[tuple[Seasonal, np.ndarray | None]]:
+    """The leaves' own seasonal ratios, then each parent level's (membership matrices, groups
+    x leaves, most specific first) with the leaf -> group index that lays them out per leaf."""
+    out: list[tuple[Seasonal, np.ndarray | None]] = [(Seasonal(calls, first, step, start_epoch), None)]
     for member in parents:
         if not member.size:
             continue
         group_first = np.array([first[row > 0].min() if (row > 0).any() else calls.shape[1] for row in member])
-        parent = profile(member @ calls, group_first, step, start_epoch)
-        out.append(parent[member.argmax(axis=0)])
+        out.append((Seasonal(member @ calls, group_first, step, start_epoch), member.argmax(axis=0)))
     return out

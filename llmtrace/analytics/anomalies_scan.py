@@ -32,7 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llmtrace.analytics.anomalies_profile import borrowed, row_median
+from llmtrace.analytics.anomalies_profile import cumulative as _cumulative
+from llmtrace.analytics.anomalies_profile import row_median, seasonals
+from llmtrace.analytics.anomalies_profile import window_sum as _window_sum
 from llmtrace.analytics.anomalies_sql import METRICS
 from llmtrace.analytics.tails import (
     LN10,
@@ -89,28 +91,6 @@ class Scan:
     windows: list[Window]
     # per metric: (k, n, p0) arrays (groups x buckets); volume: (x, mu) as k and n*p0
     buckets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
-
-
-def _window_sum(c: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
-    """Sums of buckets (end - width, end] from cumulative sums ``c`` (leading zero column).
-
-    ``end`` is every bucket shifted by a lag (``arange(buckets) - lag``), as in all callers:
-    the sums are then differences of two shifted copies of ``c``, taken by slicing (a
-    gather with index arrays was a fifth of a detection run)."""
-    size = c.shape[1] - 1
-    if end.size != size or (size and end[-1] - end[0] != size - 1):
-        lo, hi = np.clip(end + 1 - width, 0, None), np.clip(end + 1, 0, None)
-        return np.asarray(c[:, hi] - c[:, lo])
-    first = int(end[0]) + 1 if size else 0
-    return np.asarray(_shifted(c, first, size) - _shifted(c, first - width, size))
-
-
-def _shifted(c: np.ndarray, first: int, size: int) -> np.ndarray:
-    """Columns first, first + 1, ... (``size`` of them) of ``c``, index clipped at 0."""
-    if first >= 0:
-        return c[:, first : first + size]
-    pad = min(-first, size)
-    return np.concatenate([np.repeat(c[:, :1], pad, axis=1), c[:, : size - pad]], axis=1)
 
 
 def _rate_wobble(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -205,10 +185,6 @@ def _flag(
     return out
 
 
-def _cumulative(a: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.zeros((a.shape[0], 1)), np.cumsum(a, axis=1)], axis=1)
-
-
 def _rates(name: str, k: np.ndarray, n: np.ndarray, judged: np.ndarray, base: int) -> tuple[list[Window], np.ndarray]:
     """Two passes: the second one's baselines leave out the buckets the first one flagged, so
     an incident earlier in the day does not raise the bar for the next one. Only the series
@@ -300,10 +276,7 @@ def leaf_volume(
     returned. Groups sum these (a service whose models peak at different hours gets the sum
     of their expectations, and a model joining it does not distort its shape).
     """
-    candidates = []
-    for prof in borrowed(calls, first, step, start_epoch, parents):
-        filled = np.nan_to_num(prof, nan=0.0)
-        candidates.append((_cumulative(filled), _cumulative(np.isnan(prof).astype(float))))
+    candidates = seasonals(calls, first, step, start_epoch, parents)
     cc = _cumulative(calls)
     ends = np.arange(calls.shape[1])
     cut = slice(calls.shape[1] - (calls.shape[1] if keep is None else keep), None)
@@ -315,15 +288,15 @@ def leaf_volume(
         ratios = [np.ones(calls.shape), np.ones(calls.shape)]
         missing = np.ones(calls.shape, bool)
         borrowed_from = np.zeros(calls.shape, bool)
-        for c, (cp, has) in enumerate(candidates):  # the first profile that covers the window and its baselines
-            lacking = _window_sum(has, ends, width + 2 * base) > 0
+        for seasonal, leaf_row in candidates:  # the first that covers the window and both baselines
+            found = [seasonal.ratio(width, lag, base) for lag in (width, width + base)]
+            if leaf_row is not None:
+                found = [(r[leaf_row], m[leaf_row]) for r, m in found]
+            lacking = found[0][1] | found[1][1]
             take = missing & ~lacking
-            if c:
+            if leaf_row is not None:
                 borrowed_from |= take
-            for i, lag in enumerate((width, width + base)):
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    ratio = _window_sum(cp, ends, width) / width / (_window_sum(cp, ends - lag, base) / base)
-                ratio = np.where(np.isfinite(ratio), np.clip(ratio, 0.1, 10.0), 1.0)
+            for i, (ratio, _) in enumerate(found):
                 ratios[i] = np.where(take, ratio, ratios[i])
             missing &= lacking
         ys = [_window_sum(cc, ends - lag, base) * alive for lag in (width, width + base)]
