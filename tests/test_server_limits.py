@@ -145,3 +145,37 @@ def test_a_gzip_bomb_gets_413_in_bounded_memory_on_both_ports(server: ServerProc
     good = gzip.compress(otlp_request(3, service="after-bomb").SerializeToString())
     assert http("POST", f"{server.otlp_url}/v1/traces", good, headers)[0] == 200
     assert http("GET", f"{server.http_url}/ping")[2] == b"Ok.\n"
+
+
+def test_many_large_bodies_at_once_stay_within_the_ports_budget(tmp_path: Path) -> None:
+    """Ten clients each sending a 100 MB body: each is under the per-request cap, together they
+    grew the server by ~2 GB. Past the port's budget (256 MiB) a body is refused with 503."""
+    server = ServerProcess(tmp_path / "data", args=("--body-timeout", "60")).wait_ready()
+    body = b"SELECT 1 -- " + b"x" * 100_000_000
+    answers: list[int | str] = []
+
+    def send() -> None:
+        sock = socket.create_connection(("127.0.0.1", server.http_port), timeout=60)
+        head = f"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        try:
+            sock.sendall(head + body)
+            answers.append(int(sock.recv(64).split()[1]))
+        except OSError as exc:  # refused mid-body: the server answered and closed while we sent
+            answers.append(type(exc).__name__)
+        finally:
+            sock.close()
+
+    try:
+        before = peak_rss_mb(server.process.pid)
+        senders = [threading.Thread(target=send) for _ in range(10)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(120)
+        grown = peak_rss_mb(server.process.pid) - before
+        assert len(answers) == 10 and set(answers) <= {413, 503, "ConnectionResetError", "BrokenPipeError"}
+        assert answers.count(413) < 10, answers  # some were refused by the budget
+        assert grown < 900, (grown, answers)  # it was +2 GB
+        assert http("POST", f"{server.http_url}/", b"SELECT 1")[2] == b"1\n"
+    finally:
+        server.stop()

@@ -1,16 +1,29 @@
-"""Reading request bodies safely: a size limit before and after decompression.
+"""Reading request bodies safely: a size limit before and after decompression, and a budget
+for all the bodies a port holds at once.
 
 A gzip bomb (a few KiB that inflate to GiBs) is stopped while inflating, at the limit, not
-after: decompression runs with ``max_length`` and fails as soon as there is more.
+after: decompression runs with ``max_length`` and fails as soon as there is more. The per-request
+limit alone still lets N clients hold N times it (ten 100 MB bodies: +3 GB RSS); a
+:class:`BodyBudget` refuses the bytes past a port's total, and the client is told to retry.
 """
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-__all__ = ["BodyError", "BodyTooLarge", "UnsupportedEncoding", "decompress", "read_body"]
+__all__ = [
+    "BodyBudget",
+    "BodyError",
+    "BodyTooLarge",
+    "Reservation",
+    "ServerBusy",
+    "UnsupportedEncoding",
+    "decompress",
+    "read_body",
+]
 
 
 _STEP = 1 << 20
@@ -28,14 +41,56 @@ class UnsupportedEncoding(BodyError):
     """A Content-Encoding this server does not speak."""
 
 
-async def read_body(chunks: AsyncIterator[bytes], limit: int) -> bytes:
-    """Collect a request body, refusing it as soon as it passes ``limit`` bytes."""
+class ServerBusy(Exception):
+    """The bodies being handled already fill the port's budget: retry later."""
+
+
+class BodyBudget:
+    """Bytes of request bodies (as received and as inflated) that one port holds at once."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def reservation(self) -> Reservation:
+        return Reservation(self)
+
+
+class Reservation:
+    """One request's share of a :class:`BodyBudget`, given back by :meth:`release`."""
+
+    def __init__(self, budget: BodyBudget | None) -> None:
+        self._budget = budget
+        self.size = 0
+
+    def add(self, size: int) -> None:
+        budget = self._budget
+        if budget is None:
+            return
+        with budget._lock:
+            if budget.used + size > budget.limit:
+                raise ServerBusy(f"request bodies being handled fill the server's {budget.limit >> 20} MiB budget")
+            budget.used += size
+        self.size += size
+
+    def release(self) -> None:
+        if self._budget is not None and self.size:
+            with self._budget._lock:
+                self._budget.used -= self.size
+            self.size = 0
+
+
+async def read_body(chunks: AsyncIterator[bytes], limit: int, held: Reservation | None = None) -> bytes:
+    """Collect a request body, refusing it as soon as it passes ``limit`` bytes (or ``held``'s budget)."""
     parts: list[bytes] = []
     size = 0
     async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge(f"request body is larger than {limit} bytes")
+        if held is not None:
+            held.add(len(chunk))
         parts.append(chunk)
     return b"".join(parts)
 
@@ -64,7 +119,7 @@ def _lz4_inflater() -> _Inflater:
     return lz4.frame.LZ4FrameDecompressor()  # type: ignore[no-any-return]
 
 
-def _inflate(data: bytes, limit: int, make: Callable[[], _Inflater], name: str) -> bytes:
+def _inflate(data: bytes, limit: int, make: Callable[[], _Inflater], name: str, held: Reservation | None) -> bytes:
     """Inflate concatenated frames/members (clients compress block by block), 1 MiB at a time,
     stopping as soon as the output passes ``limit`` bytes: a bomb costs ``limit`` of memory,
     never its inflated size (and a legitimate body its size twice, at the final join)."""
@@ -82,6 +137,8 @@ def _inflate(data: bytes, limit: int, make: Callable[[], _Inflater], name: str) 
             size += len(chunk)
             if size > limit:
                 raise BodyTooLarge(f"body decompresses to more than {limit} bytes")
+            if held is not None:
+                held.add(len(chunk))
             parts.append(chunk)
             if inflater.eof:
                 break
@@ -105,7 +162,13 @@ _INFLATERS: dict[str, tuple[Callable[[], _Inflater], str]] = {
 }
 
 
-def decompress(data: bytes, encoding: str | None, limit: int, allowed: frozenset[str] | None = None) -> bytes:
+def decompress(
+    data: bytes,
+    encoding: str | None,
+    limit: int,
+    allowed: frozenset[str] | None = None,
+    held: Reservation | None = None,
+) -> bytes:
     """Undo ``Content-Encoding`` (gzip, deflate, zstd, lz4 frame, identity) within ``limit``."""
     name = (encoding or "identity").strip().lower()
     if name in ("", "identity", "none"):
@@ -117,4 +180,4 @@ def decompress(data: bytes, encoding: str | None, limit: int, allowed: frozenset
         supported = sorted(allowed if allowed is not None else _INFLATERS)
         raise UnsupportedEncoding(f"Content-Encoding {encoding!r} is not supported; use one of {supported}")
     make, label = inflater
-    return _inflate(data, limit, make, label)
+    return _inflate(data, limit, make, label, held)

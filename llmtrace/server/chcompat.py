@@ -20,10 +20,11 @@ _BAD_REQUEST = frozenset(
 )
 _NOT_FOUND = frozenset({60, 46, 47, 50, 56, 81, 115, 152, 63, 73, 336, 78, 511})
 _STATUS_BY_CODE = {194: 401, 192: 403, 193: 403, 516: 403, 512: 403, 497: 403, 229: 413, 48: 501, 209: 503,
-                   76: 503, 381: 411, 159: 408, 439: 503, 779: 415}  # fmt: skip
+                   76: 503, 381: 411, 159: 408, 439: 503, 779: 415, 202: 503}  # fmt: skip
 # Names for the codes this server raises itself (the engine's messages carry their own).
 _NAMES = {36: "BAD_ARGUMENTS", 48: "NOT_IMPLEMENTED", 62: "SYNTAX_ERROR", 73: "UNKNOWN_FORMAT",
-          89: "UNKNOWN_COMPRESSION_METHOD", 115: "UNKNOWN_SETTING", 229: "QUERY_IS_TOO_LARGE",
+          89: "UNKNOWN_COMPRESSION_METHOD", 115: "UNKNOWN_SETTING", 202: "TOO_MANY_SIMULTANEOUS_QUERIES",
+          229: "QUERY_IS_TOO_LARGE",
           271: "CANNOT_DECOMPRESS", 516: "AUTHENTICATION_FAILED", 1002: "UNKNOWN_EXCEPTION"}  # fmt: skip
 _CLIENT_ERRORS_AS_400 = frozenset({89, 271})  # garbage bodies: ClickHouse says 500, a 400 is truer
 

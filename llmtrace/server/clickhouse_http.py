@@ -23,7 +23,16 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from llmtrace.server import chcompat
-from llmtrace.server.bodies import BodyError, BodyTooLarge, UnsupportedEncoding, decompress, read_body
+from llmtrace.server.bodies import (
+    BodyBudget,
+    BodyError,
+    BodyTooLarge,
+    Reservation,
+    ServerBusy,
+    UnsupportedEncoding,
+    decompress,
+    read_body,
+)
 from llmtrace.server.engine import Engine
 from llmtrace.server.executor import ClickHouseError, Outcome, Sessions, execute
 from llmtrace.server.executor import Request as QueryRequest
@@ -35,6 +44,9 @@ MAX_BODY_BYTES = 128 * 1024 * 1024
 """Largest request body (INSERT data included), before and after decompression: inflating is
 streamed and stops here, so a compression bomb costs at most this much memory. Larger inserts
 go in several requests (clickhouse-connect's inserts are blocks far below this)."""
+BODY_BUDGET_BYTES = 2 * MAX_BODY_BYTES
+"""All request bodies the port holds at once (as received plus as inflated); past it a request
+gets 503 (TOO_MANY_SIMULTANEOUS_QUERIES) instead of the server growing by a body per client."""
 
 # URL parameters the HTTP handler consumes itself; every other one is a setting.
 _TRANSPORT = frozenset(
@@ -98,9 +110,15 @@ def _int_setting(params: _Params, name: str, default: int) -> int:
         raise ClickHouseError(36, f"{name} must be an integer, got {raw!r}") from None
 
 
-def _inflate(body: bytes, encoding: str | None) -> bytes:
+def _busy(exc: ServerBusy) -> ClickHouseError:
+    return ClickHouseError(202, f"{exc}; retry later")
+
+
+def _inflate(body: bytes, encoding: str | None, held: Reservation) -> bytes:
     try:
-        return decompress(body, encoding, MAX_BODY_BYTES)
+        return decompress(body, encoding, MAX_BODY_BYTES, held=held)
+    except ServerBusy as exc:
+        raise _busy(exc) from None
     except BodyTooLarge as exc:
         raise ClickHouseError(229, str(exc)) from None
     except UnsupportedEncoding as exc:
@@ -125,6 +143,7 @@ class ClickHouseHttp:
         self.password = password or None
         self.sessions = Sessions()
         self._limiter = anyio.CapacityLimiter(max_concurrent_queries)
+        self._budget = BodyBudget(BODY_BUDGET_BYTES)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -143,12 +162,15 @@ class ClickHouseHttp:
             error = ClickHouseError(1002, f"HTTP method {method} is not supported: use GET or POST")
             return chcompat.error_response(error, "", self.engine.version, status=405)
         query_id = request.query_params.get("query_id") or str(uuid.uuid4())
+        held = self._budget.reservation()
         try:
-            return await self._query(request, query_id)
+            return await self._query(request, query_id, held)
         except ClickHouseError as exc:
             return chcompat.error_response(exc, query_id, self.engine.version)
+        finally:
+            held.release()
 
-    async def _query(self, request: Request, query_id: str) -> Response:
+    async def _query(self, request: Request, query_id: str, held: Reservation) -> Response:
         items = list(request.query_params.multi_items())
         if not self._authenticated(request, _Params(items)):  # before reading any body
             raise ClickHouseError(
@@ -158,23 +180,25 @@ class ClickHouseHttp:
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
             items += await self._form_items(request)
         elif request.method == "POST":
-            body = await self._body(request)
+            body = await self._body(request, held)
         params = _Params(items)
         if params.get("compress") == "1" or params.get("decompress") == "1":
             raise ClickHouseError(
                 48, "ClickHouse native compress/decompress is not supported here; use HTTP Content-Encoding"
             )
         encoding = request.headers.get("content-encoding")
-        run = functools.partial(self._execute, request.method, params, body, encoding)
+        run = functools.partial(self._execute, request.method, params, body, encoding, held)
         outcome = await anyio.to_thread.run_sync(run, limiter=self._limiter)
         if outcome is None:
             return Response(_HEALTH, media_type="text/plain; charset=UTF-8")
         return self._success(request, params, query_id, outcome)
 
-    def _execute(self, method: str, params: _Params, body: bytes, encoding: str | None) -> Outcome | None:
+    def _execute(
+        self, method: str, params: _Params, body: bytes, encoding: str | None, held: Reservation
+    ) -> Outcome | None:
         """Inflate, split and run the request (in a worker thread: all of it can be slow)."""
         text = params.get("query").encode()
-        body = _inflate(body, encoding)
+        body = _inflate(body, encoding, held)
         raw = text + b"\n" + body if text and body else text or body
         if not raw.strip():
             return None  # like ClickHouse: a request without a query is a health check
@@ -200,11 +224,13 @@ class ClickHouseHttp:
             session_timeout=float(_int_setting(params, "session_timeout", 60)),
         )
 
-    async def _body(self, request: Request) -> bytes:
+    async def _body(self, request: Request, held: Reservation) -> bytes:
         try:
-            return await read_body(request.stream(), MAX_BODY_BYTES)
+            return await read_body(request.stream(), MAX_BODY_BYTES, held)
         except BodyTooLarge as exc:
             raise ClickHouseError(229, str(exc)) from None
+        except ServerBusy as exc:
+            raise _busy(exc) from None
 
     async def _form_items(self, request: Request) -> list[tuple[str, str]]:
         try:

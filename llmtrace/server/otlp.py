@@ -4,7 +4,8 @@ Follows the OTLP/HTTP spec: the response is an ``ExportTraceServiceResponse`` in
 request's encoding; a malformed body is a 400 whose ``google.rpc.Status`` says why; 413 for
 a body over the limit (checked again after inflating, so gzip bombs stop early); 415 for an
 unknown content type or encoding; 503 with ``Retry-After`` when the writer is backlogged or
-stopping, and when the write-ahead log cannot be written (disk full), which exporters retry.
+stopping, when the bodies being received fill the port's budget (256 MiB in all), and when the
+write-ahead log cannot be written (disk full), which exporters retry.
 A 200 is sent only once the spans are in the write-ahead log (see
 :mod:`llmtrace.server.batcher`); spans the store would not keep (see
 :func:`llmtrace.server.decode.storable`) are left out and reported in the response's
@@ -26,7 +27,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from llmtrace.server.batcher import Backlogged, ShuttingDown, SpanWriter
-from llmtrace.server.bodies import BodyError, BodyTooLarge, UnsupportedEncoding, read_body
+from llmtrace.server.bodies import BodyBudget, BodyError, BodyTooLarge, ServerBusy, UnsupportedEncoding, read_body
 from llmtrace.server.decode import JSON, MAX_BODY_BYTES, PROTOBUF, OtlpDecodeFailed, Prepared
 from llmtrace.server.wal import Record
 from llmtrace.server.workers import DecodePool, WorkerLost
@@ -39,6 +40,7 @@ _CONTENT_TYPES = {"application/x-protobuf": PROTOBUF, "application/protobuf": PR
 _GRPC_INVALID_ARGUMENT = 3
 _GRPC_UNAUTHENTICATED = 16
 _GRPC_UNAVAILABLE = 14
+_BODY_BUDGET_BYTES = 16 * MAX_BODY_BYTES  # all OTLP bodies held at once (each at most MAX_BODY_BYTES)
 
 
 def _status(content_type: str, status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -89,6 +91,7 @@ class _Receiver:
         self.oldest = oldest
         self.unlogged = 0
         self.unlogged_at = -10.0
+        self.budget = BodyBudget(_BODY_BUDGET_BYTES)
 
     async def status(self, request: Request) -> Response:
         if not _authorized(request, self.password):
@@ -120,11 +123,14 @@ class _Receiver:
         if content_type is None:
             message = f"unsupported Content-Type {raw_type or '(none)'!r}: use {PROTOBUF} or {JSON}"
             return _status(JSON, 415, _GRPC_INVALID_ARGUMENT, message)
+        held = self.budget.reservation()
         try:
-            body = await read_body(request.stream(), MAX_BODY_BYTES)
+            body = await read_body(request.stream(), MAX_BODY_BYTES, held)
             encoding = request.headers.get("content-encoding")
             prepared = await self.decoders.prepare(body, encoding, content_type, self.oldest())
             self.writer.accept(Record(prepared.payload, prepared.spans, keys=prepared.keys))  # one write() to the log
+        except ServerBusy as exc:
+            return _status(content_type, 503, _GRPC_UNAVAILABLE, f"{exc}; retry later", {"Retry-After": "1"})
         except BodyTooLarge as exc:
             return _status(content_type, 413, _GRPC_INVALID_ARGUMENT, str(exc))
         except UnsupportedEncoding as exc:
@@ -138,6 +144,8 @@ class _Receiver:
             self._log_unlogged(exc)
             message = f"spans could not be stored: {exc}"
             return _status(content_type, 503, _GRPC_UNAVAILABLE, message, {"Retry-After": "5"})
+        finally:
+            held.release()
         if prepared.rejected:
             self.writer.stats.add_rejected("unstorable_span", prepared.rejected, prepared.reason)
             logger.warning("accepted %d span(s), rejected %d: %s", prepared.spans, prepared.rejected, prepared.reason)
