@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from dashboard import page_queries
 
 DAYS = 10
-SPANS_PER_DAY = 20_000  # several granules per day: the primary key has something to skip
+SPANS_PER_DAY = 40_000  # several granules per day: the primary key has something to skip
 END = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
 DAY_PARTITIONED = {"otel_traces", "llm_calls", "llm_traces"}  # PARTITION BY the day
 ROLLUPS = {"llm_calls_1m", "llm_calls_1h"}
