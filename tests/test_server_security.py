@@ -311,3 +311,20 @@ print(json.dumps(["ROWS", str(client.query("SELECT count() FROM victim", setting
     assert all(any(code in line[2] for code in ("Code: 164", "Code: 62", "Code: 497")) for line in lines[:-1])
     assert CANARY_SECRET not in result.stdout
     assert not (tmp_path / "out.txt").exists()
+
+
+def test_no_client_can_lift_the_per_query_memory_cap(server: ServerProcess) -> None:
+    """A read-only GET aggregating a huge ``numbers()`` would grow the process to the engine's own
+    limit (90% of RAM); the profile caps a query and a constraint keeps clients from lifting it
+    (0 means unlimited). Lowering stays possible."""
+    cap = int(query(server, "SELECT getSetting('max_memory_usage')")[2])
+    assert 0 < cap < 1 << 50
+    for lift in ("0", str(cap * 2)):
+        for method, sql, params in [("GET", "SELECT 1", f"max_memory_usage={lift}&"),
+                                    ("POST", f"SELECT 1 SETTINGS max_memory_usage = {lift}", ""),
+                                    ("POST", f"SET max_memory_usage = {lift}", "session_id=mem&")]:  # fmt: skip
+            status, headers, body = query(server, sql, method, url_params=params)
+            assert (status, headers.get("x-clickhouse-exception-code")) == (500, "452"), body
+    status, headers, body = query(server, "SELECT groupArray(number) FROM numbers(1000000) FORMAT Null",
+                                  url_params="max_memory_usage=1000000&")  # fmt: skip
+    assert headers.get("x-clickhouse-exception-code") == "241", body  # the cap is the engine's

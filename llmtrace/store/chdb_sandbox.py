@@ -5,8 +5,9 @@ host file (``file()``, ``INTO OUTFILE``), fetch URLs and open connections. Here 
 itself refuses that: its only user, ``default``, is given every privilege except the
 *sources* (FILE, URL, S3, HDFS, REMOTE, MYSQL, POSTGRES, JDBC, ODBC, ...), SYSTEM, KILL
 QUERY, BACKUP and access management, and its settings profile pins the settings that name
-host files (format schemas and templates) and lets ``Values`` data be literals only (an
-expression there would be evaluated outside any statement check).
+host files (format schemas and templates), lets ``Values`` data be literals only (an
+expression there would be evaluated outside any statement check) and caps one query's memory
+(``max_memory_usage``, lowerable, never liftable).
 
 chDB facts this relies on (verified with chdb 4.4 / ClickHouse 26.9; tests pin them):
 
@@ -50,6 +51,11 @@ _PINNED_SETTINGS = {
     "input_format_values_deduce_templates_of_expressions": "0",
     "allow_introspection_functions": "0",
 }
+_MEMORY_SHARE = 0.4
+"""Most of the machine's RAM one query may use: a read-only ``GET`` aggregating ``numbers(1e10)``
+would otherwise grow the process to the engine's own limit (90% of RAM), taking the developer's
+laptop with it. Clients may lower it, never lift it (a profile constraint; 0 means unlimited, so
+the floor is 1)."""
 _REVOKED = "SOURCES, SYSTEM, KILL QUERY, KILL TRANSACTION, BACKUP, ACCESS MANAGEMENT, NAMED COLLECTION ADMIN"
 
 _CONFIG = """<clickhouse>
@@ -107,6 +113,13 @@ def _default_database_uuid(data_dir: Path) -> str:
     return str(uuid.uuid4())
 
 
+def _memory_cap() -> int:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * _MEMORY_SHARE)
+    except (ValueError, OSError):
+        return 4 << 30
+
+
 def prepare(data_dir: Path) -> Path:
     """Write the config files and the ``default`` database's metadata; returns the config path."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -123,8 +136,10 @@ def prepare(data_dir: Path) -> Path:
     user_files = data_dir / "user_files"
     user_files.mkdir(exist_ok=True)
     users = data_dir / _USERS_NAME
-    defaults = "\n".join(f"      <{k}>{v}</{k}>" for k, v in _PINNED_SETTINGS.items())
+    cap = _memory_cap()
+    defaults = "\n".join(f"      <{k}>{v}</{k}>" for k, v in {**_PINNED_SETTINGS, "max_memory_usage": cap}.items())
     constraints = "\n".join(f"        <{k}><const/></{k}>" for k in _PINNED_SETTINGS)
+    constraints += f"\n        <max_memory_usage><min>1</min><max>{cap}</max></max_memory_usage>"
     users.write_text(_USERS.format(defaults=defaults, constraints=constraints, revoked=_REVOKED))
     config = data_dir / _CONFIG_NAME
     config.write_text(_CONFIG.format(user_files=user_files, scratch=SCRATCH_DATABASE, users=users))
