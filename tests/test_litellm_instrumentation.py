@@ -238,3 +238,49 @@ def test_instrument_does_not_import_litellm_and_patches_it_when_the_app_does(fak
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == f"[] ['chat {GPT}']"
+
+
+def recorded(name: str) -> dict[str, Any]:
+    """A real API response of the fake LLM's own recordings (``tests/fixtures/recorded``)."""
+    from llmtrace.demo.fake_llm import RECORDED_DIR
+
+    return json.loads((RECORDED_DIR / f"{name}.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("name", "route", "provider"),
+    [
+        ("openai_chat", "openai", "openai"),
+        ("openai_chat_stream", "openai", "openai"),
+        ("anthropic_message", "anthropic", "anthropic"),
+    ],
+)
+def test_real_recorded_replies_replayed_through_litellm_give_one_span_as_the_api_sent_them(
+    fake_llm: FakeLLM, spans: Any, name: str, route: str, provider: str
+) -> None:
+    record = recorded(name)
+    sent, expected = record["request"]["json"], record["expected"]
+    base = fake_llm.openai_base_url if route == "openai" else fake_llm.url
+    stream = bool(sent.get("stream"))
+    reply = litellm.completion(
+        model=f"{route}/{sent['model']}", api_base=base, api_key="test", messages=sent["messages"],
+        max_tokens=sent.get("max_tokens"), stream=stream, stream_options=sent.get("stream_options"),
+        extra_headers={"x-fake-replay": name},
+    )  # fmt: skip
+    model = expected["response_model"]
+    if stream:
+        chunks = list(reply)  # type: ignore[arg-type]
+        # LiteLLM's chunks show the requested model; newer LiteLLM keeps the provider's aside (1.60 does not)
+        if "provider_response_model" not in getattr(chunks[0], "_hidden_params", {}):
+            model = sent["model"]
+
+    attrs = spans.one().attributes  # LiteLLM's, not the openai SDK's underneath
+    assert attrs[sc.PROVIDER_NAME] == provider
+    assert attrs[sc.RESPONSE_MODEL] == model
+    if provider == "anthropic":  # LiteLLM gives Anthropic replies an id of its own; the message id is lost
+        assert str(attrs[sc.RESPONSE_ID]).startswith("chatcmpl-") and attrs[sc.RESPONSE_ID] == reply.id  # type: ignore[union-attr]
+    else:
+        assert attrs[sc.RESPONSE_ID] == expected["response_id"]
+    assert attrs[sc.USAGE_INPUT_TOKENS] == expected["input_tokens"]
+    assert attrs[sc.USAGE_OUTPUT_TOKENS] == expected["output_tokens"]
+    assert attrs[sc.COST_STATUS] == "priced"

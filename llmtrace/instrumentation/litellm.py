@@ -7,9 +7,11 @@ sides, so the OpenAI chat and embeddings mappings read requests, responses and s
 
 Underneath, LiteLLM calls the ``openai`` SDK for OpenAI-compatible providers (httpx for others):
 that call runs inside llmtrace's span, where the core's suppression flag keeps the openai patch from
-adding a second span. The module functions are patched on the ``litellm`` package, as apps call them
-(``litellm.completion(...)``); a ``from litellm import completion`` made before ``instrument()``
-keeps the unpatched function.
+adding a second span. LiteLLM shows a stream's chunks under the requested model; the model the provider
+named (``gpt-4-0613`` for ``gpt-4``) is its ``_hidden_params["provider_response_model"]``, which the span
+records. LiteLLM replaces Anthropic's message id with an id of its own: the span has LiteLLM's. The
+module functions are patched on the ``litellm`` package, as apps call them (``litellm.completion(...)``);
+a ``from litellm import completion`` made before ``instrument()`` keeps the unpatched function.
 """
 
 from __future__ import annotations
@@ -85,6 +87,32 @@ def _usage(usage: Any) -> Usage:
     return counted
 
 
+def _provider_model(obj: Any) -> str | None:
+    """The model the provider's reply named, which LiteLLM keeps aside (its chunks show the requested one)."""
+    model = get(getattr(obj, "_hidden_params", None), "provider_response_model")
+    return model if isinstance(model, str) and model else None
+
+
+class Stream(ChatStream):
+    """OpenAI's chunk fold, with the provider's model from LiteLLM's hidden parameters."""
+
+    __slots__ = ("provider_model",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.provider_model: str | None = None
+
+    def add(self, chunk: Any) -> bool:
+        if self.provider_model is None:
+            self.provider_model = _provider_model(chunk)
+        return super().add(chunk)
+
+    def result(self, request: Request) -> Response:
+        response = super().result(request)
+        response.model = self.provider_model or response.model
+        return response
+
+
 class Completion(Chat):
     """``completion`` / ``acompletion``: OpenAI's chat mapping on LiteLLM's ``ModelResponse``."""
 
@@ -100,10 +128,11 @@ class Completion(Chat):
     def parse_response(self, request: Request, result: Any) -> Response:
         response = super().parse_response(request, result)
         response.usage = _usage(get(result, "usage"))
+        response.model = _provider_model(result) or response.model
         return response
 
-    def new_stream(self, request: Request) -> ChatStream:
-        return ChatStream()
+    def new_stream(self, request: Request) -> Stream:
+        return Stream()
 
 
 class Embedding(Embeddings):
