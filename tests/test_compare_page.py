@@ -74,3 +74,32 @@ def test_the_page_verdicts_equal_the_command_s(page: AppTest) -> None:
 def test_the_same_value_on_both_sides_asks_for_two(page: AppTest) -> None:
     page.selectbox(key="cmp_cand_release").set_value("v2.0.0").run()
     assert any("two different values" in i.value for i in page.info)
+
+
+def test_a_link_opens_the_page_on_the_canarys_comparison(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``llmtrace up --demo`` prints canary_live.compare_link: the page opens on it, no clicks."""
+    from llmtrace.demo.canary_live import compare_link
+
+    link = compare_link("http://localhost:8501", canary.DEMO)
+    assert link == "http://localhost:8501/compare?by=release&baseline=v2.0.0&candidate=v2.1.0"
+    monkeypatch.setenv(common.URL_ENV, store_url)
+    at = AppTest.from_file(APP, default_timeout=60)
+    for pair in link.split("?", 1)[1].split("&"):
+        at.query_params[pair.split("=")[0]] = pair.split("=")[1]
+    at.run()
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception
+    assert at.selectbox(key="cmp_base_release").value == "v2.0.0"
+    assert at.selectbox(key="cmp_cand_release").value == "v2.1.0"
+    assert _cards(at)["Worse"] == "3"
+
+
+def test_a_link_to_a_release_without_calls_says_so(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(common.URL_ENV, store_url)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"by": "release", "baseline": "v0.0.1", "candidate": "v2.1.0"})
+    at.run()
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception
+    assert any("'v0.0.1' from the link has no calls" in w.value for w in at.warning)
+    assert at.selectbox(key="cmp_cand_release").value == "v2.1.0"

@@ -37,15 +37,33 @@ st.caption(
     "alpha is split over the metrics. Same as `llmtrace compare --baseline … --candidate …`."
 )
 
-dimension = st.radio("Compare by", list(DIMENSIONS), format_func=DIMENSIONS.get, horizontal=True, key="cmp_dim")
+# A link may open the page on one comparison: ?by=release&baseline=v2.0.0&candidate=v2.1.0
+linked = st.query_params.get("by")
+dimension = st.radio("Compare by", list(DIMENSIONS), format_func=DIMENSIONS.get, horizontal=True, key="cmp_dim",
+                     index=list(DIMENSIONS).index(linked) if linked in DIMENSIONS else 0)  # fmt: skip
 dimension = dimension or "release"
 values = common.load(drift.values_oldest_first, f, dimension)  # oldest first: default older vs newer
 if len(values) < 2:
     st.info(f"Fewer than two values of {DIMENSIONS[dimension].lower()} in this window: widen the time range.")
     st.stop()
+
+
+def _linked_index(param: str, default: int) -> int:
+    """The position of the link's value (if this dimension was linked and the value is in the window)."""
+    value = st.query_params.get(param)
+    if dimension != linked or value is None:
+        return default
+    if value not in values:
+        st.warning(f"{param} {value!r} from the link has no calls in this window; showing {values[default]!r}.")
+        return default
+    return values.index(value)
+
+
 left, right, third = st.columns([2, 2, 1])
-baseline = left.selectbox("Baseline", values, index=len(values) - 2, key=f"cmp_base_{dimension}")
-candidate = right.selectbox("Candidate", values, index=len(values) - 1, key=f"cmp_cand_{dimension}")
+baseline = left.selectbox("Baseline", values, index=_linked_index("baseline", len(values) - 2),
+                          key=f"cmp_base_{dimension}")  # fmt: skip
+candidate = right.selectbox("Candidate", values, index=_linked_index("candidate", len(values) - 1),
+                            key=f"cmp_cand_{dimension}")  # fmt: skip
 alpha = third.select_slider("Alpha", options=[0.01, 0.05, 0.1], value=0.05, key="cmp_alpha")
 if baseline == candidate:
     st.info("Pick two different values to compare.")

@@ -2,7 +2,7 @@
 
 ``llmtrace compare`` must name exactly the injected differences, in the right direction, and
 no others. :data:`DEMO` serves three releases of one service at once (traffic split evenly):
-``v2.0.0`` (baseline), ``v2.1.0`` (generation 50% slower, so latency but not time to first
+``v2.0.0`` (baseline), ``v2.1.0`` (generation twice as slow, so latency but not time to first
 token, and a ``quality`` score 0.08 lower) and ``v2.2.0`` (a cheaper model, gpt-4.1-nano, for
 the same calls). Everything else — tokens, errors, truncation, finish reasons — is drawn from the
 same distributions. An :class:`Arm`'s change may start part-way through (``from_share``), for
@@ -62,11 +62,11 @@ class Canary:
 
 _NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
 DEMO = Canary(
-    arms=(Arm("v2.0.0"), Arm("v2.1.0", generation=5 / 3, quality_shift=-0.08), Arm("v2.2.0", model="gpt-4.1-nano")),
+    arms=(Arm("v2.0.0"), Arm("v2.1.0", generation=2.0, quality_shift=-0.08), Arm("v2.2.0", model="gpt-4.1-nano")),
     end=_NOW,
 )
 # The sequential case: the candidate is like the baseline for the first half, then worse.
-WORSENING = Canary(arms=(Arm("v3.0.0"), Arm("v3.1.0", generation=5 / 3, quality_shift=-0.08, from_share=0.5)),
+WORSENING = Canary(arms=(Arm("v3.0.0"), Arm("v3.1.0", generation=2.0, quality_shift=-0.08, from_share=0.5)),
                    end=_NOW, service="checkout-assistant-worsening")  # fmt: skip
 SCENARIOS = {"demo": DEMO, "worsening": WORSENING}
 

@@ -15,6 +15,7 @@ plays one arm; :func:`play_arms` plays every arm of a canary at once, one proces
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -28,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from llmtrace.demo.canary import Arm, Canary
 
-__all__ = ["CanaryCall", "call_of", "play", "play_arms", "start_arms"]
+__all__ = ["LIVE_RATE", "CanaryCall", "call_of", "compare_link", "load_for_up", "play", "play_arms", "start_arms"]
 
-LATENCY_MS = 12  # before the reply's first byte
-CHUNK_MS = 3  # before each streamed word (x-fake-chunk-delay-ms); an arm's `generation` scales it
+LATENCY_MS = 6  # before the reply's first byte
+CHUNK_MS = 2  # before each streamed word (x-fake-chunk-delay-ms); an arm's `generation` scales it
 QUALITY_MEAN, QUALITY_SD = 0.78, 0.12
 ERROR_SHARE = 0.02
 QUESTIONS = ("Where is my order?", "Can I change the delivery address?", "How do I return a jacket?",
@@ -156,3 +157,46 @@ def play_arms(endpoint: str, scenario: str, releases: Sequence[str], requests: i
     failed = [release for release, p in zip(releases, processes, strict=True) if p.wait(timeout) != 0]
     if failed:
         raise RuntimeError(f"the canary's {', '.join(failed)} process(es) failed")
+
+
+LIVE_RATE = 0.1  # requests per second per release in `llmtrace up --demo`
+
+
+def compare_link(dashboard_url: str, canary: Canary, candidate: int = 1) -> str:
+    """The Compare page opened on the canary: its baseline against one of its candidates."""
+    base, other = canary.arms[0].release, canary.arms[candidate].release
+    return f"{dashboard_url.rstrip('/')}/compare?by=release&baseline={base}&candidate={other}"
+
+
+def load_for_up(query_url: str, otlp_url: str, dashboard_url: str, env: dict[str, str], live: bool = True) -> bool:
+    """``llmtrace up --demo``'s canary: the last day of :data:`~llmtrace.demo.canary.DEMO` in bulk,
+    then each release live through the openai SDK (one process each, :data:`LIVE_RATE`), stopped
+    with this process. Says where to compare them; on a store error says so and returns False."""
+    import atexit
+    from datetime import datetime, timezone
+
+    from llmtrace.demo import canary
+    from llmtrace.demo.live import _stop
+    from llmtrace.store.client import connect
+
+    scenario = dataclasses.replace(canary.DEMO, end=datetime.now(timezone.utc))
+    try:
+        client = connect(query_url)
+        try:
+            calls = canary.insert(client, scenario)
+        finally:
+            client.close()
+    except Exception as exc:  # the store's own error: up keeps serving what it has
+        print(f"The canary demo could not be loaded ({exc}).", file=sys.stderr)
+        return False
+    releases = [a.release for a in scenario.arms]
+    if live:
+        for process in start_arms(otlp_url, "demo", releases, None, LIVE_RATE, env):
+            atexit.register(_stop, process)
+    print(
+        f"Canary: {scenario.service} serves {', '.join(releases)} side by side ({calls:,} calls over the last "
+        f"day{'; live through the openai SDK from now on' if live else ''}). Compare them: "
+        f"{compare_link(dashboard_url, scenario)}",
+        flush=True,
+    )
+    return True

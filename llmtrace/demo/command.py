@@ -539,4 +539,7 @@ def load_for_up(
     )
     if live:
         start_live(otlp_url, live_rate(calls), env)
+    from llmtrace.demo.canary_live import load_for_up as load_canary
+
+    load_canary(query_url, otlp_url, dashboard_url, env, live)  # releases side by side, for Compare
     return True
