@@ -72,11 +72,8 @@ class _Derived:
     VIEW, TARGET = "llm_calls_mv", "llm_calls"
 
     def __init__(self, conn: Handle) -> None:
-        found = conn.query(
-            "SELECT as_select FROM system.tables WHERE database = currentDatabase() AND name = {v:String}",
-            "JSONCompactEachRow",
-            params={"v": self.VIEW},
-        ).bytes()
+        found = self.text(conn)
+        self.view_text = found
         # The columns the view writes (the target may have more, filled by their defaults or by
         # later mutations, e.g. re-pricing's PriceVersion): the repair writes the same ones.
         columns = conn.query(
@@ -96,6 +93,15 @@ class _Derived:
         self.expected = self._expected(view) or f"SELECT uniqExact({_KEY}) FROM {derived}"
         self.present = f"SELECT uniqExact({_KEY}) FROM {self.TARGET} WHERE {_WHERE}"
         self.repair = f"INSERT INTO {self.TARGET} ({names}) SELECT {names} FROM {derived} WHERE {_KEY} NOT IN {present}"
+
+    @classmethod
+    def text(cls, conn: Handle) -> bytes:
+        """The view's stored SELECT as the engine has it now ('' without the view)."""
+        return conn.query(
+            "SELECT as_select FROM system.tables WHERE database = currentDatabase() AND name = {v:String}",
+            "JSONCompactEachRow",
+            params={"v": cls.VIEW},
+        ).bytes()
 
     @staticmethod
     def _expected(view: str) -> str | None:
@@ -164,11 +170,15 @@ class SpanSink:
 
         ``bounds``: the keys are already loaded. A row for every span (all GenAI: the usual batch)
         settles it without running the view's filter over the batch's attribute maps."""
-        if keys is None or not self._derived.enabled:
+        if keys is None:
             return
         bounds = bounds or self._load(keys)
-        before = self._count_of(self._derived.present, bounds)
+        before = self._count_of(self._derived.present, bounds) if self._derived.enabled else -1
         if before >= len(keys.ids):
+            return
+        if self._refresh() and self._derived.enabled:
+            before = self._count_of(self._derived.present, bounds)
+        if not self._derived.enabled:
             return
         expected = self._count_of(self._derived.expected, bounds)
         if before >= expected:
@@ -178,6 +188,16 @@ class SpanSink:
         if present < expected:
             raise RuntimeError(f"{_Derived.TARGET} lacks {expected - present} of {expected} rows after the INSERT")
         logger.warning("filled in %d %s row(s) a half-applied INSERT left out", present - before, _Derived.TARGET)
+
+    def _refresh(self) -> bool:
+        """Re-read ``llm_calls_mv`` if ``llmtrace migrate`` changed it while this server ran (013 did):
+        the repair must run the view's current SELECT, not the one seen at start. Checked only on
+        the repair path (a batch with spans lacking an llm_calls row), one system-table read.
+        True when it changed."""
+        if _Derived.text(self._conn) == self._derived.view_text:
+            return False
+        self._derived = _Derived(self._conn)
+        return True
 
     def _missing(self, payload: bytes, keys: SpanKeys | None, bounds: dict[str, str] | None = None) -> bytes:
         """The lines whose span (id and start) is not in the table within the keys' time range."""
