@@ -1,4 +1,4 @@
-"""What the provider test suites (Gemini, Groq, Mistral, Ollama) share; no tests in here."""
+"""What the provider test suites share: recordings and their check, fake-LLM headers, content; no tests in here."""
 
 from __future__ import annotations
 
@@ -35,3 +35,27 @@ def replaying() -> Iterator[FakeLLM]:
 
 def content(span: ReadableSpan, name: str) -> Any:
     return json.loads(str(span.attributes[name]))
+
+
+def recording(name: str, directory: Path = RECORDED) -> dict[str, Any]:
+    """A real recorded exchange (``directory/NAME.json``: request, response, ``expected``); ``directory`` is
+    these suites' recordings unless given (the fake LLM's own: ``llmtrace.demo.fake_llm.RECORDED_DIR``)."""
+    return json.loads((directory / f"{name}.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def fake_headers(**values: str) -> dict[str, str]:
+    """The fake LLM's per-request controls as headers: ``fake_headers(status="429")`` -> ``x-fake-status``."""
+    return {f"x-fake-{name.replace('_', '-')}": value for name, value in values.items()}
+
+
+def assert_recorded(span: ReadableSpan, expected: dict[str, Any]) -> None:
+    """The span says what the recording says: model and id (where recorded), tokens, finish reason, text."""
+    attrs = span.attributes or {}
+    for key, attribute in (("response_model", sc.RESPONSE_MODEL), ("response_id", sc.RESPONSE_ID)):
+        if key in expected:
+            assert attrs.get(attribute) == expected[key], attribute
+    assert attrs[sc.USAGE_INPUT_TOKENS] == expected["input_tokens"]
+    assert attrs[sc.USAGE_OUTPUT_TOKENS] == expected["output_tokens"]
+    assert attrs[sc.RESPONSE_FINISH_REASONS] == (expected["finish_reason"],)
+    if "output_text" in expected:
+        assert content(span, sc.OUTPUT_MESSAGES)[0]["parts"][0] == {"type": "text", "content": expected["output_text"]}

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import gc
 import inspect
-import json
 import logging
 import uuid
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -20,14 +18,13 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import llmtrace
 from llmtrace import semconv as sc
-from llmtrace.demo.fake_llm import FakeLLM
+from llmtrace.demo.fake_llm import RECORDED_DIR, FakeLLM
 from llmtrace.instrumentation import _guard
 from llmtrace.instrumentation import anthropic as adapter
+from tests.provider_helpers import CONTENT_ATTRIBUTES, assert_recorded, content, recording
 
 MODEL = "claude-sonnet-4-0"
 SNAPSHOT = "claude-sonnet-4-20250514"
-RECORDED = Path(__file__).parent / "fixtures" / "recorded"
-CONTENT_ATTRIBUTES = (sc.SYSTEM_INSTRUCTIONS, sc.INPUT_MESSAGES, sc.OUTPUT_MESSAGES, sc.TOOL_DEFINITIONS)
 WEATHER_TOOL = {
     "name": "get_weather",
     "description": "Current weather for a city.",
@@ -45,10 +42,6 @@ def async_client(fake: FakeLLM, **options: Any) -> anthropic.AsyncAnthropic:
 
 def ask(text: str = "What is the capital of France?", **extra: Any) -> dict[str, Any]:
     return {"model": MODEL, "max_tokens": 200, "messages": [{"role": "user", "content": text}], **extra}
-
-
-def content(span: ReadableSpan, name: str) -> Any:
-    return json.loads(str(span.attributes[name]))
 
 
 def assert_usage_matches(span: ReadableSpan, usage: Any) -> None:
@@ -615,17 +608,13 @@ def test_after_uninstrument_the_sdk_spans_and_methods_are_back(fake_llm: FakeLLM
 
 @pytest.mark.parametrize("name", ["anthropic_message", "anthropic_stream"])
 def test_replayed_real_responses_are_recorded_as_the_api_sent_them(fake_llm: FakeLLM, spans: Any, name: str) -> None:
-    record = json.loads((RECORDED / f"{name}.json").read_text(encoding="utf-8"))
+    record = recording(name, RECORDED_DIR)
     result = sync_client(fake_llm).messages.create(**record["request"]["json"], extra_headers={"x-fake-replay": name})
     if record["request"]["json"].get("stream"):
         list(result)
 
     expected = record["expected"]
+    assert_recorded(spans.one(), expected)
     attrs = spans.one().attributes
-    assert attrs[sc.RESPONSE_MODEL] == expected["response_model"]
-    assert attrs[sc.RESPONSE_ID] == expected["response_id"]
-    assert attrs[sc.USAGE_INPUT_TOKENS] == expected["input_tokens"]
-    assert attrs[sc.USAGE_OUTPUT_TOKENS] == expected["output_tokens"]
     assert attrs[sc.USAGE_CACHE_READ_INPUT_TOKENS] == expected["cache_read_input_tokens"]
     assert attrs[sc.USAGE_CACHE_WRITE_INPUT_TOKENS] == expected["cache_creation_input_tokens"]
-    assert attrs[sc.RESPONSE_FINISH_REASONS] == (expected["finish_reason"],)

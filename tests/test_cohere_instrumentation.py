@@ -21,7 +21,15 @@ from llmtrace.demo.fake_llm_cohere import TEMPLATE_TOKENS
 from llmtrace.instrumentation import cohere as adapter
 from llmtrace.instrumentation._sdk import get
 from tests.conftest import MEMORY_PROVIDER, run_script
-from tests.provider_helpers import CONTENT_ATTRIBUTES, RECORDED, WEATHER_TOOL, content, replaying
+from tests.provider_helpers import (
+    CONTENT_ATTRIBUTES,
+    WEATHER_TOOL,
+    assert_recorded,
+    content,
+    fake_headers,
+    recording,
+    replaying,
+)
 
 __all__ = ["replaying"]  # the shared fixture, one instance per module
 
@@ -39,7 +47,7 @@ def aclient(fake: FakeLLM) -> cohere.AsyncClientV2:
 
 def headers(**values: str) -> dict[str, Any]:
     """Per-request ``x-fake-*`` headers, as the SDK takes them."""
-    return {"additional_headers": {f"x-fake-{k.replace('_', '-')}": v for k, v in values.items()}}
+    return {"additional_headers": fake_headers(**values)}
 
 
 def cost(input_tokens: int, output_tokens: int, model: str = MODEL) -> float | None:
@@ -303,17 +311,14 @@ def test_content_capture_off_records_no_content(fake_llm: FakeLLM) -> None:
 
 @pytest.mark.parametrize("name", ["cohere_chat", "cohere_tool_call"])
 def test_a_replayed_real_response_is_recorded_as_the_api_sent_it(replaying: FakeLLM, spans: Any, name: str) -> None:
-    record = json.loads((RECORDED / f"{name}.json").read_text(encoding="utf-8"))
+    record = recording(name)
     sent = record["request"]["json"]
     kwargs = {k: sent[k] for k in ("model", "messages", "tools") if k in sent}
-    client(replaying).chat(**kwargs, request_options={"additional_headers": {"x-fake-replay": name}})
+    client(replaying).chat(**kwargs, request_options=headers(replay=name))
 
     expected = record["expected"]
     span = spans.one()
-    assert span.attributes[sc.RESPONSE_ID] == expected["response_id"]
-    assert span.attributes[sc.USAGE_INPUT_TOKENS] == expected["input_tokens"]
-    assert span.attributes[sc.USAGE_OUTPUT_TOKENS] == expected["output_tokens"]
-    assert span.attributes[sc.RESPONSE_FINISH_REASONS] == (expected["finish_reason"],)
+    assert_recorded(span, expected)
     assert sc.USAGE_CACHE_READ_INPUT_TOKENS not in span.attributes  # cached_tokens counts raw, not billed, tokens
     if "tool_call" in expected:
         assert content(span, sc.OUTPUT_MESSAGES)[0]["parts"][-1] == {"type": "tool_call", **expected["tool_call"]}

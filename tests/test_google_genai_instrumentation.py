@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
-import json
 import logging
 from typing import Any
 
@@ -26,7 +25,8 @@ from llmtrace.instrumentation import _guard
 from llmtrace.instrumentation import google_genai as adapter
 from llmtrace.instrumentation._patching import LLMTraceWrapper
 from tests.conftest import MEMORY_PROVIDER, run_script
-from tests.provider_helpers import CONTENT_ATTRIBUTES, RECORDED, content, replaying
+from tests.provider_helpers import CONTENT_ATTRIBUTES, content, recording, replaying
+from tests.provider_helpers import fake_headers as fake_control_headers
 
 __all__ = ["replaying"]  # the shared fixture, one instance per module
 
@@ -59,7 +59,7 @@ def vertex_client(fake: FakeLLM) -> genai.Client:
 
 
 def fake_headers(**headers: str) -> dict[str, Any]:
-    return {"http_options": {"headers": {f"x-fake-{k.replace('_', '-')}": v for k, v in headers.items()}}}
+    return {"http_options": {"headers": fake_control_headers(**headers)}}
 
 
 def cost_of(model: str, response: types.GenerateContentResponse) -> float | None:
@@ -544,7 +544,7 @@ def test_instrument_does_not_import_google_genai_and_patches_it_when_the_app_doe
 
 @pytest.mark.parametrize("name", ["gemini_generate", "gemini_stream"])
 def test_replayed_real_responses_are_recorded_as_the_api_sent_them(replaying: FakeLLM, spans: Any, name: str) -> None:
-    record = json.loads((RECORDED / f"{name}.json").read_text(encoding="utf-8"))
+    record = recording(name)
     sent = record["request"]["json"]
     config = {
         "system_instruction": sent.get("systemInstruction", {}).get("parts", [{}])[0].get("text"),

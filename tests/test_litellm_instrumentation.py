@@ -25,9 +25,9 @@ import openai
 import llmtrace
 from llmtrace import pricing
 from llmtrace import semconv as sc
-from llmtrace.demo.fake_llm import FakeLLM
+from llmtrace.demo.fake_llm import RECORDED_DIR, FakeLLM
 from tests.conftest import MEMORY_PROVIDER, run_script
-from tests.provider_helpers import CONTENT_ATTRIBUTES, WEATHER_TOOL, content
+from tests.provider_helpers import CONTENT_ATTRIBUTES, WEATHER_TOOL, content, recording
 
 GPT = "gpt-4o-mini"
 CLAUDE = "claude-3-5-haiku-latest"
@@ -240,13 +240,6 @@ def test_instrument_does_not_import_litellm_and_patches_it_when_the_app_does(fak
     assert result.stdout.strip().splitlines()[-1] == f"[] ['chat {GPT}']"
 
 
-def recorded(name: str) -> dict[str, Any]:
-    """A real API response of the fake LLM's own recordings (``tests/fixtures/recorded``)."""
-    from llmtrace.demo.fake_llm import RECORDED_DIR
-
-    return json.loads((RECORDED_DIR / f"{name}.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
-
-
 @pytest.mark.parametrize(
     ("name", "route", "provider"),
     [
@@ -258,7 +251,7 @@ def recorded(name: str) -> dict[str, Any]:
 def test_real_recorded_replies_replayed_through_litellm_give_one_span_as_the_api_sent_them(
     fake_llm: FakeLLM, spans: Any, name: str, route: str, provider: str
 ) -> None:
-    record = recorded(name)
+    record = recording(name, RECORDED_DIR)
     sent, expected = record["request"]["json"], record["expected"]
     base = fake_llm.openai_base_url if route == "openai" else fake_llm.url
     stream = bool(sent.get("stream"))

@@ -19,7 +19,7 @@ from llmtrace import semconv as sc
 from llmtrace.demo.fake_llm import FakeLLM
 from llmtrace.instrumentation import mistral as adapter
 from tests.conftest import MEMORY_PROVIDER, run_script
-from tests.provider_helpers import CONTENT_ATTRIBUTES, RECORDED, WEATHER_TOOL, content, replaying
+from tests.provider_helpers import CONTENT_ATTRIBUTES, WEATHER_TOOL, assert_recorded, content, recording, replaying
 
 __all__ = ["replaying"]  # the shared fixture, one instance per module
 
@@ -237,19 +237,13 @@ def test_content_capture_off_records_no_content(fake_llm: FakeLLM) -> None:
 
 
 def test_a_replayed_real_response_is_recorded_as_the_api_sent_it(replaying: FakeLLM, spans: Any) -> None:
-    record = json.loads((RECORDED / "mistral_chat.json").read_text(encoding="utf-8"))
+    record = recording("mistral_chat")
     mistral = failing_client(replaying, "")  # headers on its HTTP client: mistralai 1.x takes none per call
     mistral.sdk_configuration.client.headers["x-fake-replay"] = "mistral_chat"
     sent = record["request"]["json"]
     mistral.chat.complete(model=sent["model"], messages=sent["messages"])
 
-    expected = record["expected"]
-    attrs = spans.one().attributes
-    assert attrs[sc.RESPONSE_MODEL] == expected["response_model"]
-    assert attrs[sc.RESPONSE_ID] == expected["response_id"]
-    assert attrs[sc.USAGE_INPUT_TOKENS] == expected["input_tokens"]
-    assert attrs[sc.USAGE_OUTPUT_TOKENS] == expected["output_tokens"]
-    assert attrs[sc.RESPONSE_FINISH_REASONS] == (expected["finish_reason"],)
+    assert_recorded(spans.one(), record["expected"])
 
 
 def test_instrument_does_not_import_mistralai_and_patches_it_when_the_app_does(fake_llm: FakeLLM) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import json
 from typing import Any
 
 import ollama
@@ -18,7 +17,15 @@ from llmtrace import pricing
 from llmtrace import semconv as sc
 from llmtrace.demo.fake_llm import FakeLLM
 from tests.conftest import MEMORY_PROVIDER, run_script
-from tests.provider_helpers import CONTENT_ATTRIBUTES, RECORDED, WEATHER_TOOL, content, replaying
+from tests.provider_helpers import (
+    CONTENT_ATTRIBUTES,
+    WEATHER_TOOL,
+    assert_recorded,
+    content,
+    fake_headers,
+    recording,
+    replaying,
+)
 
 __all__ = ["replaying"]  # the shared fixture, one instance per module
 
@@ -27,7 +34,7 @@ HI = [{"role": "user", "content": "Why is the sky blue?"}]
 
 
 def client(fake: FakeLLM, **headers: str) -> ollama.Client:
-    return ollama.Client(host=fake.url, headers={f"x-fake-{k.replace('_', '-')}": v for k, v in headers.items()})
+    return ollama.Client(host=fake.url, headers=fake_headers(**headers))
 
 
 def async_client(fake: FakeLLM) -> ollama.AsyncClient:
@@ -249,15 +256,10 @@ def test_module_functions_are_traced_once_whether_ollama_is_imported_before_or_a
 def test_replayed_real_ollama_replies_are_recorded_as_ollama_sent_them(
     replaying: FakeLLM, spans: Any, name: str
 ) -> None:
-    record = json.loads((RECORDED / f"{name}.json").read_text(encoding="utf-8"))
+    record = recording(name)
     sent = record["request"]["json"]
-    reply = ollama.Client(host=replaying.url, headers={"x-fake-replay": name}).chat(**sent)
+    reply = client(replaying, replay=name).chat(**sent)
     if sent["stream"]:
         list(reply)
 
-    expected, span = record["expected"], spans.one()
-    assert span.attributes[sc.RESPONSE_MODEL] == expected["response_model"]
-    assert span.attributes[sc.USAGE_INPUT_TOKENS] == expected["input_tokens"]
-    assert span.attributes[sc.USAGE_OUTPUT_TOKENS] == expected["output_tokens"]
-    assert span.attributes[sc.RESPONSE_FINISH_REASONS] == (expected["finish_reason"],)
-    assert content(span, sc.OUTPUT_MESSAGES)[0]["parts"] == [{"type": "text", "content": expected["output_text"]}]
+    assert_recorded(spans.one(), record["expected"])
