@@ -66,7 +66,7 @@ DEMO = Canary(
     end=_NOW,
 )
 # The sequential case: the candidate is like the baseline for the first half, then worse.
-WORSENING = Canary(arms=(Arm("v3.0.0"), Arm("v3.1.0", generation=2.0, quality_shift=-0.08, from_share=0.5)),
+WORSENING = Canary(arms=(Arm("v3.0.0"), Arm("v3.1.0", generation=3.0, quality_shift=-0.1, from_share=0.5)),
                    end=_NOW, service="checkout-assistant-worsening")  # fmt: skip
 SCENARIOS = {"demo": DEMO, "worsening": WORSENING}
 

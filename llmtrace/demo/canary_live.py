@@ -113,7 +113,10 @@ def _request(client: Any, arm: Arm, call: CanaryCall, default_model: str) -> Non
 
     import llmtrace
 
-    with llmtrace.trace("checkout request", user_id=call.user, session_id=call.session):
+    with (
+        llmtrace.trace("checkout request", user_id=call.user, session_id=call.session),
+        llmtrace.prompt("checkout-answer", "1", variables={"question": call.question}),  # one template
+    ):
         try:
             stream = client.chat.completions.create(
                 model=arm.model or default_model,

@@ -1,0 +1,158 @@
+"""``llmtrace compare`` on canary traffic played through the real SDKs, end to end.
+
+A real ``llmtrace server`` receives the canary's releases as apps would send them: one process per
+release (:mod:`llmtrace.demo.canary_live`), each ``llmtrace.instrument(release=...)``-ed, streaming
+through the openai SDK from the fake LLM (its chunk-delay knob makes v2.1.0's generation twice as
+slow, its first-byte latency keeps time to first token the same; v2.2.0 is served by the cheaper
+gpt-4.1-nano) and scoring each answer with ``llmtrace.score``. Latencies are real wall time
+measured by llmtrace, so the "no others" half of each check runs against genuine timing noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmtrace import cli
+from llmtrace.analytics import compare
+from llmtrace.analytics.filters import Filter
+from llmtrace.demo import canary
+from llmtrace.demo.canary_live import start_arms
+from tests.server_process import ServerProcess
+
+REQUESTS = 500  # per release: enough for p95's always-valid interval to close (n >= ~450 at 13 metrics)
+WORSENING_REQUESTS = 500
+DEMO, WORSENING = canary.DEMO, canary.WORSENING
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server holding every release of both canaries, each played by its own process."""
+    server = ServerProcess(tmp_path_factory.mktemp("canary") / "data").wait_ready()
+    try:
+        processes = start_arms(server.otlp_url, "demo", [a.release for a in DEMO.arms], REQUESTS)
+        processes += start_arms(server.otlp_url, "worsening", [a.release for a in WORSENING.arms], WORSENING_REQUESTS)
+        assert [p.wait(600) for p in processes] == [0] * len(processes)
+        yield server
+    finally:
+        assert server.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> Any:
+    return server.client()
+
+
+def _window(client: Any, service: str) -> Filter:
+    """From the service's first call to just after its last (the traffic's own time span)."""
+    sql = "SELECT min(Timestamp), max(Timestamp) FROM llm_calls WHERE ServiceName = {s:String}"
+    first, last = client.query(sql, parameters={"s": service}).result_rows[0]
+    utc = timezone.utc
+    return Filter(start=first.replace(tzinfo=utc), end=last.replace(tzinfo=utc) + timedelta(seconds=1),
+                  services=(service,))  # fmt: skip
+
+
+def _flagged(report: compare.CompareReport) -> dict[str, str]:
+    return {r.metric: r.verdict for r in report.results if r.verdict not in ("no_evidence", "insufficient_data")}
+
+
+def _assert_slower_and_worse_scored(report: compare.CompareReport, latency: bool = True) -> None:
+    """Worse on the quality score and (``latency``) latency p50, on nothing else but maybe latency:
+    p95's always-valid interval needs a tail that real timing noise on a busy machine can swamp at
+    this traffic (it opened to -70..+257 ms under load 15), so it may still say no evidence."""
+    flagged = _flagged(report)
+    shown = report.to_frame().to_string()
+    assert flagged.pop("latency_p95_ms", "worse") == "worse", shown
+    if not latency:
+        assert flagged.pop("latency_p50_ms", "worse") == "worse", shown
+    assert (
+        flagged == {"latency_p50_ms": "worse", "score:quality": "worse"} if latency else {"score:quality": "worse"}
+    ), shown
+
+
+def test_every_release_arrives_tagged_by_llmtraces_release_setting_with_its_model_and_scores(client: Any) -> None:
+    rows = client.query(
+        "SELECT toString(Release), ResourceAttributes['service.version'], toString(RequestModel), count(), "
+        "countIf(IsError = 1) FROM llm_calls AS c INNER JOIN otel_traces AS t ON t.SpanId = c.SpanId "
+        "WHERE c.ServiceName = {s:String} GROUP BY 1, 2, 3 ORDER BY 1",
+        parameters={"s": DEMO.service},
+    ).result_rows
+    assert [r[:4] for r in rows] == [
+        ("v2.0.0", "v2.0.0", "gpt-4o-mini", REQUESTS),
+        ("v2.1.0", "v2.1.0", "gpt-4o-mini", REQUESTS),
+        ("v2.2.0", "v2.2.0", "gpt-4.1-nano", REQUESTS),
+    ]
+    scores = client.query(
+        "SELECT count() FROM llm_scores WHERE Name = 'quality' AND TraceId IN "
+        "(SELECT TraceId FROM llm_calls WHERE ServiceName = {s:String} AND IsError = 0)",
+        parameters={"s": DEMO.service},
+    ).result_rows[0][0]
+    assert scores == 3 * REQUESTS - sum(r[4] for r in rows) > 0  # every answered request was scored
+    prompts = client.query(
+        "SELECT uniqExact(PromptName, PromptSystemHash, PromptTemplateHash), any(PromptName) FROM llm_calls "
+        "WHERE ServiceName = {s:String}",
+        parameters={"s": DEMO.service},
+    ).result_rows
+    assert prompts == [(1, "checkout-answer")]  # the questions are declared variables: one prompt version
+
+
+def test_the_slower_release_is_worse_on_exactly_latency_and_the_quality_score(client: Any) -> None:
+    report = compare.compare(client, "release=v2.0.0", "release=v2.1.0", _window(client, DEMO.service))
+    _assert_slower_and_worse_scored(report)
+    assert report.get("ttft_p50_ms").verdict == "no_evidence"  # generation was slowed, not the first token
+
+
+def test_the_cheaper_model_release_is_better_on_exactly_cost_per_call(client: Any) -> None:
+    report = compare.compare(client, "release=v2.0.0", "release=v2.2.0", _window(client, DEMO.service))
+    assert _flagged(report) == {"cost_per_call_usd": "better"}, report.to_frame().to_string()
+    assert report.get("cost_per_call_usd").relative == pytest.approx(-1 / 3, abs=0.05)  # nano: 2/3 the price
+
+
+def test_the_deploy_gate_fails_the_slower_release_and_passes_the_cheaper_one(server: ServerProcess) -> None:
+    def gate(candidate: str) -> int:
+        sides = ["--baseline", "release=v2.0.0", "--candidate", f"release={candidate}"]
+        return cli.main(["compare", "--url", server.http_url, *sides, "--service", DEMO.service, "--fail-on", "worse"])
+
+    assert gate("v2.1.0") == 3
+    assert gate("v2.2.0") == 0
+
+
+def test_a_candidate_getting_worse_mid_stream_is_judged_worse_only_once_it_does(client: Any) -> None:
+    """v3.1.0 is v3.0.0 for its first half, then slower and worse-scored: the sequential looks
+    (growing windows) say no evidence while it is the same — always-valid intervals, so looking
+    often raises no false alarm — and worse on the score by the end. Latency: only half the
+    candidate's calls are slower, and under real timing noise (the interval of p50 spans ~130 ms on
+    this busy machine) that is not always evidence at 500 requests, so it must never be a false
+    'better' and any verdict on it must be 'worse'."""
+    f = _window(client, WORSENING.service)
+    sql = "SELECT Timestamp FROM llm_calls WHERE Release = 'v3.1.0' ORDER BY Timestamp LIMIT 1 OFFSET {n:UInt32}"
+    changed_at = client.query(sql, parameters={"n": WORSENING_REQUESTS // 2}).result_rows[0][0]
+    changed_at = changed_at.replace(tzinfo=timezone.utc)
+    for metric in ("score:quality", "latency_p50_ms"):
+        looks = compare.looks(client, "release=v3.0.0", "release=v3.1.0", f, metric, count=8)
+        before = looks[looks["end"] <= changed_at]
+        assert len(before) >= 2 and set(before["verdict"]) == {"no_evidence"}, (metric, looks.to_string())
+        assert set(looks["verdict"]) <= {"no_evidence", "worse"}, (metric, looks.to_string())
+        if metric == "score:quality":
+            assert looks["verdict"].iloc[-1] == "worse", looks.to_string()
+        else:
+            assert looks["difference"].iloc[-1] > 0, looks.to_string()
+    _assert_slower_and_worse_scored(compare.compare(client, "release=v3.0.0", "release=v3.1.0", f), latency=False)
+
+
+def test_the_played_calls_are_timed_now(client: Any) -> None:
+    newest = client.query("SELECT max(Timestamp) FROM llm_calls").result_rows[0][0].replace(tzinfo=timezone.utc)
+    assert abs(datetime.now(timezone.utc) - newest) < timedelta(minutes=15)
+
+
+def test_an_unknown_release_is_refused_by_the_player(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "llmtrace.demo.canary", "--live", "--release", "v9"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 2 and "--release must be one of v2.0.0, v2.1.0, v2.2.0" in out.stderr
