@@ -118,6 +118,18 @@ def test_each_client_disconnect_mid_body_is_one_log_line(server: ServerProcess) 
     assert len([line for line in new.splitlines() if "too slow to send" not in line]) == 10  # one line each
 
 
+def test_a_query_id_that_cannot_be_a_header_is_refused_without_a_traceback(server: ServerProcess) -> None:
+    """``query_id`` is echoed in ``X-ClickHouse-Query-Id``: with a CR/LF in it h11 raised while
+    answering, the client got no response and the log a traceback per request (a log flood)."""
+    before = server.output
+    for query_id in ("a%0d%0aX-Injected:%201", "%00", "caf%C3%A9"):
+        status, headers, body = http("GET", f"{server.http_url}/?query_id={query_id}&query=SELECT%201")
+        assert (status, headers["x-clickhouse-exception-code"]) == (400, "36"), body
+        assert "x-injected" not in headers
+    assert http("GET", f"{server.http_url}/?query_id=mine-1&query=SELECT%201")[1]["x-clickhouse-query-id"] == "mine-1"
+    assert "Traceback" not in server.output[len(before) :]
+
+
 def bomb(size: int) -> bytes:
     """Gzip members inflating to ``size`` zero bytes in all, about ``size / 1000`` long (clients may
     send concatenated members, so the server must inflate them all, within its cap)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import uuid
 from collections.abc import Callable, Sequence
 
@@ -55,6 +56,7 @@ _TRANSPORT = frozenset(
      "client_protocol_version", "role", "stacktrace", "compress", "decompress", "readonly"}
 )  # fmt: skip
 _HEALTH = b"Ok.\n"
+_HEADER_SAFE = re.compile(r"[\x20-\x7e]{1,1024}")
 _VISIBILITY_WAIT_SECONDS = 30.0
 _NOT_FOUND = (
     "There is no handle {path}\n\nUse / or /ping for health checks.\nOr /replicas_status for more "
@@ -162,6 +164,9 @@ class ClickHouseHttp:
             error = ClickHouseError(1002, f"HTTP method {method} is not supported: use GET or POST")
             return chcompat.error_response(error, "", self.engine.version, status=405)
         query_id = request.query_params.get("query_id") or str(uuid.uuid4())
+        if not _HEADER_SAFE.fullmatch(query_id):  # it is echoed in a header: h11 would raise mid-response
+            error = ClickHouseError(36, "query_id must be printable ASCII (it is sent back in X-ClickHouse-Query-Id)")
+            return chcompat.error_response(error, "", self.engine.version)
         held = self._budget.reservation()
         try:
             return await self._query(request, query_id, held)
