@@ -156,3 +156,27 @@ def test_an_unknown_release_is_refused_by_the_player(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "llmtrace.demo.canary", "--live", "--release", "v9"],
                          capture_output=True, text=True)  # fmt: skip
     assert out.returncode == 2 and "--release must be one of v2.0.0, v2.1.0, v2.2.0" in out.stderr
+
+
+def test_up_demo_loads_the_canarys_last_day_and_links_the_compare_page_on_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmtrace.demo.canary_live import UP_CALLS, load_for_up
+
+    fresh = ServerProcess(tmp_path / "data").wait_ready()
+    try:
+        assert load_for_up(fresh.http_url, fresh.otlp_url, "http://dash:8501", {}, live=False)
+        link = "http://dash:8501/compare?by=release&baseline=v2.0.0&candidate=v2.1.0"
+        assert f"Compare them: {link}" in capsys.readouterr().out
+        store = fresh.client()
+        count = "SELECT count() FROM llm_calls WHERE ServiceName = {s:String}"
+        assert store.query(count, parameters={"s": DEMO.service}).result_rows == [(UP_CALLS,)]
+        day = Filter.last(timedelta(days=1))
+        assert _flagged(compare.compare(store, "release=v2.0.0", "release=v2.1.0", day)) == {
+            "latency_p50_ms": "worse", "latency_p95_ms": "worse", "score:quality": "worse"
+        }  # fmt: skip
+        assert _flagged(compare.compare(store, "release=v2.0.0", "release=v2.2.0", day)) == {
+            "cost_per_call_usd": "better"
+        }  # fmt: skip
+    finally:
+        assert fresh.stop() == 0

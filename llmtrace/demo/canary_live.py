@@ -163,6 +163,7 @@ def play_arms(endpoint: str, scenario: str, releases: Sequence[str], requests: i
 
 
 LIVE_RATE = 0.1  # requests per second per release in `llmtrace up --demo`
+UP_CALLS = 6000  # the canary's last day in `llmtrace up --demo` (2,000 per release: verdicts are clear)
 
 
 def compare_link(dashboard_url: str, canary: Canary, candidate: int = 1) -> str:
@@ -182,7 +183,7 @@ def load_for_up(query_url: str, otlp_url: str, dashboard_url: str, env: dict[str
     from llmtrace.demo.live import _stop
     from llmtrace.store.client import connect
 
-    scenario = dataclasses.replace(canary.DEMO, end=datetime.now(timezone.utc))
+    scenario = dataclasses.replace(canary.DEMO, end=datetime.now(timezone.utc), calls=UP_CALLS)
     try:
         client = connect(query_url)
         try:
