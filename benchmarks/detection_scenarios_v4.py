@@ -17,7 +17,8 @@ like a stranger's production rather than like anything the detector was tuned on
   three times), so rate-limit storms also raise the call volume;
 * labelled benign changes: a holiday-like quiet local day for one region, weekends, mornings,
   cron bursts, plain releases, prompt-version releases that change output tokens on purpose,
-  model migrations (traffic moves from one model to another over 30 minutes), new series;
+  model migrations (traffic moves from one model to another over 30 minutes), new series (one
+  12-47 h before the judged week, one during it);
 * incidents of 11 kinds (``KINDS``), 5-120 minutes at uniformly random times, on one series, a
   service or a whole provider, some overlapping another, some on series 12-48 h old; output
   tokens and cost shift from a point on (``PERMANENT``).
@@ -36,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-DAYS, JUDGED_DAYS = 10, 7
+DAYS, JUDGED_DAYS = 9, 7
 MINUTES = DAYS * 1440
 HOURS = MINUTES // 60
 BLOCK_MIN = 10  # the gamma volume factor is drawn per 10 minutes
@@ -457,11 +458,12 @@ def _plan_series(rng: np.random.Generator, sc: Scenario) -> list[int]:
         for model in rng.choice(list(MODELS), int(rng.integers(1, 3 if svc.shape == "batch" else 4)), replace=False):
             sc.series.append(_series(rng, svc, str(model)))
     young = []
-    for _ in range(2):  # a model added to a service, first seen 48 h before the week to 60 h before the end
+    # a model added to a service: one 12-47 h before the judged week, one during it
+    for lo, hi in ((sc.judged_from - 47 * 60, sc.judged_from - 12 * 60), (sc.judged_from, MINUTES - 60 * 60)):
         svc = sc.series[int(rng.integers(len(sc.series)))].service
         used = {s.model for s in sc.series if s.service == svc}
         model = str(rng.choice([m for m in MODELS if m not in used]))
-        first = int(rng.integers(sc.judged_from - 48 * 60, MINUTES - 60 * 60))
+        first = int(rng.integers(lo, hi))
         sc.series.append(_series(rng, svc, model, first))
         young.append(len(sc.series) - 1)
     old_i = int(rng.choice([i for i, s in enumerate(sc.series) if s.service.shape != "batch" and s.first_minute == 0]))
