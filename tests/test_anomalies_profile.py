@@ -29,10 +29,11 @@ def test_a_sharp_nightly_peak_keeps_its_edges() -> None:
     assert smooth[0, day8 + 2 * HOUR - 1] < 5  # 01:55: quiet, not the peak smeared back by an hour's mean
     assert smooth[0, day8 + 2 * HOUR] > 90  # 02:00: the peak
     assert smooth[0, day8 + 3 * HOUR] < 5  # 03:00: quiet again
-    ratio, missing = Seasonal(calls, np.array([0]), STEP, MONDAY).ratio(1, 1, 3 * HOUR)
+    rise, fall, missing = Seasonal(calls, np.array([0]), STEP, MONDAY).ratio(1, 1, 3 * HOUR)
     assert not missing[0, day8 + 2 * HOUR - 1]
-    assert ratio[0, day8 + 2 * HOUR - 1] < 1.5  # the quarter hour before the batch is as quiet as the night
-    assert ratio[0, day8 + 2 * HOUR + 1] >= 9  # its first buckets are a jump (clipped at 10x)
+    assert fall[0, day8 + 2 * HOUR - 1] < 1.5  # a drop before the batch: judged against the quiet night
+    assert rise[0, day8 + 2 * HOUR - 1] > 3  # a spike there: against the hour's mean (a batch that starts early)
+    assert rise[0, day8 + 2 * HOUR + 1] >= 9 and fall[0, day8 + 2 * HOUR + 1] >= 5  # the batch itself
 
 
 def test_monday_after_midnight_is_expected_from_last_monday_after_last_sunday() -> None:
@@ -40,7 +41,7 @@ def test_monday_after_midnight_is_expected_from_last_monday_after_last_sunday() 
     days = 15  # Monday two weeks back .. Monday
     level = np.array([10.0 if (d % 7) < 5 else 3.0 for d in range(days) for _ in range(DAY)])
     calls = rng.poisson(level, size=(1, days * DAY)).astype(float)
-    ratio, missing = Seasonal(calls, np.array([0]), STEP, MONDAY).ratio(6, 6, 3 * HOUR)
+    ratio, _, missing = Seasonal(calls, np.array([0]), STEP, MONDAY).ratio(6, 6, 3 * HOUR)
     monday = 14 * DAY + HOUR  # 00:35-01:05 against 21:35-00:30 (29 Sunday buckets, 7 Monday ones)
     usual = 10 / ((29 * 3 + 7 * 10) / 36)  # 2.3; weekdays after weekdays would say 1
     assert not missing[0, monday] and abs(ratio[0, monday] - usual) < 0.4

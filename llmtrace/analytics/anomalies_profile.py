@@ -85,40 +85,54 @@ class Seasonal:
     of the smoothed calls ``d`` days earlier; the median over the days whose window *and*
     baseline fell on the same day types (weekday/weekend, UTC) as now, else over all: so the
     hours after midnight on Monday are compared with last Monday's after last Sunday's
-    evening, not with a weekday's after a weekday's.
+    evening, not with a weekday's after a weekday's. Both smoothings are kept (the hour's mean
+    and :func:`shape`): a rise is judged against the higher of their ratios and a fall against
+    the lower, so a sharp peak's quiet edge is not a drop and a burst recurring at a slightly
+    different time each day is not a spike.
     """
 
     def __init__(self, calls: np.ndarray, first: np.ndarray, step: int, start_epoch: int) -> None:
         self.per_day = max(1, DAY // step)
         self.kind = weekend(start_epoch, calls.shape[1], step)
-        smooth = shape(calls, step)
-        rows, size = calls.shape
+        hourly = _running_mean(calls, max(1, 3600 // step))
+        self.smooths = [self._days(hourly, first), self._days(shape(calls, step), first)]
+
+    def _days(self, smooth: np.ndarray, first: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per previous day: cumulative sums of the smoothed calls that day, and of its holes."""
+        rows, size = smooth.shape
         index = np.arange(size)
-        self.sums, self.holes = [], []
+        out = []
         for d in range(1, MAX_DAYS + 1):
             shifted = index - d * self.per_day
             past = np.full((rows, size), np.nan)
             ok = shifted >= 0
             past[:, ok] = smooth[:, shifted[ok]]
             past[shifted[None, :] < first[:, None]] = np.nan
-            self.sums.append(cumulative(np.nan_to_num(past, nan=0.0)))
-            self.holes.append(cumulative(np.isnan(past).astype(float)))
+            out.append((cumulative(np.nan_to_num(past, nan=0.0)), cumulative(np.isnan(past).astype(float))))
+        return out
 
-    def ratio(self, width: int, lag: int, base: int) -> tuple[np.ndarray, np.ndarray]:
+    def ratio(self, width: int, lag: int, base: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per series and window end: the usual ratio of the window's calls per bucket to its
-        baseline's (``base`` buckets ending ``lag`` before the window's end), and where no
-        previous day covers both (ratio 1 there)."""
-        rows, size = self.sums[0].shape[0], self.sums[0].shape[1] - 1
+        baseline's (``base`` buckets ending ``lag`` before the window's end), higher and lower
+        of the two smoothings, and where no previous day covers both (ratios 1 there)."""
+        (hourly, missing), (fine, _) = (self._ratio(days, width, lag, base) for days in self.smooths)
+        hi, lo = np.maximum(hourly, fine), np.minimum(hourly, fine)
+        return np.where(missing, 1.0, hi), np.where(missing, 1.0, lo), missing
+
+    def _ratio(
+        self, days: list[tuple[np.ndarray, np.ndarray]], width: int, lag: int, base: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        rows, size = days[0][0].shape[0], days[0][0].shape[1] - 1
         ends = np.arange(size)
         begin = np.clip(ends - lag - base + 1, 0, None)
         every = np.full((MAX_DAYS, rows, size), np.nan)
         same = every.copy()
-        for d in range(MAX_DAYS):
+        for d, (sums, holes) in enumerate(days):
             back = (d + 1) * self.per_day
             with np.errstate(divide="ignore", invalid="ignore"):
-                now = window_sum(self.sums[d], ends, width) / width
-                r = now / (window_sum(self.sums[d], ends - lag, base) / base)
-            covered = window_sum(self.holes[d], ends, lag + base) == 0
+                now = window_sum(sums, ends, width) / width
+                r = now / (window_sum(sums, ends - lag, base) / base)
+            covered = window_sum(holes, ends, lag + base) == 0
             r = np.where(covered & np.isfinite(r), r, np.nan)
             every[d] = r
             alike = (self.kind[ends] == self.kind[np.clip(ends - back, 0, None)]) & (
@@ -127,9 +141,11 @@ class Seasonal:
             same[d] = np.where(alike[None, :], r, np.nan)
         med_all, n_all = row_median(every.reshape(MAX_DAYS, -1).T)
         med_same, n_same = row_median(same.reshape(MAX_DAYS, -1).T)
-        ratio = np.where(n_same > 0, med_same, med_all).reshape(rows, size)
+        # one day of the same type is trusted alone only when it is the same weekday a week ago
+        week_ago = ~np.isnan(same[MAX_DAYS - 1].reshape(-1))
+        ratio = np.where((n_same >= 2) | week_ago, med_same, med_all).reshape(rows, size)
         missing = (n_all == 0).reshape(rows, size)
-        return np.where(missing, 1.0, np.clip(ratio, 0.1, 10.0)), missing
+        return np.clip(ratio, 0.1, 10.0), missing
 
 
 def cumulative(a: np.ndarray) -> np.ndarray:

@@ -260,7 +260,8 @@ class LeafVolume:
 
     x: dict[int, np.ndarray]
     y: dict[int, tuple[np.ndarray, np.ndarray]]
-    mu: dict[int, tuple[np.ndarray, np.ndarray]]
+    mu: dict[int, tuple[np.ndarray, np.ndarray]]  # with the higher of the seasonal ratios (rises)
+    mu_low: dict[int, tuple[np.ndarray, np.ndarray]]  # ... and the lower (falls)
     missing: dict[int, np.ndarray]
     borrowed: dict[int, np.ndarray]  # expected from a parent's profile (the leaf has no previous day)
 
@@ -286,30 +287,31 @@ def leaf_volume(
     cc = _cumulative(calls)
     ends = np.arange(calls.shape[1])
     cut = slice(calls.shape[1] - (calls.shape[1] if keep is None else keep), None)
-    out = LeafVolume({}, {}, {}, {}, {})
+    out = LeafVolume({}, {}, {}, {}, {}, {})
     for width in SCALES:
         base = max(VOLUME_BASELINE // step, 2 * width)  # long windows: a baseline twice as long
         x = _window_sum(cc, ends, width)
         alive = (ends - width - 2 * base + 1)[None, :] >= first[:, None]
-        ratios = [np.ones(calls.shape), np.ones(calls.shape)]
+        ratios = [np.ones(calls.shape) for _ in range(4)]  # (baseline 1, 2) x (higher, lower)
         missing = np.ones(calls.shape, bool)
         borrowed_from = np.zeros(calls.shape, bool)
         for seasonal, leaf_row in candidates:  # the first that covers the window and both baselines
             found = [seasonal.ratio(width, lag, base) for lag in (width, width + base)]
             if leaf_row is not None:
-                found = [(r[leaf_row], m[leaf_row]) for r, m in found]
-            lacking = found[0][1] | found[1][1]
+                found = [tuple(a[leaf_row] for a in f) for f in found]
+            lacking = found[0][2] | found[1][2]
             take = missing & ~lacking
             if leaf_row is not None:
                 borrowed_from |= take
-            for i, (ratio, _) in enumerate(found):
-                ratios[i] = np.where(take, ratio, ratios[i])
+            for i, r in enumerate((found[0][0], found[1][0], found[0][1], found[1][1])):
+                ratios[i] = np.where(take, r, ratios[i])
             missing &= lacking
         ys = [_window_sum(cc, ends - lag, base) * alive for lag in (width, width + base)]
-        mus = [y * width * r / base for y, r in zip(ys, ratios, strict=True)]
+        mus = [ys[i % 2] * width * r / base for i, r in enumerate(ratios)]
         out.x[width] = (x * alive)[:, cut]
         out.y[width] = (ys[0][:, cut], ys[1][:, cut])
         out.mu[width] = (mus[0][:, cut], mus[1][:, cut])
+        out.mu_low[width] = (mus[2][:, cut], mus[3][:, cut])
         out.missing[width] = (missing & alive)[:, cut]
         out.borrowed[width] = (borrowed_from & alive)[:, cut]
     return out
@@ -318,19 +320,22 @@ def leaf_volume(
 def _volume(v: LeafVolume, member: np.ndarray, judged: np.ndarray) -> tuple[list[Window], np.ndarray]:
     """Volume windows of each group (rows of ``member`` over leaves), from summed leaf counts.
 
-    Of the two baselines, a rise is judged against the higher expectation and a fall against
-    the lower, so the hours after a spike (or a drop) are not its mirror image.
+    Of the two baselines (and two seasonal smoothings), a rise is judged against the higher
+    expectation and a fall against the lower, so the hours after a spike (or a drop) are not
+    its mirror image.
     """
     found: list[Window] = []
     mu_bucket = np.zeros((member.shape[0], judged.size))
     for width in SCALES:
         x = member @ v.x[width]
-        (y1, y2), (m1, m2) = (member @ y for y in v.y[width]), (member @ m for m in v.mu[width])
+        y1, y2 = (member @ y for y in v.y[width])
+        rising, falling = [member @ m for m in v.mu[width]], [member @ m for m in v.mu_low[width]]
         missing = member @ (v.missing[width] * v.y[width][0]) > 0.2 * y1
         borrowed = member @ (v.borrowed[width] * v.y[width][0]) > 0.2 * y1
         if width == 1:
-            mu_bucket = np.where(y1 > 0, m1, np.nan)
+            mu_bucket = np.where(y1 > 0, (rising[0] + falling[0]) / 2, np.nan)
         for up in (True, False):
+            m1, m2 = rising if up else falling
             first_is = m1 >= m2 if up else m1 <= m2
             y, mu = np.where(first_is, y1, y2), np.where(first_is, m1, m2)
             ok = (y >= MIN_BASE_CALLS) & judged[None, :]
