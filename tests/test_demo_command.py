@@ -101,19 +101,8 @@ def test_service_environment_release_and_prompt_come_from_the_plan(store: Any) -
 
 def test_failed_calls_are_errors_with_the_sdk_exception_type(store: Any) -> None:
     stored = Counter(dict(rows(store, "SELECT ErrorType, count() FROM llm_calls WHERE IsError GROUP BY ErrorType")))
-    kinds = {429: "RateLimitError", 500: "InternalServerError"}
-    by_provider = {
-        "aws.bedrock": {
-            429: "botocore.errorfactory.ThrottlingException",
-            500: "botocore.errorfactory.InternalServerException",
-        },
-        "gcp.gemini": {429: "google.genai.errors.ClientError", 500: "google.genai.errors.ServerError"},
-        "gcp.vertex_ai": {429: "google.genai.errors.ClientError", 500: "google.genai.errors.ServerError"},
-    }
     planned = Counter(
-        by_provider[provider][c.status] if provider in by_provider else f"{provider}.{kinds[c.status]}"
-        for _, c in PLANNED
-        if c.status and (provider := scenarios.MODELS[c.model].provider)
+        scenarios.ERROR_TYPES[scenarios.MODELS[c.model].provider][c.status != 429] for _, c in PLANNED if c.status
     )
     assert planned and stored == planned
 

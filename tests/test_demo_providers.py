@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -44,3 +45,15 @@ def test_a_failed_gemini_call_is_recorded_and_the_request_goes_on(
     calls = [s for s in spans.finished if s.attributes and sc.OPERATION_NAME in s.attributes]
     kind = "ClientError" if status < 500 else "ServerError"
     assert [s.attributes.get(sc.ERROR_TYPE) for s in calls] == [f"google.genai.errors.{kind}", None]
+
+
+def test_the_bulk_history_names_each_providers_own_sdk_exception(store: Any) -> None:
+    sql, params = scenarios.history_sql(4000, 7, time.time_ns())
+    store.command(sql, parameters=params)
+
+    stored = store.query("SELECT DISTINCT Provider, ErrorType FROM llm_calls WHERE IsError").result_rows
+    assert len({provider for provider, _ in stored}) >= 3  # errors are 2% of calls: the rarest providers may have none
+    assert all(error in scenarios.ERROR_TYPES[provider] for provider, error in stored)
+    assert {provider for (provider,) in store.query("SELECT DISTINCT Provider FROM llm_calls").result_rows} == {
+        m.provider for m in scenarios.MODELS.values()
+    }  # the dashboard's five providers

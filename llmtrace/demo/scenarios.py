@@ -48,6 +48,16 @@ MODELS: dict[str, Model] = {
 }
 
 
+# The exception each provider's SDK raises for a 429 and a 500 (``error.type``), for the bulk history.
+ERROR_TYPES: dict[str, tuple[str, str]] = {
+    "openai": ("openai.RateLimitError", "openai.InternalServerError"),
+    "anthropic": ("anthropic.RateLimitError", "anthropic.InternalServerError"),
+    "aws.bedrock": ("botocore.errorfactory.ThrottlingException", "botocore.errorfactory.InternalServerException"),
+    "gcp.gemini": ("google.genai.errors.ClientError", "google.genai.errors.ServerError"),
+    "gcp.vertex_ai": ("google.genai.errors.ClientError", "google.genai.errors.ServerError"),
+}
+
+
 @dataclass(frozen=True)
 class Service:
     name: str
@@ -320,6 +330,8 @@ def history_params(rows: int, days: float, end_ns: int, seed: int = 7, offset: i
         "words": [float(m.words) for m in MODELS.values()],
         "price_in": [m.price_in if m.price_in is not None else -1.0 for m in MODELS.values()],
         "price_out": [m.price_out if m.price_out is not None else -1.0 for m in MODELS.values()],
+        "error_429": [ERROR_TYPES[m.provider][0] for m in MODELS.values()],
+        "error_500": [ERROR_TYPES[m.provider][1] for m in MODELS.values()],
         "switch_s": episode_window(_episode("model_switch"), end_ns, days)[0] / 1e9,
         "switch_from": models.index(SWITCH_FROM) + 1,
         "switch_to": models.index(SWITCH_TO) + 1,
@@ -411,7 +423,7 @@ SELECT
          if(failed, '', '["stop"]'), env, release, {service_prompt:Array(String)}[si], prompt_version,
          concat('user-', toString(tr % {users:UInt32})),
          concat('sess-', toString(tr % {users:UInt32}), '-', toString(intDiv(toUInt64(t0), {session_s:UInt32}))),
-         if(failed, if(u(number, 13) < 0.7, 'openai.RateLimitError', 'openai.InternalServerError'), ''),
+         if(failed, if(u(number, 13) < 0.7, {error_429:Array(String)}[mi], {error_500:Array(String)}[mi]), ''),
          concat('[{"role":"user","parts":[{"type":"text","content":"request ', toString(tr), '"}]}]'),
          if(failed, '', concat('[{"role":"assistant","parts":[{"type":"text","content":"answer ',
              toString(number), '"}],"finish_reason":"stop"}]')),
