@@ -93,6 +93,20 @@ def test_langgraph_model_calls_are_traced_once_each_in_the_app_s_trace(fake_llm:
     assert content(answered, sc.OUTPUT_MESSAGES)[0]["parts"][0]["content"] == final["messages"][-1].content
 
 
+def test_langgraph_model_calls_are_one_row_each_in_llm_calls(fake_llm: FakeLLM, store: ChdbClient) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(ClickHouseSpanExporter(client=store)))
+    llmtrace.instrument(tracer_provider=provider)
+    try:
+        weather_graph(fake_llm).invoke({"messages": [HumanMessage(WEATHER)]})
+    finally:
+        llmtrace.uninstrument()
+
+    calls = store.query("SELECT SpanName, FinishReason, InputTokens FROM llm_calls ORDER BY Timestamp").result_rows
+    assert [(name, reason) for name, reason, _ in calls] == [(f"chat {GPT}", "tool_calls"), (f"chat {GPT}", "stop")]
+    assert all(tokens > 0 for _, _, tokens in calls)
+
+
 def test_llamaindex_llm_calls_are_traced_through_the_ollama_patch(fake_llm: FakeLLM, spans: Any) -> None:
     llm = Ollama(model="llama3.2", base_url=fake_llm.url, request_timeout=30, context_window=8192)
     chat = llm.chat([ChatMessage(role="system", content="Be brief."), ChatMessage(role="user", content="hi")])
