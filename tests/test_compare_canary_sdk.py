@@ -180,3 +180,22 @@ def test_up_demo_loads_the_canarys_last_day_and_links_the_compare_page_on_it(
         }  # fmt: skip
     finally:
         assert fresh.stop() == 0
+
+
+def test_a_live_release_stops_on_sigterm_after_delivering_what_it_played(tmp_path: Path) -> None:
+    """``llmtrace up`` stops its canary processes with SIGTERM: each flushes and exits 0."""
+    import signal
+    import time
+
+    fresh = ServerProcess(tmp_path / "data").wait_ready()
+    try:
+        (arm,) = start_arms(fresh.otlp_url, "demo", ["v2.2.0"], None, rate=20)
+        store, deadline, stored = fresh.client(), time.monotonic() + 120, 0
+        while stored < 3 and time.monotonic() < deadline and arm.poll() is None:
+            stored = store.query("SELECT count() FROM llm_calls").result_rows[0][0]
+            time.sleep(0.2)  # polling the store for the first calls, with a deadline
+        assert stored >= 3
+        arm.send_signal(signal.SIGTERM)
+        assert arm.wait(60) == 0
+    finally:
+        assert fresh.stop() == 0

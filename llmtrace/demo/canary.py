@@ -185,9 +185,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         arms = {a.release: a for a in canary.arms}
         if args.release not in arms:
             parser.error(f"--release must be one of {', '.join(arms)}")
+        import contextlib
+        import signal
+
         from llmtrace.demo.canary_live import play
 
-        play(args.endpoint, canary, arms[args.release], args.requests, args.rate)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # `llmtrace up` stopping: flush, then end
+        with contextlib.suppress(KeyboardInterrupt):
+            play(args.endpoint, canary, arms[args.release], args.requests, args.rate)
         return 0
     if not args.url:
         parser.error("give --url (load the past) or --live")
