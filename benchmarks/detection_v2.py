@@ -21,8 +21,9 @@ the normal variation of the incident window's log p95: sqrt((2.1 sigma / sqrt(ca
 level noise^2), from the generator's own parameters (ramps: their mean factor).
 Thresholds were tuned on seeds 0-4 only; report seeds 100-109.
 
-Measured 2026-12-04 (commit "a rate's baseline uncertainty in the test"; 2-core machine
-shared with other jobs, so wall times are not comparable and not reported here):
+Measured 2026-12-04 13:27 UTC at commit 6efcde9 (seasonal volume ratios by day type, young
+series borrowing their parent's, one-sided rate wobble, level picking by excess events;
+2-core machine shared with other jobs at load 15, so wall times are not reported here):
 
 seeds 100-109 (held out): 337 incidents, 240 eligible
 
@@ -34,17 +35,26 @@ seeds 100-109 (held out): 337 incidents, 240 eligible
     volume_spike   0.82 (18/22)       0.75 (3/4)
     ttft           0.90 (9/10)        1.00 (1/1)
     truncation     0.95 (18/19)       1.00 (1/1)
-    tokens_shift   0.94 (33/35)       1.00 (3/3)
+    tokens_shift   1.00 (35/35)       1.00 (3/3)
     cost           0.85 (22/26)       1.00 (2/2)
-    ALL            0.87 (209/240)     0.89 (17/19)   (all incidents, any size: 0.67)
+    ALL            0.88 (211/240)     0.89 (17/19)   (all incidents, any size: 0.67)
 
-    by size (>= 10 min): x normal variation [3, 6) 0.66, [6, 10) 0.83, >= 10 0.95;
+    by size (>= 10 min): x normal variation [3, 6) 0.66, [6, 10) 0.83, >= 10 0.96;
     rates: 10-30 extra events 0.87, >= 30 1.00
-    false episodes: 23 over 83.2 series-weeks = 0.28 per series per week (target <= 0.5)
-    time to detect (eligible): median 7 min, p90 46 min
+    false episodes: 34 over 83.2 series-weeks = 0.41 per series per week (target <= 0.5):
+    calls up 14, calls down 6, tokens_per_call down 10, latency 3, truncation 1
+    time to detect (eligible): median 7 min, p90 45 min
 
-seeds 0-4 (tuning): eligible recall 0.86 (115/134), false 0.26 per series-week, time to
-detect median 8 min, p90 52 min.
+seeds 0-4 (tuning): eligible recall 0.88 (118/134), false 0.40 per series-week, time to
+detect median 8 min, p90 51 min.
+
+The previous detector (commit "a rate's baseline uncertainty in the test"): held-out
+eligible recall 0.87 (209/240), false 0.28 per series-week, TTD median 7 / p90 46 min;
+tuning 0.86 and 0.26. This session's changes were driven by the v3 generator (weekly
+seasonality, nightly batches, young series); here they cost 0.13 false episodes per
+series-week (not attributed change by change; on the tuning seeds the extra ones were mostly
+rate episodes, after the rate wobble was measured on the judged side only and leaf episodes
+were no longer folded into a coincident coarser one).
 
 Not met: recall 0.95 (volume drops and spikes are the gap: the generator's business-hours
 ramps leave the trailing-and-profile expectation a wobble the negative binomial has to
