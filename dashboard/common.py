@@ -254,12 +254,17 @@ def style(figure: Any, title: str, height: int = 300, *, y: str | None = None, x
 
 
 # ---------------------------------------------------------------- colours
-# Ten well-separated colours (Tableau 10, with a darker yellow that reads on white and purple for grey).
+# Twenty colours (Tableau 10, with a darker yellow that reads on white and purple for grey, plus ten
+# more): ten would give the demo's ten models two shared colours whatever the hash.
 PALETTE = (
     "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2",
     "#d9a900", "#b07aa1", "#ff9da7", "#9c755f", "#6a3d9a",
+    "#17becf", "#bcbd22", "#2f4b7c", "#e377c2", "#a0cbe8",
+    "#ffbe7d", "#8cd17d", "#b6992d", "#d37295", "#499894",
 )  # fmt: skip
-_SALT = "llmtrace3"  # the first salt giving the demo's models, services, providers, ... distinct colours
+# The salt giving the demo's models, services, providers, environments and releases colours that are
+# distinct within each kind and far apart to the eye (CIELAB distance >= 23; tests/test_dashboard_format.py).
+_SALT = "llmtrace15592"
 NO_VALUE_COLOR = "#9aa5b1"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 from datetime import timedelta
 
 from dashboard import common
@@ -36,11 +38,43 @@ def test_every_name_keeps_one_colour_whatever_else_a_chart_shows() -> None:
     assert common.color_for("") == common.NO_VALUE_COLOR
 
 
-def test_the_demo_models_services_and_providers_get_distinct_colours() -> None:
-    from llmtrace.demo import scenarios
+def _lab(color: str) -> tuple[float, float, float]:
+    """CIELAB of a ``#rrggbb`` colour (D65), to measure how far apart two colours look."""
+    linear = [((c + 0.055) / 1.055) ** 2.4 if c > 0.04045 else c / 12.92 for c in
+              (int(color[i : i + 2], 16) / 255 for i in (1, 3, 5))]  # fmt: skip
+    r, g, b = linear
+    xyz = ((r * 0.4124 + g * 0.3576 + b * 0.1805) / 0.95047, r * 0.2126 + g * 0.7152 + b * 0.0722,
+           (r * 0.0193 + g * 0.1192 + b * 0.9505) / 1.08883)  # fmt: skip
+    fx, fy, fz = (v ** (1 / 3) if v > 0.008856 else 7.787 * v + 16 / 116 for v in xyz)
+    return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
 
-    for names in (list(scenarios.MODELS), [s.name for s in scenarios.SERVICES], ["openai", "anthropic"]):
-        assert len({common.color_for(n) for n in names}) == len(names), names
+
+def demo_names() -> dict[str, list[str]]:
+    """Every model, service, provider, environment and release the demo (history and canary) shows."""
+    from llmtrace.demo import canary, scenarios
+
+    arms = canary.DEMO.arms
+    models = {*scenarios.MODELS, canary.DEMO.model, *(a.model for a in arms if a.model)}
+    return {
+        "model": sorted(models),
+        "service": sorted({s.name for s in scenarios.SERVICES} | {canary.DEMO.service}),
+        "provider": sorted({m.provider for m in scenarios.MODELS.values()}),
+        "environment": [e for e, _ in scenarios.ENVIRONMENTS],
+        "release": sorted({*scenarios.RELEASES, *(a.release for a in arms)}),
+    }
+
+
+def test_the_demo_models_services_and_providers_get_distinct_colours() -> None:
+    for kind, names in demo_names().items():
+        assert len({common.color_for(n) for n in names}) == len(names), (kind, names)
+
+
+def test_the_demo_names_of_one_kind_get_colours_the_eye_tells_apart() -> None:
+    """Distinct hex codes are not enough: claude-sonnet-4-6 and gemini-2.5-pro were two oranges."""
+    for kind, names in demo_names().items():
+        for a, b in itertools.combinations(names, 2):
+            la, lb = _lab(common.color_for(a)), _lab(common.color_for(b))
+            assert math.dist(la, lb) >= 20, (kind, a, b, common.color_for(a), common.color_for(b))
 
 
 def test_change_is_a_percentage_up_to_tenfold_then_a_multiple() -> None:
