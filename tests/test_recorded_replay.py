@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import openai
 
 from llmtrace import semconv as sc
+from llmtrace.demo.fake_llm import RECORDED_DIR
 from tests.conftest import SpanRecorder
-
-RECORDED = Path(__file__).parent / "fixtures" / "recorded"
+from tests.provider_helpers import recording
 
 
 def fixture(name: str) -> dict[str, Any]:
-    return json.loads((RECORDED / f"{name}.json").read_text())
+    return recording(name, RECORDED_DIR)
 
 
 def replay(fake_llm: Any, name: str) -> Any:
