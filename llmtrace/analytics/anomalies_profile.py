@@ -111,19 +111,21 @@ class Seasonal:
             out.append((cumulative(np.nan_to_num(past, nan=0.0)), cumulative(np.isnan(past).astype(float))))
         return out
 
-    def ratio(self, width: int, lag: int, base: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per series and window end: the usual ratio of the window's calls per bucket to its
-        baseline's (``base`` buckets ending ``lag`` before the window's end), higher and lower
-        of the two smoothings, and where no previous day covers both (ratios 1 there)."""
-        (hourly, missing), (fine, _) = (self._ratio(days, width, lag, base) for days in self.smooths)
+    def ratio(self, width: int, lag: int, base: int, start: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per series and window end (from bucket ``start`` on): the usual ratio of the window's
+        calls per bucket to its baseline's (``base`` buckets ending ``lag`` before the window's
+        end), higher and lower of the two smoothings, and where no previous day covers both
+        (ratios 1 there)."""
+        (hourly, missing), (fine, _) = (self._ratio(days, width, lag, base, start) for days in self.smooths)
         hi, lo = np.maximum(hourly, fine), np.minimum(hourly, fine)
         return np.where(missing, 1.0, hi), np.where(missing, 1.0, lo), missing
 
     def _ratio(
-        self, days: list[tuple[np.ndarray, np.ndarray]], width: int, lag: int, base: int
+        self, days: list[tuple[np.ndarray, np.ndarray]], width: int, lag: int, base: int, start: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        rows, size = days[0][0].shape[0], days[0][0].shape[1] - 1
-        ends = np.arange(size)
+        rows = days[0][0].shape[0]
+        ends = np.arange(start, days[0][0].shape[1] - 1)
+        size = ends.size
         begin = np.clip(ends - lag - base + 1, 0, None)
         every = np.full((MAX_DAYS, rows, size), np.nan)
         same = every.copy()
@@ -156,14 +158,14 @@ def cumulative(a: np.ndarray) -> np.ndarray:
 def window_sum(c: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
     """Sums of buckets (end - width, end] from cumulative sums ``c`` (leading zero column).
 
-    ``end`` is every bucket shifted by a lag (``arange(buckets) - lag``), as in all callers:
-    the sums are then differences of two shifted copies of ``c``, taken by slicing (a
-    gather with index arrays was a fifth of a detection run)."""
-    size = c.shape[1] - 1
-    if end.size != size or (size and end[-1] - end[0] != size - 1):
+    ``end`` is a run of consecutive buckets shifted by a lag (``arange(a, buckets) - lag``), as
+    in all callers: the sums are then differences of two shifted copies of ``c``, taken by
+    slicing (a gather with index arrays was a fifth of a detection run)."""
+    size = end.size
+    if not size or end[-1] - end[0] != size - 1 or end[-1] >= c.shape[1] - 1:
         lo, hi = np.clip(end + 1 - width, 0, None), np.clip(end + 1, 0, None)
         return np.asarray(c[:, hi] - c[:, lo])
-    first = int(end[0]) + 1 if size else 0
+    first = int(end[0]) + 1
     return np.asarray(_shifted(c, first, size) - _shifted(c, first - width, size))
 
 

@@ -286,17 +286,18 @@ def leaf_volume(
     candidates = seasonals(calls, first, step, start_epoch, parents)
     cc = _cumulative(calls)
     ends = np.arange(calls.shape[1])
-    cut = slice(calls.shape[1] - (calls.shape[1] if keep is None else keep), None)
+    start = calls.shape[1] - (calls.shape[1] if keep is None else keep)
+    kept = (calls.shape[0], calls.shape[1] - start)
     out = LeafVolume({}, {}, {}, {}, {}, {})
     for width in SCALES:
         base = max(VOLUME_BASELINE // step, 2 * width)  # long windows: a baseline twice as long
-        x = _window_sum(cc, ends, width)
-        alive = (ends - width - 2 * base + 1)[None, :] >= first[:, None]
-        ratios = [np.ones(calls.shape) for _ in range(4)]  # (baseline 1, 2) x (higher, lower)
-        missing = np.ones(calls.shape, bool)
-        borrowed_from = np.zeros(calls.shape, bool)
+        x = _window_sum(cc, ends, width)[:, start:]
+        alive = ((ends - width - 2 * base + 1)[None, :] >= first[:, None])[:, start:]
+        ratios = [np.ones(kept) for _ in range(4)]  # (baseline 1, 2) x (higher, lower)
+        missing = np.ones(kept, bool)
+        borrowed_from = np.zeros(kept, bool)
         for seasonal, leaf_row in candidates:  # the first that covers the window and both baselines
-            found = [seasonal.ratio(width, lag, base) for lag in (width, width + base)]
+            found = [seasonal.ratio(width, lag, base, start) for lag in (width, width + base)]
             if leaf_row is not None:
                 found = [tuple(a[leaf_row] for a in f) for f in found]
             lacking = found[0][2] | found[1][2]
@@ -306,14 +307,14 @@ def leaf_volume(
             for i, r in enumerate((found[0][0], found[1][0], found[0][1], found[1][1])):
                 ratios[i] = np.where(take, r, ratios[i])
             missing &= lacking
-        ys = [_window_sum(cc, ends - lag, base) * alive for lag in (width, width + base)]
+        ys = [_window_sum(cc, ends - lag, base)[:, start:] * alive for lag in (width, width + base)]
         mus = [ys[i % 2] * width * r / base for i, r in enumerate(ratios)]
-        out.x[width] = (x * alive)[:, cut]
-        out.y[width] = (ys[0][:, cut], ys[1][:, cut])
-        out.mu[width] = (mus[0][:, cut], mus[1][:, cut])
-        out.mu_low[width] = (mus[2][:, cut], mus[3][:, cut])
-        out.missing[width] = (missing & alive)[:, cut]
-        out.borrowed[width] = (borrowed_from & alive)[:, cut]
+        out.x[width] = x * alive
+        out.y[width] = (ys[0], ys[1])
+        out.mu[width] = (mus[0], mus[1])
+        out.mu_low[width] = (mus[2], mus[3])
+        out.missing[width] = missing & alive
+        out.borrowed[width] = borrowed_from & alive
     return out
 
 
