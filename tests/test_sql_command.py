@@ -47,6 +47,17 @@ def test_table_floats_read_like_numbers_not_binary_noise(url: str) -> None:
     assert values == ["0.3", "22", "1.5e-07", "0.1073934"]
 
 
+def test_a_sum_of_many_costs_reads_without_its_rounding_noise(url: str) -> None:
+    """Sums over thousands of rows gather rounding error that 15 digits still showed (20.9778344999998)."""
+    query = (
+        "SELECT sum(d) AS spend, sum(e) AS other FROM "
+        "(SELECT 0.0002331 * (number % 7) AS d, 0.00015 * (number % 29) + 0.0000003 AS e FROM numbers(30000))"
+    )
+    done = shell(llmtrace(url, query))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[2].split() == ["20.9778345", "62.99325"]
+
+
 def test_csv_keeps_every_digit(url: str) -> None:
     done = shell(llmtrace(url, "SELECT 0.1 + 0.2 AS noisy", "--format", "csv"))
     assert done.stdout.splitlines()[1] == "0.30000000000000004"

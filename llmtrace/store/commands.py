@@ -182,9 +182,10 @@ def _cell(value: Any, limit: int | None = _MAX_CELL, exact: bool = False) -> str
 
 
 def _float(value: float) -> str:
-    """A float for people reading a table: 15 significant digits, so binary noise such as
-    0.10739339999999997 reads 0.1073934 and 22.0 reads 22 (CSV and JSON keep every digit)."""
-    return f"{value:.15g}"
+    """A float for people reading a table: 12 significant digits, so binary noise such as
+    0.10739339999999997 reads 0.1073934 and 22.0 reads 22 (CSV and JSON keep every digit). 15 digits
+    still showed the rounding a sum of thousands of costs gathers (20.9778344999998)."""
+    return f"{value:.12g}"
 
 
 def _is_number(value: Any) -> bool:
