@@ -288,22 +288,25 @@ def color_map(names: Any) -> dict[str, str]:
 PERCENTILE_COLORS = {"p50": "#9ecae1", "p90": "#6baed6", "p95": "#3182bd", "p99": "#08519c"}
 
 
+# Counts with thousands separators (9,310,002 tokens, not 9310002), in the browser's locale.
+COUNT = "localized"
+
 SUMMARY_COLUMNS: dict[str, Any] = {
     "timestamp": st.column_config.DatetimeColumn("time (UTC)", format="MMM DD HH:mm:ss"),
     "span_id": None,  # hidden: the trace link is what people open
-    "calls": st.column_config.NumberColumn("calls", format="%d"),
-    "errors": st.column_config.NumberColumn("errors", format="%d"),
+    "calls": st.column_config.NumberColumn("calls", format=COUNT),
+    "errors": st.column_config.NumberColumn("errors", format=COUNT),
     "error_rate": st.column_config.NumberColumn("error rate", format="percent"),
     "cost_usd": st.column_config.NumberColumn("spend", format="$%.4f"),
     "cost_per_call_usd": st.column_config.NumberColumn("cost / call", format="$%.5f"),
     "tokens_per_s": st.column_config.NumberColumn("tokens/s", format="%.1f"),
     "p50": st.column_config.NumberColumn("p50", format="%.1f"),
     "p95": st.column_config.NumberColumn("p95", format="%.1f"),
-    "unpriced_calls": st.column_config.NumberColumn("unpriced calls", format="%d"),
+    "unpriced_calls": st.column_config.NumberColumn("unpriced calls", format=COUNT),
     "share": st.column_config.ProgressColumn("share", format="percent", min_value=0.0, max_value=1.0),
-    "input_tokens": st.column_config.NumberColumn("input tokens", format="%d"),
-    "output_tokens": st.column_config.NumberColumn("output tokens", format="%d"),
-    "tokens": st.column_config.NumberColumn("tokens", format="%d"),
+    "input_tokens": st.column_config.NumberColumn("input tokens", format=COUNT),
+    "output_tokens": st.column_config.NumberColumn("output tokens", format=COUNT),
+    "tokens": st.column_config.NumberColumn("tokens", format=COUNT),
     **{
         name: st.column_config.NumberColumn(name.replace("_ms", ""), format="%.0f ms")
         for name in (

@@ -115,3 +115,9 @@ def test_a_column_of_small_costs_gets_enough_decimals_and_large_ones_only_cents(
     assert common.money_format([22.0, 1234.5]) == "$%.2f"
     assert common.money_format([0.59, 0.012]) == "$%.3f"
     assert common.money_format([None, float("nan")]) == "$%.2f"
+
+
+def test_counts_in_tables_have_thousands_separators() -> None:
+    """The Overview's provider table showed 9310002 tokens; a count reads 9,310,002."""
+    for name in ("calls", "errors", "unpriced_calls", "input_tokens", "output_tokens", "tokens"):
+        assert common.SUMMARY_COLUMNS[name]["type_config"]["format"] == "localized", name

@@ -134,8 +134,8 @@ common.table(
         "ci_low": st.column_config.NumberColumn("interval low", format="%+.4g"),
         "ci_high": st.column_config.NumberColumn("interval high", format="%+.4g"),
         "relative": st.column_config.NumberColumn("relative", format="percent"),
-        "baseline_n": st.column_config.NumberColumn("n baseline", format="%d"),
-        "candidate_n": st.column_config.NumberColumn("n candidate", format="%d"),
+        "baseline_n": st.column_config.NumberColumn("n baseline", format=common.COUNT),
+        "candidate_n": st.column_config.NumberColumn("n candidate", format=common.COUNT),
     },
 )
 st.caption(
