@@ -254,7 +254,8 @@ prices.apply_prices(client, sys.argv[3])
 _SUMS_SQL = (
     "SELECT (SELECT sum(ifNull(CostUsd, 0)) FROM llm_calls), (SELECT sum(CostUsd) FROM llm_calls_1m), "
     "(SELECT sum(CostUsd) FROM llm_calls_1h), (SELECT countIf(CostStatus = 'unpriced') FROM llm_calls), "
-    "(SELECT sum(UnpricedCalls) FROM llm_calls_1m), (SELECT sum(UnpricedCalls) FROM llm_calls_1h)"
+    "(SELECT sum(UnpricedCalls) FROM llm_calls_1m), (SELECT sum(UnpricedCalls) FROM llm_calls_1h), "
+    "(SELECT sum(CostUsd) FROM llm_traces)"
 )
 _SUMS = """
 import sys
@@ -287,15 +288,16 @@ def test_a_run_killed_before_its_rollup_corrections_is_finished_at_server_start(
     finally:
         run.kill()
         run.wait(timeout=60)
-    calls, per_minute, per_hour, unpriced, _, unpriced_1h = _sums(data)
+    calls, per_minute, per_hour, unpriced, _, unpriced_1h, _ = _sums(data)
     assert per_hour != pytest.approx(calls, rel=1e-9) and unpriced_1h > unpriced == 0  # left off by the kill
     if killed_before == "llm_calls_1h":
         assert per_minute == pytest.approx(calls, rel=1e-9)  # the 1m corrections had landed
     server = ServerProcess(data).wait_ready()  # no prices file: the start recovers the stored run
     try:
         got = server.client().query(_SUMS_SQL)
-        calls, per_minute, per_hour, unpriced, unpriced_1m, unpriced_1h = got.result_rows[0]
+        calls, per_minute, per_hour, unpriced, unpriced_1m, unpriced_1h, per_trace = got.result_rows[0]
         assert per_minute == pytest.approx(calls, rel=1e-9) and per_hour == pytest.approx(calls, rel=1e-9)
+        assert per_trace == pytest.approx(calls, rel=1e-9)
         assert unpriced == unpriced_1m == unpriced_1h == 0
     finally:
         assert server.stop() == 0
@@ -316,3 +318,19 @@ def test_corrections_carry_their_runs_price_version(history: ChdbClient) -> None
     second = prices.apply_prices(history, [{**GPT4O, "input_mtok": 4.0, "output_mtok": 8.0}])
     versions = history.query("SELECT DISTINCT PriceVersion FROM llm_calls_1h ORDER BY 1").result_rows
     assert [v for (v,) in versions] == [0, first.version, second.version] and second.version == first.version + 1
+
+
+def test_the_trace_list_shows_each_traces_new_cost(history: ChdbClient) -> None:
+    """llm_traces (the Traces page) keeps each trace's cost at insert; re-pricing adds its difference."""
+    mismatched = """
+        SELECT count() FROM (SELECT TraceId, sum(ifNull(CostUsd, 0)) AS cost, countIf(CostStatus = 'unpriced') AS u
+                             FROM llm_calls GROUP BY TraceId) AS c
+        INNER JOIN (SELECT TraceId, sum(CostUsd) AS cost, sum(UnpricedCalls) AS u FROM llm_traces GROUP BY TraceId) AS t
+            ON t.TraceId = c.TraceId
+        WHERE abs(t.cost - c.cost) > 1e-12 OR t.u != c.u"""
+    assert history.query(mismatched).result_rows == [(0,)]
+    done = prices.apply_prices(history, [GPT4O, FINE_TUNE])
+    assert done.calls > 500
+    assert history.query(mismatched).result_rows == [(0,)]
+    listed = "SELECT countIf(Calls > 0), count() FROM llm_traces WHERE PriceVersion = {v:UInt32}"
+    assert history.query(listed, parameters={"v": done.version}).result_rows[0][0] == 0  # corrections list no trace

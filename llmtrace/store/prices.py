@@ -12,7 +12,8 @@ to the calls already stored as well:
   ``PrevCostUsd``/``PrevCostStatus``, stamped with a new ``PriceVersion``) and then adds to each
   rollup one correction row per bucket with exactly the difference (cost, priced and unpriced
   counts; counts that fall are stored modulo 2^64, which ``sum`` folds back), so a 1-hour window
-  (raw calls) and a 30-day one (rollups) agree.
+  (raw calls) and a 30-day one (rollups) agree; the trace list (``llm_traces``) gets one such row
+  per re-priced trace.
 
 Crash safety: the version stamp on ``llm_calls`` is the journal. Correction rows carry their
 version (017), so :func:`recover` — run first by every :func:`reprice` and at ``llmtrace server``
@@ -218,6 +219,7 @@ class Layout:
     calls: str = "llm_calls"
     update: str = "llm_calls"  # the ALTER ... UPDATE target, with its ON CLUSTER clause
     rollups: tuple[str, ...] = tuple(_ROLLUPS)
+    traces: str = "llm_traces"  # the trace list (016): one correction row per re-priced trace
     cluster: str | None = None
 
     @classmethod
@@ -314,15 +316,14 @@ def _await_mutations(client: Any, layout: Layout) -> None:
 
 
 def _correct(client: Any, layout: Layout, version: int) -> int:
-    """Add each rollup's missing correction rows of ``version``; returns the rows added."""
+    """Add the missing correction rows of ``version`` to each rollup and to the trace list; returns
+    the rows added."""
     added = 0
-    for table in layout.rollups:
+    statements = [(table, _correction_sql(table, _ROLLUPS[table], layout.calls)) for table in layout.rollups]
+    statements.append((layout.traces, _TRACES_CORRECTION_SQL.format(traces=layout.traces, calls=layout.calls)))
+    for table, sql in statements:
         before = _version_rows(client, table, version)
-        client.command(
-            _correction_sql(table, _ROLLUPS[table], layout.calls),
-            parameters={"version": version},
-            settings=layout.insert_settings(),
-        )
+        client.command(sql, parameters={"version": version}, settings=layout.insert_settings())
         added += _version_rows(client, table, version) - before
     return added
 
@@ -428,6 +429,19 @@ FROM {calls} AS c WHERE c.PriceVersion = {{version:UInt32}}
 GROUP BY b, {keys}
 """
 
+
+# A trace's correction row changes only its cost and unpriced count: Start/End inside the trace's
+# range (min/max keep theirs), Calls 0 (the trace list picks traces by Calls > 0), no names.
+_TRACES_CORRECTION_SQL = """
+INSERT INTO {traces} (Hour, TraceId, Start, End, UnpricedCalls, CostUsd, PriceVersion)
+SELECT toStartOfHour(min(c.Timestamp)), c.TraceId, min(c.Timestamp), min(c.Timestamp),
+    toUInt64(toInt64(countIf(c.CostStatus = 'unpriced')) - toInt64(countIf(c.PrevCostStatus = 'unpriced'))),
+    sum(ifNull(c.CostUsd, 0) - ifNull(c.PrevCostUsd, 0)), {{version:UInt32}}
+FROM {calls} AS c
+WHERE c.PriceVersion = {{version:UInt32}} AND c.TraceId != ''
+    AND c.TraceId NOT IN (SELECT TraceId FROM {traces} WHERE PriceVersion >= {{version:UInt32}})
+GROUP BY c.TraceId
+"""
 
 _SUMMARY_SQL = """
 SELECT count(), sum(ifNull(PrevCostUsd, 0)), sum(CostUsd) FROM {calls} WHERE PriceVersion = {{version:UInt32}}
