@@ -51,8 +51,22 @@ PAGES = [
 NEEDS_DATA = {"Overview", "Traces", "Cost", "Latency", "Drift", "Compare", "Prompts", "Sessions & users", "Anomalies"}
 
 
+def refuse_rebound_host() -> None:
+    """DNS rebinding: a page whose own name the attacker re-points at 127.0.0.1 loads this app as
+    same-origin and could run it (SQL console included) from the developer's browser. Its
+    ``Host`` still names the attacker's domain: only names of the bound address run the app."""
+    from llmtrace.server.browser_guard import host_allowed
+
+    host = st.context.headers.get("Host")  # absent only outside a browser session (AppTest)
+    if host is not None and not host_allowed(host, str(st.get_option("server.address") or "")):
+        st.error(f"This dashboard does not answer to the name {host!r}; open it at its own address, "
+                 "or add the name to LLMTRACE_ALLOWED_HOSTS.")  # fmt: skip
+        st.stop()
+
+
 def main() -> None:
     st.set_page_config(page_title="llmtrace", page_icon=":material/insights:", layout="wide")
+    refuse_rebound_host()
     page = st.navigation(PAGES)
     st.sidebar.caption(f"Store: `{common.shown_store_url()}`")
     try:

@@ -328,3 +328,34 @@ def test_no_client_can_lift_the_per_query_memory_cap(server: ServerProcess) -> N
     status, headers, body = query(server, "SELECT groupArray(number) FROM numbers(1000000) FORMAT Null",
                                   url_params="max_memory_usage=1000000&")  # fmt: skip
     assert headers.get("x-clickhouse-exception-code") == "241", body  # the cap is the engine's
+
+
+def test_the_dashboard_refuses_a_dns_rebound_page(server: ServerProcess, tmp_path: Path) -> None:
+    """A real browser resolving the attacker's name to 127.0.0.1 (Chromium's host-resolver rule is
+    DNS rebinding, minus the wait) loads the dashboard as that name: the app must not run there
+    (its SQL console would read every span), while the bound address still gets it."""
+    from tests import test_dashboard_browser as browser_tests
+    from tests.server_process import free_ports
+
+    browser_tests.require_chromium()
+    wrapper = tmp_path / "chromium"
+    wrapper.write_text(f'#!/bin/sh\nexec {browser_tests.CHROMIUM} "--host-resolver-rules=MAP rebind.evil.example '
+                       f'127.0.0.1" "$@"\n')  # fmt: skip
+    wrapper.chmod(0o755)
+    port = free_ports(1)[0]
+    dashboard = subprocess.Popen(
+        [sys.executable, "-m", "llmtrace.cli", "dashboard", "--url", server.http_url, "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    patch = pytest.MonkeyPatch()
+    patch.setattr(browser_tests, "CHROMIUM", str(wrapper))
+    chrome = browser_tests.Chromium(tmp_path / "profile")
+    try:
+        rebound = chrome.load(f"http://rebind.evil.example:{port}/sql", "does not answer to the name", 90)
+        assert "Examples" not in rebound and "SELECT" not in rebound
+        assert "Examples" in chrome.load(f"http://127.0.0.1:{port}/sql", "Examples", 90)
+    finally:
+        chrome.close()
+        patch.undo()
+        dashboard.terminate()
+        dashboard.wait(30)

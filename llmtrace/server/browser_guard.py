@@ -18,10 +18,12 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+if TYPE_CHECKING:  # the dashboard imports host_allowed without the server's dependencies
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["BrowserGuard", "allowed_hosts_for", "is_loopback", "is_wildcard"]
+__all__ = ["BrowserGuard", "allowed_hosts_for", "host_allowed", "is_loopback", "is_wildcard"]
 
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -58,6 +60,14 @@ def _host_name(value: str) -> str:
     if value.startswith("["):  # [::1]:8123
         return value[1 : value.find("]")] if "]" in value else value
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def host_allowed(host_header: str, bind_host: str) -> bool:
+    """Whether a request's ``Host`` names a listener bound to ``bind_host`` (the same rule as the
+    ports': loopback names on loopback, plus ``LLMTRACE_ALLOWED_HOSTS``; any name on all
+    interfaces). Used by the dashboard, which a DNS-rebound page could otherwise drive."""
+    allowed = allowed_hosts_for(bind_host, _split(os.environ.get("LLMTRACE_ALLOWED_HOSTS")))
+    return allowed is None or _host_name(host_header) in allowed
 
 
 class BrowserGuard:
