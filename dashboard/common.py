@@ -244,7 +244,9 @@ def style(figure: Any, title: str, height: int = 300, *, y: str | None = None, x
         title=title,
         height=height,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "y": -0.2, "title": None},
+        # At the figure's bottom edge, below the x labels: at y=-0.2 of the plot it covered rotated
+        # model names (gpt-4o-mini, gpt-4.1-nano on the Latency page).
+        legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "title": None},
         xaxis_title=x,
         separators=".,",
     )

@@ -121,3 +121,12 @@ def test_counts_in_tables_have_thousands_separators() -> None:
     """The Overview's provider table showed 9310002 tokens; a count reads 9,310,002."""
     for name in ("calls", "errors", "unpriced_calls", "input_tokens", "output_tokens", "tokens"):
         assert common.SUMMARY_COLUMNS[name]["type_config"]["format"] == "localized", name
+
+
+def test_the_legend_sits_below_the_axis_labels_not_over_them() -> None:
+    """A legend placed at a fraction of the plot (y=-0.2) covered rotated model names on the x axis;
+    anchored to the figure's bottom edge, plotly reserves room for both."""
+    import plotly.graph_objects as go
+
+    legend = common.style(go.Figure(go.Bar(x=["gpt-4o-mini"], y=[1])), "t").layout.legend
+    assert (legend.yref, legend.y, legend.yanchor) == ("container", 0, "bottom")
