@@ -28,9 +28,9 @@ call. *size* = mean paired shift / standard deviation of the statistic without t
 (or missing) events. *Young*: the series is < 2 days old at the incident (new series and
 migrations get incidents 12-48 h after their first call).
 
-Results, seeds 400-409 (``--seeds 400-409``), detector = the working tree at 13:22 UTC 2026-12-04
-(main 23e30d1, the detector engineer's 6efcde9 landing at that minute), generator at ebfa443;
-420 incidents, 231 eligible, 118.3 series-weeks, 0.42-1.73M calls per seed (9 days stored):
+Results, seeds 400-409 (``--seeds 400-409``), generator at ebfa443, detector at main 04a5881 (13:47
+UTC 2026-12-04; the working tree of 13:22, main 23e30d1 + 6efcde9, gave the same episodes on every
+seed); 420 incidents, 231 eligible, 118.3 series-weeks, 0.42-1.73M calls per seed (9 days stored):
 
 | kind          |            all |       eligible | eligible young |
 |---------------|----------------|----------------|----------------|
@@ -56,9 +56,10 @@ False episodes: 690 = **5.83 per series per week**, of which 49 (0.41 per series
 labelled benign change; the rest are alerts on benign changes (one episode may touch several):
 cron 513 (``calls`` down between bursts, ``error_rate`` up at the provider level from the bursts'
 rate-limit 429s), prompt_release 128, release 106, weekend 88, holiday 54, migration 42,
-new_series 40, evening_peak 12, morning_rise 3. ``detect``: median 14 s wall / 3.1 s CPU over a
-median 0.65M calls at a load average of ~24 on the 2-core machine; a seed took 63-287 s (the
-insert through ``otel_traces`` and its views dominates: 36-221 s at that load).
+new_series 40, evening_peak 12, morning_rise 3. ``detect``: median 5.5 s wall / 2.7 s CPU over a
+median 0.65M calls. A whole seed (insert, detect, effect sizes) took 29-47 s at a load average of
+~5 on the 2-core machine, but 122-238 s at ~20 (seed 402, 1.73M calls: the insert through
+``otel_traces`` and its views dominates, 190 s of it at that load).
 
 Worst eligible misses: volume spikes on a whole consumer service (recipes, x3.4 for 54 min, size
 27.7, 1,010 extra calls; x2.2 on a young series), a x2.2 output-token shift (recipes/claude-haiku,
