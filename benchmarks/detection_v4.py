@@ -57,8 +57,9 @@ labelled benign change; the rest are alerts on benign changes (one episode may t
 cron 513 (``calls`` down between bursts, ``error_rate`` up at the provider level from the bursts'
 rate-limit 429s), prompt_release 128, release 106, weekend 88, holiday 54, migration 42,
 new_series 40, evening_peak 12, morning_rise 3. ``detect``: median 5.5 s wall / 2.7 s CPU over a
-median 0.65M calls. A whole seed (insert, detect, effect sizes) took 29-47 s at a load average of
-~5 on the 2-core machine, but 122-238 s at ~20 (seed 402, 1.73M calls: the insert through
+median 0.65M calls (1.4-3.6 s in a rerun at 14:01, same episodes). A whole seed (insert, detect,
+effect sizes) took 19-58 s in that rerun (all ten: 5 min), 29-47 s at a load average of ~5 on the
+2-core machine, but 122-238 s at ~20 (seed 402, 1.73M calls: the insert through
 ``otel_traces`` and its views dominates, 190 s of it at that load).
 
 Worst eligible misses: volume spikes on a whole consumer service (recipes, x3.4 for 54 min, size
