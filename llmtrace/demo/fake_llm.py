@@ -39,6 +39,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import sys
 import threading
@@ -403,17 +404,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-delay-ms", type=int, default=0, help="delay before every streamed chunk")
     args = parser.parse_args(argv)
     fake = FakeLLM(args.host, args.port, latency_s=args.latency_ms / 1000, chunk_delay_s=args.chunk_delay_ms / 1000)
+    # Handlers first: the server answers as soon as its thread runs, so a Ctrl-C (or a test's SIGINT
+    # after its first /health) can arrive before this thread reaches any try block.
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
     try:
         fake.start()
     except OSError as exc:
         print(exc)
         return 1
-    print(f"fake LLM at {fake.url}  (OpenAI base_url {fake.openai_base_url}, Anthropic base_url {fake.url})")
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        print(
+            f"fake LLM at {fake.url}  (OpenAI base_url {fake.openai_base_url}, Anthropic base_url {fake.url})",
+            flush=True,
+        )
+        while not stopping.wait(1.0):
+            pass
     finally:
         fake.stop()
     return 0
