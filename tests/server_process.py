@@ -53,7 +53,7 @@ class ServerProcess:
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None, *, ports: tuple[int, int] | None = None,
                  args: tuple[str, ...] = ()):  # fmt: skip
         self.data_dir = data_dir
-        self.otlp_port, self.http_port = ports or (free_port(), free_port())
+        self.otlp_port, self.http_port = ports or tuple(free_ports(2))
         self.log_path = data_dir.parent / f"{data_dir.name}-server-{self.http_port}.log"
         environment = {k: v for k, v in os.environ.items() if k != "LLMTRACE_PASSWORD"}
         environment.update(env or {})
