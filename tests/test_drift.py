@@ -371,3 +371,31 @@ def test_auto_grouping_means_by_service(store: Any) -> None:
 
 def test_release_values_come_oldest_first(store: Any) -> None:
     assert drift.values_oldest_first(store, Filter(start=END - 7 * DAY, end=END), "release") == ["v1.0.0", "v1.1.0"]
+
+
+def test_sampled_groups_report_full_counts_and_keep_their_verdicts(
+    store: Any, by_series: drift.DriftReport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large groups are read through a hash sample (here forced by a tiny SAMPLE): the counts stay the
+    full ones and the injected drifts keep their verdicts, while untouched series stay unflagged."""
+    from llmtrace.analytics import drift_sql
+
+    monkeypatch.setattr(drift_sql, "SAMPLE", 300)
+    sampled = drift.compare(store, CLEAN_VS_LAST_DAY, by=("service", "model"))
+    summarizer = sampled.get("output_tokens", service="summarizer")
+    full = by_series.get("output_tokens", service="summarizer")
+    assert full.baseline_n > 300 and full.current_n > 300  # the sample is smaller than the group
+    assert (summarizer.baseline_n, summarizer.current_n) == (full.baseline_n, full.current_n)
+    assert summarizer.verdict == "major"
+    assert sampled.get("truncation_rate", service="support-bot", model="gpt-4o-mini").current_n == (
+        by_series.get("truncation_rate", service="support-bot", model="gpt-4o-mini").current_n
+    )
+    for service, model in UNTOUCHED:
+        assert not [r for r in sampled.flagged() if r.group == {"service": service, "model": model}]
+
+
+def test_sample_thresholds_only_for_sides_above_the_sample_size() -> None:
+    from llmtrace.analytics import drift_sql
+
+    params = drift_sql.sample_params([(0, ("a",), drift_sql.SAMPLE), (1, ("a",), 4 * drift_sql.SAMPLE)])
+    assert params == {"sample_keys": [drift_sql.sample_key(1, ("a",))], "sample_limits": [drift_sql.HASH_RANGE // 4]}

@@ -51,6 +51,8 @@ from llmtrace.analytics.drift_sql import (
     categorical_sql,
     distribution_sql,
     numeric_sql,
+    sample_params,
+    sizes_sql,
 )
 from llmtrace.analytics.drift_verdicts import (
     DEFAULT_BY,
@@ -210,11 +212,13 @@ def compare(
     query = Query(comparison.baseline, comparison.current, groups, f)
     numeric, categorical = _metrics(metrics, groups, comparison)
     results: list[MetricDrift] = []
+    sizes = _Sizes(frame(client, sizes_sql(query, numeric, categorical), query.params()), groups)
+    params = query.params(**sample_params(sizes.triples()))
     if numeric:
-        rows = frame(client, numeric_sql(query, numeric), query.params()).to_dict("records")
+        rows = sizes.full(frame(client, numeric_sql(query, numeric), params), "vn", len(numeric))
         results += [_numeric(row, i, m, groups, min_samples) for row in rows for i, m in enumerate(numeric)]
     if categorical:
-        rows = frame(client, categorical_sql(query, categorical), query.params()).to_dict("records")
+        rows = sizes.full(frame(client, categorical_sql(query, categorical), params), "vc", len(categorical))
         results += [_categorical(row, i, m, groups, min_samples) for row in rows for i, m in enumerate(categorical)]
     results = [finish(r) for r in results if r.baseline_n or r.current_n]
     order = {m: i for i, m in enumerate([*NUMERIC, *CATEGORICAL])}
@@ -251,6 +255,34 @@ def dimension_values(client: Any, f: Filter, dimension: str, limit: int = 50) ->
         WHERE {f.where()} AND value != ''
         GROUP BY value ORDER BY calls DESC, value LIMIT {{limit:UInt32}}"""
     return [str(v) for v in frame(client, sql, f.params(limit=limit))["value"]]
+
+
+class _Sizes:
+    """Unsampled calls per group and side (:func:`~llmtrace.analytics.drift_sql.sizes_sql`): the
+    sample thresholds, and the counts a sampled result reports."""
+
+    def __init__(self, df: pd.DataFrame, by: tuple[str, ...]) -> None:
+        self.by = by
+        self.rows: dict[tuple[tuple[str, ...], int], dict[str, Any]] = {
+            (self._group(row), int(row["side"])): row for row in df.to_dict("records")
+        }
+
+    def _group(self, row: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(str(row[f"g_{name}"]) for name in self.by)
+
+    def triples(self) -> list[tuple[int, tuple[str, ...], int]]:
+        return [(side, group, int(row["n"])) for (group, side), row in self.rows.items()]
+
+    def full(self, df: pd.DataFrame, prefix: str, metrics: int) -> list[dict[str, Any]]:
+        """``df``'s rows with nb{i} / nc{i} replaced by the unsampled counts."""
+        rows = df.to_dict("records")
+        for row in rows:
+            group = self._group(row)
+            for side, name in ((0, "nb"), (1, "nc")):
+                counts = self.rows.get((group, side))
+                for i in range(metrics):
+                    row[f"{name}{i}"] = int(counts[f"{prefix}{i}"]) if counts else 0
+        return rows
 
 
 # --------------------------------------------------------------------------- verdicts

@@ -7,6 +7,12 @@ metrics take two passes: baseline deciles and counts, then per group and metric 
 two-sample Kolmogorov-Smirnov test, medians and p95s and the PSI over those deciles.
 Categorical metrics take one: per category counts (``sumMap``), then the Jensen-Shannon
 distance (base 2, so in [0, 1]) and the chi-square statistic of the 2 x k table.
+
+Large groups are sampled: a first, cheap query (:func:`sizes_sql`) counts the calls per group and
+side; a side of a group with more than :data:`SAMPLE` calls is then read through a stable hash
+sample of about that many calls (the statistics' cost grows with the calls they see, the counts'
+does not), while the reported counts stay the full ones. Groups at or under :data:`SAMPLE` calls
+per side are read whole, so their statistics are exactly the unsampled ones.
 """
 
 from __future__ import annotations
@@ -28,6 +34,13 @@ _BINS = 10  # values above the 9 deciles fall in bins 0..9
 # p-value is the asymptotic one ('asymp'): 'auto' switches to the exact O(n * m) computation
 # for samples under 10,000, which is far too slow here, and n >= 30 per side anyway.
 KS_SAMPLE = 10000
+# Calls per side and group above which the statistics read a hash sample of about this many:
+# PSI's decile shares then move by ~0.2 percentage points at most (binomial noise at this size),
+# medians and p95s are the 8,192-value reservoir estimate they always were, the KS test sees the
+# same-sized sample as unsampled, and a 1-point share change of a chi-square table stays significant.
+SAMPLE = 50000
+HASH_RANGE = 1_000_000  # h = cityHash64(SpanId) % HASH_RANGE
+_KEY_SEPARATOR = "\x1f"
 
 # Per-call numeric metrics, over successful calls only (a failed call has no real latency or output).
 NUMERIC: dict[str, str] = {
@@ -124,18 +137,54 @@ class Query:
             params.update({name: list(getattr(self.f, name)) for name in DIMENSIONS if getattr(self.f, name)})
         return {**params, **extra}
 
-    def calls(self, columns: dict[str, str]) -> str:
+    def calls(self, columns: dict[str, str], sampled: bool = True) -> str:
         """One row per call and side it belongs to: _all, g_<by>..., side, h (a stable hash of
-        the span in [0, 1e6), for sampling) and one column per entry of ``columns``."""
+        the span in [0, HASH_RANGE), for sampling), ``lim`` (the group and side's sample
+        threshold: calls with h < lim are read; HASH_RANGE reads all) and one column per entry
+        of ``columns``. ``sampled`` needs the ``sample_keys`` / ``sample_limits`` parameters
+        (:func:`sample_params`)."""
         in_base, in_cur = self.baseline.condition("b"), self.current.condition("c")
         groups = "".join(f", toString({COLUMNS[b]}) AS g_{b}" for b in self.by)
         values = "".join(f",\n                   {expr} AS {name}" for name, expr in columns.items())
         dims = self.f.dimension_clause() if self.f is not None else ""
+        key = f"arrayStringConcat([toString(side){''.join(f', g_{b}' for b in self.by)}], char(31))"
+        lim = (
+            f"transform({key}, {{sample_keys:Array(String)}}, {{sample_limits:Array(UInt32)}}, toUInt32({HASH_RANGE}))"
+            if sampled
+            else f"toUInt32({HASH_RANGE})"
+        )
         return f"""
-            SELECT 0 AS _all{groups}, side, cityHash64(SpanId) % 1000000 AS h{values}
+            SELECT * FROM (
+            SELECT 0 AS _all{groups}, side, cityHash64(SpanId) % {HASH_RANGE} AS h, {lim} AS lim{values}
             FROM llm_calls
             ARRAY JOIN arrayFilter(s -> s >= 0, [if({in_base}, 0, -1), if({in_cur}, 1, -1)]) AS side
-            WHERE (({in_base}) OR ({in_cur})){dims}"""
+            WHERE (({in_base}) OR ({in_cur})){dims}
+            ) WHERE h < lim"""
+
+
+def sizes_sql(q: Query, numeric: Sequence[str], categorical: Sequence[str]) -> str:
+    """Per group and side: ``n`` calls, ``vn{i}`` calls with numeric metric i and ``vc{i}``
+    calls with categorical metric i (all unsampled): the counts reports show, and from ``n``
+    the sample thresholds."""
+    columns = {**_numeric_columns(numeric), **_categorical_columns(categorical)}
+    counts = "".join(f", countIf(m{i} IS NOT NULL) AS vn{i}" for i in range(len(numeric)))
+    counts += "".join(f", countIf(c{i} IS NOT NULL) AS vc{i}" for i in range(len(categorical)))
+    return f"""
+        SELECT {q.keys}, side, count() AS n{counts}
+        FROM ({q.calls(columns, sampled=False)})
+        GROUP BY {q.keys}, side"""
+
+
+def sample_key(side: int, group: Sequence[str]) -> str:
+    """The key :meth:`Query.calls` looks a group and side's threshold up by."""
+    return _KEY_SEPARATOR.join([str(side), *group])
+
+
+def sample_params(sizes: Sequence[tuple[int, Sequence[str], int]]) -> dict[str, Any]:
+    """``sample_keys`` / ``sample_limits`` for (side, group values, calls) triples: a side of a
+    group with more than :data:`SAMPLE` calls is read where h < HASH_RANGE * SAMPLE / calls."""
+    big = [(sample_key(side, group), HASH_RANGE * SAMPLE // n) for side, group, n in sizes if n > SAMPLE]
+    return {"sample_keys": [k for k, _ in big], "sample_limits": [v for _, v in big]}
 
 
 def _numeric_columns(metrics: Sequence[str]) -> dict[str, str]:
@@ -170,7 +219,8 @@ def numeric_sql(q: Query, metrics: Sequence[str]) -> str:
 def _numeric_stats(i: int) -> str:
     # prep's pb/pc (calls per side) and pe (baseline decile edges) are constant within a group
     both = f"pb{i} > 0 AND pc{i} > 0"
-    sample = f"h < 1000000 * least(1, {KS_SAMPLE} / if(side = 0, pb{i}, pc{i}))"
+    # KS_SAMPLE of the side's calls (of its sample, which holds the calls with h < lim)
+    sample = f"h < lim * least(1, {KS_SAMPLE} / if(side = 0, pb{i}, pc{i}))"
     in_bin = "toUInt8(" + " + ".join(f"(ifNull(m{i}, 0) > pe{i}[{k}])" for k in range(1, 10)) + ")"
     return (
         f"any(pb{i}) AS nb{i}, any(pc{i}) AS nc{i},"
@@ -195,15 +245,19 @@ def categorical_sql(q: Query, metrics: Sequence[str]) -> str:
     change{i} (largest share change), top{i} / topb{i} / topc{i} (the category that moved
     most and its shares) and rb{i} / rc{i} (share of 'true' per side, for rates)."""
     keys = q.keys
-    columns = {
-        f"c{i}": f"CAST({RATES[m]}, 'Nullable(UInt8)')" if m in RATES else f"CAST({MIXES[m]}, 'Nullable(String)')"
-        for i, m in enumerate(metrics)
-    }
+    columns = _categorical_columns(metrics)
     counts = ", ".join(_rate_counts(i) if m in RATES else _mix_counts(i) for i, m in enumerate(metrics))
     stats = ",\n".join(_categorical_stats(i, m in STRATIFIED) for i, m in enumerate(metrics))
     return f"""
         WITH calls AS ({q.calls(columns)})
         SELECT {keys}, {stats} FROM (SELECT {keys}, {counts} FROM calls GROUP BY {keys})"""
+
+
+def _categorical_columns(metrics: Sequence[str]) -> dict[str, str]:
+    return {
+        f"c{i}": f"CAST({RATES[m]}, 'Nullable(UInt8)')" if m in RATES else f"CAST({MIXES[m]}, 'Nullable(String)')"
+        for i, m in enumerate(metrics)
+    }
 
 
 def _mix_counts(i: int) -> str:
@@ -278,7 +332,7 @@ def _share_of_true(keys: str, shares: str) -> str:
 def distribution_sql(q: Query, metric: str, group_where: str, bins: int) -> str:
     """Shares of each side in ``bins`` equal-width bins between the pooled 1st and 99th
     percentiles (values outside go to the edge bins), for overlaid histograms."""
-    calls = q.calls({"v": f"CAST({NUMERIC[metric]}, 'Nullable(Float64)')"})
+    calls = q.calls({"v": f"CAST({NUMERIC[metric]}, 'Nullable(Float64)')"}, sampled=False)
     return f"""
         WITH
         calls AS (SELECT * FROM ({calls}) WHERE v IS NOT NULL {group_where}),
