@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +41,14 @@ def calls_stored(url: str) -> int:
         client.close()
 
 
+def streamlit_healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as response:
+            return bool(response.read() == b"ok")
+    except OSError:
+        return False
+
+
 def main() -> int:
     otlp, http, dashboard = free_ports(3)
     data_dir = tempfile.mkdtemp(prefix="llmtrace-up-demo-")
@@ -50,12 +59,22 @@ def main() -> int:
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(raw.decode(errors="replace").rstrip()) for raw in up.stdout or []],
                      daemon=True).start()  # fmt: skip
+    seen: set[str] = set()
+
+    def mark(event: str) -> None:  # the first time each start-up step is seen
+        if event not in seen:
+            seen.add(event)
+            print(f"{time.monotonic() - started:6.1f} s  [{event}]", flush=True)
+
     try:
         while time.monotonic() - started < TIMEOUT_S:
             while not lines.empty():
                 print(f"{time.monotonic() - started:6.1f} s  {lines.get()}", flush=True)
+            if "Streamlit answers" not in seen and streamlit_healthy(dashboard):
+                mark("Streamlit answers")
             calls = calls_stored(f"http://127.0.0.1:{http}")
             if calls:
+                mark("first calls stored")
                 try:
                     run = render_page(f"http://127.0.0.1:{dashboard}", "")
                 except OSError:
