@@ -38,7 +38,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1_000_000)
     args = parser.parse_args()
-    scenario = dataclasses.replace(canary.DEMO, calls=args.calls, hours=72)
+    scenario = dataclasses.replace(canary.DEMO, calls=args.calls, hours=72).dated()
     with tempfile.TemporaryDirectory() as directory:
         client = ChdbClient.open(directory)
         try:

@@ -44,7 +44,7 @@ def main() -> int:
             for seed in range(args.seeds):
                 service = f"aa-{seed}"
                 aa = dataclasses.replace(canary.DEMO, arms=(canary.Arm("a"), canary.Arm("b")), calls=args.calls,
-                                         seed=100 + seed, service=service)  # fmt: skip
+                                         seed=100 + seed, service=service).dated()  # fmt: skip
                 canary.insert(client, aa)
                 flagged = set()
                 for look in range(1, args.looks + 1):

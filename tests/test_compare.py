@@ -7,7 +7,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
@@ -19,7 +19,10 @@ from llmtrace.analytics.compare import Selector
 from llmtrace.analytics.filters import Filter, SelectionError
 from llmtrace.demo import canary
 
-DEMO = canary.DEMO
+# The clock, read once and passed to everything: the canaries end at the last whole hour before it
+# (their rows are the same at any hour, shifted). Recent, because `watch` judges the last day.
+NOW = datetime.now(timezone.utc)
+DEMO = canary.DEMO.dated(NOW)
 WINDOW = Filter(start=DEMO.start, end=DEMO.end, services=(DEMO.service,))
 # A second service whose candidate gets worse half-way through the window.
 MIDSTREAM = dataclasses.replace(
@@ -270,3 +273,14 @@ def test_looks_give_the_verdict_of_each_growing_window(store: Any) -> None:
 def test_looks_need_at_least_one(store: Any) -> None:
     with pytest.raises(ValueError, match="count must be at least 1"):
         compare.looks(store, "release=v3.0.0", "release=v3.1.0", WINDOW, "latency_p50_ms", count=0)
+
+
+# --------------------------------------------------------------------------- the demo's clock
+def test_the_demo_canary_is_dated_when_it_is_loaded_not_when_its_module_was_imported() -> None:
+    assert canary.DEMO.end is None and canary.WORSENING.end is None
+    pinned = canary.DEMO.dated(datetime(2026, 1, 2, 3, 45, 6, tzinfo=timezone.utc))
+    assert pinned.end == datetime(2026, 1, 2, 3, tzinfo=timezone.utc)
+    assert pinned.start == datetime(2026, 1, 1, 3, tzinfo=timezone.utc)
+    assert pinned.dated(NOW) is pinned  # a dated canary keeps its end
+    with pytest.raises(ValueError, match="date it first"):
+        _ = canary.DEMO.start

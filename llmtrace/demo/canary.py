@@ -22,6 +22,7 @@ real: one process per release through the openai SDK (:mod:`llmtrace.demo.canary
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,8 +47,11 @@ class Arm:
 
 @dataclass(frozen=True)
 class Canary:
+    """A canary's releases over ``hours`` up to ``end`` (``None``: the last whole hour when it is
+    loaded, so the demo is dated by its run, not by when this module was imported)."""
+
     arms: tuple[Arm, ...]
-    end: datetime
+    end: datetime | None = None
     calls: int = 12_000
     hours: float = 24.0
     seed: int = 5
@@ -57,17 +61,25 @@ class Canary:
 
     @property
     def start(self) -> datetime:
+        if self.end is None:
+            raise ValueError("this canary has no end yet: date it first (canary.dated())")
         return self.end - timedelta(hours=self.hours)
 
+    def dated(self, now: datetime | None = None) -> Canary:
+        """This canary with its ``end`` fixed: kept if set, else the last whole hour before ``now``
+        (default: the clock, read now). Tests pass ``now`` (or set ``end``) to pin the clock."""
+        if self.end is not None:
+            return self
+        now = now or datetime.now(timezone.utc)
+        return dataclasses.replace(self, end=now.replace(minute=0, second=0, microsecond=0))
 
-_NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
 DEMO = Canary(
     arms=(Arm("v2.0.0"), Arm("v2.1.0", generation=2.0, quality_shift=-0.08), Arm("v2.2.0", model="gpt-4.1-nano")),
-    end=_NOW,
 )
 # The sequential case: the candidate is like the baseline for the first half, then worse.
 WORSENING = Canary(arms=(Arm("v3.0.0"), Arm("v3.1.0", generation=3.0, quality_shift=-0.1, from_share=0.5)),
-                   end=_NOW, service="checkout-assistant-worsening")  # fmt: skip
+                   service="checkout-assistant-worsening")  # fmt: skip
 SCENARIOS = {"demo": DEMO, "worsening": WORSENING}
 
 _COLUMNS = (
@@ -138,7 +150,10 @@ WHERE NOT failed AND u(number, 11) < {{score_share:Float64}}
 
 
 def insert(client: Any, canary: Canary) -> int:
-    """Write the canary's calls and scores into ``otel_traces``; return the number of calls."""
+    """Write the canary's calls and scores into ``otel_traces``; return the number of calls.
+
+    A canary without an ``end`` ends at the last whole hour before this call."""
+    canary = canary.dated()
     models = [a.model or canary.model for a in canary.arms]
     params = {
         "seed": canary.seed,
