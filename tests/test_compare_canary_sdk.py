@@ -166,7 +166,7 @@ def test_up_demo_loads_the_canarys_last_day_and_links_the_compare_page_on_it(
     fresh = ServerProcess(tmp_path / "data").wait_ready()
     try:
         assert load_for_up(fresh.http_url, fresh.otlp_url, "http://dash:8501", {}, live=False)
-        link = "http://dash:8501/compare?by=release&baseline=v2.0.0&candidate=v2.1.0"
+        link = "http://dash:8501/compare?by=release&baseline=v2.0.0&candidate=v2.1.0&service=checkout-assistant"
         assert f"Compare them: {link}" in capsys.readouterr().out
         store = fresh.client()
         count = "SELECT count() FROM llm_calls WHERE ServiceName = {s:String}"

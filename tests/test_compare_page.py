@@ -3,7 +3,9 @@ verdicts ``llmtrace compare`` gives, for the releases picked."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,10 @@ from llmtrace.demo import canary
 from llmtrace.store.client import connect
 from llmtrace.store.migrations import apply_migrations, client_runner
 
+# The clock, read once: the canary ends at the last whole hour before it (the page shows the last week).
+NOW = datetime.now(timezone.utc)
+# A smaller service with newer releases: its pair is the newest but has less traffic than the demo's.
+SMALL = canary.Canary(arms=(canary.Arm("r1"), canary.Arm("r2")), calls=600, hours=2, seed=3, service="faq-bot")
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "streamlit_app.py")
 
 
@@ -25,7 +31,8 @@ def store_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"chdb://{tmp_path_factory.mktemp('compare-page')}"
     client = connect(url)
     apply_migrations(client_runner(client))
-    canary.insert(client, canary.DEMO)
+    canary.insert(client, canary.DEMO.dated(NOW))
+    canary.insert(client, SMALL.dated(NOW))
     yield url
     common._client(url).close()
     common._client.clear()
@@ -81,7 +88,9 @@ def test_a_link_opens_the_page_on_the_canarys_comparison(store_url: str, monkeyp
     from llmtrace.demo.canary_live import compare_link
 
     link = compare_link("http://localhost:8501", canary.DEMO)
-    assert link == "http://localhost:8501/compare?by=release&baseline=v2.0.0&candidate=v2.1.0"
+    assert link == (
+        "http://localhost:8501/compare?by=release&baseline=v2.0.0&candidate=v2.1.0&service=checkout-assistant"
+    )
     monkeypatch.setenv(common.URL_ENV, store_url)
     at = AppTest.from_file(APP, default_timeout=60)
     for pair in link.split("?", 1)[1].split("&"):
@@ -103,3 +112,51 @@ def test_a_link_to_a_release_without_calls_says_so(store_url: str, monkeypatch: 
     assert not at.exception
     assert any("'v0.0.1' from the link has no calls" in w.value for w in at.warning)
     assert at.selectbox(key="cmp_cand_release").value == "v2.1.0"
+
+
+def test_without_a_link_the_page_compares_two_releases_of_the_busiest_service_and_says_so(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two services with releases in the window: the default pair is the newest two of the service
+    where both have the most calls (not the newest two across services), and the page says what it
+    compares: which releases, where, over which window, how many calls."""
+    monkeypatch.setenv(common.URL_ENV, store_url)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception
+    assert at.selectbox(key="cmp_service_release").value == canary.DEMO.service
+    base, cand = at.selectbox(key="cmp_base_release").value, at.selectbox(key="cmp_cand_release").value
+    demo_releases = {a.release for a in canary.DEMO.arms}
+    assert {base, cand} <= demo_releases and base != cand
+    said = [m.value for m in at.markdown if m.value.startswith("Comparing release")]
+    assert len(said) == 1 and f"**{cand}** (candidate) with **{base}** (baseline)" in said[0], said
+    assert f"in service **{canary.DEMO.service}**" in said[0], said
+    assert re.search(r" UTC: [1-9][\d,]* against [1-9][\d,]* calls\.$", said[0]), said  # the sidebar's window
+
+
+def test_picking_the_other_service_offers_only_its_releases(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(common.URL_ENV, store_url)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("app_pages/compare.py").run()
+    at.selectbox(key="cmp_service_release").set_value(SMALL.service).run()
+    assert not at.exception
+    assert set(at.selectbox(key="cmp_base_release").options) == {"r1", "r2"}
+    said = next(m.value for m in at.markdown if m.value.startswith("Comparing release"))
+    assert f"in service **{SMALL.service}**" in said and ": 300 against 300 calls." in said, said
+
+
+def test_the_default_pair_is_the_busiest_services_newest_two(store_url: str) -> None:
+    from llmtrace.analytics.compare_pick import default_pair
+
+    client = connect(store_url)
+    try:
+        window = Filter.last(timedelta(days=2), now=NOW)
+        pair = default_pair(client, window, "release")
+        assert pair is not None and pair.service == canary.DEMO.service and pair.calls == canary.DEMO.calls // 3
+        assert {pair.baseline, pair.candidate} <= {a.release for a in canary.DEMO.arms}
+        services = default_pair(client, window, "service")  # services themselves: no service to stay within
+        assert services is not None and services.service is None
+        assert {services.baseline, services.candidate} == {canary.DEMO.service, SMALL.service}
+        assert default_pair(client, Filter.last(timedelta(days=2), now=NOW, services=(SMALL.service,)), "model") is None
+    finally:
+        client.close()

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import common
-from llmtrace.analytics import compare, drift
+from llmtrace.analytics import compare, compare_pick, drift
 from llmtrace.analytics.compare_sql import Selector
 
 DIMENSIONS = {
@@ -37,15 +37,39 @@ st.caption(
     "alpha is split over the metrics. Same as `llmtrace compare --baseline … --candidate …`."
 )
 
-# A link may open the page on one comparison: ?by=release&baseline=v2.0.0&candidate=v2.1.0
+# A link may open the page on one comparison: ?by=release&baseline=v2.0.0&candidate=v2.1.0&service=...
 linked = st.query_params.get("by")
 dimension = st.radio("Compare by", list(DIMENSIONS), format_func=DIMENSIONS.get, horizontal=True, key="cmp_dim",
                      index=list(DIMENSIONS).index(linked) if linked in DIMENSIONS else 0)  # fmt: skip
 dimension = dimension or "release"
-values = common.load(drift.values_oldest_first, f, dimension)  # oldest first: default older vs newer
+ALL_SERVICES = "(all services)"
+# Releases, prompts and models belong to a service: by default both sides come from one service
+# (the one where the newest pair has the most calls), unless the sidebar already narrowed services.
+pair = common.load(compare_pick.default_pair, f, dimension)
+service: str | None = None
+if dimension != "service" and not f.services:
+    services = [ALL_SERVICES, *common.load(drift.values_oldest_first, f, "service")]
+    wanted = st.query_params.get("service") if dimension == linked else None
+    wanted = wanted or (pair.service if pair else None)
+    picked_service = st.selectbox("Within service", services, key=f"cmp_service_{dimension}",
+                                  index=services.index(wanted) if wanted in services else 0)  # fmt: skip
+    service = None if picked_service in (None, ALL_SERVICES) else str(picked_service)
+scoped = compare_pick.within(f, service)
+values = common.load(drift.values_oldest_first, scoped, dimension)  # oldest first: default older vs newer
 if len(values) < 2:
-    st.info(f"Fewer than two values of {DIMENSIONS[dimension].lower()} in this window: widen the time range.")
+    where = f" in service {service}" if service else ""
+    st.info(f"Fewer than two values of {DIMENSIONS[dimension].lower()}{where} in this window: widen the time range"
+            f"{' or pick another service' if service else ''}.")  # fmt: skip
     st.stop()
+
+
+def _default(side: str, fallback: int) -> int:
+    """The default pair's value on this side when it is in this service's values, else ``fallback``."""
+    if pair is not None and pair.service == service:
+        value = pair.baseline if side == "baseline" else pair.candidate
+        if value in values:
+            return values.index(value)
+    return fallback
 
 
 def _linked_index(param: str, default: int) -> int:
@@ -60,9 +84,10 @@ def _linked_index(param: str, default: int) -> int:
 
 
 left, right, third = st.columns([2, 2, 1])
-baseline = left.selectbox("Baseline", values, index=_linked_index("baseline", len(values) - 2),
+baseline = left.selectbox("Baseline", values, index=_linked_index("baseline", _default("baseline", len(values) - 2)),
                           key=f"cmp_base_{dimension}")  # fmt: skip
-candidate = right.selectbox("Candidate", values, index=_linked_index("candidate", len(values) - 1),
+candidate = right.selectbox("Candidate", values,
+                            index=_linked_index("candidate", _default("candidate", len(values) - 1)),
                             key=f"cmp_cand_{dimension}")  # fmt: skip
 alpha = third.select_slider("Alpha", options=[0.01, 0.05, 0.1], value=0.05, key="cmp_alpha")
 if baseline == candidate:
@@ -73,11 +98,23 @@ report = common.load(
     compare.compare,
     Selector(((dimension, str(baseline)),)),
     Selector(((dimension, str(candidate)),)),
-    f,
+    scoped,
     alpha=float(alpha),
     lower_is_better=tuple(lower_is_better),
 )
 
+calls = report.get("error_rate")  # its counts are the calls of each side
+if service:
+    scope = f"service **{service}**"
+elif f.services:
+    scope = f"service{'s' if len(f.services) > 1 else ''} **{', '.join(f.services)}** (sidebar)"
+else:
+    scope = "**all services**"
+st.markdown(
+    f"Comparing {DIMENSIONS[dimension].lower()} **{candidate}** (candidate) with **{baseline}** (baseline) in {scope}, "
+    f"calls from {f.start:%Y-%m-%d %H:%M} to {f.end:%Y-%m-%d %H:%M} UTC"
+    f": {calls.candidate_n:,} against {calls.baseline_n:,} calls."
+)
 counts = {v: len(report.with_verdict(v)) for v in ("worse", "better", "changed", "no_evidence")}
 cards = st.columns(4)
 cards[0].metric("Worse", counts["worse"], border=True)
@@ -159,7 +196,7 @@ history = common.load(
     compare.looks,
     Selector(((dimension, str(baseline)),)),
     Selector(((dimension, str(candidate)),)),
-    f,
+    scoped,
     picked,
     alpha=float(alpha),
     lower_is_better=tuple(lower_is_better),

@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 if TYPE_CHECKING:
     from llmtrace.demo.canary import Arm, Canary
@@ -167,9 +168,10 @@ UP_CALLS = 6000  # the canary's last day in `llmtrace up --demo` (2,000 per rele
 
 
 def compare_link(dashboard_url: str, canary: Canary, candidate: int = 1) -> str:
-    """The Compare page opened on the canary: its baseline against one of its candidates."""
+    """The Compare page opened on the canary: its baseline against one of its candidates, within its service."""
     base, other = canary.arms[0].release, canary.arms[candidate].release
-    return f"{dashboard_url.rstrip('/')}/compare?by=release&baseline={base}&candidate={other}"
+    query = urlencode({"by": "release", "baseline": base, "candidate": other, "service": canary.service})
+    return f"{dashboard_url.rstrip('/')}/compare?{query}"
 
 
 def load_for_up(query_url: str, otlp_url: str, dashboard_url: str, env: dict[str, str], live: bool = True) -> bool:
