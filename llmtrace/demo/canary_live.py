@@ -80,10 +80,14 @@ def call_of(canary: Canary, arm: Arm, index: int, changed: bool) -> CanaryCall:
     )
 
 
-def play(endpoint: str, canary: Canary, arm: Arm, requests: int | None, rate: float | None = None) -> int:
+def play(
+    endpoint: str, canary: Canary, arm: Arm, requests: int | None, rate: float | None = None, simulated: bool = False
+) -> int:
     """Play ``requests`` requests of ``arm`` (None: until stopped or the parent is gone), ``rate``
     per second (None: back to back). Returns the requests played. Call once per process: it
-    instruments the process as the arm's release."""
+    instruments the process as the arm's release. ``simulated``: latencies on a simulated clock,
+    exactly as the knobs say (:mod:`llmtrace.demo.canary_clock`), for checks that must not depend
+    on how busy the machine is."""
     import openai
 
     import llmtrace
@@ -93,7 +97,8 @@ def play(endpoint: str, canary: Canary, arm: Arm, requests: int | None, rate: fl
     parent, played, next_at = os.getppid(), 0, time.monotonic()
     try:
         with FakeLLM() as fake:
-            client = openai.OpenAI(base_url=fake.openai_base_url, api_key="demo", max_retries=0)
+            client = openai.OpenAI(base_url=fake.openai_base_url, api_key="demo", max_retries=0,
+                                   http_client=_simulated_http_client() if simulated else None)  # fmt: skip
             while requests is None or played < requests:
                 changed = requests is None or played >= arm.from_share * requests
                 _request(client, arm, call_of(canary, arm, played, changed), canary.model)
@@ -107,6 +112,17 @@ def play(endpoint: str, canary: Canary, arm: Arm, requests: int | None, rate: fl
         llmtrace.flush()
         llmtrace.uninstrument()
     return played
+
+
+def _simulated_http_client() -> Any:
+    """An httpx client whose transport plays the fake's delays on a clock this process now reads."""
+    import httpx
+
+    from llmtrace.demo.canary_clock import PacedTransport, SimulatedClock
+
+    clock = SimulatedClock()
+    clock.install()
+    return httpx.Client(transport=PacedTransport(clock))
 
 
 def _request(client: Any, arm: Arm, call: CanaryCall, default_model: str) -> None:
@@ -133,10 +149,13 @@ def _request(client: Any, arm: Arm, call: CanaryCall, default_model: str) -> Non
         llmtrace.score("quality", call.quality)
 
 
-def _argv(endpoint: str, scenario: str, release: str, requests: int | None, rate: float | None) -> list[str]:
+def _argv(
+    endpoint: str, scenario: str, release: str, requests: int | None, rate: float | None, simulated: bool = False
+) -> list[str]:
     argv = [sys.executable, "-m", "llmtrace.demo.canary", "--live", "--endpoint", endpoint,
             "--scenario", scenario, "--release", release]  # fmt: skip
     argv += ["--requests", str(requests)] if requests is not None else []
+    argv += ["--simulated-clock"] if simulated else []
     return argv + (["--rate", f"{rate:g}"] if rate else [])
 
 
@@ -147,10 +166,14 @@ def start_arms(
     requests: int | None = None,
     rate: float | None = None,
     env: dict[str, str] | None = None,
+    simulated: bool = False,
 ) -> list[subprocess.Popen[bytes]]:
-    """One ``python -m llmtrace.demo.canary --live`` process per release, started at once."""
+    """One ``python -m llmtrace.demo.canary --live`` process per release, started at once
+    (``simulated``: each on a simulated clock, see :func:`play`)."""
     return [
-        subprocess.Popen(_argv(endpoint, scenario, release, requests, rate), env=env, stdout=subprocess.DEVNULL)
+        subprocess.Popen(
+            _argv(endpoint, scenario, release, requests, rate, simulated), env=env, stdout=subprocess.DEVNULL
+        )
         for release in releases
     ]
 
