@@ -80,3 +80,14 @@ def run_script(code: str, *, prelude: str = "", **env: str) -> subprocess.Comple
     full_env.update(env)
     script = prelude + textwrap.dedent(code)
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=full_env, timeout=60)
+
+
+@pytest.fixture
+def engine_overrides() -> Iterator[None]:
+    """Re-pricing installs overrides in this process's engine (as set_price): undo them after each test."""
+    from llmtrace import pricing
+
+    saved = dict(pricing._overrides)
+    yield
+    pricing._overrides.clear()
+    pricing._overrides.update(saved)

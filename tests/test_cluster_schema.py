@@ -23,49 +23,26 @@ import pytest
 
 from llmtrace.analytics import anomalies, cost, drift, latency, overview, traces
 from llmtrace.analytics.filters import Filter
-from llmtrace.demo import scenarios
 from llmtrace.store.chdb_client import ChdbClient
 from llmtrace.store.migrations import (
     ALL_NODES,
     SHARDING_KEYS,
     MigrationError,
-    apply_migrations,
-    client_runner,
     render,
     schema_files,
     split_statements,
 )
-from llmtrace.store.prices import load_model_prices
+from tests.cluster_standins import CLUSTER, NODES, cluster_ddl, created, shard_standins
 
-CLUSTER = "llmtrace"
-NODES = ("node_a", "node_b")  # two shards, one replica each (replicas hold the same rows)
 END = datetime.now(timezone.utc).replace(minute=12, second=5, microsecond=0) - timedelta(hours=1)
 DAY = Filter.last(timedelta(days=1), now=END)
 WEEK = Filter.last(timedelta(days=7), now=END)
 
-_CREATE = re.compile(r"^CREATE (TABLE|MATERIALIZED VIEW|VIEW) IF NOT EXISTS (\w+)")
-_DROP = re.compile(r"^DROP (?:TABLE|VIEW) IF EXISTS (\w+)")
 _ENGINE = re.compile(r"ENGINE\s*=\s*(\w+)(?:\((.*?)\))?\s*(?:$|\n)", re.S)
-
-
-def cluster_ddl(database: str = "default") -> list[str]:
-    texts = [render(p.read_text(), cluster=CLUSTER, database=database) for p in schema_files()]
-    return [s for text in texts for s in split_statements(text)]
 
 
 def single_ddl() -> list[str]:
     return [s for p in schema_files() for s in split_statements(render(p.read_text()))]
-
-
-def created(statements: list[str]) -> dict[str, str]:
-    """Name -> CREATE statement, for what is still there after the DROPs that follow."""
-    out: dict[str, str] = {}
-    for statement in statements:
-        if m := _CREATE.match(statement):
-            out[m.group(2)] = statement
-        elif m := _DROP.match(statement):
-            out.pop(m.group(1), None)
-    return out
 
 
 def engine(statement: str) -> tuple[str, str]:
@@ -175,21 +152,6 @@ def test_a_later_alter_targets_the_locals_and_column_changes_reach_both() -> Non
 # ---- chDB: parse, then run the analytics over two shards ---------------------------------------
 
 
-def standin(statement: str, database: str) -> str:
-    """The cluster statement as one shard's node runs it, minus what chDB lacks: no ON CLUSTER,
-    plain engines for Replicated ones (same table, no Keeper), and a Merge table over every
-    node's ``_local`` for a Distributed one (what a Distributed read returns: the union)."""
-    text = statement.replace(" ON CLUSTER `llmtrace`", "")
-    text = re.sub(r"ENGINE = Replicated(\w*MergeTree)\('[^']*', '[^']*'(?:, )?", r"ENGINE = \1(", text)
-    text = re.sub(r"ENGINE = Replicated(\w*MergeTree)", r"ENGINE = \1", text)
-    nodes = "|".join(NODES)
-    return re.sub(
-        rf"ENGINE = Distributed\('{CLUSTER}', '{database}', '(\w+)', .*\)$",
-        rf"ENGINE = Merge(REGEXP('^({nodes})$'), '^\1$')",
-        text,
-    )
-
-
 @pytest.fixture(scope="module")
 def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("cluster")
@@ -202,33 +164,10 @@ def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def stores(chdb_dir: Path) -> Iterator[dict[str, ChdbClient]]:
-    """``single``: the single-node schema with demo history; ``node_a``/``node_b``: the cluster
-    DDL per shard, fed the same spans split by the Distributed key (cityHash64(TraceId) % 2)."""
-    admin = ChdbClient.open(str(chdb_dir))
-    clients: dict[str, ChdbClient] = {}
-    try:
-        for name in ("single", *NODES):
-            admin.command(f"CREATE DATABASE IF NOT EXISTS {name}")
-            clients[name] = ChdbClient.open(str(chdb_dir), database=name)
-        apply_migrations(client_runner(clients["single"]))
-        load_model_prices(clients["single"].insert)
-        sql, params = scenarios.history_sql(4000, 14, int(END.timestamp() * 1e9))
-        clients["single"].command(sql, parameters=params)
-        for shard, node in enumerate(NODES):
-            for statement in cluster_ddl():
-                if not statement.startswith("INSERT INTO"):  # backfills: the stand-ins start empty
-                    clients[node].command(standin(statement, "default"))
-            clients[node].command(f"INSERT INTO {node}.model_prices SELECT * FROM single.model_prices")
-            clients[node].command(
-                f"INSERT INTO {node}.otel_traces_local SELECT * FROM single.otel_traces "
-                f"WHERE cityHash64(TraceId) % {len(NODES)} = {shard}"
-            )
+    """``single``: the single-node schema with demo history and prices; ``node_a``/``node_b``: the
+    cluster DDL per shard, fed the same spans split by the Distributed key (cityHash64(TraceId) % 2)."""
+    with shard_standins(chdb_dir, 4000, 14, int(END.timestamp() * 1e9), model_prices=True) as clients:
         yield clients
-    finally:
-        for name, client in clients.items():
-            client.close()
-            admin.command(f"DROP DATABASE IF EXISTS {name} SYNC")
-        admin.close()
 
 
 def test_every_cluster_statement_parses_with_clickhouse(stores: dict[str, ChdbClient]) -> None:

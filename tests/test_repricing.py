@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -28,15 +27,7 @@ from tests.server_process import ServerProcess, otlp_request, post_spans
 END = datetime.now(timezone.utc).replace(second=0, microsecond=0)
 GPT4O = {"provider": "openai", "model": "gpt-4o", "input_mtok": 1.0, "output_mtok": 2.0}
 FINE_TUNE = {"model": "acme-support-ft", "input_mtok": 0.5, "output_mtok": 1.0}  # any provider
-
-
-@pytest.fixture(autouse=True)
-def engine_overrides() -> Iterator[None]:
-    """Re-pricing installs overrides in this process's engine (as set_price): undo them after each test."""
-    saved = dict(pricing._overrides)
-    yield
-    pricing._overrides.clear()
-    pricing._overrides.update(saved)
+pytestmark = pytest.mark.usefixtures("engine_overrides")  # tests/conftest.py
 
 
 @pytest.fixture

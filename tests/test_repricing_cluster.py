@@ -20,16 +20,15 @@ from typing import Any
 
 import pytest
 
-from llmtrace import pricing
 from llmtrace.analytics import cost
 from llmtrace.analytics.filters import Filter
-from llmtrace.demo import scenarios
 from llmtrace.store import prices
 from llmtrace.store.chdb_client import ChdbClient
-from llmtrace.store.migrations import apply_migrations, client_runner
-from tests.test_cluster_schema import CLUSTER, END, NODES, cluster_ddl, created, standin
+from tests.cluster_standins import CLUSTER, NODES, cluster_ddl, created, shard_standins
+from tests.test_cluster_schema import END
 
 pytest_plugins = ["tests.conftest_store"]
+pytestmark = pytest.mark.usefixtures("engine_overrides")  # tests/conftest.py
 
 OVERRIDES = [
     {"provider": "openai", "model": "gpt-4o", "input_mtok": 1.0, "output_mtok": 2.0},
@@ -65,43 +64,11 @@ class ClusterStandin:
         self.first.insert(table, rows, column_names=column_names)
 
 
-@pytest.fixture(autouse=True)
-def engine_overrides() -> Iterator[None]:
-    saved = dict(pricing._overrides)
-    yield
-    pricing._overrides.clear()
-    pricing._overrides.update(saved)
-
-
 @pytest.fixture
 def clients(chdb_path: Path) -> Iterator[dict[str, ChdbClient]]:
     """``single`` (single-node schema) and the shard stand-ins, holding the same demo history."""
-    prefix = f"rc_{uuid.uuid4().hex[:8]}_"
-    admin = ChdbClient.open(str(chdb_path))
-    out: dict[str, ChdbClient] = {}
-    try:
-        for name in ("single", *NODES):
-            admin.command(f"CREATE DATABASE {prefix}{name}")
-            out[name] = ChdbClient.open(str(chdb_path), database=f"{prefix}{name}")
-        apply_migrations(client_runner(out["single"]))
-        sql, params = scenarios.history_sql(3000, 10, int(END.timestamp() * 1e9), seed=7)
-        out["single"].command(sql, parameters=params)
-        for shard, node in enumerate(NODES):
-            for statement in cluster_ddl():
-                if not statement.startswith("INSERT INTO"):
-                    text = standin(statement, "default").replace("REGEXP('^(node_a|node_b)$')",
-                                                                 f"REGEXP('^{prefix}(node_a|node_b)$')")  # fmt: skip
-                    out[node].command(text)
-            out[node].command(
-                f"INSERT INTO {prefix}{node}.otel_traces_local SELECT * FROM {prefix}single.otel_traces "
-                f"WHERE cityHash64(TraceId) % {len(NODES)} = {shard}"
-            )
+    with shard_standins(chdb_path, 3000, 10, int(END.timestamp() * 1e9), prefix=f"rc_{uuid.uuid4().hex[:8]}_") as out:
         yield out
-    finally:
-        for name, client in out.items():
-            client.close()
-            admin.command(f"DROP DATABASE IF EXISTS {prefix}{name} SYNC")
-        admin.close()
 
 
 def _totals(client: Any) -> dict[str, tuple[float, int, int]]:
