@@ -188,3 +188,18 @@ def test_latency_over_time_shows_the_scripted_spike(store: Any) -> None:
     spike_start_ns, spike_end_ns = scenarios.episode_window(spike, int(END.timestamp() * 1e9), days=14)
     # The worst hour is one the spike covers (which one depends on the hour the test runs at).
     assert spike_start_ns / 1e9 - 3600 < worst.timestamp() < spike_end_ns / 1e9
+
+
+def test_histogram_of_a_window_off_the_hour_equals_direct_sql(store: Any) -> None:
+    """Whole hours come from the hourly histogram rollup, the partial hours at both edges from raw calls."""
+    f = Filter(WEEK.start + timedelta(minutes=17), WEEK.end - timedelta(hours=3, minutes=41))
+    for metric, column in (("duration", "DurationUs"), ("ttft", "TtftUs")):
+        sql = f"""
+            SELECT RequestModel AS model, pow(10, floor(log10(greatest({column}, 1) / 1000) * 10) / 10) AS bin_ms,
+                   count() AS calls
+            FROM llm_calls WHERE {f.where()} AND {column} IS NOT NULL
+            GROUP BY model, bin_ms ORDER BY model, bin_ms"""
+        direct = store.query_df(sql, parameters=f.params())
+        got = latency.histogram(store, f, metric)
+        assert len(got) > 5
+        assert got[["model", "bin_ms", "calls"]].to_dict("records") == direct.to_dict("records"), metric

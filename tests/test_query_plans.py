@@ -39,7 +39,7 @@ DAYS = 10
 SPANS_PER_DAY = 40_000  # several granules per day: the primary key has something to skip
 END = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
 DAY_PARTITIONED = {"otel_traces", "llm_calls", "llm_traces"}  # PARTITION BY the day
-ROLLUPS = {"llm_calls_1m", "llm_calls_1h"}
+ROLLUPS = {"llm_calls_1m", "llm_calls_1h", "llm_latency_1h"}
 # Queries that read a whole table by design: the store's size for the "empty store" check (answered
 # from part metadata), the filter pickers' values (the hourly rollup, over whole hours).
 WHOLE_STORE = ("SELECT (SELECT count() FROM otel_traces)",)
@@ -183,8 +183,15 @@ def test_llm_calls_is_read_only_where_the_rollups_cannot_answer(day_plans: dict[
     the per-call lists (most expensive, slowest, unpriced, by user) and the distributions."""
     for sql, reads in day_plans.items():
         raw = [r for r in reads if r.table == "llm_calls" and r.granules[0] > 0]
-        if "llm_calls_1m" in sql:
+        if "llm_calls_1m" in sql or "llm_latency_1h" in sql:
             assert not raw, f"the rollup's edges read llm_calls in {sql[:120]}"
+
+
+def test_the_latency_histogram_reads_its_hourly_rollup(day_plans: dict[str, list[Read]]) -> None:
+    histogram = [reads for sql, reads in day_plans.items() if "FROM llm_latency_1h" in sql]
+    assert len(histogram) == 1
+    tables = {r.table for r in histogram[0] if r.granules[0] > 0}
+    assert tables == {"llm_latency_1h"}  # an aligned day: no partial hour to read from llm_calls
 
 
 def test_the_trace_list_groups_only_the_chosen_traces_rows(day_plans: dict[str, list[Read]]) -> None:

@@ -166,6 +166,24 @@ class Filter:
         params.update(extra)
         return params
 
+    def whole_hours(self) -> dict[str, str]:
+        """``hour_start`` / ``hour_end``: the whole hours inside the window (empty when there are
+        none), for readers of an hourly-only rollup; the rest of the window is its raw edges."""
+        start = min(_ceil(self.start, HOUR), self.end)
+        return {"hour_start": sql_time(start), "hour_end": sql_time(max(start, _floor(self.end, HOUR)))}
+
+    def raw_edges(self, prefix: str = "hour") -> str:
+        """The window's parts outside ``[{prefix}_start, {prefix}_end)``, as a condition on llm_calls."""
+        return (
+            f"((Timestamp >= {{start:{_TIME}}} AND Timestamp < {{{prefix}_start:{_TIME}}})"
+            f" OR (Timestamp >= {{{prefix}_end:{_TIME}}} AND Timestamp < {{end:{_TIME}}}))"
+        )
+
+    @property
+    def raw_only(self) -> bool:
+        """A user or session filter: only llm_calls can answer."""
+        return self._raw_only
+
     def _step(self, step: int | None) -> int:
         step = step or self.bucket_seconds()
         if self.uses_rollup:  # rollup rows are hourly: coarser buckets must be whole hours
@@ -195,10 +213,7 @@ class Filter:
         bucket = "toStartOfInterval({column}, toIntervalSecond({{step:UInt32}}))"
         if self._raw_only:
             return _raw_source(self.where(), bucket.format(column="Timestamp"))
-        edges = (
-            f"((Timestamp >= {{start:{_TIME}}} AND Timestamp < {{roll_start:{_TIME}}})"
-            f" OR (Timestamp >= {{roll_end:{_TIME}}} AND Timestamp < {{end:{_TIME}}}))"
-        )
+        edges = self.raw_edges("roll")
         rollup = (
             f"SELECT {bucket.format(column='r.Bucket')} AS Bucket, {GROUP_COLUMNS}, {_ROLLUP_COLUMNS}"
             f" FROM {self._rollup[0]} AS r WHERE r.Bucket >= {{roll_start:{_TIME}}} AND r.Bucket < {{roll_end:{_TIME}}}"

@@ -11,7 +11,8 @@ from llmtrace.analytics import frame
 from llmtrace.analytics.filters import DURATION_MS, TTFT_MS, Filter
 
 METRICS = {"duration": "DurationUs", "ttft": "TtftUs"}
-_BINS_PER_DECADE = 10
+_BINS_PER_DECADE = 10  # must match the llm_latency_1h rollup (schema 020)
+_TIME = "DateTime64(6, 'UTC')"
 
 
 def by_model(client: Any, f: Filter) -> pd.DataFrame:
@@ -43,17 +44,30 @@ def tokens_per_second(client: Any, f: Filter) -> pd.DataFrame:
 
 
 def histogram(client: Any, f: Filter, metric: str = "duration") -> pd.DataFrame:
-    """Calls per model in log-spaced latency bins (``bin_ms`` is the bin's lower edge)."""
+    """Calls per model in log-spaced latency bins (``bin_ms`` is the bin's lower edge).
+
+    Whole hours come from the ``llm_latency_1h`` rollup (schema 020, the same bins), the partial
+    hours at the window's edges from ``llm_calls``; a user or session filter reads ``llm_calls``."""
     column = _metric_column(metric)
+    bin_of = f"toInt16(floor(log10(greatest({column}, 1) / 1000) * {_BINS_PER_DECADE}))"
+    if f.raw_only:
+        calls = f"""
+            SELECT RequestModel, {bin_of} AS Bin, toUInt64(1) AS Calls FROM llm_calls
+            WHERE {f.where()} AND {column} IS NOT NULL"""
+    else:
+        calls = f"""
+            SELECT RequestModel, Bin, Calls FROM llm_latency_1h
+            WHERE Metric = {{metric:String}} AND Bucket >= {{hour_start:{_TIME}}} AND Bucket < {{hour_end:{_TIME}}}
+                  {f.dimension_clause()}
+            UNION ALL
+            SELECT RequestModel, {bin_of} AS Bin, toUInt64(1) AS Calls FROM llm_calls
+            WHERE {f.raw_edges()}{f.dimension_clause()} AND {column} IS NOT NULL"""
     sql = f"""
-        SELECT RequestModel AS model,
-               pow(10, floor(log10(greatest({column}, 1) / 1000) * {{per:UInt8}}) / {{per:UInt8}}) AS bin_ms,
-               count() AS calls
-        FROM llm_calls
-        WHERE {f.where()} AND {column} IS NOT NULL
+        SELECT RequestModel AS model, pow(10, Bin / {_BINS_PER_DECADE}) AS bin_ms, sum(Calls) AS calls
+        FROM ({calls})
         GROUP BY model, bin_ms
         ORDER BY model, bin_ms"""
-    return frame(client, sql, f.params(per=_BINS_PER_DECADE))
+    return frame(client, sql, f.params(metric=metric, **f.whole_hours()))
 
 
 def over_time(client: Any, f: Filter, step: int | None = None) -> pd.DataFrame:

@@ -55,6 +55,7 @@ SHARDING_KEYS = {
     "llm_traces": "cityHash64(TraceId)",
     "llm_calls_1m": "cityHash64(ServiceName, RequestModel, Bucket)",
     "llm_calls_1h": "cityHash64(ServiceName, RequestModel, Bucket)",
+    "llm_latency_1h": "cityHash64(ServiceName, RequestModel, Bucket)",
     "llm_scores": "cityHash64(TraceId)",
 }
 # Small reference tables every node reads in full (the ledger and the price overrides, wherever
@@ -299,7 +300,12 @@ _RAW_TTL = {
     "llm_calls": "toDateTime(Timestamp)",
     "llm_traces": "Hour",
 }
-_ROLLUP_TTL = {"llm_calls_1m": "Bucket", "llm_calls_1h": "Bucket", "llm_scores": "toDateTime(Timestamp)"}
+_ROLLUP_TTL = {
+    "llm_calls_1m": "Bucket",
+    "llm_calls_1h": "Bucket",
+    "llm_latency_1h": "Bucket",
+    "llm_scores": "toDateTime(Timestamp)",
+}
 
 
 def set_ttl(run: Runner, *, ttl_days: int | None = None, rollup_ttl_days: int | None = None,
