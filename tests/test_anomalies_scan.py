@@ -80,3 +80,28 @@ def test_row_medians_skip_missing_values() -> None:
     a = np.array([[1.0, np.nan, 3.0, 2.0], [np.nan, np.nan, np.nan, np.nan], [5.0, 1.0, np.nan, np.nan]])
     medians, counts = row_median(a)
     assert medians.tolist() == [2.0, 0.0, 3.0] and counts.tolist() == [3, 0, 2]
+
+
+def _cron(rng: np.random.Generator, days: int, burst: float, quiet: float) -> np.ndarray:
+    """Calls per bucket of a series with batch bursts at :00 and :30 and ``quiet`` calls a bucket between."""
+    level = np.tile(np.where(np.arange(HOUR) % (HOUR // 2) == 0, burst, quiet), days * 24)
+    return rng.poisson(level)[None, :].astype(float)
+
+
+def _volume_windows(calls: np.ndarray) -> list[scan.Window]:
+    v = scan.leaf_volume(calls, np.array([0]), STEP)
+    return scan._volume(v, np.ones((1, 1)), np.arange(calls.shape[1]) >= DAY)[0]
+
+
+def test_batch_bursts_at_fixed_minutes_and_the_quiet_between_them_are_not_volume_anomalies() -> None:
+    # without the minute-of-hour shape, the 5-minute windows between bursts were 222 drops
+    assert _volume_windows(_cron(np.random.default_rng(5), 3, 150.0, 0.5)) == []
+    assert _volume_windows(_cron(np.random.default_rng(6), 3, 80.0, 6.0)) == []
+
+
+def test_a_drop_in_the_quiet_between_batch_bursts_is_still_flagged() -> None:
+    calls = _cron(np.random.default_rng(5), 3, 80.0, 6.0)
+    start = 2 * DAY + 14 * HOUR + 1  # 14:05-14:30: the steady traffic stops (30 calls expected)
+    calls[0, start : start + 5] = 0
+    found = _volume_windows(calls)
+    assert found and all(w.direction == "down" and start <= w.last and w.first < start + 5 for w in found)

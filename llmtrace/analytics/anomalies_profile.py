@@ -16,6 +16,14 @@ half hour before it (and then calls that half hour a drop).
 
 A series without a previous day of its own borrows the ratios of its parent (its service,
 then the whole app, :func:`seasonals`); its level still comes from its own trailing calls.
+
+Within the hour, traffic may recur at fixed minutes (cron batches at :00 and :30, a queue
+drained every quarter hour): both smoothings erase such a pattern, so a window shorter than an
+hour between two bursts looked like a drop, and a burst like a spike, every hour.
+:func:`phase_factor` learns each series' share of an hour's calls per minute-of-hour bucket
+from all its stored hours (shrunk towards an even spread by ``PHASE_PRIOR`` calls per bucket, so
+a quiet series keeps a flat hour) and says how much more or less than an even share a window
+usually holds.
 """
 
 from __future__ import annotations
@@ -24,12 +32,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["Seasonal", "cumulative", "row_median", "seasonals", "shape", "weekend", "window_sum"]
+__all__ = ["Seasonal", "cumulative", "phase_factor", "row_median", "seasonals", "shape", "weekend", "window_sum"]
 
 DAY = 86400
 MAX_DAYS = 7
 FINE_MIN_CALLS = 8.0  # calls per bucket above which the 15-minute profile is trusted
 FLOOR = 1e-3
+PHASE_PRIOR = 20.0  # pseudo-calls per minute-of-hour bucket pulling the hour's shape towards flat
 
 
 def row_median(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -189,3 +198,28 @@ def seasonals(
         group_first = np.array([first[row > 0].min() if (row > 0).any() else calls.shape[1] for row in member])
         out.append((Seasonal(member @ calls, group_first, step, start_epoch), member.argmax(axis=0)))
     return out
+
+
+def phase_factor(calls: np.ndarray, step: int, width: int) -> np.ndarray:
+    """Per series and window end: the calls a ``width``-bucket window usually holds at that
+    minute of the hour, relative to an even spread of the hour's calls (1 for windows of whole
+    hours or when buckets do not divide an hour).
+
+    Shares are pooled over every stored hour of the series: a burst recurring at :00 has
+    thousands of calls behind its share, while one incident adds a few per cent to it. Bucket
+    ``i``'s phase is ``i mod period``; callers pass arrays that start on a whole hour or not,
+    the pattern is learnt and applied on the same indices.
+    """
+    period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
+    rows, size = calls.shape
+    if period < 2 or width % period == 0 or not size:
+        return np.ones((rows, size))
+    pad = (-size) % period
+    per_phase = np.pad(calls, ((0, 0), (0, pad))).reshape(rows, -1, period).sum(axis=1)
+    share = (per_phase + PHASE_PRIOR) / (per_phase.sum(axis=1, keepdims=True) + PHASE_PRIOR * period)
+    phases = np.arange(size) % period
+    total = np.zeros((rows, size))
+    for j in range(width % period):  # whole hours inside the window hold an even share
+        total += share[:, (phases - j) % period]
+    whole = width // period
+    return np.asarray((total * period + whole * period) / width)

@@ -9,7 +9,8 @@ minutes and 3 hours by default) and every window ending in the judged range:
   the day's rate, when higher: rates that follow the time of day), by an exact binomial tail;
 * **volume**: ``x`` calls in the window against ``mu`` expected from the calls of the
   ``VOLUME_BASELINE`` before it (twice the window for long windows), rescaled by the daily
-  profile once a previous day of the series exists (daily peaks and the night are normal),
+  profile once a previous day of the series exists (daily peaks and the night are normal)
+  and, for windows shorter than an hour, by the series' usual minute-of-hour shape,
   by a negative binomial tail whose extra spread is the series' own (:func:`_nb_size`); a
   window with no calls at all is judged as Poisson (a wobbling rate does not go silent);
 * overdispersion: real rates wobble more than a binomial allows (load, prompts, hours): the
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from llmtrace.analytics.anomalies_profile import cumulative as _cumulative
-from llmtrace.analytics.anomalies_profile import row_median, seasonals
+from llmtrace.analytics.anomalies_profile import phase_factor, row_median, seasonals
 from llmtrace.analytics.anomalies_profile import window_sum as _window_sum
 from llmtrace.analytics.anomalies_sql import METRICS
 from llmtrace.analytics.tails import (
@@ -308,7 +309,10 @@ def leaf_volume(
                 ratios[i] = np.where(take, r, ratios[i])
             missing &= lacking
         ys = [_window_sum(cc, ends - lag, base)[:, start:] * alive for lag in (width, width + base)]
-        mus = [ys[i % 2] * width * r / base for i, r in enumerate(ratios)]
+        # the minute of the hour: rises against a recurring burst's share, falls against the quiet's
+        phase = phase_factor(calls, step, width)[:, start:]
+        hours = [np.maximum(phase, 1.0)] * 2 + [np.minimum(phase, 1.0)] * 2
+        mus = [ys[i % 2] * width * r * hours[i] / base for i, r in enumerate(ratios)]
         out.x[width] = x * alive
         out.y[width] = (ys[0], ys[1])
         out.mu[width] = (mus[0], mus[1])
