@@ -204,3 +204,12 @@ def test_a_live_release_stops_on_sigterm_after_delivering_what_it_played(tmp_pat
         assert arm.wait(60) == 0
     finally:
         assert fresh.stop() == 0
+
+
+def test_a_user_and_their_sessions_stay_on_one_release() -> None:
+    """A canary routes users, not requests: no user (so no session) is served by two releases."""
+    from llmtrace.demo.canary_live import call_of
+
+    users = [{call_of(DEMO, arm, i, True).user for i in range(300)} for arm in DEMO.arms]
+    assert all(len(u) > 100 for u in users)
+    assert not (users[0] & users[1]) and not (users[0] & users[2]) and not (users[1] & users[2])

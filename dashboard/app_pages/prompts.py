@@ -88,6 +88,7 @@ if score_columns:
     long["score"] = long["score"].str.removeprefix("score: ")
     chart = px.bar(long, x="mean", y="label", color="score", barmode="group", orientation="h")
     height = 120 + 30 * len(shown)
+    chart.update_yaxes(title=None)  # the labels are the versions; "label" said nothing
     st.plotly_chart(common.style(chart, "Score means per prompt version", height=height, x="mean"), key="ver_scores")
 
 st.subheader("Score means by")

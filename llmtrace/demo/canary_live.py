@@ -67,7 +67,8 @@ def call_of(canary: Canary, arm: Arm, index: int, changed: bool) -> CanaryCall:
     rng = random.Random(f"canary:{canary.seed}:{arm.release}:{index}")
     chunk = round(CHUNK_MS * (arm.generation if changed else 1.0))
     quality = rng.gauss(QUALITY_MEAN, QUALITY_SD) + (arm.quality_shift if changed else 0.0)
-    user = f"shopper-{rng.randrange(400):03d}"
+    # A canary routes each user to one release, so a session never spans releases.
+    user = f"shopper-{canary.arms.index(arm) * 400 + rng.randrange(400):04d}"
     return CanaryCall(
         question=rng.choice(QUESTIONS),
         words=max(4, min(80, round(24 * math.exp(0.35 * rng.gauss(0, 1))))),
