@@ -9,7 +9,8 @@ Traffic (per series = service x model x provider; rates are calls per minute):
   business-hours shape and weekend factor. One service's first series is dominated (70-85%) by a
   single large customer in another time zone (3-6 calls/min on average); a third of the other
   series are *sparse* (0.05-1 call/min, log-uniform), where only large incidents carry enough
-  events to be eligible, the rest 0.3-1.5 calls/min (about 0.35-0.5M calls per seed in all).
+  events to be eligible, the rest 1-2 calls/min; 1-2 models per service (about 0.4-0.5M calls
+  per seed in all, kept small so that one seed's insert stays cheap).
 * **Growth**: every series grows 0-12% per week (compounded per minute), labelled benign
   (``growth``, calls) on series growing >= 4%/week.
 * **Volume noise**: a gamma factor per 10 minutes (CV 0.12) times Poisson counts per minute.
@@ -235,7 +236,7 @@ def _attributes(sc: Scenario, i: int, t: np.ndarray, wob: dict[str, np.ndarray],
         out[t >= s.token_release[0]] *= s.token_release[1]
     price = np.full(n, 1.0)
     p_err = np.minimum(1, s.err * rng.gamma(1 / 0.09, 0.09, DAYS * 24 + 1)[(t // 60).astype(int)])
-    p_429, p_cut, p_empty = p_err * 0.2, np.full(n, s.cut), np.full(n, s.empty)
+    p_429, p_5xx, p_cut, p_empty = p_err * 0.2, p_err * 0.8, np.full(n, s.cut), np.full(n, s.empty)
     lat, ttft_f = np.ones(n), np.ones(n)
     for inc in incidents:
         w = _window(inc, i, t)
@@ -252,7 +253,7 @@ def _attributes(sc: Scenario, i: int, t: np.ndarray, wob: dict[str, np.ndarray],
         elif inc.kind == "errors_429":
             p_429[w] = np.maximum(p_429[w], inc.factor)
         elif inc.kind == "errors_5xx":
-            p_err[w] = np.maximum(p_err[w], inc.factor)
+            p_5xx[w] = np.maximum(p_5xx[w], inc.factor)
         elif inc.kind == "truncation":
             p_cut[w] = np.maximum(p_cut[w], inc.factor)
         elif inc.kind == "empty_output":
@@ -262,7 +263,7 @@ def _attributes(sc: Scenario, i: int, t: np.ndarray, wob: dict[str, np.ndarray],
         elif inc.kind == "cost":
             price[w] *= inc.factor
     u = rng.random(n)
-    status = np.where(u < p_429, E429, np.where(u < p_429 + p_err * 0.8, E5XX, OK))
+    status = np.where(u < p_429, E429, np.where(u < p_429 + p_5xx, E5XX, OK))
     cut = (rng.random(n) < p_cut) & (status == OK)
     out = np.where(cut, s.max_tokens, np.minimum(np.rint(out), s.max_tokens - 1))
     empty = (rng.random(n) < p_empty) & (status == OK) & ~cut
@@ -319,13 +320,13 @@ def _layout(rng: np.random.Generator) -> list[Series]:
     providers = list(PROVIDERS)
     dominant = int(rng.integers(len(SERVICES)))
     for j, (service, mode) in enumerate(SERVICES):
-        for _ in range(int(rng.integers(1, 4))):
+        for _ in range(int(rng.integers(1, 3))):
             provider = providers[int(rng.integers(len(providers)))]
             model = PROVIDERS[provider][int(rng.integers(len(PROVIDERS[provider])))]
             if any(s.service == service and s.model == model for s in out):
                 continue
             sparse = rng.random() < 0.33
-            rate = math.exp(rng.uniform(math.log(0.05), 0) if sparse else rng.uniform(math.log(0.3), math.log(1.5)))
+            rate = math.exp(rng.uniform(math.log(0.05), 0) if sparse else rng.uniform(0, math.log(2)))
             big = j == dominant and not any(s.service == service for s in out)
             out.append(_series(rng, service, mode, provider, model, rng.uniform(3, 6) if big else rate, big))
     return out

@@ -240,7 +240,7 @@ def report(results: list[dict[str, Any]], verbose: bool) -> None:
     missed = sorted((r for r in el if not r["found"]), key=lambda r: -r["size"])
     print(f"worst misses (eligible, largest effect first; {len(missed)} in all):")
     for r in missed[: len(missed) if verbose else 12]:
-        print("  ", {k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()})
+        print("  ", {k: (round(v, 1) if isinstance(v, float) and k != "factor" else v) for k, v in r.items()})
 
 
 def _outages(rows: list[dict[str, Any]]) -> None:

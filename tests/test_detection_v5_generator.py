@@ -87,12 +87,12 @@ def test_layout_has_one_dominant_customer_sparse_series_and_all_three_modes(scen
         big = [s for s in old if s.rate >= 3]
         assert len(big) == 1 and big[0].rate <= 6 and 0.7 <= big[0].tenants[0].weight <= 0.85
         others = [s for s in old if s is not big[0]]
-        assert all(0.05 <= s.rate <= 1.5 for s in others)
+        assert all(0.05 <= s.rate <= 2 for s in others)
         assert all(1.0 <= s.growth <= 1.12 for s in sc.series)
         assert {s.mode for s in sc.series} == {"stream", "batch", "mixed"}
     rates = np.array([s.rate for sc in scenarios for s in sc.series if s.first_minute == 0 and s.rate < 3])
-    # a third log-uniform in 0.05-1, the rest in 0.3-1.5: 20% under 0.3 and 83% under 1 call/min
-    assert 0.1 <= np.mean(rates < 0.3) <= 0.32 and 0.7 <= np.mean(rates < 1) <= 0.93
+    # a third sparse, log-uniform in 0.05-1 (20% of all under 0.3), the rest in 1-2 calls/min
+    assert 0.2 <= np.mean(rates < 1) <= 0.47 and 0.1 <= np.mean(rates < 0.3) <= 0.32
 
 
 def test_drawn_counts_follow_the_expected_rate_and_growth(drawn500: tuple) -> None:
@@ -112,20 +112,23 @@ def test_drawn_counts_follow_the_expected_rate_and_growth(drawn500: tuple) -> No
 def test_rate_incidents_raise_their_share_to_the_labelled_probability(drawn500: tuple) -> None:
     sc, cs = drawn500
     checks = {
-        "errors_5xx": lambda c: c["status"] != gen5.OK,
+        "errors_5xx": lambda c: c["status"] == gen5.E5XX,
         "errors_429": lambda c: c["status"] == gen5.E429,
         "truncation": lambda c: c["cut"][c["status"] == gen5.OK],
         "empty_output": lambda c: (c["out_tok"] == 0)[(c["status"] == gen5.OK) & ~c["cut"]],
     }
+    checked: list[str] = []
     for scenario in (sc, gen5.build(501), gen5.build(502)):
         drawn = cs if scenario is sc else gen5.all_calls(scenario)
         for inc in scenario.incidents:
             if inc.kind not in checks:
                 continue
             events = np.concatenate([checks[inc.kind](_in(drawn[j], inc.start, inc.end)) for j in inc.series])
-            if len(events) >= 40:
-                spread = 3 * np.sqrt(inc.factor * (1 - inc.factor) / len(events)) + 0.03
+            if len(events) >= 30:
+                checked.append(inc.kind)
+                spread = 3 * np.sqrt(inc.factor * (1 - inc.factor) / len(events)) + 0.02
                 assert abs(events.mean() - inc.factor) < spread, (scenario.seed, inc)
+    assert set(checked) == set(checks) and len(checked) >= 12
 
 
 def test_volume_latency_ttft_and_permanent_shifts_move_their_metric(drawn500: tuple) -> None:
