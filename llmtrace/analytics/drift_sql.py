@@ -153,13 +153,12 @@ class Query:
             if sampled
             else f"toUInt32({HASH_RANGE})"
         )
+        # the sample is taken in WHERE, so the metric expressions are computed for sampled calls only
         return f"""
-            SELECT * FROM (
             SELECT 0 AS _all{groups}, side, cityHash64(SpanId) % {HASH_RANGE} AS h, {lim} AS lim{values}
             FROM llm_calls
             ARRAY JOIN arrayFilter(s -> s >= 0, [if({in_base}, 0, -1), if({in_cur}, 1, -1)]) AS side
-            WHERE (({in_base}) OR ({in_cur})){dims}
-            ) WHERE h < lim"""
+            WHERE (({in_base}) OR ({in_cur})){dims}{" AND h < lim" if sampled else ""}"""
 
 
 def sizes_sql(q: Query, numeric: Sequence[str], categorical: Sequence[str]) -> str:
