@@ -105,3 +105,19 @@ def test_a_drop_in_the_quiet_between_batch_bursts_is_still_flagged() -> None:
     calls[0, start : start + 5] = 0
     found = _volume_windows(calls)
     assert found and all(w.direction == "down" and start <= w.last and w.first < start + 5 for w in found)
+
+
+def test_a_window_flagged_at_the_same_minute_of_the_hour_a_third_time_is_a_recurring_pattern() -> None:
+    def at(last: int, width: int = 1, metric: str = "error_rate") -> scan.Window:
+        return scan.Window(0, metric, "up", last - width + 1, last, 9.0)
+
+    half_past = DAY + 6  # 00:30 on day 1
+    cron = [at(half_past), at(half_past + 5 * HOUR), at(half_past + DAY), at(half_past + DAY, 12)]
+    other = [at(half_past + DAY, metric="calls"), at(half_past + DAY + 1)]  # another metric, another minute
+    kept, dropped = scan.recurring(cron + other, STEP)
+    assert dropped == [cron[2]]  # the third 00:30 burst; the hour's window and the others stay
+    # an incident's own consecutive hours are not a pattern until it has lasted over two hours
+    incident = [at(half_past + h * HOUR) for h in range(4)]
+    kept, dropped = scan.recurring(incident, STEP)
+    assert kept == incident[:3] and dropped == incident[3:]
+    assert scan.recurring(cron, 3600) == (cron, [])  # hourly buckets: no minute of the hour

@@ -22,7 +22,9 @@ minutes and 3 hours by default) and every window ending in the judged range:
 * a window is *flagged* when the tail probability is at most ``10**-MIN_SCORE`` AND the
   effect is large enough to act on (``MIN_EXCESS`` events beyond the expectation, a ratio
   of at least ``MIN_RATIO`` and ``MIN_RATE_CHANGE`` in share; volume:
-  ``VOLUME_DROP``/``VOLUME_SPIKE``).
+  ``VOLUME_DROP``/``VOLUME_SPIKE``);
+* a flagged window shorter than an hour that recurs at the same minute of the hour (the third
+  time within a week, :func:`recurring`) is a pattern, not an anomaly, and is dropped.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from llmtrace.analytics.tails import (
     neg_log10,
 )
 
-__all__ = ["LeafVolume", "Scan", "Window", "leaf_volume", "scan"]
+__all__ = ["LeafVolume", "Scan", "Window", "leaf_volume", "recurring", "scan"]
 
 MIN_SCORE = 7.0  # -log10 p
 EXACT_UP_TO = 20.0  # -log10 p beyond which a volume window's Chernoff bound is its score
@@ -71,6 +73,9 @@ NB_MIN_MU = 5.0  # windows with fewer expected calls say little about the wobble
 NB_MIN_C, NB_DEFAULT_C = 0.05, 0.3
 RATE_MIN_C, RATE_DEFAULT_C = 0.05, 0.2  # relative wobble of a rate beyond binomial noise
 DAY = 86400
+RECUR_TIMES = 2  # earlier flags at the same minute of the hour that make a window a recurring pattern
+RECUR_LOOKBACK = 7 * DAY
+RECUR_GAP = 2 * 3600
 
 
 @dataclass
@@ -387,7 +392,35 @@ def scan(
             found, p = _rates(name, counts[m.k], counts[m.n], judged, base)
             buckets[name] = (counts[m.k], counts[m.n], p)
         windows += found
-    return Scan(windows, buckets)
+    return Scan(recurring(windows, step)[0], buckets)
+
+
+def recurring(windows: list[Window], step: int) -> tuple[list[Window], list[Window]]:
+    """The windows split into (kept, recurring): a window shorter than an hour is *recurring*
+    when the same series, metric and direction were flagged at the same minute of the hour, at
+    the same scale, ``RECUR_TIMES`` times in the ``RECUR_LOOKBACK`` before it (at least
+    ``RECUR_GAP`` earlier, so an incident's own earlier hours do not count).
+
+    A cron batch that meets its rate limit at :30 on some hours, or runs longer on some days,
+    is a pattern the first alerts have already shown; the third time is not news. An incident
+    on such a series still shows in its hourly and 3-hour windows, which are never recurring.
+    """
+    period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
+    if period < 2:
+        return windows, []
+    lookback, gap = RECUR_LOOKBACK // step, RECUR_GAP // step
+    seen: dict[tuple[int, str, str, int, int], list[int]] = {}
+    kept, dropped = [], []
+    for w in sorted(windows, key=lambda w: w.last):
+        width = w.last - w.first + 1
+        if width % period == 0:
+            kept.append(w)
+            continue
+        earlier = seen.setdefault((w.group, w.metric, w.direction, width, w.last % period), [])
+        times = sum(1 for t in earlier if w.last - lookback <= t <= w.last - gap)
+        (dropped if times >= RECUR_TIMES else kept).append(w)
+        earlier.append(w.last)
+    return kept, dropped
 
 
 def bucket_score(k: float, n: float, p: float, up: bool) -> float:
