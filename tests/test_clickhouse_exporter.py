@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExportResult
@@ -103,3 +104,39 @@ def test_export_after_shutdown_fails() -> None:
     exporter = ClickHouseSpanExporter(DOWN_URL)
     exporter.shutdown()
     assert exporter.export([]) is SpanExportResult.FAILURE
+
+
+def test_over_http_the_stored_rows_are_the_rows_of_the_sdk_spans(tmp_path: Path) -> None:
+    """clickhouse-connect sends typed columns (no DESCRIBE first); every value type, unicode, a
+    large attribute, events and links arrive exactly as ``rows_from_spans`` makes them."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
+    from llmtrace.store.span_rows import rows_from_spans
+    from tests.server_process import ServerProcess
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "http ✓"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("test", "1")
+    with tracer.start_as_current_span("parent") as parent:
+        parent.set_attributes({"s": "日本語 🙂\n\t\\", "i": -(2**63), "f": 1e-7, "b": False, "big": "z" * 200_000,
+                               "a": ["x", "y"], "n": [1, 2]})  # fmt: skip
+        parent.add_event("ev ✓", {"k": 1})
+        with tracer.start_as_current_span("child", links=[trace.Link(parent.get_span_context(), {"l": "v"})]):
+            pass
+    spans = memory.get_finished_spans()
+    as_ns = {"Timestamp": "toUnixTimestamp64Nano(Timestamp)",
+             "Events.Timestamp": "arrayMap(t -> toUnixTimestamp64Nano(t), `Events.Timestamp`)"}  # fmt: skip
+    columns = ", ".join(as_ns.get(name, f"`{name}`") for name in OTEL_TRACES_COLUMNS)
+    server = ServerProcess(tmp_path / "data").wait_ready()
+    try:
+        exporter = ClickHouseSpanExporter(server.http_url)
+        assert exporter.export(spans) == SpanExportResult.SUCCESS
+        exporter.shutdown()
+        stored = server.client().query(f"SELECT {columns} FROM otel_traces ORDER BY SpanName DESC").result_rows
+    finally:
+        server.stop()
+    expected = sorted(rows_from_spans(spans), key=lambda row: row[5], reverse=True)
+    assert len(stored) == 2
+    assert [tuple(row) for row in stored] == expected

@@ -183,9 +183,7 @@ class ClickHouseSpanExporter(SpanExporter):
         token = otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
         _quiet.active = True
         try:
-            from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
-
-            self._connected().insert(self._table, rows, column_names=OTEL_TRACES_COLUMNS)
+            _insert(self._connected(), self._table, rows)
         except Exception as exc:
             self._on_failure(exc)
             return False
@@ -230,6 +228,35 @@ class ClickHouseSpanExporter(SpanExporter):
         self._dropped_while_failing = 0
         self._backoff_s = 0.0
         self._retry_at = 0.0
+
+
+def _insert(client: Any, table: str, rows: list[tuple[Any, ...]]) -> None:
+    """One INSERT of ``rows``. A clickhouse-connect client gets the columns and their types, so
+    it sends its ``Native`` block without first asking the server for the table's columns (a
+    round trip per INSERT) and without turning rows into columns itself."""
+    from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
+
+    if _is_clickhouse_connect(client):
+        from llmtrace.store.native_block import OTEL_TRACES_TYPES
+
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        client.insert(
+            table,
+            columns,
+            column_names=OTEL_TRACES_COLUMNS,
+            column_type_names=OTEL_TRACES_TYPES,
+            column_oriented=True,
+        )
+    else:
+        client.insert(table, rows, column_names=OTEL_TRACES_COLUMNS)
+
+
+def _is_clickhouse_connect(client: Any) -> bool:
+    try:
+        from clickhouse_connect.driver.client import Client
+    except ImportError:
+        return False
+    return isinstance(client, Client)
 
 
 def _rows(spans: Sequence[ReadableSpan]) -> list[tuple[Any, ...]]:
