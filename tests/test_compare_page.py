@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -117,17 +118,17 @@ def test_a_link_to_a_release_without_calls_says_so(store_url: str, monkeypatch: 
 def test_without_a_link_the_page_compares_two_releases_of_the_busiest_service_and_says_so(
     store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two services with releases in the window: the default pair is the newest two of the service
-    where both have the most calls (not the newest two across services), and the page says what it
-    compares: which releases, where, over which window, how many calls."""
+    """Two services with releases in the window: the default pair is the newest launch of the
+    service where both have the most calls (not the newest two across services; the canary's
+    releases went out together, so the first two by name), and the page says what it compares:
+    which releases, where, over which window, how many calls."""
     monkeypatch.setenv(common.URL_ENV, store_url)
     at = AppTest.from_file(APP, default_timeout=60).run()
     at.switch_page("app_pages/compare.py").run()
     assert not at.exception
     assert at.selectbox(key="cmp_service_release").value == canary.DEMO.service
     base, cand = at.selectbox(key="cmp_base_release").value, at.selectbox(key="cmp_cand_release").value
-    demo_releases = {a.release for a in canary.DEMO.arms}
-    assert {base, cand} <= demo_releases and base != cand
+    assert (base, cand) == ("v2.0.0", "v2.1.0")  # launched together: the first two by name
     said = [m.value for m in at.markdown if m.value.startswith("Comparing release")]
     assert len(said) == 1 and f"**{cand}** (candidate) with **{base}** (baseline)" in said[0], said
     assert f"in service **{canary.DEMO.service}**" in said[0], said
@@ -153,10 +154,25 @@ def test_the_default_pair_is_the_busiest_services_newest_two(store_url: str) -> 
         window = Filter.last(timedelta(days=2), now=NOW)
         pair = default_pair(client, window, "release")
         assert pair is not None and pair.service == canary.DEMO.service and pair.calls == canary.DEMO.calls // 3
-        assert {pair.baseline, pair.candidate} <= {a.release for a in canary.DEMO.arms}
+        assert (pair.baseline, pair.candidate) == ("v2.0.0", "v2.1.0")
         services = default_pair(client, window, "service")  # services themselves: no service to stay within
         assert services is not None and services.service is None
         assert {services.baseline, services.candidate} == {canary.DEMO.service, SMALL.service}
         assert default_pair(client, Filter.last(timedelta(days=2), now=NOW, services=(SMALL.service,)), "model") is None
     finally:
         client.close()
+
+
+def test_a_release_launched_alone_is_compared_with_the_one_before_it() -> None:
+    from llmtrace.analytics.compare_pick import _newest_launch
+
+    t = pd.Timestamp("2026-12-01 00:00")
+    rows = pd.DataFrame({"value": ["v1.9.0", "v1.10.0", "v1.11.0"], "calls": [50, 40, 30],
+                         "first": [t, t + pd.Timedelta(days=2), t + pd.Timedelta(days=3)]})  # fmt: skip
+    older, newer = _newest_launch(rows)
+    assert (older["value"], newer["value"]) == ("v1.10.0", "v1.11.0")
+    # v1.11.0 and v1.10.0 went out together (20 minutes apart, in that order): by name, not by the minute.
+    together = pd.DataFrame({"value": ["v1.9.0", "v1.11.0", "v1.10.0"], "calls": [50, 40, 30],
+                             "first": [t, t + pd.Timedelta(days=3), t + pd.Timedelta(days=3, minutes=20)]})  # fmt: skip
+    older, newer = _newest_launch(together)
+    assert (older["value"], newer["value"]) == ("v1.10.0", "v1.11.0")
