@@ -203,3 +203,13 @@ def test_histogram_of_a_window_off_the_hour_equals_direct_sql(store: Any) -> Non
         got = latency.histogram(store, f, metric)
         assert len(got) > 5
         assert got[["model", "bin_ms", "calls"]].to_dict("records") == direct.to_dict("records"), metric
+
+
+@pytest.mark.parametrize("limit", [1, 20, 500])
+def test_slowest_calls_are_the_top_durations_of_direct_sql(store: Any, limit: int) -> None:
+    """Exactly the top durations of a direct query, over a window off the hour with a service filter."""
+    f = Filter(WEEK.start + timedelta(minutes=17), WEEK.end - timedelta(hours=3, minutes=41), services=("search-api",))
+    sql = f"SELECT DurationUs / 1000 AS d FROM llm_calls WHERE {f.where()} ORDER BY DurationUs DESC LIMIT {limit}"
+    direct = list(store.query_df(sql, parameters=f.params())["d"])
+    assert len(direct) == limit
+    assert list(latency.slowest_calls(store, f, limit=limit)["duration_ms"]) == direct
