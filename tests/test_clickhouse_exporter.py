@@ -140,3 +140,14 @@ def test_over_http_the_stored_rows_are_the_rows_of_the_sdk_spans(tmp_path: Path)
     expected = sorted(rows_from_spans(spans), key=lambda row: row[5], reverse=True)
     assert len(stored) == 2
     assert [tuple(row) for row in stored] == expected
+
+
+def test_the_declared_column_types_are_the_migrated_tables(store: ChdbClient) -> None:
+    """The exporter sends these types instead of asking the server: they must be the schema's."""
+    from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS, OTEL_TRACES_TYPES
+
+    rows = store.query(
+        "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'otel_traces'"
+        " ORDER BY position"
+    ).result_rows
+    assert [tuple(row) for row in rows] == list(zip(OTEL_TRACES_COLUMNS, OTEL_TRACES_TYPES, strict=True))

@@ -234,11 +234,9 @@ def _insert(client: Any, table: str, rows: list[tuple[Any, ...]]) -> None:
     """One INSERT of ``rows``. A clickhouse-connect client gets the columns and their types, so
     it sends its ``Native`` block without first asking the server for the table's columns (a
     round trip per INSERT) and without turning rows into columns itself."""
-    from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
+    from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS, OTEL_TRACES_TYPES
 
     if _is_clickhouse_connect(client):
-        from llmtrace.store.native_block import OTEL_TRACES_TYPES
-
         columns = [list(column) for column in zip(*rows, strict=True)]
         client.insert(
             table,

@@ -44,9 +44,8 @@ __all__ = ["Backlogged", "ShuttingDown", "SpanWriter"]
 logger = logging.getLogger(__name__)
 
 InsertFn = Callable[..., None]
-"""``insert(payload, token[, keys][, native=...])``: one INSERT; repeating a token must not insert its
-rows twice. ``keys``: the payload's span keys when known (see :class:`.chunks.SpanKeys`);
-``native``: the same rows as ``Native`` blocks, to send instead (see :mod:`.sink`)."""
+"""``insert(payload, token[, keys])``: one INSERT; repeating a token must not insert its rows twice.
+``keys``: the payload's span keys when known (see :class:`.chunks.SpanKeys`)."""
 _RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 _MISSING_ROUNDS = 8  # re-inserts of spans still absent after an INSERT, before quarantining them
 # On a full disk chDB's INSERT also "succeeds" and stores nothing: spans missing while free space
@@ -225,21 +224,16 @@ class SpanWriter:
         keys = [item.keys for item in items if item.keys is not None and item.payload]
         if keys and len(keys) == sum(1 for item in items if item.payload) and one_insert(keys):
             parts = [Part(i, item.payload) for i, item in enumerate(items) if item.payload]
-            natives = [item.native for item in items if item.payload]
-            native = b"".join(natives) if all(natives) else b""  # else the lines (never a mix)
-            self._store_parts(parts, token, merge_keys(keys), native)
+            self._store_parts(parts, token, merge_keys(keys))
         else:
             groups = split_by_days([item.payload for item in items])
             for i, parts in enumerate(groups):
                 self._store_parts(parts, token if len(groups) == 1 else f"{token}-d{i}")
         self.stats.add_batch()
 
-    def _store_parts(self, parts: list[Part], token: str, keys: SpanKeys | None = None, native: bytes = b"") -> None:
+    def _store_parts(self, parts: list[Part], token: str, keys: SpanKeys | None = None) -> None:
         """Insert and verify; retry while the database fails, bisect to isolate a request whose
         data the database refuses, and quarantine that one.
-
-        ``native``: the parts' rows as ``Native`` blocks, sent by the first attempt only (every
-        retry and bisection works on the logged lines).
 
         Every retry (and every replay after a restart) first asks which spans are absent and
         inserts only those, under a new token: a killed or half-applied INSERT may have stored
@@ -257,7 +251,7 @@ class SpanWriter:
                     fitting = max(1, spans * free // (8 * len(payload)))
                     self._insert_absent(payload, f"{token}-r{attempt}", min(fitting, _retry_lines(attempt)))
                 elif attempt == 0 and not self._replaying:
-                    self._first_insert(payload, token, keys, native)
+                    self._insert(payload, token) if keys is None else self._insert(payload, token, keys)
                 else:
                     self._insert_absent(payload, f"{token}-r{attempt}", _retry_lines(attempt))
             except RowsMissing as exc:
@@ -285,14 +279,6 @@ class SpanWriter:
             self._set_failing(False)
             self.stats.add_stored(spans)
             return
-
-    def _first_insert(self, payload: bytes, token: str, keys: SpanKeys | None, native: bytes) -> None:
-        if native:
-            self._insert(payload, token, keys, native=native)
-        elif keys is not None:
-            self._insert(payload, token, keys)
-        else:
-            self._insert(payload, token)
 
     def _insert_absent(self, payload: bytes, token: str, max_lines: int) -> None:
         """Insert the lines of ``payload`` not yet stored (all of them if the sink cannot tell), in

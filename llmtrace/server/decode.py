@@ -5,9 +5,7 @@ see :mod:`llmtrace.store.otlp_wire`) and encoding it for ClickHouse ~3 µs (orjs
 server's own process that work would fight the event loop and the writer for the GIL. Worker
 processes do it in parallel and hand back bytes: one ``JSONCompactEachRow`` line per span,
 ready to be logged and inserted as is (lines of many requests concatenate into one INSERT),
-with the spans' keys, which the writer would otherwise scan the payload for, and the same rows
-as a ``Native`` block (:mod:`llmtrace.store.native_block`), which the writer's first INSERT
-sends instead of the lines: the engine parses it for ~8 µs per span instead of ~25.
+with the spans' keys, which the writer would otherwise scan the payload for.
 
 ``DateTime64(9)`` reads a JSON integer as seconds, so nanosecond timestamps travel as
 ``"seconds.nanoseconds"`` strings, the seconds zero-padded to ten digits: ClickHouse reads a
@@ -132,7 +130,6 @@ class Prepared(NamedTuple):
     rejected: int = 0
     reason: str = ""
     keys: SpanKeys | None = None
-    native: bytes = b""
 
 
 def _keep_storable(rows: list[Row], oldest_ns: int | None) -> tuple[list[Row], int, str]:
@@ -187,18 +184,7 @@ def prepare_request(body: bytes, encoding: str | None, content_type: str, oldest
     kept, rejected, reason = _keep_storable(rows, oldest_ns)
     if rejected and not kept:
         raise OtlpDecodeFailed(f"no span of this request can be stored: {reason}")
-    return Prepared(encode_rows(kept), len(kept), rejected, reason, _keys(kept), _native(kept))
-
-
-def _native(rows: list[Row]) -> bytes:
-    """The rows as one ``Native`` block; empty if a value cannot be written that way (a lone
-    surrogate in a string): the writer then inserts the JSON lines, which keep it."""
-    from llmtrace.store.native_block import native_block
-
-    try:
-        return native_block(rows)
-    except Exception:
-        return b""
+    return Prepared(encode_rows(kept), len(kept), rejected, reason, _keys(kept))
 
 
 def _keys(rows: list[Row]) -> SpanKeys | None:

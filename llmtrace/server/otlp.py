@@ -128,8 +128,7 @@ class _Receiver:
             body = await read_body(request.stream(), MAX_BODY_BYTES, held)
             encoding = request.headers.get("content-encoding")
             prepared = await self.decoders.prepare(body, encoding, content_type, self.oldest())
-            record = Record(prepared.payload, prepared.spans, keys=prepared.keys, native=prepared.native)
-            self.writer.accept(record)  # one write() to the log
+            self.writer.accept(Record(prepared.payload, prepared.spans, keys=prepared.keys))  # one write() to the log
         except ServerBusy as exc:
             return _status(content_type, 503, _GRPC_UNAVAILABLE, f"{exc}; retry later", {"Retry-After": "1"})
         except BodyTooLarge as exc:

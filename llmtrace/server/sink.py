@@ -2,9 +2,7 @@
 
 Payloads are ``JSONCompactEachRow`` lines made by :mod:`llmtrace.server.decode`; the lines of
 many requests concatenate into one INSERT, which ClickHouse reads as one block, so the
-materialized views run once per batch. A batch's first INSERT may send the same rows as
-concatenated ``Native`` blocks instead (squashed into one block by the engine, read ~3x
-cheaper); the read-back below is the same either way, and works on the lines.
+materialized views run once per batch.
 
 Why every INSERT is read back: chDB's streaming ``finish()`` can report success for rows it
 never stored. Measured with chdb 4.4 / ClickHouse 26.9: a block over
@@ -38,7 +36,6 @@ from llmtrace.server.engine import Engine, Handle
 __all__ = ["RowsMissing", "SpanSink"]
 
 logger = logging.getLogger(__name__)
-NATIVE_FORMAT = "Native"
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:-]+$")
 # The token makes re-inserting the same logged batch after a crash a no-op in every table the
 # first attempt reached (the engine gives MergeTree tables a deduplication window).
@@ -134,21 +131,18 @@ class SpanSink:
         self._lock = threading.Lock()
         self._derived = _Derived(self._conn)
 
-    def __call__(self, payload: bytes, token: str, keys: SpanKeys | None = None, native: bytes = b"") -> None:
+    def __call__(self, payload: bytes, token: str, keys: SpanKeys | None = None) -> None:
         """Insert ``payload`` as one block; a repeat with the same ``token`` inserts nothing twice.
 
-        ``keys``: the payload's span keys if known (else read from the payload). ``native``: the
-        same rows as ``Native`` blocks, sent instead of the lines if given. Raises the engine's
-        error, or :class:`RowsMissing` if the table lacks spans afterwards.
+        ``keys``: the payload's span keys if known (else read from the payload). Raises the
+        engine's error, or :class:`RowsMissing` if the table lacks spans afterwards.
         """
         if not _TOKEN.match(token):
             raise ValueError(f"invalid deduplication token {token!r}")
         with self._lock:
-            inserter = self._conn.send_insert(
-                self._statement.format(token=token), NATIVE_FORMAT if native else INSERT_FORMAT
-            )
+            inserter = self._conn.send_insert(self._statement.format(token=token), INSERT_FORMAT)
             try:
-                inserter.append(native or payload)
+                inserter.append(payload)
             except BaseException:
                 inserter.cancel()
                 raise

@@ -32,16 +32,12 @@ FORMATS = ("JSONCompactEachRow",)
 @dataclass(frozen=True)
 class Record:
     """One request's insert payload. ``keys``: its spans' keys when just decoded (not logged: a
-    replayed record has none, and the writer reads them from the payload). ``native``: the same
-    rows as a ``Native`` block when just decoded (not logged either): the writer's first INSERT
-    of a batch sends these, which the engine reads ~3x cheaper than the JSON lines; retries,
-    replays and the read-back work on the logged lines."""
+    replayed record has none, and the writer reads them from the payload)."""
 
     payload: bytes
     spans: int
     format: str = FORMATS[0]
     keys: SpanKeys | None = field(default=None, compare=False, repr=False)
-    native: bytes = field(default=b"", compare=False, repr=False)
 
 
 class Segment:

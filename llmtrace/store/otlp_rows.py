@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # opentelemetry-proto is a [server] dependency; import it onl
 
 __all__ = [
     "OTEL_TRACES_COLUMNS",
+    "OTEL_TRACES_TYPES",
     "OtlpDecodeError",
     "format_double",
     "rows_from_bytes",
@@ -55,6 +56,34 @@ OTEL_TRACES_COLUMNS: tuple[str, ...] = (
     "Links.TraceState",
     "Links.Attributes",
 )
+
+_MAP = "Map(LowCardinality(String), String)"
+OTEL_TRACES_TYPES: tuple[str, ...] = (
+    "DateTime64(9)",
+    "String",
+    "String",
+    "String",
+    "String",
+    "LowCardinality(String)",
+    "LowCardinality(String)",
+    "LowCardinality(String)",
+    _MAP,
+    "String",
+    "String",
+    _MAP,
+    "UInt64",
+    "LowCardinality(String)",
+    "String",
+    "Array(DateTime64(9))",
+    "Array(LowCardinality(String))",
+    f"Array({_MAP})",
+    "Array(String)",
+    "Array(String)",
+    "Array(String)",
+    f"Array({_MAP})",
+)
+"""The types of :data:`OTEL_TRACES_COLUMNS` as the schema declares them (pinned by a test against
+the migrated table), so a typed writer need not ask the server for them."""
 
 # Index = proto enum value (opentelemetry.proto.trace.v1.Span.SpanKind / Status.StatusCode).
 _SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
