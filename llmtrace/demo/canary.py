@@ -194,8 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--endpoint", default="http://127.0.0.1:4318", help="with --live: OTLP/HTTP endpoint")
     parser.add_argument("--requests", type=int, help="with --live: stop after this many (default: until stopped)")
     parser.add_argument("--rate", type=float, help="with --live: requests per second (default: back to back)")
-    parser.add_argument("--simulated-clock", action="store_true",
-                        help="with --live: latencies on a simulated clock, as the fake's knobs say")  # fmt: skip
+    parser.add_argument("--simulated-clock", type=int, metavar="START_NS",
+                        help="with --live: latencies on a simulated clock from START_NS, as the knobs say")  # fmt: skip
     args = parser.parse_args(argv)
     canary = SCENARIOS[args.scenario]
     if args.live:

@@ -82,13 +82,18 @@ def call_of(canary: Canary, arm: Arm, index: int, changed: bool) -> CanaryCall:
 
 
 def play(
-    endpoint: str, canary: Canary, arm: Arm, requests: int | None, rate: float | None = None, simulated: bool = False
+    endpoint: str,
+    canary: Canary,
+    arm: Arm,
+    requests: int | None,
+    rate: float | None = None,
+    clock_start_ns: int | None = None,
 ) -> int:
     """Play ``requests`` requests of ``arm`` (None: until stopped or the parent is gone), ``rate``
     per second (None: back to back). Returns the requests played. Call once per process: it
-    instruments the process as the arm's release. ``simulated``: latencies on a simulated clock,
-    exactly as the knobs say (:mod:`llmtrace.demo.canary_clock`), for checks that must not depend
-    on how busy the machine is."""
+    instruments the process as the arm's release. ``clock_start_ns``: latencies on a simulated clock
+    starting then, exactly as the knobs say (:mod:`llmtrace.demo.canary_clock`), for checks that must
+    not depend on how busy the machine is (arms given the same start share one timeline)."""
     import openai
 
     import llmtrace
@@ -98,8 +103,8 @@ def play(
     parent, played, next_at = os.getppid(), 0, time.monotonic()
     try:
         with FakeLLM() as fake:
-            client = openai.OpenAI(base_url=fake.openai_base_url, api_key="demo", max_retries=0,
-                                   http_client=_simulated_http_client() if simulated else None)  # fmt: skip
+            paced = None if clock_start_ns is None else _simulated_http_client(clock_start_ns)
+            client = openai.OpenAI(base_url=fake.openai_base_url, api_key="demo", max_retries=0, http_client=paced)
             while requests is None or played < requests:
                 changed = requests is None or played >= arm.from_share * requests
                 _request(client, arm, call_of(canary, arm, played, changed), canary.model)
@@ -115,13 +120,13 @@ def play(
     return played
 
 
-def _simulated_http_client() -> Any:
+def _simulated_http_client(start_ns: int) -> Any:
     """An httpx client whose transport plays the fake's delays on a clock this process now reads."""
     import httpx
 
     from llmtrace.demo.canary_clock import PacedTransport, SimulatedClock
 
-    clock = SimulatedClock()
+    clock = SimulatedClock(start_ns)
     clock.install()
     return httpx.Client(transport=PacedTransport(clock))
 
@@ -151,12 +156,17 @@ def _request(client: Any, arm: Arm, call: CanaryCall, default_model: str) -> Non
 
 
 def _argv(
-    endpoint: str, scenario: str, release: str, requests: int | None, rate: float | None, simulated: bool = False
+    endpoint: str,
+    scenario: str,
+    release: str,
+    requests: int | None,
+    rate: float | None,
+    clock_start_ns: int | None = None,
 ) -> list[str]:
     argv = [sys.executable, "-m", "llmtrace.demo.canary", "--live", "--endpoint", endpoint,
             "--scenario", scenario, "--release", release]  # fmt: skip
     argv += ["--requests", str(requests)] if requests is not None else []
-    argv += ["--simulated-clock"] if simulated else []
+    argv += ["--simulated-clock", str(clock_start_ns)] if clock_start_ns is not None else []
     return argv + (["--rate", f"{rate:g}"] if rate else [])
 
 
@@ -170,11 +180,10 @@ def start_arms(
     simulated: bool = False,
 ) -> list[subprocess.Popen[bytes]]:
     """One ``python -m llmtrace.demo.canary --live`` process per release, started at once
-    (``simulated``: each on a simulated clock, see :func:`play`)."""
+    (``simulated``: all on one simulated clock starting now, see :func:`play`)."""
+    start = time.time_ns() if simulated else None
     return [
-        subprocess.Popen(
-            _argv(endpoint, scenario, release, requests, rate, simulated), env=env, stdout=subprocess.DEVNULL
-        )
+        subprocess.Popen(_argv(endpoint, scenario, release, requests, rate, start), env=env, stdout=subprocess.DEVNULL)
         for release in releases
     ]
 
