@@ -32,13 +32,39 @@ if TYPE_CHECKING:
 
 __all__ = ["LIVE_RATE", "CanaryCall", "call_of", "compare_link", "load_for_up", "play", "play_arms", "start_arms"]
 
-LATENCY_MS = 6  # before the reply's first byte
-CHUNK_MS = 2  # before each streamed word (x-fake-chunk-delay-ms); an arm's `generation` scales it
+# Drawn as the canary's bulk history draws its calls (canary.py's _DRAW), so live calls continue
+# that history instead of looking like an incident at "now" (live calls once had a fifth of its
+# output tokens and a twentieth of its latency: a critical `tokens_per_call down` on the Anomalies page).
+TTFT_MS = 300  # median time to first token, x exp(0.25 z)
+OUTPUT_WORDS = 100  # median reply words, x exp(0.35 z): ~150 tokens at the fake's ~1.5 tokens per word
+WORD_MS = 12  # before each streamed word (~8 ms per token), x exp(0.2 z); an arm's `generation` scales it
 QUALITY_MEAN, QUALITY_SD = 0.78, 0.12
 ERROR_SHARE = 0.02
 QUESTIONS = ("Where is my order?", "Can I change the delivery address?", "How do I return a jacket?",
              "Is the blue sofa in stock?", "Why was I charged twice?")  # fmt: skip
-SYSTEM = "You are the checkout assistant of an online shop. Answer in two sentences."
+SYSTEM = """You are the checkout assistant of Northwind Home, an online shop for furniture, lighting and \
+textiles. Answer the customer's question in two or three short sentences, in the language they wrote in.
+
+Orders: an order can be changed or cancelled free of charge until it is packed, usually within two \
+hours of payment; after that, offer a return instead. Give the order's status only after the \
+customer has confirmed the e-mail address used for the order. Never read out a full card number, \
+address or phone number; the last four digits or the postcode are enough to confirm.
+
+Delivery: small parcels ship with the national post in 2-4 working days; furniture ships with a \
+two-person crew in 5-10 working days and the customer chooses a four-hour slot by e-mail. A delivery \
+address can be changed until the parcel is handed to the carrier. Delays of more than three working \
+days get a 10% voucher without being asked for.
+
+Returns: 30 days from delivery for unused items in their packaging, 14 days for made-to-measure \
+curtains only when they are faulty. Returns of parcels are free; collection of furniture costs 39 EUR \
+unless the item is faulty. Refunds go to the original payment method within five working days of the \
+return arriving at the warehouse.
+
+Payments: a double charge is almost always a card authorisation that lapses within seven days; check \
+the order's payment log before you say so, and open a payment case when the log shows two captures. \
+Stock: say "in stock" only when the warehouse shows at least three units; otherwise give the expected \
+date. If the customer is upset, apologise once, then solve the problem. Hand over to a human agent \
+when the customer asks for one, when a refund above 500 EUR is involved, or when you are unsure."""
 
 
 @dataclass(frozen=True)
@@ -65,19 +91,24 @@ class CanaryCall:
 def call_of(canary: Canary, arm: Arm, index: int, changed: bool) -> CanaryCall:
     """Request ``index`` of ``arm`` (``changed``: the arm's differences apply to it)."""
     rng = random.Random(f"canary:{canary.seed}:{arm.release}:{index}")
-    chunk = round(CHUNK_MS * (arm.generation if changed else 1.0))
     quality = rng.gauss(QUALITY_MEAN, QUALITY_SD) + (arm.quality_shift if changed else 0.0)
     # A canary routes each user to one release, so a session never spans releases.
     user = f"shopper-{canary.arms.index(arm) * 400 + rng.randrange(400):04d}"
+    question = rng.choice(QUESTIONS)
+    words = max(4, min(400, round(OUTPUT_WORDS * math.exp(0.35 * rng.gauss(0, 1)))))
+    status = 500 if rng.random() < ERROR_SHARE else None
+    session = f"{user}:{rng.randrange(3)}"
+    ttft = TTFT_MS * math.exp(0.25 * rng.gauss(0, 1))
+    chunk = round(WORD_MS * math.exp(0.2 * rng.gauss(0, 1)) * (arm.generation if changed else 1.0))
     return CanaryCall(
-        question=rng.choice(QUESTIONS),
-        words=max(4, min(80, round(24 * math.exp(0.35 * rng.gauss(0, 1))))),
-        latency_ms=max(0, LATENCY_MS - (chunk - CHUNK_MS)),  # the first word waits `chunk` too: same TTFT
+        question=question,
+        words=words,
+        latency_ms=max(0, round(ttft) - chunk),  # the first word waits `chunk` too: TTFT is not changed
         chunk_ms=chunk,
-        status=500 if rng.random() < ERROR_SHARE else None,
+        status=status,
         quality=round(min(1.0, max(0.0, quality)), 3),
         user=user,
-        session=f"{user}:{rng.randrange(3)}",
+        session=session,
     )
 
 
@@ -180,12 +211,31 @@ def start_arms(
     simulated: bool = False,
 ) -> list[subprocess.Popen[bytes]]:
     """One ``python -m llmtrace.demo.canary --live`` process per release, started at once
-    (``simulated``: all on one simulated clock starting now, see :func:`play`)."""
-    start = time.time_ns() if simulated else None
+    (``simulated``: all on one simulated clock, started so that the longest arm ends about now,
+    see :func:`play`: its calls take minutes of simulated time and must not land in the future)."""
+    start = time.time_ns() - _simulated_ns(scenario, releases, requests) if simulated else None
     return [
         subprocess.Popen(_argv(endpoint, scenario, release, requests, rate, start), env=env, stdout=subprocess.DEVNULL)
         for release in releases
     ]
+
+
+def _simulated_ns(scenario: str, releases: Sequence[str], requests: int | None) -> int:
+    """The simulated time the longest of these arms takes for ``requests`` requests."""
+    from llmtrace.demo.canary import SCENARIOS
+
+    if not requests:
+        return 0
+    canary = SCENARIOS[scenario]
+    arms = [arm for arm in canary.arms if arm.release in releases]
+    spans = [
+        sum(
+            (call := call_of(canary, arm, i, i >= arm.from_share * requests)).latency_ms + call.chunk_ms * call.words
+            for i in range(requests)
+        )
+        for arm in arms
+    ]
+    return int(max(spans, default=0) * 1_000_000)
 
 
 def play_arms(endpoint: str, scenario: str, releases: Sequence[str], requests: int, timeout: float = 600) -> None:
