@@ -58,6 +58,9 @@ up/down at series and service level). Alerts on benign changes: release 3, night
 weekend 162, Monday rush 69, new series 25. ``detect`` (median): 5.8 s CPU / 22.8 s wall with
 call-level findings, 4.6 s CPU / 17.3 s wall episodes only, over a median 1.34M stored calls, at a
 load average of ~12 on the 2-core machine (wall times are dominated by other jobs).
+Rerun at main a179f3a, seeds 200-203 only (load ~20-35, no time for ten): eligible 0.74 (46/62;
+young 3/7), false 0.34 per series per week (was 3.04 over 200-209), volume_drop 3/6, volume_spike
+9/14, TTD median 7, p90 54 min; detect 3.5-4.6 s CPU over 1.35-1.81M calls (call-level findings on).
 """
 
 from __future__ import annotations

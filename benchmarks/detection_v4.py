@@ -68,6 +68,11 @@ size 12.6), a x1.8 spike on a 31/min office series on a Sunday night, a -90% dro
 crm-assist/gpt-4o-mini on a Saturday morning (size 9.1), truncation on a rate-limited batch series.
 Caveat: the old series have 2 days of history before the judged week; the detector's seasonal
 profile now reads up to 8 days, so its weekly profile is thinner here than in a long-running store.
+Rerun at main a179f3a (minute-of-hour volume shape + recurring-window filter), 16:40-17:29 UTC,
+load average 15-35 (two halves in parallel): eligible 0.82 (190/231; young 0.78, 36/46),
+false 275 over 118.3 series-weeks = 2.32 per series per week (was 5.83; 0.41 on no benign change),
+cron alerts 105 (was 513); volume_drop eligible 7/19, volume_spike 11/19, ttft 15/21; TTD median
+11 min, p90 42-49 min. Per-half raw output is not kept in the repository.
 """
 
 from __future__ import annotations
