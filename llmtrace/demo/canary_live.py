@@ -36,8 +36,8 @@ __all__ = ["LIVE_RATE", "CanaryCall", "call_of", "compare_link", "load_for_up", 
 # that history instead of looking like an incident at "now" (live calls once had a fifth of its
 # output tokens and a twentieth of its latency: a critical `tokens_per_call down` on the Anomalies page).
 TTFT_MS = 300  # median time to first token, x exp(0.25 z)
-OUTPUT_WORDS = 100  # median reply words, x exp(0.35 z): ~150 tokens at the fake's ~1.5 tokens per word
-WORD_MS = 12  # before each streamed word (~8 ms per token), x exp(0.2 z); an arm's `generation` scales it
+OUTPUT_WORDS = 135  # median reply words, x exp(0.35 z): ~150 output tokens (the fake's replies: ~1.1 per word)
+WORD_MS = 9  # before each streamed word (~8 ms per token), x exp(0.2 z); an arm's `generation` scales it
 QUALITY_MEAN, QUALITY_SD = 0.78, 0.12
 ERROR_SHARE = 0.02
 QUESTIONS = ("Where is my order?", "Can I change the delivery address?", "How do I return a jacket?",
