@@ -89,6 +89,18 @@ def test_latency_spike_is_a_latency_episode_covering_its_three_hours(report: Ano
     assert episode.observed > 0.8 and episode.expected < 0.2
 
 
+def test_an_episode_says_which_share_its_observed_and_expected_are(report: AnomalyReport) -> None:
+    """Found by the share above twice the usual p90, an episode's expected share is ~0.0001, not
+    the ~0.1 above the p90 itself: ``measure`` (on the page and in the summary) says which."""
+    [episode] = _episodes(report, "latency_p95_ms", "search-api", "gpt-4o-mini")
+    assert episode.measure in (f"share of calls slower than {bar}the usual p90" for bar in ("", "twice "))
+    twice = "twice" in episode.measure
+    assert episode.expected is not None and (episode.expected < 0.05 if twice else 0.05 <= episode.expected < 0.2)
+    assert f"[{episode.measure}]" in episode.summary
+    calls = [a for a in report.anomalies if a.kind == "episode" and a.metric == "calls"]
+    assert all(a.measure == "calls in the window against its baseline" for a in calls)
+
+
 def test_latency_episode_examples_are_the_slowest_calls_of_that_series_and_window(
     store: Any, report: AnomalyReport
 ) -> None:
@@ -180,7 +192,7 @@ def test_report_json_has_the_documented_shape(report: AnomalyReport) -> None:
     first = doc["anomalies"][0]
     assert set(first) == {
         "kind", "metric", "series", "start", "end", "observed", "expected", "score", "severity", "direction",
-        "points", "trace_ids", "key", "level", "detected_at", "events", "trials",
+        "points", "trace_ids", "key", "level", "detected_at", "events", "trials", "measure",
     }  # fmt: skip
     assert first["severity"] == "critical"
 

@@ -28,7 +28,7 @@ GROUPINGS = {
 SEVERITY_COLORS = {"critical": "#f8d0d0", "warning": "#fde9c4"}
 COLUMNS = [
     "severity", "kind", "level", "series", "metric", "direction", "start", "end",
-    "observed", "expected", "events", "trials", "score", "trace",
+    "observed", "expected", "measure", "events", "trials", "score", "trace",
 ]  # fmt: skip
 
 sidebar = common.current_filter()
@@ -85,7 +85,8 @@ common.table(
 )
 st.caption(
     "For rates and for latency, TTFT, tokens and cost, *observed* and *expected* are shares of calls "
-    "(failed, cut, above the usual p90, ...) with *events* of *trials* behind them; for calls, counts."
+    "(*measure* says which: failed, cut, above the usual p90 or twice it, ...) with *events* of *trials* "
+    "behind them; for calls, counts."
 )
 
 if not episodes:

@@ -73,6 +73,7 @@ class Anomaly:
     detected_at: datetime | None = None  # end of the first window that was flagged
     events: float | None = None  # rates: events and trials over the episode
     trials: float | None = None
+    measure: str = ""  # what observed/expected are, e.g. "calls slower than twice the usual p90"
 
     @property
     def key(self) -> str:
@@ -83,9 +84,10 @@ class Anomaly:
     def summary(self) -> str:
         expected = "" if self.expected is None else f" vs expected {_fmt(self.expected)}"
         counts = "" if self.events is None else f", {self.events:.0f} of {self.trials:.0f}"
+        measure = f" [{self.measure}]" if self.measure else ""
         return (
             f"[{self.severity}] {label(self.series)}: {self.metric} {self.direction} "
-            f"{_fmt(self.observed)}{expected}{counts} (score {self.score:.1f}, "
+            f"{_fmt(self.observed)}{expected}{counts}{measure} (score {self.score:.1f}, "
             f"{self.start:%Y-%m-%d %H:%M} → {self.end:%H:%M} UTC)"
         )
 
@@ -278,7 +280,17 @@ def _episode(e: Any, prep: Prepared, p: Plan) -> Anomaly:
         detected_at=_at(p, e.detected + 1),
         events=e.events,
         trials=e.trials,
+        measure=_measure(e.metric),
     )
+
+
+def _measure(scanned: str) -> str:
+    """The statistic behind an episode's numbers: the share above twice the usual p90 reads
+    ~0.0001 as expected, which is right for it and wrong for "the share above the p90"."""
+    metric = METRICS.get(scanned)
+    if scanned == "calls" and metric:
+        return metric.describes
+    return f"share of {metric.describes}" if metric else ""
 
 
 def _ratio(observed: float | None, expected: float | None) -> float | None:
