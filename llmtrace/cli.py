@@ -33,8 +33,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "judge a candidate (release, prompt, model) against a baseline",
         "dashboard",
     ),
-    "evaluate": ("llmtrace.evaluation", "score a sample of stored calls with your evaluator (e.g. an LLM judge)",
-                 "dashboard"),
+    "evaluate": (
+        "llmtrace.evaluation",
+        "score a sample of stored calls with your evaluator (e.g. an LLM judge)",
+        "dashboard",
+    ),
 }
 
 

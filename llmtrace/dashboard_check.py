@@ -23,6 +23,7 @@ PAGES = ["", "traces", "cost", "latency", "drift", "anomalies", "sql"]
 SPAN_ERROR_ICON = ":material/error:"
 """The icon of the Traces page's box for a failed span: the data shows an error, the page has none."""
 
+
 @dataclass
 class PageRun:
     """What one page run drew: exception messages, error boxes, and whether the script finished."""

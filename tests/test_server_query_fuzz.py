@@ -87,10 +87,12 @@ class Generator:
             lambda: f"CREATE TABLE t{self.n} (a String) ENGINE = File(LineAsString, {self.string(arg)})",
             lambda: f"CREATE TABLE t{self.n} (a String) ENGINE = URL({self.string(arg)}, LineAsString)",
             lambda: f"SELECT 1; INSERT INTO FUNCTION {self.call()} SELECT 'x'",
-            lambda: f"SELECT 1 SETTINGS {rnd.choice(SETTINGS)}".replace("{canary}", str(self.area / "canary.txt"))
-            .replace("{area}", str(self.area)),
-            lambda: f"SET {rnd.choice(SETTINGS)}".replace("{canary}", str(self.area / "canary.txt"))
-            .replace("{area}", str(self.area)),
+            lambda: f"SELECT 1 SETTINGS {rnd.choice(SETTINGS)}".replace(
+                "{canary}", str(self.area / "canary.txt")
+            ).replace("{area}", str(self.area)),
+            lambda: f"SET {rnd.choice(SETTINGS)}".replace("{canary}", str(self.area / "canary.txt")).replace(
+                "{area}", str(self.area)
+            ),
             lambda: f"KILL{g()}QUERY WHERE 1",
             lambda: f"SYSTEM{g()}{rnd.choice(['SHUTDOWN', 'FLUSH LOGS', 'RELOAD CONFIG', 'DROP DNS CACHE'])}",
             lambda: f"DESCRIBE TABLE {self.call()}",
