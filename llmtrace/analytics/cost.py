@@ -25,8 +25,18 @@ SOURCE_DIMENSIONS: dict[str, str] = {
     "release": "Release",
     "prompt": "concat(PromptName, if(PromptVersion = '', '', concat('@', PromptVersion)))",
 }
-# Dimensions the rollups do not keep: read from llm_calls.
+# Dimensions the filter rollups do not keep: users have their own rollup (below), sessions read llm_calls.
 RAW_DIMENSIONS: dict[str, str] = {"user": "UserId", "session": "SessionId"}
+_TIME = "DateTime64(6, 'UTC')"
+# Spend per user: whole hours from the per-user rollup (schema 022), the partial hours at the window's
+# edges from llm_calls as the same columns, so the sums equal a direct GROUP BY over llm_calls.
+_USER_ROWS = """
+    SELECT UserId, Calls, UnpricedCalls, PricedCalls, CostUsd, InputTokens, OutputTokens FROM llm_users_1h
+    WHERE Bucket >= {{hour_start:{time}}} AND Bucket < {{hour_end:{time}}}{dimensions}
+    UNION ALL
+    SELECT UserId, toUInt64(1), toUInt64(CostStatus = 'unpriced'), toUInt64(CostUsd IS NOT NULL),
+           ifNull(CostUsd, 0), InputTokens, OutputTokens FROM llm_calls
+    WHERE {edges}{dimensions}"""
 DIMENSIONS = [*SOURCE_DIMENSIONS, *RAW_DIMENSIONS]
 MONTH = timedelta(days=30)
 FUTURE_SLACK = timedelta(minutes=5)  # preset windows end at the end of the current minute
@@ -79,6 +89,10 @@ def spend_by(client: Any, f: Filter, dimension: str, limit: int = 50) -> pd.Data
             SELECT {SOURCE_DIMENSIONS[dimension]} AS {dimension}, {_SPEND}
             FROM {f.source()}
             GROUP BY {dimension}"""
+    elif dimension == "user" and not f.sessions:  # a session filter: only llm_calls knows the sessions
+        users = " AND UserId IN {users:Array(String)}" if f.users else ""
+        rows = _USER_ROWS.format(time=_TIME, dimensions=f.dimension_clause() + users, edges=f.raw_edges())
+        sql = f"SELECT UserId AS user, {_SPEND} FROM ({rows}) GROUP BY user"
     elif dimension in RAW_DIMENSIONS:
         sql = f"""
             SELECT {RAW_DIMENSIONS[dimension]} AS {dimension}, {_RAW_SPEND}
@@ -88,7 +102,7 @@ def spend_by(client: Any, f: Filter, dimension: str, limit: int = 50) -> pd.Data
     else:
         raise ValueError(f"unknown cost dimension {dimension!r}; choose one of {', '.join(DIMENSIONS)}")
     sql += f" ORDER BY cost_usd DESC NULLS LAST, calls DESC, {dimension} LIMIT {{limit:UInt32}}"
-    df = frame(client, sql, f.params(limit=limit))[[dimension, *SPEND_COLUMNS]]
+    df = frame(client, sql, f.params(limit=limit, **f.whole_hours()))[[dimension, *SPEND_COLUMNS]]
     spend = df["cost_usd"].astype(float)
     total = float(spend.sum())
     df["share"] = spend / total if total else float("nan")

@@ -12,8 +12,8 @@ to the calls already stored as well:
   ``PrevCostUsd``/``PrevCostStatus``, stamped with a new ``PriceVersion``) and then adds to each
   rollup one correction row per bucket with exactly the difference (cost, priced and unpriced
   counts; counts that fall are stored modulo 2^64, which ``sum`` folds back), so a 1-hour window
-  (raw calls) and a 30-day one (rollups) agree; the trace list (``llm_traces``) gets one such row
-  per re-priced trace.
+  (raw calls) and a 30-day one (rollups) agree; the per-user rollup (``llm_users_1h``) gets one
+  per hour, filter keys and user, the trace list (``llm_traces``) one per re-priced trace.
 
 Crash safety: the version stamp on ``llm_calls`` is the journal. Correction rows carry their
 version (017), so :func:`recover` — run first by every :func:`reprice` and at ``llmtrace server``
@@ -220,6 +220,7 @@ class Layout:
     update: str = "llm_calls"  # the ALTER ... UPDATE target, with its ON CLUSTER clause
     rollups: tuple[str, ...] = tuple(_ROLLUPS)
     traces: str = "llm_traces"  # the trace list (016): one correction row per re-priced trace
+    users: str = "llm_users_1h"  # spend per user and hour (022): one correction row per hour, keys and user
     cluster: str | None = None
 
     @classmethod
@@ -320,6 +321,7 @@ def _correct(client: Any, layout: Layout, version: int) -> int:
     the rows added."""
     added = 0
     statements = [(table, _correction_sql(table, _ROLLUPS[table], layout.calls)) for table in layout.rollups]
+    statements.append((layout.users, _users_correction_sql(layout.users, layout.calls)))
     statements.append((layout.traces, _TRACES_CORRECTION_SQL.format(traces=layout.traces, calls=layout.calls)))
     for table, sql in statements:
         before = _version_rows(client, table, version)
@@ -407,6 +409,13 @@ WHERE {where}
 """
 
 
+# A re-priced group's differences: cost, unpriced calls, priced calls (counts that fall wrap modulo 2^64).
+_DIFFERENCES = """sum(ifNull(c.CostUsd, 0) - ifNull(c.PrevCostUsd, 0)),
+    toUInt64(toInt64(countIf(c.CostStatus = 'unpriced')) - toInt64(countIf(c.PrevCostStatus = 'unpriced'))),
+    toUInt64(toInt64(countIf(c.CostUsd IS NOT NULL)) - toInt64(countIf(c.PrevCostUsd IS NOT NULL)))"""
+_USERS_KEYS = "ServiceName, Environment, Release, Provider, RequestModel, UserId"  # llm_users_1h's (022)
+
+
 def _correction_sql(table: str, bucket: str, calls: str = "llm_calls") -> str:
     """One row per rollup bucket and keys of the calls this version re-priced: the differences,
     stamped with the version; groups that already have the version's row are skipped."""
@@ -415,17 +424,26 @@ def _correction_sql(table: str, bucket: str, calls: str = "llm_calls") -> str:
 INSERT INTO {table} (Bucket, {_KEYS}, Calls, Errors, InputTokens, OutputTokens, CacheReadTokens,
     CacheWriteTokens, ReasoningTokens, CostUsd, UnpricedCalls, PricedCalls, DurationSumUs, DurationQ, TtftQ,
     PriceVersion)
-SELECT {bucket}(c.Timestamp) AS b, {keys}, 0, 0, 0, 0, 0, 0, 0,
-    sum(ifNull(c.CostUsd, 0) - ifNull(c.PrevCostUsd, 0)),
-    toUInt64(toInt64(countIf(c.CostStatus = 'unpriced')) - toInt64(countIf(c.PrevCostStatus = 'unpriced'))),
-    toUInt64(toInt64(countIf(c.CostUsd IS NOT NULL)) - toInt64(countIf(c.PrevCostUsd IS NOT NULL))),
-    0,
+SELECT {bucket}(c.Timestamp) AS b, {keys}, 0, 0, 0, 0, 0, 0, 0, {_DIFFERENCES}, 0,
     (SELECT quantilesTDigestState({_LEVELS})(number) FROM numbers(0)),
     (SELECT quantilesTDigestState({_LEVELS})(toNullable(number)) FROM numbers(0)),
     {{version:UInt32}}
 FROM {calls} AS c WHERE c.PriceVersion = {{version:UInt32}}
     AND (b, {keys}) NOT IN (
         SELECT Bucket, {_KEYS} FROM {table} WHERE PriceVersion >= {{version:UInt32}})
+GROUP BY b, {keys}
+"""
+
+
+def _users_correction_sql(users: str, calls: str = "llm_calls") -> str:
+    """The per-user rollup's correction rows: the differences per hour, filter keys and user."""
+    keys = ", ".join(f"c.{k}" for k in _USERS_KEYS.split(", "))
+    return f"""
+INSERT INTO {users} (Bucket, {_USERS_KEYS}, Calls, InputTokens, OutputTokens, CostUsd, UnpricedCalls,
+    PricedCalls, PriceVersion)
+SELECT toStartOfHour(c.Timestamp) AS b, {keys}, 0, 0, 0, {_DIFFERENCES}, {{version:UInt32}}
+FROM {calls} AS c WHERE c.PriceVersion = {{version:UInt32}}
+    AND (b, {keys}) NOT IN (SELECT Bucket, {_USERS_KEYS} FROM {users} WHERE PriceVersion >= {{version:UInt32}})
 GROUP BY b, {keys}
 """
 

@@ -1,0 +1,60 @@
+-- Per-hour spend per user, so the Cost page's "spend by user" reads a row per (hour, user, filter keys)
+-- instead of grouping every call of the window by UserId (llmtrace.analytics.cost; the partial hours
+-- at the window's edges come from llm_calls, so the page's figures equal direct SQL). The keys are the
+-- sidebar's filter dimensions, so every filter but a session one is answered here. Re-pricing
+-- (llmtrace.store.prices) adds one correction row per (hour, keys, user) of the calls it re-priced,
+-- carrying its PriceVersion like the other rollups' correction rows (017).
+CREATE TABLE IF NOT EXISTS llm_users_1h {on_cluster}
+(
+    Bucket DateTime CODEC(Delta, ZSTD(1)),
+    ServiceName LowCardinality(String),
+    Environment LowCardinality(String),
+    Release LowCardinality(String),
+    Provider LowCardinality(String),
+    RequestModel LowCardinality(String),
+    UserId String CODEC(ZSTD(1)),
+    Calls SimpleAggregateFunction(sum, UInt64),
+    InputTokens SimpleAggregateFunction(sum, UInt64),
+    OutputTokens SimpleAggregateFunction(sum, UInt64),
+    CostUsd SimpleAggregateFunction(sum, Float64),
+    UnpricedCalls SimpleAggregateFunction(sum, UInt64),
+    PricedCalls SimpleAggregateFunction(sum, UInt64),
+    PriceVersion SimpleAggregateFunction(max, UInt32) DEFAULT 0,
+    INDEX idx_user_id UserId TYPE bloom_filter(0.01) GRANULARITY 1
+)
+ENGINE = {replicated}AggregatingMergeTree
+PARTITION BY toYYYYMM(Bucket)
+ORDER BY (ServiceName, Environment, Provider, RequestModel, Release, Bucket, UserId)
+TTL Bucket + toIntervalDay({rollup_ttl_days})
+SETTINGS ttl_only_drop_parts = 1;
+
+-- Existing calls, once, before the view exists (so nothing is counted twice). Skipped when the table
+-- already has rows. Each row carries the newest PriceVersion among its calls: their cost is already
+-- the re-priced one, so re-pricing's recovery must not add that version's correction again.
+INSERT INTO llm_users_1h (Bucket, ServiceName, Environment, Release, Provider, RequestModel, UserId, Calls,
+    InputTokens, OutputTokens, CostUsd, UnpricedCalls, PricedCalls, PriceVersion)
+SELECT toStartOfHour(c.Timestamp) AS b, c.ServiceName, c.Environment, c.Release, c.Provider, c.RequestModel,
+    c.UserId, count(), sum(c.InputTokens), sum(c.OutputTokens), sum(ifNull(c.CostUsd, 0)),
+    countIf(c.CostStatus = 'unpriced'), countIf(c.CostUsd IS NOT NULL), max(c.PriceVersion)
+FROM llm_calls AS c
+WHERE (SELECT count() FROM llm_users_1h) = 0
+GROUP BY b, c.ServiceName, c.Environment, c.Release, c.Provider, c.RequestModel, c.UserId;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS llm_users_1h_mv {on_cluster}
+TO llm_users_1h
+AS SELECT
+    toStartOfHour(c.Timestamp) AS Bucket,
+    c.ServiceName AS ServiceName,
+    c.Environment AS Environment,
+    c.Release AS Release,
+    c.Provider AS Provider,
+    c.RequestModel AS RequestModel,
+    c.UserId AS UserId,
+    toUInt64(count()) AS Calls,
+    sum(c.InputTokens) AS InputTokens,
+    sum(c.OutputTokens) AS OutputTokens,
+    sum(ifNull(c.CostUsd, 0)) AS CostUsd,
+    toUInt64(countIf(c.CostStatus = 'unpriced')) AS UnpricedCalls,
+    toUInt64(countIf(c.CostUsd IS NOT NULL)) AS PricedCalls
+FROM llm_calls AS c
+GROUP BY Bucket, ServiceName, Environment, Release, Provider, RequestModel, UserId;
