@@ -27,7 +27,7 @@ def test_a_tripled_tail_for_two_hours_on_a_busy_wobbling_series_is_flagged() -> 
     start = 2 * DAY + 10 * HOUR
     k[0, start : start + 2 * HOUR] = rng.binomial(40, 0.3, 2 * HOUR)
     judged = np.arange(n.shape[1]) >= DAY
-    windows, _ = scan._rates("latency_p95_ms", k, n, judged, BASE)
+    windows, _ = scan._rates("latency_p95_ms", k, n, judged, BASE, STEP)
     assert any(w.first < start + 2 * HOUR and w.last >= start for w in windows)
     assert all(w.first < start + 2 * HOUR + 3 * HOUR and w.last >= start - 3 * HOUR for w in windows)
 
@@ -42,14 +42,14 @@ def test_a_latency_spike_on_a_busy_series_whose_tail_follows_the_time_of_day_is_
     k = rng.binomial(100, share)[None, :].astype(float)
     start = 2 * DAY + 20 * HOUR
     k[0, start : start + HOUR] = rng.binomial(100, 0.45, HOUR)
-    windows, _ = scan._rates("latency_p95_ms", k, n, np.arange(buckets) >= DAY, BASE)
+    windows, _ = scan._rates("latency_p95_ms", k, n, np.arange(buckets) >= DAY, BASE, STEP)
     assert any(w.first < start + HOUR and w.last >= start for w in windows)
 
 
 def test_the_same_series_without_an_incident_has_no_flagged_window() -> None:
     n, k = _busy_series(np.random.default_rng(7), 3, 40)
     judged = np.arange(n.shape[1]) >= DAY
-    assert scan._rates("latency_p95_ms", k, n, judged, BASE)[0] == []
+    assert scan._rates("latency_p95_ms", k, n, judged, BASE, STEP)[0] == []
 
 
 def test_a_young_series_is_not_held_to_a_rate_learnt_from_a_few_trials() -> None:
@@ -61,7 +61,7 @@ def test_a_young_series_is_not_held_to_a_rate_learnt_from_a_few_trials() -> None
     rng = np.random.default_rng(3)
     n[0, HOUR : 4 * HOUR] = 200
     k[0, HOUR : 4 * HOUR] = rng.binomial(200, 0.1, 3 * HOUR)
-    windows, _ = scan._rates("latency_p95_ms", k, n, np.ones(buckets, bool), BASE)
+    windows, _ = scan._rates("latency_p95_ms", k, n, np.ones(buckets, bool), BASE, STEP)
     assert windows == []
 
 
@@ -121,3 +121,18 @@ def test_a_window_flagged_at_the_same_minute_of_the_hour_a_third_time_is_a_recur
     kept, dropped = scan.recurring(incident, STEP)
     assert kept == incident[:3] and dropped == incident[3:]
     assert scan.recurring(cron, 3600) == (cron, [])  # hourly buckets: no minute of the hour
+
+
+def test_errors_recurring_at_the_same_minute_of_every_hour_are_the_usual_rate_there() -> None:
+    # a cron batch meets its rate limit at :30: 20% of that bucket's calls fail every hour, 1% elsewhere
+    rng = np.random.default_rng(5)
+    buckets = 4 * DAY
+    p = np.where(np.arange(buckets) % HOUR == 6, 0.2, 0.01)
+    n = np.full((1, buckets), 60.0)
+    k = rng.binomial(60, p)[None, :].astype(float)
+    judged = np.arange(buckets) >= DAY
+    assert scan._rates("error_rate", k, n, judged, BASE, STEP)[0] == []
+    burst = 3 * DAY + 5 * HOUR + 2  # :10-:25, minutes with no pattern
+    k[0, burst : burst + 3] = rng.binomial(60, 0.3, 3)
+    windows, _ = scan._rates("error_rate", k, n, judged, BASE, STEP)
+    assert windows and all(w.first <= burst + 2 and w.last >= burst for w in windows)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from llmtrace.analytics.anomalies_profile import cumulative as _cumulative
-from llmtrace.analytics.anomalies_profile import phase_factor, row_median, seasonals
+from llmtrace.analytics.anomalies_profile import phase_factor, rate_phase, row_median, seasonals
 from llmtrace.analytics.anomalies_profile import window_sum as _window_sum
 from llmtrace.analytics.anomalies_sql import METRICS
 from llmtrace.analytics.tails import (
@@ -197,19 +197,21 @@ def _flag(
     return out
 
 
-def _rates(name: str, k: np.ndarray, n: np.ndarray, judged: np.ndarray, base: int) -> tuple[list[Window], np.ndarray]:
+def _rates(
+    name: str, k: np.ndarray, n: np.ndarray, judged: np.ndarray, base: int, step: int
+) -> tuple[list[Window], np.ndarray]:
     """Two passes: the second one's baselines leave out the buckets the first one flagged, so
     an incident earlier in the day does not raise the bar for the next one. Only the series
     with flagged buckets are scanned again (every statistic is per series, so the others'
     first pass stands)."""
-    found, p_bucket = _rates_pass(name, k, n, judged, base, np.ones(k.shape))
+    found, p_bucket = _rates_pass(name, k, n, judged, base, np.ones(k.shape), step)
     rows = sorted({w.group for w in found})
     if not rows:
         return found, p_bucket
     keep = np.ones((len(rows), k.shape[1]))
     for w in found:
         keep[rows.index(w.group), w.first : w.last + 1] = 0
-    again, p_again = _rates_pass(name, k[rows], n[rows], judged, base, keep)
+    again, p_again = _rates_pass(name, k[rows], n[rows], judged, base, keep, step)
     p_bucket[rows] = p_again
     for w in again:
         w.group = rows[w.group]
@@ -217,7 +219,7 @@ def _rates(name: str, k: np.ndarray, n: np.ndarray, judged: np.ndarray, base: in
 
 
 def _rates_pass(
-    name: str, k: np.ndarray, n: np.ndarray, judged: np.ndarray, base: int, keep: np.ndarray
+    name: str, k: np.ndarray, n: np.ndarray, judged: np.ndarray, base: int, keep: np.ndarray, step: int
 ) -> tuple[list[Window], np.ndarray]:
     metric = METRICS[name]
     recent = max(1, base * RECENT_BASELINE // BASELINE)
@@ -237,7 +239,7 @@ def _rates_pass(
             # shrunk towards the day's rate: a few hours of a quiet series are noisy, and taking the
             # higher of two estimates would pick the noise up (and the tests' spread with it)
             p_recent = np.where(nr >= MIN_BASE_TRIALS, (kr + RECENT_PRIOR * p0) / (nr + RECENT_PRIOR), 0.0)
-        p0 = np.clip(np.maximum(p0, p_recent), 1e-4, 0.999)
+        p0 = np.clip(np.maximum(p0, p_recent) * rate_phase(k * keep, n * keep, step, width), 1e-4, 0.999)
         ok = (nb >= MIN_BASE_TRIALS) & (nw > 0) & (ends >= width)
         if width == 1:
             p_bucket = np.where(ok, p0, np.nan)
@@ -389,7 +391,7 @@ def scan(
             buckets[name] = (counts["calls"], mu, np.ones_like(mu))
         else:
             m = METRICS[name]
-            found, p = _rates(name, counts[m.k], counts[m.n], judged, base)
+            found, p = _rates(name, counts[m.k], counts[m.n], judged, base, step)
             buckets[name] = (counts[m.k], counts[m.n], p)
         windows += found
     return Scan(recurring(windows, step)[0], buckets)
