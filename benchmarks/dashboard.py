@@ -17,6 +17,7 @@ Measured results are in the README (Performance: dashboard pages).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import socket
 import statistics
@@ -79,14 +80,24 @@ def page_queries(client: Any, f: Filter) -> dict[str, list[Callable[[], Any]]]:
     }
 
 
-def timed(queries: list[Callable[[], Any]], runs: int = 3) -> float:
+def timed(queries: list[Callable[[], Any]], runs: int = 3, server_pid: int | None = None) -> tuple[float, float]:
+    """Median wall seconds of ``runs`` runs, and the server's mean CPU seconds per run (NaN without its pid)."""
     samples = []
+    cpu_before = server_cpu(server_pid)
     for _ in range(runs):
         start = time.perf_counter()
         for query in queries:
             query()
         samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    return statistics.median(samples), (server_cpu(server_pid) - cpu_before) / runs
+
+
+def server_cpu(pid: int | None) -> float:
+    """utime + stime of process ``pid`` in seconds (all its threads): CPU per page is load-independent."""
+    if pid is None:
+        return math.nan
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_ports(n: int) -> list[int]:
@@ -100,15 +111,15 @@ def free_ports(n: int) -> list[int]:
 
 
 @contextmanager
-def temporary_server(data_dir: str | None = None) -> Iterator[str]:
-    """A server on ``data_dir`` (kept), else on a temporary directory (removed afterwards)."""
+def temporary_server(data_dir: str | None = None) -> Iterator[tuple[str, int]]:
+    """A server on ``data_dir`` (kept), else on a temporary directory (removed afterwards): its URL and pid."""
     with ExitStack() as stack:
         temporary = tempfile.TemporaryDirectory(prefix="llmtrace-bench-") if data_dir is None else _given(data_dir)
         yield stack.enter_context(_server(stack.enter_context(temporary)))
 
 
 @contextmanager
-def _server(data_dir: str) -> Iterator[str]:
+def _server(data_dir: str) -> Iterator[tuple[str, int]]:
     otlp, http = free_ports(2)
     argv = [sys.executable, "-m", "llmtrace.cli", "server", "--data-dir", data_dir,
             "--otlp-port", str(otlp), "--http-port", str(http)]  # fmt: skip
@@ -124,7 +135,7 @@ def _server(data_dir: str) -> Iterator[str]:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit("llmtrace server did not start") from None
                 time.sleep(0.2)  # polling the server's start-up
-        yield url
+        yield url, server.pid
     finally:
         server.terminate()
         server.wait(120)
@@ -153,18 +164,22 @@ def _disk(client: Any) -> str:
     return ", ".join(f"{table} {size}" for table, size in client.query(sql).result_rows)
 
 
-def report(client: Any, target: float = TARGET_S, per_query: bool = False) -> bool:
-    print(f"\n{'page':<10}" + "".join(f"{name:>10}" for name in WINDOWS) + "   (median of 3, seconds)")
+def report(client: Any, target: float = TARGET_S, per_query: bool = False, server_pid: int | None = None) -> bool:
+    cpu_note = ", server CPU s in brackets" if server_pid else ""
+    print(f"\n{'page':<10}" + "".join(f"{name:>18}" for name in WINDOWS) + f"   (median of 3, wall s{cpu_note})")
     ok = True
     for page in ("Overview", "Traces", "Cost", "Latency"):
         cells, parts = [], []
         for window, span in WINDOWS.items():
             queries = page_queries(client, Filter.last(span))[page]
-            seconds = timed(queries)
+            seconds, cpu = timed(queries, server_pid=server_pid)
             ok &= seconds < target
-            cells.append(f"{seconds:>10.3f}")
+            cells.append(f"{seconds:>10.3f} [{cpu:.2f}]" if server_pid else f"{seconds:>18.3f}")
             if per_query:  # which query dominates the page
-                parts.append(f"    {window}: " + " ".join(f"{timed([q]):.3f}" for q in queries))
+                each = [timed([q], server_pid=server_pid) for q in queries]
+                parts.append(
+                    f"    {window}: " + " ".join(f"{w:.3f}" + (f" [{c:.2f}]" if server_pid else "") for w, c in each)
+                )
         print(f"{page:<10}" + "".join(cells))
         for line in parts:
             print(line)
@@ -181,16 +196,17 @@ def main() -> int:
     parser.add_argument("--data-dir", help="server data directory to fill and keep (default: a temporary one)")
     parser.add_argument("--target", type=float, default=TARGET_S, help=f"seconds per page (default {TARGET_S:g})")
     parser.add_argument("--per-query", action="store_true", help="also each query's median, in page order")
+    parser.add_argument("--server-pid", type=int, help="with --url: the server's pid, to report its CPU per page")
     args = parser.parse_args()
-    with temporary_server(args.data_dir) if args.url is None else _given(args.url) as url:
+    with temporary_server(args.data_dir) if args.url is None else _given((args.url, args.server_pid)) as (url, pid):
         client = connect(url, send_receive_timeout=3600)
         if not args.no_insert:
             insert(client, args.rows, args.chunk)
-        return 0 if report(client, args.target, args.per_query) else 1
+        return 0 if report(client, args.target, args.per_query, pid) else 1
 
 
 @contextmanager
-def _given(value: str) -> Iterator[str]:
+def _given(value: Any) -> Iterator[Any]:
     yield value
 
 

@@ -1,7 +1,9 @@
 -- Per-hour spend per user, so the Cost page's "spend by user" reads a row per (hour, user, filter keys)
 -- instead of grouping every call of the window by UserId (llmtrace.analytics.cost; the partial hours
 -- at the window's edges come from llm_calls, so the page's figures equal direct SQL). The keys are the
--- sidebar's filter dimensions, so every filter but a session one is answered here. Re-pricing
+-- sidebar's filter dimensions, so every filter but a session one is answered here. The calls without a
+-- cost are counted by the Cost page's two reasons (NoUsageCalls: CostStatus 'no_usage', the call failed
+-- before reporting usage; NoPriceCalls: any other), so its unpriced table reads this too. Re-pricing
 -- (llmtrace.store.prices) adds one correction row per (hour, keys, user) of the calls it re-priced,
 -- carrying its PriceVersion like the other rollups' correction rows (017).
 CREATE TABLE IF NOT EXISTS llm_users_1h {on_cluster}
@@ -19,6 +21,8 @@ CREATE TABLE IF NOT EXISTS llm_users_1h {on_cluster}
     CostUsd SimpleAggregateFunction(sum, Float64),
     UnpricedCalls SimpleAggregateFunction(sum, UInt64),
     PricedCalls SimpleAggregateFunction(sum, UInt64),
+    NoPriceCalls SimpleAggregateFunction(sum, UInt64),
+    NoUsageCalls SimpleAggregateFunction(sum, UInt64),
     PriceVersion SimpleAggregateFunction(max, UInt32) DEFAULT 0,
     INDEX idx_user_id UserId TYPE bloom_filter(0.01) GRANULARITY 1
 )
@@ -32,10 +36,12 @@ SETTINGS ttl_only_drop_parts = 1;
 -- already has rows. Each row carries the newest PriceVersion among its calls: their cost is already
 -- the re-priced one, so re-pricing's recovery must not add that version's correction again.
 INSERT INTO llm_users_1h (Bucket, ServiceName, Environment, Release, Provider, RequestModel, UserId, Calls,
-    InputTokens, OutputTokens, CostUsd, UnpricedCalls, PricedCalls, PriceVersion)
+    InputTokens, OutputTokens, CostUsd, UnpricedCalls, PricedCalls, NoPriceCalls, NoUsageCalls, PriceVersion)
 SELECT toStartOfHour(c.Timestamp) AS b, c.ServiceName, c.Environment, c.Release, c.Provider, c.RequestModel,
     c.UserId, count(), sum(c.InputTokens), sum(c.OutputTokens), sum(ifNull(c.CostUsd, 0)),
-    countIf(c.CostStatus = 'unpriced'), countIf(c.CostUsd IS NOT NULL), max(c.PriceVersion)
+    countIf(c.CostStatus = 'unpriced'), countIf(c.CostUsd IS NOT NULL),
+    countIf(c.CostUsd IS NULL AND c.CostStatus != 'no_usage'), countIf(c.CostUsd IS NULL AND c.CostStatus = 'no_usage'),
+    max(c.PriceVersion)
 FROM llm_calls AS c
 WHERE (SELECT count() FROM llm_users_1h) = 0
 GROUP BY b, c.ServiceName, c.Environment, c.Release, c.Provider, c.RequestModel, c.UserId;
@@ -55,6 +61,8 @@ AS SELECT
     sum(c.OutputTokens) AS OutputTokens,
     sum(ifNull(c.CostUsd, 0)) AS CostUsd,
     toUInt64(countIf(c.CostStatus = 'unpriced')) AS UnpricedCalls,
-    toUInt64(countIf(c.CostUsd IS NOT NULL)) AS PricedCalls
+    toUInt64(countIf(c.CostUsd IS NOT NULL)) AS PricedCalls,
+    toUInt64(countIf(c.CostUsd IS NULL AND c.CostStatus != 'no_usage')) AS NoPriceCalls,
+    toUInt64(countIf(c.CostUsd IS NULL AND c.CostStatus = 'no_usage')) AS NoUsageCalls
 FROM llm_calls AS c
 GROUP BY Bucket, ServiceName, Environment, Release, Provider, RequestModel, UserId;

@@ -1,4 +1,4 @@
-"""Spend by user from the per-user hourly rollup (schema 022) equals a direct GROUP BY over llm_calls.
+"""Spend by user and the unpriced table from the per-user hourly rollup (schema 022) equal direct SQL.
 
 Demo history goes into real chDB through the materialized views. Windows are off the hour, so the
 page reads whole hours from ``llm_users_1h`` and the partial hours at both edges from ``llm_calls``;
@@ -38,6 +38,13 @@ _DIRECT = """
     FROM llm_calls WHERE {where} GROUP BY user ORDER BY user"""
 
 
+_DIRECT_UNPRICED = """
+    SELECT Provider AS provider, RequestModel AS model, if(CostStatus = 'no_usage', 'failed', 'no price') AS reason,
+           count() AS unpriced_calls
+    FROM llm_calls WHERE {where} AND CostUsd IS NULL
+    GROUP BY provider, model, reason ORDER BY reason DESC, unpriced_calls DESC, model, provider"""
+
+
 @pytest.fixture
 def history(store: ChdbClient) -> ChdbClient:
     sql, params = scenarios.history_sql(6000, 10, int(END.timestamp()) * 10**9, seed=5)
@@ -66,6 +73,13 @@ def assert_equal_to_direct_sql(client: Any, f: Filter) -> None:
             assert g["cost_usd"] == pytest.approx(w["cost_usd"], rel=1e-9, abs=1e-12), g["user"]
 
 
+def assert_unpriced_equal_to_direct_sql(client: Any, f: Filter) -> None:
+    want = client.query_df(_DIRECT_UNPRICED.format(where=f.where()), parameters=f.params()).to_dict("records")
+    got = cost.unpriced(client, f)
+    assert list(got.columns) == ["provider", "model", "reason", "unpriced_calls"]
+    assert got.to_dict("records") == want
+
+
 def most_common(client: Any, column: str, f: Filter) -> str:
     sql = f"SELECT {column} FROM llm_calls WHERE {f.where()} GROUP BY {column} ORDER BY count() DESC, 1 LIMIT 1"
     return str(client.query(sql, parameters=f.params()).result_rows[0][0])
@@ -92,10 +106,23 @@ def test_every_sidebar_filter_gives_the_direct_sql_figures(history: ChdbClient, 
     assert_equal_to_direct_sql(history, f)
 
 
+@pytest.mark.parametrize("f", [DAY, WEEK], ids=["day", "week"])
+def test_the_unpriced_table_equals_direct_sql(history: ChdbClient, f: Filter) -> None:
+    assert {"no price", "failed"} <= set(cost.unpriced(history, f)["reason"])
+    assert_unpriced_equal_to_direct_sql(history, f)
+
+
+@pytest.mark.parametrize("field", list(SIDEBAR))
+def test_every_sidebar_filter_gives_the_direct_unpriced_table(history: ChdbClient, field: str) -> None:
+    value = most_common(history, SIDEBAR[field], WEEK)
+    assert_unpriced_equal_to_direct_sql(history, Filter(WEEK.start, WEEK.end, **{field: (value,)}))
+
+
 def test_several_filters_at_once_give_the_direct_sql_figures(history: ChdbClient) -> None:
     f = Filter(DAY.start, DAY.end, services=("search-api", "summarizer"), environments=("production",),
                users=(most_common(history, "UserId", DAY), "user-0"))  # fmt: skip
     assert_equal_to_direct_sql(history, f)
+    assert_unpriced_equal_to_direct_sql(history, f)
 
 
 def test_a_filter_matching_nothing_gives_an_empty_table(history: ChdbClient) -> None:
@@ -110,6 +137,9 @@ def test_repricing_corrects_the_per_user_rollup(history: ChdbClient) -> None:
     for f in (DAY, WEEK, Filter(WEEK.start, WEEK.end, models=("acme-support-ft",))):
         assert_equal_to_direct_sql(history, f)
     assert sum(r["unpriced_calls"] for r in shown(history, WEEK)) == 0  # the fine-tune is priced now
+    assert set(cost.unpriced(history, WEEK)["reason"]) == {"failed"}  # calls without usage stay unpriced
+    assert_unpriced_equal_to_direct_sql(history, WEEK)
+    assert_unpriced_equal_to_direct_sql(history, DAY)
 
 
 def test_a_second_price_change_corrects_it_again(history: ChdbClient) -> None:
@@ -129,6 +159,7 @@ def test_recovery_adds_the_missing_user_corrections_once(history: ChdbClient) ->
     assert prices.recover(history) > 0
     assert prices.recover(history) == 0
     assert_equal_to_direct_sql(history, WEEK)
+    assert_unpriced_equal_to_direct_sql(history, WEEK)
 
 
 def test_the_migration_backfills_stored_calls_with_their_price_versions(empty_store: ChdbClient) -> None:
@@ -154,6 +185,7 @@ def test_the_migration_backfills_stored_calls_with_their_price_versions(empty_st
     assert empty_store.query("SELECT count() FROM llm_users_1h").result_rows[0][0] == before
     window = Filter(END - timedelta(days=5, minutes=7), END - timedelta(minutes=3))
     assert_equal_to_direct_sql(empty_store, window)
+    assert_unpriced_equal_to_direct_sql(empty_store, window)
     assert apply_migrations(run, files=files) == []  # the backfill is not repeated
 
 

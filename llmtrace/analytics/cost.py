@@ -28,15 +28,17 @@ SOURCE_DIMENSIONS: dict[str, str] = {
 # Dimensions the filter rollups do not keep: users have their own rollup (below), sessions read llm_calls.
 RAW_DIMENSIONS: dict[str, str] = {"user": "UserId", "session": "SessionId"}
 _TIME = "DateTime64(6, 'UTC')"
-# Spend per user: whole hours from the per-user rollup (schema 022), the partial hours at the window's
-# edges from llm_calls as the same columns, so the sums equal a direct GROUP BY over llm_calls.
-_USER_ROWS = """
-    SELECT UserId, Calls, UnpricedCalls, PricedCalls, CostUsd, InputTokens, OutputTokens FROM llm_users_1h
-    WHERE Bucket >= {{hour_start:{time}}} AND Bucket < {{hour_end:{time}}}{dimensions}
-    UNION ALL
-    SELECT UserId, toUInt64(1), toUInt64(CostStatus = 'unpriced'), toUInt64(CostUsd IS NOT NULL),
-           ifNull(CostUsd, 0), InputTokens, OutputTokens FROM llm_calls
-    WHERE {edges}{dimensions}"""
+# Per-user rollup columns (schema 022) and the same per call of llm_calls, for the window's partial hours.
+_USER_COLUMNS = "UserId, Calls, UnpricedCalls, PricedCalls, CostUsd, InputTokens, OutputTokens"
+_USER_CALL = (
+    "UserId, toUInt64(1), toUInt64(CostStatus = 'unpriced'), toUInt64(CostUsd IS NOT NULL), ifNull(CostUsd, 0), "
+    "InputTokens, OutputTokens"
+)
+_NO_COST_COLUMNS = "Provider, RequestModel, NoPriceCalls, NoUsageCalls"
+_NO_COST_CALL = (
+    "Provider, RequestModel, toUInt64(CostUsd IS NULL AND CostStatus != 'no_usage'), "
+    "toUInt64(CostUsd IS NULL AND CostStatus = 'no_usage')"
+)
 DIMENSIONS = [*SOURCE_DIMENSIONS, *RAW_DIMENSIONS]
 MONTH = timedelta(days=30)
 FUTURE_SLACK = timedelta(minutes=5)  # preset windows end at the end of the current minute
@@ -90,9 +92,7 @@ def spend_by(client: Any, f: Filter, dimension: str, limit: int = 50) -> pd.Data
             FROM {f.source()}
             GROUP BY {dimension}"""
     elif dimension == "user" and not f.sessions:  # a session filter: only llm_calls knows the sessions
-        users = " AND UserId IN {users:Array(String)}" if f.users else ""
-        rows = _USER_ROWS.format(time=_TIME, dimensions=f.dimension_clause() + users, edges=f.raw_edges())
-        sql = f"SELECT UserId AS user, {_SPEND} FROM ({rows}) GROUP BY user"
+        sql = f"SELECT UserId AS user, {_SPEND} FROM {_per_user(f, _USER_COLUMNS, _USER_CALL)} GROUP BY user"
     elif dimension in RAW_DIMENSIONS:
         sql = f"""
             SELECT {RAW_DIMENSIONS[dimension]} AS {dimension}, {_RAW_SPEND}
@@ -139,8 +139,18 @@ def unpriced(client: Any, f: Filter) -> pd.DataFrame:
     """Calls without a cost, per provider, model and reason, so a price override can be added.
 
     Reasons: ``no price`` (the model is unknown to the pricing table) or ``failed`` (the call
-    failed before reporting usage, so there is nothing to price). Read from ``llm_calls``.
+    failed before reporting usage, so there is nothing to price). Read from the per-user rollup's
+    counts by reason (``llm_calls`` for the partial hours, or everything with a session filter).
     """
+    if not f.sessions:
+        sql = f"""
+            SELECT Provider AS provider, RequestModel AS model, r.1 AS reason, r.2 AS unpriced_calls
+            FROM (SELECT Provider, RequestModel, sum(NoPriceCalls) AS no_price, sum(NoUsageCalls) AS failed
+                  FROM {_per_user(f, _NO_COST_COLUMNS, _NO_COST_CALL)} GROUP BY Provider, RequestModel)
+            ARRAY JOIN [('no price', no_price), ('failed', failed)] AS r
+            WHERE unpriced_calls > 0
+            ORDER BY reason DESC, unpriced_calls DESC, model, provider"""
+        return frame(client, sql, f.params(**f.whole_hours()))
     sql = f"""
         SELECT Provider AS provider, RequestModel AS model,
                if(CostStatus = 'no_usage', 'failed', 'no price') AS reason,
@@ -148,5 +158,17 @@ def unpriced(client: Any, f: Filter) -> pd.DataFrame:
         FROM llm_calls
         WHERE {f.where()} AND CostUsd IS NULL
         GROUP BY provider, model, reason
-        ORDER BY reason DESC, unpriced_calls DESC, model"""
+        ORDER BY reason DESC, unpriced_calls DESC, model, provider"""
     return frame(client, sql, f.params())
+
+
+def _per_user(f: Filter, columns: str, per_call: str) -> str:
+    """A sub-query of ``columns`` of the per-user rollup (schema 022) over the window's whole hours, plus
+    ``per_call``, the same columns for one call, from ``llm_calls`` for the partial hours at its edges:
+    sums over it equal direct SQL on ``llm_calls``. Every filter applies but a session one (not kept)."""
+    where = f.dimension_clause() + (" AND UserId IN {users:Array(String)}" if f.users else "")
+    return (
+        f"(SELECT {columns} FROM llm_users_1h WHERE Bucket >= {{hour_start:{_TIME}}}"
+        f" AND Bucket < {{hour_end:{_TIME}}}{where}"
+        f" UNION ALL SELECT {per_call} FROM llm_calls WHERE {f.raw_edges()}{where})"
+    )

@@ -414,6 +414,12 @@ _DIFFERENCES = """sum(ifNull(c.CostUsd, 0) - ifNull(c.PrevCostUsd, 0)),
     toUInt64(toInt64(countIf(c.CostStatus = 'unpriced')) - toInt64(countIf(c.PrevCostStatus = 'unpriced'))),
     toUInt64(toInt64(countIf(c.CostUsd IS NOT NULL)) - toInt64(countIf(c.PrevCostUsd IS NOT NULL)))"""
 _USERS_KEYS = "ServiceName, Environment, Release, Provider, RequestModel, UserId"  # llm_users_1h's (022)
+# ... and its counts of calls without a cost by reason, which re-pricing changes as well.
+_NO_COST_DIFFERENCES = """
+    toUInt64(toInt64(countIf(c.CostUsd IS NULL AND c.CostStatus != 'no_usage'))
+        - toInt64(countIf(c.PrevCostUsd IS NULL AND c.PrevCostStatus != 'no_usage'))),
+    toUInt64(toInt64(countIf(c.CostUsd IS NULL AND c.CostStatus = 'no_usage'))
+        - toInt64(countIf(c.PrevCostUsd IS NULL AND c.PrevCostStatus = 'no_usage')))"""
 
 
 def _correction_sql(table: str, bucket: str, calls: str = "llm_calls") -> str:
@@ -440,8 +446,8 @@ def _users_correction_sql(users: str, calls: str = "llm_calls") -> str:
     keys = ", ".join(f"c.{k}" for k in _USERS_KEYS.split(", "))
     return f"""
 INSERT INTO {users} (Bucket, {_USERS_KEYS}, Calls, InputTokens, OutputTokens, CostUsd, UnpricedCalls,
-    PricedCalls, PriceVersion)
-SELECT toStartOfHour(c.Timestamp) AS b, {keys}, 0, 0, 0, {_DIFFERENCES}, {{version:UInt32}}
+    PricedCalls, NoPriceCalls, NoUsageCalls, PriceVersion)
+SELECT toStartOfHour(c.Timestamp) AS b, {keys}, 0, 0, 0, {_DIFFERENCES}, {_NO_COST_DIFFERENCES}, {{version:UInt32}}
 FROM {calls} AS c WHERE c.PriceVersion = {{version:UInt32}}
     AND (b, {keys}) NOT IN (SELECT Bucket, {_USERS_KEYS} FROM {users} WHERE PriceVersion >= {{version:UInt32}})
 GROUP BY b, {keys}
