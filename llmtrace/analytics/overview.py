@@ -54,8 +54,12 @@ SUMMARY_COLUMNS = [
 
 
 def summary(client: Any, f: Filter) -> pd.DataFrame:
-    """One row of headline numbers for the window (percentiles NaN when there are no calls)."""
-    df = frame(client, f"SELECT {_TOTALS} FROM {f.source()}", f.params())
+    """One row of headline numbers for the window (percentiles NaN when there are no calls).
+
+    Whole-window figures read hourly t-digest states where they can (``Filter.totals_source``), so
+    percentiles are the hourly states' merge: within t-digest's error of the exact ones, like the
+    minute states'; counts and sums equal direct SQL."""
+    df = frame(client, f"SELECT {_TOTALS} FROM {f.totals_source()}", f.params(**f.coarse_bounds()))
     return _clean_percentiles(df[SUMMARY_COLUMNS])
 
 
@@ -83,11 +87,11 @@ def breakdown(client: Any, f: Filter, by: str, limit: int = 20) -> pd.DataFrame:
     column = _breakdown_column(by)
     sql = f"""
         SELECT {column} AS {by}, {_TOTALS}
-        FROM {f.source()}
+        FROM {f.totals_source()}
         GROUP BY {by}
         ORDER BY calls DESC, {by}
         LIMIT {{limit:UInt32}}"""
-    df = frame(client, sql, f.params(limit=limit))
+    df = frame(client, sql, f.params(limit=limit, **f.coarse_bounds()))
     return _clean_percentiles(df[[by, *SUMMARY_COLUMNS]])
 
 
