@@ -83,12 +83,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import detection_harness as h
 import detection_scenarios_v3 as gen
 
 from llmtrace.analytics import anomalies
 from llmtrace.analytics.filters import Filter
 
-UP, DOWN = "up", "down"
+UP, DOWN = h.UP, h.DOWN
 FAMILY = {
     "latency": {("latency_p95_ms", UP)},
     "latency_ramp": {("latency_p95_ms", UP)},
@@ -210,53 +211,21 @@ def _mc_effect(sc: gen.Scenario, inc: gen.Incident, lam: dict[int, np.ndarray]) 
     return float(np.mean(hit[good] - base[good]) / np.std(base[good]))
 
 
-def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+_concat = h.concat
 
 
 # --------------------------------------------------------------------------- matching
-def _compatible(series: dict[str, str], sc: gen.Scenario, members: tuple[int, ...]) -> bool:
-    return any(all(sc.series[i].attrs.get(k) == v for k, v in series.items()) for i in members)
-
-
-def _span(sc: gen.Scenario, a: Any) -> tuple[float, float]:
-    return sc.minute(a.start), sc.minute(a.end)
+_compatible, _span, _benign_hits, _overlapped = h.compatible, h.span, h.benign_hits, h.overlapped
 
 
 def finds(a: Any, sc: gen.Scenario, inc: gen.Incident, families: dict[str, set[tuple[str, str]]] = FAMILY) -> bool:
     """Whether episode ``a`` reports incident ``inc`` (metric family, time, series)."""
-    if (a.metric, a.direction) not in families.get(inc.kind, set()):
-        return False
-    end = inc.start + 360 if inc.kind in gen.PERMANENT else inc.end + 30
-    lo, hi = _span(sc, a)
-    return hi >= inc.start - 5 and lo <= end and _compatible(a.series, sc, inc.series)
+    return h.finds(a, sc, inc, families, gen.PERMANENT)
 
 
 def explained(a: Any, sc: gen.Scenario) -> bool:
     both = {k: FAMILY[k] | CONSEQUENCES.get(k, set()) for k in FAMILY}
     return any(finds(a, sc, inc, both) for inc in sc.incidents)
-
-
-def _benign_hits(sc: gen.Scenario, false: list[Any]) -> dict[str, int]:
-    hits: dict[str, int] = defaultdict(int)
-    for a in false:
-        lo, hi = _span(sc, a)
-        kinds = {
-            b.kind
-            for b in sc.benign
-            if hi >= b.start and lo <= b.end and (b.metrics is None or a.metric in b.metrics)
-            and _compatible(a.series, sc, b.series)
-        }  # fmt: skip
-        for kind in kinds:
-            hits[kind] += 1
-    return hits
-
-
-def _overlapped(sc: gen.Scenario, inc: gen.Incident) -> bool:
-    return any(
-        o is not inc and set(o.series) & set(inc.series) and o.start < inc.end and inc.start < o.end
-        for o in sc.incidents
-    )
 
 
 # --------------------------------------------------------------------------- one seed
@@ -335,15 +304,7 @@ def eligible(row: dict[str, Any], events_only: bool = False) -> bool:
 
 
 # --------------------------------------------------------------------------- report
-def _recall(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "-"
-    found = sum(r["found"] for r in rows)
-    return f"{found / len(rows):.2f} ({found}/{len(rows)})"
-
-
-def _pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else math.nan
+_recall, _pct = h.recall, h.pct
 
 
 def report(results: list[dict[str, Any]], verbose: bool) -> None:
@@ -419,11 +380,7 @@ def _details(results: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
             print("  missed:", {k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()})
 
 
-def _seeds(text: str) -> list[int]:
-    if "-" in text:
-        lo, hi = text.split("-")
-        return list(range(int(lo), int(hi) + 1))
-    return [int(s) for s in text.split(",")]
+_seeds = h.seeds
 
 
 def main() -> int:

@@ -78,15 +78,8 @@ cron alerts 105 (was 513); volume_drop eligible 7/19, volume_spike 11/19, ttft 1
 from __future__ import annotations
 
 import argparse
-import math
-import os
-import shutil
-import statistics
 import sys
-import tempfile
 import time
-from collections import defaultdict
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -95,16 +88,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import detection_harness as h
 import detection_scenarios_v4 as gen
-import detection_v3 as v3
 
-from llmtrace.analytics import anomalies
-from llmtrace.analytics.filters import Filter
-
-# detection_v3.finds widens the time window of its generator's permanent kinds; v4 uses the same names
-assert set(v3.gen.PERMANENT) == set(gen.PERMANENT), "v4's permanent kinds must match detection_v3.finds"
-
-UP, DOWN = "up", "down"
+UP, DOWN = h.UP, h.DOWN
 LAT_UP, ERR_UP = ("latency_p95_ms", UP), ("error_rate", UP)
 FAMILY = {
     "latency": {LAT_UP},
@@ -134,141 +121,35 @@ CONSEQUENCES = {
 EXPLAINS = {k: FAMILY[k] | CONSEQUENCES.get(k, set()) for k in FAMILY}
 BENIGN_KINDS = ("release", "prompt_release", "migration", "holiday", "weekend", "morning_rise", "evening_peak",
                 "cron", "new_series")  # fmt: skip
-SD_BINS = ((0, 3), (3, 6), (6, 10), (10, math.inf))
-EVENT_BINS = ((0, 10), (10, 30), (30, math.inf))
+SD_BINS, EVENT_BINS = h.SD_BINS, h.EVENT_BINS
 DURATION_BINS = ((0, 10), (10, 30), (30, 60), (60, 121))
 REPS = 40
 
 
-# --------------------------------------------------------------------------- effect sizes
+COUNTED = (*gen.RATE_KINDS, *gen.VOLUME_KINDS)
+
+
 def _stat(kind: str, c: dict[str, np.ndarray]) -> float:
     """The incident window's statistic for one replicate (see the module docstring)."""
-    ok = c["status"] == gen.OK
-    counts = {
-        "errors_429": ~ok,  # error_rate counts every failure: 429s and 5xx are judged together
-        "errors_5xx": ~ok,
-        "truncation": c["cut"],
-        "empty_output": ok & (c["out_tok"] == 0),
-    }
-    if kind in counts:
-        return float(counts[kind].sum())
-    if kind in gen.VOLUME_KINDS:
-        return float(len(c["t"]))
-    if kind in ("latency", "latency_ramp", "ttft"):
-        v = c["ttft_ms"][ok & ~np.isnan(c["ttft_ms"])] if kind == "ttft" else c["dur_ms"][ok]
-        return math.log(np.percentile(v, 95)) if len(v) >= 3 else math.nan
-    v = (c["out_tok"] if kind == "tokens_shift" else c["cost"])[ok]
-    return math.log(v.mean()) if len(v) >= 3 and v.mean() > 0 else math.nan
+    return h.window_stat(kind, c, gen.OK, gen.VOLUME_KINDS)
 
 
-def effect(sc: gen.Scenario, inc: gen.Incident) -> tuple[float, float]:
-    """(size in normal variations, extra events) by paired Monte Carlo over the generator."""
-    lo, hi = inc.start, min(inc.end, inc.start + 120)
-    others = [o for o in sc.incidents if o is not inc]
-    base, hit = np.full(REPS, np.nan), np.full(REPS, np.nan)
-    for r in range(REPS):
-        noise = gen.Noise.draw(sc, np.random.default_rng([sc.seed, 17, inc.start, r]))
-        parts: dict[bool, list[dict[str, np.ndarray]]] = {False: [], True: []}
-        for i in inc.series:
-            for on in (False, True):
-                got = gen.calls(sc, i, lo, hi, noise, [*others, inc] if on else others,
-                                np.random.default_rng([sc.seed, 18, inc.start, r, i]))  # fmt: skip
-                keep = got["t"] < hi
-                parts[on].append({k: v[keep] for k, v in got.items()})
-        base[r] = _stat(inc.kind, _concat(parts[False]))
-        hit[r] = _stat(inc.kind, _concat(parts[True]))
-    good = ~np.isnan(base) & ~np.isnan(hit)
-    if good.sum() < REPS / 2:
-        return 0.0, 0.0
-    shift = float(np.mean(hit[good] - base[good]))
-    floor = 0.5 if inc.kind in gen.RATE_KINDS or inc.kind in gen.VOLUME_KINDS else 1e-9
-    size = abs(shift) / max(float(np.std(base[good])), floor)
-    counted = inc.kind in gen.RATE_KINDS or inc.kind in gen.VOLUME_KINDS
-    return size, abs(shift) if counted else 0.0
-
-
-def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
-# --------------------------------------------------------------------------- one seed
-def explained(a: Any, sc: gen.Scenario) -> bool:
-    return any(v3.finds(a, sc, inc, EXPLAINS) for inc in sc.incidents)
-
-
-def series_weeks(sc: gen.Scenario) -> float:
-    judged = (min(s.last_minute, gen.MINUTES) - max(s.first_minute, sc.judged_from) for s in sc.series)
-    return sum(max(0, m) for m in judged) / (7 * 1440)
+BENCH = h.Bench(
+    gen=gen, family=FAMILY, explains=EXPLAINS, benign_kinds=BENIGN_KINDS, counted=COUNTED, stat=_stat,
+    noise=gen.Noise.draw, label=lambda s: f"{s.service.name}/{s.model}", prefix="llmtrace-det4-", reps=REPS,
+)  # fmt: skip
 
 
 def run_seed(seed: int) -> dict[str, Any]:
-    sc = gen.build(seed)
-    tmp = tempfile.mkdtemp(prefix="llmtrace-det4-")
-    from llmtrace.store.client import connect
-    from llmtrace.store.migrations import apply_migrations, client_runner
-
-    client = connect(f"chdb://{tmp}")
-    try:
-        apply_migrations(client_runner(client), ttl_days=3650)  # fixed dates: keep them past any TTL
-        started = time.perf_counter()
-        calls = gen.insert(client, sc)
-        insert_seconds = time.perf_counter() - started
-        week = Filter(start=sc.end - timedelta(days=7), end=sc.end)
-        started, cpu = time.perf_counter(), time.process_time()
-        report = anomalies.detect(client, week, now=sc.end)
-        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
-    finally:
-        client.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-    episodes = report.episodes()
-    started = time.perf_counter()
-    rows = [_row(sc, inc, episodes) for inc in sc.incidents]
-    false = [a for a in episodes if not explained(a, sc)]
-    return {
-        "seed": seed,
-        "rows": rows,
-        "false": false,
-        "benign": v3._benign_hits(sc, false),
-        "on_benign": sum(bool(v3._benign_hits(sc, [a])) for a in false),
-        "series_weeks": series_weeks(sc),
-        "series": len(sc.series),
-        "seconds": seconds,
-        "cpu": cpu_seconds,
-        "insert_seconds": insert_seconds,
-        "effect_seconds": time.perf_counter() - started,
-        "calls": calls,
-    }
+    return h.run_seed(BENCH, seed)
 
 
-def _row(sc: gen.Scenario, inc: gen.Incident, episodes: list[Any]) -> dict[str, Any]:
-    size, extra = effect(sc, inc)
-    hits = [a for a in episodes if v3.finds(a, sc, inc, FAMILY)]
-    detected = [sc.minute(a.detected_at) - inc.start for a in hits if a.detected_at]
-    s = sc.series[inc.series[0]]
-    return {
-        "seed": sc.seed,
-        "kind": inc.kind,
-        "size": size,
-        "extra": extra,
-        "minutes": 120 if inc.kind in gen.PERMANENT else inc.end - inc.start,
-        "found": bool(hits),
-        "young": any(
-            sc.series[i].first_minute > 0 and inc.start - sc.series[i].first_minute < 2 * 1440 for i in inc.series
-        ),
-        "overlap": v3._overlapped(sc, inc),
-        "scope": inc.scope,
-        "ttd": min(detected) if detected else None,
-        "at": f"{sc.at(inc.start):%a %H:%M}",
-        "factor": round(inc.factor, 3),
-        "rate": round(s.rate, 2),
-        "series": f"{s.service.name}/{s.model}" + (f" +{len(inc.series) - 1}" if len(inc.series) > 1 else ""),
-    }
+def effect(sc: gen.Scenario, inc: gen.Incident) -> tuple[float, float]:
+    return h.effect(BENCH, sc, inc)
 
 
 def eligible(row: dict[str, Any]) -> bool:
-    if row["minutes"] < 10 or row["size"] < 3:
-        return False
-    return row["extra"] >= 10 or row["kind"] not in (*gen.RATE_KINDS, *gen.VOLUME_KINDS)
+    return h.eligible(BENCH, row)
 
 
 # --------------------------------------------------------------------------- report
@@ -282,52 +163,24 @@ def report(results: list[dict[str, Any]], verbose: bool) -> None:
         of = [r for r in rows if kind in ("ALL", r["kind"])]
         e = [r for r in of if eligible(r)]
         y = [r for r in e if r["young"]]
-        print(f"| {kind:13} | {v3._recall(of):>14} | {v3._recall(e):>14} | {v3._recall(y):>14} |")
-    counted = (*gen.RATE_KINDS, *gen.VOLUME_KINDS)
-    print("\nrecall by effect size (sd units), incidents >= 10 min: " + "; ".join(
-        f"[{lo}, {hi}) {v3._recall([r for r in rows if r['minutes'] >= 10 and lo <= r['size'] < hi])}"
-        for lo, hi in SD_BINS
-    ))  # fmt: skip
-    print("  rates and volume by extra events (size >= 3, >= 10 min): " + "; ".join(
-        f"[{lo}, {hi}) {v3._recall([r for r in rows if r['kind'] in counted and r['minutes'] >= 10 and r['size'] >= 3 and lo <= r['extra'] < hi])}"  # noqa: E501
-        for lo, hi in EVENT_BINS
-    ))  # fmt: skip
+        print(f"| {kind:13} | {h.recall(of):>14} | {h.recall(e):>14} | {h.recall(y):>14} |")
+    long = [r for r in rows if r["minutes"] >= 10]
+    print("\nrecall by effect size (sd units), incidents >= 10 min: " + h.bins(long, "size", SD_BINS))
+    counted = [r for r in long if r["kind"] in COUNTED and r["size"] >= 3]
+    print("  rates and volume by extra events (size >= 3, >= 10 min): " + h.bins(counted, "extra", EVENT_BINS))
     temporary = [r for r in rows if r["kind"] not in gen.PERMANENT]
-    print("recall by duration (all sizes): " + "; ".join(
-        f"[{lo}, {hi}) min {v3._recall([r for r in temporary if lo <= r['minutes'] < hi])}"
-        for lo, hi in DURATION_BINS
-    ) + f"; permanent {v3._recall([r for r in rows if r['kind'] in gen.PERMANENT])}")  # fmt: skip
+    print(f"recall by duration (all sizes): {h.bins(temporary, 'minutes', DURATION_BINS)}"
+          f"; permanent {h.recall([r for r in rows if r['kind'] in gen.PERMANENT])}")  # fmt: skip
     for scope in ("series", "service", "provider"):
-        print(f"  scope {scope}: all {v3._recall([r for r in rows if r['scope'] == scope])}, "
-              f"eligible {v3._recall([r for r in el if r['scope'] == scope])}")  # fmt: skip
-    print(f"  overlapping incidents: eligible {v3._recall([r for r in el if r['overlap']])}")
+        print(f"  scope {scope}: all {h.recall([r for r in rows if r['scope'] == scope])}, "
+              f"eligible {h.recall([r for r in el if r['scope'] == scope])}")  # fmt: skip
+    print(f"  overlapping incidents: eligible {h.recall([r for r in el if r['overlap']])}")
     ttd = [r["ttd"] for r in el if r["ttd"] is not None]
-    print(f"time to detect (eligible, detected_at - start): median {v3._pct(ttd, 50):.0f} min, "
-          f"p90 {v3._pct(ttd, 90):.0f} min")  # fmt: skip
-    false = sum(len(res["false"]) for res in results)
-    weeks = sum(res["series_weeks"] for res in results)
-    print(f"false episodes: {false} over {weeks:.1f} series-weeks = {false / weeks:.2f} per series per week")
-    unlabelled = sum(len(res["false"]) - res["on_benign"] for res in results)
-    print(f"  of them on no labelled benign change: {unlabelled} = {unlabelled / weeks:.2f} per series per week")
-    by_metric: dict[str, int] = defaultdict(int)
-    for res in results:
-        for a in res["false"]:
-            by_metric[f"{a.level}:{a.metric}:{a.direction}"] += 1
-    print("  by level:metric:direction:", dict(sorted(by_metric.items(), key=lambda x: -x[1])[:8]))
-    benign: dict[str, int] = defaultdict(int)
-    for res in results:
-        for k, v in res["benign"].items():
-            benign[k] += v
-    print("alerts on benign changes: " + ", ".join(f"{k} {benign.get(k, 0)}" for k in BENIGN_KINDS))
-    med = {k: statistics.median(res[k] for res in results) for k in ("seconds", "cpu", "insert_seconds")}
-    print(f"detect, median over seeds: {med['seconds']:.2f} s wall / {med['cpu']:.2f} s CPU over a median "
-          f"{statistics.median(res['calls'] for res in results):,.0f} calls ({gen.DAYS} days stored, 7 judged); "
-          f"insert {med['insert_seconds']:.1f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
-          )  # fmt: skip
-    missed = sorted((r for r in el if not r["found"]), key=lambda r: -r["size"])
-    print(f"worst misses (eligible, largest effect first; {len(missed)} in all):")
-    for r in missed[: len(missed) if verbose else 12]:
-        print("  ", {k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()})
+    print(f"time to detect (eligible, detected_at - start): median {h.pct(ttd, 50):.0f} min, "
+          f"p90 {h.pct(ttd, 90):.0f} min")  # fmt: skip
+    h.false_report(BENCH, results)
+    h.timing_report(BENCH, results)
+    h.misses(BENCH, rows, verbose)
     if verbose:
         for res in results:
             for a in res["false"]:
@@ -340,17 +193,10 @@ def main() -> int:
     parser.add_argument("--verbose", action="store_true", help="every missed eligible incident and false episode")
     args = parser.parse_args()
     results = []
-    for seed in v3._seeds(args.seeds):
+    for seed in h.seeds(args.seeds):
         started = time.perf_counter()
         res = run_seed(seed)
-        found = sum(r["found"] for r in res["rows"])
-        print(
-            f"seed {seed}: {res['calls']:,} calls, {res['series']} series, {len(res['rows'])} incidents, "
-            f"{found} found, {len(res['false'])} false, detect {res['seconds']:.1f} s, insert "
-            f"{res['insert_seconds']:.1f} s, effects {res['effect_seconds']:.1f} s, "
-            f"seed {time.perf_counter() - started:.0f} s",
-            flush=True,
-        )
+        print(h.seed_line(res, started), flush=True)
         results.append(res)
     report(results, args.verbose)
     return 0

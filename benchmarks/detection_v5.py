@@ -77,15 +77,9 @@ A rerun at main 95cd793 (detector with a179f3a, 17:06-17:26 UTC, seeds 500-503 t
 from __future__ import annotations
 
 import argparse
-import math
-import os
-import shutil
-import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -94,15 +88,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import detection_harness as h
 import detection_scenarios_v5 as gen
-import detection_v3 as v3
 import detection_v4 as v4
 
-from llmtrace.analytics import anomalies
-from llmtrace.analytics.filters import Filter
-
-# detection_v3.finds widens the window of its generator's permanent kinds; v5 uses the same names
-assert set(v3.gen.PERMANENT) == set(gen.PERMANENT), "v5's permanent kinds must match detection_v3.finds"
 assert set(v4.FAMILY) == set(gen.KINDS), "v5's kinds must be those detection_v4 has metric families for"
 
 REPS = 40
@@ -110,124 +99,33 @@ COUNTED = (*gen.RATE_KINDS, *gen.VOLUME_KINDS)
 BENIGN_KINDS = ("marketing_day", "migration", "release", "new_series", "outlier", "growth")  # most specific first
 
 
-# --------------------------------------------------------------------------- effect sizes
 def _stat(kind: str, c: dict[str, np.ndarray]) -> float:
     """The incident window's statistic for one replicate (see the module docstring)."""
-    ok = c["status"] == gen.OK
-    counts = {
-        "errors_429": ~ok,
-        "errors_5xx": ~ok,
-        "truncation": c["cut"],
-        "empty_output": ok & (c["out_tok"] == 0),
-    }
-    if kind in counts:
-        return float(counts[kind].sum())
-    if kind in gen.VOLUME_KINDS:
-        return float(len(c["t"]))
-    if kind in ("latency", "latency_ramp", "ttft"):
-        v = c["ttft_ms"][ok & ~np.isnan(c["ttft_ms"])] if kind == "ttft" else c["dur_ms"][ok]
-        return math.log(np.percentile(v, 95)) if len(v) >= 3 else math.nan
-    v = (c["out_tok"] if kind == "tokens_shift" else c["cost"])[ok]
-    return math.log(v.mean()) if len(v) >= 3 and v.mean() > 0 else math.nan
+    return h.window_stat(kind, c, gen.OK, gen.VOLUME_KINDS)
 
 
-def effect(sc: gen.Scenario, inc: gen.Incident) -> tuple[float, float]:
-    """(size in normal variations, extra events) by paired Monte Carlo over the generator."""
-    lo = inc.start
-    hi = min(inc.end, lo + 120)
-    others = [o for o in sc.incidents if o is not inc]
-    base, hit = np.full(REPS, np.nan), np.full(REPS, np.nan)
-    for r in range(REPS):
-        wob = gen.wobble(sc, np.random.default_rng([sc.seed, 17, inc.start, r]))
-        parts: dict[bool, list[dict[str, np.ndarray]]] = {False: [], True: []}
-        for i in inc.series:
-            for on in (False, True):
-                got = gen.calls(sc, i, lo, hi, wob, [*others, inc] if on else others,
-                                np.random.default_rng([sc.seed, 18, inc.start, r, i]))  # fmt: skip
-                keep = got["t"] < hi
-                parts[on].append({k: v[keep] for k, v in got.items()})
-        base[r] = _stat(inc.kind, v4._concat(parts[False]))
-        hit[r] = _stat(inc.kind, v4._concat(parts[True]))
-    good = ~np.isnan(base) & ~np.isnan(hit)
-    if good.sum() < REPS / 2:
-        return 0.0, 0.0
-    shift = float(np.mean(hit[good] - base[good]))
-    counted = inc.kind in COUNTED
-    size = abs(shift) / max(float(np.std(base[good])), 0.5 if counted else 1e-9)
-    return size, abs(shift) if counted else 0.0
+def _extras(sc: gen.Scenario, inc: gen.Incident, hits: list[Any]) -> dict[str, Any]:
+    members = [sc.series[i] for i in inc.series]
+    return {"sparse": all(m.rate < 1 for m in members), "group": inc.group, "mode": members[0].mode}
 
 
-# --------------------------------------------------------------------------- one seed
-def explained(a: Any, sc: gen.Scenario) -> bool:
-    return any(v3.finds(a, sc, inc, v4.EXPLAINS) for inc in sc.incidents)
-
-
-def series_weeks(sc: gen.Scenario) -> float:
-    judged = (min(s.last_minute, gen.MINUTES) - max(s.first_minute, sc.judged_from) for s in sc.series)
-    return sum(max(0, m) for m in judged) / gen.WEEK
+BENCH = h.Bench(
+    gen=gen, family=v4.FAMILY, explains=v4.EXPLAINS, benign_kinds=BENIGN_KINDS, counted=COUNTED, stat=_stat,
+    noise=gen.wobble, label=lambda s: f"{s.service}/{s.model}", prefix="llmtrace-det5-", reps=REPS,
+    row_extras=_extras,
+)  # fmt: skip
 
 
 def run_seed(seed: int) -> dict[str, Any]:
-    sc = gen.build(seed)
-    tmp = tempfile.mkdtemp(prefix="llmtrace-det5-")
-    from llmtrace.store.client import connect
-    from llmtrace.store.migrations import apply_migrations, client_runner
-
-    client = connect(f"chdb://{tmp}")
-    try:
-        apply_migrations(client_runner(client), ttl_days=3650)  # fixed dates: keep them past any TTL
-        started, cpu = time.perf_counter(), time.process_time()
-        calls = gen.insert(client, sc)
-        insert_seconds, insert_cpu = time.perf_counter() - started, time.process_time() - cpu
-        week = Filter(start=sc.end - timedelta(days=7), end=sc.end)
-        started, cpu = time.perf_counter(), time.process_time()
-        report = anomalies.detect(client, week, now=sc.end)
-        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
-    finally:
-        client.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-    episodes = report.episodes()
-    started = time.perf_counter()
-    rows = [_row(sc, inc, episodes) for inc in sc.incidents]
-    false = [a for a in episodes if not explained(a, sc)]
-    return {
-        "seed": seed, "rows": rows, "false": false, "benign": v3._benign_hits(sc, false),
-        "causes": [_cause(sc, a) for a in false], "series_weeks": series_weeks(sc), "series": len(sc.series),
-        "seconds": seconds, "cpu": cpu_seconds, "insert_seconds": insert_seconds, "insert_cpu": insert_cpu,
-        "effect_seconds": time.perf_counter() - started, "calls": calls, "episodes": len(episodes),
-    }  # fmt: skip
+    return h.run_seed(BENCH, seed)
 
 
-def _cause(sc: gen.Scenario, a: Any) -> str:
-    """The first labelled benign change a false episode overlaps, else its level, metric and direction."""
-    hits = v3._benign_hits(sc, [a])
-    for kind in BENIGN_KINDS:
-        if hits.get(kind):
-            return kind
-    return f"unlabelled {a.level}:{a.metric}:{a.direction}"
-
-
-def _row(sc: gen.Scenario, inc: gen.Incident, episodes: list[Any]) -> dict[str, Any]:
-    size, extra = effect(sc, inc)
-    hits = [a for a in episodes if v3.finds(a, sc, inc, v4.FAMILY)]
-    detected = [sc.minute(a.detected_at) - inc.start for a in hits if a.detected_at]
-    members = [sc.series[i] for i in inc.series]
-    s = members[0]
-    return {
-        "seed": sc.seed, "kind": inc.kind, "size": size, "extra": extra,
-        "minutes": 120 if inc.kind in gen.PERMANENT else inc.end - inc.start, "found": bool(hits),
-        "young": any(m.first_minute > 0 and inc.start - m.first_minute < 2 * 1440 for m in members),
-        "sparse": all(m.rate < 1 for m in members), "overlap": v3._overlapped(sc, inc), "scope": inc.scope,
-        "group": inc.group, "ttd": min(detected) if detected else None, "at": f"{sc.at(inc.start):%a %H:%M}",
-        "factor": round(inc.factor, 3), "rate": round(s.rate, 2), "mode": s.mode,
-        "series": f"{s.service}/{s.model}" + (f" +{len(members) - 1}" if len(members) > 1 else ""),
-    }  # fmt: skip
+def effect(sc: gen.Scenario, inc: gen.Incident) -> tuple[float, float]:
+    return h.effect(BENCH, sc, inc)
 
 
 def eligible(row: dict[str, Any]) -> bool:
-    if row["minutes"] < 10 or row["size"] < 3:
-        return False
-    return row["extra"] >= 10 or row["kind"] not in COUNTED
+    return h.eligible(BENCH, row)
 
 
 # --------------------------------------------------------------------------- report
@@ -235,12 +133,8 @@ def _line(label: str, rows: list[dict[str, Any]]) -> str:
     el = [r for r in rows if eligible(r)]
     young = [r for r in el if r["young"]]
     sparse = [r for r in el if r["sparse"]]
-    return (f"| {label:13} | {v3._recall(rows):>14} | {v3._recall(el):>14} | {v3._recall(young):>12} "
-            f"| {v3._recall(sparse):>12} |")  # fmt: skip
-
-
-def _bins(rows: list[dict[str, Any]], key: str, bins: tuple[tuple[float, float], ...]) -> str:
-    return "; ".join(f"[{lo}, {hi}) {v3._recall([r for r in rows if lo <= r[key] < hi])}" for lo, hi in bins)
+    return (f"| {label:13} | {h.recall(rows):>14} | {h.recall(el):>14} | {h.recall(young):>12} "
+            f"| {h.recall(sparse):>12} |")  # fmt: skip
 
 
 def report(results: list[dict[str, Any]], verbose: bool) -> None:
@@ -253,32 +147,25 @@ def report(results: list[dict[str, Any]], verbose: bool) -> None:
         print(_line(kind, [r for r in rows if r["kind"] == kind]))
     print(_line("ALL", rows))
     long = [r for r in rows if r["minutes"] >= 10]
-    print("\nrecall by effect size (sd units, >= 10 min): " + _bins(long, "size", v4.SD_BINS))
+    print("\nrecall by effect size (sd units, >= 10 min): " + h.bins(long, "size", h.SD_BINS))
     counted = [r for r in long if r["kind"] in COUNTED and r["size"] >= 3]
-    print("  rates and volume by extra events (size >= 3, >= 10 min): " + _bins(counted, "extra", v4.EVENT_BINS))
+    print("  rates and volume by extra events (size >= 3, >= 10 min): " + h.bins(counted, "extra", h.EVENT_BINS))
     temporary = [r for r in rows if r["kind"] not in gen.PERMANENT]
-    print(f"recall by duration (all sizes): {_bins(temporary, 'minutes', ((0, 10), (10, 30), (30, 60), (60, 181)))}"
-          f"; permanent {v3._recall([r for r in rows if r['kind'] in gen.PERMANENT])}")  # fmt: skip
+    print(f"recall by duration (all sizes): {h.bins(temporary, 'minutes', ((0, 10), (10, 30), (30, 60), (60, 181)))}"
+          f"; permanent {h.recall([r for r in rows if r['kind'] in gen.PERMANENT])}")  # fmt: skip
     for scope in ("series", "service", "provider"):
-        print(f"  scope {scope}: all {v3._recall([r for r in rows if r['scope'] == scope])}, "
-              f"eligible {v3._recall([r for r in el if r['scope'] == scope])}")  # fmt: skip
+        print(f"  scope {scope}: all {h.recall([r for r in rows if r['scope'] == scope])}, "
+              f"eligible {h.recall([r for r in el if r['scope'] == scope])}")  # fmt: skip
     for mode in ("stream", "batch", "mixed"):
-        print(f"  {mode} series: eligible {v3._recall([r for r in el if r['mode'] == mode])}")
-    print(f"  overlapping incidents: eligible {v3._recall([r for r in el if r['overlap']])}")
+        print(f"  {mode} series: eligible {h.recall([r for r in el if r['mode'] == mode])}")
+    print(f"  overlapping incidents: eligible {h.recall([r for r in el if r['overlap']])}")
     _outages(rows)
     ttd = [r["ttd"] for r in el if r["ttd"] is not None]
-    print(f"time to detect (eligible, detected_at - start): median {v3._pct(ttd, 50):.0f} min, "
-          f"p90 {v3._pct(ttd, 90):.0f} min")  # fmt: skip
-    _false(results)
-    med = {k: statistics.median(res[k] for res in results) for k in ("seconds", "cpu", "insert_seconds", "insert_cpu")}
-    print(f"detect, median over seeds: {med['seconds']:.2f} s wall / {med['cpu']:.2f} s CPU over a median "
-          f"{statistics.median(res['calls'] for res in results):,.0f} calls ({gen.DAYS} days stored, 7 judged); "
-          f"insert {med['insert_seconds']:.1f} s wall / {med['insert_cpu']:.1f} s CPU; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
-    missed = sorted((r for r in el if not r["found"]), key=lambda r: -r["size"])
-    print(f"worst misses (eligible, largest effect first; {len(missed)} in all):")
-    for r in missed[: len(missed) if verbose else 12]:
-        print("  ", {k: (round(v, 1) if isinstance(v, float) and k != "factor" else v) for k, v in r.items()})
+    print(f"time to detect (eligible, detected_at - start): median {h.pct(ttd, 50):.0f} min, "
+          f"p90 {h.pct(ttd, 90):.0f} min")  # fmt: skip
+    h.false_report(BENCH, results, planned=("marketing_day", "planned marketing day"))
+    h.timing_report(BENCH, results)
+    h.misses(BENCH, rows, verbose)
 
 
 def _outages(rows: list[dict[str, Any]]) -> None:
@@ -286,33 +173,9 @@ def _outages(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         if r["group"] == "outage":
             halves[(r["seed"], r["at"])].append(r)
-    either = sum(any(r["found"] for r in h) for h in halves.values())
-    both = sum(all(r["found"] for r in h) for h in halves.values())
+    either = sum(any(r["found"] for r in pair) for pair in halves.values())
+    both = sum(all(r["found"] for r in pair) for pair in halves.values())
     print(f"  provider outages: {len(halves)}, seen (errors or volume) {either}, both halves {both}")
-
-
-def _false(results: list[dict[str, Any]]) -> None:
-    false = sum(len(res["false"]) for res in results)
-    weeks = sum(res["series_weeks"] for res in results)
-    episodes = sum(res["episodes"] for res in results)
-    rate = false / weeks
-    print(f"false episodes: {false} of {episodes} over {weeks:.1f} series-weeks = {rate:.2f} per series per week")
-    causes: dict[str, int] = defaultdict(int)
-    for res in results:
-        for c in res["causes"]:
-            causes[c] += 1
-    unlabelled = sum(v for k, v in causes.items() if k.startswith("unlabelled"))
-    print(f"  on no labelled benign change: {unlabelled} = {unlabelled / weeks:.2f} per series per week; "
-          f"without the planned marketing day: {(false - causes['marketing_day']) / weeks:.2f}")  # fmt: skip
-    print("  by cause (first benign kind overlapped, else level:metric:direction):")
-    for k, v in sorted(causes.items(), key=lambda x: -x[1]):
-        print(f"    {v:4d} {k}")
-    benign: dict[str, int] = defaultdict(int)
-    for res in results:
-        for k, v in res["benign"].items():
-            benign[k] += v
-    print("alerts on benign changes (an episode may touch several): "
-          + ", ".join(f"{k} {benign.get(k, 0)}" for k in BENIGN_KINDS))  # fmt: skip
 
 
 def main() -> int:
@@ -321,17 +184,10 @@ def main() -> int:
     parser.add_argument("--verbose", action="store_true", help="every missed eligible incident and false episode")
     args = parser.parse_args()
     results = []
-    for seed in v3._seeds(args.seeds):
+    for seed in h.seeds(args.seeds):
         started = time.perf_counter()
         res = run_seed(seed)
-        found = sum(r["found"] for r in res["rows"])
-        print(
-            f"seed {seed}: {res['calls']:,} calls, {res['series']} series, {len(res['rows'])} incidents, "
-            f"{found} found, {len(res['false'])} false, detect {res['seconds']:.1f} s, insert "
-            f"{res['insert_seconds']:.1f} s, effects {res['effect_seconds']:.1f} s, "
-            f"seed {time.perf_counter() - started:.0f} s, load {os.getloadavg()[0]:.1f}",
-            flush=True,
-        )
+        print(h.seed_line(res, started), flush=True)
         if args.verbose:
             for a in res["false"]:
                 print(f"  false: {a.level} {a.metric} {a.direction} {a.series} {a.start:%a %H:%M}-{a.end:%H:%M}")

@@ -1,0 +1,310 @@
+"""The loop every held-out detection benchmark shares (``detection_v3`` .. ``detection_v6``).
+
+A benchmark is a generator module plus a :class:`Bench` saying how to judge it. Per seed
+(:func:`run_seed`): the generator's scenario goes as spans into ``otel_traces`` of a fresh chDB
+store (the project's views fill ``llm_calls``), ``anomalies.detect`` runs over the judged week
+with its defaults and ``now`` = the end, and its episodes are matched to the labelled incidents
+(:func:`finds`: metric family, time [start - 5 min, end + 30 min] or [start - 5 min, start + 6 h]
+for permanent shifts, a compatible series; app-wide episodes fit everything). An episode that
+neither finds nor is explained by an incident (its family or a labelled consequence) is *false*.
+
+Effect sizes (:func:`effect`) come from the generator, never from the detector: ``Bench.reps``
+paired Monte Carlo replicates of the incident window (its first 2 hours at most) drawn with the
+generator's ``calls`` hook and fresh noise, with and without the incident; *size* = mean paired
+shift of ``Bench.stat`` over its sd without the incident (floor 0.5 for counts), *extra* = the
+mean shift of a count. The generator module must provide ``build(seed)``, ``insert(client, sc)``,
+``calls(sc, i, lo, hi, noise, incidents, rng)``, ``MINUTES``, ``PERMANENT``, ``KINDS``; its
+scenario ``seed``, ``end``, ``judged_from``, ``series``, ``incidents``, ``benign``,
+``minute(datetime)`` and ``at(minute)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from llmtrace.analytics import anomalies
+from llmtrace.analytics.filters import Filter
+
+UP, DOWN = "up", "down"
+SD_BINS = ((0, 3), (3, 6), (6, 10), (10, math.inf))
+EVENT_BINS = ((0, 10), (10, 30), (30, math.inf))
+WEEK = 7 * 1440
+Families = dict[str, set[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class Bench:
+    """How one generator is judged: its metric families, consequences and effect statistic."""
+
+    gen: ModuleType
+    family: Families
+    explains: Families
+    benign_kinds: tuple[str, ...]  # most specific first: a false episode's cause is the first it overlaps
+    counted: tuple[str, ...]  # kinds whose statistic is a count (rates, volume)
+    stat: Callable[[str, dict[str, np.ndarray]], float]
+    noise: Callable[[Any, np.random.Generator], Any]
+    label: Callable[[Any], str]  # a series' "service/model"
+    prefix: str = "llmtrace-det-"
+    reps: int = 40
+    ttl_days: int = 3650
+    row_extras: Callable[[Any, Any, list[Any]], dict[str, Any]] = field(default=lambda sc, inc, hits: {})
+
+
+# --------------------------------------------------------------------------- matching
+def compatible(series: dict[str, str], sc: Any, members: tuple[int, ...]) -> bool:
+    return any(all(sc.series[i].attrs.get(k) == v for k, v in series.items()) for i in members)
+
+
+def span(sc: Any, a: Any) -> tuple[float, float]:
+    return sc.minute(a.start), sc.minute(a.end)
+
+
+def finds(a: Any, sc: Any, inc: Any, families: Families, permanent: tuple[str, ...] | frozenset[str]) -> bool:
+    """Whether episode ``a`` reports incident ``inc`` (metric family, time, series)."""
+    if (a.metric, a.direction) not in families.get(inc.kind, set()):
+        return False
+    end = inc.start + 360 if inc.kind in permanent else inc.end + 30
+    lo, hi = span(sc, a)
+    return hi >= inc.start - 5 and lo <= end and compatible(a.series, sc, inc.series)
+
+
+def benign_hits(sc: Any, false: list[Any]) -> dict[str, int]:
+    """Per benign kind, how many of ``false`` overlap a labelled benign change on its series and metric."""
+    hits: dict[str, int] = defaultdict(int)
+    for a in false:
+        lo, hi = span(sc, a)
+        kinds = {
+            b.kind
+            for b in sc.benign
+            if hi >= b.start and lo <= b.end and (b.metrics is None or a.metric in b.metrics)
+            and compatible(a.series, sc, b.series)
+        }  # fmt: skip
+        for kind in kinds:
+            hits[kind] += 1
+    return hits
+
+
+def overlapped(sc: Any, inc: Any) -> bool:
+    return any(
+        o is not inc and set(o.series) & set(inc.series) and o.start < inc.end and inc.start < o.end
+        for o in sc.incidents
+    )
+
+
+# --------------------------------------------------------------------------- small helpers
+def recall(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "-"
+    found = sum(r["found"] for r in rows)
+    return f"{found / len(rows):.2f} ({found}/{len(rows)})"
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else math.nan
+
+
+def seeds(text: str) -> list[int]:
+    if "-" in text:
+        lo, hi = text.split("-")
+        return list(range(int(lo), int(hi) + 1))
+    return [int(s) for s in text.split(",")]
+
+
+def concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def window_stat(kind: str, c: dict[str, np.ndarray], ok_status: Any, volume_kinds: tuple[str, ...]) -> float:
+    """v4/v5's window statistic: failed/cut/empty counts, calls, log p95 of durations or TTFT,
+    log mean output tokens or cost per successful call."""
+    ok = c["status"] == ok_status
+    counts = {
+        "errors_429": ~ok,  # error_rate counts every failure: 429s and 5xx are judged together
+        "errors_5xx": ~ok,
+        "truncation": c["cut"],
+        "empty_output": ok & (c["out_tok"] == 0),
+    }
+    if kind in counts:
+        return float(counts[kind].sum())
+    if kind in volume_kinds:
+        return float(len(c["t"]))
+    if kind in ("latency", "latency_ramp", "ttft"):
+        v = c["ttft_ms"][ok & ~np.isnan(c["ttft_ms"])] if kind == "ttft" else c["dur_ms"][ok]
+        return math.log(np.percentile(v, 95)) if len(v) >= 3 else math.nan
+    v = (c["out_tok"] if kind == "tokens_shift" else c["cost"])[ok]
+    return math.log(v.mean()) if len(v) >= 3 and v.mean() > 0 else math.nan
+
+
+# --------------------------------------------------------------------------- effect sizes
+def effect(b: Bench, sc: Any, inc: Any) -> tuple[float, float]:
+    """(size in normal variations, extra events) by paired Monte Carlo over the generator."""
+    lo, hi = inc.start, min(inc.end, inc.start + 120)
+    others = [o for o in sc.incidents if o is not inc]
+    base, hit = np.full(b.reps, np.nan), np.full(b.reps, np.nan)
+    for r in range(b.reps):
+        noise = b.noise(sc, np.random.default_rng([sc.seed, 17, inc.start, r]))
+        parts: dict[bool, list[dict[str, np.ndarray]]] = {False: [], True: []}
+        for i in inc.series:
+            for on in (False, True):
+                got = b.gen.calls(sc, i, lo, hi, noise, [*others, inc] if on else others,
+                                  np.random.default_rng([sc.seed, 18, inc.start, r, i]))  # fmt: skip
+                keep = got["t"] < hi
+                parts[on].append({k: v[keep] for k, v in got.items()})
+        base[r] = b.stat(inc.kind, concat(parts[False]))
+        hit[r] = b.stat(inc.kind, concat(parts[True]))
+    good = ~np.isnan(base) & ~np.isnan(hit)
+    if good.sum() < b.reps / 2:
+        return 0.0, 0.0
+    shift = float(np.mean(hit[good] - base[good]))
+    counted = inc.kind in b.counted
+    size = abs(shift) / max(float(np.std(base[good])), 0.5 if counted else 1e-9)
+    return size, abs(shift) if counted else 0.0
+
+
+# --------------------------------------------------------------------------- one seed
+@contextmanager
+def store(b: Bench, sc: Any) -> Iterator[tuple[Any, dict[str, float]]]:
+    """A fresh chDB store holding the scenario's spans; yields (client, insert timings)."""
+    from llmtrace.store.client import connect
+    from llmtrace.store.migrations import apply_migrations, client_runner
+
+    tmp = tempfile.mkdtemp(prefix=b.prefix)
+    client = connect(f"chdb://{tmp}")
+    try:
+        apply_migrations(client_runner(client), ttl_days=b.ttl_days)  # fixed dates: keep them past any TTL
+        started, cpu = time.perf_counter(), time.process_time()
+        calls = b.gen.insert(client, sc)
+        yield client, {"calls": calls, "insert_seconds": time.perf_counter() - started,
+                       "insert_cpu": time.process_time() - cpu}  # fmt: skip
+    finally:
+        client.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def explained(b: Bench, a: Any, sc: Any) -> bool:
+    return any(finds(a, sc, inc, b.explains, b.gen.PERMANENT) for inc in sc.incidents)
+
+
+def series_weeks(sc: Any, minutes: int) -> float:
+    judged = (min(s.last_minute, minutes) - max(s.first_minute, sc.judged_from) for s in sc.series)
+    return sum(max(0, m) for m in judged) / WEEK
+
+
+def run_seed(b: Bench, seed: int) -> dict[str, Any]:
+    sc = b.gen.build(seed)
+    with store(b, sc) as (client, inserted):
+        week = Filter(start=sc.end - timedelta(days=7), end=sc.end)
+        started, cpu = time.perf_counter(), time.process_time()
+        report = anomalies.detect(client, week, now=sc.end)
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
+    episodes = report.episodes()
+    started = time.perf_counter()
+    rows = [row(b, sc, inc, episodes) for inc in sc.incidents]
+    false = [a for a in episodes if not explained(b, a, sc)]
+    return {
+        "seed": seed, "rows": rows, "false": false, "benign": benign_hits(sc, false), "sc": sc,
+        "causes": [cause(b, sc, a) for a in false], "series_weeks": series_weeks(sc, b.gen.MINUTES),
+        "series": len(sc.series), "seconds": seconds, "cpu": cpu_seconds, **inserted,
+        "effect_seconds": time.perf_counter() - started, "episodes": len(episodes),
+    }  # fmt: skip
+
+
+def cause(b: Bench, sc: Any, a: Any) -> str:
+    """The first labelled benign change a false episode overlaps, else its level, metric and direction."""
+    hits = benign_hits(sc, [a])
+    for kind in b.benign_kinds:
+        if hits.get(kind):
+            return kind
+    return f"unlabelled {a.level}:{a.metric}:{a.direction}"
+
+
+def row(b: Bench, sc: Any, inc: Any, episodes: list[Any]) -> dict[str, Any]:
+    size, extra = effect(b, sc, inc)
+    hits = [a for a in episodes if finds(a, sc, inc, b.family, b.gen.PERMANENT)]
+    detected = [sc.minute(a.detected_at) - inc.start for a in hits if a.detected_at]
+    members = [sc.series[i] for i in inc.series]
+    return {
+        "seed": sc.seed, "kind": inc.kind, "size": size, "extra": extra,
+        "minutes": 120 if inc.kind in b.gen.PERMANENT else inc.end - inc.start, "found": bool(hits),
+        "young": any(m.first_minute > 0 and inc.start - m.first_minute < 2 * 1440 for m in members),
+        "overlap": overlapped(sc, inc), "scope": inc.scope,
+        "ttd": min(detected) if detected else None, "at": f"{sc.at(inc.start):%a %H:%M}",
+        "factor": round(inc.factor, 3), "rate": round(members[0].rate, 2), **b.row_extras(sc, inc, hits),
+        "series": b.label(members[0]) + (f" +{len(members) - 1}" if len(members) > 1 else ""),
+    }  # fmt: skip
+
+
+def eligible(b: Bench, r: dict[str, Any]) -> bool:
+    """The issue's target: >= 10 minutes, size >= 3 and, for rates and volume, >= 10 extra events."""
+    if r["minutes"] < 10 or r["size"] < 3:
+        return False
+    return r["extra"] >= 10 or r["kind"] not in b.counted
+
+
+def seed_line(res: dict[str, Any], started: float) -> str:
+    found = sum(r["found"] for r in res["rows"])
+    return (
+        f"seed {res['seed']}: {res['calls']:,} calls, {res['series']} series, {len(res['rows'])} incidents, "
+        f"{found} found, {len(res['false'])} false, detect {res['seconds']:.1f} s, insert "
+        f"{res['insert_seconds']:.1f} s, effects {res['effect_seconds']:.1f} s, "
+        f"seed {time.perf_counter() - started:.0f} s, load {os.getloadavg()[0]:.1f}"
+    )
+
+
+# --------------------------------------------------------------------------- report
+def bins(rows: list[dict[str, Any]], key: str, edges: tuple[tuple[float, float], ...]) -> str:
+    return "; ".join(f"[{lo}, {hi}) {recall([r for r in rows if lo <= r[key] < hi])}" for lo, hi in edges)
+
+
+def false_report(b: Bench, results: list[dict[str, Any]], planned: tuple[str, str] | None = None) -> None:
+    """False episodes per series-week, by cause, and the alerts on each benign kind."""
+    false = sum(len(res["false"]) for res in results)
+    weeks = sum(res["series_weeks"] for res in results)
+    episodes = sum(res["episodes"] for res in results)
+    rate = false / weeks
+    print(f"false episodes: {false} of {episodes} over {weeks:.1f} series-weeks = {rate:.2f} per series per week")
+    causes: dict[str, int] = defaultdict(int)
+    for res in results:
+        for c in res["causes"]:
+            causes[c] += 1
+    unlabelled = sum(v for k, v in causes.items() if k.startswith("unlabelled"))
+    extra = f"; without the {planned[1]}: {(false - causes[planned[0]]) / weeks:.2f}" if planned else ""
+    print(f"  on no labelled benign change: {unlabelled} = {unlabelled / weeks:.2f} per series per week{extra}")
+    print("  by cause (first benign kind overlapped, else level:metric:direction):")
+    for k, v in sorted(causes.items(), key=lambda x: -x[1]):
+        print(f"    {v:4d} {k}")
+    benign: dict[str, int] = defaultdict(int)
+    for res in results:
+        for k, v in res["benign"].items():
+            benign[k] += v
+    print("alerts on benign changes (an episode may touch several): "
+          + ", ".join(f"{k} {benign.get(k, 0)}" for k in b.benign_kinds))  # fmt: skip
+
+
+def timing_report(b: Bench, results: list[dict[str, Any]]) -> None:
+    med = {k: statistics.median(res[k] for res in results) for k in ("seconds", "cpu", "insert_seconds", "insert_cpu")}
+    print(f"detect, median over seeds: {med['seconds']:.2f} s wall / {med['cpu']:.2f} s CPU over a median "
+          f"{statistics.median(res['calls'] for res in results):,.0f} calls ({b.gen.DAYS} days stored, 7 judged); "
+          f"insert {med['insert_seconds']:.1f} s wall / {med['insert_cpu']:.1f} s CPU; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
+
+
+def misses(b: Bench, rows: list[dict[str, Any]], verbose: bool) -> None:
+    missed = sorted((r for r in rows if eligible(b, r) and not r["found"]), key=lambda r: -r["size"])
+    print(f"worst misses (eligible, largest effect first; {len(missed)} in all):")
+    for r in missed[: len(missed) if verbose else 12]:
+        print("  ", {k: (round(v, 1) if isinstance(v, float) and k != "factor" else v) for k, v in r.items()})
