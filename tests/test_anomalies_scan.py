@@ -11,6 +11,7 @@ STEP = 300
 DAY = 86400 // STEP
 HOUR = 3600 // STEP
 BASE = scan.BASELINE // STEP
+MONDAY = 1793577600  # 2026-11-02 00:00 UTC
 
 
 def _busy_series(rng: np.random.Generator, days: int, calls: int) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +91,7 @@ def _cron(rng: np.random.Generator, days: int, burst: float, quiet: float) -> np
 
 def _volume_windows(calls: np.ndarray) -> list[scan.Window]:
     v = scan.leaf_volume(calls, np.array([0]), STEP)
-    return scan._volume(v, np.ones((1, 1)), np.arange(calls.shape[1]) >= DAY)[0]
+    return scan._volume(v, np.ones((1, 1)), np.arange(calls.shape[1]) >= DAY, STEP)[0]
 
 
 def test_batch_bursts_at_fixed_minutes_and_the_quiet_between_them_are_not_volume_anomalies() -> None:
@@ -136,3 +137,19 @@ def test_errors_recurring_at_the_same_minute_of_every_hour_are_the_usual_rate_th
     k[0, burst : burst + 3] = rng.binomial(60, 0.3, 3)
     windows, _ = scan._rates("error_rate", k, n, judged, BASE, STEP)
     assert windows and all(w.first <= burst + 2 and w.last >= burst for w in windows)
+
+
+def test_the_evening_after_a_day_long_surge_is_not_a_drop() -> None:
+    # a marketing day triples the office hours' calls; when it ends at 18:00 the trailing hours
+    # still hold the surge (8 falls against them), but the same hours of the previous days say
+    # the evening is normal
+    rng = np.random.default_rng(3)
+    days = 9
+    hour = np.arange(days * DAY) // HOUR % 24
+    level = np.where((hour >= 8) & (hour < 18), 12.0, np.where((hour >= 18) & (hour < 23), 6.0, 2.0))
+    surge = (np.arange(days * DAY) >= 8 * DAY + 8 * HOUR) & (np.arange(days * DAY) < 8 * DAY + 18 * HOUR)
+    calls = rng.poisson(np.where(surge, 3 * level, level))[None, :].astype(float)
+    v = scan.leaf_volume(calls, np.array([0]), STEP, MONDAY)
+    found = scan._volume(v, np.ones((1, 1)), np.arange(calls.shape[1]) >= 8 * DAY, STEP)[0]
+    assert any(w.direction == "up" for w in found)  # the surge itself is news
+    assert not [w for w in found if w.direction == "down"]

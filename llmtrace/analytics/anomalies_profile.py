@@ -38,6 +38,7 @@ __all__ = [
     "phase_factor",
     "rate_phase",
     "row_median",
+    "same_hours",
     "seasonals",
     "shape",
     "weekend",
@@ -270,3 +271,27 @@ def rate_phase(k: np.ndarray, n: np.ndarray, step: int, width: int) -> np.ndarra
     for j in range(width):
         total += factor[:, (phases - j) % period]
     return np.asarray(total / width)
+
+
+def same_hours(calls: np.ndarray, first: np.ndarray, step: int, start_epoch: int, width: int, start: int) -> np.ndarray:
+    """Per series and window end (from bucket ``start`` on): the calls the same hours of the
+    previous days of the same type (weekday or weekend, UTC) held, the median over at least two
+    such days of the hour-smoothed calls; ``inf`` where fewer exist.
+
+    A trailing baseline follows the level of the hours just before a window, so when a surge
+    lasting most of a day (a marketing day) ends, the evening looks like a drop against it;
+    what the same hours held on other days does not.
+    """
+    rows, size = calls.shape
+    per_day = max(1, DAY // step)
+    kind = weekend(start_epoch, size, step)
+    c = cumulative(_running_mean(calls, max(1, 3600 // step)))
+    ends = np.arange(start, size)
+    days = np.full((MAX_DAYS, rows, ends.size), np.nan)
+    for d in range(1, MAX_DAYS + 1):
+        back = ends - d * per_day
+        alike = (back >= width) & (kind[ends] == kind[np.clip(back, 0, None)])
+        held = (back[None, :] - width + 1) >= first[:, None]
+        days[d - 1] = np.where(alike[None, :] & held, window_sum(c, np.clip(back, 0, None), width), np.nan)
+    med, counts = row_median(days.reshape(MAX_DAYS, -1).T)
+    return np.where(counts >= 2, med, np.inf).reshape(rows, ends.size)

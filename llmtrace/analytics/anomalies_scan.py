@@ -12,7 +12,10 @@ minutes and 3 hours by default) and every window ending in the judged range:
   profile once a previous day of the series exists (daily peaks and the night are normal)
   and, for windows shorter than an hour, by the series' usual minute-of-hour shape,
   by a negative binomial tail whose extra spread is the series' own (:func:`_nb_size`); a
-  window with no calls at all is judged as Poisson (a wobbling rate does not go silent);
+  window with no calls at all is judged as Poisson (a wobbling rate does not go silent); a
+  fall is never judged against more than the same hours of previous days held
+  (:func:`~llmtrace.analytics.anomalies_profile.same_hours`), so the evening after a day-long
+  surge is not a drop against the surge's hours;
 * overdispersion: real rates wobble more than a binomial allows (load, prompts, hours): the
   true rate is taken to wobble by a relative ``c`` (beta-binomial, :func:`_rate_wobble`,
   from the series' own windows at that scale), so a window's counts are divided by its
@@ -22,7 +25,10 @@ minutes and 3 hours by default) and every window ending in the judged range:
 * a window is *flagged* when the tail probability is at most ``10**-MIN_SCORE`` AND the
   effect is large enough to act on (``MIN_EXCESS`` events beyond the expectation, a ratio
   of at least ``MIN_RATIO`` and ``MIN_RATE_CHANGE`` in share; volume:
-  ``VOLUME_DROP``/``VOLUME_SPIKE``);
+  ``VOLUME_DROP``/``VOLUME_SPIKE`` and ``VOLUME_MIN_SCORE``);
+* a rate's baseline at a minute of the hour where its events recur every day (a cron batch
+  meeting its rate limit at :30) is raised to that minute's usual share
+  (:func:`~llmtrace.analytics.anomalies_profile.rate_phase`);
 * a flagged window shorter than an hour that recurs at the same minute of the hour (the third
   time within a week, :func:`recurring`) is a pattern, not an anomaly, and is dropped.
 """
@@ -36,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from llmtrace.analytics.anomalies_profile import cumulative as _cumulative
-from llmtrace.analytics.anomalies_profile import phase_factor, rate_phase, row_median, seasonals
+from llmtrace.analytics.anomalies_profile import phase_factor, rate_phase, row_median, same_hours, seasonals
 from llmtrace.analytics.anomalies_profile import window_sum as _window_sum
 from llmtrace.analytics.anomalies_sql import METRICS
 from llmtrace.analytics.tails import (
@@ -54,7 +60,7 @@ __all__ = ["LeafVolume", "Scan", "Window", "leaf_volume", "recurring", "scan"]
 
 MIN_SCORE = 7.0  # -log10 p
 EXACT_UP_TO = 20.0  # -log10 p beyond which a volume window's Chernoff bound is its score
-VOLUME_MIN_SCORE = 6.0  # volume's negative binomial already carries the series' own extra spread
+VOLUME_MIN_SCORE = 5.0  # volume's negative binomial carries the series' own spread (6 -> 5: v5 tuning seeds)
 MIN_EXCESS = 4.0
 MIN_RATIO = 1.5
 MIN_RATE_CHANGE = 0.02
@@ -323,50 +329,83 @@ def leaf_volume(
         out.x[width] = x * alive
         out.y[width] = (ys[0], ys[1])
         out.mu[width] = (mus[0], mus[1])
-        out.mu_low[width] = (mus[2], mus[3])
+        # falls: never above what the same hours of previous days held (the end of a day-long surge)
+        usual = same_hours(calls, first, step, start_epoch, width, start) * phase
+        out.mu_low[width] = (np.minimum(mus[2], usual), np.minimum(mus[3], usual))
         out.missing[width] = missing & alive
         out.borrowed[width] = borrowed_from & alive
     return out
 
 
-def _volume(v: LeafVolume, member: np.ndarray, judged: np.ndarray) -> tuple[list[Window], np.ndarray]:
+def _volume(v: LeafVolume, member: np.ndarray, judged: np.ndarray, step: int) -> tuple[list[Window], np.ndarray]:
     """Volume windows of each group (rows of ``member`` over leaves), from summed leaf counts.
 
     Of the two baselines (and two seasonal smoothings), a rise is judged against the higher
     expectation and a fall against the lower, so the hours after a spike (or a drop) are not
-    its mirror image.
+    its mirror image. Rises are judged first: a fall is then judged against a baseline that
+    holds none of them (the other one, else not at all), so the evening after a day-long
+    surge (a marketing day) is not a drop against the surge's hours.
     """
     found: list[Window] = []
     mu_bucket = np.zeros((member.shape[0], judged.size))
     for width in SCALES:
-        x = member @ v.x[width]
-        y1, y2 = (member @ y for y in v.y[width])
-        rising, falling = [member @ m for m in v.mu[width]], [member @ m for m in v.mu_low[width]]
-        missing = member @ (v.missing[width] * v.y[width][0]) > 0.2 * y1
-        borrowed = member @ (v.borrowed[width] * v.y[width][0]) > 0.2 * y1
         if width == 1:
+            rising, falling = [member @ m for m in v.mu[1]], [member @ m for m in v.mu_low[1]]
+            y1 = member @ v.y[1][0]
             mu_bucket = np.where(y1 > 0, (rising[0] + falling[0]) / 2, np.nan)
-        for up in (True, False):
-            m1, m2 = rising if up else falling
-            first_is = m1 >= m2 if up else m1 <= m2
-            y, mu = np.where(first_is, y1, y2), np.where(first_is, m1, m2)
-            ok = (y >= MIN_BASE_CALLS) & judged[None, :]
-            # a borrowed shape fits the series less well than its own: its spread is the series'
-            # own over the windows judged with it, and at least that of its own profile
-            size = _nb_size(x, mu, ok & ~borrowed)
-            size_borrowed = np.minimum(_nb_size(x, mu, ok & borrowed), size)
-            # without a profile (not even a parent's) a trailing baseline cannot follow the morning
-            # ramp (nor the evening): rises are not judged, falls only to a quarter within the hour
-            if up:
-                gate = ok & ~missing & (x >= VOLUME_SPIKE * mu) & (x - mu >= MIN_VOLUME_CHANGE)
-            else:
-                drop = np.where(missing, 0.25 if width <= 12 else 0.0, VOLUME_DROP)
-                gate = ok & (x <= drop * mu) & (mu - x >= MIN_VOLUME_CHANGE)
-            g, e = np.nonzero(gate)
-            r = np.where(borrowed[g, e], size_borrowed[g], size[g])
-            for group, last, score in _flag_nb(g, e, x[g, e], mu[g, e], r, up):
-                found.append(Window(group, "calls", "up" if up else "down", last - width + 1, last, score))
+        found += _volume_side(v, member, judged, width, True, None, step)
+    surged = np.zeros(mu_bucket.shape)
+    for w in found:
+        surged[w.group, w.first : w.last + 1] = 1
+    for width in SCALES:
+        found += _volume_side(v, member, judged, width, False, _cumulative(surged), step)
     return found, mu_bucket
+
+
+def _volume_side(
+    v: LeafVolume,
+    member: np.ndarray,
+    judged: np.ndarray,
+    width: int,
+    up: bool,
+    surged: np.ndarray | None,
+    step: int,
+) -> list[Window]:
+    """Rises (or falls) of every group at one scale; ``surged``: cumulative flagged rises, whose
+    buckets a fall's baseline must not hold."""
+    x = member @ v.x[width]
+    y1, y2 = (member @ y for y in v.y[width])
+    m1, m2 = (member @ m for m in (v.mu if up else v.mu_low)[width])
+    missing = member @ (v.missing[width] * v.y[width][0]) > 0.2 * y1
+    borrowed = member @ (v.borrowed[width] * v.y[width][0]) > 0.2 * y1
+    first_is = m1 >= m2 if up else m1 <= m2
+    usable = np.ones(x.shape, bool)
+    if surged is not None:  # which baselines hold no flagged rise
+        base = max(VOLUME_BASELINE // step, 2 * width)
+        ends = np.arange(x.shape[1])
+        clean1 = _window_sum(surged, ends - width, base) == 0
+        clean2 = _window_sum(surged, ends - width - base, base) == 0
+        first_is = np.where(clean1 & clean2, first_is, clean1)
+        usable = clean1 | clean2
+    y, mu = np.where(first_is, y1, y2), np.where(first_is, m1, m2)
+    ok = (y >= MIN_BASE_CALLS) & judged[None, :] & usable
+    # a borrowed shape fits the series less well than its own: its spread is the series'
+    # own over the windows judged with it, and at least that of its own profile
+    size = _nb_size(x, mu, ok & ~borrowed)
+    size_borrowed = np.minimum(_nb_size(x, mu, ok & borrowed), size)
+    # without a profile (not even a parent's) a trailing baseline cannot follow the morning
+    # ramp (nor the evening): rises are not judged, falls only to a quarter within the hour
+    if up:
+        gate = ok & ~missing & (x >= VOLUME_SPIKE * mu) & (x - mu >= MIN_VOLUME_CHANGE)
+    else:
+        drop = np.where(missing, 0.25 if width <= 12 else 0.0, VOLUME_DROP)
+        gate = ok & (x <= drop * mu) & (mu - x >= MIN_VOLUME_CHANGE)
+    g, e = np.nonzero(gate)
+    r = np.where(borrowed[g, e], size_borrowed[g], size[g])
+    return [
+        Window(group, "calls", "up" if up else "down", last - width + 1, last, score)
+        for group, last, score in _flag_nb(g, e, x[g, e], mu[g, e], r, up)
+    ]
 
 
 def scan(
@@ -387,7 +426,7 @@ def scan(
     base = max(1, BASELINE // step)
     for name in metrics:
         if name == "calls":
-            found, mu = _volume(volume, member, judged)
+            found, mu = _volume(volume, member, judged, step)
             buckets[name] = (counts["calls"], mu, np.ones_like(mu))
         else:
             m = METRICS[name]
