@@ -1,4 +1,6 @@
--- Per-hour spend per user, so the Cost page's "spend by user" reads a row per (hour, user, filter keys)
+-- Two hourly rollups for the dashboard pages at millions of calls (filled by views, backfilled once here).
+--
+-- llm_users_1h: per-hour spend per user, so the Cost page's "spend by user" reads a row per (hour, user, filter keys)
 -- instead of grouping every call of the window by UserId (llmtrace.analytics.cost; the partial hours
 -- at the window's edges come from llm_calls, so the page's figures equal direct SQL). The keys are the
 -- sidebar's filter dimensions, so every filter but a session one is answered here. The calls without a
@@ -66,3 +68,47 @@ AS SELECT
     toUInt64(countIf(c.CostUsd IS NULL AND c.CostStatus = 'no_usage')) AS NoUsageCalls
 FROM llm_calls AS c
 GROUP BY Bucket, ServiceName, Environment, Release, Provider, RequestModel, UserId;
+
+-- Per-hour output speed (tokens per second after the first token) per filter keys, so the Latency page's
+-- tokens/s percentiles merge a t-digest state per hour and keys instead of reading every call's speed:
+-- calls with output, and their speeds' state. The partial hours at the window's edges come from
+-- llm_calls (llmtrace.analytics.latency); a user or session filter reads llm_calls only.
+CREATE TABLE IF NOT EXISTS llm_speed_1h {on_cluster}
+(
+    Bucket DateTime CODEC(Delta, ZSTD(1)),
+    ServiceName LowCardinality(String),
+    Environment LowCardinality(String),
+    Release LowCardinality(String),
+    Provider LowCardinality(String),
+    RequestModel LowCardinality(String),
+    Calls SimpleAggregateFunction(sum, UInt64),
+    SpeedQ AggregateFunction(quantilesTDigest(0.5, 0.95), Float64)
+)
+ENGINE = {replicated}AggregatingMergeTree
+PARTITION BY toYYYYMM(Bucket)
+ORDER BY (ServiceName, Environment, Provider, RequestModel, Release, Bucket)
+TTL Bucket + toIntervalDay({rollup_ttl_days})
+SETTINGS ttl_only_drop_parts = 1;
+
+-- Existing calls, once, before the view exists. Skipped when the table already has rows.
+INSERT INTO llm_speed_1h (Bucket, ServiceName, Environment, Release, Provider, RequestModel, Calls, SpeedQ)
+SELECT toStartOfHour(c.Timestamp) AS b, c.ServiceName, c.Environment, c.Release, c.Provider, c.RequestModel,
+    count(), quantilesTDigestState(0.5, 0.95)(c.OutputTokensPerSecond)
+FROM llm_calls AS c
+WHERE c.OutputTokensPerSecond > 0 AND (SELECT count() FROM llm_speed_1h) = 0
+GROUP BY b, c.ServiceName, c.Environment, c.Release, c.Provider, c.RequestModel;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS llm_speed_1h_mv {on_cluster}
+TO llm_speed_1h
+AS SELECT
+    toStartOfHour(c.Timestamp) AS Bucket,
+    c.ServiceName AS ServiceName,
+    c.Environment AS Environment,
+    c.Release AS Release,
+    c.Provider AS Provider,
+    c.RequestModel AS RequestModel,
+    toUInt64(count()) AS Calls,
+    quantilesTDigestState(0.5, 0.95)(c.OutputTokensPerSecond) AS SpeedQ
+FROM llm_calls AS c
+WHERE c.OutputTokensPerSecond > 0
+GROUP BY Bucket, ServiceName, Environment, Release, Provider, RequestModel;

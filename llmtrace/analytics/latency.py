@@ -13,6 +13,7 @@ from llmtrace.analytics.filters import DURATION_MS, TTFT_MS, Filter
 METRICS = {"duration": "DurationUs", "ttft": "TtftUs"}
 _BINS_PER_DECADE = 10  # must match the llm_latency_1h rollup (schema 020)
 _TIME = "DateTime64(6, 'UTC')"
+_SPEED_LEVELS = "0.5, 0.95"  # must match the llm_speed_1h rollup's state (schema 022)
 
 
 def by_model(client: Any, f: Filter) -> pd.DataFrame:
@@ -32,15 +33,30 @@ def by_model(client: Any, f: Filter) -> pd.DataFrame:
 
 
 def tokens_per_second(client: Any, f: Filter) -> pd.DataFrame:
-    """Per model: output tokens per second (after the first token) p50/p95, over calls with output."""
+    """Per model: output tokens per second (after the first token) p50/p95, over calls with output.
+
+    Percentiles are t-digest's: whole hours merge the ``llm_speed_1h`` rollup's states (schema 022), the
+    partial hours at the window's edges add states of their calls from ``llm_calls`` (the calls counted
+    exactly); a user or session filter reads ``llm_calls`` only."""
+    speed = f"quantilesTDigestState({_SPEED_LEVELS})(OutputTokensPerSecond)"
+    if f.raw_only:
+        calls = f"""
+            SELECT RequestModel, toUInt64(count()) AS Calls, {speed} AS SpeedQ FROM llm_calls
+            WHERE {f.where()} AND OutputTokensPerSecond > 0 GROUP BY RequestModel"""
+    else:
+        calls = f"""
+            SELECT RequestModel, Calls, SpeedQ FROM llm_speed_1h
+            WHERE Bucket >= {{hour_start:{_TIME}}} AND Bucket < {{hour_end:{_TIME}}}{f.dimension_clause()}
+            UNION ALL
+            SELECT RequestModel, toUInt64(count()), {speed} FROM llm_calls
+            WHERE {f.raw_edges()}{f.dimension_clause()} AND OutputTokensPerSecond > 0 GROUP BY RequestModel"""
     sql = f"""
-        SELECT RequestModel AS model, count() AS calls,
-               quantiles(0.5, 0.95)(OutputTokensPerSecond) AS _q, _q[1] AS p50, _q[2] AS p95
-        FROM llm_calls
-        WHERE {f.where()} AND OutputTokensPerSecond > 0
+        SELECT RequestModel AS model, sum(Calls) AS calls,
+               quantilesTDigestMerge({_SPEED_LEVELS})(SpeedQ) AS _q, _q[1] AS p50, _q[2] AS p95
+        FROM ({calls})
         GROUP BY model
         ORDER BY calls DESC, model"""
-    return frame(client, sql, f.params())[["model", "calls", "p50", "p95"]]
+    return frame(client, sql, f.params(**f.whole_hours()))[["model", "calls", "p50", "p95"]]
 
 
 def histogram(client: Any, f: Filter, metric: str = "duration") -> pd.DataFrame:

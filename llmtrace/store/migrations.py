@@ -57,6 +57,7 @@ SHARDING_KEYS = {
     "llm_calls_1h": "cityHash64(ServiceName, RequestModel, Bucket)",
     "llm_latency_1h": "cityHash64(ServiceName, RequestModel, Bucket)",
     "llm_users_1h": "cityHash64(UserId, Bucket)",
+    "llm_speed_1h": "cityHash64(ServiceName, RequestModel, Bucket)",
     "llm_scores": "cityHash64(TraceId)",
 }
 # Small reference tables every node reads in full (the ledger and the price overrides, wherever
@@ -306,6 +307,7 @@ _ROLLUP_TTL = {
     "llm_calls_1h": "Bucket",
     "llm_latency_1h": "Bucket",
     "llm_users_1h": "Bucket",
+    "llm_speed_1h": "Bucket",
     "llm_scores": "toDateTime(Timestamp)",
 }
 

@@ -1,0 +1,77 @@
+"""Latency's tokens/s percentiles from the hourly speed rollup (schema 022 ``llm_speed_1h``) plus the partial
+hours from ``llm_calls``: calls counted exactly as direct SQL, p50/p95 within t-digest's error of the exact
+quantiles (real chDB, demo history through the materialized views)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from llmtrace.analytics import latency
+from llmtrace.analytics.filters import Filter
+from llmtrace.demo import scenarios
+from llmtrace.store.chdb_client import ChdbClient
+from llmtrace.store.migrations import apply_migrations, client_runner, schema_files
+
+END = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+DAY = Filter(END - timedelta(days=1, minutes=17), END - timedelta(hours=2, minutes=41))
+WEEK = Filter(END - timedelta(days=7, minutes=17), END - timedelta(minutes=3))
+TDIGEST_REL = 0.03  # quantilesTDigest on a few hundred to thousands of speeds per model
+SIDEBAR = {"services": "ServiceName", "environments": "Environment", "releases": "Release",
+           "providers": "Provider", "models": "RequestModel", "users": "UserId", "sessions": "SessionId"}  # fmt: skip
+
+
+def _load(client: ChdbClient, rows: int = 12_000, days: int = 8) -> ChdbClient:
+    sql, params = scenarios.history_sql(rows, days, int(END.timestamp()) * 10**9, seed=9)
+    client.command(sql, parameters=params)
+    return client
+
+
+def assert_matches_direct_sql(client: Any, f: Filter, min_calls: int = 300) -> None:
+    sql = f"""SELECT RequestModel AS model, count() AS calls, quantilesExact(0.5, 0.95)(OutputTokensPerSecond) AS q
+              FROM llm_calls WHERE {f.where()} AND OutputTokensPerSecond > 0
+              GROUP BY model ORDER BY calls DESC, model"""
+    want = client.query(sql, parameters=f.params()).result_rows
+    got = latency.tokens_per_second(client, f)
+    assert list(zip(got["model"], got["calls"], strict=True)) == [(m, n) for m, n, _ in want] and want
+    checked = 0
+    for (model, calls, exact), p50, p95 in zip(want, got["p50"], got["p95"], strict=True):
+        if calls >= min_calls:
+            assert p50 == pytest.approx(exact[0], rel=TDIGEST_REL), model
+            assert p95 == pytest.approx(exact[1], rel=TDIGEST_REL), model
+            checked += 1
+    assert checked or min_calls > max(n for _, n, _ in want)
+
+
+@pytest.mark.parametrize("f", [DAY, WEEK], ids=["day", "week"])
+def test_tokens_per_second_counts_calls_exactly_and_percentiles_within_tdigest_error(store: ChdbClient,
+                                                                                    f: Filter) -> None:  # fmt: skip
+    assert_matches_direct_sql(_load(store), f)
+
+
+def test_every_sidebar_filter_gives_the_direct_sql_figures(store: ChdbClient) -> None:
+    _load(store)
+    for field, column in SIDEBAR.items():
+        sql = f"SELECT {column} FROM llm_calls WHERE {WEEK.where()} GROUP BY 1 ORDER BY count() DESC, 1 LIMIT 1"
+        value = store.query(sql, parameters=WEEK.params()).result_rows[0][0]
+        assert_matches_direct_sql(store, Filter(WEEK.start, WEEK.end, **{field: (value,)}), min_calls=1000)
+
+
+def test_whole_hours_come_from_the_rollup(store: ChdbClient) -> None:
+    _load(store)
+    rolled = store.query("SELECT sum(Calls), count() FROM llm_speed_1h").result_rows[0]
+    assert rolled[0] == store.query("SELECT countIf(OutputTokensPerSecond > 0) FROM llm_calls").result_rows[0][0]
+    store.command("TRUNCATE TABLE llm_speed_1h")
+    edges = latency.tokens_per_second(store, WEEK)["calls"].sum()
+    assert 0 < edges < rolled[0] / 20  # with the rollup gone only the partial hours' calls remain
+
+
+def test_the_migration_backfills_the_speed_rollup(empty_store: ChdbClient) -> None:
+    files = schema_files()
+    run = client_runner(empty_store)
+    apply_migrations(run, files=[p for p in files if p.name < "022"])
+    _load(empty_store, rows=6000, days=3)
+    apply_migrations(run, files=files)
+    assert_matches_direct_sql(empty_store, Filter(END - timedelta(days=2, minutes=5), END - timedelta(minutes=9)))
