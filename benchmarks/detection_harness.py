@@ -73,13 +73,16 @@ def span(sc: Any, a: Any) -> tuple[float, float]:
     return sc.minute(a.start), sc.minute(a.end)
 
 
-def finds(a: Any, sc: Any, inc: Any, families: Families, permanent: tuple[str, ...] | frozenset[str]) -> bool:
-    """Whether episode ``a`` reports incident ``inc`` (metric family, time, series)."""
+def finds(
+    a: Any, sc: Any, inc: Any, families: Families, permanent: tuple[str, ...], members: tuple[int, ...] | None = None
+) -> bool:
+    """Whether episode ``a`` reports incident ``inc`` (metric family, time, series: ``inc.series``
+    unless ``members`` says otherwise)."""
     if (a.metric, a.direction) not in families.get(inc.kind, set()):
         return False
     end = inc.start + 360 if inc.kind in permanent else inc.end + 30
     lo, hi = span(sc, a)
-    return hi >= inc.start - 5 and lo <= end and compatible(a.series, sc, inc.series)
+    return hi >= inc.start - 5 and lo <= end and compatible(a.series, sc, inc.series if members is None else members)
 
 
 def benign_hits(sc: Any, false: list[Any]) -> dict[str, int]:
@@ -177,8 +180,9 @@ def effect(b: Bench, sc: Any, inc: Any) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- one seed
 @contextmanager
-def store(b: Bench, sc: Any) -> Iterator[tuple[Any, dict[str, float]]]:
-    """A fresh chDB store holding the scenario's spans; yields (client, insert timings)."""
+def store(b: Bench, sc: Any, fill: Callable[[Any, Any], int] | None = None) -> Iterator[tuple[Any, dict[str, float]]]:
+    """A fresh chDB store filled with the scenario's spans by ``fill`` (default: the generator's
+    ``insert``; a benchmark may interleave its own checks); yields (client, insert timings)."""
     from llmtrace.store.client import connect
     from llmtrace.store.migrations import apply_migrations, client_runner
 
@@ -187,7 +191,7 @@ def store(b: Bench, sc: Any) -> Iterator[tuple[Any, dict[str, float]]]:
     try:
         apply_migrations(client_runner(client), ttl_days=b.ttl_days)  # fixed dates: keep them past any TTL
         started, cpu = time.perf_counter(), time.process_time()
-        calls = b.gen.insert(client, sc)
+        calls = (fill or b.gen.insert)(client, sc)
         yield client, {"calls": calls, "insert_seconds": time.perf_counter() - started,
                        "insert_cpu": time.process_time() - cpu}  # fmt: skip
     finally:
@@ -196,7 +200,11 @@ def store(b: Bench, sc: Any) -> Iterator[tuple[Any, dict[str, float]]]:
 
 
 def explained(b: Bench, a: Any, sc: Any) -> bool:
-    return any(finds(a, sc, inc, b.explains, b.gen.PERMANENT) for inc in sc.incidents)
+    """An incident's family or labelled consequence, on its series or those it spills onto (fallbacks)."""
+    return any(
+        finds(a, sc, inc, b.explains, b.gen.PERMANENT, (*inc.series, *getattr(inc, "spill", ())))
+        for inc in sc.incidents
+    )
 
 
 def series_weeks(sc: Any, minutes: int) -> float:
@@ -204,9 +212,9 @@ def series_weeks(sc: Any, minutes: int) -> float:
     return sum(max(0, m) for m in judged) / WEEK
 
 
-def run_seed(b: Bench, seed: int) -> dict[str, Any]:
+def run_seed(b: Bench, seed: int, fill: Callable[[Any, Any], int] | None = None) -> dict[str, Any]:
     sc = b.gen.build(seed)
-    with store(b, sc) as (client, inserted):
+    with store(b, sc, fill) as (client, inserted):
         week = Filter(start=sc.end - timedelta(days=7), end=sc.end)
         started, cpu = time.perf_counter(), time.process_time()
         report = anomalies.detect(client, week, now=sc.end)
@@ -219,7 +227,7 @@ def run_seed(b: Bench, seed: int) -> dict[str, Any]:
         "seed": seed, "rows": rows, "false": false, "benign": benign_hits(sc, false), "sc": sc,
         "causes": [cause(b, sc, a) for a in false], "series_weeks": series_weeks(sc, b.gen.MINUTES),
         "series": len(sc.series), "seconds": seconds, "cpu": cpu_seconds, **inserted,
-        "effect_seconds": time.perf_counter() - started, "episodes": len(episodes),
+        "effect_seconds": time.perf_counter() - started, "episodes": len(episodes), "all_episodes": episodes,
     }  # fmt: skip
 
 
@@ -282,7 +290,7 @@ def false_report(b: Bench, results: list[dict[str, Any]], planned: tuple[str, st
         for c in res["causes"]:
             causes[c] += 1
     unlabelled = sum(v for k, v in causes.items() if k.startswith("unlabelled"))
-    extra = f"; without the {planned[1]}: {(false - causes[planned[0]]) / weeks:.2f}" if planned else ""
+    extra = f"; without the {planned[1]}: {(false - causes.get(planned[0], 0)) / weeks:.2f}" if planned else ""
     print(f"  on no labelled benign change: {unlabelled} = {unlabelled / weeks:.2f} per series per week{extra}")
     print("  by cause (first benign kind overlapped, else level:metric:direction):")
     for k, v in sorted(causes.items(), key=lambda x: -x[1]):
