@@ -153,3 +153,19 @@ def test_the_evening_after_a_day_long_surge_is_not_a_drop() -> None:
     found = scan._volume(v, np.ones((1, 1)), np.arange(calls.shape[1]) >= 8 * DAY, STEP)[0]
     assert any(w.direction == "up" for w in found)  # the surge itself is news
     assert not [w for w in found if w.direction == "down"]
+
+
+def test_a_slow_ramp_of_the_latency_tail_is_flagged() -> None:
+    # the share above the usual p90 climbs from 10% to 25% over two hours and stays there (a
+    # permanent slowdown, judged 4 hours later): a baseline of the last hours before each
+    # window followed it up before it was evident (missed in one of these six draws)
+    buckets = 2 * DAY + 16 * HOUR
+    start = 2 * DAY + 10 * HOUR
+    share = np.full(buckets, 0.1)
+    share[start : start + 2 * HOUR] = np.linspace(0.1, 0.25, 2 * HOUR)
+    share[start + 2 * HOUR :] = 0.25
+    n = np.full((1, buckets), 12.0)
+    for seed in range(6):
+        k = np.random.default_rng(seed).binomial(12, share)[None, :].astype(float)
+        windows, _ = scan._rates("latency_p95_ms", k, n, np.arange(buckets) >= DAY, BASE, STEP)
+        assert windows and min(w.first for w in windows) >= start - HOUR

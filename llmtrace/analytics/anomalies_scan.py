@@ -5,8 +5,9 @@ minutes and 3 hours by default) and every window ending in the judged range:
 
 * **rates** (errors, truncations, empty outputs, and calls above the usual p90 of latency,
   TTFT, tokens, cost): ``k`` events in ``n`` trials against the pooled rate ``p0`` of the
-  trailing ``BASELINE`` before the window (or of its last ``RECENT_BASELINE``, shrunk towards
-  the day's rate, when higher: rates that follow the time of day), by an exact binomial tail;
+  trailing ``BASELINE`` before the window (or of the same hours on up to seven previous days,
+  ``TOD_HALF`` either side, shrunk towards the day's rate, when higher: rates that follow the
+  time of day), by an exact binomial tail;
 * **volume**: ``x`` calls in the window against ``mu`` expected from the calls of the
   ``VOLUME_BASELINE`` before it (twice the window for long windows), rescaled by the daily
   profile once a previous day of the series exists (daily peaks and the night are normal)
@@ -68,8 +69,8 @@ VOLUME_DROP = 0.5  # flag drops to at most half the expected calls
 VOLUME_SPIKE = 1.8
 MIN_VOLUME_CHANGE = 6.0
 BASELINE = 86400  # seconds of trailing history for a rate's baseline
-RECENT_BASELINE = 3 * 3600  # ... and the recent part of it, when it says the rate is higher
-RECENT_PRIOR = 100.0  # trials' worth of the day's rate the recent rate is shrunk towards
+TOD_HALF = 3600  # ... and the same hours (the window and an hour either side) of previous days
+HOURS_PRIOR = 100.0  # trials' worth of the day's rate the same hours' rate is shrunk towards
 VOLUME_BASELINE = 3 * 3600
 MIN_BASE_TRIALS = 20
 MIN_BASE_CALLS = 8
@@ -228,7 +229,6 @@ def _rates_pass(
     name: str, k: np.ndarray, n: np.ndarray, judged: np.ndarray, base: int, keep: np.ndarray, step: int
 ) -> tuple[list[Window], np.ndarray]:
     metric = METRICS[name]
-    recent = max(1, base * RECENT_BASELINE // BASELINE)
     ck, cn = _cumulative(k), _cumulative(n)
     bk, bn = _cumulative(k * keep), _cumulative(n * keep)  # baselines: flagged buckets left out
     found: list[Window] = []
@@ -238,14 +238,16 @@ def _rates_pass(
         kw, nw = _window_sum(ck, ends, width), _window_sum(cn, ends, width)
         kb, nb = _window_sum(bk, ends - width, base), _window_sum(bn, ends - width, base)
         p0 = np.clip((kb + PRIOR_WEIGHT * metric.prior) / (nb + PRIOR_WEIGHT), 1e-4, 0.999)
-        # the last hours too, when they hold enough trials: rates that follow the time of day
-        # (slower calls at the daily peak) are judged against the higher of the two
-        kr, nr = _window_sum(bk, ends - width, recent), _window_sum(bn, ends - width, recent)
+        # the same hours of previous days too, when they hold enough trials: rates that follow the
+        # time of day (slower calls at the daily peak) are judged against the higher of the two.
+        # Not the last hours before the window: they followed a slow ramp or a permanent shift up
+        # within an hour or two, before the evidence for it had piled up
+        kr, nr = _same_hours_sums(bk, bn, ends, width, step)
         with np.errstate(divide="ignore", invalid="ignore"):
             # shrunk towards the day's rate: a few hours of a quiet series are noisy, and taking the
             # higher of two estimates would pick the noise up (and the tests' spread with it)
-            p_recent = np.where(nr >= MIN_BASE_TRIALS, (kr + RECENT_PRIOR * p0) / (nr + RECENT_PRIOR), 0.0)
-        p0 = np.clip(np.maximum(p0, p_recent) * rate_phase(k * keep, n * keep, step, width), 1e-4, 0.999)
+            p_hours = np.where(nr >= MIN_BASE_TRIALS, (kr + HOURS_PRIOR * p0) / (nr + HOURS_PRIOR), 0.0)
+        p0 = np.clip(np.maximum(p0, p_hours) * rate_phase(k * keep, n * keep, step, width), 1e-4, 0.999)
         ok = (nb >= MIN_BASE_TRIALS) & (nw > 0) & (ends >= width)
         if width == 1:
             p_bucket = np.where(ok, p0, np.nan)
@@ -263,6 +265,19 @@ def _rates_pass(
         for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, nb[g, e], True):
             found.append(Window(group, name, "up", last - width + 1, last, score))
     return found, p_bucket
+
+
+def _same_hours_sums(
+    bk: np.ndarray, bn: np.ndarray, ends: np.ndarray, width: int, step: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Events and trials of the same hours (the window and ``TOD_HALF`` either side) on each of
+    up to seven previous days."""
+    per_day, half = DAY // step, TOD_HALF // step
+    kr, nr = np.zeros((bk.shape[0], ends.size)), np.zeros((bk.shape[0], ends.size))
+    for d in range(1, 8):
+        kr += _window_sum(bk, ends - d * per_day + half, width + 2 * half)
+        nr += _window_sum(bn, ends - d * per_day + half, width + 2 * half)
+    return kr, nr
 
 
 @dataclass
