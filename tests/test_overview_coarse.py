@@ -1,7 +1,6 @@
 """Overview's whole-window figures from hourly states where they can (``Filter.totals_source``): whole hours
-from ``llm_calls_1h``, the whole minutes around them from ``llm_calls_1m``, the partial minutes from
-``llm_calls``. Counts and sums equal direct SQL; percentiles stay within t-digest's error of the exact
-ones (real chDB, demo history through the materialized views)."""
+from ``llm_calls_1h``, the partial hours at the edges from ``llm_calls``. Counts and sums equal direct SQL;
+percentiles stay within t-digest's error of the exact ones (real chDB, demo history through the views)."""
 
 from __future__ import annotations
 
@@ -66,12 +65,11 @@ def test_summary_counts_and_sums_equal_direct_sql(store: Any, name: str) -> None
     assert_summary_equals_direct_sql(store, WINDOWS[name])
 
 
-def test_the_edges_partial_minutes_hold_calls(store: Any) -> None:
+def test_the_edges_partial_hours_hold_calls(store: Any) -> None:
     """Otherwise the windows above would not show a call counted twice or missed at the edges."""
     f = WINDOWS["day"]
-    bounds = f.coarse_bounds()
-    sql = f"SELECT count() FROM llm_calls WHERE {f.raw_edges('minute')}"
-    assert store.query(sql, parameters={**f.params(), **bounds}).result_rows[0][0] > 0
+    sql = f"SELECT count() FROM llm_calls WHERE {f.raw_edges()}"
+    assert store.query(sql, parameters=f.params(**f.whole_hours())).result_rows[0][0] > 0
 
 
 @pytest.mark.parametrize("field", list(SIDEBAR))
@@ -105,7 +103,7 @@ def test_a_breakdowns_percentiles_are_within_tdigest_error(store: Any) -> None:
 
 def test_a_day_merges_far_fewer_states_than_minute_rows(store: Any) -> None:
     f = WINDOWS["day"]
-    coarse = store.query(f"SELECT count() FROM {f.totals_source()}", parameters=f.params(**f.coarse_bounds()))
+    coarse = store.query(f"SELECT count() FROM {f.totals_source()}", parameters=f.params(**f.whole_hours()))
     fine = store.query(f"SELECT count() FROM {f.source()}", parameters=f.params())
     assert coarse.result_rows[0][0] * 4 < fine.result_rows[0][0]
 

@@ -179,39 +179,22 @@ class Filter:
             f" OR (Timestamp >= {{{prefix}_end:{_TIME}}} AND Timestamp < {{end:{_TIME}}}))"
         )
 
-    def coarse_bounds(self) -> dict[str, str]:
-        """Bind values for :meth:`totals_source`: ``minute_start``/``minute_end`` (the whole minutes) and
-        ``hour_start``/``hour_end`` (the whole hours, inside the whole minutes)."""
-        m_start = min(_ceil(self.start, MINUTE), self.end)
-        m_end = max(m_start, _floor(self.end, MINUTE))
-        h_start = min(max(_ceil(self.start, HOUR), m_start), m_end)
-        h_end = min(max(_floor(self.end, HOUR), h_start), m_end)
-        return {
-            "minute_start": sql_time(m_start), "minute_end": sql_time(m_end),
-            "hour_start": sql_time(h_start), "hour_end": sql_time(h_end),
-        }  # fmt: skip
-
     def totals_source(self) -> str:
         """An aggregated sub-query like :meth:`source` for figures over the whole window (no time series):
-        whole hours from ``llm_calls_1h``, the whole minutes around them from ``llm_calls_1m``, the partial
-        minutes at the edges from ``llm_calls``. A day then merges ~24 hourly t-digest states per group
-        instead of 1,440 minute ones; counts and sums still equal direct SQL. Bind with
-        ``params(**coarse_bounds())``; ``Bucket`` is the rows' own bucket (do not group by it)."""
+        whole hours from ``llm_calls_1h`` at any window length, the partial hours at the edges from
+        ``llm_calls``. A day then merges ~24 hourly t-digest states per group instead of 1,440 minute ones
+        (at 10M calls 0.17 s server CPU against 0.23; reading the edges' whole minutes from ``llm_calls_1m``
+        instead of raw calls cost more, 0.23-0.51 s); counts and sums still equal direct SQL. Bind with
+        ``params(**whole_hours())``; ``Bucket`` is the rows' own hour (do not group by it)."""
         if self._raw_only:
             return self.source()
-        columns = f"Bucket, {GROUP_COLUMNS}, {_ROLLUP_COLUMNS}"
         dimensions = self.dimension_clause()
         hours = (
-            f"SELECT {columns} FROM llm_calls_1h"
+            f"SELECT Bucket, {GROUP_COLUMNS}, {_ROLLUP_COLUMNS} FROM llm_calls_1h"
             f" WHERE Bucket >= {{hour_start:{_TIME}}} AND Bucket < {{hour_end:{_TIME}}}{dimensions}"
         )
-        minutes = (
-            f"SELECT {columns} FROM llm_calls_1m WHERE ((Bucket >= {{minute_start:{_TIME}}}"
-            f" AND Bucket < {{hour_start:{_TIME}}}) OR (Bucket >= {{hour_end:{_TIME}}}"
-            f" AND Bucket < {{minute_end:{_TIME}}})){dimensions}"
-        )
-        raw = _raw_source(self.raw_edges("minute") + dimensions, "toStartOfMinute(Timestamp)")
-        return f"({hours} UNION ALL {minutes} UNION ALL SELECT * FROM {raw})"
+        raw = _raw_source(self.raw_edges() + dimensions, "toStartOfHour(Timestamp)")
+        return f"({hours} UNION ALL SELECT * FROM {raw})"
 
     @property
     def raw_only(self) -> bool:

@@ -59,7 +59,7 @@ def summary(client: Any, f: Filter) -> pd.DataFrame:
     Whole-window figures read hourly t-digest states where they can (``Filter.totals_source``), so
     percentiles are the hourly states' merge: within t-digest's error of the exact ones, like the
     minute states'; counts and sums equal direct SQL."""
-    df = frame(client, f"SELECT {_TOTALS} FROM {f.totals_source()}", f.params(**f.coarse_bounds()))
+    df = frame(client, f"SELECT {_TOTALS} FROM {f.totals_source()}", f.params(**f.whole_hours()))
     return _clean_percentiles(df[SUMMARY_COLUMNS])
 
 
@@ -91,7 +91,7 @@ def breakdown(client: Any, f: Filter, by: str, limit: int = 20) -> pd.DataFrame:
         GROUP BY {by}
         ORDER BY calls DESC, {by}
         LIMIT {{limit:UInt32}}"""
-    df = frame(client, sql, f.params(limit=limit, **f.coarse_bounds()))
+    df = frame(client, sql, f.params(limit=limit, **f.whole_hours()))
     return _clean_percentiles(df[[by, *SUMMARY_COLUMNS]])
 
 
