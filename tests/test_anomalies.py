@@ -192,7 +192,7 @@ def test_report_json_has_the_documented_shape(report: AnomalyReport) -> None:
     first = doc["anomalies"][0]
     assert set(first) == {
         "kind", "metric", "series", "start", "end", "observed", "expected", "score", "severity", "direction",
-        "points", "trace_ids", "key", "level", "detected_at", "events", "trials", "measure",
+        "points", "trace_ids", "key", "level", "detected_at", "events", "trials", "measure", "change",
     }  # fmt: skip
     assert first["severity"] == "critical"
 
@@ -266,3 +266,14 @@ def test_an_incident_of_one_series_is_reported_for_that_series_only(levels_repor
     assert [(a.level, a.series) for a in errors] == [
         ("service,model", {"service": "search-api", "model": "gpt-4o-mini"})
     ]
+
+
+def test_a_shift_that_starts_with_a_new_release_and_prompt_version_names_them(report: AnomalyReport) -> None:
+    shifted = report.find("tokens_per_call", kind="episode", service="summarizer")
+    assert shifted, "the summarizer's output tokens grew 80% with prompt version 4 and release v1.1.0"
+    first = END - 20 * H
+    assert f"release v1.1.0 first seen {first:%Y-%m-%d %H:%M} UTC" in shifted[0].change
+    assert "prompt " in shifted[0].change and " 4 first seen" in shifted[0].change
+    assert f"; with release v1.1.0 first seen {first:%Y-%m-%d %H:%M}" in shifted[0].summary
+    untouched = [a for a in report.episodes() if a.series.get("service") == "search-api"]
+    assert untouched and not any(a.change for a in untouched)  # its latency spike and truncation: no deployment

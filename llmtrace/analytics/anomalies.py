@@ -21,6 +21,10 @@ own recent calls and with the spread that borrowed shape showed on them; their f
 not judged (thresholds need 3 hours of calls, rates 20 trials of baseline), which the same list
 says.
 
+An episode that starts with a new release, prompt version or model on its series names it
+(:attr:`Anomaly.change`, :mod:`~llmtrace.analytics.anomalies_changes`): it is still reported
+(a regression shipped in a release is news) with its likely cause beside it.
+
 Call-level anomalies come from :mod:`~llmtrace.analytics.anomalies_calls`: slow and
 expensive calls, and retry storms. :attr:`Anomaly.key` is stable across runs.
 """
@@ -38,6 +42,8 @@ import pandas as pd
 
 from llmtrace.analytics import anomalies_calls as calls_sql
 from llmtrace.analytics import frame
+from llmtrace.analytics.anomalies_changes import label as change_label
+from llmtrace.analytics.anomalies_changes import read_changes
 from llmtrace.analytics.anomalies_levels import AUTO, Level, Prepared, levels_for, prepare, warming_up
 from llmtrace.analytics.anomalies_sql import METRICS, VARIANTS
 from llmtrace.analytics.filters import DIMENSIONS, Filter, sql_time, utcnow
@@ -74,6 +80,7 @@ class Anomaly:
     events: float | None = None  # rates: events and trials over the episode
     trials: float | None = None
     measure: str = ""  # what observed/expected are, e.g. "calls slower than twice the usual p90"
+    change: str = ""  # a deployment it coincides with, e.g. "release v2.1 first seen 2026-12-01 14:05 UTC"
 
     @property
     def key(self) -> str:
@@ -85,10 +92,11 @@ class Anomaly:
         expected = "" if self.expected is None else f" vs expected {_fmt(self.expected)}"
         counts = "" if self.events is None else f", {self.events:.0f} of {self.trials:.0f}"
         measure = f" [{self.measure}]" if self.measure else ""
+        change = f"; with {self.change}" if self.change else ""
         return (
             f"[{self.severity}] {label(self.series)}: {self.metric} {self.direction} "
             f"{_fmt(self.observed)}{expected}{counts}{measure} (score {self.score:.1f}, "
-            f"{self.start:%Y-%m-%d %H:%M} → {self.end:%H:%M} UTC)"
+            f"{self.start:%Y-%m-%d %H:%M} → {self.end:%H:%M} UTC{change})"
         )
 
 
@@ -213,6 +221,7 @@ def detect(
     prep = prepare(client, p, levels, _metrics(metrics))
     found = [_episode(e, prep, p) for e in prep.episodes]
     _attach_examples(client, found, report_keys(levels), p)
+    _attach_changes(client, found, p)
     if include_calls:
         found += _call_anomalies(client, levels[0].keys, p)
     found.sort(key=lambda a: (a.severity != "critical", -a.score, a.key))
@@ -323,6 +332,16 @@ def _attach_examples(client: Any, episodes: list[Anomaly], keys: tuple[str, ...]
     }
     for row in frame(client, calls_sql.examples_sql(keys, dims, p.step), params).to_dict("records"):
         episodes[int(row["ep"]) - 1].trace_ids = [str(t) for t in row["trace_ids"]]
+
+
+def _attach_changes(client: Any, episodes: list[Anomaly], p: Plan) -> None:
+    """Name the release, prompt version or model each episode started with (if any)."""
+    if not episodes:
+        return
+    dims, dim_params = _dims(p)
+    found = read_changes(client, p.history.start, p.judge_end, dims, dim_params)
+    for a in episodes:
+        a.change = change_label(found, a.series, a.start)
 
 
 def _call_anomalies(client: Any, by: tuple[str, ...], p: Plan) -> list[Anomaly]:
