@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from llmtrace.analytics import overview
+from llmtrace.analytics import latency, overview
 from llmtrace.analytics.filters import Filter
 from llmtrace.demo import scenarios
 from llmtrace.store.client import connect
@@ -111,3 +111,16 @@ def test_a_day_merges_far_fewer_states_than_minute_rows(store: Any) -> None:
 def test_the_previous_window_is_read_the_same_way(store: Any) -> None:
     both = overview.summary_with_previous(store, WINDOWS["day"])
     assert both.loc["previous", "calls"] == direct(store, "SELECT count()", WINDOWS["day"].previous())[0]
+
+
+def test_latencys_per_model_table_reads_the_same_source(store: Any) -> None:
+    f = WINDOWS["day"]
+    table = latency.by_model(store, f).set_index("model")
+    sql = f"""SELECT RequestModel, count(), avg(DurationUs) / 1000, quantileExact(0.95)(DurationUs) / 1000
+              FROM llm_calls WHERE {f.where()} GROUP BY RequestModel"""
+    rows = store.query(sql, parameters=f.params()).result_rows
+    assert sorted(table["calls"].items()) == sorted((model, calls) for model, calls, _, _ in rows)
+    for model, calls, mean, p95 in rows:
+        assert table.loc[model, "mean_ms"] == pytest.approx(mean, rel=1e-9), model
+        if calls >= 500:
+            assert table.loc[model, "p95_ms"] == pytest.approx(p95, rel=TDIGEST_REL), model

@@ -17,17 +17,20 @@ _SPEED_LEVELS = "0.5, 0.95"  # must match the llm_speed_1h rollup's state (schem
 
 
 def by_model(client: Any, f: Filter) -> pd.DataFrame:
-    """Per model: calls, duration p50/p90/p95/p99, TTFT p50/p95 (streams only), mean duration."""
+    """Per model: calls, duration p50/p90/p95/p99, TTFT p50/p95 (streams only), mean duration.
+
+    Whole hours merge the hourly rollup's t-digest states (``Filter.totals_source``), the partial hours
+    at the edges come from ``llm_calls``."""
     sql = f"""
         SELECT RequestModel AS model, sum(Calls) AS calls,
                {DURATION_MS} AS _d, {TTFT_MS} AS _t,
                _d[1] AS p50_ms, _d[2] AS p90_ms, _d[3] AS p95_ms, _d[4] AS p99_ms,
                _t[1] AS ttft_p50_ms, _t[3] AS ttft_p95_ms,
                sum(DurationSumUs) / calls / 1000 AS mean_ms
-        FROM {f.source()}
+        FROM {f.totals_source()}
         GROUP BY model
         ORDER BY calls DESC, model"""
-    df = frame(client, sql, f.params())
+    df = frame(client, sql, f.params(**f.whole_hours()))
     columns = ["model", "calls", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "ttft_p50_ms", "ttft_p95_ms", "mean_ms"]
     return _nan_for_zero(df[columns])
 
