@@ -63,6 +63,11 @@ time to detect of two 5-minute buckets (the p90 is the 3-hour window's).
 Rerun at 5b36608 (minute-of-hour volume shape, before the recurring-window filter), seeds
 100-109, load ~20-35: eligible 0.87 (211/243; young 0.95, 18/19), false 0.47 per series-week,
 volume_drop 18/31, volume_spike 16/21, TTD median 7 / p90 37 min.
+Rerun at main db59dd6 (rates' same-hours and minute-of-hour baselines, volume falls capped by
+previous days' same hours, volume score 5, change labels), seeds 100-109, 19:56-20:11 UTC, load
+~12-20: eligible 0.87 (213/244; young 0.94, 17/18), false 40 over 83.2 series-weeks = 0.48 per
+series-week; volume_drop 23/31, volume_spike 16/21, latency_ramp 25/32, errors 27/28, truncation
+21/22, cost 21/25; TTD median 8 / p90 39 min.
 """
 
 from __future__ import annotations

@@ -73,6 +73,16 @@ load average 15-35 (two halves in parallel): eligible 0.82 (190/231; young 0.78,
 false 275 over 118.3 series-weeks = 2.32 per series per week (was 5.83; 0.41 on no benign change),
 cron alerts 105 (was 513); volume_drop eligible 7/19, volume_spike 11/19, ttft 15/21; TTD median
 11 min, p90 42-49 min. Per-half raw output is not kept in the repository.
+Rerun at main db59dd6 (rates: minute-of-hour baseline 8caffb7 and same hours of previous days
+a3dd8bc; volume falls capped by previous days' same hours and volume score 5 fba513e; change
+labels db59dd6), 19:55-19:57 UTC, load ~12, stores inserted once and detect rerun: eligible 0.81
+(188/231; young 0.72, 33/46); latency 24/27, latency_ramp 15/18, ttft 16/21, errors_429 22/23,
+errors_5xx 17/19, truncation 18/20, empty_output 18/18, volume_drop 7/19, volume_spike 12/19,
+tokens_shift 17/23, cost 22/24. False 196 of 593 = 1.66 per series-week (was 2.32; 0.33 on no
+benign change): cron 38, release 36, prompt_release 34, holiday 22, weekend 16, migration 10; 33
+of the 196 carry a change label (``Anomaly.change``: a release or prompt version first seen on the
+series within the hour before), and would be 1.38 per series-week if a labelled change were not
+counted as false. TTD median 11, p90 51 min.
 """
 
 from __future__ import annotations

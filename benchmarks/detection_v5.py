@@ -72,6 +72,17 @@ for 31 min, size 11.7) and on a young series, the volume-drop half of provider o
 min over two series, 158 missing calls; 10 of 14 outages were seen only through their errors).
 A rerun at main 95cd793 (detector with a179f3a, 17:06-17:26 UTC, seeds 500-503 then 504-509, load
 8-15) found the same incidents count and the same false episodes on every seed; 43-145 s per seed.
+Rerun at main db59dd6 (detector with 8caffb7 rate minute-of-hour baseline, fba513e volume falls
+capped by the same hours of previous days + volume score 5, a3dd8bc rates' time-of-day baseline
+from the same hours of previous days instead of the last 3 h, db59dd6 change labels), 19:52-19:55
+UTC, load 11-19, the same stores and effect sizes (inserted once, detect rerun): eligible 0.79
+(154/195; young 0.71, 24/34; sparse 0.60, 18/30), all 0.49 (176/356); per kind eligible: latency
+14/17, latency_ramp 12/16, ttft 23/25, errors_429 8/8, errors_5xx 15/16, truncation 5/8,
+empty_output 8/8, volume_drop 8/19 (was 9), volume_spike 13/23 (was 11), tokens_shift 22/26, cost
+26/29 (was 25); batch series 41/60; provider outages seen 9 of 14 (was 12: fewer small 5xx/429
+halves, errors_429 all 10/30, errors_5xx all 21/44), both halves 3. False 52 of 274 = 0.45 per
+series-week (0.13 on no labelled benign change): growth 16, migration 10, marketing_day 8; none
+carries a change label (no v5 episode did). TTD median 16, p90 102 min.
 """
 
 from __future__ import annotations
