@@ -22,7 +22,7 @@ EXAMPLES = 3
 _TIME = "DateTime64(6, 'UTC')"
 _WINDOW = f"Timestamp >= {{judge_start:{_TIME}}} AND Timestamp < {{judge_end:{_TIME}}}"
 _HISTORY = f"Timestamp >= {{hist_start:{_TIME}}} AND Timestamp < {{judge_start:{_TIME}}}"
-_OUTLIER_VALUES = {"slow_call": "toFloat64(DurationUs) / 1000", "expensive_call": "CostUsd"}
+_OUTLIER_VALUES = {"slow_call": "toFloat64(DurationUs) / 1000", "expensive_call": "ifNull(CostUsd, 0)"}
 _OUTLIER_METRICS = {"slow_call": "latency_ms", "expensive_call": "cost_usd"}
 
 
@@ -32,25 +32,39 @@ def _groups(by: Sequence[str]) -> str:
 
 def outliers_sql(by: Sequence[str], dims: str, limit: int) -> str:
     """The most extreme slow and expensive calls in the window (``limit`` per kind), each
-    against the history of its own series and model."""
+    against the history of its own series and model.
+
+    Both kinds come from one read of the window and one of the history (the history's
+    quartiles per kind as -If aggregates over the same rows, so they equal a query per kind)."""
     keys = ", ".join([*(f"g_{b}" for b in by), "RequestModel"])
-    arms = []
-    for kind, value in _OUTLIER_VALUES.items():
-        arms.append(f"""
-            SELECT '{kind}' AS kind, '{_OUTLIER_METRICS[kind]}' AS metric, {series_columns(by)}, Timestamp AS start,
-                   TraceId AS trace_id, v AS observed, exp(q[2]) AS expected,
+    values = ", ".join(f"{expr} AS v_{kind}" for kind, expr in _OUTLIER_VALUES.items())
+    positive = " OR ".join(f"v_{kind} > 0" for kind in _OUTLIER_VALUES)
+    history = ", ".join(
+        f"quantilesDeterministicIf(0.25, 0.5, 0.75)(log(v_{kind}), sipHash64(SpanId), v_{kind} > 0) AS q_{kind},"
+        f" countIf(v_{kind} > 0) AS n_{kind}"
+        for kind in _OUTLIER_VALUES
+    )
+    arms = ", ".join(
+        f"('{kind}', '{_OUTLIER_METRICS[kind]}', v_{kind}, q_{kind}, n_{kind})" for kind in _OUTLIER_VALUES
+    )
+    return f"""
+        SELECT kind, metric, {series_columns(by)}, start, trace_id, observed, expected, score FROM (
+            SELECT arm.1 AS kind, arm.2 AS metric, {series_columns(by)}, Timestamp AS start, TraceId AS trace_id,
+                   arm.3 AS v, arm.4 AS q, v AS observed, exp(q[2]) AS expected,
                    (log(v) - q[2]) / greatest((q[3] - q[1]) / 1.349, 0.05) AS score
-            FROM (SELECT *, {_groups(by)}, {value} AS v FROM llm_calls
-                  WHERE {_WINDOW}{dims} AND IsError = 0 AND v > 0) AS c
+            FROM (SELECT {_groups(by)}, RequestModel, Timestamp, TraceId, {values} FROM llm_calls
+                  WHERE {_WINDOW}{dims} AND IsError = 0 AND ({positive})) AS c
             INNER JOIN (
-                SELECT {keys}, quantilesDeterministic(0.25, 0.5, 0.75)(log(v), sipHash64(SpanId)) AS q, count() AS n
-                FROM (SELECT RequestModel, SpanId, {_groups(by)}, {value} AS v FROM llm_calls
+                SELECT {keys}, {history}
+                FROM (SELECT RequestModel, SpanId, {_groups(by)}, {values} FROM llm_calls
                       WHERE {_HISTORY}{dims} AND IsError = 0)
-                WHERE v > 0 GROUP BY {keys} HAVING n >= 30
+                GROUP BY {keys} HAVING {" OR ".join(f"n_{kind} >= 30" for kind in _OUTLIER_VALUES)}
             ) AS h USING ({keys})
-            WHERE score >= {CALL_Z} AND v >= {CALL_RATIO} * exp(q[2])
-            ORDER BY score DESC LIMIT {limit}""")
-    return " UNION ALL ".join(f"SELECT * FROM ({arm})" for arm in arms)
+            ARRAY JOIN [{arms}] AS arm
+            WHERE arm.5 >= 30 AND v > 0
+        )
+        WHERE score >= {CALL_Z} AND v >= {CALL_RATIO} * exp(q[2])
+        ORDER BY kind DESC, score DESC LIMIT {limit} BY kind"""
 
 
 def storms_sql(by: Sequence[str], dims: str) -> str:
