@@ -374,7 +374,10 @@ WITH
     f - {seasonality:Float64} / (2 * pi())
         * (sin(2 * pi() * (f - {peak_hour:Float64} / 24)) + sin(2 * pi() * {peak_hour:Float64} / 24)) AS warped,
     day_start + warped * 86400 AS seasonal,
-    if(seasonal >= {end_s:Float64} - {span_s:Float64} AND seasonal < {end_s:Float64}, seasonal, flat) AS t0,
+    -- the warp keeps each UTC day on itself; the window's partial first and last days wrap around (the
+    -- span is whole days), else the minutes before "now" that the warp empties stay empty
+    if(seasonal >= {end_s:Float64}, seasonal - {span_s:Float64},
+       if(seasonal < {end_s:Float64} - {span_s:Float64}, seasonal + {span_s:Float64}, seasonal)) AS t0,
     arrayFirstIndex(c -> u(tr, 3) <= c, {service_cum:Array(Float64)}) AS si,
     {services:Array(String)}[si] AS service,
     arrayFirstIndex(c -> u(tr, 4) <= c, {service_model_cum:Array(Array(Float64))}[si]) AS mj,
