@@ -27,7 +27,7 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -276,6 +276,23 @@ def seed_line(res: dict[str, Any], started: float) -> str:
 # --------------------------------------------------------------------------- report
 def bins(rows: list[dict[str, Any]], key: str, edges: tuple[tuple[float, float], ...]) -> str:
     return "; ".join(f"[{lo}, {hi}) {recall([r for r in rows if lo <= r[key] < hi])}" for lo, hi in edges)
+
+
+def kind_table(
+    rows: list[dict[str, Any]], kinds: Iterable[str], eligible: Callable[[dict[str, Any]], bool], width: int
+) -> list[str]:
+    """Recall per kind (and ALL): all incidents, eligible ones, and the eligible young and sparse ones."""
+
+    def line(label: str, part: list[dict[str, Any]]) -> str:
+        el = [r for r in part if eligible(r)]
+        young, sparse = [r for r in el if r["young"]], [r for r in el if r["sparse"]]
+        return (
+            f"| {label:{width}} | {recall(part):>14} | {recall(el):>14} | {recall(young):>12} | {recall(sparse):>12} |"
+        )
+
+    head = f"| {'kind':{width}} | {'all':>14} | {'eligible':>14} | {'elig. young':>12} | {'elig. sparse':>12} |"
+    rule = f"|{'-' * (width + 2)}|{'-' * 16}|{'-' * 16}|{'-' * 14}|{'-' * 14}|"
+    return [head, rule, *(line(k, [r for r in rows if r["kind"] == k]) for k in kinds), line("ALL", rows)]
 
 
 def false_report(b: Bench, results: list[dict[str, Any]], planned: tuple[str, str] | None = None) -> None:

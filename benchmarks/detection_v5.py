@@ -140,23 +140,11 @@ def eligible(row: dict[str, Any]) -> bool:
 
 
 # --------------------------------------------------------------------------- report
-def _line(label: str, rows: list[dict[str, Any]]) -> str:
-    el = [r for r in rows if eligible(r)]
-    young = [r for r in el if r["young"]]
-    sparse = [r for r in el if r["sparse"]]
-    return (f"| {label:13} | {h.recall(rows):>14} | {h.recall(el):>14} | {h.recall(young):>12} "
-            f"| {h.recall(sparse):>12} |")  # fmt: skip
-
-
 def report(results: list[dict[str, Any]], verbose: bool) -> None:
     rows = [r for res in results for r in res["rows"]]
     el = [r for r in rows if eligible(r)]
     print(f"\nincidents: {len(rows)}, eligible: {len(el)}")
-    print(f"| {'kind':13} | {'all':>14} | {'eligible':>14} | {'elig. young':>12} | {'elig. sparse':>12} |")
-    print(f"|{'-' * 15}|{'-' * 16}|{'-' * 16}|{'-' * 14}|{'-' * 14}|")
-    for kind in gen.KINDS:
-        print(_line(kind, [r for r in rows if r["kind"] == kind]))
-    print(_line("ALL", rows))
+    print("\n".join(h.kind_table(rows, gen.KINDS, eligible, 13)))
     long = [r for r in rows if r["minutes"] >= 10]
     print("\nrecall by effect size (sd units, >= 10 min): " + h.bins(long, "size", h.SD_BINS))
     counted = [r for r in long if r["kind"] in COUNTED and r["size"] >= 3]
