@@ -169,3 +169,38 @@ def test_a_slow_ramp_of_the_latency_tail_is_flagged() -> None:
         k = np.random.default_rng(seed).binomial(12, share)[None, :].astype(float)
         windows, _ = scan._rates("latency_p95_ms", k, n, np.arange(buckets) >= DAY, BASE, STEP)
         assert windows and min(w.first for w in windows) >= start - HOUR
+
+
+def _clustered(rng: np.random.Generator, level: np.ndarray, sizes: tuple[int, int]) -> np.ndarray:
+    """Calls per bucket arriving as traces of ``sizes[0]``..``sizes[1]`` calls each."""
+    traces = rng.poisson(level / np.mean(sizes))
+    return np.array([rng.integers(sizes[0], sizes[1] + 1, size=t).sum() for t in traces], dtype=float)
+
+
+def test_the_clustering_factor_is_the_calls_per_trace_spread() -> None:
+    rng = np.random.default_rng(1)
+    t = np.arange(4 * DAY)
+    level = 2.0 + 30.0 * np.clip(np.sin(2 * np.pi * (t % DAY) / DAY), 0, None)  # a day and a quiet night
+    rows = np.vstack([rng.poisson(level), _clustered(rng, level, (2, 2)), _clustered(rng, level, (1, 8))])
+    phi = scan.clustering(rows.astype(float), STEP, parent=1.0)
+    # E[s^2] / E[s]: 1 for single calls, 2 for pairs, 25.5 / 4.5 = 5.7 for 1-8 calls a trace
+    assert abs(phi[0] - 1) < 0.15 and abs(phi[1] - 2) < 0.3 and abs(phi[2] - 5.7) < 0.8, phi
+    # a cron's bursts at :00 and :30 are its minute-of-hour shape, not spread
+    assert scan.clustering(_cron(np.random.default_rng(6), 3, 80.0, 6.0), STEP)[0] < 1.3
+    # a young series (a few hours) keeps its parent's factor
+    assert abs(scan.clustering(rows[2:, -30:], STEP, parent=3.0)[0] - 3.0) < 1.0
+
+
+def test_clustered_calls_at_night_are_not_a_drop_but_a_silence_of_hours_is() -> None:
+    rng = np.random.default_rng(2)
+    t = np.arange(5 * DAY)
+    level = np.where((t % DAY) < 8 * HOUR, 6.0, 40.0)  # agent traces of 1-8 calls: a quiet night has empty buckets
+    calls = _clustered(rng, level, (1, 8))[None, :]
+    judged = np.arange(calls.shape[1]) >= 4 * DAY
+    v = scan.leaf_volume(calls, np.array([0]), STEP, MONDAY)
+    assert [w for w in scan._volume(v, np.ones((1, 1)), judged, STEP)[0] if w.direction == "down"] == []
+    outage = 4 * DAY + 14 * HOUR
+    calls[0, outage : outage + 6] = 0  # 30 minutes of silence at 40 calls a bucket
+    v = scan.leaf_volume(calls, np.array([0]), STEP, MONDAY)
+    found = [w for w in scan._volume(v, np.ones((1, 1)), judged, STEP)[0] if w.direction == "down"]
+    assert found and all(outage - 1 <= w.last and w.first <= outage + 6 for w in found)

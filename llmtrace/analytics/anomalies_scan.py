@@ -12,7 +12,9 @@ minutes and 3 hours by default) and every window ending in the judged range:
   ``VOLUME_BASELINE`` before it (twice the window for long windows), rescaled by the daily
   profile once a previous day of the series exists (daily peaks and the night are normal)
   and, for windows shorter than an hour, by the series' usual minute-of-hour shape,
-  by a negative binomial tail whose extra spread is the series' own (:func:`_nb_size`); a
+  by a negative binomial tail on *clusters* (calls over the series' clustering factor,
+  :func:`clustering`: agent traces and chat turns arrive as several calls at once) whose
+  extra spread is the series' own (:func:`_nb_size`); a
   window with no calls at all is judged as Poisson (a wobbling rate does not go silent); a
   fall is never judged against more than the same hours of previous days held
   (:func:`~llmtrace.analytics.anomalies_profile.same_hours`), so the evening after a day-long
@@ -57,7 +59,7 @@ from llmtrace.analytics.tails import (
     neg_log10,
 )
 
-__all__ = ["LeafVolume", "Scan", "Window", "leaf_volume", "recurring", "scan"]
+__all__ = ["LeafVolume", "Scan", "Window", "clustering", "leaf_volume", "recurring", "scan"]
 
 MIN_SCORE = 7.0  # -log10 p
 EXACT_UP_TO = 20.0  # -log10 p beyond which a volume window's Chernoff bound is its score
@@ -78,6 +80,10 @@ PRIOR_WEIGHT = 2.0
 SCALES = (1, 3, 12, 36)
 NB_MIN_MU = 5.0  # windows with fewer expected calls say little about the wobble beyond Poisson
 NB_MIN_C, NB_DEFAULT_C = 0.05, 0.3
+CLUSTER_LAG = 600  # seconds between the buckets of a second difference (traces rarely span them)
+CLUSTER_CAP = 10.0  # a triple's share of the clustering factor is capped at this many times the first estimate
+CLUSTER_PRIOR = 300.0  # calls' worth of the parent's (the app's) clustering factor a series' own is shrunk towards
+CLUSTER_MAX = 50.0
 RATE_MIN_C, RATE_DEFAULT_C = 0.05, 0.2  # relative wobble of a rate beyond binomial noise
 DAY = 86400
 RECUR_TIMES = 2  # earlier flags at the same minute of the hour that make a window a recurring pattern
@@ -144,17 +150,59 @@ def _nb_size(x: np.ndarray, mu: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return np.asarray(1 / c2)
 
 
+def _cluster_sums(calls: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the summed squared second differences ``d = x[t-L]/f[t-L] + x[t+L]/f[t+L] -
+    2 x[t]/f[t]`` (each capped) and their Poisson variances ``x[t-L]/f^2 + 4 x[t]/f^2 +
+    x[t+L]/f^2``; L = ``CLUSTER_LAG``, f the minute-of-hour factor (:func:`phase_factor`).
+
+    A second difference cancels the day's ramps (a linear trend exactly, a daily curve nearly)
+    and, over the minute-of-hour factor, a cron's bursts at :00 and :30; buckets 10 minutes
+    apart share few traces, so what is left is the bucket counts' own spread: ``phi`` times
+    the Poisson variance for clustered arrivals, 1 for independent calls."""
+    lag = max(1, CLUSTER_LAG // step)
+    if calls.shape[1] <= 2 * lag:
+        return np.zeros(calls.shape[0]), np.zeros(calls.shape[0])
+    f = np.maximum(phase_factor(calls, step, 1), 1e-3)
+    u, w = calls / f, calls / f**2
+    d2 = (u[:, : -2 * lag] + u[:, 2 * lag :] - 2 * u[:, lag:-lag]) ** 2
+    var = w[:, : -2 * lag] + w[:, 2 * lag :] + 4 * w[:, lag:-lag]
+    rough = np.minimum(d2, 3 * CLUSTER_CAP * var).sum(axis=1) / np.maximum(var.sum(axis=1), 1e-9)
+    cap = CLUSTER_CAP * np.maximum(rough, 1.0)[:, None] * var
+    return np.minimum(d2, cap).sum(axis=1), var.sum(axis=1)
+
+
+def clustering(calls: np.ndarray, step: int, parent: float | None = None) -> np.ndarray:
+    """Per row (series x buckets of calls): the clustering factor ``phi``, how much more a
+    bucket's calls spread than independent arrivals would (Var = phi * mean).
+
+    Calls arrive in clusters (an agent's trace is a planner call and its tool loop, a
+    chat turn two calls): with clusters of size s, Var = mean * E[s^2] / E[s], the same
+    factor at every scale and every hour, so a quiet night's 5-minute window of 0 calls
+    against 12 expected is 0 of 6 traces, not a silence of Poisson calls. Estimated from the
+    series' own second differences (:func:`_cluster_sums`), shrunk towards ``parent`` (by
+    default the pooled value of all rows) by ``CLUSTER_PRIOR`` calls, so a young or sparse
+    series borrows its app's clustering until its own calls say otherwise. At least 1."""
+    num, den = _cluster_sums(calls, step)
+    if parent is None:
+        parent = float(num.sum() / den.sum()) if den.sum() > 0 else 1.0
+    weight = 6 * CLUSTER_PRIOR  # the variances count each call about six times
+    phi = (num + weight * max(parent, 1.0)) / (den + weight)
+    return np.asarray(np.clip(phi, 1.0, CLUSTER_MAX))
+
+
 def _flag_nb(
     group_idx: np.ndarray, end: np.ndarray, x: np.ndarray, mu: np.ndarray, r: np.ndarray, up: bool
 ) -> list[tuple[int, int, float]]:
     """(group, end bucket, score) of windows whose negative binomial tail (size ``r`` per
-    window) passes MIN_SCORE.
+    window) passes MIN_SCORE; ``x`` and ``mu`` are in clusters (calls over the clustering
+    factor), so ``x`` is taken conservatively (down for rises, up for falls).
 
     The exact tail (a Python sum, thousands of terms for a busy window) is only taken where the
     vectorised Chernoff bound, within its polynomial slack, says the window could pass, and
     below ``EXACT_UP_TO``: beyond, the bound itself is the score (never above the exact one).
     """
-    bound = nbinom_chernoff_log10(np.round(x), mu, r)
+    x = np.floor(x + 1e-9) if up else np.ceil(x - 1e-9)
+    bound = nbinom_chernoff_log10(x, mu, r)
     slack = 0.5 * np.log10(8 * (x + 1)) + 1.0
     out = []
     for i in np.flatnonzero((bound + slack >= VOLUME_MIN_SCORE) | (x == 0)):
@@ -163,7 +211,7 @@ def _flag_nb(
             score = float(bound[i])
         else:
             score = neg_log10(nbinom_sf(k, m, float(r[i])) if up else nbinom_cdf(k, m, float(r[i])))
-        if k == 0 and not up:  # silence: a wobbling rate does not switch a series off (Poisson)
+        if k == 0 and not up:  # silence: a wobbling rate does not switch a series off (Poisson clusters)
             score = max(score, m / LN10)
         if score >= VOLUME_MIN_SCORE:
             out.append((int(group_idx[i]), int(end[i]), score))
@@ -293,6 +341,7 @@ class LeafVolume:
     mu_low: dict[int, tuple[np.ndarray, np.ndarray]]  # ... and the lower (falls)
     missing: dict[int, np.ndarray]
     borrowed: dict[int, np.ndarray]  # expected from a parent's profile (the leaf has no previous day)
+    calls: np.ndarray | None = None  # every bucket read, for the clustering factor (:func:`clustering`)
 
 
 def leaf_volume(
@@ -317,7 +366,7 @@ def leaf_volume(
     ends = np.arange(calls.shape[1])
     start = calls.shape[1] - (calls.shape[1] if keep is None else keep)
     kept = (calls.shape[0], calls.shape[1] - start)
-    out = LeafVolume({}, {}, {}, {}, {}, {})
+    out = LeafVolume({}, {}, {}, {}, {}, {}, calls)
     for width in SCALES:
         base = max(VOLUME_BASELINE // step, 2 * width)  # long windows: a baseline twice as long
         x = _window_sum(cc, ends, width)[:, start:]
@@ -363,17 +412,21 @@ def _volume(v: LeafVolume, member: np.ndarray, judged: np.ndarray, step: int) ->
     """
     found: list[Window] = []
     mu_bucket = np.zeros((member.shape[0], judged.size))
+    phi = np.ones(member.shape[0])
+    if v.calls is not None:
+        num, den = _cluster_sums(v.calls, step)  # the leaves' pooled factor: the prior of every group
+        phi = clustering(member @ v.calls, step, float(num.sum() / den.sum()) if den.sum() > 0 else 1.0)
     for width in SCALES:
         if width == 1:
             rising, falling = [member @ m for m in v.mu[1]], [member @ m for m in v.mu_low[1]]
             y1 = member @ v.y[1][0]
             mu_bucket = np.where(y1 > 0, (rising[0] + falling[0]) / 2, np.nan)
-        found += _volume_side(v, member, judged, width, True, None, step)
+        found += _volume_side(v, member, judged, width, True, None, step, phi)
     surged = np.zeros(mu_bucket.shape)
     for w in found:
         surged[w.group, w.first : w.last + 1] = 1
     for width in SCALES:
-        found += _volume_side(v, member, judged, width, False, _cumulative(surged), step)
+        found += _volume_side(v, member, judged, width, False, _cumulative(surged), step, phi)
     return found, mu_bucket
 
 
@@ -385,9 +438,11 @@ def _volume_side(
     up: bool,
     surged: np.ndarray | None,
     step: int,
+    phi: np.ndarray,
 ) -> list[Window]:
     """Rises (or falls) of every group at one scale; ``surged``: cumulative flagged rises, whose
-    buckets a fall's baseline must not hold."""
+    buckets a fall's baseline must not hold; ``phi``: each group's clustering factor (the
+    negative binomial is taken on clusters, calls / phi, with the spread left beyond them)."""
     x = member @ v.x[width]
     y1, y2 = (member @ y for y in v.y[width])
     m1, m2 = (member @ m for m in (v.mu if up else v.mu_low)[width])
@@ -406,8 +461,9 @@ def _volume_side(
     ok = (y >= MIN_BASE_CALLS) & judged[None, :] & usable
     # a borrowed shape fits the series less well than its own: its spread is the series'
     # own over the windows judged with it, and at least that of its own profile
-    size = _nb_size(x, mu, ok & ~borrowed)
-    size_borrowed = np.minimum(_nb_size(x, mu, ok & borrowed), size)
+    xc, muc = x / phi[:, None], mu / phi[:, None]
+    size = _nb_size(xc, muc, ok & ~borrowed)
+    size_borrowed = np.minimum(_nb_size(xc, muc, ok & borrowed), size)
     # without a profile (not even a parent's) a trailing baseline cannot follow the morning
     # ramp (nor the evening): rises are not judged, falls only to a quarter within the hour
     if up:
@@ -419,7 +475,7 @@ def _volume_side(
     r = np.where(borrowed[g, e], size_borrowed[g], size[g])
     return [
         Window(group, "calls", "up" if up else "down", last - width + 1, last, score)
-        for group, last, score in _flag_nb(g, e, x[g, e], mu[g, e], r, up)
+        for group, last, score in _flag_nb(g, e, xc[g, e], muc[g, e], r, up)
     ]
 
 
