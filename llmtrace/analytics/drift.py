@@ -2,7 +2,7 @@
 
 A :class:`Comparison` has two :class:`Slice` s: the previous period of equal length, a fixed
 window, or one value of a dimension against another (``release=v1.4.0`` vs
-``release=v1.5.0``, prompt versions, models) over the same window. :func:`compare` runs two
+``release=v1.5.0``, prompt versions, models) over the same window. :func:`compare` runs three
 queries (see :mod:`llmtrace.analytics.drift_sql`; all statistics are computed in ClickHouse)
 and returns a :class:`DriftReport` with one :class:`MetricDrift` per group and metric.
 
@@ -48,9 +48,10 @@ from llmtrace.analytics.drift_sql import (
     NUMERIC,
     Query,
     Slice,
-    categorical_sql,
     distribution_sql,
+    first_pass_sql,
     numeric_sql,
+    prep_params,
     sample_params,
     sizes_sql,
 )
@@ -212,13 +213,15 @@ def compare(
     query = Query(comparison.baseline, comparison.current, groups, f)
     numeric, categorical = _metrics(metrics, groups, comparison)
     results: list[MetricDrift] = []
-    sizes = _Sizes(frame(client, sizes_sql(query, numeric, categorical), query.params()), groups)
-    params = query.params(**sample_params(sizes.triples()))
-    if numeric:
-        rows = sizes.full(frame(client, numeric_sql(query, numeric), params), "vn", len(numeric))
+    sizes = frame(client, sizes_sql(query, numeric, categorical), query.params()).to_dict("records")
+    params = query.params(**sample_params([(int(row["side"]), _key(row, groups), int(row["n"])) for row in sizes]))
+    first = frame(client, first_pass_sql(query, numeric, categorical), params).to_dict("records")
+    if numeric and first:
+        stats = frame(client, numeric_sql(query, numeric, first), {**params, **prep_params(query, first)})
+        rows = _full_counts(stats.to_dict("records"), sizes, groups, "vn", len(numeric))
         results += [_numeric(row, i, m, groups, min_samples) for row in rows for i, m in enumerate(numeric)]
     if categorical:
-        rows = sizes.full(frame(client, categorical_sql(query, categorical), params), "vc", len(categorical))
+        rows = _full_counts(first, sizes, groups, "vc", len(categorical))
         results += [_categorical(row, i, m, groups, min_samples) for row in rows for i, m in enumerate(categorical)]
     results = [finish(r) for r in results if r.baseline_n or r.current_n]
     order = {m: i for i, m in enumerate([*NUMERIC, *CATEGORICAL])}
@@ -257,32 +260,24 @@ def dimension_values(client: Any, f: Filter, dimension: str, limit: int = 50) ->
     return [str(v) for v in frame(client, sql, f.params(limit=limit))["value"]]
 
 
-class _Sizes:
-    """Unsampled calls per group and side (:func:`~llmtrace.analytics.drift_sql.sizes_sql`): the
-    sample thresholds, and the counts a sampled result reports."""
+def _key(row: dict[str, Any], by: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(str(row[f"g_{name}"]) for name in by)
 
-    def __init__(self, df: pd.DataFrame, by: tuple[str, ...]) -> None:
-        self.by = by
-        self.rows: dict[tuple[tuple[str, ...], int], dict[str, Any]] = {
-            (self._group(row), int(row["side"])): row for row in df.to_dict("records")
-        }
 
-    def _group(self, row: dict[str, Any]) -> tuple[str, ...]:
-        return tuple(str(row[f"g_{name}"]) for name in self.by)
-
-    def triples(self) -> list[tuple[int, tuple[str, ...], int]]:
-        return [(side, group, int(row["n"])) for (group, side), row in self.rows.items()]
-
-    def full(self, df: pd.DataFrame, prefix: str, metrics: int) -> list[dict[str, Any]]:
-        """``df``'s rows with nb{i} / nc{i} replaced by the unsampled counts."""
-        rows = df.to_dict("records")
-        for row in rows:
-            group = self._group(row)
-            for side, name in ((0, "nb"), (1, "nc")):
-                counts = self.rows.get((group, side))
-                for i in range(metrics):
-                    row[f"{name}{i}"] = int(counts[f"{prefix}{i}"]) if counts else 0
-        return rows
+def _full_counts(
+    rows: list[dict[str, Any]], sizes: list[dict[str, Any]], by: tuple[str, ...], prefix: str, metrics: int
+) -> list[dict[str, Any]]:
+    """``rows`` with nb{i} / nc{i} set to the unsampled counts ``prefix``{i} of :func:`sizes_sql`'s
+    rows: the statistics read a group's sample, reports show all its calls."""
+    counts = {(_key(row, by), int(row["side"])): row for row in sizes}
+    out = []
+    for row in rows:
+        full = {**row}
+        for side, name in ((0, "nb"), (1, "nc")):
+            side_counts = counts.get((_key(row, by), side), {})
+            full.update({f"{name}{i}": int(side_counts.get(f"{prefix}{i}", 0)) for i in range(metrics)})
+        out.append(full)
+    return out
 
 
 # --------------------------------------------------------------------------- verdicts

@@ -2,21 +2,29 @@
 
 Queries are *wide*: one row per call and side (``side`` 0 = baseline, 1 = current; a call in
 both slices of overlapping windows counts on both), one column per metric, one GROUP BY over
-the groups with a set of aggregates per metric; Python only unpivots the result. Numeric
-metrics take two passes: baseline deciles and counts, then per group and metric the
-two-sample Kolmogorov-Smirnov test, medians and p95s and the PSI over those deciles.
-Categorical metrics take one: per category counts (``sumMap``), then the Jensen-Shannon
-distance (base 2, so in [0, 1]) and the chi-square statistic of the 2 x k table.
+the groups with a set of aggregates per metric; Python only unpivots the result.
 
-Large groups are sampled: a first, cheap query (:func:`sizes_sql`) counts the calls per group and
-side; a side of a group with more than :data:`SAMPLE` calls is then read through a stable hash
-sample of about that many calls (the statistics' cost grows with the calls they see, the counts'
-does not), while the reported counts stay the full ones. Groups at or under :data:`SAMPLE` calls
-per side are read whole, so their statistics are exactly the unsampled ones.
+Three queries, two of them reading the calls' metric columns (each such read of the two
+windows costs ~0.3-0.5 s of server CPU at 10M calls, more than the statistics):
+
+1. :func:`sizes_sql` counts the calls per group and side (only the window and group columns);
+2. :func:`first_pass_sql` reads every call once for: the calls with a value per metric, group
+   and side (the counts reports show), the baseline deciles of each numeric metric, and the
+   categorical metrics' statistics (per category counts via ``sumMap``, then the
+   Jensen-Shannon distance, base 2 so in [0, 1], and the chi-square statistic of the 2 x k table);
+3. :func:`numeric_sql` reads the calls again for the two-sample Kolmogorov-Smirnov test,
+   medians and p95s and the PSI over the deciles of (2), which it is given as literals.
+
+Large groups are sampled: a side of a group with more than :data:`SAMPLE` calls (from 1) is
+read through a stable hash sample of about that many calls (the statistics' cost grows with
+the calls they see, the counts' does not), while the reported counts stay the full ones.
+Groups at or under :data:`SAMPLE` calls per side are read whole, so their statistics are
+exactly the unsampled ones.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,6 +82,31 @@ MIXES: dict[str, str] = {
 }
 CATEGORICAL: dict[str, str] = {**RATES, **MIXES}
 BINARY = frozenset(RATES)
+# When each metric above is not NULL, in terms of per-call flags that read no more than a flag or
+# a null map each; tests hold it equal to ``countIf(metric IS NOT NULL)``.
+FLAGS: dict[str, str] = {
+    "ok": "IsError = 0",
+    "ttft": "TtftUs IS NOT NULL",
+    "priced": "CostUsd IS NOT NULL",
+    "speed": "OutputTokensPerSecond > 0",
+    "has_input": "InputTokens != 0",
+}
+PRESENT: dict[str, str] = {
+    "latency_ms": "ok",
+    "ttft_ms": "ok AND ttft",
+    "input_tokens": "ok",
+    "output_tokens": "ok",
+    "cost_per_call_usd": "ok AND priced",
+    "output_tokens_per_s": "ok AND speed",
+    "output_input_ratio": "ok AND has_input",
+    "error_rate": "1",
+    "truncation_rate": "ok",
+    "tool_call_rate": "ok",
+    "empty_output_rate": "ok",
+    "error_type": "1",
+    "finish_reason": "ok",
+    "model_mix": "1",
+}
 
 
 @dataclass(frozen=True)
@@ -154,24 +187,55 @@ class Query:
             else f"toUInt32({HASH_RANGE})"
         )
         # the sample is taken in WHERE, so the metric expressions are computed for sampled calls only
+        where = " AND h < lim" if sampled else ""
+        # ARRAY JOIN copies every column read for every call before WHERE can drop one: only
+        # slices that may share a call need it
+        side = f"if({in_cur}, 1, 0) AS side" if self.disjoint else "side"
+        both = f"""
+            ARRAY JOIN arrayFilter(s -> s >= 0, [if({in_base}, 0, -1), if({in_cur}, 1, -1)]) AS side"""
         return f"""
-            SELECT 0 AS _all{groups}, side, cityHash64(SpanId) % {HASH_RANGE} AS h, {lim} AS lim{values}
-            FROM llm_calls
-            ARRAY JOIN arrayFilter(s -> s >= 0, [if({in_base}, 0, -1), if({in_cur}, 1, -1)]) AS side
-            WHERE (({in_base}) OR ({in_cur})){dims}{" AND h < lim" if sampled else ""}"""
+            SELECT 0 AS _all{groups}, {side}, cityHash64(SpanId) % {HASH_RANGE} AS h, {lim} AS lim{values}
+            FROM llm_calls{"" if self.disjoint else both}
+            WHERE (({in_base}) OR ({in_cur})){dims}{where}"""
+
+    @property
+    def disjoint(self) -> bool:
+        """No call can be on both sides: the windows do not overlap, or the sides narrow one
+        dimension to two different values."""
+        b, c = self.baseline, self.current
+        apart = b.end <= c.start or c.end <= b.start
+        return apart or (b.dimension is not None and b.dimension == c.dimension and b.value != c.value)
 
 
 def sizes_sql(q: Query, numeric: Sequence[str], categorical: Sequence[str]) -> str:
     """Per group and side: ``n`` calls, ``vn{i}`` calls with numeric metric i and ``vc{i}``
     calls with categorical metric i (all unsampled): the counts reports show, and from ``n``
-    the sample thresholds."""
-    columns = {**_numeric_columns(numeric), **_categorical_columns(categorical)}
-    counts = "".join(f", countIf(m{i} IS NOT NULL) AS vn{i}" for i in range(len(numeric)))
-    counts += "".join(f", countIf(c{i} IS NOT NULL) AS vc{i}" for i in range(len(categorical)))
+    the sample thresholds. Counted by :data:`PRESENT` (a few flag and null-map columns), not by
+    computing the metrics: this query reads every call of both windows."""
+    counts = "".join(f", countIf({PRESENT[m]}) AS vn{i}" for i, m in enumerate(numeric))
+    counts += "".join(f", countIf({PRESENT[m]}) AS vc{i}" for i, m in enumerate(categorical))
     return f"""
         SELECT {q.keys}, side, count() AS n{counts}
-        FROM ({q.calls(columns, sampled=False)})
+        FROM ({q.calls(FLAGS, sampled=False)})
         GROUP BY {q.keys}, side"""
+
+
+def first_pass_sql(q: Query, numeric: Sequence[str], categorical: Sequence[str]) -> str:
+    """One row per group, over the sample: per numeric metric i pb{i} / pc{i} (calls with a value
+    per side) and pe{i} (the baseline deciles): :func:`numeric_sql`'s input; per categorical
+    metric i the statistics of :func:`_categorical_stats`."""
+    keys = q.keys
+    columns = {**_numeric_columns(numeric), **_categorical_columns(categorical)}
+    parts = [
+        f"countIf(side = 0 AND m{i} IS NOT NULL) AS pb{i}, countIf(side = 1 AND m{i} IS NOT NULL) AS pc{i},"
+        f" arrayResize(arrayDistinct(quantilesIf({DECILES})(m{i}, side = 0)), 9, inf) AS pe{i}"
+        for i in range(len(numeric))
+    ]
+    parts += [_rate_counts(i) if m in RATES else _mix_counts(i) for i, m in enumerate(categorical)]
+    stats = "".join(f",\n{_categorical_stats(i, m in STRATIFIED)}" for i, m in enumerate(categorical))
+    return f"""
+        WITH calls AS ({q.calls(columns)})
+        SELECT *{stats} FROM (SELECT {keys}, {", ".join(parts)} FROM calls GROUP BY {keys})"""
 
 
 def sample_key(side: int, group: Sequence[str]) -> str:
@@ -190,16 +254,26 @@ def _numeric_columns(metrics: Sequence[str]) -> dict[str, str]:
     return {f"m{i}": f"CAST({NUMERIC[m]}, 'Nullable(Float64)')" for i, m in enumerate(metrics)}
 
 
-def numeric_sql(q: Query, metrics: Sequence[str]) -> str:
-    """One row per group; for metric number i: nb{i}, nc{i} (calls with a value per side),
-    qb{i} / qc{i} (p50, p95 per side), ksd{i} / ksp{i} (KS distance and p-value; NULL unless
-    both sides have calls) and psi{i} over the baseline deciles."""
+def numeric_sql(q: Query, metrics: Sequence[str], prep: Sequence[dict[str, Any]]) -> str:
+    """One row per group; for metric number i: nb{i}, nc{i} (calls with a value per side in the
+    sample), qb{i} / qc{i} (p50, p95 per side), ksd{i} / ksp{i} (KS distance and p-value; NULL
+    unless both sides have calls) and psi{i} over the baseline deciles.
+
+    ``prep`` holds :func:`first_pass_sql`'s rows (pb, pc, pe per metric): the deciles are
+    written into the statement as literals (numbers ClickHouse computed, printed so they read
+    back exactly), the groups' values are bound as ``prep_g_<by>`` (:func:`prep_params`)."""
     keys = q.keys
-    prep = ",\n".join(
-        f"countIf(side = 0 AND m{i} IS NOT NULL) AS pb{i}, countIf(side = 1 AND m{i} IS NOT NULL) AS pc{i},"
-        f" arrayResize(arrayDistinct(quantilesIf({DECILES})(m{i}, side = 0)), 9, inf) AS pe{i}"
-        for i in range(len(metrics))
-    )
+    arrays = [f"CAST([{', '.join('0' for _ in prep)}], 'Array(UInt8)')"]
+    arrays += [f"{{prep_g_{b}:Array(String)}}" for b in q.by]
+    names = ["_all", *(f"g_{b}" for b in q.by)]
+    for i in range(len(metrics)):
+        for name in (f"pb{i}", f"pc{i}"):
+            arrays.append(f"CAST([{', '.join(str(int(row[name])) for row in prep)}], 'Array(UInt64)')")
+            names.append(name)
+        edges = ", ".join("[" + ", ".join(_float(x) for x in row[f"pe{i}"]) + "]" for row in prep)
+        arrays.append(f"CAST([{edges}], 'Array(Array(Float64))')")
+        names.append(f"pe{i}")
+    given = ", ".join(f"tupleElement(p, {k + 1}) AS {name}" for k, name in enumerate(names))
     stats = ",\n".join(_numeric_stats(i) for i in range(len(metrics)))
     psi = ", ".join(
         f"{_psi(i)}, tupleElement(ks{i}, 1) AS ksd{i}, tupleElement(ks{i}, 2) AS ksp{i}" for i in range(len(metrics))
@@ -207,12 +281,27 @@ def numeric_sql(q: Query, metrics: Sequence[str]) -> str:
     return f"""
         WITH
         calls AS ({q.calls(_numeric_columns(metrics))}),
-        prep AS (SELECT {keys}, {prep} FROM calls GROUP BY {keys})
+        prep AS (SELECT {given} FROM (SELECT arrayJoin(arrayZip({", ".join(arrays)})) AS p))
         SELECT *, {psi} FROM (
             SELECT {keys}, {stats}
             FROM calls INNER JOIN prep USING ({keys})
             GROUP BY {keys}
         )"""
+
+
+def prep_params(q: Query, prep: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    """The group values :func:`numeric_sql` binds, in ``prep``'s order."""
+    return {f"prep_g_{b}": [str(row[f"g_{b}"]) for row in prep] for b in q.by}
+
+
+def _float(value: Any) -> str:
+    """A Float64 literal that reads back as exactly ``value`` (repr round-trips; inf, nan as such)."""
+    number = float(value)
+    if math.isnan(number):
+        return "nan"
+    if math.isinf(number):
+        return "inf" if number > 0 else "-inf"
+    return repr(number)
 
 
 def _numeric_stats(i: int) -> str:
@@ -236,20 +325,6 @@ def _psi(i: int) -> str:
     shares = "arrayMap(x -> greatest(x / greatest({n}, 1), " + str(PSI_EPSILON) + "), {bins})"
     base, cur = shares.format(n=f"nb{i}", bins=f"bb{i}"), shares.format(n=f"nc{i}", bins=f"bc{i}")
     return f"arraySum(arrayMap((b, c) -> (c - b) * log(c / b), {base}, {cur})) AS psi{i}"
-
-
-def categorical_sql(q: Query, metrics: Sequence[str]) -> str:
-    """One row per group; for metric number i: t{i} = (categories, baseline counts, current
-    counts) and from it nb{i}, nc{i}, js{i} (Jensen-Shannon distance), chi2_{i}, dof{i},
-    change{i} (largest share change), top{i} / topb{i} / topc{i} (the category that moved
-    most and its shares) and rb{i} / rc{i} (share of 'true' per side, for rates)."""
-    keys = q.keys
-    columns = _categorical_columns(metrics)
-    counts = ", ".join(_rate_counts(i) if m in RATES else _mix_counts(i) for i, m in enumerate(metrics))
-    stats = ",\n".join(_categorical_stats(i, m in STRATIFIED) for i, m in enumerate(metrics))
-    return f"""
-        WITH calls AS ({q.calls(columns)})
-        SELECT {keys}, {stats} FROM (SELECT {keys}, {counts} FROM calls GROUP BY {keys})"""
 
 
 def _categorical_columns(metrics: Sequence[str]) -> dict[str, str]:
