@@ -7,9 +7,13 @@ output tokens). :mod:`~llmtrace.analytics.anomalies_scan` judges every 5-, 15-, 
 3-hour window with exact tails against trailing baselines (rates: binomial, corrected for the
 series' overdispersion; volume: negative binomial against the hours before, rescaled by the
 series' daily and weekly profile, :mod:`~llmtrace.analytics.anomalies_profile`, read from up to
-eight days before the window); :mod:`~llmtrace.analytics.anomalies_episodes` merges flagged
-windows into episodes with their true edges and keeps the most specific level of the hierarchy
-that explains each (by default: service x model, service, provider, app).
+eight days before the window, counted in clusters: calls over the series' own clustering
+factor, as an agent's trace or a chat turn brings several calls at once);
+:mod:`~llmtrace.analytics.anomalies_episodes` merges flagged windows into episodes with their
+true edges and keeps the most specific level of the hierarchy that explains each (by default:
+service x model, service, provider, app; where a service runs in more than one environment,
+staging next to production, also service x model x environment and service x environment, so
+a staging incident is judged on staging's calls alone and reported with its environment).
 
 The score is -log10 of the tail probability; severity is ``critical`` when the evidence is
 overwhelming (score >= 12) *and* the effect is large (a rate or volume at least 3x, or at most
@@ -44,7 +48,7 @@ from llmtrace.analytics import anomalies_calls as calls_sql
 from llmtrace.analytics import frame
 from llmtrace.analytics.anomalies_changes import label as change_label
 from llmtrace.analytics.anomalies_changes import read_changes
-from llmtrace.analytics.anomalies_levels import AUTO, Level, Prepared, levels_for, prepare, warming_up
+from llmtrace.analytics.anomalies_levels import AUTO, Level, Prepared, levels_for, main_level, prepare, warming_up
 from llmtrace.analytics.anomalies_sql import METRICS, VARIANTS
 from llmtrace.analytics.filters import DIMENSIONS, Filter, sql_time, utcnow
 from llmtrace.analytics.groups import grouped_frame, json_safe, label
@@ -219,14 +223,16 @@ def detect(
     p = plan(f, step, history, now)
     levels = levels_for(by)
     prep = prepare(client, p, levels, _metrics(metrics))
+    levels = [lv for lv in levels if lv.name in prep.levels or not lv.split]  # environments that split
     found = [_episode(e, prep, p) for e in prep.episodes]
     _attach_examples(client, found, report_keys(levels), p)
     _attach_changes(client, found, p)
+    main = main_level(levels)
     if include_calls:
-        found += _call_anomalies(client, levels[0].keys, p)
+        found += _call_anomalies(client, main.keys, p)
     found.sort(key=lambda a: (a.severity != "critical", -a.score, a.key))
     report_by = report_keys(levels)
-    warm = warming_up(prep, p, levels[0])
+    warm = warming_up(prep, p, main)
     return AnomalyReport(p.judge_start, p.judge_end, p.step, report_by, found, warm, [lv.name for lv in levels])
 
 

@@ -4,6 +4,12 @@ One query returns counts per leaf series (the union of every level's columns) an
 each level's series are sums of leaves (a matrix product), scanned on their own, and the
 episodes of all levels are then resolved into the most specific explanation
 (:func:`~llmtrace.analytics.anomalies_episodes.resolve`).
+
+The environment is a level of its own only where it splits something: a service with staging
+next to production is judged per environment too (service x model x environment, service x
+environment), so a staging incident is not diluted in production's calls; a series whose
+service runs in one environment has no such group (it would be the same calls as its
+service x model, reported twice).
 """
 
 from __future__ import annotations
@@ -26,26 +32,47 @@ from llmtrace.analytics.groups import parse_by
 __all__ = ["AUTO", "Level", "Prepared", "levels_for", "prepare", "warming_up"]
 
 AUTO = "auto"
-_AUTO_LEVELS = (("service", "model"), ("service",), ("provider",), ())
+ENV = "environment"
 PROFILE_AGE = timedelta(days=2)  # a daily profile needs two previous days
 FIRST_JUDGED = timedelta(hours=3)  # thresholds need three hours of calls behind them
 VOLUME_HISTORY = timedelta(days=8)  # calls read before the judged window: a previous week for the profile
+SPLIT_MIN_CALLS = 100  # calls (in the history read) an environment needs to be a series of its own
 
 
 @dataclass(frozen=True)
 class Level:
+    """A grouping; with ``split``, only its groups whose ``split`` column divides the calls of
+    the same group without it (the others repeat that coarser group)."""
+
     keys: tuple[str, ...]
+    split: str = ""
 
     @property
     def name(self) -> str:
         return ",".join(self.keys) or "all"
 
 
+_AUTO_LEVELS = (
+    Level(("service", "model", ENV), ENV),
+    Level(("service", "model")),
+    Level(("service", ENV), ENV),
+    Level(("service",)),
+    Level(("provider",)),
+    Level(()),
+)
+
+
 def levels_for(by: str | Iterable[str] | None) -> list[Level]:
-    """``auto`` -> service x model, service, provider, all; anything else -> that one level."""
+    """``auto`` -> service x model (x environment where a service has several), service (x
+    environment), provider, all; anything else -> that one level."""
     if isinstance(by, str) and by.strip().lower() == AUTO:
-        return [Level(k) for k in _AUTO_LEVELS]
+        return list(_AUTO_LEVELS)
     return [Level(parse_by(by))]
+
+
+def main_level(levels: list[Level]) -> Level:
+    """The most specific level every series has (warm-up notes and call-level findings)."""
+    return next(lv for lv in levels if not lv.split)
 
 
 @dataclass
@@ -128,17 +155,41 @@ def _volume_history(
     return calls, extra
 
 
-def _members(levels: list[Level], keys: tuple[str, ...], leaves: list[tuple[Any, ...]]) -> list[np.ndarray]:
-    """Per level: its groups and the membership matrix (groups x leaves)."""
+def _members(
+    levels: list[Level], keys: tuple[str, ...], leaves: list[tuple[Any, ...]], calls: np.ndarray
+) -> list[tuple[list[tuple[str, ...]], np.ndarray]]:
+    """Per level: its groups and the membership matrix (groups x leaves); ``calls``: each
+    leaf's calls, for which groups a split level keeps."""
     out = []
     for level in levels:
         positions = [keys.index(k) for k in level.keys]
         groups = sorted({tuple(str(leaf[i]) for i in positions) for leaf in leaves})
+        if level.split:
+            groups = _splitting(groups, level, [tuple(str(leaf[i]) for i in positions) for leaf in leaves], calls)
+        index = {g: i for i, g in enumerate(groups)}
         member = np.zeros((len(groups), len(leaves)))
         for j, leaf in enumerate(leaves):
-            member[groups.index(tuple(str(leaf[i]) for i in positions)), j] = 1
+            row = index.get(tuple(str(leaf[i]) for i in positions))
+            if row is not None:
+                member[row, j] = 1
         out.append((groups, member))
     return out
+
+
+def _splitting(
+    groups: list[tuple[str, ...]], level: Level, of_leaf: list[tuple[str, ...]], calls: np.ndarray
+) -> list[tuple[str, ...]]:
+    """The groups of a split level with ``SPLIT_MIN_CALLS`` calls whose group without the
+    split column has at least two such (a stray span without the environment splits nothing)."""
+    at = level.keys.index(level.split)
+    held: dict[tuple[str, ...], float] = {}
+    for g, n in zip(of_leaf, calls, strict=True):
+        held[g] = held.get(g, 0.0) + float(n)
+    big = [g for g in groups if held.get(g, 0.0) >= SPLIT_MIN_CALLS]
+    values: dict[tuple[str, ...], int] = {}
+    for g in big:
+        values[g[:at] + g[at + 1 :]] = values.get(g[:at] + g[at + 1 :], 0) + 1
+    return [g for g in big if values[g[:at] + g[at + 1 :]] > 1]
 
 
 def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Prepared:
@@ -162,9 +213,10 @@ def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Pre
     leaf_first = np.where(has_calls.any(axis=1), has_calls.argmax(axis=1), buckets)
     judged = np.arange(buckets) >= p.judge_first
     before, extra = _volume_history(client, p, keys, cols, leaf_index) if "calls" in metrics else (None, 0)
-    members = _members(levels, keys, leaves)
+    members = _members(levels, keys, leaves, arrays["calls"].sum(axis=1))
     # coarser groupings whose shape a young leaf can borrow (the whole app last)
-    parents = [m for _, m in members if 1 < m.shape[0] < len(leaves)] + [np.ones((1, len(leaves)))]
+    parents = [m for lv, (_, m) in zip(levels, members, strict=True) if not lv.split and 1 < m.shape[0] < len(leaves)]
+    parents.append(np.ones((1, len(leaves))))
     if before is not None:
         long_calls = np.concatenate([before, arrays["calls"]], axis=1)
         seen = long_calls > 0
@@ -176,6 +228,8 @@ def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Pre
         volume = leaf_volume(arrays["calls"], leaf_first, p.step, int(p.history.start.timestamp()), parents)
     data: dict[str, _LevelData] = {}
     for level, (groups, member) in zip(levels, members, strict=True):
+        if level.split and not groups:
+            continue
         counts = {c: member @ a for c, a in arrays.items()}
         first = np.array([leaf_first[member[g] > 0].min() for g in range(len(groups))], dtype=int)
         s = scan(counts, judged, p.step, metrics, volume, member)
