@@ -333,3 +333,54 @@ def misses(b: Bench, rows: list[dict[str, Any]], verbose: bool) -> None:
     print(f"worst misses (eligible, largest effect first; {len(missed)} in all):")
     for r in missed[: len(missed) if verbose else 12]:
         print("  ", {k: (round(v, 1) if isinstance(v, float) and k != "factor" else v) for k, v in r.items()})
+
+
+# --------------------------------------------------------------------------- watch's time to detect
+def watch_fill(
+    b: Bench, client: Any, sc: Any, sample: int, out: list[dict[str, Any]], steps: int = 12, salt: int = 60
+) -> int:
+    """Insert the spans in order of arrival (``gen.span_rows``/``gen.insert_rows``); at each of
+    ``sample`` eligible incidents, step ``now`` every 5 minutes from its start and detect as
+    ``llmtrace watch`` does (last 24 h, ``by="auto"``, call-level findings on) until one of the
+    report's anomalies finds it, for at most ``steps`` steps. Appends one row per incident to ``out``."""
+    el = [inc for inc in sc.incidents if eligible(b, row(b, sc, inc, []))]
+    rng = np.random.default_rng([sc.seed, salt])
+    picked = sorted((el[k] for k in rng.choice(len(el), min(sample, len(el)), replace=False)), key=lambda i: i.start)
+    arrive, rows, calls = b.gen.span_rows(sc)
+    done = 0
+    for inc in picked:
+        first, cpu = None, []
+        for step in range(1, steps + 1):
+            now = inc.start + 5 * step
+            upto = int(np.searchsorted(arrive, now, side="right"))
+            b.gen.insert_rows(client, rows[done:upto])
+            done = upto
+            started, end = time.process_time(), sc.at(now)
+            report = anomalies.detect(client, Filter(start=end - timedelta(hours=24), end=end), "auto", now=end)
+            cpu.append(time.process_time() - started)
+            if any(finds(a, sc, inc, b.family, b.gen.PERMANENT) for a in report.anomalies):
+                first = 5 * step
+                break
+        label = b.label(sc.series[inc.series[0]]) + (f" +{len(inc.series) - 1}" if len(inc.series) > 1 else "")
+        out.append({"seed": sc.seed, "kind": inc.kind, "ttd": first, "minutes": inc.end - inc.start,
+                    "series": label, "at": f"{sc.at(inc.start):%a %H:%M}", "cpu": float(np.median(cpu))})  # fmt: skip
+        print(f"  watch seed {sc.seed}: {inc.kind} on {label} at {sc.at(inc.start):%a %H:%M} -> "
+              f"{first if first is not None else f'> {5 * steps}'} min", flush=True)  # fmt: skip
+    b.gen.insert_rows(client, rows[done:])
+    return int(calls)
+
+
+def watch_report(rows: list[dict[str, Any]], steps: int = 12) -> None:
+    """Watch's time to detect over the sampled incidents (inf = not within ``steps`` 5-minute steps)."""
+    ttd = [r["ttd"] if r["ttd"] is not None else math.inf for r in rows]
+    within = sum(t <= 10 for t in ttd)
+    print(f"\nwatch: {len(rows)} eligible incidents, found within {5 * steps} min "
+          f"{sum(t < math.inf for t in ttd)}; time to detect median {pct(ttd, 50):.0f} min, "
+          f"p90 {pct(ttd, 90):.0f} min (inf = not within {5 * steps} min); within 10 min "
+          f"{within}/{len(rows)} = {within / max(len(rows), 1):.2f}")  # fmt: skip
+    by_kind: dict[str, list[float]] = defaultdict(list)
+    for r, t in zip(rows, ttd, strict=True):
+        by_kind[r["kind"]].append(t)
+    print("  by kind (minutes): " + "; ".join(f"{k} {sorted(v)}" for k, v in sorted(by_kind.items())))
+    print(f"  detect per step: median {pct([r['cpu'] for r in rows], 50):.2f} s CPU; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip

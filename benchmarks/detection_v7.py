@@ -1,0 +1,207 @@
+"""Anomaly detection judged on the held-out v7 generator (``detection_scenarios_v7``), many seeds.
+
+    python benchmarks/detection_v7.py --seeds 700-709 [--verbose]
+    python benchmarks/detection_v7.py --seeds 700-709 --watch [--sample 3]
+
+v7 was written blind (its author read neither the detector nor the v2-v6 generators, only the
+shared harness and the v6 runner) while the detector was tuned on v2-v6: it is the judge nobody
+tuned on. It differs from them the way production does (details in the generator's docstring):
+RAG traces (embeddings + rerank + streamed chat in one trace; embeddings and rerank answer no
+output tokens by design; a failed embeddings call aborts the chat call), retries *inside* the SDK
+(a call fails only when three attempts do; 429 storms show as q^3 errors plus a latency tail),
+business-hours B2B services with weekends at 10-30 %, consumer chat in sessions, an hourly ETL
+job and a nightly one flooding their series for 10-20 min, a big tenant's nightly sync in a
+Zipf-distributed multi-tenant service, a 24 h gpt-4o -> gpt-4.1 migration, a launch growing
+30-60 % a day, a planned release, and a marketing e-mail blast (x2.5-5 for about an hour).
+
+Decisions: the blast is **benign** (planned, nothing broken): alerts on it are false episodes with
+their own cause, and the false rate is also given without them. Error incidents are found by
+``error_rate`` only (the retries' latency tail is a consequence, not a finding). A runaway loop
+(one user id adding calls) is an incident (``calls`` up); a tenant's nightly sync is not.
+
+Per seed (:mod:`detection_harness`): 9 days go as spans into ``otel_traces`` of a fresh chDB
+store; ``anomalies.detect`` runs over the last 7 days with its defaults and ``now`` = the end;
+episodes are matched by metric family (``FAMILY``), time ([start - 5, end + 30] min; the
+permanent prompt change [start - 5 min, start + 6 h]) and a compatible series. *False*: an
+episode neither finding nor explained by an incident (``CONSEQUENCES``, incl. the chat calls an
+embeddings failure aborts). Effect sizes: the harness's paired Monte Carlo over
+:func:`detection_scenarios_v7.calls` (40 replicates of the window, at most 2 h). Statistic: failed
+calls (error kinds), cut or filtered answers, calls (volume); the log p95 of successful
+durations or TTFT; the log mean cost per successful call (prompt change). *Eligible*: >= 10 min,
+size >= 3 sd and, for counts, >= 10 extra events; *young*: < 2 days after the series' first call;
+*sparse*: < 1 call/min. ``--watch``: :func:`detection_harness.watch_fill`.
+
+Results: see the end of this docstring (filled in from the runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import detection_harness as h
+import detection_scenarios_v7 as gen
+
+UP, DOWN = h.UP, h.DOWN
+
+
+def _m(*pairs: tuple[str, str]) -> set[tuple[str, str]]:
+    """Metric families, with the detector's variants of a metric (``_2x``) alongside."""
+    return {(f"{m}{v}", d) for m, d in pairs for v in ("", "_2x")}
+
+
+LAT, TTFT, ERR = ("latency_p95_ms", UP), ("ttft_p95_ms", UP), ("error_rate", UP)
+FAMILY = {
+    **{k: _m(ERR) for k in gen.ERROR_KINDS},
+    **{k: _m(LAT) for k in gen.LATENCY_KINDS},
+    "ttft_regression": _m(TTFT),
+    "truncation": _m(("truncation_rate", UP)),
+    "content_filter": _m(("empty_output_rate", UP)),
+    "volume_drop": _m(("calls", DOWN)),
+    "runaway_loop": _m(("calls", UP)),
+    "prompt_bloat": _m(("cost_per_call_usd", UP), ("tokens_per_call", UP)),
+}
+_LESS = _m(("tokens_per_call", DOWN), ("tokens_per_call_low", UP), ("cost_per_call_usd", DOWN))
+# failed calls answer nothing and retried ones are slower; an aborted RAG trace takes its chat call
+# (Incident.spill) with it
+CONSEQUENCES = {
+    **{k: _LESS | _m(LAT, TTFT, ("calls", DOWN)) for k in gen.ERROR_KINDS},
+    **{k: _m(TTFT) for k in gen.LATENCY_KINDS},
+    "truncation": _LESS | _m(("latency_p95_ms", DOWN)),
+    "content_filter": _LESS | _m(("latency_p95_ms", DOWN), ("ttft_p95_ms", DOWN)),
+    "prompt_bloat": _m(LAT, TTFT),
+}
+EXPLAINS = {k: FAMILY[k] | CONSEQUENCES.get(k, set()) for k in FAMILY}
+BENIGN_KINDS = ("migration", "release", "campaign", "tenant_sync", "batch_job", "launch", "weekend")
+COUNTED = (*gen.RATE_KINDS, *gen.VOLUME_KINDS)
+DURATION_BINS = ((0, 10), (10, 30), (30, 60), (60, 121), (121, 481))
+WATCH_STEPS = 12  # 5-minute steps: an hour
+
+
+def _stat(kind: str, c: dict[str, np.ndarray]) -> float:
+    """The incident window's statistic for one replicate (see the module docstring)."""
+    ok = c["status"] == gen.OK
+    counts = {"truncation": c["cut"], "content_filter": c["empty"], **{k: ~ok for k in gen.ERROR_KINDS}}
+    if kind in counts:
+        return float(counts[kind].sum())
+    if kind in gen.VOLUME_KINDS:
+        return float(len(c["t"]))
+    if kind == "prompt_bloat":
+        v = c["cost"][ok]
+        return float(np.log(v.mean())) if len(v) >= 3 else float("nan")
+    v = c["ttft_ms"][ok & ~np.isnan(c["ttft_ms"])] if kind == "ttft_regression" else c["dur_ms"][ok]
+    return float(np.log(np.percentile(v, 95))) if len(v) >= 3 else float("nan")
+
+
+def _extras(sc: gen.Scenario, inc: gen.Incident, hits: list[Any]) -> dict[str, Any]:
+    members = [sc.series[i] for i in inc.series]
+    return {"sparse": all(m.rate < 1 for m in members), "edge": inc.edge, "group": members[0].group,
+            "mode": members[0].mode, "levels": sorted({str(a.level) for a in hits}), "hits": len(hits),
+            "change": next((str(a.change) for a in hits if getattr(a, "change", None)), "")}  # fmt: skip
+
+
+BENCH = h.Bench(
+    gen=gen, family=FAMILY, explains=EXPLAINS, benign_kinds=BENIGN_KINDS, counted=COUNTED, stat=_stat,
+    noise=gen.noise, label=lambda s: f"{s.service}/{s.model}", prefix="llmtrace-det7-", row_extras=_extras,
+)  # fmt: skip
+
+
+def eligible(row: dict[str, Any]) -> bool:
+    return h.eligible(BENCH, row)
+
+
+def run_seed(seed: int, sample: int = 0) -> dict[str, Any]:
+    """One seed; with ``sample``, watch's time to detect of that many eligible incidents first."""
+    watched: list[dict[str, Any]] = []
+    fill = (lambda client, sc: h.watch_fill(BENCH, client, sc, sample, watched, WATCH_STEPS, 70)) if sample else None
+    res = h.run_seed(BENCH, seed, fill)
+    res["watch"] = watched
+    sc = res["sc"]
+    spills = [inc for inc in sc.incidents if inc.spill]
+    res["spill_alerts"] = sum(
+        any(h.finds(a, sc, inc, EXPLAINS, gen.PERMANENT, inc.spill) for inc in spills) for a in res["all_episodes"]
+    )
+    return res
+
+
+# --------------------------------------------------------------------------- report
+def report(results: list[dict[str, Any]], verbose: bool) -> None:
+    rows = [r for res in results for r in res["rows"]]
+    el = [r for r in rows if eligible(r)]
+    print(f"\nincidents: {len(rows)}, eligible: {len(el)}")
+    print("\n".join(h.kind_table(rows, gen.KINDS, eligible, 15)))
+    long = [r for r in rows if r["minutes"] >= 10]
+    print("\nrecall by effect size (sd units, >= 10 min): " + h.bins(long, "size", h.SD_BINS))
+    counted = [r for r in long if r["kind"] in COUNTED and r["size"] >= 3]
+    print("  rates and volume by extra events (size >= 3, >= 10 min): " + h.bins(counted, "extra", h.EVENT_BINS))
+    temporary = [r for r in rows if r["kind"] not in gen.PERMANENT]
+    print(f"recall by duration (all sizes): {h.bins(temporary, 'minutes', DURATION_BINS)}"
+          f"; permanent {h.recall([r for r in rows if r['kind'] in gen.PERMANENT])}")  # fmt: skip
+    short = [r for r in rows if r["minutes"] < 10 and r["size"] >= 3]
+    print(f"  bursts < 10 min of size >= 3 (not in the target): {h.recall(short)}")
+    for key, values in (("scope", ("series", "service", "model", "provider")), ("mode", ("stream", "batch")),
+                        ("edge", (True, False))):  # fmt: skip
+        print(f"  by {key}: " + "; ".join(
+            f"{v} all {h.recall([r for r in rows if r[key] == v])}, eligible {h.recall([r for r in el if r[key] == v])}"
+            for v in values))  # fmt: skip
+    groups = sorted({r["group"] for r in rows})
+    print("  eligible by service: " + "; ".join(f"{g} {h.recall([r for r in el if r['group'] == g])}" for g in groups))
+    print(f"  overlapping incidents: eligible {h.recall([r for r in el if r['overlap']])}")
+    changes = [r for r in rows if r["kind"] == "volume_drop" and r["found"]]
+    print(f"  volume drops found naming the broken release (Anomaly.change): "
+          f"{sum('release' in r['change'] for r in changes)} of {len(changes)}")  # fmt: skip
+    _levels(rows)
+    print(
+        f"  aborted RAG chat calls alerted (labelled consequence, not false): {sum(r['spill_alerts'] for r in results)}"
+    )
+    ttd = [r["ttd"] for r in el if r["ttd"] is not None]
+    print(f"time to detect (eligible, detected_at - start): median {h.pct(ttd, 50):.0f} min, "
+          f"p90 {h.pct(ttd, 90):.0f} min")  # fmt: skip
+    h.false_report(BENCH, results, ("campaign", "marketing blast"))
+    h.timing_report(BENCH, results)
+    h.misses(BENCH, rows, verbose)
+
+
+def _levels(rows: list[dict[str, Any]]) -> None:
+    """Model-, provider- and service-wide incidents: at which levels they were reported."""
+    for scope in ("model", "provider", "service"):
+        found = [r for r in rows if r["scope"] == scope and r["found"]]
+        levels: dict[str, int] = defaultdict(int)
+        for r in found:
+            levels["+".join(r["levels"])] += 1
+        print(f"  {scope}-wide incidents found: {len(found)}; reported at levels {dict(levels)}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--seeds", default="700-709", help="e.g. 700-709 (the reported run) or 700,701")
+    parser.add_argument("--verbose", action="store_true", help="every missed eligible incident and false episode")
+    parser.add_argument("--watch", action="store_true", help="also watch's time to detect (fills the store in steps)")
+    parser.add_argument("--sample", type=int, default=3, help="--watch: eligible incidents per seed (default 3)")
+    args = parser.parse_args()
+    results = []
+    for seed in h.seeds(args.seeds):
+        started = time.perf_counter()
+        res = run_seed(seed, args.sample if args.watch else 0)
+        print(h.seed_line(res, started), flush=True)
+        if args.verbose:
+            for a in res["false"]:
+                print(f"  false: {a.level} {a.metric} {a.direction} {a.series} {a.start:%a %H:%M}-{a.end:%H:%M}")
+        results.append(res)
+    report(results, args.verbose)
+    if args.watch:
+        h.watch_report([r for res in results for r in res["watch"]], WATCH_STEPS)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
