@@ -374,9 +374,10 @@ def watch_report(rows: list[dict[str, Any]], steps: int = 12) -> None:
     """Watch's time to detect over the sampled incidents (inf = not within ``steps`` 5-minute steps)."""
     ttd = [r["ttd"] if r["ttd"] is not None else math.inf for r in rows]
     within = sum(t <= 10 for t in ttd)
+    rank = lambda q: float(np.percentile(ttd, q, method="higher")) if ttd else math.nan  # noqa: E731  (inf-safe)
     print(f"\nwatch: {len(rows)} eligible incidents, found within {5 * steps} min "
-          f"{sum(t < math.inf for t in ttd)}; time to detect median {pct(ttd, 50):.0f} min, "
-          f"p90 {pct(ttd, 90):.0f} min (inf = not within {5 * steps} min); within 10 min "
+          f"{sum(t < math.inf for t in ttd)}; time to detect median {rank(50):.0f} min, "
+          f"p90 {rank(90):.0f} min (inf = not within {5 * steps} min); within 10 min "
           f"{within}/{len(rows)} = {within / max(len(rows), 1):.2f}")  # fmt: skip
     by_kind: dict[str, list[float]] = defaultdict(list)
     for r, t in zip(rows, ttd, strict=True):

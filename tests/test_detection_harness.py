@@ -147,3 +147,12 @@ def test_seed_ranges_and_lists_parse() -> None:
     assert h.seeds("600,605") == [600, 605]
     with pytest.raises(ValueError):
         h.seeds("six")
+
+
+def test_the_watch_report_counts_incidents_found_within_ten_minutes_and_not_found_as_beyond(capsys) -> None:  # type: ignore[no-untyped-def]
+    rows = [{"kind": "errors", "ttd": 5, "cpu": 0.1}, {"kind": "errors", "ttd": 10, "cpu": 0.2},
+            {"kind": "drop", "ttd": 15, "cpu": 0.3}, {"kind": "drop", "ttd": None, "cpu": 0.4}]  # fmt: skip
+    h.watch_report(rows, steps=12)
+    out = capsys.readouterr().out
+    assert "found within 60 min 3;" in out and "within 10 min 2/4 = 0.50" in out
+    assert "drop [15, inf]; errors [5, 10]" in out and "median 15 min, p90 inf min" in out  # upper ranks: never below
