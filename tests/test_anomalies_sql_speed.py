@@ -1,22 +1,35 @@
 """The faster anomaly SQL returns what the SQL it replaced returned (the detector's input is the contract).
 
-``BEFORE_OUTLIERS`` is the call-level outlier query as it was before both kinds were read in one
-pass (commit 1c42905): kept here only as the reference the new query is held to, on the
-synthetic store with injected slow calls and cost jumps, ungrouped and grouped."""
+``before_outliers`` is the call-level outlier query as it was before both kinds were read in one
+pass (commit 1c42905), ``before_counts`` the counts query as it was before its calls met their
+thresholds on one hash key, ``before_volume`` the volume history as it was before it read the
+minute rollup (both main 0ac5e8c): kept here only as the references the new queries are held to, on the
+synthetic store with injected slow calls, cost jumps, error bursts and truncations, ungrouped
+and grouped."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from llmtrace.analytics import anomalies, frame
+from llmtrace.analytics import anomalies, anomalies_sql, frame
 from llmtrace.analytics import anomalies_calls as calls_sql
 from llmtrace.analytics.anomalies_calls import CALL_RATIO, CALL_Z, _groups
-from llmtrace.analytics.anomalies_sql import series_columns
+from llmtrace.analytics.anomalies_sql import (
+    HIGH,
+    LOW,
+    THRESHOLD_HOURS,
+    TRUNCATED,
+    _select_groups,
+    _trailing,
+    series_columns,
+)
+from llmtrace.analytics.filters import sql_time
 from tests.test_anomalies import LAST_3_DAYS
 from tests.test_anomalies import store as _store  # the synthetic store with a slow call
 from tests.test_anomalies import store_url as _store_url
@@ -47,6 +60,70 @@ def before_outliers(by: Sequence[str], dims: str, limit: int) -> str:
             WHERE score >= {CALL_Z} AND v >= {CALL_RATIO} * exp(q[2])
             ORDER BY score DESC LIMIT {limit}""")
     return " UNION ALL ".join(f"SELECT * FROM ({arm})" for arm in arms)
+
+
+def before_counts(by: Sequence[str], dims: str, step: int) -> str:
+    """The replaced counts query (main 0ac5e8c): calls joined to their hour's thresholds on the
+    series' strings and the hour."""
+    g = series_columns(by)
+    on = " AND ".join(f"c.{col} = t.{col}" for col in [*g.split(", "), "h"])
+    ok = "IsError = 0"
+    return f"""
+        WITH
+        calls AS (
+            SELECT {_select_groups(by)}, toStartOfHour(Timestamp) AS h,
+                   toStartOfInterval(Timestamp, toIntervalSecond({step})) AS b,
+                   IsError, DurationUs, ifNull(TtftUs, 0) AS ttft, TtftUs IS NOT NULL AS has_ttft,
+                   OutputTokens, ifNull(CostUsd, 0) AS cost, CostUsd IS NOT NULL AS priced, {TRUNCATED} AS cut
+            FROM llm_calls
+            WHERE Timestamp >= {{hist_start:DateTime64(6, 'UTC')}}
+              AND Timestamp < {{judge_end:DateTime64(6, 'UTC')}}{dims}
+        ),
+        hourly AS (
+            SELECT {g}, h, countIf({ok}) AS okn,
+                   quantileExactIf({HIGH})(DurationUs, {ok}) AS lat90,
+                   quantileExactIf({HIGH})(ttft, {ok} AND has_ttft) AS ttft90,
+                   quantileExactIf({HIGH})(OutputTokens, {ok}) AS tok90,
+                   quantileExactIf({LOW})(OutputTokens, {ok}) AS tok10,
+                   quantileExactIf({HIGH})(cost, {ok} AND priced) AS cost90
+            FROM calls GROUP BY {g}, h
+        ),
+        thresholds AS (
+            SELECT {g}, h, {_trailing("lat90")} AS lat_t, {_trailing("ttft90")} AS ttft_t,
+                   {_trailing("tok90")} AS tok_t, {_trailing("tok10")} AS tok_l, {_trailing("cost90")} AS cost_t
+            FROM hourly
+            WINDOW past AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN {THRESHOLD_HOURS} PRECEDING AND 1 PRECEDING)
+        )
+        SELECT {", ".join(f"c.{col} AS {col}" for col in g.split(", "))}, toDateTime(c.b, 'UTC') AS b,
+               count() AS calls, sum(c.IsError) AS errors, countIf(c.{ok}) AS ok,
+               countIf(c.{ok} AND c.cut) AS truncated, countIf(c.{ok} AND c.OutputTokens = 0) AS empty,
+               countIf(c.{ok} AND t.lat_t > 0) AS lat_n,
+               countIf(c.{ok} AND t.lat_t > 0 AND c.DurationUs > t.lat_t) AS lat_x,
+               countIf(c.{ok} AND c.has_ttft AND t.ttft_t > 0) AS ttft_n,
+               countIf(c.{ok} AND c.has_ttft AND t.ttft_t > 0 AND c.ttft > t.ttft_t) AS ttft_x,
+               countIf(c.{ok} AND t.tok_t > 0) AS tok_n,
+               countIf(c.{ok} AND t.tok_t > 0 AND c.OutputTokens > t.tok_t) AS tok_x,
+               countIf(c.{ok} AND t.tok_t > 0 AND c.OutputTokens < t.tok_l) AS tok_lo,
+               countIf(c.{ok} AND c.priced AND t.cost_t > 0) AS cost_n,
+               countIf(c.{ok} AND c.priced AND t.cost_t > 0 AND c.cost > t.cost_t) AS cost_x,
+               countIf(c.{ok} AND t.lat_t > 0 AND c.DurationUs > 2 * t.lat_t) AS lat_x2,
+               countIf(c.{ok} AND c.has_ttft AND t.ttft_t > 0 AND c.ttft > 2 * t.ttft_t) AS ttft_x2,
+               countIf(c.{ok} AND t.tok_t > 0 AND c.OutputTokens > 2 * t.tok_t) AS tok_x2,
+               countIf(c.{ok} AND c.priced AND t.cost_t > 0 AND c.cost > 2 * t.cost_t) AS cost_x2
+        FROM calls AS c LEFT JOIN thresholds AS t ON {on}
+        GROUP BY {g}, b
+        ORDER BY {g}, b"""
+
+
+def before_volume(by: Sequence[str], dims: str, step: int) -> str:
+    """The replaced volume history query: calls counted in ``llm_calls``."""
+    return f"""
+        SELECT {_select_groups(by)}, toDateTime(toStartOfInterval(Timestamp, toIntervalSecond({step})), 'UTC') AS b,
+               count() AS calls
+        FROM llm_calls
+        WHERE Timestamp >= {{vol_start:DateTime64(6, 'UTC')}}
+          AND Timestamp < {{hist_start:DateTime64(6, 'UTC')}}{dims}
+        GROUP BY {series_columns(by)}, b"""
 
 
 def _rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -85,3 +162,57 @@ def test_both_kinds_are_compared(store: Any, params: dict[str, Any]) -> None:
     """The store holds expensive calls as well as slow ones, so the equality above covers both arms."""
     after = frame(store, calls_sql.outliers_sql(("service", "model"), "", 50), params)
     assert set(after["kind"]) == {"slow_call", "expensive_call"}
+
+
+@pytest.mark.parametrize(
+    ("by", "step"),
+    [((), 300), (("service",), 300), (("service", "model", "environment"), 300), (("service", "model"), 900),
+     (("service",), 7200)],
+)  # fmt: skip
+def test_counts_from_one_read_equal_judging_every_call_in_a_second_read(
+    store: Any, params: dict[str, Any], by: tuple, step: int
+) -> None:
+    """Every count of every series and bucket, trials and exceedances included (7200 s buckets
+    span two hours, each call judged against its own hour's bar)."""
+    before = frame(store, before_counts(by, "", step), params)
+    after = frame(store, anomalies_sql.counts_sql(by, "", step), params)
+    assert len(before) > 100
+    for column in ("errors", "truncated", "lat_x", "ttft_x", "tok_x", "tok_lo", "cost_x", "lat_x2"):
+        assert before[column].sum() > 0, column  # the store exercises every count compared
+    pd.testing.assert_frame_equal(after[list(before.columns)], before, check_dtype=False)
+
+
+def test_counts_with_a_dimension_filter_equal_the_second_read(store: Any) -> None:
+    plan = anomalies.plan(replace(LAST_3_DAYS, services=("chat-ui", "support-bot")))
+    dims, dim_params = anomalies._dims(plan)
+    p = {**dim_params, **plan.params()}
+    before = frame(store, before_counts(("service", "model"), dims, 300), p)
+    after = frame(store, anomalies_sql.counts_sql(("service", "model"), dims, 300), p)
+    assert dims and set(before["g_service"]) == {"chat-ui", "support-bot"}
+    pd.testing.assert_frame_equal(after[list(before.columns)], before, check_dtype=False)
+
+
+def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(list(df.columns)).reset_index(drop=True)
+
+
+@pytest.mark.parametrize(("by", "step"), [((), 300), (("service", "model", "environment"), 300), (("service",), 3600)])
+def test_volume_history_from_the_minute_rollup_equals_counting_the_calls(store: Any, by: tuple, step: int) -> None:
+    plan = anomalies.plan(LAST_3_DAYS, step=step)
+    p = plan.params(vol_start=sql_time(plan.history.start - timedelta(days=3)))
+    p["hist_start"] = sql_time(plan.judge_start)  # the synthetic store holds four days: read them
+    before = _sorted(frame(store, before_volume(by, "", step), p))
+    after = _sorted(frame(store, anomalies_sql.volume_sql(by, "", step), p))
+    assert before["calls"].sum() > 10_000
+    pd.testing.assert_frame_equal(after[list(before.columns)], before, check_dtype=False)
+
+
+def test_volume_history_with_a_dimension_filter_equals_counting_the_calls(store: Any) -> None:
+    plan = anomalies.plan(replace(LAST_3_DAYS, models=("gpt-4o-mini",)))
+    dims, dim_params = anomalies._dims(plan)
+    p = {**dim_params, **plan.params(vol_start=sql_time(plan.history.start - timedelta(days=3)))}
+    p["hist_start"] = sql_time(plan.judge_start)
+    before = _sorted(frame(store, before_volume(("service", "model"), dims, 300), p))
+    after = _sorted(frame(store, anomalies_sql.volume_sql(("service", "model"), dims, 300), p))
+    assert dims and set(before["g_model"]) == {"gpt-4o-mini"}
+    pd.testing.assert_frame_equal(after[list(before.columns)], before, check_dtype=False)

@@ -96,12 +96,14 @@ def counts_sql(by: Sequence[str], dims: str, step: int) -> str:
     ``dims`` is the dimension clause of the filter (bound parameters); ``step`` an int.
     """
     g = series_columns(by)
-    on = " AND ".join(f"c.{col} = t.{col}" for col in [*g.split(", "), "h"])
+    # calls meet their hour's thresholds on one hash of the series and hour (and the hour): a
+    # join on the series' strings cost ~0.5 s more server CPU per 4M calls
+    key = f"cityHash64({g}, h) AS k"
     ok = "IsError = 0"
     return f"""
         WITH
         calls AS (
-            SELECT {_select_groups(by)}, toStartOfHour(Timestamp) AS h,
+            SELECT {_select_groups(by)}, toStartOfHour(Timestamp) AS h, {key},
                    toStartOfInterval(Timestamp, toIntervalSecond({step})) AS b,
                    IsError, DurationUs, ifNull(TtftUs, 0) AS ttft, TtftUs IS NOT NULL AS has_ttft,
                    OutputTokens, ifNull(CostUsd, 0) AS cost, CostUsd IS NOT NULL AS priced, {TRUNCATED} AS cut
@@ -119,7 +121,7 @@ def counts_sql(by: Sequence[str], dims: str, step: int) -> str:
             FROM calls GROUP BY {g}, h
         ),
         thresholds AS (
-            SELECT {g}, h, {_trailing("lat90")} AS lat_t, {_trailing("ttft90")} AS ttft_t,
+            SELECT {key}, h, {_trailing("lat90")} AS lat_t, {_trailing("ttft90")} AS ttft_t,
                    {_trailing("tok90")} AS tok_t, {_trailing("tok10")} AS tok_l, {_trailing("cost90")} AS cost_t
             FROM hourly
             WINDOW past AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN {THRESHOLD_HOURS} PRECEDING AND 1 PRECEDING)
@@ -140,19 +142,24 @@ def counts_sql(by: Sequence[str], dims: str, step: int) -> str:
                countIf(c.{ok} AND c.has_ttft AND t.ttft_t > 0 AND c.ttft > 2 * t.ttft_t) AS ttft_x2,
                countIf(c.{ok} AND t.tok_t > 0 AND c.OutputTokens > 2 * t.tok_t) AS tok_x2,
                countIf(c.{ok} AND c.priced AND t.cost_t > 0 AND c.cost > 2 * t.cost_t) AS cost_x2
-        FROM calls AS c LEFT JOIN thresholds AS t ON {on}
+        FROM calls AS c LEFT JOIN thresholds AS t ON c.k = t.k AND c.h = t.h
         GROUP BY {g}, b
         ORDER BY {g}, b"""
 
 
 def volume_sql(by: Sequence[str], dims: str, step: int) -> str:
     """Calls per leaf series and ``step``-second bucket from {vol_start} to {hist_start}: the
-    weeks before the history, for the volume's weekly profile (counts only, so cheap)."""
+    weeks before the history, for the volume's weekly profile.
+
+    Read from the minute rollup ``llm_calls_1m`` (it keeps every grouping column and filter
+    dimension; both bounds fall on whole buckets, so whole minutes), equal to counting
+    ``llm_calls``: re-pricing's correction rows carry no calls, hence ``calls > 0``."""
     g = series_columns(by)
     return f"""
-        SELECT {_select_groups(by)}, toDateTime(toStartOfInterval(Timestamp, toIntervalSecond({step})), 'UTC') AS b,
-               count() AS calls
-        FROM llm_calls
-        WHERE Timestamp >= {{vol_start:DateTime64(6, 'UTC')}}
-          AND Timestamp < {{hist_start:DateTime64(6, 'UTC')}}{dims}
-        GROUP BY {g}, b"""
+        SELECT {_select_groups(by)}, toDateTime(toStartOfInterval(Bucket, toIntervalSecond({step})), 'UTC') AS b,
+               sum(Calls) AS calls
+        FROM llm_calls_1m
+        WHERE Bucket >= toStartOfMinute({{vol_start:DateTime64(6, 'UTC')}})
+          AND Bucket < toStartOfMinute({{hist_start:DateTime64(6, 'UTC')}}){dims}
+        GROUP BY {g}, b
+        HAVING calls > 0"""
