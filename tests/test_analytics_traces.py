@@ -151,3 +151,37 @@ def test_spans_whose_parent_is_missing_are_treated_as_roots() -> None:
 def test_messages_tolerate_missing_and_invalid_json() -> None:
     assert traces.messages({}, sc.INPUT_MESSAGES) == []
     assert traces.messages({sc.INPUT_MESSAGES: "not json"}, sc.INPUT_MESSAGES)[0]["role"] == "unparsed"
+
+
+HISTORY_END = datetime.fromtimestamp(NOW_NS / 1e9, timezone.utc) - timedelta(hours=2)  # before WINDOW
+
+
+@pytest.fixture(scope="module")
+def history(store: Any) -> Any:
+    """Two days of demo history (content "request N") ending before WINDOW, for the staged text
+    search (one chDB directory per process: the same store)."""
+    from llmtrace.demo import scenarios
+
+    sql, params = scenarios.history_sql(20_000, 2, int(HISTORY_END.timestamp() * 1e9), seed=3)
+    store.command(sql, parameters=params)
+    return store
+
+
+@pytest.mark.parametrize(("text", "limit"), [("request 1", 20), ("REQUEST 77", 20), ("request 1234", 200), ("zzz", 50)])
+def test_text_search_newest_first_finds_what_one_search_of_the_window_finds(
+    history: Any, text: str, limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search stops at the first stage (newest hour, 6 hours, day) holding ``limit`` traces;
+    its list is the whole window's, trace for trace. A common text stops in the first hour, an
+    absent one reads every stage and the window."""
+    window = Filter(start=HISTORY_END - timedelta(days=2), end=HISTORY_END)
+    whole = traces._list(history, window, "all", text, limit)
+    stages: list[Filter] = []
+    staged = traces._list
+    monkeypatch.setattr(traces, "_list", lambda c, f, *a: stages.append(f) or staged(c, f, *a))
+    found = traces.list_traces(history, window, text=text, limit=limit)
+    pd.testing.assert_frame_equal(found, whole)
+    if text == "request 1":
+        assert len(found) == limit and [f.duration for f in stages] == [timedelta(hours=1)]
+    if text == "zzz":
+        assert found.empty and [f.duration for f in stages] == [timedelta(hours=h) for h in (1, 6, 24, 48)]

@@ -3,14 +3,16 @@ load one trace's spans as a tree with each LLM call's content, tokens, cost and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
 from llmtrace import semconv
 from llmtrace.analytics import frame
-from llmtrace.analytics.filters import Filter
+from llmtrace.analytics.filters import Filter, sql_time
 
 STATUSES = ("all", "ok", "error")
 CONTENT_KEYS = [semconv.INPUT_MESSAGES, semconv.OUTPUT_MESSAGES, semconv.SYSTEM_INSTRUCTIONS]
@@ -37,9 +39,16 @@ _STATUS = {
 _TEXT_MATCH = f"""
     AND TraceId IN (
         SELECT TraceId FROM otel_traces
-        WHERE Timestamp >= {{start:{_TIME}}} AND Timestamp < {{end:{_TIME}}}
+        WHERE Timestamp >= {{text_start:{_TIME}}} AND Timestamp < {{end:{_TIME}}}
           AND arrayExists(k -> positionCaseInsensitiveUTF8(SpanAttributes[k], {{text:String}}) > 0,
                           {{content_keys:Array(String)}}))"""
+
+
+# A text search looks at the newest hour first, then the newest 6 hours, ... and stops as soon as
+# it holds ``limit`` traces: the content scan (every span's attributes, ~2 s of server CPU per
+# million spans) is the page's cost, and a word in recent traffic is found in the first hour.
+_TEXT_STAGES = (timedelta(hours=1), timedelta(hours=6), timedelta(days=1), timedelta(days=7))
+_HOUR = timedelta(hours=1)
 
 
 def list_traces(client: Any, f: Filter, status: str = "all", text: str = "", limit: int = 200) -> pd.DataFrame:
@@ -49,10 +58,29 @@ def list_traces(client: Any, f: Filter, status: str = "all", text: str = "", lim
     match, then every row of those traces. A dimension filter keeps traces with at least one call
     matching it. ``status`` keeps traces with (``error``) or without (``ok``) a failed call;
     ``text`` keeps traces whose prompts, completions or system instructions contain it
-    (case-insensitive; this part scans the window's content in ``otel_traces``).
+    (case-insensitive; this part scans content in ``otel_traces``, newest first: the last hour,
+    6 hours, day, week, then the whole window, until ``limit`` traces are found, so a text
+    absent from the window still reads all of its content).
     """
     if status not in STATUSES:
         raise ValueError(f"unknown trace status {status!r}; choose one of {', '.join(STATUSES)}")
+    if not text:
+        return _list(client, f, status, text, limit)
+    for stage in _TEXT_STAGES:
+        if f.end - stage <= f.start:
+            break
+        start = f.end - stage
+        found = _list(client, dataclasses.replace(f, start=start), status, text, limit, max(f.start, start - _HOUR))
+        if len(found) >= limit:
+            return found
+    return _list(client, f, status, text, limit)
+
+
+def _list(
+    client: Any, f: Filter, status: str, text: str, limit: int, text_start: datetime | None = None
+) -> pd.DataFrame:
+    """The newest ``limit`` traces of ``f``'s window, content searched from ``text_start`` (default
+    the window's start; a stage's from an hour before it, where a trace in it may have begun)."""
     chosen = "".join(f" AND {cond}" for name, cond in _TRACE_DIMENSIONS.items() if getattr(f, name))
     sql = f"""
         SELECT TraceId AS trace_id,
@@ -81,6 +109,7 @@ def list_traces(client: Any, f: Filter, status: str = "all", text: str = "", lim
         LIMIT {{limit:UInt32}}"""
     # Rows of one trace not yet merged can fill two candidate places: twice ``limit`` leaves room.
     params = f.params(limit=limit, candidates=2 * limit, text=text, content_keys=CONTENT_KEYS)
+    params["text_start"] = sql_time(text_start) if text_start is not None else params["start"]
     return frame(client, sql, params)
 
 
