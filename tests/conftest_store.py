@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,9 +33,9 @@ def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         anchor.close()
 
 
-@pytest.fixture
-def empty_store(chdb_path: Path) -> Iterator[ChdbClient]:
-    """A client on a fresh, empty database (no schema) in the module's chDB directory."""
+@contextmanager
+def _fresh_database(chdb_path: Path) -> Iterator[ChdbClient]:
+    """A client on a new, empty database in ``chdb_path``, dropped on exit."""
     database = f"test_{uuid.uuid4().hex[:12]}"
     admin = ChdbClient.open(str(chdb_path))
     admin.command(f"CREATE DATABASE {database}")
@@ -48,10 +49,26 @@ def empty_store(chdb_path: Path) -> Iterator[ChdbClient]:
 
 
 @pytest.fixture
+def empty_store(chdb_path: Path) -> Iterator[ChdbClient]:
+    """A client on a fresh, empty database (no schema) in the module's chDB directory."""
+    with _fresh_database(chdb_path) as client:
+        yield client
+
+
+@pytest.fixture
 def store(empty_store: ChdbClient) -> ChdbClient:
     """A client on a fresh database with the full schema applied."""
     apply_migrations(client_runner(empty_store))
     return empty_store
+
+
+@pytest.fixture(scope="module")
+def module_store(chdb_path: Path) -> Iterator[ChdbClient]:
+    """One database with the full schema for a whole module (its own, in the module's directory), for
+    data that tests only read: built once instead of once per test. A test that writes takes ``store``."""
+    with _fresh_database(chdb_path) as client:
+        apply_migrations(client_runner(client))
+        yield client
 
 
 @pytest.fixture
