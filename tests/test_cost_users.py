@@ -45,11 +45,22 @@ _DIRECT_UNPRICED = """
     GROUP BY provider, model, reason ORDER BY reason DESC, unpriced_calls DESC, model, provider"""
 
 
-@pytest.fixture
-def history(store: ChdbClient) -> ChdbClient:
+def _fill(store: ChdbClient) -> ChdbClient:
     sql, params = scenarios.history_sql(6000, 10, int(END.timestamp()) * 10**9, seed=5)
     store.command(sql, parameters=params)
     return store
+
+
+@pytest.fixture(scope="module")
+def history(module_store: ChdbClient) -> ChdbClient:
+    """The demo history, shared by the tests that only read it."""
+    return _fill(module_store)
+
+
+@pytest.fixture
+def own_history(store: ChdbClient) -> ChdbClient:
+    """The same history in a database of the test's own, for tests that truncate or re-price it."""
+    return _fill(store)
 
 
 def direct(client: Any, f: Filter) -> list[dict[str, Any]]:
@@ -90,13 +101,13 @@ def test_spend_by_user_equals_a_direct_group_by_over_llm_calls(history: ChdbClie
     assert_equal_to_direct_sql(history, f)
 
 
-def test_the_rollup_answers_whole_hours_and_llm_calls_only_the_edges(history: ChdbClient) -> None:
-    rolled = history.query("SELECT sum(Calls), count() FROM llm_users_1h").result_rows[0]
-    assert rolled[0] == history.query("SELECT count() FROM llm_calls").result_rows[0][0] == 6000
+def test_the_rollup_answers_whole_hours_and_llm_calls_only_the_edges(own_history: ChdbClient) -> None:
+    rolled = own_history.query("SELECT sum(Calls), count() FROM llm_users_1h").result_rows[0]
+    assert rolled[0] == own_history.query("SELECT count() FROM llm_calls").result_rows[0][0] == 6000
     assert rolled[1] < 6000  # a row per hour, keys and user, not per call
-    history.command("TRUNCATE TABLE llm_users_1h")  # with the rollup gone only the edges' calls remain
-    edges = sum(r["calls"] for r in shown(history, WEEK))
-    assert 0 < edges < sum(r["calls"] for r in direct(history, WEEK)) / 20
+    own_history.command("TRUNCATE TABLE llm_users_1h")  # with the rollup gone only the edges' calls remain
+    edges = sum(r["calls"] for r in shown(own_history, WEEK))
+    assert 0 < edges < sum(r["calls"] for r in direct(own_history, WEEK)) / 20
 
 
 @pytest.mark.parametrize("field", list(SIDEBAR))
@@ -129,37 +140,37 @@ def test_a_filter_matching_nothing_gives_an_empty_table(history: ChdbClient) -> 
     assert cost.spend_by(history, Filter(WEEK.start, WEEK.end, users=("nobody",)), "user").empty
 
 
-def test_repricing_corrects_the_per_user_rollup(history: ChdbClient) -> None:
-    before = {r["user"]: r["cost_usd"] for r in shown(history, WEEK)}
-    done = prices.apply_prices(history, [GPT4O, FINE_TUNE])
+def test_repricing_corrects_the_per_user_rollup(own_history: ChdbClient) -> None:
+    before = {r["user"]: r["cost_usd"] for r in shown(own_history, WEEK)}
+    done = prices.apply_prices(own_history, [GPT4O, FINE_TUNE])
     assert done.calls > 500
-    assert {r["user"]: r["cost_usd"] for r in shown(history, WEEK)} != before
+    assert {r["user"]: r["cost_usd"] for r in shown(own_history, WEEK)} != before
     for f in (DAY, WEEK, Filter(WEEK.start, WEEK.end, models=("acme-support-ft",))):
-        assert_equal_to_direct_sql(history, f)
-    assert sum(r["unpriced_calls"] for r in shown(history, WEEK)) == 0  # the fine-tune is priced now
-    assert set(cost.unpriced(history, WEEK)["reason"]) == {"failed"}  # calls without usage stay unpriced
-    assert_unpriced_equal_to_direct_sql(history, WEEK)
-    assert_unpriced_equal_to_direct_sql(history, DAY)
+        assert_equal_to_direct_sql(own_history, f)
+    assert sum(r["unpriced_calls"] for r in shown(own_history, WEEK)) == 0  # the fine-tune is priced now
+    assert set(cost.unpriced(own_history, WEEK)["reason"]) == {"failed"}  # calls without usage stay unpriced
+    assert_unpriced_equal_to_direct_sql(own_history, WEEK)
+    assert_unpriced_equal_to_direct_sql(own_history, DAY)
 
 
-def test_a_second_price_change_corrects_it_again(history: ChdbClient) -> None:
-    prices.apply_prices(history, [GPT4O])
-    second = prices.apply_prices(history, [{**GPT4O, "input_mtok": 4.0, "output_mtok": 8.0}])
-    assert_equal_to_direct_sql(history, WEEK)
-    versions = history.query("SELECT DISTINCT PriceVersion FROM llm_users_1h ORDER BY 1").result_rows
+def test_a_second_price_change_corrects_it_again(own_history: ChdbClient) -> None:
+    prices.apply_prices(own_history, [GPT4O])
+    second = prices.apply_prices(own_history, [{**GPT4O, "input_mtok": 4.0, "output_mtok": 8.0}])
+    assert_equal_to_direct_sql(own_history, WEEK)
+    versions = own_history.query("SELECT DISTINCT PriceVersion FROM llm_users_1h ORDER BY 1").result_rows
     assert [v for (v,) in versions] == [0, second.version - 1, second.version]
 
 
-def test_recovery_adds_the_missing_user_corrections_once(history: ChdbClient) -> None:
+def test_recovery_adds_the_missing_user_corrections_once(own_history: ChdbClient) -> None:
     """A run that died before the per-user corrections: recovery adds exactly those, and only once."""
-    done = prices.apply_prices(history, [GPT4O, FINE_TUNE])
+    done = prices.apply_prices(own_history, [GPT4O, FINE_TUNE])
     version = {"v": done.version}
-    history.command("DELETE FROM llm_users_1h WHERE PriceVersion = {v:UInt32}", parameters=version)
-    assert shown(history, WEEK) != direct(history, WEEK)
-    assert prices.recover(history) > 0
-    assert prices.recover(history) == 0
-    assert_equal_to_direct_sql(history, WEEK)
-    assert_unpriced_equal_to_direct_sql(history, WEEK)
+    own_history.command("DELETE FROM llm_users_1h WHERE PriceVersion = {v:UInt32}", parameters=version)
+    assert shown(own_history, WEEK) != direct(own_history, WEEK)
+    assert prices.recover(own_history) > 0
+    assert prices.recover(own_history) == 0
+    assert_equal_to_direct_sql(own_history, WEEK)
+    assert_unpriced_equal_to_direct_sql(own_history, WEEK)
 
 
 def test_the_migration_backfills_stored_calls_with_their_price_versions(empty_store: ChdbClient) -> None:
