@@ -204,3 +204,54 @@ def test_clustered_calls_at_night_are_not_a_drop_but_a_silence_of_hours_is() -> 
     v = scan.leaf_volume(calls, np.array([0]), STEP, MONDAY)
     found = [w for w in scan._volume(v, np.ones((1, 1)), judged, STEP)[0] if w.direction == "down"]
     assert found and all(outage - 1 <= w.last and w.first <= outage + 6 for w in found)
+
+
+def test_a_fall_on_a_day_the_whole_app_is_quiet_is_traffic_not_an_incident() -> None:
+    from llmtrace.analytics.anomalies_episodes import Episode
+    from llmtrace.analytics.anomalies_levels import lull
+
+    rng = np.random.default_rng(4)
+    t = np.arange(9 * DAY)
+    level = 5.0 + 20.0 * ((t % DAY) >= 8 * HOUR)
+    holiday = (t >= 8 * DAY) & (t < 9 * DAY)
+    calls = rng.poisson(np.where(holiday, 0.4, 1.0) * level, size=(3, t.size)).astype(float)
+    services = np.eye(3)  # one leaf per service
+
+    def fall(day: int, leaves: frozenset[int] = frozenset({0})) -> Episode:
+        first = day * DAY + 10 * HOUR
+        return Episode("service,model", 0, leaves, "calls", "down", first, first + 12, 6.0, first + 3)
+
+    def judged(e: Episode, others: list[Episode] = []) -> bool:  # noqa: B006
+        return lull(e, [e, *others], calls, services, 0, STEP, MONDAY)
+
+    assert judged(fall(8))  # every service at 40% all day: a holiday
+    assert judged(fall(8, frozenset({0, 1, 2})))  # the app's own fall too
+    assert not judged(fall(7))  # a normal day: only this series fell
+    errors = Episode(
+        "service,model", 0, frozenset({0}), "error_rate", "up", 8 * DAY + 10 * HOUR, 8 * DAY + 11 * HOUR, 9.0, 0
+    )
+    assert not judged(fall(8), [errors])  # not error-free: an outage on a quiet day
+    gap = calls.copy()
+    gap[:, 7 * DAY + 10 * HOUR : 7 * DAY + 11 * HOUR] = 0  # an hour-long app-wide gap on a normal day
+    assert not lull(fall(7), [fall(7)], gap, services, 0, STEP, MONDAY)
+
+
+def _day_and_night(days: int, ramp_hour: np.ndarray) -> np.ndarray:
+    t = np.arange(days * DAY)
+    return np.where((t % DAY) >= ramp_hour[t // DAY] * HOUR, 20.0, 2.0)
+
+
+def test_a_morning_ramp_an_hour_early_is_a_clock_change_not_a_rise() -> None:
+    rng = np.random.default_rng(8)
+    ramp = np.array([8] * 8 + [7])  # the clocks change: the last day's traffic starts an hour earlier (UTC)
+    level = _day_and_night(9, ramp)
+    judged = np.arange(level.size) >= 6 * DAY
+    calls = rng.poisson(level)[None, :].astype(float)
+    v = scan.leaf_volume(calls, np.array([0]), STEP, MONDAY)
+    assert [w for w in scan._volume(v, np.ones((1, 1)), judged, STEP)[0] if w.direction == "up"] == []
+    spike = 8 * DAY + 17 * HOUR
+    level[spike : spike + HOUR] *= 3  # an hour at three times the day's calls, far from the ramp
+    calls = rng.poisson(level)[None, :].astype(float)
+    v = scan.leaf_volume(calls, np.array([0]), STEP, MONDAY)
+    found = [w for w in scan._volume(v, np.ones((1, 1)), judged, STEP)[0] if w.direction == "up"]
+    assert found and all(spike <= w.last and w.first < spike + HOUR for w in found)

@@ -25,9 +25,21 @@ own recent calls and with the spread that borrowed shape showed on them; their f
 not judged (thresholds need 3 hours of calls, rates 20 trials of baseline), which the same list
 says.
 
-An episode that starts with a new release, prompt version or model on its series names it
-(:attr:`Anomaly.change`, :mod:`~llmtrace.analytics.anomalies_changes`): it is still reported
-(a regression shipped in a release is news) with its likely cause beside it.
+Benign changes, decided on what a user wants paged for:
+
+* an episode that starts with a new release, prompt version or model on its series names it
+  (:attr:`Anomaly.change`, :mod:`~llmtrace.analytics.anomalies_changes`): it is still reported
+  (a regression shipped in a release is news) with its likely cause beside it;
+* a fall in calls on a day the whole app is quiet (most other services at most 3/4 of their
+  usual calls over the episode and 6 hours either side, no error episode on the series) is
+  traffic, a holiday, not an outage, and is dropped
+  (:func:`~llmtrace.analytics.anomalies_levels.lull`); a series that stops while the rest goes
+  on, or a short app-wide gap, is still reported;
+* a clock change (the day's profile an hour earlier or later in UTC): a rise is never judged
+  against less than the same hours of previous days held within an hour either side, so a
+  morning ramp an hour early is not a spike (falls keep the exact hours: a batch stopping at
+  its usual time must not be held to a quiet hour);
+* not handled: a planned load test in staging is a volume rise there like any other.
 
 Call-level anomalies come from :mod:`~llmtrace.analytics.anomalies_calls`: slow and
 expensive calls, and retry storms. :attr:`Anomaly.key` is stable across runs.

@@ -24,6 +24,7 @@ import pandas as pd
 
 from llmtrace.analytics import frame
 from llmtrace.analytics.anomalies_episodes import Episode, merge, resolve
+from llmtrace.analytics.anomalies_profile import usual_calls
 from llmtrace.analytics.anomalies_scan import BASELINE, Scan, leaf_volume, scan
 from llmtrace.analytics.anomalies_sql import COUNTS, counts_sql, volume_sql
 from llmtrace.analytics.filters import sql_time
@@ -37,6 +38,9 @@ PROFILE_AGE = timedelta(days=2)  # a daily profile needs two previous days
 FIRST_JUDGED = timedelta(hours=3)  # thresholds need three hours of calls behind them
 VOLUME_HISTORY = timedelta(days=8)  # calls read before the judged window: a previous week for the profile
 SPLIT_MIN_CALLS = 100  # calls (in the history read) an environment needs to be a series of its own
+LULL_AROUND = timedelta(hours=6)  # a volume fall is judged traffic over its span and this either side
+LULL_SHARE = 0.75  # ... when most services held at most this share of their usual calls there
+LULL_MIN_USUAL = 20.0  # calls a service usually holds over the span to count
 
 
 @dataclass(frozen=True)
@@ -236,9 +240,47 @@ def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Pre
         leaves_of = [frozenset(np.flatnonzero(member[g]).tolist()) for g in range(len(groups))]
         data[level.name] = _LevelData(level, groups, first, s, merge(s, level.name, leaves_of, p.judge_first))
     episodes = [e for d in data.values() for e in d.episodes]
+    if before is not None and "service" in keys:
+        services = _members([Level(("service",))], keys, leaves, arrays["calls"].sum(axis=1))[0][1]
+        start_epoch = int(p.history.start.timestamp()) - extra * p.step
+        episodes = [
+            e for e in episodes if not lull(e, episodes, services @ long_calls, services, extra, p.step, start_epoch)
+        ]
     if len(levels) > 1:
         episodes = resolve(episodes, [lv.name for lv in levels])
     return Prepared(buckets, data, episodes)
+
+
+def lull(
+    e: Episode,
+    episodes: list[Episode],
+    service_calls: np.ndarray,
+    services: np.ndarray,
+    extra: int,
+    step: int,
+    start_epoch: int,
+) -> bool:
+    """Whether a volume fall is the whole app's traffic (a holiday), not an incident: over its
+    span and ``LULL_AROUND`` either side, most services other than its own (every service, when
+    it spans several) held at most ``LULL_SHARE`` of their usual calls, and no error episode
+    touches its series. A day on which the users stay away is not an outage; a series that
+    stops while the rest of the app goes on, or a short app-wide gap, still is.
+
+    ``service_calls``: calls per service and bucket from ``extra`` buckets before the episode
+    indexes' origin; ``services``: membership (services x leaves)."""
+    if e.metric != "calls" or e.direction != "down":
+        return False
+    if any(d.metric == "error_rate" and d.overlaps(e) and d.leaves & e.leaves for d in episodes if d is not e):
+        return False
+    around = int(LULL_AROUND.total_seconds()) // step
+    lo, hi = max(0, e.first + extra - around), min(service_calls.shape[1], e.last + 1 + extra + around)
+    own = np.array([bool(set(np.flatnonzero(row).tolist()) & e.leaves) for row in services])
+    others = ~own if own.sum() <= 1 else np.ones(len(own), bool)
+    usual = usual_calls(service_calls, step, start_epoch, lo, hi)
+    held = service_calls[:, lo:hi].sum(axis=1)
+    counted = others & (usual >= LULL_MIN_USUAL)
+    down = counted & (held <= LULL_SHARE * usual)
+    return bool(counted.sum() >= 2 and down.sum() >= max(2, counted.sum() / 2))
 
 
 def warming_up(prep: Prepared, p: Any, level: Level) -> list[dict[str, Any]]:

@@ -41,6 +41,7 @@ __all__ = [
     "same_hours",
     "seasonals",
     "shape",
+    "usual_calls",
     "weekend",
     "window_sum",
 ]
@@ -273,14 +274,17 @@ def rate_phase(k: np.ndarray, n: np.ndarray, step: int, width: int) -> np.ndarra
     return np.asarray(total / width)
 
 
-def same_hours(calls: np.ndarray, first: np.ndarray, step: int, start_epoch: int, width: int, start: int) -> np.ndarray:
+def same_hours(
+    calls: np.ndarray, first: np.ndarray, step: int, start_epoch: int, width: int, start: int, shift: int = 0
+) -> np.ndarray:
     """Per series and window end (from bucket ``start`` on): the calls the same hours of the
     previous days of the same type (weekday or weekend, UTC) held, the median over at least two
     such days of the hour-smoothed calls; ``inf`` where fewer exist.
 
     A trailing baseline follows the level of the hours just before a window, so when a surge
     lasting most of a day (a marketing day) ends, the evening looks like a drop against it;
-    what the same hours held on other days does not.
+    what the same hours held on other days does not. ``shift``: buckets the previous days' clock
+    is moved by (their hours an hour later or earlier, for a clock change).
     """
     rows, size = calls.shape
     per_day = max(1, DAY // step)
@@ -289,9 +293,30 @@ def same_hours(calls: np.ndarray, first: np.ndarray, step: int, start_epoch: int
     ends = np.arange(start, size)
     days = np.full((MAX_DAYS, rows, ends.size), np.nan)
     for d in range(1, MAX_DAYS + 1):
-        back = ends - d * per_day
+        back = np.minimum(ends - d * per_day + shift, ends - 1)
         alike = (back >= width) & (kind[ends] == kind[np.clip(back, 0, None)])
         held = (back[None, :] - width + 1) >= first[:, None]
         days[d - 1] = np.where(alike[None, :] & held, window_sum(c, np.clip(back, 0, None), width), np.nan)
     med, counts = row_median(days.reshape(MAX_DAYS, -1).T)
     return np.where(counts >= 2, med, np.inf).reshape(rows, ends.size)
+
+
+def usual_calls(calls: np.ndarray, step: int, start_epoch: int, lo: int, hi: int) -> np.ndarray:
+    """Per row: the calls buckets [lo, hi) usually hold, the median over the previous days (up to
+    seven) of the same type as ``lo`` (weekday or weekend, UTC; every day when fewer than two
+    are); NaN where no previous day covers the span."""
+    per_day = max(1, DAY // step)
+    kind = weekend(start_epoch, calls.shape[1], step)
+    every, same = [], []
+    for d in range(1, MAX_DAYS + 1):
+        a, b = lo - d * per_day, hi - d * per_day
+        if a < 0:
+            break
+        held = calls[:, a:b].sum(axis=1)
+        every.append(held)
+        if kind[a] == kind[lo]:
+            same.append(held)
+    days = same if len(same) >= 2 else every
+    if not days:
+        return np.full(calls.shape[0], np.nan)
+    return np.asarray(np.median(np.array(days), axis=0))

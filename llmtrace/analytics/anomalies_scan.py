@@ -18,7 +18,8 @@ minutes and 3 hours by default) and every window ending in the judged range:
   window with no calls at all is judged as Poisson (a wobbling rate does not go silent); a
   fall is never judged against more than the same hours of previous days held
   (:func:`~llmtrace.analytics.anomalies_profile.same_hours`), so the evening after a day-long
-  surge is not a drop against the surge's hours;
+  surge is not a drop against the surge's hours, and a rise never against less than they held
+  within ``ALIGN`` either side (the morning after a quiet day; a clock change);
 * overdispersion: real rates wobble more than a binomial allows (load, prompts, hours): the
   true rate is taken to wobble by a relative ``c`` (beta-binomial, :func:`_rate_wobble`,
   from the series' own windows at that scale), so a window's counts are divided by its
@@ -74,6 +75,7 @@ BASELINE = 86400  # seconds of trailing history for a rate's baseline
 TOD_HALF = 3600  # ... and the same hours (the window and an hour either side) of previous days
 HOURS_PRIOR = 100.0  # trials' worth of the day's rate the same hours' rate is shrunk towards
 VOLUME_BASELINE = 3 * 3600
+ALIGN = 3600  # the same hours of previous days are taken within this either side (a clock change)
 MIN_BASE_TRIALS = 20
 MIN_BASE_CALLS = 8
 PRIOR_WEIGHT = 2.0
@@ -366,6 +368,7 @@ def leaf_volume(
     ends = np.arange(calls.shape[1])
     start = calls.shape[1] - (calls.shape[1] if keep is None else keep)
     kept = (calls.shape[0], calls.shape[1] - start)
+    align = ALIGN // step if step < ALIGN else 0
     out = LeafVolume({}, {}, {}, {}, {}, {}, calls)
     for width in SCALES:
         base = max(VOLUME_BASELINE // step, 2 * width)  # long windows: a baseline twice as long
@@ -392,10 +395,15 @@ def leaf_volume(
         mus = [ys[i % 2] * width * r * hours[i] / base for i, r in enumerate(ratios)]
         out.x[width] = x * alive
         out.y[width] = (ys[0], ys[1])
-        out.mu[width] = (mus[0], mus[1])
-        # falls: never above what the same hours of previous days held (the end of a day-long surge)
-        usual = same_hours(calls, first, step, start_epoch, width, start) * phase
-        out.mu_low[width] = (np.minimum(mus[2], usual), np.minimum(mus[3], usual))
+        # falls: never above what the same hours of previous days held (the end of a day-long surge);
+        # rises never below what they held within an hour (the morning after a quiet day, or a clock
+        # change moving the morning ramp an hour earlier). Falls take no such hour: a batch that
+        # stops at its usual hour would be a quiet hour away from its expectation
+        usual = [same_hours(calls, first, step, start_epoch, width, start, s) * phase for s in (0, -align, align)]
+        low = usual[0]
+        high = np.nan_to_num(np.maximum.reduce(usual), posinf=0.0)
+        out.mu[width] = (np.maximum(mus[0], high), np.maximum(mus[1], high))
+        out.mu_low[width] = (np.minimum(mus[2], low), np.minimum(mus[3], low))
         out.missing[width] = missing & alive
         out.borrowed[width] = borrowed_from & alive
     return out
