@@ -2,7 +2,8 @@
 
 ``before_outliers`` is the call-level outlier query as it was before both kinds were read in one
 pass (commit 1c42905), ``before_counts`` the counts query as it was before its calls met their
-thresholds on one hash key, ``before_volume`` the volume history as it was before it read the
+thresholds on one hash key, ``before_storms`` the retry storms before sessions were hashed,
+``before_volume`` the volume history as it was before it read the
 minute rollup (both main 0ac5e8c): kept here only as the references the new queries are held to, on the
 synthetic store with injected slow calls, cost jumps, error bursts and truncations, ungrouped
 and grouped."""
@@ -126,6 +127,14 @@ def before_volume(by: Sequence[str], dims: str, step: int) -> str:
         GROUP BY {series_columns(by)}, b"""
 
 
+def before_storms(by: Sequence[str], dims: str) -> str:
+    """The replaced retry-storm query: sessions and traces as 's:<id>' / 't:<id>' strings."""
+    return calls_sql.storms_sql(by, dims).replace(
+        "if(SessionId != '', cityHash64('s', SessionId), cityHash64('t', TraceId))",
+        "if(SessionId != '', concat('s:', SessionId), concat('t:', TraceId))",
+    )
+
+
 def _rows(df: pd.DataFrame) -> pd.DataFrame:
     df = df.assign(observed=df["observed"].astype(float), trace_id=df["trace_id"].astype(str))
     return df.sort_values(["kind", "score", "trace_id"], ascending=[True, False, True]).reset_index(drop=True)
@@ -216,3 +225,18 @@ def test_volume_history_with_a_dimension_filter_equals_counting_the_calls(store:
     after = _sorted(frame(store, anomalies_sql.volume_sql(("service", "model"), dims, 300), p))
     assert dims and set(before["g_model"]) == {"gpt-4o-mini"}
     pd.testing.assert_frame_equal(after[list(before.columns)], before, check_dtype=False)
+
+
+@pytest.mark.parametrize("by", [(), ("service", "model")])
+def test_storms_by_hashed_session_equal_the_string_keys(store: Any, params: dict[str, Any], by: tuple) -> None:
+    """Every column equal; the example traces (any three of a series' storms) as many."""
+    before = _sorted_by_series(frame(store, before_storms(by, ""), params))
+    after = _sorted_by_series(frame(store, calls_sql.storms_sql(by, ""), params))
+    assert "concat('s:'" in before_storms(by, "") and before["storms"].sum() > 0
+    columns = [c for c in before.columns if c != "trace_ids"]
+    pd.testing.assert_frame_equal(after[columns], before[columns], check_dtype=False)
+    assert [len(t) for t in after["trace_ids"]] == [len(t) for t in before["trace_ids"]]
+
+
+def _sorted_by_series(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values([c for c in df.columns if c.startswith(("g_", "_all"))]).reset_index(drop=True)
