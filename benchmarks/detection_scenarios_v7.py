@@ -33,8 +33,11 @@ say) do not:
   from a content filter, a volume drop from a broken client release (the whole service, carrying
   the new release attribute), a runaway loop (one user id adding calls), and a permanent prompt
   change that multiplies input tokens (cost per call up, a new prompt version). Half are sized
-  near the eligibility edge, half large; about a fifth sit on young series (12-48 h old), several
-  on sparse ones (0.05-1 call/min), and they overlap where random times make them.
+  near the eligibility edge, half large. Start times are random in the judged week, weighted by
+  the square root of the series' traffic (incidents come with load, and nobody sees one in an
+  empty hour); 40 % of those that can go on a young series (the launch, the migration's
+  gpt-4.1) 12-48 h after its first call, so about half touch a young series; several sit on
+  sparse ones (0.05-1 call/min); they overlap where the random times make them.
 
 Interface for :mod:`detection_harness`: ``build(seed)``, ``insert(client, sc)``, ``calls(...)``,
 ``noise(sc, rng)``, ``span_rows(sc)``/``insert_rows(client, rows)`` (watch), the constants below.
