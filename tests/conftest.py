@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -82,12 +83,21 @@ def run_script(code: str, *, prelude: str = "", **env: str) -> subprocess.Comple
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=full_env, timeout=60)
 
 
-@pytest.fixture
-def engine_overrides() -> Iterator[None]:
-    """Re-pricing installs overrides in this process's engine (as set_price): undo them after each test."""
+@contextmanager
+def kept_engine_overrides() -> Iterator[None]:
+    """Re-pricing installs overrides in this process's engine (as set_price): undo them on exit."""
     from llmtrace import pricing
 
     saved = dict(pricing._overrides)
-    yield
-    pricing._overrides.clear()
-    pricing._overrides.update(saved)
+    try:
+        yield
+    finally:
+        pricing._overrides.clear()
+        pricing._overrides.update(saved)
+
+
+@pytest.fixture
+def engine_overrides() -> Iterator[None]:
+    """:func:`kept_engine_overrides` around each test."""
+    with kept_engine_overrides():
+        yield
