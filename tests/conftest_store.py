@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -63,12 +63,24 @@ def store(empty_store: ChdbClient) -> ChdbClient:
 
 
 @pytest.fixture(scope="module")
-def module_store(chdb_path: Path) -> Iterator[ChdbClient]:
-    """One database with the full schema for a whole module (its own, in the module's directory), for
-    data that tests only read: built once instead of once per test. A test that writes takes ``store``."""
-    with _fresh_database(chdb_path) as client:
-        apply_migrations(client_runner(client))
-        yield client
+def module_databases(chdb_path: Path) -> Iterator[Callable[[], ChdbClient]]:
+    """``new()``: another database with the full schema in the module's directory, dropped when the module
+    ends; for module-scoped data sets that tests only read (built once instead of once per test)."""
+    with ExitStack() as databases:
+
+        def new() -> ChdbClient:
+            client = databases.enter_context(_fresh_database(chdb_path))
+            apply_migrations(client_runner(client))
+            return client
+
+        yield new
+
+
+@pytest.fixture(scope="module")
+def module_store(module_databases: Callable[[], ChdbClient]) -> ChdbClient:
+    """One database with the full schema for a whole module, for data that tests only read.
+    A test that writes takes ``store``."""
+    return module_databases()
 
 
 @pytest.fixture
