@@ -10,6 +10,8 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from llmtrace.analytics.filters import Filter
 from llmtrace.demo import scenarios
 from llmtrace.store import prices
 from llmtrace.store.chdb_client import ChdbClient
+from tests.conftest import kept_engine_overrides
 from tests.server_process import ServerProcess, otlp_request, post_spans
 
 END = datetime.now(timezone.utc).replace(second=0, microsecond=0)
@@ -30,11 +33,62 @@ FINE_TUNE = {"model": "acme-support-ft", "input_mtok": 0.5, "output_mtok": 1.0} 
 pytestmark = pytest.mark.usefixtures("engine_overrides")  # tests/conftest.py
 
 
-@pytest.fixture
-def history(store: ChdbClient) -> ChdbClient:
+def _fill(store: ChdbClient) -> ChdbClient:
     sql, params = scenarios.history_sql(6000, 10, int(END.timestamp()) * 10**9, seed=3)
     store.command(sql, parameters=params)
     return store
+
+
+@pytest.fixture
+def history(store: ChdbClient) -> ChdbClient:
+    """The demo history in the test's own database, for tests that re-price it themselves."""
+    return _fill(store)
+
+
+_MINI_COSTS = "SELECT SpanId, CostUsd, PriceVersion FROM llm_calls WHERE RequestModel = 'gpt-4o-mini' ORDER BY SpanId"
+_TRACES_MISMATCHED = """
+    SELECT count() FROM (SELECT TraceId, sum(ifNull(CostUsd, 0)) AS cost, countIf(CostStatus = 'unpriced') AS u
+                         FROM llm_calls GROUP BY TraceId) AS c
+    INNER JOIN (SELECT TraceId, sum(CostUsd) AS cost, sum(UnpricedCalls) AS u FROM llm_traces GROUP BY TraceId) AS t
+        ON t.TraceId = c.TraceId
+    WHERE abs(t.cost - c.cost) > 1e-12 OR t.u != c.u"""
+
+
+@dataclass
+class Repricing:
+    """A history after some re-pricing runs (``runs``, in order), with what it held before them."""
+
+    store: ChdbClient
+    runs: list[prices.Repriced]
+    mini_before: list[tuple[Any, ...]]
+    traces_mismatched_before: list[tuple[Any, ...]]
+
+
+def _repriced(new_store: Callable[[], ChdbClient], *overrides: list[dict[str, Any]]) -> Repricing:
+    """A new history re-priced once per ``overrides`` (the engine's overrides restored afterwards)."""
+    store = _fill(new_store())
+    mini, mismatched = store.query(_MINI_COSTS).result_rows, store.query(_TRACES_MISMATCHED).result_rows
+    with kept_engine_overrides():
+        runs = [prices.apply_prices(store, list(o)) for o in overrides]
+    return Repricing(store, runs, mini, mismatched)
+
+
+@pytest.fixture(scope="module")
+def repriced(module_databases: Callable[[], ChdbClient]) -> Repricing:
+    """History re-priced once with GPT4O and FINE_TUNE, shared by the tests that only read it afterwards."""
+    return _repriced(module_databases, [GPT4O, FINE_TUNE])
+
+
+@pytest.fixture(scope="module")
+def gpt4o_repriced(module_databases: Callable[[], ChdbClient]) -> Repricing:
+    """History re-priced once with GPT4O alone, shared by the tests that only read it afterwards."""
+    return _repriced(module_databases, [GPT4O])
+
+
+@pytest.fixture(scope="module")
+def repriced_twice(module_databases: Callable[[], ChdbClient]) -> Repricing:
+    """History re-priced with GPT4O, then with GPT4O at four times the price; read-only tests share it."""
+    return _repriced(module_databases, [GPT4O], [{**GPT4O, "input_mtok": 4.0, "output_mtok": 8.0}])
 
 
 def _windows() -> dict[str, Filter]:
@@ -59,15 +113,14 @@ def _assert_windows_agree(client: Any) -> None:
     assert _windows()["30d"].uses_rollup and not _windows()["1h"].uses_rollup
 
 
-def test_an_override_reprices_history_and_1h_and_30d_windows_agree(history: ChdbClient) -> None:
-    done = prices.apply_prices(history, [GPT4O, FINE_TUNE])
+def test_an_override_reprices_history_and_1h_and_30d_windows_agree(repriced: Repricing) -> None:
+    (done,) = repriced.runs
     assert done.calls > 500 and done.cost_after != done.cost_before
-    _assert_windows_agree(history)
+    _assert_windows_agree(repriced.store)
 
 
-def test_overridden_calls_cost_their_tokens_at_the_override_price(history: ChdbClient) -> None:
-    prices.apply_prices(history, [GPT4O])
-    rows = history.query(
+def test_overridden_calls_cost_their_tokens_at_the_override_price(gpt4o_repriced: Repricing) -> None:
+    rows = gpt4o_repriced.store.query(
         "SELECT CostUsd, InputTokens / 1e6 * 1.0 + OutputTokens / 1e6 * 2.0 FROM llm_calls "
         "WHERE RequestModel = 'gpt-4o' AND TotalTokens > 0"
     ).result_rows
@@ -82,16 +135,14 @@ def test_unpriced_calls_of_a_model_given_a_price_become_priced_everywhere(histor
     assert _direct(history, f, "countIf(RequestModel = 'acme-support-ft' AND CostUsd IS NULL AND TotalTokens > 0)") == 0
 
 
-def test_models_without_an_override_keep_the_cost_priced_at_the_call(history: ChdbClient) -> None:
-    sql = "SELECT SpanId, CostUsd, PriceVersion FROM llm_calls WHERE RequestModel = 'gpt-4o-mini' ORDER BY SpanId"
-    before = history.query(sql).result_rows
-    prices.apply_prices(history, [GPT4O, FINE_TUNE])
-    assert history.query(sql).result_rows == before  # every call's own cost, untouched (version 0)
+def test_models_without_an_override_keep_the_cost_priced_at_the_call(repriced: Repricing) -> None:
+    assert repriced.mini_before
+    assert repriced.store.query(_MINI_COSTS).result_rows == repriced.mini_before  # every call's own cost (version 0)
 
 
-def test_failed_calls_without_usage_stay_without_a_cost(history: ChdbClient) -> None:
-    prices.apply_prices(history, [GPT4O, FINE_TUNE])
-    assert _direct(history, _windows()["30d"], "countIf(CostStatus = 'no_usage' AND CostUsd IS NOT NULL)") == 0
+def test_failed_calls_without_usage_stay_without_a_cost(repriced: Repricing) -> None:
+    no_cost = "countIf(CostStatus = 'no_usage' AND CostUsd IS NOT NULL)"
+    assert _direct(repriced.store, _windows()["30d"], no_cost) == 0
 
 
 def test_repricing_again_with_the_same_prices_changes_nothing(history: ChdbClient) -> None:
@@ -101,9 +152,8 @@ def test_repricing_again_with_the_same_prices_changes_nothing(history: ChdbClien
     assert {n: cost.totals(history, f).iloc[0]["cost_usd"] for n, f in _windows().items()} == pytest.approx(totals)
 
 
-def test_a_second_price_change_corrects_the_rollups_again(history: ChdbClient) -> None:
-    prices.apply_prices(history, [GPT4O])
-    prices.apply_prices(history, [{**GPT4O, "input_mtok": 4.0, "output_mtok": 8.0}])  # newest override wins
+def test_a_second_price_change_corrects_the_rollups_again(repriced_twice: Repricing) -> None:
+    history = repriced_twice.store  # re-priced with GPT4O, then at 4/8 $/Mtok: the newest override wins
     got = history.query(
         "SELECT sum(CostUsd), sum(InputTokens / 1e6 * 4.0 + OutputTokens / 1e6 * 8.0) FROM llm_calls "
         "WHERE RequestModel = 'gpt-4o' AND TotalTokens > 0"
@@ -126,9 +176,9 @@ def test_repricing_asks_the_same_engine_as_call_time_pricing(store: ChdbClient, 
     assert store.query("SELECT CostUsd FROM llm_calls").result_rows == [(pytest.approx(want, rel=1e-12),)]
 
 
-def test_overrides_are_kept_and_reapplied_from_the_store(history: ChdbClient) -> None:
-    prices.apply_prices(history, [GPT4O])
-    assert prices.stored_overrides(history) == [{**GPT4O, "cache_read_mtok": None, "cache_write_mtok": None}]
+def test_overrides_are_kept_and_reapplied_from_the_store(gpt4o_repriced: Repricing) -> None:
+    stored = prices.stored_overrides(gpt4o_repriced.store)
+    assert stored == [{**GPT4O, "cache_read_mtok": None, "cache_write_mtok": None}]
 
 
 def test_migrate_with_a_prices_file_reprices_stored_calls(history: ChdbClient, store_url: str, tmp_path: Path,
@@ -304,24 +354,18 @@ def test_recovery_after_a_finished_run_adds_no_rows(history: ChdbClient) -> None
     _assert_windows_agree(history)
 
 
-def test_corrections_carry_their_runs_price_version(history: ChdbClient) -> None:
-    first = prices.apply_prices(history, [GPT4O])
-    second = prices.apply_prices(history, [{**GPT4O, "input_mtok": 4.0, "output_mtok": 8.0}])
-    versions = history.query("SELECT DISTINCT PriceVersion FROM llm_calls_1h ORDER BY 1").result_rows
+def test_corrections_carry_their_runs_price_version(repriced_twice: Repricing) -> None:
+    first, second = repriced_twice.runs
+    versions = repriced_twice.store.query("SELECT DISTINCT PriceVersion FROM llm_calls_1h ORDER BY 1").result_rows
     assert [v for (v,) in versions] == [0, first.version, second.version] and second.version == first.version + 1
 
 
-def test_the_trace_list_shows_each_traces_new_cost(history: ChdbClient) -> None:
+def test_the_trace_list_shows_each_traces_new_cost(repriced: Repricing) -> None:
     """llm_traces (the Traces page) keeps each trace's cost at insert; re-pricing adds its difference."""
-    mismatched = """
-        SELECT count() FROM (SELECT TraceId, sum(ifNull(CostUsd, 0)) AS cost, countIf(CostStatus = 'unpriced') AS u
-                             FROM llm_calls GROUP BY TraceId) AS c
-        INNER JOIN (SELECT TraceId, sum(CostUsd) AS cost, sum(UnpricedCalls) AS u FROM llm_traces GROUP BY TraceId) AS t
-            ON t.TraceId = c.TraceId
-        WHERE abs(t.cost - c.cost) > 1e-12 OR t.u != c.u"""
-    assert history.query(mismatched).result_rows == [(0,)]
-    done = prices.apply_prices(history, [GPT4O, FINE_TUNE])
+    assert repriced.traces_mismatched_before == [(0,)]
+    (done,) = repriced.runs
     assert done.calls > 500
-    assert history.query(mismatched).result_rows == [(0,)]
+    assert repriced.store.query(_TRACES_MISMATCHED).result_rows == [(0,)]
     listed = "SELECT countIf(Calls > 0), count() FROM llm_traces WHERE PriceVersion = {v:UInt32}"
+    history = repriced.store
     assert history.query(listed, parameters={"v": done.version}).result_rows[0][0] == 0  # corrections list no trace
