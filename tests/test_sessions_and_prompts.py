@@ -6,7 +6,6 @@ The data is real: the openai SDK against the fake LLM service inside ``llmtrace.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -20,6 +19,7 @@ import llmtrace
 from llmtrace.analytics import prompts, scores, sessions
 from llmtrace.analytics.filters import Filter
 from llmtrace.store.chdb_client import ChdbClient
+from tests.chdb_spans import instrumented_into
 from tests.server_process import ServerProcess
 
 SYSTEM_V1 = "You are a weather assistant."
@@ -44,24 +44,24 @@ def _turn(client: openai.OpenAI, user: str, session: str, system: str, city: str
         return format(span.get_span_context().trace_id, "032x")
 
 
-@pytest.fixture
-def traffic(store: ChdbClient, fake_llm: Any, instrument_into: Callable[..., None]) -> Traffic:
+@pytest.fixture(scope="module")
+def traffic(module_store: ChdbClient, fake_llm: Any) -> Traffic:
     """ann: session s1 (two turns, prompt v1, scored 1.0 and 0.5); bob: session s2 (prompt v2, one
-    failed call, scored 0.0); a call outside any session or user."""
-    instrument_into(store)
-    client = openai.OpenAI(base_url=fake_llm.openai_base_url, api_key="test", max_retries=0)
-    traces = {
-        "ann-1": _turn(client, "ann", "s1", SYSTEM_V1, "Paris"),
-        "ann-2": _turn(client, "ann", "s1", SYSTEM_V1, "Oslo"),
-        "bob-1": _turn(client, "bob", "s2", SYSTEM_V2, "Rome", fail=True),
-    }
-    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
-    llmtrace.score("helpful", 1.0, trace_id=traces["ann-1"])
-    llmtrace.score("helpful", 0.5, trace_id=traces["ann-2"])
-    llmtrace.score("helpful", False, trace_id=traces["bob-1"])
-    llmtrace.score("topic", "weather", trace_id=traces["bob-1"])
-    assert llmtrace.flush(10)
-    return Traffic(store, traces, Filter.last(timedelta(hours=1)))
+    failed call, scored 0.0); a call outside any session or user. Made once: every test only reads it."""
+    with instrumented_into(module_store):
+        client = openai.OpenAI(base_url=fake_llm.openai_base_url, api_key="test", max_retries=0)
+        traces = {
+            "ann-1": _turn(client, "ann", "s1", SYSTEM_V1, "Paris"),
+            "ann-2": _turn(client, "ann", "s1", SYSTEM_V1, "Oslo"),
+            "bob-1": _turn(client, "bob", "s2", SYSTEM_V2, "Rome", fail=True),
+        }
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        llmtrace.score("helpful", 1.0, trace_id=traces["ann-1"])
+        llmtrace.score("helpful", 0.5, trace_id=traces["ann-2"])
+        llmtrace.score("helpful", False, trace_id=traces["bob-1"])
+        llmtrace.score("topic", "weather", trace_id=traces["bob-1"])
+        assert llmtrace.flush(10)
+    return Traffic(module_store, traces, Filter.last(timedelta(hours=1)))
 
 
 def test_sessions_list_their_users_traces_calls_errors_cost_and_score_means(traffic: Traffic) -> None:
