@@ -7,6 +7,7 @@ the schema as it was before 012 and migrated afterwards.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import openai
@@ -89,12 +90,15 @@ def test_a_store_migrated_from_the_old_schema_stops_counting_tools(
     ],
 )
 def test_only_model_operations_become_llm_calls(
-    store: ChdbClient, make_otel_row: Any, attributes: dict[str, str], counted: bool
+    module_store: ChdbClient, make_otel_row: Any, attributes: dict[str, str], counted: bool
 ) -> None:
+    """One span of its own trace in the module's shared store: its trace has one llm_calls row or none."""
     from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
 
-    store.insert("otel_traces", [make_otel_row(attributes)], column_names=OTEL_TRACES_COLUMNS)
-    assert store.query("SELECT count() FROM llm_calls").result_rows == [(int(counted),)]
+    trace_id = uuid.uuid4().hex
+    module_store.insert("otel_traces", [make_otel_row(attributes, trace_id=trace_id)], column_names=OTEL_TRACES_COLUMNS)
+    assert spans_of(module_store, trace_id) == 1
+    assert len(calls_of(module_store, trace_id)) == int(counted)
 
 
 def test_prompt_hashes_reach_their_llm_calls_columns(store: ChdbClient, fake_llm: Any, instrument_into: Any) -> None:
