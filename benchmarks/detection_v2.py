@@ -68,6 +68,10 @@ previous days' same hours, volume score 5, change labels), seeds 100-109, 19:56-
 ~12-20: eligible 0.87 (213/244; young 0.94, 17/18), false 40 over 83.2 series-weeks = 0.48 per
 series-week; volume_drop 23/31, volume_spike 16/21, latency_ramp 25/32, errors 27/28, truncation
 21/22, cost 21/25; TTD median 8 / p90 39 min.
+Main e52d232 (clustered volume, environment level, holiday lull, rises floored by the same hours
+within an hour) against main b528f86, both clean archives, seeds 100-104 only (time), 22:34-22:40 UTC,
+load 3-4: eligible 0.81 (91/113) both, volume_drop 11/19 and volume_spike 10/14 both; false 23 -> 14
+over 40.1 series-weeks (0.57 -> 0.35 per series-week); TTD median 7 / p90 34 min both.
 """
 
 from __future__ import annotations

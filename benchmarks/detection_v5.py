@@ -83,6 +83,10 @@ empty_output 8/8, volume_drop 8/19 (was 9), volume_spike 13/23 (was 11), tokens_
 halves, errors_429 all 10/30, errors_5xx all 21/44), both halves 3. False 52 of 274 = 0.45 per
 series-week (0.13 on no labelled benign change): growth 16, migration 10, marketing_day 8; none
 carries a change label (no v5 episode did). TTD median 16, p90 102 min.
+Main e52d232 (clustered volume, environment level, holiday lull, rises floored by the same hours
+within an hour) against main b528f86, both clean archives, seeds 500-504 only (time), 22:31-22:45 UTC,
+load 2-15: eligible 0.78 (75/96) -> 0.77 (74/96; volume_spike 7 -> 6 of 12, volume_drop 4/9 both);
+false 30 -> 20 over 59.8 series-weeks (0.50 -> 0.33 per series-week; 8 on no labelled benign change).
 """
 
 from __future__ import annotations
