@@ -84,6 +84,22 @@ def module_store(module_databases: Callable[[], ChdbClient]) -> ChdbClient:
 
 
 @pytest.fixture
+def emptied_store(module_store: ChdbClient) -> Iterator[ChdbClient]:
+    """The module's shared schema'd database, every table but the migration ledger truncated after the
+    test: each test starts as on a fresh ``store`` without migrating one. Only for tests that add rows
+    (no DDL, no re-pricing, no ledger edits): the schema itself is not restored."""
+    try:
+        yield module_store
+    finally:
+        tables = module_store.query(
+            "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine LIKE '%MergeTree' "
+            "AND name != 'schema_migrations'"
+        ).result_rows
+        for (table,) in tables:
+            module_store.command(f"TRUNCATE TABLE `{table}`")
+
+
+@pytest.fixture
 def store_url(chdb_path: Path, store: ChdbClient) -> str:
     """A ``chdb://`` URL for the ``store`` database (for code that connects by URL)."""
     return f"chdb://{chdb_path}?database={store.database}"
