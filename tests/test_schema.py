@@ -19,6 +19,12 @@ def otel_row(make_otel_row: RowMaker) -> RowMaker:
     return make_otel_row
 
 
+@pytest.fixture
+def store(emptied_store: ChdbClient) -> ChdbClient:
+    """These tests only insert spans: one migrated database for the module, emptied after each test."""
+    return emptied_store
+
+
 # SCHEMA.md: the OpenTelemetry Collector ClickHouse exporter's otel_traces (Nested flattened).
 COLLECTOR_COLUMNS = [
     ("Timestamp", "DateTime64(9)"),
