@@ -530,7 +530,8 @@ def recurring(windows: list[Window], step: int) -> tuple[list[Window], list[Wind
         return windows, []
     lookback, gap = RECUR_LOOKBACK // step, RECUR_GAP // step
     seen: dict[tuple[int, str, str, int, int], list[int]] = {}
-    kept, dropped = [], []
+    kept: list[Window] = []
+    dropped: list[Window] = []
     for w in sorted(windows, key=lambda w: w.last):
         width = w.last - w.first + 1
         if width % period == 0:
