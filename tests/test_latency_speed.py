@@ -18,7 +18,8 @@ from llmtrace.store.migrations import apply_migrations, client_runner, schema_fi
 END = datetime.now(timezone.utc).replace(second=0, microsecond=0)
 DAY = Filter(END - timedelta(days=1, minutes=17), END - timedelta(hours=2, minutes=41))
 WEEK = Filter(END - timedelta(days=7, minutes=17), END - timedelta(minutes=3))
-TDIGEST_REL = 0.03  # quantilesTDigest on a few hundred to thousands of speeds per model
+TDIGEST_RANK = 0.02  # quantilesTDigest errs in rank, not value: 62.5 tokens/s came back 60.4 (-3.3%)
+# in one CI run, yet within a percent of the median in rank; value tolerances flaked where the density is low
 SIDEBAR = {"services": "ServiceName", "environments": "Environment", "releases": "Release",
            "providers": "Provider", "models": "RequestModel", "users": "UserId", "sessions": "SessionId"}  # fmt: skip
 
@@ -29,20 +30,31 @@ def _load(client: ChdbClient, rows: int = 12_000, days: int = 8) -> ChdbClient:
     return client
 
 
-def assert_matches_direct_sql(client: Any, f: Filter, min_calls: int = 300, rel: float = TDIGEST_REL) -> None:
-    sql = f"""SELECT RequestModel AS model, count() AS calls, quantilesExact(0.5, 0.95)(OutputTokensPerSecond) AS q
+def assert_matches_direct_sql(client: Any, f: Filter, min_calls: int = 300, rank: float = TDIGEST_RANK) -> None:
+    sql = f"""SELECT RequestModel AS model, count() AS calls
               FROM llm_calls WHERE {f.where()} AND OutputTokensPerSecond > 0
               GROUP BY model ORDER BY calls DESC, model"""
     want = client.query(sql, parameters=f.params()).result_rows
     got = latency.tokens_per_second(client, f)
-    assert list(zip(got["model"], got["calls"], strict=True)) == [(m, n) for m, n, _ in want] and want
+    assert list(zip(got["model"], got["calls"], strict=True)) == [tuple(row) for row in want] and want
     checked = 0
-    for (model, calls, exact), p50, p95 in zip(want, got["p50"], got["p95"], strict=True):
+    for (model, calls), p50, p95 in zip(want, got["p50"], got["p95"], strict=True):
         if calls >= min_calls:
-            assert p50 == pytest.approx(exact[0], rel=rel), model
-            assert p95 == pytest.approx(exact[1], rel=rel), model
+            for level, value in ((0.5, p50), (0.95, p95)):
+                below, upto = ranks(client, f, model, value)
+                assert below - rank <= level <= upto + rank, (model, level, value, below, upto)
             checked += 1
-    assert checked or min_calls > max(n for _, n, _ in want)
+    assert checked or min_calls > max(n for _, n in want)
+
+
+def ranks(client: Any, f: Filter, model: str, value: float) -> tuple[float, float]:
+    """Shares of the model's exact speeds below and up to ``value``: its rank, as t-digest's error is stated.
+    The digest keeps Float32 centroids (1000/7 comes back as 142.85714721679688), hence the 1e-6 either side."""
+    sql = f"""SELECT avg(OutputTokensPerSecond < {{v:Float64}} * (1 - 1e-6)),
+                     avg(OutputTokensPerSecond <= {{v:Float64}} * (1 + 1e-6))
+              FROM llm_calls WHERE {f.where()} AND OutputTokensPerSecond > 0 AND RequestModel = {{m:String}}"""
+    below, upto = client.query(sql, parameters={**f.params(), "v": float(value), "m": model}).result_rows[0]
+    return float(below), float(upto)
 
 
 @pytest.mark.parametrize("f", [DAY, WEEK], ids=["day", "week"])
@@ -57,7 +69,7 @@ def test_every_sidebar_filter_gives_the_direct_sql_figures(store: ChdbClient) ->
         sql = f"SELECT {column} FROM llm_calls WHERE {WEEK.where()} GROUP BY 1 ORDER BY count() DESC, 1 LIMIT 1"
         value = store.query(sql, parameters=WEEK.params()).result_rows[0][0]
         f = Filter(WEEK.start, WEEK.end, **{field: (value,)})
-        assert_matches_direct_sql(store, f, min_calls=1000, rel=0.05)  # smaller states: t-digest errs more
+        assert_matches_direct_sql(store, f, min_calls=1000, rank=0.03)  # smaller states: t-digest errs more
 
 
 def test_whole_hours_come_from_the_rollup(store: ChdbClient) -> None:

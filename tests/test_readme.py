@@ -101,8 +101,11 @@ def adapt(argv: list[str], server: ServerProcess, webhook: str) -> list[str]:
 
 
 def shift_dates(arg: str) -> str:
-    """Move the README's example dates so the latest one is today (UTC): the demo's last day."""
-    found = [date.fromisoformat(d) for d in re.findall(r"\d{4}-\d{2}-\d{2}", README)]
+    """Move the README's example dates so the latest one is today (UTC): the demo's last day.
+
+    Only the commands' dates count: prose dates (a benchmark's "measured 2026-12-04") once left the
+    shift at zero and sent `drift --baseline 2026-06-01..` to a window the demo does not hold."""
+    found = [date.fromisoformat(d) for c in COMMANDS for d in re.findall(r"\d{4}-\d{2}-\d{2}", " ".join(c))]
     if not found or not re.search(r"\d{4}-\d{2}-\d{2}", arg):
         return arg
     shift = datetime.now(timezone.utc).date() - max(d for d in found if d.year > 2000)
