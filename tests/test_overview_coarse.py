@@ -29,7 +29,8 @@ WINDOWS = {
 }
 SIDEBAR = {"services": "ServiceName", "environments": "Environment", "releases": "Release",
            "providers": "Provider", "models": "RequestModel", "users": "UserId"}  # fmt: skip
-TDIGEST_REL = 0.02  # quantilesTDigest's error on these distributions, as for the minute states (README)
+TDIGEST_RANK = 0.02  # quantilesTDigest errs in rank, not value: a p95 2.5% off in value failed CI (few calls
+# near the tail) while well within a percent of rank; Float32 centroids, hence 1e-6 either side of the value
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,15 @@ def direct(client: Any, sql: str, f: Filter) -> Any:
     return client.query(f"{sql} FROM llm_calls WHERE {f.where()}", parameters=f.params()).result_rows[0]
 
 
+def assert_rank(client: Any, f: Filter, ms: float, level: float, model: str | None = None) -> None:
+    """``ms`` is the ``level`` quantile of the calls' durations within t-digest's rank error."""
+    only = "AND RequestModel = {m:String}" if model else ""
+    sql = f"""SELECT avg(DurationUs < {{v:Float64}} * (1 - 1e-6)), avg(DurationUs <= {{v:Float64}} * (1 + 1e-6))
+              FROM llm_calls WHERE {f.where()} {only}"""
+    below, upto = client.query(sql, parameters={**f.params(), "v": ms * 1000, "m": model or ""}).result_rows[0]
+    assert below - TDIGEST_RANK <= level <= upto + TDIGEST_RANK, (model, level, ms, below, upto)
+
+
 def assert_summary_equals_direct_sql(client: Any, f: Filter) -> None:
     row = overview.summary(client, f).iloc[0]
     calls, errors, unpriced, tokens, cost = direct(
@@ -56,9 +66,8 @@ def assert_summary_equals_direct_sql(client: Any, f: Filter) -> None:
     assert (row["calls"], row["errors"], row["unpriced_calls"], row["tokens"]) == (calls, errors, unpriced, tokens)
     assert math.isnan(row["cost_usd"]) if cost is None else row["cost_usd"] == pytest.approx(cost, rel=1e-9)
     if calls >= 200:  # percentiles of a handful of calls say little about the method
-        exact = direct(client, "SELECT quantilesExact(0.5, 0.95)(DurationUs)", f)[0]
-        assert row["p50_ms"] == pytest.approx(exact[0] / 1000, rel=TDIGEST_REL)
-        assert row["p95_ms"] == pytest.approx(exact[1] / 1000, rel=TDIGEST_REL)
+        assert_rank(client, f, row["p50_ms"], 0.5)
+        assert_rank(client, f, row["p95_ms"], 0.95)
 
 
 @pytest.mark.parametrize("name", list(WINDOWS))
@@ -94,12 +103,11 @@ def test_breakdowns_count_each_value_as_direct_sql(store: Any, by: str) -> None:
 def test_a_breakdowns_percentiles_are_within_tdigest_error(store: Any) -> None:
     f = WINDOWS["day"]
     table = overview.breakdown(store, f, "model").set_index("model")
-    sql = f"""SELECT RequestModel, quantileExact(0.95)(DurationUs) / 1000 FROM llm_calls WHERE {f.where()}
-              GROUP BY RequestModel HAVING count() >= 500"""
-    exact = store.query(sql, parameters=f.params()).result_rows
-    assert len(exact) >= 3
-    for model, p95 in exact:
-        assert table.loc[model, "p95_ms"] == pytest.approx(p95, rel=TDIGEST_REL), model
+    sql = f"SELECT RequestModel FROM llm_calls WHERE {f.where()} GROUP BY RequestModel HAVING count() >= 500"
+    models = [model for (model,) in store.query(sql, parameters=f.params()).result_rows]
+    assert len(models) >= 3
+    for model in models:
+        assert_rank(store, f, table.loc[model, "p95_ms"], 0.95, model)
 
 
 def test_a_day_merges_far_fewer_states_than_minute_rows(store: Any) -> None:
@@ -117,11 +125,11 @@ def test_the_previous_window_is_read_the_same_way(store: Any) -> None:
 def test_latencys_per_model_table_reads_the_same_source(store: Any) -> None:
     f = WINDOWS["day"]
     table = latency.by_model(store, f).set_index("model")
-    sql = f"""SELECT RequestModel, count(), avg(DurationUs) / 1000, quantileExact(0.95)(DurationUs) / 1000
+    sql = f"""SELECT RequestModel, count(), avg(DurationUs) / 1000
               FROM llm_calls WHERE {f.where()} GROUP BY RequestModel"""
     rows = store.query(sql, parameters=f.params()).result_rows
-    assert sorted(table["calls"].items()) == sorted((model, calls) for model, calls, _, _ in rows)
-    for model, calls, mean, p95 in rows:
+    assert sorted(table["calls"].items()) == sorted((model, calls) for model, calls, _ in rows)
+    for model, calls, mean in rows:
         assert table.loc[model, "mean_ms"] == pytest.approx(mean, rel=1e-9), model
         if calls >= 500:
-            assert table.loc[model, "p95_ms"] == pytest.approx(p95, rel=TDIGEST_REL), model
+            assert_rank(store, f, table.loc[model, "p95_ms"], 0.95, model)
