@@ -40,6 +40,13 @@ from llmtrace.analytics import anomalies
 from llmtrace.analytics.filters import Filter
 
 UP, DOWN = "up", "down"
+
+
+def family(*pairs: tuple[str, str]) -> set[tuple[str, str]]:
+    """Metric families a runner matches, with the detector's variants of a metric (``_2x``) alongside."""
+    return {(f"{m}{v}", d) for m, d in pairs for v in ("", "_2x")}
+
+
 SD_BINS = ((0, 3), (3, 6), (6, 10), (10, math.inf))
 EVENT_BINS = ((0, 10), (10, 30), (30, math.inf))
 WEEK = 7 * 1440

@@ -124,7 +124,6 @@ truncation on search@staging, size 23.7), a x10 spike on the sparse finance-repo
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections import defaultdict
@@ -146,10 +145,7 @@ from llmtrace.analytics.filters import Filter
 UP, DOWN = h.UP, h.DOWN
 
 
-def _m(*pairs: tuple[str, str]) -> set[tuple[str, str]]:
-    """Metric families, with the detector's variants of a metric (``_2x``) alongside."""
-    return {(f"{m}{v}", d) for m, d in pairs for v in ("", "_2x")}
-
+_m = h.family
 
 LAT, TTFT, ERR = ("latency_p95_ms", UP), ("ttft_p95_ms", UP), ("error_rate", UP)
 FAMILY = {
@@ -318,21 +314,6 @@ def _watch_fill(client: Any, sc: gen.Scenario, sample: int, out: list[dict[str, 
     return calls
 
 
-def watch_report(rows: list[dict[str, Any]]) -> None:
-    ttd = [r["ttd"] if r["ttd"] is not None else float("inf") for r in rows]
-    within = sum(t <= 10 for t in ttd)
-    print(f"\nwatch: {len(rows)} eligible incidents, found within {5 * WATCH_STEPS} min "
-          f"{sum(t < float('inf') for t in ttd)}; time to detect median {h.pct(ttd, 50):.0f} min, "
-          f"p90 {h.pct(ttd, 90):.0f} min (inf = not within {5 * WATCH_STEPS} min); within 10 min "
-          f"{within}/{len(rows)} = {within / max(len(rows), 1):.2f}")  # fmt: skip
-    by_kind: dict[str, list[float]] = defaultdict(list)
-    for r, t in zip(rows, ttd, strict=True):
-        by_kind[r["kind"]].append(t)
-    print("  by kind (minutes): " + "; ".join(f"{k} {sorted(v)}" for k, v in sorted(by_kind.items())))
-    print(f"  detect per step: median {h.pct([r['cpu'] for r in rows], 50):.2f} s CPU; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--seeds", default="600-609", help="e.g. 600-609 (the reported run) or 600,601")
@@ -351,7 +332,7 @@ def main() -> int:
         results.append(res)
     report(results, args.verbose)
     if args.watch:
-        watch_report([r for res in results for r in res["watch"]])
+        h.watch_report([r for res in results for r in res["watch"]], WATCH_STEPS)
     return 0
 
 

@@ -107,10 +107,7 @@ import detection_scenarios_v7 as gen
 UP, DOWN = h.UP, h.DOWN
 
 
-def _m(*pairs: tuple[str, str]) -> set[tuple[str, str]]:
-    """Metric families, with the detector's variants of a metric (``_2x``) alongside."""
-    return {(f"{m}{v}", d) for m, d in pairs for v in ("", "_2x")}
-
+_m = h.family
 
 LAT, TTFT, ERR = ("latency_p95_ms", UP), ("ttft_p95_ms", UP), ("error_rate", UP)
 FAMILY = {
