@@ -52,7 +52,8 @@ Benign changes (``BENIGN_KINDS``; labelled, must NOT alert; an alert on them is 
   20-40 calls/min for 60-120 min on top of its ~1/min. Planned: the owner knows; alerting
   "calls up" on it is a false alarm (this is the judgement call: a team could want it flagged).
 - ``ab_ramp``: a planned traffic shift in ``writer``: gpt-4o -> gpt-4.1 ramps from 0 to 50 %
-  over 6 hours and stays; gpt-4o's calls down, gpt-4.1's up. Not an incident.
+  over 12 hours and stays (labelled for those 12 hours only); gpt-4o's calls down, gpt-4.1's up.
+  Not an incident.
 - ``release``: a new ``service.version`` with output tokens x1.1 (inside normal spread).
 - ``dst``: the US clock change moves an hour of traffic (48 h after it, on series with us users).
 - ``weekend``: the B2B series' local Saturdays and Sundays.
