@@ -4,7 +4,7 @@ Written without reading the detector (``llmtrace/analytics/anomalies*``) or the 
 only the shared harness, the v7 runner (as a model of the plug-in API) and the demo's span shape.
 9 days (Wed 2026-03-04 00:00 UTC .. Fri 2026-03-13 00:00 UTC), the last 7 judged; one OTel span
 per LLM call, written into ``otel_traces`` as the Collector would (so ``llm_calls`` fills through
-the real views). Per seed: 12 series in 9 services, 30 incidents, the benign changes below.
+the real views). Per seed: 12 series in 10 services, 30 incidents, the benign changes below.
 
 What production looks like here (and v2-v7 may not):
 
