@@ -136,8 +136,9 @@ def _stat(kind: str, c: dict[str, np.ndarray]) -> float:
 
 def _extras(sc: gen.Scenario, inc: gen.Incident, hits: list[Any]) -> dict[str, Any]:
     members = [sc.series[i] for i in inc.series]
+    release = any(b.kind == "release" and b.start == inc.start and b.series == inc.series for b in sc.benign)
     return {"sparse": all(m.rate < 1 for m in members), "edge": inc.edge, "group": members[0].group,
-            "levels": sorted({str(a.level) for a in hits}), "hits": len(hits)}  # fmt: skip
+            "levels": sorted({str(a.level) for a in hits}), "hits": len(hits), "at_release": release}  # fmt: skip
 
 
 BENCH = h.Bench(
@@ -180,7 +181,9 @@ def report(results: list[dict[str, Any]], verbose: bool) -> None:
             for v in values))  # fmt: skip
     groups = sorted({r["group"] for r in rows})
     print("  eligible by service: " + "; ".join(f"{g} {h.recall([r for r in el if r['group'] == g])}" for g in groups))
-    print(f"  overlapping incidents: eligible {h.recall([r for r in el if r['overlap']])}")
+    print(f"  overlapping incidents: eligible {h.recall([r for r in el if r['overlap']])}; at the minute of a "
+          f"release: all {h.recall([r for r in rows if r['at_release']])}, eligible "
+          f"{h.recall([r for r in el if r['at_release']])}")  # fmt: skip
     found = [r for r in rows if r["scope"] == "provider" and r["found"]]
     levels: dict[str, int] = defaultdict(int)
     for r in found:
