@@ -124,6 +124,29 @@ def test_a_window_flagged_at_the_same_minute_of_the_hour_a_third_time_is_a_recur
     assert scan.recurring(cron, 3600) == (cron, [])  # hourly buckets: no minute of the hour
 
 
+def test_a_nightly_job_flagged_around_the_same_time_on_two_earlier_days_is_a_recurring_pattern() -> None:
+    """Its jitter changes the window's width and minute, and on a shared series (its provider) the
+    metric flagged: the time of day is what recurs."""
+
+    def at(first: int, last: int, metric: str, direction: str = "up") -> scan.Window:
+        return scan.Window(0, metric, direction, first, last, 9.0)
+
+    one_ten = 14  # 01:10 in 5-minute buckets
+    nights = [
+        at(DAY + one_ten, DAY + one_ten + 1, "calls"),
+        at(2 * DAY + one_ten - 1, 2 * DAY + one_ten + 2, "cost_per_call_usd"),
+    ]
+    third = at(3 * DAY + one_ten + 1, 3 * DAY + one_ten + 2, "tokens_per_call")
+    elsewhere = [
+        at(3 * DAY + one_ten + 12, 3 * DAY + one_ten + 13, "calls"),  # 02:10: an hour later
+        at(3 * DAY + one_ten, 3 * DAY + one_ten + 1, "calls", "down"),  # the other direction
+    ]
+    kept, dropped = scan.recurring([*nights, third, *elsewhere], STEP)
+    assert dropped == [third]
+    assert kept == [*nights, *elsewhere[::-1]]  # in the order of their last bucket
+    assert scan.recurring([nights[0], third], STEP) == ([nights[0], third], [])  # one earlier night is not a pattern
+
+
 def test_errors_recurring_at_the_same_minute_of_every_hour_are_the_usual_rate_there() -> None:
     # a cron batch meets its rate limit at :30: 20% of that bucket's calls fail every hour, 1% elsewhere
     rng = np.random.default_rng(5)

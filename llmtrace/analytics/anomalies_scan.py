@@ -91,6 +91,7 @@ DAY = 86400
 RECUR_TIMES = 2  # earlier flags at the same minute of the hour that make a window a recurring pattern
 RECUR_LOOKBACK = 7 * DAY
 RECUR_GAP = 2 * 3600
+RECUR_SLACK = 900  # a daily job's window recurs when it overlaps earlier days' within this either side
 
 
 @dataclass
@@ -519,17 +520,24 @@ def recurring(windows: list[Window], step: int) -> tuple[list[Window], list[Wind
     """The windows split into (kept, recurring): a window shorter than an hour is *recurring*
     when the same series, metric and direction were flagged at the same minute of the hour, at
     the same scale, ``RECUR_TIMES`` times in the ``RECUR_LOOKBACK`` before it (at least
-    ``RECUR_GAP`` earlier, so an incident's own earlier hours do not count).
+    ``RECUR_GAP`` earlier, so an incident's own earlier hours do not count); or when the same
+    series was flagged in the same direction, on any metric, at the same time of day (within
+    ``RECUR_SLACK``) on ``RECUR_TIMES`` earlier days.
 
     A cron batch that meets its rate limit at :30 on some hours, or runs longer on some days,
-    is a pattern the first alerts have already shown; the third time is not news. An incident
-    on such a series still shows in its hourly and 3-hour windows, which are never recurring.
+    is a pattern the first alerts have already shown; the third time is not news. A nightly job
+    shows its own jitter (15 minutes one night, 25 the next) and, on a shared series (its
+    provider), as calls one night and cost or tokens the next: the time of day is what recurs.
+    An incident on such a series still shows in its hourly and 3-hour windows, which are never
+    recurring.
     """
     period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
     if period < 2:
         return windows, []
     lookback, gap = RECUR_LOOKBACK // step, RECUR_GAP // step
+    day, slack = DAY // step, RECUR_SLACK // step
     seen: dict[tuple[int, str, str, int, int], list[int]] = {}
+    daily: dict[tuple[int, str], list[tuple[int, int]]] = {}
     kept: list[Window] = []
     dropped: list[Window] = []
     for w in sorted(windows, key=lambda w: w.last):
@@ -539,8 +547,18 @@ def recurring(windows: list[Window], step: int) -> tuple[list[Window], list[Wind
             continue
         earlier = seen.setdefault((w.group, w.metric, w.direction, width, w.last % period), [])
         times = sum(1 for t in earlier if w.last - lookback <= t <= w.last - gap)
-        (dropped if times >= RECUR_TIMES else kept).append(w)
+        before = daily.setdefault((w.group, w.direction), [])
+        days = {
+            round((w.last - last) / day)
+            for first, last in before
+            if w.last - lookback <= last <= w.last - gap
+            and first + round((w.last - last) / day) * day - slack <= w.last
+            and last + round((w.last - last) / day) * day + slack >= w.first
+        }
+        days.discard(0)
+        (dropped if times >= RECUR_TIMES or len(days) >= RECUR_TIMES else kept).append(w)
         earlier.append(w.last)
+        before.append((w.first, w.last))
     return kept, dropped
 
 
