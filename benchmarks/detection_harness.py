@@ -20,6 +20,7 @@ scenario ``seed``, ``end``, ``judged_from``, ``series``, ``incidents``, ``benign
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import shutil
@@ -283,6 +284,71 @@ def seed_line(res: dict[str, Any], started: float) -> str:
 # --------------------------------------------------------------------------- report
 def bins(rows: list[dict[str, Any]], key: str, edges: tuple[tuple[float, float], ...]) -> str:
     return "; ".join(f"[{lo}, {hi}) {recall([r for r in rows if lo <= r[key] < hi])}" for lo, hi in edges)
+
+
+def recall_head(b: Bench, rows: list[dict[str, Any]], width: int, durations: tuple[tuple[float, float], ...]) -> None:
+    """The report's first lines, the same in every runner: recall per kind, by effect size, by
+    extra events and by duration."""
+    print(f"\nincidents: {len(rows)}, eligible: {sum(eligible(b, r) for r in rows)}")
+    print("\n".join(kind_table(rows, b.gen.KINDS, lambda r: eligible(b, r), width)))
+    long = [r for r in rows if r["minutes"] >= 10]
+    print("\nrecall by effect size (sd units, >= 10 min): " + bins(long, "size", SD_BINS))
+    counted = [r for r in long if r["kind"] in b.counted and r["size"] >= 3]
+    print("  rates and volume by extra events (size >= 3, >= 10 min): " + bins(counted, "extra", EVENT_BINS))
+    temporary = [r for r in rows if r["kind"] not in b.gen.PERMANENT]
+    print(f"recall by duration (all sizes): {bins(temporary, 'minutes', durations)}"
+          f"; permanent {recall([r for r in rows if r['kind'] in b.gen.PERMANENT])}")  # fmt: skip
+
+
+def recall_by(rows: list[dict[str, Any]], el: list[dict[str, Any]], keys: Iterable[tuple[str, Iterable[Any]]]) -> None:
+    """One line per row key: recall of all and of eligible incidents per value."""
+    for key, values in keys:
+        print(f"  by {key}: " + "; ".join(
+            f"{v} all {recall([r for r in rows if r[key] == v])}, eligible {recall([r for r in el if r[key] == v])}"
+            for v in values))  # fmt: skip
+
+
+def ttd_line(el: list[dict[str, Any]]) -> None:
+    ttd = [r["ttd"] for r in el if r["ttd"] is not None]
+    print(f"time to detect (eligible, detected_at - start): median {pct(ttd, 50):.0f} min, "
+          f"p90 {pct(ttd, 90):.0f} min")  # fmt: skip
+
+
+def false_line(res: dict[str, Any], a: Any) -> str:
+    return f"  false: {a.level} {a.metric} {a.direction} {a.series} {a.start:%a %H:%M}-{a.end:%H:%M}"
+
+
+def cli(
+    doc: str | None,
+    default_seeds: str,
+    run: Callable[[int, int], dict[str, Any]],
+    report: Callable[[list[dict[str, Any]], bool], None],
+    watch_steps: int,
+    false: Callable[[dict[str, Any], Any], str],
+) -> int:
+    """A runner's command line: ``--seeds``, ``--verbose``, ``--watch``, ``--sample``."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
+    first = default_seeds.split("-")[0]
+    parser.add_argument(
+        "--seeds", default=default_seeds, help=f"e.g. {default_seeds} (the reported run) or {first},{int(first) + 1}"
+    )
+    parser.add_argument("--verbose", action="store_true", help="every missed eligible incident and false episode")
+    parser.add_argument("--watch", action="store_true", help="also watch's time to detect (fills the store in steps)")
+    parser.add_argument("--sample", type=int, default=3, help="--watch: eligible incidents per seed (default 3)")
+    args = parser.parse_args()
+    results = []
+    for seed in seeds(args.seeds):
+        started = time.perf_counter()
+        res = run(seed, args.sample if args.watch else 0)
+        print(seed_line(res, started), flush=True)
+        if args.verbose:
+            for a in res["false"]:
+                print(false(res, a))
+        results.append(res)
+    report(results, args.verbose)
+    if args.watch:
+        watch_report([r for res in results for r in res["watch"]], watch_steps)
+    return 0
 
 
 def kind_table(

@@ -147,15 +147,7 @@ def eligible(row: dict[str, Any]) -> bool:
 def report(results: list[dict[str, Any]], verbose: bool) -> None:
     rows = [r for res in results for r in res["rows"]]
     el = [r for r in rows if eligible(r)]
-    print(f"\nincidents: {len(rows)}, eligible: {len(el)}")
-    print("\n".join(h.kind_table(rows, gen.KINDS, eligible, 13)))
-    long = [r for r in rows if r["minutes"] >= 10]
-    print("\nrecall by effect size (sd units, >= 10 min): " + h.bins(long, "size", h.SD_BINS))
-    counted = [r for r in long if r["kind"] in COUNTED and r["size"] >= 3]
-    print("  rates and volume by extra events (size >= 3, >= 10 min): " + h.bins(counted, "extra", h.EVENT_BINS))
-    temporary = [r for r in rows if r["kind"] not in gen.PERMANENT]
-    print(f"recall by duration (all sizes): {h.bins(temporary, 'minutes', ((0, 10), (10, 30), (30, 60), (60, 181)))}"
-          f"; permanent {h.recall([r for r in rows if r['kind'] in gen.PERMANENT])}")  # fmt: skip
+    h.recall_head(BENCH, rows, 13, ((0, 10), (10, 30), (30, 60), (60, 181)))
     for scope in ("series", "service", "provider"):
         print(f"  scope {scope}: all {h.recall([r for r in rows if r['scope'] == scope])}, "
               f"eligible {h.recall([r for r in el if r['scope'] == scope])}")  # fmt: skip
@@ -163,9 +155,7 @@ def report(results: list[dict[str, Any]], verbose: bool) -> None:
         print(f"  {mode} series: eligible {h.recall([r for r in el if r['mode'] == mode])}")
     print(f"  overlapping incidents: eligible {h.recall([r for r in el if r['overlap']])}")
     _outages(rows)
-    ttd = [r["ttd"] for r in el if r["ttd"] is not None]
-    print(f"time to detect (eligible, detected_at - start): median {h.pct(ttd, 50):.0f} min, "
-          f"p90 {h.pct(ttd, 90):.0f} min")  # fmt: skip
+    h.ttd_line(el)
     h.false_report(BENCH, results, planned=("marketing_day", "planned marketing day"))
     h.timing_report(BENCH, results)
     h.misses(BENCH, rows, verbose)

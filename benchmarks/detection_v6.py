@@ -123,7 +123,6 @@ truncation on search@staging, size 23.7), a x10 spike on the sparse finance-repo
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections import defaultdict
@@ -243,29 +242,23 @@ def _retry_only(a: Any, sc: gen.Scenario) -> bool:
 def report(results: list[dict[str, Any]], verbose: bool) -> None:
     rows = [r for res in results for r in res["rows"]]
     el = [r for r in rows if eligible(r)]
-    print(f"\nincidents: {len(rows)}, eligible: {len(el)}")
-    print("\n".join(h.kind_table(rows, gen.KINDS, eligible, 15)))
-    long = [r for r in rows if r["minutes"] >= 10]
-    print("\nrecall by effect size (sd units, >= 10 min): " + h.bins(long, "size", h.SD_BINS))
-    counted = [r for r in long if r["kind"] in COUNTED and r["size"] >= 3]
-    print("  rates and volume by extra events (size >= 3, >= 10 min): " + h.bins(counted, "extra", h.EVENT_BINS))
-    temporary = [r for r in rows if r["kind"] not in gen.PERMANENT]
-    print(f"recall by duration (all sizes): {h.bins(temporary, 'minutes', DURATION_BINS)}"
-          f"; permanent {h.recall([r for r in rows if r['kind'] in gen.PERMANENT])}")  # fmt: skip
+    h.recall_head(BENCH, rows, 15, DURATION_BINS)
     short = [r for r in rows if r["minutes"] < 10 and r["size"] >= 3]
     print(f"  5-minute bursts of size >= 3 (not in the target): {h.recall(short)}")
-    for key, values in (("scope", ("series", "service", "model", "provider")), ("env", ("production", "staging")),
-                        ("mode", ("stream", "batch", "mixed"))):  # fmt: skip
-        print(f"  by {key}: " + "; ".join(
-            f"{v} all {h.recall([r for r in rows if r[key] == v])}, eligible {h.recall([r for r in el if r[key] == v])}"
-            for v in values))  # fmt: skip
+    h.recall_by(
+        rows,
+        el,
+        (
+            ("scope", ("series", "service", "model", "provider")),
+            ("env", ("production", "staging")),
+            ("mode", ("stream", "batch", "mixed")),
+        ),
+    )
     print(f"  overlapping incidents: eligible {h.recall([r for r in el if r['overlap']])}")
     _levels(rows)
     print(f"  labelled consequences alerted (not false): fallback traffic {sum(r['spill_alerts'] for r in results)}, "
           f"retry volume {sum(r['retry_alerts'] for r in results)}")  # fmt: skip
-    ttd = [r["ttd"] for r in el if r["ttd"] is not None]
-    print(f"time to detect (eligible, detected_at - start): median {h.pct(ttd, 50):.0f} min, "
-          f"p90 {h.pct(ttd, 90):.0f} min")  # fmt: skip
+    h.ttd_line(el)
     h.false_report(BENCH, results)
     h.timing_report(BENCH, results)
     h.misses(BENCH, rows, verbose)
@@ -315,25 +308,7 @@ def _watch_fill(client: Any, sc: gen.Scenario, sample: int, out: list[dict[str, 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--seeds", default="600-609", help="e.g. 600-609 (the reported run) or 600,601")
-    parser.add_argument("--verbose", action="store_true", help="every missed eligible incident and false episode")
-    parser.add_argument("--watch", action="store_true", help="also watch's time to detect (fills the store in steps)")
-    parser.add_argument("--sample", type=int, default=3, help="--watch: eligible incidents per seed (default 3)")
-    args = parser.parse_args()
-    results = []
-    for seed in h.seeds(args.seeds):
-        started = time.perf_counter()
-        res = run_seed(seed, args.sample if args.watch else 0)
-        print(h.seed_line(res, started), flush=True)
-        if args.verbose:
-            for a in res["false"]:
-                print(f"  false: {a.level} {a.metric} {a.direction} {a.series} {a.start:%a %H:%M}-{a.end:%H:%M}")
-        results.append(res)
-    report(results, args.verbose)
-    if args.watch:
-        h.watch_report([r for res in results for r in res["watch"]], WATCH_STEPS)
-    return 0
+    return h.cli(__doc__, "600-609", run_seed, report, WATCH_STEPS, h.false_line)
 
 
 if __name__ == "__main__":

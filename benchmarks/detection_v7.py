@@ -89,9 +89,7 @@ the spread it now allows hides runaway loops and client-release drops on cluster
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -187,22 +185,14 @@ def run_seed(seed: int, sample: int = 0) -> dict[str, Any]:
 def report(results: list[dict[str, Any]], verbose: bool) -> None:
     rows = [r for res in results for r in res["rows"]]
     el = [r for r in rows if eligible(r)]
-    print(f"\nincidents: {len(rows)}, eligible: {len(el)}")
-    print("\n".join(h.kind_table(rows, gen.KINDS, eligible, 15)))
-    long = [r for r in rows if r["minutes"] >= 10]
-    print("\nrecall by effect size (sd units, >= 10 min): " + h.bins(long, "size", h.SD_BINS))
-    counted = [r for r in long if r["kind"] in COUNTED and r["size"] >= 3]
-    print("  rates and volume by extra events (size >= 3, >= 10 min): " + h.bins(counted, "extra", h.EVENT_BINS))
-    temporary = [r for r in rows if r["kind"] not in gen.PERMANENT]
-    print(f"recall by duration (all sizes): {h.bins(temporary, 'minutes', DURATION_BINS)}"
-          f"; permanent {h.recall([r for r in rows if r['kind'] in gen.PERMANENT])}")  # fmt: skip
+    h.recall_head(BENCH, rows, 15, DURATION_BINS)
     short = [r for r in rows if r["minutes"] < 10 and r["size"] >= 3]
     print(f"  bursts < 10 min of size >= 3 (not in the target): {h.recall(short)}")
-    for key, values in (("scope", ("series", "service", "model", "provider")), ("mode", ("stream", "batch")),
-                        ("edge", (True, False))):  # fmt: skip
-        print(f"  by {key}: " + "; ".join(
-            f"{v} all {h.recall([r for r in rows if r[key] == v])}, eligible {h.recall([r for r in el if r[key] == v])}"
-            for v in values))  # fmt: skip
+    h.recall_by(
+        rows,
+        el,
+        (("scope", ("series", "service", "model", "provider")), ("mode", ("stream", "batch")), ("edge", (True, False))),
+    )
     groups = sorted({r["group"] for r in rows})
     print("  eligible by service: " + "; ".join(f"{g} {h.recall([r for r in el if r['group'] == g])}" for g in groups))
     print(f"  overlapping incidents: eligible {h.recall([r for r in el if r['overlap']])}")
@@ -213,9 +203,7 @@ def report(results: list[dict[str, Any]], verbose: bool) -> None:
     print(
         f"  aborted RAG chat calls alerted (labelled consequence, not false): {sum(r['spill_alerts'] for r in results)}"
     )
-    ttd = [r["ttd"] for r in el if r["ttd"] is not None]
-    print(f"time to detect (eligible, detected_at - start): median {h.pct(ttd, 50):.0f} min, "
-          f"p90 {h.pct(ttd, 90):.0f} min")  # fmt: skip
+    h.ttd_line(el)
     h.false_report(BENCH, results, ("campaign", "marketing blast"))
     h.timing_report(BENCH, results)
     h.misses(BENCH, rows, verbose)
@@ -232,25 +220,7 @@ def _levels(rows: list[dict[str, Any]]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--seeds", default="700-709", help="e.g. 700-709 (the reported run) or 700,701")
-    parser.add_argument("--verbose", action="store_true", help="every missed eligible incident and false episode")
-    parser.add_argument("--watch", action="store_true", help="also watch's time to detect (fills the store in steps)")
-    parser.add_argument("--sample", type=int, default=3, help="--watch: eligible incidents per seed (default 3)")
-    args = parser.parse_args()
-    results = []
-    for seed in h.seeds(args.seeds):
-        started = time.perf_counter()
-        res = run_seed(seed, args.sample if args.watch else 0)
-        print(h.seed_line(res, started), flush=True)
-        if args.verbose:
-            for a in res["false"]:
-                print(f"  false: {a.level} {a.metric} {a.direction} {a.series} {a.start:%a %H:%M}-{a.end:%H:%M}")
-        results.append(res)
-    report(results, args.verbose)
-    if args.watch:
-        h.watch_report([r for res in results for r in res["watch"]], WATCH_STEPS)
-    return 0
+    return h.cli(__doc__, "700-709", run_seed, report, WATCH_STEPS, h.false_line)
 
 
 if __name__ == "__main__":
