@@ -548,14 +548,12 @@ def recurring(windows: list[Window], step: int) -> tuple[list[Window], list[Wind
         earlier = seen.setdefault((w.group, w.metric, w.direction, width, w.last % period), [])
         times = sum(1 for t in earlier if w.last - lookback <= t <= w.last - gap)
         before = daily.setdefault((w.group, w.direction), [])
-        days = {
-            round((w.last - last) / day)
-            for first, last in before
-            if w.last - lookback <= last <= w.last - gap
-            and first + round((w.last - last) / day) * day - slack <= w.last
-            and last + round((w.last - last) / day) * day + slack >= w.first
-        }
-        days.discard(0)
+        days = set()  # earlier days (as buckets back) with a window at this time of day
+        for first, last in before:
+            shift = round((w.last - last) / day) * day
+            recent = w.last - lookback <= last <= w.last - gap
+            if recent and shift and first + shift - slack <= w.last and last + shift + slack >= w.first:
+                days.add(shift)
         (dropped if times >= RECUR_TIMES or len(days) >= RECUR_TIMES else kept).append(w)
         earlier.append(w.last)
         before.append((w.first, w.last))
