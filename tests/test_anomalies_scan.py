@@ -145,6 +145,9 @@ def test_a_nightly_job_flagged_around_the_same_time_on_two_earlier_days_is_a_rec
     assert dropped == [third]
     assert kept == [*nights, *elsewhere[::-1]]  # in the order of their last bucket
     assert scan.recurring([nights[0], third], STEP) == ([nights[0], third], [])  # one earlier night is not a pattern
+    # failures are not the job's traffic mix: errors at the job's hour on a third night are news
+    errors = at(3 * DAY + one_ten, 3 * DAY + one_ten + 2, "error_rate")
+    assert scan.recurring([*nights, errors], STEP) == ([*nights, errors], [])
 
 
 def test_errors_recurring_at_the_same_minute_of_every_hour_are_the_usual_rate_there() -> None:

@@ -92,6 +92,7 @@ RECUR_TIMES = 2  # earlier flags at the same minute of the hour that make a wind
 RECUR_LOOKBACK = 7 * DAY
 RECUR_GAP = 2 * 3600
 RECUR_SLACK = 900  # a daily job's window recurs when it overlaps earlier days' within this either side
+OWN_PATTERN = ("error_rate", "truncation_rate", "empty_output_rate")  # failures recur only as themselves
 
 
 @dataclass
@@ -521,8 +522,10 @@ def recurring(windows: list[Window], step: int) -> tuple[list[Window], list[Wind
     when the same series, metric and direction were flagged at the same minute of the hour, at
     the same scale, ``RECUR_TIMES`` times in the ``RECUR_LOOKBACK`` before it (at least
     ``RECUR_GAP`` earlier, so an incident's own earlier hours do not count); or when the same
-    series was flagged in the same direction, on any metric, at the same time of day (within
-    ``RECUR_SLACK``) on ``RECUR_TIMES`` earlier days.
+    series was flagged in the same direction at the same time of day (within ``RECUR_SLACK``) on
+    ``RECUR_TIMES`` earlier days, on any metric of its traffic's mix (calls, latency, TTFT,
+    tokens, cost); failures (``OWN_PATTERN``) recur only as themselves, so errors at a nightly
+    job's hour are still news.
 
     A cron batch that meets its rate limit at :30 on some hours, or runs longer on some days,
     is a pattern the first alerts have already shown; the third time is not news. A nightly job
@@ -537,7 +540,7 @@ def recurring(windows: list[Window], step: int) -> tuple[list[Window], list[Wind
     lookback, gap = RECUR_LOOKBACK // step, RECUR_GAP // step
     day, slack = DAY // step, RECUR_SLACK // step
     seen: dict[tuple[int, str, str, int, int], list[int]] = {}
-    daily: dict[tuple[int, str], list[tuple[int, int]]] = {}
+    daily: dict[tuple[int, str, str], list[tuple[int, int]]] = {}
     kept: list[Window] = []
     dropped: list[Window] = []
     for w in sorted(windows, key=lambda w: w.last):
@@ -547,7 +550,8 @@ def recurring(windows: list[Window], step: int) -> tuple[list[Window], list[Wind
             continue
         earlier = seen.setdefault((w.group, w.metric, w.direction, width, w.last % period), [])
         times = sum(1 for t in earlier if w.last - lookback <= t <= w.last - gap)
-        before = daily.setdefault((w.group, w.direction), [])
+        mix = w.metric if w.metric in OWN_PATTERN else "traffic"
+        before = daily.setdefault((w.group, w.direction, mix), [])
         days = set()  # earlier days (as buckets back) with a window at this time of day
         for first, last in before:
             shift = round((w.last - last) / day) * day
