@@ -175,9 +175,10 @@ def test_set_ttl_changes_the_retention_of_existing_tables(empty_store: ChdbClien
     engines = dict(
         empty_store.query("SELECT name, engine_full FROM system.tables WHERE database = currentDatabase()").result_rows
     )
-    assert set(altered) == {"otel_traces", "otel_traces_trace_id_ts", "llm_calls", "llm_traces", "llm_calls_1m",
-                            "llm_calls_1h", "llm_latency_1h", "llm_users_1h", "llm_speed_1h", "llm_scores"}  # fmt: skip
-    for table in ("otel_traces", "otel_traces_trace_id_ts", "llm_calls", "llm_traces"):
+    assert set(altered) == {"otel_traces", "otel_traces_trace_id_ts", "otel_traces_content", "llm_calls", "llm_traces",
+                            "llm_calls_1m", "llm_calls_1h", "llm_latency_1h", "llm_users_1h", "llm_speed_1h",
+                            "llm_scores"}  # fmt: skip
+    for table in ("otel_traces", "otel_traces_trace_id_ts", "otel_traces_content", "llm_calls", "llm_traces"):
         assert "toIntervalDay(5)" in engines[table], table
     for table in ("llm_calls_1m", "llm_calls_1h", "llm_scores"):
         assert "toIntervalDay(60)" in engines[table], table

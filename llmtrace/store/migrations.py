@@ -51,6 +51,7 @@ _CLUSTER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-.]*$")
 SHARDING_KEYS = {
     "otel_traces": "cityHash64(TraceId)",
     "otel_traces_trace_id_ts": "cityHash64(TraceId)",
+    "otel_traces_content": "cityHash64(TraceId)",
     "llm_calls": "cityHash64(TraceId)",
     "llm_traces": "cityHash64(TraceId)",
     "llm_calls_1m": "cityHash64(ServiceName, RequestModel, Bucket)",
@@ -299,6 +300,7 @@ def _ledger_insert(name: str, digest: str) -> str:
 _RAW_TTL = {
     "otel_traces": "toDateTime(Timestamp)",
     "otel_traces_trace_id_ts": "Start",
+    "otel_traces_content": "toDateTime(Timestamp)",
     "llm_calls": "toDateTime(Timestamp)",
     "llm_traces": "Hour",
 }
