@@ -235,6 +235,7 @@ QUERIES: dict[str, Any] = {
     "overview.breakdown model": lambda c: overview.breakdown(c, WEEK, "model"),
     "overview.store_counts": lambda c: pd.DataFrame([overview.store_counts(c)]),
     "traces.list_traces": lambda c: traces.list_traces(c, DAY),
+    "traces.list_traces text (3-gram index)": lambda c: traces.list_traces(c, DAY, text="REQUEST 1"),
     "cost.totals": lambda c: cost.totals(c, WEEK),
     "cost.spend_by model": lambda c: cost.spend_by(c, WEEK, "model"),
     "cost.spend_per_day": lambda c: cost.spend_per_day(c, WEEK),
