@@ -38,7 +38,7 @@ page_queries = _bench.page_queries
 DAYS = 10
 SPANS_PER_DAY = 40_000  # several granules per day: the primary key has something to skip
 END = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-DAY_PARTITIONED = {"otel_traces", "llm_calls", "llm_traces"}  # PARTITION BY the day
+DAY_PARTITIONED = {"otel_traces", "otel_traces_content", "llm_calls", "llm_traces"}  # PARTITION BY the day
 ROLLUPS = {"llm_calls_1m", "llm_calls_1h", "llm_latency_1h"}
 # Queries that read a whole table by design: the store's size for the "empty store" check (answered
 # from part metadata), the filter pickers' values (the hourly rollup, over whole hours).
@@ -207,11 +207,11 @@ def test_text_search_reads_content_only_in_the_window(store: ChdbClient) -> None
     f = Filter.last(timedelta(days=1), now=END)
     recorder = Recorder(store)
     traces.list_traces(recorder, f, text="request 12")
-    allowed = parts_in_window(store, "otel_traces", f)
+    allowed = parts_in_window(store, "otel_traces_content", f)
     assert recorder.log  # one query per stage of the newest-first search (traces._TEXT_STAGES)
     for sql, params in recorder.log:
-        content = [r for r in plan_reads(store, sql, params) if r.table == "otel_traces"]
-        assert content and all(r.parts[0] <= allowed < r.parts[1] for r in content)
+        content = [r for r in plan_reads(store, sql, params) if r.table == "otel_traces_content"]
+        assert content and all(r.parts[0] <= allowed < r.parts[1] and "Skip" in r.indexes for r in content)
 
 
 def test_sidebar_filters_narrow_the_granules_read(store: ChdbClient) -> None:
