@@ -243,10 +243,11 @@ def store(
     try:
         started, cpu = time.perf_counter(), time.process_time()
         calls = 0
+        # fixed dates: keep them past any TTL; a kept store gets the schema files added since it was filled
+        apply_migrations(client_runner(client), ttl_days=b.ttl_days)
         if reused:
             calls = int(client.query("SELECT count() FROM llm_calls").result_rows[0][0])
         else:
-            apply_migrations(client_runner(client), ttl_days=b.ttl_days)  # fixed dates: keep them past any TTL
             calls = (fill or b.gen.insert)(client, sc)
             if keep:
                 open(filled, "w").close()
