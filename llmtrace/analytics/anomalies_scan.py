@@ -17,7 +17,8 @@ minutes and 3 hours by default) and every window ending in the judged range:
   by a negative binomial tail on *clusters* (calls over the series' clustering factor,
   :func:`clustering`: agent traces and chat turns arrive as several calls at once) whose
   extra spread is the series' own (:func:`_nb_size`); a
-  window with no calls at all is judged as Poisson (a wobbling rate does not go silent); a
+  window with no calls at all is judged as Poisson (a wobbling rate does not go silent) unless
+  silence is the series' habit at that minute of the hour (a job that often ends early); a
   fall is never judged against more than the same hours of previous days held
   (:func:`~llmtrace.analytics.anomalies_profile.same_hours`), so the evening after a day-long
   surge is not a drop against the surge's hours, and a rise never against less than they held
@@ -97,6 +98,8 @@ RECUR_GAP = 2 * 3600
 RECUR_SLACK = 900  # a daily job's window recurs when it overlaps earlier days' within this either side
 SPREAD_ON_MID = True  # falls: the expectation's spread measured on its unguarded middle (see _volume_side)
 BORROW_BEST = True
+SILENCE_HABIT = True
+USUAL_SILENCES = 3  # silences at one minute of the hour (the judged one among them) that make silence usual there
 BORROW_MARGIN = 0.8  # another leaf's shape must cut a young leaf's error by a fifth to replace its parent's
 OWN_PATTERN = ("error_rate", "truncation_rate", "empty_output_rate")  # failures recur only as themselves
 
@@ -143,6 +146,16 @@ def _rate_wobble(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray) ->
     med, counts = row_median(c2)
     c2 = np.where(counts >= 24, np.clip(med, RATE_MIN_C**2, 1.0), RATE_DEFAULT_C**2)
     return np.asarray(c2)
+
+
+def _usual_silences(x: np.ndarray, mu: np.ndarray, ok: np.ndarray, period: int) -> np.ndarray:
+    """Per series and minute-of-hour bucket: whether windows ending there went silent against an
+    expectation of ``NB_MIN_MU`` clusters on at least ``USUAL_SILENCES`` occasions (a job that
+    sometimes ends early): there a silence is the job's habit, not a switched-off series."""
+    silent = ok & (x == 0) & (mu >= NB_MIN_MU)
+    phases = np.arange(x.shape[1]) % period
+    counts = np.stack([silent[:, phases == phase].sum(axis=1) for phase in range(period)], axis=1)
+    return np.asarray(counts >= USUAL_SILENCES)
 
 
 def _nb_size(x: np.ndarray, mu: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -201,11 +214,18 @@ def clustering(calls: np.ndarray, step: int, parent: float | None = None) -> np.
 
 
 def _flag_nb(
-    group_idx: np.ndarray, end: np.ndarray, x: np.ndarray, mu: np.ndarray, r: np.ndarray, up: bool
+    group_idx: np.ndarray,
+    end: np.ndarray,
+    x: np.ndarray,
+    mu: np.ndarray,
+    r: np.ndarray,
+    up: bool,
+    silence_usual: np.ndarray | None = None,
 ) -> list[tuple[int, int, float]]:
     """(group, end bucket, score) of windows whose negative binomial tail (size ``r`` per
     window) passes MIN_SCORE; ``x`` and ``mu`` are in clusters (calls over the clustering
-    factor), so ``x`` is taken conservatively (down for rises, up for falls).
+    factor), so ``x`` is taken conservatively (down for rises, up for falls); a silence is
+    judged as Poisson clusters unless ``silence_usual`` says the series often goes silent there.
 
     The exact tail (a Python sum, thousands of terms for a busy window) is only taken where the
     vectorised Chernoff bound, within its polynomial slack, says the window could pass, and
@@ -221,7 +241,8 @@ def _flag_nb(
             score = float(bound[i])
         else:
             score = neg_log10(nbinom_sf(k, m, float(r[i])) if up else nbinom_cdf(k, m, float(r[i])))
-        if k == 0 and not up:  # silence: a wobbling rate does not switch a series off (Poisson clusters)
+        usual = silence_usual is not None and bool(silence_usual[i])
+        if k == 0 and not up and not usual:  # silence: a wobbling rate does not switch a series off
             score = max(score, m / LN10)
         if score >= VOLUME_MIN_SCORE:
             out.append((int(group_idx[i]), int(end[i]), score))
@@ -548,9 +569,13 @@ def _volume_side(
         gate = ok & (x <= drop * mu) & (mu - x >= MIN_VOLUME_CHANGE)
     g, e = np.nonzero(gate)
     r = np.where(borrowed[g, e], size_borrowed[g], size[g])
+    period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
+    silence = None
+    if SILENCE_HABIT and not up and period > 1 and width < period and g.size:
+        silence = _usual_silences(x, muc, ok, period)[g, e % period]
     return [
         Window(group, "calls", "up" if up else "down", last - width + 1, last, score)
-        for group, last, score in _flag_nb(g, e, xc[g, e], muc[g, e], r, up)
+        for group, last, score in _flag_nb(g, e, xc[g, e], muc[g, e], r, up, silence)
     ]
 
 
