@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import pickle
 import shutil
 import statistics
 import tempfile
@@ -161,8 +162,41 @@ def window_stat(kind: str, c: dict[str, np.ndarray], ok_status: Any, volume_kind
 
 
 # --------------------------------------------------------------------------- effect sizes
+# effect sizes already drawn, by generator, seed and incident: kept only with ``--stores``
+# (:func:`load_effects` starts it and fills it from disk)
+EFFECTS: dict[tuple[str, int, int, str, tuple[int, ...]], tuple[float, float]] | None = None
+
+
+def _effect_key(b: Bench, sc: Any, inc: Any) -> tuple[str, int, int, str, tuple[int, ...]]:
+    return (b.gen.__name__, sc.seed, inc.start, inc.kind, tuple(inc.series))
+
+
+def load_effects(path: str) -> None:
+    """Effect sizes drawn by an earlier run (they depend on the generator alone, not the detector)."""
+    global EFFECTS
+    EFFECTS = {}
+    if os.path.exists(path):
+        with open(path, "rb") as fh:
+            EFFECTS.update(pickle.load(fh))
+
+
+def save_effects(path: str) -> None:
+    with open(path + ".tmp", "wb") as fh:
+        pickle.dump(EFFECTS, fh)
+    os.replace(path + ".tmp", path)
+
+
 def effect(b: Bench, sc: Any, inc: Any) -> tuple[float, float]:
     """(size in normal variations, extra events) by paired Monte Carlo over the generator."""
+    if EFFECTS is None:
+        return _draw_effect(b, sc, inc)
+    key = _effect_key(b, sc, inc)
+    if key not in EFFECTS:
+        EFFECTS[key] = _draw_effect(b, sc, inc)
+    return EFFECTS[key]
+
+
+def _draw_effect(b: Bench, sc: Any, inc: Any) -> tuple[float, float]:
     lo, hi = inc.start, min(inc.end, inc.start + 120)
     others = [o for o in sc.incidents if o is not inc]
     base, hit = np.full(b.reps, np.nan), np.full(b.reps, np.nan)
@@ -188,23 +222,41 @@ def effect(b: Bench, sc: Any, inc: Any) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- one seed
 @contextmanager
-def store(b: Bench, sc: Any, fill: Callable[[Any, Any], int] | None = None) -> Iterator[tuple[Any, dict[str, float]]]:
+def store(
+    b: Bench, sc: Any, fill: Callable[[Any, Any], int] | None = None, keep: str | None = None
+) -> Iterator[tuple[Any, dict[str, float]]]:
     """A fresh chDB store filled with the scenario's spans by ``fill`` (default: the generator's
-    ``insert``; a benchmark may interleave its own checks); yields (client, insert timings)."""
+    ``insert``; a benchmark may interleave its own checks); yields (client, insert timings).
+
+    ``keep``: a folder where the seed's store is kept and, once filled, reused by later runs (a
+    detector change judged again without inserting 0.7M calls per seed anew)."""
     from llmtrace.store.client import connect
     from llmtrace.store.migrations import apply_migrations, client_runner
 
-    tmp = tempfile.mkdtemp(prefix=b.prefix)
-    client = connect(f"chdb://{tmp}")
+    path = os.path.join(keep, f"{b.prefix}{sc.seed}") if keep else tempfile.mkdtemp(prefix=b.prefix)
+    filled = os.path.join(path, ".filled")
+    reused = keep is not None and os.path.exists(filled)
+    if keep and not reused:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path)
+    client = connect(f"chdb://{path}")
     try:
-        apply_migrations(client_runner(client), ttl_days=b.ttl_days)  # fixed dates: keep them past any TTL
         started, cpu = time.perf_counter(), time.process_time()
-        calls = (fill or b.gen.insert)(client, sc)
+        calls = 0
+        # fixed dates: keep them past any TTL; a kept store gets the schema files added since it was filled
+        apply_migrations(client_runner(client), ttl_days=b.ttl_days)
+        if reused:
+            calls = int(client.query("SELECT count() FROM llm_calls").result_rows[0][0])
+        else:
+            calls = (fill or b.gen.insert)(client, sc)
+            if keep:
+                open(filled, "w").close()
         yield client, {"calls": calls, "insert_seconds": time.perf_counter() - started,
                        "insert_cpu": time.process_time() - cpu}  # fmt: skip
     finally:
         client.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def explained(b: Bench, a: Any, sc: Any) -> bool:
@@ -220,9 +272,12 @@ def series_weeks(sc: Any, minutes: int) -> float:
     return sum(max(0, m) for m in judged) / WEEK
 
 
+KEEP: str | None = None  # --stores: where the runners keep and reuse each seed's store
+
+
 def run_seed(b: Bench, seed: int, fill: Callable[[Any, Any], int] | None = None) -> dict[str, Any]:
     sc = b.gen.build(seed)
-    with store(b, sc, fill) as (client, inserted):
+    with store(b, sc, fill, KEEP if fill is None else None) as (client, inserted):
         week = Filter(start=sc.end - timedelta(days=7), end=sc.end)
         started, cpu = time.perf_counter(), time.process_time()
         report = anomalies.detect(client, week, now=sc.end)
@@ -335,11 +390,20 @@ def cli(
     parser.add_argument("--verbose", action="store_true", help="every missed eligible incident and false episode")
     parser.add_argument("--watch", action="store_true", help="also watch's time to detect (fills the store in steps)")
     parser.add_argument("--sample", type=int, default=3, help="--watch: eligible incidents per seed (default 3)")
+    parser.add_argument("--stores", help="keep each seed's store (and effect sizes) here and reuse them")
     args = parser.parse_args()
+    global KEEP
+    KEEP = args.stores
+    effects = os.path.join(args.stores, "effects.pickle") if args.stores else None
+    if effects:
+        os.makedirs(args.stores, exist_ok=True)
+        load_effects(effects)
     results = []
     for seed in seeds(args.seeds):
         started = time.perf_counter()
         res = run(seed, args.sample if args.watch else 0)
+        if effects:
+            save_effects(effects)
         print(seed_line(res, started), flush=True)
         if args.verbose:
             for a in res["false"]:

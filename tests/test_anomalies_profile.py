@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import numpy as np
+import pytest
 
 from llmtrace.analytics import anomalies_scan as scan
 from llmtrace.analytics.anomalies_profile import Seasonal, shape, weekend
@@ -66,3 +67,34 @@ def test_a_young_series_borrows_its_parents_shape_and_is_judged_on_rises() -> No
     alone = scan.leaf_volume(calls[1:], first[1:], STEP, MONDAY)  # no parent: the trailing level only
     assert alone.missing[1][0, at] and not alone.borrowed[1][0, at]
     assert abs(alone.mu[1][0][0, at] - 96 / 36) < 0.1
+
+
+def _hours(start: int, end: int, high: float, low: float) -> np.ndarray:
+    day = np.arange(DAY)
+    return np.where((day >= start * HOUR) & (day < end * HOUR), high, low)
+
+
+def test_a_young_series_borrows_the_shape_that_fits_its_own_hours(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's day is office hours (its biggest series); a young series whose users come in the
+    evening, like another series', is expected from that series' shape, not the app's."""
+    rng = np.random.default_rng(7)
+    days = 3
+    office = np.tile(_hours(8, 18, 40.0, 4.0), days)
+    evening = np.tile(_hours(18, 24, 12.0, 1.0), days)
+    young = evening / 2
+    young[: 2 * DAY + 2 * HOUR] = 0  # first call at 02:00 on the third day
+    calls = rng.poisson(np.vstack([office, evening, young])).astype(float)
+    first = np.array([0, 0, 2 * DAY + 2 * HOUR])
+    app = np.ones((1, 3))
+    at = 2 * DAY + 19 * HOUR  # 19:00: the evening ramp, its baseline 16:00-19:00 mostly quiet
+    truth = 6.0
+    chosen = scan.leaf_volume(calls, first, STEP, MONDAY, [app])
+    assert chosen.borrowed[1][2, at]
+    assert abs(chosen.mu_mid[1][0][2, at] - truth) < 0.25 * truth
+    monkeypatch.setattr(scan, "BORROW_BEST", False)
+    parents_only = scan.leaf_volume(calls, first, STEP, MONDAY, [app])
+    # the app's shape says the evening is quieter than the afternoon: far below what comes
+    assert parents_only.mu_mid[1][0][2, at] < 0.5 * truth
+    # a mature series keeps its own shape either way
+    assert not chosen.borrowed[1][1, at]
+    assert chosen.mu_mid[1][0][1, at] == parents_only.mu_mid[1][0][1, at]

@@ -281,3 +281,22 @@ def test_a_morning_ramp_an_hour_early_is_a_clock_change_not_a_rise() -> None:
     v = scan.leaf_volume(calls, np.array([0]), STEP, MONDAY)
     found = [w for w in scan._volume(v, np.ones((1, 1)), judged, STEP)[0] if w.direction == "up"]
     assert found and all(spike <= w.last and w.first < spike + HOUR for w in found)
+
+
+def _hourly_job(rng: np.random.Generator, days: int) -> np.ndarray:
+    """Calls per bucket of a job running 10-20 minutes from :00 of every hour (15 calls/min) over a
+    trickle of 0.1/min: its 10th-20th minutes are on or off by chance."""
+    level = np.full(days * DAY, 0.5)
+    for h in range(days * 24):
+        level[h * HOUR : h * HOUR + int(rng.integers(2, 5))] += 75.0
+    return rng.poisson(level)[None, :].astype(float)
+
+
+def test_a_job_ending_early_as_it_often_does_is_not_a_drop_but_a_missed_run_is() -> None:
+    rng = np.random.default_rng(11)
+    calls = _hourly_job(rng, 4)
+    assert not [w for w in _volume_windows(calls) if w.direction == "down"]
+    gone = 3 * DAY + 14 * HOUR  # the 14:00 run does not happen: its always-busy first minutes fall silent
+    calls[0, gone : gone + 2] = 0
+    found = [w for w in _volume_windows(calls) if w.direction == "down"]
+    assert found and all(gone <= w.last and w.first < gone + 2 for w in found)

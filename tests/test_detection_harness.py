@@ -156,3 +156,27 @@ def test_the_watch_report_counts_incidents_found_within_ten_minutes_and_not_foun
     out = capsys.readouterr().out
     assert "found within 60 min 3;" in out and "within 10 min 2/4 = 0.50" in out
     assert "drop [15, inf]; errors [5, 10]" in out and "median 15 min, p90 inf min" in out  # upper ranks: never below
+
+
+def test_a_kept_store_is_filled_once_and_judged_again_as_it_was(tmp_path: Path) -> None:
+    """``--stores``: the second run reuses the first run's store instead of inserting anew."""
+    fills: list[int] = []
+
+    def insert(client: Any, sc: Any) -> int:
+        fills.append(sc.seed)
+        client.command("CREATE TABLE kept (x UInt8) ENGINE = MergeTree ORDER BY x")
+        client.command("INSERT INTO kept VALUES (7)")
+        return 1
+
+    gen = types.SimpleNamespace(insert=insert, PERMANENT=())
+    bench = h.Bench(
+        gen=gen, family=FAMILIES, explains=FAMILIES, benign_kinds=(), counted=(),  # type: ignore[arg-type]
+        stat=lambda kind, c: 0.0, noise=lambda sc, rng: None, label=str,
+    )  # fmt: skip
+    sc = types.SimpleNamespace(seed=42)
+    for _ in range(2):
+        with h.store(bench, sc, keep=str(tmp_path)) as (client, _):
+            assert client.query("SELECT x FROM kept").result_rows == [(7,)]
+    assert fills == [42]
+    with h.store(bench, sc) as (client, _):  # without keep: a fresh store, filled again
+        assert fills == [42, 42]
