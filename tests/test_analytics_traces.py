@@ -177,7 +177,7 @@ def history(store: Any) -> Any:
 def test_text_search_newest_first_finds_what_one_search_of_the_window_finds(
     history: Any, text: str, limit: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The search stops at the first stage (newest hour, day) holding ``limit`` traces;
+    """The search stops at the first stage (newest hour, 4 hours, day) holding ``limit`` traces;
     its list is the whole window's, trace for trace. A common text stops in the first hour, an
     absent one reads every stage and the window."""
     window = Filter(start=HISTORY_END - timedelta(days=2), end=HISTORY_END)
@@ -190,4 +190,4 @@ def test_text_search_newest_first_finds_what_one_search_of_the_window_finds(
     if text == "request":  # every demo request: 123-518 traces in any last hour of the day, measured
         assert len(found) == limit and [f.duration for f in stages] == [timedelta(hours=1)]
     if text == "zzz":
-        assert found.empty and [f.duration for f in stages] == [timedelta(hours=h) for h in (1, 24, 48)]
+        assert found.empty and [f.duration for f in stages] == [timedelta(hours=h) for h in (1, 4, 24, 48)]
