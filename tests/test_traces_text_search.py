@@ -9,6 +9,7 @@ reads it. Equality is asserted against the old SQL run on the same store, so it 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,6 +23,7 @@ from llmtrace.analytics import traces
 from llmtrace.analytics.filters import Filter
 from llmtrace.demo import scenarios
 from llmtrace.store.client import connect
+from llmtrace.store.migrations import schema_files
 from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
 from tests.server_process import ServerProcess, start_server
 
@@ -166,6 +168,11 @@ def test_search_grams_come_only_from_ascii_runs_without_letters_that_have_non_as
     assert traces.search_grams("ab") == traces.search_grams("ＡＢＣ") == traces.search_grams("is it") == []
     assert traces.search_grams("100% _x") == ["100", "00%", "0% ", "% _", " _x"]
     assert len(traces.search_grams(LONG)) == 32
+
+
+def test_the_view_copies_exactly_the_content_keys_the_search_is_defined_on() -> None:
+    view = next(p for p in schema_files() if p.name.startswith("024_")).read_text()
+    assert sorted(set(re.findall(r"SpanAttributes\['([^']+)'\]", view))) == sorted(traces.CONTENT_KEYS)
 
 
 def test_the_index_rules_out_every_part_for_a_text_found_nowhere(store: Store) -> None:
