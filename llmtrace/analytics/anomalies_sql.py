@@ -7,8 +7,9 @@ successful calls exceeded the series' *usual high quantile* of latency, time to 
 token, output tokens and cost (and fell below its usual low quantile of output tokens).
 
 "Usual" is trailing, so an incident does not raise its own bar: for every hour, the median
-of the previous ``THRESHOLD_HOURS`` hourly p90s (p10 for the low side) of that series, from
-hours with at least ``MIN_HOUR_CALLS`` successful calls; an hour with fewer than
+of the last ``THRESHOLD_HOURS`` hourly p90s (p10 for the low side) of that series from hours
+with at least ``MIN_HOUR_CALLS`` successful calls, found within ``THRESHOLD_LOOKBACK`` hours
+with calls before it (so a nightly job is held to its own earlier runs); an hour with fewer than
 ``MIN_THRESHOLD_HOURS`` such hours behind it has no threshold and its calls are not counted
 as trials (the series is warming up for that metric). Coarser levels (a service, a
 provider, the whole app) are sums of these leaf counts, each call judged against its own
@@ -25,6 +26,9 @@ from llmtrace.analytics.groups import COLUMNS
 __all__ = ["COUNTS", "METRICS", "VARIANTS", "Metric", "counts_sql", "series_columns", "volume_sql"]
 
 THRESHOLD_HOURS = 24
+# hours (with calls) searched back for them: a nightly job has one hour of 3+ calls a day, so its bar
+# came from the 1-2 hours of its trickle that happened to hold 3 calls (its own run 0.29 above it)
+THRESHOLD_LOOKBACK = 7 * 24
 MIN_THRESHOLD_HOURS = 3
 MIN_HOUR_CALLS = 3
 HIGH, LOW = 0.9, 0.1
@@ -85,8 +89,10 @@ def _select_groups(by: Sequence[str]) -> str:
 
 
 def _trailing(column: str) -> str:
-    """Median of the previous hours' values (NULL-free array from groupArray), or 0 = none yet."""
-    past = f"groupArray(if(okn >= {MIN_HOUR_CALLS} AND {column} > 0, {column}, NULL)) OVER past"
+    """Median of the last ``THRESHOLD_HOURS`` qualifying hours' values (NULL-free array from
+    groupArray, in time order) within ``THRESHOLD_LOOKBACK`` rows, or 0 = none yet."""
+    every = f"groupArray(if(okn >= {MIN_HOUR_CALLS} AND {column} > 0, {column}, NULL)) OVER past"
+    past = f"arraySlice({every}, -{THRESHOLD_HOURS})"
     return f"if(length({past}) >= {MIN_THRESHOLD_HOURS}, arrayReduce('quantileExact(0.5)', {past}), 0)"
 
 
@@ -124,7 +130,7 @@ def counts_sql(by: Sequence[str], dims: str, step: int) -> str:
             SELECT {key}, h, {_trailing("lat90")} AS lat_t, {_trailing("ttft90")} AS ttft_t,
                    {_trailing("tok90")} AS tok_t, {_trailing("tok10")} AS tok_l, {_trailing("cost90")} AS cost_t
             FROM hourly
-            WINDOW past AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN {THRESHOLD_HOURS} PRECEDING AND 1 PRECEDING)
+            WINDOW past AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN {THRESHOLD_LOOKBACK} PRECEDING AND 1 PRECEDING)
         )
         SELECT {", ".join(f"c.{col} AS {col}" for col in g.split(", "))}, toDateTime(c.b, 'UTC') AS b,
                count() AS calls, sum(c.IsError) AS errors, countIf(c.{ok}) AS ok,
