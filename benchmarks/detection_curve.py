@@ -92,6 +92,12 @@ unchanged; v8 207/232 at 0.29 unchanged; v6 600-604 103 -> 102/127, false 0.46 -
 identical back to back (87/109, 0.17: v2's data follows the clock of the run, so its figures move
 between runs hours apart; 91/107 at 07:40 UTC with the same detector).
 
+Then rises held to the same hours of any previous days while fewer than two of the same type
+exist (``RISE_ANY_DAY``; the store's first weekend): **v7 false 0.65 -> 0.46** (a nightly job's run on
+Saturday and Sunday was held to the trickle before it), eligible 122 -> 121 of 155; v8 207/232, false
+0.29 -> 0.23; v6 102 -> 101 of 127 at 0.44; v2 100-104 back to back 87 -> 86 of 109, false 0.17 -> 0.15.
+Each judge but v8 loses one volume incident (a rise on a first weekend now expected at weekday level).
+
 Tried and dropped, same stores: the spread measured on the unguarded middle for rises too (v7 124/155
 but 1.25 false: daily tenant syncs became spikes); a spread per hour of the day, shrunk towards the
 series' whole-day one by 24 windows (v7 119/155 at 1.11, v8 205/232 at 0.32: fewer false alarms on the
@@ -153,6 +159,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "young: parent's shape only": {"BORROW_BEST": False},
     "before (both off)": {"BORROW_BEST": False, "SPREAD_ON_MID": False},
     "silence always Poisson": {"SILENCE_HABIT": False},
+    "rises: same-type days only": {"RISE_ANY_DAY": False},
 }
 
 

@@ -300,3 +300,27 @@ def test_a_job_ending_early_as_it_often_does_is_not_a_drop_but_a_missed_run_is()
     calls[0, gone : gone + 2] = 0
     found = [w for w in _volume_windows(calls) if w.direction == "down"]
     assert found and all(gone <= w.last and w.first < gone + 2 for w in found)
+
+
+def _nightly_job(rng: np.random.Generator, days: int) -> np.ndarray:
+    """A trickle of 0.03 calls/min and a 10-20 minute run at 02:00 every night (24 calls/min)."""
+    level = np.full(days * DAY, 0.15)
+    for d in range(days):
+        level[d * DAY + 2 * HOUR : d * DAY + 2 * HOUR + int(rng.integers(2, 5))] += 120.0
+    return rng.poisson(level)[None, :].astype(float)
+
+
+def test_a_nightly_run_on_the_stores_first_weekend_is_expected_from_any_previous_night() -> None:
+    # the store starts on a Thursday: Saturday and Sunday have no earlier day of their kind, and
+    # without one the run's rise was held to the trickle before it (flagged in 3 of 6 seeds)
+    thursday = MONDAY + 3 * 86400
+    for seed in (1, 2, 5):
+        calls = _nightly_job(np.random.default_rng(seed), 4)
+        v = scan.leaf_volume(calls, np.array([0]), STEP, thursday)
+        found = scan._volume(v, np.ones((1, 1)), np.arange(calls.shape[1]) >= 2 * DAY, STEP)[0]
+        assert not [w for w in found if w.direction == "up"], seed
+    calls = _nightly_job(np.random.default_rng(1), 4)
+    calls[0, 3 * DAY + 14 * HOUR : 3 * DAY + 14 * HOUR + 3] += 150  # Sunday 14:00: a run nobody planned
+    v = scan.leaf_volume(calls, np.array([0]), STEP, thursday)
+    found = scan._volume(v, np.ones((1, 1)), np.arange(calls.shape[1]) >= 2 * DAY, STEP)[0]
+    assert [w for w in found if w.direction == "up" and w.first <= 3 * DAY + 14 * HOUR + 2 <= w.last + 2]

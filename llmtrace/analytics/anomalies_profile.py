@@ -275,7 +275,14 @@ def rate_phase(k: np.ndarray, n: np.ndarray, step: int, width: int) -> np.ndarra
 
 
 def same_hours(
-    calls: np.ndarray, first: np.ndarray, step: int, start_epoch: int, width: int, start: int, shift: int = 0
+    calls: np.ndarray,
+    first: np.ndarray,
+    step: int,
+    start_epoch: int,
+    width: int,
+    start: int,
+    shift: int = 0,
+    kinds: bool = True,
 ) -> np.ndarray:
     """Per series and window end (from bucket ``start`` on): the calls the same hours of the
     previous days of the same type (weekday or weekend, UTC) held, the median over at least two
@@ -284,7 +291,8 @@ def same_hours(
     A trailing baseline follows the level of the hours just before a window, so when a surge
     lasting most of a day (a marketing day) ends, the evening looks like a drop against it;
     what the same hours held on other days does not. ``shift``: buckets the previous days' clock
-    is moved by (their hours an hour later or earlier, for a clock change).
+    is moved by (their hours an hour later or earlier, for a clock change); ``kinds=False``:
+    previous days of any type.
     """
     rows, size = calls.shape
     per_day = max(1, DAY // step)
@@ -294,7 +302,7 @@ def same_hours(
     days = np.full((MAX_DAYS, rows, ends.size), np.nan)
     for d in range(1, MAX_DAYS + 1):
         back = np.minimum(ends - d * per_day + shift, ends - 1)
-        alike = (back >= width) & (kind[ends] == kind[np.clip(back, 0, None)])
+        alike = (back >= width) & ((kind[ends] == kind[np.clip(back, 0, None)]) | (not kinds))
         held = (back[None, :] - width + 1) >= first[:, None]
         days[d - 1] = np.where(alike[None, :] & held, window_sum(c, np.clip(back, 0, None), width), np.nan)
     med, counts = row_median(days.reshape(MAX_DAYS, -1).T)

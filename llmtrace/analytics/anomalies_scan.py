@@ -22,7 +22,9 @@ minutes and 3 hours by default) and every window ending in the judged range:
   fall is never judged against more than the same hours of previous days held
   (:func:`~llmtrace.analytics.anomalies_profile.same_hours`), so the evening after a day-long
   surge is not a drop against the surge's hours, and a rise never against less than they held
-  within ``ALIGN`` either side (the morning after a quiet day; a clock change);
+  within ``ALIGN`` either side (the morning after a quiet day; a clock change), the same hours
+  of any previous days while fewer than two of the same type exist (a nightly job on the
+  store's first weekend);
 * overdispersion: real rates wobble more than a binomial allows (load, prompts, hours): the
   true rate is taken to wobble by a relative ``c`` (beta-binomial, :func:`_rate_wobble`,
   from the series' own windows at that scale), so a window's counts are divided by its
@@ -99,6 +101,7 @@ RECUR_SLACK = 900  # a daily job's window recurs when it overlaps earlier days' 
 SPREAD_ON_MID = True  # falls: the expectation's spread measured on its unguarded middle (see _volume_side)
 BORROW_BEST = True
 SILENCE_HABIT = True
+RISE_ANY_DAY = True
 USUAL_SILENCES = 3  # silences at one minute of the hour (the judged one among them) that make silence usual there
 BORROW_MARGIN = 0.8  # another leaf's shape must cut a young leaf's error by a fifth to replace its parent's
 OWN_PATTERN = ("error_rate", "truncation_rate", "empty_output_rate")  # failures recur only as themselves
@@ -442,6 +445,9 @@ def leaf_volume(
         usual = [same_hours(calls, first, step, start_epoch, width, start, s) * phase for s in (0, -align, align)]
         low = usual[0]
         high = np.nan_to_num(np.maximum.reduce(usual), posinf=0.0)
+        if RISE_ANY_DAY:  # before two days of its type exist (the store's first weekend): any two days
+            any_day = [same_hours(calls, first, step, start_epoch, width, start, s, False) for s in (0, -align, align)]
+            high = np.where(np.isinf(usual[0]), np.nan_to_num(np.maximum.reduce(any_day), posinf=0.0) * phase, high)
         out.mu[width] = (np.maximum(mus[0], high), np.maximum(mus[1], high))
         out.mu_low[width] = (np.minimum(mus[2], low), np.minimum(mus[3], low))
         out.mu_mid[width] = (mids[0], mids[1])
