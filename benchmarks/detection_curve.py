@@ -136,7 +136,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import detection_harness as h
 
-from llmtrace.analytics import anomalies
+from llmtrace.analytics import anomalies, anomalies_levels
 from llmtrace.analytics import anomalies_scan as scan
 from llmtrace.analytics.filters import Filter
 
@@ -160,20 +160,25 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "before (both off)": {"BORROW_BEST": False, "SPREAD_ON_MID": False},
     "silence always Poisson": {"SILENCE_HABIT": False},
     "rises: same-type days only": {"RISE_ANY_DAY": False},
+    # the counts from every call of llm_calls (exact thresholds) instead of the 5-minute rollup's bins
+    "counts from raw calls": {"levels.rollup_answers": lambda by, step: False},
 }
 
 
 @contextlib.contextmanager
 def replaced(**constants: Any) -> Iterator[None]:
-    """``anomalies_scan``'s module attributes replaced for one ``detect`` (read at run time)."""
-    old = {name: getattr(scan, name) for name in constants}
+    """``anomalies_scan``'s module attributes (``levels.<name>``: ``anomalies_levels``'s) replaced for
+    one ``detect`` (read at run time)."""
+    modules = {"scan": scan, "levels": anomalies_levels}
+    targets = {name: (modules[name.split(".")[0]] if "." in name else scan, name.split(".")[-1]) for name in constants}
+    old = {name: getattr(module, attr) for name, (module, attr) in targets.items()}
     for name, value in constants.items():
-        setattr(scan, name, value)
+        setattr(*targets[name], value)
     try:
         yield
     finally:
         for name, value in old.items():
-            setattr(scan, name, value)
+            setattr(*targets[name], value)
 
 
 def judge_seed(

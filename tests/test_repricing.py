@@ -26,6 +26,7 @@ from llmtrace.store import prices
 from llmtrace.store.chdb_client import ChdbClient
 from tests.conftest import kept_engine_overrides
 from tests.server_process import ServerProcess, otlp_request, post_spans
+from tests.test_anomaly_rollup import assert_rollup_is_its_view_over_every_call
 
 END = datetime.now(timezone.utc).replace(second=0, microsecond=0)
 GPT4O = {"provider": "openai", "model": "gpt-4o", "input_mtok": 1.0, "output_mtok": 2.0}
@@ -160,6 +161,14 @@ def test_a_second_price_change_corrects_the_rollups_again(repriced_twice: Repric
     ).result_rows[0]
     assert got[0] == pytest.approx(got[1], rel=1e-12)
     _assert_windows_agree(history)
+
+
+def test_the_anomaly_rollups_cost_bins_follow_each_repricing(repriced_twice: Repricing) -> None:
+    """Each run moved its calls from their old cost bin to the new one (025's correction rows): the
+    rollup equals its view over the re-priced calls, with no bin left over from the old prices."""
+    history = repriced_twice.store
+    assert history.query("SELECT count() FROM llm_anomaly_5m WHERE PriceVersion > 0").result_rows[0][0] > 0
+    assert assert_rollup_is_its_view_over_every_call(history) > 100
 
 
 def test_repricing_asks_the_same_engine_as_call_time_pricing(store: ChdbClient, make_otel_row: Any) -> None:
@@ -346,7 +355,8 @@ def test_a_run_killed_before_its_rollup_corrections_is_finished_at_server_start(
 
 def test_recovery_after_a_finished_run_adds_no_rows(history: ChdbClient) -> None:
     prices.apply_prices(history, [GPT4O, FINE_TUNE])
-    rows = "SELECT (SELECT count() FROM llm_calls_1m), (SELECT count() FROM llm_calls_1h)"
+    rows = ", ".join(f"(SELECT count() FROM {table})" for table in ("llm_calls_1m", "llm_calls_1h", "llm_anomaly_5m"))
+    rows = f"SELECT {rows}"
     before = history.query(rows).result_rows
     assert prices.recover(history) == 0
     assert prices.recover(history) == 0

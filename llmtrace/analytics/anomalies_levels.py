@@ -26,7 +26,7 @@ from llmtrace.analytics import frame
 from llmtrace.analytics.anomalies_episodes import Episode, merge, resolve
 from llmtrace.analytics.anomalies_profile import usual_calls
 from llmtrace.analytics.anomalies_scan import BASELINE, Scan, leaf_volume, scan
-from llmtrace.analytics.anomalies_sql import COUNTS, counts_sql, volume_sql
+from llmtrace.analytics.anomalies_sql import COUNTS, counts_sql, rollup_answers, rollup_counts_sql, volume_sql
 from llmtrace.analytics.filters import sql_time
 from llmtrace.analytics.groups import parse_by
 
@@ -199,7 +199,8 @@ def _splitting(
 def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Prepared:
     """Run the counts query, scan every level, merge and resolve episodes."""
     keys = _leaf_keys(levels)
-    sql = counts_sql(keys, p.history.dimension_clause(), p.step)
+    source = rollup_counts_sql if rollup_answers(keys, p.step) else counts_sql
+    sql = source(keys, p.history.dimension_clause(), p.step)
     df = frame(client, sql, p.params())
     buckets = p.buckets
     cols = [f"g_{k}" for k in keys] or ["_all"]

@@ -14,6 +14,14 @@ with calls before it (so a nightly job is held to its own earlier runs); an hour
 as trials (the series is warming up for that metric). Coarser levels (a service, a
 provider, the whole app) are sums of these leaf counts, each call judged against its own
 series' bar, so they need no second pass over the calls.
+
+Two sources give these counts. :func:`rollup_counts_sql` reads the 5-minute rollup
+``llm_anomaly_5m`` (schema 025), whose per-bucket histograms of latency, TTFT, output tokens and
+cost (``BINS_PER_OCTAVE`` log-spaced bins) make the hourly quantiles and the thresholds exact to a
+bin: a call in the threshold's own bin counts as half a call past it. It answers every
+grouping and filter of the rollup's keys at buckets of whole 5 minutes (the default), at a tenth
+of the server CPU. :func:`counts_sql` reads every call from ``llm_calls`` (exact thresholds) for
+the rest: 1-4 minute buckets, or grouping by prompt or operation.
 """
 
 from __future__ import annotations
@@ -23,7 +31,10 @@ from dataclasses import dataclass
 
 from llmtrace.analytics.groups import COLUMNS
 
-__all__ = ["COUNTS", "METRICS", "VARIANTS", "Metric", "counts_sql", "series_columns", "volume_sql"]
+__all__ = [
+    "COUNTS", "METRICS", "VARIANTS", "Metric", "counts_sql", "rollup_answers", "rollup_counts_sql", "series_columns",
+    "volume_sql",
+]  # fmt: skip
 
 THRESHOLD_HOURS = 24
 # hours (with calls) searched back for them: a nightly job has one hour of 3+ calls a day, so its bar
@@ -33,6 +44,11 @@ MIN_THRESHOLD_HOURS = 3
 MIN_HOUR_CALLS = 3
 HIGH, LOW = 0.9, 0.1
 TRUNCATED = "lower(FinishReason) IN ('length', 'max_tokens')"
+# llm_anomaly_5m (025): its bucket, the groupings its keys answer, its bins (floor(32 * log2 v); 0 in ZERO)
+ROLLUP_STEP = 300
+ROLLUP_KEYS = frozenset({"service", "environment", "release", "provider", "model"})
+BINS_PER_OCTAVE = 32
+ZERO_BIN, NO_BIN = -32767, -32768
 
 
 @dataclass(frozen=True)
@@ -169,3 +185,83 @@ def volume_sql(by: Sequence[str], dims: str, step: int) -> str:
           AND Bucket < toStartOfMinute({{hist_start:DateTime64(6, 'UTC')}}){dims}
         GROUP BY {g}, b
         HAVING calls > 0"""
+
+
+def rollup_answers(by: Sequence[str], step: int) -> bool:
+    """Whether :func:`rollup_counts_sql` can give these counts (filters are always on its keys)."""
+    return step % ROLLUP_STEP == 0 and set(by) <= ROLLUP_KEYS
+
+
+def _bin_quantile(hist: str, level: float) -> str:
+    """The bin holding a series' ``level`` quantile of an hour (``NO_BIN`` without calls)."""
+    return f"if(sumArray({hist}.2) = 0, {NO_BIN}, quantileExactWeightedArray({level})({hist}.1, {hist}.2))"
+
+
+def _trailing_bin(column: str) -> str:
+    """:func:`_trailing` over bins: the median bin of the last qualifying hours, or ``NO_BIN``."""
+    every = f"groupArray(if(okn >= {MIN_HOUR_CALLS} AND {column} > {ZERO_BIN}, {column}, NULL)) OVER past"
+    past = f"arraySlice({every}, -{THRESHOLD_HOURS})"
+    return f"if(length({past}) >= {MIN_THRESHOLD_HOURS}, toInt32(arrayReduce('quantileExact(0.5)', {past})), {NO_BIN})"
+
+
+def _twice_past(hist: str, bar: str, side: str = ">", shift: int = 0) -> str:
+    """Twice the calls of a histogram past ``bar`` + ``shift`` bins (``side`` '>' or '<'), the bar's own
+    bin once: halved after the sum, so a call in the bar's bin counts half."""
+    edge = f"{bar} + {shift}" if shift else bar
+    twice = f"arraySum((c, k) -> if(k {side} {edge}, 2 * c, if(k = {edge}, c, 0)), {hist}.2, {hist}.1)"
+    return f"if({bar} = {NO_BIN}, 0, {twice})"
+
+
+def rollup_counts_sql(by: Sequence[str], dims: str, step: int) -> str:
+    """:func:`counts_sql`'s columns from ``llm_anomaly_5m``; ``step`` a multiple of ``ROLLUP_STEP``.
+
+    Hourly p90s (p10) are weighted exact quantiles of the hour's bins; a bar is the median bin of
+    the trailing hours as in :func:`counts_sql`; the calls past it are summed per rollup row (each
+    row's own hour's bars) before the rows are grouped into the series' buckets. Twice a bar is
+    ``BINS_PER_OCTAVE`` bins higher. Counts are UInt64 sums that wrap (re-pricing's -1s), so the
+    halving comes after the sum."""
+    g = series_columns(by)
+    where = f"Bucket >= {{hist_start:DateTime64(6, 'UTC')}} AND Bucket < {{judge_end:DateTime64(6, 'UTC')}}{dims}"
+    twice = BINS_PER_OCTAVE  # bins
+    low_bar = f"if(t.tok_t = {NO_BIN}, {NO_BIN}, t.tok_l)"  # a p10 bar only where there is a p90 one
+
+    def n(hist: str, bar: str) -> str:
+        return f"sum(if({bar} = {NO_BIN}, 0, arraySum({hist}.2)))"
+
+    def past(hist: str, bar: str, side: str = ">", shift: int = 0) -> str:
+        return f"intDiv(sum({_twice_past(hist, bar, side, shift)}) + 1, 2)"
+
+    return f"""
+        WITH
+        hourly AS (
+            SELECT {_select_groups(by)}, toStartOfHour(Bucket) AS h, sum(Calls - Errors) AS okn,
+                   {_bin_quantile("Latency", HIGH)} AS lat90, {_bin_quantile("Ttft", HIGH)} AS ttft90,
+                   {_bin_quantile("Tokens", HIGH)} AS tok90, {_bin_quantile("Tokens", LOW)} AS tok10,
+                   {_bin_quantile("Cost", HIGH)} AS cost90
+            FROM llm_anomaly_5m WHERE {where}
+            GROUP BY {g}, h
+        ),
+        thresholds AS (
+            SELECT cityHash64({g}, h) AS k, {_trailing_bin("lat90")} AS lat_t, {_trailing_bin("ttft90")} AS ttft_t,
+                   {_trailing_bin("tok90")} AS tok_t, {_trailing_bin("tok10")} AS tok_l,
+                   {_trailing_bin("cost90")} AS cost_t
+            FROM hourly
+            WINDOW past AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN {THRESHOLD_LOOKBACK} PRECEDING AND 1 PRECEDING)
+        )
+        SELECT {g}, toDateTime(toStartOfInterval(r.Bucket, toIntervalSecond({step})), 'UTC') AS b,
+               sum(r.Calls) AS calls, sum(r.Errors) AS errors, sum(r.Calls - r.Errors) AS ok,
+               sum(r.Truncated) AS truncated, sum(r.Empty) AS empty,
+               {n("r.Latency", "t.lat_t")} AS lat_n, {past("r.Latency", "t.lat_t")} AS lat_x,
+               {n("r.Ttft", "t.ttft_t")} AS ttft_n, {past("r.Ttft", "t.ttft_t")} AS ttft_x,
+               {n("r.Tokens", "t.tok_t")} AS tok_n, {past("r.Tokens", "t.tok_t")} AS tok_x,
+               {past("r.Tokens", low_bar, "<")} AS tok_lo,
+               {n("r.Cost", "t.cost_t")} AS cost_n, {past("r.Cost", "t.cost_t")} AS cost_x,
+               {past("r.Latency", "t.lat_t", shift=twice)} AS lat_x2,
+               {past("r.Ttft", "t.ttft_t", shift=twice)} AS ttft_x2,
+               {past("r.Tokens", "t.tok_t", shift=twice)} AS tok_x2,
+               {past("r.Cost", "t.cost_t", shift=twice)} AS cost_x2
+        FROM (SELECT *, {_select_groups(by)}, cityHash64({g}, toStartOfHour(Bucket)) AS k
+              FROM llm_anomaly_5m WHERE {where}) AS r
+        LEFT JOIN thresholds AS t ON r.k = t.k
+        GROUP BY {g}, b
+        ORDER BY {g}, b"""

@@ -59,6 +59,7 @@ SHARDING_KEYS = {
     "llm_latency_1h": "cityHash64(ServiceName, RequestModel, Bucket)",
     "llm_users_1h": "cityHash64(UserId, Bucket)",
     "llm_speed_1h": "cityHash64(ServiceName, RequestModel, Bucket)",
+    "llm_anomaly_5m": "cityHash64(ServiceName, RequestModel, Bucket)",
     "llm_scores": "cityHash64(TraceId)",
 }
 # Small reference tables every node reads in full (the ledger and the price overrides, wherever
@@ -310,6 +311,7 @@ _ROLLUP_TTL = {
     "llm_latency_1h": "Bucket",
     "llm_users_1h": "Bucket",
     "llm_speed_1h": "Bucket",
+    "llm_anomaly_5m": "Bucket",
     "llm_scores": "toDateTime(Timestamp)",
 }
 

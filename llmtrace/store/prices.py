@@ -221,6 +221,7 @@ class Layout:
     rollups: tuple[str, ...] = tuple(_ROLLUPS)
     traces: str = "llm_traces"  # the trace list (016): one correction row per re-priced trace
     users: str = "llm_users_1h"  # spend per user and hour (022): one correction row per hour, keys and user
+    anomaly: str = "llm_anomaly_5m"  # anomaly counts per 5 minutes (025): its cost histogram's correction
     cluster: str | None = None
 
     @classmethod
@@ -322,6 +323,7 @@ def _correct(client: Any, layout: Layout, version: int) -> int:
     added = 0
     statements = [(table, _correction_sql(table, _ROLLUPS[table], layout.calls)) for table in layout.rollups]
     statements.append((layout.users, _users_correction_sql(layout.users, layout.calls)))
+    statements.append((layout.anomaly, _ANOMALY_CORRECTION_SQL.format(anomaly=layout.anomaly, calls=layout.calls)))
     statements.append((layout.traces, _TRACES_CORRECTION_SQL.format(traces=layout.traces, calls=layout.calls)))
     for table, sql in statements:
         before = _version_rows(client, table, version)
@@ -453,6 +455,28 @@ FROM {calls} AS c WHERE c.PriceVersion = {{version:UInt32}}
 GROUP BY b, {keys}
 """
 
+
+# The anomaly rollup's correction (025): per 5 minutes and keys, the re-priced successful calls move from their
+# old cost bin to their new one: +1 in the new bin, 2^64 - 1 (a wrapping -1) in the old; a call without a cost
+# before or after has no bin there. The bins are 025's: floor(32 * log2(cost)), -32767 for 0.
+_ANOMALY_BIN = "if({v} > 0, toInt16(floor(32 * log2(assumeNotNull({v})))), toInt16(-32767))"
+_ANOMALY_CORRECTION_SQL = f"""
+INSERT INTO {{anomaly}} (Bucket, ServiceName, Environment, Release, Provider, RequestModel, Calls, Errors, Truncated,
+    Empty, Latency, Ttft, Tokens, Cost, PriceVersion)
+SELECT toStartOfFiveMinutes(c.Timestamp) AS b, c.ServiceName, c.Environment, c.Release, c.Provider, c.RequestModel,
+    0, 0, 0, 0, ([], []), ([], []), ([], []),
+    sumMapIf(
+        arrayConcat(if(c.CostUsd IS NULL, [], [{_ANOMALY_BIN.format(v="c.CostUsd")}]),
+                    if(c.PrevCostUsd IS NULL, [], [{_ANOMALY_BIN.format(v="c.PrevCostUsd")}])),
+        arrayConcat(if(c.CostUsd IS NULL, [], [toUInt64(1)]), if(c.PrevCostUsd IS NULL, [], [toUInt64(-1)])),
+        c.IsError = 0),
+    {{{{version:UInt32}}}}
+FROM {{calls}} AS c WHERE c.PriceVersion = {{{{version:UInt32}}}}
+    AND (b, c.ServiceName, c.Environment, c.Release, c.Provider, c.RequestModel) NOT IN (
+        SELECT Bucket, ServiceName, Environment, Release, Provider, RequestModel FROM {{anomaly}}
+        WHERE PriceVersion >= {{{{version:UInt32}}}})
+GROUP BY b, c.ServiceName, c.Environment, c.Release, c.Provider, c.RequestModel
+"""
 
 # A trace's correction row changes only its cost and unpriced count: Start/End inside the trace's
 # range (min/max keep theirs), Calls 0 (the trace list picks traces by Calls > 0), no names.
