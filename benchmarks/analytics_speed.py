@@ -21,7 +21,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +35,16 @@ from llmtrace.analytics.filters import Filter  # noqa: E402
 from llmtrace.store.client import connect  # noqa: E402
 
 
-def cases(client: Any) -> dict[str, Callable[[], Any]]:
-    """Each timed call, as the CLI issues it by default."""
+def cases(client: Any, now: datetime | None = None) -> dict[str, Callable[[], Any]]:
+    """Each timed call, as the CLI issues it by default (windows ending ``now``, default the clock's)."""
     day = timedelta(days=1)
     return {
-        "anomalies 24h": lambda: anomalies.detect(client, Filter.last(day)),
-        "anomalies 7d": lambda: anomalies.detect(client, Filter.last(7 * day)),
-        "drift 1d vs 1d": lambda: drift.compare(client, drift.Comparison.previous_period(day)),
-        "drift 1d by service": lambda: drift.compare(client, drift.Comparison.previous_period(day), by="service"),
+        "anomalies 24h": lambda: anomalies.detect(client, Filter.last(day, now=now)),
+        "anomalies 7d": lambda: anomalies.detect(client, Filter.last(7 * day, now=now)),
+        "drift 1d vs 1d": lambda: drift.compare(client, drift.Comparison.previous_period(day, now=now)),
+        "drift 1d by service": lambda: drift.compare(
+            client, drift.Comparison.previous_period(day, now=now), by="service"
+        ),
     }
 
 
@@ -58,11 +60,15 @@ def measure(run: Callable[[], Any], runs: int, server_pid: int | None) -> tuple[
     return statistics.median(walls), server, (time.process_time() - own_before) / runs
 
 
-def report(client: Any, runs: int, server_pid: int | None, only: list[str] | None = None) -> None:
+def report(
+    client: Any, runs: int, server_pid: int | None, only: list[str] | None = None, now: datetime | None = None
+) -> None:
     calls = client.query("SELECT count() FROM llm_calls").result_rows[0][0]
     print(f"{calls:,} llm_calls; median of {runs}, CPU s are means per run")
     print(f"{'case':<22}{'wall s':>9}{'server CPU':>12}{'own CPU':>10}{'load':>7}")
-    for name, run in cases(client).items():
+    if now:
+        print(f"windows end at {now:%Y-%m-%d %H:%M} UTC")
+    for name, run in cases(client, now).items():
         if only and not any(word in name for word in only):
             continue
         wall, server, own = measure(run, runs, server_pid)
@@ -78,6 +84,9 @@ def main() -> int:
     parser.add_argument("--no-insert", action="store_true", help="time the store as it is")
     parser.add_argument("--chunk", type=int, default=2_000_000, help="spans per INSERT (default 2,000,000)")
     parser.add_argument("--runs", type=int, default=3, help="runs per case (default 3)")
+    parser.add_argument(
+        "--end", type=datetime.fromisoformat, help="windows end here (UTC; a kept store's last call) instead of now"
+    )
     parser.add_argument("--only", nargs="*", help="cases whose name holds one of these words (anomalies, drift, 7d)")
     args = parser.parse_args()
     if args.runs < 1:
@@ -86,7 +95,8 @@ def main() -> int:
         client = connect(url, send_receive_timeout=3600)
         if not args.no_insert:
             insert(client, args.rows, args.chunk)
-        report(client, args.runs, pid, args.only)
+        end = args.end.replace(tzinfo=timezone.utc) if args.end and args.end.tzinfo is None else args.end
+        report(client, args.runs, pid, args.only, end)
     return 0
 
 

@@ -44,6 +44,7 @@ minutes and 3 hours by default) and every window ending in the judged range:
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -635,8 +636,9 @@ def recurring(windows: list[Window], step: int) -> tuple[list[Window], list[Wind
         return windows, []
     lookback, gap = RECUR_LOOKBACK // step, RECUR_GAP // step
     day, slack = DAY // step, RECUR_SLACK // step
+    # earlier windows' ends (and starts), in the order of their ends: the recent ones are a slice
     seen: dict[tuple[int, str, str, int, int], list[int]] = {}
-    daily: dict[tuple[int, str, str], list[tuple[int, int]]] = {}
+    daily: dict[tuple[int, str, str], tuple[list[int], list[int]]] = {}
     kept: list[Window] = []
     dropped: list[Window] = []
     for w in sorted(windows, key=lambda w: w.last):
@@ -645,19 +647,27 @@ def recurring(windows: list[Window], step: int) -> tuple[list[Window], list[Wind
             kept.append(w)
             continue
         earlier = seen.setdefault((w.group, w.metric, w.direction, width, w.last % period), [])
-        times = sum(1 for t in earlier if w.last - lookback <= t <= w.last - gap)
+        times = bisect.bisect_right(earlier, w.last - gap) - bisect.bisect_left(earlier, w.last - lookback)
         mix = w.metric if w.metric in OWN_PATTERN else "traffic"
-        before = daily.setdefault((w.group, w.direction, mix), [])
-        days = set()  # earlier days (as buckets back) with a window at this time of day
-        for first, last in before:
-            shift = round((w.last - last) / day) * day
-            recent = w.last - lookback <= last <= w.last - gap
-            if recent and shift and first + shift - slack <= w.last and last + shift + slack >= w.first:
-                days.add(shift)
-        (dropped if times >= RECUR_TIMES or len(days) >= RECUR_TIMES else kept).append(w)
+        firsts, lasts = daily.setdefault((w.group, w.direction, mix), ([], []))
+        days = 0 if times >= RECUR_TIMES else _earlier_days(w, firsts, lasts, lookback, gap, day, slack)
+        (dropped if times >= RECUR_TIMES or days >= RECUR_TIMES else kept).append(w)
         earlier.append(w.last)
-        before.append((w.first, w.last))
+        firsts.append(w.first)
+        lasts.append(w.last)
     return kept, dropped
+
+
+def _earlier_days(w: Window, firsts: list[int], lasts: list[int], lookback: int, gap: int, day: int, slack: int) -> int:
+    """On how many earlier days (recent ones) a window overlapped ``w``'s time of day within ``slack``."""
+    lo, hi = bisect.bisect_left(lasts, w.last - lookback), bisect.bisect_right(lasts, w.last - gap)
+    if hi <= lo:
+        return 0
+    last = np.asarray(lasts[lo:hi])
+    first = np.asarray(firsts[lo:hi])
+    shift = np.round((w.last - last) / day) * day  # half to even, as Python's round
+    overlaps = (shift != 0) & (first + shift - slack <= w.last) & (last + shift + slack >= w.first)
+    return len(np.unique(shift[overlaps]))
 
 
 def bucket_score(k: float, n: float, p: float, up: bool) -> float:
