@@ -61,7 +61,7 @@ from llmtrace.analytics import frame
 from llmtrace.analytics.anomalies_changes import label as change_label
 from llmtrace.analytics.anomalies_changes import read_changes
 from llmtrace.analytics.anomalies_levels import AUTO, Level, Prepared, levels_for, main_level, prepare, warming_up
-from llmtrace.analytics.anomalies_sql import METRICS, VARIANTS
+from llmtrace.analytics.anomalies_sql import METRICS, VARIANTS, rollup_answers
 from llmtrace.analytics.filters import DIMENSIONS, Filter, sql_time, utcnow
 from llmtrace.analytics.groups import grouped_frame, json_safe, label
 
@@ -366,7 +366,8 @@ def _call_anomalies(client: Any, by: tuple[str, ...], p: Plan) -> list[Anomaly]:
     dims, dim_params = _dims(p)
     params = {**dim_params, **p.params()}
     found: list[Anomaly] = []
-    for row in frame(client, calls_sql.outliers_sql(by, dims, MAX_CALL_OUTLIERS), params).to_dict("records"):
+    outliers = calls_sql.outliers_sql(by, dims, MAX_CALL_OUTLIERS, rollup=rollup_answers(by, p.step))
+    for row in frame(client, outliers, params).to_dict("records"):
         found.append(_finding(row, by, end=row["start"], points=1, trace_ids=[str(row["trace_id"])]))
     for row in frame(client, calls_sql.storms_sql(by, dims), params).to_dict("records"):
         found.append(_finding(row, by, end=row["last"], points=int(row["storms"]), trace_ids=list(row["trace_ids"])))

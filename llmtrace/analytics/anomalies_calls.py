@@ -2,16 +2,20 @@
 
 * ``slow_call`` / ``expensive_call``: a call whose duration or cost is far above the usual
   for its series and model: robust z of log(value) against their history (median,
-  IQR / 1.349) of at least ``CALL_Z`` and at least ``CALL_RATIO`` times the median.
+  IQR / 1.349) of at least ``CALL_Z`` and at least ``CALL_RATIO`` times the median. The
+  history's quartiles come from the 5-minute anomaly rollup's histograms where it answers the
+  grouping (a bin's middle: within 1.1% of the value), else from its calls (a deterministic
+  sample's quantiles).
 * ``retry_storm``: within five minutes, in one session (or one trace when there is no
   session), at least 3 failed calls and a success after the last of them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
-from llmtrace.analytics.anomalies_sql import series_columns
+from llmtrace.analytics.anomalies_sql import BINS_PER_OCTAVE, ZERO_BIN, series_columns
 from llmtrace.analytics.groups import COLUMNS
 
 CALL_Z = 6.0
@@ -30,7 +34,31 @@ def _groups(by: Sequence[str]) -> str:
     return ", ".join(f"toString({COLUMNS[b]}) AS g_{b}" for b in by) or "0 AS _all"
 
 
-def outliers_sql(by: Sequence[str], dims: str, limit: int) -> str:
+def _rollup_history(by: Sequence[str], dims: str, keys: str) -> str:
+    """The history's log quartiles and sizes per series and model from ``llm_anomaly_5m``: the
+    successful calls' histogram (the bin of a 0 left out), each quartile interpolated within its bin
+    (calls spread evenly over a bin's log width): within ~0.3% of the exact quartiles."""
+    width = math.log(2) / BINS_PER_OCTAVE
+    arms, merged = [], []
+    for kind, (hist, offset) in {"slow_call": ("Latency", math.log(1000)), "expensive_call": ("Cost", 0.0)}.items():
+        pairs = f"arrayZip(sumMap({hist}).1, sumMap({hist}).2)"
+        merged.append(f"arrayFilter(x -> x.1 != {ZERO_BIN} AND x.2 != 0, {pairs}) AS h_{kind}")
+        cum, n = f"arrayCumSum(arrayMap(x -> x.2, h_{kind}))", f"arraySum(x -> x.2, h_{kind})"
+        at = f"arrayFirstIndex(c -> c >= q * {n}, {cum})"
+        # the quartile's bin, and how far into it the quartile's rank falls
+        inside = f"h_{kind}[{at}].1 + (q * {n} - ({cum}[{at}] - h_{kind}[{at}].2)) / h_{kind}[{at}].2"
+        arms.append(
+            f"arrayMap(q -> ({inside}) * {width!r} - {offset!r}, [0.25, 0.5, 0.75]) AS q_{kind}, {n} AS n_{kind}"
+        )
+    return f"""
+                    SELECT k, {", ".join(arms)} FROM (
+                        SELECT cityHash64({keys}) AS k, {", ".join(merged)}
+                        FROM (SELECT RequestModel, Latency, Cost, {_groups(by)} FROM llm_anomaly_5m
+                              WHERE Bucket >= {{hist_start:{_TIME}}} AND Bucket < {{judge_start:{_TIME}}}{dims})
+                        GROUP BY {keys})"""
+
+
+def outliers_sql(by: Sequence[str], dims: str, limit: int, rollup: bool = False) -> str:
     """The most extreme slow and expensive calls in the window (``limit`` per kind), each
     against the history of its own series and model.
 
@@ -39,14 +67,24 @@ def outliers_sql(by: Sequence[str], dims: str, limit: int) -> str:
     The window's calls meet their history on one hash of the series and model, and only the
     calls past either kind's bar are unfolded into one row per kind (the bars are tested again
     there, the same expressions): the join on strings and the unfolding of every call cost
-    ~0.8 s of server CPU per million calls."""
+    ~0.8 s of server CPU per million calls. ``rollup``: the history from ``llm_anomaly_5m``
+    (:func:`_rollup_history`; its keys must hold ``by`` and its buckets the window's edges)."""
     keys = ", ".join([*(f"g_{b}" for b in by), "RequestModel"])
     values = ", ".join(f"{expr} AS v_{kind}" for kind, expr in _OUTLIER_VALUES.items())
     positive = " OR ".join(f"v_{kind} > 0" for kind in _OUTLIER_VALUES)
-    history = ", ".join(
+    quartiles = ", ".join(
         f"quantilesDeterministicIf(0.25, 0.5, 0.75)(log(v_{kind}), sipHash64(SpanId), v_{kind} > 0) AS q_{kind},"
         f" countIf(v_{kind} > 0) AS n_{kind}"
         for kind in _OUTLIER_VALUES
+    )
+    history = (
+        _rollup_history(by, dims, keys)
+        if rollup
+        else f"""
+                    SELECT cityHash64({keys}) AS k, {quartiles}
+                    FROM (SELECT RequestModel, SpanId, {_groups(by)}, {values} FROM llm_calls
+                          WHERE {_HISTORY}{dims} AND IsError = 0)
+                    GROUP BY {keys}"""
     )
     arms = ", ".join(
         f"('{kind}', '{_OUTLIER_METRICS[kind]}', v_{kind}, q_{kind}, n_{kind})" for kind in _OUTLIER_VALUES
@@ -65,11 +103,8 @@ def outliers_sql(by: Sequence[str], dims: str, limit: int) -> str:
                     SELECT {_groups(by)}, RequestModel, Timestamp AS start, TraceId AS trace_id, {values},
                            cityHash64({keys}) AS k
                     FROM llm_calls WHERE {_WINDOW}{dims} AND IsError = 0 AND ({positive})) AS c
-                INNER JOIN (
-                    SELECT cityHash64({keys}) AS k, {history}
-                    FROM (SELECT RequestModel, SpanId, {_groups(by)}, {values} FROM llm_calls
-                          WHERE {_HISTORY}{dims} AND IsError = 0)
-                    GROUP BY {keys} HAVING {" OR ".join(f"n_{kind} >= 30" for kind in _OUTLIER_VALUES)}
+                INNER JOIN (SELECT * FROM ({history})
+                    WHERE {" OR ".join(f"n_{kind} >= 30" for kind in _OUTLIER_VALUES)}
                 ) AS h ON c.k = h.k
                 WHERE {passes}
             )
