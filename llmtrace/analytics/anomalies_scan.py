@@ -281,7 +281,8 @@ def _flag(
     slack = 0.5 * np.log10(8 * nd + 1) + 0.5
     out = []
     for i in np.flatnonzero(bound + slack >= MIN_SCORE):
-        score = _exact(kd[i], nd[i], p[i], up)
+        # beyond EXACT_UP_TO the bound is the score (as for volume): never above the exact one
+        score = float(bound[i]) if bound[i] >= EXACT_UP_TO else _exact(kd[i], nd[i], p[i], up)
         if score >= MIN_SCORE:
             out.append((int(group_idx[i]), int(end[i]), score))
     return out
