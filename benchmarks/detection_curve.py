@@ -165,12 +165,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+def target(name: str) -> tuple[Any, str]:
+    """The module and attribute a variant's key names: ``levels.<name>`` is ``anomalies_levels``'s."""
+    module, _, attr = name.rpartition(".")
+    return {"": scan, "scan": scan, "levels": anomalies_levels}[module], attr
+
+
 @contextlib.contextmanager
 def replaced(**constants: Any) -> Iterator[None]:
     """``anomalies_scan``'s module attributes (``levels.<name>``: ``anomalies_levels``'s) replaced for
     one ``detect`` (read at run time)."""
-    modules = {"scan": scan, "levels": anomalies_levels}
-    targets = {name: (modules[name.split(".")[0]] if "." in name else scan, name.split(".")[-1]) for name in constants}
+    targets = {name: target(name) for name in constants}
     old = {name: getattr(module, attr) for name, (module, attr) in targets.items()}
     for name, value in constants.items():
         setattr(*targets[name], value)
