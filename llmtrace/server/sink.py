@@ -15,10 +15,11 @@ the table, and raises :class:`RowsMissing` with the lines that are not.
 
 A write can also be half-applied: on a full disk, ``otel_traces`` got its part and
 ``llm_calls`` (fed by ``llm_calls_mv``) did not, with no error. So the sink also checks that
-``llm_calls`` holds a row for every span of the batch that the view selects (running the
-view's own stored SELECT over the batch's rows, so its filter is not copied here), and
-fills in the missing ones from ``otel_traces`` with that same SELECT (its rollups follow, as
-they are fed by ``llm_calls``).
+each table a view fills row for row from the batch (:data:`DERIVED`: ``llm_calls``, and
+``otel_traces_content``, which the Traces text search reads) holds a row for every span of
+the batch that its view selects (running the view's own stored SELECT over the batch's rows,
+so its filter is not copied here), and fills in the missing ones from ``otel_traces`` with
+that same SELECT (the rollups follow, as they are fed by ``llm_calls``).
 """
 
 from __future__ import annotations
@@ -66,14 +67,17 @@ class RowsMissing(RuntimeError):
         super().__init__(f"{self.missing_spans} of {sent} spans are not in the table after the INSERT returned")
 
 
+# The tables a view fills row for row from otel_traces (one row per span it selects, keyed like the
+# spans by SpanId and Timestamp): (view, target). Rollups are fed by llm_calls, so they follow it.
+DERIVED = (("llm_calls_mv", "llm_calls"), ("otel_traces_content_mv", "otel_traces_content"))
+
+
 class _Derived:
-    """``llm_calls`` as ``llm_calls_mv`` derives it from ``otel_traces``; absent: nothing to check."""
+    """``target`` as ``view`` derives it from ``otel_traces``; disabled (nothing to check) without
+    the view, or when the view does not write the span key (otel_traces_content before 026)."""
 
-    VIEW, TARGET = "llm_calls_mv", "llm_calls"
-
-    def __init__(self, conn: Handle) -> None:
-        found = self.text(conn)
-        self.view_text = found
+    def __init__(self, conn: Handle, view: str, target: str, view_text: str) -> None:
+        self.view, self.target, self.view_text = view, target, view_text
         # The columns the view writes (the target may have more, filled by their defaults or by
         # later mutations, e.g. re-pricing's PriceVersion): the repair writes the same ones.
         columns = conn.query(
@@ -81,27 +85,36 @@ class _Derived:
             " AND name IN (SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {v:String})"
             " ORDER BY position",
             "JSONCompactEachRow",
-            params={"t": self.TARGET, "v": self.VIEW},
+            params={"t": target, "v": view},
         ).bytes()
-        names = ", ".join(f"`{json.loads(line)[0]}`" for line in columns.splitlines() if line)
-        self.enabled = bool(found.strip()) and bool(names)
+        written = [json.loads(line)[0] for line in columns.splitlines() if line]
+        self.enabled = bool(view_text.strip()) and {"SpanId", "Timestamp"} <= set(written)
         if not self.enabled:
             return
-        view = json.loads(found)[0]
-        derived = f"(SELECT * FROM ({view}) WHERE {_WHERE})"
-        present = f"(SELECT {_KEY} FROM {self.TARGET} WHERE {_WHERE})"
-        self.expected = self._expected(view) or f"SELECT uniqExact({_KEY}) FROM {derived}"
-        self.present = f"SELECT uniqExact({_KEY}) FROM {self.TARGET} WHERE {_WHERE}"
-        self.repair = f"INSERT INTO {self.TARGET} ({names}) SELECT {names} FROM {derived} WHERE {_KEY} NOT IN {present}"
+        names = ", ".join(f"`{name}`" for name in written)
+        select = view_text
+        derived = f"(SELECT * FROM ({select}) WHERE {_WHERE})"
+        present = f"(SELECT {_KEY} FROM {target} WHERE {_WHERE})"
+        self.expected = self._expected(select) or f"SELECT uniqExact({_KEY}) FROM {derived}"
+        self.present = f"SELECT uniqExact({_KEY}) FROM {target} WHERE {_WHERE}"
+        self.repair = f"INSERT INTO {target} ({names}) SELECT {names} FROM {derived} WHERE {_KEY} NOT IN {present}"
+
+    @staticmethod
+    def texts(conn: Handle) -> dict[str, str]:
+        """Each view's stored SELECT as the engine has it now ('' without the view)."""
+        found = conn.query(
+            "SELECT name, as_select FROM system.tables"
+            " WHERE database = currentDatabase() AND name IN {v:Array(String)}",
+            "JSONCompactEachRow",
+            params={"v": "[" + ", ".join(f"'{view}'" for view, _ in DERIVED) + "]"},
+        ).bytes()
+        rows = dict(json.loads(line) for line in found.splitlines() if line)
+        return {view: str(rows.get(view, "")) for view, _ in DERIVED}
 
     @classmethod
-    def text(cls, conn: Handle) -> bytes:
-        """The view's stored SELECT as the engine has it now ('' without the view)."""
-        return conn.query(
-            "SELECT as_select FROM system.tables WHERE database = currentDatabase() AND name = {v:String}",
-            "JSONCompactEachRow",
-            params={"v": cls.VIEW},
-        ).bytes()
+    def all(cls, conn: Handle, texts: dict[str, str] | None = None) -> list[_Derived]:
+        texts = texts if texts is not None else cls.texts(conn)
+        return [cls(conn, view, target, texts[view]) for view, target in DERIVED]
 
     @staticmethod
     def _expected(view: str) -> str | None:
@@ -129,7 +142,7 @@ class SpanSink:
         self._conn = engine.connect()
         self._conn.query(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_IDS} (SpanId String) ENGINE = Memory", "TSV")
         self._lock = threading.Lock()
-        self._derived = _Derived(self._conn)
+        self._derived = _Derived.all(self._conn)
 
     def __call__(self, payload: bytes, token: str, keys: SpanKeys | None = None) -> None:
         """Insert ``payload`` as one block; a repeat with the same ``token`` inserts nothing twice.
@@ -166,37 +179,50 @@ class SpanSink:
             self._complete_derived(span_keys(payload))
 
     def _complete_derived(self, keys: SpanKeys | None, bounds: dict[str, str] | None = None) -> None:
-        """Fill in ``llm_calls`` rows a half-applied INSERT left out; raise if that fails too.
+        """Fill in the derived rows (:data:`DERIVED`) a half-applied INSERT left out; raise if that fails too.
 
-        ``bounds``: the keys are already loaded. A row for every span (all GenAI: the usual batch)
-        settles it without running the view's filter over the batch's attribute maps."""
+        ``bounds``: the keys are already loaded. One query counts the batch's rows in every derived
+        table; a row for every span in each (all GenAI with content: the usual batch) settles it
+        without running a view's filter over the batch's attribute maps."""
         if keys is None:
             return
         bounds = bounds or self._load(keys)
-        before = self._count_of(self._derived.present, bounds) if self._derived.enabled else -1
-        if before >= len(keys.ids):
+        before = self._derived_counts(bounds)
+        if all(n >= len(keys.ids) for n in before):
             return
-        if self._refresh() and self._derived.enabled:
-            before = self._count_of(self._derived.present, bounds)
-        if not self._derived.enabled:
-            return
-        expected = self._count_of(self._derived.expected, bounds)
+        if self._refresh():
+            before = self._derived_counts(bounds)
+        for derived, count in zip(self._derived, before, strict=True):
+            if derived.enabled and count < len(keys.ids):
+                self._complete(derived, count, bounds)
+
+    def _derived_counts(self, bounds: dict[str, str]) -> list[int]:
+        """How many of the batch's spans each derived table holds; -1 for one not checked (no view
+        seen yet: every batch then re-reads the views, one system-table query)."""
+        enabled = [d for d in self._derived if d.enabled]
+        row = self._rows("SELECT " + ", ".join(f"({d.present})" for d in enabled), bounds)[0] if enabled else []
+        counts = iter(row)
+        return [int(next(counts)) if d.enabled else -1 for d in self._derived]
+
+    def _complete(self, derived: _Derived, before: int, bounds: dict[str, str]) -> None:
+        expected = self._count_of(derived.expected, bounds)
         if before >= expected:
             return
-        self._rows(self._derived.repair, bounds)
-        present = self._count_of(self._derived.present, bounds)
+        self._rows(derived.repair, bounds)
+        present = self._count_of(derived.present, bounds)
         if present < expected:
-            raise RuntimeError(f"{_Derived.TARGET} lacks {expected - present} of {expected} rows after the INSERT")
-        logger.warning("filled in %d %s row(s) a half-applied INSERT left out", present - before, _Derived.TARGET)
+            raise RuntimeError(f"{derived.target} lacks {expected - present} of {expected} rows after the INSERT")
+        logger.warning("filled in %d %s row(s) a half-applied INSERT left out", present - before, derived.target)
 
     def _refresh(self) -> bool:
-        """Re-read ``llm_calls_mv`` if ``llmtrace migrate`` changed it while this server ran (013 did):
-        the repair must run the view's current SELECT, not the one seen at start. Checked only on
-        the repair path (a batch with spans lacking an llm_calls row), one system-table read.
-        True when it changed."""
-        if _Derived.text(self._conn) == self._derived.view_text:
+        """Re-read the views if ``llmtrace migrate`` changed one while this server ran (013, 026 did):
+        the repair must run a view's current SELECT, not the one seen at start. Checked only on
+        the repair path (a batch with spans lacking a derived row), one system-table read.
+        True when one changed."""
+        texts = _Derived.texts(self._conn)
+        if texts == {d.view: d.view_text for d in self._derived}:
             return False
-        self._derived = _Derived(self._conn)
+        self._derived = _Derived.all(self._conn, texts)
         return True
 
     def _missing(self, payload: bytes, keys: SpanKeys | None, bounds: dict[str, str] | None = None) -> bytes:
