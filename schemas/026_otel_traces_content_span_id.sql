@@ -22,3 +22,24 @@ FROM otel_traces AS t
 WHERE notEmpty(arrayFilter(v -> v != '', [t.SpanAttributes['gen_ai.input.messages'],
                                           t.SpanAttributes['gen_ai.output.messages'],
                                           t.SpanAttributes['gen_ai.system_instructions']]));
+
+-- 024 backfilled the table, then created its view: run against a live server, spans a Collector
+-- inserted between the two (the backfill's duration: ~1 min at 10M spans) reached neither. Those
+-- starting within an hour of 024's ledger entry are added here (found by trace id and start among
+-- the content rows of that slice: rows before 026 have no SpanId), so this reads two hours of spans,
+-- not the store. A span re-sent later, or starting further away, is not caught. GLOBAL: on a
+-- cluster both tables are Distributed (a plain IN of one inside the other is refused).
+INSERT INTO otel_traces_content (Timestamp, TraceId, SpanId, Content)
+SELECT t.Timestamp, t.TraceId, t.SpanId,
+    arrayFilter(v -> v != '', [t.SpanAttributes['gen_ai.input.messages'], t.SpanAttributes['gen_ai.output.messages'],
+                               t.SpanAttributes['gen_ai.system_instructions']]) AS content
+FROM otel_traces AS t
+WHERE t.Timestamp BETWEEN
+        (SELECT min(applied_at) - INTERVAL 1 HOUR FROM schema_migrations WHERE name = '024_otel_traces_content.sql')
+        AND (SELECT min(applied_at) + INTERVAL 1 HOUR FROM schema_migrations WHERE name = '024_otel_traces_content.sql')
+    AND notEmpty(content)
+    AND (t.TraceId, t.Timestamp) GLOBAL NOT IN (
+        SELECT TraceId, Timestamp FROM otel_traces_content
+        WHERE Timestamp BETWEEN
+            (SELECT min(applied_at) - INTERVAL 1 HOUR FROM schema_migrations WHERE name = '024_otel_traces_content.sql')
+            AND (SELECT min(applied_at) + INTERVAL 1 HOUR FROM schema_migrations WHERE name = '024_otel_traces_content.sql'));

@@ -13,6 +13,7 @@ returns without an error, with ``otel_traces`` written and the views' targets no
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -141,8 +142,44 @@ def test_026_keeps_the_rows_before_it_and_the_view_writes_span_ids_after_it(tmp_
 
 
 def test_026_on_a_cluster_changes_the_view_to_read_the_shard_table() -> None:
-    add_local, add_distributed, modify = _statements("026_", cluster="llmtrace")
+    add_local, add_distributed, modify, catch_up = _statements("026_", cluster="llmtrace")
     assert add_local.startswith("ALTER TABLE otel_traces_content_local ON CLUSTER `llmtrace` ADD COLUMN")
     assert add_distributed.startswith("ALTER TABLE otel_traces_content ON CLUSTER `llmtrace` ADD COLUMN")
     assert modify.startswith("ALTER TABLE otel_traces_content_mv ON CLUSTER `llmtrace`\nMODIFY QUERY SELECT")
     assert "FROM otel_traces_local AS t" in modify and "FROM otel_traces AS t" not in modify
+    assert catch_up.startswith("INSERT INTO otel_traces_content (") and "_local" not in catch_up  # once, Distributed
+
+
+def test_026_adds_the_spans_024_missed_while_it_ran_against_a_live_store(tmp_path: Path) -> None:
+    """024 backfills, then creates its view: a span inserted between the two reaches neither."""
+    engine = Engine(tmp_path / "data")
+    try:
+        apply_migrations(engine.run, files=[p for p in schema_files() if p.name < "024_"])
+        table, backfill, view = _statements("024_")
+        sink = SpanSink(engine)
+        try:
+            early, racing, late = "3" * 32, "4" * 32, "5" * 32
+            sink(prepare(otlp_json(time.time_ns(), early), None, "application/json")[0], "early")
+            engine.run(table)
+            engine.run(backfill)
+            sink(prepare(otlp_json(time.time_ns(), racing), None, "application/json")[0], "racing")  # the Collector
+            engine.run(view)
+            sink(prepare(otlp_json(time.time_ns(), late), None, "application/json")[0], "late")
+        finally:
+            sink.close()
+        assert (
+            apply_migrations(engine.run, files=[p for p in schema_files() if p.name < "026_"])[0]
+            == "024_otel_traces_content.sql"
+        )
+        rows = "SELECT count() FROM otel_traces_content WHERE TraceId = '{}'"
+        assert [engine.run(rows.format(trace))[0][0] for trace in (early, racing, late)] == [2, 0, 2]
+        apply_migrations(engine.run)
+        assert [r[0] for r in content_rows(engine.run, racing)] == [f"{racing[:15]}1", f"{racing[:15]}3"]
+        assert [len(content_rows(engine.run, trace)) for trace in (early, late)] == [2, 2]  # none twice
+    finally:
+        engine.close()
+
+
+def test_026s_view_copies_exactly_the_content_keys_the_search_is_defined_on() -> None:
+    view = next(p for p in schema_files() if p.name.startswith("026_")).read_text()
+    assert sorted(set(re.findall(r"SpanAttributes\['([^']+)'\]", view))) == sorted(traces.CONTENT_KEYS)
