@@ -28,6 +28,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Sequence
 
 from llmtrace.server.chunks import SpanKeys, lines_of, span_keys
@@ -67,6 +68,8 @@ class RowsMissing(RuntimeError):
         super().__init__(f"{self.missing_spans} of {sent} spans are not in the table after the INSERT returned")
 
 
+# How often a batch whose spans a view does not all select re-reads the views (see SpanSink._refresh).
+_VIEWS_RECHECK_SECONDS = 10.0
 # The tables a view fills row for row from otel_traces (one row per span it selects, keyed like the
 # spans by SpanId and Timestamp): (view, target). Rollups are fed by llm_calls, so they follow it.
 DERIVED = (("llm_calls_mv", "llm_calls"), ("otel_traces_content_mv", "otel_traces_content"))
@@ -95,7 +98,10 @@ class _Derived:
         select = view_text
         derived = f"(SELECT * FROM ({select}) WHERE {_WHERE})"
         present = f"(SELECT {_KEY} FROM {target} WHERE {_WHERE})"
-        self.expected = self._expected(select) or f"SELECT uniqExact({_KEY}) FROM {derived}"
+        # The view's filter alone counts what it selects (its whole SELECT costs 3x more), when its
+        # text is the usual ``SELECT ... FROM <source> AS t WHERE <filter reading t only>``.
+        self.source, self.condition = self._filter(select)
+        self.expected = f"SELECT uniqExact({_KEY}) FROM {derived}"
         self.present = f"SELECT uniqExact({_KEY}) FROM {target} WHERE {_WHERE}"
         self.repair = f"INSERT INTO {target} ({names}) SELECT {names} FROM {derived} WHERE {_KEY} NOT IN {present}"
 
@@ -117,14 +123,12 @@ class _Derived:
         return [cls(conn, view, target, texts[view]) for view, target in DERIVED]
 
     @staticmethod
-    def _expected(view: str) -> str | None:
-        """How many spans the view selects, from its WHERE alone (the whole SELECT costs 3x more);
-        None when its text is not the expected ``SELECT ... FROM <source> AS t WHERE <filter>``."""
+    def _filter(view: str) -> tuple[str, str | None]:
+        """(source, condition) of a view's text; condition None when it is not the usual shape."""
         head, sep, condition = view.rpartition(" WHERE ")
         if not sep or not head.endswith(" AS t") or any(k in condition for k in (" GROUP BY ", " SELECT ")):
-            return None
-        source = head.rsplit(" FROM ", 1)[-1]
-        return f"SELECT uniqExact({_KEY}) FROM {source} WHERE {_WHERE} AND ({condition})"
+            return "", None
+        return head.rsplit(" FROM ", 1)[-1], condition
 
 
 class SpanSink:
@@ -143,6 +147,7 @@ class SpanSink:
         self._conn.query(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_IDS} (SpanId String) ENGINE = Memory", "TSV")
         self._lock = threading.Lock()
         self._derived = _Derived.all(self._conn)
+        self._views_read_at = time.monotonic()
 
     def __call__(self, payload: bytes, token: str, keys: SpanKeys | None = None) -> None:
         """Insert ``payload`` as one block; a repeat with the same ``token`` inserts nothing twice.
@@ -183,18 +188,38 @@ class SpanSink:
 
         ``bounds``: the keys are already loaded. One query counts the batch's rows in every derived
         table; a row for every span in each (all GenAI with content: the usual batch) settles it
-        without running a view's filter over the batch's attribute maps."""
+        without running a view's filter over the batch's attribute maps. Otherwise one query runs
+        the filters (the maps are read once for both views), and only a shortfall repairs."""
         if keys is None:
             return
         bounds = bounds or self._load(keys)
-        before = self._derived_counts(bounds)
-        if all(n >= len(keys.ids) for n in before):
+        counts = self._derived_counts(bounds)
+        if all(n >= len(keys.ids) for n in counts):
             return
-        if self._refresh():
-            before = self._derived_counts(bounds)
-        for derived, count in zip(self._derived, before, strict=True):
-            if derived.enabled and count < len(keys.ids):
-                self._complete(derived, count, bounds)
+        rechecked = time.monotonic() - self._views_read_at > _VIEWS_RECHECK_SECONDS
+        if rechecked and self._refresh():
+            counts = self._derived_counts(bounds)
+        short = [(d, n) for d, n in zip(self._derived, counts, strict=True) if d.enabled and n < len(keys.ids)]
+        expected = self._expected_counts([d for d, _ in short], bounds)
+        lacking = [(d, n, e) for (d, n), e in zip(short, expected, strict=True) if n < e]
+        if not lacking:
+            return
+        if not rechecked and self._refresh():  # a repair runs each view's current SELECT
+            self._complete_derived(keys, bounds)
+            return
+        for derived, before, wanted in lacking:
+            self._repair(derived, before, wanted, bounds)
+
+    def _expected_counts(self, derived: list[_Derived], bounds: dict[str, str]) -> list[int]:
+        """How many of the batch's spans each view selects. The views whose filter reads the same
+        source are counted in one query: the batch's attribute maps, most of the cost, read once."""
+        shared = [d for d in derived if d.condition is not None and d.source == derived[0].source]
+        found: dict[str, int] = {}
+        if shared:
+            columns = ", ".join(f"uniqExactIf({_KEY}, {d.condition})" for d in shared)
+            row = self._rows(f"SELECT {columns} FROM {shared[0].source} WHERE {_WHERE}", bounds)[0]
+            found = {d.view: int(n) for d, n in zip(shared, row, strict=True)}
+        return [found[d.view] if d.view in found else self._count_of(d.expected, bounds) for d in derived]
 
     def _derived_counts(self, bounds: dict[str, str]) -> list[int]:
         """How many of the batch's spans each derived table holds; -1 for one not checked (no view
@@ -204,10 +229,7 @@ class SpanSink:
         counts = iter(row)
         return [int(next(counts)) if d.enabled else -1 for d in self._derived]
 
-    def _complete(self, derived: _Derived, before: int, bounds: dict[str, str]) -> None:
-        expected = self._count_of(derived.expected, bounds)
-        if before >= expected:
-            return
+    def _repair(self, derived: _Derived, before: int, expected: int, bounds: dict[str, str]) -> None:
         self._rows(derived.repair, bounds)
         present = self._count_of(derived.present, bounds)
         if present < expected:
@@ -216,10 +238,12 @@ class SpanSink:
 
     def _refresh(self) -> bool:
         """Re-read the views if ``llmtrace migrate`` changed one while this server ran (013, 026 did):
-        the repair must run a view's current SELECT, not the one seen at start. Checked only on
-        the repair path (a batch with spans lacking a derived row), one system-table read.
+        a repair must run a view's current SELECT, not the one seen at start. One system-table
+        read (~7 ms), so only before a repair and, for batches with spans a view does not select
+        (their count is settled by the filters), at most every ``_VIEWS_RECHECK_SECONDS``.
         True when one changed."""
         texts = _Derived.texts(self._conn)
+        self._views_read_at = time.monotonic()
         if texts == {d.view: d.view_text for d in self._derived}:
             return False
         self._derived = _Derived.all(self._conn, texts)
