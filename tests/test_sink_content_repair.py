@@ -182,4 +182,4 @@ def test_026_adds_the_spans_024_missed_while_it_ran_against_a_live_store(tmp_pat
 
 def test_026s_view_copies_exactly_the_content_keys_the_search_is_defined_on() -> None:
     view = next(p for p in schema_files() if p.name.startswith("026_")).read_text()
-    assert sorted(set(re.findall(r"SpanAttributes\['([^']+)'\]", view))) == sorted(traces.CONTENT_KEYS)
+    assert sorted(set(re.findall(r"'(gen_ai\.[a-z_.]+)'", view))) == sorted(traces.CONTENT_KEYS)

@@ -15,7 +15,7 @@ the table, and raises :class:`RowsMissing` with the lines that are not.
 
 A write can also be half-applied: on a full disk, ``otel_traces`` got its part and
 ``llm_calls`` (fed by ``llm_calls_mv``) did not, with no error. So the sink also checks that
-each table a view fills row for row from the batch (:data:`DERIVED`: ``llm_calls``, and
+each table a view fills row for row from the batch (:data:`_DERIVED`: ``llm_calls``, and
 ``otel_traces_content``, which the Traces text search reads) holds a row for every span of
 the batch that its view selects (running the view's own stored SELECT over the batch's rows,
 so its filter is not copied here), and fills in the missing ones from ``otel_traces`` with
@@ -72,7 +72,7 @@ class RowsMissing(RuntimeError):
 _VIEWS_RECHECK_SECONDS = 10.0
 # The tables a view fills row for row from otel_traces (one row per span it selects, keyed like the
 # spans by SpanId and Timestamp): (view, target). Rollups are fed by llm_calls, so they follow it.
-DERIVED = (("llm_calls_mv", "llm_calls"), ("otel_traces_content_mv", "otel_traces_content"))
+_DERIVED = (("llm_calls_mv", "llm_calls"), ("otel_traces_content_mv", "otel_traces_content"))
 
 
 class _Derived:
@@ -95,12 +95,11 @@ class _Derived:
         if not self.enabled:
             return
         names = ", ".join(f"`{name}`" for name in written)
-        select = view_text
-        derived = f"(SELECT * FROM ({select}) WHERE {_WHERE})"
+        derived = f"(SELECT * FROM ({view_text}) WHERE {_WHERE})"
         present = f"(SELECT {_KEY} FROM {target} WHERE {_WHERE})"
         # The view's filter alone counts what it selects (its whole SELECT costs 3x more), when its
         # text is the usual ``SELECT ... FROM <source> AS t WHERE <filter reading t only>``.
-        self.source, self.condition = self._filter(select)
+        self.source, self.condition = self._filter(view_text)
         self.expected = f"SELECT uniqExact({_KEY}) FROM {derived}"
         self.present = f"SELECT uniqExact({_KEY}) FROM {target} WHERE {_WHERE}"
         self.repair = f"INSERT INTO {target} ({names}) SELECT {names} FROM {derived} WHERE {_KEY} NOT IN {present}"
@@ -112,15 +111,15 @@ class _Derived:
             "SELECT name, as_select FROM system.tables"
             " WHERE database = currentDatabase() AND name IN {v:Array(String)}",
             "JSONCompactEachRow",
-            params={"v": "[" + ", ".join(f"'{view}'" for view, _ in DERIVED) + "]"},
+            params={"v": "[" + ", ".join(f"'{view}'" for view, _ in _DERIVED) + "]"},
         ).bytes()
         rows = dict(json.loads(line) for line in found.splitlines() if line)
-        return {view: str(rows.get(view, "")) for view, _ in DERIVED}
+        return {view: str(rows.get(view, "")) for view, _ in _DERIVED}
 
     @classmethod
     def all(cls, conn: Handle, texts: dict[str, str] | None = None) -> list[_Derived]:
         texts = texts if texts is not None else cls.texts(conn)
-        return [cls(conn, view, target, texts[view]) for view, target in DERIVED]
+        return [cls(conn, view, target, texts[view]) for view, target in _DERIVED]
 
     @staticmethod
     def _filter(view: str) -> tuple[str, str | None]:
@@ -184,7 +183,7 @@ class SpanSink:
             self._complete_derived(span_keys(payload))
 
     def _complete_derived(self, keys: SpanKeys | None, bounds: dict[str, str] | None = None) -> None:
-        """Fill in the derived rows (:data:`DERIVED`) a half-applied INSERT left out; raise if that fails too.
+        """Fill in the derived rows (:data:`_DERIVED`) a half-applied INSERT left out; raise if that fails too.
 
         ``bounds``: the keys are already loaded. One query counts the batch's rows in every derived
         table; a row for every span in each (all GenAI with content: the usual batch) settles it
@@ -216,14 +215,14 @@ class SpanSink:
         shared = [d for d in derived if d.condition is not None and d.source == derived[0].source]
         found: dict[str, int] = {}
         if shared:
-            columns = ", ".join(f"uniqExactIf({_KEY}, {d.condition})" for d in shared)
+            columns = ", ".join(f"uniqExactIf({_KEY}, ({d.condition}))" for d in shared)
             row = self._rows(f"SELECT {columns} FROM {shared[0].source} WHERE {_WHERE}", bounds)[0]
             found = {d.view: int(n) for d, n in zip(shared, row, strict=True)}
         return [found[d.view] if d.view in found else self._count_of(d.expected, bounds) for d in derived]
 
     def _derived_counts(self, bounds: dict[str, str]) -> list[int]:
-        """How many of the batch's spans each derived table holds; -1 for one not checked (no view
-        seen yet: every batch then re-reads the views, one system-table query)."""
+        """How many of the batch's spans each derived table holds; -1 for one not checked (its view
+        not seen yet: the views are then re-read every ``_VIEWS_RECHECK_SECONDS``)."""
         enabled = [d for d in self._derived if d.enabled]
         row = self._rows("SELECT " + ", ".join(f"({d.present})" for d in enabled), bounds)[0] if enabled else []
         counts = iter(row)
