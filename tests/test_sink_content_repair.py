@@ -35,9 +35,10 @@ WORD = "zanzibarparcel"
 REFUSE = "ALTER TABLE otel_traces_content ADD CONSTRAINT refuse CHECK length(Content) = 0"
 
 
-def otlp_json(start_ns: int, trace: str = TRACE) -> bytes:
+def otlp_json(start_ns: int, trace: str = TRACE, empty_key: bool = False) -> bytes:
     """Three spans of one trace: a chat call with a prompt, one without content, and a tool span
-    with a reply (content but no LLM call): two content rows, two llm_calls rows."""
+    with a reply (content but no LLM call): two content rows, two llm_calls rows. ``empty_key``:
+    the second has an empty system instructions attribute (a content row without content)."""
 
     def span(i: int, name: str, attributes: dict[str, str], parent: str = "") -> dict[str, Any]:
         return {"traceId": trace, "spanId": f"{trace[:15]}{i}", "parentSpanId": parent, "name": name, "kind": 3,
@@ -47,7 +48,8 @@ def otlp_json(start_ns: int, trace: str = TRACE) -> bytes:
     chat = {sc.OPERATION_NAME: "chat", sc.PROVIDER_NAME: "openai", sc.REQUEST_MODEL: "gpt-4o"}
     spans = [
         span(1, "chat gpt-4o", {**chat, sc.INPUT_MESSAGES: f'[{{"role":"user","content":"where is my {WORD}?"}}]'}),
-        span(2, "chat gpt-4o", chat, parent=f"{trace[:15]}1"),
+        span(2, "chat gpt-4o", {**chat, **({sc.SYSTEM_INSTRUCTIONS: ""} if empty_key else {})},
+             parent=f"{trace[:15]}1"),
         span(3, "execute_tool track", {sc.OPERATION_NAME: "execute_tool", sc.OUTPUT_MESSAGES: "in transit"},
              parent=f"{trace[:15]}1"),
     ]  # fmt: skip
@@ -66,10 +68,11 @@ def test_a_span_left_out_of_the_content_table_is_filled_in_once_by_the_views_sel
         apply_migrations(engine.run)
         sink = SpanSink(engine)
         try:
-            payload = prepare(otlp_json(time.time_ns()), None, "application/json")[0]
+            payload = prepare(otlp_json(time.time_ns(), empty_key=True), None, "application/json")[0]
             sink(payload, "first")
             stored = content_rows(engine.run)
-            assert [r[0] for r in stored] == [f"{TRACE[:15]}1", f"{TRACE[:15]}3"]  # the view writes SpanId
+            assert [r[0] for r in stored] == [f"{TRACE[:15]}{i}" for i in (1, 2, 3)]  # the view writes SpanId
+            assert stored[1][1] == []  # a content key, but empty: selected by the view and counted as such
             engine.run(f"DELETE FROM otel_traces_content WHERE TraceId = '{TRACE}'")  # the half-applied write
             sink.complete_derived(payload)
             assert content_rows(engine.run) == stored
