@@ -15,10 +15,11 @@ the table, and raises :class:`RowsMissing` with the lines that are not.
 
 A write can also be half-applied: on a full disk, ``otel_traces`` got its part and
 ``llm_calls`` (fed by ``llm_calls_mv``) did not, with no error. So the sink also checks that
-``llm_calls`` holds a row for every span of the batch that the view selects (running the
-view's own stored SELECT over the batch's rows, so its filter is not copied here), and
-fills in the missing ones from ``otel_traces`` with that same SELECT (its rollups follow, as
-they are fed by ``llm_calls``).
+each table a view fills row for row from the batch (:data:`_DERIVED`: ``llm_calls``, and
+``otel_traces_content``, which the Traces text search reads) holds a row for every span of
+the batch that its view selects (running the view's own stored SELECT over the batch's rows,
+so its filter is not copied here), and fills in the missing ones from ``otel_traces`` with
+that same SELECT (the rollups follow, as they are fed by ``llm_calls``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Sequence
 
 from llmtrace.server.chunks import SpanKeys, lines_of, span_keys
@@ -66,14 +68,19 @@ class RowsMissing(RuntimeError):
         super().__init__(f"{self.missing_spans} of {sent} spans are not in the table after the INSERT returned")
 
 
+# How often a batch whose spans a view does not all select re-reads the views (see SpanSink._refresh).
+_VIEWS_RECHECK_SECONDS = 10.0
+# The tables a view fills row for row from otel_traces (one row per span it selects, keyed like the
+# spans by SpanId and Timestamp): (view, target). Rollups are fed by llm_calls, so they follow it.
+_DERIVED = (("llm_calls_mv", "llm_calls"), ("otel_traces_content_mv", "otel_traces_content"))
+
+
 class _Derived:
-    """``llm_calls`` as ``llm_calls_mv`` derives it from ``otel_traces``; absent: nothing to check."""
+    """``target`` as ``view`` derives it from ``otel_traces``; disabled (nothing to check) without
+    the view, or when the view does not write the span key (otel_traces_content before 026)."""
 
-    VIEW, TARGET = "llm_calls_mv", "llm_calls"
-
-    def __init__(self, conn: Handle) -> None:
-        found = self.text(conn)
-        self.view_text = found
+    def __init__(self, conn: Handle, view: str, target: str, view_text: str) -> None:
+        self.view, self.target, self.view_text = view, target, view_text
         # The columns the view writes (the target may have more, filled by their defaults or by
         # later mutations, e.g. re-pricing's PriceVersion): the repair writes the same ones.
         columns = conn.query(
@@ -81,37 +88,46 @@ class _Derived:
             " AND name IN (SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {v:String})"
             " ORDER BY position",
             "JSONCompactEachRow",
-            params={"t": self.TARGET, "v": self.VIEW},
+            params={"t": target, "v": view},
         ).bytes()
-        names = ", ".join(f"`{json.loads(line)[0]}`" for line in columns.splitlines() if line)
-        self.enabled = bool(found.strip()) and bool(names)
+        written = [json.loads(line)[0] for line in columns.splitlines() if line]
+        self.enabled = bool(view_text.strip()) and {"SpanId", "Timestamp"} <= set(written)
         if not self.enabled:
             return
-        view = json.loads(found)[0]
-        derived = f"(SELECT * FROM ({view}) WHERE {_WHERE})"
-        present = f"(SELECT {_KEY} FROM {self.TARGET} WHERE {_WHERE})"
-        self.expected = self._expected(view) or f"SELECT uniqExact({_KEY}) FROM {derived}"
-        self.present = f"SELECT uniqExact({_KEY}) FROM {self.TARGET} WHERE {_WHERE}"
-        self.repair = f"INSERT INTO {self.TARGET} ({names}) SELECT {names} FROM {derived} WHERE {_KEY} NOT IN {present}"
-
-    @classmethod
-    def text(cls, conn: Handle) -> bytes:
-        """The view's stored SELECT as the engine has it now ('' without the view)."""
-        return conn.query(
-            "SELECT as_select FROM system.tables WHERE database = currentDatabase() AND name = {v:String}",
-            "JSONCompactEachRow",
-            params={"v": cls.VIEW},
-        ).bytes()
+        names = ", ".join(f"`{name}`" for name in written)
+        derived = f"(SELECT * FROM ({view_text}) WHERE {_WHERE})"
+        present = f"(SELECT {_KEY} FROM {target} WHERE {_WHERE})"
+        # The view's filter alone counts what it selects (its whole SELECT costs 3x more), when its
+        # text is the usual ``SELECT ... FROM <source> AS t WHERE <filter reading t only>``.
+        self.source, self.condition = self._filter(view_text)
+        self.expected = f"SELECT uniqExact({_KEY}) FROM {derived}"
+        self.present = f"SELECT uniqExact({_KEY}) FROM {target} WHERE {_WHERE}"
+        self.repair = f"INSERT INTO {target} ({names}) SELECT {names} FROM {derived} WHERE {_KEY} NOT IN {present}"
 
     @staticmethod
-    def _expected(view: str) -> str | None:
-        """How many spans the view selects, from its WHERE alone (the whole SELECT costs 3x more);
-        None when its text is not the expected ``SELECT ... FROM <source> AS t WHERE <filter>``."""
+    def texts(conn: Handle) -> dict[str, str]:
+        """Each view's stored SELECT as the engine has it now ('' without the view)."""
+        found = conn.query(
+            "SELECT name, as_select FROM system.tables"
+            " WHERE database = currentDatabase() AND name IN {v:Array(String)}",
+            "JSONCompactEachRow",
+            params={"v": "[" + ", ".join(f"'{view}'" for view, _ in _DERIVED) + "]"},
+        ).bytes()
+        rows = dict(json.loads(line) for line in found.splitlines() if line)
+        return {view: str(rows.get(view, "")) for view, _ in _DERIVED}
+
+    @classmethod
+    def all(cls, conn: Handle, texts: dict[str, str] | None = None) -> list[_Derived]:
+        texts = texts if texts is not None else cls.texts(conn)
+        return [cls(conn, view, target, texts[view]) for view, target in _DERIVED]
+
+    @staticmethod
+    def _filter(view: str) -> tuple[str, str | None]:
+        """(source, condition) of a view's text; condition None when it is not the usual shape."""
         head, sep, condition = view.rpartition(" WHERE ")
         if not sep or not head.endswith(" AS t") or any(k in condition for k in (" GROUP BY ", " SELECT ")):
-            return None
-        source = head.rsplit(" FROM ", 1)[-1]
-        return f"SELECT uniqExact({_KEY}) FROM {source} WHERE {_WHERE} AND ({condition})"
+            return "", None
+        return head.rsplit(" FROM ", 1)[-1], condition
 
 
 class SpanSink:
@@ -129,7 +145,8 @@ class SpanSink:
         self._conn = engine.connect()
         self._conn.query(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_IDS} (SpanId String) ENGINE = Memory", "TSV")
         self._lock = threading.Lock()
-        self._derived = _Derived(self._conn)
+        self._derived = _Derived.all(self._conn)
+        self._views_read_at = time.monotonic()
 
     def __call__(self, payload: bytes, token: str, keys: SpanKeys | None = None) -> None:
         """Insert ``payload`` as one block; a repeat with the same ``token`` inserts nothing twice.
@@ -166,37 +183,69 @@ class SpanSink:
             self._complete_derived(span_keys(payload))
 
     def _complete_derived(self, keys: SpanKeys | None, bounds: dict[str, str] | None = None) -> None:
-        """Fill in ``llm_calls`` rows a half-applied INSERT left out; raise if that fails too.
+        """Fill in the derived rows (:data:`_DERIVED`) a half-applied INSERT left out; raise if that fails too.
 
-        ``bounds``: the keys are already loaded. A row for every span (all GenAI: the usual batch)
-        settles it without running the view's filter over the batch's attribute maps."""
+        ``bounds``: the keys are already loaded. One query counts the batch's rows in every derived
+        table; a row for every span in each (all GenAI with content: the usual batch) settles it
+        without running a view's filter over the batch's attribute maps. Otherwise one query runs
+        the filters (the maps are read once for both views), and only a shortfall repairs."""
         if keys is None:
             return
         bounds = bounds or self._load(keys)
-        before = self._count_of(self._derived.present, bounds) if self._derived.enabled else -1
-        if before >= len(keys.ids):
+        counts = self._derived_counts(bounds)
+        if all(n >= len(keys.ids) for n in counts):
             return
-        if self._refresh() and self._derived.enabled:
-            before = self._count_of(self._derived.present, bounds)
-        if not self._derived.enabled:
+        rechecked = time.monotonic() - self._views_read_at > _VIEWS_RECHECK_SECONDS
+        if rechecked and self._refresh():
+            counts = self._derived_counts(bounds)
+        short = [(d, n) for d, n in zip(self._derived, counts, strict=True) if d.enabled and n < len(keys.ids)]
+        expected = self._expected_counts([d for d, _ in short], bounds)
+        lacking = [(d, n, e) for (d, n), e in zip(short, expected, strict=True) if n < e]
+        if not lacking:
             return
-        expected = self._count_of(self._derived.expected, bounds)
-        if before >= expected:
+        if not rechecked and self._refresh():  # a repair runs each view's current SELECT
+            self._complete_derived(keys, bounds)
             return
-        self._rows(self._derived.repair, bounds)
-        present = self._count_of(self._derived.present, bounds)
+        for derived, before, wanted in lacking:
+            self._repair(derived, before, wanted, bounds)
+
+    def _expected_counts(self, derived: list[_Derived], bounds: dict[str, str]) -> list[int]:
+        """How many of the batch's spans each view selects. The views whose filter reads the same
+        source are counted in one query: the batch's attribute maps, most of the cost, read once."""
+        shared = [d for d in derived if d.condition is not None and d.source == derived[0].source]
+        found: dict[str, int] = {}
+        if shared:
+            columns = ", ".join(f"uniqExactIf({_KEY}, ({d.condition}))" for d in shared)
+            row = self._rows(f"SELECT {columns} FROM {shared[0].source} WHERE {_WHERE}", bounds)[0]
+            found = {d.view: int(n) for d, n in zip(shared, row, strict=True)}
+        return [found[d.view] if d.view in found else self._count_of(d.expected, bounds) for d in derived]
+
+    def _derived_counts(self, bounds: dict[str, str]) -> list[int]:
+        """How many of the batch's spans each derived table holds; -1 for one not checked (its view
+        not seen yet: the views are then re-read every ``_VIEWS_RECHECK_SECONDS``)."""
+        enabled = [d for d in self._derived if d.enabled]
+        row = self._rows("SELECT " + ", ".join(f"({d.present})" for d in enabled), bounds)[0] if enabled else []
+        counts = iter(row)
+        return [int(next(counts)) if d.enabled else -1 for d in self._derived]
+
+    def _repair(self, derived: _Derived, before: int, expected: int, bounds: dict[str, str]) -> None:
+        self._rows(derived.repair, bounds)
+        present = self._count_of(derived.present, bounds)
         if present < expected:
-            raise RuntimeError(f"{_Derived.TARGET} lacks {expected - present} of {expected} rows after the INSERT")
-        logger.warning("filled in %d %s row(s) a half-applied INSERT left out", present - before, _Derived.TARGET)
+            raise RuntimeError(f"{derived.target} lacks {expected - present} of {expected} rows after the INSERT")
+        logger.warning("filled in %d %s row(s) a half-applied INSERT left out", present - before, derived.target)
 
     def _refresh(self) -> bool:
-        """Re-read ``llm_calls_mv`` if ``llmtrace migrate`` changed it while this server ran (013 did):
-        the repair must run the view's current SELECT, not the one seen at start. Checked only on
-        the repair path (a batch with spans lacking an llm_calls row), one system-table read.
-        True when it changed."""
-        if _Derived.text(self._conn) == self._derived.view_text:
+        """Re-read the views if ``llmtrace migrate`` changed one while this server ran (013, 026 did):
+        a repair must run a view's current SELECT, not the one seen at start. One system-table
+        read (~7 ms), so only before a repair and, for batches with spans a view does not select
+        (their count is settled by the filters), at most every ``_VIEWS_RECHECK_SECONDS``.
+        True when one changed."""
+        texts = _Derived.texts(self._conn)
+        self._views_read_at = time.monotonic()
+        if texts == {d.view: d.view_text for d in self._derived}:
             return False
-        self._derived = _Derived(self._conn)
+        self._derived = _Derived.all(self._conn, texts)
         return True
 
     def _missing(self, payload: bytes, keys: SpanKeys | None, bounds: dict[str, str] | None = None) -> bytes:

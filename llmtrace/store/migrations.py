@@ -71,6 +71,7 @@ _CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+) (ON CLUSTER `[^`]
 _CREATE_MV = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) (ON CLUSTER `[^`]+`)\s+TO (\w+)", re.I)
 _ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+) (ON CLUSTER `[^`]+`)", re.IGNORECASE)
 _ENGINE = re.compile(r"ENGINE\s*=\s*(Replicated\w*MergeTree)(\(([^)]*)\))?")
+_MODIFY_QUERY = re.compile(r"\s+MODIFY\s+QUERY\b", re.IGNORECASE)
 _COLUMN_ALTER = re.compile(r"\b(ADD|DROP|MODIFY|RENAME|COMMENT|CLEAR)\s+COLUMN\b", re.IGNORECASE)
 
 # run(sql) executes ONE statement; for a SELECT it returns the result rows.
@@ -138,6 +139,7 @@ def cluster_statements(text: str, cluster: str, database: str = "default") -> li
       each shard derives its own rows from what was inserted on it (a view on a Distributed table
       would only see inserts made through that node).
     - ``ALTER TABLE x`` (TTL, settings, indexes) goes to ``x_local``; column changes go to both.
+    - ``ALTER TABLE <view> MODIFY QUERY`` reads the locals, as the view's CREATE does.
 
     Plain views and other statements are kept: they read the Distributed names.
     """
@@ -162,13 +164,13 @@ def cluster_statements(text: str, cluster: str, database: str = "default") -> li
                 "the Distributed key) or ALL_NODES (one copy on every node) in llmtrace/store/migrations.py"
             )
         elif view:
-            body = statement[view.end() :]
-            for name in SHARDING_KEYS:
-                body = re.sub(rf"\b(FROM|JOIN)(\s+){name}\b(?!_)", rf"\1\2{name}_local", body)
+            body = _read_locals(statement[view.end() :])
             target = view.group(3)
             target = f"{target}_local" if target in SHARDING_KEYS else target
             head = f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view.group(1)} {view.group(2)}\nTO {target}"
             out.append(head + body)
+        elif alter and _MODIFY_QUERY.match(statement, alter.end()):  # a view's new SELECT: as in CREATE
+            out.append(statement[: alter.end()] + _read_locals(statement[alter.end() :]))
         elif alter and alter.group(1) in SHARDING_KEYS:
             name = alter.group(1)
             out.append(_ALTER_TABLE.sub(f"ALTER TABLE {name}_local {alter.group(2)}", statement, count=1))
@@ -177,6 +179,13 @@ def cluster_statements(text: str, cluster: str, database: str = "default") -> li
         else:
             out.append(statement)
     return out
+
+
+def _read_locals(body: str) -> str:
+    """A view's SELECT reading the shard tables: each shard derives rows from what it stores."""
+    for name in SHARDING_KEYS:
+        body = re.sub(rf"\b(FROM|JOIN)(\s+){name}\b(?!_)", rf"\1\2{name}_local", body)
+    return body
 
 
 def _all_nodes_engine(match: re.Match[str]) -> str:
