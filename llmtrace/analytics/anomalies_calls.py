@@ -32,6 +32,15 @@ def _groups(by: Sequence[str]) -> str:
     return ", ".join(f"toString({COLUMNS[b]}) AS g_{b}" for b in by) or "0 AS _all"
 
 
+def _raw_groups(by: Sequence[str]) -> str:
+    """The series' columns as stored (LowCardinality: grouped by their dictionary index, not as strings)."""
+    return ", ".join(f"{COLUMNS[b]} AS g_{b}" for b in by) or "0 AS _all"
+
+
+def _strings(by: Sequence[str]) -> str:
+    return ", ".join(f"toString(g_{b}) AS g_{b}" for b in by) or "_all"
+
+
 def outliers_sql(by: Sequence[str], dims: str, limit: int) -> str:
     """The most extreme slow and expensive calls in the window (``limit`` per kind), each
     against the history of its own series and model.
@@ -104,7 +113,7 @@ def storms_sql(by: Sequence[str], dims: str) -> str:
     loose = f"if(SessionId != '', cityHash64('s', SessionId), cityHash64('t'{', ' + series if series else ''}))"
     key = "if(SessionId != '', cityHash64('s', SessionId), cityHash64('t', TraceId))"
     return f"""
-        SELECT 'retry_storm' AS kind, 'retries' AS metric, {g}, min(first) AS start, max(last) AS last,
+        SELECT 'retry_storm' AS kind, 'retries' AS metric, {_strings(by)}, min(first) AS start, max(last) AS last,
                count() AS storms, sum(errors) AS observed, toFloat64(0) AS expected, toFloat64(max(errors)) AS score,
                arrayMap(x -> x.3, groupArraySorted({EXAMPLES})((-errors, first, trace_id))) AS trace_ids
         FROM (
@@ -112,7 +121,7 @@ def storms_sql(by: Sequence[str], dims: str) -> str:
                    min(Timestamp) AS first, max(Timestamp) AS last,
                    maxIf(Timestamp, IsError = 1) < maxIf(Timestamp, IsError = 0) AS recovered,
                    argMax(TraceId, Timestamp) AS trace_id
-            FROM (SELECT {_groups(by)}, Timestamp, IsError, TraceId, {key} AS storm_key, {w} AS w
+            FROM (SELECT {_raw_groups(by)}, Timestamp, IsError, TraceId, {key} AS storm_key, {w} AS w
                   FROM llm_calls
                   PREWHERE {_WINDOW}{dims} AND ({loose}, {w}) IN (
                       SELECT {loose} AS k, {w} AS fw
