@@ -32,15 +32,6 @@ def _groups(by: Sequence[str]) -> str:
     return ", ".join(f"toString({COLUMNS[b]}) AS g_{b}" for b in by) or "0 AS _all"
 
 
-def _raw_groups(by: Sequence[str]) -> str:
-    """The series' columns as stored (LowCardinality: grouped by their dictionary index, not as strings)."""
-    return ", ".join(f"{COLUMNS[b]} AS g_{b}" for b in by) or "0 AS _all"
-
-
-def _strings(by: Sequence[str]) -> str:
-    return ", ".join(f"toString(g_{b}) AS g_{b}" for b in by) or "_all"
-
-
 def outliers_sql(by: Sequence[str], dims: str, limit: int) -> str:
     """The most extreme slow and expensive calls in the window (``limit`` per kind), each
     against the history of its own series and model.
@@ -96,16 +87,27 @@ def _score(value: str, quartiles: str) -> str:
     return f"(log({value}) - {quartiles}[2]) / greatest(({quartiles}[3] - {quartiles}[1]) / 1.349, 0.05)"
 
 
+def _raw_groups(by: Sequence[str]) -> str:
+    """The series' columns as stored (LowCardinality: grouped by their dictionary index, not as strings)."""
+    return ", ".join(f"{COLUMNS[b]} AS g_{b}" for b in by) or "0 AS _all"
+
+
+def _strings(by: Sequence[str]) -> str:
+    return ", ".join(f"toString(g_{b}) AS g_{b}" for b in by) or "_all"
+
+
 def storms_sql(by: Sequence[str], dims: str) -> str:
     """Series with retry storms in the window: count, first and last time, example traces (the
     last call's trace of the series' EXAMPLES storms with the most failures, the earliest first
     among equals; any EXAMPLES of them before).
 
-    Two reads of the window instead of hashing every call's session or trace and reading every
-    call's TraceId: the failed calls give the candidates, (session, 5 minutes) with at least
-    STORM_ERRORS failures in one series, or (series, 5 minutes) for calls without a session
-    (a superset of their traces'); then only the candidates' calls are grouped (by their trace
-    where there is no session) and judged as before."""
+    The failed calls give the candidates: (session, 5 minutes) with at least STORM_ERRORS
+    failures in one series, or (series, 5 minutes) for calls without a session (a superset of
+    their traces'); only the candidates' calls are then keyed by their trace where there is no
+    session, grouped by the stored LowCardinality columns and judged as before, instead of every
+    call of the window hashed twice and grouped by strings. Where failures fall in every session
+    (10M calls, 7 d: 200 sessions a day of ~7,000 calls, 2% failed) both reads still decompress
+    every call's Timestamp and SessionId and the second every TraceId: 3.2 -> 2.2 s of server CPU."""
     g = series_columns(by)
     w = f"toStartOfInterval(Timestamp, toIntervalSecond({STORM_SECONDS}))"
     series = ", ".join(COLUMNS[b] for b in by)
