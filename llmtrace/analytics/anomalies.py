@@ -341,15 +341,18 @@ def _attach_examples(client: Any, episodes: list[Anomaly], keys: tuple[str, ...]
     dims, dim_params = _dims(p)
     params: dict[str, Any] = {
         **dim_params,
-        "ep_start": [sql_time(a.start) for a in episodes],
-        "ep_end": [sql_time(a.end) for a in episodes],
-        "ep_metric": [a.metric for a in episodes],
         "min_start": sql_time(min(a.start for a in episodes)),
         "max_end": sql_time(max(a.end for a in episodes)),
-        **{f"ep_g_{b}": [a.series.get(b, calls_sql.ANY) for a in episodes] for b in keys},
+        **calls_sql.examples_params([(a.start, a.end, a.metric, _only(a.series, keys)) for a in episodes], p.step),
     }
-    for row in frame(client, calls_sql.examples_sql(keys, dims, p.step), params).to_dict("records"):
+    levels = [tuple(_only(a.series, keys)) for a in episodes]
+    for row in frame(client, calls_sql.examples_sql(dims, levels), params).to_dict("records"):
         episodes[int(row["ep"]) - 1].trace_ids = [str(t) for t in row["trace_ids"]]
+
+
+def _only(series: dict[str, str], keys: tuple[str, ...]) -> dict[str, str]:
+    """An episode's series on the report's columns (those its example calls are matched on)."""
+    return {b: series[b] for b in keys if b in series}
 
 
 def _attach_changes(client: Any, episodes: list[Anomaly], p: Plan) -> None:
