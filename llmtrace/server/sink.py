@@ -32,6 +32,7 @@ import time
 from collections.abc import Sequence
 
 from llmtrace.server.chunks import SpanKeys, lines_of, span_keys
+from llmtrace.server.coverage import COVERED, Coverage
 from llmtrace.server.decode import INSERT_FORMAT
 from llmtrace.server.engine import Engine, Handle
 
@@ -140,12 +141,14 @@ class SpanSink:
             columns = OTEL_TRACES_COLUMNS
         names = ", ".join(f"`{name}`" for name in columns)
         self._statement = f"INSERT INTO {table} ({names}) {_SETTINGS}"
-        self._count = f"SELECT uniqExact({_KEY}) FROM {table} WHERE {_WHERE}"
         self._present = f"SELECT DISTINCT {_KEY} FROM {table} WHERE {_WHERE}"
         self._conn = engine.connect()
         self._conn.query(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_IDS} (SpanId String) ENGINE = Memory", "TSV")
         self._lock = threading.Lock()
         self._derived = _Derived.all(self._conn)
+        self._source = table
+        self._candidates: list[int] | None = None  # per coverage check, as the last read-back counted them
+        self._covered = self._coverages(Coverage.texts(self._conn))
         self._views_read_at = time.monotonic()
 
     def __call__(self, payload: bytes, token: str, keys: SpanKeys | None = None) -> None:
@@ -171,7 +174,7 @@ class SpanSink:
             missing = self._missing(payload, keys, bounds)
             if missing:
                 raise RowsMissing(missing, payload.count(b"\n"))
-            self._complete_derived(keys, bounds)
+            self._complete_derived(keys, bounds, self._candidates)
 
     def absent(self, payload: bytes) -> bytes:
         """The lines of ``payload`` whose span is not in the table (to retry only those)."""
@@ -182,7 +185,9 @@ class SpanSink:
         with self._lock:
             self._complete_derived(span_keys(payload))
 
-    def _complete_derived(self, keys: SpanKeys | None, bounds: dict[str, str] | None = None) -> None:
+    def _complete_derived(
+        self, keys: SpanKeys | None, bounds: dict[str, str] | None = None, candidates: list[int] | None = None
+    ) -> None:
         """Fill in the derived rows (:data:`_DERIVED`) a half-applied INSERT left out; raise if that fails too.
 
         ``bounds``: the keys are already loaded. One query counts the batch's rows in every derived
@@ -192,6 +197,11 @@ class SpanSink:
         if keys is None:
             return
         bounds = bounds or self._load(keys)
+        self._complete_rows(keys, bounds)
+        self._complete_covered(bounds, candidates)
+
+    def _complete_rows(self, keys: SpanKeys, bounds: dict[str, str]) -> None:
+        """The row-per-span tables (:data:`_DERIVED`)."""
         counts = self._derived_counts(bounds)
         if all(n >= len(keys.ids) for n in counts):
             return
@@ -204,10 +214,47 @@ class SpanSink:
         if not lacking:
             return
         if not rechecked and self._refresh():  # a repair runs each view's current SELECT
-            self._complete_derived(keys, bounds)
+            self._complete_rows(keys, bounds)
             return
         for derived, before, wanted in lacking:
             self._repair(derived, before, wanted, bounds)
+
+    def _complete_covered(
+        self, bounds: dict[str, str], candidates: list[int] | None = None, refreshed: bool = False
+    ) -> None:
+        """The tables checked by coverage (:mod:`.coverage`): one query counts each one's rows of the
+        batch not covered; a table short of some gets them from its view's current SELECT.
+        ``candidates``: the batch's rows each could take (as :meth:`_missing` counted them): a
+        table with none (no score span: the usual batch) is not read."""
+        if candidates is None:
+            candidates = [int(n) for n in self._rows(self._profile, bounds)[0][1:]]
+        enabled = [c for c, n in zip(self._covered, candidates, strict=True) if c.enabled and n]
+        if not enabled:
+            return
+        row = self._rows("SELECT " + ", ".join(f"({c.uncovered})" for c in enabled), bounds)[0]
+        short = [(c, int(n)) for c, n in zip(enabled, row, strict=True) if int(n)]
+        if not short:
+            return
+        if not refreshed and self._refresh():  # a repair runs each view's current SELECT
+            self._complete_covered(bounds, refreshed=True)
+            return
+        for coverage, missing in short:
+            self._rows(coverage.repair, bounds)
+            left = self._count_of(coverage.uncovered, bounds)
+            if left:
+                raise RuntimeError(f"{coverage.spec.target} lacks {left} of the batch's rows after the INSERT")
+            logger.warning(
+                "filled in %d %s row(s) a half-applied INSERT left out (%s)", missing, coverage.spec.target,
+                coverage.spec.view,
+            )  # fmt: skip
+
+    def _coverages(self, texts: dict[str, str]) -> list[Coverage]:
+        """The coverage checks; and the batch's count query, which also counts each one's candidates
+        (one read of the batch's rows for both)."""
+        covered = [Coverage(self._conn, spec, texts[spec.view], self._source, _WHERE) for spec in COVERED]
+        counts = ", ".join([f"uniqExact({_KEY})", *(c.candidates if c.enabled else "0" for c in covered)])
+        self._profile = f"SELECT {counts} FROM {self._source} WHERE {_WHERE}"
+        return covered
 
     def _expected_counts(self, derived: list[_Derived], bounds: dict[str, str]) -> list[int]:
         """How many of the batch's spans each view selects. The views whose filter reads the same
@@ -241,11 +288,14 @@ class SpanSink:
         read (~7 ms), so only before a repair and, for batches with spans a view does not select
         (their count is settled by the filters), at most every ``_VIEWS_RECHECK_SECONDS``.
         True when one changed."""
-        texts = _Derived.texts(self._conn)
+        texts, covered = _Derived.texts(self._conn), Coverage.texts(self._conn)
         self._views_read_at = time.monotonic()
-        if texts == {d.view: d.view_text for d in self._derived}:
+        if texts == {d.view: d.view_text for d in self._derived} and covered == {
+            c.spec.view: c.view_text for c in self._covered
+        }:
             return False
         self._derived = _Derived.all(self._conn, texts)
+        self._covered = self._coverages(covered)
         return True
 
     def _missing(self, payload: bytes, keys: SpanKeys | None, bounds: dict[str, str] | None = None) -> bytes:
@@ -253,7 +303,9 @@ class SpanSink:
         if keys is None:
             return b""
         bounds = bounds or self._load(keys)
-        if self._count_of(self._count, bounds) == len(keys.ids):
+        counts = [int(n) for n in self._rows(self._profile, bounds)[0]]
+        self._candidates = counts[1:]
+        if counts[0] == len(keys.ids):
             return b""
         present = {row[0] for row in self._rows(self._present, bounds)}
         return lines_of(payload, set(keys.ids) - present)
