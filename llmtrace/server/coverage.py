@@ -25,6 +25,11 @@ __all__ = ["COVERED", "Coverage", "Covered"]
 
 _SOURCE = re.compile(r" FROM (\S+)")
 _SIMPLE = re.compile(r"^SimpleAggregateFunction\(\w+, (.*)\)$")
+# Trace ids of the batch a day (the targets' partitions are days or months) looked up after an INSERT
+# that reported success: a view's write is lost a part at a time, never a row, so a lost part shows
+# in any sample of its rows. The whole batch is checked when a sampled trace has no row, and on every
+# retry of the batch (after an INSERT that raised).
+SAMPLE = 16
 # The batch's time range, as the sink's queries bind it.
 _LO, _HI = "fromUnixTimestamp64Nano({{lo:Int64}})", "fromUnixTimestamp64Nano({{hi:Int64}})"
 
@@ -36,8 +41,10 @@ class Covered:
     ``candidates``: a cheap condition on the source's rows that the view's filter implies (no
     attribute value read), so a batch without any (no score span: the usual one) costs one count.
     ``by_trace``: the target's rows of a key are found by the source's TraceId (one set of the
-    batch's trace ids, shared by the tables that have it), else by the view's keys. ``within``: a
-    condition every target row of the batch's keys meets (its time range), to skip partitions."""
+    batch's trace ids, shared by the tables that have it), else by the view's keys; and a sample
+    of the batch's trace ids is probed for a row (``probed``: the condition such a row meets).
+    ``within``: a condition every target row of the batch's keys meets (its time range), to skip
+    partitions."""
 
     view: str
     target: str
@@ -47,6 +54,7 @@ class Covered:
     candidates: str = ""
     by_trace: bool = True
     within: str = ""
+    probed: str = "1"
 
 
 COVERED = (
@@ -61,6 +69,7 @@ COVERED = (
         ("End", "RootName"),
         "ParentSpanId = '' AND TraceId != ''",
         within=f"Hour BETWEEN toStartOfHour({_LO}) AND toStartOfHour({_HI})",
+        probed="RootName != ''",
     ),
     Covered(
         "llm_scores_mv",
@@ -88,38 +97,51 @@ class Coverage:
         self.enabled = set(spec.keys + spec.mins + spec.maxs) <= set(types)
         if not self.enabled:
             return
-        source = found.group(1)
-        restricted = f" FROM (SELECT * FROM {source} WHERE {where} AND ({spec.candidates or 1}))"
-        text = view_text.replace("{", "{{").replace("}", "}}")  # the sink formats its SQL (parameters)
-        at = _SOURCE.search(text)
+        self._spec, self._types, self._source, self._where = spec, types, found.group(1), where
+        self._text = view_text.replace("{", "{{").replace("}", "}}")  # the sink formats its SQL (parameters)
+        names = ", ".join(f"`{n}`" for n in types)
+        keys = ", ".join(f"`{k}`" for k in spec.keys)
+        self.uncovered = f"SELECT count() FROM ({self._uncovered()})"
+        # How many of the sampled trace ids (parameter ``probe``) have a row: after an INSERT that
+        # returned, a few lookups by TraceId instead of the check over the whole batch.
+        within = f" AND {spec.within}" if spec.within else ""
+        probe = f"SELECT uniqExactIf(TraceId, {spec.probed}) FROM {spec.target}"
+        probe += " WHERE TraceId IN {{probe:Array(String)}}"
+        self.probe = probe + within if spec.by_trace else ""
+        repair = f"INSERT INTO {spec.target} ({names}) SELECT {names} FROM {self._batch()}"
+        self.repair = f"{repair} WHERE ({keys}) IN ({self._uncovered()})"
+        # How many of the batch's rows could be the view's: 0 settles the check without reading further.
+        self.candidates = f"countIf({spec.candidates or 1})"
+
+    def _batch(self) -> str:
+        """The view's rows for the batch, as the target stores them (a DateTime64 written to a
+        DateTime column is truncated: compared uncast, a row would never look covered)."""
+        restricted = f" FROM (SELECT * FROM {self._source} WHERE {self._where} AND ({self._spec.candidates or 1}))"
+        at = _SOURCE.search(self._text)
         assert at is not None
-        text = text[: at.start()] + restricted + text[at.end() :]
-        # The view's rows for the batch as the target stores them (a DateTime64 written to a
-        # DateTime column is truncated: compared uncast, a row would never look covered).
-        rows = ", ".join(f"CAST(`{n}`, '{_stored(t)}') AS `{n}`" for n, t in types.items())
-        batch = f"(SELECT {rows} FROM ({text}))"
+        text = self._text[: at.start()] + restricted + self._text[at.end() :]
+        rows = ", ".join(f"CAST(`{n}`, '{_stored(t)}') AS `{n}`" for n, t in self._types.items())
+        return f"(SELECT {rows} FROM ({text}))"
+
+    def _uncovered(self) -> str:
+        """The keys of the batch's rows the target does not cover. One aggregation over the batch's
+        rows (_b = 1) and the target's rows of the same keys (a join of the two cost more): a key is
+        short when the target has no row of it, or its rows do not reach the batch's min or max."""
+        spec, batch = self._spec, self._batch()
         keys = ", ".join(f"`{k}`" for k in spec.keys)
         lookup = (
-            f"TraceId IN (SELECT TraceId FROM {source} WHERE {where})"
+            f"TraceId IN (SELECT TraceId FROM {self._source} WHERE {self._where})"
             if spec.by_trace
             else f"({keys}) IN (SELECT {keys} FROM {batch})"
         )
         lookup += f" AND {spec.within}" if spec.within else ""
-        # One aggregation over the batch's rows (_b = 1) and the target's rows of the same keys
-        # (a join of the two costs twice as much): a key is short when the target has no row of it,
-        # or its rows do not reach the batch's min or max.
-        stored = ", ".join(f"CAST(`{n}`, '{_stored(t)}') AS `{n}`" for n, t in types.items())
+        stored = ", ".join(f"CAST(`{n}`, '{_stored(t)}') AS `{n}`" for n, t in self._types.items())
         both = (
             f"SELECT *, 1 AS `_b` FROM {batch} UNION ALL SELECT {stored}, 0 AS `_b` FROM {spec.target} WHERE {lookup}"
         )
         short = ["min(`_b`) = 1"] + [f"minIf(`{c}`, `_b` = 0) > minIf(`{c}`, `_b` = 1)" for c in spec.mins]
         short += [f"maxIf(`{c}`, `_b` = 0) < maxIf(`{c}`, `_b` = 1)" for c in spec.maxs]
-        uncovered = f"SELECT {keys} FROM ({both}) GROUP BY {keys} HAVING max(`_b`) = 1 AND ({' OR '.join(short)})"
-        names = ", ".join(f"`{n}`" for n in types)
-        self.uncovered = f"SELECT count() FROM ({uncovered})"
-        self.repair = f"INSERT INTO {spec.target} ({names}) SELECT {names} FROM {batch} WHERE ({keys}) IN ({uncovered})"
-        # How many of the batch's rows could be the view's: 0 settles the check without reading further.
-        self.candidates = f"countIf({spec.candidates or 1})"
+        return f"SELECT {keys} FROM ({both}) GROUP BY {keys} HAVING max(`_b`) = 1 AND ({' OR '.join(short)})"
 
     @staticmethod
     def texts(conn: Handle) -> dict[str, str]:
