@@ -19,7 +19,10 @@ each table a view fills row for row from the batch (:data:`_DERIVED`: ``llm_call
 ``otel_traces_content``, which the Traces text search reads) holds a row for every span of
 the batch that its view selects (running the view's own stored SELECT over the batch's rows,
 so its filter is not copied here), and fills in the missing ones from ``otel_traces`` with
-that same SELECT (the rollups follow, as they are fed by ``llm_calls``).
+that same SELECT (the rollups follow, as they are fed by ``llm_calls``). The tables a view
+derives without a row per span (a trace's time range, the trace list's root rows, scores) are
+checked by coverage (:mod:`.coverage`). The rollups that sum ``llm_calls`` per bucket are not
+checked: a share of a sum cannot be told apart, nor re-inserted without counting it twice.
 """
 
 from __future__ import annotations
