@@ -19,7 +19,10 @@ each table a view fills row for row from the batch (:data:`_DERIVED`: ``llm_call
 ``otel_traces_content``, which the Traces text search reads) holds a row for every span of
 the batch that its view selects (running the view's own stored SELECT over the batch's rows,
 so its filter is not copied here), and fills in the missing ones from ``otel_traces`` with
-that same SELECT (the rollups follow, as they are fed by ``llm_calls``).
+that same SELECT (the rollups follow, as they are fed by ``llm_calls``). The tables a view
+derives without a row per span (a trace's time range, the trace list's root rows, scores) are
+checked by coverage (:mod:`.coverage`). The rollups that sum ``llm_calls`` per bucket are not
+checked: a share of a sum cannot be told apart, nor re-inserted without counting it twice.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import time
 from collections.abc import Sequence
 
 from llmtrace.server.chunks import SpanKeys, lines_of, span_keys
+from llmtrace.server.coverage import COVERED, SAMPLE, Coverage
 from llmtrace.server.decode import INSERT_FORMAT
 from llmtrace.server.engine import Engine, Handle
 
@@ -56,6 +60,15 @@ _WHERE = (
     "Timestamp BETWEEN fromUnixTimestamp64Nano({{lo:Int64}}) AND fromUnixTimestamp64Nano({{hi:Int64}})"
     f" AND {_KEY} IN {_IDS}"
 )
+
+
+_Profile = tuple[list[int], list[list[str]]]
+"""Per coverage check: the batch's rows its view could take, and a sample of their trace ids."""
+
+
+def _array(values: list[str]) -> str:
+    """An Array(String) query parameter."""
+    return "[" + ", ".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values) + "]"
 
 
 class RowsMissing(RuntimeError):
@@ -140,12 +153,14 @@ class SpanSink:
             columns = OTEL_TRACES_COLUMNS
         names = ", ".join(f"`{name}`" for name in columns)
         self._statement = f"INSERT INTO {table} ({names}) {_SETTINGS}"
-        self._count = f"SELECT uniqExact({_KEY}) FROM {table} WHERE {_WHERE}"
         self._present = f"SELECT DISTINCT {_KEY} FROM {table} WHERE {_WHERE}"
         self._conn = engine.connect()
         self._conn.query(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_IDS} (SpanId String) ENGINE = Memory", "TSV")
         self._lock = threading.Lock()
         self._derived = _Derived.all(self._conn)
+        self._source = table
+        self._batch_profile: _Profile | None = None  # as the last read-back found the batch
+        self._covered = self._coverages(Coverage.texts(self._conn))
         self._views_read_at = time.monotonic()
 
     def __call__(self, payload: bytes, token: str, keys: SpanKeys | None = None) -> None:
@@ -171,7 +186,7 @@ class SpanSink:
             missing = self._missing(payload, keys, bounds)
             if missing:
                 raise RowsMissing(missing, payload.count(b"\n"))
-            self._complete_derived(keys, bounds)
+            self._complete_derived(keys, bounds, self._batch_profile)
 
     def absent(self, payload: bytes) -> bytes:
         """The lines of ``payload`` whose span is not in the table (to retry only those)."""
@@ -182,7 +197,9 @@ class SpanSink:
         with self._lock:
             self._complete_derived(span_keys(payload))
 
-    def _complete_derived(self, keys: SpanKeys | None, bounds: dict[str, str] | None = None) -> None:
+    def _complete_derived(
+        self, keys: SpanKeys | None, bounds: dict[str, str] | None = None, profile: _Profile | None = None
+    ) -> None:
         """Fill in the derived rows (:data:`_DERIVED`) a half-applied INSERT left out; raise if that fails too.
 
         ``bounds``: the keys are already loaded. One query counts the batch's rows in every derived
@@ -192,6 +209,11 @@ class SpanSink:
         if keys is None:
             return
         bounds = bounds or self._load(keys)
+        self._complete_rows(keys, bounds)
+        self._complete_covered(bounds, profile)
+
+    def _complete_rows(self, keys: SpanKeys, bounds: dict[str, str]) -> None:
+        """The row-per-span tables (:data:`_DERIVED`)."""
         counts = self._derived_counts(bounds)
         if all(n >= len(keys.ids) for n in counts):
             return
@@ -204,10 +226,70 @@ class SpanSink:
         if not lacking:
             return
         if not rechecked and self._refresh():  # a repair runs each view's current SELECT
-            self._complete_derived(keys, bounds)
+            self._complete_rows(keys, bounds)
             return
         for derived, before, wanted in lacking:
             self._repair(derived, before, wanted, bounds)
+
+    def _complete_covered(
+        self, bounds: dict[str, str], profile: _Profile | None = None, refreshed: bool = False
+    ) -> None:
+        """The tables checked by coverage (:mod:`.coverage`): fill in the rows of the batch a target
+        lacks from its view's current SELECT. ``profile``: the batch as :meth:`_missing` read it
+        right after the INSERT returned: a table without candidates (no score span: the usual
+        batch) is not read, and one whose sampled trace ids all have a row is settled by that (a
+        lost part shows in any of its rows). Without it (a retry, after an INSERT that raised) the
+        whole batch is checked."""
+        sampled = profile is not None
+        counts, samples = profile or self._profile_of(bounds)
+        enabled = [(c, s) for c, n, s in zip(self._covered, counts, samples, strict=True) if c.enabled and n]
+        probed = [(c, s) for c, s in enabled if sampled and c.probe]
+        if probed:
+            params = {**bounds, **{f"p{i}": _array(s) for i, (_, s) in enumerate(probed)}}
+            sql = ", ".join(f"({c.probe.replace('{{probe:', f'{{{{p{i}:')})" for i, (c, _) in enumerate(probed))
+            found = self._rows(f"SELECT {sql}", params)[0]
+            settled = {c.spec.view for (c, s), n in zip(probed, found, strict=True) if int(n) >= len(s)}
+            enabled = [(c, s) for c, s in enabled if c.spec.view not in settled]
+        if not enabled:
+            return
+        row = self._rows("SELECT " + ", ".join(f"({c.uncovered})" for c, _ in enabled), bounds)[0]
+        short = [(c, int(n)) for (c, _), n in zip(enabled, row, strict=True) if int(n)]
+        if not short:
+            return
+        if not refreshed and self._refresh():  # a repair runs each view's current SELECT
+            self._complete_covered(bounds, refreshed=True)
+            return
+        for coverage, missing in short:
+            self._rows(coverage.repair, bounds)
+            left = self._count_of(coverage.uncovered, bounds)
+            if left:
+                raise RuntimeError(f"{coverage.spec.target} lacks {left} of the batch's rows after the INSERT")
+            logger.warning(
+                "filled in %d %s row(s) a half-applied INSERT left out (%s)", missing, coverage.spec.target,
+                coverage.spec.view,
+            )  # fmt: skip
+
+    def _coverages(self, texts: dict[str, str]) -> list[Coverage]:
+        """The coverage checks; and the batch's count query, which also counts each one's candidates
+        and samples their trace ids per day (one read of the batch's rows for all of it)."""
+        covered = [Coverage(self._conn, spec, texts[spec.view], self._source, _WHERE) for spec in COVERED]
+        counts = [c.candidates if c.enabled else "0" for c in covered]
+        samples = [f"groupUniqArrayIf({SAMPLE})(TraceId, {c.spec.candidates or 1})" for c in covered]
+        columns = ", ".join([f"uniqExact({_KEY})", *counts, *samples])
+        self._profile = f"SELECT {columns} FROM {self._source} WHERE {_WHERE} GROUP BY toDate(Timestamp)"
+        return covered
+
+    def _profile_of(self, bounds: dict[str, str]) -> _Profile:
+        """Each coverage check's candidates in the batch, and its sample of their trace ids."""
+        return self._read_profile(bounds)[1]
+
+    def _read_profile(self, bounds: dict[str, str]) -> tuple[int, _Profile]:
+        """(the batch's spans in the table, :meth:`_profile_of`), from one read of the batch's rows."""
+        n = len(self._covered)
+        days = self._rows(self._profile, bounds)
+        counts = [sum(int(day[1 + i]) for day in days) for i in range(n)]
+        samples = [sorted({t for day in days for t in day[1 + n + i]}) for i in range(n)]
+        return sum(int(day[0]) for day in days), (counts, samples)
 
     def _expected_counts(self, derived: list[_Derived], bounds: dict[str, str]) -> list[int]:
         """How many of the batch's spans each view selects. The views whose filter reads the same
@@ -241,11 +323,14 @@ class SpanSink:
         read (~7 ms), so only before a repair and, for batches with spans a view does not select
         (their count is settled by the filters), at most every ``_VIEWS_RECHECK_SECONDS``.
         True when one changed."""
-        texts = _Derived.texts(self._conn)
+        texts, covered = _Derived.texts(self._conn), Coverage.texts(self._conn)
         self._views_read_at = time.monotonic()
-        if texts == {d.view: d.view_text for d in self._derived}:
+        if texts == {d.view: d.view_text for d in self._derived} and covered == {
+            c.spec.view: c.view_text for c in self._covered
+        }:
             return False
         self._derived = _Derived.all(self._conn, texts)
+        self._covered = self._coverages(covered)
         return True
 
     def _missing(self, payload: bytes, keys: SpanKeys | None, bounds: dict[str, str] | None = None) -> bytes:
@@ -253,7 +338,8 @@ class SpanSink:
         if keys is None:
             return b""
         bounds = bounds or self._load(keys)
-        if self._count_of(self._count, bounds) == len(keys.ids):
+        stored, self._batch_profile = self._read_profile(bounds)
+        if stored == len(keys.ids):
             return b""
         present = {row[0] for row in self._rows(self._present, bounds)}
         return lines_of(payload, set(keys.ids) - present)
