@@ -369,10 +369,12 @@ def _call_anomalies(client: Any, by: tuple[str, ...], p: Plan) -> list[Anomaly]:
     dims, dim_params = _dims(p)
     params = {**dim_params, **p.params()}
     found: list[Anomaly] = []
-    outliers = calls_sql.outliers_sql(by, dims, MAX_CALL_OUTLIERS, rollup=rollup_answers(by, p.step))
+    rollup = rollup_answers(by, p.step)
+    outliers = calls_sql.outliers_sql(by, dims, MAX_CALL_OUTLIERS, rollup=rollup)
     for row in frame(client, outliers, params).to_dict("records"):
         found.append(_finding(row, by, end=row["start"], points=1, trace_ids=[str(row["trace_id"])]))
-    for row in frame(client, calls_sql.storms_sql(by, dims), params).to_dict("records"):
+    storms = calls_sql.storms_rollup_sql(by, dims) if rollup else calls_sql.storms_sql(by, dims)
+    for row in frame(client, storms, params).to_dict("records"):
         found.append(_finding(row, by, end=row["last"], points=int(row["storms"]), trace_ids=list(row["trace_ids"])))
     return found
 
