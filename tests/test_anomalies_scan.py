@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from llmtrace.analytics import anomalies_scan as scan
-from llmtrace.analytics.anomalies_profile import row_median
+from llmtrace.analytics.anomalies_profile import row_median, window_sum
 
 STEP = 300
 DAY = 86400 // STEP
@@ -76,6 +76,27 @@ def test_window_sums_by_slicing_equal_the_gathered_ones() -> None:
             end = ends - lag
             lo, hi = np.clip(end + 1 - width, 0, None), np.clip(end + 1, 0, None)
             assert np.array_equal(scan._window_sum(c, end, width), c[:, hi] - c[:, lo]), (lag, width)
+
+
+@pytest.mark.parametrize("step", [60, 300, 3600, 7200, 86400])
+def test_same_hours_sums_from_the_days_summed_once_equal_a_window_sum_per_day(step: int) -> None:
+    """The seven previous days' sums of a window and an hour either side, from one array of the
+    days added up, equal the sum of seven window sums exactly (whole and half calls: the rollup's
+    calls past a threshold count half in its bin), early windows (days before the first bucket)
+    included."""
+    rng = np.random.default_rng(step)
+    buckets = 9 * 86400 // step + 5
+    k = rng.integers(0, 40, (3, buckets)) / 2.0
+    c = np.concatenate([np.zeros((3, 1)), np.cumsum(k, axis=1)], axis=1)
+    per_day, half = 86400 // step, scan.TOD_HALF // step
+    ends = np.arange(buckets)
+    days = scan._previous_days(c, step)
+    for width in scan.SCALES:
+        expected = np.zeros((3, buckets))
+        for d in range(1, 8):
+            expected += window_sum(c, ends - d * per_day + half, width + 2 * half)
+        got, again = scan._same_hours_sums(days, days, ends, width, step)
+        assert np.array_equal(got, expected) and np.array_equal(again, expected)
 
 
 def test_row_medians_skip_missing_values() -> None:

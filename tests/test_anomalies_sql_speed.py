@@ -403,6 +403,39 @@ def test_storms_from_the_candidates_calls_equal_hashing_every_call(storm_lab: An
     pd.testing.assert_frame_equal(after[list(before.columns)], before, check_dtype=False)
 
 
+@pytest.mark.parametrize(
+    ("by", "filters"),
+    [((), {}), (("service",), {}), (("service", "model"), {}), (("service", "model", "environment"), {}),
+     (("model",), {"services": ("storm-lab",)}), (("service", "environment"), {"environments": ("staging",)}),
+     (("service", "release"), {"releases": ("",)})],
+)  # fmt: skip
+def test_storms_from_the_storm_rollup_equal_the_candidates_calls(storm_lab: Any, by: tuple, filters: dict) -> None:
+    """The storms read from ``llm_storm_5m`` (027) are those of every call: the same storms,
+    counts, first and last times and example traces, in order."""
+    lab = _lab_params(**filters)
+    before = _sorted_by_series(frame(storm_lab, calls_sql.storms_sql(by, lab["dims"]), lab["params"]))
+    after = _sorted_by_series(frame(storm_lab, calls_sql.storms_rollup_sql(by, lab["dims"]), lab["params"]))
+    assert before["storms"].sum() > 0
+    pd.testing.assert_frame_equal(after[list(before.columns)], before, check_dtype=False)
+
+
+def test_the_detector_reads_the_storms_from_the_rollup_where_it_answers(storm_lab: Any) -> None:
+    """With the rollup emptied the detector finds no storm at 5-minute buckets (it read the
+    rollup) and still finds them at 1-minute ones (the rollup's buckets cannot answer)."""
+    window = replace(LAST_3_DAYS, services=("storm-lab",))
+    assert anomalies.detect(storm_lab, window).find(kind="retry_storm")
+    saved = "llm_storm_5m_saved"
+    storm_lab.command(f"CREATE TABLE {saved} AS llm_storm_5m")
+    storm_lab.command(f"INSERT INTO {saved} SELECT * FROM llm_storm_5m")
+    storm_lab.command("TRUNCATE TABLE llm_storm_5m")
+    try:
+        assert not anomalies.detect(storm_lab, window).find(kind="retry_storm")
+        assert anomalies.detect(storm_lab, window, step=60).find(kind="retry_storm")
+    finally:
+        storm_lab.command(f"INSERT INTO llm_storm_5m SELECT * FROM {saved}")
+        storm_lab.command(f"DROP TABLE {saved}")
+
+
 def test_the_hand_made_storms_are_the_storms(storm_lab: Any) -> None:
     """Four storms in sessions and one in a trace without session (by service and model: the
     session split over two models is not one), the biggest storms' traces first."""
@@ -412,6 +445,9 @@ def test_the_hand_made_storms_are_the_storms(storm_lab: Any) -> None:
     assert found == {"m1": (5, 18, ["a" * 32, "c" * 32, "b" * 32]), "m2": (1, 3, ["7" * 32])}
     by_service = frame(storm_lab, calls_sql.storms_sql(("service",), lab["dims"]), lab["params"])
     assert list(by_service["storms"]) == [7]  # + two-models (3 failures of the service) and staging together
+    rolled = frame(storm_lab, calls_sql.storms_rollup_sql(("service", "model"), lab["dims"]), lab["params"])
+    by_model = {r["g_model"]: (r["storms"], r["observed"], list(r["trace_ids"])) for r in rolled.to_dict("records")}
+    assert by_model == found  # the rollup's storms too
 
 
 def _episodes(report: anomalies.AnomalyReport) -> list[tuple[datetime, datetime, str, dict[str, str]]]:

@@ -206,3 +206,41 @@ def test_the_injected_slow_call_is_found_against_the_rollups_history(store: Any)
     report = anomalies.detect(store, LAST_3_DAYS)
     slow = [a for a in report.anomalies if a.kind == "slow_call"]
     assert [a.trace_ids for a in slow if a.series.get("service") == "chat-ui"] == [["0" * 31 + "1"]]
+
+
+_STORMS = """
+    SELECT Bucket, ServiceName, Environment, Release, Provider, RequestModel, StormKey, sum(Errors), sum(Ok),
+           min(First), max(Last), max(LastError), max(LastOk), argMaxMerge(LastTrace)
+    FROM ({source})
+    GROUP BY ALL ORDER BY ALL"""
+
+
+def _storm_view(client: Any) -> str:
+    return str(client.query("SELECT as_select FROM system.tables WHERE name = 'llm_storm_5m_mv'"
+                            " AND database = currentDatabase()").result_rows[0][0])  # fmt: skip
+
+
+def assert_storm_rollup_is_its_view_over_every_call(client: Any) -> int:
+    """``llm_storm_5m`` (027), merged, equals its view's SELECT over all of ``llm_calls``; returns the rows."""
+    view = _storm_view(client)
+    stored = client.query(_STORMS.format(source="SELECT * FROM llm_storm_5m")).result_rows
+    direct = client.query(_STORMS.format(source=view)).result_rows
+    assert stored == direct
+    return len(stored)
+
+
+def test_the_storm_rollup_holds_what_its_view_selects_and_is_backfilled_once(fresh: ChdbClient) -> None:
+    _history(fresh, seed=4)
+    _history(fresh, seed=5)  # a second batch over the same days: keys and buckets get a second row
+    assert assert_storm_rollup_is_its_view_over_every_call(fresh) > 500
+    got = fresh.query("SELECT sum(Errors), sum(Ok), count() FROM llm_storm_5m").result_rows[0]
+    calls = fresh.query("SELECT countIf(IsError = 1), countIf(IsError = 0), count() FROM llm_calls").result_rows[0]
+    assert got[:2] == calls[:2] and got[0] > 0 and got[2] < calls[2]
+    (path,) = [p for p in schema_files() if p.name.startswith("027_")]
+    (insert,) = [s for s in split_statements(render(path.read_text())) if s.startswith("INSERT INTO llm_storm_5m")]
+    fresh.command("TRUNCATE TABLE llm_storm_5m")
+    fresh.command(insert)
+    assert assert_storm_rollup_is_its_view_over_every_call(fresh) > 500
+    before = fresh.query("SELECT count() FROM llm_storm_5m").result_rows
+    fresh.command(insert)  # run again (a re-applied migration): skipped, the table has rows
+    assert fresh.query("SELECT count() FROM llm_storm_5m").result_rows == before

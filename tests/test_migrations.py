@@ -145,7 +145,7 @@ def test_ttl_days_reach_the_raw_tables_and_rollup_days_the_rollups(empty_store: 
     for table in ("otel_traces", "otel_traces_trace_id_ts", "llm_calls"):
         assert "toIntervalDay(7)" in engines[table], table
     for table in ("llm_calls_1m", "llm_calls_1h", "llm_latency_1h", "llm_users_1h", "llm_speed_1h", "llm_anomaly_5m",
-                  "llm_scores"):  # fmt: skip
+                  "llm_storm_5m", "llm_scores"):  # fmt: skip
         assert "toIntervalDay(90)" in engines[table], table
 
 
@@ -178,7 +178,7 @@ def test_set_ttl_changes_the_retention_of_existing_tables(empty_store: ChdbClien
     )
     assert set(altered) == {"otel_traces", "otel_traces_trace_id_ts", "otel_traces_content", "llm_calls", "llm_traces",
                             "llm_calls_1m", "llm_calls_1h", "llm_latency_1h", "llm_users_1h", "llm_speed_1h",
-                            "llm_anomaly_5m", "llm_scores"}  # fmt: skip
+                            "llm_anomaly_5m", "llm_storm_5m", "llm_scores"}  # fmt: skip
     for table in ("otel_traces", "otel_traces_trace_id_ts", "otel_traces_content", "llm_calls", "llm_traces"):
         assert "toIntervalDay(5)" in engines[table], table
     for table in ("llm_calls_1m", "llm_calls_1h", "llm_scores"):

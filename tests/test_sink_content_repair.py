@@ -132,7 +132,8 @@ def test_026_keeps_the_rows_before_it_and_the_view_writes_span_ids_after_it(tmp_
         before, after = "1" * 32, "2" * 32
         sink(prepare(otlp_json(time.time_ns(), before), None, "application/json")[0], "before")
         sink.close()
-        assert apply_migrations(engine.run) == ["026_otel_traces_content_span_id.sql"]
+        upto_026 = [p for p in schema_files() if p.name < "027_"]
+        assert apply_migrations(engine.run, files=upto_026) == ["026_otel_traces_content_span_id.sql"]
         sink = SpanSink(engine)
         try:
             sink(prepare(otlp_json(time.time_ns(), after), None, "application/json")[0], "after")

@@ -369,12 +369,21 @@ def _call_anomalies(client: Any, by: tuple[str, ...], p: Plan) -> list[Anomaly]:
     dims, dim_params = _dims(p)
     params = {**dim_params, **p.params()}
     found: list[Anomaly] = []
-    outliers = calls_sql.outliers_sql(by, dims, MAX_CALL_OUTLIERS, rollup=rollup_answers(by, p.step))
-    for row in frame(client, outliers, params).to_dict("records"):
+    rollup = rollup_answers(by, p.step)
+    outliers = calls_sql.outliers_sql(by, dims, MAX_CALL_OUTLIERS, rollup=rollup)
+    for row in _records(client, outliers, params):
         found.append(_finding(row, by, end=row["start"], points=1, trace_ids=[str(row["trace_id"])]))
-    for row in frame(client, calls_sql.storms_sql(by, dims), params).to_dict("records"):
+    storms = calls_sql.storms_rollup_sql(by, dims) if rollup else calls_sql.storms_sql(by, dims)
+    for row in _records(client, storms, params):
         found.append(_finding(row, by, end=row["last"], points=int(row["storms"]), trace_ids=list(row["trace_ids"])))
     return found
+
+
+def _records(client: Any, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """A query's rows as dicts. Not :func:`frame`: no rows need no columns, and its DESCRIBE of an
+    empty result re-analyses the query (0.09-0.13 s of server CPU for the outliers at 10M calls, 7 d)."""
+    records: list[dict[str, Any]] = client.query_df(sql, parameters=params).to_dict("records")
+    return records
 
 
 def _dt(value: Any) -> datetime:

@@ -169,6 +169,39 @@ def storms_sql(by: Sequence[str], dims: str) -> str:
         GROUP BY {g}"""
 
 
+STORM_TABLE = "llm_storm_5m"
+
+
+def storms_rollup_sql(by: Sequence[str], dims: str, table: str = STORM_TABLE) -> str:
+    """:func:`storms_sql` from ``llm_storm_5m`` (027): a row per 5 minutes, filter keys and storm key
+    (session, else trace) with its failures, successes, first and last call, last failure and success
+    and the last call's trace, so the storms of a window are its rows merged per series, key and
+    5 minutes and judged as before, instead of every call's Timestamp, SessionId and TraceId read.
+    Only the (5 minutes, key) with at least STORM_ERRORS failures over all series (a superset of
+    the storms) are merged: the rows of a failure-free key are most of the table. Its buckets must
+    hold the window's edges and its keys ``by`` (``rollup_answers``). 10M calls, 7 d, by service and
+    model: 2.66 -> ~0.3 s of server CPU (1.16M rows read instead of 10M calls)."""
+    g = ", ".join(f"{COLUMNS[b]} AS g_{b}" for b in by)
+    keys = ", ".join([*(f"g_{b}" for b in by), "StormKey", "Bucket"])
+    window = f"Bucket >= {{judge_start:{_TIME}}} AND Bucket < {{judge_end:{_TIME}}}"
+    return f"""
+        SELECT 'retry_storm' AS kind, 'retries' AS metric, {_strings(by)}, min(first) AS start, max(last) AS last,
+               count() AS storms, sum(errors) AS observed, toFloat64(0) AS expected, toFloat64(max(errors)) AS score,
+               arrayMap(x -> x.3, groupArraySorted({EXAMPLES})((-errors, first, trace_id))) AS trace_ids
+        FROM (
+            SELECT {g + ", " if g else "0 AS _all, "}sum(Errors) AS errors, sum(Ok) AS ok, min(First) AS first,
+                   max(Last) AS last, max(LastError) < max(LastOk) AS recovered,
+                   argMaxMerge(LastTrace) AS trace_id
+            FROM {table}
+            PREWHERE {window}{dims} AND (Bucket, StormKey) IN (
+                SELECT Bucket, StormKey FROM {table} PREWHERE {window}{dims} AND Errors > 0
+                GROUP BY Bucket, StormKey HAVING sum(Errors) >= {STORM_ERRORS})
+            GROUP BY {keys if by else "_all, StormKey, Bucket"}
+            HAVING errors >= {STORM_ERRORS} AND ok >= 1 AND recovered
+        )
+        GROUP BY {", ".join(f"g_{b}" for b in by) or "_all"}"""
+
+
 def examples_sql(dims: str, levels: Sequence[Sequence[str]]) -> str:
     """Up to EXAMPLES trace ids per episode, the most telling first (slowest for latency,
     failed for the error rate, costliest for cost, ...; ties: the earlier call, then the lower

@@ -60,6 +60,7 @@ SHARDING_KEYS = {
     "llm_users_1h": "cityHash64(UserId, Bucket)",
     "llm_speed_1h": "cityHash64(ServiceName, RequestModel, Bucket)",
     "llm_anomaly_5m": "cityHash64(ServiceName, RequestModel, Bucket)",
+    "llm_storm_5m": "cityHash64(ServiceName, RequestModel, Bucket)",
     "llm_scores": "cityHash64(TraceId)",
 }
 # Small reference tables every node reads in full (the ledger and the price overrides, wherever
@@ -321,6 +322,7 @@ _ROLLUP_TTL = {
     "llm_users_1h": "Bucket",
     "llm_speed_1h": "Bucket",
     "llm_anomaly_5m": "Bucket",
+    "llm_storm_5m": "Bucket",
     "llm_scores": "toDateTime(Timestamp)",
 }
 
