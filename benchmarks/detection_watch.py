@@ -172,9 +172,15 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=12, help="5-minute steps (default an hour)")
     parser.add_argument("--first", type=int, default=1, help="the first step judged (default 1)")
     parser.add_argument("--bucket-end", action="store_true", help="judge through the end of now's bucket (a bound)")
+    parser.add_argument("--set", action="append", default=[], help="NAME=VALUE: a constant of anomalies_scan")
     parser.add_argument("--diagnose", action="store_true", help="what was seen at 5 and 10 min of each late one")
     args = parser.parse_args()
     b = importlib.import_module(args.runner).BENCH
+    from llmtrace.analytics import anomalies_scan
+
+    for item in args.set:
+        name, value = item.split("=", 1)
+        setattr(anomalies_scan, name, type(getattr(anomalies_scan, name))(value))
     effects = os.path.join(args.stores, "effects.pickle")
     h.load_effects(effects)
     rows: list[dict[str, Any]] = []
