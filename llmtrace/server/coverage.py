@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llmtrace.server.engine import Handle
 
-__all__ = ["COVERED", "Coverage", "Covered"]
+__all__ = ["COVERED", "Coverage", "Covered", "view_texts"]
 
 _SOURCE = re.compile(r" FROM (\S+)")
 _SIMPLE = re.compile(r"^SimpleAggregateFunction\(\w+, (.*)\)$")
@@ -150,14 +151,7 @@ class Coverage:
     @staticmethod
     def texts(conn: Handle) -> dict[str, str]:
         """Each covered view's stored SELECT as the engine has it now ('' without the view)."""
-        found = conn.query(
-            "SELECT name, as_select FROM system.tables"
-            " WHERE database = currentDatabase() AND name IN {v:Array(String)}",
-            "JSONCompactEachRow",
-            params={"v": "[" + ", ".join(f"'{c.view}'" for c in COVERED) + "]"},
-        ).bytes()
-        rows = dict(json.loads(line) for line in found.splitlines() if line)
-        return {c.view: str(rows.get(c.view, "")) for c in COVERED}
+        return view_texts(conn, [c.view for c in COVERED])
 
 
 def _columns(conn: Handle, target: str, view: str) -> list[tuple[str, str]]:
@@ -177,3 +171,14 @@ def _stored(column_type: str) -> str:
     for a string literal."""
     simple = _SIMPLE.match(column_type)
     return (simple.group(1) if simple else column_type).replace("\\", "\\\\").replace("'", "\\'")
+
+
+def view_texts(conn: Handle, views: Sequence[str]) -> dict[str, str]:
+    """Each view's stored SELECT as the engine has it now ('' without the view), in one read."""
+    found = conn.query(
+        "SELECT name, as_select FROM system.tables WHERE database = currentDatabase() AND name IN {v:Array(String)}",
+        "JSONCompactEachRow",
+        params={"v": "[" + ", ".join(f"'{view}'" for view in views) + "]"},
+    ).bytes()
+    rows = dict(json.loads(line) for line in found.splitlines() if line)
+    return {view: str(rows.get(view, "")) for view in views}

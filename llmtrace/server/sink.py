@@ -35,7 +35,7 @@ import time
 from collections.abc import Sequence
 
 from llmtrace.server.chunks import SpanKeys, lines_of, span_keys
-from llmtrace.server.coverage import COVERED, SAMPLE, Coverage
+from llmtrace.server.coverage import COVERED, SAMPLE, Coverage, view_texts
 from llmtrace.server.decode import INSERT_FORMAT
 from llmtrace.server.engine import Engine, Handle
 
@@ -120,14 +120,7 @@ class _Derived:
     @staticmethod
     def texts(conn: Handle) -> dict[str, str]:
         """Each view's stored SELECT as the engine has it now ('' without the view)."""
-        found = conn.query(
-            "SELECT name, as_select FROM system.tables"
-            " WHERE database = currentDatabase() AND name IN {v:Array(String)}",
-            "JSONCompactEachRow",
-            params={"v": "[" + ", ".join(f"'{view}'" for view, _ in _DERIVED) + "]"},
-        ).bytes()
-        rows = dict(json.loads(line) for line in found.splitlines() if line)
-        return {view: str(rows.get(view, "")) for view, _ in _DERIVED}
+        return view_texts(conn, [view for view, _ in _DERIVED])
 
     @classmethod
     def all(cls, conn: Handle, texts: dict[str, str] | None = None) -> list[_Derived]:
@@ -323,7 +316,9 @@ class SpanSink:
         read (~7 ms), so only before a repair and, for batches with spans a view does not select
         (their count is settled by the filters), at most every ``_VIEWS_RECHECK_SECONDS``.
         True when one changed."""
-        texts, covered = _Derived.texts(self._conn), Coverage.texts(self._conn)
+        read = view_texts(self._conn, [view for view, _ in _DERIVED] + [c.view for c in COVERED])
+        texts = {view: read[view] for view, _ in _DERIVED}
+        covered = {c.view: read[c.view] for c in COVERED}
         self._views_read_at = time.monotonic()
         if texts == {d.view: d.view_text for d in self._derived} and covered == {
             c.spec.view: c.view_text for c in self._covered
