@@ -30,3 +30,37 @@ def test_an_outage_of_every_model_of_a_provider_is_reported_once_for_the_provide
 def test_a_coarse_episode_nothing_more_specific_explains_is_kept() -> None:
     app = _errors("all", {0, 1}, events=80, trials=4000)
     assert resolve([app], ORDER) == [app]
+
+
+SPLIT_ORDER = ["service,model,environment", "service,model", "service", "all"]
+# leaves: 0/1 = support-bot x claude production/staging, 2 = support-bot x ft, 3-5 other services
+SERIES_OF = [0, 0, 1, 2, 3, 4]
+
+
+def test_a_burst_in_both_environments_of_one_series_is_not_handed_to_the_whole_app() -> None:
+    production = _errors("service,model,environment", {0}, events=45, trials=200)
+    staging = _errors("service,model,environment", {1}, events=12, trials=40, first=102)
+    app = _errors("all", set(range(6)), events=75, trials=2000)  # the burst plus other services' noise
+    kept = resolve([production, staging, app], SPLIT_ORDER, SERIES_OF, "service,model")
+    assert {(e.level, e.leaves) for e in kept} == {
+        ("service,model,environment", frozenset({0})),
+        ("service,model,environment", frozenset({1})),
+    }
+
+
+def test_a_service_wide_burst_is_the_service_s_not_the_app_s_when_no_model_explains_it_alone() -> None:
+    claude = _errors("service,model,environment", {0}, events=45, trials=200)
+    fine_tune = _errors("service,model,environment", {2}, events=8, trials=50, first=101)
+    # excess events: claude 43, the service 59 (claude explains it alone: 43 >= 0.7 x 59, so it is
+    # dropped at its own level), the app 70 (43 < 0.7 x 70: claude does not explain the app's)
+    service = _errors("service", {0, 1, 2}, events=62, trials=300)
+    app = _errors("all", set(range(6)), events=90, trials=2000)
+    kept = resolve([claude, fine_tune, service, app], SPLIT_ORDER, SERIES_OF, "service,model")
+    assert [(e.level, e.leaves, e.first) for e in kept] == [("service", frozenset({0, 1, 2}), 100)]
+
+
+def test_an_outage_of_several_series_above_the_environments_still_goes_to_the_coarser_level() -> None:
+    models = [_errors("service,model,environment", {i}, events=60, trials=600, first=100 + i) for i in (0, 2, 3)]
+    app = _errors("all", set(range(6)), events=190, trials=2400)
+    kept = resolve([*models, app], SPLIT_ORDER, SERIES_OF, "service,model")
+    assert [(e.level, e.first) for e in kept] == [("all", 100)]

@@ -248,7 +248,9 @@ def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Pre
             e for e in episodes if not lull(e, episodes, services @ long_calls, services, extra, p.step, start_epoch)
         ]
     if len(levels) > 1:
-        episodes = resolve(episodes, [lv.name for lv in levels])
+        main = main_level(levels)
+        series_of = members[levels.index(main)][1].argmax(axis=0).tolist()
+        episodes = resolve(episodes, [lv.name for lv in levels], series_of, main.name)
     return Prepared(buckets, data, episodes)
 
 
