@@ -77,3 +77,16 @@ def test_each_incident_is_an_episode_of_its_own_service(
         if a.metric == metric and a.direction == direction and a.end > start and a.start < near
     ]
     assert found, f"{kind} of {series} missing at a start of {end:%H:%M}; at other levels: {elsewhere}"
+
+
+@pytest.mark.parametrize("hour", HOURS)
+def test_no_incident_is_reported_twice(reports: dict[int, tuple[datetime, AnomalyReport]], hour: int) -> None:
+    """Not as a series and again as one of its environments or models (search-api's slowdown was
+    also a gemini staging episode that started 45 minutes into it)."""
+    episodes = reports[hour][1].episodes()
+    for a in episodes:
+        twins = [
+            b.summary for b in episodes if b is not a and b.metric == a.metric and b.direction == a.direction
+            and b.start < a.end and a.start < b.end and all(b.series.get(k) == v for k, v in a.series.items())
+        ]  # fmt: skip
+        assert not twins, (a.summary, twins)

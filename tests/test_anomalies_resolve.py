@@ -64,3 +64,21 @@ def test_an_outage_of_several_series_above_the_environments_still_goes_to_the_co
     app = _errors("all", set(range(6)), events=190, trials=2400)
     kept = resolve([*models, app], SPLIT_ORDER, SERIES_OF, "service,model")
     assert [(e.level, e.first) for e in kept] == [("all", 100)]
+
+
+def test_both_environments_of_a_series_at_once_are_one_episode_of_the_series() -> None:
+    production = _errors("service,model,environment", {0}, events=45, trials=200)
+    staging = _errors("service,model,environment", {1}, events=12, trials=40, first=102)
+    series = _errors("service,model", {0, 1}, events=57, trials=240)
+    kept = resolve([production, staging, series], SPLIT_ORDER, SERIES_OF, "service,model")
+    assert [(e.level, e.leaves) for e in kept] == [("service,model", frozenset({0, 1}))]
+
+
+def test_a_finer_episode_starting_later_inside_the_coarser_one_is_not_reported_again() -> None:
+    models = [_errors("service,model,environment", {i}, events=60, trials=600) for i in (0, 2)]
+    late = _errors("service,model,environment", {3}, events=9, trials=30, first=108)  # past ONSET_BUCKETS
+    late.last = 111  # and ends inside the app's episode
+    app = _errors("all", set(range(6)), events=140, trials=2400, first=99)
+    app.last = 112
+    kept = resolve([*models, late, app], SPLIT_ORDER, SERIES_OF, "service,model")
+    assert [(e.level, e.first, e.last) for e in kept] == [("all", 99, 112)]

@@ -181,7 +181,10 @@ def resolve(
     for e in ordered:
         finer = [d for d in kept if related(d, e)]
         together = [d for d in finer if abs(d.first - e.first) <= ONSET_BUCKETS]
-        if finer and (distinct(together, e.level) < 2 or max(_excess(d) for d in together) >= EXPLAINS * _excess(e)):
+        # both environments of e's own series at once: one incident of the series, reported once
+        halves = rank[e.level] == above and len(together) >= 2
+        alone = distinct(together, e.level) < 2 or max(_excess(d) for d in together) >= EXPLAINS * _excess(e)
+        if finer and not halves and alone:
             continue  # explained by the more specific episode(s)
         if together:
             # the most specific episode, dropped or not, that holds them all and explains e
@@ -199,11 +202,15 @@ def resolve(
                 ),
                 e,
             )
-            gone = {id(d) for d in together}
-            kept = [d for d in kept if id(d) not in gone]
             group.first = min([group.first, *(d.first for d in together)])
             group.last = max([group.last, *(d.last for d in together)])
             group.detected = min([group.detected, *(d.detected for d in together)])
+            # and the later-starting finer ones it holds whole (a staging model 45 minutes into
+            # its service's slowdown) are the same incident: not reported a second time
+            gone = {id(d) for d in together} | {
+                id(d) for d in finer if d.leaves <= group.leaves and group.first <= d.first and d.last <= group.last
+            }
+            kept = [d for d in kept if id(d) not in gone]
             if group is not e:
                 kept.append(group)
                 continue  # e is explained by the group now reported
