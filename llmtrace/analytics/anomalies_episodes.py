@@ -158,6 +158,9 @@ def resolve(
     whether a coarser episode groups several series; else a burst in both environments of one
     series was handed to the whole app or the provider, whose excess also holds the other
     series' noise (the demo's error burst and model switch at 5 of 24 start hours).
+
+    Then, rows only: a series' production and staging episodes starting together become the
+    series' episode, and a finer episode held whole by a kept coarser one is dropped.
     """
     rank = {level: i for i, level in enumerate(order)}
     above = rank[main] if main in rank and series_of is not None else len(order)
@@ -181,10 +184,7 @@ def resolve(
     for e in ordered:
         finer = [d for d in kept if related(d, e)]
         together = [d for d in finer if abs(d.first - e.first) <= ONSET_BUCKETS]
-        # both environments of e's own series at once: one incident of the series, reported once
-        halves = rank[e.level] == above and len(together) >= 2
-        alone = distinct(together, e.level) < 2 or max(_excess(d) for d in together) >= EXPLAINS * _excess(e)
-        if finer and not halves and alone:
+        if finer and (distinct(together, e.level) < 2 or max(_excess(d) for d in together) >= EXPLAINS * _excess(e)):
             continue  # explained by the more specific episode(s)
         if together:
             # the most specific episode, dropped or not, that holds them all and explains e
@@ -196,23 +196,59 @@ def resolve(
                     c
                     for c in ordered
                     if related(c, e)
+                    and all(c is not k for k in kept)
                     and c.leaves >= held
                     and rank[c.level] > max(rank[d.level] for d in together)
                     and _excess(c) >= EXPLAINS * _excess(e)
                 ),
                 e,
             )
+            gone = {id(d) for d in together}
+            kept = [d for d in kept if id(d) not in gone]
             group.first = min([group.first, *(d.first for d in together)])
             group.last = max([group.last, *(d.last for d in together)])
             group.detected = min([group.detected, *(d.detected for d in together)])
-            # and the later-starting finer ones it holds whole (a staging model 45 minutes into
-            # its service's slowdown) are the same incident: not reported a second time
-            gone = {id(d) for d in together} | {
-                id(d) for d in finer if d.leaves <= group.leaves and group.first <= d.first and d.last <= group.last
-            }
-            kept = [d for d in kept if id(d) not in gone]
             if group is not e:
                 kept.append(group)
                 continue  # e is explained by the group now reported
         kept.append(e)
+    return _held_whole(_one_series(kept, ordered, rank, above), rank)
+
+
+def _family(e: Episode) -> tuple[str, str]:
+    return VARIANTS.get(e.metric, e.metric), e.direction
+
+
+def _one_series(kept: list[Episode], ordered: list[Episode], rank: dict[str, int], main: int) -> list[Episode]:
+    """Both environments of one series flagged at once are reported as the series' episode (when
+    it has one), not as a production and a staging row; which level explains what is decided
+    before, so this only merges rows."""
+    for e in ordered:
+        if rank[e.level] != main or any(e is k for k in kept):
+            continue
+        halves = [
+            d
+            for d in kept
+            if rank[d.level] < main and _family(d) == _family(e) and d.leaves <= e.leaves
+            and d.overlaps(e) and abs(d.first - e.first) <= ONSET_BUCKETS
+        ]  # fmt: skip
+        if len(halves) >= 2:
+            e.first = min([e.first, *(d.first for d in halves)])
+            e.last = max([e.last, *(d.last for d in halves)])
+            e.detected = min([e.detected, *(d.detected for d in halves)])
+            kept = [d for d in kept if all(d is not h for h in halves)] + [e]
     return kept
+
+
+def _held_whole(kept: list[Episode], rank: dict[str, int]) -> list[Episode]:
+    """A finer episode inside a kept coarser one's span and series (a staging model slowing down
+    45 minutes into its service's slowdown) is the same incident: not a second row."""
+    return [
+        d
+        for d in kept
+        if not any(
+            rank[c.level] > rank[d.level] and _family(c) == _family(d) and d.leaves <= c.leaves
+            and c.first <= d.first and d.last <= c.last
+            for c in kept
+        )
+    ]  # fmt: skip
