@@ -24,8 +24,8 @@ import pandas as pd
 
 from llmtrace.analytics import frame
 from llmtrace.analytics.anomalies_episodes import Episode, merge, resolve
-from llmtrace.analytics.anomalies_profile import usual_calls
-from llmtrace.analytics.anomalies_scan import BASELINE, Scan, leaf_volume, scan
+from llmtrace.analytics.anomalies_profile import group_sums, usual_calls
+from llmtrace.analytics.anomalies_scan import BASELINE, Scan, leaf_volume, scan_levels
 from llmtrace.analytics.anomalies_sql import COUNTS, counts_sql, rollup_answers, rollup_counts_sql, volume_sql
 from llmtrace.analytics.filters import sql_time
 from llmtrace.analytics.groups import parse_by
@@ -180,6 +180,15 @@ def _members(
     return out
 
 
+def _summed_counts(member: np.ndarray, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A level's counts per group: one sum of its leaves with every count side by side."""
+    names = list(arrays)
+    if not names:
+        return {}
+    summed = group_sums(member, np.concatenate([arrays[c] for c in names], axis=1))
+    return dict(zip(names, np.split(summed, len(names), axis=1), strict=True))
+
+
 def _splitting(
     groups: list[tuple[str, ...]], level: Level, of_leaf: list[tuple[str, ...]], calls: np.ndarray
 ) -> list[tuple[str, ...]]:
@@ -232,21 +241,20 @@ def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Pre
     else:
         volume = leaf_volume(arrays["calls"], leaf_first, p.step, int(p.history.start.timestamp()), parents)
     data: dict[str, _LevelData] = {}
-    for level, (groups, member) in zip(levels, members, strict=True):
-        if level.split and not groups:
-            continue
-        counts = {c: member @ a for c, a in arrays.items()}
+    scanned = [(level, groups, member) for level, (groups, member) in zip(levels, members, strict=True)]
+    scanned = [(level, groups, member) for level, groups, member in scanned if groups or not level.split]
+    counts = [_summed_counts(member, arrays) for _, _, member in scanned]
+    scans = scan_levels(counts, judged, p.step, metrics, volume, [member for _, _, member in scanned])
+    for (level, groups, member), s in zip(scanned, scans, strict=True):
         first = np.array([leaf_first[member[g] > 0].min() for g in range(len(groups))], dtype=int)
-        s = scan(counts, judged, p.step, metrics, volume, member)
         leaves_of = [frozenset(np.flatnonzero(member[g]).tolist()) for g in range(len(groups))]
         data[level.name] = _LevelData(level, groups, first, s, merge(s, level.name, leaves_of, p.judge_first))
     episodes = [e for d in data.values() for e in d.episodes]
     if before is not None and "service" in keys:
         services = _members([Level(("service",))], keys, leaves, arrays["calls"].sum(axis=1))[0][1]
         start_epoch = int(p.history.start.timestamp()) - extra * p.step
-        episodes = [
-            e for e in episodes if not lull(e, episodes, services @ long_calls, services, extra, p.step, start_epoch)
-        ]
+        service_calls = group_sums(services, long_calls)
+        episodes = [e for e in episodes if not lull(e, episodes, service_calls, services, extra, p.step, start_epoch)]
     if len(levels) > 1:
         episodes = resolve(episodes, [lv.name for lv in levels])
     return Prepared(buckets, data, episodes)

@@ -35,6 +35,9 @@ import numpy as np
 __all__ = [
     "Seasonal",
     "cumulative",
+    "day_median",
+    "group_sums",
+    "hourly_sums",
     "phase_factor",
     "rate_phase",
     "row_median",
@@ -67,6 +70,24 @@ def row_median(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore"):
         med = (np.take_along_axis(ordered, lo, 1) + np.take_along_axis(ordered, hi, 1))[:, 0] / 2
     return np.where(counts > 0, med, 0.0), counts
+
+
+def day_median(days: np.ndarray, wanted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of ``days`` (previous days x cells): :func:`row_median` of its transpose, the
+    same floats, sorted only where there is a figure and ``wanted`` (0 elsewhere, like cells
+    without a figure): most cells of a week's ratios hold none (a quiet night's baseline, a day
+    of the other type) or are not read (a ratio over every day is only read where fewer than
+    two days of the same type exist)."""
+    counts = np.sum(~np.isnan(days), axis=0)
+    med = np.zeros(days.shape[1])
+    use = counts > 0 if wanted is None else (counts > 0) & wanted
+    cells = np.flatnonzero(use)
+    if not cells.size:
+        return med, counts
+    ordered = np.sort(days[:, cells] if cells.size < days.shape[1] else days, axis=0)  # NaN last
+    n, at = counts[cells], np.arange(cells.size)
+    med[cells] = (ordered[(n - 1) // 2, at] + ordered[n // 2, at]) / 2
+    return med, counts
 
 
 def weekend(start_epoch: int, buckets: int, step: int) -> np.ndarray:
@@ -163,13 +184,29 @@ class Seasonal:
                 self.kind[begin] == self.kind[np.clip(begin - back, 0, None)]
             )
             same[d] = np.where(alike[None, :], r, np.nan)
-        med_all, n_all = row_median(every.reshape(MAX_DAYS, -1).T)
-        med_same, n_same = row_median(same.reshape(MAX_DAYS, -1).T)
+        same_days = same.reshape(MAX_DAYS, -1)
         # one day of the same type is trusted alone only when it is the same weekday a week ago
-        week_ago = ~np.isnan(same[MAX_DAYS - 1].reshape(-1))
-        ratio = np.where((n_same >= 2) | week_ago, med_same, med_all).reshape(rows, size)
+        own_type = (np.sum(~np.isnan(same_days), axis=0) >= 2) | ~np.isnan(same_days[MAX_DAYS - 1])
+        med_same, _ = day_median(same_days, own_type)
+        med_all, n_all = day_median(every.reshape(MAX_DAYS, -1), ~own_type)  # only read where fewer
+        ratio = np.where(own_type, med_same, med_all).reshape(rows, size)
         missing = (n_all == 0).reshape(rows, size)
         return np.clip(ratio, 0.1, 10.0), missing
+
+
+def group_sums(member: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``member @ rows`` for a 0/1 membership matrix (groups x leaves): each group's sum of its
+    leaves' rows, added one by one in the leaves' order, without BLAS. Its worker threads spin
+    after each call, and on a loaded machine that spinning was ~0.6 s of CPU per detection (10M
+    calls, 7 d) for products of a few dozen rows; and its order of adding depends on the
+    matrices' shapes (whole calls come out the same, fractional expectations within an ulp)."""
+    groups, leaves = np.nonzero(member)
+    if member.ndim != 2 or rows.ndim != 2 or not groups.size or not rows.shape[1]:
+        return np.asarray(member @ rows)
+    if not np.array_equal(np.unique(groups), np.arange(member.shape[0])) or not (member[groups, leaves] == 1).all():
+        return np.asarray(member @ rows)  # a group without leaves, or weights: the product itself
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    return np.asarray(np.add.reduceat(rows[leaves], starts, axis=0), dtype=float)
 
 
 def cumulative(a: np.ndarray) -> np.ndarray:
@@ -209,7 +246,7 @@ def seasonals(
         if not member.size:
             continue
         group_first = np.array([first[row > 0].min() if (row > 0).any() else calls.shape[1] for row in member])
-        out.append((Seasonal(member @ calls, group_first, step, start_epoch), member.argmax(axis=0)))
+        out.append((Seasonal(group_sums(member, calls), group_first, step, start_epoch), member.argmax(axis=0)))
     return out
 
 
@@ -283,6 +320,9 @@ def same_hours(
     start: int,
     shift: int = 0,
     kinds: bool = True,
+    *,
+    sums: np.ndarray | None = None,
+    wanted: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per series and window end (from bucket ``start`` on): the calls the same hours of the
     previous days of the same type (weekday or weekend, UTC) held, the median over at least two
@@ -292,12 +332,13 @@ def same_hours(
     lasting most of a day (a marketing day) ends, the evening looks like a drop against it;
     what the same hours held on other days does not. ``shift``: buckets the previous days' clock
     is moved by (their hours an hour later or earlier, for a clock change); ``kinds=False``:
-    previous days of any type.
+    previous days of any type. ``sums``: :func:`hourly_sums` of ``calls`` (the same for every call
+    on them); ``wanted``: the cells whose figure is read (the others are ``inf``, not sorted).
     """
     rows, size = calls.shape
     per_day = max(1, DAY // step)
     kind = weekend(start_epoch, size, step)
-    c = cumulative(_running_mean(calls, max(1, 3600 // step)))
+    c = hourly_sums(calls, step) if sums is None else sums
     ends = np.arange(start, size)
     days = np.full((MAX_DAYS, rows, ends.size), np.nan)
     for d in range(1, MAX_DAYS + 1):
@@ -305,8 +346,17 @@ def same_hours(
         alike = (back >= width) & ((kind[ends] == kind[np.clip(back, 0, None)]) | (not kinds))
         held = (back[None, :] - width + 1) >= first[:, None]
         days[d - 1] = np.where(alike[None, :] & held, window_sum(c, np.clip(back, 0, None), width), np.nan)
-    med, counts = row_median(days.reshape(MAX_DAYS, -1).T)
-    return np.where(counts >= 2, med, np.inf).reshape(rows, ends.size)
+    flat = days.reshape(MAX_DAYS, -1)
+    enough = np.sum(~np.isnan(flat), axis=0) >= 2
+    if wanted is not None:
+        enough &= wanted.reshape(-1)
+    med, _ = day_median(flat, enough)
+    return np.where(enough, med, np.inf).reshape(rows, ends.size)
+
+
+def hourly_sums(calls: np.ndarray, step: int) -> np.ndarray:
+    """Cumulative sums of the hour-smoothed calls, the figures :func:`same_hours` compares."""
+    return cumulative(_running_mean(calls, max(1, 3600 // step)))
 
 
 def usual_calls(calls: np.ndarray, step: int, start_epoch: int, lo: int, hi: int) -> np.ndarray:
