@@ -205,6 +205,20 @@ def _splitting(
     return [g for g in big if values[g[:at] + g[at + 1 :]] > 1]
 
 
+def _leaves(df: pd.DataFrame, cols: list[str]) -> tuple[list[tuple[Any, ...]], np.ndarray]:
+    """The distinct leaf keys in order of first appearance, and each row's leaf (one grouping of
+    the rows, not a Python tuple per row: 145k rows at 10M calls, 7 d, cost ~0.1 s that way)."""
+    if not len(df):
+        return [], np.zeros(0, dtype=int)
+    codes = df.groupby(cols, sort=False, dropna=False).ngroup().to_numpy()
+    _, firsts = np.unique(codes, return_index=True)
+    order = np.argsort(firsts)  # codes by first appearance
+    rank = np.empty(len(order), dtype=int)
+    rank[order] = np.arange(len(order))
+    leaves = list(df[cols].iloc[firsts[order]].itertuples(index=False, name=None))
+    return leaves, rank[codes]
+
+
 def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Prepared:
     """Run the counts query, scan every level, merge and resolve episodes."""
     keys = _leaf_keys(levels)
@@ -213,11 +227,10 @@ def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Pre
     df = frame(client, sql, p.params())
     buckets = p.buckets
     cols = [f"g_{k}" for k in keys] or ["_all"]
-    leaves = list(df[cols].drop_duplicates().itertuples(index=False, name=None)) if len(df) else []
+    leaves, rows = _leaves(df, cols)
     leaf_index = {leaf: i for i, leaf in enumerate(leaves)}
     arrays = {c: np.zeros((len(leaves), buckets)) for c in COUNTS}
     if len(df):
-        rows = np.array([leaf_index[t] for t in df[cols].itertuples(index=False, name=None)])
         start = pd.Timestamp(p.history.start)
         b = ((pd.to_datetime(df["b"], utc=True) - start).dt.total_seconds() // p.step).astype(int).to_numpy()
         inside = (b >= 0) & (b < buckets)

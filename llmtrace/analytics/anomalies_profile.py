@@ -34,12 +34,15 @@ import numpy as np
 
 __all__ = [
     "Seasonal",
+    "SeasonalRows",
     "cumulative",
     "day_median",
     "group_sums",
     "hourly_sums",
     "phase_factor",
+    "phase_mean",
     "rate_phase",
+    "rate_phase_factor",
     "row_median",
     "same_hours",
     "seasonals",
@@ -139,6 +142,7 @@ class Seasonal:
         self.kind = weekend(start_epoch, calls.shape[1], step)
         hourly = _running_mean(calls, max(1, 3600 // step))
         self.smooths = [self._days(hourly, first), self._days(shape(calls, step), first)]
+        self._ratios: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def _days(self, smooth: np.ndarray, first: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per previous day: cumulative sums of the smoothed calls that day, and of its holes."""
@@ -159,9 +163,12 @@ class Seasonal:
         calls per bucket to its baseline's (``base`` buckets ending ``lag`` before the window's
         end), higher and lower of the two smoothings, and where no previous day covers both
         (ratios 1 there)."""
-        (hourly, missing), (fine, _) = (self._ratio(days, width, lag, base, start) for days in self.smooths)
-        hi, lo = np.maximum(hourly, fine), np.minimum(hourly, fine)
-        return np.where(missing, 1.0, hi), np.where(missing, 1.0, lo), missing
+        key = (width, lag, base, start)
+        if key not in self._ratios:  # the same ratios serve several callers (and blocks of rows)
+            (hourly, missing), (fine, _) = (self._ratio(days, width, lag, base, start) for days in self.smooths)
+            hi, lo = np.maximum(hourly, fine), np.minimum(hourly, fine)
+            self._ratios[key] = (np.where(missing, 1.0, hi), np.where(missing, 1.0, lo), missing)
+        return self._ratios[key]
 
     def _ratio(
         self, days: list[tuple[np.ndarray, np.ndarray]], width: int, lag: int, base: int, start: int
@@ -211,7 +218,10 @@ def group_sums(member: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 def cumulative(a: np.ndarray) -> np.ndarray:
     """Cumulative sums along each row with a leading zero column (window sums by differences)."""
-    return np.concatenate([np.zeros((a.shape[0], 1)), np.cumsum(a, axis=1)], axis=1)
+    out = np.empty((a.shape[0], a.shape[1] + 1), dtype=np.result_type(a.dtype, float))
+    out[:, 0] = 0.0
+    np.cumsum(a, axis=1, out=out[:, 1:])
+    return out
 
 
 def window_sum(c: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
@@ -236,18 +246,38 @@ def _shifted(c: np.ndarray, first: int, size: int) -> np.ndarray:
     return np.concatenate([np.repeat(c[:, :1], pad, axis=1), c[:, : size - pad]], axis=1)
 
 
+class SeasonalRows:
+    """A block of rows of a :class:`Seasonal` taken over several sets of series at once."""
+
+    def __init__(self, whole: Seasonal, rows: slice) -> None:
+        self.whole, self.rows = whole, rows
+
+    def ratio(self, width: int, lag: int, base: int, start: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        hi, lo, missing = self.whole.ratio(width, lag, base, start)
+        return hi[self.rows], lo[self.rows], missing[self.rows]
+
+
 def seasonals(
     calls: np.ndarray, first: np.ndarray, step: int, start_epoch: int, parents: Sequence[np.ndarray]
-) -> list[tuple[Seasonal, np.ndarray | None]]:
+) -> list[tuple[SeasonalRows, np.ndarray | None]]:
     """The leaves' own seasonal ratios, then each parent level's (membership matrices, groups
-    x leaves, most specific first) with the leaf -> group index that lays them out per leaf."""
-    out: list[tuple[Seasonal, np.ndarray | None]] = [(Seasonal(calls, first, step, start_epoch), None)]
+    x leaves, most specific first) with the leaf -> group index that lays them out per leaf.
+
+    Every row's ratios are its own, so the leaves and all parents' groups are stacked into one
+    :class:`Seasonal` (a fifth of the numpy calls of one per level: ~0.3 s of Python at 10M calls)."""
+    blocks, firsts = [calls], [first]
+    layouts: list[np.ndarray | None] = [None]
     for member in parents:
         if not member.size:
             continue
-        group_first = np.array([first[row > 0].min() if (row > 0).any() else calls.shape[1] for row in member])
-        out.append((Seasonal(group_sums(member, calls), group_first, step, start_epoch), member.argmax(axis=0)))
-    return out
+        firsts.append(np.array([first[row > 0].min() if (row > 0).any() else calls.shape[1] for row in member]))
+        blocks.append(group_sums(member, calls))
+        layouts.append(member.argmax(axis=0))
+    whole = Seasonal(np.concatenate(blocks), np.concatenate(firsts).astype(first.dtype), step, start_epoch)
+    offsets = np.cumsum([0] + [len(b) for b in blocks])
+    return [
+        (SeasonalRows(whole, slice(int(offsets[i]), int(offsets[i + 1]))), layout) for i, layout in enumerate(layouts)
+    ]
 
 
 def phase_factor(calls: np.ndarray, step: int, width: int) -> np.ndarray:
@@ -286,14 +316,23 @@ def rate_phase(k: np.ndarray, n: np.ndarray, step: int, width: int) -> np.ndarra
     recurring every day moves the median, one incident (a single day) does not. Only rises are
     kept, so a quiet minute never lowers the bar. Indices as in :func:`phase_factor`.
     """
+    factor = rate_phase_factor(k, n, step)
+    if factor is None or width >= factor.shape[1]:
+        return np.ones(k.shape)
+    return phase_mean(factor, k.shape[1], width)
+
+
+def rate_phase_factor(k: np.ndarray, n: np.ndarray, step: int) -> np.ndarray | None:
+    """Per series and minute-of-hour bucket: :func:`rate_phase`'s factor (the same for every
+    window width, so a scan takes it once); None where windows of any width get 1."""
     period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
     rows, size = k.shape
-    if period < 2 or width >= period or not size:
-        return np.ones((rows, size))
+    if period < 2 or not size:
+        return None
     per_day = max(period, DAY // step - (DAY // step) % period)
     days = size // per_day
     if days < 3:
-        return np.ones((rows, size))
+        return None
     cut = days * per_day
     kd = k[:, :cut].reshape(rows, days, -1, period).sum(axis=2)  # series x day x phase
     nd = n[:, :cut].reshape(rows, days, -1, period).sum(axis=2)
@@ -303,9 +342,15 @@ def rate_phase(k: np.ndarray, n: np.ndarray, step: int, width: int) -> np.ndarra
         ratio = (kd + RATE_PHASE_PRIOR) / (expected + RATE_PHASE_PRIOR)
     ratio = np.where(nd > 0, ratio, np.nan).transpose(0, 2, 1).reshape(rows * period, days)
     med, counts = row_median(ratio)
-    factor = np.where(counts >= 3, np.maximum(med, 1.0), 1.0).reshape(rows, period)
+    return np.asarray(np.where(counts >= 3, np.maximum(med, 1.0), 1.0).reshape(rows, period))
+
+
+def phase_mean(factor: np.ndarray, size: int, width: int) -> np.ndarray:
+    """Per series and window end (``size`` of them): the mean of ``factor`` over a ``width``-bucket
+    window's minutes of the hour."""
+    period = factor.shape[1]
     phases = np.arange(size) % period
-    total = np.zeros((rows, size))
+    total = np.zeros((factor.shape[0], size))
     for j in range(width):
         total += factor[:, (phases - j) % period]
     return np.asarray(total / width)
