@@ -212,8 +212,13 @@ def group_sums(member: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return np.asarray(member @ rows)
     if not np.array_equal(np.unique(groups), np.arange(member.shape[0])) or not (member[groups, leaves] == 1).all():
         return np.asarray(member @ rows)  # a group without leaves, or weights: the product itself
+    out = np.empty((member.shape[0], rows.shape[1]))
     starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    return np.asarray(np.add.reduceat(rows[leaves], starts, axis=0), dtype=float)
+    for g, (a, b) in enumerate(zip(starts, [*starts[1:], len(leaves)], strict=True)):
+        np.copyto(out[g], rows[leaves[a]])  # row by row: no gathered copy of every member's row
+        for leaf in leaves[a + 1 : b]:
+            out[g] += rows[leaf]
+    return out
 
 
 def cumulative(a: np.ndarray) -> np.ndarray:
@@ -234,8 +239,19 @@ def window_sum(c: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
     if not size or end[-1] - end[0] != size - 1 or end[-1] >= c.shape[1] - 1:
         lo, hi = np.clip(end + 1 - width, 0, None), np.clip(end + 1, 0, None)
         return np.asarray(c[:, hi] - c[:, lo])
-    first = int(end[0]) + 1
-    return np.asarray(_shifted(c, first, size) - _shifted(c, first - width, size))
+    hi = int(end[0]) + 1
+    lo = hi - width
+    if lo >= 0:
+        return np.asarray(c[:, hi : hi + size] - c[:, lo : lo + size])
+    # columns before ``-lo`` take column 0 for the window's start (and for its end before ``-hi``):
+    # the same differences as of two index-clipped copies, written in place of building them
+    out = np.empty((c.shape[0], size))
+    inner = min(-lo, size)
+    np.subtract(c[:, hi + inner : hi + size], c[:, lo + inner : lo + size], out=out[:, inner:])
+    head = min(max(0, -hi), inner)
+    np.subtract(c[:, :1], c[:, :1], out=out[:, :head])
+    np.subtract(c[:, hi + head : hi + inner], c[:, :1], out=out[:, head:inner])
+    return out
 
 
 def _shifted(c: np.ndarray, first: int, size: int) -> np.ndarray:

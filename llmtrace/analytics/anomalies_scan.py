@@ -400,7 +400,6 @@ def _rates_pass(
         ok = (nb >= MIN_BASE_TRIALS) & (nw > 0) & (ends >= width)
         if width == 1:
             p_bucket = np.where(ok, p0, np.nan)
-        c2 = _rate_wobble(kw, nw, p0, ok)
         with np.errstate(divide="ignore", invalid="ignore"):
             share = kw / nw
         gate = (
@@ -411,6 +410,11 @@ def _rates_pass(
             & (share - p0 >= MIN_RATE_CHANGE)
         )
         g, e = np.nonzero(gate)
+        if not g.size:
+            continue
+        gated = np.unique(g)  # the wobble (a median per row) only of the rows it is read for
+        c2 = np.zeros(k.shape[0])
+        c2[gated] = _rate_wobble(kw[gated], nw[gated], p0[gated], ok[gated])
         for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, nb[g, e], True):
             found.append(Window(group, "", "up", last - width + 1, last, score))
     return found, p_bucket
@@ -696,8 +700,6 @@ def _volume_side(
     # a borrowed shape fits the series less well than its own: its spread is the series'
     # own over the windows judged with it, and at least that of its own profile
     xc, muc, midc = x / phi[:, None], mu / phi[:, None], mid / phi[:, None]
-    size = _nb_size(xc, midc, ok & ~borrowed)
-    size_borrowed = np.minimum(_nb_size(xc, midc, ok & borrowed), size)
     # without a profile (not even a parent's) a trailing baseline cannot follow the morning
     # ramp (nor the evening): rises are not judged, falls only to a quarter within the hour
     if up:
@@ -706,6 +708,13 @@ def _volume_side(
         drop = np.where(missing, 0.25 if width <= 12 else 0.0, VOLUME_DROP)
         gate = ok & (x <= drop * mu) & (mu - x >= MIN_VOLUME_CHANGE)
     g, e = np.nonzero(gate)
+    if not g.size:
+        return []
+    gated = np.unique(g)  # the spread (a median per row) only of the rows it is read for
+    size, size_borrowed = np.ones(x.shape[0]), np.ones(x.shape[0])
+    xg, midg, okg = xc[gated], midc[gated], ok[gated]
+    size[gated] = _nb_size(xg, midg, okg & ~borrowed[gated])
+    size_borrowed[gated] = np.minimum(_nb_size(xg, midg, okg & borrowed[gated]), size[gated])
     r = np.where(borrowed[g, e], size_borrowed[g], size[g])
     period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
     silence = None
