@@ -75,19 +75,25 @@ def row_median(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(counts > 0, med, 0.0), counts
 
 
-def day_median(days: np.ndarray, wanted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def day_median(
+    days: np.ndarray, wanted: np.ndarray | None = None, held: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per column of ``days`` (previous days x cells): :func:`row_median` of its transpose, the
     same floats, sorted only where there is a figure and ``wanted`` (0 elsewhere, like cells
     without a figure): most cells of a week's ratios hold none (a quiet night's baseline, a day
     of the other type) or are not read (a ratio over every day is only read where fewer than
-    two days of the same type exist)."""
-    counts = np.sum(~np.isnan(days), axis=0)
+    two days of the same type exist). ``held``: which figures count (the days' without NaN
+    when given; the others are taken as missing)."""
+    counts = np.sum(~np.isnan(days) if held is None else held, axis=0)
     med = np.zeros(days.shape[1])
     use = counts > 0 if wanted is None else (counts > 0) & wanted
     cells = np.flatnonzero(use)
     if not cells.size:
         return med, counts
-    ordered = np.sort(days[:, cells] if cells.size < days.shape[1] else days, axis=0)  # NaN last
+    figures = days[:, cells] if cells.size < days.shape[1] else days
+    if held is not None:
+        figures = np.where(held[:, cells], figures, np.nan)
+    ordered = np.sort(figures, axis=0)  # NaN last
     n, at = counts[cells], np.arange(cells.size)
     med[cells] = (ordered[(n - 1) // 2, at] + ordered[n // 2, at]) / 2
     return med, counts
@@ -143,6 +149,7 @@ class Seasonal:
         hourly = _running_mean(calls, max(1, 3600 // step))
         self.smooths = [self._days(hourly, first), self._days(shape(calls, step), first)]
         self._ratios: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._nows: dict[tuple[int, int, int], np.ndarray] = {}  # by id of a day's sums (held in smooths)
 
     def _days(self, smooth: np.ndarray, first: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per previous day: cumulative sums of the smoothed calls that day, and of its holes."""
@@ -177,28 +184,34 @@ class Seasonal:
         ends = np.arange(start, days[0][0].shape[1] - 1)
         size = ends.size
         begin = np.clip(ends - lag - base + 1, 0, None)
-        every = np.full((MAX_DAYS, rows, size), np.nan)
-        same = every.copy()
+        every = np.empty((MAX_DAYS, rows, size))
+        alike = np.empty((MAX_DAYS, size), bool)
         for d, (sums, holes) in enumerate(days):
             back = (d + 1) * self.per_day
             with np.errstate(divide="ignore", invalid="ignore"):
-                now = window_sum(sums, ends, width) / width
-                r = now / (window_sum(sums, ends - lag, base) / base)
+                r = self._now(sums, width, start) / (window_sum(sums, ends - lag, base) / base)
             covered = window_sum(holes, ends, lag + base) == 0
-            r = np.where(covered & np.isfinite(r), r, np.nan)
-            every[d] = r
-            alike = (self.kind[ends] == self.kind[np.clip(ends - back, 0, None)]) & (
+            every[d] = np.where(covered & np.isfinite(r), r, np.nan)
+            alike[d] = (self.kind[ends] == self.kind[np.clip(ends - back, 0, None)]) & (
                 self.kind[begin] == self.kind[np.clip(begin - back, 0, None)]
             )
-            same[d] = np.where(alike[None, :], r, np.nan)
-        same_days = same.reshape(MAX_DAYS, -1)
+        figures = every.reshape(MAX_DAYS, -1)
+        # the days of the same type as now (weekday / weekend at the window and its baseline)
+        same = np.broadcast_to(alike[:, None, :], every.shape).reshape(MAX_DAYS, -1) & ~np.isnan(figures)
         # one day of the same type is trusted alone only when it is the same weekday a week ago
-        own_type = (np.sum(~np.isnan(same_days), axis=0) >= 2) | ~np.isnan(same_days[MAX_DAYS - 1])
-        med_same, _ = day_median(same_days, own_type)
-        med_all, n_all = day_median(every.reshape(MAX_DAYS, -1), ~own_type)  # only read where fewer
+        own_type = (np.sum(same, axis=0) >= 2) | same[MAX_DAYS - 1]
+        med_same, _ = day_median(figures, own_type, same)
+        med_all, n_all = day_median(figures, ~own_type)  # only read where fewer
         ratio = np.where(own_type, med_same, med_all).reshape(rows, size)
         missing = (n_all == 0).reshape(rows, size)
         return np.clip(ratio, 0.1, 10.0), missing
+
+    def _now(self, sums: np.ndarray, width: int, start: int) -> np.ndarray:
+        """A previous day's mean over the windows ending at ``start`` on (both baselines' ratios)."""
+        key = (id(sums), width, start)
+        if key not in self._nows:
+            self._nows[key] = window_sum(sums, np.arange(start, sums.shape[1] - 1), width) / width
+        return self._nows[key]
 
 
 def group_sums(member: np.ndarray, rows: np.ndarray) -> np.ndarray:
