@@ -147,6 +147,7 @@ class Seasonal:
         self.per_day = max(1, DAY // step)
         self.kind = weekend(start_epoch, calls.shape[1], step)
         hourly = _running_mean(calls, max(1, 3600 // step))
+        self._holes: dict[tuple[int, int], np.ndarray] = {}
         self.smooths = [self._days(hourly, first), self._days(shape(calls, step), first)]
         self._ratios: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._nows: dict[tuple[int, int, int], np.ndarray] = {}  # by id of a day's sums (held in smooths)
@@ -156,13 +157,17 @@ class Seasonal:
         rows, size = smooth.shape
         index = np.arange(size)
         out = []
+        finite = not np.isnan(smooth).any()  # then a day's holes are where it had no calls yet
         for d in range(1, MAX_DAYS + 1):
             shifted = index - d * self.per_day
             past = np.full((rows, size), np.nan)
             ok = shifted >= 0
             past[:, ok] = smooth[:, shifted[ok]]
             past[shifted[None, :] < first[:, None]] = np.nan
-            out.append((cumulative(np.nan_to_num(past, nan=0.0)), cumulative(np.isnan(past).astype(float))))
+            key = (d, id(first))
+            if not finite or key not in self._holes:  # the same for both smoothings
+                self._holes[key] = cumulative(np.isnan(past).astype(float))
+            out.append((cumulative(np.nan_to_num(past, nan=0.0)), self._holes[key]))
         return out
 
     def ratio(self, width: int, lag: int, base: int, start: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -656,8 +656,8 @@ def _volume_levels(
     for width in SCALES:
         found += _volume_side(summed[width], judged, width, False, _cumulative(surged), step, phi)
     per_level: list[list[Window]] = [[] for _ in members]
-    for w in found:  # in each level, the order of its own scan: rises, falls, scales, groups, ends
-        level = int(np.searchsorted(offsets, w.group, side="right")) - 1
+    at = np.searchsorted(offsets, [w.group for w in found], side="right") - 1
+    for w, level in zip(found, at.tolist(), strict=True):  # in each level, its own scan's order
         w.group -= int(offsets[level])
         per_level[level].append(w)
     return [(per_level[i], mu_bucket[offsets[i] : offsets[i + 1]]) for i in range(len(members))]
@@ -768,8 +768,8 @@ def scan_levels(
         prior = np.concatenate([np.full(len(k), METRICS[name].prior) for (name, _), k in zip(blocks, ks, strict=True)])
         offsets = np.cumsum([0] + [k.shape[0] for k in ks])
         windows, p_bucket = _rate_rows(np.concatenate(ks), np.concatenate(ns), prior, judged, base, step)
-        for w in windows:  # in each block, the order of its own pass: scales, then groups and ends
-            i = int(np.searchsorted(offsets, w.group, side="right")) - 1
+        at = np.searchsorted(offsets, [w.group for w in windows], side="right") - 1
+        for w, i in zip(windows, at.tolist(), strict=True):  # in each block, its own pass's order
             w.metric, w.group = blocks[i][0], w.group - int(offsets[i])
             found[blocks[i]].append(w)
         for i, block in enumerate(blocks):
