@@ -78,10 +78,14 @@ def _leaf_counts(seed: int) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarr
 
 
 def _members() -> list[np.ndarray]:
-    """service x model (the leaves), service, the whole app."""
+    """service x model (the leaves), service, provider (one of them serves a single leaf: its
+    series repeat that leaf's, which are judged once and copied), the whole app."""
     services = sorted({s for s, _ in LEAVES})
     by_service = np.array([[1.0 if leaf[0] == s else 0.0 for leaf in LEAVES] for s in services])
-    return [np.eye(len(LEAVES)), by_service, np.ones((1, len(LEAVES)))]
+    by_provider = np.array(
+        [[1.0 if i == 1 else 0.0 for i in range(len(LEAVES))], [0.0 if i == 1 else 1.0 for i in range(len(LEAVES))]]
+    )
+    return [np.eye(len(LEAVES)), by_service, by_provider, np.ones((1, len(LEAVES)))]
 
 
 def _volume(calls: np.ndarray, first: np.ndarray, module: object) -> scan.LeafVolume:
@@ -129,6 +133,8 @@ def test_the_stacked_scan_finds_the_windows_of_one_scan_per_level(seed: int) -> 
                 np.testing.assert_allclose(gn, n, rtol=1e-12)
             else:
                 assert np.array_equal(gn, n) and np.array_equal(gp, p, equal_nan=True), metric
+    repeated = [(w.metric, w.first, w.last, w.score) for w in new[0].windows if w.group == 1]
+    assert repeated and repeated == [(w.metric, w.first, w.last, w.score) for w in new[2].windows if w.group == 0]
     found = {(w.metric, w.direction) for s in new for w in s.windows}
     assert {("calls", "down"), ("calls", "up"), ("error_rate", "up"), ("latency_p95_ms", "up")} <= found
     assert flagged > 20

@@ -322,6 +322,28 @@ def _rates(
 def _rate_rows(
     k: np.ndarray, n: np.ndarray, prior: np.ndarray, judged: np.ndarray, base: int, step: int
 ) -> tuple[list[Window], np.ndarray]:
+    """:func:`_distinct_rate_rows` of the distinct rows, copied to the rows that repeat them (a
+    service with one model is also its service x model: 82 of 540 rows at 10M calls, 7 d)."""
+    held = np.ascontiguousarray(np.concatenate([k, n, prior[:, None]], axis=1))
+    _, first_of, inverse = np.unique(
+        held.view(np.dtype((np.void, held.dtype.itemsize * held.shape[1]))).ravel(),
+        return_index=True,
+        return_inverse=True,
+    )
+    if len(first_of) == k.shape[0]:
+        return _distinct_rate_rows(k, n, prior, judged, base, step)
+    found, p_bucket = _distinct_rate_rows(k[first_of], n[first_of], prior[first_of], judged, base, step)
+    copies: list[list[int]] = [[] for _ in first_of]
+    for row, distinct in enumerate(inverse.ravel().tolist()):
+        copies[distinct].append(row)
+    out = [Window(row, w.metric, w.direction, w.first, w.last, w.score) for w in found for row in copies[w.group]]
+    out.sort(key=lambda w: (w.last - w.first, w.group, w.last))  # a pass's order: scales, rows, ends
+    return out, p_bucket[inverse.ravel()]
+
+
+def _distinct_rate_rows(
+    k: np.ndarray, n: np.ndarray, prior: np.ndarray, judged: np.ndarray, base: int, step: int
+) -> tuple[list[Window], np.ndarray]:
     """Rate windows of every row (a series' metric; ``prior``: each row's metric's prior share),
     windows named by :func:`scan_levels`. Two passes: the second one's baselines leave out the
     buckets the first one flagged, so an incident earlier in the day does not raise the bar for the
