@@ -70,11 +70,12 @@ def main() -> int:
     print(f"code {args.code}, windows end {end:%Y-%m-%d %H:%M} UTC")
     for name, days in (("24h", 1), ("7d", 7)):
         for run in range(args.runs):
-            server, own = server_cpu(args.server_pid), time.process_time()
+            server, own, wall = server_cpu(args.server_pid), time.process_time(), time.perf_counter()
             report = anomalies.detect(client, Filter.last(timedelta(days=days), now=end))
             server, own = server_cpu(args.server_pid) - server, time.process_time() - own
             print(
                 f"{name} run {run + 1}: server CPU {server:.2f} s, own CPU {own:.2f} s, "
+                f"wall {time.perf_counter() - wall:.2f} s, "
                 f"load {os.getloadavg()[0]:.1f}, {len(report.anomalies)} anomalies",
                 flush=True,
             )

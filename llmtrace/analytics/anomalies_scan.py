@@ -402,10 +402,13 @@ def _rates_pass(
     days_k, days_n = _previous_days(bk, step), _previous_days(bn, step)
     weighted_prior = (PRIOR_WEIGHT * prior)[:, None]
     phase = rate_phase_factor(k * keep, n * keep, step)  # the same for every width
+    j0 = int(np.argmax(judged)) if judged.any() else judged.size
     for width in scales:
         kw, nw = _window_sum(ck, ends, width), _window_sum(cn, ends, width)
         kb, nb = _window_sum(bk, ends - width, base), _window_sum(bn, ends - width, base)
-        p0 = np.clip((kb + weighted_prior) / (nb + PRIOR_WEIGHT), 1e-4, 0.999)
+        p0 = kb + weighted_prior  # in place from here on: the same floats, fewer arrays
+        p0 /= nb + PRIOR_WEIGHT
+        np.clip(p0, 1e-4, 0.999, out=p0)
         # the same hours of previous days too, when they hold enough trials: rates that follow the
         # time of day (slower calls at the daily peak) are judged against the higher of the two.
         # Not the last hours before the window: they followed a slow ramp or a permanent shift up
@@ -414,26 +417,31 @@ def _rates_pass(
         with np.errstate(divide="ignore", invalid="ignore"):
             # shrunk towards the day's rate: a few hours of a quiet series are noisy, and taking the
             # higher of two estimates would pick the noise up (and the tests' spread with it)
-            p_hours = np.where(nr >= MIN_BASE_TRIALS, (kr + HOURS_PRIOR * p0) / (nr + HOURS_PRIOR), 0.0)
-        p0 = np.maximum(p0, p_hours)
+            p_hours = HOURS_PRIOR * p0
+            p_hours += kr
+            p_hours /= nr + HOURS_PRIOR
+        np.maximum(p0, p_hours, out=p0, where=nr >= MIN_BASE_TRIALS)  # elsewhere the hours count 0
         if phase is not None and width < phase.shape[1]:  # else a factor of 1
-            p0 = p0 * phase_mean(phase, k.shape[1], width)
-        p0 = np.clip(p0, 1e-4, 0.999)
+            p0 *= phase_mean(phase, k.shape[1], width)
+        np.clip(p0, 1e-4, 0.999, out=p0)
         ok = (nb >= MIN_BASE_TRIALS) & (nw > 0) & (ends >= width)
         if width == 1:
             p_bucket = np.where(ok, p0, np.nan)
+        # windows are judged from the first judged bucket on (the buckets before are baselines)
+        kj, nj, pj = kw[:, j0:], nw[:, j0:], p0[:, j0:]
         with np.errstate(divide="ignore", invalid="ignore"):
-            share = kw / nw
+            share = kj / nj
         gate = (
-            ok
-            & judged[None, :]
-            & (kw - nw * p0 >= MIN_EXCESS)
-            & (share >= MIN_RATIO * p0)
-            & (share - p0 >= MIN_RATE_CHANGE)
+            ok[:, j0:]
+            & judged[None, j0:]
+            & (kj - nj * pj >= MIN_EXCESS)
+            & (share >= MIN_RATIO * pj)
+            & (share - pj >= MIN_RATE_CHANGE)
         )
         g, e = np.nonzero(gate)
         if not g.size:
             continue
+        e += j0
         gated = np.unique(g)  # the wobble (a median per row) only of the rows it is read for
         c2 = np.zeros(k.shape[0])
         c2[gated] = _rate_wobble(kw[gated], nw[gated], p0[gated], ok[gated])
