@@ -24,8 +24,8 @@ import pandas as pd
 
 from llmtrace.analytics import frame
 from llmtrace.analytics.anomalies_episodes import Episode, merge, resolve
-from llmtrace.analytics.anomalies_profile import usual_calls
-from llmtrace.analytics.anomalies_scan import BASELINE, Scan, leaf_volume, scan
+from llmtrace.analytics.anomalies_profile import group_sums, usual_calls
+from llmtrace.analytics.anomalies_scan import BASELINE, Scan, leaf_volume, scan_levels
 from llmtrace.analytics.anomalies_sql import COUNTS, counts_sql, rollup_answers, rollup_counts_sql, volume_sql
 from llmtrace.analytics.filters import sql_time
 from llmtrace.analytics.groups import parse_by
@@ -180,6 +180,15 @@ def _members(
     return out
 
 
+def _summed_counts(member: np.ndarray, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A level's counts per group: one sum of its leaves with every count side by side."""
+    names = list(arrays)
+    if not names:
+        return {}
+    summed = group_sums(member, np.concatenate([arrays[c] for c in names], axis=1))
+    return dict(zip(names, np.split(summed, len(names), axis=1), strict=True))
+
+
 def _splitting(
     groups: list[tuple[str, ...]], level: Level, of_leaf: list[tuple[str, ...]], calls: np.ndarray
 ) -> list[tuple[str, ...]]:
@@ -196,6 +205,20 @@ def _splitting(
     return [g for g in big if values[g[:at] + g[at + 1 :]] > 1]
 
 
+def _leaves(df: pd.DataFrame, cols: list[str]) -> tuple[list[tuple[Any, ...]], np.ndarray]:
+    """The distinct leaf keys in order of first appearance, and each row's leaf (one grouping of
+    the rows, not a Python tuple per row: 145k rows at 10M calls, 7 d, cost ~0.1 s that way)."""
+    if not len(df):
+        return [], np.zeros(0, dtype=int)
+    codes = df.groupby(cols, sort=False, dropna=False).ngroup().to_numpy()
+    _, firsts = np.unique(codes, return_index=True)
+    order = np.argsort(firsts)  # codes by first appearance
+    rank = np.empty(len(order), dtype=int)
+    rank[order] = np.arange(len(order))
+    leaves = list(df[cols].iloc[firsts[order]].itertuples(index=False, name=None))
+    return leaves, rank[codes]
+
+
 def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Prepared:
     """Run the counts query, scan every level, merge and resolve episodes."""
     keys = _leaf_keys(levels)
@@ -204,11 +227,10 @@ def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Pre
     df = frame(client, sql, p.params())
     buckets = p.buckets
     cols = [f"g_{k}" for k in keys] or ["_all"]
-    leaves = list(df[cols].drop_duplicates().itertuples(index=False, name=None)) if len(df) else []
+    leaves, rows = _leaves(df, cols)
     leaf_index = {leaf: i for i, leaf in enumerate(leaves)}
     arrays = {c: np.zeros((len(leaves), buckets)) for c in COUNTS}
     if len(df):
-        rows = np.array([leaf_index[t] for t in df[cols].itertuples(index=False, name=None)])
         start = pd.Timestamp(p.history.start)
         b = ((pd.to_datetime(df["b"], utc=True) - start).dt.total_seconds() // p.step).astype(int).to_numpy()
         inside = (b >= 0) & (b < buckets)
@@ -232,21 +254,20 @@ def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Pre
     else:
         volume = leaf_volume(arrays["calls"], leaf_first, p.step, int(p.history.start.timestamp()), parents)
     data: dict[str, _LevelData] = {}
-    for level, (groups, member) in zip(levels, members, strict=True):
-        if level.split and not groups:
-            continue
-        counts = {c: member @ a for c, a in arrays.items()}
+    scanned = [(level, groups, member) for level, (groups, member) in zip(levels, members, strict=True)]
+    scanned = [(level, groups, member) for level, groups, member in scanned if groups or not level.split]
+    counts = [_summed_counts(member, arrays) for _, _, member in scanned]
+    scans = scan_levels(counts, judged, p.step, metrics, volume, [member for _, _, member in scanned])
+    for (level, groups, member), s in zip(scanned, scans, strict=True):
         first = np.array([leaf_first[member[g] > 0].min() for g in range(len(groups))], dtype=int)
-        s = scan(counts, judged, p.step, metrics, volume, member)
         leaves_of = [frozenset(np.flatnonzero(member[g]).tolist()) for g in range(len(groups))]
         data[level.name] = _LevelData(level, groups, first, s, merge(s, level.name, leaves_of, p.judge_first))
     episodes = [e for d in data.values() for e in d.episodes]
     if before is not None and "service" in keys:
         services = _members([Level(("service",))], keys, leaves, arrays["calls"].sum(axis=1))[0][1]
         start_epoch = int(p.history.start.timestamp()) - extra * p.step
-        episodes = [
-            e for e in episodes if not lull(e, episodes, services @ long_calls, services, extra, p.step, start_epoch)
-        ]
+        service_calls = group_sums(services, long_calls)
+        episodes = [e for e in episodes if not lull(e, episodes, service_calls, services, extra, p.step, start_epoch)]
     if len(levels) > 1:
         main = main_level(levels)
         series_of = members[levels.index(main)][1].argmax(axis=0).tolist()

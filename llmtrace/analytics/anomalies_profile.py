@@ -34,9 +34,15 @@ import numpy as np
 
 __all__ = [
     "Seasonal",
+    "SeasonalRows",
     "cumulative",
+    "day_median",
+    "group_sums",
+    "hourly_sums",
     "phase_factor",
+    "phase_mean",
     "rate_phase",
+    "rate_phase_factor",
     "row_median",
     "same_hours",
     "seasonals",
@@ -67,6 +73,30 @@ def row_median(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore"):
         med = (np.take_along_axis(ordered, lo, 1) + np.take_along_axis(ordered, hi, 1))[:, 0] / 2
     return np.where(counts > 0, med, 0.0), counts
+
+
+def day_median(
+    days: np.ndarray, wanted: np.ndarray | None = None, held: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of ``days`` (previous days x cells): :func:`row_median` of its transpose, the
+    same floats, sorted only where there is a figure and ``wanted`` (0 elsewhere, like cells
+    without a figure): most cells of a week's ratios hold none (a quiet night's baseline, a day
+    of the other type) or are not read (a ratio over every day is only read where fewer than
+    two days of the same type exist). ``held``: which figures count (the days' without NaN
+    when given; the others are taken as missing)."""
+    counts = np.sum(~np.isnan(days) if held is None else held, axis=0)
+    med = np.zeros(days.shape[1])
+    use = counts > 0 if wanted is None else (counts > 0) & wanted
+    cells = np.flatnonzero(use)
+    if not cells.size:
+        return med, counts
+    figures = days[:, cells] if cells.size < days.shape[1] else days
+    if held is not None:
+        figures = np.where(held[:, cells], figures, np.nan)
+    ordered = np.sort(figures, axis=0)  # NaN last
+    n, at = counts[cells], np.arange(cells.size)
+    med[cells] = (ordered[(n - 1) // 2, at] + ordered[n // 2, at]) / 2
+    return med, counts
 
 
 def weekend(start_epoch: int, buckets: int, step: int) -> np.ndarray:
@@ -117,20 +147,27 @@ class Seasonal:
         self.per_day = max(1, DAY // step)
         self.kind = weekend(start_epoch, calls.shape[1], step)
         hourly = _running_mean(calls, max(1, 3600 // step))
+        self._holes: dict[tuple[int, int], np.ndarray] = {}
         self.smooths = [self._days(hourly, first), self._days(shape(calls, step), first)]
+        self._ratios: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._nows: dict[tuple[int, int, int], np.ndarray] = {}  # by id of a day's sums (held in smooths)
 
     def _days(self, smooth: np.ndarray, first: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per previous day: cumulative sums of the smoothed calls that day, and of its holes."""
         rows, size = smooth.shape
         index = np.arange(size)
         out = []
+        finite = not np.isnan(smooth).any()  # then a day's holes are where it had no calls yet
         for d in range(1, MAX_DAYS + 1):
             shifted = index - d * self.per_day
             past = np.full((rows, size), np.nan)
             ok = shifted >= 0
             past[:, ok] = smooth[:, shifted[ok]]
             past[shifted[None, :] < first[:, None]] = np.nan
-            out.append((cumulative(np.nan_to_num(past, nan=0.0)), cumulative(np.isnan(past).astype(float))))
+            key = (d, id(first))
+            if not finite or key not in self._holes:  # the same for both smoothings
+                self._holes[key] = cumulative(np.isnan(past).astype(float))
+            out.append((cumulative(np.nan_to_num(past, nan=0.0)), self._holes[key]))
         return out
 
     def ratio(self, width: int, lag: int, base: int, start: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -138,9 +175,12 @@ class Seasonal:
         calls per bucket to its baseline's (``base`` buckets ending ``lag`` before the window's
         end), higher and lower of the two smoothings, and where no previous day covers both
         (ratios 1 there)."""
-        (hourly, missing), (fine, _) = (self._ratio(days, width, lag, base, start) for days in self.smooths)
-        hi, lo = np.maximum(hourly, fine), np.minimum(hourly, fine)
-        return np.where(missing, 1.0, hi), np.where(missing, 1.0, lo), missing
+        key = (width, lag, base, start)
+        if key not in self._ratios:  # the same ratios serve several callers (and blocks of rows)
+            (hourly, missing), (fine, _) = (self._ratio(days, width, lag, base, start) for days in self.smooths)
+            hi, lo = np.maximum(hourly, fine), np.minimum(hourly, fine)
+            self._ratios[key] = (np.where(missing, 1.0, hi), np.where(missing, 1.0, lo), missing)
+        return self._ratios[key]
 
     def _ratio(
         self, days: list[tuple[np.ndarray, np.ndarray]], width: int, lag: int, base: int, start: int
@@ -149,32 +189,62 @@ class Seasonal:
         ends = np.arange(start, days[0][0].shape[1] - 1)
         size = ends.size
         begin = np.clip(ends - lag - base + 1, 0, None)
-        every = np.full((MAX_DAYS, rows, size), np.nan)
-        same = every.copy()
+        every = np.empty((MAX_DAYS, rows, size))
+        alike = np.empty((MAX_DAYS, size), bool)
         for d, (sums, holes) in enumerate(days):
             back = (d + 1) * self.per_day
             with np.errstate(divide="ignore", invalid="ignore"):
-                now = window_sum(sums, ends, width) / width
-                r = now / (window_sum(sums, ends - lag, base) / base)
+                r = self._now(sums, width, start) / (window_sum(sums, ends - lag, base) / base)
             covered = window_sum(holes, ends, lag + base) == 0
-            r = np.where(covered & np.isfinite(r), r, np.nan)
-            every[d] = r
-            alike = (self.kind[ends] == self.kind[np.clip(ends - back, 0, None)]) & (
+            every[d] = np.where(covered & np.isfinite(r), r, np.nan)
+            alike[d] = (self.kind[ends] == self.kind[np.clip(ends - back, 0, None)]) & (
                 self.kind[begin] == self.kind[np.clip(begin - back, 0, None)]
             )
-            same[d] = np.where(alike[None, :], r, np.nan)
-        med_all, n_all = row_median(every.reshape(MAX_DAYS, -1).T)
-        med_same, n_same = row_median(same.reshape(MAX_DAYS, -1).T)
+        figures = every.reshape(MAX_DAYS, -1)
+        # the days of the same type as now (weekday / weekend at the window and its baseline)
+        same = np.broadcast_to(alike[:, None, :], every.shape).reshape(MAX_DAYS, -1) & ~np.isnan(figures)
         # one day of the same type is trusted alone only when it is the same weekday a week ago
-        week_ago = ~np.isnan(same[MAX_DAYS - 1].reshape(-1))
-        ratio = np.where((n_same >= 2) | week_ago, med_same, med_all).reshape(rows, size)
+        own_type = (np.sum(same, axis=0) >= 2) | same[MAX_DAYS - 1]
+        med_same, _ = day_median(figures, own_type, same)
+        med_all, n_all = day_median(figures, ~own_type)  # only read where fewer
+        ratio = np.where(own_type, med_same, med_all).reshape(rows, size)
         missing = (n_all == 0).reshape(rows, size)
         return np.clip(ratio, 0.1, 10.0), missing
+
+    def _now(self, sums: np.ndarray, width: int, start: int) -> np.ndarray:
+        """A previous day's mean over the windows ending at ``start`` on (both baselines' ratios)."""
+        key = (id(sums), width, start)
+        if key not in self._nows:
+            self._nows[key] = window_sum(sums, np.arange(start, sums.shape[1] - 1), width) / width
+        return self._nows[key]
+
+
+def group_sums(member: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``member @ rows`` for a 0/1 membership matrix (groups x leaves): each group's sum of its
+    leaves' rows, added one by one in the leaves' order, without BLAS. Its worker threads spin
+    after each call, and on a loaded machine that spinning was ~0.6 s of CPU per detection (10M
+    calls, 7 d) for products of a few dozen rows; and its order of adding depends on the
+    matrices' shapes (whole calls come out the same, fractional expectations within an ulp)."""
+    groups, leaves = np.nonzero(member)
+    if member.ndim != 2 or rows.ndim != 2 or not groups.size or not rows.shape[1]:
+        return np.asarray(member @ rows)
+    if not np.array_equal(np.unique(groups), np.arange(member.shape[0])) or not (member[groups, leaves] == 1).all():
+        return np.asarray(member @ rows)  # a group without leaves, or weights: the product itself
+    out = np.empty((member.shape[0], rows.shape[1]))
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    for g, (a, b) in enumerate(zip(starts, [*starts[1:], len(leaves)], strict=True)):
+        np.copyto(out[g], rows[leaves[a]])  # row by row: no gathered copy of every member's row
+        for leaf in leaves[a + 1 : b]:
+            out[g] += rows[leaf]
+    return out
 
 
 def cumulative(a: np.ndarray) -> np.ndarray:
     """Cumulative sums along each row with a leading zero column (window sums by differences)."""
-    return np.concatenate([np.zeros((a.shape[0], 1)), np.cumsum(a, axis=1)], axis=1)
+    out = np.empty((a.shape[0], a.shape[1] + 1), dtype=np.result_type(a.dtype, float))
+    out[:, 0] = 0.0
+    np.cumsum(a, axis=1, out=out[:, 1:])
+    return out
 
 
 def window_sum(c: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
@@ -187,8 +257,19 @@ def window_sum(c: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
     if not size or end[-1] - end[0] != size - 1 or end[-1] >= c.shape[1] - 1:
         lo, hi = np.clip(end + 1 - width, 0, None), np.clip(end + 1, 0, None)
         return np.asarray(c[:, hi] - c[:, lo])
-    first = int(end[0]) + 1
-    return np.asarray(_shifted(c, first, size) - _shifted(c, first - width, size))
+    hi = int(end[0]) + 1
+    lo = hi - width
+    if lo >= 0:
+        return np.asarray(c[:, hi : hi + size] - c[:, lo : lo + size])
+    # columns before ``-lo`` take column 0 for the window's start (and for its end before ``-hi``):
+    # the same differences as of two index-clipped copies, written in place of building them
+    out = np.empty((c.shape[0], size))
+    inner = min(-lo, size)
+    np.subtract(c[:, hi + inner : hi + size], c[:, lo + inner : lo + size], out=out[:, inner:])
+    head = min(max(0, -hi), inner)
+    np.subtract(c[:, :1], c[:, :1], out=out[:, :head])
+    np.subtract(c[:, hi + head : hi + inner], c[:, :1], out=out[:, head:inner])
+    return out
 
 
 def _shifted(c: np.ndarray, first: int, size: int) -> np.ndarray:
@@ -199,18 +280,46 @@ def _shifted(c: np.ndarray, first: int, size: int) -> np.ndarray:
     return np.concatenate([np.repeat(c[:, :1], pad, axis=1), c[:, : size - pad]], axis=1)
 
 
+class SeasonalRows:
+    """Some rows of a :class:`Seasonal` taken over several sets of series at once."""
+
+    def __init__(self, whole: Seasonal, rows: np.ndarray) -> None:
+        self.whole, self.rows = whole, rows
+
+    def ratio(self, width: int, lag: int, base: int, start: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        hi, lo, missing = self.whole.ratio(width, lag, base, start)
+        return hi[self.rows], lo[self.rows], missing[self.rows]
+
+
 def seasonals(
     calls: np.ndarray, first: np.ndarray, step: int, start_epoch: int, parents: Sequence[np.ndarray]
-) -> list[tuple[Seasonal, np.ndarray | None]]:
+) -> list[tuple[SeasonalRows, np.ndarray | None]]:
     """The leaves' own seasonal ratios, then each parent level's (membership matrices, groups
-    x leaves, most specific first) with the leaf -> group index that lays them out per leaf."""
-    out: list[tuple[Seasonal, np.ndarray | None]] = [(Seasonal(calls, first, step, start_epoch), None)]
+    x leaves, most specific first) with the leaf -> group index that lays them out per leaf.
+
+    Every row's ratios are its own, so the leaves and all parents' groups are stacked into one
+    :class:`Seasonal` (a fifth of the numpy calls of one per level: ~0.3 s of Python at 10M calls),
+    each distinct series once (a group of one leaf is that leaf)."""
+    blocks, firsts = [calls], [first]
+    layouts: list[np.ndarray | None] = [None]
     for member in parents:
         if not member.size:
             continue
-        group_first = np.array([first[row > 0].min() if (row > 0).any() else calls.shape[1] for row in member])
-        out.append((Seasonal(member @ calls, group_first, step, start_epoch), member.argmax(axis=0)))
-    return out
+        firsts.append(np.array([first[row > 0].min() if (row > 0).any() else calls.shape[1] for row in member]))
+        blocks.append(group_sums(member, calls))
+        layouts.append(member.argmax(axis=0))
+    stacked = np.concatenate(blocks)
+    starts = np.concatenate(firsts).astype(first.dtype)
+    held = np.ascontiguousarray(np.concatenate([stacked, starts[:, None].astype(float)], axis=1))
+    _, distinct, inverse = np.unique(
+        held.view(np.dtype((np.void, held.dtype.itemsize * held.shape[1]))).ravel(),
+        return_index=True,
+        return_inverse=True,
+    )
+    whole = Seasonal(stacked[distinct], starts[distinct], step, start_epoch)
+    inverse = inverse.ravel()
+    offsets = np.cumsum([0] + [len(b) for b in blocks])
+    return [(SeasonalRows(whole, inverse[offsets[i] : offsets[i + 1]]), layout) for i, layout in enumerate(layouts)]
 
 
 def phase_factor(calls: np.ndarray, step: int, width: int) -> np.ndarray:
@@ -249,14 +358,23 @@ def rate_phase(k: np.ndarray, n: np.ndarray, step: int, width: int) -> np.ndarra
     recurring every day moves the median, one incident (a single day) does not. Only rises are
     kept, so a quiet minute never lowers the bar. Indices as in :func:`phase_factor`.
     """
+    factor = rate_phase_factor(k, n, step)
+    if factor is None or width >= factor.shape[1]:
+        return np.ones(k.shape)
+    return phase_mean(factor, k.shape[1], width)
+
+
+def rate_phase_factor(k: np.ndarray, n: np.ndarray, step: int) -> np.ndarray | None:
+    """Per series and minute-of-hour bucket: :func:`rate_phase`'s factor (the same for every
+    window width, so a scan takes it once); None where windows of any width get 1."""
     period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
     rows, size = k.shape
-    if period < 2 or width >= period or not size:
-        return np.ones((rows, size))
+    if period < 2 or not size:
+        return None
     per_day = max(period, DAY // step - (DAY // step) % period)
     days = size // per_day
     if days < 3:
-        return np.ones((rows, size))
+        return None
     cut = days * per_day
     kd = k[:, :cut].reshape(rows, days, -1, period).sum(axis=2)  # series x day x phase
     nd = n[:, :cut].reshape(rows, days, -1, period).sum(axis=2)
@@ -266,9 +384,15 @@ def rate_phase(k: np.ndarray, n: np.ndarray, step: int, width: int) -> np.ndarra
         ratio = (kd + RATE_PHASE_PRIOR) / (expected + RATE_PHASE_PRIOR)
     ratio = np.where(nd > 0, ratio, np.nan).transpose(0, 2, 1).reshape(rows * period, days)
     med, counts = row_median(ratio)
-    factor = np.where(counts >= 3, np.maximum(med, 1.0), 1.0).reshape(rows, period)
+    return np.asarray(np.where(counts >= 3, np.maximum(med, 1.0), 1.0).reshape(rows, period))
+
+
+def phase_mean(factor: np.ndarray, size: int, width: int) -> np.ndarray:
+    """Per series and window end (``size`` of them): the mean of ``factor`` over a ``width``-bucket
+    window's minutes of the hour."""
+    period = factor.shape[1]
     phases = np.arange(size) % period
-    total = np.zeros((rows, size))
+    total = np.zeros((factor.shape[0], size))
     for j in range(width):
         total += factor[:, (phases - j) % period]
     return np.asarray(total / width)
@@ -283,6 +407,9 @@ def same_hours(
     start: int,
     shift: int = 0,
     kinds: bool = True,
+    *,
+    sums: np.ndarray | None = None,
+    wanted: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per series and window end (from bucket ``start`` on): the calls the same hours of the
     previous days of the same type (weekday or weekend, UTC) held, the median over at least two
@@ -292,12 +419,13 @@ def same_hours(
     lasting most of a day (a marketing day) ends, the evening looks like a drop against it;
     what the same hours held on other days does not. ``shift``: buckets the previous days' clock
     is moved by (their hours an hour later or earlier, for a clock change); ``kinds=False``:
-    previous days of any type.
+    previous days of any type. ``sums``: :func:`hourly_sums` of ``calls`` (the same for every call
+    on them); ``wanted``: the cells whose figure is read (the others are ``inf``, not sorted).
     """
     rows, size = calls.shape
     per_day = max(1, DAY // step)
     kind = weekend(start_epoch, size, step)
-    c = cumulative(_running_mean(calls, max(1, 3600 // step)))
+    c = hourly_sums(calls, step) if sums is None else sums
     ends = np.arange(start, size)
     days = np.full((MAX_DAYS, rows, ends.size), np.nan)
     for d in range(1, MAX_DAYS + 1):
@@ -305,8 +433,17 @@ def same_hours(
         alike = (back >= width) & ((kind[ends] == kind[np.clip(back, 0, None)]) | (not kinds))
         held = (back[None, :] - width + 1) >= first[:, None]
         days[d - 1] = np.where(alike[None, :] & held, window_sum(c, np.clip(back, 0, None), width), np.nan)
-    med, counts = row_median(days.reshape(MAX_DAYS, -1).T)
-    return np.where(counts >= 2, med, np.inf).reshape(rows, ends.size)
+    flat = days.reshape(MAX_DAYS, -1)
+    enough = np.sum(~np.isnan(flat), axis=0) >= 2
+    if wanted is not None:
+        enough &= wanted.reshape(-1)
+    med, _ = day_median(flat, enough)
+    return np.where(enough, med, np.inf).reshape(rows, ends.size)
+
+
+def hourly_sums(calls: np.ndarray, step: int) -> np.ndarray:
+    """Cumulative sums of the hour-smoothed calls, the figures :func:`same_hours` compares."""
+    return cumulative(_running_mean(calls, max(1, 3600 // step)))
 
 
 def usual_calls(calls: np.ndarray, step: int, start_epoch: int, lo: int, hi: int) -> np.ndarray:

@@ -1,0 +1,547 @@
+"""The detector's scan as it stood before session 14 (main 7cb4f54), kept as the reference
+the stacked scan is compared with (``tests/test_anomalies_stacked.py``): one scan per level and
+rate metric, products with BLAS, a median of every cell. Verbatim but for the imports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from llmtrace.analytics.anomalies_profile import (
+    DAY,
+    MAX_DAYS,
+    RATE_PHASE_PRIOR,
+    _running_mean,
+    cumulative,
+    phase_factor,
+    row_median,
+    shape,
+    weekend,
+    window_sum,
+)
+from llmtrace.analytics.anomalies_scan import (
+    ALIGN,
+    BASELINE,
+    BORROW_BEST,
+    EXACT_UP_TO,
+    HOURS_PRIOR,
+    MIN_BASE_CALLS,
+    MIN_BASE_TRIALS,
+    MIN_EXCESS,
+    MIN_RATE_CHANGE,
+    MIN_RATIO,
+    MIN_SCORE,
+    MIN_VOLUME_CHANGE,
+    NB_DEFAULT_C,
+    NB_MIN_C,
+    NB_MIN_MU,
+    PRIOR_WEIGHT,
+    RATE_DEFAULT_C,
+    RATE_MIN_C,
+    RISE_ANY_DAY,
+    SCALES,
+    SILENCE_HABIT,
+    SPREAD_ON_MID,
+    VOLUME_BASELINE,
+    VOLUME_DROP,
+    VOLUME_SPIKE,
+    LeafVolume,
+    Scan,
+    Window,
+    _borrowed_shapes,
+    _cluster_sums,
+    _exact,
+    _flag_nb,
+    _previous_days,
+    _same_hours_sums,
+    _usual_silences,
+    clustering,
+    recurring,
+)
+from llmtrace.analytics.anomalies_sql import METRICS
+from llmtrace.analytics.tails import chernoff_log10
+
+_cumulative, _window_sum = cumulative, window_sum
+
+
+class Seasonal:
+    """How a series' calls changed, on previous days, from a baseline's hours to a window's.
+
+    For every previous day ``d`` (1-7) the ratio of the window's mean to the baseline's mean
+    of the smoothed calls ``d`` days earlier; the median over the days whose window *and*
+    baseline fell on the same day types (weekday/weekend, UTC) as now, else over all: so the
+    hours after midnight on Monday are compared with last Monday's after last Sunday's
+    evening, not with a weekday's after a weekday's. Both smoothings are kept (the hour's mean
+    and :func:`shape`): a rise is judged against the higher of their ratios and a fall against
+    the lower, so a sharp peak's quiet edge is not a drop and a burst recurring at a slightly
+    different time each day is not a spike.
+    """
+
+    def __init__(self, calls: np.ndarray, first: np.ndarray, step: int, start_epoch: int) -> None:
+        self.per_day = max(1, DAY // step)
+        self.kind = weekend(start_epoch, calls.shape[1], step)
+        hourly = _running_mean(calls, max(1, 3600 // step))
+        self.smooths = [self._days(hourly, first), self._days(shape(calls, step), first)]
+
+    def _days(self, smooth: np.ndarray, first: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per previous day: cumulative sums of the smoothed calls that day, and of its holes."""
+        rows, size = smooth.shape
+        index = np.arange(size)
+        out = []
+        for d in range(1, MAX_DAYS + 1):
+            shifted = index - d * self.per_day
+            past = np.full((rows, size), np.nan)
+            ok = shifted >= 0
+            past[:, ok] = smooth[:, shifted[ok]]
+            past[shifted[None, :] < first[:, None]] = np.nan
+            out.append((cumulative(np.nan_to_num(past, nan=0.0)), cumulative(np.isnan(past).astype(float))))
+        return out
+
+    def ratio(self, width: int, lag: int, base: int, start: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per series and window end (from bucket ``start`` on): the usual ratio of the window's
+        calls per bucket to its baseline's (``base`` buckets ending ``lag`` before the window's
+        end), higher and lower of the two smoothings, and where no previous day covers both
+        (ratios 1 there)."""
+        (hourly, missing), (fine, _) = (self._ratio(days, width, lag, base, start) for days in self.smooths)
+        hi, lo = np.maximum(hourly, fine), np.minimum(hourly, fine)
+        return np.where(missing, 1.0, hi), np.where(missing, 1.0, lo), missing
+
+    def _ratio(
+        self, days: list[tuple[np.ndarray, np.ndarray]], width: int, lag: int, base: int, start: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        rows = days[0][0].shape[0]
+        ends = np.arange(start, days[0][0].shape[1] - 1)
+        size = ends.size
+        begin = np.clip(ends - lag - base + 1, 0, None)
+        every = np.full((MAX_DAYS, rows, size), np.nan)
+        same = every.copy()
+        for d, (sums, holes) in enumerate(days):
+            back = (d + 1) * self.per_day
+            with np.errstate(divide="ignore", invalid="ignore"):
+                now = window_sum(sums, ends, width) / width
+                r = now / (window_sum(sums, ends - lag, base) / base)
+            covered = window_sum(holes, ends, lag + base) == 0
+            r = np.where(covered & np.isfinite(r), r, np.nan)
+            every[d] = r
+            alike = (self.kind[ends] == self.kind[np.clip(ends - back, 0, None)]) & (
+                self.kind[begin] == self.kind[np.clip(begin - back, 0, None)]
+            )
+            same[d] = np.where(alike[None, :], r, np.nan)
+        med_all, n_all = row_median(every.reshape(MAX_DAYS, -1).T)
+        med_same, n_same = row_median(same.reshape(MAX_DAYS, -1).T)
+        # one day of the same type is trusted alone only when it is the same weekday a week ago
+        week_ago = ~np.isnan(same[MAX_DAYS - 1].reshape(-1))
+        ratio = np.where((n_same >= 2) | week_ago, med_same, med_all).reshape(rows, size)
+        missing = (n_all == 0).reshape(rows, size)
+        return np.clip(ratio, 0.1, 10.0), missing
+
+
+def seasonals(
+    calls: np.ndarray, first: np.ndarray, step: int, start_epoch: int, parents: Sequence[np.ndarray]
+) -> list[tuple[Seasonal, np.ndarray | None]]:
+    """The leaves' own seasonal ratios, then each parent level's (membership matrices, groups
+    x leaves, most specific first) with the leaf -> group index that lays them out per leaf."""
+    out: list[tuple[Seasonal, np.ndarray | None]] = [(Seasonal(calls, first, step, start_epoch), None)]
+    for member in parents:
+        if not member.size:
+            continue
+        group_first = np.array([first[row > 0].min() if (row > 0).any() else calls.shape[1] for row in member])
+        out.append((Seasonal(member @ calls, group_first, step, start_epoch), member.argmax(axis=0)))
+    return out
+
+
+def rate_phase(k: np.ndarray, n: np.ndarray, step: int, width: int) -> np.ndarray:
+    """Per series and window end: how much higher than the series' overall rate the events'
+    share usually is at that minute of the hour (at least 1; 1 for windows of whole hours).
+
+    A cron batch meeting its provider's rate limit at :30 fails a fifth of its calls there
+    every hour, which a baseline pooled over the hour calls an error burst each time. Per
+    stored day and minute-of-hour bucket, the bucket's rate relative to the day's (shrunk by
+    ``RATE_PHASE_PRIOR`` pseudo-events towards 1), then the median over the days: a pattern
+    recurring every day moves the median, one incident (a single day) does not. Only rises are
+    kept, so a quiet minute never lowers the bar. Indices as in :func:`phase_factor`.
+    """
+    period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
+    rows, size = k.shape
+    if period < 2 or width >= period or not size:
+        return np.ones((rows, size))
+    per_day = max(period, DAY // step - (DAY // step) % period)
+    days = size // per_day
+    if days < 3:
+        return np.ones((rows, size))
+    cut = days * per_day
+    kd = k[:, :cut].reshape(rows, days, -1, period).sum(axis=2)  # series x day x phase
+    nd = n[:, :cut].reshape(rows, days, -1, period).sum(axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        day_rate = kd.sum(axis=2, keepdims=True) / nd.sum(axis=2, keepdims=True)
+        expected = nd * day_rate
+        ratio = (kd + RATE_PHASE_PRIOR) / (expected + RATE_PHASE_PRIOR)
+    ratio = np.where(nd > 0, ratio, np.nan).transpose(0, 2, 1).reshape(rows * period, days)
+    med, counts = row_median(ratio)
+    factor = np.where(counts >= 3, np.maximum(med, 1.0), 1.0).reshape(rows, period)
+    phases = np.arange(size) % period
+    total = np.zeros((rows, size))
+    for j in range(width):
+        total += factor[:, (phases - j) % period]
+    return np.asarray(total / width)
+
+
+def same_hours(
+    calls: np.ndarray,
+    first: np.ndarray,
+    step: int,
+    start_epoch: int,
+    width: int,
+    start: int,
+    shift: int = 0,
+    kinds: bool = True,
+) -> np.ndarray:
+    """Per series and window end (from bucket ``start`` on): the calls the same hours of the
+    previous days of the same type (weekday or weekend, UTC) held, the median over at least two
+    such days of the hour-smoothed calls; ``inf`` where fewer exist.
+
+    A trailing baseline follows the level of the hours just before a window, so when a surge
+    lasting most of a day (a marketing day) ends, the evening looks like a drop against it;
+    what the same hours held on other days does not. ``shift``: buckets the previous days' clock
+    is moved by (their hours an hour later or earlier, for a clock change); ``kinds=False``:
+    previous days of any type.
+    """
+    rows, size = calls.shape
+    per_day = max(1, DAY // step)
+    kind = weekend(start_epoch, size, step)
+    c = cumulative(_running_mean(calls, max(1, 3600 // step)))
+    ends = np.arange(start, size)
+    days = np.full((MAX_DAYS, rows, ends.size), np.nan)
+    for d in range(1, MAX_DAYS + 1):
+        back = np.minimum(ends - d * per_day + shift, ends - 1)
+        alike = (back >= width) & ((kind[ends] == kind[np.clip(back, 0, None)]) | (not kinds))
+        held = (back[None, :] - width + 1) >= first[:, None]
+        days[d - 1] = np.where(alike[None, :] & held, window_sum(c, np.clip(back, 0, None), width), np.nan)
+    med, counts = row_median(days.reshape(MAX_DAYS, -1).T)
+    return np.where(counts >= 2, med, np.inf).reshape(rows, ends.size)
+
+
+def _rate_wobble(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Per series: c^2, the squared relative wobble of the true rate beyond binomial noise
+    (a beta-binomial: Var k = n p (1 - p) + c^2 (n p)^2), from the median over the series'
+    own windows with at least ``NB_MIN_MU`` expected events (``RATE_DEFAULT_C`` with fewer than
+    24 of them).
+
+    The extra spread grows with the window's trials, so one constant multiplier (a
+    quasi-binomial phi) cannot fit both 5-minute and 3-hour windows: fitted on busy windows
+    it drowned a doubled latency tail, and on windows of one or two expected events the
+    median residual alone made it 2-3 (a discrete count's median is not the chi-square's).
+    Only windows at or above their expectation count: the baseline rate is the higher of two
+    estimates, so the windows below it say how biased that is, not how the rate wobbles
+    upwards (on a quiet series they doubled c and hid a 1.5x cost change).
+    """
+    mu = n * p
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c2 = ((k - mu) ** 2 / 0.455 - mu * (1 - p)) / mu**2
+    c2 = np.where(ok & (mu >= NB_MIN_MU) & (k >= mu), c2, np.nan)
+    med, counts = row_median(c2)
+    c2 = np.where(counts >= 24, np.clip(med, RATE_MIN_C**2, 1.0), RATE_DEFAULT_C**2)
+    return np.asarray(c2)
+
+
+def _nb_size(x: np.ndarray, mu: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Per series: the negative binomial size r = 1 / c^2, c the relative wobble of the
+    expectation beyond Poisson noise, from the median of the series' own windows with at
+    least ``NB_MIN_MU`` expected calls (``NB_DEFAULT_C`` with fewer than 24 of them). Both
+    sides count: the expectation's own error (a seasonal ratio from a few days) is part of
+    the spread a window is judged with (one side only, tried on v3 tuning seeds, doubled
+    the false volume episodes)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c2 = ((x - mu) ** 2 / 0.455 - mu) / mu**2
+    c2 = np.where(ok & (mu >= NB_MIN_MU), c2, np.nan)
+    med, counts = row_median(c2)
+    c2 = np.where(counts >= 24, np.clip(med, NB_MIN_C**2, 1.0), NB_DEFAULT_C**2)
+    return np.asarray(1 / c2)
+
+
+def _flag(
+    group_idx: np.ndarray,
+    end: np.ndarray,
+    k: np.ndarray,
+    n: np.ndarray,
+    p: np.ndarray,
+    c2: np.ndarray,
+    base_n: np.ndarray,
+    up: bool,
+) -> list[tuple[int, int, float]]:
+    """(group, end bucket, score) of windows whose overdispersed binomial tail passes MIN_SCORE:
+    the exact binomial tail of k and n shrunk by the window's design effect
+    ``1 + c^2 n p / (1 - p) + n / (base_n + PRIOR_WEIGHT + 1)``. The last term is the
+    baseline's own uncertainty (the beta-binomial predictive of a rate learnt from
+    ``base_n`` trials): 20 trials of a young series with no call above the bar do not make
+    a rate of 1% that thousands of calls can be held to."""
+    deff = 1 + c2[group_idx] * n * p / (1 - p) + n / (base_n + PRIOR_WEIGHT + 1)
+    kd, nd = k / deff, n / deff
+    bound = chernoff_log10(kd, nd, p)
+    slack = 0.5 * np.log10(8 * nd + 1) + 0.5
+    out = []
+    for i in np.flatnonzero(bound + slack >= MIN_SCORE):
+        # beyond EXACT_UP_TO the bound is the score (as for volume): never above the exact one
+        score = float(bound[i]) if bound[i] >= EXACT_UP_TO else _exact(kd[i], nd[i], p[i], up)
+        if score >= MIN_SCORE:
+            out.append((int(group_idx[i]), int(end[i]), score))
+    return out
+
+
+def _rates(
+    name: str, k: np.ndarray, n: np.ndarray, judged: np.ndarray, base: int, step: int
+) -> tuple[list[Window], np.ndarray]:
+    """Two passes: the second one's baselines leave out the buckets the first one flagged, so
+    an incident earlier in the day does not raise the bar for the next one. Only the series
+    with flagged buckets are scanned again (every statistic is per series, so the others'
+    first pass stands)."""
+    found, p_bucket = _rates_pass(name, k, n, judged, base, np.ones(k.shape), step)
+    rows = sorted({w.group for w in found})
+    if not rows:
+        return found, p_bucket
+    keep = np.ones((len(rows), k.shape[1]))
+    for w in found:
+        keep[rows.index(w.group), w.first : w.last + 1] = 0
+    again, p_again = _rates_pass(name, k[rows], n[rows], judged, base, keep, step)
+    p_bucket[rows] = p_again
+    for w in again:
+        w.group = rows[w.group]
+    return again, p_bucket
+
+
+def _rates_pass(
+    name: str, k: np.ndarray, n: np.ndarray, judged: np.ndarray, base: int, keep: np.ndarray, step: int
+) -> tuple[list[Window], np.ndarray]:
+    metric = METRICS[name]
+    ck, cn = _cumulative(k), _cumulative(n)
+    bk, bn = _cumulative(k * keep), _cumulative(n * keep)  # baselines: flagged buckets left out
+    found: list[Window] = []
+    p_bucket = np.zeros(k.shape)
+    ends = np.arange(k.shape[1])
+    days_k, days_n = _previous_days(bk, step), _previous_days(bn, step)
+    for width in SCALES:
+        kw, nw = _window_sum(ck, ends, width), _window_sum(cn, ends, width)
+        kb, nb = _window_sum(bk, ends - width, base), _window_sum(bn, ends - width, base)
+        p0 = np.clip((kb + PRIOR_WEIGHT * metric.prior) / (nb + PRIOR_WEIGHT), 1e-4, 0.999)
+        # the same hours of previous days too, when they hold enough trials: rates that follow the
+        # time of day (slower calls at the daily peak) are judged against the higher of the two.
+        # Not the last hours before the window: they followed a slow ramp or a permanent shift up
+        # within an hour or two, before the evidence for it had piled up
+        kr, nr = _same_hours_sums(days_k, days_n, ends, width, step)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # shrunk towards the day's rate: a few hours of a quiet series are noisy, and taking the
+            # higher of two estimates would pick the noise up (and the tests' spread with it)
+            p_hours = np.where(nr >= MIN_BASE_TRIALS, (kr + HOURS_PRIOR * p0) / (nr + HOURS_PRIOR), 0.0)
+        p0 = np.clip(np.maximum(p0, p_hours) * rate_phase(k * keep, n * keep, step, width), 1e-4, 0.999)
+        ok = (nb >= MIN_BASE_TRIALS) & (nw > 0) & (ends >= width)
+        if width == 1:
+            p_bucket = np.where(ok, p0, np.nan)
+        c2 = _rate_wobble(kw, nw, p0, ok)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = kw / nw
+        gate = (
+            ok
+            & judged[None, :]
+            & (kw - nw * p0 >= MIN_EXCESS)
+            & (share >= MIN_RATIO * p0)
+            & (share - p0 >= MIN_RATE_CHANGE)
+        )
+        g, e = np.nonzero(gate)
+        for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, nb[g, e], True):
+            found.append(Window(group, name, "up", last - width + 1, last, score))
+    return found, p_bucket
+
+
+def leaf_volume(
+    calls: np.ndarray,
+    first: np.ndarray,
+    step: int,
+    start_epoch: int = 0,
+    parents: Sequence[np.ndarray] = (),
+    keep: int | None = None,
+) -> LeafVolume:
+    """Expected calls of every leaf window: baseline calls rescaled by the leaf's profile.
+
+    The profile is the leaf's own where a previous day of it exists, else its parent's
+    (``parents``: membership matrices, groups x leaves, most specific first), so a young
+    series follows its service's day from its first hours; ``calls`` may reach further back
+    than the judged buckets (weeks for the weekly profile), of which the last ``keep`` are
+    returned. Groups sum these (a service whose models peak at different hours gets the sum
+    of their expectations, and a model joining it does not distort its shape).
+    """
+    candidates = seasonals(calls, first, step, start_epoch, parents)
+    cc = _cumulative(calls)
+    ends = np.arange(calls.shape[1])
+    start = calls.shape[1] - (calls.shape[1] if keep is None else keep)
+    kept = (calls.shape[0], calls.shape[1] - start)
+    align = ALIGN // step if step < ALIGN else 0
+    chosen = _borrowed_shapes(candidates, cc, first, step, start) if BORROW_BEST else {}
+    out = LeafVolume({}, {}, {}, {}, {}, {}, {}, calls)
+    for width in SCALES:
+        base = max(VOLUME_BASELINE // step, 2 * width)  # long windows: a baseline twice as long
+        x = _window_sum(cc, ends, width)[:, start:]
+        alive = ((ends - width - 2 * base + 1)[None, :] >= first[:, None])[:, start:]
+        ratios = [np.ones(kept) for _ in range(4)]  # (baseline 1, 2) x (higher, lower)
+        missing = np.ones(kept, bool)
+        borrowed_from = np.zeros(kept, bool)
+        options = []
+        for seasonal, leaf_row in candidates:  # the first that covers the window and both baselines
+            found = [seasonal.ratio(width, lag, base, start) for lag in (width, width + base)]
+            if leaf_row is not None:
+                found = [tuple(a[leaf_row] for a in f) for f in found]
+            lacking = found[0][2] | found[1][2]
+            shapes = (found[0][0], found[1][0], found[0][1], found[1][1])
+            options.append((shapes, lacking))
+            take = missing & ~lacking
+            if leaf_row is not None:
+                borrowed_from |= take
+            for i, r in enumerate(shapes):
+                ratios[i] = np.where(take, r, ratios[i])
+            missing &= lacking
+        for leaf, (k, row) in chosen.items():  # a young leaf's best-fitting borrowed shape
+            shapes, lacking = options[k]
+            take = borrowed_from[leaf] & ~lacking[row]
+            for i, r in enumerate(shapes):
+                ratios[i][leaf] = np.where(take, r[row], ratios[i][leaf])
+        ys = [_window_sum(cc, ends - lag, base)[:, start:] * alive for lag in (width, width + base)]
+        # the minute of the hour: rises against a recurring burst's share, falls against the quiet's
+        phase = phase_factor(calls, step, width)[:, start:]
+        hours = [np.maximum(phase, 1.0)] * 2 + [np.minimum(phase, 1.0)] * 2
+        mus = [ys[i % 2] * width * r * hours[i] / base for i, r in enumerate(ratios)]
+        mids = [ys[i] * width * np.sqrt(ratios[i] * ratios[i + 2]) * phase / base for i in (0, 1)]
+        out.x[width] = x * alive
+        out.y[width] = (ys[0], ys[1])
+        # falls: never above what the same hours of previous days held (the end of a day-long surge);
+        # rises never below what they held within an hour (the morning after a quiet day, or a clock
+        # change moving the morning ramp an hour earlier). Falls take no such hour: a batch that
+        # stops at its usual hour would be a quiet hour away from its expectation
+        usual = [same_hours(calls, first, step, start_epoch, width, start, s) * phase for s in (0, -align, align)]
+        low = usual[0]
+        high = np.nan_to_num(np.maximum.reduce(usual), posinf=0.0)
+        if RISE_ANY_DAY:  # before two days of its type exist (the store's first weekend): any two days
+            any_day = [same_hours(calls, first, step, start_epoch, width, start, s, False) for s in (0, -align, align)]
+            high = np.where(np.isinf(usual[0]), np.nan_to_num(np.maximum.reduce(any_day), posinf=0.0) * phase, high)
+        out.mu[width] = (np.maximum(mus[0], high), np.maximum(mus[1], high))
+        out.mu_low[width] = (np.minimum(mus[2], low), np.minimum(mus[3], low))
+        out.mu_mid[width] = (mids[0], mids[1])
+        out.missing[width] = missing & alive
+        out.borrowed[width] = borrowed_from & alive
+    return out
+
+
+def _volume(v: LeafVolume, member: np.ndarray, judged: np.ndarray, step: int) -> tuple[list[Window], np.ndarray]:
+    """Volume windows of each group (rows of ``member`` over leaves), from summed leaf counts.
+
+    Of the two baselines (and two seasonal smoothings), a rise is judged against the higher
+    expectation and a fall against the lower, so the hours after a spike (or a drop) are not
+    its mirror image. Rises are judged first: a fall is then judged against a baseline that
+    holds none of them (the other one, else not at all), so the evening after a day-long
+    surge (a marketing day) is not a drop against the surge's hours.
+    """
+    found: list[Window] = []
+    mu_bucket = np.zeros((member.shape[0], judged.size))
+    phi = np.ones(member.shape[0])
+    if v.calls is not None:
+        num, den = _cluster_sums(v.calls, step)  # the leaves' pooled factor: the prior of every group
+        phi = clustering(member @ v.calls, step, float(num.sum() / den.sum()) if den.sum() > 0 else 1.0)
+    for width in SCALES:
+        if width == 1:
+            rising, falling = [member @ m for m in v.mu[1]], [member @ m for m in v.mu_low[1]]
+            y1 = member @ v.y[1][0]
+            mu_bucket = np.where(y1 > 0, (rising[0] + falling[0]) / 2, np.nan)
+        found += _volume_side(v, member, judged, width, True, None, step, phi)
+    surged = np.zeros(mu_bucket.shape)
+    for w in found:
+        surged[w.group, w.first : w.last + 1] = 1
+    for width in SCALES:
+        found += _volume_side(v, member, judged, width, False, _cumulative(surged), step, phi)
+    return found, mu_bucket
+
+
+def _volume_side(
+    v: LeafVolume,
+    member: np.ndarray,
+    judged: np.ndarray,
+    width: int,
+    up: bool,
+    surged: np.ndarray | None,
+    step: int,
+    phi: np.ndarray,
+) -> list[Window]:
+    """Rises (or falls) of every group at one scale; ``surged``: cumulative flagged rises, whose
+    buckets a fall's baseline must not hold; ``phi``: each group's clustering factor (the
+    negative binomial is taken on clusters, calls / phi, with the spread left beyond them)."""
+    x = member @ v.x[width]
+    y1, y2 = (member @ y for y in v.y[width])
+    m1, m2 = (member @ m for m in (v.mu if up else v.mu_low)[width])
+    missing = member @ (v.missing[width] * v.y[width][0]) > 0.2 * y1
+    borrowed = member @ (v.borrowed[width] * v.y[width][0]) > 0.2 * y1
+    first_is = m1 >= m2 if up else m1 <= m2
+    usable = np.ones(x.shape, bool)
+    if surged is not None:  # which baselines hold no flagged rise
+        base = max(VOLUME_BASELINE // step, 2 * width)
+        ends = np.arange(x.shape[1])
+        clean1 = _window_sum(surged, ends - width, base) == 0
+        clean2 = _window_sum(surged, ends - width - base, base) == 0
+        first_is = np.where(clean1 & clean2, first_is, clean1)
+        usable = clean1 | clean2
+    y, mu = np.where(first_is, y1, y2), np.where(first_is, m1, m2)
+    # A fall is judged against the lowest of several expectations (two smoothings, the same hours
+    # of previous days): that guard already allows for their disagreement, so the spread is
+    # measured on their unguarded middle; measured on the guarded one, the guard's own bias was
+    # counted a second time as noise (c 0.26 instead of ~0.17 on a v8 series, hiding 60% drops).
+    # Rises keep the spread of their guarded expectation: measured on the middle, daily tenant
+    # syncs became spikes (v7: 3 more incidents, 0.15 more false episodes per series-week).
+    mid = np.where(first_is, *(member @ m for m in v.mu_mid[width])) if SPREAD_ON_MID and not up else mu
+    ok = (y >= MIN_BASE_CALLS) & judged[None, :] & usable
+    # a borrowed shape fits the series less well than its own: its spread is the series'
+    # own over the windows judged with it, and at least that of its own profile
+    xc, muc, midc = x / phi[:, None], mu / phi[:, None], mid / phi[:, None]
+    size = _nb_size(xc, midc, ok & ~borrowed)
+    size_borrowed = np.minimum(_nb_size(xc, midc, ok & borrowed), size)
+    # without a profile (not even a parent's) a trailing baseline cannot follow the morning
+    # ramp (nor the evening): rises are not judged, falls only to a quarter within the hour
+    if up:
+        gate = ok & ~missing & (x >= VOLUME_SPIKE * mu) & (x - mu >= MIN_VOLUME_CHANGE)
+    else:
+        drop = np.where(missing, 0.25 if width <= 12 else 0.0, VOLUME_DROP)
+        gate = ok & (x <= drop * mu) & (mu - x >= MIN_VOLUME_CHANGE)
+    g, e = np.nonzero(gate)
+    r = np.where(borrowed[g, e], size_borrowed[g], size[g])
+    period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
+    silence = None
+    if SILENCE_HABIT and not up and period > 1 and width < period and g.size:
+        silence = _usual_silences(x, muc, ok, period)[g, e % period]
+    return [
+        Window(group, "calls", "up" if up else "down", last - width + 1, last, score)
+        for group, last, score in _flag_nb(g, e, xc[g, e], muc[g, e], r, up, silence)
+    ]
+
+
+def scan(
+    counts: dict[str, np.ndarray],
+    judged: np.ndarray,
+    step: int,
+    metrics: list[str],
+    volume: LeafVolume,
+    member: np.ndarray,
+) -> Scan:
+    """Flag windows of every group (rows of the ``counts`` arrays, of ``member``) for ``metrics``.
+
+    ``judged`` marks buckets whose windows are judged (the requested window, complete
+    buckets only); ``volume`` holds the leaves' expected calls, summed per group here.
+    """
+    windows: list[Window] = []
+    buckets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    base = max(1, BASELINE // step)
+    for name in metrics:
+        if name == "calls":
+            found, mu = _volume(volume, member, judged, step)
+            buckets[name] = (counts["calls"], mu, np.ones_like(mu))
+        else:
+            m = METRICS[name]
+            found, p = _rates(name, counts[m.k], counts[m.n], judged, base, step)
+            buckets[name] = (counts[m.k], counts[m.n], p)
+        windows += found
+    return Scan(recurring(windows, step)[0], buckets)
