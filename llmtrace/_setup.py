@@ -10,17 +10,19 @@ import threading
 import warnings
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import wrapt
 from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from llmtrace import config
+from llmtrace import _after_import, config
 from llmtrace.exporters.lazy import LazySpanExporter
-from llmtrace.instrumentation import PROVIDERS, _core, _patching
+from llmtrace.instrumentation import PROVIDERS, SDK_ROOTS, _core
 from llmtrace.instrumentation._guard import internal_error
+
+if TYPE_CHECKING:
+    from llmtrace.instrumentation import _patching
 
 log = logging.getLogger("llmtrace")
 
@@ -37,7 +39,9 @@ class _State:
         self.failed_seen = 0  # exporter.failed_spans at the last flush()
         self.watched: dict[str, list[_patching.Patch]] = {}  # SDK module name -> its targets
         self.applied: dict[str, list[_patching.Applied]] = {}  # SDK module name -> what to restore
-        self.hooked: set[str] = set()  # modules with an import hook waiting (wrapt's cannot be removed)
+        self.hooked: set[str] = set()  # modules with an import hook waiting (hooks cannot be removed)
+        self.waiting: dict[str, list[str]] = {}  # SDK root module -> providers to load when it is imported
+        self.loaded: set[str] = set()  # providers whose targets are watched
 
 
 _state = _State()
@@ -122,19 +126,30 @@ def _patch_module(name: str) -> None:
         return
     patches = _state.watched.get(name)
     if patches:
+        from llmtrace.instrumentation import _patching  # imports wrapt: only once an SDK is there
+
         _state.applied[name] = _patching.apply(patches)
 
 
 def _imported(module: ModuleType) -> None:
-    """wrapt's post-import hook: runs on the thread that imported the module, right after it loaded.
+    """The post-import hook: runs on the thread that imported the module, right after it loaded.
 
     An exception here would fail the app's import, so internal errors stay inside the guard."""
     try:
         with _state.lock:
             _state.hooked.discard(module.__name__)
+            if _state.active:
+                for key in _state.waiting.pop(module.__name__, ()):
+                    _load_provider(key)
             _patch_module(module.__name__)
     except Exception as exc:
         internal_error(f"patching {module.__name__}", exc)
+
+
+def _hook(name: str) -> None:
+    if name not in _state.hooked:
+        _state.hooked.add(name)
+        _after_import.when_imported(name, _imported)
 
 
 def _watch(name: str) -> None:
@@ -142,9 +157,33 @@ def _watch(name: str) -> None:
     imports an SDK module itself, so the app loads no resource it does not use, and we add no start-up."""
     if name in sys.modules:
         _patch_module(name)
-    elif name not in _state.hooked:
-        _state.hooked.add(name)
-        wrapt.register_post_import_hook(_imported, name)
+    else:
+        _hook(name)
+
+
+def _load_provider(key: str) -> None:
+    """Read provider ``key``'s patch targets (importing its module, and with it wrapt) and watch them."""
+    if key in _state.loaded:
+        return
+    _state.loaded.add(key)
+    names = []
+    for patch in importlib.import_module(PROVIDERS[key]).patches():
+        _state.watched.setdefault(patch.module, []).append(patch)
+        names.append(patch.module)
+    for name in dict.fromkeys(names):
+        _watch(name)
+
+
+def _watch_provider(key: str) -> None:
+    """Load provider ``key`` once one of its SDK's root modules is imported: before the SDKs,
+    ``instrument()`` imports neither the provider modules nor wrapt."""
+    roots = SDK_ROOTS[key]
+    if any(root in sys.modules for root in roots):
+        _load_provider(key)
+        return
+    for root in roots:
+        _state.waiting.setdefault(root, []).append(key)
+        _hook(root)
 
 
 def instrument(
@@ -187,10 +226,7 @@ def instrument(
         _core.set_runtime(_core.Runtime(tracer, settings))
         _state.active = True
         for key in settings.providers or list(PROVIDERS):
-            for patch in importlib.import_module(PROVIDERS[key]).patches():
-                _state.watched.setdefault(patch.module, []).append(patch)
-        for name in list(_state.watched):
-            _watch(name)
+            _watch_provider(key)
 
 
 def _drain_before_flush(provider: Any) -> None:
@@ -228,10 +264,15 @@ def uninstrument() -> None:
     with _state.lock:
         if not _state.active:
             return
-        for applied in reversed(list(_state.applied.values())):
-            _patching.restore(applied)
+        if _state.applied:
+            from llmtrace.instrumentation import _patching
+
+            for applied in reversed(list(_state.applied.values())):
+                _patching.restore(applied)
         _state.applied.clear()
         _state.watched.clear()
+        _state.waiting.clear()
+        _state.loaded.clear()
         _state.active = False
         _core.set_runtime(None)
     flush()

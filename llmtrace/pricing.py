@@ -223,19 +223,19 @@ def _active(prices: list[Any]) -> list[Segment] | None:
 
 
 def _segment_cost(segments: list[Segment], usage: TokenUsage) -> float:
+    return _tokens_cost(
+        segments, usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens
+    )
+
+
+def _tokens_cost(segments: list[Segment], input_tokens: int, output_tokens: int, read: int, write: int) -> float:
     segment = segments[0]
     for candidate in segments:
-        if usage.input_tokens > candidate[0]:
+        if input_tokens > candidate[0]:
             segment = candidate
     _, fee, per_in, per_out, per_read, per_write = segment
-    uncached = max(usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens, 0)
-    return (
-        fee
-        + uncached * per_in
-        + usage.output_tokens * per_out
-        + usage.cache_read_tokens * per_read
-        + usage.cache_write_tokens * per_write
-    )
+    uncached = max(input_tokens - read - write, 0)
+    return fee + uncached * per_in + output_tokens * per_out + read * per_read + write * per_write
 
 
 _unpriced_reported: set[tuple[str, str]] = set()
@@ -259,9 +259,24 @@ def price_segments(provider: str, models: Sequence[str | None]) -> list[Segment]
 def cost_usd(provider: str, models: Sequence[str | None], usage: TokenUsage) -> float | None:
     """USD cost of a call priced by the first of ``models`` with a known price (response model, then
     request model), or None when none has one (logged once per model)."""
+    return tokens_cost_usd(
+        provider, models, usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens
+    )
+
+
+def tokens_cost_usd(
+    provider: str,
+    models: Sequence[str | None],
+    input_tokens: int,
+    output_tokens: int,
+    cache_read: int,
+    cache_write: int,
+) -> float | None:
+    """:func:`cost_usd` from the four counts, without a :class:`TokenUsage` (a frozen dataclass costs
+    ~2 µs to build on the per-call path)."""
     segments = price_segments(provider, models)
     if segments is not None:
-        return _segment_cost(segments, usage)
+        return _tokens_cost(segments, input_tokens, output_tokens, cache_read, cache_write)
     named = next((m for m in models if m), None)
     if named and (provider, named) not in _unpriced_reported:
         _unpriced_reported.add((provider, named))

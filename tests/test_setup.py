@@ -252,6 +252,59 @@ def test_import_and_instrument_do_not_import_sdks_chdb_or_streamlit() -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_instrument_before_the_sdks_imports_no_wrapt_asyncio_or_provider_module() -> None:
+    """wrapt 2.5 imports asyncio and importlib.metadata (~0.1 s of start-up): nothing needs it before an SDK
+    is imported; then the provider is loaded on the importing thread and the SDK's module keeps its loader."""
+    result = run_script("""
+        import inspect, sys, llmtrace
+        llmtrace.instrument(endpoint="http://127.0.0.1:9")
+        heavy = ("wrapt", "asyncio", "importlib.metadata", "llmtrace.instrumentation.anthropic")
+        print(sorted(m for m in heavy if m in sys.modules))
+        import anthropic.resources.messages as messages
+        print(type(vars(messages.Messages)["create"]).__name__, type(messages.__loader__).__name__)
+        print(bool(inspect.getsource(messages)), type(messages.__spec__.loader).__name__)
+        llmtrace.uninstrument()
+        print(type(vars(messages.Messages)["create"]).__name__)
+    """)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "[]"
+    assert lines[1] == "LLMTraceWrapper SourceFileLoader"
+    assert lines[2] == "True SourceFileLoader"
+    assert lines[3] == "function"
+
+
+def test_an_sdk_imported_after_a_second_instrument_is_patched_once() -> None:
+    result = run_script("""
+        import llmtrace
+        from opentelemetry.sdk.trace import TracerProvider
+        llmtrace.instrument(tracer_provider=TracerProvider(), providers=["openai"])
+        llmtrace.uninstrument()
+        llmtrace.instrument(tracer_provider=TracerProvider(), providers=["openai"])
+        from openai.resources.chat.completions import Completions
+        create = vars(Completions)["create"]
+        print(type(create).__name__, type(create.__wrapped__).__name__)
+        llmtrace.uninstrument()
+        print(type(vars(Completions)["create"]).__name__)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["LLMTraceWrapper", "function", "function"]
+
+
+def test_every_patch_target_lies_under_its_sdks_roots() -> None:
+    """instrument() watches only the SDK roots and loads a provider when one is imported: a target
+    outside them would never be patched."""
+    import importlib
+
+    from llmtrace.instrumentation import PROVIDERS, SDK_ROOTS
+
+    assert set(SDK_ROOTS) == set(PROVIDERS)
+    for key, module in PROVIDERS.items():
+        for patch in importlib.import_module(module).patches():
+            roots = SDK_ROOTS[key]
+            assert any(patch.module == r or patch.module.startswith(r + ".") for r in roots), (key, patch.module)
+
+
 def test_sdk_imported_after_instrument_is_patched() -> None:
     result = run_script("""
         import llmtrace

@@ -20,3 +20,18 @@ PROVIDERS: dict[str, str] = {
     "litellm": "llmtrace.instrumentation.litellm",
     "openai_agents": "llmtrace.instrumentation.openai_agents",
 }
+
+# provider key -> the SDK's root modules: the provider module (and wrapt) is imported once one of them is.
+# Every patch target lies under one of them (tests/test_setup.py checks it).
+SDK_ROOTS: dict[str, tuple[str, ...]] = {
+    "openai": ("openai",),
+    "anthropic": ("anthropic",),
+    "google_genai": ("google.genai",),
+    "groq": ("groq",),
+    "ollama": ("ollama",),
+    "mistralai": ("mistralai",),
+    "bedrock": ("botocore", "aiobotocore"),
+    "cohere": ("cohere",),
+    "litellm": ("litellm",),
+    "openai_agents": ("agents",),
+}

@@ -382,14 +382,15 @@ def _cost_attributes(request: Request, response: Response) -> dict[str, Attribut
     usage = response.usage
     if usage.input_tokens is None and usage.output_tokens is None:
         return {}
-    tokens = pricing.TokenUsage(
-        input_tokens=usage.input_tokens or 0,
-        output_tokens=usage.output_tokens or 0,
-        cache_read_tokens=usage.cache_read_tokens or 0,
-        cache_write_tokens=usage.cache_write_tokens or 0,
-    )
     models = (request.model, response.model) if request.priced_by_request_model else (response.model, request.model)
-    cost = pricing.cost_usd(request.provider, models, tokens)
+    cost = pricing.tokens_cost_usd(
+        request.provider,
+        models,
+        usage.input_tokens or 0,
+        usage.output_tokens or 0,
+        usage.cache_read_tokens or 0,
+        usage.cache_write_tokens or 0,
+    )
     if cost is None:
         return {sc.COST_STATUS: sc.COST_UNPRICED}
     return {sc.COST_USD: cost, sc.COST_STATUS: sc.COST_ESTIMATED if usage.estimated else sc.COST_PRICED}

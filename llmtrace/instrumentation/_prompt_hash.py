@@ -107,6 +107,21 @@ def _canonical(value: Any, mask: Mask | None) -> Any:
     return value
 
 
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_c_encode_str: Any = getattr(json.encoder, "c_encode_basestring", None)
+# ``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)`` with its
+# C encoder built once: ``dumps`` builds an encoder per call, ~5 of the ~7 µs it takes for one message.
+# No cycle markers: ``_canonical`` built the tree; a cycle ends in a RecursionError the guard catches.
+_SORTED: Any = (
+    _c_make_encoder(None, str, _c_encode_str, None, ":", ",", True, False, True)
+    if _c_make_encoder is not None and _c_encode_str is not None
+    else None
+)
+
+
 def _digest(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    if _SORTED is None or value.__class__ is str:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    else:
+        text = "".join(_SORTED(value, 0))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_CHARS]

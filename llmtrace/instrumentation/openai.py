@@ -80,8 +80,13 @@ def new_request(instance: Any, operation: str, kwargs: dict[str, Any], api_type:
     return request
 
 
+_SAMPLING_KEYS = frozenset(("temperature", "top_p", "frequency_penalty", "presence_penalty", "stop", "n"))
+
+
 def put_sampling(attrs: dict[str, AttributeValue], kwargs: dict[str, Any], seed_key: str = "seed") -> None:
     """The OpenAI-shaped sampling parameters (also Mistral's, whose seed is ``random_seed``)."""
+    if seed_key not in kwargs and _SAMPLING_KEYS.isdisjoint(kwargs):
+        return  # the usual call sets none: one set test instead of eight lookups
     put(attrs, sc.REQUEST_TEMPERATURE, kwargs.get("temperature"), float)
     put(attrs, sc.REQUEST_TOP_P, kwargs.get("top_p"), float)
     put(attrs, sc.REQUEST_FREQUENCY_PENALTY, kwargs.get("frequency_penalty"), float)
@@ -354,6 +359,29 @@ class TextChatStream(ChatStream):
     """
 
     __slots__ = ()
+
+    def result(self, request: Request) -> Response:
+        indexes = self.text.keys() | self.reasons.keys()
+        if self.refusals or self.calls or (indexes and indexes != {0}):
+            return super().result(request)
+        # One choice of text (the usual stream): what the general result builds, without its index sets.
+        pieces = self.text.get(0)
+        if pieces is None and not self.reasons:
+            outputs: list[Message] = []
+            reasons: list[str] = []
+        else:
+            reason = self.reasons.get(0, "")
+            parts: list[Part] = [text_part("".join(pieces))] if pieces is not None else []
+            outputs, reasons = [{"role": "assistant", "parts": parts, "finish_reason": reason}], [reason]
+        usage = chat_usage(self.usage) if self.usage is not None else self._estimate(request)
+        return Response(
+            id=self.id,
+            model=self.model,
+            finish_reasons=reasons,
+            usage=usage,
+            output_messages=outputs,
+            attributes=self.extras,
+        )
 
     def tail(self) -> Callable[[Any], object]:
         if not self.id or list(self.text) != [0]:
