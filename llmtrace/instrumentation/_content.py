@@ -13,6 +13,7 @@ import traceback
 from typing import Any
 
 from llmtrace.config import Redactor
+from llmtrace.instrumentation._json import c_encoder
 
 log = logging.getLogger("llmtrace")
 _redact_reported: set[str] = set()
@@ -47,16 +48,7 @@ def _default(obj: Any) -> Any:
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=_default, separators=(",", ":"))
-_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-_c_encode_str: Any = getattr(json.encoder, "c_encode_basestring", None)
-# The C encoder, built once (``JSONEncoder.encode`` rebuilds it on every call, most of the cost for
-# small messages). No cycle markers: the values are trees llmtrace built; a cycle would end in a
-# RecursionError that the guard catches.
-_C_ENCODER: Any = (
-    _c_make_encoder(None, _default, _c_encode_str, None, ":", ",", False, False, True)
-    if _c_make_encoder is not None and _c_encode_str is not None
-    else None
-)
+_C_ENCODER: Any = c_encoder(_default, sort_keys=False)
 
 
 def _dumps(value: Any) -> str:

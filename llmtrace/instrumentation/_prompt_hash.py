@@ -24,6 +24,7 @@ from typing import Any
 
 from llmtrace import semconv as sc
 from llmtrace.instrumentation._guard import internal_error
+from llmtrace.instrumentation._json import c_encoder
 from llmtrace.instrumentation._model import Request
 
 __all__ = ["HASH_CHARS", "current_variables", "prompt_hashes", "prompt_variables"]
@@ -107,16 +108,9 @@ def _canonical(value: Any, mask: Mask | None) -> Any:
     return value
 
 
-_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
-_c_encode_str: Any = getattr(json.encoder, "c_encode_basestring", None)
 # ``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)`` with its
 # C encoder built once: ``dumps`` builds an encoder per call, ~5 of the ~7 µs it takes for one message.
-# No cycle markers: ``_canonical`` built the tree; a cycle ends in a RecursionError the guard catches.
-_SORTED: Any = (
-    _c_make_encoder(None, str, _c_encode_str, None, ":", ",", True, False, True)
-    if _c_make_encoder is not None and _c_encode_str is not None
-    else None
-)
+_SORTED: Any = c_encoder(str, sort_keys=True)
 
 
 def _digest(value: Any) -> str:
