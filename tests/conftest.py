@@ -19,6 +19,25 @@ from llmtrace.demo.fake_llm import FakeLLM
 
 pytest_plugins = ["tests.conftest_store", "tests.chdb_spans"]  # chDB store fixtures, instrument_into
 
+# The suite runs on 2 xdist workers, one module at a time each (pyproject: -n 2 --dist loadfile
+# --no-loadscope-reorder). These modules spend the most time in child processes (canary players, `llmtrace up
+# --demo`, Chromium, servers restarted): started first, they overlap each other and the short modules
+# fill the end, instead of one worker running them alone at the end. Order only: every module stays isolated.
+SLOW_FIRST = (
+    "test_compare_canary_sdk.py",
+    "test_dashboard_browser.py",
+    "test_repricing.py",
+    "test_startup.py",
+    "test_readme.py",
+    "test_up.py",
+)  # Not test_server_faults.py: its 80 ms KILL cadence starved under the canary's 6 players (failed once at load ~20).
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Move the :data:`SLOW_FIRST` modules to the front, in that order; the rest keep their order."""
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))
+
 
 @pytest.fixture(scope="session")
 def fake_llm() -> Iterator[FakeLLM]:

@@ -105,6 +105,7 @@ def test_environment_and_release_land_on_spans(fake_llm: Any) -> None:
     assert span.attributes[sc.RELEASE] == "v2.1.0"
 
 
+@pytest.mark.usefixtures("engine_overrides")  # set_price is process-wide: undone after (tests/conftest.py)
 def test_set_price_overrides_genai_prices(fake_llm: Any, spans: SpanRecorder) -> None:
     llmtrace.set_price("openai", "house-model", input_per_mtok=1.0, output_per_mtok=2.0)
     client = openai.OpenAI(base_url=fake_llm.openai_base_url, api_key="t", max_retries=0)

@@ -268,6 +268,7 @@ def test_migrate_command_creates_a_missing_database(chdb_path: Path, capsys: pyt
         client.close()
 
 
+@pytest.mark.usefixtures("engine_overrides")  # the command installs its prices in this process (tests/conftest.py)
 def test_migrate_command_loads_a_prices_file(store_url: str, store: ChdbClient, tmp_path: Path) -> None:
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps([{"model": "house-model", "input_mtok": 1.5, "output_mtok": 3}]))
