@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from llmtrace.server.engine import Handle
 
-__all__ = ["COVERED", "Coverage", "Covered", "view_texts"]
+__all__ = ["COVERED", "Coverage", "Covered", "view_columns", "view_texts"]
 
 _SOURCE = re.compile(r" FROM (\S+)")
 _SIMPLE = re.compile(r"^SimpleAggregateFunction\(\w+, (.*)\)$")
@@ -98,7 +98,7 @@ class Coverage:
         self.enabled = found is not None and found.group(1).rsplit(".", 1)[-1] == source
         if found is None or not self.enabled:
             return
-        types = dict(_columns(conn, spec.target, spec.view))
+        types = dict(view_columns(conn, spec.target, spec.view))
         self.enabled = set(spec.keys + spec.mins + spec.maxs) <= set(types)
         if not self.enabled:
             return
@@ -154,7 +154,7 @@ class Coverage:
         return view_texts(conn, [c.view for c in COVERED])
 
 
-def _columns(conn: Handle, target: str, view: str) -> list[tuple[str, str]]:
+def view_columns(conn: Handle, target: str, view: str) -> list[tuple[str, str]]:
     """(name, type) of the target's columns the view writes, in the target's order."""
     found = conn.query(
         "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = {t:String}"

@@ -35,7 +35,7 @@ import time
 from collections.abc import Sequence
 
 from llmtrace.server.chunks import SpanKeys, lines_of, span_keys
-from llmtrace.server.coverage import COVERED, SAMPLE, Coverage, view_texts
+from llmtrace.server.coverage import COVERED, SAMPLE, Coverage, view_columns, view_texts
 from llmtrace.server.decode import INSERT_FORMAT
 from llmtrace.server.engine import Engine, Handle
 
@@ -96,14 +96,7 @@ class _Derived:
         self.view, self.target, self.view_text = view, target, view_text
         # The columns the view writes (the target may have more, filled by their defaults or by
         # later mutations, e.g. re-pricing's PriceVersion): the repair writes the same ones.
-        columns = conn.query(
-            "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String}"
-            " AND name IN (SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {v:String})"
-            " ORDER BY position",
-            "JSONCompactEachRow",
-            params={"t": target, "v": view},
-        ).bytes()
-        written = [json.loads(line)[0] for line in columns.splitlines() if line]
+        written = [name for name, _ in view_columns(conn, target, view)]
         self.enabled = bool(view_text.strip()) and {"SpanId", "Timestamp"} <= set(written)
         if not self.enabled:
             return
