@@ -24,6 +24,7 @@ import pandas as pd
 
 from llmtrace.analytics import frame
 from llmtrace.analytics.anomalies_episodes import Episode, merge, resolve
+from llmtrace.analytics.anomalies_newcomers import fold, with_newcomers_failing, without_newcomers
 from llmtrace.analytics.anomalies_profile import group_sums, usual_calls
 from llmtrace.analytics.anomalies_scan import BASELINE, Scan, leaf_volume, scan_levels
 from llmtrace.analytics.anomalies_sql import COUNTS, counts_sql, rollup_answers, rollup_counts_sql, volume_sql
@@ -256,8 +257,15 @@ def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Pre
     data: dict[str, _LevelData] = {}
     scanned = [(level, groups, member) for level, (groups, member) in zip(levels, members, strict=True)]
     scanned = [(level, groups, member) for level, groups, member in scanned if groups or not level.split]
-    counts = [_summed_counts(member, arrays) for _, _, member in scanned]
+    # rates: each group also without the series that joined it lately (judged so until they have baselines)
+    joined = [without_newcomers(member, leaf_first, p.judge_first, p.step) for _, _, member in scanned]
+    counts = [
+        with_newcomers_failing(_summed_counts(np.concatenate([member, extra]), arrays), new) if new else
+        _summed_counts(member, arrays)
+        for (_, _, member), (extra, new) in zip(scanned, joined, strict=True)
+    ]  # fmt: skip
     scans = scan_levels(counts, judged, p.step, metrics, volume, [member for _, _, member in scanned])
+    scans = [fold(s, new, len(groups)) for s, (_, groups, _), (_, new) in zip(scans, scanned, joined, strict=True)]
     for (level, groups, member), s in zip(scanned, scans, strict=True):
         first = np.array([leaf_first[member[g] > 0].min() for g in range(len(groups))], dtype=int)
         leaves_of = [frozenset(np.flatnonzero(member[g]).tolist()) for g in range(len(groups))]
