@@ -58,6 +58,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per window (default 3)")
     parser.add_argument("--out", help="write the anomalies here (JSON)")
     parser.add_argument("--compare", help="another version's --out file: are the anomalies identical?")
+    parser.add_argument(
+        "--days", type=int, nargs="+", default=[1, 7], help="window lengths in days (default 1 7; 24h and 7d)"
+    )
     args = parser.parse_args()
     sys.path.insert(0, args.code)
     from llmtrace.analytics import anomalies
@@ -68,7 +71,7 @@ def main() -> int:
     client = connect(args.url, send_receive_timeout=3600)
     found: dict[str, list[list[Any]]] = {}
     print(f"code {args.code}, windows end {end:%Y-%m-%d %H:%M} UTC")
-    for name, days in (("24h", 1), ("7d", 7)):
+    for name, days in ((f"{d}d" if d != 1 else "24h", d) for d in args.days):
         for run in range(args.runs):
             server, own, wall = server_cpu(args.server_pid), time.process_time(), time.perf_counter()
             report = anomalies.detect(client, Filter.last(timedelta(days=days), now=end))

@@ -436,6 +436,21 @@ def test_the_detector_reads_the_storms_from_the_rollup_where_it_answers(storm_la
         storm_lab.command(f"DROP TABLE {saved}")
 
 
+def test_storm_candidates_are_counted_per_series(storm_lab: Any) -> None:
+    """A session's failures spread over two models make a candidate by service, not by service and
+    model (its 2 + 1 failures): the rollup's storm query merges only the rows of its series' candidates."""
+    lab = _lab_params(services=("storm-lab",))
+    two_models = storm_lab.query("SELECT cityHash64('s', 'two-models')").result_rows[0][0]
+
+    def candidates(by: tuple[str, ...]) -> set[int]:
+        rows = frame(storm_lab, calls_sql.storm_candidates_sql(by, lab["dims"]), lab["params"])
+        return {int(k) for k in rows["StormKey"]}
+
+    by_service, by_model = candidates(("service",)), candidates(("service", "model"))
+    assert two_models in by_service and two_models not in by_model
+    assert by_model == by_service - {two_models} and len(by_model) >= 5
+
+
 def test_the_hand_made_storms_are_the_storms(storm_lab: Any) -> None:
     """Four storms in sessions and one in a trace without session (by service and model: the
     session split over two models is not one), the biggest storms' traces first."""

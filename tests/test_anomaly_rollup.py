@@ -202,6 +202,38 @@ def test_the_outliers_history_from_the_rollup_has_the_exact_quartiles_within_a_f
     assert (rolled.loc[exact.index, "n_expensive_call"].to_numpy() == exact["n_expensive_call"].to_numpy()).all()
 
 
+@pytest.mark.parametrize(("by", "services"), [((), ()), (("service",), ()), (("service", "model"), ()),
+                                              (("model",), ("chat-ui",))])  # fmt: skip
+def test_the_outliers_prefilter_keeps_every_outlier_and_drops_most_calls(
+    store: Any, by: tuple[str, ...], services: tuple[str, ...]
+) -> None:
+    """The calls under their columns' lowest bars are dropped before they are hashed (most of the
+    window's), and the outliers are those the join on the history finds: the same rows, scores and traces."""
+    from llmtrace.analytics.anomalies_calls import _outlier_history, _rollup_history, outliers_sql
+
+    plan = anomalies.plan(replace(LAST_3_DAYS, services=services))
+    dims, dim_params = anomalies._dims(plan)
+    p = {**dim_params, **plan.params()}
+    order = ["kind", "score", "trace_id"]  # the query orders by kind and score; ties in any order
+
+    def outliers(prefilter: bool) -> pd.DataFrame:
+        found = frame(store, outliers_sql(by, dims, 1000, rollup=True, prefilter=prefilter), p)
+        assert found.groupby("kind").size().max() < 1000  # every outlier, none cut by the limit
+        return found.sort_values(order, ascending=[True, False, True]).reset_index(drop=True)
+
+    every = outliers(prefilter=False)
+    assert len(every) > 0
+    pd.testing.assert_frame_equal(outliers(prefilter=True), every)
+    keys = ", ".join([*(f"g_{b}" for b in by), "RequestModel"])
+    with_clause, below, _ = _outlier_history(by, _rollup_history(by, dims, keys))
+    window = "Timestamp >= {judge_start:DateTime64(6, 'UTC')} AND Timestamp < {judge_end:DateTime64(6, 'UTC')}"
+    calls, passing = store.query(
+        f"{with_clause} SELECT count(), countIf({below}) FROM llm_calls WHERE {window}{dims} AND IsError = 0",
+        parameters=p,
+    ).result_rows[0]
+    assert len(every) <= passing < calls / 10
+
+
 def test_the_injected_slow_call_is_found_against_the_rollups_history(store: Any) -> None:
     report = anomalies.detect(store, LAST_3_DAYS)
     slow = [a for a in report.anomalies if a.kind == "slow_call"]
