@@ -276,3 +276,19 @@ def test_the_storm_rollup_holds_what_its_view_selects_and_is_backfilled_once(fre
     before = fresh.query("SELECT count() FROM llm_storm_5m").result_rows
     fresh.command(insert)  # run again (a re-applied migration): skipped, the table has rows
     assert fresh.query("SELECT count() FROM llm_storm_5m").result_rows == before
+
+
+def test_the_outliers_of_a_window_without_history_are_none_with_or_without_the_prefilter(store: Any) -> None:
+    """The store's first day judged: no series has a history to be slow against, so neither query
+    finds an outlier (the prefilter's scalar history is empty, not an error)."""
+    from llmtrace.analytics.anomalies_calls import outliers_sql
+
+    first = store.query("SELECT min(Timestamp) FROM llm_calls").result_rows[0][0].replace(tzinfo=timezone.utc)
+    start = first.replace(minute=0, second=0, microsecond=0)
+    plan = anomalies.plan(replace(LAST_3_DAYS, start=start, end=start + (LAST_3_DAYS.end - LAST_3_DAYS.start) / 3))
+    dims, dim_params = anomalies._dims(plan)
+    p = {**dim_params, **plan.params()}
+    judged = "Timestamp >= {judge_start:DateTime64(6, 'UTC')} AND Timestamp < {judge_end:DateTime64(6, 'UTC')}"
+    assert store.query(f"SELECT count() FROM llm_calls WHERE {judged}", parameters=p).result_rows[0][0] > 0
+    for prefilter in (True, False):
+        assert frame(store, outliers_sql(("service",), dims, 1000, rollup=True, prefilter=prefilter), p).empty
