@@ -24,7 +24,7 @@ import pandas as pd
 
 from llmtrace.analytics import frame
 from llmtrace.analytics.anomalies_episodes import Episode, merge, resolve
-from llmtrace.analytics.anomalies_newcomers import fold, with_newcomers_failing, without_newcomers
+from llmtrace.analytics.anomalies_members import ALWAYS_COUNTED, Unsettled, fold, settled_rows
 from llmtrace.analytics.anomalies_profile import group_sums, usual_calls
 from llmtrace.analytics.anomalies_scan import BASELINE, Scan, leaf_volume, scan_levels
 from llmtrace.analytics.anomalies_sql import COUNTS, counts_sql, rollup_answers, rollup_counts_sql, volume_sql
@@ -190,6 +190,20 @@ def _summed_counts(member: np.ndarray, arrays: dict[str, np.ndarray]) -> dict[st
     return dict(zip(names, np.split(summed, len(names), axis=1), strict=True))
 
 
+def _level_counts(
+    member: np.ndarray, arrays: dict[str, np.ndarray], rows: np.ndarray, unsettled: list[Unsettled]
+) -> dict[str, np.ndarray]:
+    """A level's counts per group, then per settled row (:func:`settled_rows`), whose error
+    rate's counts are their whole group's."""
+    if not unsettled:
+        return _summed_counts(member, arrays)
+    counts = _summed_counts(np.concatenate([member, rows]), arrays)
+    for c in ALWAYS_COUNTED:
+        if c in counts:
+            counts[c][member.shape[0] :] = counts[c][[u.group for u in unsettled]]
+    return counts
+
+
 def _splitting(
     groups: list[tuple[str, ...]], level: Level, of_leaf: list[tuple[str, ...]], calls: np.ndarray
 ) -> list[tuple[str, ...]]:
@@ -257,15 +271,12 @@ def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Pre
     data: dict[str, _LevelData] = {}
     scanned = [(level, groups, member) for level, (groups, member) in zip(levels, members, strict=True)]
     scanned = [(level, groups, member) for level, groups, member in scanned if groups or not level.split]
-    # rates: each group also without the series that joined it lately (judged so until they have baselines)
-    joined = [without_newcomers(member, leaf_first, p.judge_first, p.step) for _, _, member in scanned]
-    counts = [
-        with_newcomers_failing(_summed_counts(np.concatenate([member, extra]), arrays), new) if new else
-        _summed_counts(member, arrays)
-        for (_, _, member), (extra, new) in zip(scanned, joined, strict=True)
-    ]  # fmt: skip
+    # rates: each group also without the series that joined or left it lately (judged so meanwhile)
+    leaf_last = np.where(has_calls.any(axis=1), buckets - 1 - has_calls[:, ::-1].argmax(axis=1), -1)
+    settled = [settled_rows(m, leaf_first, leaf_last, buckets, p.judge_first, p.step) for _, _, m in scanned]
+    counts = [_level_counts(member, arrays, *rows) for (_, _, member), rows in zip(scanned, settled, strict=True)]
     scans = scan_levels(counts, judged, p.step, metrics, volume, [member for _, _, member in scanned])
-    scans = [fold(s, new, len(groups)) for s, (_, groups, _), (_, new) in zip(scans, scanned, joined, strict=True)]
+    scans = [fold(s, rows[1], len(g)) for s, (_, g, _), rows in zip(scans, scanned, settled, strict=True)]
     for (level, groups, member), s in zip(scanned, scans, strict=True):
         first = np.array([leaf_first[member[g] > 0].min() for g in range(len(groups))], dtype=int)
         leaves_of = [frozenset(np.flatnonzero(member[g]).tolist()) for g in range(len(groups))]
