@@ -11,7 +11,6 @@ check here.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Callable
@@ -20,8 +19,10 @@ from typing import Any
 
 import pytest
 
+from llmtrace.analytics import anomalies
+from llmtrace.analytics.filters import Filter
 from llmtrace.demo import canary, live_shape, scenarios
-from llmtrace.demo.canary_live import UP_CALLS, live_rate
+from llmtrace.demo.canary_live import live_rate, up_scenario
 from llmtrace.demo.live import live_rate as demo_live_rate
 from llmtrace.store.chdb_client import ChdbClient
 
@@ -150,13 +151,31 @@ def test_each_service_and_model_has_the_history_s_shapes(history: ChdbClient) ->
     assert checked == len(live) == 9  # every service x model the live generator sends after the story
 
 
-def test_the_canary_s_live_arms_continue_its_day_at_its_pace(module_databases: Callable[[], ChdbClient]) -> None:
+@pytest.fixture(scope="module")
+def with_canary(module_databases: Callable[[], ChdbClient]) -> ChdbClient:
+    """The week and the canary's day as `up --demo` loads them, both ending at END."""
     client = module_databases()
-    scenario = dataclasses.replace(canary.DEMO, end=END, calls=UP_CALLS)
-    canary.insert(client, scenario)
-    sql = """SELECT Release, count() / 6 / 3600 FROM llm_calls
-             WHERE Timestamp >= {since:DateTime64(9)} GROUP BY Release ORDER BY Release"""
-    per_second = client.query(sql, parameters={"since": END - timedelta(hours=6)}).result_rows
+    sql, params = scenarios.history_sql(CALLS, 7, int(END.timestamp() * 1e9))
+    client.command(sql, parameters=params)
+    canary.insert(client, up_scenario(END))
+    return client
+
+
+def test_the_canary_s_live_arms_continue_its_day_at_its_pace(with_canary: ChdbClient) -> None:
+    client, scenario = with_canary, up_scenario(END)
+    sql = """SELECT Release, count() / 6 / 3600 FROM llm_calls WHERE ServiceName = {service:String}
+             AND Timestamp >= {since:DateTime64(9)} GROUP BY Release ORDER BY Release"""
+    params = {"since": END - timedelta(hours=6), "service": scenario.service}
+    per_second = client.query(sql, parameters=params).result_rows
     assert [release for release, _ in per_second] == [arm.release for arm in scenario.arms]
     for release, rate in per_second:  # ~1,500 calls per release in 6 hours: 10% is 4 standard errors
         assert live_rate(scenario) == pytest.approx(rate, rel=0.1), release
+
+
+def test_the_canary_s_day_starts_no_episode_beside_the_week(with_canary: ChdbClient) -> None:
+    """Its day once had 3% of replies cut at max tokens (its live arms: none, the week: none): a critical
+    `truncation_rate up` for the whole openai provider from the canary's first call on."""
+    report = anomalies.detect(with_canary, Filter.last(timedelta(days=7), now=END), now=END)
+    canary_start = END - timedelta(hours=up_scenario(END).hours)
+    found = [(a.series, a.metric, a.direction) for a in report.episodes() if a.end > canary_start]
+    assert found == []

@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from llmtrace.demo.canary import Arm, Canary
 
 __all__ = ["UP_CALLS", "CanaryCall", "call_of", "compare_link", "live_rate", "load_for_up", "play", "play_arms",
-           "start_arms"]  # fmt: skip
+           "start_arms", "up_scenario"]  # fmt: skip
 
 # Drawn as the canary's bulk history draws its calls (canary.py's _DRAW), so live calls continue
 # that history instead of looking like an incident at "now" (live calls once had a fifth of its
@@ -259,6 +260,16 @@ def live_rate(canary: Canary) -> float:
     return canary.calls / len(canary.arms) / (canary.hours * 3600)
 
 
+def up_scenario(end: datetime) -> Canary:
+    """The canary ``llmtrace up --demo`` loads: :data:`~llmtrace.demo.canary.DEMO`'s last day up to
+    ``end``, :data:`UP_CALLS` calls. Its live arms never cut a reply, so neither does its day: 3%
+    "length" there (none in the week's history) was a critical `truncation_rate up` for the whole
+    openai provider from the canary's first call."""
+    from llmtrace.demo import canary
+
+    return dataclasses.replace(canary.DEMO, end=end, calls=UP_CALLS, truncated=0.0)
+
+
 def compare_link(dashboard_url: str, canary: Canary, candidate: int = 1) -> str:
     """The Compare page opened on the canary: its baseline against one of its candidates, within its service."""
     base, other = canary.arms[0].release, canary.arms[candidate].release
@@ -271,13 +282,13 @@ def load_for_up(query_url: str, otlp_url: str, dashboard_url: str, env: dict[str
     then each release live through the openai SDK (one process each, at the day's pace: :func:`live_rate`), stopped
     with this process. Says where to compare them; on a store error says so and returns False."""
     import atexit
-    from datetime import datetime, timezone
+    from datetime import timezone
 
     from llmtrace.demo import canary
     from llmtrace.demo.live import _stop
     from llmtrace.store.client import connect
 
-    scenario = dataclasses.replace(canary.DEMO, end=datetime.now(timezone.utc), calls=UP_CALLS)
+    scenario = up_scenario(datetime.now(timezone.utc))
     try:
         client = connect(query_url)
         try:
