@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from llmtrace.demo import scenarios
+from llmtrace.demo import live_shape, scenarios
 from llmtrace.demo.command import SCOPE, demo_requests
-from llmtrace.demo.live import MIN_RATE, WEEK_S, live_rate, load_history, run_live
+from llmtrace.demo.live import WEEK_S, live_rate, load_history, run_live
 from llmtrace.store.client import connect
 from tests.server_process import ServerProcess
 
@@ -94,18 +94,21 @@ def test_live_requests_are_real_sdk_traces_timed_when_they_were_sent(
 def test_live_traffic_comes_after_the_story_with_its_lasting_changes(
     server: ServerProcess, loaded: dict[str, Any]
 ) -> None:
-    request = scenarios.live_request(loaded["after_ns"], "live:test")
-    assert request.release == scenarios.RELEASES[-1]
-    assert all(call.model != scenarios.SWITCH_FROM for call in request.calls)
+    for i in range(200):
+        request = live_shape.request_at(loaded["after_ns"], f"live:test:{i}")
+        assert request.release == scenarios.RELEASES[-1]
+        assert all(call.model != scenarios.SWITCH_FROM for call in request.calls)
+        assert request.prompt_version == ("4" if request.service == "summarizer" else "2")
 
 
 def test_demo_requests_counts_bulk_and_played_traces(server: ServerProcess, loaded: dict[str, Any]) -> None:
     assert demo_requests(server.http_url) == HISTORY_CALLS // 2 + LIVE_REQUESTS
 
 
-def test_the_live_rate_follows_the_history_with_a_floor() -> None:
-    assert live_rate(10) == MIN_RATE
-    assert live_rate(WEEK_S * 3) == pytest.approx(3.0)
+def test_the_live_rate_is_the_history_s_pace_without_a_floor() -> None:
+    # two calls a request; the floor of 0.2 requests/s it once had was 4-5x a 30,000-call week
+    assert live_rate(10) == pytest.approx(5 / WEEK_S)
+    assert live_rate(WEEK_S * 6) == pytest.approx(3.0)
 
 
 def test_live_mode_refuses_a_rate_that_is_not_positive() -> None:

@@ -58,6 +58,7 @@ class Canary:
     service: str = "checkout-assistant"
     model: str = "gpt-4o-mini"
     score_share: float = 0.6  # share of calls an evaluator scored
+    truncated: float = 0.03  # share of calls cut at max tokens (finish reason "length")
 
     @property
     def start(self) -> datetime:
@@ -105,7 +106,7 @@ _DRAW = """
     (t - {start_s:Float64}) / {span_s:Float64} >= {from_share:Array(Float64)}[ai] AS changed,
     u(number, 2) < 0.02 AS failed,
     u(number, 3) < 0.5 AS stream,
-    multiIf(failed, '', u(number, 4) < 0.03, 'length', 'stop') AS finish,
+    multiIf(failed, '', u(number, 4) < {truncated:Float64}, 'length', 'stop') AS finish,
     if(failed, 0, toUInt64(round(500 * exp(0.3 * z(number, 5))))) AS input_tokens,
     if(failed, 0, toUInt64(round(if(finish = 'length', 16, 150 * exp(0.35 * z(number, 6)))))) AS output_tokens,
     300 * exp(0.25 * z(number, 7)) AS ttft_ms,
@@ -170,6 +171,7 @@ def insert(client: Any, canary: Canary) -> int:
         "service": canary.service,
         "model": canary.model,
         "score_share": canary.score_share,
+        "truncated": canary.truncated,
     }
     client.command(_CALLS_SQL, parameters={**params, "keys": _CALL_KEYS})
     client.command(_SCORES_SQL, parameters={**params, "keys": _SCORE_KEYS})

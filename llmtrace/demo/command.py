@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import threading
 import time
@@ -64,7 +65,12 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same story")
     parser.add_argument("--dashboard-url", help="where the dashboard runs (printed at the end)")
     parser.add_argument("--live", action="store_true", help="send requests as they happen, until stopped")
-    parser.add_argument("--rate", type=float, default=1.0, help="--live requests per second (default 1)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=1.0,
+        help="--live requests per second, the day's mean: busier mid-afternoon UTC as the history (default 1)",
+    )
 
 
 # ------------------------------------------------------------------ re-timing spans
@@ -185,6 +191,27 @@ def _moved(span: Any, placement: _Placement | None) -> Any:
 
 
 # ------------------------------------------------------------------ playing requests
+CONTEXT_WORDS = ("order", "refund", "invoice", "delivery", "account", "customer", "ticket", "plan", "report",
+                 "quarter", "revenue", "policy", "warehouse", "payment", "address", "status")  # fmt: skip
+
+
+def _padded(request: Request, index: int, system: str, tokens: int) -> str:
+    """The request's question with context (retrieved notes) so that the call's prompt is about
+    ``tokens`` input tokens as the fake LLM counts them (4 characters a token, with the system
+    prompt; a few tokens of per-message overhead on top). The words are drawn per call, so no two
+    long prompts share a prefix the fake's prompt cache would discount."""
+    from llmtrace.demo.fake_llm_common import count_tokens
+
+    chars = 4 * (tokens - count_tokens(system) - count_tokens(request.topic) - 8)
+    if chars <= 0:
+        return request.topic
+    rng = random.Random(f"context:{request.start_ns}:{index}")
+    words: list[str] = []
+    while sum(len(w) + 1 for w in words) < chars:
+        words.append(rng.choice(CONTEXT_WORDS))
+    return f"{request.topic}\n\nContext: {' '.join(words)}"[: len(request.topic) + chars]
+
+
 # Which _Player method sends a model's calls, by the model's provider (scenarios.MODELS); others speak OpenAI.
 SENDERS = {"anthropic": "_anthropic", "aws.bedrock": "_bedrock", "gcp.gemini": "_gemini", "gcp.vertex_ai": "_gemini"}
 
@@ -238,11 +265,12 @@ class _Player:
         system = SYSTEM_PROMPTS[(request.prompt_name, request.prompt_version)]
         question = request.topic + (f"\n\n{DOCUMENT}" if request.service == "summarizer" else "")
         tool_result: str | None = None
-        for call in request.calls:
+        for i, call in enumerate(request.calls):
             timeline.call = call
+            asked = question if call.prompt_tokens is None else _padded(request, i, system, call.prompt_tokens)
             try:
                 send = getattr(self, SENDERS.get(scenarios.MODELS[call.model].provider, "_openai"))
-                tool_result = send(call, system, question, tool_result)
+                tool_result = send(call, system, asked, tool_result)
             except self.errors:
                 pass  # recorded on the span by llmtrace; the plan retries or gives up
         timeline.call = None

@@ -109,7 +109,7 @@ def _lower_types(schema: Any) -> Any:
     return [_lower_types(v) for v in schema] if isinstance(schema, list) else schema
 
 
-def _thinks(model: str, config: dict[str, Any]) -> bool:
+def thinks(model: str, config: dict[str, Any]) -> bool:
     """2.5 and later models think unless the budget is 0."""
     budget = (config.get("thinkingConfig") or {}).get("thinkingBudget")
     return budget != 0 and ("2.5" in model or model.startswith("gemini-3"))
@@ -131,7 +131,7 @@ def _plan(body: dict[str, Any], model: str, ctx: Context) -> tuple[list[dict[str
         words, reason = words[:limit], "MAX_TOKENS"
     parts = [{"text": piece} for piece in words]
     thinking = config.get("thinkingConfig") or {}
-    if _thinks(model, config) and (thinking.get("includeThoughts") or thinking.get("include_thoughts")):
+    if thinks(model, config) and (thinking.get("includeThoughts") or thinking.get("include_thoughts")):
         parts.insert(0, {"text": "**Thinking** about the question first.", "thought": True})  # type: ignore[dict-item]
     return parts, reason, len(words)
 
@@ -145,7 +145,7 @@ def _usage(body: dict[str, Any], model: str, output: int) -> dict[str, Any]:
     if body.get("cachedContent"):  # an explicit cache: its tokens count as prompt tokens, read from cache
         usage["promptTokenCount"] = prompt_tokens + CACHED_CONTENT_TOKENS
         usage["cachedContentTokenCount"] = CACHED_CONTENT_TOKENS
-    thoughts = THOUGHT_TOKENS if _thinks(model, body.get("generationConfig") or {}) else 0
+    thoughts = THOUGHT_TOKENS if thinks(model, body.get("generationConfig") or {}) else 0
     if thoughts:
         usage["thoughtsTokenCount"] = thoughts
     usage["totalTokenCount"] = usage["promptTokenCount"] + output + thoughts

@@ -5,7 +5,9 @@ through the store's ClickHouse HTTP interface: the materialized views and rollup
 work and the dashboard has a populated week a second or two later. Then ``llmtrace demo --live``
 runs in the background and keeps sending requests at the time they happen, through the real
 openai, anthropic, boto3 and google-genai SDKs instrumented by llmtrace (the same player as
-``llmtrace demo``), with a progress line, until ``llmtrace up`` stops.
+``llmtrace demo``), with a progress line, until ``llmtrace up`` stops. Its requests continue the
+week: drawn and paced as the history is for that hour (:mod:`llmtrace.demo.live_shape`), so the
+Anomalies page sees normal traffic, not an incident, where the week ends.
 """
 
 from __future__ import annotations
@@ -17,12 +19,11 @@ import sys
 import time
 from typing import Any, TextIO
 
-from llmtrace.demo import scenarios
+from llmtrace.demo import live_shape, scenarios
 
 __all__ = ["live_rate", "load_history", "run_live", "start_live"]
 
-WEEK_S = 7 * 86400
-MIN_RATE = 0.2  # requests per second of live traffic at least, so a fresh dashboard visibly moves
+WEEK_S = live_shape.WEEK_S
 REPORT_EVERY_S = 60.0  # progress line interval when not on a terminal
 
 
@@ -42,8 +43,9 @@ def load_history(query_url: str, calls: int, end_ns: int | None = None, seed: in
 
 
 def live_rate(calls: int) -> float:
-    """Requests per second of live traffic: the history's average pace, at least :data:`MIN_RATE`."""
-    return max(MIN_RATE, calls / WEEK_S)
+    """Requests per second of live traffic after a week of ``calls``: the week's daily mean (two
+    calls a request). No floor: faster than the week is a ``calls up`` anomaly on every series."""
+    return live_shape.mean_rate(calls)
 
 
 def start_live(otlp_url: str, rate: float, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -65,22 +67,23 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def run_live(endpoint: str, rate: float, seed: int = 7, requests: int | None = None, out: TextIO = sys.stderr) -> int:
-    """Play requests timed now through the real SDKs, ``rate`` per second, until stopped (or
+    """Play requests timed now through the real SDKs, ``rate`` per second on the day's mean and
+    following the history's daily profile (:func:`live_shape.rate_at`), until stopped (or
     ``requests`` have been sent, or the parent process is gone). Returns the LLM calls made."""
     from llmtrace.demo.command import sdk_pipeline
 
     parent = os.getppid()
     progress = _LiveProgress(out)
-    interval = 1 / rate
     with sdk_pipeline(endpoint) as player:
         next_at = time.monotonic()
         while requests is None or progress.requests < requests:
-            request = scenarios.live_request(time.time_ns(), f"live:{seed}:{progress.requests}")
+            now_ns = time.time_ns()
+            request = live_shape.request_at(now_ns, f"live:{seed}:{progress.requests}")
             player.play(request)
             progress.sent(len(request.calls))
             if os.getppid() != parent:
                 break
-            next_at += interval
+            next_at += 1 / live_shape.rate_at(now_ns, rate)
             pause = next_at - time.monotonic()
             if pause > 0 and (requests is None or progress.requests < requests):
                 time.sleep(pause)  # pacing live traffic, not synchronisation

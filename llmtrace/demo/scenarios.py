@@ -134,6 +134,7 @@ class Call:
     offer_tools: bool = False
     max_tokens: int | None = None
     gap_ms: float = 0.0  # simulated pause before this call (retry backoff, tool execution)
+    prompt_tokens: int | None = None  # input tokens to send (the question padded with context); None: as is
 
 
 @dataclass
@@ -443,9 +444,3 @@ def history_sql(rows: int, days: float, end_ns: int, seed: int = 7, offset: int 
     """The statement and bind values that insert ``rows`` demo-like spans into ``otel_traces``
     (from row ``offset`` of the history on: see :func:`history_params`)."""
     return HISTORY_SQL, history_params(rows, days, end_ns, seed, offset)
-
-
-def live_request(t_ns: int, key: str) -> Request:
-    """One request at ``t_ns`` as live traffic after the week's story: what lasts has happened
-    (model switch, release, prompt v4), the incidents are over. ``key`` seeds its content."""
-    return _request(random.Random(key), t_ns, t_ns, 7)
