@@ -235,6 +235,10 @@ def run_up(args: argparse.Namespace) -> int:
         print(f"llmtrace up: {exc}", file=sys.stderr)
         return 1
     finally:
+        if args.demo:  # the demo's traffic first: its last spans go to the server still running
+            from llmtrace.demo.live import stop_background
+
+            stop_background()
         for child in children:
             _stop(child)
         signal.signal(signal.SIGTERM, previous)

@@ -121,3 +121,27 @@ def test_live_mode_refuses_a_rate_that_is_not_positive() -> None:
 def test_a_history_offset_must_keep_traces_whole() -> None:
     with pytest.raises(ValueError, match="must be even"):
         scenarios.history_sql(10, 7, time.time_ns(), offset=3)
+
+
+def test_stopping_the_background_traffic_waits_for_its_last_spans(tmp_path: Path) -> None:
+    """``llmtrace up`` stops the demo's players before its server: each flushes on SIGTERM, and
+    :func:`stop_background` waits for that, so every call a player says it made is stored."""
+    from llmtrace.demo.live import in_background, stop_background
+
+    server = ServerProcess(tmp_path / "data").wait_ready()
+    try:
+        argv = [sys.executable, "-m", "llmtrace.cli", "demo", "--live", "--rate", "20", "--endpoint", server.otlp_url]
+        player = in_background(subprocess.Popen(argv, stderr=subprocess.PIPE, text=True))
+        count = "SELECT count() FROM llm_calls"
+        deadline = time.monotonic() + 120
+        while rows(server, count)[0][0] < 10 and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling the store for the first flushed calls, not a synchronisation sleep
+        stop_background()
+        assert player.returncode is not None  # stopped and waited for
+        told = player.stderr.read() if player.stderr else ""
+        sent = [line for line in told.splitlines() if line.strip().endswith("; stopped")]
+        assert sent and "could not export" not in told, told
+        made = int(sent[-1].split(" requests, ")[1].split(" LLM calls")[0].replace(",", ""))
+        assert made >= 10 and rows(server, count)[0][0] == made
+    finally:
+        server.stop()

@@ -281,11 +281,10 @@ def load_for_up(query_url: str, otlp_url: str, dashboard_url: str, env: dict[str
     """``llmtrace up --demo``'s canary: the last day of :data:`~llmtrace.demo.canary.DEMO` in bulk,
     then each release live through the openai SDK (one process each, at the day's pace: :func:`live_rate`), stopped
     with this process. Says where to compare them; on a store error says so and returns False."""
-    import atexit
     from datetime import timezone
 
     from llmtrace.demo import canary
-    from llmtrace.demo.live import _stop
+    from llmtrace.demo.live import in_background
     from llmtrace.store.client import connect
 
     scenario = up_scenario(datetime.now(timezone.utc))
@@ -301,7 +300,7 @@ def load_for_up(query_url: str, otlp_url: str, dashboard_url: str, env: dict[str
     releases = [a.release for a in scenario.arms]
     if live:
         for process in start_arms(otlp_url, "demo", releases, None, live_rate(scenario), env):
-            atexit.register(_stop, process)
+            in_background(process)
     print(
         f"Canary: {scenario.service} serves {', '.join(releases)} side by side ({calls:,} calls over the last "
         f"day{'; live through the openai SDK from now on' if live else ''}). Compare them: "

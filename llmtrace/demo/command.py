@@ -483,17 +483,21 @@ def _describe(endpoint: str, calls: int, days: float) -> str:
 
 
 def _run_live(args: argparse.Namespace) -> int:
-    """``llmtrace demo --live``: until Ctrl-C or SIGTERM, which end it quietly after a flush."""
+    """``llmtrace demo --live``: until Ctrl-C or SIGTERM, which end it quietly after the request
+    under way and a flush (``llmtrace up`` counts on it: every call it says it sent is stored)."""
     import signal
+    import threading
 
     from llmtrace.demo.live import run_live
 
     if args.rate <= 0:
         print("llmtrace demo: --rate must be > 0", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     try:
-        run_live(args.endpoint, args.rate, args.seed)
+        run_live(args.endpoint, args.rate, args.seed, stop=stop)
     except KeyboardInterrupt:
         return 0
     except RuntimeError as exc:

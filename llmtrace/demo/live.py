@@ -16,14 +16,16 @@ import atexit
 import os
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
 from llmtrace.demo import live_shape, scenarios
 
-__all__ = ["live_rate", "load_history", "run_live", "start_live"]
+__all__ = ["in_background", "live_rate", "load_history", "run_live", "start_live", "stop_background"]
 
 WEEK_S = live_shape.WEEK_S
+STOP_TIMEOUT_S = 10.0  # a player's flush on SIGTERM
 REPORT_EVERY_S = 60.0  # progress line interval when not on a terminal
 
 
@@ -49,34 +51,58 @@ def live_rate(calls: int) -> float:
 
 
 def start_live(otlp_url: str, rate: float, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """``llmtrace demo --live`` in the background; it stops with this process (atexit) or when
-    this process is gone (it watches its parent)."""
+    """``llmtrace demo --live`` in the background; it stops with :func:`stop_background` (or at
+    exit), or when this process is gone (it watches its parent)."""
     argv = [sys.executable, "-m", "llmtrace.cli", "demo", "--live", "--rate", f"{rate:g}", "--endpoint", otlp_url]
-    process = subprocess.Popen(argv, env=env)
-    atexit.register(_stop, process)
+    return in_background(subprocess.Popen(argv, env=env))
+
+
+_BACKGROUND: list[subprocess.Popen[bytes]] = []
+
+
+def in_background(process: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    """Demo traffic ``process``, stopped by :func:`stop_background` (or at exit)."""
+    if not _BACKGROUND:
+        atexit.register(stop_background)
+    _BACKGROUND.append(process)
     return process
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
+def stop_background() -> None:
+    """Stop the demo's traffic and wait for its last spans: ``llmtrace up`` calls it before it
+    stops the server, which would otherwise refuse the players' final exports."""
+    processes = [p for p in _BACKGROUND if p.poll() is None]
+    _BACKGROUND.clear()
+    for process in processes:
+        process.terminate()  # each flushes its spans on SIGTERM, all at once
+    for process in processes:
         try:
-            process.wait(10)
+            process.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
 
 
-def run_live(endpoint: str, rate: float, seed: int = 7, requests: int | None = None, out: TextIO = sys.stderr) -> int:
+def run_live(
+    endpoint: str,
+    rate: float,
+    seed: int = 7,
+    requests: int | None = None,
+    out: TextIO = sys.stderr,
+    stop: threading.Event | None = None,
+) -> int:
     """Play requests timed now through the real SDKs, ``rate`` per second on the day's mean and
-    following the history's daily profile (:func:`live_shape.rate_at`), until stopped (or
-    ``requests`` have been sent, or the parent process is gone). Returns the LLM calls made."""
+    following the history's daily profile (:func:`live_shape.rate_at`), until ``stop`` is set (or
+    ``requests`` have been sent, or the parent process is gone); a request under way is finished
+    and every span flushed before it returns. Returns the LLM calls made."""
     from llmtrace.demo.command import sdk_pipeline
 
+    stop = stop or threading.Event()
     parent = os.getppid()
     progress = _LiveProgress(out)
     with sdk_pipeline(endpoint) as player:
         next_at = time.monotonic()
-        while requests is None or progress.requests < requests:
+        while not stop.is_set() and (requests is None or progress.requests < requests):
             now_ns = time.time_ns()
             request = live_shape.request_at(now_ns, f"live:{seed}:{progress.requests}")
             player.play(request)
@@ -86,7 +112,7 @@ def run_live(endpoint: str, rate: float, seed: int = 7, requests: int | None = N
             next_at += 1 / live_shape.rate_at(now_ns, rate)
             pause = next_at - time.monotonic()
             if pause > 0 and (requests is None or progress.requests < requests):
-                time.sleep(pause)  # pacing live traffic, not synchronisation
+                stop.wait(pause)  # pacing live traffic (a stop ends the pause), not synchronisation
     progress.finish()
     return progress.calls
 
