@@ -28,9 +28,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import urllib3
-from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -87,7 +87,9 @@ def variants(server: ServerProcess, spans: list[Any], batch: int) -> dict[str, C
         "cc-native-lz4": cc(lz4_client),
         "cc-native-none": cc(plain_client),
         "raw-native": lambda: post("INSERT INTO otel_traces FORMAT Native", native),
-        "raw-json": lambda: post("INSERT INTO otel_traces FORMAT JSONCompactEachRow", encode_rows(rows_from_spans(chunk))),
+        "raw-json": lambda: post(
+            "INSERT INTO otel_traces FORMAT JSONCompactEachRow", encode_rows(rows_from_spans(chunk))
+        ),
         "otlp": otlp,
         "exporter": export,
     }

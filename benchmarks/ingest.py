@@ -262,7 +262,13 @@ def sustain(
 
 
 def bench_direct(
-    server: ServerProcess, spans: list[Any], senders: int, seconds: float, batch: int, insert_spans: int = 1
+    server: ServerProcess,
+    spans: list[Any],
+    senders: int,
+    seconds: float,
+    batch: int,
+    insert_spans: int = 1,
+    background: bool = False,
 ) -> Result:
     """The direct exporter, each sender exporting ``batch`` spans per call (one INSERT each, or
     one per ``insert_spans`` held across calls).
@@ -274,7 +280,8 @@ def bench_direct(
     from llmtrace.exporters.clickhouse import ClickHouseSpanExporter
 
     buffered = max(10_000, 2 * insert_spans)
-    exporters = [ClickHouseSpanExporter(server.http_url, insert_spans=insert_spans, max_buffered_spans=buffered)
+    exporters = [ClickHouseSpanExporter(server.http_url, insert_spans=insert_spans, max_buffered_spans=buffered,
+                                        background=background)
                  for _ in range(senders)]  # fmt: skip
     batches = [spans[i : i + batch] for i in range(0, len(spans) - batch + 1, batch)]
 
