@@ -72,13 +72,10 @@ def test_rows_queued_during_an_insert_go_in_the_next_one(store: ChdbClient) -> N
     exporter = ClickHouseSpanExporter(client=gated, background=True)
     assert exporter.export(first) is SpanExportResult.SUCCESS
     assert gated.entered.wait(WAIT)
-    # Each later export queues its rows and waits for room (a full batch waits behind the INSERT).
-    later = [in_thread(lambda spans=spans: exporter.export(spans)) for spans in (second, third)]
-    with exporter._lock:  # both have queued their rows (the condition they wait on is this lock's)
-        assert exporter._wake.wait_for(lambda: len(exporter._pending) == 2 * n, WAIT)
+    assert exporter.export(second) is SpanExportResult.SUCCESS  # queued behind the INSERT in flight
+    assert exporter.export(third) is SpanExportResult.SUCCESS
+    assert exporter.buffered_spans == 3 * n
     gated.opened.set()
-    for thread in later:
-        thread.join(WAIT)
     assert exporter.force_flush() is True
     assert gated.inserts == [n, 2 * n]  # not [n, n, n]: one INSERT's fixed cost for both
     assert stored(store) == exporter.exported_spans == 3 * n
@@ -135,3 +132,20 @@ def test_server_killed_while_a_batch_is_in_flight_loses_no_acknowledged_span(tmp
         exporter.shutdown()
     finally:
         server.stop()
+
+
+def test_export_waits_while_half_the_buffer_is_queued_behind_an_insert(store: ChdbClient) -> None:
+    first, second = finished_spans(), finished_spans()
+    n = len(first)
+    gated = GatedClient(store)
+    exporter = ClickHouseSpanExporter(client=gated, background=True, max_buffered_spans=2 * n)
+    assert exporter.export(first) is SpanExportResult.SUCCESS
+    assert gated.entered.wait(WAIT)
+    waiting = in_thread(lambda: exporter.export(second))
+    waiting.join(0.5)  # back-pressure: n rows queued = half the buffer, so it waits for the INSERT
+    assert waiting.is_alive() and exporter.dropped_spans == 0
+    gated.opened.set()
+    waiting.join(WAIT)
+    assert not waiting.is_alive()
+    assert exporter.force_flush() is True and stored(store) == 2 * n and exporter.dropped_spans == 0
+    exporter.shutdown()

@@ -13,9 +13,10 @@ one INSERT (a ``BatchSpanProcessor`` sends 512 spans); for high volumes pass ``i
 With ``background=True`` a sender thread does the INSERTs: ``export()`` converts its spans and
 hands the rows off, so the next batch is converted while the last one is being written (without
 it, client and server take turns), and every row that arrived while an INSERT was in flight goes
-in the next one: INSERTs grow as load rises, and each costs ~140 ms of server CPU whatever its
-size (``benchmarks/direct_formats.py``). ``export()`` waits only while a full batch is already
-queued behind the INSERT in flight (back-pressure instead of an unbounded queue).
+in the next one: INSERTs grow as load rises (each has a fixed server cost: a 1-row INSERT took
+~140 ms of CPU in ``llmtrace server`` at load ~33, ``benchmarks/direct_formats.py``).
+``export()`` waits only while half of ``max_buffered_spans`` is queued behind the INSERT in
+flight (back-pressure, not an unbounded queue).
 
 Runs under a ``BatchSpanProcessor`` and never raises: when the database is down, export
 returns ``FAILURE``, keeps up to ``max_buffered_spans`` rows to retry with the next batch, and
@@ -121,6 +122,7 @@ class ClickHouseSpanExporter(SpanExporter):
         self._in_flight = 0  # rows the sender thread is inserting right now (background mode)
         self._flush_wanted = False  # force_flush/shutdown asked the sender to insert at once
         self._failures = 0  # failed INSERTs so far: a flush waiting for the sender reads it
+        self._queue_limit = max(self._insert_spans, self._max_buffered // 2)
         self.dropped_spans = 0  # spans lost for good (buffer full, conversion error, shutdown)
         self.exported_spans = 0
 
@@ -178,10 +180,11 @@ class ClickHouseSpanExporter(SpanExporter):
 
     # --- background sending (caller holds the lock in every method) -------------------
     def _hand_off(self) -> SpanExportResult:
-        """Queue the rows for the sender; wait while a full batch already waits behind an
-        INSERT in flight, so a database slower than the app pushes back instead of dropping."""
+        """Queue the rows for the sender; wait while half the buffer (or ``insert_spans``, if more)
+        already waits behind the INSERT in flight, so a database slower than the app pushes back
+        instead of dropping, and a single exporting thread still builds large INSERTs."""
         self._start_sender()
-        while self._in_flight and len(self._pending) >= self._insert_spans and not self._failing and not self._shutdown:
+        while self._in_flight and len(self._pending) >= self._queue_limit and not self._failing and not self._shutdown:
             self._wake.wait()
         return SpanExportResult.FAILURE if self._failing else SpanExportResult.SUCCESS
 
