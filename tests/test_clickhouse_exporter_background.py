@@ -149,3 +149,16 @@ def test_export_waits_while_half_the_buffer_is_queued_behind_an_insert(store: Ch
     assert not waiting.is_alive()
     assert exporter.force_flush() is True and stored(store) == 2 * n and exporter.dropped_spans == 0
     exporter.shutdown()
+
+
+def test_the_exporter_llmtrace_builds_for_a_clickhouse_url_sends_in_the_background() -> None:
+    """``instrument(clickhouse_url=...)`` feeds it 512-span batches: each would otherwise be an
+    INSERT of its own (~5x the server CPU per span, README)."""
+    from llmtrace import config
+    from llmtrace._setup import _build_exporter
+
+    settings = config.resolve(known_providers=(), env={}, clickhouse_url=DOWN_URL)
+    lazy = _build_exporter(settings)
+    built = lazy.exporter  # type: ignore[attr-defined]
+    assert isinstance(built, ClickHouseSpanExporter) and built._background
+    built.shutdown()
