@@ -250,8 +250,6 @@ class ClickHouseSpanExporter(SpanExporter):
                     self._flush_wanted = self._flush_wanted and bool(self._pending)
                 else:
                     self._pending.extendleft(reversed(rows))  # oldest first again, retried as one block
-                    if self._pending:
-                        self._oldest = min(self._oldest, time.monotonic())
                     self._trim()
                     self._failures += 1
                     self._flush_wanted = False
