@@ -15,7 +15,7 @@ Starts a server subprocess on free ports over a temporary data dir, then measure
 - median of 5 runs of an overview query over 1M ``llm_calls`` rows.
 
     python benchmarks/ingest.py [--seconds 10] [--senders 1 2 4] [--batches 128 512 2048]
-                                [--direct-batches 512 4096] [--sustain 300] [--skip-direct]
+                                [--direct-batches 512 4096] [--direct-background] [--sustain 300] [--skip-direct]
                                 [--skip-overview]
 
 Every run reports the server's CPU time per span (from /proc) and the machine's load (load
@@ -262,7 +262,13 @@ def sustain(
 
 
 def bench_direct(
-    server: ServerProcess, spans: list[Any], senders: int, seconds: float, batch: int, insert_spans: int = 1
+    server: ServerProcess,
+    spans: list[Any],
+    senders: int,
+    seconds: float,
+    batch: int,
+    insert_spans: int = 1,
+    background: bool = False,
 ) -> Result:
     """The direct exporter, each sender exporting ``batch`` spans per call (one INSERT each, or
     one per ``insert_spans`` held across calls).
@@ -274,7 +280,8 @@ def bench_direct(
     from llmtrace.exporters.clickhouse import ClickHouseSpanExporter
 
     buffered = max(10_000, 2 * insert_spans)
-    exporters = [ClickHouseSpanExporter(server.http_url, insert_spans=insert_spans, max_buffered_spans=buffered)
+    exporters = [ClickHouseSpanExporter(server.http_url, insert_spans=insert_spans, max_buffered_spans=buffered,
+                                        background=background)
                  for _ in range(senders)]  # fmt: skip
     batches = [spans[i : i + batch] for i in range(0, len(spans) - batch + 1, batch)]
 
@@ -453,6 +460,8 @@ def main() -> int:
     parser.add_argument("--direct-batches", type=int, nargs="+", default=[512, 4096], help="spans per export()")
     parser.add_argument("--direct-insert-spans", type=int, default=8192, help="also the exporter holding this many")
     parser.add_argument("--skip-direct", action="store_true", help="do not measure the direct exporter")
+    parser.add_argument("--direct-background", action="store_true",
+                        help="also each direct cell with background=True (a sender thread INSERTs)")  # fmt: skip
     parser.add_argument("--skip-stages", action="store_true", help="do not measure the per-stage CPU costs")
     parser.add_argument("--skip-overview", action="store_true", help="do not measure the overview query")
     args = parser.parse_args()
@@ -478,10 +487,13 @@ def main() -> int:
                 results.append((f"sustained, 4 senders x {BATCH}, window {i + 1}", line))
         results.append(("OTLP spans acknowledged / verified / in otel_traces", acknowledged_vs_stored(server)))
         if not args.skip_direct:
-            for batch in args.direct_batches:
+            modes = [False, True] if args.direct_background else [False]
+            for batch, background in itertools.product(args.direct_batches, modes):
                 for senders in args.senders:
-                    rate, cpu, load = bench_direct(server, spans, senders, args.seconds, batch)
-                    label = f"direct ClickHouseSpanExporter, {senders} senders x {batch} spans"
+                    rate, cpu, load = bench_direct(server, spans, senders, args.seconds, batch, background=background)
+                    label = f"direct ClickHouseSpanExporter, {senders} senders x {batch} spans" + (
+                        ", background" if background else ""
+                    )
                     results.append((label, f"{rate:9,.0f} spans/s  ({cpu:.0f} µs CPU/span)  [{load}]"))
                     print(*results[-1], sep=": ", flush=True)
             for senders in args.senders if args.direct_insert_spans else []:

@@ -10,6 +10,14 @@ one INSERT (a ``BatchSpanProcessor`` sends 512 spans); for high volumes pass ``i
 (e.g. 8192) to hold spans across exports like the server does, or give the processor a larger
 ``max_export_batch_size``; see ``benchmarks/ingest.py``.
 
+With ``background=True`` a sender thread does the INSERTs: ``export()`` converts its spans and
+hands the rows off, so the next batch is converted while the last one is being written (without
+it, client and server take turns), and every row that arrived while an INSERT was in flight goes
+in the next one: INSERTs grow as load rises (each has a fixed server cost: a 1-row INSERT took
+~140 ms of CPU in ``llmtrace server`` at load ~33, ``benchmarks/direct_formats.py``).
+``export()`` waits only while half of ``max_buffered_spans`` is queued behind the INSERT in
+flight (back-pressure, not an unbounded queue).
+
 Runs under a ``BatchSpanProcessor`` and never raises: when the database is down, export
 returns ``FAILURE``, keeps up to ``max_buffered_spans`` rows to retry with the next batch, and
 counts what it had to drop in :attr:`ClickHouseSpanExporter.dropped_spans`. The first failure
@@ -42,6 +50,7 @@ _NOISY_LOGGERS = (
     "clickhouse_connect.driver.httpclient",
 )
 _MAX_BACKOFF_S = 30.0
+_SHUTDOWN_WAIT_S = 30.0  # shutdown waits this long for rows queued and in flight
 _quiet = threading.local()
 
 
@@ -68,6 +77,11 @@ class ClickHouseSpanExporter(SpanExporter):
     ``shutdown()`` insert at once. ``export()`` then answers SUCCESS for spans still buffered,
     as the ``BatchSpanProcessor``'s own queue does: a crash loses them. The default (1) inserts
     on every ``export()``.
+
+    ``background``: INSERT from a sender thread (see the module docstring). ``export()`` then
+    answers SUCCESS once its rows are queued, FAILURE while the database is failing (the rows
+    are kept for retry, as without it); ``force_flush()`` and ``shutdown()`` wait for the rows
+    queued and in flight.
     """
 
     def __init__(
@@ -80,6 +94,7 @@ class ClickHouseSpanExporter(SpanExporter):
         connect_timeout: float = 2.0,
         insert_spans: int = 1,
         max_delay_s: float = 1.0,
+        background: bool = False,
     ) -> None:
         if insert_spans > max(1, max_buffered_spans):
             raise ValueError(
@@ -103,13 +118,18 @@ class ClickHouseSpanExporter(SpanExporter):
         self._backoff_s = 0.0
         self._retry_at = 0.0
         self._shutdown = False
+        self._background = background
+        self._in_flight = 0  # rows the sender thread is inserting right now (background mode)
+        self._flush_wanted = False  # force_flush/shutdown asked the sender to insert at once
+        self._failures = 0  # failed INSERTs so far: a flush waiting for the sender reads it
+        self._queue_limit = max(self._insert_spans, self._max_buffered // 2)
         self.dropped_spans = 0  # spans lost for good (buffer full, conversion error, shutdown)
         self.exported_spans = 0
 
     @property
     def buffered_spans(self) -> int:
-        """Spans waiting to be retried after a failed insert."""
-        return len(self._pending)
+        """Spans held and not yet stored: waiting (to be batched or retried) or being inserted."""
+        return len(self._pending) + self._in_flight
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:
@@ -126,6 +146,8 @@ class ClickHouseSpanExporter(SpanExporter):
                 self._oldest = time.monotonic()
             self._pending.extend(rows)
             self._trim()
+            if self._background:
+                return self._hand_off()
             if len(self._pending) < self._insert_spans and not self._failing:
                 self._flush_later()
                 return SpanExportResult.SUCCESS
@@ -133,11 +155,18 @@ class ClickHouseSpanExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         with self._lock:
+            if self._background:
+                return self._drain(timeout_millis / 1000)
             return self._flush_pending(wait_backoff=False)
 
     def shutdown(self) -> None:
         with self._lock:
-            if self._pending and not self._flush_pending(wait_backoff=False):
+            if self._background:
+                self._drain(_SHUTDOWN_WAIT_S)
+                self.dropped_spans += self.buffered_spans  # what the last attempt could not store
+                self._pending.clear()
+                self._in_flight = 0
+            elif self._pending and not self._flush_pending(wait_backoff=False):
                 self.dropped_spans += len(self._pending)
                 self._pending.clear()
             self._shutdown = True
@@ -148,6 +177,97 @@ class ClickHouseSpanExporter(SpanExporter):
                 client.close()
             except Exception:
                 logger.debug("llmtrace: closing the ClickHouse client failed", exc_info=True)
+
+    # --- background sending (caller holds the lock in every method) -------------------
+    def _hand_off(self) -> SpanExportResult:
+        """Queue the rows for the sender; wait while half the buffer (or ``insert_spans``, if more)
+        already waits behind the INSERT in flight, so a database slower than the app pushes back
+        instead of dropping, and a single exporting thread still builds large INSERTs."""
+        self._start_sender()
+        while self._in_flight and len(self._pending) >= self._queue_limit and not self._failing and not self._shutdown:
+            self._wake.wait()
+        return SpanExportResult.FAILURE if self._failing else SpanExportResult.SUCCESS
+
+    def _start_sender(self) -> None:
+        if self._timer is None:
+            self._timer = threading.Thread(target=self._send_loop, name="llmtrace-clickhouse", daemon=True)
+            self._timer.start()
+        self._wake.notify_all()
+
+    def _drain(self, timeout_s: float) -> bool:
+        """Wait until every row queued now is stored (True), or an INSERT failed or time ran out."""
+        if not self.buffered_spans:
+            return True
+        self._start_sender()
+        failures, deadline = self._failures, time.monotonic() + timeout_s
+        self._flush_wanted = True
+        self._wake.notify_all()
+        while self.buffered_spans and self._failures == failures and not self._shutdown:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._wake.wait(left)
+        return not self.buffered_spans
+
+    def _due(self) -> float:
+        """Seconds until the sender should insert what is pending (<= 0: now)."""
+        if not self._pending:
+            return float("inf")
+        now = time.monotonic()
+        if self._flush_wanted:
+            return 0.0
+        if now < self._retry_at:
+            return self._retry_at - now  # failing: retry after the back-off
+        if len(self._pending) >= self._insert_spans:
+            return 0.0
+        return self._oldest + self._max_delay_s - now
+
+    def _send_loop(self) -> None:
+        with self._lock:
+            while not self._shutdown:
+                due = self._due()
+                if due > 0:
+                    self._wake.wait(None if due == float("inf") else due)
+                    continue
+                rows = list(self._pending)
+                self._pending.clear()
+                self._in_flight = len(rows)
+                self._wake.notify_all()  # exports waiting for room may queue the next batch now
+                self._lock.release()
+                try:
+                    error = self._send(rows)
+                finally:
+                    self._lock.acquire()
+                self._in_flight = 0
+                if self._shutdown:  # shutdown stopped waiting and counted these rows as dropped
+                    if error is None:
+                        self.exported_spans += len(rows)
+                        self.dropped_spans -= len(rows)
+                    break
+                if error is None:
+                    self.exported_spans += len(rows)
+                    self._on_success()
+                    self._flush_wanted = self._flush_wanted and bool(self._pending)
+                else:
+                    self._pending.extendleft(reversed(rows))  # oldest first again, retried as one block
+                    self._trim()
+                    self._failures += 1
+                    self._flush_wanted = False
+                    self._on_failure(error)
+                self._wake.notify_all()
+
+    def _send(self, rows: list[tuple[Any, ...]]) -> Exception | None:
+        """One INSERT of ``rows`` outside the lock; the error instead of raising it."""
+        token = otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
+        _quiet.active = True
+        try:
+            _insert(self._connected(), self._table, rows)
+        except Exception as exc:
+            return exc
+        finally:
+            _quiet.active = False
+            otel_context.detach(token)
+        return None
 
     # --- internals -------------------------------------------------------------------
     def _flush_later(self) -> None:
@@ -167,7 +287,8 @@ class ClickHouseSpanExporter(SpanExporter):
                     self._wake.wait(max(0.05, self._retry_at - time.monotonic()))
 
     def _trim(self) -> None:
-        overflow = len(self._pending) - self._max_buffered
+        """Keep at most ``max_buffered_spans`` rows, those in flight included (oldest go first)."""
+        overflow = min(len(self._pending), len(self._pending) + self._in_flight - self._max_buffered)
         for _ in range(max(0, overflow)):
             self._pending.popleft()
         if overflow > 0:
