@@ -58,11 +58,13 @@ def start_live(otlp_url: str, rate: float, env: dict[str, str]) -> subprocess.Po
 
 
 _BACKGROUND: list[subprocess.Popen[bytes]] = []
+_STOP_AT_EXIT = threading.Event()  # set once stop_background is registered with atexit
 
 
 def in_background(process: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
     """Demo traffic ``process``, stopped by :func:`stop_background` (or at exit)."""
-    if not _BACKGROUND:
+    if not _STOP_AT_EXIT.is_set():
+        _STOP_AT_EXIT.set()
         atexit.register(stop_background)
     _BACKGROUND.append(process)
     return process
