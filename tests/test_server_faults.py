@@ -195,7 +195,11 @@ def test_kill_query_disk_full_and_kill_9_during_ingest_lose_and_duplicate_nothin
     """The load test: 3 senders; KILL QUERY at the writer throughout; the disk fills up and is
     freed; the server is killed with -9 and restarted. Acknowledged == stored, none twice."""
     data = tiny_disk / "data"
-    faulty = {"LLMTRACE_FAULT_KILL_INSERTS_MS": "80"}  # KILL from inside too, should the query port refuse it
+    stop_faults = tiny_disk.parent / "stop-faults"  # off the tiny disk: it must be creatable when full
+    faulty = {  # KILL from inside too, should the query port refuse it; until the test says stop
+        "LLMTRACE_FAULT_KILL_INSERTS_MS": "80",
+        "LLMTRACE_FAULT_STOP_FILE": str(stop_faults),
+    }
     server = ServerProcess(data, faulty).wait_ready()
     kills: list[int] = []
     stop_killing = threading.Event()
@@ -222,12 +226,19 @@ def test_kill_query_disk_full_and_kill_9_during_ingest_lose_and_duplicate_nothin
         stop_killing.set()
         for killer in killers:
             killer.join(30)
+    # The faults end here: on a busy machine every INSERT outlasts the 80 ms interval, so with the
+    # killing still on, each retry of the backlog would be cancelled and nothing could settle.
+    stop_faults.touch()
     cancelled += killed_inserts(server.output)
     try:
         # The writer may still be between a killed INSERT's retries (otel_traces stored,
         # llm_calls filled in on the retry), so wait for both tables, not only the first.
-        assert wait_for(lambda: settled(stored_ids(server, "load-%"), senders.acked))
+        wait_for(lambda: settled(stored_ids(server, "load-%"), senders.acked))
         ids, traces, calls = stored_ids(server, "load-%")
+        assert settled((ids, traces, calls), senders.acked), (
+            f"{len(senders.acked - ids)} of {len(senders.acked)} acknowledged spans not stored, otel_traces"
+            f" {traces} vs llm_calls {calls} rows; /status {status(server)}; log tail {server.output[-3000:]}"
+        )
         assert senders.acked <= ids
         assert traces == len(ids) and calls == len(ids)  # no duplicates, in the view-fed table too
         assert not list((data / "llmtrace-wal").glob("rejected/*"))
