@@ -32,7 +32,8 @@ with a token of their own). A table with a deduplication window then stores a re
 once, and so does every table its views feed: ``llmtrace server``, ``chdb://`` and the tables
 ``llmtrace migrate`` creates on a ClickHouse server (028) have one; Replicated tables have one
 by default. Measured on ClickHouse 26.9 (chDB): a view's target without a window of its own gets
-the retried block's rows again even when the source table skips them.
+the retried block's rows again even when the source table skips them. clickhouse-connect itself
+re-sends an INSERT whose connection was reset (the same block, so the same token: also a no-op).
 """
 
 from __future__ import annotations
