@@ -30,10 +30,10 @@ class GatedClient:
         self.inserts: list[int] = []
         self.events: list[str] = []
 
-    def insert(self, table: str, rows: list[Any], column_names: Any) -> Any:
+    def insert(self, table: str, rows: list[Any], column_names: Any, settings: Any = None) -> Any:
         self.entered.set()
         assert self.opened.wait(WAIT), "the test never let the INSERT proceed"
-        summary = self.client.insert(table, rows, column_names=column_names)
+        summary = self.client.insert(table, rows, column_names=column_names, settings=settings)
         self.inserts.append(len(rows))
         self.events.append("inserted")
         return summary

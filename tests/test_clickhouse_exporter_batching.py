@@ -20,8 +20,8 @@ class CountingClient:
         self.client = client
         self.inserts: list[int] = []
 
-    def insert(self, table: str, rows: list[Any], column_names: Any) -> Any:
-        summary = self.client.insert(table, rows, column_names=column_names)
+    def insert(self, table: str, rows: list[Any], column_names: Any, settings: Any = None) -> Any:
+        summary = self.client.insert(table, rows, column_names=column_names, settings=settings)
         self.inserts.append(len(rows))  # once done: the test may use the connection again
         return summary
 

@@ -19,9 +19,21 @@ in the next one: INSERTs grow as load rises (each has a fixed server cost: a 1-r
 flight (back-pressure, not an unbounded queue).
 
 Runs under a ``BatchSpanProcessor`` and never raises: when the database is down, export
-returns ``FAILURE``, keeps up to ``max_buffered_spans`` rows to retry with the next batch, and
-counts what it had to drop in :attr:`ClickHouseSpanExporter.dropped_spans`. The first failure
-is logged once with the URL; recovery is logged with the number of spans lost meanwhile.
+returns ``FAILURE``, keeps up to ``max_buffered_spans`` rows to retry, and counts what it had to
+drop in :attr:`ClickHouseSpanExporter.dropped_spans`. The first failure is logged once with the
+URL; recovery is logged with the number of spans lost meanwhile.
+
+Retries are idempotent. A failed INSERT may have been written with only its reply lost (a
+timeout, a connection reset after the server wrote, a server killed after its commit), so each
+INSERT is a block with a random ``insert_deduplication_token``, sent with ``insert_deduplicate``
+and ``deduplicate_blocks_in_dependent_materialized_views``; a block that failed is retried
+unchanged under the same token before any row that arrived since (those go in a later block
+with a token of their own). A table with a deduplication window then stores a retried block
+once, and so does every table its views feed: ``llmtrace server``, ``chdb://`` and the tables
+``llmtrace migrate`` creates on a ClickHouse server (028) have one; Replicated tables have one
+by default. Measured on ClickHouse 26.9 (chDB): a view's target without a window of its own gets
+the retried block's rows again even when the source table skips them. clickhouse-connect itself
+re-sends an INSERT whose connection was reset (the same block, so the same token: also a no-op).
 """
 
 from __future__ import annotations
@@ -29,8 +41,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -51,7 +65,21 @@ _NOISY_LOGGERS = (
 )
 _MAX_BACKOFF_S = 30.0
 _SHUTDOWN_WAIT_S = 30.0  # shutdown waits this long for rows queued and in flight
+# With the block's token: a block sent again is skipped by every table it already reached.
+_DEDUPLICATE = {"insert_deduplicate": 1, "deduplicate_blocks_in_dependent_materialized_views": 1}
 _quiet = threading.local()
+
+
+@dataclass
+class _Block:
+    """Rows sent as one INSERT, with the token that makes sending them again a no-op."""
+
+    rows: list[tuple[Any, ...]]
+    token: str
+
+    @classmethod
+    def of(cls, rows: list[tuple[Any, ...]]) -> _Block:
+        return cls(rows, uuid.uuid4().hex)  # 128 random bits: never the token of another block
 
 
 class _QuietWhileExporting(logging.Filter):
@@ -68,8 +96,9 @@ class ClickHouseSpanExporter(SpanExporter):
     """Insert finished spans into ``otel_traces`` at ``url`` (``http[s]://`` or ``chdb://``).
 
     ``client`` may be given instead of ``url`` (anything with clickhouse-connect's
-    ``insert(table, rows, column_names=...)``); otherwise one is created on first export, so
-    a database that is down at startup does not break the application.
+    ``insert(table, rows, column_names=..., settings=...)``: the settings carry each block's
+    deduplication token); otherwise one is created on first export, so a database that is down
+    at startup does not break the application.
 
     ``insert_spans``: batch like ``llmtrace server`` does. Spans are kept until that many are
     pending (then inserted by the ``export()`` that reaches it) or the oldest has waited
@@ -110,7 +139,10 @@ class ClickHouseSpanExporter(SpanExporter):
         self._table = table
         self._max_buffered = max(0, max_buffered_spans)
         self._connect_timeout = connect_timeout
-        self._pending: deque[tuple[Any, ...]] = deque()
+        self._pending: deque[tuple[Any, ...]] = deque()  # rows in no block yet
+        # Blocks built and not yet acknowledged, oldest first (the one in flight in background mode
+        # is out of it): each is retried unchanged under its token before any pending row.
+        self._blocks: deque[_Block] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._failing = False
@@ -129,7 +161,7 @@ class ClickHouseSpanExporter(SpanExporter):
     @property
     def buffered_spans(self) -> int:
         """Spans held and not yet stored: waiting (to be batched or retried) or being inserted."""
-        return len(self._pending) + self._in_flight
+        return len(self._pending) + sum(len(block.rows) for block in self._blocks) + self._in_flight
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:
@@ -165,10 +197,12 @@ class ClickHouseSpanExporter(SpanExporter):
                 self._drain(_SHUTDOWN_WAIT_S)
                 self.dropped_spans += self.buffered_spans  # what the last attempt could not store
                 self._pending.clear()
+                self._blocks.clear()
                 self._in_flight = 0
-            elif self._pending and not self._flush_pending(wait_backoff=False):
-                self.dropped_spans += len(self._pending)
+            elif not self._flush_pending(wait_backoff=False):
+                self.dropped_spans += self.buffered_spans
                 self._pending.clear()
+                self._blocks.clear()
             self._shutdown = True
             self._wake.notify_all()
             client, self._client = self._client, None
@@ -211,14 +245,14 @@ class ClickHouseSpanExporter(SpanExporter):
 
     def _due(self) -> float:
         """Seconds until the sender should insert what is pending (<= 0: now)."""
-        if not self._pending:
+        if not self._pending and not self._blocks:
             return float("inf")
         now = time.monotonic()
         if self._flush_wanted:
             return 0.0
         if now < self._retry_at:
             return self._retry_at - now  # failing: retry after the back-off
-        if len(self._pending) >= self._insert_spans:
+        if self._blocks or len(self._pending) >= self._insert_spans:
             return 0.0
         return self._oldest + self._max_delay_s - now
 
@@ -229,39 +263,38 @@ class ClickHouseSpanExporter(SpanExporter):
                 if due > 0:
                     self._wake.wait(None if due == float("inf") else due)
                     continue
-                rows = list(self._pending)
-                self._pending.clear()
-                self._in_flight = len(rows)
+                block = self._blocks.popleft() if self._blocks else self._new_block()
+                self._in_flight = len(block.rows)
                 self._wake.notify_all()  # exports waiting for room may queue the next batch now
                 self._lock.release()
                 try:
-                    error = self._send(rows)
+                    error = self._send(block)
                 finally:
                     self._lock.acquire()
                 self._in_flight = 0
                 if self._shutdown:  # shutdown stopped waiting and counted these rows as dropped
                     if error is None:
-                        self.exported_spans += len(rows)
-                        self.dropped_spans -= len(rows)
+                        self.exported_spans += len(block.rows)
+                        self.dropped_spans -= len(block.rows)
                     break
                 if error is None:
-                    self.exported_spans += len(rows)
+                    self.exported_spans += len(block.rows)
                     self._on_success()
-                    self._flush_wanted = self._flush_wanted and bool(self._pending)
+                    self._flush_wanted = self._flush_wanted and bool(self._pending or self._blocks)
                 else:
-                    self._pending.extendleft(reversed(rows))  # oldest first again, retried as one block
+                    self._blocks.appendleft(block)  # retried first, unchanged, under the same token
                     self._trim()
                     self._failures += 1
                     self._flush_wanted = False
                     self._on_failure(error)
                 self._wake.notify_all()
 
-    def _send(self, rows: list[tuple[Any, ...]]) -> Exception | None:
-        """One INSERT of ``rows`` outside the lock; the error instead of raising it."""
+    def _send(self, block: _Block) -> Exception | None:
+        """One INSERT of ``block``; the error instead of raising it (background mode: outside the lock)."""
         token = otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
         _quiet.active = True
         try:
-            _insert(self._connected(), self._table, rows)
+            _insert(self._connected(), self._table, block)
         except Exception as exc:
             return exc
         finally:
@@ -270,6 +303,12 @@ class ClickHouseSpanExporter(SpanExporter):
         return None
 
     # --- internals -------------------------------------------------------------------
+    def _new_block(self) -> _Block:
+        """The pending rows as a block of their own (caller holds the lock)."""
+        block = _Block.of(list(self._pending))
+        self._pending.clear()
+        return block
+
     def _flush_later(self) -> None:
         """Make sure pending spans are inserted within ``max_delay_s`` (caller holds the lock)."""
         if self._timer is None:
@@ -280,40 +319,52 @@ class ClickHouseSpanExporter(SpanExporter):
     def _flush_when_due(self) -> None:
         with self._lock:
             while not self._shutdown:
-                due = self._oldest + self._max_delay_s - time.monotonic()
-                if not self._pending or due > 0:
+                due = 0.0 if self._blocks else self._oldest + self._max_delay_s - time.monotonic()
+                if not (self._pending or self._blocks) or due > 0:
                     self._wake.wait(due if self._pending else None)
                 elif not self._flush_pending():  # failing: wait for the back-off to end
                     self._wake.wait(max(0.05, self._retry_at - time.monotonic()))
 
     def _trim(self) -> None:
-        """Keep at most ``max_buffered_spans`` rows, those in flight included (oldest go first)."""
-        overflow = min(len(self._pending), len(self._pending) + self._in_flight - self._max_buffered)
-        for _ in range(max(0, overflow)):
+        """Keep at most ``max_buffered_spans`` rows, those in flight included (oldest go first).
+
+        A failed block may lose its oldest rows and keep its token: per partition, its first
+        attempt stored all of that partition's rows or none, so the rest is stored once either way
+        (a dropped row may have been stored: ``dropped_spans`` counts it all the same)."""
+        overflow = self.buffered_spans - self._max_buffered
+        dropped = 0
+        while overflow > 0 and self._blocks:
+            block = self._blocks[0]
+            cut = min(overflow, len(block.rows))
+            del block.rows[:cut]
+            if not block.rows:
+                self._blocks.popleft()
+            overflow -= cut
+            dropped += cut
+        for _ in range(max(0, min(overflow, len(self._pending)))):
             self._pending.popleft()
-        if overflow > 0:
-            self.dropped_spans += overflow
-            self._dropped_while_failing += overflow
+            dropped += 1
+        self.dropped_spans += dropped
+        self._dropped_while_failing += dropped
 
     def _flush_pending(self, *, wait_backoff: bool = True) -> bool:
-        if not self._pending:
+        """Insert the failed blocks (each unchanged, under its token), then the pending rows as a
+        new block; False at the first failure, the block kept for the next attempt."""
+        if not self._pending and not self._blocks:
             return True
         if wait_backoff and time.monotonic() < self._retry_at:
             return False  # the database failed recently: keep buffering, do not block the app
-        rows = list(self._pending)
-        token = otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
-        _quiet.active = True
-        try:
-            _insert(self._connected(), self._table, rows)
-        except Exception as exc:
-            self._on_failure(exc)
-            return False
-        finally:
-            _quiet.active = False
-            otel_context.detach(token)
-        self._pending.clear()
-        self.exported_spans += len(rows)
-        self._on_success()
+        while self._blocks or self._pending:
+            if not self._blocks:
+                self._blocks.append(self._new_block())
+            block = self._blocks[0]
+            error = self._send(block)
+            if error is not None:
+                self._on_failure(error)
+                return False
+            self._blocks.popleft()
+            self.exported_spans += len(block.rows)
+            self._on_success()
         return True
 
     def _connected(self) -> Any:
@@ -351,23 +402,25 @@ class ClickHouseSpanExporter(SpanExporter):
         self._retry_at = 0.0
 
 
-def _insert(client: Any, table: str, rows: list[tuple[Any, ...]]) -> None:
-    """One INSERT of ``rows``. A clickhouse-connect client gets the columns and their types, so
-    it sends its ``Native`` block without first asking the server for the table's columns (a
-    round trip per INSERT) and without turning rows into columns itself."""
+def _insert(client: Any, table: str, block: _Block) -> None:
+    """One INSERT of ``block`` under its deduplication token. A clickhouse-connect client gets
+    the columns and their types, so it sends its ``Native`` block without first asking the server
+    for the table's columns (a round trip per INSERT) and without turning rows into columns itself."""
     from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS, OTEL_TRACES_TYPES
 
+    settings = {**_DEDUPLICATE, "insert_deduplication_token": block.token}
     if _is_clickhouse_connect(client):
-        columns = [list(column) for column in zip(*rows, strict=True)]
+        columns = [list(column) for column in zip(*block.rows, strict=True)]
         client.insert(
             table,
             columns,
             column_names=OTEL_TRACES_COLUMNS,
             column_type_names=OTEL_TRACES_TYPES,
             column_oriented=True,
+            settings=settings,
         )
     else:
-        client.insert(table, rows, column_names=OTEL_TRACES_COLUMNS)
+        client.insert(table, block.rows, column_names=OTEL_TRACES_COLUMNS, settings=settings)
 
 
 def _is_clickhouse_connect(client: Any) -> bool:

@@ -74,6 +74,8 @@ _ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+) (ON CLUSTER `[^`]+`)", re.IGNOREC
 _ENGINE = re.compile(r"ENGINE\s*=\s*(Replicated\w*MergeTree)(\(([^)]*)\))?")
 _MODIFY_QUERY = re.compile(r"\s+MODIFY\s+QUERY\b", re.IGNORECASE)
 _COLUMN_ALTER = re.compile(r"\b(ADD|DROP|MODIFY|RENAME|COMMENT|CLEAR)\s+COLUMN\b", re.IGNORECASE)
+# A setting only non-replicated tables read: on a cluster every MergeTree table is Replicated.
+_NON_REPLICATED_SETTING = re.compile(r"\s+MODIFY\s+SETTING\s+non_replicated_\w+\s*=", re.IGNORECASE)
 
 # run(sql) executes ONE statement; for a SELECT it returns the result rows.
 Runner = Callable[[str], Any]
@@ -141,6 +143,7 @@ def cluster_statements(text: str, cluster: str, database: str = "default") -> li
       would only see inserts made through that node).
     - ``ALTER TABLE x`` (TTL, settings, indexes) goes to ``x_local``; column changes go to both.
     - ``ALTER TABLE <view> MODIFY QUERY`` reads the locals, as the view's CREATE does.
+    - ``ALTER TABLE x MODIFY SETTING non_replicated_...`` is dropped: every table is Replicated.
 
     Plain views and other statements are kept: they read the Distributed names.
     """
@@ -170,6 +173,8 @@ def cluster_statements(text: str, cluster: str, database: str = "default") -> li
             target = f"{target}_local" if target in SHARDING_KEYS else target
             head = f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view.group(1)} {view.group(2)}\nTO {target}"
             out.append(head + body)
+        elif alter and _NON_REPLICATED_SETTING.match(statement, alter.end()):
+            continue  # Replicated tables deduplicate by their own window (028)
         elif alter and _MODIFY_QUERY.match(statement, alter.end()):  # a view's new SELECT: as in CREATE
             out.append(statement[: alter.end()] + _read_locals(statement[alter.end() :]))
         elif alter and alter.group(1) in SHARDING_KEYS:
