@@ -8,10 +8,11 @@ threshold (the thresholds are bins, 2.2% wide, and a call in the threshold's bin
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
@@ -19,6 +20,7 @@ import pytest
 
 from llmtrace.analytics import anomalies, anomalies_levels, anomalies_sql, frame
 from llmtrace.analytics.anomalies_sql import rollup_answers
+from llmtrace.analytics.filters import Filter
 from llmtrace.demo import scenarios
 from llmtrace.store.chdb_client import ChdbClient
 from llmtrace.store.migrations import apply_migrations, client_runner, render, schema_files, split_statements
@@ -209,21 +211,30 @@ def test_the_outliers_prefilter_keeps_every_outlier_and_drops_most_calls(
 ) -> None:
     """The calls under their columns' lowest bars are dropped before they are hashed (most of the
     window's), and the outliers are those the join on the history finds: the same rows, scores and traces."""
-    from llmtrace.analytics.anomalies_calls import _outlier_history, _rollup_history, outliers_sql
+    from llmtrace.analytics.anomalies_calls import (
+        _outlier_history,
+        _rollup_history,
+        outlier_bars_params,
+        outlier_bars_sql,
+        outliers_sql,
+    )
 
     plan = anomalies.plan(replace(LAST_3_DAYS, services=services))
     dims, dim_params = anomalies._dims(plan)
     p = {**dim_params, **plan.params()}
     order = ["kind", "score", "trace_id"]  # the query orders by kind and score; ties in any order
 
-    def outliers(prefilter: bool) -> pd.DataFrame:
-        found = frame(store, outliers_sql(by, dims, 1000, rollup=True, prefilter=prefilter), p)
+    def outliers(prefilter: bool, bound: bool = False) -> pd.DataFrame:
+        bars = outlier_bars_params(by, store.query(outlier_bars_sql(by, dims), parameters=p).result_rows[0])
+        found = frame(store, outliers_sql(by, dims, 1000, rollup=True, prefilter=prefilter, bound=bound),
+                      {**p, **(bars or {})})  # fmt: skip
         assert found.groupby("kind").size().max() < 1000  # every outlier, none cut by the limit
         return found.sort_values(order, ascending=[True, False, True]).reset_index(drop=True)
 
     every = outliers(prefilter=False)
     assert len(every) > 0
     pd.testing.assert_frame_equal(outliers(prefilter=True), every)
+    pd.testing.assert_frame_equal(outliers(prefilter=True, bound=True), every)  # the history as parameters
     keys = ", ".join([*(f"g_{b}" for b in by), "RequestModel"])
     with_clause, below, _ = _outlier_history(by, _rollup_history(by, dims, keys))
     window = "Timestamp >= {judge_start:DateTime64(6, 'UTC')} AND Timestamp < {judge_end:DateTime64(6, 'UTC')}"
@@ -292,3 +303,78 @@ def test_the_outliers_of_a_window_without_history_are_none_with_or_without_the_p
     assert store.query(f"SELECT count() FROM llm_calls WHERE {judged}", parameters=p).result_rows[0][0] > 0
     for prefilter in (True, False):
         assert frame(store, outliers_sql(("service",), dims, 1000, rollup=True, prefilter=prefilter), p).empty
+
+
+# A series of 3,000 calls an hour (~200 ms, a 3% spread) for 2 days of history and 1 judged day, a day
+# a partition of ~9 granules: the outliers' query may read only the hours the rollup points at.
+_BUSY_END = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+_BUSY = """
+    INSERT INTO llm_calls (Timestamp, TraceId, SpanId, ServiceName, Provider, RequestModel, DurationUs, CostUsd,
+                           IsError)
+    SELECT toDateTime64({start:UInt32}, 9, 'UTC') + toIntervalMicrosecond(number * 1200000) AS ts,
+           lower(hex(cityHash64('t', number))), lower(hex(cityHash64('s', number))), 'busy', 'openai', 'gpt-4o',
+           toUInt64(200000 * exp(0.03 * (cityHash64(number) % 1000 / 500 - 1))), 0.001, 0
+    FROM numbers({n:UInt64})"""
+
+
+def _one_call(client: ChdbClient, at: datetime, duration_us: int, trace_id: str) -> None:
+    client.command(
+        "INSERT INTO llm_calls (Timestamp, TraceId, SpanId, ServiceName, Provider, RequestModel, DurationUs,"
+        " CostUsd, IsError) SELECT {at:DateTime64(6, 'UTC')}, {trace:String}, {trace:String}, 'busy', 'openai',"
+        " 'gpt-4o', {us:UInt64}, 0.001, 0",
+        parameters={"at": at.replace(tzinfo=None), "trace": trace_id, "us": duration_us},
+    )
+
+
+def test_the_outliers_query_reads_only_the_hours_whose_rollup_bins_reach_a_bar_and_loses_no_call_at_the_bar(
+    fresh: ChdbClient,
+) -> None:
+    """The slow call just past its series' bar (the lowest duration that passes both tests) is the only
+    outlier of its 5 minutes and its hour, and it is found; one just under the bar (in the bar's bin or the
+    one under it, so its hour is read too) is not. The outliers'
+    query reads the granules of that one hour, not the judged day's 24, and finds the same rows as the
+    join over every call of the window (``prefilter=False``)."""
+    from llmtrace.analytics import anomalies_calls as calls_sql
+
+    days = 3
+    start = _BUSY_END - timedelta(days=days)
+    fresh.command(_BUSY, parameters={"start": int(start.timestamp()), "n": days * 24 * 3000})
+    window = Filter(start=_BUSY_END - timedelta(days=1), end=_BUSY_END)
+    plan = anomalies.plan(window, now=_BUSY_END)
+    by = ("service", "model")
+    p = plan.params()
+    row = fresh.query(calls_sql.outlier_bars_sql(by, ""), parameters=p).result_rows[0]
+    bars = calls_sql.outlier_bars_params(by, row)
+    assert bars is not None
+    _, _, _, series, _ = calls_sql._history_parts(by)
+    (bar_ms,) = bars[f"ob{series + 1}"]  # the series' own slow-call bar (just under the exact edge)
+    edge_us = bar_ms * 1000 / (1 - calls_sql.BAR_MARGIN)
+    # the slow call: the first whole microsecond past the edge, at 13:21; one just under the bar at 13:41
+    _one_call(fresh, plan.judge_start + timedelta(hours=13, minutes=21), math.ceil(edge_us) + 1, "a" * 32)
+    _one_call(fresh, plan.judge_start + timedelta(hours=13, minutes=41), math.floor(bar_ms * 1000), "b" * 32)
+    sql = calls_sql.outliers_sql(by, "", 1000, rollup=True, bound=True)
+    found = frame(fresh, sql, {**p, **bars})
+    assert found[["kind", "trace_id"]].values.tolist() == [["slow_call", "a" * 32]]
+    every = frame(fresh, calls_sql.outliers_sql(by, "", 1000, rollup=True, prefilter=False), p)
+    pd.testing.assert_frame_equal(found, every)
+    read = sum(int(r[3]) for r in fresh.query(f"EXPLAIN ESTIMATE {sql}", parameters={**p, **bars}).result_rows
+               if r[1] == "llm_calls")  # fmt: skip
+    judged = fresh.query(
+        "SELECT count() FROM llm_calls WHERE Timestamp >= {judge_start:DateTime64(6, 'UTC')}"
+        " AND Timestamp < {judge_end:DateTime64(6, 'UTC')}",
+        parameters=p,
+    ).result_rows[0][0]
+    # the granules of one hour (two where a granule ends in it) and the two calls' own parts
+    assert 0 < read <= 2 * 8192 + 2 < judged / 4
+
+
+def test_no_outliers_query_runs_without_a_history_to_judge_by(fresh: ChdbClient) -> None:
+    """Judged from the store's first call: no series has 30 calls before the window, so the bars' row is
+    empty and there is no outliers' query to run (its analysis alone cost ~0.2 s at 10M calls)."""
+    from llmtrace.analytics import anomalies_calls as calls_sql
+
+    start = _BUSY_END - timedelta(days=1)
+    fresh.command(_BUSY, parameters={"start": int(start.timestamp()), "n": 24 * 3000})
+    plan = anomalies.plan(Filter(start=start, end=_BUSY_END), now=_BUSY_END)
+    row = fresh.query(calls_sql.outlier_bars_sql(("service",), ""), parameters=plan.params()).result_rows[0]
+    assert calls_sql.outlier_bars_params(("service",), row) is None

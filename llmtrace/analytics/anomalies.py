@@ -370,9 +370,14 @@ def _call_anomalies(client: Any, by: tuple[str, ...], p: Plan) -> list[Anomaly]:
     params = {**dim_params, **p.params()}
     found: list[Anomaly] = []
     rollup = rollup_answers(by, p.step)
-    outliers = calls_sql.outliers_sql(by, dims, MAX_CALL_OUTLIERS, rollup=rollup)
-    for row in _records(client, outliers, params):
-        found.append(_finding(row, by, end=row["start"], points=1, trace_ids=[str(row["trace_id"])]))
+    bars: dict[str, Any] | None = {}
+    if rollup:  # the history's bars read first and bound as parameters; without history there is nothing to judge
+        row = client.query(calls_sql.outlier_bars_sql(by, dims), parameters=params).result_rows[0]
+        bars = calls_sql.outlier_bars_params(by, row)
+    if bars is not None:
+        outliers = calls_sql.outliers_sql(by, dims, MAX_CALL_OUTLIERS, rollup=rollup, bound=rollup)
+        for row in _records(client, outliers, {**params, **bars}):
+            found.append(_finding(row, by, end=row["start"], points=1, trace_ids=[str(row["trace_id"])]))
     storms = calls_sql.storms_rollup_sql(by, dims) if rollup else calls_sql.storms_sql(by, dims)
     for row in _records(client, storms, params):
         found.append(_finding(row, by, end=row["last"], points=int(row["storms"]), trace_ids=list(row["trace_ids"])))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from llmtrace.analytics.anomalies_sql import BINS_PER_OCTAVE, ZERO_BIN, series_columns
 from llmtrace.analytics.groups import COLUMNS
@@ -60,7 +61,9 @@ def _rollup_history(by: Sequence[str], dims: str, keys: str) -> str:
                         GROUP BY {keys})"""
 
 
-def outliers_sql(by: Sequence[str], dims: str, limit: int, rollup: bool = False, prefilter: bool = True) -> str:
+def outliers_sql(
+    by: Sequence[str], dims: str, limit: int, rollup: bool = False, prefilter: bool = True, bound: bool = False
+) -> str:
     """The most extreme slow and expensive calls in the window (``limit`` per kind), each
     against the history of its own series and model.
 
@@ -73,7 +76,9 @@ def outliers_sql(by: Sequence[str], dims: str, limit: int, rollup: bool = False,
     (:func:`_rollup_history`; its keys must hold ``by`` and its buckets the window's edges), and then
     (``prefilter``) the history is one scalar, not a joined table, and only the calls over its bars
     are hashed (:func:`_outlier_history`): 10M calls, a 5 d window after 2 d of history (7.0M calls
-    judged): 1.76-2.11 -> 1.01-1.16 s of server CPU; 24 h (1.4M): 0.54 -> 0.40 s (load 13-37)."""
+    judged): 1.76-2.11 -> 1.01-1.16 s of server CPU; 24 h (1.4M): 0.54 -> 0.40 s (load 13-37).
+    ``bound``: that history is not a scalar subquery but the parameters :func:`outlier_bars_params`
+    makes of :func:`outlier_bars_sql`'s row (see :func:`_bars_ref`)."""
     keys = ", ".join([*(f"g_{b}" for b in by), "RequestModel"])
     values = ", ".join(f"{expr} AS v_{kind}" for kind, expr in _OUTLIER_VALUES.items())
     positive = " OR ".join(f"v_{kind} > 0" for kind in _OUTLIER_VALUES)
@@ -102,11 +107,13 @@ def outliers_sql(by: Sequence[str], dims: str, limit: int, rollup: bool = False,
     calls = f"""SELECT {_groups(by)}, RequestModel, Timestamp AS start, TraceId AS trace_id, {values},
                            cityHash64({keys}) AS k"""
     if rollup and prefilter:
-        with_clause, below, stats = _outlier_history(by, history)
+        with_clause, below, stats = _outlier_history(by, history, bound)
         passing = f"""
                 SELECT *, {stats} FROM (
                     {calls}
-                    FROM llm_calls PREWHERE {_WINDOW}{dims} AND IsError = 0 AND {below} WHERE ({positive}))
+                    FROM llm_calls PREWHERE {_WINDOW}{dims} AND IsError = 0
+                        AND {_CANDIDATE_KEY} IN ({_candidate_hours(by, dims, bound)}) AND {below}
+                    WHERE ({positive}))
                 WHERE {passes}"""
     else:
         with_clause = ""
@@ -140,7 +147,70 @@ def _bar(kind: str) -> str:
     return f"if(n_{kind} >= 30, {1 - BAR_MARGIN!r} * {edge}, inf)"
 
 
-def _outlier_history(by: Sequence[str], history: str) -> tuple[str, str, str]:
+def _bars_ref(n: int, types: Sequence[str] | None, part: int | None = None) -> str:
+    """Element ``n`` (1-based) of the history's row (:func:`_history_parts`; ``part`` 1 or 2 of a
+    ``minMap``'s pair): ``outlier_bars.n`` of the scalar subquery, or (given the elements' ``types``:
+    bound) the query parameter ``ob<n>[_<part>]``. Each reference to a scalar subquery is a copy of
+    its whole tree for the analyser (the outliers' query tree: 96k nodes at 10M calls, ~0.3 s of server
+    CPU before anything is read); a parameter is one literal."""
+    if types is None:
+        return f"outlier_bars.{n}" + (f".{part}" if part else "")
+    kind = types[n - 1] if part is None else ("Array(String)", "Array(Float64)")[part - 1]
+    return f"{{ob{n}{f'_{part}' if part else ''}:{kind}}}"
+
+
+def _history_parts(by: Sequence[str]) -> tuple[list[str], list[str], list[tuple[str, str]], int, dict[str, int]]:
+    """The history's row as aggregates over its series (bars and quartiles): the expressions and
+    their types; the (column, kind) of its ``minMap`` pairs (elements 1..); the element of the series'
+    hashes (then each kind's bar); and per kind the element of its first quartile (then median,
+    third, size)."""
+    columns = dict.fromkeys([*(COLUMNS[b] for b in by), "RequestModel"])
+    named = {COLUMNS[b]: f"g_{b}" for b in by}
+    pairs = [(column, kind) for column in columns for kind in _OUTLIER_VALUES]
+    parts = [f"minMap([toString({named.get(c, c)})], [bar_{kind}])" for c, kind in pairs]
+    types = ["Tuple(Array(String), Array(Float64))"] * len(parts)
+    series = len(parts) + 1
+    parts.append("groupArray(k)")
+    types.append("Array(UInt64)")
+    for kind in _OUTLIER_VALUES:  # each series' own bars: elements series + 1, series + 2
+        parts.append(f"groupArray(bar_{kind})")
+        types.append("Array(Float64)")
+    first = {}
+    for kind in _OUTLIER_VALUES:
+        first[kind] = len(parts) + 1
+        parts += [f"groupArray(q_{kind}[{i}])" for i in (1, 2, 3)] + [f"groupArray(n_{kind})"]
+        types += ["Array(Float64)"] * 3 + ["Array(UInt64)"]
+    return parts, types, pairs, series, first
+
+
+def _history_row(history: str, parts: Sequence[str]) -> str:
+    bars = ", ".join(f"if(isNaN({_bar(kind)}), 0, {_bar(kind)}) AS bar_{kind}" for kind in _OUTLIER_VALUES)
+    enough = " OR ".join(f"n_{kind} >= 30" for kind in _OUTLIER_VALUES)
+    return f"SELECT {', '.join(parts)} FROM (SELECT *, {bars} FROM ({history}) WHERE {enough})"
+
+
+def outlier_bars_sql(by: Sequence[str], dims: str) -> str:
+    """The rollup's history (:func:`_rollup_history`) as one row of bars and quartiles, read once and
+    bound into :func:`outliers_sql` (``bound``) by :func:`outlier_bars_params`."""
+    keys = ", ".join([*(f"g_{b}" for b in by), "RequestModel"])
+    parts, _, _, _, _ = _history_parts(by)
+    return _history_row(_rollup_history(by, dims, keys), parts)
+
+
+def outlier_bars_params(by: Sequence[str], row: Sequence[Any]) -> dict[str, Any] | None:
+    """:func:`outlier_bars_sql`'s row as :func:`outliers_sql`'s parameters; None when no series has the
+    30 calls of history to judge a call by (then no call is an outlier and the query need not run)."""
+    params: dict[str, Any] = {}
+    for n, value in enumerate(row, 1):
+        if isinstance(value, tuple):
+            params[f"ob{n}_1"], params[f"ob{n}_2"] = list(value[0]), list(value[1])
+        else:
+            params[f"ob{n}"] = list(value)
+    _, _, _, series, _ = _history_parts(by)
+    return params if len(row[series - 1]) else None
+
+
+def _outlier_history(by: Sequence[str], history: str, bound: bool = False) -> tuple[str, str, str]:
     """The rollup's history as one scalar (``outlier_bars``, computed once) instead of a joined
     table, and the calls that may pass their series' bars, tested on the stored columns before
     any call is hashed or its trace id read.
@@ -150,35 +220,60 @@ def _outlier_history(by: Sequence[str], history: str) -> tuple[str, str, str]:
     of a LowCardinality column): a call under the highest of its columns' bars is under its own
     series' bar. Then each series' hash, quartiles and size, looked up by the passing calls' hash
     (a call of a series without history gets size 0 and fails as the inner join dropped it).
+    ``bound``: the same values as query parameters (:func:`_bars_ref`), no WITH clause.
     Returns the WITH clause, the condition, and the quartile and size columns of a call."""
-    columns = dict.fromkeys([*(COLUMNS[b] for b in by), "RequestModel"])
-    named = {COLUMNS[b]: f"g_{b}" for b in by}
-    bars = ", ".join(f"if(isNaN({_bar(kind)}), 0, {_bar(kind)}) AS bar_{kind}" for kind in _OUTLIER_VALUES)
-    pairs = [(column, kind) for column in columns for kind in _OUTLIER_VALUES]
-    parts = [f"minMap([toString({named.get(c, c)})], [bar_{kind}])" for c, kind in pairs]  # outlier_bars.1 ...
-    series = len(parts) + 1
-    parts.append("groupArray(k)")
+    parts, types, pairs, series, first = _history_parts(by)
+
+    def ref(n: int, part: int | None = None) -> str:
+        return _bars_ref(n, types if bound else None, part)
+
     stats = {}
     for kind in _OUTLIER_VALUES:
-        at = len(parts) + 1
-        parts += [f"groupArray(q_{kind}[{i}])" for i in (1, 2, 3)] + [f"groupArray(n_{kind})"]
-        q = ", ".join(f"transform(k, outlier_bars.{series}, outlier_bars.{at + i}, nan)" for i in (0, 1, 2))
-        stats[kind] = f"[{q}] AS q_{kind}, transform(k, outlier_bars.{series}, outlier_bars.{at + 3}, 0) AS n_{kind}"
-    enough = " OR ".join(f"n_{kind} >= 30" for kind in _OUTLIER_VALUES)
-    with_clause = (
-        f"WITH (SELECT ({', '.join(parts)}) FROM (SELECT *, {bars} FROM ({history}) WHERE {enough})) AS outlier_bars"
-    )
+        at = first[kind]
+        q = ", ".join(f"transform(k, {ref(series)}, {ref(at + i)}, nan)" for i in (0, 1, 2))
+        stats[kind] = f"[{q}] AS q_{kind}, transform(k, {ref(series)}, {ref(at + 3)}, 0) AS n_{kind}"
+    row = _history_row(history, ["(" + ", ".join(parts) + ")"])  # one tuple: the scalar
+    with_clause = "" if bound else f"WITH ({row}) AS outlier_bars"
     tests = []
     for kind, value in _OUTLIER_VALUES.items():
-        lookups = [
-            f"transform({c}, outlier_bars.{n}.1, outlier_bars.{n}.2, inf)"
-            for n, (c, k) in enumerate(pairs, 1)
-            if k == kind
-        ]
+        lookups = [f"transform({c}, {ref(n, 1)}, {ref(n, 2)}, inf)" for n, (c, k) in enumerate(pairs, 1) if k == kind]
         tests.append(f"{value} >= {lookups[0] if len(lookups) == 1 else 'greatest(' + ', '.join(lookups) + ')'}")
     # no history with 30 calls: the window's end moves to its start (the scalar is folded), nothing is read
-    empty = f"Timestamp < if(empty(outlier_bars.{series}), {{judge_start:{_TIME}}}, {{judge_end:{_TIME}}})"
+    empty = f"Timestamp < if(empty({ref(series)}), {{judge_start:{_TIME}}}, {{judge_end:{_TIME}}})"
     return with_clause, f"{empty} AND ({' OR '.join(tests)})", ", ".join(stats.values())
+
+
+# llm_calls' primary key up to the hour (schemas/004): a set of these skips the granules of the other hours
+_CANDIDATE_KEY = "(ServiceName, Provider, RequestModel, toStartOfHour(Timestamp))"
+# a call of value v lies in bin floor(32 * log2(v * scale)) of the rollup's histogram of its kind
+_ROLLUP_BINS = {"slow_call": ("Latency", 1000.0), "expensive_call": ("Cost", 1.0)}
+
+
+def _candidate_hours(by: Sequence[str], dims: str, bound: bool = False) -> str:
+    """The (service, provider, model, hour) of the window whose 5-minute rollup rows hold a call in or
+    past the bin of its series' bar (:func:`_bar`) minus one, for either kind: every call that can pass
+    its bar lies in one, so only their granules of ``llm_calls`` are read, and what is read grows with
+    the outliers, not with the calls. The bin one under the bar's absorbs any rounding of log2 at a
+    bin's edge (the rollup's ``floor(32 * log2(v))`` against the bar's); any bin listed counts, even one
+    whose count a re-pricing's correction row brings to 0 (a superset). A series without 30 calls of
+    history has an infinite bar and no candidate, as its calls fail the tests anyway."""
+    _, types, _, series, _ = _history_parts(by)
+    keys = ", ".join([*(f"g_{b}" for b in by), "RequestModel"])
+    tests = []
+    for i, kind in enumerate(_OUTLIER_VALUES, 1):  # the order of the bars in outlier_bars
+        hist, scale = _ROLLUP_BINS[kind]
+        ref = types if bound else None
+        bar = f"transform(k, {_bars_ref(series, ref)}, {_bars_ref(series + i, ref)}, inf)"
+        edge = f"floor({BINS_PER_OCTAVE} * log2({scale!r} * {bar})) - 1"
+        tests.append(f"arrayExists(b -> b >= {edge}, {hist}.1)")
+    return f"""
+                    SELECT ServiceName, Provider, RequestModel, toStartOfHour(Bucket) FROM (
+                        SELECT ServiceName, Provider, RequestModel, Bucket, Latency, Cost,
+                               cityHash64({keys}) AS k
+                        FROM (SELECT *, {_groups(by)} FROM llm_anomaly_5m
+                              WHERE Bucket >= toStartOfFiveMinutes({{judge_start:{_TIME}}})
+                                AND Bucket < {{judge_end:{_TIME}}}{dims}))
+                    WHERE {" OR ".join(tests)}"""
 
 
 def _score(value: str, quartiles: str) -> str:
