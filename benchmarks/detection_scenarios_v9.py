@@ -33,8 +33,8 @@ fall in busy hours and some at night; about 1 in 4 drawn near the edge, below th
     ttft_spike      TTFT x4-10 (edge x2.2-3.5) for 15-45 min on a streaming series (the call
                     lasts longer by as much)
     output_shift    output tokens x1.8-3 (edge x1.4-1.7) from a release on (permanent)
-    provider_outage (own) 30-70 % ``overloaded``/503 on EVERY series of one provider for 15-45
-                    min, successful calls x1.5 slower
+    provider_outage (own) 30-70 % ``overloaded``/503 on EVERY series of one provider (but the
+                    young one) for 15-45 min, successful calls x1.5 slower
     latency_ramp    (own) durations creep up linearly over 70 % of 2-4 h to x3-5 (edge x2-2.5),
                     hold, then drop back (a leak fixed by a restart)
     truncation_up   (own) max_tokens lowered by a bad config for 30-120 min: ``length``
