@@ -19,8 +19,11 @@ chDB facts this module is built on (verified with chdb 4.4 / ClickHouse 26.9):
   writes it: ClickHouse's access control keeps queries away from host files, URLs and
   remote servers, and MergeTree tables get a deduplication window, so re-inserting a logged batch with the same
   ``insert_deduplication_token`` after a crash is a no-op for every table it already reached
-  (materialized views included). ``insert_deduplicate`` is off on every handle by default, so
-  ordinary inserts behave as on a stock single-node ClickHouse.
+  (materialized views included). ``insert_deduplicate`` is set off on every handle, but on
+  ClickHouse 26.x the newer ``deduplicate_insert`` (default ``enable``) supersedes it: an INSERT
+  without a token whose block equals one of a table's recent blocks is stored once, as on a
+  ClickHouse server migrated with schema 028 (measured on chDB 26.9; ``deduplicate_insert =
+  'backward_compatible_choice'`` would restore the old meaning).
 """
 
 from __future__ import annotations
