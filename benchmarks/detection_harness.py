@@ -472,11 +472,21 @@ def misses(b: Bench, rows: list[dict[str, Any]], verbose: bool) -> None:
         print("  ", {k: (round(v, 1) if isinstance(v, float) and k != "factor" else v) for k, v in r.items()})
 
 
+# --------------------------------------------------------------------------- storing a scenario
+def insert_rows(client: Any, rows: list[tuple[Any, ...]], chunk: int = 50_000) -> None:
+    """Span rows (a generator's ``span_rows``) into ``otel_traces``, ``chunk`` at a time: the views
+    fill ``llm_calls`` and the rollups as for real traffic."""
+    from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
+
+    for k in range(0, len(rows), chunk):
+        client.insert("otel_traces", rows[k : k + chunk], column_names=OTEL_TRACES_COLUMNS)
+
+
 # --------------------------------------------------------------------------- watch's time to detect
 def watch_fill(
     b: Bench, client: Any, sc: Any, sample: int, out: list[dict[str, Any]], steps: int = 12, salt: int = 60
 ) -> int:
-    """Insert the spans in order of arrival (``gen.span_rows``/``gen.insert_rows``); at each of
+    """Insert the spans in order of arrival (``gen.span_rows``, :func:`insert_rows`); at each of
     ``sample`` eligible incidents, step ``now`` every 5 minutes from its start and detect as
     ``llmtrace watch`` does (last 24 h, ``by="auto"``, call-level findings on) until one of the
     report's anomalies finds it, for at most ``steps`` steps. Appends one row per incident to ``out``."""
@@ -490,7 +500,7 @@ def watch_fill(
         for step in range(1, steps + 1):
             now = inc.start + 5 * step
             upto = int(np.searchsorted(arrive, now, side="right"))
-            b.gen.insert_rows(client, rows[done:upto])
+            insert_rows(client, rows[done:upto])
             done = upto
             started, end = time.process_time(), sc.at(now)
             report = anomalies.detect(client, Filter(start=end - timedelta(hours=24), end=end), "auto", now=end)
@@ -503,7 +513,7 @@ def watch_fill(
                     "series": label, "at": f"{sc.at(inc.start):%a %H:%M}", "cpu": float(np.median(cpu))})  # fmt: skip
         print(f"  watch seed {sc.seed}: {inc.kind} on {label} at {sc.at(inc.start):%a %H:%M} -> "
               f"{first if first is not None else f'> {5 * steps}'} min", flush=True)  # fmt: skip
-    b.gen.insert_rows(client, rows[done:])
+    insert_rows(client, rows[done:])
     return int(calls)
 
 

@@ -61,6 +61,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
+from detection_harness import insert_rows  # the span rows into otel_traces, in chunks
 
 from llmtrace import semconv
 
@@ -629,13 +630,6 @@ def span_rows(sc: Scenario) -> tuple[np.ndarray, list[tuple[Any, ...]], int]:
     at = np.concatenate(arrive)
     order = np.argsort(at, kind="stable")
     return at[order], [rows[k] for k in order], len(rows)
-
-
-def insert_rows(client: Any, rows: list[tuple[Any, ...]], chunk: int = 50_000) -> None:
-    from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
-
-    for k in range(0, len(rows), chunk):
-        client.insert("otel_traces", rows[k : k + chunk], column_names=OTEL_TRACES_COLUMNS)
 
 
 def insert(client: Any, sc: Scenario) -> int:
