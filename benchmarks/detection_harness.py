@@ -1,4 +1,4 @@
-"""The loop every held-out detection benchmark shares (``detection_v3`` .. ``detection_v6``).
+"""The loop every held-out detection benchmark shares (``detection_v3`` .. ``detection_v10``).
 
 A benchmark is a generator module plus a :class:`Bench` saying how to judge it. Per seed
 (:func:`run_seed`): the generator's scenario goes as spans into ``otel_traces`` of a fresh chDB

@@ -1,6 +1,7 @@
 """The detector's scan as it stood before session 14 (main 7cb4f54), kept as the reference
 the stacked scan is compared with (``tests/test_anomalies_stacked.py``): one scan per level and
-rate metric, products with BLAS, a median of every cell. Verbatim but for the imports."""
+rate metric, products with BLAS, a median of every cell. Verbatim but for the imports and
+the rate clustering factor of session 17 (the same change as in the scan)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ from llmtrace.analytics.anomalies_scan import (
     _same_hours_sums,
     _usual_silences,
     clustering,
+    rate_clustering,
     recurring,
 )
 from llmtrace.analytics.anomalies_sql import METRICS
@@ -222,7 +224,7 @@ def same_hours(
     return np.where(counts >= 2, med, np.inf).reshape(rows, ends.size)
 
 
-def _rate_wobble(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray) -> np.ndarray:
+def _rate_wobble(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray, phi: np.ndarray) -> np.ndarray:
     """Per series: c^2, the squared relative wobble of the true rate beyond binomial noise
     (a beta-binomial: Var k = n p (1 - p) + c^2 (n p)^2), from the median over the series'
     own windows with at least ``NB_MIN_MU`` expected events (``RATE_DEFAULT_C`` with fewer than
@@ -238,8 +240,8 @@ def _rate_wobble(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray) ->
     """
     mu = n * p
     with np.errstate(divide="ignore", invalid="ignore"):
-        c2 = ((k - mu) ** 2 / 0.455 - mu * (1 - p)) / mu**2
-    c2 = np.where(ok & (mu >= NB_MIN_MU) & (k >= mu), c2, np.nan)
+        c2 = ((k - mu) ** 2 / 0.455 - phi[:, None] * mu * (1 - p)) / mu**2
+    c2 = np.where(ok & (mu >= NB_MIN_MU * phi[:, None]) & (k >= mu), c2, np.nan)
     med, counts = row_median(c2)
     c2 = np.where(counts >= 24, np.clip(med, RATE_MIN_C**2, 1.0), RATE_DEFAULT_C**2)
     return np.asarray(c2)
@@ -269,6 +271,7 @@ def _flag(
     c2: np.ndarray,
     base_n: np.ndarray,
     up: bool,
+    phi: np.ndarray,
 ) -> list[tuple[int, int, float]]:
     """(group, end bucket, score) of windows whose overdispersed binomial tail passes MIN_SCORE:
     the exact binomial tail of k and n shrunk by the window's design effect
@@ -276,7 +279,7 @@ def _flag(
     baseline's own uncertainty (the beta-binomial predictive of a rate learnt from
     ``base_n`` trials): 20 trials of a young series with no call above the bar do not make
     a rate of 1% that thousands of calls can be held to."""
-    deff = 1 + c2[group_idx] * n * p / (1 - p) + n / (base_n + PRIOR_WEIGHT + 1)
+    deff = phi[group_idx] + c2[group_idx] * n * p / (1 - p) + n / (base_n + PRIOR_WEIGHT + 1)
     kd, nd = k / deff, n / deff
     bound = chernoff_log10(kd, nd, p)
     slack = 0.5 * np.log10(8 * nd + 1) + 0.5
@@ -337,7 +340,8 @@ def _rates_pass(
         ok = (nb >= MIN_BASE_TRIALS) & (nw > 0) & (ends >= width)
         if width == 1:
             p_bucket = np.where(ok, p0, np.nan)
-        c2 = _rate_wobble(kw, nw, p0, ok)
+            phi = rate_clustering(kw, nw, p0, ok & (keep > 0), step)  # session 17: clustered calls
+        c2 = _rate_wobble(kw, nw, p0, ok, phi)
         with np.errstate(divide="ignore", invalid="ignore"):
             share = kw / nw
         gate = (
@@ -348,7 +352,7 @@ def _rates_pass(
             & (share - p0 >= MIN_RATE_CHANGE)
         )
         g, e = np.nonzero(gate)
-        for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, nb[g, e], True):
+        for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, nb[g, e], True, phi):
             found.append(Window(group, name, "up", last - width + 1, last, score))
     return found, p_bucket
 

@@ -396,3 +396,53 @@ def test_recurring_patterns_are_those_the_scan_of_every_earlier_window_found(see
     kept, dropped = scan.recurring(windows, STEP)
     assert (kept, dropped) == _recurring_before(windows, STEP)
     assert len(dropped) > 100 and len(kept) > 100
+
+
+def _traces_sharing_fate(
+    rng: np.random.Generator, buckets: int, traces: float, sizes: tuple[int, int], share: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Calls and events per bucket when every call of a trace is an event or none is (an agent's
+    long run with a growing context: all its calls are costly): ``share`` of traces per bucket."""
+    n, k = np.zeros((1, buckets)), np.zeros((1, buckets))
+    for t in range(buckets):
+        size = rng.integers(sizes[0], sizes[1] + 1, size=rng.poisson(traces))
+        n[0, t] = size.sum()
+        k[0, t] = size[rng.random(size.size) < share[t]].sum()
+    return n, k
+
+
+def test_the_rate_clustering_factor_is_the_events_per_trace_spread_and_ignores_an_incidents_plateau() -> None:
+    rng = np.random.default_rng(4)
+    buckets = 3 * DAY
+    p = np.full((1, buckets), 0.1)
+    ok = np.ones((1, buckets), bool)
+    n = np.full((1, buckets), 40.0)
+    single = rng.binomial(40, 0.1, buckets)[None, :].astype(float)
+    assert abs(scan.rate_clustering(single, n, p, ok, STEP)[0] - 1) < 0.15
+    n8, k8 = _traces_sharing_fate(rng, buckets, 8.0, (1, 8), np.full(buckets, 0.1))
+    phi = scan.rate_clustering(k8, n8, np.full(n8.shape, 0.1), ok, STEP)[0]
+    assert abs(phi - 5.7) < 1.2, phi  # E[s^2] / E[s] for 1-8 calls a trace, times (1 - p) / (1 - p)
+    # two hours of a tripled share in the history: a plateau, not spread (squared residuals
+    # summed over the buckets read it as a factor of 1.6, and would hide a burst the next day)
+    burst = single.copy()
+    burst[0, DAY : DAY + 2 * HOUR] = rng.binomial(40, 0.3, 2 * HOUR)
+    assert scan.rate_clustering(burst, n, p, ok, STEP)[0] < 1.15
+    assert ((burst - n * p) ** 2).sum() / (n * p * (1 - p)).sum() > 1.5
+    # a few buckets of history say little: shrunk towards 1
+    assert scan.rate_clustering(k8[:, :12], n8[:, :12], np.full((1, 12), 0.1), ok[:, :12], STEP)[0] < 2.5
+
+
+def test_costly_calls_that_come_as_whole_agent_traces_are_not_an_incident_but_a_tripled_share_is() -> None:
+    # traces of 1-30 calls (4 agent runs in 5 minutes); 8% of traces are costly in all their
+    # calls: a bucket holding one long costly run is not 20 independent costly calls
+    rng = np.random.default_rng(9)
+    buckets = 3 * DAY
+    share = np.full(buckets, 0.08)
+    n, k = _traces_sharing_fate(rng, buckets, 4.0, (1, 30), share)
+    judged = np.arange(buckets) >= DAY
+    assert scan._rates("cost_per_call_usd", k, n, judged, BASE, STEP)[0] == []
+    start = 2 * DAY + 9 * HOUR
+    share[start : start + 2 * HOUR] = 0.4  # two hours of a wrong model: 40% of the traces cost more
+    n2, k2 = _traces_sharing_fate(np.random.default_rng(9), buckets, 4.0, (1, 30), share)
+    windows, _ = scan._rates("cost_per_call_usd", k2, n2, judged, BASE, STEP)
+    assert windows and all(w.first < start + 3 * HOUR and w.last >= start - HOUR for w in windows)
