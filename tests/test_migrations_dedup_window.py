@@ -92,6 +92,24 @@ def test_other_writers_distinct_inserts_are_all_kept_even_when_their_rollup_rows
     assert stored(stock, service) == (2, 2, 2, 2)
 
 
+def test_a_block_sent_twice_without_a_token_is_stored_once_and_its_rollups_count_it_once(stock: ChdbClient) -> None:
+    """The same spans INSERTed again without a token (a Collector or script retrying after a lost
+    reply) are the same spans: stored once, in otel_traces and in every table its views feed.
+    (ClickHouse 26.x's ``deduplicate_insert`` decides this even where ``insert_deduplicate`` is
+    off, as llmtrace's engine sets it; the window of 028 makes the views' targets agree.)"""
+    service = "sent-twice"
+    tables = fed_tables(stock)
+    start = time.time_ns() // 60_000_000_000 * 60_000_000_000
+    attributes = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+                  "gen_ai.usage.input_tokens": "7", "gen_ai.usage.output_tokens": "3"}  # fmt: skip
+    rows = [otel_row(attributes, service_name=service, start_ns=start + i * 1_000_000) for i in range(5)]
+    stock.insert("otel_traces", rows, column_names=_columns())
+    once = counts(stock, tables)
+    stock.insert("otel_traces", rows, column_names=_columns())
+    assert counts(stock, tables) == once
+    assert stored(stock, service) == (5, 5, 5, 5)
+
+
 def test_a_cluster_drops_the_window_its_replicated_tables_do_not_read() -> None:
     text = Path(__file__).resolve().parent.parent.joinpath("schemas", "028_deduplication_window.sql").read_text()
     assert render(text, cluster="llmtrace") == ""
