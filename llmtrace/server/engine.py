@@ -23,7 +23,9 @@ chDB facts this module is built on (verified with chdb 4.4 / ClickHouse 26.9):
   ClickHouse 26.x the newer ``deduplicate_insert`` (default ``enable``) supersedes it: an INSERT
   without a token whose block equals one of a table's recent blocks is stored once, as on a
   ClickHouse server migrated with schema 028 (measured on chDB 26.9; ``deduplicate_insert =
-  'backward_compatible_choice'`` would restore the old meaning).
+  'backward_compatible_choice'`` would restore the old meaning). Kept on purpose: an identical
+  block is the same spans sent again, and distinct spans whose rollup rows happen to be equal are
+  all counted (both tested in ``tests/test_migrations_dedup_window.py``).
 """
 
 from __future__ import annotations
