@@ -78,7 +78,10 @@ def outliers_sql(
     are hashed (:func:`_outlier_history`): 10M calls, a 5 d window after 2 d of history (7.0M calls
     judged): 1.76-2.11 -> 1.01-1.16 s of server CPU; 24 h (1.4M): 0.54 -> 0.40 s (load 13-37).
     ``bound``: that history is not a scalar subquery but the parameters :func:`outlier_bars_params`
-    makes of :func:`outlier_bars_sql`'s row (see :func:`_bars_ref`)."""
+    makes of :func:`outlier_bars_sql`'s row (see :func:`_bars_ref`). The bars are tested before the
+    candidate hours: a prewhere's conditions are read in steps, in order, and the bars keep a few
+    hundred of the window's calls where the hours' set (a hash of four strings per call) kept most
+    of them: 0.24 -> 0.17 s of server CPU on v9 seed 900, 7 d (0.74M calls)."""
     keys = ", ".join([*(f"g_{b}" for b in by), "RequestModel"])
     values = ", ".join(f"{expr} AS v_{kind}" for kind, expr in _OUTLIER_VALUES.items())
     positive = " OR ".join(f"v_{kind} > 0" for kind in _OUTLIER_VALUES)
@@ -111,8 +114,8 @@ def outliers_sql(
         passing = f"""
                 SELECT *, {stats} FROM (
                     {calls}
-                    FROM llm_calls PREWHERE {_WINDOW}{dims} AND IsError = 0
-                        AND {_CANDIDATE_KEY} IN ({_candidate_hours(by, dims, bound)}) AND {below}
+                    FROM llm_calls PREWHERE {_WINDOW}{dims} AND IsError = 0 AND {below}
+                        AND {_CANDIDATE_KEY} IN ({_candidate_hours(by, dims, bound)})
                     WHERE ({positive}))
                 WHERE {passes}"""
     else:
