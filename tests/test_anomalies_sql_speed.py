@@ -486,9 +486,9 @@ def _examples(client: Any, by: tuple, dims: str, params: dict, episodes: list) -
     before = frame(client, before_examples(by, dims, 300), {**params, **before_examples_params(episodes, by)})
     matched = [(*e[:3], {b: e[3][b] for b in by if b in e[3]}) for e in episodes]
     bounds = {"min_start": sql_time(min(e[0] for e in episodes)), "max_end": sql_time(max(e[1] for e in episodes))}
-    new_params = {**params, **bounds, **calls_sql.examples_params(matched, 300, by)}
-    services = all("service" in e[3] for e in matched)
-    after = frame(client, calls_sql.examples_sql(dims, by, 300, services), new_params)
+    shapes = calls_sql.example_shapes([e[3] for e in matched])
+    new_params = {**params, **bounds, **calls_sql.examples_params(matched, 300, shapes)}
+    after = frame(client, calls_sql.examples_sql(dims, shapes, 300), new_params)
 
     def tidy(df: pd.DataFrame) -> pd.DataFrame:
         df = df.assign(ep=df["ep"].astype(int), trace_ids=df["trace_ids"].map(list))
@@ -539,6 +539,6 @@ def test_examples_read_only_the_granules_near_their_episodes(storm_lab: Any) -> 
         return sum(int(n) for n in re.findall(r"Granules: (\d+)/\d+\n(?!.*Granules)", plan + "\n", re.S)[-1:])
 
     before = granules(before_examples(by, "", 300), {**params, **before_examples_params(episodes, by)})
-    bound = {**params, **calls_sql.examples_params(episodes, 300, by)}
-    after = granules(calls_sql.examples_sql("", by, 300, services=True), bound)
+    bound = {**params, **calls_sql.examples_params(episodes, 300, [by])}
+    after = granules(calls_sql.examples_sql("", [by], 300), bound)
     assert 0 < after < before

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from llmtrace.analytics.anomalies_sql import BINS_PER_OCTAVE, ZERO_BIN, series_columns
@@ -376,19 +376,21 @@ def storm_candidates_sql(by: Sequence[str], dims: str, table: str = STORM_TABLE)
                 GROUP BY {series}Bucket, StormKey HAVING sum(Errors) >= {STORM_ERRORS}"""
 
 
-def examples_sql(dims: str, columns: Sequence[str], step: int, services: bool = False) -> str:
+def examples_sql(dims: str, shapes: Sequence[Sequence[str]], step: int) -> str:
     """Up to EXAMPLES trace ids per episode, the most telling first (slowest for latency,
     failed for the error rate, costliest for cost, ...; ties: the earlier call, then the lower
-    trace id). Episode ``i`` (1-based) is bound by ``examples_params`` in arrays: its calls are
-    those of its buckets whose series' columns (of ``columns``, those its series names) equal
-    its values; ``services``: every episode names its service (``ex_services``, the primary
-    key's first column, skips the others' granules).
+    trace id). Episode ``i`` (1-based) is bound by ``examples_params``: its calls are those of
+    its buckets whose series' columns (a shape of ``shapes``: the columns its series names)
+    equal its values.
 
-    Each call looks its bucket up among the buckets some episode covers (``ex_buckets``: a hash
-    lookup, ``transform``) and tests only that bucket's episodes (``ex_episodes``) on its
-    series, instead of one condition per episode on every call: the query's text stays the
-    same size whatever the episodes, where a condition per episode, bound as scalars, cost
-    0.25 s of analysis for 58 episodes (v9, 7 d) and each call tested them all."""
+    Per shape, each call hashes its bucket and its columns and looks the hash up among the
+    (bucket, series) pairs the episodes of that shape cover (``transform``, a hash table built
+    once), which gives the slot of their episodes; the pairs' hashes are made by the same
+    function from the bound arrays (64 bits: a call matching a pair it is not, ~1e-9 per run at
+    10M calls). The query's text grows with the shapes, not with the
+    episodes: one condition per episode, bound as scalars, cost 0.25 s of analysis for 58
+    episodes (v9, 7 d) and tested each on every call. The primary key reads only the hours the
+    episodes cover (of their services, where they name one)."""
     key = """multiIf(
         metric = 'latency_p95_ms', toFloat64(DurationUs),
         metric = 'ttft_p95_ms', toFloat64(ifNull(TtftUs, 0)),
@@ -398,21 +400,31 @@ def examples_sql(dims: str, columns: Sequence[str], step: int, services: bool = 
         metric = 'truncation_rate', toFloat64(FinishReason IN ('length', 'max_tokens')),
         metric = 'empty_output_rate', toFloat64(IsError = 0 AND OutputTokens = 0),
         0)"""
-    match = " AND ".join(
-        f"(NOT {{ex_has_{b}:Array(UInt8)}}[i] OR {COLUMNS[b]} = {{ex_g_{b}:Array(String)}}[i])" for b in columns
-    ) or "1"  # fmt: skip
-    buckets = "{ex_buckets:Array(UInt32)}"
-    slot = f"transform(intDiv(toUInt32(Timestamp), {int(step)}), {buckets}, range(1, length({buckets}) + 1), 0)"
-    hint = " AND indexHint(ServiceName IN {ex_services:Array(String)})" if services else ""
+    bucket = f"intDiv(toUInt32(Timestamp), {int(step)})"
+    slots, lists, hints = [], [], []
+    for j, shape in enumerate(shapes):
+        hour = "DateTime('UTC')"
+        if "service" in shape:
+            hints.append(f"(ServiceName, toStartOfHour(Timestamp)) IN {{ex{j}_hours:Array(Tuple(String, {hour}))}}")
+        else:
+            hints.append(f"toStartOfHour(Timestamp) IN {{ex{j}_hours:Array({hour})}}")
+        bound = [f"{{ex{j}_b:Array(UInt32)}}", *(f"{{ex{j}_g_{b}:Array(String)}}" for b in shape)]
+        names = [f"x{n}" for n in range(len(bound))]
+        pairs = f"arrayMap(({', '.join(names)}) -> cityHash64({', '.join(names)}), {', '.join(bound)})"
+        own = f"cityHash64({', '.join([bucket, *(COLUMNS[b] for b in shape)])})"
+        slots.append(f"transform({own}, {pairs}, range(1, length({bound[0]}) + 1), 0) AS slot{j}")
+        lists.append(f"{{ex{j}_eps:Array(Array(UInt32))}}[slot{j}]")
+    found = " OR ".join(f"slot{j} > 0" for j in range(len(shapes))) or "0"
+    eps = f"arrayConcat({', '.join(lists)})" if lists else "CAST([], 'Array(UInt32)')"
     return f"""
         SELECT ep, arrayMap(x -> x.3, groupArraySorted({EXAMPLES})((-k, ts, TraceId))) AS trace_ids FROM (
             SELECT ep, TraceId, Timestamp AS ts, {{ex_metrics:Array(String)}}[ep] AS metric, {key} AS k
             FROM (
                 SELECT Timestamp, TraceId, DurationUs, TtftUs, IsError, CostUsd, OutputTokens, FinishReason,
-                       arrayFilter(i -> {match}, {{ex_episodes:Array(Array(UInt32))}}[{slot}]) AS eps
+                       {", ".join([*slots, f"{eps} AS eps"])}
                 FROM llm_calls
                 PREWHERE Timestamp >= {{min_start:{_TIME}}} AND Timestamp < {{max_end:{_TIME}}}
-                    AND {slot} > 0{hint} AND notEmpty(eps)
+                    AND indexHint({" OR ".join(hints) or "0"}) AND ({found})
                 WHERE 1{dims}
             )
             ARRAY JOIN eps AS ep
@@ -420,30 +432,41 @@ def examples_sql(dims: str, columns: Sequence[str], step: int, services: bool = 
 
 
 def examples_params(
-    episodes: Sequence[tuple[datetime, datetime, str, dict[str, str]]], step: int, columns: Sequence[str]
+    episodes: Sequence[tuple[datetime, datetime, str, dict[str, str]]], step: int, shapes: Sequence[Sequence[str]]
 ) -> dict[str, Any]:
     """``examples_sql``'s parameters for episodes given as (start, end, metric, series), each
-    matched on the columns of ``columns`` its series names.
+    series naming the columns of one of ``shapes`` (:func:`example_shapes`).
 
     An episode's buckets are ``range(start, end, step)`` in whole seconds (the detector's
     buckets are whole multiples of ``step`` since the epoch, as ``toStartOfInterval`` makes
     them): its calls lie in [start, end rounded up to a bucket), and none when ``start`` is
-    not a bucket's start. ``ex_services``: the services they name (``examples_sql``'s
-    ``services``)."""
-    covering: dict[int, list[int]] = {}
-    for i, (start, end, _, _) in enumerate(episodes, 1):
+    not a bucket's start."""
+    index = {tuple(shape): j for j, shape in enumerate(shapes)}
+    covering: list[dict[tuple[Any, ...], list[int]]] = [{} for _ in shapes]
+    for i, (start, end, _, series) in enumerate(episodes, 1):
+        shape = tuple(b for b in COLUMNS if b in series)
         first = math.floor(start.timestamp())
         if first % step == 0:
             for bucket in range(first // step, -(-math.floor(end.timestamp()) // step)):
-                covering.setdefault(bucket, []).append(i)
-    buckets = sorted(covering)
-    params: dict[str, Any] = {
-        "ex_buckets": buckets,
-        "ex_episodes": [covering[b] for b in buckets],
-        "ex_metrics": [e[2] for e in episodes],
-        "ex_services": sorted({e[3]["service"] for e in episodes if "service" in e[3]}),
-    }
-    for b in columns:
-        params[f"ex_has_{b}"] = [int(b in e[3]) for e in episodes]
-        params[f"ex_g_{b}"] = [e[3].get(b, "") for e in episodes]
+                pair = (bucket, *(series[b] for b in shape))
+                covering[index[shape]].setdefault(pair, []).append(i)
+    params: dict[str, Any] = {"ex_metrics": [e[2] for e in episodes]}
+    for j, shape in enumerate(shapes):
+        pairs = sorted(covering[j])
+        params[f"ex{j}_b"] = [pair[0] for pair in pairs]
+        for n, b in enumerate(shape, 1):
+            params[f"ex{j}_g_{b}"] = [pair[n] for pair in pairs]
+        params[f"ex{j}_eps"] = [covering[j][pair] for pair in pairs]
+        service = shape.index("service") + 1 if "service" in shape else 0
+        hours = {(pair[service] if service else "", _hour(pair[0] * step)) for pair in pairs}
+        params[f"ex{j}_hours"] = sorted(hours) if service else sorted(h for _, h in hours)
     return params
+
+
+def _hour(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch - epoch % 3600, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def example_shapes(series: Sequence[dict[str, str]]) -> list[tuple[str, ...]]:
+    """The distinct sets of columns the series name (each in ``COLUMNS``' order)."""
+    return sorted({tuple(b for b in COLUMNS if b in s) for s in series})
