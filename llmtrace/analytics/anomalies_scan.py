@@ -69,6 +69,7 @@ from llmtrace.analytics.tails import (
     LN10,
     binom_cdf,
     binom_sf,
+    binom_tails,
     chernoff_log10,
     nbinom_cdf,
     nbinom_chernoff_log10,
@@ -279,6 +280,13 @@ def _exact(k: float, n: float, p: float, up: bool) -> float:
     return neg_log10(binom_sf(ki, ni, p) if up else binom_cdf(ki, ni, p))
 
 
+def _exact_many(k: np.ndarray, n: np.ndarray, p: np.ndarray, up: bool) -> list[float]:
+    """:func:`_exact` of each element, the same floats, the tails' sums taken together (:func:`binom_tails`)."""
+    ki = [round(x) for x in k.tolist()]
+    ni = [max(round(y), x) for y, x in zip(n.tolist(), ki, strict=True)]
+    return [neg_log10(t) for t in binom_tails(ki, ni, p.tolist(), up)]
+
+
 def _flag(
     group_idx: np.ndarray,
     end: np.ndarray,
@@ -302,9 +310,9 @@ def _flag(
     passing = np.flatnonzero(bound + slack >= MIN_SCORE)
     # beyond EXACT_UP_TO the bound is the score (as for volume): never above the exact one
     score = bound[passing]
-    for j in np.flatnonzero(score < EXACT_UP_TO):
-        i = passing[j]
-        score[j] = _exact(kd[i], nd[i], p[i], up)
+    exact = np.flatnonzero(score < EXACT_UP_TO)
+    i = passing[exact]
+    score[exact] = _exact_many(kd[i], nd[i], p[i], up)
     kept = score >= MIN_SCORE
     return list(zip(group_idx[passing][kept].tolist(), end[passing][kept].tolist(), score[kept].tolist(), strict=True))
 
