@@ -400,10 +400,11 @@ def _rates_pass(
 ) -> tuple[list[Window], np.ndarray]:
     """One pass over every row at ``scales`` (1 first: the buckets' baseline shares); ``keep``:
     0 where a row's baselines leave a bucket out (None: every bucket counts)."""
-    if keep is None:
-        keep = np.ones(k.shape)
     ck, cn = _cumulative(k), _cumulative(n)
-    bk, bn = _cumulative(k * keep), _cumulative(n * keep)  # baselines: flagged buckets left out
+    if keep is None:  # every bucket counts: the baselines' sums are the window's (x * 1.0 == x)
+        keep, bk, bn = np.ones(k.shape), ck, cn
+    else:
+        bk, bn = _cumulative(k * keep), _cumulative(n * keep)  # baselines: flagged buckets left out
     found: list[Window] = []
     p_bucket = np.zeros(k.shape)
     ends = np.arange(k.shape[1])
@@ -879,6 +880,13 @@ def _earlier_days(w: Window, firsts: list[int], lasts: list[int], lookback: int,
     lo, hi = bisect.bisect_left(lasts, w.last - lookback), bisect.bisect_right(lasts, w.last - gap)
     if hi <= lo:
         return 0
+    if hi - lo <= 64:  # most are a few windows: plain Python, the same shifts (round: half to even too)
+        shifts = set()
+        for first_, last_ in zip(firsts[lo:hi], lasts[lo:hi], strict=True):
+            shift_ = round((w.last - last_) / day) * day
+            if shift_ and first_ + shift_ - slack <= w.last and last_ + shift_ + slack >= w.first:
+                shifts.add(shift_)
+        return len(shifts)
     last = np.asarray(lasts[lo:hi])
     first = np.asarray(firsts[lo:hi])
     shift = np.round((w.last - last) / day) * day  # half to even, as Python's round
