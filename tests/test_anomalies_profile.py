@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from llmtrace.analytics import anomalies_scan as scan
-from llmtrace.analytics.anomalies_profile import Seasonal, shape, weekend
+from llmtrace.analytics.anomalies_profile import PHASE_PRIOR, Seasonal, phase_factor, phase_mean, shape, weekend
 
 STEP = 300
 DAY = 86400 // STEP
@@ -98,3 +98,33 @@ def test_a_young_series_borrows_the_shape_that_fits_its_own_hours(monkeypatch: p
     # a mature series keeps its own shape either way
     assert not chosen.borrowed[1][1, at]
     assert chosen.mu_mid[1][0][1, at] == parents_only.mu_mid[1][0][1, at]
+
+
+def _whole_rows_phase_factor(calls: np.ndarray, step: int, width: int) -> np.ndarray:
+    """phase_factor as it was (main d58b22d): the shares added over every bucket of the rows."""
+    period = 3600 // step
+    rows, size = calls.shape
+    if width % period == 0:
+        return np.ones((rows, size))
+    pad = (-size) % period
+    per_phase = np.pad(calls, ((0, 0), (0, pad))).reshape(rows, -1, period).sum(axis=1)
+    share = (per_phase + PHASE_PRIOR) / (per_phase.sum(axis=1, keepdims=True) + PHASE_PRIOR * period)
+    phases = np.arange(size) % period
+    total = np.zeros((rows, size))
+    for j in range(width % period):
+        total += share[:, (phases - j) % period]
+    return np.asarray((total * period + width // period * period) / width)
+
+
+@pytest.mark.parametrize("width", [1, 3, 5, 12, 25, 36])
+def test_phase_figures_taken_per_minute_of_the_hour_are_the_whole_rows_floats(width: int) -> None:
+    """Summed once per minute of the hour and laid out over the buckets: equal (not close) to
+    adding the shifted shares over every bucket, for windows of whole hours or not, and rows
+    that do not end on a whole hour."""
+    rng = np.random.default_rng(width)
+    calls = rng.poisson(3.0, (6, 2 * 288 + 7)).astype(float)
+    assert np.array_equal(phase_factor(calls, 300, width), _whole_rows_phase_factor(calls, 300, width))
+    factor = rng.random((6, 12)) * 2
+    phases = np.arange(calls.shape[1]) % 12
+    whole = sum((factor[:, (phases - j) % 12] for j in range(width)), np.zeros(calls.shape)) / width
+    assert np.array_equal(phase_mean(factor, calls.shape[1], width), whole)

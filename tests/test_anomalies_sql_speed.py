@@ -484,10 +484,11 @@ def _episodes(report: anomalies.AnomalyReport) -> list[tuple[datetime, datetime,
 
 def _examples(client: Any, by: tuple, dims: str, params: dict, episodes: list) -> tuple[pd.DataFrame, pd.DataFrame]:
     before = frame(client, before_examples(by, dims, 300), {**params, **before_examples_params(episodes, by)})
-    levels = [tuple(b for b in by if b in e[3]) for e in episodes]
+    matched = [(*e[:3], {b: e[3][b] for b in by if b in e[3]}) for e in episodes]
     bounds = {"min_start": sql_time(min(e[0] for e in episodes)), "max_end": sql_time(max(e[1] for e in episodes))}
-    new_params = {**params, **bounds, **calls_sql.examples_params(episodes, 300)}
-    after = frame(client, calls_sql.examples_sql(dims, levels), new_params)
+    shapes = calls_sql.example_shapes([e[3] for e in matched])
+    new_params = {**params, **bounds, **calls_sql.examples_params(matched, 300, shapes)}
+    after = frame(client, calls_sql.examples_sql(dims, shapes, 300), new_params)
 
     def tidy(df: pd.DataFrame) -> pd.DataFrame:
         df = df.assign(ep=df["ep"].astype(int), trace_ids=df["trace_ids"].map(list))
@@ -505,6 +506,15 @@ def test_examples_tested_per_call_equal_the_join_on_buckets(storm_lab: Any, by: 
     episodes = _episodes(report)
     before, after = _examples(storm_lab, by, "", {}, episodes)
     assert len(before) >= 10 and (before["trace_ids"].map(len) == 3).any()
+    pd.testing.assert_frame_equal(after, before, check_dtype=False)
+
+
+def test_examples_of_episodes_naming_their_service_equal_the_join_on_buckets(storm_lab: Any) -> None:
+    """Every episode names its service: the primary key then skips the other services' granules
+    (``examples_sql``'s ``services``), and no episode loses a call to it."""
+    episodes = [e for e in _episodes(anomalies.detect(storm_lab, LAST_3_DAYS)) if "service" in e[3]]
+    before, after = _examples(storm_lab, ("service", "model"), "", {}, episodes)
+    assert len(before) >= 5 and (before["trace_ids"].map(len) == 3).any()
     pd.testing.assert_frame_equal(after, before, check_dtype=False)
 
 
@@ -529,5 +539,6 @@ def test_examples_read_only_the_granules_near_their_episodes(storm_lab: Any) -> 
         return sum(int(n) for n in re.findall(r"Granules: (\d+)/\d+\n(?!.*Granules)", plan + "\n", re.S)[-1:])
 
     before = granules(before_examples(by, "", 300), {**params, **before_examples_params(episodes, by)})
-    after = granules(calls_sql.examples_sql("", [by]), {**params, **calls_sql.examples_params(episodes, 300)})
+    bound = {**params, **calls_sql.examples_params(episodes, 300, [by])}
+    after = granules(calls_sql.examples_sql("", [by], 300), bound)
     assert 0 < after < before

@@ -8,7 +8,15 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from llmtrace.analytics.tails import binom_cdf, binom_sf, chernoff_log10, nbinom_cdf, nbinom_chernoff_log10, nbinom_sf
+from llmtrace.analytics.tails import (
+    binom_cdf,
+    binom_sf,
+    binom_tails,
+    chernoff_log10,
+    nbinom_cdf,
+    nbinom_chernoff_log10,
+    nbinom_sf,
+)
 
 
 def _binom_sf_exact(k: int, n: int, p: Fraction) -> float:
@@ -61,3 +69,20 @@ def test_negative_binomial_chernoff_bound_is_within_a_few_units_below_the_exact_
 def test_negative_binomial_chernoff_bound_of_silence_is_exact() -> None:
     bound = float(nbinom_chernoff_log10(np.array([0.0]), np.array([30.0]), np.array([5.0]))[0])
     assert bound == pytest.approx(-math.log10(nbinom_cdf(0, 30.0, 5.0)))
+
+
+def test_many_binomial_tails_at_once_are_the_same_floats_as_one_by_one() -> None:
+    """Every branch (k <= 0, k > n, at or below the mean, above it, p clamped at 0 and 1, long
+    sums of large n) for both tails, compared for equality, not closeness."""
+    rng = np.random.default_rng(7)
+    k = rng.integers(-2, 301, 4000).tolist() + rng.integers(0, 20_001, 500).tolist() + [16, 0, 5, 3, 300]
+    n = rng.integers(0, 301, 4000).tolist() + [20_000] * 500 + [47, 9, 5, 10, 300]
+    p = (
+        rng.choice([0.0, 1e-13, 0.5, 1 - 1e-13, 1.0], 1000).tolist()
+        + rng.random(3000).tolist()
+        + (rng.random(500) * 0.05).tolist()
+        + [0.01, 0.5, 0.999, 0.1, 0.2]
+    )
+    assert binom_tails(k, n, p) == [binom_sf(*a) for a in zip(k, n, p, strict=True)]
+    assert binom_tails(k, n, p, up=False) == [binom_cdf(*a) for a in zip(k, n, p, strict=True)]
+    assert binom_tails([], [], []) == []

@@ -339,14 +339,15 @@ def _attach_examples(client: Any, episodes: list[Anomaly], keys: tuple[str, ...]
     if not episodes:
         return
     dims, dim_params = _dims(p)
+    matched = [(a.start, a.end, a.metric, _only(a.series, keys)) for a in episodes]
+    shapes = calls_sql.example_shapes([m[3] for m in matched])
     params: dict[str, Any] = {
         **dim_params,
         "min_start": sql_time(min(a.start for a in episodes)),
         "max_end": sql_time(max(a.end for a in episodes)),
-        **calls_sql.examples_params([(a.start, a.end, a.metric, _only(a.series, keys)) for a in episodes], p.step),
+        **calls_sql.examples_params(matched, p.step, shapes),
     }
-    levels = [tuple(_only(a.series, keys)) for a in episodes]
-    for row in frame(client, calls_sql.examples_sql(dims, levels), params).to_dict("records"):
+    for row in frame(client, calls_sql.examples_sql(dims, shapes, p.step), params).to_dict("records"):
         episodes[int(row["ep"]) - 1].trace_ids = [str(t) for t in row["trace_ids"]]
 
 

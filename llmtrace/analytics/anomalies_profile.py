@@ -339,12 +339,14 @@ def phase_factor(calls: np.ndarray, step: int, width: int) -> np.ndarray:
     pad = (-size) % period
     per_phase = np.pad(calls, ((0, 0), (0, pad))).reshape(rows, -1, period).sum(axis=1)
     share = (per_phase + PHASE_PRIOR) / (per_phase.sum(axis=1, keepdims=True) + PHASE_PRIOR * period)
-    phases = np.arange(size) % period
-    total = np.zeros((rows, size))
+    # per minute of the hour, then laid out over the buckets: a column's figure depends only on
+    # its phase, added in the same order (the same floats as summing the whole rows)
+    phase = np.arange(period)
+    total = np.zeros((rows, period))
     for j in range(width % period):  # whole hours inside the window hold an even share
-        total += share[:, (phases - j) % period]
+        total += share[:, (phase - j) % period]
     whole = width // period
-    return np.asarray((total * period + whole * period) / width)
+    return np.asarray(((total * period + whole * period) / width)[:, np.arange(size) % period])
 
 
 def rate_phase(k: np.ndarray, n: np.ndarray, step: int, width: int) -> np.ndarray:
@@ -391,11 +393,11 @@ def phase_mean(factor: np.ndarray, size: int, width: int) -> np.ndarray:
     """Per series and window end (``size`` of them): the mean of ``factor`` over a ``width``-bucket
     window's minutes of the hour."""
     period = factor.shape[1]
-    phases = np.arange(size) % period
-    total = np.zeros((factor.shape[0], size))
-    for j in range(width):
-        total += factor[:, (phases - j) % period]
-    return np.asarray(total / width)
+    phase = np.arange(period)
+    total = np.zeros((factor.shape[0], period))
+    for j in range(width):  # per minute of the hour, then laid out (as in :func:`phase_factor`)
+        total += factor[:, (phase - j) % period]
+    return np.asarray((total / width)[:, np.arange(size) % period])
 
 
 def same_hours(

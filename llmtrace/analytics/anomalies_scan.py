@@ -69,6 +69,7 @@ from llmtrace.analytics.tails import (
     LN10,
     binom_cdf,
     binom_sf,
+    binom_tails,
     chernoff_log10,
     nbinom_cdf,
     nbinom_chernoff_log10,
@@ -314,6 +315,13 @@ def _exact(k: float, n: float, p: float, up: bool) -> float:
     return neg_log10(binom_sf(ki, ni, p) if up else binom_cdf(ki, ni, p))
 
 
+def _exact_many(k: np.ndarray, n: np.ndarray, p: np.ndarray, up: bool) -> list[float]:
+    """:func:`_exact` of each element, the same floats, the tails' sums taken together (:func:`binom_tails`)."""
+    ki = [round(x) for x in k.tolist()]
+    ni = [max(round(y), x) for y, x in zip(n.tolist(), ki, strict=True)]
+    return [neg_log10(t) for t in binom_tails(ki, ni, p.tolist(), up)]
+
+
 def _flag(
     group_idx: np.ndarray,
     end: np.ndarray,
@@ -339,9 +347,9 @@ def _flag(
     passing = np.flatnonzero(bound + slack >= MIN_SCORE)
     # beyond EXACT_UP_TO the bound is the score (as for volume): never above the exact one
     score = bound[passing]
-    for j in np.flatnonzero(score < EXACT_UP_TO):
-        i = passing[j]
-        score[j] = _exact(kd[i], nd[i], p[i], up)
+    exact = np.flatnonzero(score < EXACT_UP_TO)
+    i = passing[exact]
+    score[exact] = _exact_many(kd[i], nd[i], p[i], up)
     kept = score >= MIN_SCORE
     return list(zip(group_idx[passing][kept].tolist(), end[passing][kept].tolist(), score[kept].tolist(), strict=True))
 
@@ -429,10 +437,11 @@ def _rates_pass(
 ) -> tuple[list[Window], np.ndarray]:
     """One pass over every row at ``scales`` (1 first: the buckets' baseline shares); ``keep``:
     0 where a row's baselines leave a bucket out (None: every bucket counts)."""
-    if keep is None:
-        keep = np.ones(k.shape)
     ck, cn = _cumulative(k), _cumulative(n)
-    bk, bn = _cumulative(k * keep), _cumulative(n * keep)  # baselines: flagged buckets left out
+    if keep is None:  # every bucket counts: the baselines' sums are the window's (x * 1.0 == x)
+        keep, bk, bn = np.ones(k.shape), ck, cn
+    else:
+        bk, bn = _cumulative(k * keep), _cumulative(n * keep)  # baselines: flagged buckets left out
     found: list[Window] = []
     p_bucket = np.zeros(k.shape)
     ends = np.arange(k.shape[1])
@@ -910,6 +919,13 @@ def _earlier_days(w: Window, firsts: list[int], lasts: list[int], lookback: int,
     lo, hi = bisect.bisect_left(lasts, w.last - lookback), bisect.bisect_right(lasts, w.last - gap)
     if hi <= lo:
         return 0
+    if hi - lo <= 64:  # most are a few windows: plain Python, the same shifts (round: half to even too)
+        shifts = set()
+        for first_, last_ in zip(firsts[lo:hi], lasts[lo:hi], strict=True):
+            shift_ = round((w.last - last_) / day) * day
+            if shift_ and first_ + shift_ - slack <= w.last and last_ + shift_ + slack >= w.first:
+                shifts.add(shift_)
+        return len(shifts)
     last = np.asarray(lasts[lo:hi])
     first = np.asarray(firsts[lo:hi])
     shift = np.round((w.last - last) / day) * day  # half to even, as Python's round

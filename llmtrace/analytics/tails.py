@@ -10,11 +10,13 @@ computed where the bound says a window could pass.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 __all__ = [
-    "LN10", "binom_cdf", "binom_sf", "chernoff_log10", "nbinom_cdf", "nbinom_chernoff_log10", "nbinom_sf", "neg_log10",
+    "LN10", "binom_cdf", "binom_sf", "binom_tails", "chernoff_log10", "nbinom_cdf", "nbinom_chernoff_log10",
+    "nbinom_sf", "neg_log10",
 ]  # fmt: skip
 
 LN10 = math.log(10)
@@ -49,6 +51,59 @@ def binom_sf(k: int, n: int, p: float) -> float:
         if term < 1e-12 * total:
             break
     return max(_TINY, math.exp(first) * total)
+
+
+def binom_tails(k: Sequence[int], n: Sequence[int], p: Sequence[float], up: bool = True) -> list[float]:
+    """:func:`binom_sf` (``up``) or :func:`binom_cdf` of each (k, n, p), the same floats, for many
+    windows at once: the summing loop's products and sums run for all of them together, step by
+    step in the same order (numpy's +, * and / on doubles round as Python's), while the
+    logarithms, lgamma and exp stay ``math``'s. 17k exact tails of one detection run (v9, 7 d)
+    took 0.2 s one by one, nearly all of it the loop's Python."""
+    if not up:  # binom_cdf(k, n, p) = binom_sf(n - k, n, 1 - p) where 0 <= k < n
+        out = [1.0 if kj >= nj else _TINY if kj < 0 else math.nan for kj, nj in zip(k, n, strict=True)]
+        inner = [j for j, v in enumerate(out) if math.isnan(v)]
+        tails = binom_tails([n[j] - k[j] for j in inner], [n[j] for j in inner], [1 - p[j] for j in inner])
+        for j, t in zip(inner, tails, strict=True):
+            out[j] = t
+        return out
+    out, summed, firsts, odds = [1.0] * len(k), [], [], []
+    for j, (kj, nj, pj) in enumerate(zip(k, n, p, strict=True)):
+        if kj <= 0:
+            continue
+        if kj > nj:
+            out[j] = _TINY
+            continue
+        pj = min(max(pj, 1e-12), 1 - 1e-12)
+        if kj <= nj * pj:
+            out[j] = binom_sf(kj, nj, pj)
+            continue
+        lp, lq, lc = math.log(pj), math.log1p(-pj), math.lgamma(nj + 1)
+        summed.append(j)
+        firsts.append(_log_pmf(kj, nj, lp, lq, lc))
+        odds.append(pj / (1 - pj))
+    if summed:
+        totals = _tail_sums(
+            np.array([k[j] for j in summed], dtype=np.int64), np.array([n[j] for j in summed], dtype=np.int64), odds
+        )
+        for j, first, total in zip(summed, firsts, totals.tolist(), strict=True):
+            out[j] = max(_TINY, math.exp(first) * total)
+    return out
+
+
+def _tail_sums(k: np.ndarray, n: np.ndarray, odds: list[float]) -> np.ndarray:
+    """:func:`binom_sf`'s sums of the terms after the first (relative to it), element by element
+    as its loop adds them: term(i + 1) = term(i) * ((n - i) / (i + 1) * odds), stopping after the
+    term below 1e-12 of the total or at n."""
+    ratio = np.array(odds, dtype=float)
+    term, total, i = np.ones(k.size), np.ones(k.size), k.copy()
+    live = np.flatnonzero(i < n)
+    while live.size:
+        il, nl = i[live], n[live]
+        t = term[live] * ((nl - il) / (il + 1) * ratio[live])
+        s = total[live] + t
+        term[live], total[live], i[live] = t, s, il + 1
+        live = live[(t >= 1e-12 * s) & (il + 1 < nl)]
+    return total
 
 
 def binom_cdf(k: int, n: int, p: float) -> float:
