@@ -28,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def child(url: str, server_pid: int, seconds: float, batch: int, buffered: int | None) -> dict[str, Any]:
+def child(url: str, server_pid: int, args: argparse.Namespace) -> dict[str, Any]:
     """One run in this process (the checkout on ``PYTHONPATH``)."""
     sys.path.insert(0, os.environ.get("PYTHONPATH", str(ROOT)).split(os.pathsep)[0])
     from opentelemetry.sdk.trace.export import SpanExportResult
@@ -36,9 +36,12 @@ def child(url: str, server_pid: int, seconds: float, batch: int, buffered: int |
     from benchmarks.ingest import Load, cpu_seconds, genai_spans
     from llmtrace.exporters.clickhouse import ClickHouseSpanExporter
 
+    seconds, batch = args.seconds, args.batch
     spans = genai_spans(8192, seed=1)
     batches = [spans[i : i + batch] for i in range(0, len(spans) - batch + 1, batch)]
-    kwargs = {} if buffered is None else {"max_buffered_spans": buffered}
+    kwargs = {"max_buffered_spans": args.max_buffered} if args.max_buffered else {}
+    if args.insert_spans:
+        kwargs["insert_spans"] = args.insert_spans
     exporter = ClickHouseSpanExporter(url, background=True, **kwargs)
     exporter.export(batches[0])  # connect and start the sender outside the measured time
     exporter.force_flush()
@@ -61,6 +64,10 @@ def child(url: str, server_pid: int, seconds: float, batch: int, buffered: int |
     acked, waited, rounds = 0, 0.0, 0
     deadline = wall + seconds
     while time.monotonic() < deadline:
+        if args.rate:  # paced: this many spans/s at most, as an app below the exporter's limit
+            ahead = wall + rounds * batch / args.rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
         chunk = batches[rounds % len(batches)]
         rounds += 1
         before, before_cpu = time.monotonic(), time.thread_time()
@@ -99,10 +106,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=512, help="spans per export (a BatchSpanProcessor's default)")
     parser.add_argument("--max-buffered", type=int, help="max_buffered_spans (default: the exporter's)")
+    parser.add_argument("--insert-spans", type=int, help="insert_spans (default: the exporter's)")
+    parser.add_argument("--rate", type=float, help="export at most this many spans/s (default: back to back)")
     parser.add_argument("--child", nargs=2, metavar=("URL", "SERVER_PID"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child[0], int(args.child[1]), args.seconds, args.batch, args.max_buffered)))
+        print(json.dumps(child(args.child[0], int(args.child[1]), args)))
         return 0
     sys.path.insert(0, str(ROOT))
     from tests.server_process import ServerProcess
@@ -120,8 +129,9 @@ def main() -> int:
                 command = [sys.executable, str(Path(__file__).resolve()), "--child", server.http_url,
                            str(server.process.pid), "--seconds", str(args.seconds),
                            "--batch", str(args.batch)]  # fmt: skip
-                if args.max_buffered:
-                    command += ["--max-buffered", str(args.max_buffered)]
+                for option in ("max_buffered", "insert_spans", "rate"):
+                    if getattr(args, option):
+                        command += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
                 out = subprocess.run(command, env=env, cwd=tree, capture_output=True, text=True, check=True).stdout
                 run = json.loads(out.strip().splitlines()[-1])
                 stored = int(count.command("SELECT count() FROM otel_traces")) - before - run["warmup"]

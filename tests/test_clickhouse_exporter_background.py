@@ -162,6 +162,7 @@ def test_the_exporter_llmtrace_builds_for_a_clickhouse_url_sends_in_the_backgrou
     lazy = _build_exporter(settings)
     built = lazy.exporter  # type: ignore[attr-defined]
     assert isinstance(built, ClickHouseSpanExporter) and built._background
+    assert (built._insert_spans, built._max_delay_s) == (8192, 1.0)  # large INSERTs below saturation too
     built.shutdown()
 
 
