@@ -1,9 +1,10 @@
 """The direct exporter as ``instrument(clickhouse_url=...)`` builds it, checkout against checkout.
 
 One ``llmtrace server``; for each round, each checkout (``--tree``, its own ``PYTHONPATH``) runs in a
-child process, in alternating order: a ``ClickHouseSpanExporter(url, background=True)`` (defaults
-otherwise) fed ``--batch``-span exports of realistic GenAI spans (``benchmarks/ingest.py``) back to
-back for ``--seconds`` (as a ``BatchSpanProcessor``'s worker that always has a batch ready), then
+child process, in alternating order: the exporter ``instrument(clickhouse_url=url)`` builds there
+(or ``background=True`` with ``--max-buffered`` / ``--insert-spans``) fed ``--batch``-span exports
+of realistic GenAI spans (``benchmarks/ingest.py``) back to back for ``--seconds`` (as a
+``BatchSpanProcessor``'s worker that always has a batch ready; ``--rate`` paces them), then
 ``force_flush()``. Reported per run: spans/s acknowledged, client CPU per span (the process; the
 exporting thread and the sender thread apart), server CPU per span (server + workers, /proc),
 INSERTs and their mean size, the share of wall time ``export()`` spent waiting, spans stored
@@ -42,7 +43,13 @@ def child(url: str, server_pid: int, args: argparse.Namespace) -> dict[str, Any]
     kwargs = {"max_buffered_spans": args.max_buffered} if args.max_buffered else {}
     if args.insert_spans:
         kwargs["insert_spans"] = args.insert_spans
-    exporter = ClickHouseSpanExporter(url, background=True, **kwargs)
+    if kwargs:
+        exporter = ClickHouseSpanExporter(url, background=True, **kwargs)
+    else:  # what instrument(clickhouse_url=url) builds in that checkout
+        from llmtrace import config
+        from llmtrace._setup import _build_exporter
+
+        exporter = _build_exporter(config.resolve(known_providers=(), env={}, clickhouse_url=url)).exporter
     exporter.export(batches[0])  # connect and start the sender outside the measured time
     exporter.force_flush()
     inserts: list[int] = []
