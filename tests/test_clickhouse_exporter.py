@@ -190,3 +190,16 @@ def test_over_http_the_native_blocks_store_the_rows_the_row_insert_stored(tmp_pa
     assert len(stored) == 2 * len(rows)
     assert stored[0::2] == stored[1::2]  # each span's two rows are equal in every column
     assert sorted(tuple(row) for row in stored[0::2]) == sorted(rows)
+
+
+def test_native_blocks_beyond_max_buffered_bytes_are_dropped_oldest_first_and_counted() -> None:
+    from tests.test_span_rows import finished_spans
+
+    first, second = finished_spans(), finished_spans()
+    exporter = ClickHouseSpanExporter(DOWN_URL, max_buffered_spans=100, max_buffered_bytes=1)
+    assert exporter.export(first) is SpanExportResult.FAILURE
+    assert (exporter.buffered_spans, exporter.dropped_spans) == (len(first), 0)  # the newest block stays
+    assert exporter.export(second) is SpanExportResult.FAILURE
+    assert (exporter.buffered_spans, exporter.dropped_spans) == (len(second), len(first))
+    assert exporter.buffered_bytes > 0
+    exporter.shutdown()
