@@ -4,7 +4,7 @@ The direct exporter's INSERT body, written column by column straight from the sp
 values as :func:`llmtrace.store.span_rows.rows_from_spans` (it shares its value conversion) in
 the same bytes clickhouse-connect's ``Native`` serializer writes for those rows (a test compares
 them), without a tuple and a dict per span first and without that serializer's generic per-value
-work (~34 -> ~15 µs of client CPU per 30-attribute span, ``benchmarks/direct_exporter.py``).
+work (~29 -> ~23-25 µs of client CPU per 30-attribute span, best of 7 in one process).
 
 Native (https://clickhouse.com/docs/en/interfaces/formats#native): column count and row count
 (LEB128), then per column its name, its type and its data. ``LowCardinality(String)`` is a
