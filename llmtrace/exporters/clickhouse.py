@@ -6,8 +6,8 @@ them as OTLP first cost ~4x more CPU), so rows are identical. Over HTTP (clickho
 each ``export()``'s spans become one ``Native`` block at once (:mod:`llmtrace.store.span_native`:
 the bytes clickhouse-connect would write for those rows, at ~25 instead of ~30 µs of CPU per
 30-attribute span, and ~0.7 instead of ~2.2 kB while queued); an INSERT sends the queued blocks
-as one lz4 body, which ClickHouse squashes into one part per table and partition. Other clients (``chdb://``,
-an injected one without ``raw_insert``) get the rows.
+as one lz4 body, which ClickHouse squashes into one part per table and partition. Other clients
+(``chdb://``, an injected one without ``raw_insert``) get the rows.
 
 An INSERT has a fixed cost in ClickHouse (a part in ``otel_traces`` and in every table its
 views feed: ~50 ms embedded), so its size decides throughput. By default each ``export()`` is
