@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,54 @@ def test_the_declared_column_types_are_the_migrated_tables(store: ChdbClient) ->
         " ORDER BY position"
     ).result_rows
     assert [tuple(row) for row in rows] == list(zip(OTEL_TRACES_COLUMNS, OTEL_TRACES_TYPES, strict=True))
+
+
+def test_over_http_the_native_blocks_store_the_rows_the_row_insert_stored(tmp_path: Path) -> None:
+    """Every column of ``otel_traces``, for spans with events, links, attributes of every kind,
+    errors, unicode, long and NUL-holding text: the exporter's Native blocks (two exports in one
+    INSERT) store exactly what clickhouse-connect's column insert of ``rows_from_spans`` stored."""
+    import uuid
+
+    from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS, OTEL_TRACES_TYPES
+    from llmtrace.store.span_rows import rows_from_spans
+    from tests.server_process import ServerProcess
+    from tests.test_span_native import many_spans
+    from tests.test_span_rows import finished_spans
+
+    odd, many = finished_spans(), many_spans()
+    as_ns = {"Timestamp": "toUnixTimestamp64Nano(Timestamp)",
+             "Events.Timestamp": "arrayMap(t -> toUnixTimestamp64Nano(t), `Events.Timestamp`)"}  # fmt: skip
+    columns = ", ".join(as_ns.get(name, f"`{name}`") for name in OTEL_TRACES_COLUMNS)
+    server = ServerProcess(tmp_path / "data").wait_ready()
+    try:
+        client = server.client()
+        rows = rows_from_spans(odd + many)  # the previous path: rows, then clickhouse-connect's columns
+        client.insert("otel_traces", [list(c) for c in zip(*rows, strict=True)], column_names=OTEL_TRACES_COLUMNS,
+                      column_type_names=OTEL_TRACES_TYPES, column_oriented=True,
+                      settings={"insert_deduplication_token": uuid.uuid4().hex})  # fmt: skip
+        exporter = ClickHouseSpanExporter(server.http_url, background=True)
+        with exporter._lock:  # both exports queue before the sender starts: one INSERT of two blocks
+            exporter._timer = threading.Thread()
+        assert exporter.export(odd) == exporter.export(many) == SpanExportResult.SUCCESS
+        exporter._timer = None
+        assert exporter.force_flush() is True
+        exporter.shutdown()
+        stored = client.query(f"SELECT {columns} FROM otel_traces ORDER BY SpanId, TraceId").result_rows
+    finally:
+        server.stop()
+    assert len(stored) == 2 * len(rows)
+    assert stored[0::2] == stored[1::2]  # each span's two rows are equal in every column
+    assert sorted(tuple(row) for row in stored[0::2]) == sorted(rows)
+
+
+def test_native_blocks_beyond_max_buffered_bytes_are_dropped_oldest_first_and_counted() -> None:
+    from tests.test_span_rows import finished_spans
+
+    first, second = finished_spans(), finished_spans()
+    exporter = ClickHouseSpanExporter(DOWN_URL, max_buffered_spans=100, max_buffered_bytes=1)
+    assert exporter.export(first) is SpanExportResult.FAILURE
+    assert (exporter.buffered_spans, exporter.dropped_spans) == (len(first), 0)  # the newest block stays
+    assert exporter.export(second) is SpanExportResult.FAILURE
+    assert (exporter.buffered_spans, exporter.dropped_spans) == (len(second), len(first))
+    assert exporter.buffered_bytes > 0
+    exporter.shutdown()

@@ -52,10 +52,13 @@ def test_exports_are_held_until_insert_spans_are_pending_then_go_in_one_insert(s
     exporter.shutdown()
 
 
-def test_spans_waiting_longer_than_max_delay_are_inserted_without_another_export(store: ChdbClient) -> None:
+@pytest.mark.parametrize("background", [False, True])
+def test_spans_waiting_longer_than_max_delay_are_inserted_without_another_export(
+    store: ChdbClient, background: bool
+) -> None:
     spans = finished_spans()
     client = CountingClient(store)
-    exporter = ClickHouseSpanExporter(client=client, insert_spans=1000, max_delay_s=0.2)
+    exporter = ClickHouseSpanExporter(client=client, insert_spans=1000, max_delay_s=0.2, background=background)
     started = time.monotonic()
     exporter.export(spans)
     assert wait_for(lambda: client.inserts == [len(spans)])  # not polling the table: one chDB connection

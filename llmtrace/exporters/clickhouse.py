@@ -2,7 +2,12 @@
 
 For setups without a Collector or ``llmtrace server``. Spans become the rows the server's OTLP
 ingest would store (:mod:`llmtrace.store.span_rows`, read straight from the SDK spans: encoding
-them as OTLP first cost ~4x more CPU), so rows are identical.
+them as OTLP first cost ~4x more CPU), so rows are identical. Over HTTP (clickhouse-connect)
+each ``export()``'s spans become one ``Native`` block at once (:mod:`llmtrace.store.span_native`:
+the bytes clickhouse-connect would write for those rows, at ~25 instead of ~30 µs of CPU per
+30-attribute span, and ~0.7 instead of ~2.2 kB while queued); an INSERT sends the queued blocks
+as one lz4 body, which ClickHouse squashes into one part per table and partition. Other clients
+(``chdb://``, an injected one without ``raw_insert``) get the rows.
 
 An INSERT has a fixed cost in ClickHouse (a part in ``otel_traces`` and in every table its
 views feed: ~50 ms embedded), so its size decides throughput. By default each ``export()`` is
@@ -15,12 +20,16 @@ hands the rows off, so the next batch is converted while the last one is being w
 it, client and server take turns), and every row that arrived while an INSERT was in flight goes
 in the next one: INSERTs grow as load rises (each has a fixed server cost: a 1-row INSERT took
 ~140 ms of CPU in ``llmtrace server`` at load ~33, ``benchmarks/direct_formats.py``).
-``export()`` waits only while half of ``max_buffered_spans`` is queued behind the INSERT in
-flight (back-pressure, not an unbounded queue).
+``export()`` waits while half of ``max_buffered_spans`` is queued behind the INSERT in
+flight, or while its spans would not fit beside the INSERT in flight and those queued
+(back-pressure: a healthy database never makes it drop a queued span). So INSERTs reach about half
+the buffer under load: over HTTP 32,768 spans by default (or 32 MiB of Native blocks, for
+large spans), for rows 5,000.
 
 Runs under a ``BatchSpanProcessor`` and never raises: when the database is down, export
-returns ``FAILURE``, keeps up to ``max_buffered_spans`` rows to retry, and counts what it had to
-drop in :attr:`ClickHouseSpanExporter.dropped_spans`. The first failure is logged once with the
+returns ``FAILURE``, keeps up to ``max_buffered_spans`` spans to retry (oldest dropped first:
+rows one by one, a Native block, an export's spans, whole), and counts what it had to drop in
+:attr:`ClickHouseSpanExporter.dropped_spans`. The first failure is logged once with the
 URL; recovery is logged with the number of spans lost meanwhile.
 
 Retries are idempotent. A failed INSERT may have been written with only its reply lost (a
@@ -68,18 +77,60 @@ _SHUTDOWN_WAIT_S = 30.0  # shutdown waits this long for rows queued and in fligh
 # With the block's token: a block sent again is skipped by every table it already reached.
 _DEDUPLICATE = {"insert_deduplicate": 1, "deduplicate_blocks_in_dependent_materialized_views": 1}
 _quiet = threading.local()
+# Default max_buffered_spans. As Native blocks a 30-attribute span takes ~0.7 kB (~2.2 kB as rows),
+# and max_buffered_bytes bounds large spans: room for INSERTs of ~22k spans, which cost the server
+# ~15 us less CPU per span than ~13k (benchmarks/direct_exporter.py).
+_NATIVE_BUFFER = 65_536
+_ROWS_BUFFER = 10_000
+
+
+class _Chunk:
+    """The spans of one ``export()``, converted: ``otel_traces`` rows (for any client) or one
+    ``Native`` block (~0.7 kB per 30-attribute span, a third of the rows' Python objects)."""
+
+    __slots__ = ("native", "rows", "spans")
+
+    def __init__(self, spans: int, rows: list[tuple[Any, ...]] | None = None, native: bytes = b"") -> None:
+        self.spans = spans
+        self.rows = rows
+        self.native = native
+
+
+def _drop_oldest(chunks: deque[_Chunk] | list[_Chunk], count: int) -> int:
+    """Drop ``count`` spans from the front of ``chunks`` (rows one by one, a Native block whole, so
+    possibly more); how many were dropped."""
+    dropped = 0
+    while dropped < count and chunks:
+        chunk = chunks[0]
+        if chunk.rows is not None and chunk.spans > count - dropped:
+            cut = count - dropped
+            del chunk.rows[:cut]
+            chunk.spans -= cut
+        else:
+            cut = chunk.spans
+            del chunks[0]
+        dropped += cut
+    return dropped
 
 
 @dataclass
 class _Block:
-    """Rows sent as one INSERT, with the token that makes sending them again a no-op."""
+    """Spans sent as one INSERT, with the token that makes sending them again a no-op."""
 
-    rows: list[tuple[Any, ...]]
+    chunks: list[_Chunk]
     token: str
 
+    @property
+    def spans(self) -> int:
+        return sum(chunk.spans for chunk in self.chunks)
+
+    @property
+    def bytes(self) -> int:
+        return sum(len(chunk.native) for chunk in self.chunks)
+
     @classmethod
-    def of(cls, rows: list[tuple[Any, ...]]) -> _Block:
-        return cls(rows, uuid.uuid4().hex)  # 128 random bits: never the token of another block
+    def of(cls, chunks: list[_Chunk]) -> _Block:
+        return cls(chunks, uuid.uuid4().hex)  # 128 random bits: never the token of another block
 
 
 class _QuietWhileExporting(logging.Filter):
@@ -95,10 +146,10 @@ for _name in _NOISY_LOGGERS:
 class ClickHouseSpanExporter(SpanExporter):
     """Insert finished spans into ``otel_traces`` at ``url`` (``http[s]://`` or ``chdb://``).
 
-    ``client`` may be given instead of ``url`` (anything with clickhouse-connect's
-    ``insert(table, rows, column_names=..., settings=...)``: the settings carry each block's
-    deduplication token); otherwise one is created on first export, so a database that is down
-    at startup does not break the application.
+    ``client`` may be given instead of ``url``: a clickhouse-connect client (sent Native blocks with
+    ``raw_insert``), or anything with its ``insert(table, rows, column_names=..., settings=...)``
+    (sent rows); the settings carry each block's deduplication token. Otherwise one is created on
+    first export, so a database that is down at startup does not break the application.
 
     ``insert_spans``: batch like ``llmtrace server`` does. Spans are kept until that many are
     pending (then inserted by the ``export()`` that reaches it) or the oldest has waited
@@ -106,6 +157,10 @@ class ClickHouseSpanExporter(SpanExporter):
     ``shutdown()`` insert at once. ``export()`` then answers SUCCESS for spans still buffered,
     as the ``BatchSpanProcessor``'s own queue does: a crash loses them. The default (1) inserts
     on every ``export()``.
+
+    ``max_buffered_spans``: by default 65,536 over HTTP (Native blocks), 10,000 otherwise (rows).
+    ``max_buffered_bytes`` (Native blocks only; default 64 MiB) bounds them by size too: spans
+    with large prompts and completions take more than the ~0.7 kB of a 30-attribute one.
 
     ``background``: INSERT from a sender thread (see the module docstring). ``export()`` then
     answers SUCCESS once its rows are queued, FAILURE while the database is failing (the rows
@@ -119,12 +174,16 @@ class ClickHouseSpanExporter(SpanExporter):
         *,
         client: Any = None,
         table: str = "otel_traces",
-        max_buffered_spans: int = 10_000,
+        max_buffered_spans: int | None = None,
+        max_buffered_bytes: int = 64 << 20,
         connect_timeout: float = 2.0,
         insert_spans: int = 1,
         max_delay_s: float = 1.0,
         background: bool = False,
     ) -> None:
+        self._native = _is_clickhouse_connect(client) if client is not None else _is_http(url)
+        if max_buffered_spans is None:
+            max_buffered_spans = _NATIVE_BUFFER if self._native else _ROWS_BUFFER
         if insert_spans > max(1, max_buffered_spans):
             raise ValueError(
                 f"insert_spans ({insert_spans}) is above max_buffered_spans ({max_buffered_spans}): spans "
@@ -139,7 +198,10 @@ class ClickHouseSpanExporter(SpanExporter):
         self._table = table
         self._max_buffered = max(0, max_buffered_spans)
         self._connect_timeout = connect_timeout
-        self._pending: deque[tuple[Any, ...]] = deque()  # rows in no block yet
+        self._pending: deque[_Chunk] = deque()  # spans in no block yet
+        self._pending_spans = 0
+        self._pending_bytes = 0  # their Native blocks' size (0 for rows)
+        self._max_bytes = max(1, max_buffered_bytes)
         # Blocks built and not yet acknowledged, oldest first (the one in flight in background mode
         # is out of it): each is retried unchanged under its token before any pending row.
         self._blocks: deque[_Block] = deque()
@@ -151,7 +213,8 @@ class ClickHouseSpanExporter(SpanExporter):
         self._retry_at = 0.0
         self._shutdown = False
         self._background = background
-        self._in_flight = 0  # rows the sender thread is inserting right now (background mode)
+        self._in_flight = 0  # spans the sender thread is inserting right now (background mode)
+        self._in_flight_bytes = 0
         self._flush_wanted = False  # force_flush/shutdown asked the sender to insert at once
         self._failures = 0  # failed INSERTs so far: a flush waiting for the sender reads it
         self._queue_limit = max(self._insert_spans, self._max_buffered // 2)
@@ -161,26 +224,39 @@ class ClickHouseSpanExporter(SpanExporter):
     @property
     def buffered_spans(self) -> int:
         """Spans held and not yet stored: waiting (to be batched or retried) or being inserted."""
-        return len(self._pending) + sum(len(block.rows) for block in self._blocks) + self._in_flight
+        return self._pending_spans + sum(block.spans for block in self._blocks) + self._in_flight
+
+    @property
+    def buffered_bytes(self) -> int:
+        """The size of the Native blocks held (0 for rows), as :attr:`buffered_spans` counts spans."""
+        return self._pending_bytes + sum(block.bytes for block in self._blocks) + self._in_flight_bytes
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:
             self.dropped_spans += len(spans)
             return SpanExportResult.FAILURE
+        beyond = max(0, len(spans) - self._max_buffered)  # the oldest go first, as from the buffer
         try:
-            rows = _rows(spans)
+            chunk = self._convert(spans[beyond:] if beyond else spans)
         except Exception:  # a span we cannot encode must not take the app down
             logger.exception("llmtrace: could not convert %d span(s); they are dropped", len(spans))
             self.dropped_spans += len(spans)
             return SpanExportResult.FAILURE
         with self._lock:
-            if not self._pending:
-                self._oldest = time.monotonic()
-            self._pending.extend(rows)
-            self._trim()
+            self.dropped_spans += beyond
+            self._dropped_while_failing += beyond
+            if self._background:
+                self._wait_for_room(chunk.spans, len(chunk.native))
+            if chunk.spans:
+                if not self._pending:
+                    self._oldest = time.monotonic()
+                self._pending.append(chunk)
+                self._pending_spans += chunk.spans
+                self._pending_bytes += len(chunk.native)
+                self._trim()
             if self._background:
                 return self._hand_off()
-            if len(self._pending) < self._insert_spans and not self._failing:
+            if self._pending_spans < self._insert_spans and not self._failing:
                 self._flush_later()
                 return SpanExportResult.SUCCESS
             return SpanExportResult.SUCCESS if self._flush_pending() else SpanExportResult.FAILURE
@@ -196,13 +272,10 @@ class ClickHouseSpanExporter(SpanExporter):
             if self._background:
                 self._drain(_SHUTDOWN_WAIT_S)
                 self.dropped_spans += self.buffered_spans  # what the last attempt could not store
-                self._pending.clear()
-                self._blocks.clear()
-                self._in_flight = 0
+                self._clear()
             elif not self._flush_pending(wait_backoff=False):
                 self.dropped_spans += self.buffered_spans
-                self._pending.clear()
-                self._blocks.clear()
+                self._clear()
             self._shutdown = True
             self._wake.notify_all()
             client, self._client = self._client, None
@@ -212,15 +285,45 @@ class ClickHouseSpanExporter(SpanExporter):
             except Exception:
                 logger.debug("llmtrace: closing the ClickHouse client failed", exc_info=True)
 
+    def _convert(self, spans: Sequence[ReadableSpan]) -> _Chunk:
+        if self._native:
+            from llmtrace.store.span_native import native_block
+
+            return _Chunk(len(spans), native=native_block(spans) if spans else b"")
+        from llmtrace.store.span_rows import rows_from_spans
+
+        return _Chunk(len(spans), rows=rows_from_spans(spans))
+
+    def _clear(self) -> None:
+        self._pending.clear()
+        self._pending_spans = self._pending_bytes = 0
+        self._blocks.clear()
+        self._in_flight = self._in_flight_bytes = 0
+
     # --- background sending (caller holds the lock in every method) -------------------
+    def _wait_for_room(self, spans: int, size: int) -> None:
+        """While the database is healthy, wait until ``spans`` more (``size`` bytes) fit in the
+        buffer (the INSERT in flight ends), rather than dropping queued spans to make room."""
+        while (
+            self._in_flight
+            and (self.buffered_spans + spans > self._max_buffered or self.buffered_bytes + size > self._max_bytes)
+            and not self._failing
+            and not self._shutdown
+        ):
+            self._wake.wait()
+
     def _hand_off(self) -> SpanExportResult:
-        """Queue the rows for the sender; wait while half the buffer (or ``insert_spans``, if more)
+        """Queue the spans for the sender; wait while half the buffer (or ``insert_spans``, if more)
         already waits behind the INSERT in flight, so a database slower than the app pushes back
         instead of dropping, and a single exporting thread still builds large INSERTs."""
         self._start_sender()
-        while self._in_flight and len(self._pending) >= self._queue_limit and not self._failing and not self._shutdown:
+        while self._in_flight and self._queue_full() and not self._failing and not self._shutdown:
             self._wake.wait()
         return SpanExportResult.FAILURE if self._failing else SpanExportResult.SUCCESS
+
+    def _queue_full(self) -> bool:
+        """Half the buffer (spans or bytes), or ``insert_spans`` if more, waits for an INSERT."""
+        return self._pending_spans >= self._queue_limit or self._pending_bytes >= self._max_bytes // 2
 
     def _start_sender(self) -> None:
         if self._timer is None:
@@ -252,7 +355,7 @@ class ClickHouseSpanExporter(SpanExporter):
             return 0.0
         if now < self._retry_at:
             return self._retry_at - now  # failing: retry after the back-off
-        if self._blocks or len(self._pending) >= self._insert_spans:
+        if self._blocks or self._pending_spans >= self._insert_spans or self._pending_bytes >= self._max_bytes // 2:
             return 0.0
         return self._oldest + self._max_delay_s - now
 
@@ -264,21 +367,21 @@ class ClickHouseSpanExporter(SpanExporter):
                     self._wake.wait(None if due == float("inf") else due)
                     continue
                 block = self._blocks.popleft() if self._blocks else self._new_block()
-                self._in_flight = len(block.rows)
+                self._in_flight, self._in_flight_bytes = block.spans, block.bytes
                 self._wake.notify_all()  # exports waiting for room may queue the next batch now
                 self._lock.release()
                 try:
                     error = self._send(block)
                 finally:
                     self._lock.acquire()
-                self._in_flight = 0
+                self._in_flight = self._in_flight_bytes = 0
                 if self._shutdown:  # shutdown stopped waiting and counted these rows as dropped
                     if error is None:
-                        self.exported_spans += len(block.rows)
-                        self.dropped_spans -= len(block.rows)
+                        self.exported_spans += block.spans
+                        self.dropped_spans -= block.spans
                     break
                 if error is None:
-                    self.exported_spans += len(block.rows)
+                    self.exported_spans += block.spans
                     self._on_success()
                     self._flush_wanted = self._flush_wanted and bool(self._pending or self._blocks)
                 else:
@@ -294,7 +397,7 @@ class ClickHouseSpanExporter(SpanExporter):
         token = otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
         _quiet.active = True
         try:
-            _insert(self._connected(), self._table, block)
+            _insert(self._connected(), self._table, block, native=self._native)
         except Exception as exc:
             return exc
         finally:
@@ -304,9 +407,10 @@ class ClickHouseSpanExporter(SpanExporter):
 
     # --- internals -------------------------------------------------------------------
     def _new_block(self) -> _Block:
-        """The pending rows as a block of their own (caller holds the lock)."""
+        """The pending spans as a block of their own (caller holds the lock)."""
         block = _Block.of(list(self._pending))
         self._pending.clear()
+        self._pending_spans = self._pending_bytes = 0
         return block
 
     def _flush_later(self) -> None:
@@ -326,24 +430,37 @@ class ClickHouseSpanExporter(SpanExporter):
                     self._wake.wait(max(0.05, self._retry_at - time.monotonic()))
 
     def _trim(self) -> None:
-        """Keep at most ``max_buffered_spans`` rows, those in flight included (oldest go first).
+        """Keep at most ``max_buffered_spans`` spans, those in flight included (oldest go first: rows
+        one by one, a Native block, one ``export()``'s spans, whole).
 
         A failed block may lose its oldest rows and keep its token: per partition, its first
         attempt stored all of that partition's rows or none, so the rest is stored once either way
         (a dropped row may have been stored: ``dropped_spans`` counts it all the same)."""
         overflow = self.buffered_spans - self._max_buffered
         dropped = 0
-        while overflow > 0 and self._blocks:
+        while overflow > dropped and self._blocks:
             block = self._blocks[0]
-            cut = min(overflow, len(block.rows))
-            del block.rows[:cut]
-            if not block.rows:
+            dropped += _drop_oldest(block.chunks, overflow - dropped)
+            if not block.chunks:
                 self._blocks.popleft()
-            overflow -= cut
+        if overflow > dropped:
+            cut = _drop_oldest(self._pending, overflow - dropped)
+            self._pending_spans -= cut
+            self._pending_bytes = sum(len(chunk.native) for chunk in self._pending)
             dropped += cut
-        for _ in range(max(0, min(overflow, len(self._pending)))):
-            self._pending.popleft()
-            dropped += 1
+        while self.buffered_bytes > self._max_bytes:  # Native blocks only; the newest one always stays
+            if self._blocks:
+                block = self._blocks[0]
+                chunk = block.chunks.pop(0)
+                if not block.chunks:
+                    self._blocks.popleft()
+            elif len(self._pending) > 1:
+                chunk = self._pending.popleft()
+                self._pending_spans -= chunk.spans
+                self._pending_bytes -= len(chunk.native)
+            else:
+                break
+            dropped += chunk.spans
         self.dropped_spans += dropped
         self._dropped_while_failing += dropped
 
@@ -363,7 +480,7 @@ class ClickHouseSpanExporter(SpanExporter):
                 self._on_failure(error)
                 return False
             self._blocks.popleft()
-            self.exported_spans += len(block.rows)
+            self.exported_spans += block.spans
             self._on_success()
         return True
 
@@ -402,25 +519,29 @@ class ClickHouseSpanExporter(SpanExporter):
         self._retry_at = 0.0
 
 
-def _insert(client: Any, table: str, block: _Block) -> None:
-    """One INSERT of ``block`` under its deduplication token. A clickhouse-connect client gets
-    the columns and their types, so it sends its ``Native`` block without first asking the server
-    for the table's columns (a round trip per INSERT) and without turning rows into columns itself."""
-    from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS, OTEL_TRACES_TYPES
+def _insert(client: Any, table: str, block: _Block, *, native: bool) -> None:
+    """One INSERT of ``block`` under its deduplication token: for clickhouse-connect its Native
+    blocks as one body, lz4-compressed (the server squashes them into one part per partition);
+    for any other client its rows."""
+    from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
 
     settings = {**_DEDUPLICATE, "insert_deduplication_token": block.token}
-    if _is_clickhouse_connect(client):
-        columns = [list(column) for column in zip(*block.rows, strict=True)]
-        client.insert(
-            table,
-            columns,
-            column_names=OTEL_TRACES_COLUMNS,
-            column_type_names=OTEL_TRACES_TYPES,
-            column_oriented=True,
-            settings=settings,
-        )
+    if native:
+        body, compression = _compressed(b"".join(chunk.native for chunk in block.chunks))
+        client.raw_insert(table, OTEL_TRACES_COLUMNS, body, settings=settings, fmt="Native", compression=compression)
     else:
-        client.insert(table, block.rows, column_names=OTEL_TRACES_COLUMNS, settings=settings)
+        rows = [row for chunk in block.chunks if chunk.rows for row in chunk.rows]
+        client.insert(table, rows, column_names=OTEL_TRACES_COLUMNS, settings=settings)
+
+
+def _compressed(body: bytes) -> tuple[bytes, str | None]:
+    """``body`` as an lz4 frame, as clickhouse-connect compresses its own INSERTs (~0.6 µs of client
+    and 0.2 µs of server CPU per span, a quarter of the bytes); as it is without lz4 installed."""
+    try:
+        import lz4.frame
+    except ImportError:
+        return body, None
+    return lz4.frame.compress(body), "lz4"
 
 
 def _is_clickhouse_connect(client: Any) -> bool:
@@ -431,14 +552,19 @@ def _is_clickhouse_connect(client: Any) -> bool:
     return isinstance(client, Client)
 
 
-def _rows(spans: Sequence[ReadableSpan]) -> list[tuple[Any, ...]]:
-    from llmtrace.store.span_rows import rows_from_spans
-
-    return rows_from_spans(spans)
-
-
 def _is_chdb(url: str) -> bool:
     return url.lower().startswith("chdb:")
+
+
+def _is_http(url: str | None) -> bool:
+    """Whether ``url`` (None: the environment's) names a server over HTTP, which
+    :func:`llmtrace.store.client.connect` reaches with clickhouse-connect."""
+    from llmtrace.store.settings import StoreSettings
+
+    try:
+        return StoreSettings.resolve(url).scheme in ("http", "https")
+    except ValueError:
+        return False
 
 
 def _describe(url: str | None) -> str:

@@ -19,6 +19,7 @@ import json
 import math
 import struct
 from collections.abc import Sequence
+from json.encoder import encode_basestring as _json_string
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
@@ -145,7 +146,9 @@ def value_str(value: AnyValue) -> str:
 
 def string_array_text(values: Sequence[str]) -> str:
     """An array of strings as stored: the same text :func:`value_str` gives its ``AnyValue``."""
-    return _go_escaped("[" + ",".join([json.dumps(v, ensure_ascii=False) for v in values]) + "]")
+    # encode_basestring is what json.dumps(v, ensure_ascii=False) calls for a str, without building
+    # an encoder per call (~3 µs each)
+    return _go_escaped("[" + ",".join(map(_json_string, values)) + "]")
 
 
 def _go_json(value: AnyValue) -> str:
