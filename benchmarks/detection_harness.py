@@ -482,6 +482,36 @@ def insert_rows(client: Any, rows: list[tuple[Any, ...]], chunk: int = 50_000) -
         client.insert("otel_traces", rows[k : k + chunk], column_names=OTEL_TRACES_COLUMNS)
 
 
+def client_span_row(
+    start_ns: int,
+    trace_id: str,
+    span_id: str,
+    name: str,
+    service: str,
+    resource: dict[str, str],
+    scope: str,
+    attrs: dict[str, str],
+    duration_ns: int,
+    failed: bool,
+) -> tuple[Any, ...]:
+    """One LLM client span as an ``otel_traces`` row (the Collector's column order; no parent,
+    events or links): what every generator's ``span_rows`` stores per call."""
+    return (
+        start_ns, trace_id, span_id, "", "", name, "Client", service, resource, scope, "", attrs, duration_ns,
+        "Error" if failed else "Unset", "provider error" if failed else "", [], [], [], [], [], [], [],
+    )  # fmt: skip
+
+
+def run_watched(b: Bench, seed: int, sample: int, steps: int, salt: int) -> dict[str, Any]:
+    """:func:`run_seed`; with ``sample``, watch's time to detect of that many eligible incidents
+    first (:func:`watch_fill`, ``salt`` the draw), in ``res["watch"]``."""
+    watched: list[dict[str, Any]] = []
+    fill = (lambda client, sc: watch_fill(b, client, sc, sample, watched, steps, salt)) if sample else None
+    res = run_seed(b, seed, fill)
+    res["watch"] = watched
+    return res
+
+
 # --------------------------------------------------------------------------- watch's time to detect
 def watch_fill(
     b: Bench, client: Any, sc: Any, sample: int, out: list[dict[str, Any]], steps: int = 12, salt: int = 60

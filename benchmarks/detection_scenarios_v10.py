@@ -58,6 +58,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+from detection_harness import client_span_row, insert_rows  # a span's row; rows into otel_traces
 
 from llmtrace import semconv
 
@@ -580,11 +581,21 @@ def _rows(sc: Scenario, i: int, c: dict[str, np.ndarray], ids: np.ndarray) -> tu
         resource = {semconv.SERVICE_NAME: s.service, semconv.SERVICE_VERSION: version,
                     semconv.DEPLOYMENT_ENVIRONMENT_NAME: "production"}  # fmt: skip
         trace_id = f"{int(c['trace'][k]) & (2**64 - 1):016x}{ids[k, 1]:016x}"
-        rows.append((
-            base_ns + int(c["t"][k] * 60e9), trace_id, f"{ids[k, 2]:016x}", "", "",
-            name, "Client", s.service, resource, "llmtrace.bench.v10", "", attrs, int(c["dur_ms"][k] * 1e6),
-            "Error" if failed else "Unset", "provider error" if failed else "", [], [], [], [], [], [], [],
-        ))  # fmt: skip
+        start_ns, dur_ns = base_ns + int(c["t"][k] * 60e9), int(c["dur_ms"][k] * 1e6)
+        rows.append(
+            client_span_row(
+                start_ns,
+                trace_id,
+                f"{ids[k, 2]:016x}",
+                name,
+                s.service,
+                resource,
+                "llmtrace.bench.v10",
+                attrs,
+                dur_ns,
+                failed,
+            )
+        )
     return c["t"] + c["dur_ms"] / 60000, rows
 
 
@@ -613,8 +624,6 @@ def span_rows(sc: Scenario) -> tuple[np.ndarray, list[tuple[Any, ...]], int]:
 
 
 def insert(client: Any, sc: Scenario) -> int:
-    from detection_harness import insert_rows
-
     _, rows, n = span_rows(sc)
     insert_rows(client, rows)
     return n

@@ -71,7 +71,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
-from detection_harness import insert_rows  # the span rows into otel_traces, in chunks
+from detection_harness import client_span_row, insert_rows  # a span's row; rows into otel_traces
 
 from llmtrace import semconv
 
@@ -469,11 +469,13 @@ def _rows(sc: Scenario, i: int, c: dict[str, np.ndarray], ids: np.ndarray) -> tu
                 attrs[semconv.RESPONSE_TIME_TO_FIRST_CHUNK] = repr(round(float(c["ttft_ms"][k]) / 1000, 4))
         resource = {semconv.SERVICE_NAME: s.service, semconv.SERVICE_VERSION: attrs[semconv.RELEASE],
                     semconv.DEPLOYMENT_ENVIRONMENT_NAME: "production"}  # fmt: skip
-        rows.append((
-            base_ns + int(c["t"][k] * 60e9), f"{ids[k, 0]:016x}{ids[k, 1]:016x}", f"{ids[k, 1]:016x}", "", "",
-            name, "Client", s.service, resource, "llmtrace.bench.v8", "", attrs, int(c["dur_ms"][k] * 1e6),
-            "Error" if failed else "Unset", "provider error" if failed else "", [], [], [], [], [], [], [],
-        ))  # fmt: skip
+        trace_id, span_id = f"{ids[k, 0]:016x}{ids[k, 1]:016x}", f"{ids[k, 1]:016x}"
+        start_ns, dur_ns = base_ns + int(c["t"][k] * 60e9), int(c["dur_ms"][k] * 1e6)
+        rows.append(
+            client_span_row(
+                start_ns, trace_id, span_id, name, s.service, resource, "llmtrace.bench.v8", attrs, dur_ns, failed
+            )
+        )
     return c["t"] + c["dur_ms"] / 60000, rows
 
 

@@ -169,10 +169,7 @@ def eligible(row: dict[str, Any]) -> bool:
 
 def run_seed(seed: int, sample: int = 0) -> dict[str, Any]:
     """One seed; with ``sample``, watch's time to detect of that many eligible incidents first."""
-    watched: list[dict[str, Any]] = []
-    fill = (lambda client, sc: h.watch_fill(BENCH, client, sc, sample, watched, WATCH_STEPS, 70)) if sample else None
-    res = h.run_seed(BENCH, seed, fill)
-    res["watch"] = watched
+    res = h.run_watched(BENCH, seed, sample, WATCH_STEPS, 70)
     sc = res["sc"]
     spills = [inc for inc in sc.incidents if inc.spill]
     res["spill_alerts"] = sum(

@@ -163,11 +163,7 @@ def eligible(row: dict[str, Any]) -> bool:
 
 def run_seed(seed: int, sample: int = 0) -> dict[str, Any]:
     """One seed; with ``sample``, watch's time to detect of that many eligible incidents first."""
-    watched: list[dict[str, Any]] = []
-    fill = (lambda client, sc: h.watch_fill(BENCH, client, sc, sample, watched, WATCH_STEPS, 90)) if sample else None
-    res = h.run_seed(BENCH, seed, fill)
-    res["watch"] = watched
-    return res
+    return h.run_watched(BENCH, seed, sample, WATCH_STEPS, 90)
 
 
 # --------------------------------------------------------------------------- report
