@@ -1,7 +1,8 @@
 """The detector's scan as it stood before session 14 (main 7cb4f54), kept as the reference
 the stacked scan is compared with (``tests/test_anomalies_stacked.py``): one scan per level and
 rate metric, products with BLAS, a median of every cell. Verbatim but for the imports and
-the rate clustering factor of session 17 (the same change as in the scan)."""
+the rate clustering factor of session 17 and the falls' two baselines of session 18 (the same
+changes as in the scan)."""
 
 from __future__ import annotations
 
@@ -497,7 +498,18 @@ def _volume_side(
     # counted a second time as noise (c 0.26 instead of ~0.17 on a v8 series, hiding 60% drops).
     # Rises keep the spread of their guarded expectation: measured on the middle, daily tenant
     # syncs became spikes (v7: 3 more incidents, 0.15 more false episodes per series-week).
-    mid = np.where(first_is, *(member @ m for m in v.mu_mid[width])) if SPREAD_ON_MID and not up else mu
+    mids = [member @ m for m in v.mu_mid[width]]
+    mid = np.where(first_is, *mids) if SPREAD_ON_MID and not up else mu
+    lower, apart = mu, np.zeros(x.shape)
+    if not up:  # both clean baselines: their geometric mean, their disagreement in the spread (session 18)
+        both = (y1 >= MIN_BASE_CALLS) & (y2 >= MIN_BASE_CALLS) & (m1 > 0) & (m2 > 0)
+        if surged is not None:
+            both &= clean1 & clean2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            apart = np.where(both, np.log(m1 / m2) / 2, 0.0) ** 2
+        y = np.where(both, (y1 + y2) / 2, y)
+        mu = np.where(both, np.sqrt(m1 * m2), mu)
+        mid = np.where(both, np.sqrt(mids[0] * mids[1]), mid) if SPREAD_ON_MID else mu
     ok = (y >= MIN_BASE_CALLS) & judged[None, :] & usable
     # a borrowed shape fits the series less well than its own: its spread is the series'
     # own over the windows judged with it, and at least that of its own profile
@@ -512,14 +524,14 @@ def _volume_side(
         drop = np.where(missing, 0.25 if width <= 12 else 0.0, VOLUME_DROP)
         gate = ok & (x <= drop * mu) & (mu - x >= MIN_VOLUME_CHANGE)
     g, e = np.nonzero(gate)
-    r = np.where(borrowed[g, e], size_borrowed[g], size[g])
+    r = 1 / (1 / np.where(borrowed[g, e], size_borrowed[g], size[g]) + apart[g, e])
     period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
     silence = None
     if SILENCE_HABIT and not up and period > 1 and width < period and g.size:
         silence = _usual_silences(x, muc, ok, period)[g, e % period]
     return [
         Window(group, "calls", "up" if up else "down", last - width + 1, last, score)
-        for group, last, score in _flag_nb(g, e, xc[g, e], muc[g, e], r, up, silence)
+        for group, last, score in _flag_nb(g, e, xc[g, e], muc[g, e], r, up, silence, lower[g, e] / phi[g])
     ]
 
 

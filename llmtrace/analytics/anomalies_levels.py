@@ -35,6 +35,8 @@ __all__ = ["AUTO", "Level", "Prepared", "levels_for", "prepare", "warming_up"]
 
 AUTO = "auto"
 ENV = "environment"
+PROVIDER = "provider"
+SHIFT_SHARE = 1 / 3  # of a volume change that other providers of the same series must take up: a shift
 PROFILE_AGE = timedelta(days=2)  # a daily profile needs two previous days
 FIRST_JUDGED = timedelta(hours=3)  # thresholds need three hours of calls behind them
 VOLUME_HISTORY = timedelta(days=8)  # calls read before the judged window: a previous week for the profile
@@ -59,6 +61,7 @@ class Level:
 
 _AUTO_LEVELS = (
     Level(("service", "model", ENV), ENV),
+    Level(("service", "model", PROVIDER), PROVIDER),
     Level(("service", "model")),
     Level(("service", ENV), ENV),
     Level(("service",)),
@@ -282,6 +285,9 @@ def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Pre
         leaves_of = [frozenset(np.flatnonzero(member[g]).tolist()) for g in range(len(groups))]
         data[level.name] = _LevelData(level, groups, first, s, merge(s, level.name, leaves_of, p.judge_first))
     episodes = [e for d in data.values() for e in d.episodes]
+    if PROVIDER in keys:
+        twins = _provider_twins(leaves, keys)
+        episodes = [e for e in episodes if not shifted(e, volume, twins)]
     if before is not None and "service" in keys:
         services = _members([Level(("service",))], keys, leaves, arrays["calls"].sum(axis=1))[0][1]
         start_epoch = int(p.history.start.timestamp()) - extra * p.step
@@ -292,6 +298,37 @@ def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Pre
         series_of = members[levels.index(main)][1].argmax(axis=0).tolist()
         episodes = resolve(episodes, [lv.name for lv in levels], series_of, main.name)
     return Prepared(buckets, data, episodes)
+
+
+def _provider_twins(leaves: list[tuple[Any, ...]], keys: tuple[str, ...]) -> list[list[int]]:
+    """Per leaf: the leaves of the same series (every key but the provider) on other providers."""
+    at = keys.index(PROVIDER)
+    by_rest: dict[tuple[Any, ...], list[int]] = {}
+    for i, leaf in enumerate(leaves):
+        by_rest.setdefault(leaf[:at] + leaf[at + 1 :], []).append(i)
+    return [[j for j in by_rest[leaf[:at] + leaf[at + 1 :]] if j != i] for i, leaf in enumerate(leaves)]
+
+
+def shifted(e: Episode, volume: Any, twins: list[list[int]]) -> bool:
+    """Whether a volume episode is traffic moving between providers of the same series (a router
+    sending more of a model's calls to Azure than to OpenAI for a day), not calls lost or added:
+    over its buckets, the same series on other providers changed the other way by at least
+    ``SHIFT_SHARE`` of its own change. An outage whose calls are lost, or a surge of new calls,
+    moves no twin."""
+    if e.metric != "calls":
+        return False
+    own = sorted(e.leaves)
+    others = sorted({j for i in own for j in twins[i]} - e.leaves)
+    if not others:
+        return False
+    span = slice(e.first, e.last + 1)
+    expected = (volume.mu[1][0] + volume.mu_low[1][0]) / 2
+
+    def change(rows: list[int]) -> float:
+        return float((volume.x[1][rows, span] - expected[rows, span]).sum())
+
+    mine, theirs = change(own), change(others)
+    return mine * theirs < 0 and abs(theirs) >= SHIFT_SHARE * abs(mine)
 
 
 def lull(
