@@ -17,7 +17,7 @@ from llmtrace.analytics.groups import label
 WINDOWS = {"7d": timedelta(days=7), "24h": timedelta(hours=24), "6h": timedelta(hours=6), "sidebar": None}
 WINDOW_NAMES = {"7d": "Last 7 days", "24h": "Last 24 hours", "6h": "Last 6 hours", "sidebar": "The sidebar's window"}
 GROUPINGS = {
-    "auto": "Automatic: service × model, service, provider, whole app",
+    "auto": "Automatic: service × model (by environment, provider where split), service, provider, app",
     "service,model": "Service × model",
     "service": "Service",
     "provider": "Provider",

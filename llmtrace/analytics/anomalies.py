@@ -91,7 +91,7 @@ class Anomaly:
     direction: str  # up | down
     points: int  # 5-minute buckets in the episode, or storms
     trace_ids: list[str] = field(default_factory=list)
-    level: str = ""  # which grouping found it: service,model | service | provider | all
+    level: str = ""  # which grouping found it: service,model[,environment|,provider] | service | provider | all
     detected_at: datetime | None = None  # end of the first window that was flagged
     events: float | None = None  # rates: events and trials over the episode
     trials: float | None = None
