@@ -446,3 +446,32 @@ def test_costly_calls_that_come_as_whole_agent_traces_are_not_an_incident_but_a_
     n2, k2 = _traces_sharing_fate(np.random.default_rng(9), buckets, 4.0, (1, 30), share)
     windows, _ = scan._rates("cost_per_call_usd", k2, n2, judged, BASE, STEP)
     assert windows and all(w.first < start + 3 * HOUR and w.last >= start - HOUR for w in windows)
+
+
+def _wobbling_sessions(seed: int, drop: bool) -> tuple[np.ndarray, int]:
+    """9 days of chat sessions (1-5 calls each) whose hourly level wobbles by an independent 25%,
+    busy 07:00-22:00; with ``drop``, 75 minutes at 13% from 13:00 on the last day."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(9 * DAY)
+    hour = t // HOUR % 24
+    level = np.where((hour >= 7) & (hour < 22), 30.0, 8.0) * np.repeat(rng.lognormal(0, 0.25, 9 * 24), HOUR)
+    start = 8 * DAY + 13 * HOUR
+    if drop:
+        level[start : start + 15] *= 0.13
+    return _clustered(rng, level, (1, 5))[None, :], start
+
+
+def test_a_fall_is_judged_against_both_baselines_not_the_lower() -> None:
+    # the lower of two noisy expectations stood well below their middle wherever they disagreed,
+    # on top of a spread that held their disagreement already: main found 5 of these 20 falls
+    hits, false = 0, 0
+    for seed in range(20):
+        for drop in (True, False):
+            calls, start = _wobbling_sessions(seed, drop)
+            v = scan.leaf_volume(calls, np.array([0]), STEP, MONDAY)
+            judged = np.arange(calls.shape[1]) >= 8 * DAY
+            falls = [w for w in scan._volume(v, np.ones((1, 1)), judged, STEP)[0] if w.direction == "down"]
+            inside = [w for w in falls if w.first < start + 15 and w.last >= start]
+            hits += drop and bool(inside)
+            false += len(falls) - len(inside)
+    assert hits >= 8 and false == 0, (hits, false)
