@@ -278,7 +278,10 @@ def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Pre
     leaf_last = np.where(has_calls.any(axis=1), buckets - 1 - has_calls[:, ::-1].argmax(axis=1), -1)
     settled = [settled_rows(m, leaf_first, leaf_last, buckets, p.judge_first, p.step) for _, _, m in scanned]
     counts = [_level_counts(member, arrays, *rows) for (_, _, member), rows in zip(scanned, settled, strict=True)]
-    scans = scan_levels(counts, judged, p.step, metrics, volume, [member for _, _, member in scanned])
+    # every rate row's leaves (a group's settled row: its leaves without the newcomers and leavers)
+    rows_of = [np.concatenate([member, rows[0]]) for (_, _, member), rows in zip(scanned, settled, strict=True)]
+    members_of = [member for _, _, member in scanned]
+    scans = scan_levels(counts, judged, p.step, metrics, volume, members_of, arrays, rows_of)
     scans = [fold(s, rows[1], len(g)) for s, (_, g, _), rows in zip(scans, scanned, settled, strict=True)]
     for (level, groups, member), s in zip(scanned, scans, strict=True):
         first = np.array([leaf_first[member[g] > 0].min() for g in range(len(groups))], dtype=int)

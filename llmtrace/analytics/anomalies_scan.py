@@ -169,10 +169,55 @@ def rate_clustering(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray,
     return np.asarray(np.clip(phi, 1.0, RATE_CLUSTER_MAX))
 
 
+def leaf_clustering(
+    k: np.ndarray, n: np.ndarray, prior: np.ndarray, base: int, step: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per leaf series (rows of one rate's counts): its clustering factor (:func:`rate_clustering`
+    over every bucket, as a first pass takes it) and its binomial variance ``n p (1 - p)`` per
+    bucket against the buckets' baseline shares (0 where a bucket has no baseline)."""
+    _, p = _rates_pass(k, n, prior, np.zeros(k.shape[1], bool), base, None, step, (1,))
+    ok = ~np.isnan(p)
+    p = np.where(ok, p, 0.0)
+    return rate_clustering(k, n, p, ok, step), np.where(ok, n * p * (1 - p), 0.0)
+
+
+def rate_mixture(member: np.ndarray, phi: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``member`` (rows x leaves): cumulative sums over the buckets of its leaves'
+    clustered variance ``sum_m phi_m v_m[t]`` and of their variance ``sum_m v_m[t]`` (``phi``,
+    ``v``: :func:`leaf_clustering`); all zero for a row of fewer than two leaves with calls.
+
+    A window's clustering factor is at least their ratio over its buckets (:func:`_window_phi`).
+    A parent's own factor is one number pooled over its whole history, while the mix of its
+    members is not: an agent series' clustered calls fill the provider's working hours, its
+    independent chat calls the rest of the day. Pooled, the provider's phi was ~1.7 where its
+    agent series' was ~3.6, and in those hours a usual cluster of costly agent calls made a
+    cost-per-call window at provider level (~15 of v9's false episodes). Var k of a sum of
+    independent series is the sum of theirs, so the factor of the buckets a window holds is
+    their members' factors weighted by each member's variance there."""
+    held = (v > 0).any(axis=1)
+    multi = ((member > 0) & held[None, :]).sum(axis=1) >= 2
+    clustered, spread = group_sums(member, phi[:, None] * v), group_sums(member, v)
+    clustered[~multi], spread[~multi] = 0.0, 0.0
+    return _cumulative(clustered), _cumulative(spread)
+
+
+def _window_phi(
+    phi: np.ndarray, mix: tuple[np.ndarray, np.ndarray] | None, ends: np.ndarray, width: int
+) -> np.ndarray:
+    """Per row and window end: the window's clustering factor, the row's own (``phi``) or, where
+    ``mix`` (:func:`rate_mixture`) holds variance, at least its members' mixture over the window."""
+    if mix is None:
+        return np.broadcast_to(phi[:, None], (phi.size, ends.size))
+    clustered, spread = _window_sum(mix[0], ends, width), _window_sum(mix[1], ends, width)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mixed = np.maximum(phi[:, None], clustered / spread)
+    return np.where(spread > 0, mixed, phi[:, None])
+
+
 def _rate_wobble(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray, phi: np.ndarray) -> np.ndarray:
     """Per series: c^2, the squared relative wobble of the true rate beyond clustered binomial
-    noise (a beta-binomial: Var k = phi n p (1 - p) + c^2 (n p)^2; ``phi`` per row, see
-    :func:`rate_clustering`), from the median over the series'
+    noise (a beta-binomial: Var k = phi n p (1 - p) + c^2 (n p)^2; ``phi`` per row or per window,
+    see :func:`rate_clustering` and :func:`rate_mixture`), from the median over the series'
     own windows with at least ``NB_MIN_MU`` expected events (``RATE_DEFAULT_C`` with fewer than
     24 of them).
 
@@ -187,7 +232,7 @@ def _rate_wobble(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray, ph
     mu = n * p
     # expected events counted in clusters: a window of 0.3 expected costly agent runs is one run
     # or none, whose median squared residual says nothing about the wobble (it read c = 1)
-    clusters = phi[:, None]
+    clusters = phi if phi.ndim == 2 else phi[:, None]
     counted = ok & (mu >= NB_MIN_MU * clusters) & (k >= mu)
     c2 = np.full(k.shape, np.nan)
     km, mum, pm = k[counted], mu[counted], p[counted]  # only these are read (a sixth at 10M calls)
@@ -337,12 +382,12 @@ def _flag(
 ) -> list[tuple[int, int, float]]:
     """(group, end bucket, score) of windows whose overdispersed binomial tail passes MIN_SCORE:
     the exact binomial tail of k and n shrunk by the window's design effect
-    ``phi + c^2 n p / (1 - p) + n / (base_n + PRIOR_WEIGHT + 1)`` (``phi`` per group: clustered
-    calls, :func:`rate_clustering`). The last term is the
+    ``phi + c^2 n p / (1 - p) + n / (base_n + PRIOR_WEIGHT + 1)`` (``phi`` per window: clustered
+    calls, :func:`rate_clustering`, :func:`rate_mixture`). The last term is the
     baseline's own uncertainty (the beta-binomial predictive of a rate learnt from
     ``base_n`` trials): 20 trials of a young series with no call above the bar do not make
     a rate of 1% that thousands of calls can be held to."""
-    deff = phi[group_idx] + c2[group_idx] * n * p / (1 - p) + n / (base_n + PRIOR_WEIGHT + 1)
+    deff = phi + c2[group_idx] * n * p / (1 - p) + n / (base_n + PRIOR_WEIGHT + 1)
     kd, nd = k / deff, n / deff
     bound = chernoff_log10(kd, nd, p)
     slack = 0.5 * np.log10(8 * nd + 1) + 0.5
@@ -367,19 +412,28 @@ def _rates(
 
 
 def _rate_rows(
-    k: np.ndarray, n: np.ndarray, prior: np.ndarray, judged: np.ndarray, base: int, step: int
+    k: np.ndarray,
+    n: np.ndarray,
+    prior: np.ndarray,
+    judged: np.ndarray,
+    base: int,
+    step: int,
+    mix: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[list[Window], np.ndarray]:
     """:func:`_distinct_rate_rows` of the distinct rows, copied to the rows that repeat them (a
-    service with one model is also its service x model: 82 of 540 rows at 10M calls, 7 d)."""
-    held = np.ascontiguousarray(np.concatenate([k, n, prior[:, None]], axis=1))
+    service with one model is also its service x model: 82 of 540 rows at 10M calls, 7 d);
+    ``mix``: each row's members' clustering (:func:`rate_mixture`), or None."""
+    parts = [k, n, prior[:, None]] + (list(mix) if mix is not None else [])
+    held = np.ascontiguousarray(np.concatenate(parts, axis=1))
     _, first_of, inverse = np.unique(
         held.view(np.dtype((np.void, held.dtype.itemsize * held.shape[1]))).ravel(),
         return_index=True,
         return_inverse=True,
     )
     if len(first_of) == k.shape[0]:
-        return _distinct_rate_rows(k, n, prior, judged, base, step)
-    found, p_bucket = _distinct_rate_rows(k[first_of], n[first_of], prior[first_of], judged, base, step)
+        return _distinct_rate_rows(k, n, prior, judged, base, step, mix)
+    mix_of = None if mix is None else (mix[0][first_of], mix[1][first_of])
+    found, p_bucket = _distinct_rate_rows(k[first_of], n[first_of], prior[first_of], judged, base, step, mix_of)
     copies: list[list[int]] = [[] for _ in first_of]
     for row, distinct in enumerate(inverse.ravel().tolist()):
         copies[distinct].append(row)
@@ -389,21 +443,30 @@ def _rate_rows(
 
 
 def _distinct_rate_rows(
-    k: np.ndarray, n: np.ndarray, prior: np.ndarray, judged: np.ndarray, base: int, step: int
+    k: np.ndarray,
+    n: np.ndarray,
+    prior: np.ndarray,
+    judged: np.ndarray,
+    base: int,
+    step: int,
+    mix: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[list[Window], np.ndarray]:
     """Rate windows of every row (a series' metric; ``prior``: each row's metric's prior share),
     windows named by :func:`scan_levels`. Two passes: the second one's baselines leave out the
     buckets the first one flagged, so an incident earlier in the day does not raise the bar for the
     next one. Only the rows with flagged buckets are scanned again (every statistic is per row, so
     the others' first pass stands, and rows of any series and metric can share one pass)."""
+    def mixed(rows: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        return None if mix is None else (mix[0][rows], mix[1][rows])
+
     may = _may_flag(k)
     if may.all():
-        found, p_bucket = _rates_pass(k, n, prior, judged, base, np.ones(k.shape), step)
+        found, p_bucket = _rates_pass(k, n, prior, judged, base, np.ones(k.shape), step, mix=mix)
     else:  # the quiet rows' windows cannot pass: only their buckets' baseline shares are taken
         busy, quiet = np.flatnonzero(may), np.flatnonzero(~may)
         p_bucket = np.empty(k.shape)
         _, p_bucket[quiet] = _rates_pass(k[quiet], n[quiet], prior[quiet], judged, base, None, step, (1,))
-        found, p_bucket[busy] = _rates_pass(k[busy], n[busy], prior[busy], judged, base, None, step)
+        found, p_bucket[busy] = _rates_pass(k[busy], n[busy], prior[busy], judged, base, None, step, mix=mixed(busy))
         for w in found:
             w.group = int(busy[w.group])
     rows = sorted({w.group for w in found})
@@ -413,7 +476,7 @@ def _distinct_rate_rows(
     keep = np.ones((len(rows), k.shape[1]))
     for w in found:
         keep[at[w.group], w.first : w.last + 1] = 0
-    again, p_again = _rates_pass(k[rows], n[rows], prior[rows], judged, base, keep, step)
+    again, p_again = _rates_pass(k[rows], n[rows], prior[rows], judged, base, keep, step, mix=mixed(rows))
     p_bucket[rows] = p_again
     for w in again:
         w.group = rows[w.group]
@@ -436,9 +499,11 @@ def _rates_pass(
     keep: np.ndarray | None,
     step: int,
     scales: Sequence[int] = SCALES,
+    mix: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[list[Window], np.ndarray]:
     """One pass over every row at ``scales`` (1 first: the buckets' baseline shares); ``keep``:
-    0 where a row's baselines leave a bucket out (None: every bucket counts)."""
+    0 where a row's baselines leave a bucket out (None: every bucket counts); ``mix``: each row's
+    members' clustering (:func:`rate_mixture`), a window's factor at least theirs."""
     ck, cn = _cumulative(k), _cumulative(n)
     if keep is None:  # every bucket counts: the baselines' sums are the window's (x * 1.0 == x)
         keep, bk, bn = np.ones(k.shape), ck, cn
@@ -493,9 +558,11 @@ def _rates_pass(
             continue
         e += j0
         gated = np.unique(g)  # the wobble (a median per row) only of the rows it is read for
+        phi_w = _window_phi(phi[gated], None if mix is None else (mix[0][gated], mix[1][gated]), ends, width)
         c2 = np.zeros(k.shape[0])
-        c2[gated] = _rate_wobble(kw[gated], nw[gated], p0[gated], ok[gated], phi[gated])
-        for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, nb[g, e], True, phi):
+        c2[gated] = _rate_wobble(kw[gated], nw[gated], p0[gated], ok[gated], phi_w)
+        phi_g = phi_w[np.searchsorted(gated, g), e]
+        for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, nb[g, e], True, phi_g):
             found.append(Window(group, "", "up", last - width + 1, last, score))
     return found, p_bucket
 
@@ -846,6 +913,8 @@ def scan_levels(
     metrics: list[str],
     volume: LeafVolume,
     members: Sequence[np.ndarray],
+    leaves: dict[str, np.ndarray] | None = None,
+    rows_of: Sequence[np.ndarray] | None = None,
 ) -> list[Scan]:
     """:func:`scan` of several levels (their counts and membership matrices) at once.
 
@@ -853,6 +922,10 @@ def scan_levels(
     stacked and judged in one pass (and the volume of every level in another): the same windows
     and floats as one scan per level and metric, for a fraction of the numpy calls (72 rate passes
     of up to 20 series each were ~0.5 s of Python at 10M calls, 7 d, most of it per-call overhead).
+
+    ``leaves``: the leaf series' counts, of which every row of ``counts`` is a sum (``rows_of``:
+    per level, which leaves each row sums; ``members`` by default): a rate window of several
+    leaves is then judged with at least its members' clustering (:func:`rate_mixture`).
     """
     base = max(1, BASELINE // step)
     rated = [name for name in metrics if name != "calls"]
@@ -864,7 +937,8 @@ def scan_levels(
         ns = [counts[level][METRICS[name].n] for name, level in blocks]
         prior = np.concatenate([np.full(len(k), METRICS[name].prior) for (name, _), k in zip(blocks, ks, strict=True)])
         offsets = np.cumsum([0] + [k.shape[0] for k in ks])
-        windows, p_bucket = _rate_rows(np.concatenate(ks), np.concatenate(ns), prior, judged, base, step)
+        mix = None if leaves is None else _mixtures(leaves, rated, blocks, rows_of or members, base, step)
+        windows, p_bucket = _rate_rows(np.concatenate(ks), np.concatenate(ns), prior, judged, base, step, mix)
         at = np.searchsorted(offsets, [w.group for w in windows], side="right") - 1
         for w, i in zip(windows, at.tolist(), strict=True):  # in each block, its own pass's order
             w.metric, w.group = blocks[i][0], w.group - int(offsets[i])
@@ -887,6 +961,26 @@ def scan_levels(
             windows_of += windows
         out.append(Scan(recurring(windows_of, step)[0], buckets))
     return out
+
+
+def _mixtures(
+    leaves: dict[str, np.ndarray],
+    rated: list[str],
+    blocks: list[tuple[str, int]],
+    rows_of: Sequence[np.ndarray],
+    base: int,
+    step: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rate_mixture` of every stacked rate row (``blocks``: (metric, level) in stacking
+    order), the leaves' factors taken in one pass over every rate metric's leaf rows."""
+    ks = [leaves[METRICS[name].k] for name in rated]
+    ns = [leaves[METRICS[name].n] for name in rated]
+    prior = np.concatenate([np.full(len(k), METRICS[name].prior) for name, k in zip(rated, ks, strict=True)])
+    phi, v = leaf_clustering(np.concatenate(ks), np.concatenate(ns), prior, base, step)
+    size = ks[0].shape[0]
+    at = {name: slice(i * size, (i + 1) * size) for i, name in enumerate(rated)}
+    parts = [rate_mixture(rows_of[level], phi[at[name]], v[at[name]]) for name, level in blocks]
+    return np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
 
 
 def recurring(windows: list[Window], step: int) -> tuple[list[Window], list[Window]]:
