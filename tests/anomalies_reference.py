@@ -1,8 +1,8 @@
 """The detector's scan as it stood before session 14 (main 7cb4f54), kept as the reference
 the stacked scan is compared with (``tests/test_anomalies_stacked.py``): one scan per level and
 rate metric, products with BLAS, a median of every cell. Verbatim but for the imports and
-the rate clustering factor of session 17 and the falls' two baselines of session 18 (the same
-changes as in the scan)."""
+the rate clustering factor of session 17, the falls' two baselines and the rate's members'
+mixture of session 18 (the same changes as in the scan)."""
 
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ from llmtrace.analytics.anomalies_scan import (
     _same_hours_sums,
     _usual_silences,
     clustering,
+    leaf_clustering,
     rate_clustering,
     recurring,
 )
@@ -241,8 +242,8 @@ def _rate_wobble(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray, ph
     """
     mu = n * p
     with np.errstate(divide="ignore", invalid="ignore"):
-        c2 = ((k - mu) ** 2 / 0.455 - phi[:, None] * mu * (1 - p)) / mu**2
-    c2 = np.where(ok & (mu >= NB_MIN_MU * phi[:, None]) & (k >= mu), c2, np.nan)
+        c2 = ((k - mu) ** 2 / 0.455 - phi * mu * (1 - p)) / mu**2
+    c2 = np.where(ok & (mu >= NB_MIN_MU * phi) & (k >= mu), c2, np.nan)
     med, counts = row_median(c2)
     c2 = np.where(counts >= 24, np.clip(med, RATE_MIN_C**2, 1.0), RATE_DEFAULT_C**2)
     return np.asarray(c2)
@@ -280,7 +281,7 @@ def _flag(
     baseline's own uncertainty (the beta-binomial predictive of a rate learnt from
     ``base_n`` trials): 20 trials of a young series with no call above the bar do not make
     a rate of 1% that thousands of calls can be held to."""
-    deff = phi[group_idx] + c2[group_idx] * n * p / (1 - p) + n / (base_n + PRIOR_WEIGHT + 1)
+    deff = phi + c2[group_idx] * n * p / (1 - p) + n / (base_n + PRIOR_WEIGHT + 1)
     kd, nd = k / deff, n / deff
     bound = chernoff_log10(kd, nd, p)
     slack = 0.5 * np.log10(8 * nd + 1) + 0.5
@@ -293,21 +294,48 @@ def _flag(
     return out
 
 
+def _mixture(member: np.ndarray, phi: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per row of ``member`` and bucket: its leaves' clustered variance and variance (zero for a
+    row of fewer than two leaves with variance); session 18."""
+    multi = ((member > 0) & (v > 0).any(axis=1)[None, :]).sum(axis=1) >= 2
+    return (member @ (phi[:, None] * v)) * multi[:, None], (member @ v) * multi[:, None]
+
+
+def _window_phi(phi: np.ndarray, mix: tuple[np.ndarray, np.ndarray] | None, width: int) -> np.ndarray:
+    """Per row and window end: at least the members' clustering over the window (session 18)."""
+    if mix is None:
+        return phi[:, None]
+    kernel = np.ones(width)
+    size = mix[0].shape[1]
+    clustered = np.array([np.convolve(row, kernel)[:size] for row in mix[0]]).reshape(mix[0].shape)
+    spread = np.array([np.convolve(row, kernel)[:size] for row in mix[1]]).reshape(mix[1].shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(spread > 0, np.maximum(phi[:, None], clustered / spread), phi[:, None])
+
+
 def _rates(
-    name: str, k: np.ndarray, n: np.ndarray, judged: np.ndarray, base: int, step: int
+    name: str,
+    k: np.ndarray,
+    n: np.ndarray,
+    judged: np.ndarray,
+    base: int,
+    step: int,
+    mix: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[list[Window], np.ndarray]:
     """Two passes: the second one's baselines leave out the buckets the first one flagged, so
     an incident earlier in the day does not raise the bar for the next one. Only the series
     with flagged buckets are scanned again (every statistic is per series, so the others'
     first pass stands)."""
-    found, p_bucket = _rates_pass(name, k, n, judged, base, np.ones(k.shape), step)
+    found, p_bucket = _rates_pass(name, k, n, judged, base, np.ones(k.shape), step, mix)
     rows = sorted({w.group for w in found})
     if not rows:
         return found, p_bucket
     keep = np.ones((len(rows), k.shape[1]))
     for w in found:
         keep[rows.index(w.group), w.first : w.last + 1] = 0
-    again, p_again = _rates_pass(name, k[rows], n[rows], judged, base, keep, step)
+    again, p_again = _rates_pass(
+        name, k[rows], n[rows], judged, base, keep, step, None if mix is None else (mix[0][rows], mix[1][rows])
+    )
     p_bucket[rows] = p_again
     for w in again:
         w.group = rows[w.group]
@@ -315,7 +343,14 @@ def _rates(
 
 
 def _rates_pass(
-    name: str, k: np.ndarray, n: np.ndarray, judged: np.ndarray, base: int, keep: np.ndarray, step: int
+    name: str,
+    k: np.ndarray,
+    n: np.ndarray,
+    judged: np.ndarray,
+    base: int,
+    keep: np.ndarray,
+    step: int,
+    mix: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[list[Window], np.ndarray]:
     metric = METRICS[name]
     ck, cn = _cumulative(k), _cumulative(n)
@@ -342,7 +377,8 @@ def _rates_pass(
         if width == 1:
             p_bucket = np.where(ok, p0, np.nan)
             phi = rate_clustering(kw, nw, p0, ok & (keep > 0), step)  # session 17: clustered calls
-        c2 = _rate_wobble(kw, nw, p0, ok, phi)
+        phi_w = np.broadcast_to(_window_phi(phi, mix, width), k.shape)  # session 18: members' mixture
+        c2 = _rate_wobble(kw, nw, p0, ok, phi_w)
         with np.errstate(divide="ignore", invalid="ignore"):
             share = kw / nw
         gate = (
@@ -353,7 +389,7 @@ def _rates_pass(
             & (share - p0 >= MIN_RATE_CHANGE)
         )
         g, e = np.nonzero(gate)
-        for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, nb[g, e], True, phi):
+        for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, nb[g, e], True, phi_w[g, e]):
             found.append(Window(group, name, "up", last - width + 1, last, score))
     return found, p_bucket
 
@@ -542,11 +578,13 @@ def scan(
     metrics: list[str],
     volume: LeafVolume,
     member: np.ndarray,
+    leaves: dict[str, np.ndarray] | None = None,
 ) -> Scan:
     """Flag windows of every group (rows of the ``counts`` arrays, of ``member``) for ``metrics``.
 
     ``judged`` marks buckets whose windows are judged (the requested window, complete
-    buckets only); ``volume`` holds the leaves' expected calls, summed per group here.
+    buckets only); ``volume`` holds the leaves' expected calls, summed per group here;
+    ``leaves``: the leaves' counts (session 18: their clustering, mixed per group).
     """
     windows: list[Window] = []
     buckets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -557,7 +595,11 @@ def scan(
             buckets[name] = (counts["calls"], mu, np.ones_like(mu))
         else:
             m = METRICS[name]
-            found, p = _rates(name, counts[m.k], counts[m.n], judged, base, step)
+            mix = None
+            if leaves is not None:
+                prior = np.full(leaves[m.k].shape[0], m.prior)
+                mix = _mixture(member, *leaf_clustering(leaves[m.k], leaves[m.n], prior, base, step))
+            found, p = _rates(name, counts[m.k], counts[m.n], judged, base, step, mix)
             buckets[name] = (counts[m.k], counts[m.n], p)
         windows += found
     return Scan(recurring(windows, step)[0], buckets)

@@ -475,3 +475,60 @@ def test_a_fall_is_judged_against_both_baselines_not_the_lower() -> None:
             hits += drop and bool(inside)
             false += len(falls) - len(inside)
     assert hits >= 8 and false == 0, (hits, false)
+
+
+def _agent_and_chat(seed: int, jump: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Calls and costly calls of two leaves over four days: an agent series of traces of 1-40
+    calls (all of a trace costly or none, 10% of traces) working 08:00-18:00 only, and a chat
+    series of ~150 independent calls per bucket all day; with ``jump``, half the agent's traces
+    are costly for two hours from that bucket (a wrong model)."""
+    rng = np.random.default_rng(seed)
+    buckets = 4 * DAY
+    hours = np.arange(buckets) % DAY
+    working = (hours >= 8 * HOUR) & (hours < 18 * HOUR)
+    share = np.full(buckets, 0.1)
+    if jump is not None:
+        share[jump : jump + 2 * HOUR] = 0.5
+    n_agent, k_agent = _traces_sharing_fate(rng, buckets, 3.0, (1, 40), share)
+    n_agent[0, ~working], k_agent[0, ~working] = 0.0, 0.0
+    n_chat = rng.poisson(150, buckets)[None, :].astype(float)
+    k_chat = rng.binomial(n_chat.astype(int), 0.1).astype(float)
+    return np.concatenate([n_agent, n_chat]), np.concatenate([k_agent, k_chat])
+
+
+def _parent_cost_windows(n: np.ndarray, k: np.ndarray, mixed: bool) -> list[scan.Window]:
+    """The cost windows of the parent of both leaves (their sum), with or without the leaves."""
+    member = np.ones((1, 2))
+    counts = [{"cost_x": member @ k, "cost_n": member @ n}]
+    judged = np.arange(n.shape[1]) >= DAY
+    volume = scan.leaf_volume(n, np.zeros(2, dtype=int), STEP)
+    leaves = {"cost_x": k, "cost_n": n} if mixed else None
+    return scan.scan_levels(counts, judged, STEP, ["cost_per_call_usd"], volume, [member], leaves)[0].windows
+
+
+def test_a_parent_of_an_agent_series_busy_only_in_working_hours_has_its_clustering_then() -> None:
+    # pooled over the whole day the parent's factor is the chat's nights' ~1 and the agent's
+    # days' ~27 averaged: in the working hours a usual cluster of costly agent runs made windows
+    n, k = _agent_and_chat(2)
+    assert _parent_cost_windows(n, k, mixed=False)  # without its members' mixture: false windows
+    assert _parent_cost_windows(n, k, mixed=True) == []
+
+
+def test_two_hours_of_costly_agent_runs_are_still_found_at_the_parent() -> None:
+    start = 3 * DAY + 10 * HOUR
+    n, k = _agent_and_chat(0, jump=start)
+    windows = _parent_cost_windows(n, k, mixed=True)
+    assert windows and all(w.first < start + 2 * HOUR + 3 * HOUR and w.last >= start for w in windows)
+
+
+def test_the_members_mixture_is_the_variance_weighted_clustering_of_the_leaves_holding_variance() -> None:
+    phi = np.array([4.0, 1.0, 9.0])
+    v = np.array([[1.0, 3.0, 0.0], [3.0, 1.0, 0.0], [0.0, 0.0, 0.0]])  # the third leaf never has calls
+    member = np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
+    clustered, spread = scan.rate_mixture(member, phi, v)
+    ratio = np.diff(clustered[0])[:2] / np.diff(spread[0])[:2]
+    assert np.allclose(ratio, [(4 * 1 + 3) / 4, (4 * 3 + 1) / 4]) and np.diff(spread[0])[2] == 0
+    assert not clustered[1].any() and not spread[1].any()  # one leaf with calls: the row's own factor
+    own = np.array([2.0, 2.0])
+    phi_w = scan._window_phi(own, (clustered, spread), np.arange(3), 1)
+    assert np.allclose(phi_w, [[2.0, 3.25, 2.0], [2.0, 2.0, 2.0]])  # never below the row's own

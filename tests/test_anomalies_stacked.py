@@ -29,9 +29,10 @@ LEAVES = [("a", "m1"), ("a", "m2"), ("b", "m1"), ("b", "m2"), ("c", "m1"), ("c",
 YOUNG = 4  # leaf ("c", "m1") appears a day and a half before the end
 
 
-def _leaf_counts(seed: int) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+def _leaf_counts(seed: int, clustered: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """Calls per leaf over ``DAYS`` (a daily curve, quieter weekends), the counts of the kept
-    buckets with incidents in them, and each leaf's first bucket."""
+    buckets with incidents in them, and each leaf's first bucket; with ``clustered``, two leaves'
+    costly calls come in fours in the day's busy hours (agent traces)."""
     rng = np.random.default_rng(seed)
     size = DAYS * DAY
     t = np.arange(size)
@@ -65,6 +66,11 @@ def _leaf_counts(seed: int) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarr
         counts[x2_name] = rng.binomial(counts["ok"].astype(int), 0.01).astype(float)
         if lo_name:
             counts[lo_name] = rng.binomial(counts["ok"].astype(int), 0.1).astype(float)
+    if clustered:
+        busy = (np.arange(KEEP) % DAY >= 8 * HOUR) & (np.arange(KEEP) % DAY < 18 * HOUR)
+        for leaf in (0, 2):
+            fours = 4 * rng.binomial((counts["ok"][leaf] // 4).astype(int), 0.1).astype(float)
+            counts["cost_x"][leaf] = np.where(busy, fours, counts["cost_x"][leaf])
     end = KEEP - 1
     burst = slice(end - 30 * HOUR, end - 29 * HOUR)  # errors on one leaf, a slower tail on another
     counts["errors"][1, burst] = rng.binomial(counts["calls"][1, burst].astype(int), 0.4)
@@ -110,16 +116,19 @@ def _windows(found: list[scan.Window]) -> list[tuple[int, str, str, int, int]]:
     return [(w.group, w.metric, w.direction, w.first, w.last) for w in found]
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_the_stacked_scan_finds_the_windows_of_one_scan_per_level(seed: int) -> None:
-    calls, leaf_counts, first = _leaf_counts(seed)
+@pytest.mark.parametrize(("seed", "mixed"), [(1, False), (2, False), (1, True), (2, True)])
+def test_the_stacked_scan_finds_the_windows_of_one_scan_per_level(seed: int, mixed: bool) -> None:
+    calls, leaf_counts, first = _leaf_counts(seed, clustered=mixed)
     volume = _volume(calls, first, scan)
     members = _members()
     judged = np.arange(KEEP) >= JUDGED_FROM
     metrics = list(METRICS)
     per_level = [{c: m @ a for c, a in leaf_counts.items()} for m in members]
-    new = scan.scan_levels(per_level, judged, STEP, metrics, volume, members)
-    old = [ref.scan(counts, judged, STEP, metrics, volume, m) for counts, m in zip(per_level, members, strict=True)]
+    leaves = leaf_counts if mixed else None
+    new = scan.scan_levels(per_level, judged, STEP, metrics, volume, members, leaves)
+    old = [
+        ref.scan(counts, judged, STEP, metrics, volume, m, leaves) for counts, m in zip(per_level, members, strict=True)
+    ]
     flagged = 0
     for got, want in zip(new, old, strict=True):
         assert _windows(got.windows) == _windows(want.windows)

@@ -194,16 +194,14 @@ def rate_mixture(member: np.ndarray, phi: np.ndarray, v: np.ndarray) -> tuple[np
     cost-per-call window at provider level (~15 of v9's false episodes). Var k of a sum of
     independent series is the sum of theirs, so the factor of the buckets a window holds is
     their members' factors weighted by each member's variance there."""
-    held = (v > 0).any(axis=1)
-    multi = ((member > 0) & held[None, :]).sum(axis=1) >= 2
+    held = np.asarray((v > 0).any(axis=1))
+    multi = np.asarray(((member > 0) & held[None, :]).sum(axis=1) >= 2)
     clustered, spread = group_sums(member, phi[:, None] * v), group_sums(member, v)
     clustered[~multi], spread[~multi] = 0.0, 0.0
     return _cumulative(clustered), _cumulative(spread)
 
 
-def _window_phi(
-    phi: np.ndarray, mix: tuple[np.ndarray, np.ndarray] | None, ends: np.ndarray, width: int
-) -> np.ndarray:
+def _window_phi(phi: np.ndarray, mix: tuple[np.ndarray, np.ndarray] | None, ends: np.ndarray, width: int) -> np.ndarray:
     """Per row and window end: the window's clustering factor, the row's own (``phi``) or, where
     ``mix`` (:func:`rate_mixture`) holds variance, at least its members' mixture over the window."""
     if mix is None:
@@ -456,6 +454,7 @@ def _distinct_rate_rows(
     buckets the first one flagged, so an incident earlier in the day does not raise the bar for the
     next one. Only the rows with flagged buckets are scanned again (every statistic is per row, so
     the others' first pass stands, and rows of any series and metric can share one pass)."""
+
     def mixed(rows: Any) -> tuple[np.ndarray, np.ndarray] | None:
         return None if mix is None else (mix[0][rows], mix[1][rows])
 
