@@ -420,9 +420,10 @@ def _rate_rows(
 ) -> tuple[list[Window], np.ndarray]:
     """:func:`_distinct_rate_rows` of the distinct rows, copied to the rows that repeat them (a
     service with one model is also its service x model: 82 of 540 rows at 10M calls, 7 d);
-    ``mix``: each row's members' clustering (:func:`rate_mixture`), or None."""
-    parts = [k, n, prior[:, None]] + (list(mix) if mix is not None else [])
-    held = np.ascontiguousarray(np.concatenate(parts, axis=1))
+    ``mix``: each row's members' clustering (:func:`rate_mixture`), or None. Rows of the same
+    counts sum the same leaves with calls, so they share a mixture too (a settled row's error
+    rate, its group's counts, takes its group's: the first of them)."""
+    held = np.ascontiguousarray(np.concatenate([k, n, prior[:, None]], axis=1))
     _, first_of, inverse = np.unique(
         held.view(np.dtype((np.void, held.dtype.itemsize * held.shape[1]))).ravel(),
         return_index=True,
