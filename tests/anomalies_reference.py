@@ -1,8 +1,8 @@
 """The detector's scan as it stood before session 14 (main 7cb4f54), kept as the reference
 the stacked scan is compared with (``tests/test_anomalies_stacked.py``): one scan per level and
 rate metric, products with BLAS, a median of every cell. Verbatim but for the imports and
-the rate clustering factor of session 17, the falls' two baselines and the rate's members'
-mixture of session 18 (the same changes as in the scan)."""
+the rate clustering factor of session 17, the falls' two baselines, the rate's members'
+mixture and the rises' busiest previous day of session 18 (the same changes as in the scan)."""
 
 from __future__ import annotations
 
@@ -200,6 +200,7 @@ def same_hours(
     start: int,
     shift: int = 0,
     kinds: bool = True,
+    busiest: bool = False,
 ) -> np.ndarray:
     """Per series and window end (from bucket ``start`` on): the calls the same hours of the
     previous days of the same type (weekday or weekend, UTC) held, the median over at least two
@@ -222,6 +223,10 @@ def same_hours(
         alike = (back >= width) & ((kind[ends] == kind[np.clip(back, 0, None)]) | (not kinds))
         held = (back[None, :] - width + 1) >= first[:, None]
         days[d - 1] = np.where(alike[None, :] & held, window_sum(c, np.clip(back, 0, None), width), np.nan)
+    if busiest:  # the most any one previous day held (session 18)
+        held_days = ~np.isnan(days)
+        top = np.where(held_days, days, -np.inf).max(axis=0)
+        return np.where(held_days.any(axis=0), top, np.inf)
     med, counts = row_median(days.reshape(MAX_DAYS, -1).T)
     return np.where(counts >= 2, med, np.inf).reshape(rows, ends.size)
 
@@ -460,8 +465,9 @@ def leaf_volume(
         usual = [same_hours(calls, first, step, start_epoch, width, start, s) * phase for s in (0, -align, align)]
         low = usual[0]
         high = np.nan_to_num(np.maximum.reduce(usual), posinf=0.0)
-        if RISE_ANY_DAY:  # before two days of its type exist (the store's first weekend): any two days
-            any_day = [same_hours(calls, first, step, start_epoch, width, start, s, False) for s in (0, -align, align)]
+        if RISE_ANY_DAY:  # before two days of its type exist: the busiest of any previous days (session 18)
+            shifts = (0, -align, align)
+            any_day = [same_hours(calls, first, step, start_epoch, width, start, s, False, True) for s in shifts]
             high = np.where(np.isinf(usual[0]), np.nan_to_num(np.maximum.reduce(any_day), posinf=0.0) * phase, high)
         out.mu[width] = (np.maximum(mus[0], high), np.maximum(mus[1], high))
         out.mu_low[width] = (np.minimum(mus[2], low), np.minimum(mus[3], low))

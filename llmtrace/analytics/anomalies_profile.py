@@ -412,6 +412,7 @@ def same_hours(
     *,
     sums: np.ndarray | None = None,
     wanted: np.ndarray | None = None,
+    busiest: bool = False,
 ) -> np.ndarray:
     """Per series and window end (from bucket ``start`` on): the calls the same hours of the
     previous days of the same type (weekday or weekend, UTC) held, the median over at least two
@@ -421,7 +422,8 @@ def same_hours(
     lasting most of a day (a marketing day) ends, the evening looks like a drop against it;
     what the same hours held on other days does not. ``shift``: buckets the previous days' clock
     is moved by (their hours an hour later or earlier, for a clock change); ``kinds=False``:
-    previous days of any type. ``sums``: :func:`hourly_sums` of ``calls`` (the same for every call
+    previous days of any type; ``busiest``: the most any one previous day held (at least one day),
+    not the median of two or more. ``sums``: :func:`hourly_sums` of ``calls`` (the same for every call
     on them); ``wanted``: the cells whose figure is read (the others are ``inf``, not sorted).
     """
     rows, size = calls.shape
@@ -436,9 +438,13 @@ def same_hours(
         held = (back[None, :] - width + 1) >= first[:, None]
         days[d - 1] = np.where(alike[None, :] & held, window_sum(c, np.clip(back, 0, None), width), np.nan)
     flat = days.reshape(MAX_DAYS, -1)
-    enough = np.sum(~np.isnan(flat), axis=0) >= 2
+    enough = np.sum(~np.isnan(flat), axis=0) >= (1 if busiest else 2)
     if wanted is not None:
         enough &= wanted.reshape(-1)
+    if busiest:
+        with np.errstate(invalid="ignore"):
+            top = np.nanmax(np.where(enough[None, :], flat, 0.0), axis=0)
+        return np.where(enough, top, np.inf).reshape(rows, ends.size)
     med, _ = day_median(flat, enough)
     return np.where(enough, med, np.inf).reshape(rows, ends.size)
 
