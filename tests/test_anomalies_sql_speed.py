@@ -419,6 +419,23 @@ def test_storms_from_the_storm_rollup_equal_the_candidates_calls(storm_lab: Any,
     pd.testing.assert_frame_equal(after[list(before.columns)], before, check_dtype=False)
 
 
+@pytest.mark.parametrize(
+    ("by", "filters"),
+    [((), {}), (("service",), {}), (("service", "model"), {}), (("service", "model", "environment"), {}),
+     (("model",), {"services": ("storm-lab",)}), (("service", "release"), {"releases": ("",)})],
+)  # fmt: skip
+def test_storms_read_in_two_steps_equal_the_storm_rollup_query(storm_lab: Any, by: tuple, filters: dict) -> None:
+    """The detector's two reads (storms without traces, then only the examples' traces) give
+    :func:`storms_rollup_sql`'s rows: the same storms, counts, times and example traces, in order."""
+    lab = _lab_params(**filters)
+    before = _sorted_by_series(frame(storm_lab, calls_sql.storms_rollup_sql(by, lab["dims"]), lab["params"]))
+    after = _sorted_by_series(pd.DataFrame(calls_sql.rollup_storms(storm_lab, by, lab["dims"], lab["params"])))
+    assert before["storms"].sum() > 0
+    after["trace_ids"] = after["trace_ids"].map(list)
+    before["trace_ids"] = before["trace_ids"].map(list)
+    pd.testing.assert_frame_equal(after[list(before.columns)], before, check_dtype=False)
+
+
 def test_the_detector_reads_the_storms_from_the_rollup_where_it_answers(storm_lab: Any) -> None:
     """With the rollup emptied the detector finds no storm at 5-minute buckets (it read the
     rollup) and still finds them at 1-minute ones (the rollup's buckets cannot answer)."""
