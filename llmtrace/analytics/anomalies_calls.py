@@ -411,7 +411,7 @@ def rollup_storms(client: Any, by: Sequence[str], dims: str, params: dict[str, A
     rows: list[dict[str, Any]] = client.query_df(storms_untraced_sql(by, dims), parameters=params).to_dict("records")
     for row in rows:
         row["ranked"] = list(
-            zip(*(row.pop(f"ranked_{n}").tolist() for n in ("errors", "first", "key", "bucket")), strict=True)
+            zip(*(list(row.pop(f"ranked_{n}")) for n in ("errors", "first", "key", "bucket")), strict=True)
         )
     wanted = {(int(x[3]), int(x[2])) for row in rows for x in row["ranked"]}
     traces: dict[tuple[Any, ...], str] = {}
