@@ -37,6 +37,7 @@ from llmtrace.analytics.anomalies_sql import (
 from llmtrace.analytics.filters import sql_time
 from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
 from tests.conftest_store import otel_row
+from tests.server_process import ServerProcess
 from tests.test_anomalies import END, LAST_3_DAYS
 from tests.test_anomalies import store as _store  # the synthetic store with a slow call
 from tests.test_anomalies import store_url as _store_url
@@ -416,6 +417,56 @@ def test_storms_from_the_storm_rollup_equal_the_candidates_calls(storm_lab: Any,
     before = _sorted_by_series(frame(storm_lab, calls_sql.storms_sql(by, lab["dims"]), lab["params"]))
     after = _sorted_by_series(frame(storm_lab, calls_sql.storms_rollup_sql(by, lab["dims"]), lab["params"]))
     assert before["storms"].sum() > 0
+    pd.testing.assert_frame_equal(after[list(before.columns)], before, check_dtype=False)
+
+
+@pytest.mark.parametrize(
+    ("by", "filters"),
+    [((), {}), (("service",), {}), (("service", "model"), {}), (("service", "model", "environment"), {}),
+     (("model",), {"services": ("storm-lab",)}), (("service", "release"), {"releases": ("",)})],
+)  # fmt: skip
+def test_storms_read_in_two_steps_equal_the_storm_rollup_query(storm_lab: Any, by: tuple, filters: dict) -> None:
+    """The detector's two reads (storms without traces, then only the examples' traces) give
+    :func:`storms_rollup_sql`'s rows: the same storms, counts, times and example traces, in order."""
+    lab = _lab_params(**filters)
+    before = _sorted_by_series(frame(storm_lab, calls_sql.storms_rollup_sql(by, lab["dims"]), lab["params"]))
+    after = _sorted_by_series(pd.DataFrame(calls_sql.rollup_storms(storm_lab, by, lab["dims"], lab["params"])))
+    assert before["storms"].sum() > 0
+    after["trace_ids"] = after["trace_ids"].map(list)
+    before["trace_ids"] = before["trace_ids"].map(list)
+    pd.testing.assert_frame_equal(after[list(before.columns)], before, check_dtype=False)
+
+
+@pytest.fixture(scope="module")
+def storm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The hand-made storms alone in a real ``llmtrace server``, read over HTTP (clickhouse-connect gives
+    arrays as lists, chDB as numpy arrays)."""
+    server = ServerProcess(tmp_path_factory.mktemp("storm_server")).wait_ready()
+    client = server.client()
+    rows = [
+        _lab_call(LAB + s * S + i * S / 1000, trace, bool(failed), session, model, env)
+        for i, (session, trace, model, env, calls) in enumerate(_LAB)
+        for s, failed in calls
+    ]
+    client.insert("otel_traces", rows, column_names=OTEL_TRACES_COLUMNS)
+    yield client
+    client.close()
+    server.stop()
+
+
+def test_storms_read_in_two_steps_over_http_equal_the_storm_rollup_query(storm_server: Any) -> None:
+    """The same two reads through a server's HTTP interface: the same storms and example traces."""
+    lab = _lab_params(services=("storm-lab",))
+    by = ("service", "model")
+    before = _sorted_by_series(frame(storm_server, calls_sql.storms_rollup_sql(by, lab["dims"]), lab["params"]))
+    after = _sorted_by_series(pd.DataFrame(calls_sql.rollup_storms(storm_server, by, lab["dims"], lab["params"])))
+    assert list(after["g_model"]) == ["m1", "m2"] and list(after["trace_ids"].map(list)[0]) == [
+        "a" * 32,
+        "c" * 32,
+        "b" * 32,
+    ]
+    after["trace_ids"] = after["trace_ids"].map(list)
+    before["trace_ids"] = before["trace_ids"].map(list)
     pd.testing.assert_frame_equal(after[list(before.columns)], before, check_dtype=False)
 
 

@@ -379,8 +379,12 @@ def _call_anomalies(client: Any, by: tuple[str, ...], p: Plan) -> list[Anomaly]:
         outliers = calls_sql.outliers_sql(by, dims, MAX_CALL_OUTLIERS, rollup=rollup, bound=rollup)
         for row in _records(client, outliers, {**params, **bars}):
             found.append(_finding(row, by, end=row["start"], points=1, trace_ids=[str(row["trace_id"])]))
-    storms = calls_sql.storms_rollup_sql(by, dims) if rollup else calls_sql.storms_sql(by, dims)
-    for row in _records(client, storms, params):
+    storms = (
+        calls_sql.rollup_storms(client, by, dims, params)
+        if rollup
+        else _records(client, calls_sql.storms_sql(by, dims), params)
+    )
+    for row in storms:
         found.append(_finding(row, by, end=row["last"], points=int(row["storms"]), trace_ids=list(row["trace_ids"])))
     return found
 

@@ -29,14 +29,26 @@ AFTER = timedelta(minutes=15)
 SETTLED = timedelta(hours=1)
 _MATCHED = ("service", "model", "provider")
 
+# Each (series, release, prompt) first, then its values unfolded: the minute rollup's rows are
+# grouped once by their stored columns instead of unfolded three times each (720k rows at 10M
+# calls, 9 days: 0.12 -> 0.04 s of server CPU), and the first of the firsts is the first. Ordered (by
+# time, then release, prompt, model), so an episode naming two changes names them in one order: it was
+# the hash table's (main named the 10M store's prompt before its release, the tests' release first).
 _SQL = """
-SELECT ServiceName AS service, RequestModel AS model, Provider AS provider, kind, value, min(Bucket) AS first
-FROM llm_calls_1m
+SELECT service, model, provider, kind, value, min(first) AS first
+FROM (
+    SELECT ServiceName AS service, RequestModel AS model, Provider AS provider, Release, PromptName, PromptVersion,
+           min(Bucket) AS first
+    FROM llm_calls_1m
+    WHERE Bucket >= {{c_start:DateTime64(6)}} AND Bucket < {{c_end:DateTime64(6)}}{dims}
+    GROUP BY service, model, provider, Release, PromptName, PromptVersion
+)
 ARRAY JOIN ['release', 'prompt', 'model'] AS kind,
-           [Release, if(PromptVersion = '', '', concat(PromptName, ' ', PromptVersion)), RequestModel] AS value
-WHERE Bucket >= {{c_start:DateTime64(6)}} AND Bucket < {{c_end:DateTime64(6)}} AND value != ''{dims}
+           [Release, if(PromptVersion = '', '', concat(PromptName, ' ', PromptVersion)), model] AS value
+WHERE value != ''
 GROUP BY service, model, provider, kind, value
 HAVING first >= {{c_settled:DateTime64(6)}}
+ORDER BY first, indexOf(['release', 'prompt', 'model'], kind), value, service, model, provider
 """
 
 
