@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 import streamlit as st
@@ -79,6 +79,17 @@ def _cached(url: str, module: str, name: str, args: tuple[Any, ...], kwargs: tup
 def load(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call an analytics function with the shared client, through the result cache."""
     return _cached(store_url(), function.__module__, function.__name__, args, tuple(sorted(kwargs.items())))
+
+
+def no_calls(text: str) -> NoReturn:
+    """Say that the window holds no calls, and stop the page. The cached results are dropped first:
+    a store still being filled (`llmtrace up --demo` renders the Overview while its week of history
+    lands, so the store may hold older days only) is read afresh on the next run, instead of
+    answering "no calls in the last day" for ``TTL_SECONDS`` after the calls arrived (a browser test
+    opening the page as `up` said "Demo data loaded" failed so in CI once)."""
+    _cached.clear()
+    st.info(text)
+    st.stop()
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -16,11 +16,10 @@ st.title("Cost")
 with st.spinner("Adding up spend…"):
     totals = common.load(cost.totals, f).iloc[0]
 if not totals["calls"]:
-    st.info(
+    common.no_calls(
         f"No LLM calls in the last {common.fmt_duration(f.duration)} with these filters: "
         "pick a longer time range or clear a filter in the sidebar."
     )
-    st.stop()
 priced = int(totals["priced_calls"])
 cards = st.columns(5)
 cards[0].metric("Spend", common.fmt_usd(totals["cost_usd"]) if priced else "n/a", border=True)

@@ -16,11 +16,10 @@ st.title("Latency")
 with st.spinner("Reading latency percentiles…"):
     per_model = common.load(latency.by_model, f)
 if per_model.empty:
-    st.info(
+    common.no_calls(
         f"No LLM calls in the last {common.fmt_duration(f.duration)} with these filters: "
         "pick a longer time range or clear a filter in the sidebar."
     )
-    st.stop()
 models = common.color_map(per_model["model"])
 model_column = {"model": st.column_config.TextColumn("model", pinned=True)}
 

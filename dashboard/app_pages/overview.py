@@ -17,11 +17,10 @@ with st.spinner("Reading the window…"):
     both = common.load(overview.summary_with_previous, f)
 now, before = both.loc["current"], both.loc["previous"]
 if not now["calls"]:
-    st.info(
+    common.no_calls(
         f"No LLM calls in the last {common.fmt_duration(f.duration)}. Pick a longer time range in the sidebar, "
         "or send calls from your app (see the SQL page for what the store holds)."
     )
-    st.stop()
 was = before["calls"]  # "new" instead of a ratio against an almost empty previous window
 st.caption(
     f"Change is against the previous {common.fmt_duration(f.duration)} "
