@@ -288,9 +288,10 @@ def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Pre
         leaves_of = [frozenset(np.flatnonzero(member[g]).tolist()) for g in range(len(groups))]
         data[level.name] = _LevelData(level, groups, first, s, merge(s, level.name, leaves_of, p.judge_first))
     episodes = [e for d in data.values() for e in d.episodes]
-    if PROVIDER in keys:
-        twins = _provider_twins(leaves, keys)
-        episodes = [e for e in episodes if not shifted(e, volume, twins)]
+    twins = _provider_twins(leaves, keys) if PROVIDER in keys else []
+    if any(twins):  # a series served by several providers: each leaf's calls beyond expectation, once
+        beyond = volume.x[1] - (volume.mu[1][0] + volume.mu_low[1][0]) / 2
+        episodes = [e for e in episodes if not shifted(e, beyond, twins)]
     if before is not None and "service" in keys:
         services = _members([Level(("service",))], keys, leaves, arrays["calls"].sum(axis=1))[0][1]
         start_epoch = int(p.history.start.timestamp()) - extra * p.step
@@ -312,12 +313,12 @@ def _provider_twins(leaves: list[tuple[Any, ...]], keys: tuple[str, ...]) -> lis
     return [[j for j in by_rest[leaf[:at] + leaf[at + 1 :]] if j != i] for i, leaf in enumerate(leaves)]
 
 
-def shifted(e: Episode, volume: Any, twins: list[list[int]]) -> bool:
+def shifted(e: Episode, beyond: np.ndarray, twins: list[list[int]]) -> bool:
     """Whether a volume episode is traffic moving between providers of the same series (a router
     sending more of a model's calls to Azure than to OpenAI for a day), not calls lost or added:
     over its buckets, the same series on other providers changed the other way by at least
     ``SHIFT_SHARE`` of its own change. An outage whose calls are lost, or a surge of new calls,
-    moves no twin."""
+    moves no twin. ``beyond``: each leaf's calls minus its expected calls per bucket."""
     if e.metric != "calls":
         return False
     own = sorted(e.leaves)
@@ -325,12 +326,7 @@ def shifted(e: Episode, volume: Any, twins: list[list[int]]) -> bool:
     if not others:
         return False
     span = slice(e.first, e.last + 1)
-    expected = (volume.mu[1][0] + volume.mu_low[1][0]) / 2
-
-    def change(rows: list[int]) -> float:
-        return float((volume.x[1][rows, span] - expected[rows, span]).sum())
-
-    mine, theirs = change(own), change(others)
+    mine, theirs = float(beyond[own, span].sum()), float(beyond[others, span].sum())
     return mine * theirs < 0 and abs(theirs) >= SHIFT_SHARE * abs(mine)
 
 
