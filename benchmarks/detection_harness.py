@@ -196,11 +196,14 @@ def effect(b: Bench, sc: Any, inc: Any) -> tuple[float, float]:
     return EFFECTS[key]
 
 
-def _draw_effect(b: Bench, sc: Any, inc: Any) -> tuple[float, float]:
+def replicates(b: Bench, sc: Any, inc: Any, reps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``Bench.stat`` of the incident window (its first 2 hours at most) in paired replicates of
+    the generator's traffic, fresh noise each: (without the incident, with it)."""
     lo, hi = inc.start, min(inc.end, inc.start + 120)
     others = [o for o in sc.incidents if o is not inc]
-    base, hit = np.full(b.reps, np.nan), np.full(b.reps, np.nan)
-    for r in range(b.reps):
+    reps = b.reps if reps is None else reps
+    base, hit = np.full(reps, np.nan), np.full(reps, np.nan)
+    for r in range(reps):
         noise = b.noise(sc, np.random.default_rng([sc.seed, 17, inc.start, r]))
         parts: dict[bool, list[dict[str, np.ndarray]]] = {False: [], True: []}
         for i in inc.series:
@@ -211,13 +214,23 @@ def _draw_effect(b: Bench, sc: Any, inc: Any) -> tuple[float, float]:
                 parts[on].append({k: v[keep] for k, v in got.items()})
         base[r] = b.stat(inc.kind, concat(parts[False]))
         hit[r] = b.stat(inc.kind, concat(parts[True]))
+    return base, hit
+
+
+def effect_of(b: Bench, kind: str, base: np.ndarray, hit: np.ndarray) -> tuple[float, float, float]:
+    """(size in normal variations, extra events, the normal variation) of paired replicates."""
     good = ~np.isnan(base) & ~np.isnan(hit)
-    if good.sum() < b.reps / 2:
-        return 0.0, 0.0
+    if good.sum() < base.size / 2:
+        return 0.0, 0.0, math.nan
     shift = float(np.mean(hit[good] - base[good]))
-    counted = inc.kind in b.counted
-    size = abs(shift) / max(float(np.std(base[good])), 0.5 if counted else 1e-9)
-    return size, abs(shift) if counted else 0.0
+    counted = kind in b.counted
+    sd = max(float(np.std(base[good])), 0.5 if counted else 1e-9)
+    return abs(shift) / sd, abs(shift) if counted else 0.0, sd
+
+
+def _draw_effect(b: Bench, sc: Any, inc: Any) -> tuple[float, float]:
+    size, extra, _ = effect_of(b, inc.kind, *replicates(b, sc, inc))
+    return size, extra
 
 
 # --------------------------------------------------------------------------- one seed

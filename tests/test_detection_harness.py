@@ -142,6 +142,33 @@ def test_the_paired_monte_carlo_measures_a_known_effect() -> None:
     assert size == pytest.approx(extra / np.sqrt(200 * 0.01 * 0.99), rel=0.35)
 
 
+def _toy_shift(sc: Any, i: int, lo: int, hi: int, noise: Any, incidents: list, rng: np.random.Generator) -> dict:
+    """One normal reading per window, 4 higher during an incident."""
+    shift = 4.0 if any(inc.start < hi and inc.end > lo for inc in incidents) else 0.0
+    return {"t": np.array([float(lo)]), "v": np.array([rng.normal() + shift])}
+
+
+def test_the_ceiling_oracle_crosses_a_threshold_as_often_as_the_effect_over_the_noise_says() -> None:
+    """benchmarks/detection_ceiling.py: sized with the harness's own draws (the first ``reps``);
+    an effect of 4 sd crosses z = 4 in about half the replicates, z = 3 in ~84%, z = 5 in ~16%."""
+    import detection_ceiling as ceiling
+
+    gen = types.SimpleNamespace(calls=_toy_shift, PERMANENT=())
+    bench = h.Bench(
+        gen=gen, family=FAMILIES, explains=FAMILIES, benign_kinds=(), counted=(),  # type: ignore[arg-type]
+        stat=lambda kind, c: float(c["v"][0]), noise=lambda sc, rng: None, label=str, reps=40,
+    )  # fmt: skip
+    inc = _Incident("shift", 100, 130, (0,))
+    sc = _Scenario(SC.series, [inc])
+    r = ceiling.oracle(bench, sc, inc, 2000)
+    assert r["size"] == h.effect(bench, sc, inc)[0]
+    assert r["eligible"]
+    assert r["crossed"][3.0] == pytest.approx(0.84, abs=0.05)
+    assert r["crossed"][4.0] == pytest.approx(0.5, abs=0.05)
+    assert r["crossed"][5.0] == pytest.approx(0.16, abs=0.05)
+    assert ceiling.DIRECTIONS * ceiling.WINDOWS_PER_WEEK * ceiling.tail(4.0) == pytest.approx(0.51, abs=0.01)
+
+
 def test_seed_ranges_and_lists_parse() -> None:
     assert h.seeds("600-602") == [600, 601, 602]
     assert h.seeds("600,605") == [600, 605]
