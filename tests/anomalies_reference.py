@@ -45,12 +45,14 @@ from llmtrace.analytics.anomalies_scan import (
     SCALES,
     SILENCE_HABIT,
     SPREAD_ON_MID,
+    TWO_SIDED_FALLS,
     VOLUME_BASELINE,
     VOLUME_DROP,
     VOLUME_SPIKE,
     LeafVolume,
     Scan,
     Window,
+    _after,
     _borrowed_shapes,
     _cluster_sums,
     _exact,
@@ -115,17 +117,23 @@ class Seasonal:
         self, days: list[tuple[np.ndarray, np.ndarray]], width: int, lag: int, base: int, start: int
     ) -> tuple[np.ndarray, np.ndarray]:
         rows = days[0][0].shape[0]
-        ends = np.arange(start, days[0][0].shape[1] - 1)
+        last = days[0][0].shape[1] - 2
+        ends = np.arange(start, last + 1)
         size = ends.size
-        begin = np.clip(ends - lag - base + 1, 0, None)
+        # session 19: a negative lag is a baseline after the window, read where it has ended
+        far = ends - lag - base + 1 if lag >= 0 else np.minimum(ends - lag, last)
+        begin = np.clip(far, 0, None)
         every = np.full((MAX_DAYS, rows, size), np.nan)
         same = every.copy()
         for d, (sums, holes) in enumerate(days):
             back = (d + 1) * self.per_day
             with np.errstate(divide="ignore", invalid="ignore"):
                 now = window_sum(sums, ends, width) / width
-                r = now / (window_sum(sums, ends - lag, base) / base)
-            covered = window_sum(holes, ends, lag + base) == 0
+                r = now / (window_sum(sums, ends - lag if lag >= 0 else begin, base) / base)
+            if lag >= 0:
+                covered = window_sum(holes, ends, lag + base) == 0
+            else:
+                covered = (window_sum(holes, begin, width - lag) == 0) & (ends - lag <= last)
             r = np.where(covered & np.isfinite(r), r, np.nan)
             every[d] = r
             alike = (self.kind[ends] == self.kind[np.clip(ends - back, 0, None)]) & (
@@ -474,6 +482,8 @@ def leaf_volume(
         out.mu_mid[width] = (mids[0], mids[1])
         out.missing[width] = missing & alive
         out.borrowed[width] = borrowed_from & alive
+        if TWO_SIDED_FALLS:  # the leaves' baseline after the window: shared with the scan (session 19)
+            _after(out, candidates, chosen, cc, width, base, start, alive, borrowed_from, low, phase)
     return out
 
 
@@ -552,6 +562,17 @@ def _volume_side(
         y = np.where(both, (y1 + y2) / 2, y)
         mu = np.where(both, np.sqrt(m1 * m2), mu)
         mid = np.where(both, np.sqrt(mids[0] * mids[1]), mid) if SPREAD_ON_MID else mu
+        if width in v.y_after and surged is not None:  # and the hours after it, where clean (session 19)
+            ya, ma, mida = (member @ a[width] for a in (v.y_after, v.mu_after_low, v.mu_after_mid))
+            usable_a = member @ (~v.after_ok[width] * (v.y[width][0] + v.y_after[width])) == 0
+            base = max(VOLUME_BASELINE // step, 2 * width)
+            clean_a = _window_sum(surged, np.minimum(np.arange(x.shape[1]) + base, x.shape[1] - 1), base) == 0
+            two = both & usable_a & clean_a & (ya >= MIN_BASE_CALLS) & (ma > 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                apart = np.where(two, np.log(mu / ma) / 2, np.sqrt(apart)) ** 2
+            mu = np.where(two, np.sqrt(mu * ma), mu)
+            mid = np.where(two, np.sqrt(mid * mida), mid)
+            y = np.where(two, (y + ya) / 2, y)
     ok = (y >= MIN_BASE_CALLS) & judged[None, :] & usable
     # a borrowed shape fits the series less well than its own: its spread is the series'
     # own over the windows judged with it, and at least that of its own profile

@@ -104,12 +104,25 @@ def _volume(calls: np.ndarray, first: np.ndarray, module: object) -> scan.LeafVo
 def test_leaf_volume_equals_the_one_seasonal_per_level_version(seed: int) -> None:
     calls, _, first = _leaf_counts(seed)
     new, old = _volume(calls, first, scan), _volume(calls, first, ref)
-    for name in ("x", "y", "mu", "mu_low", "mu_mid", "missing", "borrowed"):
+    for name in (
+        "x",
+        "y",
+        "mu",
+        "mu_low",
+        "mu_mid",
+        "missing",
+        "borrowed",
+        "y_after",
+        "mu_after_low",
+        "mu_after_mid",
+        "after_ok",
+    ):
         got, want = getattr(new, name), getattr(old, name)
         assert got.keys() == want.keys()
         for width in want:
             assert np.array_equal(np.asarray(got[width]), np.asarray(want[width]), equal_nan=True), (name, width)
     assert new.borrowed[1].any()  # the young leaf borrowed a parent's shape: that path ran
+    assert new.after_ok[12].any() and not new.after_ok[12][:, -1].any()  # hours after: read where they ended
 
 
 def _windows(found: list[scan.Window]) -> list[tuple[int, str, str, int, int]]:

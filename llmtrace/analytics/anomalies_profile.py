@@ -186,16 +186,25 @@ class Seasonal:
         self, days: list[tuple[np.ndarray, np.ndarray]], width: int, lag: int, base: int, start: int
     ) -> tuple[np.ndarray, np.ndarray]:
         rows = days[0][0].shape[0]
-        ends = np.arange(start, days[0][0].shape[1] - 1)
+        last = days[0][0].shape[1] - 2  # the last bucket
+        ends = np.arange(start, last + 1)
         size = ends.size
-        begin = np.clip(ends - lag - base + 1, 0, None)
+        # a negative lag is a baseline after the window (``-base``: the ``base`` buckets right
+        # after it), read where it has ended; its day type is taken at its far end
+        inside = ends - lag <= last
+        far = ends - lag - base + 1 if lag >= 0 else np.minimum(ends - lag, last)
+        begin = np.clip(far, 0, None)
         every = np.empty((MAX_DAYS, rows, size))
         alike = np.empty((MAX_DAYS, size), bool)
         for d, (sums, holes) in enumerate(days):
             back = (d + 1) * self.per_day
             with np.errstate(divide="ignore", invalid="ignore"):
-                r = self._now(sums, width, start) / (window_sum(sums, ends - lag, base) / base)
-            covered = window_sum(holes, ends, lag + base) == 0
+                then = window_sum(sums, ends - lag, base) if lag >= 0 else window_sum(sums, begin, base)
+                r = self._now(sums, width, start) / (then / base)
+            if lag >= 0:
+                covered = window_sum(holes, ends, lag + base) == 0
+            else:
+                covered = (window_sum(holes, begin, width - lag) == 0) & inside
             every[d] = np.where(covered & np.isfinite(r), r, np.nan)
             alike[d] = (self.kind[ends] == self.kind[np.clip(ends - back, 0, None)]) & (
                 self.kind[begin] == self.kind[np.clip(begin - back, 0, None)]

@@ -47,7 +47,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -114,6 +114,7 @@ RECUR_GAP = 2 * 3600
 RECUR_SLACK = 900  # a daily job's window recurs when it overlaps earlier days' within this either side
 SPREAD_ON_MID = True  # falls: the expectation's spread measured on its unguarded middle (see _volume_side)
 BORROW_BEST = True
+TWO_SIDED_FALLS = True  # falls judged between the baselines before and after the window, where both exist
 SILENCE_HABIT = True
 RISE_ANY_DAY = True
 USUAL_SILENCES = 3  # silences at one minute of the hour (the judged one among them) that make silence usual there
@@ -608,6 +609,12 @@ class LeafVolume:
     missing: dict[int, np.ndarray]
     borrowed: dict[int, np.ndarray]  # expected from a parent's profile (the leaf has no previous day)
     calls: np.ndarray | None = None  # every bucket read, for the clustering factor (:func:`clustering`)
+    # the baseline right after the window (falls, where it has ended): its calls, the expectation
+    # from it with the lower seasonal ratio and with their middle, and where it is usable
+    y_after: dict[int, np.ndarray] = field(default_factory=dict)
+    mu_after_low: dict[int, np.ndarray] = field(default_factory=dict)
+    mu_after_mid: dict[int, np.ndarray] = field(default_factory=dict)
+    after_ok: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def leaf_volume(
@@ -695,7 +702,53 @@ def leaf_volume(
         out.mu_mid[width] = (mids[0], mids[1])
         out.missing[width] = missing & alive
         out.borrowed[width] = borrowed_from & alive
+        if TWO_SIDED_FALLS:
+            _after(out, candidates, chosen, cc, width, base, start, alive, borrowed_from, low, phase)
     return out
+
+
+def _after(
+    out: LeafVolume,
+    candidates: list[tuple[Any, np.ndarray | None]],
+    chosen: dict[int, tuple[int, int]],
+    cc: np.ndarray,
+    width: int,
+    base: int,
+    start: int,
+    alive: np.ndarray,
+    borrowed_from: np.ndarray,
+    low: np.ndarray,
+    phase: np.ndarray,
+) -> None:
+    """The expectation of each leaf window from the ``base`` buckets right after it, rescaled by the
+    same profiles as the trailing baselines (the leaf's own, else the borrowed one): where it exists
+    (the window ended ``base`` buckets before the last one), a fall is judged between the hours
+    before and after it, which cancels most of a profile's error (see :func:`_volume_side`)."""
+    buckets = cc.shape[1] - 1
+    kept = (cc.shape[0], buckets - start)
+    ends = np.arange(start, buckets)
+    ok = (ends + base <= buckets - 1)[None, :] & alive
+    lo, mid = np.ones(kept), np.ones(kept)
+    missing = np.ones(kept, bool)
+    options = []
+    for seasonal, leaf_row in candidates:
+        hi_r, lo_r, lacking = seasonal.ratio(width, -base, base, start)
+        if leaf_row is not None:
+            hi_r, lo_r, lacking = hi_r[leaf_row], lo_r[leaf_row], lacking[leaf_row]
+        options.append((hi_r, lo_r, lacking))
+        take = missing & ~lacking
+        lo, mid = np.where(take, lo_r, lo), np.where(take, np.sqrt(hi_r * lo_r), mid)
+        missing &= lacking
+    for leaf, (k, row) in chosen.items():
+        hi_r, lo_r, lacking = options[k]
+        take = borrowed_from[leaf] & ~lacking[row]
+        lo[leaf] = np.where(take, lo_r[row], lo[leaf])
+        mid[leaf] = np.where(take, np.sqrt(hi_r[row] * lo_r[row]), mid[leaf])
+    y = _window_sum(cc, np.minimum(ends + base, buckets - 1), base) * ok
+    out.y_after[width] = y
+    out.mu_after_low[width] = np.minimum(y * width * lo * np.minimum(phase, 1.0) / base, low)
+    out.mu_after_mid[width] = y * width * mid * phase / base
+    out.after_ok[width] = ok & ~missing
 
 
 def _borrowed_shapes(
@@ -749,6 +802,7 @@ class _Summed:
     mu_mid: tuple[np.ndarray, np.ndarray]
     missing: np.ndarray
     borrowed: np.ndarray
+    after: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None  # y, low, mid, usable
 
 
 def _stacked(members: Sequence[np.ndarray], leaves: np.ndarray) -> np.ndarray:
@@ -760,6 +814,16 @@ def _summed(v: LeafVolume, members: Sequence[np.ndarray], width: int) -> _Summed
         return _stacked(members, arrays[0]), _stacked(members, arrays[1])
 
     y = pair(v.y[width])
+    after = None
+    if width in v.y_after:  # a group's after-baseline is usable where every leaf's with calls is
+        ya = _stacked(members, v.y_after[width])
+        unusable = _stacked(members, ~v.after_ok[width] * (v.y[width][0] + v.y_after[width])) > 0
+        after = (
+            ya,
+            _stacked(members, v.mu_after_low[width]),
+            _stacked(members, v.mu_after_mid[width]),
+            ~unusable,
+        )
     return _Summed(
         _stacked(members, v.x[width]),
         y,
@@ -768,6 +832,7 @@ def _summed(v: LeafVolume, members: Sequence[np.ndarray], width: int) -> _Summed
         pair(v.mu_mid[width]),
         _stacked(members, v.missing[width] * v.y[width][0]) > 0.2 * y[0],
         _stacked(members, v.borrowed[width] * v.y[width][0]) > 0.2 * y[0],
+        after,
     )
 
 
@@ -865,6 +930,21 @@ def _volume_side(
         y = np.where(both, (y1 + y2) / 2, y)
         mu = np.where(both, np.sqrt(m1 * m2), mu)
         mid = np.where(both, np.sqrt(s.mu_mid[0] * s.mu_mid[1]), mid) if SPREAD_ON_MID else mu
+        if s.after is not None and surged is not None:
+            # and where the hours after the window are clean too, between before and after: a
+            # profile's error in the ramp from the baseline to the window (a young series' borrowed
+            # evening, a quiet Sunday) has the opposite sign going back from the hours after, so
+            # their geometric mean cancels most of it; their disagreement (a level that moved) is
+            # added to the spread as the two trailing baselines' is
+            ya, ma, mida, usable_a = s.after
+            base = max(VOLUME_BASELINE // step, 2 * width)
+            clean_a = _window_sum(surged, np.minimum(np.arange(x.shape[1]) + base, x.shape[1] - 1), base) == 0
+            two = both & usable_a & clean_a & (ya >= MIN_BASE_CALLS) & (ma > 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                apart = np.where(two, np.log(mu / ma) / 2, np.sqrt(apart)) ** 2
+            mu = np.where(two, np.sqrt(mu * ma), mu)
+            mid = np.where(two, np.sqrt(mid * mida), mid)
+            y = np.where(two, (y + ya) / 2, y)
     ok = (y >= MIN_BASE_CALLS) & judged[None, :] & usable
     # a borrowed shape fits the series less well than its own: its spread is the series'
     # own over the windows judged with it, and at least that of its own profile
