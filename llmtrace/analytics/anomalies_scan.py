@@ -82,7 +82,7 @@ __all__ = ["LeafVolume", "Scan", "Window", "clustering", "leaf_volume", "recurri
 MIN_SCORE = 7.0  # -log10 p
 EXACT_UP_TO = 20.0  # -log10 p beyond which a volume window's Chernoff bound is its score
 VOLUME_MIN_SCORE = 5.0  # volume's negative binomial carries the series' own spread (6 -> 5: v5 tuning seeds)
-MIN_EXCESS = 4.0
+MIN_EXCESS = 3.5  # 4 events where a fraction of one is expected (4 of a sparse series' 4 streams far past its bar)
 MIN_RATIO = 1.5
 MIN_RATE_CHANGE = 0.02
 VOLUME_DROP = 0.5  # flag drops to at most half the expected calls
@@ -467,6 +467,8 @@ def _distinct_rate_rows(
         busy, quiet = np.flatnonzero(may), np.flatnonzero(~may)
         p_bucket = np.empty(k.shape)
         _, p_bucket[quiet] = _rates_pass(k[quiet], n[quiet], prior[quiet], judged, base, None, step, (1,))
+        if not busy.size:  # no row could pass (a pass over no rows has no shapes to take)
+            return [], p_bucket
         found, p_bucket[busy] = _rates_pass(k[busy], n[busy], prior[busy], judged, base, None, step, mix=mixed(busy))
         for w in found:
             w.group = int(busy[w.group])
