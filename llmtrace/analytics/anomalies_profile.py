@@ -198,13 +198,17 @@ class Seasonal:
         alike = np.empty((MAX_DAYS, size), bool)
         for d, (sums, holes) in enumerate(days):
             back = (d + 1) * self.per_day
-            with np.errstate(divide="ignore", invalid="ignore"):
-                then = window_sum(sums, ends - lag, base) if lag >= 0 else window_sum(sums, begin, base)
-                r = self._now(sums, width, start) / (then / base)
             if lag >= 0:
+                then = window_sum(sums, ends - lag, base)
                 covered = window_sum(holes, ends, lag + base) == 0
-            else:
-                covered = (window_sum(holes, begin, width - lag) == 0) & inside
+            else:  # only where the baseline has ended (a prefix of the ends: consecutive sums, no gather)
+                inner = int(inside.sum())
+                then = np.full((rows, size), np.nan)
+                then[:, :inner] = window_sum(sums, ends[:inner] - lag, base)
+                covered = np.zeros((rows, size), bool)
+                covered[:, :inner] = window_sum(holes, ends[:inner] - lag, width - lag) == 0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = self._now(sums, width, start) / (then / base)
             every[d] = np.where(covered & np.isfinite(r), r, np.nan)
             alike[d] = (self.kind[ends] == self.kind[np.clip(ends - back, 0, None)]) & (
                 self.kind[begin] == self.kind[np.clip(begin - back, 0, None)]

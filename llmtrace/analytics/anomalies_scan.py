@@ -746,7 +746,10 @@ def _after(
         take = borrowed_from[leaf] & ~lacking[row]
         lo[leaf] = np.where(take, lo_r[row], lo[leaf])
         mid[leaf] = np.where(take, np.sqrt(hi_r[row] * lo_r[row]), mid[leaf])
-    y = _window_sum(cc, np.minimum(ends + base, buckets - 1), base) * ok
+    inner = max(0, buckets - base - start)  # windows whose hours after them have ended: a prefix
+    y = np.zeros(kept)
+    y[:, :inner] = _window_sum(cc, ends[:inner] + base, base)
+    y *= ok
     out.y_after[width] = y
     out.mu_after_low[width] = np.minimum(y * width * lo * np.minimum(phase, 1.0) / base, low)
     out.mu_after_mid[width] = y * width * mid * phase / base
