@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,36 +38,58 @@ _STATUS = {
     "ok": f" AND TraceId NOT IN (SELECT TraceId FROM llm_traces WHERE {_SLACK} AND Errors > 0)",
 }
 # A span's content (the CONTENT_KEYS values) is kept on its own in otel_traces_content (024), with an
-# index of its lower-cased 3-grams: the index hands over the rows holding every 3-gram of the text
-# (``search_grams``), and the exact case-insensitive substring test runs on those rows only. At 10M
-# calls a week, a cold search of a week for a text found nowhere fell from 8-10 s of server CPU (every
-# span's whole attribute map) to 0.2-0.3 s (0.03 s of it this sub-query); a text without usable
-# 3-grams still reads all content of the window (1.5 s a week).
+# index of its folded content's 3-grams (029): the index hands over the rows holding every 3-gram of
+# the text (``search_grams``), and the exact case-insensitive substring test runs on those rows only. At
+# 10M calls a week, a cold search of a week for a text found nowhere fell from 8-10 s of server CPU
+# (every span's whole attribute map) to 0.2-0.3 s (0.03 s of it this sub-query); a text without usable
+# 3-grams (1-2 characters, or runs of them between cased non-ASCII letters) still reads all content of
+# the window (1.5 s a week).
 _TEXT_MATCH = f"""
     AND TraceId IN (
         SELECT TraceId FROM otel_traces_content
         WHERE Timestamp >= {{text_start:{_TIME}}} AND Timestamp < {{end:{_TIME}}}%s
           AND arrayExists(v -> positionCaseInsensitiveUTF8(v, {{text:String}}) > 0, Content))"""
-_GRAMS = " AND hasAllTokens(arrayMap(v -> lower(v), Content), {grams:Array(String)})"
-# Where a text's 3-grams may be taken: runs of ASCII characters other than k, s and i. A case-insensitive
-# match may hold a non-ASCII character where the text has one of those letters (Kelvin sign, long s,
-# dotted or dotless i are their case partners), and any non-ASCII character of the text may match
-# several spellings; the index, built from ASCII-lower-cased content, would then lack the 3-gram.
-_GRAM_BREAK = re.compile(r"[^\x00-\x7f]|[kKsSiI]")
+# The index's expression (schemas/029, verbatim: the index serves only the same expression): content
+# lower-cased with ASCII rules, and the four non-ASCII letters with an ASCII case partner (Kelvin sign,
+# long s, dotted and dotless i) written as that letter.
+_FOLD_FROM, _FOLD_TO = "\u212a\u017f\u0130\u0131", "ksii"
+FOLDED_CONTENT = f"arrayMap(v -> translateUTF8(lower(v), '{_FOLD_FROM}', '{_FOLD_TO}'), Content)"
+_GRAMS = f" AND hasAllTokens({FOLDED_CONTENT}, {{grams:Array(String)}})"
+_FOLD = dict(zip(_FOLD_FROM, _FOLD_TO, strict=True))
+# Characters whose case partners Unicode may name: they break a text's runs (never in a 3-gram).
+_NOT_CASELESS = {"Mn", "Mc", "Me", "Lm", "Cn", "Cs"}
 _MAX_GRAMS = 32
+
+
+def _folded(char: str) -> str | None:
+    """How every character that matches ``char`` case-insensitively is written in the folded content,
+    or None when that may differ between them (a non-ASCII letter with case partners: é, ß, Σ)."""
+    if char < "\x80":
+        return char.lower()
+    if char in _FOLD:
+        return _FOLD[char]
+    caseless = char.lower() == char.upper() == char.casefold() == char.title() == char
+    return char if caseless and unicodedata.category(char) not in _NOT_CASELESS else None
 
 
 def search_grams(text: str) -> list[str]:
     """3-grams that every content value containing ``text`` (case-insensitively, as the search
-    tests it) holds once lower-cased with ASCII rules: a necessary condition the index can answer.
+    tests it) holds once folded as the index folds it: a necessary condition the index can answer.
 
-    Empty when the text has no run of three usable characters (then the search reads all content
-    of its window). At most ``_MAX_GRAMS``, in the text's order (any subset is still necessary).
+    positionCaseInsensitiveUTF8 matches code point by code point, each pair lower-casing alike, so a
+    run of characters with one folded form each is in the folded content wherever the text matches.
+    Empty when the text has no run of three such characters (then the search reads all content of
+    its window). At most ``_MAX_GRAMS``, in the text's order (any subset is still necessary).
     """
     grams: list[str] = []
-    for run in _GRAM_BREAK.split(text):
-        run = run.lower()
-        grams.extend(run[i : i + 3] for i in range(len(run) - 2))
+    run: list[str] = []
+    for char in [*text, None]:
+        folded = _folded(char) if char is not None else None
+        if folded is not None:
+            run.append(folded)
+            continue
+        grams.extend("".join(run[i : i + 3]) for i in range(len(run) - 2))
+        run = []
     return list(dict.fromkeys(grams))[:_MAX_GRAMS]
 
 
