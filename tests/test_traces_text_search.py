@@ -59,7 +59,10 @@ HOSTILE = {
     "0f" * 16: ("a Kiss for luck", "🎊 done", "", "gpt-4o"),
     "10" * 16: (f"K{DOTLESS_I}SS {KELVIN}{DOTTED_I}{LONG_S}{LONG_S}", "", "", "gpt-4o"),
     "11" * 16: ("漢字かな交じり文と日本語", "", "", "gpt-4o"),
+    "12" * 16: ("Привет, Σοφία! ΟΔΟΣ", "", "", "gpt-4o"),
 }
+# Content values of one or two characters (not JSON: another producer's spans), searched for whole.
+SHORT = "13" * 16, "qz", "Ж"
 TEXTS = [
     "refund", "REFUND", "Refunded", "refund my", "re fund", "d-e", "fund", "%", "_", "100%", "0% s", "sure_thing",
     "it's", '"quoted"', "'", "\\", "\\path", "C:\\\\path", "a.*b", "(x|y)", "[z]+", "^$?", ".*", "🎉", "🎉 party",
@@ -68,6 +71,8 @@ TEXTS = [
     "answer 3", "REQUEST 7", "ab", "a", " ", "xyzzy-absent", LONG.upper(), LONG + " no", '{"role"', "parts",
     "kiss", "KISS", "Kiss", f"{KELVIN}ISS", f"k{DOTTED_I}ss", f"K{DOTLESS_I}SS", f"ki{LONG_S}s", "iss", "ask",
     "this is", "cook", "the cook", "漢字か", "日本語", "日本", "字", "🎊", "🎊 done", "🎉🎊", "DONE", "kissxyzzy",
+    "zq", "qz", "QZ", "q", "Z", "ж", "Ж", "жq", "при", "ПРИВЕТ", "привет,", "Σοφία", "σοφ", "ΟΔΟΣ", "οδος", "ς", "σ",
+    "é", "É", "école x", "k", KELVIN, DOTTED_I, DOTLESS_I, LONG_S, "ok", "?", "\n", '"', "🎉 p", "日本x",
 ]  # fmt: skip
 
 
@@ -85,6 +90,13 @@ def row(trace_id: str, start: datetime, content: tuple[str, str, str, str]) -> t
     return (ts, trace_id, trace_id[:16], "", "", f"chat {model}", "Client", "support-bot",
             {"service.name": "support-bot"}, "test", "", attrs, 200_000_000, "Unset", "",
             [], [], [], [], [], [], [])  # fmt: skip
+
+
+def short_row(start: datetime) -> tuple[Any, ...]:
+    trace_id, prompt, reply = SHORT
+    made = list(row(trace_id, start, ("x", "y", "", "gpt-4o")))
+    made[11] = {**made[11], sc.INPUT_MESSAGES: prompt, sc.OUTPUT_MESSAGES: reply}
+    return tuple(made)
 
 
 class Store:
@@ -109,7 +121,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
         sql, params = scenarios.history_sql(1_500, 2, int(END.timestamp() * 1e9), seed=5)
         s.client.command(sql, parameters=params)
         rows = [row(tid, END - timedelta(minutes=30 + i), c) for i, (tid, c) in enumerate(HOSTILE.items())]
-        s.client.insert("otel_traces", rows, column_names=OTEL_TRACES_COLUMNS)
+        s.client.insert(
+            "otel_traces", [*rows, short_row(END - timedelta(minutes=20))], column_names=OTEL_TRACES_COLUMNS
+        )
         yield s
     finally:
         s.client.close()
@@ -127,7 +141,7 @@ def assert_same(client: Any, text: str, monkeypatch: pytest.MonkeyPatch, limit: 
     found = search(client, text, limit)
     with monkeypatch.context() as m:
         m.setattr(traces, "_TEXT_MATCH", LEGACY)
-        m.setattr(traces, "search_grams", lambda _text: [])
+        m.setattr(traces, "_index_condition", lambda _client, _text: ("", {}))
         pd.testing.assert_frame_equal(found, search(client, text, limit))
     return found
 
@@ -139,7 +153,7 @@ def test_the_index_search_lists_exactly_what_the_attribute_map_search_listed(
     assert_same(store.client, text, monkeypatch)
 
 
-@pytest.mark.parametrize("text", ["refund", "request", "REQUEST 7", "🎉", "ab", "xyzzy-absent"])
+@pytest.mark.parametrize("text", ["refund", "request", "REQUEST 7", "🎉", "ab", "xyzzy-absent", "zq", "a", "при"])
 def test_the_staged_search_newest_hour_then_day_lists_the_same(
     store: Store, text: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -154,7 +168,7 @@ def test_the_equality_is_not_vacuous_matches_and_misses_are_where_a_substring_pu
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def found(text: str) -> set[str]:
-        return ids(assert_same(store.client, text, monkeypatch)) & set(HOSTILE)
+        return ids(assert_same(store.client, text, monkeypatch)) & {*HOSTILE, SHORT[0]}
 
     assert found("refund") == {"01" * 16, "02" * 16}  # "REFUND", "Refunded", "refund-ed"; not "re fund"
     assert found("fund") == {"01" * 16, "02" * 16}
@@ -174,6 +188,9 @@ def test_the_equality_is_not_vacuous_matches_and_misses_are_where_a_substring_pu
     assert found(f"{KELVIN}ISS THE COOK") == {"0d" * 16}
     assert found("漢字か") == found("日本語") == {"11" * 16}
     assert found("🎊 done") == found("🎊") == {"0f" * 16}
+    assert (found("qz"), found("Ж"), found("ж")) == ({SHORT[0]},) * 3  # whole values of 1-2 characters
+    assert found("ПРИВЕТ") == found("σοφ") == found("ΟΔΟΣ") == {"12" * 16}
+    assert found("zq") == set()
     assert len(search(store.client, "request", 5_000)) > 100  # demo prompts
 
 
@@ -255,7 +272,7 @@ def test_the_view_copies_exactly_the_content_keys_the_search_is_defined_on() -> 
 def test_the_search_folds_content_with_the_indexed_expression_verbatim() -> None:
     migration = next(p for p in schema_files() if p.name.startswith("029_")).read_text(encoding="utf-8")
     assert f"ADD INDEX IF NOT EXISTS idx_content_folded {traces.FOLDED_CONTENT}\n" in migration
-    assert traces.FOLDED_CONTENT in traces._GRAMS
+    assert traces.FOLDED_CONTENT in traces._index_condition(None, "kiss")[0]
 
 
 def granules(client: Any, text: str) -> str:
@@ -312,3 +329,25 @@ def test_a_store_from_before_029_gets_the_folded_index_on_its_old_rows_and_searc
     assert granules(empty_store, "kissxyzzy").startswith("0/") and not granules(empty_store, "kiss").startswith("0/")
     for text in ("kiss", f"{KELVIN}ISS", "漢字か", "🎊 done", "refund", "istanbul", "xyzzy-absent"):
         assert_same(empty_store, text, monkeypatch)
+
+
+def test_a_text_without_3_grams_is_looked_up_in_the_index_dictionary(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Present: each piece's list holds the 3-grams around it; absent: an empty list rules out every
+    part; common: too many 3-grams, no condition (the staged search stops early instead)."""
+    lookup = traces._dictionary_tokens
+    assert lookup(store.client, "zq") == [[]]
+    assert lookup(store.client, "Ж") == [["\nж\n", "z\nж"]] or lookup(store.client, "Ж") == [["\nЖ\n", "z\nЖ"]]
+    assert [len(t) > 0 for t in lookup(store.client, "ПРИВЕТ") or []] == [True, True]
+    assert len((lookup(store.client, "e") or [[]])[0]) > 5
+    monkeypatch.setattr(traces, "_MAX_TOKENS", 5)
+    assert lookup(store.client, "e") == []
+    monkeypatch.undo()
+    sql, params = traces._index_condition(store.client, "zq")
+    plan = store.client.query(
+        f"EXPLAIN indexes = 1 SELECT TraceId FROM otel_traces_content WHERE 1{sql}", parameters=params
+    )
+    lines = [line for (line,) in plan.result_rows]
+    at = next(i for i, x in enumerate(lines) if x.strip() == "Name: idx_content_folded")
+    assert next(line for line in lines[at:] if "Granules:" in line).split(":")[1].strip().startswith("0/")

@@ -38,27 +38,37 @@ _STATUS = {
     "ok": f" AND TraceId NOT IN (SELECT TraceId FROM llm_traces WHERE {_SLACK} AND Errors > 0)",
 }
 # A span's content (the CONTENT_KEYS values) is kept on its own in otel_traces_content (024), with an
-# index of its folded content's 3-grams (029): the index hands over the rows holding every 3-gram of
-# the text (``search_grams``), and the exact case-insensitive substring test runs on those rows only. At
-# 10M calls a week, a cold search of a week for a text found nowhere fell from 8-10 s of server CPU
-# (every span's whole attribute map) to 0.2-0.3 s (0.03 s of it this sub-query); a text without usable
-# 3-grams (1-2 characters, or runs of them between cased non-ASCII letters) still reads all content of
-# the window (1.5 s a week).
+# index of its folded content's 3-grams (029). The index hands over the rows holding every 3-gram of
+# the text (``search_grams``), or for a text without one, holding one of the index's own 3-grams that
+# contain it (``_dictionary_tokens``), and the exact case-insensitive substring test runs on those rows
+# only. At 10M calls a week, a cold search of a week for a text found nowhere fell from 8-10 s of server
+# CPU (every span's whole attribute map) to 0.2-0.3 s (0.03 s of it this sub-query).
 _TEXT_MATCH = f"""
     AND TraceId IN (
         SELECT TraceId FROM otel_traces_content
         WHERE Timestamp >= {{text_start:{_TIME}}} AND Timestamp < {{end:{_TIME}}}%s
           AND arrayExists(v -> positionCaseInsensitiveUTF8(v, {{text:String}}) > 0, Content))"""
-# The index's expression (schemas/029, verbatim: the index serves only the same expression): content
-# lower-cased with ASCII rules, and the four non-ASCII letters with an ASCII case partner (Kelvin sign,
-# long s, dotted and dotless i) written as that letter.
+# The index's expression (schemas/029, verbatim: the index serves only the same expression): a span's
+# content values joined by line feeds, with one before and after (a value of one or two characters
+# still yields 3-grams holding it), lower-cased with ASCII rules, and the four non-ASCII letters with
+# an ASCII case partner (Kelvin sign, long s, dotted and dotless i) written as that letter.
 _FOLD_FROM, _FOLD_TO = "\u212a\u017f\u0130\u0131", "ksii"
-FOLDED_CONTENT = f"arrayMap(v -> translateUTF8(lower(v), '{_FOLD_FROM}', '{_FOLD_TO}'), Content)"
-_GRAMS = f" AND hasAllTokens({FOLDED_CONTENT}, {{grams:Array(String)}})"
+FOLDED_CONTENT = (
+    f"translateUTF8(lower(concat('\\n', arrayStringConcat(Content, '\\n'), '\\n')), '{_FOLD_FROM}', '{_FOLD_TO}')"
+)
 _FOLD = dict(zip(_FOLD_FROM, _FOLD_TO, strict=True))
 # Characters whose case partners Unicode may name: they break a text's runs (never in a 3-gram).
 _NOT_CASELESS = {"Mn", "Mc", "Me", "Lm", "Cn", "Cs"}
 _MAX_GRAMS = 32
+# A text without 3-grams: the index's dictionary (every part's 3-grams) is asked for those containing
+# pieces of it; more than this many for a piece and it is common (the staged search ends early) and not
+# worth the index. The dictionary of the 10M benchmark store: 1,322 distinct 3-grams in 40 parts.
+_DICTIONARY = """
+    SELECT groupUniqArray({most:UInt32})(token) FROM mergeTreeTextIndex(currentDatabase(), 'otel_traces_content',
+                                                                      'idx_content_folded')
+    WHERE positionCaseInsensitiveUTF8(token, {piece:String}) > 0"""
+_MAX_TOKENS = 256
+_MAX_PIECES = 4
 
 
 def _folded(char: str) -> str | None:
@@ -93,6 +103,47 @@ def search_grams(text: str) -> list[str]:
     return list(dict.fromkeys(grams))[:_MAX_GRAMS]
 
 
+def _pieces(text: str) -> list[str]:
+    """A text without 3-grams cut into up to ``_MAX_PIECES`` pieces of at most 3 characters, each
+    character folded where the index folds every spelling of it alike (else kept as it is)."""
+    chars = [_folded(char) or char for char in text]
+    if len(chars) <= 3:
+        return ["".join(chars)] if chars else []
+    return ["".join(chars[i : i + 3]) for i in range(0, len(chars) - 2, 3)][:_MAX_PIECES]
+
+
+def _dictionary_tokens(client: Any, text: str) -> list[list[str]] | None:
+    """For each piece of ``text`` not too common, the index's 3-grams that contain it
+    case-insensitively: a row holding the text holds one of each list (the piece lies in the folded
+    content's 3-gram around it, folded alike). An empty list: the text is in no stored content.
+
+    None when the dictionary cannot be read (a cluster's Distributed table, a server without
+    ``mergeTreeTextIndex`` or a user without the grant): then the search reads the window's content.
+    """
+    from clickhouse_connect.driver.exceptions import DatabaseError  # the clients' error (chDB's too)
+
+    lists = []
+    try:
+        for piece in _pieces(text):
+            found = client.query(_DICTIONARY, parameters={"piece": piece, "most": _MAX_TOKENS + 1}).result_rows
+            tokens = sorted(found[0][0]) if found else []
+            if len(tokens) <= _MAX_TOKENS:
+                lists.append(tokens)
+    except DatabaseError:  # a refusal only costs the shortcut
+        return None
+    return lists
+
+
+def _index_condition(client: Any, text: str) -> tuple[str, dict[str, Any]]:
+    """The index's part of a text search: SQL ANDed to the content sub-query, and its parameters."""
+    grams = search_grams(text)
+    if grams:
+        return f" AND hasAllTokens({FOLDED_CONTENT}, {{grams:Array(String)}})", {"grams": grams}
+    lists = _dictionary_tokens(client, text) or []
+    sql = "".join(f" AND hasAnyTokens({FOLDED_CONTENT}, {{tokens_{i}:Array(String)}})" for i in range(len(lists)))
+    return sql, {f"tokens_{i}": tokens for i, tokens in enumerate(lists)}
+
+
 # A text search looks at the newest hour, then the newest 4 hours, day and the window, and stops as
 # soon as it holds ``limit`` traces. A common word passes the index in most spans, so a stage costs
 # about a microsecond per span it holds (the exact test, the trace ids): at 10M calls a week, a common
@@ -118,24 +169,33 @@ def list_traces(client: Any, f: Filter, status: str = "all", text: str = "", lim
         raise ValueError(f"unknown trace status {status!r}; choose one of {', '.join(STATUSES)}")
     if not text:
         return _list(client, f, status, text, limit)
+    index = _index_condition(client, text)
     for stage in _TEXT_STAGES:
         if f.end - stage <= f.start:
             break
         start = f.end - stage
-        found = _list(client, dataclasses.replace(f, start=start), status, text, limit, max(f.start, start - _HOUR))
+        stage_filter = dataclasses.replace(f, start=start)
+        found = _list(client, stage_filter, status, text, limit, max(f.start, start - _HOUR), index)
         if len(found) >= limit:
             return found
-    return _list(client, f, status, text, limit)
+    return _list(client, f, status, text, limit, index=index)
 
 
 def _list(
-    client: Any, f: Filter, status: str, text: str, limit: int, text_start: datetime | None = None
+    client: Any,
+    f: Filter,
+    status: str,
+    text: str,
+    limit: int,
+    text_start: datetime | None = None,
+    index: tuple[str, dict[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """The newest ``limit`` traces of ``f``'s window, content searched from ``text_start`` (default
-    the window's start; a stage's from an hour before it, where a trace in it may have begun)."""
+    the window's start; a stage's from an hour before it, where a trace in it may have begun) with
+    the index's ``_index_condition`` (computed when not given)."""
     chosen = "".join(f" AND {cond}" for name, cond in _TRACE_DIMENSIONS.items() if getattr(f, name))
-    grams = search_grams(text) if text else []
-    text_match = _TEXT_MATCH % (_GRAMS if grams else "") if text else ""
+    index_sql, index_params = (index or _index_condition(client, text)) if text else ("", {})
+    text_match = _TEXT_MATCH % index_sql if text else ""
     sql = f"""
         SELECT TraceId AS trace_id,
                min(Start) AS start,
@@ -162,7 +222,7 @@ def _list(
         ORDER BY start DESC, trace_id
         LIMIT {{limit:UInt32}}"""
     # Rows of one trace not yet merged can fill two candidate places: twice ``limit`` leaves room.
-    params = f.params(limit=limit, candidates=2 * limit, text=text, grams=grams)
+    params = f.params(limit=limit, candidates=2 * limit, text=text, **index_params)
     params["text_start"] = sql_time(text_start) if text_start is not None else params["start"]
     return frame(client, sql, params)
 
