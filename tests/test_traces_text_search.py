@@ -238,7 +238,7 @@ CODE_POINTS = """
                char(0xF0 + intDiv(n, 262144), 0x80 + intDiv(n, 4096) % 64, 0x80 + intDiv(n, 64) % 64, 0x80 + n % 64)
            ) AS c, n
     FROM (SELECT number AS n FROM numbers(128, 0x110000 - 128)) WHERE n NOT BETWEEN 0xD800 AND 0xDFFF"""
-FOLDED = f"translateUTF8(lower(c), '{traces._FOLD_FROM}', '{traces._FOLD_TO}')"
+FOLDED = traces._fold_sql("lower(c)")
 
 
 def test_the_engine_matches_an_ascii_character_only_to_code_points_folded_to_it(store: Store) -> None:
