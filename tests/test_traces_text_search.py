@@ -351,6 +351,8 @@ def test_a_text_without_3_grams_is_looked_up_in_the_index_dictionary(
     assert len((lookup(store.client, "e") or [[]])[0]) > 5
     monkeypatch.setattr(traces, "_MAX_TOKENS", 5)
     assert lookup(store.client, "e") == []
+    monkeypatch.setattr(traces, "_MAX_ENTRIES", 100)  # a dictionary too large to read: no lookup
+    assert lookup(store.client, "zq") is None
     monkeypatch.undo()
     sql, params = traces._index_condition(store.client, "zq")
     plan = store.client.query(

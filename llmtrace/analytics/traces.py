@@ -75,6 +75,9 @@ _DICTIONARY = """
                                                                       'idx_content_folded')
     WHERE positionCaseInsensitiveUTF8(token, {piece:String}) > 0"""
 _MAX_TOKENS = 256
+# Dictionary entries (3-grams x parts) a lookup may read, ~31 ns each: past it the lookup gives up and
+# the search reads the window's content (random CJK, nearly every 3-gram distinct: 28M entries, 1.0 s).
+_MAX_ENTRIES = 4_000_000
 # A part without the index (while 029's MATERIALIZE runs on an external server) has no dictionary to
 # read, and its rows would be tested against the others' 3-grams: no lookup while a mutation is pending.
 _PENDING = """
@@ -130,8 +133,9 @@ def _dictionary_tokens(client: Any, text: str) -> list[list[str]] | None:
     content's 3-gram around it, folded alike). An empty list: the text is in no stored content.
 
     None when the dictionary cannot be read (a cluster's Distributed table, a server without
-    ``mergeTreeTextIndex`` or a user without the grant) or a mutation of the table is pending (parts may
-    lack the index): then the search reads the window's content. Rows inserted after the lookup may be
+    ``mergeTreeTextIndex`` or a user without the grant), too large (over ``_MAX_ENTRIES``) or a
+    mutation of the table is pending (parts may lack the index): then the search reads the window's
+    content. Rows inserted after the lookup may be
     missed by the search that follows it, as if it had run at the lookup; merges keep every 3-gram.
     """
     from clickhouse_connect.driver.exceptions import DatabaseError  # the clients' error (chDB's too)
@@ -141,7 +145,9 @@ def _dictionary_tokens(client: Any, text: str) -> list[list[str]] | None:
         if client.query(_PENDING).result_rows[0][0]:
             return None
         for piece in _pieces(text):
-            found = client.query(_DICTIONARY, parameters={"piece": piece, "most": _MAX_TOKENS + 1}).result_rows
+            params = {"piece": piece, "most": _MAX_TOKENS + 1}
+            settings = {"max_rows_to_read": _MAX_ENTRIES, "read_overflow_mode": "throw"}
+            found = client.query(_DICTIONARY, parameters=params, settings=settings).result_rows
             tokens = sorted(found[0][0]) if found else []
             if len(tokens) <= _MAX_TOKENS:
                 lists.append(tokens)
