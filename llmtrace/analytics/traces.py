@@ -135,8 +135,8 @@ def _dictionary_tokens(client: Any, text: str) -> list[list[str]] | None:
     None when the dictionary cannot be read (a cluster's Distributed table, a server without
     ``mergeTreeTextIndex`` or a user without the grant), too large (over ``_MAX_ENTRIES``) or a
     mutation of the table is pending (parts may lack the index): then the search reads the window's
-    content. Rows inserted after the lookup may be
-    missed by the search that follows it, as if it had run at the lookup; merges keep every 3-gram.
+    content. Rows inserted after the lookup may be missed by the search that follows it, as if it had
+    run at the lookup; merges keep every 3-gram (so every part's dictionary is read, not the window's).
     """
     from clickhouse_connect.driver.exceptions import DatabaseError  # the clients' error (chDB's too)
 
@@ -171,7 +171,8 @@ def _index_condition(client: Any, text: str) -> tuple[str, dict[str, Any]]:
 # about a microsecond per span it holds (the exact test, the trace ids): at 10M calls a week, a common
 # word read 1.2-1.4 s of server CPU when the newest hour held too few traces and the next stage was
 # the day, 0.21-0.28 s with the 4-hour stage. A text the index rules out costs ~0.05 s a stage (0.12-0.20
-# s -> 0.22-0.28 s for the extra stage); one it cannot (no usable 3-grams) reads every stage's content.
+# s -> 0.22-0.28 s for the extra stage); one it cannot (no 3-grams, no dictionary lookup: a cluster)
+# reads every stage's content.
 _TEXT_STAGES = (timedelta(hours=1), timedelta(hours=4), timedelta(days=1))
 _HOUR = timedelta(hours=1)
 
