@@ -239,6 +239,8 @@ QUERIES: dict[str, Any] = {
     "overview.store_counts": lambda c: pd.DataFrame([overview.store_counts(c)]),
     "traces.list_traces": lambda c: traces.list_traces(c, DAY),
     "traces.list_traces text (3-gram index)": lambda c: traces.list_traces(c, DAY, text="REQUEST 1"),
+    # Two characters: the index's dictionary on one node; the shards' Merge table has none (full read).
+    "traces.list_traces text without 3-grams": lambda c: traces.list_traces(c, DAY, text="77", limit=5_000),
     "cost.totals": lambda c: cost.totals(c, WEEK),
     "cost.spend_by model": lambda c: cost.spend_by(c, WEEK, "model"),
     "cost.spend_per_day": lambda c: cost.spend_per_day(c, WEEK),
@@ -272,3 +274,11 @@ def test_analytics_give_the_single_node_answer_over_two_shards(stores: dict[str,
 def test_a_trace_reads_whole_from_the_shard_it_lives_on(stores: dict[str, ChdbClient]) -> None:
     trace_id = stores["single"].query("SELECT any(TraceId) FROM llm_calls").result_rows[0][0]
     same(traces.trace_spans(stores["single"], trace_id), traces.trace_spans(stores[NODES[1]], trace_id))
+
+
+def test_a_text_without_3_grams_uses_the_index_dictionary_on_one_node_and_reads_content_on_shards(
+    stores: dict[str, ChdbClient],
+) -> None:
+    single = traces._dictionary_tokens(stores["single"], "77")
+    assert single is not None and len(single) == 1 and len(single[0]) > 0
+    assert traces._dictionary_tokens(stores[NODES[0]], "77") is None  # no dictionary behind a Distributed table

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,37 +38,132 @@ _STATUS = {
     "ok": f" AND TraceId NOT IN (SELECT TraceId FROM llm_traces WHERE {_SLACK} AND Errors > 0)",
 }
 # A span's content (the CONTENT_KEYS values) is kept on its own in otel_traces_content (024), with an
-# index of its lower-cased 3-grams: the index hands over the rows holding every 3-gram of the text
-# (``search_grams``), and the exact case-insensitive substring test runs on those rows only. At 10M
-# calls a week, a cold search of a week for a text found nowhere fell from 8-10 s of server CPU (every
-# span's whole attribute map) to 0.2-0.3 s (0.03 s of it this sub-query); a text without usable
-# 3-grams still reads all content of the window (1.5 s a week).
+# index of its folded content's 3-grams (029). The index hands over the rows holding every 3-gram of
+# the text (``search_grams``), or for a text without one, holding one of the index's own 3-grams that
+# contain it (``_dictionary_tokens``), and the exact case-insensitive substring test runs on those rows
+# only. At 10M calls a week, a cold search of a week for a text found nowhere fell from 8-10 s of server
+# CPU (every span's whole attribute map) to 0.2-0.3 s (0.03 s of it this sub-query).
 _TEXT_MATCH = f"""
     AND TraceId IN (
         SELECT TraceId FROM otel_traces_content
         WHERE Timestamp >= {{text_start:{_TIME}}} AND Timestamp < {{end:{_TIME}}}%s
           AND arrayExists(v -> positionCaseInsensitiveUTF8(v, {{text:String}}) > 0, Content))"""
-_GRAMS = " AND hasAllTokens(arrayMap(v -> lower(v), Content), {grams:Array(String)})"
-# Where a text's 3-grams may be taken: runs of ASCII characters other than k, s and i. A case-insensitive
-# match may hold a non-ASCII character where the text has one of those letters (Kelvin sign, long s,
-# dotted or dotless i are their case partners), and any non-ASCII character of the text may match
-# several spellings; the index, built from ASCII-lower-cased content, would then lack the 3-gram.
-_GRAM_BREAK = re.compile(r"[^\x00-\x7f]|[kKsSiI]")
+# The index's expression (schemas/029, verbatim: the index serves only the same expression): a span's
+# content values joined by line feeds, with one before and after (a value of one or two characters
+# still yields 3-grams holding it), lower-cased with ASCII rules, and the four non-ASCII letters with
+# an ASCII case partner (Kelvin sign, long s, dotted and dotless i) written as that letter.
+_FOLD = {"\u212a": "k", "\u017f": "s", "\u0130": "i", "\u0131": "i"}
+
+
+def _fold_sql(expr: str) -> str:
+    """``expr`` (lower-cased) with the four letters replaced: replaceAll, not translateUTF8, which cost
+    the index 3 ns a byte more (3.3 KB of content a span: +68.5 instead of +59.3 µs of INSERT CPU)."""
+    for char, letter in _FOLD.items():
+        expr = f"replaceAll({expr}, '{char}', '{letter}')"
+    return expr
+
+
+FOLDED_CONTENT = _fold_sql("lower(concat('\\n', arrayStringConcat(Content, '\\n'), '\\n'))")
+# Characters whose case partners Unicode may name: they break a text's runs (never in a 3-gram).
+_NOT_CASELESS = {"Mn", "Mc", "Me", "Lm", "Cn", "Cs"}
 _MAX_GRAMS = 32
+# A text without 3-grams: the index's dictionary (every part's 3-grams) is asked for those containing
+# pieces of it; more than this many for a piece and it is common (the staged search ends early) and not
+# worth the index. The dictionary of the 10M benchmark store: 1,322 distinct 3-grams in 40 parts.
+_DICTIONARY = """
+    SELECT groupUniqArray({most:UInt32})(token) FROM mergeTreeTextIndex(currentDatabase(), 'otel_traces_content',
+                                                                      'idx_content_folded')
+    WHERE positionCaseInsensitiveUTF8(token, {piece:String}) > 0"""
+_MAX_TOKENS = 256
+# Dictionary entries (3-grams x parts) a lookup may read, ~31 ns each: past it the lookup gives up and
+# the search reads the window's content (random CJK, nearly every 3-gram distinct: 28M entries, 1.0 s).
+_MAX_ENTRIES = 4_000_000
+# A part without the index (while 029's MATERIALIZE runs on an external server) has no dictionary to
+# read, and its rows would be tested against the others' 3-grams: no lookup while a mutation is pending.
+_PENDING = """
+    SELECT count() FROM system.mutations
+    WHERE database = currentDatabase() AND table = 'otel_traces_content' AND NOT is_done"""
+_MAX_PIECES = 4
+
+
+def _folded(char: str) -> str | None:
+    """How every character that matches ``char`` case-insensitively is written in the folded content,
+    or None when that may differ between them (a non-ASCII letter with case partners: é, ß, Σ)."""
+    if char < "\x80":
+        return char.lower()
+    if char in _FOLD:
+        return _FOLD[char]
+    caseless = char.lower() == char.upper() == char.casefold() == char.title() == char
+    return char if caseless and unicodedata.category(char) not in _NOT_CASELESS else None
 
 
 def search_grams(text: str) -> list[str]:
     """3-grams that every content value containing ``text`` (case-insensitively, as the search
-    tests it) holds once lower-cased with ASCII rules: a necessary condition the index can answer.
+    tests it) holds once folded as the index folds it: a necessary condition the index can answer.
 
-    Empty when the text has no run of three usable characters (then the search reads all content
-    of its window). At most ``_MAX_GRAMS``, in the text's order (any subset is still necessary).
+    positionCaseInsensitiveUTF8 matches code point by code point, each pair lower-casing alike, so a
+    run of characters with one folded form each is in the folded content wherever the text matches.
+    Empty when the text has no run of three such characters (then the search reads all content of
+    its window). At most ``_MAX_GRAMS``, in the text's order (any subset is still necessary).
     """
     grams: list[str] = []
-    for run in _GRAM_BREAK.split(text):
-        run = run.lower()
-        grams.extend(run[i : i + 3] for i in range(len(run) - 2))
+    run: list[str] = []
+    for char in [*text, None]:
+        folded = _folded(char) if char is not None else None
+        if folded is not None:
+            run.append(folded)
+            continue
+        grams.extend("".join(run[i : i + 3]) for i in range(len(run) - 2))
+        run = []
     return list(dict.fromkeys(grams))[:_MAX_GRAMS]
+
+
+def _pieces(text: str) -> list[str]:
+    """A text without 3-grams cut into up to ``_MAX_PIECES`` pieces of at most 3 characters, each
+    character folded where the index folds every spelling of it alike (else kept as it is)."""
+    chars = [_folded(char) or char for char in text]
+    if len(chars) <= 3:
+        return ["".join(chars)] if chars else []
+    return ["".join(chars[i : i + 3]) for i in range(0, len(chars) - 2, 3)][:_MAX_PIECES]
+
+
+def _dictionary_tokens(client: Any, text: str) -> list[list[str]] | None:
+    """For each piece of ``text`` not too common, the index's 3-grams that contain it
+    case-insensitively: a row holding the text holds one of each list (the piece lies in the folded
+    content's 3-gram around it, folded alike). An empty list: the text is in no stored content.
+
+    None when the dictionary cannot be read (a cluster's Distributed table, a server without
+    ``mergeTreeTextIndex`` or a user without the grant), too large (over ``_MAX_ENTRIES``) or a
+    mutation of the table is pending (parts may lack the index): then the search reads the window's
+    content. Rows inserted after the lookup may be missed by the search that follows it, as if it had
+    run at the lookup; merges keep every 3-gram (so every part's dictionary is read, not the window's).
+    """
+    from clickhouse_connect.driver.exceptions import DatabaseError  # the clients' error (chDB's too)
+
+    lists = []
+    try:
+        if client.query(_PENDING).result_rows[0][0]:
+            return None
+        for piece in _pieces(text):
+            params = {"piece": piece, "most": _MAX_TOKENS + 1}
+            settings = {"max_rows_to_read": _MAX_ENTRIES, "read_overflow_mode": "throw"}
+            found = client.query(_DICTIONARY, parameters=params, settings=settings).result_rows
+            tokens = sorted(found[0][0]) if found else []
+            if len(tokens) <= _MAX_TOKENS:
+                lists.append(tokens)
+    except DatabaseError:  # a refusal only costs the shortcut
+        return None
+    return lists
+
+
+def _index_condition(client: Any, text: str) -> tuple[str, dict[str, Any]]:
+    """The index's part of a text search: SQL ANDed to the content sub-query, and its parameters."""
+    grams = search_grams(text)
+    if grams:
+        return f" AND hasAllTokens({FOLDED_CONTENT}, {{grams:Array(String)}})", {"grams": grams}
+    lists = _dictionary_tokens(client, text) or []
+    sql = "".join(f" AND hasAnyTokens({FOLDED_CONTENT}, {{tokens_{i}:Array(String)}})" for i in range(len(lists)))
+    return sql, {f"tokens_{i}": tokens for i, tokens in enumerate(lists)}
 
 
 # A text search looks at the newest hour, then the newest 4 hours, day and the window, and stops as
@@ -76,7 +171,8 @@ def search_grams(text: str) -> list[str]:
 # about a microsecond per span it holds (the exact test, the trace ids): at 10M calls a week, a common
 # word read 1.2-1.4 s of server CPU when the newest hour held too few traces and the next stage was
 # the day, 0.21-0.28 s with the 4-hour stage. A text the index rules out costs ~0.05 s a stage (0.12-0.20
-# s -> 0.22-0.28 s for the extra stage); one it cannot (no usable 3-grams) reads every stage's content.
+# s -> 0.22-0.28 s for the extra stage); one it cannot (no 3-grams, no dictionary lookup: a cluster)
+# reads every stage's content.
 _TEXT_STAGES = (timedelta(hours=1), timedelta(hours=4), timedelta(days=1))
 _HOUR = timedelta(hours=1)
 
@@ -96,24 +192,33 @@ def list_traces(client: Any, f: Filter, status: str = "all", text: str = "", lim
         raise ValueError(f"unknown trace status {status!r}; choose one of {', '.join(STATUSES)}")
     if not text:
         return _list(client, f, status, text, limit)
+    index = _index_condition(client, text)
     for stage in _TEXT_STAGES:
         if f.end - stage <= f.start:
             break
         start = f.end - stage
-        found = _list(client, dataclasses.replace(f, start=start), status, text, limit, max(f.start, start - _HOUR))
+        stage_filter = dataclasses.replace(f, start=start)
+        found = _list(client, stage_filter, status, text, limit, max(f.start, start - _HOUR), index)
         if len(found) >= limit:
             return found
-    return _list(client, f, status, text, limit)
+    return _list(client, f, status, text, limit, None, index)
 
 
 def _list(
-    client: Any, f: Filter, status: str, text: str, limit: int, text_start: datetime | None = None
+    client: Any,
+    f: Filter,
+    status: str,
+    text: str,
+    limit: int,
+    text_start: datetime | None = None,
+    index: tuple[str, dict[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """The newest ``limit`` traces of ``f``'s window, content searched from ``text_start`` (default
-    the window's start; a stage's from an hour before it, where a trace in it may have begun)."""
+    the window's start; a stage's from an hour before it, where a trace in it may have begun) with
+    the index's ``_index_condition`` (computed when not given)."""
     chosen = "".join(f" AND {cond}" for name, cond in _TRACE_DIMENSIONS.items() if getattr(f, name))
-    grams = search_grams(text) if text else []
-    text_match = _TEXT_MATCH % (_GRAMS if grams else "") if text else ""
+    index_sql, index_params = (index or _index_condition(client, text)) if text else ("", {})
+    text_match = _TEXT_MATCH % index_sql if text else ""
     sql = f"""
         SELECT TraceId AS trace_id,
                min(Start) AS start,
@@ -140,7 +245,7 @@ def _list(
         ORDER BY start DESC, trace_id
         LIMIT {{limit:UInt32}}"""
     # Rows of one trace not yet merged can fill two candidate places: twice ``limit`` leaves room.
-    params = f.params(limit=limit, candidates=2 * limit, text=text, grams=grams)
+    params = f.params(limit=limit, candidates=2 * limit, text=text, **index_params)
     params["text_start"] = sql_time(text_start) if text_start is not None else params["start"]
     return frame(client, sql, params)
 
