@@ -99,6 +99,35 @@ def _later_fold(rest: Callable[[], Callable[[Any], object]]) -> Callable[[Any], 
         return _ignore
 
 
+def _later_follow(invocation: Invocation, chunks: Iterator[Any]) -> Iterator[Any] | None:
+    try:
+        return invocation.follow(chunks)
+    except Exception as exc:  # llmtrace's fault: the general fold takes the rest
+        internal_error("stream fold", exc)
+        return None
+
+
+def fold_or_stop(fold: Callable[[Any], object], chunk: Any) -> bool:
+    """``fold(chunk)`` for an accumulator's ``follow``; False when llmtrace's fold failed (reported):
+    the caller then stops folding and passes the rest of the stream through untouched."""
+    try:
+        fold(chunk)
+        return True
+    except Exception as exc:
+        internal_error("stream chunk", exc)
+        return False
+
+
+def follow_each(fold: Callable[[Any], object], chunks: Iterator[Any]) -> Iterator[Any]:
+    """A ``follow`` that calls ``fold`` on each chunk, for shapes an accumulator's inline fold does not take."""
+    for chunk in chunks:
+        if not fold_or_stop(fold, chunk):
+            yield chunk
+            yield from chunks
+            return
+        yield chunk
+
+
 def _observe(wrapped: Any, invocation: Invocation) -> Iterator[Any]:
     """Yield the SDK's chunks, folding each; holds no reference to the proxy (no cycle to delay collection)."""
     head, rest = invocation.start_stream()
@@ -109,14 +138,18 @@ def _observe(wrapped: Any, invocation: Invocation) -> Iterator[Any]:
                 yield chunk
                 break
             yield chunk
-        tail = _later_fold(rest)
-        for chunk in chunks:
-            try:
-                tail(chunk)
-            except Exception as exc:  # llmtrace's fault, not the app's: stop folding, keep streaming
-                internal_error("stream chunk", exc)
-                tail = _ignore
-            yield chunk
+        follow = _later_follow(invocation, chunks)
+        if follow is not None:  # the accumulator's generator: its fold inline, no call per chunk
+            yield from follow
+        else:
+            tail = _later_fold(rest)
+            for chunk in chunks:
+                try:
+                    tail(chunk)
+                except Exception as exc:  # llmtrace's fault, not the app's: stop folding, keep streaming
+                    internal_error("stream chunk", exc)
+                    tail = _ignore
+                yield chunk
     except GeneratorExit:
         raise  # closed or collected: close() or the finaliser ends the span
     except BaseException as exc:

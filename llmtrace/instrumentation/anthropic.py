@@ -27,7 +27,7 @@ from llmtrace.instrumentation._guard import internal_error
 from llmtrace.instrumentation._model import Message, Part, Request, Response, Usage, text_part, tool_call_part
 from llmtrace.instrumentation._patching import Patch, start_invocation
 from llmtrace.instrumentation._sdk import get, given, put, server_of
-from llmtrace.instrumentation._streams import wrap_stream
+from llmtrace.instrumentation._streams import fold_or_stop, wrap_stream
 
 SDK = "anthropic"
 
@@ -221,6 +221,28 @@ class MessageEvents:
             return general(event)
 
         return fold
+
+    def follow(self, events: Iterator[Any]) -> Iterator[Any]:
+        """Sync streams: :meth:`tail`'s fold inline in one generator, no call per event."""
+        blocks, fields, general = self.blocks, _DELTA_FIELDS, self.add
+        for event in events:
+            block = None
+            try:  # reads only: any other event, or one that fails here, goes to the general fold
+                if event.type == "content_block_delta":
+                    delta = event.delta
+                    field = fields.get(delta.type)
+                    if field is not None:
+                        block = blocks.get(event.index)
+                        text = getattr(delta, field)
+            except Exception:  # dict events or shapes this SDK version lacks
+                block = None
+            if block is not None:
+                block[1].append(text or "")
+            elif not fold_or_stop(general, event):
+                yield event
+                yield from events
+                return
+            yield event
 
     def result(self, request: Request) -> Response:
         parts = [self._block_part(*self.blocks[index]) for index in sorted(self.blocks)]
