@@ -7,6 +7,7 @@ is exhausted, closed, exits its ``with`` block, raises, or is garbage-collected 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -184,11 +185,46 @@ async def _aobserve(wrapped: Any, invocation: Invocation) -> AsyncIterator[Any]:
     invocation.end_stream("completed")
 
 
+# Streams whose chunk generator is alive, by a weak reference to it: a weakref's callback runs only
+# while the weakref itself is alive, so this holds them (``weakref.finalize`` does the same, at ~3x the cost).
+_watched: dict[weakref.ref[Any], Invocation] = {}
+
+
 def _end_when_collected(chunks: Any, invocation: Invocation) -> None:
     """End the span when the chunk generator is garbage-collected, i.e. when neither the proxy
-    nor a running ``for`` loop holds it. (Not the proxy's ``__del__``: in
+    nor a running ``for`` loop holds it, or at interpreter exit. (Not the proxy's ``__del__``: in
     ``for c in client...create(stream=True)`` the proxy is dropped as soon as the loop starts.)"""
-    weakref.finalize(chunks, _abandon, invocation)
+    if not _watched:
+        _at_exit_once()
+    _watched[weakref.ref(chunks, _collected)] = invocation
+
+
+def _collected(ref: weakref.ref[Any]) -> None:
+    invocation = _watched.pop(ref, None)
+    if invocation is not None:
+        _abandon(invocation)
+
+
+_exit_registered = False
+
+
+def _at_exit_once() -> None:
+    global _exit_registered
+    if not _exit_registered:
+        _exit_registered = True
+        atexit.register(_abandon_all)
+
+
+def _abandon_all() -> None:
+    """At exit, streams still open end as abandoned (as ``weakref.finalize`` did), and their spans are
+    finished here: the worker's own exit drain may already have run."""
+    while _watched:
+        _, invocation = _watched.popitem()
+        _abandon(invocation)
+    with contextlib.suppress(Exception):
+        from llmtrace.instrumentation._worker import worker
+
+        worker.drain()
 
 
 def _abandon(invocation: Invocation) -> None:
