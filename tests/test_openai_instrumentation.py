@@ -481,6 +481,18 @@ def test_the_inline_stream_fold_gives_chunks_it_cannot_read_to_the_general_fold_
         assert folded == text(chunks[:6])  # what was folded before the fault; the rest went by unfolded
 
 
+def test_a_client_whose_base_url_is_changed_gets_the_new_server_on_its_next_spans(
+    client: openai.OpenAI, spans: SpanRecorder, fake_llm: Any
+) -> None:
+    for _ in range(2):  # the first call learns where the client keeps its URL, the second reads it there
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    client.base_url = fake_llm.openai_base_url.replace("127.0.0.1", "localhost")
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    _, first, second = spans.finished
+    assert (attrs(first)[sc.SERVER_ADDRESS], attrs(second)[sc.SERVER_ADDRESS]) == ("127.0.0.1", "localhost")
+    assert attrs(first)[sc.SERVER_PORT] == attrs(second)[sc.SERVER_PORT]
+
+
 def test_internal_error_at_span_start_still_makes_the_call(
     client: openai.OpenAI, spans: SpanRecorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:

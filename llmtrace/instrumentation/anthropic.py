@@ -26,7 +26,7 @@ from llmtrace.instrumentation._core import Endpoint, Invocation, get_runtime, su
 from llmtrace.instrumentation._guard import internal_error
 from llmtrace.instrumentation._model import Message, Part, Request, Response, Usage, text_part, tool_call_part
 from llmtrace.instrumentation._patching import Patch, start_invocation
-from llmtrace.instrumentation._sdk import get, given, put, server_of
+from llmtrace.instrumentation._sdk import client_base_url, get, given, put, server_of
 from llmtrace.instrumentation._streams import fold_or_stop, wrap_stream
 
 SDK = "anthropic"
@@ -120,7 +120,7 @@ class Messages(Endpoint):
 
     def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
         kwargs = _with_extra_body(kwargs)
-        host, port = server_of(get(get(instance, "_client"), "base_url"))
+        host, port = server_of(client_base_url(get(instance, "_client")))
         model = kwargs.get("model")
         stream = self.helper or kwargs.get("stream") is True
         model = model if isinstance(model, str) else None

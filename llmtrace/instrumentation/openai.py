@@ -26,7 +26,7 @@ from llmtrace.instrumentation._model import (
     tool_call_part,
 )
 from llmtrace.instrumentation._patching import Patch
-from llmtrace.instrumentation._sdk import get, given, json_arguments, put, server_of, text_of
+from llmtrace.instrumentation._sdk import client_base_url, get, given, json_arguments, put, server_of, text_of
 from llmtrace.instrumentation._streams import fold_or_stop, follow_each
 
 SDK = "openai"
@@ -66,7 +66,7 @@ def provider_for(host: str | None, port: int | None) -> str:
 
 
 def new_request(instance: Any, operation: str, kwargs: dict[str, Any], api_type: str | None) -> Request:
-    host, port = server_of(get(get(instance, "_client"), "base_url"))
+    host, port = server_of(client_base_url(get(instance, "_client")))
     request = Request(
         operation=operation,
         provider=provider_for(host, port),
