@@ -35,6 +35,7 @@ SDK = "anthropic"
 _MODULES = tuple(f"anthropic.resources.{name}" for name in ("messages", "beta.messages", "beta.prompt_caching"))
 _DELTA_FIELDS = {"text_delta": "text", "input_json_delta": "partial_json", "thinking_delta": "thinking"}
 _USAGE_FIELDS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
+_SAMPLING_KEYS = frozenset(("temperature", "top_p", "top_k", "stop_sequences"))
 
 
 def _json_or_text(raw: str) -> Any:
@@ -99,10 +100,20 @@ def _usage(counts: dict[str, int]) -> Usage:
 
 
 def _counts(usage: Any) -> dict[str, int]:
-    """The integer counters present in a usage object; absent or null ones are left out."""
-    counts = {name: get(usage, name) for name in _USAGE_FIELDS}
-    counts["thinking_tokens"] = get(get(usage, "output_tokens_details"), "thinking_tokens")
-    return {name: value for name, value in counts.items() if isinstance(value, int)}
+    """The integer counters present in a usage object (model or dict); absent or null ones are left out.
+    Plain reads, no helper per field: this runs at a stream's start and end, on cold caches."""
+    counts: dict[str, int] = {}
+    if usage is None:
+        return counts
+    is_dict = isinstance(usage, dict)
+    for name in _USAGE_FIELDS:
+        value = usage.get(name) if is_dict else getattr(usage, name, None)
+        if isinstance(value, int):
+            counts[name] = value
+    thinking = get(get(usage, "output_tokens_details"), "thinking_tokens")
+    if isinstance(thinking, int):
+        counts["thinking_tokens"] = thinking
+    return counts
 
 
 def _with_extra_body(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -130,10 +141,11 @@ class Messages(Endpoint):
         kwargs = _with_extra_body(kwargs)
         attrs = request.attributes
         put(attrs, sc.REQUEST_MAX_TOKENS, kwargs.get("max_tokens"), int)
-        put(attrs, sc.REQUEST_TEMPERATURE, kwargs.get("temperature"), float)
-        put(attrs, sc.REQUEST_TOP_P, kwargs.get("top_p"), float)
-        put(attrs, sc.REQUEST_TOP_K, kwargs.get("top_k"), int)
-        put(attrs, sc.REQUEST_STOP_SEQUENCES, kwargs.get("stop_sequences"))
+        if not _SAMPLING_KEYS.isdisjoint(kwargs):  # the usual call sets none: one set test instead of four puts
+            put(attrs, sc.REQUEST_TEMPERATURE, kwargs.get("temperature"), float)
+            put(attrs, sc.REQUEST_TOP_P, kwargs.get("top_p"), float)
+            put(attrs, sc.REQUEST_TOP_K, kwargs.get("top_k"), int)
+            put(attrs, sc.REQUEST_STOP_SEQUENCES, kwargs.get("stop_sequences"))
         if given(kwargs.get("output_format")) or get(get(kwargs, "output_config"), "format") is not None:
             attrs[sc.OUTPUT_TYPE] = "json"
         system = kwargs.get("system")

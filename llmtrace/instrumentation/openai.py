@@ -174,6 +174,16 @@ def tool_definitions(tools: Any) -> list[dict[str, Any]] | None:
 def chat_usage(usage: Any) -> Usage:
     if usage is None:
         return Usage()
+    try:  # the SDK's model: plain reads (this runs at every call's end, on cold caches)
+        prompt, completion = usage.prompt_tokens_details, usage.completion_tokens_details
+        return Usage(
+            input_tokens=usage.prompt_tokens,
+            output_tokens=usage.completion_tokens,
+            cache_read_tokens=get(prompt, "cached_tokens"),
+            reasoning_tokens=get(completion, "reasoning_tokens"),
+        )
+    except AttributeError:  # dicts, or SDK versions without the details
+        pass
     return Usage(
         input_tokens=get(usage, "prompt_tokens"),
         output_tokens=get(usage, "completion_tokens"),
