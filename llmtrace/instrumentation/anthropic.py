@@ -89,12 +89,14 @@ def _parts(content: Any) -> list[Part]:
 
 def _usage(counts: dict[str, int]) -> Usage:
     """Anthropic counts as the conventions want them: input includes cache reads and writes."""
-    inputs = [counts.get(name) for name in _USAGE_FIELDS[:3]]
+    fresh, read = counts.get("input_tokens"), counts.get("cache_read_input_tokens")
+    write = counts.get("cache_creation_input_tokens")
+    given_any = fresh is not None or read is not None or write is not None
     return Usage(
-        input_tokens=sum(n or 0 for n in inputs) if any(n is not None for n in inputs) else None,
+        input_tokens=(fresh or 0) + (read or 0) + (write or 0) if given_any else None,
         output_tokens=counts.get("output_tokens"),
-        cache_read_tokens=counts.get("cache_read_input_tokens"),
-        cache_write_tokens=counts.get("cache_creation_input_tokens"),
+        cache_read_tokens=read,
+        cache_write_tokens=write,
         reasoning_tokens=counts.get("thinking_tokens"),
     )
 
