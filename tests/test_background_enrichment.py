@@ -208,6 +208,26 @@ def test_spans_queued_at_exit_are_ended_and_exported(fake_llm: Any) -> None:
     assert '"gen_ai.usage.output_tokens"' in result.stdout
 
 
+def test_a_stream_still_open_at_exit_is_ended_as_abandoned_and_exported(fake_llm: Any) -> None:
+    """A script that reads one chunk of a stream, keeps the stream and exits: its span is still exported."""
+    result = run_script(
+        f"""
+        import openai, llmtrace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter, BatchSpanProcessor
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        llmtrace.instrument(tracer_provider=provider)
+        client = openai.OpenAI(base_url={fake_llm.openai_base_url!r}, api_key="t", max_retries=0)
+        hi = [{{"role": "user", "content": "hi"}}]
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=hi, stream=True)
+        next(iter(stream))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"llmtrace.stream.end": "abandoned"' in result.stdout
+
+
 def test_a_forked_child_gets_its_own_worker(fake_llm: Any) -> None:
     """Pre-fork servers (gunicorn --preload): the parent's worker thread does not survive fork."""
     result = run_script(

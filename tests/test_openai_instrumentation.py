@@ -411,6 +411,7 @@ def test_internal_error_in_the_later_fold_keeps_the_stream_and_ends_the_span(
     where: str, client: openai.OpenAI, spans: SpanRecorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from llmtrace.instrumentation import openai as adapter
+    from llmtrace.instrumentation._streams import follow_each
 
     def broken_tail(self: Any) -> Any:
         if where == "choosing the fold":
@@ -424,8 +425,12 @@ def test_internal_error_in_the_later_fold_keeps_the_stream_and_ends_the_span(
 
         return fold
 
+    def broken_follow(self: Any, chunks: Any) -> Any:  # sync streams fold in follow(), here through tail()
+        return follow_each(broken_tail(self), chunks)
+
     monkeypatch.setenv("LLMTRACE_STRICT", "0")
     monkeypatch.setattr(adapter.TextChatStream, "tail", broken_tail)
+    monkeypatch.setattr(adapter.TextChatStream, "follow", broken_follow)
     stream = client.chat.completions.create(
         model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers={"x-fake-output-words": "20"}
     )
@@ -435,6 +440,57 @@ def test_internal_error_in_the_later_fold_keeps_the_stream_and_ends_the_span(
     assert a[sc.STREAM_END] == "completed"
     folded = json.loads(a[sc.OUTPUT_MESSAGES])[0]["parts"][0]["content"]
     assert folded == "".join(texts[: 1 if where == "choosing the fold" else 4])  # what was folded before the fault
+
+
+@pytest.mark.parametrize("general_fold", ["works", "fails"])
+def test_the_inline_stream_fold_gives_chunks_it_cannot_read_to_the_general_fold_and_survives_its_failure(
+    general_fold: str, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmtrace.instrumentation import openai as adapter
+
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers={"x-fake-output-words": "20"}
+    )
+    chunks = list(stream)
+
+    def text(some: list[Any]) -> str:
+        return "".join(c.choices[0].delta.content or "" for c in some if c.choices)
+
+    odd = chunks[5].model_dump()  # a dict: attribute reads fail, the general fold must take it
+    add = adapter.ChatStream.add
+
+    def add_failing_on_dicts(self: Any, chunk: Any) -> bool:
+        if isinstance(chunk, dict) and general_fold == "fails":
+            raise RuntimeError("forced failure inside llmtrace")
+        return add(self, chunk)
+
+    monkeypatch.setenv("LLMTRACE_STRICT", "0")
+    monkeypatch.setattr(adapter.ChatStream, "add", add_failing_on_dicts)
+    fold, fed = adapter.TextChatStream(), [*chunks[:6], odd, *chunks[6:]]
+    rest = iter(fed)
+    head = 0
+    for chunk in rest:  # the core's head: until the first text
+        head += 1
+        if fold.add(chunk):
+            break
+    assert list(fold.follow(rest)) == fed[head:]  # every chunk passed on, unchanged, in order
+    folded = "".join(fold.text[0])
+    if general_fold == "works":
+        assert folded == text(chunks[:6]) + odd["choices"][0]["delta"]["content"] + text(chunks[6:])
+    else:
+        assert folded == text(chunks[:6])  # what was folded before the fault; the rest went by unfolded
+
+
+def test_a_client_whose_base_url_is_changed_gets_the_new_server_on_its_next_spans(
+    client: openai.OpenAI, spans: SpanRecorder, fake_llm: Any
+) -> None:
+    for _ in range(2):  # the first call learns where the client keeps its URL, the second reads it there
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    client.base_url = fake_llm.openai_base_url.replace("127.0.0.1", "localhost")
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    _, first, second = spans.finished
+    assert (attrs(first)[sc.SERVER_ADDRESS], attrs(second)[sc.SERVER_ADDRESS]) == ("127.0.0.1", "localhost")
+    assert attrs(first)[sc.SERVER_PORT] == attrs(second)[sc.SERVER_PORT]
 
 
 def test_internal_error_at_span_start_still_makes_the_call(

@@ -19,6 +19,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
@@ -84,9 +85,9 @@ def get_runtime() -> Runtime | None:
     return _runtime
 
 
-def suppressed() -> bool:
+def suppressed(context: Context | None = None) -> bool:
     """True inside an instrumented call, so nested SDK calls (parse -> create, LiteLLM -> OpenAI) add no span."""
-    return bool(otel_context.get_value(_SUPPRESS_KEY))
+    return bool(otel_context.get_value(_SUPPRESS_KEY, context))
 
 
 @contextmanager
@@ -151,7 +152,9 @@ class Invocation:
         request: Request,
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
+        context: Context | None = None,
     ) -> None:
+        """``context``: the current context, when the caller has read it already (the span's parent)."""
         self.runtime = runtime
         self.endpoint = endpoint
         self.request = request
@@ -165,14 +168,19 @@ class Invocation:
         self._first_chunk_ns: int | None = None
         self._start_ns = time.time_ns()
         self.span: Span = runtime.tracer.start_span(
-            _span_name(request), kind=SpanKind.CLIENT, attributes=_start_attributes(request), start_time=self._start_ns
+            _span_name(request),
+            context,
+            kind=SpanKind.CLIENT,
+            attributes=_start_attributes(request),
+            start_time=self._start_ns,
         )
         self.token: object | None = None
 
     # --- the SDK call (app thread) --------------------------------------------
-    def enter(self) -> None:
-        """Make our span current (children, propagation) and mark nested SDK calls as suppressed."""
-        ctx = otel_context.set_value(_SUPPRESS_KEY, True, trace.set_span_in_context(self.span))
+    def enter(self, context: Context | None = None) -> None:
+        """Make our span current (children, propagation) and mark nested SDK calls as suppressed;
+        ``context``: the current one, when the caller has it already."""
+        ctx = otel_context.set_value(_SUPPRESS_KEY, True, trace.set_span_in_context(self.span, context))
         self.token = otel_context.attach(ctx)
 
     def exit(self) -> None:
@@ -227,6 +235,12 @@ class Invocation:
             return add if tail is None else tail()  # type: ignore[no-any-return]
 
         return head, rest
+
+    def follow(self, chunks: Iterator[Any]) -> Iterator[Any] | None:
+        """The accumulator's own generator for the rest of a sync stream (see ``StreamAccumulator``),
+        or None: then the proxy calls ``rest()``'s fold on every chunk."""
+        follow = getattr(self._acc, "follow", None)
+        return None if follow is None else follow(chunks)  # type: ignore[no-any-return]
 
     def end_stream(self, how: str, exc: BaseException | None = None) -> None:
         """The stream finished, was closed, abandoned, or raised; record what we have, once."""

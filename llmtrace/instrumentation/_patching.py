@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import wrapt
+from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 
 from llmtrace import semconv as sc
 from llmtrace.instrumentation._core import Endpoint, Invocation, Runtime, get_runtime, suppressed
@@ -52,14 +54,14 @@ class Applied:
 _MODEL_CALLS = frozenset((sc.OP_CHAT, sc.OP_TEXT_COMPLETION, sc.OP_GENERATE_CONTENT, sc.OP_EMBEDDINGS))
 
 
-def recorded_by_another_tool(runtime: Runtime) -> bool:
+def recorded_by_another_tool(runtime: Runtime, context: Context | None = None) -> bool:
     """Whether the current span is another instrumentation's span for this very model call, exported
     through llmtrace's own span pipeline: e.g. pydantic-ai's ``chat`` span (``instrument=True``) around
     the openai SDK call. A span of ours inside it would count the call twice in ``llm_calls``, so
     the framework's span, already under its agent and tool spans, stands for the call. A framework
     span going to another pipeline (its own tracer provider) does not reach llmtrace's store: then
     llmtrace records the call itself."""
-    span = trace.get_current_span()
+    span = trace.get_current_span(context)
     if not span.is_recording():
         return False
     attributes = getattr(span, "attributes", None)
@@ -72,12 +74,15 @@ def start_invocation(
     endpoint: Endpoint, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Invocation | None:
     runtime = get_runtime()
-    if runtime is None or suppressed() or recorded_by_another_tool(runtime):
+    if runtime is None:
+        return None
+    context = otel_context.get_current()  # read once: the checks and the span's context share it
+    if suppressed(context) or recorded_by_another_tool(runtime, context):
         return None
     try:
         request = endpoint.parse_request(instance, args, kwargs)
-        invocation = Invocation(runtime, endpoint, request, args, kwargs)
-        invocation.enter()
+        invocation = Invocation(runtime, endpoint, request, args, kwargs, context)
+        invocation.enter(context)
         return invocation
     except Exception as exc:
         internal_error("span start", exc)

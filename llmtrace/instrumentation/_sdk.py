@@ -54,6 +54,35 @@ def put(attrs: dict[str, AttributeValue], name: str, value: Any, kind: type | No
         attrs[name] = list(value)
 
 
+# Where Stainless SDKs (openai, anthropic) keep the very object their ``base_url`` property returns:
+# openai 2.x's property runs an import on every call (~1 µs warm, several on a call's cold caches).
+_URL_FIELDS = ("_configured_base_url", "_base_url")
+_url_fields: dict[type, str | None] = {}
+
+
+def client_base_url(client: Any) -> Any:
+    """``client.base_url``, read from the field the property returns when the SDK has one.
+
+    The field is chosen per client class on first sight, only when it holds the same object the
+    property returned (else the property is always used); the setter writes that field, so a
+    changed ``base_url`` is seen."""
+    if client is None:
+        return None
+    cls = client.__class__
+    try:
+        field = _url_fields[cls]
+    except KeyError:
+        url = get(client, "base_url")
+        fields = getattr(client, "__dict__", {})
+        _url_fields[cls] = next((f for f in _URL_FIELDS if url is not None and fields.get(f) is url), None)
+        return url
+    if field is not None:
+        url = client.__dict__.get(field)
+        if url is not None:
+            return url
+    return get(client, "base_url")
+
+
 _last_server: tuple[Any, tuple[str | None, int | None]] = (None, (None, None))
 
 

@@ -7,6 +7,7 @@ is exhausted, closed, exits its ``with`` block, raises, or is garbage-collected 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -99,6 +100,35 @@ def _later_fold(rest: Callable[[], Callable[[Any], object]]) -> Callable[[Any], 
         return _ignore
 
 
+def _later_follow(invocation: Invocation, chunks: Iterator[Any]) -> Iterator[Any] | None:
+    try:
+        return invocation.follow(chunks)
+    except Exception as exc:  # llmtrace's fault: the general fold takes the rest
+        internal_error("stream fold", exc)
+        return None
+
+
+def fold_or_stop(fold: Callable[[Any], object], chunk: Any) -> bool:
+    """``fold(chunk)`` for an accumulator's ``follow``; False when llmtrace's fold failed (reported):
+    the caller then stops folding and passes the rest of the stream through untouched."""
+    try:
+        fold(chunk)
+        return True
+    except Exception as exc:
+        internal_error("stream chunk", exc)
+        return False
+
+
+def follow_each(fold: Callable[[Any], object], chunks: Iterator[Any]) -> Iterator[Any]:
+    """A ``follow`` that calls ``fold`` on each chunk, for shapes an accumulator's inline fold does not take."""
+    for chunk in chunks:
+        if not fold_or_stop(fold, chunk):
+            yield chunk
+            yield from chunks
+            return
+        yield chunk
+
+
 def _observe(wrapped: Any, invocation: Invocation) -> Iterator[Any]:
     """Yield the SDK's chunks, folding each; holds no reference to the proxy (no cycle to delay collection)."""
     head, rest = invocation.start_stream()
@@ -109,14 +139,18 @@ def _observe(wrapped: Any, invocation: Invocation) -> Iterator[Any]:
                 yield chunk
                 break
             yield chunk
-        tail = _later_fold(rest)
-        for chunk in chunks:
-            try:
-                tail(chunk)
-            except Exception as exc:  # llmtrace's fault, not the app's: stop folding, keep streaming
-                internal_error("stream chunk", exc)
-                tail = _ignore
-            yield chunk
+        follow = _later_follow(invocation, chunks)
+        if follow is not None:  # the accumulator's generator: its fold inline, no call per chunk
+            yield from follow
+        else:
+            tail = _later_fold(rest)
+            for chunk in chunks:
+                try:
+                    tail(chunk)
+                except Exception as exc:  # llmtrace's fault, not the app's: stop folding, keep streaming
+                    internal_error("stream chunk", exc)
+                    tail = _ignore
+                yield chunk
     except GeneratorExit:
         raise  # closed or collected: close() or the finaliser ends the span
     except BaseException as exc:
@@ -151,11 +185,46 @@ async def _aobserve(wrapped: Any, invocation: Invocation) -> AsyncIterator[Any]:
     invocation.end_stream("completed")
 
 
+# Streams whose chunk generator is alive, by a weak reference to it: a weakref's callback runs only
+# while the weakref itself is alive, so this holds them (``weakref.finalize`` does the same, at ~3x the cost).
+_watched: dict[weakref.ref[Any], Invocation] = {}
+
+
 def _end_when_collected(chunks: Any, invocation: Invocation) -> None:
     """End the span when the chunk generator is garbage-collected, i.e. when neither the proxy
-    nor a running ``for`` loop holds it. (Not the proxy's ``__del__``: in
+    nor a running ``for`` loop holds it, or at interpreter exit. (Not the proxy's ``__del__``: in
     ``for c in client...create(stream=True)`` the proxy is dropped as soon as the loop starts.)"""
-    weakref.finalize(chunks, _abandon, invocation)
+    if not _watched:
+        _at_exit_once()
+    _watched[weakref.ref(chunks, _collected)] = invocation
+
+
+def _collected(ref: weakref.ref[Any]) -> None:
+    invocation = _watched.pop(ref, None)
+    if invocation is not None:
+        _abandon(invocation)
+
+
+_exit_registered = False
+
+
+def _at_exit_once() -> None:
+    global _exit_registered
+    if not _exit_registered:
+        _exit_registered = True
+        atexit.register(_abandon_all)
+
+
+def _abandon_all() -> None:
+    """At exit, streams still open end as abandoned (as ``weakref.finalize`` did), and their spans are
+    finished here: the worker's own exit drain may already have run."""
+    while _watched:
+        _, invocation = _watched.popitem()
+        _abandon(invocation)
+    with contextlib.suppress(Exception):
+        from llmtrace.instrumentation._worker import worker
+
+        worker.drain()
 
 
 def _abandon(invocation: Invocation) -> None:

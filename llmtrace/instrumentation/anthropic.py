@@ -26,8 +26,8 @@ from llmtrace.instrumentation._core import Endpoint, Invocation, get_runtime, su
 from llmtrace.instrumentation._guard import internal_error
 from llmtrace.instrumentation._model import Message, Part, Request, Response, Usage, text_part, tool_call_part
 from llmtrace.instrumentation._patching import Patch, start_invocation
-from llmtrace.instrumentation._sdk import get, given, put, server_of
-from llmtrace.instrumentation._streams import wrap_stream
+from llmtrace.instrumentation._sdk import client_base_url, get, given, put, server_of
+from llmtrace.instrumentation._streams import fold_or_stop, wrap_stream
 
 SDK = "anthropic"
 
@@ -35,6 +35,7 @@ SDK = "anthropic"
 _MODULES = tuple(f"anthropic.resources.{name}" for name in ("messages", "beta.messages", "beta.prompt_caching"))
 _DELTA_FIELDS = {"text_delta": "text", "input_json_delta": "partial_json", "thinking_delta": "thinking"}
 _USAGE_FIELDS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
+_SAMPLING_KEYS = frozenset(("temperature", "top_p", "top_k", "stop_sequences"))
 
 
 def _json_or_text(raw: str) -> Any:
@@ -88,21 +89,33 @@ def _parts(content: Any) -> list[Part]:
 
 def _usage(counts: dict[str, int]) -> Usage:
     """Anthropic counts as the conventions want them: input includes cache reads and writes."""
-    inputs = [counts.get(name) for name in _USAGE_FIELDS[:3]]
+    fresh, read = counts.get("input_tokens"), counts.get("cache_read_input_tokens")
+    write = counts.get("cache_creation_input_tokens")
+    given_any = fresh is not None or read is not None or write is not None
     return Usage(
-        input_tokens=sum(n or 0 for n in inputs) if any(n is not None for n in inputs) else None,
+        input_tokens=(fresh or 0) + (read or 0) + (write or 0) if given_any else None,
         output_tokens=counts.get("output_tokens"),
-        cache_read_tokens=counts.get("cache_read_input_tokens"),
-        cache_write_tokens=counts.get("cache_creation_input_tokens"),
+        cache_read_tokens=read,
+        cache_write_tokens=write,
         reasoning_tokens=counts.get("thinking_tokens"),
     )
 
 
 def _counts(usage: Any) -> dict[str, int]:
-    """The integer counters present in a usage object; absent or null ones are left out."""
-    counts = {name: get(usage, name) for name in _USAGE_FIELDS}
-    counts["thinking_tokens"] = get(get(usage, "output_tokens_details"), "thinking_tokens")
-    return {name: value for name, value in counts.items() if isinstance(value, int)}
+    """The integer counters present in a usage object (model or dict); absent or null ones are left out.
+    Plain reads, no helper per field: this runs at a stream's start and end, on cold caches."""
+    counts: dict[str, int] = {}
+    if usage is None:
+        return counts
+    is_dict = isinstance(usage, dict)
+    for name in _USAGE_FIELDS:
+        value = usage.get(name) if is_dict else getattr(usage, name, None)
+        if isinstance(value, int):
+            counts[name] = value
+    thinking = get(get(usage, "output_tokens_details"), "thinking_tokens")
+    if isinstance(thinking, int):
+        counts["thinking_tokens"] = thinking
+    return counts
 
 
 def _with_extra_body(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +133,7 @@ class Messages(Endpoint):
 
     def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
         kwargs = _with_extra_body(kwargs)
-        host, port = server_of(get(get(instance, "_client"), "base_url"))
+        host, port = server_of(client_base_url(get(instance, "_client")))
         model = kwargs.get("model")
         stream = self.helper or kwargs.get("stream") is True
         model = model if isinstance(model, str) else None
@@ -130,10 +143,11 @@ class Messages(Endpoint):
         kwargs = _with_extra_body(kwargs)
         attrs = request.attributes
         put(attrs, sc.REQUEST_MAX_TOKENS, kwargs.get("max_tokens"), int)
-        put(attrs, sc.REQUEST_TEMPERATURE, kwargs.get("temperature"), float)
-        put(attrs, sc.REQUEST_TOP_P, kwargs.get("top_p"), float)
-        put(attrs, sc.REQUEST_TOP_K, kwargs.get("top_k"), int)
-        put(attrs, sc.REQUEST_STOP_SEQUENCES, kwargs.get("stop_sequences"))
+        if not _SAMPLING_KEYS.isdisjoint(kwargs):  # the usual call sets none: one set test instead of four puts
+            put(attrs, sc.REQUEST_TEMPERATURE, kwargs.get("temperature"), float)
+            put(attrs, sc.REQUEST_TOP_P, kwargs.get("top_p"), float)
+            put(attrs, sc.REQUEST_TOP_K, kwargs.get("top_k"), int)
+            put(attrs, sc.REQUEST_STOP_SEQUENCES, kwargs.get("stop_sequences"))
         if given(kwargs.get("output_format")) or get(get(kwargs, "output_config"), "format") is not None:
             attrs[sc.OUTPUT_TYPE] = "json"
         system = kwargs.get("system")
@@ -221,6 +235,28 @@ class MessageEvents:
             return general(event)
 
         return fold
+
+    def follow(self, events: Iterator[Any]) -> Iterator[Any]:
+        """Sync streams: :meth:`tail`'s fold inline in one generator, no call per event."""
+        blocks, fields, general = self.blocks, _DELTA_FIELDS, self.add
+        for event in events:
+            block = None
+            try:  # reads only: any other event, or one that fails here, goes to the general fold
+                if event.type == "content_block_delta":
+                    delta = event.delta
+                    field = fields.get(delta.type)
+                    if field is not None:
+                        block = blocks.get(event.index)
+                        text = getattr(delta, field)
+            except Exception:  # dict events or shapes this SDK version lacks
+                block = None
+            if block is not None:
+                block[1].append(text or "")
+            elif not fold_or_stop(general, event):
+                yield event
+                yield from events
+                return
+            yield event
 
     def result(self, request: Request) -> Response:
         parts = [self._block_part(*self.blocks[index]) for index in sorted(self.blocks)]

@@ -8,7 +8,7 @@ content and are marked ``llmtrace.usage.estimated``: llmtrace never changes the 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
@@ -26,7 +26,8 @@ from llmtrace.instrumentation._model import (
     tool_call_part,
 )
 from llmtrace.instrumentation._patching import Patch
-from llmtrace.instrumentation._sdk import get, given, json_arguments, put, server_of, text_of
+from llmtrace.instrumentation._sdk import client_base_url, get, given, json_arguments, put, server_of, text_of
+from llmtrace.instrumentation._streams import fold_or_stop, follow_each
 
 SDK = "openai"
 
@@ -65,7 +66,7 @@ def provider_for(host: str | None, port: int | None) -> str:
 
 
 def new_request(instance: Any, operation: str, kwargs: dict[str, Any], api_type: str | None) -> Request:
-    host, port = server_of(get(get(instance, "_client"), "base_url"))
+    host, port = server_of(client_base_url(get(instance, "_client")))
     request = Request(
         operation=operation,
         provider=provider_for(host, port),
@@ -173,6 +174,16 @@ def tool_definitions(tools: Any) -> list[dict[str, Any]] | None:
 def chat_usage(usage: Any) -> Usage:
     if usage is None:
         return Usage()
+    try:  # the SDK's model: plain reads (this runs at every call's end, on cold caches)
+        prompt, completion = usage.prompt_tokens_details, usage.completion_tokens_details
+        return Usage(
+            input_tokens=usage.prompt_tokens,
+            output_tokens=usage.completion_tokens,
+            cache_read_tokens=get(prompt, "cached_tokens"),
+            reasoning_tokens=get(completion, "reasoning_tokens"),
+        )
+    except AttributeError:  # dicts, or SDK versions without the details
+        pass
     return Usage(
         input_tokens=get(usage, "prompt_tokens"),
         output_tokens=get(usage, "completion_tokens"),
@@ -407,6 +418,32 @@ class TextChatStream(ChatStream):
             return None
 
         return fold
+
+    def follow(self, chunks: Iterator[Any]) -> Iterator[Any]:
+        """Sync streams: :meth:`tail`'s fold inline in one generator, no call per chunk."""
+        if not self.id or list(self.text) != [0]:
+            yield from follow_each(self.add, chunks)
+            return
+        pieces, reasons, general = self.text[0], self.reasons, self.add
+        for chunk in chunks:
+            try:  # reads before writes: a chunk that fails here goes whole to the general fold
+                choices, usage = chunk.choices, chunk.usage
+                if choices:
+                    (choice,) = choices  # one choice was asked for: several go to the general fold
+                    content, reason = choice.delta.content, choice.finish_reason
+                    if content:
+                        pieces.append(content)
+                        self.content_chunks += 1
+                    if reason:
+                        reasons[0] = reason
+                if usage is not None:
+                    self.usage = usage
+            except Exception:  # a dict chunk, or a shape this fold does not know
+                if not fold_or_stop(general, chunk):
+                    yield chunk
+                    yield from chunks
+                    return
+            yield chunk
 
 
 class Completions(Endpoint):
