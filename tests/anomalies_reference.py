@@ -14,6 +14,7 @@ from llmtrace.analytics.anomalies_profile import (
     DAY,
     MAX_DAYS,
     RATE_PHASE_PRIOR,
+    RATIO_PRIOR,
     _running_mean,
     cumulative,
     phase_factor,
@@ -129,7 +130,9 @@ class Seasonal:
             back = (d + 1) * self.per_day
             with np.errstate(divide="ignore", invalid="ignore"):
                 now = window_sum(sums, ends, width) / width
-                r = now / (window_sum(sums, ends - lag if lag >= 0 else begin, base) / base)
+                then = window_sum(sums, ends - lag if lag >= 0 else begin, base)
+                prior = RATIO_PRIOR * 24 / self.per_day  # session 19: calls an hour, per bucket
+                r = (now + prior) / (then / base + prior)
             if lag >= 0:
                 covered = window_sum(holes, ends, lag + base) == 0
             else:

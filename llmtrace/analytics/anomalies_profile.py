@@ -56,6 +56,7 @@ DAY = 86400
 MAX_DAYS = 7
 FINE_MIN_CALLS = 8.0  # calls per bucket above which the 15-minute profile is trusted
 FLOOR = 1e-3
+RATIO_PRIOR = 1.0  # pseudo-calls an hour added to a previous day's window and baseline in a ratio
 PHASE_PRIOR = 20.0  # pseudo-calls per minute-of-hour bucket pulling the hour's shape towards flat
 RATE_PHASE_PRIOR = 2.0  # pseudo-events per day and minute-of-hour bucket pulling a rate's shape towards flat
 
@@ -208,7 +209,11 @@ class Seasonal:
                 covered = np.zeros((rows, size), bool)
                 covered[:, :inner] = window_sum(holes, ends[:inner] - lag, width - lag) == 0
             with np.errstate(divide="ignore", invalid="ignore"):
-                r = self._now(sums, width, start) / (then / base)
+                # a few pseudo-calls on both sides: a day of a handful of calls says little about
+                # its shape (a parent of 400 calls a week held a young service's flat night to a
+                # tenth of its evening; session 19)
+                prior = RATIO_PRIOR * 24 / self.per_day  # calls an hour, per bucket
+                r = (self._now(sums, width, start) + prior) / (then / base + prior)
             every[d] = np.where(covered & np.isfinite(r), r, np.nan)
             alike[d] = (self.kind[ends] == self.kind[np.clip(ends - back, 0, None)]) & (
                 self.kind[begin] == self.kind[np.clip(begin - back, 0, None)]
