@@ -568,7 +568,6 @@ def _volume_side(
         if width in v.y_after and surged is not None:  # and the hours after it, where clean (session 19)
             ya, ma, mida = (member @ a[width] for a in (v.y_after, v.mu_after_low, v.mu_after_mid))
             usable_a = member @ (~v.after_ok[width] * (v.y[width][0] + v.y_after[width])) == 0
-            base = max(VOLUME_BASELINE // step, 2 * width)
             clean_a = _window_sum(surged, np.minimum(np.arange(x.shape[1]) + base, x.shape[1] - 1), base) == 0
             two = both & usable_a & clean_a & (ya >= MIN_BASE_CALLS) & (ma > 0)
             with np.errstate(divide="ignore", invalid="ignore"):

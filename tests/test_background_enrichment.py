@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -190,9 +191,9 @@ def test_background_off_ends_spans_on_the_calling_thread_before_the_call_returns
         assert _worker.worker.pending() == 0
 
 
-def test_spans_queued_at_exit_are_ended_and_exported(fake_llm: Any) -> None:
-    """A script that makes one call and exits at once, without flush(): the exit handler finishes the span."""
-    result = run_script(
+def _console_exported(fake_llm: Any) -> str:
+    """A script's start: llmtrace on a provider printing its spans, an OpenAI client on the fake LLM."""
+    return textwrap.dedent(
         f"""
         import openai, llmtrace
         from opentelemetry.sdk.trace import TracerProvider
@@ -201,8 +202,17 @@ def test_spans_queued_at_exit_are_ended_and_exported(fake_llm: Any) -> None:
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
         llmtrace.instrument(tracer_provider=provider)
         client = openai.OpenAI(base_url={fake_llm.openai_base_url!r}, api_key="t", max_retries=0)
-        client.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": "hi"}}])
         """
+    )
+
+
+def test_spans_queued_at_exit_are_ended_and_exported(fake_llm: Any) -> None:
+    """A script that makes one call and exits at once, without flush(): the exit handler finishes the span."""
+    result = run_script(
+        """
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        """,
+        prelude=_console_exported(fake_llm),
     )
     assert result.returncode == 0, result.stderr
     assert '"gen_ai.usage.output_tokens"' in result.stdout
@@ -211,18 +221,12 @@ def test_spans_queued_at_exit_are_ended_and_exported(fake_llm: Any) -> None:
 def test_a_stream_still_open_at_exit_is_ended_as_abandoned_and_exported(fake_llm: Any) -> None:
     """A script that reads one chunk of a stream, keeps the stream and exits: its span is still exported."""
     result = run_script(
-        f"""
-        import openai, llmtrace
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import ConsoleSpanExporter, BatchSpanProcessor
-        provider = TracerProvider()
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-        llmtrace.instrument(tracer_provider=provider)
-        client = openai.OpenAI(base_url={fake_llm.openai_base_url!r}, api_key="t", max_retries=0)
-        hi = [{{"role": "user", "content": "hi"}}]
+        """
+        hi = [{"role": "user", "content": "hi"}]
         stream = client.chat.completions.create(model="gpt-4o-mini", messages=hi, stream=True)
         next(iter(stream))
-        """
+        """,
+        prelude=_console_exported(fake_llm),
     )
     assert result.returncode == 0, result.stderr
     assert '"llmtrace.stream.end": "abandoned"' in result.stdout

@@ -942,7 +942,6 @@ def _volume_side(
             # their geometric mean cancels most of it; their disagreement (a level that moved) is
             # added to the spread as the two trailing baselines' is
             ya, ma, mida, usable_a = s.after
-            base = max(VOLUME_BASELINE // step, 2 * width)
             clean_a = _window_sum(surged, np.minimum(np.arange(x.shape[1]) + base, x.shape[1] - 1), base) == 0
             two = both & usable_a & clean_a & (ya >= MIN_BASE_CALLS) & (ma > 0)
             with np.errstate(divide="ignore", invalid="ignore"):
