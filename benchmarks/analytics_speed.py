@@ -10,7 +10,7 @@ load-independent figure on a shared machine; the load average is printed beside 
     python benchmarks/analytics_speed.py --data-dir /work/bench10m --no-insert   # a kept store
     python benchmarks/analytics_speed.py --url http://127.0.0.1:8123 --server-pid 1234 --no-insert
 
-Measured results are in the README (Performance).
+Measured results are in docs/performance.md (summary in the README's Performance).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ issues, as the page issues them, and prints the median of 3 runs per page and wi
     python benchmarks/dashboard.py --rows 100000000 --data-dir /big/disk/bench   # kept afterwards
     python benchmarks/dashboard.py --url http://127.0.0.1:8123 --no-insert   # an existing store
 
-Measured results are in the README (Performance: dashboard pages).
+Measured results are in docs/performance.md ("Dashboard pages at 10M calls"; summary in the README).
 """
 
 from __future__ import annotations

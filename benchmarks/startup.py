@@ -12,7 +12,7 @@ started as its own process:
   clients with explicit ``httpx2`` clients and call the fake LLM; prints the failures.
 
 ``--checkout PATH`` measures another checkout of llmtrace (e.g. a ``git worktree`` of an older
-commit) with the same SDKs: the before/after figures in the README come from this script.
+commit) with the same SDKs: the before/after figures in docs/performance.md come from this script.
 """
 
 from __future__ import annotations
