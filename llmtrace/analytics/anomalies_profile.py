@@ -251,7 +251,9 @@ def group_sums(member: np.ndarray, rows: np.ndarray) -> np.ndarray:
     if not (member[groups, leaves] == 1).all():
         return np.asarray(member @ rows)  # weights: the product itself
     out = np.zeros((member.shape[0], rows.shape[1]))
-    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]]) if groups.size else groups
+    if not groups.size:
+        return out
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
     for a, b in zip(starts.tolist(), [*starts[1:].tolist(), len(leaves)], strict=True):
         g = out[groups[a]]
         np.copyto(g, rows[leaves[a]])  # row by row: no gathered copy of every member's row
