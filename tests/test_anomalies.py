@@ -3,6 +3,7 @@ traffic with known injected events."""
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -200,6 +201,25 @@ def test_report_json_has_the_documented_shape(report: AnomalyReport) -> None:
 def test_keys_are_stable_across_runs(store: Any, report: AnomalyReport) -> None:
     again = anomalies.detect(store, LAST_3_DAYS)
     assert [a.key for a in again.anomalies] == [a.key for a in report.anomalies]
+
+
+def test_detection_pauses_the_garbage_collector_and_restores_it(store: Any) -> None:
+    seen: list[bool] = []
+
+    class Watching:  # the store, noting whether the collector runs while detect queries
+        def __getattr__(self, name: str) -> Any:
+            seen.append(gc.isenabled())
+            return getattr(store, name)
+
+    assert gc.isenabled()
+    anomalies.detect(Watching(), LAST_3_DAYS, include_calls=False)
+    assert seen and not any(seen) and gc.isenabled()
+    gc.disable()  # an application that runs without it keeps it off
+    try:
+        anomalies.detect(store, LAST_3_DAYS, include_calls=False)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_unknown_metric_and_odd_bucket_widths_are_refused(store: Any) -> None:

@@ -604,6 +604,25 @@ def test_the_members_mixture_is_the_variance_weighted_clustering_of_the_leaves_h
     assert np.allclose(phi_w, [[2.0, 3.25, 2.0], [2.0, 2.0, 2.0]])  # never below the row's own
 
 
+def test_the_mixture_of_the_rows_of_several_leaves_is_their_whole_sum() -> None:
+    # only rows of two or more leaves with variance are summed (over the leaves they hold): the same
+    # floats as summing every row and zeroing the others, with an empty settled row among them
+    rng = np.random.default_rng(8)
+    leaves = 6
+    phi, v = 1 + rng.random(leaves) * 3, rng.random((leaves, 300))
+    v[4] = 0.0  # a leaf without calls
+    member = np.array(
+        [[1, 1, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0], [0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1]]
+    )
+    clustered, spread = scan.rate_mixture(member.astype(float), phi, v)
+    for row, several in enumerate([True, False, False, False, True]):
+        want = [np.r_[0.0, np.cumsum(sum(w[j] for j in np.flatnonzero(member[row])))] for w in (phi[:, None] * v, v)]
+        if several:
+            assert np.array_equal(clustered[row], want[0]) and np.array_equal(spread[row], want[1])
+        else:
+            assert not clustered[row].any() and not spread[row].any()
+
+
 def _office_hours_from_friday(rng: np.random.Generator) -> np.ndarray:
     """A business series first seen on a Friday at 00:00 UTC, through Monday: 30 calls a bucket
     07:00-18:00 on weekdays and 3 at night, 5 all weekend."""

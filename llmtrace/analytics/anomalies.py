@@ -47,9 +47,11 @@ expensive calls, and retry storms. :attr:`Anomaly.key` is stable across runs.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -232,6 +234,37 @@ def detect(
     and reports the most specific level explaining each incident; any other grouping
     (``"service"``, ``["service", "release"]``, ...) judges that one level.
     """
+    with _collector_paused():
+        return _detect(client, f, by, metrics, step, history, include_calls, now)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for one detection run (restored after, if it was on).
+
+    A run makes ~100k short-lived objects (windows, episodes), which set off ~230 collections, the
+    oldest generation's walking every object of the process (pandas, numpy, the client): 0.1-0.3 s
+    of a 7 d run's ~1.2 s own CPU at 10M calls (session 20, load 8-11). The run's objects hold no
+    cycles worth collecting meanwhile; they are freed by reference counting when it returns."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _detect(
+    client: Any,
+    f: Filter,
+    by: str | Iterable[str] | None,
+    metrics: Iterable[str] | None,
+    step: int | None,
+    history: timedelta | None,
+    include_calls: bool,
+    now: datetime | None,
+) -> AnomalyReport:
     p = plan(f, step, history, now)
     levels = levels_for(by)
     prep = prepare(client, p, levels, _metrics(metrics))

@@ -239,21 +239,26 @@ class Seasonal:
 
 def group_sums(member: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``member @ rows`` for a 0/1 membership matrix (groups x leaves): each group's sum of its
-    leaves' rows, added one by one in the leaves' order, without BLAS. Its worker threads spin
-    after each call, and on a loaded machine that spinning was ~0.6 s of CPU per detection (10M
-    calls, 7 d) for products of a few dozen rows; and its order of adding depends on the
-    matrices' shapes (whole calls come out the same, fractional expectations within an ulp)."""
+    leaves' rows, added one by one in the leaves' order (a group without leaves: zeros), without
+    BLAS. Its worker threads spin after each call, and on a loaded machine that spinning was
+    ~0.6 s of CPU per detection (10M calls, 7 d) for products of a few dozen rows (and again
+    0.3-0.4 s in session 20, from 25 products whose membership held an empty settled row); and
+    its order of adding depends on the matrices' shapes (whole calls come out the same,
+    fractional expectations within an ulp)."""
     groups, leaves = np.nonzero(member)
-    if member.ndim != 2 or rows.ndim != 2 or not groups.size or not rows.shape[1]:
+    if member.ndim != 2 or rows.ndim != 2 or not rows.shape[1]:
         return np.asarray(member @ rows)
-    if not np.array_equal(np.unique(groups), np.arange(member.shape[0])) or not (member[groups, leaves] == 1).all():
-        return np.asarray(member @ rows)  # a group without leaves, or weights: the product itself
-    out = np.empty((member.shape[0], rows.shape[1]))
+    if not (member[groups, leaves] == 1).all():
+        return np.asarray(member @ rows)  # weights: the product itself
+    out = np.zeros((member.shape[0], rows.shape[1]))
+    if not groups.size:
+        return out
     starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    for g, (a, b) in enumerate(zip(starts, [*starts[1:], len(leaves)], strict=True)):
-        np.copyto(out[g], rows[leaves[a]])  # row by row: no gathered copy of every member's row
+    for a, b in zip(starts.tolist(), [*starts[1:].tolist(), len(leaves)], strict=True):
+        g = out[groups[a]]
+        np.copyto(g, rows[leaves[a]])  # row by row: no gathered copy of every member's row
         for leaf in leaves[a + 1 : b]:
-            out[g] += rows[leaf]
+            g += rows[leaf]
     return out
 
 

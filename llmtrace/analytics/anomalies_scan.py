@@ -197,9 +197,20 @@ def rate_mixture(member: np.ndarray, phi: np.ndarray, v: np.ndarray) -> tuple[np
     weighted by each member's variance there (openai: median 1.11, p99 1.88 per bucket)."""
     held = np.asarray((v > 0).any(axis=1))
     multi = np.asarray(((member > 0) & held[None, :]).sum(axis=1) >= 2)
-    clustered, spread = group_sums(member, phi[:, None] * v), group_sums(member, v)
-    clustered[~multi], spread[~multi] = 0.0, 0.0
-    return _cumulative(clustered), _cumulative(spread)
+    if not np.isin(member, (0, 1)).all():  # weights: the products as they were, every row
+        clustered, spread = group_sums(member, phi[:, None] * v), group_sums(member, v)
+        clustered[~multi], spread[~multi] = 0.0, 0.0
+        return _cumulative(clustered), _cumulative(spread)
+    # only the rows of several leaves, over the leaves they hold (most rows of a fine level hold one
+    # leaf and stay zero): each row adds the same leaves in the same order, so the same floats
+    clustered, spread = np.zeros((2, member.shape[0], v.shape[1] + 1))
+    rows = np.flatnonzero(multi)
+    if rows.size:
+        used = np.flatnonzero(member[rows].any(axis=0))
+        sub = member[np.ix_(rows, used)]
+        clustered[rows] = _cumulative(group_sums(sub, phi[used, None] * v[used]))
+        spread[rows] = _cumulative(group_sums(sub, v[used]))
+    return clustered, spread
 
 
 def _window_phi(phi: np.ndarray, mix: tuple[np.ndarray, np.ndarray] | None, ends: np.ndarray, width: int) -> np.ndarray:
