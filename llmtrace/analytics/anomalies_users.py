@@ -36,7 +36,7 @@ from typing import Any
 from llmtrace.analytics.anomalies_sql import ROLLUP_KEYS
 from llmtrace.analytics.groups import COLUMNS
 
-SHARE = 0.25
+SHARE = 0.05  # below IMPACT x 10 of 60 minutes (0.077): a 10-minute run at the bar still makes it
 MIN_EXTRA = 10
 SCORE = 5.0
 RATIO = 3.0
@@ -218,10 +218,13 @@ def _windows(
                 continue
             expected = max(rec, 1.0) * max(1.0, n * STEP / HOUR)
             extra = u - expected
-            if u < RATIO * expected or extra < impact * r or not k:
+            # the impact: the calls above the user's record rate (not floored at an hour) against the rest's
+            if u < RATIO * expected or u - rec * n * STEP / HOUR < impact * r or not k:
                 continue
             per = u / k  # calls per session
-            if k - expected / per < MIN_EXTRA or share_score(extra, extra + r, impact / (1 + impact)) < IMPACT_SCORE:
+            if k - expected / per < MIN_EXTRA:
+                continue
+            if new and share_score(extra, extra + r, impact / (1 + impact)) < IMPACT_SCORE:
                 continue
             score = poisson_score(k, expected / per)
             if score >= SCORE:
