@@ -79,7 +79,7 @@ HOUR, DAY = 3600, 86400
 class Anomaly:
     """One anomaly: an episode of a series' metric, or a call-level finding."""
 
-    kind: str  # episode | slow_call | expensive_call | retry_storm
+    kind: str  # episode | slow_call | expensive_call | retry_storm (a runaway user: an episode with ``user``)
     metric: str
     series: dict[str, str]
     start: datetime
@@ -436,6 +436,7 @@ def _runaway_users(client: Any, episodes: list[Anomaly], by: tuple[str, ...], p:
                 trials=float(run.calls + run.rest),
                 measure=f"{measure} (its usual at most {run.record:.0f})",
                 user=run.user,
+                trace_ids=list(run.trace_ids),
             )
         )
     return new

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -48,6 +48,8 @@ RECORD_GAP_HOURS = 2
 STEP = 300
 MIN_BUCKETS = 2  # 10 minutes
 MAX_BUCKETS = 36  # 3 hours
+EXAMPLES = 3
+MOVES = ("model", "provider", "release")
 _TIME = "DateTime64(6, 'UTC')"
 HOUR = 3600
 
@@ -65,6 +67,7 @@ class Runaway:
     record: float  # the user's expected calls there: its record hour, scaled to the window
     score: float
     detected: datetime | None = None  # end of the earliest flagged window
+    trace_ids: list[str] = field(default_factory=list)  # the user's last call of its busiest 5 minutes
 
 
 def answers(by: Sequence[str], step: int) -> bool:
@@ -93,11 +96,19 @@ def candidates_sql(by: Sequence[str], dims: str) -> str:
         WHERE UserId != '' AND calls >= {MIN_EXTRA} AND calls >= {SHARE} * total"""
 
 
+def record_keys(by: Sequence[str]) -> list[str]:
+    """The series' columns a user's record is kept on: not the model, provider or release, which a
+    migration or a rollout moves a user between (its record on the new model would start at 0)."""
+    return [b for b in by if b not in MOVES]
+
+
 def history_sql(by: Sequence[str], dims: str) -> str:
-    """Hourly calls of the candidate users (``{users}``) from the history's start (pairs filtered in Python)."""
-    names = ", ".join(_names(by))
+    """Hourly calls of the candidate users (``{users}``) from the history's start, per ``record_keys``
+    (pairs filtered in Python)."""
+    keys = record_keys(by)
+    names = ", ".join(_names(keys))
     return f"""
-        SELECT {_g(by)}, UserId, Bucket, sum(Calls) AS calls FROM llm_users_1h
+        SELECT {_g(keys)}, UserId, Bucket, sum(Calls) AS calls FROM llm_users_1h
         PREWHERE Bucket >= toStartOfHour({{hist_start:{_TIME}}}) AND Bucket < {{judge_end:{_TIME}}}{dims}
             AND UserId IN {{users:Array(String)}}
         GROUP BY {names}, UserId, Bucket"""
@@ -113,7 +124,8 @@ def buckets_sql(by: Sequence[str], dims: str) -> str:
     return f"""
         SELECT {_g(by)}, if(UserId IN {{users:Array(String)}}, UserId, '') AS user,
                toUInt32(toStartOfInterval(Timestamp, toIntervalSecond({STEP}))) AS b, count() AS calls,
-               uniqExactIf(if(SessionId != '', SessionId, TraceId), user != '') AS clusters
+               uniqExactIf(if(SessionId != '', SessionId, TraceId), user != '') AS clusters,
+               argMaxIf(TraceId, Timestamp, user != '') AS trace
         FROM llm_calls
         PREWHERE Timestamp >= {{lo:{_TIME}}} AND Timestamp < {{hi:{_TIME}}} AND {key} IN {{hours:{hours}}}{dims}
         GROUP BY {names}, user, b"""
@@ -125,23 +137,25 @@ def find(client: Any, by: Sequence[str], dims: str, params: dict[str, Any]) -> l
     cand = client.query_df(candidates_sql(by, dims), parameters=params)
     if cand.empty:
         return []
-    pairs: dict[tuple[Any, ...], list[int]] = defaultdict(list)  # (series..., user) -> candidate hours (epoch)
+    pairs: dict[tuple[Any, ...], list[tuple[int, int]]] = defaultdict(list)  # (series..., user) -> (hour, calls)
     for row in cand.to_dict("records"):
-        pairs[(*(str(row[n]) for n in names), str(row["UserId"]))].append(_epoch(row["Bucket"]))
+        pairs[(*(str(row[n]) for n in names), str(row["UserId"]))].append((_epoch(row["Bucket"]), int(row["calls"])))
     users = sorted({k[-1] for k in pairs})
     hist = client.query_df(history_sql(by, dims), parameters={**params, "users": users})
-    hourly: dict[tuple[Any, ...], dict[int, int]] = defaultdict(dict)
+    hourly: dict[tuple[Any, ...], dict[int, int]] = defaultdict(dict)  # per record keys and user
+    rnames = _names(record_keys(by))
     for row in hist.to_dict("records"):
-        key = (*(str(row[n]) for n in names), str(row["UserId"]))
-        if key in pairs:
-            hourly[key][_epoch(row["Bucket"])] = int(row["calls"])
+        hourly[(*(str(row[n]) for n in rnames), str(row["UserId"]))][_epoch(row["Bucket"])] = int(row["calls"])
+    kept_at = [i for i, b in enumerate(by) if b not in MOVES]
     hist_start = _epoch(params["hist_start"]) // HOUR * HOUR
     kept: dict[tuple[Any, ...], list[int]] = {}
     records: dict[tuple[Any, ...], dict[int, tuple[float, bool]]] = {}
+    calls_at = {(key, h): n for key, hs in pairs.items() for h, n in hs}
     for key, hours in pairs.items():
-        for h in hours:
-            rec, new = record(hourly[key], h, hist_start)
-            if hourly[key].get(h, 0) >= rec + MIN_EXTRA:
+        mine = hourly[(*(key[i] for i in kept_at), key[-1])]
+        for h, _ in hours:
+            rec, new = record(mine, h, hist_start)
+            if calls_at[(key, h)] >= rec + MIN_EXTRA:
                 kept.setdefault(key, []).append(h)
                 records.setdefault(key, {})[h] = (rec, new)
     if not kept:
@@ -159,10 +173,13 @@ def find(client: Any, by: Sequence[str], dims: str, params: dict[str, Any]) -> l
     bound["hours"] = [(s, _sql(h)) for s, h in bound["hours"]] if "service" in by else [_sql(h) for h in bound["hours"]]
     counts: dict[tuple[Any, ...], dict[int, int]] = defaultdict(lambda: defaultdict(int))
     clusters: dict[tuple[Any, ...], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    traces: dict[tuple[Any, ...], dict[int, str]] = defaultdict(dict)  # the user's last call per 5 minutes
     for row in client.query_df(buckets_sql(by, dims), parameters=bound).to_dict("records"):
         key = (*(str(row[n]) for n in names), str(row["user"]))
         counts[key][int(row["b"]) // STEP] += int(row["calls"])
         clusters[key][int(row["b"]) // STEP] += int(row["clusters"])
+        if row["user"]:
+            traces[key][int(row["b"]) // STEP] = str(row["trace"])
     found: list[Runaway] = []
     judge_start, judge_end = _epoch(params["judge_start"]), _epoch(params["judge_end"])
     totals: dict[tuple[Any, ...], dict[int, int]] = defaultdict(lambda: defaultdict(int))
@@ -187,6 +204,9 @@ def find(client: Any, by: Sequence[str], dims: str, params: dict[str, Any]) -> l
             run.start, run.end = _dt(busy[0] * STEP), _dt((busy[-1] + 1) * STEP)
             run.calls = sum(mine.get(b, 0) for b in range(busy[0], busy[-1] + 1))
             run.rest = sum(totals[run.series].get(b, 0) for b in range(busy[0], busy[-1] + 1)) - run.calls
+        kept_traces = traces.get((*run.series, run.user), {})
+        ranked = sorted((b for b in busy if b in kept_traces), key=lambda b: (-mine.get(b, 0), b))
+        run.trace_ids = [kept_traces[b] for b in ranked[:EXAMPLES]]
     return runs
 
 
