@@ -8,8 +8,10 @@ v7). The user's calls against that user's own history are a far sharper test, so
 1. ``llm_users_1h`` (022): the (series, user, hour) of the judged window where a user made at
    least ``MIN_EXTRA`` calls and at least ``SHARE`` of the series' calls (candidates), then the
    hourly calls of only those (series, user) pairs back to the history's start: the user's
-   **record**, the most calls it made in any one hour from 7 days to 2 hours before (a sync or
-   batch user heavy every day has its run in its record; a user never seen before has 0).
+   **record**, its busiest hour on its second-busiest day from 7 days to 2 hours before, over the
+   service's models (a sync or batch user heavy every day has its run in its record, an earlier
+   one-off burst does not; a migration moves users between models, not out of their record); a
+   user with calls on fewer than two days is new.
 2. ``llm_calls`` of the candidates' hours and one hour either side only: per 5 minutes, the
    user's calls and the rest of the series'. A window of 10 minutes to 3 hours is a runaway when
    the user's calls in it exceed its record (scaled to the window, never below an hour's) by at
@@ -211,11 +213,17 @@ def find(client: Any, by: Sequence[str], dims: str, params: dict[str, Any]) -> l
 
 
 def record(hours: dict[int, int], h: int, hist_start: int) -> tuple[float, bool]:
-    """The user's most calls in one hour from RECORD_DAYS days to RECORD_GAP_HOURS hours before ``h``,
-    and whether it had no calls there at all (a new user)."""
+    """The user's record before ``h`` (from RECORD_DAYS days to RECORD_GAP_HOURS hours before it):
+    its busiest hour on its second-busiest day, so what it does on two days is its norm (a nightly
+    sync) and one earlier burst (an earlier loop) is not; and whether it is new (calls on fewer than
+    two days there: nothing to hold it to, so its impact on the series must carry the evidence)."""
     lo, hi = max(h - RECORD_DAYS * 24 * HOUR, hist_start), h - RECORD_GAP_HOURS * HOUR
-    before = [n for t, n in hours.items() if lo <= t < hi]
-    return float(max(before, default=0)), not any(before)
+    days: dict[int, int] = {}
+    for t, n in hours.items():
+        if lo <= t < hi and n > 0:
+            days[t // 86400] = max(days.get(t // 86400, 0), n)
+    busiest = sorted(days.values(), reverse=True)
+    return float(busiest[1] if len(busiest) > 1 else 0), len(busiest) < 2
 
 
 def _windows(
