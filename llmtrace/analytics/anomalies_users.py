@@ -53,7 +53,7 @@ MAX_BUCKETS = 36  # 3 hours
 EXAMPLES = 3
 MOVES = ("model", "provider", "release")
 _TIME = "DateTime64(6, 'UTC')"
-HOUR = 3600
+HOUR, DAY = 3600, 86400
 
 
 @dataclass
@@ -89,7 +89,7 @@ def candidates_sql(by: Sequence[str], dims: str) -> str:
     """(series, user, hour) of the judged window with >= MIN_EXTRA calls and >= SHARE of the series' hour."""
     names = ", ".join(_names(by))
     return f"""
-        SELECT {names}, UserId, Bucket, calls FROM (
+        SELECT {names}, UserId, toUInt32(Bucket), calls FROM (
             SELECT {_g(by)}, UserId, Bucket, sum(Calls) AS calls,
                    sum(sum(Calls)) OVER (PARTITION BY {names}, Bucket) AS total
             FROM llm_users_1h
@@ -110,10 +110,10 @@ def history_sql(by: Sequence[str], dims: str) -> str:
     keys = record_keys(by)
     names = ", ".join(_names(keys))
     return f"""
-        SELECT {_g(keys)}, UserId, Bucket, sum(Calls) AS calls FROM llm_users_1h
+        SELECT {_g(keys)}, UserId, toUInt32(Bucket) AS b, sum(Calls) AS calls FROM llm_users_1h
         PREWHERE Bucket >= toStartOfHour({{hist_start:{_TIME}}}) AND Bucket < {{judge_end:{_TIME}}}{dims}
             AND UserId IN {{users:Array(String)}}
-        GROUP BY {names}, UserId, Bucket"""
+        GROUP BY {names}, UserId, b"""
 
 
 def buckets_sql(by: Sequence[str], dims: str) -> str:
@@ -135,28 +135,25 @@ def buckets_sql(by: Sequence[str], dims: str) -> str:
 
 def find(client: Any, by: Sequence[str], dims: str, params: dict[str, Any]) -> list[Runaway]:
     """The runaway users of the judged window ``params`` (``judge_start``, ``judge_end``, ``hist_start``)."""
-    names = _names(by)
-    cand = client.query_df(candidates_sql(by, dims), parameters=params)
-    if cand.empty:
-        return []
     pairs: dict[tuple[Any, ...], list[tuple[int, int]]] = defaultdict(list)  # (series..., user) -> (hour, calls)
-    for row in cand.to_dict("records"):
-        pairs[(*(str(row[n]) for n in names), str(row["UserId"]))].append((_epoch(row["Bucket"]), int(row["calls"])))
+    for *key, hour, n in client.query(candidates_sql(by, dims), parameters=params).result_rows:
+        pairs[tuple(key)].append((int(hour), int(n)))
+    if not pairs:
+        return []
     users = sorted({k[-1] for k in pairs})
-    hist = client.query_df(history_sql(by, dims), parameters={**params, "users": users})
-    hourly: dict[tuple[Any, ...], dict[int, int]] = defaultdict(dict)  # per record keys and user
-    rnames = _names(record_keys(by))
-    for row in hist.to_dict("records"):
-        hourly[(*(str(row[n]) for n in rnames), str(row["UserId"]))][_epoch(row["Bucket"])] = int(row["calls"])
+    days: dict[tuple[Any, ...], dict[int, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+    for *key, hour, n in client.query(history_sql(by, dims), parameters={**params, "users": users}).result_rows:
+        days[tuple(key)][int(hour) // DAY][int(hour)] = int(n)  # per record keys and user: day -> hour -> calls
     kept_at = [i for i, b in enumerate(by) if b not in MOVES]
     hist_start = _epoch(params["hist_start"]) // HOUR * HOUR
     kept: dict[tuple[Any, ...], list[int]] = {}
     records: dict[tuple[Any, ...], dict[int, tuple[float, bool]]] = {}
     calls_at = {(key, h): n for key, hs in pairs.items() for h, n in hs}
     for key, hours in pairs.items():
-        mine = hourly[(*(key[i] for i in kept_at), key[-1])]
+        mine = days[(*(key[i] for i in kept_at), key[-1])]
+        peaks = {d: max(per.values()) for d, per in mine.items()}
         for h, _ in hours:
-            rec, new = record(mine, h, hist_start)
+            rec, new = record(mine, peaks, h, hist_start)
             if calls_at[(key, h)] >= rec + MIN_EXTRA:
                 kept.setdefault(key, []).append(h)
                 records.setdefault(key, {})[h] = (rec, new)
@@ -176,12 +173,12 @@ def find(client: Any, by: Sequence[str], dims: str, params: dict[str, Any]) -> l
     counts: dict[tuple[Any, ...], dict[int, int]] = defaultdict(lambda: defaultdict(int))
     clusters: dict[tuple[Any, ...], dict[int, int]] = defaultdict(lambda: defaultdict(int))
     traces: dict[tuple[Any, ...], dict[int, str]] = defaultdict(dict)  # the user's last call per 5 minutes
-    for row in client.query_df(buckets_sql(by, dims), parameters=bound).to_dict("records"):
-        key = (*(str(row[n]) for n in names), str(row["user"]))
-        counts[key][int(row["b"]) // STEP] += int(row["calls"])
-        clusters[key][int(row["b"]) // STEP] += int(row["clusters"])
-        if row["user"]:
-            traces[key][int(row["b"]) // STEP] = str(row["trace"])
+    for *series, user, b, n, k, trace in client.query(buckets_sql(by, dims), parameters=bound).result_rows:
+        key, b = (*series, user), int(b) // STEP
+        counts[key][b] += int(n)
+        clusters[key][b] += int(k)
+        if user:
+            traces[key][b] = str(trace)
     found: list[Runaway] = []
     judge_start, judge_end = _epoch(params["judge_start"]), _epoch(params["judge_end"])
     totals: dict[tuple[Any, ...], dict[int, int]] = defaultdict(lambda: defaultdict(int))
@@ -212,17 +209,21 @@ def find(client: Any, by: Sequence[str], dims: str, params: dict[str, Any]) -> l
     return runs
 
 
-def record(hours: dict[int, int], h: int, hist_start: int) -> tuple[float, bool]:
+def record(days: dict[int, dict[int, int]], peaks: dict[int, int], h: int, hist_start: int) -> tuple[float, bool]:
     """The user's record before ``h`` (from RECORD_DAYS days to RECORD_GAP_HOURS hours before it):
     its busiest hour on its second-busiest day, so what it does on two days is its norm (a nightly
     sync) and one earlier burst (an earlier loop) is not; and whether it is new (calls on fewer than
     two days there: nothing to hold it to, so its impact on the series must carry the evidence)."""
-    lo, hi = max(h - RECORD_DAYS * 24 * HOUR, hist_start), h - RECORD_GAP_HOURS * HOUR
-    days: dict[int, int] = {}
-    for t, n in hours.items():
-        if lo <= t < hi and n > 0:
-            days[t // 86400] = max(days.get(t // 86400, 0), n)
-    busiest = sorted(days.values(), reverse=True)
+    lo, hi = max(h - RECORD_DAYS * DAY, hist_start), h - RECORD_GAP_HOURS * HOUR
+    seen: list[int] = []
+    for d in range(lo // DAY, (hi - 1) // DAY + 1):
+        if d not in days:
+            continue
+        if lo <= d * DAY and (d + 1) * DAY <= hi:  # a whole day in the record's span: its peak
+            seen.append(peaks[d])
+        else:
+            seen.append(max((n for t, n in days[d].items() if lo <= t < hi), default=0))
+    busiest = sorted((n for n in seen if n > 0), reverse=True)
     return float(busiest[1] if len(busiest) > 1 else 0), len(busiest) < 2
 
 
