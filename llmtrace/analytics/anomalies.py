@@ -42,7 +42,10 @@ Benign changes, decided on what a user wants paged for:
 * not handled: a planned load test in staging is a volume rise there like any other.
 
 Call-level anomalies come from :mod:`~llmtrace.analytics.anomalies_calls`: slow and
-expensive calls, and retry storms. :attr:`Anomaly.key` is stable across runs.
+expensive calls, and retry storms. Runaway users (one user id whose calls run far above its own
+record and swamp its series) come from :mod:`~llmtrace.analytics.anomalies_users` as ``calls``
+episodes of the series naming the user (:attr:`Anomaly.user`). :attr:`Anomaly.key` is stable
+across runs.
 """
 
 from __future__ import annotations

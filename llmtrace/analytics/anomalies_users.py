@@ -3,7 +3,9 @@
 A loop in one customer's integration adds calls to a series, but the series' own volume can be
 too noisy to show it (tenant syncs, sessions: a x16 loop for 19 minutes scored 3.7 against 5 on
 v7). The user's calls against that user's own history are a far sharper test, so each series
-(the detector's main level, e.g. service x model) is read per user in two steps:
+(the detector's main level, e.g. service x model) is read per user in two steps, with no rollup
+of its own (a new one would add to every span's ingest; these reads cost ~0.1 s of server CPU at
+1M calls):
 
 1. ``llm_users_1h`` (022): the (series, user, hour) of the judged window where a user made at
    least ``MIN_EXTRA`` calls and at least ``SHARE`` of the series' calls (candidates), then the
@@ -12,13 +14,17 @@ v7). The user's calls against that user's own history are a far sharper test, so
    service's models (a sync or batch user heavy every day has its run in its record, an earlier
    one-off burst does not; a migration moves users between models, not out of their record); a
    user with calls on fewer than two days is new.
-2. ``llm_calls`` of the candidates' hours and one hour either side only: per 5 minutes, the
-   user's calls and the rest of the series'. A window of 10 minutes to 3 hours is a runaway when
-   the user's calls in it exceed its record (scaled to the window, never below an hour's) by at
-   least ``MIN_EXTRA``, with a Poisson tail of at least ``SCORE`` against that record, and its
-   extra calls are at least ``IMPACT`` times the rest of the series' calls in the window (a known
-   user), or at least as many as the rest (``NEW_IMPACT``: a user with no calls in the record's
-   days; one new customer adding 30 % of a series for an hour is onboarding, not a loop).
+2. ``llm_calls`` of the candidates' hours (kept where the hour beat the record by ``MIN_EXTRA``)
+   and one hour either side only: per 5 minutes, the user's calls, its sessions (traces where a
+   call has none) and the rest of the series' calls. A window of 10 minutes to 3 hours is a
+   runaway when the user's calls in it are at least ``RATIO`` times its record (scaled to the
+   window, never below an hour's), with at least ``MIN_EXTRA`` sessions above it and a Poisson tail
+   of at least ``SCORE`` counted in sessions (one person's 16-turn chat at night is one
+   conversation; a loop that reuses one session is not seen), and its calls above its record's
+   rate are at least ``IMPACT`` times the rest of the series' calls in the window. A new user has
+   no record to jump from, so its impact is the evidence: its share must be significantly above
+   ``NEW_IMPACT`` x the rest (``IMPACT_SCORE``, a Chernoff bound): one new customer adding 30 % of
+   a series for an hour is onboarding, not a loop.
 
 The flagged windows of a (series, user) merge into one finding per run of overlapping windows:
 an :class:`~llmtrace.analytics.anomalies.Anomaly` ``calls`` episode, up, on the series, naming
