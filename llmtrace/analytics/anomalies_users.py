@@ -154,13 +154,12 @@ def find(client: Any, by: Sequence[str], dims: str, params: dict[str, Any]) -> l
     hist_start = _epoch(params["hist_start"]) // HOUR * HOUR
     kept: dict[tuple[Any, ...], list[int]] = {}
     records: dict[tuple[Any, ...], dict[int, tuple[float, bool]]] = {}
-    calls_at = {(key, h): n for key, hs in pairs.items() for h, n in hs}
     for key, hours in pairs.items():
         mine = days[(*(key[i] for i in kept_at), key[-1])]
         peaks = {d: max(per.values()) for d, per in mine.items()}
-        for h, _ in hours:
+        for h, n in hours:
             rec, new = record(mine, peaks, h, hist_start)
-            if calls_at[(key, h)] >= rec + MIN_EXTRA:
+            if n >= rec + MIN_EXTRA:
                 kept.setdefault(key, []).append(h)
                 records.setdefault(key, {})[h] = (rec, new)
     if not kept:
@@ -243,13 +242,15 @@ def _windows(
     out: list[Runaway] = []
     impact = NEW_IMPACT if new else IMPACT
     for a in range(first, last):
+        if not mine.get(a):  # a window may as well start (and end) on the user's calls: no worse on any test
+            continue
         u = r = k = 0
         for b in range(a, min(a + MAX_BUCKETS, last)):
             u += mine.get(b, 0)
             k += sessions.get(b, 0)
             r += total.get(b, 0) - mine.get(b, 0)
             n = b - a + 1
-            if n < MIN_BUCKETS:
+            if n < MIN_BUCKETS or not mine.get(b):
                 continue
             expected = max(rec, 1.0) * max(1.0, n * STEP / HOUR)
             extra = u - expected
