@@ -193,7 +193,7 @@ def test_report_json_has_the_documented_shape(report: AnomalyReport) -> None:
     first = doc["anomalies"][0]
     assert set(first) == {
         "kind", "metric", "series", "start", "end", "observed", "expected", "score", "severity", "direction",
-        "points", "trace_ids", "key", "level", "detected_at", "events", "trials", "measure", "change",
+        "points", "trace_ids", "key", "level", "detected_at", "events", "trials", "measure", "change", "user",
     }  # fmt: skip
     assert first["severity"] == "critical"
 

@@ -27,7 +27,7 @@ GROUPINGS = {
 }
 SEVERITY_COLORS = {"critical": "#f8d0d0", "warning": "#fde9c4"}
 COLUMNS = [
-    "severity", "kind", "level", "series", "metric", "direction", "start", "end",
+    "severity", "kind", "level", "series", "user", "metric", "direction", "start", "end",
     "observed", "expected", "measure", "events", "trials", "score", "trace",
 ]  # fmt: skip
 
@@ -56,7 +56,9 @@ st.caption(
     "peaks allowed for), failures, truncations and empty outputs against the usual rate, and the share of "
     "calls slower, later to the first token, longer or costlier than the series' usual 90th percentile. "
     "The score is −log10 of the chance of seeing that many by luck; an incident is reported once, at the most "
-    "specific level that explains it. The 5 minutes in progress are not judged."
+    "specific level that explains it. One user whose calls run far above its own busiest hour and at least "
+    "half again the rest of its series (a runaway loop) is a calls episode of the series naming the user. "
+    "The 5 minutes in progress are not judged."
 )
 for line in report.warming_lines():
     st.info(line)
@@ -96,7 +98,8 @@ picked = st.selectbox("Episode", range(len(episodes)), format_func=lambda i: epi
 episode = episodes[int(picked or 0)]
 scanned = "tokens_per_call_low" if episode.metric == "tokens_per_call" and episode.direction == "down" else None
 points = common.load(anomalies.points, f, by, (episode.metric,))
-points = points[(points["level"] == episode.level) & (points["metric"] == (scanned or episode.metric))]
+level = episode.level.removesuffix(",user")  # a runaway user's episode: its series' calls
+points = points[(points["level"] == level) & (points["metric"] == (scanned or episode.metric))]
 for name, value in episode.series.items():
     points = points[points[name] == value]
 near = (points["bucket"] >= episode.start - timedelta(hours=12)) & (
@@ -121,5 +124,7 @@ unit = "calls per 5 minutes" if episode.metric == "calls" else "share of calls p
 st.plotly_chart(
     common.style(figure, f"{episode.metric} · {label(episode.series)} ({unit})", height=360), key="anomaly_chart"
 )
+if episode.user:
+    st.markdown(f"Runaway user: `{episode.user}`: {episode.measure}.")
 if episode.trace_ids:
     st.markdown("Example traces: " + ", ".join(f"[`{t[:12]}…`](traces?trace={t})" for t in episode.trace_ids))

@@ -42,7 +42,10 @@ Benign changes, decided on what a user wants paged for:
 * not handled: a planned load test in staging is a volume rise there like any other.
 
 Call-level anomalies come from :mod:`~llmtrace.analytics.anomalies_calls`: slow and
-expensive calls, and retry storms. :attr:`Anomaly.key` is stable across runs.
+expensive calls, and retry storms. Runaway users (one user id whose calls run far above its own
+record and swamp its series) come from :mod:`~llmtrace.analytics.anomalies_users` as ``calls``
+episodes of the series naming the user (:attr:`Anomaly.user`). :attr:`Anomaly.key` is stable
+across runs.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ from typing import Any
 import pandas as pd
 
 from llmtrace.analytics import anomalies_calls as calls_sql
-from llmtrace.analytics import frame
+from llmtrace.analytics import anomalies_users, frame
 from llmtrace.analytics.anomalies_changes import label as change_label
 from llmtrace.analytics.anomalies_changes import read_changes
 from llmtrace.analytics.anomalies_levels import AUTO, Level, Prepared, levels_for, main_level, prepare, warming_up
@@ -81,7 +84,7 @@ HOUR, DAY = 3600, 86400
 class Anomaly:
     """One anomaly: an episode of a series' metric, or a call-level finding."""
 
-    kind: str  # episode | slow_call | expensive_call | retry_storm
+    kind: str  # episode | slow_call | expensive_call | retry_storm (a runaway user: an episode with ``user``)
     metric: str
     series: dict[str, str]
     start: datetime
@@ -94,16 +97,19 @@ class Anomaly:
     points: int  # 5-minute buckets in the episode, or storms
     trace_ids: list[str] = field(default_factory=list)
     level: str = ""  # which grouping found it: service,model[,environment|,provider] | service | provider | all
+    # (| service,model,user: a runaway user, anomalies_users)
     detected_at: datetime | None = None  # end of the first window that was flagged
     events: float | None = None  # rates: events and trials over the episode
     trials: float | None = None
     measure: str = ""  # what observed/expected are, e.g. "calls slower than twice the usual p90"
     change: str = ""  # a deployment it coincides with, e.g. "release v2.1 first seen 2026-12-01 14:05 UTC"
+    user: str = ""  # calls up: the one user id whose runaway calls make it (anomalies_users)
 
     @property
     def key(self) -> str:
         """Stable identity: the same episode seen by a later run has the same key."""
-        return f"{self.kind}|{self.metric}|{label(self.series)}|{self.start.isoformat()}"
+        user = f"|user={self.user}" if self.level.endswith(",user") else ""
+        return f"{self.kind}|{self.metric}|{label(self.series)}{user}|{self.start.isoformat()}"
 
     @property
     def summary(self) -> str:
@@ -111,8 +117,9 @@ class Anomaly:
         counts = "" if self.events is None else f", {self.events:.0f} of {self.trials:.0f}"
         measure = f" [{self.measure}]" if self.measure else ""
         change = f"; with {self.change}" if self.change else ""
+        user = f" from user {self.user}" if self.user else ""
         return (
-            f"[{self.severity}] {label(self.series)}: {self.metric} {self.direction} "
+            f"[{self.severity}] {label(self.series)}: {self.metric} {self.direction}{user} "
             f"{_fmt(self.observed)}{expected}{counts}{measure} (score {self.score:.1f}, "
             f"{self.start:%Y-%m-%d %H:%M} → {self.end:%H:%M} UTC{change})"
         )
@@ -273,6 +280,8 @@ def _detect(
     _attach_examples(client, found, report_keys(levels), p)
     _attach_changes(client, found, p)
     main = main_level(levels)
+    if "calls" in _metrics(metrics):
+        found += _runaway_users(client, found, main.keys, p)
     if include_calls:
         found += _call_anomalies(client, main.keys, p)
     found.sort(key=lambda a: (a.severity != "critical", -a.score, a.key))
@@ -420,6 +429,53 @@ def _call_anomalies(client: Any, by: tuple[str, ...], p: Plan) -> list[Anomaly]:
     for row in storms:
         found.append(_finding(row, by, end=row["last"], points=int(row["storms"]), trace_ids=list(row["trace_ids"])))
     return found
+
+
+def _runaway_users(client: Any, episodes: list[Anomaly], by: tuple[str, ...], p: Plan) -> list[Anomaly]:
+    """Runaway users (:mod:`~llmtrace.analytics.anomalies_users`): a series' calls-up episode that
+    covers one names its user; the others are new calls-up episodes of the series naming theirs."""
+    if not anomalies_users.answers(by, p.step):
+        return []
+    dims, dim_params = _dims(p)
+    new: list[Anomaly] = []
+    for run in anomalies_users.find(client, by, dims, {**dim_params, **p.params()}):
+        series = dict(zip(by, run.series, strict=True))
+        covering = [
+            a
+            for a in episodes
+            if a.metric == "calls" and a.direction == "up" and a.start < run.end and run.start < a.end
+            and all(a.series.get(k) == v for k, v in series.items()) and not a.user
+        ]  # fmt: skip
+        measure = f"calls of user {run.user}: {run.calls} of the series' {run.calls + run.rest}"
+        if covering:
+            for a in covering:
+                a.user, a.measure = run.user, f"{a.measure}; {measure}" if a.measure else measure
+            continue
+        ratio = run.calls / run.record if run.record else None
+        big = ratio is not None and ratio >= CRITICAL_RATIO
+        new.append(
+            Anomaly(
+                kind="episode",
+                metric="calls",
+                series=series,
+                start=run.start,
+                end=run.end,
+                observed=float(run.calls),
+                expected=round(run.record, 2),
+                score=round(run.score, 2),
+                severity="critical" if run.score >= CRITICAL_SCORE and big else "warning",
+                direction="up",
+                points=int((run.end - run.start).total_seconds()) // anomalies_users.STEP,
+                level=",".join(by) + ",user",
+                detected_at=run.detected,
+                events=float(run.calls),
+                trials=float(run.calls + run.rest),
+                measure=f"{measure} (its usual at most {run.record:.0f})",
+                user=run.user,
+                trace_ids=list(run.trace_ids),
+            )
+        )
+    return new
 
 
 def _records(client: Any, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -306,7 +306,7 @@ def _anomaly_table(report: Any, out: TextIO) -> None:
         (
             a.severity,
             a.kind,
-            label(a.series),
+            label(a.series) + (f" user={a.user}" if a.user else ""),
             a.metric,
             a.direction,
             f"{a.start:%m-%d %H:%M}",
