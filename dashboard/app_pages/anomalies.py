@@ -125,6 +125,6 @@ st.plotly_chart(
     common.style(figure, f"{episode.metric} · {label(episode.series)} ({unit})", height=360), key="anomaly_chart"
 )
 if episode.user:
-    st.markdown(f"Runaway user: `{episode.user}`: {episode.measure}.")
+    st.text(f"Runaway user: {episode.user}: {episode.measure}.")  # plain text: a user id is data, not markdown
 if episode.trace_ids:
     st.markdown("Example traces: " + ", ".join(f"[`{t[:12]}…`](traces?trace={t})" for t in episode.trace_ids))
