@@ -61,8 +61,15 @@ def main() -> int:
     parser.add_argument(
         "--days", type=int, nargs="+", default=[1, 7], help="window lengths in days (default 1 7; 24h and 7d)"
     )
+    parser.add_argument(
+        "--huge-pages", action="store_true", help="keep transparent huge pages on (the CLI and dashboard turn them off)"
+    )
     args = parser.parse_args()
     sys.path.insert(0, args.code)
+    if not args.huge_pages:  # as `llmtrace anomalies` and the dashboard run (llmtrace._process; older checkouts too)
+        import ctypes
+
+        ctypes.CDLL(None).prctl(41, 1, 0, 0, 0)
     from llmtrace.analytics import anomalies
     from llmtrace.analytics.filters import Filter
     from llmtrace.store.client import connect
@@ -70,7 +77,7 @@ def main() -> int:
     end = args.end.replace(tzinfo=timezone.utc) if args.end.tzinfo is None else args.end
     client = connect(args.url, send_receive_timeout=3600)
     found: dict[str, list[list[Any]]] = {}
-    print(f"code {args.code}, windows end {end:%Y-%m-%d %H:%M} UTC")
+    print(f"code {args.code}, windows end {end:%Y-%m-%d %H:%M} UTC, huge pages {'on' if args.huge_pages else 'off'}")
     for name, days in ((f"{d}d" if d != 1 else "24h", d) for d in args.days):
         for run in range(args.runs):
             server, own, wall = server_cpu(args.server_pid), time.process_time(), time.perf_counter()

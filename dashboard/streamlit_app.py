@@ -33,7 +33,10 @@ def _bind_package() -> None:
 _bind_package()
 
 from dashboard import common, sidebar  # noqa: E402
+from llmtrace._process import disable_huge_pages  # noqa: E402
 from llmtrace.analytics import overview  # noqa: E402
+
+disable_huge_pages()  # however the app was started (llmtrace dashboard, up, streamlit run): steady CPU
 
 PAGES_DIR = Path(__file__).resolve().parent / "app_pages"
 PAGES = [

@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
 }
 
+# Commands whose process runs the analyses (the dashboard's Streamlit process too: it is this one's child):
+# transparent huge pages off for them (llmtrace._process). Not the server's, whose ingest was measured with them.
+ANALYSES = frozenset({"dashboard", "drift", "anomalies", "watch", "compare", "evaluate"})
+
 
 class Missing:
     """A command whose module needs a package this install lacks (``pip install llmtrace`` is light)."""
@@ -99,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     module = _load(args.command)
     assert module is not None
+    if args.command in ANALYSES:  # our own process: steady CPU for large analyses (llmtrace._process)
+        from llmtrace._process import disable_huge_pages
+
+        disable_huge_pages()
     try:
         return int(module.run(args.command, args) or 0)  # type: ignore[attr-defined]
     except KeyboardInterrupt:
