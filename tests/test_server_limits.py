@@ -159,6 +159,14 @@ def test_a_gzip_bomb_gets_413_in_bounded_memory_on_both_ports(server: ServerProc
     assert http("GET", f"{server.http_url}/ping")[2] == b"Ok.\n"
 
 
+def test_a_body_over_the_limit_is_answered_413_after_the_client_sent_it(server: ServerProcess) -> None:
+    """Answering while the client still sends resets the connection: the exporter would see a network
+    error and retry. 40 MiB against the OTLP port's 16: the rest cannot sit in socket buffers."""
+    body = b"\0" * (40 << 20)
+    assert http("POST", f"{server.otlp_url}/v1/traces", body, {"Content-Type": "application/x-protobuf"})[0] == 413
+    assert http("GET", f"{server.http_url}/ping")[2] == b"Ok.\n"
+
+
 def test_many_large_bodies_at_once_stay_within_the_ports_budget(tmp_path: Path) -> None:
     """Ten clients each sending a 100 MB body: each is under the per-request cap, together they
     grew the server by ~2 GB. Past the port's budget (256 MiB) a body is refused with 503."""
