@@ -13,7 +13,7 @@ of its own (a new one would add to every span's ingest; these reads cost ~0.1 s 
    **record**, its busiest hour on its second-busiest day from 7 days to 2 hours before, over the
    service's models (a sync or batch user heavy every day has its run in its record, an earlier
    one-off burst does not; a migration moves users between models, not out of their record); a
-   user with calls on fewer than two days is new.
+   user with calls on fewer than two days is new, on a series with two days of history (younger, it is not judged).
 2. ``llm_calls`` of the candidates' hours (kept where the hour beat the record by ``MIN_EXTRA``)
    and one hour either side only: per 5 minutes, the user's calls, its sessions (traces where a
    call has none) and the rest of the series' calls. A window of 10 minutes to 3 hours is a
@@ -53,6 +53,10 @@ RATIO = 3.0
 IMPACT_SCORE = 3.0
 IMPACT = 0.5
 NEW_IMPACT = 1.0
+# A user is new (no record) only on a series with this much history before the record's end: on a younger
+# one everybody is new (a nightly sync's first runs were runaways). Known users stay judged there: holding
+# them back too cost v7 3 of 18 runaway loops on young series, with no false episode less.
+NEW_AFTER_DAYS = 2
 RECORD_DAYS = 7
 RECORD_GAP_HOURS = 2
 STEP = 300
@@ -124,6 +128,15 @@ def history_sql(by: Sequence[str], dims: str) -> str:
         GROUP BY {names}, UserId, b"""
 
 
+def series_first_sql(by: Sequence[str], dims: str) -> str:
+    """The first hour with calls of each series (per ``record_keys``) from the history's start."""
+    keys = record_keys(by)
+    return f"""
+        SELECT {_g(keys)}, toUInt32(min(Bucket)) FROM llm_users_1h
+        PREWHERE Bucket >= toStartOfHour({{hist_start:{_TIME}}}) AND Bucket < {{judge_end:{_TIME}}}{dims}
+        GROUP BY {", ".join(_names(keys))}"""
+
+
 def buckets_sql(by: Sequence[str], dims: str) -> str:
     """Per series and 5 minutes of the ``{hours}`` given (series' service, hour): calls of each
     candidate user (``{users}``; '' for everyone else)."""
@@ -154,13 +167,17 @@ def find(client: Any, by: Sequence[str], dims: str, params: dict[str, Any]) -> l
         days[tuple(key)][int(hour) // DAY][int(hour)] = int(n)  # per record keys and user: day -> hour -> calls
     kept_at = [i for i, b in enumerate(by) if b not in MOVES]
     hist_start = _epoch(params["hist_start"]) // HOUR * HOUR
+    first_hour = {tuple(k): int(f) for *k, f in client.query(series_first_sql(by, dims), parameters=params).result_rows}
     kept: dict[tuple[Any, ...], list[int]] = {}
     records: dict[tuple[Any, ...], dict[int, tuple[float, bool]]] = {}
     for key, hours in pairs.items():
         mine = days[(*(key[i] for i in kept_at), key[-1])]
         peaks = {d: max(per.values()) for d, per in mine.items()}
+        born = first_hour.get(tuple(key[i] for i in kept_at), 0)
         for h, n in hours:
             rec, new = record(mine, peaks, h, hist_start)
+            if new and born > h - RECORD_GAP_HOURS * HOUR - NEW_AFTER_DAYS * DAY:
+                continue  # the series is too young for anyone to have a record: a nightly sync's first runs
             if n >= rec + MIN_EXTRA:
                 kept.setdefault(key, []).append(h)
                 records.setdefault(key, {})[h] = (rec, new)
