@@ -434,7 +434,7 @@ def _call_anomalies(client: Any, by: tuple[str, ...], p: Plan) -> list[Anomaly]:
 def _runaway_users(client: Any, episodes: list[Anomaly], by: tuple[str, ...], p: Plan) -> list[Anomaly]:
     """Runaway users (:mod:`~llmtrace.analytics.anomalies_users`): a series' calls-up episode that
     covers one names its user; the others are new calls-up episodes of the series naming theirs."""
-    if not anomalies_users.answers(by, p.step):
+    if not anomalies_users.answers(by):
         return []
     dims, dim_params = _dims(p)
     new: list[Anomaly] = []

@@ -34,7 +34,6 @@ names the user instead.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ import numpy as np
 
 from llmtrace.analytics.anomalies_sql import ROLLUP_KEYS
 from llmtrace.analytics.groups import COLUMNS
+from llmtrace.analytics.tails import chernoff_log10, poisson_score
 
 SHARE = 0.05  # below IMPACT x 10 of 60 minutes (0.077): a 10-minute run at the bar still makes it
 MIN_EXTRA = 10
@@ -84,7 +84,7 @@ class Runaway:
     trace_ids: list[str] = field(default_factory=list)  # the user's last call of its busiest 5 minutes
 
 
-def answers(by: Sequence[str], step: int) -> bool:
+def answers(by: Sequence[str]) -> bool:
     """Whether ``llm_users_1h`` holds these series (its keys are the 5-minute rollup's)."""
     return set(by) <= ROLLUP_KEYS
 
@@ -293,27 +293,12 @@ def _windows(
     return out
 
 
-def poisson_score(k: int, mu: float) -> float:
-    """-log10 P(Poisson(mu) >= k) for k above mu: its terms from k on, summed while they count."""
-    if k <= mu:
-        return 0.0
-    log_term = k * math.log(mu) - mu - math.lgamma(k + 1)
-    total, term, j = 1.0, 1.0, k
-    while term > 1e-12 * total:
-        j += 1
-        term *= mu / j
-        total += term
-    return -(log_term + math.log(total)) / math.log(10)
-
-
 def share_score(k: float, n: float, share: float) -> float:
-    """-log10 of the Chernoff bound on P(Binomial(n, share) >= k) for k above n * share (a lower
-    bound of the exact score): exp(-n KL(k/n || share))."""
+    """-log10 of the Chernoff bound on P(Binomial(n, share) >= k), upper side only (a lower bound of
+    the exact score)."""
     if n <= 0 or k <= n * share:
         return 0.0
-    q = k / n
-    kl = q * math.log(q / share) + (0.0 if q >= 1 else (1 - q) * math.log((1 - q) / (1 - share)))
-    return n * kl / math.log(10)
+    return float(chernoff_log10(np.asarray(k), np.asarray(n), np.asarray(share)))
 
 
 def _merge(found: list[Runaway]) -> list[Runaway]:

@@ -16,7 +16,7 @@ import numpy as np
 
 __all__ = [
     "LN10", "binom_cdf", "binom_sf", "binom_tails", "chernoff_log10", "nbinom_cdf", "nbinom_chernoff_log10",
-    "nbinom_sf", "neg_log10",
+    "nbinom_sf", "neg_log10", "poisson_score",
 ]  # fmt: skip
 
 LN10 = math.log(10)
@@ -191,3 +191,16 @@ def nbinom_chernoff_log10(k: np.ndarray, mu: np.ndarray, r: np.ndarray) -> np.nd
         lead = r * np.log((1 - q) * (k + r) / r)
         tail = np.where(k > 0, k * np.log(np.maximum(k, 1e-300) / (q * (k + r))), 0.0)
     return np.asarray(np.maximum(-(lead - tail), 0.0) / LN10)
+
+
+def poisson_score(k: int, mu: float) -> float:
+    """-log10 P(Poisson(mu) >= k) for k above mu: its terms from k on, summed while they count."""
+    if k <= mu:
+        return 0.0
+    log_term = k * math.log(mu) - mu - math.lgamma(k + 1)
+    total, term, j = 1.0, 1.0, k
+    while term > 1e-12 * total:
+        j += 1
+        term *= mu / j
+        total += term
+    return -(log_term + math.log(total)) / LN10
