@@ -196,10 +196,12 @@ def effect(b: Bench, sc: Any, inc: Any) -> tuple[float, float]:
     return EFFECTS[key]
 
 
-def replicates(b: Bench, sc: Any, inc: Any, reps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``Bench.stat`` of the incident window (its first 2 hours at most) in paired replicates of
-    the generator's traffic, fresh noise each: (without the incident, with it)."""
-    lo, hi = inc.start, min(inc.end, inc.start + 120)
+def replicates(
+    b: Bench, sc: Any, inc: Any, reps: int | None = None, until: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Bench.stat`` of the incident window (its first 2 hours at most, or up to minute ``until``)
+    in paired replicates of the generator's traffic, fresh noise each: (without the incident, with it)."""
+    lo, hi = inc.start, min(inc.end, inc.start + 120 if until is None else until)
     others = [o for o in sc.incidents if o is not inc]
     reps = b.reps if reps is None else reps
     base, hit = np.full(reps, np.nan), np.full(reps, np.nan)

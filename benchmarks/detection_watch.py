@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import detection_harness as h
+from detection_ceiling import crossings
 
 from llmtrace.analytics import anomalies
 from llmtrace.analytics.filters import Filter
@@ -147,13 +148,20 @@ def report(rows: list[dict[str, Any]], steps: int) -> None:
     by_kind: dict[str, list[float]] = defaultdict(list)
     for r in rows:
         by_kind[r["kind"]].append(r["ttd"] if r["ttd"] is not None else math.inf)
-    print(f"\n| kind | eligible | within 5 min | within 10 min | within {span} | median min |")
-    print("|---|---|---|---|---|---|")
+    oracle: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        if "oracle" in r:
+            oracle[r["kind"]].append(r["oracle"])
+    head = f"| kind | eligible | within 5 min | within 10 min | within {span} | median min |"
+    print("\n" + head + (f" oracle z=4 on {span} |" if oracle else ""))
+    print("|---" * (head.count("|") - (0 if oracle else 1)) + "|")
     for kind, t in [*sorted(by_kind.items()), ("ALL", [x for v in by_kind.values() for x in v])]:
         med = float(np.percentile(t, 50, method="higher"))
         near = sum(x <= 10 for x in t)
+        share = oracle[kind] if kind != "ALL" else [x for v in oracle.values() for x in v]
         print(f"| {kind} | {len(t)} | {sum(x <= 5 for x in t)} | {near} ({near / len(t):.2f}) | "
-              f"{sum(x < math.inf for x in t)} | {f'> {span}' if med == math.inf else f'{med:.0f}'} |")  # fmt: skip
+              f"{sum(x < math.inf for x in t)} | {f'> {span}' if med == math.inf else f'{med:.0f}'} |"
+              + (f" {np.mean(share):.2f} |" if oracle else ""))  # fmt: skip
     # a watch every minute alerts when the bucket that completes the evidence ends: the step's
     # time less the minutes the incident started into its bucket
     ends = [r["ttd"] - r["start"] for r in rows if r["ttd"] is not None]
@@ -174,6 +182,8 @@ def main() -> int:
     parser.add_argument("--bucket-end", action="store_true", help="judge through the end of now's bucket (a bound)")
     parser.add_argument("--set", action="append", default=[], help="NAME=VALUE: a constant of anomalies_scan")
     parser.add_argument("--diagnose", action="store_true", help="what was seen at 5 and 10 min of each late one")
+    parser.add_argument("--oracle", type=int, default=0, metavar="REPS",
+                        help="also the oracle's recall at z=4 on the minutes judged at the last step")  # fmt: skip
     args = parser.parse_args()
     b = importlib.import_module(args.runner).BENCH
     from llmtrace.analytics import anomalies_scan
@@ -192,9 +202,14 @@ def main() -> int:
                 label = b.label(sc.series[inc.series[0]]) + (f" +{len(inc.series) - 1}" if len(inc.series) > 1 else "")
                 rows.append({"seed": seed, "kind": inc.kind, "ttd": ttd, "start": inc.start % 5, "series": label,
                              "cpu": float(np.median(cpu)), "minutes": inc.end - inc.start})  # fmt: skip
+                if args.oracle:
+                    judged = (inc.start + 5 * args.steps) // 5 * 5  # the complete buckets at the last step
+                    pair = h.replicates(b, sc, inc, args.oracle, judged)
+                    rows[-1]["oracle"] = crossings(b, inc, *pair, exact=True)[4.0]
+                oracle = f", oracle {rows[-1]['oracle']:.2f}" if "oracle" in rows[-1] else ""
                 print(f"  seed {seed}: {inc.kind} on {label} at {sc.at(inc.start):%a %H:%M} "
                       f"({inc.end - inc.start} min, start :{inc.start % 5}) -> "
-                      f"{ttd if ttd is not None else f'> {5 * args.steps}'} min", flush=True)  # fmt: skip
+                      f"{ttd if ttd is not None else f'> {5 * args.steps}'} min{oracle}", flush=True)  # fmt: skip
                 if args.diagnose and (ttd is None or ttd > 10):
                     print("\n".join(diagnose(b, client, sc, inc)), flush=True)
         h.save_effects(effects)
