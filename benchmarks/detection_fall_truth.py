@@ -63,9 +63,9 @@ def _windows(store: str, sc: Any) -> tuple[dict[tuple[int, int, int], tuple[floa
     out: dict[tuple[int, int, int], tuple[float, ...]] = {}
     side, flag = scan._volume_side, scan._flag_nb
 
-    def watched_side(s: Any, judged: Any, width: int, up: bool, surged: Any, step: int, phi: Any) -> Any:
+    def watched_side(s: Any, judged: Any, width: int, up: bool, surged: Any, step: int, phi: Any, *rest: Any) -> Any:
         seen.update(width=width, falls=not up and surged is not None, phi=phi)
-        return side(s, judged, width, up, surged, step, phi)
+        return side(s, judged, width, up, surged, step, phi, *rest)
 
     def watched_flag(g: Any, e: Any, x: Any, mu: Any, r: Any, up: bool, *rest: Any) -> Any:
         if seen["falls"]:
