@@ -213,7 +213,8 @@ def test_own_provider_has_resource_and_otlp_exporter_without_network_at_init() -
         proc = provider._active_span_processor._span_processors[-1]  # after the one that builds the exporter
         import sys
         imported_early = "llmtrace.exporters.otlp" in sys.modules
-        exporter = proc._batch_processor._exporter.exporter  # built on first use
+        inner = getattr(proc, "_batch_processor", None)  # SDK >= 1.34 wraps a shared batch processor
+        exporter = (inner._exporter if inner is not None else proc.span_exporter).exporter  # built on first use
         print(attrs["service.name"], attrs["deployment.environment.name"], attrs["service.version"],
               type(proc).__name__, imported_early, type(exporter).__name__, exporter._endpoint)
     """)
@@ -257,10 +258,13 @@ def test_instrument_before_the_sdks_imports_no_wrapt_asyncio_or_provider_module(
     """wrapt 2.5 imports asyncio and importlib.metadata (~0.1 s of start-up): nothing needs it before an SDK
     is imported; then the provider is loaded on the importing thread and the SDK's module keeps its loader."""
     result = run_script("""
-        import inspect, sys, llmtrace
-        llmtrace.instrument(endpoint="http://127.0.0.1:9")
+        import inspect, sys
         heavy = ("wrapt", "asyncio", "importlib.metadata", "llmtrace.instrumentation.anthropic")
-        print(sorted(m for m in heavy if m in sys.modules))
+        import opentelemetry.sdk.trace  # older SDKs (1.27) import some of them themselves: not ours to avoid
+        theirs = {m for m in heavy if m in sys.modules}
+        import llmtrace
+        llmtrace.instrument(endpoint="http://127.0.0.1:9")
+        print(sorted(m for m in heavy if m in sys.modules and m not in theirs))
         import anthropic.resources.messages as messages
         print(type(vars(messages.Messages)["create"]).__name__, type(messages.__loader__).__name__)
         print(bool(inspect.getsource(messages)), type(messages.__spec__.loader).__name__)
