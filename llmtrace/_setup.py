@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from llmtrace import _after_import, config
 from llmtrace.exporters.lazy import LazySpanExporter
-from llmtrace.instrumentation import PROVIDERS, SDK_ROOTS, _core
+from llmtrace.instrumentation import PROVIDERS, SDK_ROOTS, _core, _direct
 from llmtrace.instrumentation._guard import internal_error
 
 if TYPE_CHECKING:
@@ -110,6 +110,10 @@ class _PrepareOnFirstSpan(SpanProcessor):
             except Exception as exc:  # a missing or broken exporter must not fail the app's call
                 internal_error("building the span exporter", exc)
             self._exporter = None
+
+
+# Quiet once the exporter is built (the first span, on the SDK path): then the direct span path may run.
+_direct.register_quiet(_PrepareOnFirstSpan, when=lambda processor: processor._exporter is None)
 
 
 def _choose_provider(settings: config.Settings, tracer_provider: Any, exporter: SpanExporter | None) -> Any:

@@ -27,6 +27,7 @@ from llmtrace import pricing
 from llmtrace import semconv as sc
 from llmtrace.config import Settings
 from llmtrace.instrumentation import _content
+from llmtrace.instrumentation._direct import DirectSpan, DirectSpans
 from llmtrace.instrumentation._guard import internal_error
 from llmtrace.instrumentation._model import Request, Response, StreamAccumulator
 from llmtrace.instrumentation._prompt_hash import current_variables, prompt_hashes
@@ -71,6 +72,7 @@ class Runtime:
         self.tracer = tracer
         self.settings = settings
         self.worker: Worker | Inline = default_worker if settings.background else Inline()
+        self.direct = DirectSpans.for_tracer(tracer)  # None: every span takes the SDK path
 
 
 _runtime: Runtime | None = None
@@ -132,6 +134,7 @@ class Invocation:
         "_acc",
         "_args",
         "_described",
+        "_direct",
         "_ended",
         "_extra",
         "_first_chunk_ns",
@@ -167,13 +170,19 @@ class Invocation:
         self._acc: StreamAccumulator | None = None
         self._first_chunk_ns: int | None = None
         self._start_ns = time.time_ns()
-        self.span: Span = runtime.tracer.start_span(
-            _span_name(request),
-            context,
-            kind=SpanKind.CLIENT,
-            attributes=_start_attributes(request),
-            start_time=self._start_ns,
-        )
+        direct = runtime.direct
+        if direct is not None and direct.usable():  # no SDK Span: see _direct
+            self.span: Span = direct.start(_span_name(request), context, _start_attributes(request), self._start_ns)
+            self._direct: DirectSpan | None = self.span  # type: ignore[assignment]
+        else:
+            self._direct = None
+            self.span = runtime.tracer.start_span(
+                _span_name(request),
+                context,
+                kind=SpanKind.CLIENT,
+                attributes=_start_attributes(request),
+                start_time=self._start_ns,
+            )
         self.token: object | None = None
 
     # --- the SDK call (app thread) --------------------------------------------
@@ -197,11 +206,16 @@ class Invocation:
         """The SDK raised: record it; the caller re-raises the SDK's exception untouched."""
         self._settle(self._job_fail, exc)
 
+    def recording(self) -> bool:
+        """Whether the span will be exported (the sampler's decision), so worth reading for."""
+        direct = self._direct
+        return self.span.is_recording() if direct is None else direct.recording
+
     def _settle(self, job: Callable[[Any, int], None], outcome: Any) -> None:
         if self._ended:
             return
         self._ended = True
-        if self.span.is_recording():
+        if self.recording():
             self.runtime.worker.submit(job, outcome, time.time_ns())
         else:  # sampled out: nothing will be exported, so nothing is read
             self.span.end()
@@ -216,7 +230,7 @@ class Invocation:
         costs more in garbage collection than folding them does. The later fold is not guarded:
         the proxy is.
         """
-        if not self.span.is_recording():
+        if not self.recording():
             return _skip, _skip_rest  # sampled out: chunks pass untouched
         acc = self._acc = self.endpoint.new_stream(self.request)
         add = acc.add
@@ -292,6 +306,17 @@ class Invocation:
 
     def _end(self, attributes: dict[str, AttributeValue], end_ns: int, exc: BaseException | None = None) -> None:
         """Set everything in one pass through the SDK's attribute validation, then end at the captured time."""
+        direct = self._direct
+        if direct is not None:
+            try:
+                status = None
+                if exc is not None:
+                    attributes[sc.ERROR_TYPE] = error_type(exc)
+                    status = Status(StatusCode.ERROR, str(exc)[:1000])
+                direct.finish(attributes, status, end_ns)
+            except Exception as inner:
+                internal_error("span end", inner)
+            return
         try:
             if exc is not None:
                 attributes[sc.ERROR_TYPE] = error_type(exc)
