@@ -1,0 +1,294 @@
+"""The direct span path (``llmtrace/instrumentation/_direct.py``): real SDKs against the fake LLM service.
+
+Each call is made twice, once with only quiet span processors (the direct path: no SDK ``Span``) and
+once with a processor that has an ``on_start`` (the SDK path), and the exported spans must agree in
+every field the exporters read, but ids and times.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anthropic
+import httpx2
+import openai
+import pytest
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+import llmtrace
+from llmtrace import semconv as sc
+from llmtrace.demo.fake_llm import FakeLLM
+from llmtrace.instrumentation import _core
+
+MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is ClickHouse?"}]
+# Values that differ call to call whatever the path: the fake service's reply ids, and times.
+VARYING = {sc.RESPONSE_ID, sc.RESPONSE_TIME_TO_FIRST_CHUNK}
+
+
+class StartWatcher(SpanProcessor):
+    """A user's processor with an ``on_start`` (it could enrich spans there): forces the SDK path."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.started.append(span.name)
+
+
+class Pipeline:
+    def __init__(self, sdk_path: bool, sampler: Sampler | None = None, limits: SpanLimits | None = None) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider(sampler=sampler, span_limits=limits)
+        self.watcher = StartWatcher()
+        if sdk_path:
+            self.provider.add_span_processor(self.watcher)
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+
+    def spans(self) -> list[ReadableSpan]:
+        llmtrace.flush()
+        return list(self.exporter.get_finished_spans())
+
+
+@contextmanager
+def instrumented(pipeline: Pipeline, **options: Any) -> Iterator[Pipeline]:
+    llmtrace.instrument(tracer_provider=pipeline.provider, **options)
+    try:
+        yield pipeline
+    finally:
+        llmtrace.uninstrument()
+
+
+def direct_path_taken() -> bool:
+    runtime = _core.get_runtime()
+    assert runtime is not None
+    return runtime.direct is not None and runtime.direct.usable()
+
+
+def fields(span: ReadableSpan) -> dict[str, Any]:
+    """Everything the OTLP and ClickHouse exporters read from a span, ids and times left out."""
+    context, parent = span.get_span_context(), span.parent
+    assert context is not None
+    attributes = span.attributes or {}
+    return {
+        "name": span.name,
+        "kind": span.kind,
+        "status": (span.status.status_code, span.status.description),
+        "attributes": [(k, "<varies>" if k in VARYING else v) for k, v in attributes.items()],
+        "dropped_attributes": span.dropped_attributes,
+        "events": [(e.name, dict(e.attributes or {})) for e in span.events],
+        "dropped_events": span.dropped_events,
+        "links": list(span.links),
+        "dropped_links": span.dropped_links,
+        "resource": dict(span.resource.attributes),
+        "resource_schema": span.resource.schema_url,
+        "scope": span.instrumentation_scope,
+        "flags": context.trace_flags,
+        "trace_state": context.trace_state,
+        "remote": context.is_remote,
+        "parent": None if parent is None else (parent.trace_flags, parent.is_remote),
+        "times": span.start_time is not None and span.end_time is not None and span.start_time <= span.end_time,
+    }
+
+
+def openai_client(fake: FakeLLM, **options: Any) -> openai.OpenAI:
+    return openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0, **options)
+
+
+def anthropic_client(fake: FakeLLM) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key="test", max_retries=0)
+
+
+def openai_chat(fake: FakeLLM) -> None:
+    openai_client(fake).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, temperature=0.2)
+
+
+def openai_stream(fake: FakeLLM) -> None:
+    stream = openai_client(fake).chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    list(stream)
+
+
+def openai_error(fake: FakeLLM) -> None:
+    with pytest.raises(openai.RateLimitError):
+        openai_client(fake).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, extra_headers={"x-fake-status": "429"}
+        )
+
+
+def openai_stream_error(fake: FakeLLM) -> None:
+    stream = openai_client(fake).chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_headers={"x-fake-stream-error-after": "3"}
+    )
+    with pytest.raises(openai.APIError):
+        list(stream)
+    stream.close()
+
+
+def openai_abandoned(fake: FakeLLM) -> None:
+    stream = openai_client(fake).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    next(iter(stream))
+    del stream
+    gc.collect()
+
+
+def anthropic_message(fake: FakeLLM) -> None:
+    anthropic_client(fake).messages.create(model="claude-sonnet-4-0", max_tokens=100, messages=MESSAGES[1:])
+
+
+def anthropic_stream(fake: FakeLLM) -> None:
+    list(
+        anthropic_client(fake).messages.create(
+            model="claude-sonnet-4-0", max_tokens=100, messages=MESSAGES[1:], system="Be brief.", stream=True
+        )
+    )
+
+
+CALLS: dict[str, Callable[[FakeLLM], None]] = {
+    "openai chat": openai_chat,
+    "openai stream": openai_stream,
+    "openai error": openai_error,
+    "openai stream error": openai_stream_error,
+    "openai abandoned stream": openai_abandoned,
+    "anthropic message": anthropic_message,
+    "anthropic stream": anthropic_stream,
+}
+
+
+def run_both(call: Callable[[FakeLLM], None], fake: FakeLLM, **provider: Any) -> tuple[ReadableSpan, ReadableSpan]:
+    """The call on the direct path, then on the SDK path: one exported span each."""
+    out = []
+    for sdk_path in (False, True):
+        with instrumented(Pipeline(sdk_path, **provider)) as pipeline, llmtrace.attributes(user_id="u-1"):
+            call(fake)
+            assert direct_path_taken() is not sdk_path
+            spans = pipeline.spans()
+            assert len(spans) == 1, [s.name for s in spans]
+            assert pipeline.watcher.started == ([spans[0].name] if sdk_path else [])
+            out.append(spans[0])
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_both_paths_export_the_same_span(fake_llm: FakeLLM, name: str) -> None:
+    direct, sdk = run_both(CALLS[name], fake_llm)
+    assert fields(direct) == fields(sdk)
+    assert len(direct.attributes or {}) > 10  # the request, response and cost were read
+    if "error" in name:
+        assert direct.status.status_code.name == "ERROR"
+    if "abandoned" in name:
+        assert (direct.attributes or {})[sc.STREAM_END] == "abandoned"
+
+
+def test_both_paths_apply_the_providers_span_limits_alike(fake_llm: FakeLLM) -> None:
+    limits = SpanLimits(max_span_attributes=9, max_span_attribute_length=12)
+    direct, sdk = run_both(openai_stream, fake_llm, limits=limits)
+    assert fields(direct) == fields(sdk)
+    assert direct.dropped_attributes > 0  # more than 9 were set: the oldest went, on both paths
+    assert len(direct.attributes or {}) == 9
+    assert all(len(v) <= 12 for v in (direct.attributes or {}).values() if isinstance(v, str))
+
+
+def test_a_processor_added_after_instrument_with_an_on_start_turns_the_sdk_path_on(fake_llm: FakeLLM) -> None:
+    pipeline = Pipeline(sdk_path=False)
+    with instrumented(pipeline):
+        openai_chat(fake_llm)
+        assert direct_path_taken()
+        pipeline.provider.add_span_processor(pipeline.watcher)
+        openai_chat(fake_llm)
+        assert not direct_path_taken()
+        assert pipeline.watcher.started == ["chat gpt-4o-mini"]
+        assert len(pipeline.spans()) == 2
+
+
+def test_a_span_opened_inside_the_call_is_a_child_of_the_calls_span(fake_llm: FakeLLM) -> None:
+    """An HTTP-level span (here the app's own, from an httpx event hook) has the call's span as parent."""
+    pipeline = Pipeline(sdk_path=False)
+    inner_tracer = pipeline.provider.get_tracer("http")
+
+    def hook(request: Any) -> None:
+        inner_tracer.start_span("POST", attributes={"in.call": True}).end()
+
+    http = httpx2.Client(event_hooks={"request": [hook]})
+    with instrumented(pipeline), inner_tracer.start_as_current_span("request handler") as outer:
+        list(
+            openai_client(fake_llm, http_client=http).chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            )
+        )
+        assert direct_path_taken()
+    spans = {s.name: s for s in pipeline.spans()}
+    call, inner = spans["chat gpt-4o-mini"], spans["POST"]
+    assert call.parent is not None and call.parent.span_id == outer.get_span_context().span_id
+    assert call.context.trace_id == outer.get_span_context().trace_id
+    assert inner.parent is not None and inner.parent.span_id == call.context.span_id
+    assert inner.context.trace_id == call.context.trace_id
+    assert call.context.span_id not in (outer.get_span_context().span_id, inner.context.span_id)
+
+
+@pytest.mark.parametrize("how", ["always off", "unsampled parent"])
+def test_sampled_out_calls_export_nothing_and_the_app_is_unaffected(fake_llm: FakeLLM, how: str) -> None:
+    sampler = ALWAYS_OFF if how == "always off" else ParentBased(ALWAYS_ON)
+    pipeline = Pipeline(sdk_path=False, sampler=sampler)
+    inner_tracer = pipeline.provider.get_tracer("http")
+    seen: list[SpanContext] = []
+
+    def hook(request: Any) -> None:
+        span = inner_tracer.start_span("POST")
+        seen.append(span.get_span_context())
+        span.end()
+
+    parent = NonRecordingSpan(SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT)))
+    token = otel_context.attach(trace.set_span_in_context(parent)) if how == "unsampled parent" else None
+    try:
+        with instrumented(pipeline):
+            client = openai_client(fake_llm, http_client=httpx2.Client(event_hooks={"request": [hook]}))
+            reply = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+            assert direct_path_taken()
+    finally:
+        if token is not None:
+            otel_context.detach(token)
+    assert reply.choices[0].message.content
+    assert len(chunks) > 2
+    assert pipeline.spans() == []
+    assert len(seen) == 2 and not any(s.trace_flags.sampled for s in seen)
+    if how == "unsampled parent":
+        assert all(s.trace_id == 0x1234 for s in seen)
+
+
+def test_llmtraces_own_pipeline_takes_the_sdk_path_until_its_exporter_is_built(fake_llm: FakeLLM) -> None:
+    """``_PrepareOnFirstSpan`` builds the exporter in ``on_start``: the first span must go through it."""
+    from llmtrace import _setup
+    from llmtrace.exporters.lazy import LazySpanExporter
+
+    built: list[InMemorySpanExporter] = []
+
+    def build() -> InMemorySpanExporter:
+        built.append(InMemorySpanExporter())
+        return built[-1]
+
+    lazy = LazySpanExporter(build)
+    pipeline = Pipeline(sdk_path=False)
+    pipeline.provider.add_span_processor(_setup._PrepareOnFirstSpan(lazy))
+    pipeline.provider.add_span_processor(SimpleSpanProcessor(lazy))
+    with instrumented(pipeline):
+        runtime = _core.get_runtime()
+        assert runtime is not None and runtime.direct is not None
+        assert not runtime.direct.usable()
+        openai_chat(fake_llm)  # the SDK path: on_start builds the exporter on this thread
+        assert len(built) == 1
+        assert runtime.direct.usable()
+        openai_chat(fake_llm)  # the direct path
+        direct, sdk = pipeline.spans()
+    assert fields(direct) == fields(sdk)
+    assert len(built[0].get_finished_spans()) == 2
