@@ -8,15 +8,17 @@ with a bare call of the same round, as ``overhead.py``'s interleaved section doe
 between the two columns is the code alone. Prints, per SDK and scenario, each version's overhead
 over bare in µs and its ratio to floor+read, for the app's thread and the whole process.
 
-    python benchmarks/overhead_ab.py --a /work/main --b . [--calls 1600] [--stream-only]
+    python benchmarks/overhead_ab.py --a /work/main --b . [--calls 1600] [--stream-only] [--async]
 
 ``--a`` / ``--b``: checkouts (or git trees) holding ``llmtrace/``; ``--rev-a REV`` takes the package
-from a git revision of ``--a`` instead of its working tree.
+from a git revision of ``--a`` instead of its working tree. ``--async``: the async clients instead (each call run
+to its end by one event loop; bare calls alike).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import logging
 import os
@@ -72,7 +74,7 @@ def _paired(samples: dict[str, list[tuple[float, float]]], which: int) -> dict[s
     }
 
 
-def measure(packages: dict[str, Any], calls: int, streams: tuple[bool, ...]) -> None:
+def measure(packages: dict[str, Any], calls: int, streams: tuple[bool, ...], asynchronous: bool = False) -> None:
     workers = [importlib.import_module(f"{pkg.__name__}.instrumentation._worker").worker for pkg in packages.values()]
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(NullExporter(), max_queue_size=100_000))
@@ -83,7 +85,8 @@ def measure(packages: dict[str, Any], calls: int, streams: tuple[bool, ...]) -> 
             stream: Floor(provider, *reference_attributes(provider, stream, sdk), read=True, sdk=sdk)
             for stream in streams
         }
-        client, _ = sdk.clients()
+        sync_client, async_client = sdk.clients()
+        client = async_client if asynchronous else sync_client
         sdk.resource(client)
         board = Switchboard()
         for name, pkg in packages.items():
@@ -92,8 +95,9 @@ def measure(packages: dict[str, Any], calls: int, streams: tuple[bool, ...]) -> 
         try:
             for stream in streams:
                 samples = _samples(
-                    sdk, board, client, floors[stream], configs, stream, calls if stream else calls * 3, workers
-                )
+                    sdk, board, client, floors[stream], configs, stream, calls if stream else calls * 3, workers,
+                    asynchronous,
+                )  # fmt: skip
                 for which, kind in enumerate(("app thread", "whole process")):
                     over = _paired(samples, which)
                     cells = "  ".join(
@@ -101,7 +105,8 @@ def measure(packages: dict[str, Any], calls: int, streams: tuple[bool, ...]) -> 
                     )
                     a, b = packages
                     print(
-                        f"{sdk.name} {'stream 50 chunks' if stream else 'sync'}, {kind}, n={len(samples['bare'])}: "
+                        f"{sdk.name} {'async ' if asynchronous else ''}{'stream 50 chunks' if stream else 'call'}, "
+                        f"{kind}, n={len(samples['bare'])}: "
                         f"floor+read +{over['floor+read']:.1f} µs  {cells}  {b}-{a} {over[b] - over[a]:+.1f} µs",
                         flush=True,
                     )
@@ -114,9 +119,24 @@ def measure(packages: dict[str, Any], calls: int, streams: tuple[bool, ...]) -> 
 
 def _samples(
     sdk: Any, board: Switchboard, client: Any, floor: Floor, configs: tuple[str, ...], stream: bool, calls: int,
-    workers: list[Any],
+    workers: list[Any], asynchronous: bool = False,
 ) -> dict[str, list[tuple[float, float]]]:  # fmt: skip
+    loop = asyncio.new_event_loop()
+
+    async def arun(config: str) -> None:
+        if config == "floor+read":
+            await floor.acall(lambda: sdk.call(client, stream), stream)
+            return
+        result = await sdk.call(client, stream)
+        if stream:
+            async for _ in result:
+                pass
+
     def run(config: str) -> None:
+        if asynchronous:
+            board.use(config)
+            loop.run_until_complete(arun(config))
+            return
         board.use(config)
         if config == "floor+read":
             floor.call(lambda: sdk.call(client, stream), stream)
@@ -143,6 +163,8 @@ def _samples(
             app_thread = time.thread_time() - start
             drain()  # this call's span is finished here: its work counts in the whole process
             samples[config].append((app_thread, time.process_time() - start_all))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
     return samples
 
 
@@ -153,6 +175,7 @@ def main() -> int:
     parser.add_argument("--rev-a", help="take A's package from this git revision of --a")
     parser.add_argument("--calls", type=int, default=1600, help="stream calls per configuration (x3 for sync)")
     parser.add_argument("--stream-only", action="store_true")
+    parser.add_argument("--async", dest="asynchronous", action="store_true", help="async clients")
     args = parser.parse_args()
     # Each version warns that the other already wrapped a method: expected here, and not what is measured.
     logging.getLogger("llmtrace").setLevel(logging.ERROR)
@@ -161,7 +184,7 @@ def main() -> int:
         copy_as(args.b, "llmtrace_b", Path(tmp))
         sys.path.insert(0, tmp)
         packages = {"A": importlib.import_module("llmtrace_a"), "B": importlib.import_module("llmtrace_b")}
-        measure(packages, args.calls, (True,) if args.stream_only else (True, False))
+        measure(packages, args.calls, (True,) if args.stream_only else (True, False), args.asynchronous)
     print(f"load: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0
 
