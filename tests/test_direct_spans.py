@@ -82,7 +82,7 @@ def fields(span: ReadableSpan) -> dict[str, Any]:
         "name": span.name,
         "kind": span.kind,
         "status": (span.status.status_code, span.status.description),
-        "attributes": [(k, "<varies>" if k in VARYING else v) for k, v in attributes.items()],
+        "attributes": [(k, type(v).__name__, "<varies>" if k in VARYING else v) for k, v in attributes.items()],
         "dropped_attributes": span.dropped_attributes,
         "events": [(e.name, dict(e.attributes or {})) for e in span.events],
         "dropped_events": span.dropped_events,
@@ -141,6 +141,24 @@ def openai_abandoned(fake: FakeLLM) -> None:
     gc.collect()
 
 
+class Ratio(float):
+    """A float subclass, as numpy's float64 is: the SDK keeps it, llmtrace's quick check does not know it."""
+
+
+def openai_odd_attributes(fake: FakeLLM) -> None:
+    """Attributes the SDK cleans, drops or moves: a key set again (it moves last), an empty key (dropped
+    and counted), a list (made a tuple), a float subclass, a tuple of mixed plain values."""
+    odd = {sc.REQUEST_MODEL: "set again", "": "no key", "app.list": ["x", "y"], "app.ratio": Ratio(0.5)}
+    with _core.extra_attributes(**odd, **{"app.tuple": ("a", 1, 2.5, True)}):
+        openai_client(fake).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stop=["END"])
+
+
+def openai_moved_attribute(fake: FakeLLM) -> None:
+    """Only plain values, one key set again: the quick path must move it last as the SDK does."""
+    with _core.extra_attributes(**{sc.SERVER_ADDRESS: "set again", "app.tuple": ("a", 1, 2.5, True)}):
+        openai_client(fake).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+
 def anthropic_message(fake: FakeLLM) -> None:
     anthropic_client(fake).messages.create(model="claude-sonnet-4-0", max_tokens=100, messages=MESSAGES[1:])
 
@@ -159,6 +177,8 @@ CALLS: dict[str, Callable[[FakeLLM], None]] = {
     "openai error": openai_error,
     "openai stream error": openai_stream_error,
     "openai abandoned stream": openai_abandoned,
+    "openai odd attributes": openai_odd_attributes,
+    "openai moved attribute": openai_moved_attribute,
     "anthropic message": anthropic_message,
     "anthropic stream": anthropic_stream,
 }
@@ -185,6 +205,12 @@ def test_both_paths_export_the_same_span(fake_llm: FakeLLM, name: str) -> None:
     assert len(direct.attributes or {}) > 10  # the request, response and cost were read
     if "error" in name:
         assert direct.status.status_code.name == "ERROR"
+    if name == "openai odd attributes":
+        assert direct.dropped_attributes == 1  # the empty key
+        assert (direct.attributes or {})["app.list"] == ("x", "y")
+    if name == "openai moved attribute":
+        keys = list(direct.attributes or {})
+        assert keys.index(sc.SERVER_ADDRESS) > keys.index(sc.SERVER_PORT)  # set at start before the port, moved
     if "abandoned" in name:
         assert (direct.attributes or {})[sc.STREAM_END] == "abandoned"
 

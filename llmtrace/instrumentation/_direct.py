@@ -166,15 +166,7 @@ class DirectSpan(NonRecordingSpan):
         """Export the finished span (worker thread); what ``set_status``, ``set_attributes`` and
         ``end`` do on an SDK span, in one step."""
         tracer = self._spans.tracer
-        limits = tracer._span_limits
-        bounded = BoundedAttributes(
-            limits.max_span_attributes,
-            self._start_attributes,
-            immutable=False,
-            max_value_len=limits.max_span_attribute_length,
-        )
-        bounded._set_items(attributes)
-        bounded._immutable = True
+        bounded = _bounded(tracer._span_limits, self._start_attributes, attributes)
         self._end_metrics()
         span = ReadableSpan(
             name=self._name,
@@ -190,3 +182,53 @@ class DirectSpan(NonRecordingSpan):
             **({"status": status} if status is not None else {}),
         )
         tracer.span_processor.on_end(span)
+
+
+_PLAIN = frozenset((str, int, float, bool, bytes, type(None)))  # values the SDK keeps as they are (exact types)
+
+
+def _quick(start: Any, attributes: dict[str, AttributeValue], max_len: int | None) -> dict[str, Any] | None:
+    """``start`` then ``attributes`` as the SDK's cleaning leaves them, when it would only turn lists into
+    tuples: non-empty string keys, values of the plain types or lists and tuples of them, strings within
+    the length limit; a key set again moves to the end, as in ``BoundedAttributes``. None otherwise."""
+    merged: dict[str, Any] = {}
+    for source in (start, attributes):
+        for key, value in source.items():
+            if key.__class__ is not str or not key:
+                return None
+            cls = value.__class__
+            if cls is str:
+                if max_len is not None and len(value) > max_len:
+                    return None
+            elif cls is tuple or cls is list:
+                for item in value:
+                    if item.__class__ not in _PLAIN or (
+                        max_len is not None and item.__class__ is str and len(item) > max_len
+                    ):
+                        return None
+                if cls is list:
+                    value = tuple(value)
+            elif cls not in _PLAIN:
+                return None
+            merged.pop(key, None)
+            merged[key] = value
+    return merged
+
+
+def _bounded(limits: Any, start: Any, attributes: dict[str, AttributeValue]) -> BoundedAttributes:
+    """The span's attributes as the SDK's ``Span`` holds them after ``set_attributes`` and ``end()``.
+
+    When the SDK's cleaning would only turn lists into tuples and nothing is over the count limit
+    (every call llmtrace makes, in practice), the mapping is built directly: same keys, values and
+    order. Otherwise the SDK's own code runs (drops, truncation, its warnings).
+    """
+    maxlen, max_len = limits.max_span_attributes, limits.max_span_attribute_length
+    merged = _quick(start or {}, attributes, max_len)
+    if merged is not None and (maxlen is None or len(merged) <= maxlen):
+        bounded = BoundedAttributes(maxlen, None, immutable=True, max_value_len=max_len)
+        bounded._dict = merged
+        return bounded
+    bounded = BoundedAttributes(maxlen, start, immutable=False, max_value_len=max_len)
+    bounded._set_items(attributes)
+    bounded._immutable = True
+    return bounded
