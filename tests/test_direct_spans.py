@@ -261,6 +261,50 @@ def test_a_span_opened_inside_the_call_is_a_child_of_the_calls_span(fake_llm: Fa
     assert call.context.span_id not in (outer.get_span_context().span_id, inner.context.span_id)
 
 
+def test_writes_to_the_current_span_inside_the_call_land_on_both_paths_alike(fake_llm: FakeLLM) -> None:
+    """An HTTP hook writing to ``trace.get_current_span()`` (our span): recording, and its attribute,
+    event, exception and name are exported as the SDK path exports them; llmtrace's own attributes
+    still come after, and the span is ended once."""
+    seen: list[bool] = []
+
+    def hook(request: Any) -> None:
+        span = trace.get_current_span()
+        seen.append(span.is_recording())
+        span.set_attribute("app.hook", ["a", "b"])
+        span.set_attribute(sc.REQUEST_MODEL, "from the hook")  # set again by nobody: stays as the hook left it
+        span.add_event("hook", {"n": 1}, timestamp=1)
+        span.record_exception(ValueError("noted"), timestamp=2)
+
+    def call(fake: FakeLLM) -> None:
+        client = openai_client(fake, http_client=httpx2.Client(event_hooks={"request": [hook]}))
+        list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+        assert not trace.get_current_span().is_recording()
+
+    direct, sdk = run_both(call, fake_llm)
+    assert seen == [True, True]
+    assert fields(direct) == fields(sdk)
+    attributes = direct.attributes or {}
+    assert attributes["app.hook"] == ("a", "b")
+    assert attributes[sc.REQUEST_MODEL] == "from the hook"
+    assert attributes[sc.STREAM_END] == "completed"
+    assert [e.name for e in direct.events] == ["hook", "exception"]
+    assert [e.timestamp for e in direct.events] == [1, 2]
+
+
+def test_a_span_ended_from_inside_the_call_is_exported_once_on_both_paths(fake_llm: FakeLLM) -> None:
+    def hook(request: Any) -> None:
+        trace.get_current_span().end()
+
+    def call(fake: FakeLLM) -> None:
+        openai_client(fake, http_client=httpx2.Client(event_hooks={"request": [hook]})).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        )
+
+    direct, sdk = run_both(call, fake_llm)
+    assert fields(direct) == fields(sdk)
+    assert sc.RESPONSE_MODEL not in (direct.attributes or {})  # ended before the reply: the SDK ignores later writes
+
+
 @pytest.mark.parametrize("how", ["always off", "unsampled parent"])
 def test_sampled_out_calls_export_nothing_and_the_app_is_unaffected(fake_llm: FakeLLM, how: str) -> None:
     sampler = ALWAYS_OFF if how == "always off" else ParentBased(ALWAYS_ON)

@@ -17,6 +17,7 @@ The exported span is field for field the SDK path's (tests/test_direct_spans.py 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from opentelemetry.sdk.trace import (
     SpanProcessor,
     SynchronousMultiSpanProcessor,
     Tracer,
+    _Span,
 )
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.trace import (
@@ -47,6 +49,7 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _DEFAULT = TraceFlags(TraceFlags.DEFAULT)
 _SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | (_RANDOM or 0))
 _DEFAULT_RANDOM = TraceFlags(TraceFlags.DEFAULT | (_RANDOM or 0))
+_LOCK = threading.Lock()  # a DirectSpan's SDK span: built once, seen by finish()
 _MIRRORED = ("_tracer_config", "_tracer_metrics", "_span_limits", "_instrumentation_scope", "id_generator", "sampler")
 
 # Processor types whose on_start and _on_ending are known to do nothing, by exact type (a subclass
@@ -138,10 +141,14 @@ class DirectSpans:
 class DirectSpan(NonRecordingSpan):
     """The call's span while it runs: its context is current (children's parent); ``finish`` exports it.
 
-    ``is_recording()`` is False, as for any span nobody may write to: llmtrace fills it on the worker.
+    Nothing writes to it in llmtrace's own path. Anything else that does (``trace.get_current_span()``
+    inside the call: an HTTP hook setting an attribute, adding an event, recording an exception,
+    ending it) gets a real SDK span built on the spot with the same context, start and attributes
+    (``on_start`` needs no call: every processor is quiet), and from then on the SDK's own code runs:
+    ``finish`` sets the status and attributes on it and ends it, as the SDK path does.
     """
 
-    __slots__ = ("_end_metrics", "_name", "_parent", "_spans", "_start_attributes", "_start_ns", "recording")
+    __slots__ = ("_end_metrics", "_live", "_name", "_parent", "_sdk", "_spans", "_start_attributes", "_start_ns")
 
     def __init__(
         self,
@@ -160,15 +167,92 @@ class DirectSpan(NonRecordingSpan):
         self._start_attributes = start_attributes
         self._start_ns = start_ns
         self._end_metrics = end_metrics
-        self.recording = start_attributes is not None  # the sampler's decision: whether anything is exported
+        self._sdk: Any = None  # the SDK span, once something other than llmtrace wrote to this one
+        self._live = start_attributes is not None  # the sampler's decision; False once finished
+
+    @property
+    def recording(self) -> bool:
+        """Whether the sampler chose to record it: what llmtrace reads and finishes."""
+        return self._start_attributes is not None
+
+    def is_recording(self) -> bool:
+        sdk = self._sdk
+        return self._live if sdk is None else sdk.is_recording()
+
+    def _writable(self) -> Any:
+        """The SDK span behind this one, built at the first write from outside llmtrace; None when
+        nothing is recorded (sampled out, or finished: the SDK path ignores writes then too)."""
+        with _LOCK:
+            if self._sdk is None and self._live:
+                tracer = self._spans.tracer
+                span = _Span(
+                    name=self._name,
+                    context=self._context,
+                    parent=self._parent,
+                    sampler=tracer.sampler,
+                    resource=tracer.resource,
+                    attributes=self._start_attributes,
+                    span_processor=tracer.span_processor,
+                    kind=SpanKind.CLIENT,
+                    links=(),
+                    instrumentation_info=tracer.instrumentation_info,
+                    limits=tracer._span_limits,
+                    instrumentation_scope=tracer._instrumentation_scope,
+                    record_end_metrics=self._end_metrics,
+                )
+                span._start_time = self._start_ns  # start() would only add the processors' (quiet) on_start
+                self._sdk = span
+            return self._sdk
+
+    def set_attributes(self, attributes: Any) -> None:
+        if (span := self._writable()) is not None:
+            span.set_attributes(attributes)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if (span := self._writable()) is not None:
+            span.set_attribute(key, value)
+
+    def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
+        if (span := self._writable()) is not None:
+            span.add_event(name, attributes, timestamp)
+
+    def add_link(self, context: SpanContext, attributes: Any = None) -> None:
+        if (span := self._writable()) is not None:
+            span.add_link(context, attributes)
+
+    def update_name(self, name: str) -> None:
+        if (span := self._writable()) is not None:
+            span.update_name(name)
+
+    def set_status(self, status: Any, description: str | None = None) -> None:
+        if (span := self._writable()) is not None:
+            span.set_status(status, description)
+
+    def record_exception(
+        self, exception: BaseException, attributes: Any = None, timestamp: int | None = None, escaped: bool = False
+    ) -> None:
+        if (span := self._writable()) is not None:
+            span.record_exception(exception, attributes, timestamp, escaped)
+
+    def end(self, end_time: int | None = None) -> None:
+        if (span := self._writable()) is not None:
+            span.end(end_time)
 
     def finish(self, attributes: dict[str, AttributeValue], status: Status | None, end_ns: int) -> None:
         """Export the finished span (worker thread); what ``set_status``, ``set_attributes`` and
         ``end`` do on an SDK span, in one step."""
+        with _LOCK:
+            span, self._live = self._sdk, False
+        if span is not None:  # written to from outside: the SDK path's own calls, in its order
+            if status is not None:
+                span.set_status(status)
+            span.set_attributes(attributes)
+            span.end(end_time=end_ns)
+            return
         tracer = self._spans.tracer
         bounded = _bounded(tracer._span_limits, self._start_attributes, attributes)
         self._end_metrics()
-        span = ReadableSpan(
+        readable = ReadableSpan(
             name=self._name,
             context=self._context,
             parent=self._parent,
@@ -181,7 +265,7 @@ class DirectSpan(NonRecordingSpan):
             end_time=end_ns,
             **({"status": status} if status is not None else {}),
         )
-        tracer.span_processor.on_end(span)
+        tracer.span_processor.on_end(readable)
 
 
 _PLAIN = frozenset((str, int, float, bool, bytes, type(None)))  # values the SDK keeps as they are (exact types)
