@@ -37,6 +37,7 @@ from opentelemetry.trace import (
     SpanContext,
     SpanKind,
     Status,
+    StatusCode,
     TraceFlags,
     get_current_span,
 )
@@ -49,6 +50,7 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _DEFAULT = TraceFlags(TraceFlags.DEFAULT)
 _SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | (_RANDOM or 0))
 _DEFAULT_RANDOM = TraceFlags(TraceFlags.DEFAULT | (_RANDOM or 0))
+_UNSET = Status(StatusCode.UNSET)  # what an SDK span starts with
 _LOCK = threading.Lock()  # a DirectSpan's SDK span: built once, seen by finish()
 _MIRRORED = ("_tracer_config", "_tracer_metrics", "_span_limits", "_instrumentation_scope", "id_generator", "sampler")
 
@@ -263,7 +265,7 @@ class DirectSpan(NonRecordingSpan):
             instrumentation_scope=tracer._instrumentation_scope,
             start_time=self._start_ns,
             end_time=end_ns,
-            **({"status": status} if status is not None else {}),
+            status=_UNSET if status is None else status,
         )
         tracer.span_processor.on_end(readable)
 
@@ -271,7 +273,7 @@ class DirectSpan(NonRecordingSpan):
 _PLAIN = frozenset((str, int, float, bool, bytes, type(None)))  # values the SDK keeps as they are (exact types)
 
 
-def _quick(start: Any, attributes: dict[str, AttributeValue], max_len: int | None) -> dict[str, Any] | None:
+def _quick(start: Any, attributes: dict[str, Any], max_len: int | None) -> dict[str, Any] | None:
     """``start`` then ``attributes`` as the SDK's cleaning leaves them, when it would only turn lists into
     tuples: non-empty string keys, values of the plain types or lists and tuples of them, strings within
     the length limit; a key set again moves to the end, as in ``BoundedAttributes``. None otherwise."""
