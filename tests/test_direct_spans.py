@@ -240,6 +240,28 @@ def test_a_processor_added_after_instrument_with_an_on_start_turns_the_sdk_path_
         assert len(pipeline.spans()) == 2
 
 
+class EndOnly(SpanProcessor):
+    """An app's processor that only looks at finished spans: nothing at start, so the direct path holds."""
+
+    def __init__(self) -> None:
+        self.ended: list[ReadableSpan] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended.append(span)
+
+
+def test_a_processor_with_only_on_end_keeps_the_direct_path_and_gets_the_span(fake_llm: FakeLLM) -> None:
+    pipeline = Pipeline(sdk_path=False)
+    end_only = EndOnly()
+    pipeline.provider.add_span_processor(end_only)
+    with instrumented(pipeline):
+        openai_stream(fake_llm)
+        assert direct_path_taken()
+        exported = pipeline.spans()
+    assert len(exported) == 1
+    assert end_only.ended == exported  # the very ReadableSpan every processor got
+
+
 def test_a_span_opened_inside_the_call_is_a_child_of_the_calls_span(fake_llm: FakeLLM) -> None:
     """An HTTP-level span (here the app's own, from an httpx event hook) has the call's span as parent."""
     pipeline = Pipeline(sdk_path=False)

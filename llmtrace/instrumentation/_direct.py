@@ -3,14 +3,15 @@
 The OpenTelemetry SDK's ``Span`` does per span what a span with no ``on_start`` observers never
 needs: a lock, bounded lists for events and links, attribute validation at start and again at
 ``set_attributes``, the processors' ``on_start`` and ``_on_ending`` hooks, and a ``ReadableSpan``
-copy at ``end()``. When the provider is the SDK's ``TracerProvider`` and every span processor is of a
-type known to do nothing in ``on_start`` / ``_on_ending`` (the SDK's batch and simple processors,
-llmtrace's own), the app's thread takes only what must be taken there (the parent, the provider's
-own sampler's decision, fresh ids from its id generator, the start time) and makes a non-recording
-span with that context current during the call, so spans opened inside (HTTP instrumentation) get
-the right parent. The worker then builds the finished ``ReadableSpan`` directly, with the
-provider's span limits applied as the SDK applies them, and hands it to the provider's span
-processor's ``on_end``. Any other processor (one that enriches spans at start) keeps the SDK path.
+copy at ``end()``. When the provider is the SDK's ``TracerProvider`` and every span processor is of
+a type known to do nothing in ``on_start`` / ``_on_ending`` (the SDK's batch and simple processors,
+llmtrace's own, any that keeps the base class's no-op hooks), the app's thread takes only what must
+be taken there (the parent, the provider's own sampler's decision, fresh ids from its id generator,
+the start time) and makes a span with that context current during the call, so spans opened inside
+(HTTP instrumentation) get the right parent. The worker then builds the finished ``ReadableSpan``
+directly, with the provider's span limits applied as the SDK applies them, and hands it to the
+provider's span processor's ``on_end``. Any other processor (one that enriches spans at start) keeps
+the SDK path, and so does an SDK older than the one this mirrors (1.4x's ``start_span``).
 
 The exported span is field for field the SDK path's (tests/test_direct_spans.py compares them).
 """
@@ -70,10 +71,12 @@ def register_quiet(cls: type, when: Callable[[Any], bool] | None = None) -> None
 
 
 def _quiet(processor: Any) -> bool | None:
-    """True: quiet for good; None: not yet (ask again); False: never."""
+    """True: quiet for good; None: not yet (ask again); False: never. A type that keeps the base
+    class's ``on_start`` and ``_on_ending`` (an app's processor with only ``on_end``) is quiet too."""
     cls = type(processor)
     if cls not in _QUIET_TYPES:
-        return False
+        inherited = cls.on_start is SpanProcessor.on_start
+        return inherited and getattr(cls, "_on_ending", None) is getattr(SpanProcessor, "_on_ending", None)
     when = _QUIET_TYPES[cls]
     return True if when is None or when(processor) else None
 
