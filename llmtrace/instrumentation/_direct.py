@@ -18,6 +18,7 @@ The exported span is field for field the SDK path's (tests/test_direct_spans.py 
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,7 @@ from opentelemetry.sdk.trace import (
     _Span,
 )
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.version import __version__ as sdk_version
 from opentelemetry.trace import (
     NonRecordingSpan,
     SpanContext,
@@ -53,6 +55,11 @@ _SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | (_RANDOM or 0))
 _DEFAULT_RANDOM = TraceFlags(TraceFlags.DEFAULT | (_RANDOM or 0))
 _UNSET = Status(StatusCode.UNSET)  # what an SDK span starts with
 _LOCK = threading.Lock()  # a DirectSpan's SDK span: built once, seen by finish()
+# The SDK release whose Span this mirrors field for field. 1.42-1.44 have the tracer's names below but
+# order a key set twice and count dropped values otherwise (1.42 has no BoundedAttributes._set_items:
+# the fallback raised and the span was lost), so older SDKs keep the SDK path.
+_MIRRORS = (1, 45)
+_SDK_VERSION = tuple(int(part) for part in re.findall(r"\d+", sdk_version)[:2])
 _MIRRORED = ("_tracer_config", "_tracer_metrics", "_span_limits", "_instrumentation_scope", "id_generator", "sampler")
 
 # Processor types whose on_start and _on_ending are known to do nothing, by exact type (a subclass
@@ -96,7 +103,7 @@ class DirectSpans:
         """The direct path for ``tracer``, or None when it cannot be taken (then always the SDK path)."""
         if type(tracer) is not Tracer or _RANDOM is None:  # another SDK, a proxy, a subclass, an older SDK
             return None
-        if not all(hasattr(tracer, name) for name in _MIRRORED):
+        if _SDK_VERSION < _MIRRORS or not all(hasattr(tracer, name) for name in _MIRRORED):
             return None
         if type(tracer.span_processor) not in (SynchronousMultiSpanProcessor, ConcurrentMultiSpanProcessor):
             return None
