@@ -388,3 +388,28 @@ def test_llmtraces_own_pipeline_takes_the_sdk_path_until_its_exporter_is_built(f
         direct, sdk = pipeline.spans()
     assert fields(direct) == fields(sdk)
     assert len(built[0].get_finished_spans()) == 2
+
+
+@pytest.mark.parametrize("release", [None, (1, 42), (1, 44)])
+def test_an_sdk_before_the_mirrored_release_keeps_the_sdk_path(
+    fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch, release: tuple[int, int] | None
+) -> None:
+    """1.42 lacks ``BoundedAttributes._set_items`` (the direct path's fallback raised and lost the span);
+    1.43-1.44 order a key set twice and count dropped values otherwise: those keep the SDK path
+    (``None``: this SDK, which takes the direct path)."""
+    if release is not None:
+        monkeypatch.setattr(_direct, "_SDK_VERSION", release)
+    started: list[str] = []
+    real = _direct.DirectSpans.start
+
+    def spy(self: _direct.DirectSpans, name: str, *args: Any) -> _direct.DirectSpan:
+        started.append(name)
+        return real(self, name, *args)
+
+    monkeypatch.setattr(_direct.DirectSpans, "start", spy)
+    pipeline = Pipeline(sdk_path=False)
+    with instrumented(pipeline):
+        openai_chat(fake_llm)
+        (span,) = pipeline.spans()
+    assert span.name == "chat gpt-4o-mini" and span.attributes
+    assert started == ([] if release is not None else ["chat gpt-4o-mini"])
