@@ -8,6 +8,7 @@ every field the exporters read, but ids and times.
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -413,3 +414,48 @@ def test_an_sdk_before_the_mirrored_release_keeps_the_sdk_path(
         (span,) = pipeline.spans()
     assert span.name == "chat gpt-4o-mini" and span.attributes
     assert started == ([] if release is not None else ["chat gpt-4o-mini"])
+
+
+def test_threads_calling_while_a_processor_is_added_lose_no_span(fake_llm: FakeLLM) -> None:
+    """8 threads, chat and streams through one client, while the app adds a processor with an
+    ``on_start`` half-way: every call exported once and whole, whichever path it took, and the
+    processor saw every span started after it was added (no span slipped past it on the direct path)."""
+    threads, each = 8, 24
+    pipeline = Pipeline(sdk_path=False)
+    watcher = StartWatcher()
+    done = [0]
+    lock, halfway, go = threading.Lock(), threading.Event(), threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def work(client: openai.OpenAI) -> None:
+        try:
+            go.wait()
+            for i in range(each):
+                if i % 2:
+                    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+                else:
+                    list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+                with lock:
+                    done[0] += 1
+                    if done[0] == threads * each // 2:
+                        halfway.set()
+        except BaseException as exc:  # reported below: a thread's failure must fail the test
+            errors.append(exc)
+
+    with instrumented(pipeline):
+        client = openai_client(fake_llm)
+        workers = [threading.Thread(target=work, args=(client,)) for _ in range(threads)]
+        for t in workers:
+            t.start()
+        halfway.wait(120)
+        pipeline.provider.add_span_processor(watcher)
+        added_at = done[0]
+        for t in workers:
+            t.join(120)
+        spans = pipeline.spans()
+    assert not errors
+    assert len(spans) == threads * each
+    assert len({s.get_span_context().span_id for s in spans}) == threads * each
+    assert all(s.attributes and s.attributes.get(sc.RESPONSE_MODEL) for s in spans)
+    # calls started after the processor was added went through its on_start (a few in flight may have too)
+    assert threads * each - added_at - threads <= len(watcher.started) <= threads * each - added_at + threads
