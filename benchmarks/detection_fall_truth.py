@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import detection_harness as h
 import detection_v8 as runner
 
-from llmtrace.analytics import anomalies_levels as levels
 from llmtrace.analytics import anomalies_scan as scan
-from llmtrace.analytics.anomalies import plan
-from llmtrace.analytics.filters import Filter
 from llmtrace.analytics.tails import nbinom_cdf, neg_log10
-from llmtrace.store.client import connect
 
 gen = runner.gen
 WOBBLE = 0.12  # v8's hourly lognormal noise
@@ -74,14 +69,7 @@ def _windows(store: str, sc: Any) -> tuple[dict[tuple[int, int, int], tuple[floa
                 out[(seen["width"], int(g[k]), int(e[k]))] = (float(x[k]), float(mu[k]), float(r[k]), phi)
         return flag(g, e, x, mu, r, up, *rest)
 
-    scan._volume_side, scan._flag_nb = watched_side, watched_flag
-    client = connect(f"chdb://{store}")
-    try:
-        p = plan(Filter(start=sc.end - timedelta(days=7), end=sc.end), now=sc.end)
-        prep = levels.prepare(client, p, levels.levels_for("auto"), ["calls"])
-    finally:
-        client.close()
-        scan._volume_side, scan._flag_nb = side, flag
+    p, prep = h.watched_week(store, sc, watched_side, watched_flag)
     return out, p, prep
 
 

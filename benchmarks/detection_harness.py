@@ -219,6 +219,25 @@ def replicates(
     return base, hit
 
 
+def watched_week(store: str, sc: Any, side: Callable[..., Any], flag: Callable[..., Any]) -> tuple[Any, Any]:
+    """The plan and prepared levels (calls only, the default grouping) of a kept store's judged week,
+    with ``anomalies_scan._volume_side`` and ``_flag_nb`` replaced by ``side`` and ``flag`` meanwhile
+    (diagnostic spies that call through to the originals)."""
+    from llmtrace.analytics import anomalies_levels as levels
+    from llmtrace.analytics import anomalies_scan as scan
+    from llmtrace.store.client import connect
+
+    real = scan._volume_side, scan._flag_nb
+    scan._volume_side, scan._flag_nb = side, flag
+    client = connect(f"chdb://{store}")
+    try:
+        p = anomalies.plan(Filter(start=sc.end - timedelta(days=7), end=sc.end), now=sc.end)
+        return p, levels.prepare(client, p, levels.levels_for("auto"), ["calls"])
+    finally:
+        client.close()
+        scan._volume_side, scan._flag_nb = real
+
+
 def effect_of(b: Bench, kind: str, base: np.ndarray, hit: np.ndarray) -> tuple[float, float, float]:
     """(size in normal variations, extra events, the normal variation) of paired replicates."""
     good = ~np.isnan(base) & ~np.isnan(hit)

@@ -29,11 +29,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from llmtrace.analytics import anomalies_levels as levels
+import detection_harness as h
+
 from llmtrace.analytics import anomalies_scan as scan
-from llmtrace.analytics.anomalies import plan
-from llmtrace.analytics.filters import Filter
-from llmtrace.store.client import connect
 
 
 def _span(args: argparse.Namespace, sc: Any) -> tuple[set[tuple[str, str]], datetime, datetime]:
@@ -91,14 +89,7 @@ def main() -> int:
                 scores[(len(seen) - 1, row, end)] = (score, float(size))
         return flag(g, e, x, mu, r, up, *rest)
 
-    scan._volume_side, scan._flag_nb = watched_side, scored_flag
-    client = connect(f"chdb://{os.path.join(args.stores, found[0])}")
-    try:
-        p = plan(Filter(start=sc.end - timedelta(days=7), end=sc.end), now=sc.end)
-        prep = levels.prepare(client, p, levels.levels_for("auto"), ["calls"])
-    finally:
-        client.close()
-        scan._volume_side, scan._flag_nb = side, flag
+    p, prep = h.watched_week(os.path.join(args.stores, found[0]), sc, watched_side, scored_flag)
 
     step = p.step
     b0 = int((t0 - p.history.start).total_seconds() // step)

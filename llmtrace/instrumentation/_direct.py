@@ -68,7 +68,6 @@ _MIRRORED = ("_tracer_config", "_tracer_metrics", "_span_limits", "_instrumentat
 _QUIET_TYPES: dict[type, Callable[[Any], bool] | None] = {
     BatchSpanProcessor: None,
     SimpleSpanProcessor: None,
-    SpanProcessor: None,
 }
 
 
