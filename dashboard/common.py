@@ -260,6 +260,8 @@ def style(figure: Any, title: str, height: int = 300, *, y: str | None = None, x
         legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "title": None},
         xaxis_title=x,
         separators=".,",
+        # Five buttons fewer: the full bar (9 buttons) sat over the title of a half-width chart.
+        modebar_remove=["zoomin", "zoomout", "autoscale", "lasso2d", "select2d"],
     )
     if y is not None:
         figure.update_layout(yaxis_title=y)

@@ -130,3 +130,11 @@ def test_the_legend_sits_below_the_axis_labels_not_over_them() -> None:
 
     legend = common.style(go.Figure(go.Bar(x=["gpt-4o-mini"], y=[1])), "t").layout.legend
     assert (legend.yref, legend.y, legend.yanchor) == ("container", 0, "bottom")
+
+
+def test_the_chart_toolbar_keeps_only_buttons_that_fit_beside_a_half_width_title() -> None:
+    """The full plotly toolbar (9 buttons) covered "Calls by provider" in the Overview's half-width chart."""
+    import plotly.graph_objects as go
+
+    removed = set(common.style(go.Figure(go.Bar(x=["a"], y=[1])), "t").layout.modebar.remove)
+    assert {"zoomin", "zoomout", "autoscale", "lasso2d", "select2d"} <= removed
