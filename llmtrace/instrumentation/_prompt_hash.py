@@ -27,7 +27,7 @@ from llmtrace.instrumentation._guard import internal_error
 from llmtrace.instrumentation._json import c_encoder
 from llmtrace.instrumentation._model import Request
 
-__all__ = ["HASH_CHARS", "current_variables", "prompt_hashes", "prompt_variables"]
+__all__ = ["HASH_CHARS", "add_prompt_hashes", "current_variables", "prompt_hashes", "prompt_variables"]
 
 HASH_CHARS = 16  # 64 bits of sha256: collisions are out of reach for the versions one app has
 _IGNORED_KEYS = frozenset({"id"})
@@ -60,17 +60,27 @@ def current_variables() -> Mapping[str, str] | None:
 
 def prompt_hashes(request: Request, variables: Mapping[str, str] | None) -> dict[str, str]:
     """The hash attributes for one call ({} for parts it lacks); a failure here costs only them."""
+    hashes: dict[str, str] = {}
+    add_prompt_hashes(hashes, request, variables)
+    return hashes
+
+
+def add_prompt_hashes(attrs: dict[str, Any], request: Request, variables: Mapping[str, str] | None) -> None:
+    """:func:`prompt_hashes` written into ``attrs`` (the job's one dict); both or neither on a failure."""
+    system = template = None
     try:
-        mask = _masker(variables)
-        hashes: dict[str, str] = {}
+        mask = _masker(variables) if variables else None
         if request.system_instructions:
-            hashes[sc.PROMPT_SYSTEM_HASH] = _digest(_canonical(request.system_instructions, mask))
+            system = _digest(_canonical(request.system_instructions, mask))
         if request.input_messages:
-            hashes[sc.PROMPT_TEMPLATE_HASH] = _digest(_canonical(request.input_messages, mask))
-        return hashes
+            template = _digest(_canonical(request.input_messages, mask))
     except Exception as exc:
         internal_error("prompt hashes", exc)
-        return {}
+        return
+    if system is not None:
+        attrs[sc.PROMPT_SYSTEM_HASH] = system
+    if template is not None:
+        attrs[sc.PROMPT_TEMPLATE_HASH] = template
 
 
 Mask = Callable[[str], str]
