@@ -130,6 +130,13 @@ def chat_messages(messages: Any) -> tuple[list[Part], list[Message]]:
     system: list[Part] = []
     out: list[Message] = []
     for message in messages if isinstance(messages, list | tuple) else []:
+        if message.__class__ is dict and _plain_text(message):  # the usual message: no helper per field
+            role, content = message["role"], message["content"]
+            if role in ("system", "developer"):
+                system.append({"type": "text", "content": content})
+            else:
+                out.append({"role": role, "parts": [{"type": "text", "content": content}]})
+            continue
         role = get(message, "role", "user")
         content = get(message, "content")
         if role in ("system", "developer"):
@@ -152,6 +159,17 @@ def chat_messages(messages: Any) -> tuple[list[Part], list[Message]]:
             entry["name"] = get(message, "name")
         out.append(entry)
     return system, out
+
+
+def _plain_text(message: dict[str, Any]) -> bool:
+    """A message of two fields, a text role (not a tool's reply) and text content: what the general
+    reading of :func:`chat_messages` turns into one text part, read directly."""
+    return (
+        len(message) == 2
+        and message.get("role").__class__ is str
+        and message.get("content").__class__ is str
+        and message["role"] != "tool"
+    )
 
 
 def tool_definitions(tools: Any) -> list[dict[str, Any]] | None:
@@ -232,11 +250,12 @@ class Chat(Endpoint):
         attrs = request.attributes
         put(attrs, sc.REQUEST_MAX_TOKENS, kwargs.get("max_completion_tokens") or kwargs.get("max_tokens"), int)
         put_sampling(attrs, kwargs)
-        if given(kwargs.get("response_format")):
+        if "response_format" in kwargs and given(kwargs["response_format"]):
             fmt = kwargs["response_format"]
             attrs[sc.OUTPUT_TYPE] = "json" if isinstance(fmt, type) or get(fmt, "type") != "text" else "text"
         request.system_instructions, request.input_messages = chat_messages(kwargs.get("messages"))
-        request.tool_definitions = tool_definitions(kwargs.get("tools"))
+        if "tools" in kwargs:  # absent in most calls: no helper call for them
+            request.tool_definitions = tool_definitions(kwargs["tools"])
 
     def parse_response(self, request: Request, result: Any) -> Response:
         outputs: list[Message] = []
