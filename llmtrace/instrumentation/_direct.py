@@ -306,7 +306,7 @@ def _quick(start: Any, attributes: dict[str, Any], max_len: int | None) -> dict[
             elif cls not in _PLAIN:
                 return None
             if key in merged:  # a test, not a pop() call per attribute: this runs on a call's cold caches
-                del merged[key]
+                del merged[key]  # noqa: RUF051
             merged[key] = value
     return merged
 

@@ -273,7 +273,11 @@ class MessageEvents:
             yield event
 
     def result(self, request: Request) -> Response:
-        parts = [self._block_part(*self.blocks[index]) for index in sorted(self.blocks)]
+        blocks = self.blocks
+        if len(blocks) == 1:  # the usual reply: one block, read without a sort and a comprehension (cold caches)
+            parts = [self._block_part(*next(iter(blocks.values())))]
+        else:
+            parts = [self._block_part(*blocks[index]) for index in sorted(blocks)]
         return _response(self.id, self.model, self.stop_reason, parts, self.counts)
 
     @staticmethod

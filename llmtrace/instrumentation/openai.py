@@ -391,17 +391,20 @@ class TextChatStream(ChatStream):
     __slots__ = ()
 
     def result(self, request: Request) -> Response:
-        indexes = self.text.keys() | self.reasons.keys()
-        if self.refusals or self.calls or (indexes and indexes != {0}):
+        text, reasons_by_index = self.text, self.reasons
+        if self.refusals or self.calls or len(text) > 1 or len(reasons_by_index) > 1:
             return super().result(request)
-        # One choice of text (the usual stream): what the general result builds, without its index sets.
-        pieces = self.text.get(0)
-        if pieces is None and not self.reasons:
+        # One choice of text (the usual stream): what the general result builds, without its index sets
+        # (plain tests and no helper calls: this runs on the cold caches a stream's end leaves).
+        pieces = text.get(0)
+        if (text and pieces is None) or (reasons_by_index and 0 not in reasons_by_index):
+            return super().result(request)  # one choice, but not index 0
+        if pieces is None and not reasons_by_index:
             outputs: list[Message] = []
             reasons: list[str] = []
         else:
-            reason = self.reasons.get(0, "")
-            parts: list[Part] = [text_part("".join(pieces))] if pieces is not None else []
+            reason = reasons_by_index.get(0, "")
+            parts: list[Part] = [] if pieces is None else [{"type": "text", "content": "".join(pieces)}]
             outputs, reasons = [{"role": "assistant", "parts": parts, "finish_reason": reason}], [reason]
         usage = chat_usage(self.usage) if self.usage is not None else self._estimate(request)
         return Response(
