@@ -25,7 +25,7 @@ from typing import Any
 
 from llmtrace import semconv as sc
 from llmtrace.instrumentation._guard import internal_error
-from llmtrace.instrumentation._json import c_encoder
+from llmtrace.instrumentation._json import c_encoder, text_json
 from llmtrace.instrumentation._model import Request
 
 __all__ = ["HASH_CHARS", "add_prompt_hashes", "current_variables", "prompt_hashes", "prompt_variables"]
@@ -72,9 +72,9 @@ def add_prompt_hashes(attrs: dict[str, Any], request: Request, variables: Mappin
     try:
         mask = _masker(variables) if variables else None
         if request.system_instructions:
-            system = _digest(_canonical(request.system_instructions, mask))
+            system = _hash(request.system_instructions, mask)
         if request.input_messages:
-            template = _digest(_canonical(request.input_messages, mask))
+            template = _hash(request.input_messages, mask)
     except Exception as exc:
         internal_error("prompt hashes", exc)
         return
@@ -146,6 +146,15 @@ def _builtin_sha256() -> Callable[[bytes], Any]:
 
 
 _sha256 = _builtin_sha256()
+
+
+def _hash(value: Any, mask: Mask | None) -> str:
+    """The hash of one part of the prompt: plain text content (nothing to drop or mask) is written as
+    JSON directly, anything else goes through the canonical copy and the encoder (the same text)."""
+    text = None if mask is not None else text_json(value, sort_keys=True)
+    if text is None:
+        return _digest(_canonical(value, mask))
+    return _sha256(text.encode("utf-8")).hexdigest()[:HASH_CHARS]
 
 
 def _digest(value: Any) -> str:
