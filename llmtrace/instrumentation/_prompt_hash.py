@@ -25,7 +25,7 @@ from typing import Any
 
 from llmtrace import semconv as sc
 from llmtrace.instrumentation._guard import internal_error
-from llmtrace.instrumentation._json import c_encoder, text_json
+from llmtrace.instrumentation._json import c_encoder, quote
 from llmtrace.instrumentation._model import Request
 
 __all__ = ["HASH_CHARS", "add_prompt_hashes", "current_variables", "prompt_hashes", "prompt_variables"]
@@ -149,12 +149,51 @@ _sha256 = _builtin_sha256()
 
 
 def _hash(value: Any, mask: Mask | None) -> str:
-    """The hash of one part of the prompt: plain text content (nothing to drop or mask) is written as
-    JSON directly, anything else goes through the canonical copy and the encoder (the same text)."""
-    text = None if mask is not None else text_json(value, sort_keys=True)
+    """The hash of one part of the prompt: plain text content (nothing to drop or mask) has its sorted
+    JSON written directly; anything else goes through the canonical copy and the encoder (same text)."""
+    text = None if mask is not None else _text_json(value)
     if text is None:
         return _digest(_canonical(value, mask))
     return _sha256(text.encode("utf-8")).hexdigest()[:HASH_CHARS]
+
+
+def _text_json(value: Any) -> str | None:
+    """:func:`_digest`'s JSON text of the usual prompt part, a list of text parts or of messages with one
+    text part each, written directly; None for any other shape (then the general path runs).
+
+    Exact for exactly these shapes (exact ``str`` values; nothing to drop), with the encoder's own string
+    quoting: on the cold caches of a call's end, the canonical copy and the sorting encoder's walk cost
+    ~2 µs more per call (measured right after a stream)."""
+    if value.__class__ is not list:
+        return None
+    items: list[str] = []
+    for item in value:
+        if item.__class__ is not dict:
+            return None
+        text = _text_part(item) if len(item) == 2 and "type" in item else _text_message(item)
+        if text is None:
+            return None
+        items.append(text)
+    return "[" + ",".join(items) + "]"
+
+
+def _text_part(part: dict[str, Any]) -> str | None:
+    """``{"type": "text", "content": str}`` as sorted JSON, else None."""
+    content, kind = part.get("content"), part.get("type")
+    if content.__class__ is not str or kind.__class__ is not str or kind != "text":
+        return None
+    return '{"content":' + quote(content) + ',"type":"text"}'
+
+
+def _text_message(message: dict[str, Any]) -> str | None:
+    """``{"role": str, "parts": [one text part]}`` as sorted JSON, else None."""
+    if len(message) != 2:
+        return None
+    role, parts = message.get("role"), message.get("parts")
+    if role.__class__ is not str or parts.__class__ is not list or len(parts) != 1 or parts[0].__class__ is not dict:
+        return None
+    part = _text_part(parts[0]) if len(parts[0]) == 2 else None
+    return None if part is None else '{"parts":[' + part + '],"role":' + quote(role) + "}"
 
 
 def _digest(value: Any) -> str:
