@@ -130,13 +130,14 @@ def chat_messages(messages: Any) -> tuple[list[Part], list[Message]]:
     system: list[Part] = []
     out: list[Message] = []
     for message in messages if isinstance(messages, list | tuple) else []:
-        if message.__class__ is dict and _plain_text(message):  # the usual message: no helper per field
-            role, content = message["role"], message["content"]
-            if role in ("system", "developer"):
-                system.append({"type": "text", "content": content})
-            else:
-                out.append({"role": role, "parts": [{"type": "text", "content": content}]})
-            continue
+        if message.__class__ is dict and len(message) == 2:  # the usual message, read without a helper per field
+            role, content = message.get("role"), message.get("content")
+            if role.__class__ is str and content.__class__ is str and role != "tool":  # one text part
+                if role in ("system", "developer"):
+                    system.append({"type": "text", "content": content})
+                else:
+                    out.append({"role": role, "parts": [{"type": "text", "content": content}]})
+                continue
         role = get(message, "role", "user")
         content = get(message, "content")
         if role in ("system", "developer"):
@@ -159,17 +160,6 @@ def chat_messages(messages: Any) -> tuple[list[Part], list[Message]]:
             entry["name"] = get(message, "name")
         out.append(entry)
     return system, out
-
-
-def _plain_text(message: dict[str, Any]) -> bool:
-    """A message of two fields, a text role (not a tool's reply) and text content: what the general
-    reading of :func:`chat_messages` turns into one text part, read directly."""
-    return (
-        len(message) == 2
-        and message.get("role").__class__ is str
-        and message.get("content").__class__ is str
-        and message["role"] != "tool"
-    )
 
 
 def tool_definitions(tools: Any) -> list[dict[str, Any]] | None:
