@@ -24,7 +24,7 @@ from sdk_calls import SDKS
 import llmtrace
 from llmtrace import semconv as sc
 from llmtrace.instrumentation import _core
-from llmtrace.instrumentation._prompt_hash import prompt_hashes
+from llmtrace.instrumentation._prompt_hash import add_prompt_hashes
 from llmtrace.instrumentation._worker import worker
 
 STEPS = ("describe", "request attributes", "hashes", "content", "result", "response attributes", "finish")
@@ -56,9 +56,9 @@ def main() -> int:
             marks.append(ns())
             attributes = _core._request_attributes(settings, request, inv._extra)
             marks.append(ns())
-            attributes.update(prompt_hashes(request, inv._variables))
+            add_prompt_hashes(attributes, request, inv._variables)
             marks.append(ns())
-            attributes.update(_core._request_content(settings, request))
+            _core._add_request_content(attributes, settings, request)
             marks.append(ns())
             attributes[sc.STREAM_END] = how
             response = inv._acc.result(request)

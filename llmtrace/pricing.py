@@ -248,11 +248,12 @@ def price_segments(provider: str, models: Sequence[str | None]) -> list[Segment]
     for model in models:
         if not model:
             continue
-        price = _lookup(provider, model)
+        key = (provider, model)  # a model priced before (no override): its entry without a call (per-call path)
+        price = _resolved[key] if key in _resolved and key not in _overrides else _lookup(provider, model)
         if isinstance(price, LinearPrice):
             return [[0, 0.0, price.input, price.output, price.cache_read, price.cache_write]]
         if price is not None:
-            return _active(price)
+            return price[0][1] if len(price) == 1 else _active(price)  # type: ignore[no-any-return]
     return None
 
 

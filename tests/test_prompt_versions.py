@@ -7,6 +7,8 @@ declared variables must not move either.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import anthropic
@@ -155,3 +157,43 @@ def test_text_of_a_str_subclass_is_masked_like_plain_text() -> None:
     assert prompt_hashes(request("Weather in Paris?"), variables) == prompt_hashes(
         request("Weather in Oslo?"), {"city": "Oslo"}
     )
+
+
+def _expected_hash(value: Any) -> str:
+    """The documented hash, computed independently: sha256 of the sorted, compact, non-ASCII-kept JSON."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_CHARS]
+
+
+TRICKY = ["", "plain", 'quote " and \\ backslash', "line\nbreak\ttab\x00nul\x1f", "é ü 漢字 😀 \u2028\u2029", "{}[],:"]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_plain_text_prompts_hash_as_their_sorted_json(text: str) -> None:
+    """Plain text content takes a shortcut (its JSON written directly): it must give the very same hash."""
+    system = [{"type": "text", "content": text}, {"type": "text", "content": "second"}]
+    messages = [
+        {"role": "user", "parts": [{"type": "text", "content": text}]},
+        {"role": text or "assistant", "parts": [{"content": "keys in another order", "type": "text"}]},
+    ]
+    request = Request("chat", "openai", "m", system_instructions=system, input_messages=messages)
+    assert prompt_hashes(request, None) == {
+        sc.PROMPT_SYSTEM_HASH: _expected_hash(system),
+        sc.PROMPT_TEMPLATE_HASH: _expected_hash(messages),
+    }
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "user", "parts": [{"type": "text", "content": "hi"}], "name": "ada"},  # a third key
+        {"role": "user", "parts": [{"type": "text", "content": "hi"}, {"type": "text", "content": "two"}]},
+        {"role": "user", "parts": [{"type": "text", "content": 3}]},  # not a string
+        {"role": "user", "parts": [{"type": "image", "content": "hi"}]},
+        {"role": "user", "parts": [{"type": "text", "content": "hi", "id": "x"}]},  # an id: dropped
+    ],
+)
+def test_other_shapes_hash_through_the_canonical_copy(message: dict[str, Any]) -> None:
+    request = Request("chat", "openai", "m", input_messages=[message])
+    parts = [{k: v for k, v in part.items() if k != "id"} for part in message["parts"]]
+    assert prompt_hashes(request, None)[sc.PROMPT_TEMPLATE_HASH] == _expected_hash([{**message, "parts": parts}])

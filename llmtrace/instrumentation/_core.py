@@ -29,8 +29,8 @@ from llmtrace.config import Settings
 from llmtrace.instrumentation import _content
 from llmtrace.instrumentation._direct import DirectSpan, DirectSpans
 from llmtrace.instrumentation._guard import internal_error
-from llmtrace.instrumentation._model import Request, Response, StreamAccumulator
-from llmtrace.instrumentation._prompt_hash import current_variables, prompt_hashes
+from llmtrace.instrumentation._model import Request, Response, StreamAccumulator, Usage
+from llmtrace.instrumentation._prompt_hash import add_prompt_hashes, current_variables
 from llmtrace.instrumentation._worker import Inline, Worker
 from llmtrace.instrumentation._worker import worker as default_worker
 
@@ -295,10 +295,11 @@ class Invocation:
                 self._described = True
                 self.endpoint.describe_request(self.request, self._args, self._kwargs)
                 self._args, self._kwargs = (), {}  # read once; a stream the app keeps need not pin them
-            attributes = _request_attributes(self.runtime.settings, self.request, self._extra)
-            attributes.update(prompt_hashes(self.request, self._variables))
-            if self.runtime.settings.capture_content:
-                attributes.update(_request_content(self.runtime.settings, self.request))
+            settings, request = self.runtime.settings, self.request
+            attributes = _request_attributes(settings, request, self._extra)
+            add_prompt_hashes(attributes, request, self._variables)
+            if settings.capture_content:
+                _add_request_content(attributes, settings, request)
             return attributes
         except Exception as exc:
             internal_error("parse_request", exc)
@@ -372,19 +373,19 @@ def _request_attributes(
     return attrs
 
 
-def _request_content(settings: Settings, request: Request) -> dict[str, AttributeValue]:
-    attrs: dict[str, AttributeValue] = {}
-    pairs = (
+def _add_request_content(attrs: dict[str, AttributeValue], settings: Settings, request: Request) -> None:
+    """The request's content attributes, written into ``attrs`` (one dict per job: fewer objects on
+    the cold caches a call's end leaves)."""
+    limit, redact = settings.max_content_chars, settings.redact
+    for name, value in (
         (sc.SYSTEM_INSTRUCTIONS, request.system_instructions),
         (sc.INPUT_MESSAGES, request.input_messages),
         (sc.TOOL_DEFINITIONS, request.tool_definitions),
-    )
-    for name, value in pairs:
+    ):
         if value:
-            text = _content.encode(name, value, limit=settings.max_content_chars, redact=settings.redact)
+            text = _content.encode(name, value, limit=limit, redact=redact)
             if text is not None:  # None: the app's redact failed on it, so it is left off
                 attrs[name] = text
-    return attrs
 
 
 def _response_attributes(settings: Settings, request: Request, response: Response) -> dict[str, AttributeValue]:
@@ -396,18 +397,21 @@ def _response_attributes(settings: Settings, request: Request, response: Respons
     if response.finish_reasons:
         attrs[sc.RESPONSE_FINISH_REASONS] = response.finish_reasons
     usage = response.usage
-    for name, value in (
-        (sc.USAGE_INPUT_TOKENS, usage.input_tokens),
-        (sc.USAGE_OUTPUT_TOKENS, usage.output_tokens),
-        (sc.USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read_tokens),
-        (sc.USAGE_CACHE_WRITE_INPUT_TOKENS, usage.cache_write_tokens),
-        (sc.USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_tokens),
-    ):
-        if value is not None:
-            attrs[name] = value
+    input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
+    if input_tokens is not None:
+        attrs[sc.USAGE_INPUT_TOKENS] = input_tokens
+    if output_tokens is not None:
+        attrs[sc.USAGE_OUTPUT_TOKENS] = output_tokens
+    if usage.cache_read_tokens is not None:
+        attrs[sc.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
+    if usage.cache_write_tokens is not None:
+        attrs[sc.USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_tokens
+    if usage.reasoning_tokens is not None:
+        attrs[sc.USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
     if usage.estimated:
         attrs[sc.USAGE_ESTIMATED] = True
-    attrs.update(_cost_attributes(request, response))
+    if input_tokens is not None or output_tokens is not None:
+        _add_cost(attrs, request, response, usage)
     if settings.capture_content and response.output_messages:
         text = _content.encode(
             sc.OUTPUT_MESSAGES, response.output_messages, limit=settings.max_content_chars, redact=settings.redact
@@ -417,10 +421,8 @@ def _response_attributes(settings: Settings, request: Request, response: Respons
     return attrs
 
 
-def _cost_attributes(request: Request, response: Response) -> dict[str, AttributeValue]:
-    usage = response.usage
-    if usage.input_tokens is None and usage.output_tokens is None:
-        return {}
+def _add_cost(attrs: dict[str, AttributeValue], request: Request, response: Response, usage: Usage) -> None:
+    """The call's cost and how it was priced, written into ``attrs`` (tokens are known)."""
     models = (request.model, response.model) if request.priced_by_request_model else (response.model, request.model)
     cost = pricing.tokens_cost_usd(
         request.provider,
@@ -431,5 +433,7 @@ def _cost_attributes(request: Request, response: Response) -> dict[str, Attribut
         usage.cache_write_tokens or 0,
     )
     if cost is None:
-        return {sc.COST_STATUS: sc.COST_UNPRICED}
-    return {sc.COST_USD: cost, sc.COST_STATUS: sc.COST_ESTIMATED if usage.estimated else sc.COST_PRICED}
+        attrs[sc.COST_STATUS] = sc.COST_UNPRICED
+    else:
+        attrs[sc.COST_USD] = cost
+        attrs[sc.COST_STATUS] = sc.COST_ESTIMATED if usage.estimated else sc.COST_PRICED

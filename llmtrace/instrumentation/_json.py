@@ -18,3 +18,7 @@ def c_encoder(default: Callable[[Any], Any], sort_keys: bool) -> Any:
     if _c_make_encoder is None or _c_encode_str is None:
         return None
     return _c_make_encoder(None, default, _c_encode_str, None, ":", ",", sort_keys, False, True)
+
+
+quote: Callable[[str], str] = _c_encode_str or json.encoder.py_encode_basestring
+"""A JSON string literal, as the encoders above write strings (non-ASCII kept)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import hashlib
+import importlib
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -24,10 +25,10 @@ from typing import Any
 
 from llmtrace import semconv as sc
 from llmtrace.instrumentation._guard import internal_error
-from llmtrace.instrumentation._json import c_encoder
+from llmtrace.instrumentation._json import c_encoder, quote
 from llmtrace.instrumentation._model import Request
 
-__all__ = ["HASH_CHARS", "current_variables", "prompt_hashes", "prompt_variables"]
+__all__ = ["HASH_CHARS", "add_prompt_hashes", "current_variables", "prompt_hashes", "prompt_variables"]
 
 HASH_CHARS = 16  # 64 bits of sha256: collisions are out of reach for the versions one app has
 _IGNORED_KEYS = frozenset({"id"})
@@ -60,17 +61,27 @@ def current_variables() -> Mapping[str, str] | None:
 
 def prompt_hashes(request: Request, variables: Mapping[str, str] | None) -> dict[str, str]:
     """The hash attributes for one call ({} for parts it lacks); a failure here costs only them."""
+    hashes: dict[str, str] = {}
+    add_prompt_hashes(hashes, request, variables)
+    return hashes
+
+
+def add_prompt_hashes(attrs: dict[str, Any], request: Request, variables: Mapping[str, str] | None) -> None:
+    """:func:`prompt_hashes` written into ``attrs`` (the job's one dict); both or neither on a failure."""
+    system = template = None
     try:
-        mask = _masker(variables)
-        hashes: dict[str, str] = {}
+        mask = _masker(variables) if variables else None
         if request.system_instructions:
-            hashes[sc.PROMPT_SYSTEM_HASH] = _digest(_canonical(request.system_instructions, mask))
+            system = _hash(request.system_instructions, mask)
         if request.input_messages:
-            hashes[sc.PROMPT_TEMPLATE_HASH] = _digest(_canonical(request.input_messages, mask))
-        return hashes
+            template = _hash(request.input_messages, mask)
     except Exception as exc:
         internal_error("prompt hashes", exc)
-        return {}
+        return
+    if system is not None:
+        attrs[sc.PROMPT_SYSTEM_HASH] = system
+    if template is not None:
+        attrs[sc.PROMPT_TEMPLATE_HASH] = template
 
 
 Mask = Callable[[str], str]
@@ -123,9 +134,71 @@ def _canonical(value: Any, mask: Mask | None) -> Any:
 _SORTED: Any = c_encoder(str, sort_keys=True)
 
 
+def _builtin_sha256() -> Callable[[bytes], Any]:
+    """CPython's own SHA-256 where it has one: on the cold caches of a call's end it beat OpenSSL's
+    (whose digest set-up is much more code) by ~0.5 µs per hash; the same digest either way."""
+    for module in ("_sha2", "_sha256"):  # 3.12+, 3.11
+        try:
+            return importlib.import_module(module).sha256  # type: ignore[no-any-return]
+        except (ImportError, AttributeError):
+            continue
+    return hashlib.sha256
+
+
+_sha256 = _builtin_sha256()
+
+
+def _hash(value: Any, mask: Mask | None) -> str:
+    """The hash of one part of the prompt: plain text content (nothing to drop or mask) has its sorted
+    JSON written directly; anything else goes through the canonical copy and the encoder (same text)."""
+    text = None if mask is not None else _text_json(value)
+    if text is None:
+        return _digest(_canonical(value, mask))
+    return _sha256(text.encode("utf-8")).hexdigest()[:HASH_CHARS]
+
+
+def _text_json(value: Any) -> str | None:
+    """:func:`_digest`'s JSON text of the usual prompt part, a list of text parts or of messages with one
+    text part each, written directly; None for any other shape (then the general path runs).
+
+    Exact for exactly these shapes (exact ``str`` values; nothing to drop), with the encoder's own string
+    quoting: on the cold caches of a call's end, the canonical copy and the sorting encoder's walk cost
+    ~2 µs more per call (measured right after a stream)."""
+    if value.__class__ is not list:
+        return None
+    items: list[str] = []
+    for item in value:
+        if item.__class__ is not dict:
+            return None
+        text = _text_part(item) if len(item) == 2 and "type" in item else _text_message(item)
+        if text is None:
+            return None
+        items.append(text)
+    return "[" + ",".join(items) + "]"
+
+
+def _text_part(part: dict[str, Any]) -> str | None:
+    """``{"type": "text", "content": str}`` as sorted JSON, else None."""
+    content, kind = part.get("content"), part.get("type")
+    if content.__class__ is not str or kind.__class__ is not str or kind != "text":
+        return None
+    return '{"content":' + quote(content) + ',"type":"text"}'
+
+
+def _text_message(message: dict[str, Any]) -> str | None:
+    """``{"role": str, "parts": [one text part]}`` as sorted JSON, else None."""
+    if len(message) != 2:
+        return None
+    role, parts = message.get("role"), message.get("parts")
+    if role.__class__ is not str or parts.__class__ is not list or len(parts) != 1 or parts[0].__class__ is not dict:
+        return None
+    part = _text_part(parts[0]) if len(parts[0]) == 2 else None
+    return None if part is None else '{"parts":[' + part + '],"role":' + quote(role) + "}"
+
+
 def _digest(value: Any) -> str:
     if _SORTED is None or value.__class__ is str:
         text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     else:
         text = "".join(_SORTED(value, 0))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_CHARS]
+    return _sha256(text.encode("utf-8")).hexdigest()[:HASH_CHARS]

@@ -148,16 +148,16 @@ class Messages(Endpoint):
             put(attrs, sc.REQUEST_TOP_P, kwargs.get("top_p"), float)
             put(attrs, sc.REQUEST_TOP_K, kwargs.get("top_k"), int)
             put(attrs, sc.REQUEST_STOP_SEQUENCES, kwargs.get("stop_sequences"))
-        if given(kwargs.get("output_format")) or get(get(kwargs, "output_config"), "format") is not None:
+        if ("output_format" in kwargs or "output_config" in kwargs) and (
+            given(kwargs.get("output_format")) or get(get(kwargs, "output_config"), "format") is not None
+        ):
             attrs[sc.OUTPUT_TYPE] = "json"
         system = kwargs.get("system")
         request.system_instructions = _parts(system) if given(system) else None
         messages = kwargs.get("messages")
-        request.input_messages = [
-            {"role": get(m, "role", "user"), "parts": _parts(get(m, "content"))}
-            for m in (messages if isinstance(messages, list | tuple) else [])
-        ]
-        request.tool_definitions = _tools(kwargs.get("tools"))
+        request.input_messages = _messages(messages) if isinstance(messages, list | tuple) else []
+        if "tools" in kwargs:  # absent in most calls: no helper call for them
+            request.tool_definitions = _tools(kwargs["tools"])
 
     def parse_response(self, request: Request, result: Any) -> Response:
         parts, counts = _parts(get(result, "content") or []), _counts(get(result, "usage"))
@@ -165,6 +165,20 @@ class Messages(Endpoint):
 
     def new_stream(self, request: Request) -> MessageEvents:
         return MessageEvents()
+
+
+def _messages(messages: list[Any] | tuple[Any, ...]) -> list[Message]:
+    """Request messages as semconv messages; a plain ``{"role": str, "content": str}`` dict (the usual
+    message) is read directly, with no helper call per field (this runs on a call's cold caches)."""
+    out: list[Message] = []
+    for m in messages:
+        if m.__class__ is dict and len(m) == 2 and m.get("role").__class__ is str:
+            content = m.get("content")
+            if content.__class__ is str:
+                out.append({"role": m["role"], "parts": [{"type": "text", "content": content}]})
+                continue
+        out.append({"role": get(m, "role", "user"), "parts": _parts(get(m, "content"))})
+    return out
 
 
 def _response(
@@ -259,7 +273,11 @@ class MessageEvents:
             yield event
 
     def result(self, request: Request) -> Response:
-        parts = [self._block_part(*self.blocks[index]) for index in sorted(self.blocks)]
+        blocks = self.blocks
+        if len(blocks) == 1:  # the usual reply: one block, read without a sort and a comprehension (cold caches)
+            parts = [self._block_part(*next(iter(blocks.values())))]
+        else:
+            parts = [self._block_part(*blocks[index]) for index in sorted(blocks)]
         return _response(self.id, self.model, self.stop_reason, parts, self.counts)
 
     @staticmethod

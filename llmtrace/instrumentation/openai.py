@@ -130,6 +130,14 @@ def chat_messages(messages: Any) -> tuple[list[Part], list[Message]]:
     system: list[Part] = []
     out: list[Message] = []
     for message in messages if isinstance(messages, list | tuple) else []:
+        if message.__class__ is dict and len(message) == 2:  # the usual message, read without a helper per field
+            role, content = message.get("role"), message.get("content")
+            if role.__class__ is str and content.__class__ is str and role != "tool":  # one text part
+                if role in ("system", "developer"):
+                    system.append({"type": "text", "content": content})
+                else:
+                    out.append({"role": role, "parts": [{"type": "text", "content": content}]})
+                continue
         role = get(message, "role", "user")
         content = get(message, "content")
         if role in ("system", "developer"):
@@ -232,11 +240,12 @@ class Chat(Endpoint):
         attrs = request.attributes
         put(attrs, sc.REQUEST_MAX_TOKENS, kwargs.get("max_completion_tokens") or kwargs.get("max_tokens"), int)
         put_sampling(attrs, kwargs)
-        if given(kwargs.get("response_format")):
+        if "response_format" in kwargs and given(kwargs["response_format"]):
             fmt = kwargs["response_format"]
             attrs[sc.OUTPUT_TYPE] = "json" if isinstance(fmt, type) or get(fmt, "type") != "text" else "text"
         request.system_instructions, request.input_messages = chat_messages(kwargs.get("messages"))
-        request.tool_definitions = tool_definitions(kwargs.get("tools"))
+        if "tools" in kwargs:  # absent in most calls: no helper call for them
+            request.tool_definitions = tool_definitions(kwargs["tools"])
 
     def parse_response(self, request: Request, result: Any) -> Response:
         outputs: list[Message] = []
@@ -372,17 +381,20 @@ class TextChatStream(ChatStream):
     __slots__ = ()
 
     def result(self, request: Request) -> Response:
-        indexes = self.text.keys() | self.reasons.keys()
-        if self.refusals or self.calls or (indexes and indexes != {0}):
+        text, reasons_by_index = self.text, self.reasons
+        if self.refusals or self.calls or len(text) > 1 or len(reasons_by_index) > 1:
             return super().result(request)
-        # One choice of text (the usual stream): what the general result builds, without its index sets.
-        pieces = self.text.get(0)
-        if pieces is None and not self.reasons:
+        # One choice of text (the usual stream): what the general result builds, without its index sets
+        # (plain tests and no helper calls: this runs on the cold caches a stream's end leaves).
+        pieces = text.get(0)
+        if (text and pieces is None) or (reasons_by_index and 0 not in reasons_by_index):
+            return super().result(request)  # one choice, but not index 0
+        if pieces is None and not reasons_by_index:
             outputs: list[Message] = []
             reasons: list[str] = []
         else:
-            reason = self.reasons.get(0, "")
-            parts: list[Part] = [text_part("".join(pieces))] if pieces is not None else []
+            reason = reasons_by_index.get(0, "")
+            parts: list[Part] = [] if pieces is None else [{"type": "text", "content": "".join(pieces)}]
             outputs, reasons = [{"role": "assistant", "parts": parts, "finish_reason": reason}], [reason]
         usage = chat_usage(self.usage) if self.usage is not None else self._estimate(request)
         return Response(
