@@ -18,9 +18,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
 from llmtrace import pricing
@@ -90,6 +91,35 @@ def get_runtime() -> Runtime | None:
 def suppressed(context: Context | None = None) -> bool:
     """True inside an instrumented call, so nested SDK calls (parse -> create, LiteLLM -> OpenAI) add no span."""
     return bool(otel_context.get_value(_SUPPRESS_KEY, context))
+
+
+# OpenTelemetry's current context, read and set through its ContextVar when the runtime context is the
+# default one: ``get_current`` / ``attach`` / ``detach`` are two Python calls each around that ContextVar.
+def current_context() -> Context:
+    """``otel_context.get_current()``."""
+    runtime = otel_context._RUNTIME_CONTEXT
+    if runtime.__class__ is ContextVarsRuntimeContext:
+        return runtime._current_context.get()  # type: ignore[attr-defined,no-any-return]
+    return otel_context.get_current()
+
+
+def _attach(context: Context) -> object:
+    runtime = otel_context._RUNTIME_CONTEXT
+    if runtime.__class__ is ContextVarsRuntimeContext:
+        return runtime._current_context.set(context)  # type: ignore[attr-defined]
+    return otel_context.attach(context)
+
+
+def _detach(token: object) -> None:
+    runtime = otel_context._RUNTIME_CONTEXT
+    if runtime.__class__ is ContextVarsRuntimeContext:
+        try:
+            runtime._current_context.reset(token)  # type: ignore[attr-defined]
+            return
+        except Exception:  # e.g. reset in another context: OpenTelemetry's detach logs it, as always
+            pass
+    otel_context.detach(token)  # type: ignore[arg-type]
+
 
 
 @contextmanager
@@ -189,13 +219,15 @@ class Invocation:
     def enter(self, context: Context | None = None) -> None:
         """Make our span current (children, propagation) and mark nested SDK calls as suppressed;
         ``context``: the current one, when the caller has it already."""
-        ctx = otel_context.set_value(_SUPPRESS_KEY, True, trace.set_span_in_context(self.span, context))
-        self.token = otel_context.attach(ctx)
+        parent = current_context() if context is None else context
+        # what set_span_in_context then set_value build, in one copy of the parent
+        self.token = _attach(Context({**parent, _SPAN_KEY: self.span, _SUPPRESS_KEY: True}))
 
     def exit(self) -> None:
-        if self.token is not None:
-            otel_context.detach(self.token)  # type: ignore[arg-type]
+        token = self.token
+        if token is not None:
             self.token = None
+            _detach(token)
 
     # --- outcomes (app thread: note the time, queue the rest) -----------------
     def finish(self, result: Any) -> None:

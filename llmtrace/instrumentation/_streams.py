@@ -194,14 +194,14 @@ def _end_when_collected(chunks: Any, invocation: Invocation) -> None:
     """End the span when the chunk generator is garbage-collected, i.e. when neither the proxy
     nor a running ``for`` loop holds it, or at interpreter exit. (Not the proxy's ``__del__``: in
     ``for c in client...create(stream=True)`` the proxy is dropped as soon as the loop starts.)"""
-    if not _watched:
+    if not _exit_registered:
         _at_exit_once()
     _watched[weakref.ref(chunks, _collected)] = invocation
 
 
 def _collected(ref: weakref.ref[Any]) -> None:
     invocation = _watched.pop(ref, None)
-    if invocation is not None:
+    if invocation is not None and not invocation._ended:  # a finished stream's generator: nothing to end
         _abandon(invocation)
 
 
