@@ -121,7 +121,6 @@ def _detach(token: object) -> None:
     otel_context.detach(token)  # type: ignore[arg-type]
 
 
-
 @contextmanager
 def extra_attributes(**attributes: AttributeValue | None) -> Iterator[None]:
     """Add attributes to every LLM span started inside the block (prompt name/version, user, session)."""
@@ -150,7 +149,11 @@ def error_type(exc: BaseException) -> str:
 def _snapshot(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The call's arguments as they were: apps often append the reply to ``messages`` right after
     the call, before the worker reads them (top-level lists are copied; their items are not)."""
-    return {key: value.copy() if value.__class__ is list else value for key, value in kwargs.items()}
+    snapshot = kwargs.copy()
+    for key, value in kwargs.items():  # a loop, not a comprehension: one Python frame fewer per call
+        if value.__class__ is list:
+            snapshot[key] = value.copy()
+    return snapshot
 
 
 class Invocation:

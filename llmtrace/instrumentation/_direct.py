@@ -45,6 +45,7 @@ from opentelemetry.trace import (
     TraceFlags,
     get_current_span,
 )
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
 # The SDK whose start_span this mirrors (1.4x: random trace-id flag, tracer configs and metrics);
@@ -126,7 +127,9 @@ class DirectSpans:
         """What the SDK's ``Tracer.start_span`` decides, without its ``Span`` (mirrors SDK 1.x's code)."""
         tracer = self.tracer
         ids = tracer.id_generator
-        parent: SpanContext | None = get_current_span(context).get_span_context()
+        parent: SpanContext | None = None
+        if context is None or context.get(_SPAN_KEY) is not None:  # else no current span: a root span
+            parent = get_current_span(context).get_span_context()
         if parent is None or not parent.is_valid:
             parent = None
             trace_id = ids.generate_trace_id()

@@ -36,6 +36,9 @@ _MODULES = tuple(f"anthropic.resources.{name}" for name in ("messages", "beta.me
 _DELTA_FIELDS = {"text_delta": "text", "input_json_delta": "partial_json", "thinking_delta": "thinking"}
 _USAGE_FIELDS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
 _SAMPLING_KEYS = frozenset(("temperature", "top_p", "top_k", "stop_sequences"))
+# The event types MessageEvents.add reads; it keeps nothing of any other.
+_FOLDED = frozenset(("message_start", "content_block_start", "content_block_delta", "message_delta"))
+_NOTHING: Any = ()  # MessageEvents.follow: the event needs no fold
 
 
 def _json_or_text(raw: str) -> Any:
@@ -242,20 +245,24 @@ class MessageEvents:
         for event in events:
             block = None
             try:  # reads only: any other event, or one that fails here, goes to the general fold
-                if event.type == "content_block_delta":
+                kind = event.type
+                if kind == "content_block_delta":
                     delta = event.delta
                     field = fields.get(delta.type)
                     if field is not None:
                         block = blocks.get(event.index)
                         text = getattr(delta, field)
+                elif kind not in _FOLDED:  # content_block_stop, message_stop, ping: add() would keep nothing
+                    block = _NOTHING
             except Exception:  # dict events or shapes this SDK version lacks
                 block = None
-            if block is not None:
+            if block is None:
+                if not fold_or_stop(general, event):
+                    yield event
+                    yield from events
+                    return
+            elif block is not _NOTHING:
                 block[1].append(text or "")
-            elif not fold_or_stop(general, event):
-                yield event
-                yield from events
-                return
             yield event
 
     def result(self, request: Request) -> Response:

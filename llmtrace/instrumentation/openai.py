@@ -77,7 +77,9 @@ def new_request(instance: Any, operation: str, kwargs: dict[str, Any], api_type:
     )
     if api_type:
         request.attributes[sc.OPENAI_API_TYPE] = api_type
-    put(request.attributes, sc.OPENAI_REQUEST_SERVICE_TIER, kwargs.get("service_tier"), str)
+    tier = kwargs.get("service_tier")
+    if tier is not None:  # the usual call sets none: no put() call
+        put(request.attributes, sc.OPENAI_REQUEST_SERVICE_TIER, tier, str)
     return request
 
 
@@ -216,15 +218,17 @@ def _request_chars(request: Request) -> int:
     return sum(len(p["content"]) for p in parts if isinstance(p.get("content"), str))
 
 
+# Arguments that can make a chat stream more than one choice of text.
+_SHAPERS = frozenset(("tools", "functions", "response_format"))
+
+
 class Chat(Endpoint):
     def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
         request = new_request(instance, sc.OP_CHAT, kwargs, "chat_completions")
         if request.stream:
-            request.one_text_choice = (
-                kwargs.get("n") in (None, 1)
-                and not given(kwargs.get("tools"))
-                and not given(kwargs.get("functions"))
-                and not given(kwargs.get("response_format"))
+            request.one_text_choice = kwargs.get("n") in (None, 1) and (
+                _SHAPERS.isdisjoint(kwargs)  # the usual call sets none: one set test instead of three given()
+                or not any(given(kwargs.get(key)) for key in _SHAPERS)
             )
         return request
 
