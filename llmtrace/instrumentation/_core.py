@@ -285,11 +285,10 @@ class Invocation:
 
         return head, rest
 
-    def follow(self, chunks: Iterator[Any]) -> Iterator[Any] | None:
-        """The accumulator's own generator for the rest of a sync stream (see ``StreamAccumulator``),
-        or None: then the proxy calls ``rest()``'s fold on every chunk."""
-        follow = getattr(self._acc, "follow", None)
-        return None if follow is None else follow(chunks)  # type: ignore[no-any-return]
+    def follower(self) -> Callable[..., Iterator[Any]] | None:
+        """The accumulator's ``follow`` (see ``StreamAccumulator``), its own generator for a whole sync
+        stream, or None: then the proxy calls ``rest()``'s fold on every chunk. After ``start_stream()``."""
+        return getattr(self._acc, "follow", None)
 
     def end_stream(self, how: str, exc: BaseException | None = None) -> None:
         """The stream finished, was closed, abandoned, or raised; record what we have, once."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,7 +27,7 @@ from llmtrace.instrumentation._guard import internal_error
 from llmtrace.instrumentation._model import Message, Part, Request, Response, Usage, text_part, tool_call_part
 from llmtrace.instrumentation._patching import Patch, start_invocation
 from llmtrace.instrumentation._sdk import client_base_url, get, given, put, server_of
-from llmtrace.instrumentation._streams import fold_or_stop, wrap_stream
+from llmtrace.instrumentation._streams import StreamEnd, fold_or_stop, lead, wrap_stream
 
 SDK = "anthropic"
 
@@ -239,31 +239,46 @@ class MessageEvents:
 
         return fold
 
-    def follow(self, events: Iterator[Any]) -> Iterator[Any]:
-        """Sync streams: :meth:`tail`'s fold inline in one generator, no call per event."""
-        blocks, fields, general = self.blocks, _DELTA_FIELDS, self.add
-        for event in events:
-            block = None
-            try:  # reads only: any other event, or one that fails here, goes to the general fold
-                kind = event.type
-                if kind == "content_block_delta":
-                    delta = event.delta
-                    field = fields.get(delta.type)
-                    if field is not None:
-                        block = blocks.get(event.index)
-                        text = getattr(delta, field)
-                elif kind not in _FOLDED:  # content_block_stop, message_stop, ping: add() would keep nothing
-                    block = _NOTHING
-            except Exception:  # dict events or shapes this SDK version lacks
+    def follow(
+        self, events: Iterable[Any], head: Callable[[Any], bool] | None = None, end: StreamEnd | None = None
+    ) -> Iterator[Any]:
+        """Sync streams: :meth:`tail`'s fold inline in one generator, no call per event; with the core's
+        ``head`` and ``end``, the whole stream (see ``StreamAccumulator``)."""
+        events = iter(events)
+        try:
+            if head is not None:
+                yield from lead(events, head)
+            blocks, fields, general = self.blocks, _DELTA_FIELDS, self.add
+            for event in events:
                 block = None
-            if block is None:
-                if not fold_or_stop(general, event):
-                    yield event
-                    yield from events
-                    return
-            elif block is not _NOTHING:
-                block[1].append(text or "")
-            yield event
+                try:  # reads only: any other event, or one that fails here, goes to the general fold
+                    kind = event.type
+                    if kind == "content_block_delta":
+                        delta = event.delta
+                        field = fields.get(delta.type)
+                        if field is not None:
+                            block = blocks.get(event.index)
+                            text = getattr(delta, field)
+                    elif kind not in _FOLDED:  # content_block_stop, message_stop, ping: add() would keep nothing
+                        block = _NOTHING
+                except Exception:  # dict events or shapes this SDK version lacks
+                    block = None
+                if block is None:
+                    if not fold_or_stop(general, event):
+                        yield event
+                        yield from events
+                        break
+                elif block is not _NOTHING:
+                    block[1].append(text or "")
+                yield event
+        except GeneratorExit:
+            raise  # closed or collected: the proxy's close() or its finaliser ends the span
+        except BaseException as exc:
+            if end is not None:
+                end("error", exc)
+            raise
+        if end is not None:
+            end("completed", None)
 
     def result(self, request: Request) -> Response:
         parts = [self._block_part(*self.blocks[index]) for index in sorted(self.blocks)]

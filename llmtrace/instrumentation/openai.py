@@ -8,7 +8,7 @@ content and are marked ``llmtrace.usage.estimated``: llmtrace never changes the 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
@@ -27,7 +27,7 @@ from llmtrace.instrumentation._model import (
 )
 from llmtrace.instrumentation._patching import Patch
 from llmtrace.instrumentation._sdk import client_base_url, get, given, json_arguments, put, server_of, text_of
-from llmtrace.instrumentation._streams import fold_or_stop, follow_each
+from llmtrace.instrumentation._streams import StreamEnd, fold_or_stop, follow_each, lead
 
 SDK = "openai"
 
@@ -423,31 +423,46 @@ class TextChatStream(ChatStream):
 
         return fold
 
-    def follow(self, chunks: Iterator[Any]) -> Iterator[Any]:
-        """Sync streams: :meth:`tail`'s fold inline in one generator, no call per chunk."""
-        if not self.id or list(self.text) != [0]:
-            yield from follow_each(self.add, chunks)
-            return
-        pieces, reasons, general = self.text[0], self.reasons, self.add
-        for chunk in chunks:
-            try:  # reads before writes: a chunk that fails here goes whole to the general fold
-                choices, usage = chunk.choices, chunk.usage
-                if choices:
-                    (choice,) = choices  # one choice was asked for: several go to the general fold
-                    content, reason = choice.delta.content, choice.finish_reason
-                    if content:
-                        pieces.append(content)
-                        self.content_chunks += 1
-                    if reason:
-                        reasons[0] = reason
-                if usage is not None:
-                    self.usage = usage
-            except Exception:  # a dict chunk, or a shape this fold does not know
-                if not fold_or_stop(general, chunk):
+    def follow(
+        self, chunks: Iterable[Any], head: Callable[[Any], bool] | None = None, end: StreamEnd | None = None
+    ) -> Iterator[Any]:
+        """Sync streams: :meth:`tail`'s fold inline in one generator, no call per chunk; with the core's
+        ``head`` and ``end``, the whole stream (see ``StreamAccumulator``)."""
+        chunks = iter(chunks)
+        try:
+            if head is not None:
+                yield from lead(chunks, head)
+            if not self.id or list(self.text) != [0]:
+                yield from follow_each(self.add, chunks)
+            else:
+                pieces, reasons, general = self.text[0], self.reasons, self.add
+                for chunk in chunks:
+                    try:  # reads before writes: a chunk that fails here goes whole to the general fold
+                        choices, usage = chunk.choices, chunk.usage
+                        if choices:
+                            (choice,) = choices  # one choice was asked for: several go to the general fold
+                            content, reason = choice.delta.content, choice.finish_reason
+                            if content:
+                                pieces.append(content)
+                                self.content_chunks += 1
+                            if reason:
+                                reasons[0] = reason
+                        if usage is not None:
+                            self.usage = usage
+                    except Exception:  # a dict chunk, or a shape this fold does not know
+                        if not fold_or_stop(general, chunk):
+                            yield chunk
+                            yield from chunks
+                            break
                     yield chunk
-                    yield from chunks
-                    return
-            yield chunk
+        except GeneratorExit:
+            raise  # closed or collected: the proxy's close() or its finaliser ends the span
+        except BaseException as exc:
+            if end is not None:
+                end("error", exc)
+            raise
+        if end is not None:
+            end("completed", None)
 
 
 class Completions(Endpoint):
