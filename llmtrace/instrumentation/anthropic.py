@@ -202,6 +202,38 @@ class MessageEvents:
         self.blocks: dict[int, tuple[Any, list[str]]] = {}
 
     def add(self, event: Any) -> bool:
+        try:
+            return self._add_model(event)
+        except AttributeError:  # dict events, or a field this SDK version lacks: nothing was written yet
+            return self._add_any(event)
+
+    def _add_model(self, event: Any) -> bool:
+        """:meth:`_add_any` for the SDK's event models, with plain attribute reads (no ``get()`` call per
+        field: the stream's first events run on caches the SDK's work has made cold). Reads before writes."""
+        kind = event.type
+        if kind == "content_block_delta":
+            delta, index = event.delta, event.index
+            field = _DELTA_FIELDS.get(delta.type)
+            if field is None:
+                return False
+            text = getattr(delta, field)
+            self.blocks.setdefault(index, (None, []))[1].append(text or "")
+            return True
+        if kind == "message_start":
+            message = event.message
+            id_, model, counts = message.id, message.model, _counts(message.usage)
+            self.id, self.model = id_, model
+            self.counts.update(counts)
+        elif kind == "content_block_start":
+            index, block = event.index, event.content_block
+            self.blocks[index] = (block, [])
+        elif kind == "message_delta":
+            reason, counts = event.delta.stop_reason, _counts(event.usage)
+            self.stop_reason = reason or self.stop_reason
+            self.counts.update(counts)  # cumulative: replaces message_start's counts
+        return False
+
+    def _add_any(self, event: Any) -> bool:
         kind = get(event, "type")
         if kind == "message_start":
             message = get(event, "message")
