@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextvars
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -289,6 +289,10 @@ class Invocation:
         """The accumulator's ``follow`` (see ``StreamAccumulator``), its own generator for a whole sync
         stream, or None: then the proxy calls ``rest()``'s fold on every chunk. After ``start_stream()``."""
         return getattr(self._acc, "follow", None)
+
+    def afollower(self) -> Callable[..., AsyncIterator[Any]] | None:
+        """The accumulator's ``afollow``: :meth:`follower` for async streams."""
+        return getattr(self._acc, "afollow", None)
 
     def end_stream(self, how: str, exc: BaseException | None = None) -> None:
         """The stream finished, was closed, abandoned, or raised; record what we have, once."""

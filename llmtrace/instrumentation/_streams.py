@@ -57,7 +57,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     def __init__(self, wrapped: Any, invocation: Invocation) -> None:
         super().__init__(wrapped)
         self._self_invocation = invocation
-        self._self_chunks = _aobserve(wrapped, invocation)
+        self._self_chunks = _async_chunks(wrapped, invocation)
         _end_when_collected(self._self_chunks, invocation)
 
     def __aiter__(self) -> AsyncIterator[Any]:
@@ -149,6 +149,19 @@ def _sync_chunks(wrapped: Any, invocation: Invocation) -> Iterator[Any]:
     return _observe(wrapped, invocation, head, rest)
 
 
+def _async_chunks(wrapped: Any, invocation: Invocation) -> AsyncIterator[Any]:
+    """:func:`_sync_chunks` for async streams: the accumulator's ``afollow``, else :func:`_aobserve`."""
+    try:
+        head, rest = invocation.start_stream()
+        afollow = invocation.afollower()
+        if afollow is not None:
+            return afollow(wrapped, head, invocation.end_stream)
+    except Exception as exc:
+        internal_error("stream fold", exc)
+        head, rest = _unfolded, _no_fold
+    return _aobserve(wrapped, invocation, head, rest)
+
+
 def _unfolded(chunk: Any) -> bool:
     return False
 
@@ -184,9 +197,10 @@ def _observe(
     invocation.end_stream("completed")
 
 
-async def _aobserve(wrapped: Any, invocation: Invocation) -> AsyncIterator[Any]:
+async def _aobserve(
+    wrapped: Any, invocation: Invocation, head: Callable[[Any], bool], rest: Callable[[], Callable[[Any], object]]
+) -> AsyncIterator[Any]:
     """The async twin of :func:`_observe`."""
-    head, rest = invocation.start_stream()
     try:
         chunks = aiter(wrapped)
         async for chunk in chunks:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -311,6 +311,46 @@ class MessageEvents:
             raise
         if end is not None:
             end("completed", None)
+
+    async def afollow(
+        self, events: AsyncIterable[Any], head: Callable[[Any], bool], end: StreamEnd
+    ) -> AsyncIterator[Any]:
+        """Async streams: :meth:`follow` with the core's ``head`` and ``end``, as one async generator (which
+        cannot delegate: the head's loop is here too)."""
+        events = aiter(events)
+        try:
+            async for event in events:
+                if head(event):
+                    yield event
+                    break
+                yield event
+            blocks, fields, general, folding = self.blocks, _DELTA_FIELDS, self.add, True
+            async for event in events:
+                if folding:
+                    block = None
+                    try:  # reads only, as in follow()
+                        kind = event.type
+                        if kind == "content_block_delta":
+                            delta = event.delta
+                            field = fields.get(delta.type)
+                            if field is not None:
+                                block = blocks.get(event.index)
+                                text = getattr(delta, field)
+                        elif kind not in _FOLDED:
+                            block = _NOTHING
+                    except Exception:
+                        block = None
+                    if block is None:
+                        folding = fold_or_stop(general, event)
+                    elif block is not _NOTHING:
+                        block[1].append(text or "")
+                yield event
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            end("error", exc)
+            raise
+        end("completed", None)
 
     def result(self, request: Request) -> Response:
         parts = [self._block_part(*self.blocks[index]) for index in sorted(self.blocks)]

@@ -8,7 +8,7 @@ content and are marked ``llmtrace.usage.estimated``: llmtrace never changes the 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
@@ -463,6 +463,46 @@ class TextChatStream(ChatStream):
             raise
         if end is not None:
             end("completed", None)
+
+    async def afollow(
+        self, chunks: AsyncIterable[Any], head: Callable[[Any], bool], end: StreamEnd
+    ) -> AsyncIterator[Any]:
+        """Async streams: :meth:`follow` with the core's ``head`` and ``end``, as one async generator (which
+        cannot delegate: the head's loop is here too)."""
+        chunks = aiter(chunks)
+        try:
+            async for chunk in chunks:
+                if head(chunk):
+                    yield chunk
+                    break
+                yield chunk
+            inline, folding = bool(self.id) and list(self.text) == [0], True
+            pieces, reasons, general = self.text.get(0), self.reasons, self.add
+            async for chunk in chunks:
+                if inline:
+                    try:  # reads before writes, as in follow()
+                        choices, usage = chunk.choices, chunk.usage
+                        if choices:
+                            (choice,) = choices
+                            content, reason = choice.delta.content, choice.finish_reason
+                            if content:
+                                pieces.append(content)  # type: ignore[union-attr]
+                                self.content_chunks += 1
+                            if reason:
+                                reasons[0] = reason
+                        if usage is not None:
+                            self.usage = usage
+                    except Exception:  # the general fold takes it; if that fails, the rest passes unfolded
+                        inline = folding = fold_or_stop(general, chunk)
+                elif folding:
+                    folding = fold_or_stop(general, chunk)
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            end("error", exc)
+            raise
+        end("completed", None)
 
 
 class Completions(Endpoint):
