@@ -229,6 +229,33 @@ def test_both_paths_apply_the_providers_span_limits_alike(fake_llm: FakeLLM) -> 
     assert all(len(v) <= 12 for v in (direct.attributes or {}).values() if isinstance(v, str))
 
 
+@pytest.mark.parametrize("parent", ["remote sampled", "local sampled", "remote unsampled, root always on"])
+def test_the_default_samplers_shortcut_decides_as_the_sampler_does(fake_llm: FakeLLM, parent: str) -> None:
+    """The direct path decides ParentBased-over-static samplers without calling them: same flags, trace
+    state, parent and attributes as the SDK path, which calls the sampler."""
+    from opentelemetry.trace import TraceState
+
+    from llmtrace.instrumentation._direct import _static_choice
+
+    sampled = TraceFlags(TraceFlags.SAMPLED if "unsampled" not in parent else TraceFlags.DEFAULT)
+    context = SpanContext(
+        0xABC, 0xDEF, is_remote=parent.startswith("remote"), trace_flags=sampled,
+        trace_state=TraceState([("vendor", "v1")]),
+    )  # fmt: skip
+    sampler = ParentBased(ALWAYS_ON, remote_parent_not_sampled=ALWAYS_ON)
+    assert _static_choice(sampler, context) is not None  # the shortcut is what the direct path takes here
+    token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(context)))
+    try:
+        direct, sdk = run_both(openai_stream, fake_llm, sampler=sampler)
+    finally:
+        otel_context.detach(token)
+    assert fields(direct) == fields(sdk)
+    direct_context = direct.get_span_context()
+    assert direct_context is not None and direct_context.trace_id == 0xABC
+    assert direct_context.trace_state == TraceState([("vendor", "v1")])
+    assert direct_context.trace_flags.sampled
+
+
 def test_a_processor_added_after_instrument_with_an_on_start_turns_the_sdk_path_on(fake_llm: FakeLLM) -> None:
     pipeline = Pipeline(sdk_path=False)
     with instrumented(pipeline):

@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace import (
     _Span,
 )
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, StaticSampler
 from opentelemetry.sdk.version import __version__ as sdk_version
 from opentelemetry.trace import (
     NonRecordingSpan,
@@ -44,6 +45,7 @@ from opentelemetry.trace import (
     TraceFlags,
     get_current_span,
 )
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
 # The SDK whose start_span this mirrors (1.4x: random trace-id flag, tracer configs and metrics);
@@ -125,7 +127,9 @@ class DirectSpans:
         """What the SDK's ``Tracer.start_span`` decides, without its ``Span`` (mirrors SDK 1.x's code)."""
         tracer = self.tracer
         ids = tracer.id_generator
-        parent: SpanContext | None = get_current_span(context).get_span_context()
+        parent: SpanContext | None = None
+        if context is None or context.get(_SPAN_KEY) is not None:  # else no current span: a root span
+            parent = get_current_span(context).get_span_context()
         if parent is None or not parent.is_valid:
             parent = None
             trace_id = ids.generate_trace_id()
@@ -133,20 +137,41 @@ class DirectSpans:
         else:
             trace_id = parent.trace_id
             random_id = parent.trace_flags.random_trace_id
-        sampling = tracer.sampler.should_sample(context, trace_id, name, SpanKind.CLIENT, attributes, ())
-        decision = sampling.decision
-        if decision.is_sampled():
+        sampler = tracer.sampler
+        static = _static_choice(sampler, parent)
+        if static is not None:  # the SDK's default sampler: its decision without its ~12 Python calls
+            decision = static
+            kept, trace_state = attributes, None if parent is None else parent.trace_state
+        else:
+            sampling = sampler.should_sample(context, trace_id, name, SpanKind.CLIENT, attributes, ())
+            decision, kept, trace_state = sampling.decision, sampling.attributes, sampling.trace_state
+        if decision is Decision.RECORD_AND_SAMPLE:  # decision.is_sampled()
             flags = _SAMPLED_RANDOM if random_id else _SAMPLED
         else:
             flags = _DEFAULT_RANDOM if random_id else _DEFAULT
         span_context = SpanContext(
-            trace_id, ids.generate_span_id(), is_remote=False, trace_flags=flags, trace_state=sampling.trace_state
+            trace_id, ids.generate_span_id(), is_remote=False, trace_flags=flags, trace_state=trace_state
         )
         end_metrics = tracer._tracer_metrics.start_span(parent, decision)
         return DirectSpan(
-            self, name, span_context, parent, sampling.attributes if decision.is_recording() else None,
-            start_ns, end_metrics,
-        )  # fmt: skip
+            self, name, span_context, parent, None if decision is Decision.DROP else kept, start_ns, end_metrics
+        )
+
+
+def _static_choice(sampler: Any, parent: SpanContext | None) -> Decision | None:
+    """The decision of a ``ParentBased`` sampler whose delegate for this parent is a ``StaticSampler``
+    (the SDK's default, ``parentbased_always_on``), as its ``should_sample`` makes it: the delegate's
+    fixed decision, the sampler's attributes being the span's own and its trace state the parent's.
+    None for any other sampler (exact types only: a subclass may decide otherwise)."""
+    if sampler.__class__ is not ParentBased:
+        return None
+    if parent is None:
+        chosen = sampler._root
+    elif parent.is_remote:
+        chosen = sampler._remote_parent_sampled if parent.trace_flags.sampled else sampler._remote_parent_not_sampled
+    else:
+        chosen = sampler._local_parent_sampled if parent.trace_flags.sampled else sampler._local_parent_not_sampled
+    return chosen._decision if chosen.__class__ is StaticSampler else None  # type: ignore[no-any-return]
 
 
 class DirectSpan(NonRecordingSpan):
@@ -171,7 +196,7 @@ class DirectSpan(NonRecordingSpan):
         start_ns: int,
         end_metrics: Any,
     ) -> None:
-        super().__init__(context)
+        self._context = context  # NonRecordingSpan.__init__, without the call
         self._spans = spans
         self._name = name
         self._parent = parent

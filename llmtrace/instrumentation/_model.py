@@ -70,11 +70,17 @@ class StreamAccumulator(Protocol):
     An accumulator may also have ``tail() -> Callable[[chunk], object]``: called once after the
     first chunk that carried output, it returns the fold for every later chunk (a leaner one for
     the stream's now known shape); without it, ``add`` folds every chunk. For sync streams it may
-    also have ``follow(chunks) -> Iterator``: a generator that yields every chunk after that first
-    one unchanged, folding each inline as it passes (a call per chunk, on caches the SDK's work
+    also have ``follow(chunks, head=None, end=None) -> Iterator``: a generator that yields every
+    chunk unchanged, folding each inline as it passes (a call per chunk, on caches the SDK's work
     between two chunks has made cold, cost ~10 µs per 50-chunk OpenAI stream, measured in one
-    process). It must never raise for llmtrace's own failures: ``_streams.fold_or_stop`` reports
-    one and says to stop folding.
+    process). Given the core's ``head`` and ``end`` it is the whole stream, the one generator the
+    app iterates (a second one resumed per chunk cost ~15 µs more per OpenAI stream): it starts
+    with ``yield from _streams.lead(chunks, head)`` (the chunks up to the first output, folded and
+    timed by the core), calls ``end("error", exc)`` and re-raises when the SDK's iteration raises
+    (not on ``GeneratorExit``: closing ends the span elsewhere), and ``end("completed", None)`` when
+    the chunks run out. Without them it folds chunks after that first output (tests). It must
+    never raise for llmtrace's own failures: ``_streams.fold_or_stop`` reports one and says to
+    stop folding.
     """
 
     def add(self, chunk: Any) -> bool:

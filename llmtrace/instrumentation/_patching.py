@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import wrapt
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 from llmtrace import semconv as sc
-from llmtrace.instrumentation._core import Endpoint, Invocation, Runtime, get_runtime, suppressed
+from llmtrace.instrumentation._core import _SUPPRESS_KEY, Endpoint, Invocation, Runtime, current_context, get_runtime
 from llmtrace.instrumentation._guard import internal_error
 from llmtrace.instrumentation._streams import observe_result
 
@@ -76,8 +76,10 @@ def start_invocation(
     runtime = get_runtime()
     if runtime is None:
         return None
-    context = otel_context.get_current()  # read once: the checks and the span's context share it
-    if suppressed(context) or recorded_by_another_tool(runtime, context):
+    context = current_context()  # read once: the checks and the span's context share it
+    if context.get(_SUPPRESS_KEY):  # nested in an instrumented call: suppressed()
+        return None
+    if context.get(_SPAN_KEY) is not None and recorded_by_another_tool(runtime, context):  # no span: not recorded
         return None
     try:
         request = endpoint.parse_request(instance, args, kwargs)

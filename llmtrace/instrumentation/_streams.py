@@ -18,12 +18,15 @@ import wrapt
 from llmtrace.instrumentation._core import Invocation
 from llmtrace.instrumentation._guard import internal_error
 
+StreamEnd = Callable[[str, BaseException | None], None]
+"""``Invocation.end_stream``: how a stream ended ("completed", "error") and the SDK's exception."""
+
 
 class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     def __init__(self, wrapped: Any, invocation: Invocation) -> None:
         super().__init__(wrapped)
         self._self_invocation = invocation
-        self._self_chunks = _observe(wrapped, invocation)
+        self._self_chunks = _sync_chunks(wrapped, invocation)
         _end_when_collected(self._self_chunks, invocation)
 
     def __iter__(self) -> Iterator[Any]:
@@ -54,7 +57,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc,type-arg]
     def __init__(self, wrapped: Any, invocation: Invocation) -> None:
         super().__init__(wrapped)
         self._self_invocation = invocation
-        self._self_chunks = _aobserve(wrapped, invocation)
+        self._self_chunks = _async_chunks(wrapped, invocation)
         _end_when_collected(self._self_chunks, invocation)
 
     def __aiter__(self) -> AsyncIterator[Any]:
@@ -100,14 +103,6 @@ def _later_fold(rest: Callable[[], Callable[[Any], object]]) -> Callable[[Any], 
         return _ignore
 
 
-def _later_follow(invocation: Invocation, chunks: Iterator[Any]) -> Iterator[Any] | None:
-    try:
-        return invocation.follow(chunks)
-    except Exception as exc:  # llmtrace's fault: the general fold takes the rest
-        internal_error("stream fold", exc)
-        return None
-
-
 def fold_or_stop(fold: Callable[[Any], object], chunk: Any) -> bool:
     """``fold(chunk)`` for an accumulator's ``follow``; False when llmtrace's fold failed (reported):
     the caller then stops folding and passes the rest of the stream through untouched."""
@@ -129,9 +124,56 @@ def follow_each(fold: Callable[[Any], object], chunks: Iterator[Any]) -> Iterato
         yield chunk
 
 
-def _observe(wrapped: Any, invocation: Invocation) -> Iterator[Any]:
+def lead(chunks: Iterator[Any], head: Callable[[Any], bool]) -> Iterator[Any]:
+    """The chunks up to the first that carries output, each given to ``head`` first (the core's fold, which
+    times that one): how an accumulator's ``follow`` begins a whole stream."""
+    for chunk in chunks:
+        if head(chunk):
+            yield chunk
+            return
+        yield chunk
+
+
+def _sync_chunks(wrapped: Any, invocation: Invocation) -> Iterator[Any]:
+    """The generator the app iterates: the accumulator's ``follow`` given the core's ``head`` and ``end_stream``
+    (the whole stream in one generator, its fold inline: a generator resumed per chunk costs more on the
+    caches the SDK's work between two chunks leaves than a warm timer shows), else :func:`_observe`."""
+    try:
+        head, rest = invocation.start_stream()
+        follow = invocation.follower()
+        if follow is not None:
+            return follow(wrapped, head, invocation.end_stream)
+    except Exception as exc:  # llmtrace's fault: the chunks pass unfolded, the span still ends
+        internal_error("stream fold", exc)
+        head, rest = _unfolded, _no_fold
+    return _observe(wrapped, invocation, head, rest)
+
+
+def _async_chunks(wrapped: Any, invocation: Invocation) -> AsyncIterator[Any]:
+    """:func:`_sync_chunks` for async streams: the accumulator's ``afollow``, else :func:`_aobserve`."""
+    try:
+        head, rest = invocation.start_stream()
+        afollow = invocation.afollower()
+        if afollow is not None:
+            return afollow(wrapped, head, invocation.end_stream)
+    except Exception as exc:
+        internal_error("stream fold", exc)
+        head, rest = _unfolded, _no_fold
+    return _aobserve(wrapped, invocation, head, rest)
+
+
+def _unfolded(chunk: Any) -> bool:
+    return False
+
+
+def _no_fold() -> Callable[[Any], object]:
+    return _ignore
+
+
+def _observe(
+    wrapped: Any, invocation: Invocation, head: Callable[[Any], bool], rest: Callable[[], Callable[[Any], object]]
+) -> Iterator[Any]:
     """Yield the SDK's chunks, folding each; holds no reference to the proxy (no cycle to delay collection)."""
-    head, rest = invocation.start_stream()
     try:
         chunks = iter(wrapped)
         for chunk in chunks:
@@ -139,18 +181,14 @@ def _observe(wrapped: Any, invocation: Invocation) -> Iterator[Any]:
                 yield chunk
                 break
             yield chunk
-        follow = _later_follow(invocation, chunks)
-        if follow is not None:  # the accumulator's generator: its fold inline, no call per chunk
-            yield from follow
-        else:
-            tail = _later_fold(rest)
-            for chunk in chunks:
-                try:
-                    tail(chunk)
-                except Exception as exc:  # llmtrace's fault, not the app's: stop folding, keep streaming
-                    internal_error("stream chunk", exc)
-                    tail = _ignore
-                yield chunk
+        tail = _later_fold(rest)
+        for chunk in chunks:
+            try:
+                tail(chunk)
+            except Exception as exc:  # llmtrace's fault, not the app's: stop folding, keep streaming
+                internal_error("stream chunk", exc)
+                tail = _ignore
+            yield chunk
     except GeneratorExit:
         raise  # closed or collected: close() or the finaliser ends the span
     except BaseException as exc:
@@ -159,9 +197,10 @@ def _observe(wrapped: Any, invocation: Invocation) -> Iterator[Any]:
     invocation.end_stream("completed")
 
 
-async def _aobserve(wrapped: Any, invocation: Invocation) -> AsyncIterator[Any]:
+async def _aobserve(
+    wrapped: Any, invocation: Invocation, head: Callable[[Any], bool], rest: Callable[[], Callable[[Any], object]]
+) -> AsyncIterator[Any]:
     """The async twin of :func:`_observe`."""
-    head, rest = invocation.start_stream()
     try:
         chunks = aiter(wrapped)
         async for chunk in chunks:
@@ -194,14 +233,14 @@ def _end_when_collected(chunks: Any, invocation: Invocation) -> None:
     """End the span when the chunk generator is garbage-collected, i.e. when neither the proxy
     nor a running ``for`` loop holds it, or at interpreter exit. (Not the proxy's ``__del__``: in
     ``for c in client...create(stream=True)`` the proxy is dropped as soon as the loop starts.)"""
-    if not _watched:
+    if not _exit_registered:
         _at_exit_once()
     _watched[weakref.ref(chunks, _collected)] = invocation
 
 
 def _collected(ref: weakref.ref[Any]) -> None:
     invocation = _watched.pop(ref, None)
-    if invocation is not None:
+    if invocation is not None and not invocation._ended:  # a finished stream's generator: nothing to end
         _abandon(invocation)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,7 +27,7 @@ from llmtrace.instrumentation._guard import internal_error
 from llmtrace.instrumentation._model import Message, Part, Request, Response, Usage, text_part, tool_call_part
 from llmtrace.instrumentation._patching import Patch, start_invocation
 from llmtrace.instrumentation._sdk import client_base_url, get, given, put, server_of
-from llmtrace.instrumentation._streams import fold_or_stop, wrap_stream
+from llmtrace.instrumentation._streams import StreamEnd, fold_or_stop, lead, wrap_stream
 
 SDK = "anthropic"
 
@@ -36,6 +36,9 @@ _MODULES = tuple(f"anthropic.resources.{name}" for name in ("messages", "beta.me
 _DELTA_FIELDS = {"text_delta": "text", "input_json_delta": "partial_json", "thinking_delta": "thinking"}
 _USAGE_FIELDS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
 _SAMPLING_KEYS = frozenset(("temperature", "top_p", "top_k", "stop_sequences"))
+# The event types MessageEvents.add reads; it keeps nothing of any other.
+_FOLDED = frozenset(("message_start", "content_block_start", "content_block_delta", "message_delta"))
+_NOTHING: Any = ()  # MessageEvents.follow: the event needs no fold
 
 
 def _json_or_text(raw: str) -> Any:
@@ -213,6 +216,38 @@ class MessageEvents:
         self.blocks: dict[int, tuple[Any, list[str]]] = {}
 
     def add(self, event: Any) -> bool:
+        try:
+            return self._add_model(event)
+        except AttributeError:  # dict events, or a field this SDK version lacks: nothing was written yet
+            return self._add_any(event)
+
+    def _add_model(self, event: Any) -> bool:
+        """:meth:`_add_any` for the SDK's event models, with plain attribute reads (no ``get()`` call per
+        field: the stream's first events run on caches the SDK's work has made cold). Reads before writes."""
+        kind = event.type
+        if kind == "content_block_delta":
+            delta, index = event.delta, event.index
+            field = _DELTA_FIELDS.get(delta.type)
+            if field is None:
+                return False
+            text = getattr(delta, field)
+            self.blocks.setdefault(index, (None, []))[1].append(text or "")
+            return True
+        if kind == "message_start":
+            message = event.message
+            id_, model, counts = message.id, message.model, _counts(message.usage)
+            self.id, self.model = id_, model
+            self.counts.update(counts)
+        elif kind == "content_block_start":
+            index, block = event.index, event.content_block
+            self.blocks[index] = (block, [])
+        elif kind == "message_delta":
+            reason, counts = event.delta.stop_reason, _counts(event.usage)
+            self.stop_reason = reason or self.stop_reason
+            self.counts.update(counts)  # cumulative: replaces message_start's counts
+        return False
+
+    def _add_any(self, event: Any) -> bool:
         kind = get(event, "type")
         if kind == "message_start":
             message = get(event, "message")
@@ -250,27 +285,86 @@ class MessageEvents:
 
         return fold
 
-    def follow(self, events: Iterator[Any]) -> Iterator[Any]:
-        """Sync streams: :meth:`tail`'s fold inline in one generator, no call per event."""
-        blocks, fields, general = self.blocks, _DELTA_FIELDS, self.add
-        for event in events:
-            block = None
-            try:  # reads only: any other event, or one that fails here, goes to the general fold
-                if event.type == "content_block_delta":
-                    delta = event.delta
-                    field = fields.get(delta.type)
-                    if field is not None:
-                        block = blocks.get(event.index)
-                        text = getattr(delta, field)
-            except Exception:  # dict events or shapes this SDK version lacks
+    def follow(
+        self, events: Iterable[Any], head: Callable[[Any], bool] | None = None, end: StreamEnd | None = None
+    ) -> Iterator[Any]:
+        """Sync streams: :meth:`tail`'s fold inline in one generator, no call per event; with the core's
+        ``head`` and ``end``, the whole stream (see ``StreamAccumulator``)."""
+        events = iter(events)
+        try:
+            if head is not None:
+                yield from lead(events, head)
+            blocks, fields, general = self.blocks, _DELTA_FIELDS, self.add
+            for event in events:
                 block = None
-            if block is not None:
-                block[1].append(text or "")
-            elif not fold_or_stop(general, event):
+                try:  # reads only: any other event, or one that fails here, goes to the general fold
+                    kind = event.type
+                    if kind == "content_block_delta":
+                        delta = event.delta
+                        field = fields.get(delta.type)
+                        if field is not None:
+                            block = blocks.get(event.index)
+                            text = getattr(delta, field)
+                    elif kind not in _FOLDED:  # content_block_stop, message_stop, ping: add() would keep nothing
+                        block = _NOTHING
+                except Exception:  # dict events or shapes this SDK version lacks
+                    block = None
+                if block is None:
+                    if not fold_or_stop(general, event):
+                        yield event
+                        yield from events
+                        break
+                elif block is not _NOTHING:
+                    block[1].append(text or "")
                 yield event
-                yield from events
-                return
-            yield event
+        except GeneratorExit:
+            raise  # closed or collected: the proxy's close() or its finaliser ends the span
+        except BaseException as exc:
+            if end is not None:
+                end("error", exc)
+            raise
+        if end is not None:
+            end("completed", None)
+
+    async def afollow(
+        self, events: AsyncIterable[Any], head: Callable[[Any], bool], end: StreamEnd
+    ) -> AsyncIterator[Any]:
+        """Async streams: :meth:`follow` with the core's ``head`` and ``end``, as one async generator (which
+        cannot delegate: the head's loop is here too)."""
+        events = aiter(events)
+        try:
+            async for event in events:
+                if head(event):
+                    yield event
+                    break
+                yield event
+            blocks, fields, general, folding = self.blocks, _DELTA_FIELDS, self.add, True
+            async for event in events:
+                if folding:
+                    block = None
+                    try:  # reads only, as in follow()
+                        kind = event.type
+                        if kind == "content_block_delta":
+                            delta = event.delta
+                            field = fields.get(delta.type)
+                            if field is not None:
+                                block = blocks.get(event.index)
+                                text = getattr(delta, field)
+                        elif kind not in _FOLDED:
+                            block = _NOTHING
+                    except Exception:
+                        block = None
+                    if block is None:
+                        folding = fold_or_stop(general, event)
+                    elif block is not _NOTHING:
+                        block[1].append(text or "")
+                yield event
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            end("error", exc)
+            raise
+        end("completed", None)
 
     def result(self, request: Request) -> Response:
         blocks = self.blocks

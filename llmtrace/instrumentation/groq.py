@@ -46,7 +46,7 @@ class GroqTextStream(GroqStream, TextChatStream):
     """The usual one-choice text stream: OpenAI's lean fold after the first text, plus ``x_groq``'s usage."""
 
     __slots__ = ()
-    follow = None  # type: ignore[assignment]  # x_groq's usage: tail()'s fold below, chunk by chunk
+    follow = afollow = None  # type: ignore[assignment]  # x_groq's usage: tail()'s fold below, chunk by chunk
 
     def tail(self) -> Callable[[Any], object]:
         fold = TextChatStream.tail(self)

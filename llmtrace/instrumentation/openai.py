@@ -8,7 +8,7 @@ content and are marked ``llmtrace.usage.estimated``: llmtrace never changes the 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
@@ -27,7 +27,7 @@ from llmtrace.instrumentation._model import (
 )
 from llmtrace.instrumentation._patching import Patch
 from llmtrace.instrumentation._sdk import client_base_url, get, given, json_arguments, put, server_of, text_of
-from llmtrace.instrumentation._streams import fold_or_stop, follow_each
+from llmtrace.instrumentation._streams import StreamEnd, fold_or_stop, follow_each, lead
 
 SDK = "openai"
 
@@ -77,7 +77,9 @@ def new_request(instance: Any, operation: str, kwargs: dict[str, Any], api_type:
     )
     if api_type:
         request.attributes[sc.OPENAI_API_TYPE] = api_type
-    put(request.attributes, sc.OPENAI_REQUEST_SERVICE_TIER, kwargs.get("service_tier"), str)
+    tier = kwargs.get("service_tier")
+    if tier is not None:  # the usual call sets none: no put() call
+        put(request.attributes, sc.OPENAI_REQUEST_SERVICE_TIER, tier, str)
     return request
 
 
@@ -224,15 +226,17 @@ def _request_chars(request: Request) -> int:
     return sum(len(p["content"]) for p in parts if isinstance(p.get("content"), str))
 
 
+# Arguments that can make a chat stream more than one choice of text.
+_SHAPERS = frozenset(("tools", "functions", "response_format"))
+
+
 class Chat(Endpoint):
     def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
         request = new_request(instance, sc.OP_CHAT, kwargs, "chat_completions")
         if request.stream:
-            request.one_text_choice = (
-                kwargs.get("n") in (None, 1)
-                and not given(kwargs.get("tools"))
-                and not given(kwargs.get("functions"))
-                and not given(kwargs.get("response_format"))
+            request.one_text_choice = kwargs.get("n") in (None, 1) and (
+                _SHAPERS.isdisjoint(kwargs)  # the usual call sets none: one set test instead of three given()
+                or not any(given(kwargs.get(key)) for key in _SHAPERS)
             )
         return request
 
@@ -431,31 +435,86 @@ class TextChatStream(ChatStream):
 
         return fold
 
-    def follow(self, chunks: Iterator[Any]) -> Iterator[Any]:
-        """Sync streams: :meth:`tail`'s fold inline in one generator, no call per chunk."""
-        if not self.id or list(self.text) != [0]:
-            yield from follow_each(self.add, chunks)
-            return
-        pieces, reasons, general = self.text[0], self.reasons, self.add
-        for chunk in chunks:
-            try:  # reads before writes: a chunk that fails here goes whole to the general fold
-                choices, usage = chunk.choices, chunk.usage
-                if choices:
-                    (choice,) = choices  # one choice was asked for: several go to the general fold
-                    content, reason = choice.delta.content, choice.finish_reason
-                    if content:
-                        pieces.append(content)
-                        self.content_chunks += 1
-                    if reason:
-                        reasons[0] = reason
-                if usage is not None:
-                    self.usage = usage
-            except Exception:  # a dict chunk, or a shape this fold does not know
-                if not fold_or_stop(general, chunk):
+    def follow(
+        self, chunks: Iterable[Any], head: Callable[[Any], bool] | None = None, end: StreamEnd | None = None
+    ) -> Iterator[Any]:
+        """Sync streams: :meth:`tail`'s fold inline in one generator, no call per chunk; with the core's
+        ``head`` and ``end``, the whole stream (see ``StreamAccumulator``)."""
+        chunks = iter(chunks)
+        try:
+            if head is not None:
+                yield from lead(chunks, head)
+            if not self.id or list(self.text) != [0]:
+                yield from follow_each(self.add, chunks)
+            else:
+                pieces, reasons, general = self.text[0], self.reasons, self.add
+                for chunk in chunks:
+                    try:  # reads before writes: a chunk that fails here goes whole to the general fold
+                        choices, usage = chunk.choices, chunk.usage
+                        if choices:
+                            (choice,) = choices  # one choice was asked for: several go to the general fold
+                            content, reason = choice.delta.content, choice.finish_reason
+                            if content:
+                                pieces.append(content)
+                                self.content_chunks += 1
+                            if reason:
+                                reasons[0] = reason
+                        if usage is not None:
+                            self.usage = usage
+                    except Exception:  # a dict chunk, or a shape this fold does not know
+                        if not fold_or_stop(general, chunk):
+                            yield chunk
+                            yield from chunks
+                            break
                     yield chunk
-                    yield from chunks
-                    return
-            yield chunk
+        except GeneratorExit:
+            raise  # closed or collected: the proxy's close() or its finaliser ends the span
+        except BaseException as exc:
+            if end is not None:
+                end("error", exc)
+            raise
+        if end is not None:
+            end("completed", None)
+
+    async def afollow(
+        self, chunks: AsyncIterable[Any], head: Callable[[Any], bool], end: StreamEnd
+    ) -> AsyncIterator[Any]:
+        """Async streams: :meth:`follow` with the core's ``head`` and ``end``, as one async generator (which
+        cannot delegate: the head's loop is here too)."""
+        chunks = aiter(chunks)
+        try:
+            async for chunk in chunks:
+                if head(chunk):
+                    yield chunk
+                    break
+                yield chunk
+            inline, folding = bool(self.id) and list(self.text) == [0], True
+            pieces, reasons, general = self.text.get(0), self.reasons, self.add
+            async for chunk in chunks:
+                if inline:
+                    try:  # reads before writes, as in follow()
+                        choices, usage = chunk.choices, chunk.usage
+                        if choices:
+                            (choice,) = choices
+                            content, reason = choice.delta.content, choice.finish_reason
+                            if content:
+                                pieces.append(content)  # type: ignore[union-attr]
+                                self.content_chunks += 1
+                            if reason:
+                                reasons[0] = reason
+                        if usage is not None:
+                            self.usage = usage
+                    except Exception:  # the general fold takes it; if that fails, the rest passes unfolded
+                        inline = folding = fold_or_stop(general, chunk)
+                elif folding:
+                    folding = fold_or_stop(general, chunk)
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            end("error", exc)
+            raise
+        end("completed", None)
 
 
 class Completions(Endpoint):
