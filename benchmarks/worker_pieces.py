@@ -63,7 +63,7 @@ def main() -> int:
             attributes[sc.STREAM_END] = how
             response = inv._acc.result(request)
             marks.append(ns())
-            attributes.update(_core._response_attributes(settings, request, response))
+            _core._add_response_attributes(attributes, settings, request, response)
             marks.append(ns())
             inv._direct.finish(attributes, None, end_ns)  # the direct path (the SDK path: span.set_attributes/end)
             marks.append(ns())

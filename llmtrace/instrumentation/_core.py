@@ -303,7 +303,7 @@ class Invocation:
         attributes = self._request_attributes()
         try:
             response = self.endpoint.parse_response(self.request, result)
-            attributes.update(_response_attributes(self.runtime.settings, self.request, response))
+            _add_response_attributes(attributes, self.runtime.settings, self.request, response)
         except Exception as exc:
             internal_error("parse_response", exc)
         self._end(attributes, end_ns)
@@ -321,7 +321,7 @@ class Invocation:
                 attributes[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = (self._first_chunk_ns - self._start_ns) / 1e9
             if self._acc is not None:
                 response = self._acc.result(self.request)
-                attributes.update(_response_attributes(self.runtime.settings, self.request, response))
+                _add_response_attributes(attributes, self.runtime.settings, self.request, response)
         except Exception as inner:
             internal_error("end_stream", inner)
         self._end(attributes, end_ns, exc)
@@ -426,8 +426,12 @@ def _add_request_content(attrs: dict[str, AttributeValue], settings: Settings, r
                 attrs[name] = text
 
 
-def _response_attributes(settings: Settings, request: Request, response: Response) -> dict[str, AttributeValue]:
-    attrs: dict[str, AttributeValue] = dict(response.attributes)
+def _add_response_attributes(
+    attrs: dict[str, AttributeValue], settings: Settings, request: Request, response: Response
+) -> None:
+    """The response's attributes, cost and output content, written into ``attrs`` (the job's one dict:
+    no second dict to build and merge on the cold caches a stream's end leaves)."""
+    attrs.update(response.attributes)
     if response.id:
         attrs[sc.RESPONSE_ID] = response.id
     if response.model:
@@ -456,7 +460,6 @@ def _response_attributes(settings: Settings, request: Request, response: Respons
         )
         if text is not None:
             attrs[sc.OUTPUT_MESSAGES] = text
-    return attrs
 
 
 def _add_cost(attrs: dict[str, AttributeValue], request: Request, response: Response, usage: Usage) -> None:

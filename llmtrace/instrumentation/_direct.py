@@ -311,28 +311,27 @@ def _quick(start: Any, attributes: dict[str, Any], max_len: int | None) -> dict[
     """``start`` then ``attributes`` as the SDK's cleaning leaves them, when it would only turn lists into
     tuples: non-empty string keys, values of the plain types or lists and tuples of them, strings within
     the length limit; a key set again moves to the end, as in ``BoundedAttributes``. None otherwise."""
-    merged: dict[str, Any] = {}
-    for source in (start, attributes):
-        for key, value in source.items():
-            if key.__class__ is not str or not key:
+    merged = {**start, **attributes}  # one C-level merge, then a loop that only checks (no dict writes)
+    if len(merged) < len(start) + len(attributes):  # a key in both: BoundedAttributes moves it to the end
+        merged = {key: value for key, value in start.items() if key not in attributes}
+        merged.update(attributes)
+    for key, value in merged.items():
+        if key.__class__ is not str or not key:
+            return None
+        cls = value.__class__
+        if cls is str:
+            if max_len is not None and len(value) > max_len:
                 return None
-            cls = value.__class__
-            if cls is str:
-                if max_len is not None and len(value) > max_len:
+        elif cls is tuple or cls is list:
+            for item in value:
+                if item.__class__ not in _PLAIN or (
+                    max_len is not None and item.__class__ is str and len(item) > max_len
+                ):
                     return None
-            elif cls is tuple or cls is list:
-                for item in value:
-                    if item.__class__ not in _PLAIN or (
-                        max_len is not None and item.__class__ is str and len(item) > max_len
-                    ):
-                        return None
-                if cls is list:
-                    value = tuple(value)
-            elif cls not in _PLAIN:
-                return None
-            if key in merged:  # a test, not a pop() call per attribute: this runs on a call's cold caches
-                del merged[key]  # noqa: RUF051
-            merged[key] = value
+            if cls is list:
+                merged[key] = tuple(value)  # an existing key: its value changes, the iteration stays valid
+        elif cls not in _PLAIN:
+            return None
     return merged
 
 
