@@ -66,9 +66,16 @@ def encode(name: str, value: Any, *, limit: int, redact: Redactor | None) -> str
     None when ``redact`` raised or returned no string: the attribute must then be left off.
     """
     text = _dumps(value)
-    if len(text) > limit:  # otherwise no string inside can exceed the limit: skip the copy
-        value = _truncate(value, limit)
-        text = _dumps(value)
+    if len(text) > limit:  # otherwise no string inside, nor the whole, can exceed a limit: nothing to cut
+        text = _cut(value, limit)
+    return text if redact is None else _redacted(redact, name, text)
+
+
+def _cut(value: Any, limit: int) -> str:
+    """The JSON text of ``value`` with each string cut to ``limit`` chars and, past the total budget,
+    the oldest items of a list replaced by a marker."""
+    value = _truncate(value, limit)
+    text = _dumps(value)
     budget = max(limit * _TOTAL_FACTOR, _MIN_TOTAL)
     if len(text) > budget and isinstance(value, list) and len(value) > 1:
         kept = list(value)
@@ -80,7 +87,7 @@ def encode(name: str, value: Any, *, limit: int, redact: Redactor | None) -> str
             "parts": [{"type": "text", "content": f"[llmtrace: {omitted} earlier items omitted]"}],
         }
         text = _dumps([marker, *kept])
-    return text if redact is None else _redacted(redact, name, text)
+    return text
 
 
 def _redacted(redact: Redactor, name: str, text: str) -> str | None:
