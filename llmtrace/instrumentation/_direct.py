@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
@@ -340,19 +340,19 @@ def _quick(start: Any, attributes: dict[str, Any], max_len: int | None) -> dict[
     return merged
 
 
-def _bounded(limits: Any, start: Any, attributes: dict[str, AttributeValue]) -> BoundedAttributes:
+def _bounded(limits: Any, start: Any, attributes: dict[str, AttributeValue]) -> Mapping[str, AttributeValue]:
     """The span's attributes as the SDK's ``Span`` holds them after ``set_attributes`` and ``end()``.
 
     When the SDK's cleaning would only turn lists into tuples and nothing is over the count limit
-    (every call llmtrace makes, in practice), the mapping is built directly: same keys, values and
-    order. Otherwise the SDK's own code runs (drops, truncation, its warnings).
+    (every call llmtrace makes, in practice), a plain dict with the same keys, values and order: what
+    ``ReadableSpan.attributes`` and ``dropped_attributes`` (0) give from it is what they give from the
+    SDK's ``BoundedAttributes``, without building one (its checks and its lock) on a call's cold caches.
+    Otherwise the SDK's own code runs (drops, truncation, its warnings).
     """
     maxlen, max_len = limits.max_span_attributes, limits.max_span_attribute_length
     merged = _quick(start or {}, attributes, max_len)
     if merged is not None and (maxlen is None or len(merged) <= maxlen):
-        bounded = BoundedAttributes(maxlen, None, immutable=True, max_value_len=max_len)
-        bounded._dict = merged
-        return bounded
+        return merged
     bounded = BoundedAttributes(maxlen, start, immutable=False, max_value_len=max_len)
     bounded._set_items(attributes)
     bounded._immutable = True

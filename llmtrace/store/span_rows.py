@@ -88,8 +88,12 @@ def _row(span: ReadableSpan, resource_attrs: dict[str, str], service: str) -> tu
 
 def _plain(owner: Any, name: str) -> Mapping[str, Any] | None:
     """The plain dict inside the SDK's ``BoundedAttributes`` (iterating that mapping itself takes
-    its lock and a Python call per item: ~1 µs per attribute); None if it is not there."""
-    inner = getattr(getattr(owner, name, None), "_dict", None)
+    its lock and a Python call per item: ~1 µs per attribute), or the plain dict itself (llmtrace's
+    direct spans); None if neither is there."""
+    held = getattr(owner, name, None)
+    if held.__class__ is dict:
+        return held  # type: ignore[no-any-return]
+    inner = getattr(held, "_dict", None)
     return inner if isinstance(inner, dict) else None
 
 
