@@ -65,7 +65,8 @@ def encode(name: str, value: Any, *, limit: int, redact: Redactor | None) -> str
     the oldest messages go first, replaced by a marker saying how many were omitted.
     None when ``redact`` raised or returned no string: the attribute must then be left off.
     """
-    text = _dumps(value)
+    # _dumps, without its frame: this runs twice per call on the cold caches a call's end leaves
+    text = _ENCODER.encode(value) if _C_ENCODER is None or isinstance(value, str) else "".join(_C_ENCODER(value, 0))
     if len(text) > limit:  # otherwise no string inside, nor the whole, can exceed a limit: nothing to cut
         text = _cut(value, limit)
     return text if redact is None else _redacted(redact, name, text)

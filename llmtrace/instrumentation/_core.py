@@ -415,15 +415,18 @@ def _add_request_content(attrs: dict[str, AttributeValue], settings: Settings, r
     """The request's content attributes, written into ``attrs`` (one dict per job: fewer objects on
     the cold caches a call's end leaves)."""
     limit, redact = settings.max_content_chars, settings.redact
-    for name, value in (
-        (sc.SYSTEM_INSTRUCTIONS, request.system_instructions),
-        (sc.INPUT_MESSAGES, request.input_messages),
-        (sc.TOOL_DEFINITIONS, request.tool_definitions),
-    ):
-        if value:
-            text = _content.encode(name, value, limit=limit, redact=redact)
-            if text is not None:  # None: the app's redact failed on it, so it is left off
-                attrs[name] = text
+    if request.system_instructions:  # three tests, not a loop over a tuple of pairs built per call
+        _put_content(attrs, sc.SYSTEM_INSTRUCTIONS, request.system_instructions, limit, redact)
+    if request.input_messages:
+        _put_content(attrs, sc.INPUT_MESSAGES, request.input_messages, limit, redact)
+    if request.tool_definitions:
+        _put_content(attrs, sc.TOOL_DEFINITIONS, request.tool_definitions, limit, redact)
+
+
+def _put_content(attrs: dict[str, AttributeValue], name: str, value: Any, limit: int, redact: Any) -> None:
+    text = _content.encode(name, value, limit=limit, redact=redact)
+    if text is not None:  # None: the app's redact failed on it, so it is left off
+        attrs[name] = text
 
 
 def _add_response_attributes(
