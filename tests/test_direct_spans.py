@@ -8,6 +8,7 @@ every field the exporters read, but ids and times.
 from __future__ import annotations
 
 import gc
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ import llmtrace
 from llmtrace import semconv as sc
 from llmtrace.demo.fake_llm import FakeLLM
 from llmtrace.instrumentation import _core, _direct
+from llmtrace.store import span_rows
+from llmtrace.store.span_rows import rows_from_spans
 
 pytestmark = pytest.mark.skipif(
     _direct.DirectSpans.for_tracer(TracerProvider().get_tracer("probe")) is None,
@@ -218,6 +221,26 @@ def test_both_paths_export_the_same_span(fake_llm: FakeLLM, name: str) -> None:
         assert keys.index(sc.SERVER_ADDRESS) > keys.index(sc.SERVER_PORT)  # set at start before the port, moved
     if "abandoned" in name:
         assert (direct.attributes or {})[sc.STREAM_END] == "abandoned"
+
+
+def stored_attributes(span: ReadableSpan) -> dict[str, str]:
+    """The span's ClickHouse row's attributes (``otel_traces.SpanAttributes``), varying ones left out."""
+    attributes = rows_from_spans([span])[0][11]
+    return {k: v for k, v in attributes.items() if k not in VARYING}
+
+
+def test_both_paths_give_the_same_stored_attributes_and_json(fake_llm: FakeLLM) -> None:
+    """The direct path hands over its attributes as a plain dict (the SDK path: ``BoundedAttributes``):
+    the ClickHouse rows, read through ``span_rows``' shortcut for either, and ``to_json`` must agree."""
+    direct, sdk = run_both(anthropic_stream, fake_llm)
+    stored = [stored_attributes(span) for span in (direct, sdk)]
+    assert stored[0] == stored[1]
+    assert stored[0][sc.PROVIDER_NAME] == "anthropic" and sc.COST_USD in stored[0]
+    assert span_rows.plain_attributes(direct) is not None  # read without the mapping's per-item calls
+    as_json = [json.loads(span.to_json())["attributes"] for span in (direct, sdk)]
+    assert {k: v for k, v in as_json[0].items() if k not in VARYING} == {
+        k: v for k, v in as_json[1].items() if k not in VARYING
+    }
 
 
 def test_both_paths_apply_the_providers_span_limits_alike(fake_llm: FakeLLM) -> None:
