@@ -112,9 +112,11 @@ def _counts(usage: Any) -> dict[str, int]:
         value = usage.get(name) if is_dict else getattr(usage, name, None)
         if isinstance(value, int):
             counts[name] = value
-    thinking = get(get(usage, "output_tokens_details"), "thinking_tokens")
-    if isinstance(thinking, int):
-        counts["thinking_tokens"] = thinking
+    details = usage.get("output_tokens_details") if is_dict else getattr(usage, "output_tokens_details", None)
+    if details is not None:  # absent from most SDK versions' usage: no helper calls then
+        thinking = get(details, "thinking_tokens")
+        if isinstance(thinking, int):
+            counts["thinking_tokens"] = thinking
     return counts
 
 
@@ -138,7 +140,7 @@ class Messages(Endpoint):
         model = kwargs.get("model")
         stream = self.helper or kwargs.get("stream") is True
         model = model if isinstance(model, str) else None
-        return Request(sc.OP_CHAT, "anthropic", model, stream, server_address=host, server_port=port)
+        return Request(sc.OP_CHAT, "anthropic", model, stream, host, port)  # ..., server address, server port
 
     def describe_request(self, request: Request, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         # Tests before helper calls: the usual call sets none of extra_body, sampling, format, system or tools,
@@ -212,6 +214,8 @@ def _tools(tools: Any) -> list[dict[str, Any]] | None:
 
 class MessageEvents:
     """Folds raw stream events (``message_start`` ... ``message_stop``) into a response."""
+
+    __slots__ = ("blocks", "counts", "id", "model", "stop_reason")
 
     def __init__(self) -> None:
         self.id: str | None = None
@@ -303,32 +307,34 @@ class MessageEvents:
         try:
             if head is not None:
                 yield from lead(events, head)
-            blocks, fields, general = self.blocks, _DELTA_FIELDS, self.add
+            blocks, fields, general, other = self.blocks, _DELTA_FIELDS, self.add, _NOTHING
+            index, pieces = None, []  # the last delta's block and its text pieces: deltas come in runs per block
             for event in events:
-                block = None
+                piece = other  # other: the general fold takes the event; None: nothing to keep
                 try:  # reads only: any other event, or one that fails here, goes to the general fold
                     kind = event.type
                     if kind == "content_block_delta":
                         delta = event.delta
                         if delta.type == "text_delta":  # almost every event: no field lookup, no getattr()
-                            text = delta.text
-                            block = blocks.get(event.index)
+                            piece = delta.text or ""
                         else:
                             field = fields.get(delta.type)
                             if field is not None:
-                                block = blocks.get(event.index)
-                                text = getattr(delta, field)
+                                piece = getattr(delta, field) or ""
+                        if event.index != index and piece is not other:  # a new run: one block lookup per run
+                            index, pieces = event.index, blocks[event.index][1]
                     elif kind not in _FOLDED:  # content_block_stop, message_stop, ping: add() would keep nothing
-                        block = _NOTHING
-                except Exception:  # dict events or shapes this SDK version lacks
-                    block = None
-                if block is None:
+                        piece = None
+                except Exception:  # dict events, shapes this SDK version lacks, a delta before its block's start
+                    piece = other
+                if piece is other:
+                    index = None  # the general fold may replace a block
                     if not fold_or_stop(general, event):
                         yield event
                         yield from events
                         break
-                elif block is not _NOTHING:
-                    block[1].append(text or "")
+                elif piece is not None:
+                    pieces.append(piece)
                 yield event
         except GeneratorExit:
             raise  # closed or collected: the proxy's close() or its finaliser ends the span
