@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import inspect
 import logging
@@ -418,11 +419,20 @@ def test_the_inline_fold_of_a_whole_stream_matches_the_event_by_event_fold() -> 
     for event in events:
         one_by_one.add(event)
     passed = list(inline.follow(events, inline.add))
+    in_async = adapter.MessageEvents()
+
+    async def passed_async() -> list[Any]:
+        async def source() -> Any:
+            for event in events:
+                yield event
+
+        return [event async for event in in_async.afollow(source(), in_async.add, lambda how, exc: None)]
+
     request = adapter.Messages().parse_request(None, (), ask())
 
-    assert passed == events
+    assert passed == events == asyncio.run(passed_async())
     expected = one_by_one.result(request)
-    assert inline.result(request) == expected
+    assert inline.result(request) == expected == in_async.result(request)
     assert expected.output_messages[0]["parts"] == [
         {"type": "text", "content": "Prefix and more"},
         {"type": "reasoning", "content": "T:ab"},

@@ -357,30 +357,32 @@ class MessageEvents:
                     yield event
                     break
                 yield event
-            blocks, fields, general, folding = self.blocks, _DELTA_FIELDS, self.add, True
+            blocks, fields, general, other, folding = self.blocks, _DELTA_FIELDS, self.add, _NOTHING, True
+            index, pieces = None, []  # as in follow()
             async for event in events:
                 if folding:
-                    block = None
+                    piece = other
                     try:  # reads only, as in follow()
                         kind = event.type
                         if kind == "content_block_delta":
                             delta = event.delta
                             if delta.type == "text_delta":
-                                text = delta.text
-                                block = blocks.get(event.index)
+                                piece = delta.text or ""
                             else:
                                 field = fields.get(delta.type)
                                 if field is not None:
-                                    block = blocks.get(event.index)
-                                    text = getattr(delta, field)
+                                    piece = getattr(delta, field) or ""
+                            if event.index != index and piece is not other:
+                                index, pieces = event.index, blocks[event.index][1]
                         elif kind not in _FOLDED:
-                            block = _NOTHING
+                            piece = None
                     except Exception:
-                        block = None
-                    if block is None:
+                        piece = other
+                    if piece is other:
+                        index = None
                         folding = fold_or_stop(general, event)
-                    elif block is not _NOTHING:
-                        block[1].append(text or "")
+                    elif piece is not None:
+                        pieces.append(piece)
                 yield event
         except GeneratorExit:
             raise
