@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import inspect
 import logging
@@ -375,6 +376,70 @@ def test_stream_events_fold_thinking_and_text_and_take_usage_repeated_in_message
             ],
         }
     ]
+
+
+def test_the_inline_fold_of_a_whole_stream_matches_the_event_by_event_fold() -> None:
+    """``follow`` keeps the last delta's block between events and text blocks as their text alone: interleaved
+    blocks, a start carrying text, a delta before its block's start and a dict event must fold as ``add`` does."""
+    events: list[Any] = pydantic.TypeAdapter(list[anthropic.types.RawMessageStreamEvent]).validate_python(
+        [
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_2",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": SNAPSHOT,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": 7, "output_tokens": 1},
+                },
+            },
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": "Pre"}},
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "fix "}},
+            {
+                "type": "content_block_start",
+                "index": 1,
+                "content_block": {"type": "thinking", "thinking": "T:", "signature": ""},
+            },
+            {"type": "content_block_delta", "index": 1, "delta": {"type": "thinking_delta", "thinking": "a"}},
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "and "}},
+            {"type": "content_block_delta", "index": 1, "delta": {"type": "thinking_delta", "thinking": "b"}},
+            {"type": "content_block_delta", "index": 3, "delta": {"type": "text_delta", "text": "orphan"}},
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "more"}},
+            {"type": "content_block_stop", "index": 0},
+            {"type": "content_block_start", "index": 2, "content_block": {"type": "text", "text": ""}},
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}},
+            {"type": "message_stop"},
+        ]
+    )
+    events.insert(-2, {"type": "content_block_delta", "index": 2, "delta": {"type": "text_delta", "text": "dict"}})
+    one_by_one, inline = adapter.MessageEvents(), adapter.MessageEvents()
+    for event in events:
+        one_by_one.add(event)
+    passed = list(inline.follow(events, inline.add))
+    in_async = adapter.MessageEvents()
+
+    async def passed_async() -> list[Any]:
+        async def source() -> Any:
+            for event in events:
+                yield event
+
+        return [event async for event in in_async.afollow(source(), in_async.add, lambda how, exc: None)]
+
+    request = adapter.Messages().parse_request(None, (), ask())
+
+    assert passed == events == asyncio.run(passed_async())
+    expected = one_by_one.result(request)
+    assert inline.result(request) == expected == in_async.result(request)
+    assert expected.output_messages[0]["parts"] == [
+        {"type": "text", "content": "Prefix and more"},
+        {"type": "reasoning", "content": "T:ab"},
+        {"type": "text", "content": "dict"},
+        {"type": "text", "content": "orphan"},
+    ]
+    assert (expected.usage.input_tokens, expected.usage.output_tokens) == (7, 9)
 
 
 # --- messages.stream() helper ------------------------------------------------------------------

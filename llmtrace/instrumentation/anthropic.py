@@ -39,6 +39,7 @@ _SAMPLING_KEYS = frozenset(("temperature", "top_p", "top_k", "stop_sequences"))
 # The event types MessageEvents.add reads; it keeps nothing of any other.
 _FOLDED = frozenset(("message_start", "content_block_start", "content_block_delta", "message_delta"))
 _NOTHING: Any = ()  # MessageEvents.follow: the event needs no fold
+_TEXT: Any = object()  # MessageEvents.blocks: a text block, kept as its text pieces alone
 
 
 def _json_or_text(raw: str) -> Any:
@@ -95,13 +96,9 @@ def _usage(counts: dict[str, int]) -> Usage:
     fresh, read = counts.get("input_tokens"), counts.get("cache_read_input_tokens")
     write = counts.get("cache_creation_input_tokens")
     given_any = fresh is not None or read is not None or write is not None
-    return Usage(
-        input_tokens=(fresh or 0) + (read or 0) + (write or 0) if given_any else None,
-        output_tokens=counts.get("output_tokens"),
-        cache_read_tokens=read,
-        cache_write_tokens=write,
-        reasoning_tokens=counts.get("thinking_tokens"),
-    )
+    inputs = (fresh or 0) + (read or 0) + (write or 0) if given_any else None
+    # positional: input, output, cache read, cache write, reasoning (a keyword call costs more on cold caches)
+    return Usage(inputs, counts.get("output_tokens"), read, write, counts.get("thinking_tokens"))
 
 
 def _counts(usage: Any) -> dict[str, int]:
@@ -115,9 +112,11 @@ def _counts(usage: Any) -> dict[str, int]:
         value = usage.get(name) if is_dict else getattr(usage, name, None)
         if isinstance(value, int):
             counts[name] = value
-    thinking = get(get(usage, "output_tokens_details"), "thinking_tokens")
-    if isinstance(thinking, int):
-        counts["thinking_tokens"] = thinking
+    details = usage.get("output_tokens_details") if is_dict else getattr(usage, "output_tokens_details", None)
+    if details is not None:  # absent from most SDK versions' usage: no helper calls then
+        thinking = get(details, "thinking_tokens")
+        if isinstance(thinking, int):
+            counts["thinking_tokens"] = thinking
     return counts
 
 
@@ -135,17 +134,25 @@ class Messages(Endpoint):
         self.helper = helper
 
     def parse_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
-        kwargs = _with_extra_body(kwargs)
+        if "extra_body" in kwargs:  # rare: no helper call otherwise
+            kwargs = _with_extra_body(kwargs)
         host, port = server_of(client_base_url(get(instance, "_client")))
         model = kwargs.get("model")
         stream = self.helper or kwargs.get("stream") is True
         model = model if isinstance(model, str) else None
-        return Request(sc.OP_CHAT, "anthropic", model, stream, server_address=host, server_port=port)
+        return Request(sc.OP_CHAT, "anthropic", model, stream, host, port)  # ..., server address, server port
 
     def describe_request(self, request: Request, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        kwargs = _with_extra_body(kwargs)
+        # Tests before helper calls: the usual call sets none of extra_body, sampling, format, system or tools,
+        # and this runs on the caches a stream's end leaves cold, where each call costs.
+        if "extra_body" in kwargs:
+            kwargs = _with_extra_body(kwargs)
         attrs = request.attributes
-        put(attrs, sc.REQUEST_MAX_TOKENS, kwargs.get("max_tokens"), int)
+        max_tokens = kwargs.get("max_tokens")
+        if max_tokens.__class__ is int:
+            attrs[sc.REQUEST_MAX_TOKENS] = max_tokens
+        elif max_tokens is not None:
+            put(attrs, sc.REQUEST_MAX_TOKENS, max_tokens, int)
         if not _SAMPLING_KEYS.isdisjoint(kwargs):  # the usual call sets none: one set test instead of four puts
             put(attrs, sc.REQUEST_TEMPERATURE, kwargs.get("temperature"), float)
             put(attrs, sc.REQUEST_TOP_P, kwargs.get("top_p"), float)
@@ -156,7 +163,7 @@ class Messages(Endpoint):
         ):
             attrs[sc.OUTPUT_TYPE] = "json"
         system = kwargs.get("system")
-        request.system_instructions = _parts(system) if given(system) else None
+        request.system_instructions = _parts(system) if system is not None and given(system) else None
         messages = kwargs.get("messages")
         request.input_messages = _messages(messages) if isinstance(messages, list | tuple) else []
         if "tools" in kwargs:  # absent in most calls: no helper call for them
@@ -189,7 +196,7 @@ def _response(
 ) -> Response:
     output: Message = {"role": "assistant", "parts": parts, "finish_reason": reason or ""}
     reasons = [reason] if reason else []
-    return Response(id=id_, model=model, finish_reasons=reasons, usage=_usage(counts), output_messages=[output])
+    return Response(id_, model, reasons, _usage(counts), [output])  # id, model, finish reasons, usage, output
 
 
 def _tools(tools: Any) -> list[dict[str, Any]] | None:
@@ -208,12 +215,14 @@ def _tools(tools: Any) -> list[dict[str, Any]] | None:
 class MessageEvents:
     """Folds raw stream events (``message_start`` ... ``message_stop``) into a response."""
 
+    __slots__ = ("blocks", "counts", "id", "model", "stop_reason")
+
     def __init__(self) -> None:
         self.id: str | None = None
         self.model: str | None = None
         self.stop_reason: str | None = None
         self.counts: dict[str, int] = {}
-        self.blocks: dict[int, tuple[Any, list[str]]] = {}
+        self.blocks: dict[int, tuple[Any, list[str]]] = {}  # index: (content block or _TEXT, streamed pieces)
 
     def add(self, event: Any) -> bool:
         try:
@@ -240,7 +249,11 @@ class MessageEvents:
             self.counts.update(counts)
         elif kind == "content_block_start":
             index, block = event.index, event.content_block
-            self.blocks[index] = (block, [])
+            if block.type == "text":  # its text, read now: result() then reads no model on cold caches
+                text = block.text
+                self.blocks[index] = (_TEXT, [text] if text else [])
+            else:
+                self.blocks[index] = (block, [])
         elif kind == "message_delta":
             reason, counts = event.delta.stop_reason, _counts(event.usage)
             self.stop_reason = reason or self.stop_reason
@@ -294,28 +307,34 @@ class MessageEvents:
         try:
             if head is not None:
                 yield from lead(events, head)
-            blocks, fields, general = self.blocks, _DELTA_FIELDS, self.add
+            blocks, fields, general, other = self.blocks, _DELTA_FIELDS, self.add, _NOTHING
+            index, pieces = None, []  # the last delta's block and its text pieces: deltas come in runs per block
             for event in events:
-                block = None
+                piece = other  # other: the general fold takes the event; None: nothing to keep
                 try:  # reads only: any other event, or one that fails here, goes to the general fold
                     kind = event.type
                     if kind == "content_block_delta":
                         delta = event.delta
-                        field = fields.get(delta.type)
-                        if field is not None:
-                            block = blocks.get(event.index)
-                            text = getattr(delta, field)
+                        if delta.type == "text_delta":  # almost every event: no field lookup, no getattr()
+                            piece = delta.text or ""
+                        else:
+                            field = fields.get(delta.type)
+                            if field is not None:
+                                piece = getattr(delta, field) or ""
+                        if event.index != index and piece is not other:  # a new run: one block lookup per run
+                            index, pieces = event.index, blocks[event.index][1]
                     elif kind not in _FOLDED:  # content_block_stop, message_stop, ping: add() would keep nothing
-                        block = _NOTHING
-                except Exception:  # dict events or shapes this SDK version lacks
-                    block = None
-                if block is None:
+                        piece = None
+                except Exception:  # dict events, shapes this SDK version lacks, a delta before its block's start
+                    piece = other
+                if piece is other:
+                    index = None  # the general fold may replace a block
                     if not fold_or_stop(general, event):
                         yield event
                         yield from events
                         break
-                elif block is not _NOTHING:
-                    block[1].append(text or "")
+                elif piece is not None:
+                    pieces.append(piece)
                 yield event
         except GeneratorExit:
             raise  # closed or collected: the proxy's close() or its finaliser ends the span
@@ -338,26 +357,32 @@ class MessageEvents:
                     yield event
                     break
                 yield event
-            blocks, fields, general, folding = self.blocks, _DELTA_FIELDS, self.add, True
+            blocks, fields, general, other, folding = self.blocks, _DELTA_FIELDS, self.add, _NOTHING, True
+            index, pieces = None, []  # as in follow()
             async for event in events:
                 if folding:
-                    block = None
+                    piece = other
                     try:  # reads only, as in follow()
                         kind = event.type
                         if kind == "content_block_delta":
                             delta = event.delta
-                            field = fields.get(delta.type)
-                            if field is not None:
-                                block = blocks.get(event.index)
-                                text = getattr(delta, field)
+                            if delta.type == "text_delta":
+                                piece = delta.text or ""
+                            else:
+                                field = fields.get(delta.type)
+                                if field is not None:
+                                    piece = getattr(delta, field) or ""
+                            if event.index != index and piece is not other:
+                                index, pieces = event.index, blocks[event.index][1]
                         elif kind not in _FOLDED:
-                            block = _NOTHING
+                            piece = None
                     except Exception:
-                        block = None
-                    if block is None:
+                        piece = other
+                    if piece is other:
+                        index = None
                         folding = fold_or_stop(general, event)
-                    elif block is not _NOTHING:
-                        block[1].append(text or "")
+                    elif piece is not None:
+                        pieces.append(piece)
                 yield event
         except GeneratorExit:
             raise
@@ -369,13 +394,17 @@ class MessageEvents:
     def result(self, request: Request) -> Response:
         blocks = self.blocks
         if len(blocks) == 1:  # the usual reply: one block, read without a sort and a comprehension (cold caches)
-            parts = [self._block_part(*next(iter(blocks.values())))]
+            block, pieces = next(iter(blocks.values()))
+            part = {"type": "text", "content": "".join(pieces)} if block is _TEXT else self._block_part(block, pieces)
+            parts = [part]
         else:
             parts = [self._block_part(*blocks[index]) for index in sorted(blocks)]
         return _response(self.id, self.model, self.stop_reason, parts, self.counts)
 
     @staticmethod
     def _block_part(block: Any, pieces: list[str]) -> Part:
+        if block is _TEXT:
+            return text_part("".join(pieces))
         kind, streamed = get(block, "type"), "".join(pieces)
         if kind in ("tool_use", "server_tool_use"):
             arguments = _json_or_text(streamed) if streamed else get(block, "input")
