@@ -378,9 +378,28 @@ def test_stream_events_fold_thinking_and_text_and_take_usage_repeated_in_message
     ]
 
 
-def test_the_inline_fold_of_a_whole_stream_matches_the_event_by_event_fold() -> None:
+# The block interleaved with the text: a tool call in every supported SDK; thinking where the SDK has it
+# (anthropic 0.40, the oldest supported, has no thinking blocks). (start, deltas, the part it folds into)
+_INTERLEAVED: dict[str, tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]] = {
+    "tool_use": (
+        {"type": "tool_use", "id": "tu_1", "name": "lookup", "input": {}},
+        [{"type": "input_json_delta", "partial_json": '{"q": '}, {"type": "input_json_delta", "partial_json": '"x"}'}],
+        {"type": "tool_call", "id": "tu_1", "name": "lookup", "arguments": {"q": "x"}},
+    ),
+}
+if hasattr(anthropic.types, "ThinkingBlock"):
+    _INTERLEAVED["thinking"] = (
+        {"type": "thinking", "thinking": "T:", "signature": ""},
+        [{"type": "thinking_delta", "thinking": "a"}, {"type": "thinking_delta", "thinking": "b"}],
+        {"type": "reasoning", "content": "T:ab"},
+    )
+
+
+@pytest.mark.parametrize("other", sorted(_INTERLEAVED))
+def test_the_inline_fold_of_a_whole_stream_matches_the_event_by_event_fold(other: str) -> None:
     """``follow`` keeps the last delta's block between events and text blocks as their text alone: interleaved
     blocks, a start carrying text, a delta before its block's start and a dict event must fold as ``add`` does."""
+    start, (first, second), part = _INTERLEAVED[other]
     events: list[Any] = pydantic.TypeAdapter(list[anthropic.types.RawMessageStreamEvent]).validate_python(
         [
             {
@@ -398,14 +417,10 @@ def test_the_inline_fold_of_a_whole_stream_matches_the_event_by_event_fold() -> 
             },
             {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": "Pre"}},
             {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "fix "}},
-            {
-                "type": "content_block_start",
-                "index": 1,
-                "content_block": {"type": "thinking", "thinking": "T:", "signature": ""},
-            },
-            {"type": "content_block_delta", "index": 1, "delta": {"type": "thinking_delta", "thinking": "a"}},
+            {"type": "content_block_start", "index": 1, "content_block": start},
+            {"type": "content_block_delta", "index": 1, "delta": first},
             {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "and "}},
-            {"type": "content_block_delta", "index": 1, "delta": {"type": "thinking_delta", "thinking": "b"}},
+            {"type": "content_block_delta", "index": 1, "delta": second},
             {"type": "content_block_delta", "index": 3, "delta": {"type": "text_delta", "text": "orphan"}},
             {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "more"}},
             {"type": "content_block_stop", "index": 0},
@@ -435,7 +450,7 @@ def test_the_inline_fold_of_a_whole_stream_matches_the_event_by_event_fold() -> 
     assert inline.result(request) == expected == in_async.result(request)
     assert expected.output_messages[0]["parts"] == [
         {"type": "text", "content": "Prefix and more"},
-        {"type": "reasoning", "content": "T:ab"},
+        part,
         {"type": "text", "content": "dict"},
         {"type": "text", "content": "orphan"},
     ]
