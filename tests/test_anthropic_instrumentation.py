@@ -326,22 +326,16 @@ def test_an_error_event_midway_marks_the_span_error_and_reaches_the_app(fake_llm
     assert content(span, sc.OUTPUT_MESSAGES)[0]["parts"] == [{"type": "text", "content": text}]
 
 
+def _message_start(message_id: str, usage: dict[str, int]) -> dict[str, Any]:
+    """A raw stream's first event, as the API sends it."""
+    message = {"id": message_id, "type": "message", "role": "assistant", "model": SNAPSHOT, "content": []}
+    return {"type": "message_start", "message": {**message, "stop_reason": None, "stop_sequence": None, "usage": usage}}
+
+
 def test_stream_events_fold_thinking_and_text_and_take_usage_repeated_in_message_delta() -> None:
     events = pydantic.TypeAdapter(list[anthropic.types.RawMessageStreamEvent]).validate_python(
         [
-            {
-                "type": "message_start",
-                "message": {
-                    "id": "msg_1",
-                    "type": "message",
-                    "role": "assistant",
-                    "model": SNAPSHOT,
-                    "content": [],
-                    "stop_reason": None,
-                    "stop_sequence": None,
-                    "usage": {"input_tokens": 10, "cache_read_input_tokens": 5, "output_tokens": 1},
-                },
-            },
+            _message_start("msg_1", {"input_tokens": 10, "cache_read_input_tokens": 5, "output_tokens": 1}),
             {
                 "type": "content_block_start",
                 "index": 0,
@@ -402,19 +396,7 @@ def test_the_inline_fold_of_a_whole_stream_matches_the_event_by_event_fold(other
     start, (first, second), part = _INTERLEAVED[other]
     events: list[Any] = pydantic.TypeAdapter(list[anthropic.types.RawMessageStreamEvent]).validate_python(
         [
-            {
-                "type": "message_start",
-                "message": {
-                    "id": "msg_2",
-                    "type": "message",
-                    "role": "assistant",
-                    "model": SNAPSHOT,
-                    "content": [],
-                    "stop_reason": None,
-                    "stop_sequence": None,
-                    "usage": {"input_tokens": 7, "output_tokens": 1},
-                },
-            },
+            _message_start("msg_2", {"input_tokens": 7, "output_tokens": 1}),
             {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": "Pre"}},
             {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "fix "}},
             {"type": "content_block_start", "index": 1, "content_block": start},
