@@ -307,6 +307,7 @@ def series_weeks(sc: Any, minutes: int) -> float:
 
 
 KEEP: str | None = None  # --stores: where the runners keep and reuse each seed's store
+BY = "auto"  # --by: the grouping judged (the issue's own check runs ``--by service,model``)
 
 
 def run_seed(b: Bench, seed: int, fill: Callable[[Any, Any], int] | None = None) -> dict[str, Any]:
@@ -314,7 +315,7 @@ def run_seed(b: Bench, seed: int, fill: Callable[[Any, Any], int] | None = None)
     with store(b, sc, fill, KEEP if fill is None else None) as (client, inserted):
         week = Filter(start=sc.end - timedelta(days=7), end=sc.end)
         started, cpu = time.perf_counter(), time.process_time()
-        report = anomalies.detect(client, week, now=sc.end)
+        report = anomalies.detect(client, week, BY, now=sc.end)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     episodes = report.episodes()
     started = time.perf_counter()
@@ -425,9 +426,10 @@ def cli(
     parser.add_argument("--watch", action="store_true", help="also watch's time to detect (fills the store in steps)")
     parser.add_argument("--sample", type=int, default=3, help="--watch: eligible incidents per seed (default 3)")
     parser.add_argument("--stores", help="keep each seed's store (and effect sizes) here and reuse them")
+    parser.add_argument("--by", default="auto", help="the grouping judged: auto (default) or e.g. service,model")
     args = parser.parse_args()
-    global KEEP
-    KEEP = args.stores
+    global KEEP, BY
+    KEEP, BY = args.stores, args.by
     effects = os.path.join(args.stores, "effects.pickle") if args.stores else None
     if effects:
         os.makedirs(args.stores, exist_ok=True)

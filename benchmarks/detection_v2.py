@@ -165,7 +165,7 @@ def _store(seed: int, series: int, cache: str | None) -> tuple[Path, datetime, b
     return path, gen.default_end(), False
 
 
-def run_seed(seed: int, series: int, cache: str | None = None) -> dict[str, object]:
+def run_seed(seed: int, series: int, cache: str | None = None, by: str = "auto") -> dict[str, object]:
     tmp, end, filled = _store(seed, series, cache)
     sc = gen.build(seed, end, series=series)
     from llmtrace.store.client import connect
@@ -182,9 +182,9 @@ def run_seed(seed: int, series: int, cache: str | None = None) -> dict[str, obje
                 tmp.with_suffix(".end").write_text(end.isoformat())
         week = Filter(start=sc.end - timedelta(days=7), end=sc.end)
         started = time.perf_counter()
-        anomalies.detect(client, week, now=sc.end)
+        anomalies.detect(client, week, by, now=sc.end)
         seconds = time.perf_counter() - started
-        report = anomalies.detect(client, week, now=sc.end, include_calls=False)
+        report = anomalies.detect(client, week, by, now=sc.end, include_calls=False)
     finally:
         client.close()
         if cache is None:
@@ -292,10 +292,11 @@ def main() -> int:
     parser.add_argument("--series", type=int, default=10)
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--cache", help="keep each seed's store here and reuse it on later runs")
+    parser.add_argument("--by", default="auto", help="the grouping judged: auto (default) or e.g. service,model")
     args = parser.parse_args()
     results = []
     for seed in _seeds(args.seeds):
-        res = run_seed(seed, args.series, args.cache)
+        res = run_seed(seed, args.series, args.cache, args.by)
         print(
             f"seed {seed}: {res['calls']:,} calls, {len(res['rows'])} incidents, "  # type: ignore[arg-type]
             f"{sum(r['found'] for r in res['rows'])} found, {len(res['false'])} false, {res['seconds']:.2f} s",
