@@ -88,6 +88,7 @@ SESSION_ID: Final = "session.id"
 # --- llmtrace's own (not in the conventions; documented in the README) -------
 COST_USD: Final = "llmtrace.cost.usd"
 COST_STATUS: Final = "llmtrace.cost.status"
+COST_SOURCE: Final = "llmtrace.cost.source"  # "server": priced at ingest by llmtrace server (server/span_cost.py)
 USAGE_ESTIMATED: Final = "llmtrace.usage.estimated"
 ENVIRONMENT: Final = "llmtrace.environment"
 RELEASE: Final = "llmtrace.release"

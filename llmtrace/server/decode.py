@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 from llmtrace.server.bodies import decompress
 from llmtrace.server.chunks import SpanKeys
+from llmtrace.server.span_cost import price_unpriced
 
 __all__ = [
     "INSERT_FORMAT",
@@ -184,6 +185,7 @@ def prepare_request(body: bytes, encoding: str | None, content_type: str, oldest
     kept, rejected, reason = _keep_storable(rows, oldest_ns)
     if rejected and not kept:
         raise OtlpDecodeFailed(f"no span of this request can be stored: {reason}")
+    price_unpriced(kept)
     return Prepared(encode_rows(kept), len(kept), rejected, reason, _keys(kept))
 
 
