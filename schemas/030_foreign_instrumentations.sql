@@ -4,7 +4,8 @@
 --   at all. A span whose openinference.span.kind is LLM, EMBEDDING or RERANKER is a model call
 --   (chat, embeddings, rerank); provider from llm.provider, else llm.system; request model from
 --   llm.request.model_name, else the "model" of llm.invocation_parameters (OpenAI's), else
---   llm.model_name (which OpenAI's instrumentor fills with the response model); tokens from
+--   llm.model_name (which OpenAI's instrumentor fills with the response model: the response
+--   model where no llm.response.model_name is given and no request model name); tokens from
 --   llm.token_count.* (cache read/write, reasoning); cost from llm.cost.total; finish reason from
 --   llm.finish_reason; a stream from llm.invocation_parameters' "stream"; TTFT from the
 --   "First Token Stream Event" event's time (OpenAI streams).
@@ -57,7 +58,9 @@ MODIFY QUERY SELECT
         nullIf(t.SpanAttributes['gen_ai.response.model'], ''),
         nullIf(t.SpanAttributes['llm.response.model'], ''),
         nullIf(t.SpanAttributes['llm.response.model_name'], ''),
-        nullIf(t.SpanAttributes['llm.model_name'], ''),
+        -- OpenInference's OpenAI instrumentor puts the response's model in llm.model_name; its
+        -- Anthropic one names both models and, on a failed call, puts the request's there.
+        nullIf(if(t.SpanAttributes['llm.request.model_name'] = '', t.SpanAttributes['llm.model_name'], ''), ''),
         t.SpanAttributes['embedding.model_name']
     ) AS ResponseModel,
     toUInt64OrZero(coalesce(

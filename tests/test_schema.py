@@ -373,9 +373,14 @@ def test_openinference_openai_spelling_takes_the_request_model_from_the_invocati
     }
     failed = {"openinference.span.kind": "LLM", "llm.system": "openai", "llm.invocation_parameters": '{"model": "o3"}'}
     exception = (time.time_ns(), "exception", {"exception.type": "openai.BadRequestError"})
+    anthropic_failed = {  # openinference-instrumentation-anthropic: the request's model in llm.model_name
+        "openinference.span.kind": "LLM", "llm.provider": "anthropic", "llm.request.model_name": "claude-x",
+        "llm.model_name": "claude-x",
+    }  # fmt: skip
     insert(store, otel_row(openai_llm, span_id="00000000000000d2", span_name="ChatCompletion", span_kind="Internal"),
            otel_row(failed, span_id="00000000000000d3", span_name="ChatCompletion", status_code="Error",
-                    events=[exception]))  # fmt: skip
+                    events=[exception]),
+           otel_row(anthropic_failed, span_id="00000000000000d6", status_code="Error"))  # fmt: skip
     row = call(store, "00000000000000d2")
     assert (row["Provider"], row["RequestModel"], row["ResponseModel"], row["IsStream"], row["TtftUs"]) == (
         "openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", 0, None,
@@ -383,6 +388,10 @@ def test_openinference_openai_spelling_takes_the_request_model_from_the_invocati
     row = call(store, "00000000000000d3")
     assert (row["RequestModel"], row["ResponseModel"], row["IsError"], row["ErrorType"]) == (
         "o3", "", 1, "openai.BadRequestError",
+    )  # fmt: skip
+    row = call(store, "00000000000000d6")
+    assert (row["Provider"], row["RequestModel"], row["ResponseModel"], row["ErrorType"]) == (
+        "anthropic", "claude-x", "", "_OTHER",
     )  # fmt: skip
 
 
