@@ -11,7 +11,9 @@
 --   "First Token Stream Event" event's time (OpenAI streams).
 -- * OpenLLMetry 0.62 (traceloop's opentelemetry-instrumentation-*): gen_ai.is_streaming,
 --   gen_ai.usage.total_tokens and gen_ai.usage.reasoning_tokens.
--- * The OTel contrib openai-v2 instrumentation: its error.type "<class 'openai.X'>" reads openai.X.
+-- * Error types as llmtrace writes them (openai.BadRequestError): the OTel contrib openai-v2
+--   instrumentation's error.type "<class 'openai.X'>" reads openai.X, OpenLLMetry's bare X reads
+--   as its exception event's qualified name.
 -- The view's query is replaced in one ALTER (as 026 does for the content view; the cluster layout
 -- maps MODIFY QUERY to the shard tables as it does CREATE): unlike 013's drop and create, no span
 -- inserted meanwhile misses llm_calls. Rows already in llm_calls are left as they were.
@@ -150,9 +152,15 @@ MODIFY QUERY SELECT
         t.StatusCode IN ('Ok', 'STATUS_CODE_OK', 'OK', '1'), 'Ok',
         'Unset'
     ) AS StatusCode,
+    -- The OTel contrib openai-v2 instrumentation writes str(type) ("<class 'openai.BadRequestError'>"),
+    -- OpenLLMetry the bare class name (BadRequestError) beside its exception event's qualified one.
     coalesce(
-        -- the OTel contrib openai-v2 instrumentation writes str(type): "<class 'openai.BadRequestError'>"
-        nullIf(replaceRegexpOne(t.SpanAttributes['error.type'], '^<class \'(.+)\'>$', '\\1'), ''),
+        nullIf(if(
+            position(replaceRegexpOne(t.SpanAttributes['error.type'], '^<class \'(.+)\'>$', '\\1'), '.') = 0 AND replaceRegexpOne(t.SpanAttributes['error.type'], '^<class \'(.+)\'>$', '\\1') != ''
+                AND endsWith(arrayFirst(x -> x != '', arrayMap(a -> a['exception.type'], t.`Events.Attributes`)), concat('.', replaceRegexpOne(t.SpanAttributes['error.type'], '^<class \'(.+)\'>$', '\\1'))),
+            arrayFirst(x -> x != '', arrayMap(a -> a['exception.type'], t.`Events.Attributes`)),
+            replaceRegexpOne(t.SpanAttributes['error.type'], '^<class \'(.+)\'>$', '\\1')
+        ), ''),
         nullIf(arrayFirst(x -> x != '', arrayMap(a -> a['exception.type'], t.`Events.Attributes`)), ''),
         if(StatusCode = 'Error', '_OTHER', '')
     ) AS ErrorType,

@@ -8,15 +8,18 @@ OpenLLMetry (traceloop's ``opentelemetry-instrumentation-openai`` / ``-anthropic
 exports with the OTel SDK's OTLP/HTTP exporter into one ``llmtrace server``; per SDK: a call, a
 stream and a call failing with HTTP 400. What each tool leaves out (so ``llm_calls`` cannot have it):
 
-- openai-v2 2.4b0 (OpenAI only): no stream flag, no finish reason on a stream, no TTFT; its
-  ``error.type`` is ``str(type)`` ("<class 'openai.BadRequestError'>", read as the class name).
+- openai-v2 2.4b0 (OpenAI only): no stream flag, no finish reason on a stream, no TTFT, no content
+  on the span (it goes to log events, off by default); its ``error.type`` is ``str(type)``
+  ("<class 'openai.BadRequestError'>", read as the class name).
 - OpenInference: no operation name (an ``LLM`` span reads as ``chat``); OpenAI's instrumentor names
   no request model (read from ``llm.invocation_parameters``) and no provider beyond ``llm.system``;
   TTFT only on OpenAI streams (its "First Token Stream Event"); no ``error.type`` (the exception
   event's type is used). Anthropic's finish reason is the API's (``end_turn``).
 - OpenLLMetry 0.62: no TTFT attribute; finish reasons mapped to OpenAI's words (Anthropic's
-  ``end_turn`` -> ``stop``); ``error.type`` is the bare class name (``BadRequestError``); on an
-  Anthropic stream it adds message_start's output token to the total (21 where the API says 20).
+  ``end_turn`` -> ``stop``); ``error.type`` is the bare class name (``BadRequestError``, read
+  as its exception event's ``openai.BadRequestError``); on an Anthropic stream it adds
+  message_start's output token to the total (21 where the API says 20); Anthropic's
+  ``messages.stream()`` helper is not marked as a stream (``create(stream=True)`` is).
 - None of them records a cost: the server's re-pricing pass prices those calls afterwards
   (``test_calls_stored_without_a_cost_are_priced_by_the_server``).
 """
@@ -126,10 +129,10 @@ EXPECTED: dict[str, list[tuple[Any, ...]]] = {
     "openllmetry": [
         (*_ANTHROPIC, _CLAUDE_RESPONSE, 8, 20, 0, ["stop"], "Ok", 0, ""),
         (*_ANTHROPIC, _CLAUDE_RESPONSE, 8, 21, 1, ["stop"], "Ok", 0, ""),
-        (*_ANTHROPIC, "", 0, 0, 0, [], *_FAILED, "BadRequestError"),
+        (*_ANTHROPIC, "", 0, 0, 0, [], *_FAILED, "anthropic.BadRequestError"),
         (*_OPENAI, _GPT_RESPONSE, 9, 20, 0, ["stop"], "Unset", 0, ""),
         (*_OPENAI, _GPT_RESPONSE, 9, 20, 1, ["stop"], "Ok", 0, ""),
-        (*_OPENAI, "", 0, 0, 0, [], *_FAILED, "BadRequestError"),
+        (*_OPENAI, "", 0, 0, 0, [], *_FAILED, "openai.BadRequestError"),
     ],
 }
 _COLUMNS = (

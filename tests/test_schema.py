@@ -414,11 +414,19 @@ def test_openinference_spans_that_are_not_model_calls_stay_out(
     assert store.query("SELECT count() FROM otel_traces_content").result_rows == [(1,)]  # searched all the same
 
 
-def test_openai_v2_error_type_reads_as_the_class_name(store: ChdbClient, otel_row: RowMaker) -> None:
-    v2 = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
-          "error.type": "<class 'openai.RateLimitError'>"}  # fmt: skip
-    insert(store, otel_row(v2, span_id="00000000000000d5", status_code="Error"))
-    assert call(store, "00000000000000d5")["ErrorType"] == "openai.RateLimitError"
+def test_peer_error_types_read_as_the_qualified_class_name(store: ChdbClient, otel_row: RowMaker) -> None:
+    chat = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai"}
+    v2 = {**chat, "error.type": "<class 'openai.RateLimitError'>"}  # openai-v2: str(type)
+    openllmetry = {**chat, "error.type": "RateLimitError"}  # and an exception event with the qualified name
+    event = (time.time_ns(), "exception", {"exception.type": "openai.RateLimitError"})
+    status_code = {**chat, "error.type": "429"}  # a status code as error.type is kept, event or not
+    insert(store, otel_row(v2, span_id="00000000000000d5", status_code="Error"),
+           otel_row(openllmetry, span_id="00000000000000d7", status_code="Error", events=[event]),
+           otel_row(status_code, span_id="00000000000000d8", status_code="Error", events=[event]))  # fmt: skip
+    got = [
+        call(store, span_id)["ErrorType"] for span_id in ("00000000000000d5", "00000000000000d7", "00000000000000d8")
+    ]
+    assert got == ["openai.RateLimitError", "openai.RateLimitError", "429"]
 
 
 def test_total_tokens_fall_back_to_the_reported_total(store: ChdbClient, otel_row: RowMaker) -> None:
