@@ -115,6 +115,15 @@ def test_materialized_views_read_and_write_the_shard_locals() -> None:
         )
 
 
+def test_a_views_new_query_reads_the_shard_locals_too() -> None:
+    """026 and 030 replace a view's SELECT with ALTER ... MODIFY QUERY (no gap, unlike a drop and create)."""
+    modified = [s for s in cluster_ddl() if re.match(r"ALTER TABLE \w+_mv ON CLUSTER `\w+`\s+MODIFY QUERY", s)]
+    assert {re.match(r"ALTER TABLE (\w+)", s).group(1) for s in modified} >= {"llm_calls_mv", "otel_traces_content_mv"}
+    for statement in modified:
+        sources = re.findall(r"\b(?:FROM|JOIN)\s+(\w+)", statement)
+        assert sources and all(s.endswith("_local") for s in sources), statement[:60]
+
+
 def test_plain_views_read_the_distributed_names() -> None:
     views = {n: s for n, s in created(cluster_ddl()).items() if s.startswith("CREATE VIEW")}
     assert "llm_calls_priced" not in views  # dropped by 015: one cost engine, llmtrace.pricing

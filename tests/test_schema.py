@@ -304,6 +304,131 @@ def test_openllmetry_spelling_lands_in_the_same_columns(store: ChdbClient, otel_
     )  # fmt: skip
 
 
+def test_openllmetry_0_62_spelling_lands_in_the_same_columns(store: ChdbClient, otel_row: RowMaker) -> None:
+    openllmetry = {  # traceloop's opentelemetry-instrumentation-openai 0.62: gen_ai.* with names of its own
+        "gen_ai.provider.name": "openai",
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.usage.reasoning_tokens": "3",
+        "gen_ai.usage.total_tokens": "9",
+        "gen_ai.is_streaming": "true",
+    }
+    insert(store, otel_row(openllmetry, span_id="00000000000000c3", span_name="openai.chat"))
+    row = call(store, "00000000000000c3")
+    assert (row["ReasoningTokens"], row["TotalTokens"], row["IsStream"]) == (3, 9, 1)
+
+
+OPENINFERENCE_LLM = {  # Arize Phoenix's conventions, as openinference-instrumentation-anthropic writes them
+    "openinference.span.kind": "LLM",
+    "llm.system": "anthropic",
+    "llm.provider": "anthropic",
+    "llm.request.model_name": "claude-3-5-haiku-latest",
+    "llm.response.model_name": "claude-3-5-haiku-20241022",
+    "llm.model_name": "claude-3-5-haiku-20241022",
+    "llm.invocation_parameters": '{"max_tokens": 50, "stream": true}',
+    "llm.token_count.prompt": "40",
+    "llm.token_count.completion": "17",
+    "llm.token_count.total": "57",
+    "llm.token_count.prompt_details.cache_read": "30",
+    "llm.token_count.prompt_details.cache_write": "6",
+    "llm.token_count.completion_details.reasoning": "2",
+    "llm.cost.total": "0.00123",
+    "llm.finish_reason": "end_turn",
+    "input.value": '{"messages": [{"role": "user", "content": "where is my parcel"}]}',
+    "output.value": '{"content": [{"text": "on its way"}]}',
+    "session.id": "sess-oi",
+    "user.id": "user-oi",
+}
+
+
+def test_openinference_spelling_lands_in_the_same_columns(store: ChdbClient, otel_row: RowMaker) -> None:
+    start = time.time_ns()
+    first_token = (start + 250_000_000, "First Token Stream Event", {})  # OpenAI streams: no TTFT attribute
+    insert(store, otel_row(OPENINFERENCE_LLM, span_id="00000000000000d1", span_name="messages.create",
+                           span_kind="Internal", start_ns=start, events=[first_token]))  # fmt: skip
+    row = call(store, "00000000000000d1")
+    got = {k: row[k] for k in ("Provider", "Operation", "RequestModel", "ResponseModel", "InputTokens",
+                               "OutputTokens", "CacheReadTokens", "CacheWriteTokens", "ReasoningTokens",
+                               "TotalTokens", "CostUsd", "CostStatus", "IsStream", "FinishReasons", "TtftUs",
+                               "SessionId", "UserId")}  # fmt: skip
+    assert got == {
+        "Provider": "anthropic", "Operation": "chat", "RequestModel": "claude-3-5-haiku-latest",
+        "ResponseModel": "claude-3-5-haiku-20241022", "InputTokens": 40, "OutputTokens": 17, "CacheReadTokens": 30,
+        "CacheWriteTokens": 6, "ReasoningTokens": 2, "TotalTokens": 57, "CostUsd": 0.00123, "CostStatus": "priced",
+        "IsStream": 1, "FinishReasons": ["end_turn"], "TtftUs": 250_000, "SessionId": "sess-oi", "UserId": "user-oi",
+    }  # fmt: skip
+    content = store.query("SELECT Content FROM otel_traces_content WHERE SpanId = '00000000000000d1'").result_rows
+    assert content == [([OPENINFERENCE_LLM["input.value"], OPENINFERENCE_LLM["output.value"]],)]
+
+
+def test_openinference_openai_spelling_takes_the_request_model_from_the_invocation_parameters(
+    store: ChdbClient, otel_row: RowMaker
+) -> None:
+    openai_llm = {  # openinference-instrumentation-openai: no llm.provider, no request model attribute
+        "openinference.span.kind": "LLM",
+        "llm.system": "openai",
+        "llm.model_name": "gpt-4o-mini-2024-07-18",
+        "llm.invocation_parameters": '{"model": "gpt-4o-mini"}',
+        "llm.token_count.prompt": "5",
+    }
+    failed = {"openinference.span.kind": "LLM", "llm.system": "openai", "llm.invocation_parameters": '{"model": "o3"}'}
+    exception = (time.time_ns(), "exception", {"exception.type": "openai.BadRequestError"})
+    anthropic_failed = {  # openinference-instrumentation-anthropic: the request's model in llm.model_name
+        "openinference.span.kind": "LLM", "llm.provider": "anthropic", "llm.request.model_name": "claude-x",
+        "llm.model_name": "claude-x",
+    }  # fmt: skip
+    insert(store, otel_row(openai_llm, span_id="00000000000000d2", span_name="ChatCompletion", span_kind="Internal"),
+           otel_row(failed, span_id="00000000000000d3", span_name="ChatCompletion", status_code="Error",
+                    events=[exception]),
+           otel_row(anthropic_failed, span_id="00000000000000d6", status_code="Error"))  # fmt: skip
+    row = call(store, "00000000000000d2")
+    assert (row["Provider"], row["RequestModel"], row["ResponseModel"], row["IsStream"], row["TtftUs"]) == (
+        "openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", 0, None,
+    )  # fmt: skip
+    row = call(store, "00000000000000d3")
+    assert (row["RequestModel"], row["ResponseModel"], row["IsError"], row["ErrorType"]) == (
+        "o3", "", 1, "openai.BadRequestError",
+    )  # fmt: skip
+    row = call(store, "00000000000000d6")
+    assert (row["Provider"], row["RequestModel"], row["ResponseModel"], row["ErrorType"]) == (
+        "anthropic", "claude-x", "", "_OTHER",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "operation"), [("EMBEDDING", "embeddings"), ("RERANKER", "rerank")])
+def test_openinference_embedding_and_reranker_spans_are_model_calls(
+    store: ChdbClient, otel_row: RowMaker, kind: str, operation: str
+) -> None:
+    attributes = {"openinference.span.kind": kind, "embedding.model_name": "text-embedding-3-small"}
+    insert(store, otel_row(attributes, span_id="00000000000000d4"))
+    row = call(store, "00000000000000d4")
+    assert (row["Operation"], row["RequestModel"]) == (operation, "text-embedding-3-small")
+
+
+@pytest.mark.parametrize("kind", ["CHAIN", "AGENT", "TOOL", "RETRIEVER"])
+def test_openinference_spans_that_are_not_model_calls_stay_out(
+    store: ChdbClient, otel_row: RowMaker, kind: str
+) -> None:
+    insert(store, otel_row({"openinference.span.kind": kind, "llm.system": "openai", "input.value": "hi"}))
+    assert store.query("SELECT count() FROM llm_calls").result_rows == [(0,)]
+    assert store.query("SELECT count() FROM otel_traces_content").result_rows == [(1,)]  # searched all the same
+
+
+def test_peer_error_types_read_as_the_qualified_class_name(store: ChdbClient, otel_row: RowMaker) -> None:
+    chat = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai"}
+    v2 = {**chat, "error.type": "<class 'openai.RateLimitError'>"}  # openai-v2: str(type)
+    openllmetry = {**chat, "error.type": "RateLimitError"}  # and an exception event with the qualified name
+    event = (time.time_ns(), "exception", {"exception.type": "openai.RateLimitError"})
+    status_code = {**chat, "error.type": "429"}  # a status code as error.type is kept, event or not
+    insert(store, otel_row(v2, span_id="00000000000000d5", status_code="Error"),
+           otel_row(openllmetry, span_id="00000000000000d7", status_code="Error", events=[event]),
+           otel_row(status_code, span_id="00000000000000d8", status_code="Error", events=[event]))  # fmt: skip
+    got = [
+        call(store, span_id)["ErrorType"] for span_id in ("00000000000000d5", "00000000000000d7", "00000000000000d8")
+    ]
+    assert got == ["openai.RateLimitError", "openai.RateLimitError", "429"]
+
+
 def test_total_tokens_fall_back_to_the_reported_total(store: ChdbClient, otel_row: RowMaker) -> None:
     insert(
         store,
@@ -481,7 +606,8 @@ def test_every_attribute_the_llm_calls_view_reads_is_named_in_semconv() -> None:
     names = {v for k, v in vars(sc).items() if k.isupper() and isinstance(v, str)}
     schemas = Path(__file__).resolve().parent.parent / "schemas"
     view = "".join(
-        (schemas / name).read_text() for name in ("005_llm_calls_mv.sql", "013_llm_calls_mv_model_calls.sql")
+        (schemas / name).read_text()
+        for name in ("005_llm_calls_mv.sql", "013_llm_calls_mv_model_calls.sql", "030_foreign_instrumentations.sql")
     )
     read = set(re.findall(r"Attributes\['([^']+)'\]", view)) | set(re.findall(r"\ba\['([^']+)'\]", view))
     assert read and read <= names, sorted(read - names)

@@ -60,7 +60,7 @@ class ServerConfig:
     header_seconds: float = 10.0
     body_seconds: float = 30.0
     prices_file: Path | None = None  # price overrides to keep and apply to stored calls
-    reprice_seconds: float = 300.0  # while overrides are stored, re-price new calls this often (0: never)
+    reprice_seconds: float = 300.0  # re-price new calls (unpriced, overridden) this often (0: never)
 
 
 def bind(host: str, port: int, flag: str) -> socket.socket:

@@ -45,7 +45,8 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--reprice-every", type=float, default=300.0,
-        help="seconds between re-pricings of new calls while price overrides are stored (default 300; 0: never)",
+        help="seconds between re-pricings of new calls (calls without a cost; all calls of a model with a stored "
+        "price override) (default 300; 0: never)",
     )  # fmt: skip
 
 

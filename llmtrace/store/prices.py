@@ -166,15 +166,18 @@ def apply_prices(client: Any, source: str | Path | list[dict[str, Any]] | None =
 
 
 def serve_prices(data_dir: Path, prices_file: Path | None) -> str:
-    """``llmtrace server``'s start: keep the file's overrides, re-price stored calls with all stored
-    ones; return what to add to the ready line ('' when there are none)."""
+    """``llmtrace server``'s start (and :class:`Repricer`'s runs): keep the file's overrides, re-price
+    stored calls with all stored ones; without any, price the calls stored without a cost that the
+    engine prices (another instrumentation's spans carry tokens and models but no cost). Returns what
+    to add to the ready line ('' when nothing was done)."""
     from llmtrace.store.chdb_client import ChdbClient
 
     client = ChdbClient.open(str(data_dir))
     try:
         if prices_file is None and not stored_overrides(client):
-            recover(client)  # a run that died part-way, even if its overrides are gone since
-            return ""
+            # reprice() first finishes a run that died part-way, even if its overrides are gone since
+            done = reprice(client, [])
+            return f", {done.calls} stored calls without a cost priced" if done.calls else ""
         done = apply_prices(client, prices_file and str(prices_file))
     finally:
         client.close()
@@ -184,7 +187,10 @@ def serve_prices(data_dir: Path, prices_file: Path | None) -> str:
 class Repricer:
     """``llmtrace server``'s background re-pricing: every ``every`` seconds, while overrides are
     stored, the calls that arrived since (priced by the app at its own prices) are re-priced too,
-    so an override keeps applying to new calls. Failures are logged and retried at the next run."""
+    so an override keeps applying to new calls; the calls that arrived without a cost (spans of
+    OpenInference, OpenLLMetry, the OTel contrib instrumentations) are priced by the engine, with or
+    without overrides. A call that came with a cost keeps it unless an override names its model.
+    Failures are logged and retried at the next run."""
 
     def __init__(self, data_dir: Path, every: float) -> None:
         self.data_dir, self.every = data_dir, every
@@ -340,9 +346,11 @@ def _version_rows(client: Any, table: str, version: int) -> int:
 def _plan(client: Any, overrides: list[dict[str, Any]], layout: Layout) -> dict[str, Any]:
     """Per (provider, response model, request model) with tokens: whether all its calls are re-priced
     (an override) or only those without a cost, and the engine's price segments for it."""
+    # Without overrides only the calls without a cost can change: the scan skips the others.
+    unpriced_only = "" if overrides else " AND CostUsd IS NULL"
     sql = f"""
         SELECT toString(Provider), toString(ResponseModel), toString(RequestModel), countIf(CostUsd IS NULL) > 0
-        FROM {layout.calls} WHERE TotalTokens > 0 GROUP BY 1, 2, 3"""
+        FROM {layout.calls} WHERE TotalTokens > 0{unpriced_only} GROUP BY 1, 2, 3"""
     seen = client.query(sql).result_rows
     _install(overrides, {str(r[0]) for r in seen})
     overridden = {(str(o.get("provider") or ""), str(o["model"])) for o in overrides}
