@@ -9,6 +9,8 @@
 --   llm.token_count.* (cache read/write, reasoning); cost from llm.cost.total; finish reason from
 --   llm.finish_reason; a stream from llm.invocation_parameters' "stream"; TTFT from the
 --   "First Token Stream Event" event's time (OpenAI streams).
+-- * OpenLIT: TTFT from gen_ai.server.time_to_first_token (seconds), on streams only (OpenLIT writes
+--   the whole duration there for a call that is not streamed).
 -- * OpenLLMetry 0.62 (traceloop's opentelemetry-instrumentation-*): gen_ai.is_streaming,
 --   gen_ai.usage.total_tokens and gen_ai.usage.reasoning_tokens.
 -- * Error types as llmtrace writes them (openai.BadRequestError): the OTel contrib openai-v2
@@ -115,6 +117,8 @@ MODIFY QUERY SELECT
     toUInt64(round(1e6 * if(
         coalesce(
             toFloat64OrNull(t.SpanAttributes['gen_ai.response.time_to_first_chunk']),
+            if(t.SpanAttributes['gen_ai.request.is_stream'] = 'true',
+                toFloat64OrNull(t.SpanAttributes['gen_ai.server.time_to_first_token']), NULL),
             if(has(t.`Events.Name`, 'First Token Stream Event'),
                 (toUnixTimestamp64Nano(t.`Events.Timestamp`[indexOf(t.`Events.Name`, 'First Token Stream Event')])
                     - toUnixTimestamp64Nano(t.Timestamp)) / 1e9,
@@ -122,6 +126,8 @@ MODIFY QUERY SELECT
         ) < 0, 0,
         coalesce(
             toFloat64OrNull(t.SpanAttributes['gen_ai.response.time_to_first_chunk']),
+            if(t.SpanAttributes['gen_ai.request.is_stream'] = 'true',
+                toFloat64OrNull(t.SpanAttributes['gen_ai.server.time_to_first_token']), NULL),
             if(has(t.`Events.Name`, 'First Token Stream Event'),
                 (toUnixTimestamp64Nano(t.`Events.Timestamp`[indexOf(t.`Events.Name`, 'First Token Stream Event')])
                     - toUnixTimestamp64Nano(t.Timestamp)) / 1e9,

@@ -283,6 +283,18 @@ def test_openlit_spelling_lands_in_the_same_columns(store: ChdbClient, otel_row:
     )  # fmt: skip
 
 
+def test_openlit_time_to_first_token_is_read_on_streams_only(store: ChdbClient, otel_row: RowMaker) -> None:
+    """OpenLIT writes gen_ai.server.time_to_first_token (seconds) on every call, the whole duration on
+    one that is not streamed: only a stream's is a TTFT."""
+    base = {"gen_ai.system": "openai", "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"}
+    stream = {**base, "gen_ai.request.is_stream": "true", "gen_ai.server.time_to_first_token": "0.25"}
+    plain = {**base, "gen_ai.request.is_stream": "false", "gen_ai.server.time_to_first_token": "1.5"}
+    insert(store, otel_row(stream, span_id="00000000000000b2"))
+    insert(store, otel_row(plain, span_id="00000000000000b3"))
+    assert (call(store, "00000000000000b2")["TtftUs"], call(store, "00000000000000b2")["IsStream"]) == (250_000, 1)
+    assert (call(store, "00000000000000b3")["TtftUs"], call(store, "00000000000000b3")["IsStream"]) == (None, 0)
+
+
 def test_openllmetry_spelling_lands_in_the_same_columns(store: ChdbClient, otel_row: RowMaker) -> None:
     openllmetry = {
         "gen_ai.system": "OpenAI",

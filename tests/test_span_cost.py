@@ -43,7 +43,8 @@ PRICED = {
     },
     "openinference-anthropic": {
         "openinference.span.kind": "LLM", "llm.provider": "anthropic", "llm.system": "anthropic",
-        "llm.model_name": "claude-sonnet-4-20250514", "llm.request.model_name": "claude-sonnet-4-0",
+        "llm.model_name": "claude-sonnet-4-0", "llm.request.model_name": "claude-sonnet-4-0",
+        "llm.response.model_name": "claude-sonnet-4-20250514",
         "llm.token_count.prompt": 2000, "llm.token_count.completion": 100,
         "llm.token_count.prompt_details.cache_write": 1500,
     },
@@ -55,7 +56,9 @@ PRICED = {
 _CHAT = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini"}
 APP_COST = 0.5  # USD, far from what the engine charges for these tokens
 LEFT_ALONE = {  # span name -> (attributes, CostUsd stored, CostStatus stored or None when not a model call)
-    "openlit-own-cost": ({**_CHAT, "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.cost": APP_COST}, APP_COST, "priced"),
+    "openlit-own-cost": (
+        {**_CHAT, "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.cost": APP_COST}, APP_COST, "priced",
+    ),
     "openinference-own-cost": (
         {"openinference.span.kind": "LLM", "llm.provider": "openai", "llm.model_name": "gpt-4o-mini",
          "llm.token_count.prompt": 1000, "llm.cost.total": APP_COST}, APP_COST, "priced",
@@ -64,7 +67,9 @@ LEFT_ALONE = {  # span name -> (attributes, CostUsd stored, CostStatus stored or
         {**_CHAT, "gen_ai.request.model": "my-finetune", "gen_ai.usage.input_tokens": 10,
          "llmtrace.cost.status": "unpriced"}, None, "unpriced",
     ),
-    "unknown-model": ({**_CHAT, "gen_ai.request.model": "mystery-model-x9", "gen_ai.usage.input_tokens": 10}, None, "unpriced"),
+    "unknown-model": (
+        {**_CHAT, "gen_ai.request.model": "mystery-model-x9", "gen_ai.usage.input_tokens": 10}, None, "unpriced",
+    ),
     "no-tokens": ({**_CHAT, "error.type": "openai.RateLimitError"}, None, "no_usage"),
     "garbage-tokens": (
         {**_CHAT, "gen_ai.usage.input_tokens": "1_000", "gen_ai.usage.output_tokens": "-5"}, None, "no_usage",
@@ -151,7 +156,13 @@ def test_the_readings_match_what_the_view_stored(client: Any) -> None:
     assert calls["openinference-anthropic"][:7] == (
         "anthropic", "claude-sonnet-4-20250514", "claude-sonnet-4-0", 2000, 100, 0, 1500,
     )  # fmt: skip
-    assert calls["openllmetry-older"][:5] == ("anthropic", "claude-3-5-haiku-20241022", "claude-3-5-haiku-latest", 500, 50)
+    assert calls["openllmetry-older"][:5] == (
+        "anthropic",
+        "claude-3-5-haiku-20241022",
+        "claude-3-5-haiku-latest",
+        500,
+        50,
+    )
 
 
 @pytest.mark.parametrize("name", list(LEFT_ALONE))
