@@ -261,6 +261,12 @@ def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Pre
     members = _members(levels, keys, leaves, arrays["calls"].sum(axis=1))
     # coarser groupings whose shape a young leaf can borrow (the whole app last)
     parents = [m for lv, (_, m) in zip(levels, members, strict=True) if not lv.split and 1 < m.shape[0] < len(leaves)]
+    if "service" in keys and all(lv.keys != ("service",) for lv in levels):
+        # its service's, also when services are not judged (``--by service,model``): `auto` lends it, and
+        # the app's shape (another service's business hours) can read a young leaf's drop as its evening
+        _, by_service = _members([Level(("service",))], keys, leaves, arrays["calls"].sum(axis=1))[0]
+        if 1 < by_service.shape[0] < len(leaves):
+            parents.append(by_service)
     parents.append(np.ones((1, len(leaves))))
     if before is not None:
         long_calls = np.concatenate([before, arrays["calls"]], axis=1)
