@@ -163,3 +163,5 @@ OPENINFERENCE_FINISH_REASON: Final = "llm.finish_reason"
 OPENINFERENCE_INPUT_VALUE: Final = "input.value"
 OPENINFERENCE_OUTPUT_VALUE: Final = "output.value"
 OPENINFERENCE_FIRST_TOKEN_EVENT: Final = "First Token Stream Event"
+# The anthropic SDK's own call spans (anthropic >= 2): no gen_ai.response.finish_reasons.
+ANTHROPIC_SDK_STOP_REASON: Final = "anthropic.message.stop_reason"

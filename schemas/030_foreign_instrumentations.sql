@@ -11,6 +11,8 @@
 --   "First Token Stream Event" event's time (OpenAI streams).
 -- * OpenLLMetry 0.62 (traceloop's opentelemetry-instrumentation-*): gen_ai.is_streaming,
 --   gen_ai.usage.total_tokens and gen_ai.usage.reasoning_tokens.
+-- * The anthropic SDK's own spans (2.x, through the global tracer provider): the stop reason
+--   anthropic.message.stop_reason as the finish reason.
 -- * Error types as llmtrace writes them (openai.BadRequestError): the OTel contrib openai-v2
 --   instrumentation's error.type "<class 'openai.X'>" reads openai.X, OpenLLMetry's bare X reads
 --   as its exception event's qualified name.
@@ -143,6 +145,7 @@ MODIFY QUERY SELECT
         t.SpanAttributes['gen_ai.completion.0.finish_reason'] != '',
             [t.SpanAttributes['gen_ai.completion.0.finish_reason']],
         t.SpanAttributes['llm.finish_reason'] != '', [t.SpanAttributes['llm.finish_reason']],
+        t.SpanAttributes['anthropic.message.stop_reason'] != '', [t.SpanAttributes['anthropic.message.stop_reason']],
         CAST([], 'Array(String)')
     ) AS FinishReasons,
     FinishReasons[1] AS FinishReason,

@@ -318,6 +318,13 @@ def test_openllmetry_0_62_spelling_lands_in_the_same_columns(store: ChdbClient, 
     assert (row["ReasoningTokens"], row["TotalTokens"], row["IsStream"]) == (3, 9, 1)
 
 
+def test_the_anthropic_sdks_own_stop_reason_is_the_finish_reason(store: ChdbClient, otel_row: RowMaker) -> None:
+    sdk = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic",
+           "anthropic.message.stop_reason": "max_tokens"}  # fmt: skip
+    insert(store, otel_row(sdk, span_id="00000000000000c4", span_name="anthropic.messages.create"))
+    assert call(store, "00000000000000c4")["FinishReasons"] == ["max_tokens"]
+
+
 OPENINFERENCE_LLM = {  # Arize Phoenix's conventions, as openinference-instrumentation-anthropic writes them
     "openinference.span.kind": "LLM",
     "llm.system": "anthropic",
