@@ -277,10 +277,11 @@ def test_calls_stored_without_a_cost_are_priced_by_the_server(served: tuple[Serv
         "SELECT ServiceName, Provider, ResponseModel, RequestModel, InputTokens, CacheReadTokens, CacheWriteTokens,"
         " OutputTokens, CostUsd, CostStatus FROM llm_calls WHERE TotalTokens > 0 ORDER BY ServiceName, Timestamp"
     )
-    deadline, rows = time.monotonic() + 60, []
+    rollup_sql = "SELECT sum(UnpricedCalls), sum(CostUsd) FROM llm_calls_1h"
+    deadline, rows, rollup = time.monotonic() + 60, [], (None, None)
     while time.monotonic() < deadline:  # the server's next re-pricing run, within half a second
-        rows = client.query(sql).result_rows
-        if rows and all(r[9] == "priced" for r in rows):
+        rows, rollup = client.query(sql).result_rows, client.query(rollup_sql).result_rows[0]
+        if rows and all(r[9] == "priced" for r in rows) and rollup[0] == 0:  # calls priced, then rollups corrected
             break
         time.sleep(0.2)
     assert rows and all(r[9] == "priced" for r in rows), rows
@@ -291,5 +292,4 @@ def test_calls_stored_without_a_cost_are_priced_by_the_server(served: tuple[Serv
         want = pricing.tokens_cost_usd(provider, [response_model, request_model], inp, out, read, write)
         assert want is not None and cost == pytest.approx(want, rel=1e-9), (service, provider, response_model)
     assert len(rows) == 1 + sum(1 for calls in EXPECTED.values() for r in calls if r[4])
-    rollup = client.query("SELECT sum(UnpricedCalls), sum(CostUsd) FROM llm_calls_1h").result_rows[0]
     assert rollup[0] == 0 and rollup[1] == pytest.approx(sum(r[8] for r in rows), rel=1e-9)
