@@ -13,6 +13,8 @@
 --   gen_ai.usage.total_tokens and gen_ai.usage.reasoning_tokens.
 -- * The anthropic SDK's own spans (2.x, through the global tracer provider): the stop reason
 --   anthropic.message.stop_reason as the finish reason.
+-- * OpenLIT's TTFT, gen_ai.server.time_to_first_token (its real instrumentor run once by hand:
+--   it declares openai<3 and anthropic<1, so it is not installed with the tests).
 -- * Error types as llmtrace writes them (openai.BadRequestError): the OTel contrib openai-v2
 --   instrumentation's error.type "<class 'openai.X'>" reads openai.X, OpenLLMetry's bare X reads
 --   as its exception event's qualified name.
@@ -113,10 +115,14 @@ MODIFY QUERY SELECT
     ) AS CostStatus,
     intDiv(t.Duration, 1000) AS DurationUs,
     -- NULL when absent (greatest() would turn NULL into 0); negative clock skew reads as 0.
-    -- OpenInference records no TTFT attribute but an event at the first streamed token.
+    -- OpenLIT names it gen_ai.server.time_to_first_token (on a call without a stream too, where it is
+    -- the whole response's time: not a TTFT); OpenInference records no TTFT attribute
+    -- but an event at the first streamed token.
     toUInt64(round(1e6 * if(
         coalesce(
             toFloat64OrNull(t.SpanAttributes['gen_ai.response.time_to_first_chunk']),
+            if(t.SpanAttributes['gen_ai.request.stream'] = 'true',
+                toFloat64OrNull(t.SpanAttributes['gen_ai.server.time_to_first_token']), NULL),
             if(has(t.`Events.Name`, 'First Token Stream Event'),
                 (toUnixTimestamp64Nano(t.`Events.Timestamp`[indexOf(t.`Events.Name`, 'First Token Stream Event')])
                     - toUnixTimestamp64Nano(t.Timestamp)) / 1e9,
@@ -124,6 +130,8 @@ MODIFY QUERY SELECT
         ) < 0, 0,
         coalesce(
             toFloat64OrNull(t.SpanAttributes['gen_ai.response.time_to_first_chunk']),
+            if(t.SpanAttributes['gen_ai.request.stream'] = 'true',
+                toFloat64OrNull(t.SpanAttributes['gen_ai.server.time_to_first_token']), NULL),
             if(has(t.`Events.Name`, 'First Token Stream Event'),
                 (toUnixTimestamp64Nano(t.`Events.Timestamp`[indexOf(t.`Events.Name`, 'First Token Stream Event')])
                     - toUnixTimestamp64Nano(t.Timestamp)) / 1e9,

@@ -283,6 +283,14 @@ def test_openlit_spelling_lands_in_the_same_columns(store: ChdbClient, otel_row:
     )  # fmt: skip
 
 
+def test_openlit_time_to_first_token_is_the_ttft(store: ChdbClient, otel_row: RowMaker) -> None:
+    openlit = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.stream": "true",
+               "gen_ai.server.time_to_first_token": "0.0125"}  # fmt: skip
+    whole = {**openlit, "gen_ai.request.stream": "false"}  # OpenLIT sets it on a call without a stream too
+    insert(store, otel_row(openlit, span_id="00000000000000b2"), otel_row(whole, span_id="00000000000000b3"))
+    assert (call(store, "00000000000000b2")["TtftUs"], call(store, "00000000000000b3")["TtftUs"]) == (12_500, None)
+
+
 def test_openllmetry_spelling_lands_in_the_same_columns(store: ChdbClient, otel_row: RowMaker) -> None:
     openllmetry = {
         "gen_ai.system": "OpenAI",
