@@ -9,10 +9,12 @@
 --   llm.token_count.* (cache read/write, reasoning); cost from llm.cost.total; finish reason from
 --   llm.finish_reason; a stream from llm.invocation_parameters' "stream"; TTFT from the
 --   "First Token Stream Event" event's time (OpenAI streams).
--- * OpenLIT: TTFT from gen_ai.server.time_to_first_token (seconds), on streams only (OpenLIT writes
---   the whole duration there for a call that is not streamed).
 -- * OpenLLMetry 0.62 (traceloop's opentelemetry-instrumentation-*): gen_ai.is_streaming,
 --   gen_ai.usage.total_tokens and gen_ai.usage.reasoning_tokens.
+-- * The anthropic SDK's own spans (2.x, through the global tracer provider): the stop reason
+--   anthropic.message.stop_reason as the finish reason.
+-- * OpenLIT's TTFT, gen_ai.server.time_to_first_token (its real instrumentor run once by hand:
+--   it declares openai<3 and anthropic<1, so it is not installed with the tests).
 -- * Error types as llmtrace writes them (openai.BadRequestError): the OTel contrib openai-v2
 --   instrumentation's error.type "<class 'openai.X'>" reads openai.X, OpenLLMetry's bare X reads
 --   as its exception event's qualified name.
@@ -113,11 +115,14 @@ MODIFY QUERY SELECT
     ) AS CostStatus,
     intDiv(t.Duration, 1000) AS DurationUs,
     -- NULL when absent (greatest() would turn NULL into 0); negative clock skew reads as 0.
-    -- OpenInference records no TTFT attribute but an event at the first streamed token.
+    -- OpenLIT names it gen_ai.server.time_to_first_token (on a call without a stream too, where it is
+    -- the whole response's time: not a TTFT; its stream flag is gen_ai.request.stream, earlier
+    -- releases' gen_ai.request.is_stream); OpenInference records no TTFT attribute
+    -- but an event at the first streamed token.
     toUInt64(round(1e6 * if(
         coalesce(
             toFloat64OrNull(t.SpanAttributes['gen_ai.response.time_to_first_chunk']),
-            if(t.SpanAttributes['gen_ai.request.is_stream'] = 'true',
+            if(t.SpanAttributes['gen_ai.request.stream'] = 'true' OR t.SpanAttributes['gen_ai.request.is_stream'] = 'true',
                 toFloat64OrNull(t.SpanAttributes['gen_ai.server.time_to_first_token']), NULL),
             if(has(t.`Events.Name`, 'First Token Stream Event'),
                 (toUnixTimestamp64Nano(t.`Events.Timestamp`[indexOf(t.`Events.Name`, 'First Token Stream Event')])
@@ -126,7 +131,7 @@ MODIFY QUERY SELECT
         ) < 0, 0,
         coalesce(
             toFloat64OrNull(t.SpanAttributes['gen_ai.response.time_to_first_chunk']),
-            if(t.SpanAttributes['gen_ai.request.is_stream'] = 'true',
+            if(t.SpanAttributes['gen_ai.request.stream'] = 'true' OR t.SpanAttributes['gen_ai.request.is_stream'] = 'true',
                 toFloat64OrNull(t.SpanAttributes['gen_ai.server.time_to_first_token']), NULL),
             if(has(t.`Events.Name`, 'First Token Stream Event'),
                 (toUnixTimestamp64Nano(t.`Events.Timestamp`[indexOf(t.`Events.Name`, 'First Token Stream Event')])
@@ -149,6 +154,7 @@ MODIFY QUERY SELECT
         t.SpanAttributes['gen_ai.completion.0.finish_reason'] != '',
             [t.SpanAttributes['gen_ai.completion.0.finish_reason']],
         t.SpanAttributes['llm.finish_reason'] != '', [t.SpanAttributes['llm.finish_reason']],
+        t.SpanAttributes['anthropic.message.stop_reason'] != '', [t.SpanAttributes['anthropic.message.stop_reason']],
         CAST([], 'Array(String)')
     ) AS FinishReasons,
     FinishReasons[1] AS FinishReason,

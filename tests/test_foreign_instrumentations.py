@@ -20,6 +20,11 @@ stream and a call failing with HTTP 400. What each tool leaves out (so ``llm_cal
   as its exception event's ``openai.BadRequestError``); on an Anthropic stream it adds
   message_start's output token to the total (21 where the API says 20); Anthropic's
   ``messages.stream()`` helper is not marked as a stream (``create(stream=True)`` is).
+- The anthropic SDK's own spans (anthropic >= 2, through the global tracer provider): the finish
+  reason only as ``anthropic.message.stop_reason``; ``error.type`` is the API's (``invalid_request_error``);
+  no content unless its content mode is on. With a peer instrumentor AND a global tracer provider,
+  each Anthropic call has two spans (the SDK's inside the peer's), so two ``llm_calls`` rows:
+  ``ANTHROPIC_OPEN_TELEMETRY=false`` (or ``Anthropic(open_telemetry=False)``) turns the SDK's off.
 - None of them records a cost: the server's re-pricing pass prices those calls afterwards
   (``test_calls_stored_without_a_cost_are_priced_by_the_server``).
 """
@@ -45,24 +50,29 @@ pytest.importorskip("opentelemetry.instrumentation.openai_v2")
 pytest.importorskip("opentelemetry.instrumentation.openai")  # OpenLLMetry's
 pytest.importorskip("opentelemetry.instrumentation.anthropic")
 
-# service name -> the lines that instrument both SDKs (or only OpenAI) with that tool
+# service name -> the lines that instrument the SDKs it covers (`sdks`) with that tool
 TOOLS = {
     "otel-openai-v2": (
         "from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor\n"
         "OpenAIInstrumentor().instrument(tracer_provider=provider)\n"
+        "sdks = ['openai']\n"
     ),
     "openinference": (
         "from openinference.instrumentation.openai import OpenAIInstrumentor\n"
         "from openinference.instrumentation.anthropic import AnthropicInstrumentor\n"
         "OpenAIInstrumentor().instrument(tracer_provider=provider)\n"
         "AnthropicInstrumentor().instrument(tracer_provider=provider)\n"
+        "sdks = ['openai', 'anthropic']\n"
     ),
     "openllmetry": (
         "from opentelemetry.instrumentation.openai import OpenAIInstrumentor\n"
         "from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor\n"
         "OpenAIInstrumentor().instrument(tracer_provider=provider)\n"
         "AnthropicInstrumentor().instrument(tracer_provider=provider)\n"
+        "sdks = ['openai', 'anthropic']\n"
     ),
+    # anthropic >= 2 records its own call spans through the global tracer provider, no instrumentor needed
+    "anthropic-sdk": "from opentelemetry import trace\ntrace.set_tracer_provider(provider)\nsdks = ['anthropic']\n",
 }
 WORD = "parcel7781"  # in every prompt: the Traces text search must find the tool's spans by it
 
@@ -82,17 +92,18 @@ import openai
 
 messages = [{"role": "user", "content": "where is " + word}]
 fail = {"x-fake-status": "400"}
-client = openai.OpenAI(base_url=openai_url, api_key="k", max_retries=0)
-client.chat.completions.create(model="gpt-4o-mini", messages=messages)
-stream = client.chat.completions.create(
-    model="gpt-4o-mini", messages=messages, stream=True, stream_options={"include_usage": True}
-)
-print("openai stream:", "".join(c.choices[0].delta.content or "" for c in stream if c.choices)[:20])
-try:
-    client.chat.completions.create(model="gpt-4o-mini", messages=messages, extra_headers=fail)
-except openai.BadRequestError:
-    print("openai error raised")
-if "AnthropicInstrumentor" in globals():
+if "openai" in sdks:
+    client = openai.OpenAI(base_url=openai_url, api_key="k", max_retries=0)
+    client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=messages, stream=True, stream_options={"include_usage": True}
+    )
+    print("openai stream:", "".join(c.choices[0].delta.content or "" for c in stream if c.choices)[:20])
+    try:
+        client.chat.completions.create(model="gpt-4o-mini", messages=messages, extra_headers=fail)
+    except openai.BadRequestError:
+        print("openai error raised")
+if "anthropic" in sdks:
     claude = anthropic.Anthropic(base_url=anthropic_url, api_key="k", max_retries=0)
     model = "claude-3-5-haiku-latest"
     claude.messages.create(model=model, max_tokens=64, messages=messages)
@@ -134,6 +145,11 @@ EXPECTED: dict[str, list[tuple[Any, ...]]] = {
         (*_OPENAI, _GPT_RESPONSE, 9, 20, 1, ["stop"], "Ok", 0, ""),
         (*_OPENAI, "", 0, 0, 0, [], *_FAILED, "openai.BadRequestError"),
     ],
+    "anthropic-sdk": [
+        (*_ANTHROPIC, _CLAUDE_RESPONSE, 8, 20, 0, ["end_turn"], "Ok", 0, ""),
+        (*_ANTHROPIC, _CLAUDE_RESPONSE, 8, 20, 1, ["end_turn"], "Ok", 0, ""),
+        (*_ANTHROPIC, "", 0, 0, 0, [], *_FAILED, "invalid_request_error"),
+    ],
 }
 _COLUMNS = (
     "Provider, Operation, RequestModel, ResponseModel, InputTokens, OutputTokens, IsStream, FinishReasons,"
@@ -173,7 +189,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM) -> Itera
     try:
         outputs = _run_tools(server, fake_llm)
         for tool, out in outputs.items():
-            assert "openai error raised" in out, f"{tool}:\n{out}"
+            assert "error raised" in out, f"{tool}:\n{out}"
         _export_a_call_with_its_own_cost(server)
         yield server, server.client()
     finally:
@@ -231,17 +247,21 @@ def test_each_tools_calls_reach_the_rollups_and_the_trace_list(served: tuple[Ser
 def test_time_to_first_token_is_read_where_the_tool_records_it(served: tuple[ServerProcess, Any]) -> None:
     _, client = served
     ttft = {tool: _rows(client, tool, "Provider, IsStream, TtftUs IS NOT NULL, TtftUs <= DurationUs") for tool in TOOLS}
-    # OpenInference's "First Token Stream Event" on OpenAI streams; no tool records it otherwise.
+    # OpenInference's "First Token Stream Event" on OpenAI streams; the anthropic SDK's own attribute.
     assert [r for r in ttft["openinference"] if r[2]] == [("openai", 1, 1, 1)]
+    assert [r for r in ttft["anthropic-sdk"] if r[2]] == [("anthropic", 1, 1, 1)]
     assert not any(r[2] for r in ttft["openllmetry"] + ttft["otel-openai-v2"])
 
 
-@pytest.mark.parametrize(("tool", "searched"), [("openinference", 6), ("openllmetry", 6), ("otel-openai-v2", 0)])
+@pytest.mark.parametrize(
+    ("tool", "searched"), [("openinference", 6), ("openllmetry", 6), ("otel-openai-v2", 0), ("anthropic-sdk", 0)]
+)
 def test_the_traces_text_search_finds_the_prompts_the_tool_keeps(
     served: tuple[ServerProcess, Any], tool: str, searched: int
 ) -> None:
     """Content: OpenInference's input.value, OpenLLMetry's gen_ai.input.messages; openai-v2 keeps none
-    on the span (its content goes to log events, off unless asked for)."""
+    on the span (its content goes to log events, off unless asked for), nor does the anthropic SDK by
+    default (its ``traces.content_mode``)."""
     _, client = served
     found = client.query(
         "SELECT count() FROM otel_traces_content WHERE SpanId IN (SELECT SpanId FROM llm_calls WHERE "
@@ -257,10 +277,11 @@ def test_calls_stored_without_a_cost_are_priced_by_the_server(served: tuple[Serv
         "SELECT ServiceName, Provider, ResponseModel, RequestModel, InputTokens, CacheReadTokens, CacheWriteTokens,"
         " OutputTokens, CostUsd, CostStatus FROM llm_calls WHERE TotalTokens > 0 ORDER BY ServiceName, Timestamp"
     )
-    deadline, rows = time.monotonic() + 60, []
+    rollup_sql = "SELECT sum(UnpricedCalls), sum(CostUsd) FROM llm_calls_1h"
+    deadline, rows, rollup = time.monotonic() + 60, [], (None, None)
     while time.monotonic() < deadline:  # the server's next re-pricing run, within half a second
-        rows = client.query(sql).result_rows
-        if rows and all(r[9] == "priced" for r in rows):
+        rows, rollup = client.query(sql).result_rows, client.query(rollup_sql).result_rows[0]
+        if rows and all(r[9] == "priced" for r in rows) and rollup[0] == 0:  # calls priced, then rollups corrected
             break
         time.sleep(0.2)
     assert rows and all(r[9] == "priced" for r in rows), rows
@@ -271,5 +292,4 @@ def test_calls_stored_without_a_cost_are_priced_by_the_server(served: tuple[Serv
         want = pricing.tokens_cost_usd(provider, [response_model, request_model], inp, out, read, write)
         assert want is not None and cost == pytest.approx(want, rel=1e-9), (service, provider, response_model)
     assert len(rows) == 1 + sum(1 for calls in EXPECTED.values() for r in calls if r[4])
-    rollup = client.query("SELECT sum(UnpricedCalls), sum(CostUsd) FROM llm_calls_1h").result_rows[0]
     assert rollup[0] == 0 and rollup[1] == pytest.approx(sum(r[8] for r in rows), rel=1e-9)

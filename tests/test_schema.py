@@ -283,9 +283,16 @@ def test_openlit_spelling_lands_in_the_same_columns(store: ChdbClient, otel_row:
     )  # fmt: skip
 
 
-def test_openlit_time_to_first_token_is_read_on_streams_only(store: ChdbClient, otel_row: RowMaker) -> None:
-    """OpenLIT writes gen_ai.server.time_to_first_token (seconds) on every call, the whole duration on
-    one that is not streamed: only a stream's is a TTFT."""
+def test_openlit_time_to_first_token_is_the_ttft(store: ChdbClient, otel_row: RowMaker) -> None:
+    openlit = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.stream": "true",
+               "gen_ai.server.time_to_first_token": "0.0125"}  # fmt: skip
+    whole = {**openlit, "gen_ai.request.stream": "false"}  # OpenLIT sets it on a call without a stream too
+    insert(store, otel_row(openlit, span_id="00000000000000b2"), otel_row(whole, span_id="00000000000000b3"))
+    assert (call(store, "00000000000000b2")["TtftUs"], call(store, "00000000000000b3")["TtftUs"]) == (12_500, None)
+
+
+def test_openlit_time_to_first_token_with_the_earlier_stream_flag(store: ChdbClient, otel_row: RowMaker) -> None:
+    """Earlier OpenLIT releases flag a stream gen_ai.request.is_stream; only a stream's is a TTFT."""
     base = {"gen_ai.system": "openai", "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"}
     stream = {**base, "gen_ai.request.is_stream": "true", "gen_ai.server.time_to_first_token": "0.25"}
     plain = {**base, "gen_ai.request.is_stream": "false", "gen_ai.server.time_to_first_token": "1.5"}
@@ -328,6 +335,13 @@ def test_openllmetry_0_62_spelling_lands_in_the_same_columns(store: ChdbClient, 
     insert(store, otel_row(openllmetry, span_id="00000000000000c3", span_name="openai.chat"))
     row = call(store, "00000000000000c3")
     assert (row["ReasoningTokens"], row["TotalTokens"], row["IsStream"]) == (3, 9, 1)
+
+
+def test_the_anthropic_sdks_own_stop_reason_is_the_finish_reason(store: ChdbClient, otel_row: RowMaker) -> None:
+    sdk = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic",
+           "anthropic.message.stop_reason": "max_tokens"}  # fmt: skip
+    insert(store, otel_row(sdk, span_id="00000000000000c4", span_name="anthropic.messages.create"))
+    assert call(store, "00000000000000c4")["FinishReasons"] == ["max_tokens"]
 
 
 OPENINFERENCE_LLM = {  # Arize Phoenix's conventions, as openinference-instrumentation-anthropic writes them
