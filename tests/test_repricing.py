@@ -379,3 +379,30 @@ def test_the_trace_list_shows_each_traces_new_cost(repriced: Repricing) -> None:
     listed = "SELECT countIf(Calls > 0), count() FROM llm_traces WHERE PriceVersion = {v:UInt32}"
     history = repriced.store
     assert history.query(listed, parameters={"v": done.version}).result_rows[0][0] == 0  # corrections list no trace
+
+
+def test_a_call_stored_without_a_cost_is_priced_with_no_override(store: ChdbClient) -> None:
+    """Behind a Collector nothing prices another tool's call at ingest: it is stored unpriced, and a
+    re-pricing run without any override (``migrate --prices-file`` with ``[]``, the server's periodic
+    run) prices it with the engine; a call that came with its own cost keeps it."""
+    from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
+    from tests.conftest_store import otel_row
+
+    foreign = {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.usage.input_tokens": "1000", "gen_ai.usage.output_tokens": "100",
+    }  # fmt: skip
+    own = {**foreign, "gen_ai.usage.cost": "0.5"}
+    rows = [otel_row(foreign, span_id="00000000000000f1"), otel_row(own, span_id="00000000000000f2")]
+    store.insert("otel_traces", rows, column_names=OTEL_TRACES_COLUMNS)
+    sql = "SELECT SpanId, CostUsd, CostStatus FROM llm_calls ORDER BY SpanId"
+    assert store.query(sql).result_rows == [("00000000000000f1", None, "unpriced"), ("00000000000000f2", 0.5, "priced")]
+    with kept_engine_overrides():
+        done = prices.reprice(store, [])
+    want = pricing.tokens_cost_usd("openai", ["", "gpt-4o-mini"], 1000, 100, 0, 0)
+    assert done.calls == 1 and want is not None
+    got = store.query(sql).result_rows
+    assert got[0][0] == "00000000000000f1" and got[0][1] == pytest.approx(want, rel=1e-12) and got[0][2] == "priced"
+    assert got[1] == ("00000000000000f2", 0.5, "priced")
+    hourly = store.query("SELECT sum(CostUsd), sum(UnpricedCalls) FROM llm_calls_1h").result_rows[0]
+    assert hourly[0] == pytest.approx(0.5 + want, rel=1e-12) and hourly[1] == 0
