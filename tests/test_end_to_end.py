@@ -116,10 +116,12 @@ def test_spans_from_the_official_otel_openai_instrumentation_land_in_llm_calls(s
     response_id, prompt_tokens, completion_tokens = run_app(OFFICIAL_OPENAI_APP, f"{server.otlp_url}/v1/traces")
     client = clickhouse_connect.get_client(host="127.0.0.1", port=server.http_port)
     rows = client.query(
-        "SELECT Provider, Operation, RequestModel, InputTokens, OutputTokens, CostStatus FROM llm_calls "
+        "SELECT Provider, Operation, RequestModel, InputTokens, OutputTokens, CostStatus, CostUsd FROM llm_calls "
         "WHERE ServiceName = 'official-otel-app'"
     ).result_rows
-    assert rows == [("openai", "chat", "gpt-4o-mini", prompt_tokens, completion_tokens, "unpriced")]
+    assert [r[:6] for r in rows] == [("openai", "chat", "gpt-4o-mini", prompt_tokens, completion_tokens, "priced")]
+    # the tool records no cost: the server priced the call as it arrived, as llmtrace prices it in an app
+    assert rows[0][6] == pytest.approx((prompt_tokens * 0.15 + completion_tokens * 0.6) / 1e6)
     ids = client.query(
         "SELECT SpanAttributes['gen_ai.response.id'] FROM otel_traces WHERE ServiceName = 'official-otel-app'"
     ).result_rows

@@ -181,3 +181,29 @@ def test_the_rollups_hold_the_ingest_costs(client: Any) -> None:
     hourly = client.query("SELECT sum(CostUsd), sum(UnpricedCalls) FROM llm_calls_1h").result_rows[0]
     assert hourly[0] == pytest.approx(total, rel=1e-9)
     assert hourly[1] == 2  # llmtrace-unpriced and unknown-model
+
+
+def test_a_model_with_a_stored_override_is_left_to_the_repricing_pass(tmp_path: Any) -> None:
+    """The decode workers do not hold the server's price overrides: a call of an overridden model is
+    not priced at ingest (at the engine's price it would be wrong until the next re-pricing run), the
+    re-pricing pass prices it at the override; other models are priced at ingest as before."""
+    import json
+
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps([{"model": "gpt-4o-mini", "input_mtok": 1000, "output_mtok": 2000}]))
+    args = ("--prices-file", str(path), "--reprice-every", "0")
+    server = ServerProcess(tmp_path / "data", args=args).wait_ready()
+    try:
+        spans = {"overridden": PRICED["semconv"], "not-overridden": PRICED["openllmetry-llm-usage"]}
+        code, _, body = post_spans(server, _request(spans))
+        assert code == 200, body
+        client = server.client()
+        deadline = time.monotonic() + 60
+        while client.query("SELECT count() FROM llm_calls").result_rows[0][0] < 2:
+            assert time.monotonic() < deadline, "the server did not store the spans"
+            time.sleep(0.05)  # polling a real server's insert, with a deadline
+        costs = dict(client.query("SELECT SpanName, CostStatus FROM llm_calls").result_rows)
+        assert costs == {"overridden": "unpriced", "not-overridden": "priced"}
+        assert _sources(client) == {"overridden": "", "not-overridden": "server"}
+    finally:
+        assert server.stop() == 0, server.output

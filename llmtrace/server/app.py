@@ -113,6 +113,16 @@ def _prices(engine: Engine, prices_file: Path | None) -> str:
         raise StartupError(f"applying price overrides failed: {exc}") from exc
 
 
+def _overridden(engine: Engine) -> tuple[tuple[str, str], ...]:
+    """The models with a stored price override (the decode workers leave their calls to re-pricing)."""
+    from llmtrace.store.prices import overridden_models
+
+    try:
+        return overridden_models(engine.data_dir)
+    except Exception as exc:
+        raise StartupError(f"reading the stored price overrides failed: {exc}") from exc
+
+
 def _raise_open_files_limit() -> int:
     """Raise the soft RLIMIT_NOFILE to the hard one; returns the limit now in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -234,7 +244,7 @@ def _serve_engine(
     except Exception as exc:
         sink.close()
         raise StartupError(f"re-inserting spans logged before the last stop failed: {exc}") from exc
-    decoders = DecodePool(config.decode_workers)
+    decoders = DecodePool(config.decode_workers, _overridden(engine))
     writer.start()
     faults.start_from_env(engine)
     otlp = otlp_app(writer, decoders, config.password, lambda: retention_edge(ttl_days))

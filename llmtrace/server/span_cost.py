@@ -23,7 +23,7 @@ from typing import Any
 from llmtrace import semconv as sc
 from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
 
-__all__ = ["price_unpriced"]
+__all__ = ["leave_to_repricing", "price_unpriced"]
 
 _ATTRIBUTES = OTEL_TRACES_COLUMNS.index("SpanAttributes")
 _COST = sc.COST_USD
@@ -50,6 +50,17 @@ _OUTPUT = (
     "llm.token_count.completion",
 )
 _UINT64 = 2**64
+# (provider or "" for any, model) with a price override stored in the server: the workers do not hold
+# the overrides, so those calls stay unpriced for the re-pricing pass, which prices them right.
+_OVERRIDDEN: frozenset[tuple[str, str]] = frozenset()
+
+
+def leave_to_repricing(overridden: tuple[tuple[str, str], ...]) -> None:
+    """Set at a decode worker's start: the models whose calls it must not price."""
+    global _OVERRIDDEN
+    _OVERRIDDEN = frozenset(overridden)
+
+
 _CACHE_READ = ("gen_ai.usage.cache_read.input_tokens", "llm.token_count.prompt_details.cache_read")
 _CACHE_WRITE = (
     "gen_ai.usage.cache_write.input_tokens",
@@ -92,11 +103,15 @@ def _cost(attrs: dict[str, str]) -> float | None:
         return None  # nothing to price: the view stores it as 'no_usage'
     provider = _first(attrs, _PROVIDER).lower()
     models = (_response_model(attrs), _request_model(attrs))
-    if not any(models):
+    if not any(models) or (_OVERRIDDEN and any(_overridden(provider, model) for model in models if model)):
         return None
     return tokens_cost_usd(
         provider, models, input_tokens, output_tokens, _count(attrs, _CACHE_READ), _count(attrs, _CACHE_WRITE)
     )
+
+
+def _overridden(provider: str, model: str) -> bool:
+    return (provider, model) in _OVERRIDDEN or ("", model) in _OVERRIDDEN
 
 
 def _request_model(attrs: dict[str, str]) -> str:

@@ -31,8 +31,11 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _worker_init(server_pid: int) -> None:
+def _worker_init(server_pid: int, overridden: tuple[tuple[str, str], ...]) -> None:
     import llmtrace.store.otlp_rows  # noqa: F401  (protobuf and the converter, imported once)
+    from llmtrace.server.span_cost import leave_to_repricing
+
+    leave_to_repricing(overridden)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server stops us
 
@@ -47,13 +50,21 @@ def _exit_with_server(server_pid: int) -> None:
 
 
 class DecodePool:
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, overridden: tuple[tuple[str, str], ...] = ()) -> None:
+        """``overridden``: the (provider, model) pairs with a stored price override, whose calls the
+        workers leave unpriced for the re-pricing pass (they do not hold the overrides)."""
         self._workers = workers or default_workers()
+        self._overridden = overridden
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(self._workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),))
+        pool = ProcessPoolExecutor(
+            self._workers,
+            mp_context=context,
+            initializer=_worker_init,
+            initargs=(os.getpid(), self._overridden),
+        )
         for future in [pool.submit(os.getpid) for _ in range(self._workers)]:
             future.result(timeout=120)  # all workers up and imported before the first request
         return pool

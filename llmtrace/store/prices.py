@@ -184,6 +184,18 @@ def serve_prices(data_dir: Path, prices_file: Path | None) -> str:
     return f", price overrides applied ({done.calls} stored calls re-priced)"
 
 
+def overridden_models(data_dir: Path) -> tuple[tuple[str, str], ...]:
+    """(provider or "" for any, model) of every stored override: ``llmtrace server``'s decode workers
+    leave their calls unpriced at ingest, for the re-pricing pass (which holds the overrides)."""
+    from llmtrace.store.chdb_client import ChdbClient
+
+    client = ChdbClient.open(str(data_dir))
+    try:
+        return tuple((str(o.get("provider") or ""), str(o["model"])) for o in stored_overrides(client))
+    finally:
+        client.close()
+
+
 class Repricer:
     """``llmtrace server``'s background re-pricing: every ``every`` seconds, while overrides are
     stored, the calls that arrived since (priced by the app at its own prices) are re-priced too,
