@@ -48,6 +48,11 @@ from opentelemetry.trace import (
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
+try:  # what the SDK's span-end metrics are when off (its default); older SDKs have none (and no direct path)
+    from opentelemetry.sdk.trace._tracer_metrics import noop as _NOOP_METRICS
+except ImportError:
+    _NOOP_METRICS = None
+
 # The SDK whose start_span this mirrors (1.4x: random trace-id flag, tracer configs and metrics);
 # an SDK without these keeps the SDK path.
 _RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", None)
@@ -286,8 +291,13 @@ class DirectSpan(NonRecordingSpan):
             span.end(end_time=end_ns)
             return
         tracer = self._spans.tracer
-        bounded = _bounded(tracer._span_limits, self._start_attributes, attributes)
-        self._end_metrics()
+        limits = tracer._span_limits  # _bounded's quick case inline: one frame fewer on a call's cold caches
+        maxlen = limits.max_span_attributes
+        bounded: Any = _quick(self._start_attributes or {}, attributes, limits.max_span_attribute_length)
+        if bounded is None or (maxlen is not None and len(bounded) > maxlen):
+            bounded = _bounded(limits, self._start_attributes, attributes)
+        if self._end_metrics is not _NOOP_METRICS:  # metrics off (the default): nothing to call
+            self._end_metrics()
         readable = ReadableSpan(
             name=self._name,
             context=self._context,
