@@ -262,7 +262,6 @@ def price_segments(provider: str, models: Sequence[str | None]) -> list[Segment]
     return None
 
 
-
 def quick_cost(provider: str, model: str, input_tokens: int, output_tokens: int, read: int, write: int) -> float | None:
     """:func:`tokens_cost_usd` for one model priced before whose price has no date or time condition (the usual
     call: one lookup keyed by the model's name and no helper calls, on the cold caches of a call's end);
@@ -277,7 +276,9 @@ def quick_cost(provider: str, model: str, input_tokens: int, output_tokens: int,
             segment = candidate
     _, fee, per_in, per_out, per_read, per_write = segment
     uncached = input_tokens - read - write
-    return fee + (uncached if uncached > 0 else 0) * per_in + output_tokens * per_out + read * per_read + write * per_write
+    uncached = uncached if uncached > 0 else 0  # max(..., 0) without the call
+    return fee + uncached * per_in + output_tokens * per_out + read * per_read + write * per_write
+
 
 def cost_usd(provider: str, models: Sequence[str | None], usage: TokenUsage) -> float | None:
     """USD cost of a call priced by the first of ``models`` with a known price (response model, then

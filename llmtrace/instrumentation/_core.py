@@ -30,7 +30,7 @@ from llmtrace.config import Settings
 from llmtrace.instrumentation import _content
 from llmtrace.instrumentation._direct import DirectSpan, DirectSpans
 from llmtrace.instrumentation._guard import internal_error
-from llmtrace.instrumentation._model import Request, Response, StreamAccumulator, Usage
+from llmtrace.instrumentation._model import Request, Response, StreamAccumulator
 from llmtrace.instrumentation._prompt_hash import add_prompt_hashes, current_variables
 from llmtrace.instrumentation._worker import Inline, Worker
 from llmtrace.instrumentation._worker import worker as default_worker
@@ -466,4 +466,3 @@ def _add_response_attributes(
         )
         if text is not None:
             attrs[sc.OUTPUT_MESSAGES] = text
-

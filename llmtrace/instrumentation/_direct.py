@@ -67,6 +67,12 @@ _LOCK = threading.Lock()  # a DirectSpan's SDK span: built once, seen by finish(
 # the fallback raised and the span was lost), so older SDKs keep the SDK path.
 _MIRRORS = (1, 45)
 _SDK_VERSION = tuple(int(part) for part in re.findall(r"\d+", sdk_version)[:2])
+# BatchSpanProcessor.on_end as the SDK releases the direct path mirrors have it: return unless the span's
+# context is sampled, else hand the span to its batch processor's emit (read from the names it uses).
+_BATCH_ON_END_NAMES = ("context", "trace_flags", "sampled", "_batch_processor", "emit")
+_BATCH_ON_END_KNOWN = getattr(BatchSpanProcessor.on_end, "__code__", None) is not None and (
+    BatchSpanProcessor.on_end.__code__.co_names == _BATCH_ON_END_NAMES
+)
 _MIRRORED = ("_tracer_config", "_tracer_metrics", "_span_limits", "_instrumentation_scope", "id_generator", "sampler")
 
 # Processor types whose on_start and _on_ending are known to do nothing, by exact type (a subclass
@@ -158,9 +164,9 @@ class DirectSpans:
             trace_id, ids.generate_span_id(), is_remote=False, trace_flags=flags, trace_state=trace_state
         )
         end_metrics = tracer._tracer_metrics.start_span(parent, decision)
-        return DirectSpan(
-            self, name, span_context, parent, None if decision is Decision.DROP else kept, start_ns, end_metrics
-        )
+        kept = None if decision is Decision.DROP else kept
+        sampled = decision is Decision.RECORD_AND_SAMPLE
+        return DirectSpan(self, name, span_context, parent, kept, start_ns, end_metrics, sampled)
 
 
 def _static_choice(sampler: Any, parent: SpanContext | None) -> Decision | None:
@@ -189,7 +195,17 @@ class DirectSpan(NonRecordingSpan):
     ``finish`` sets the status and attributes on it and ends it, as the SDK path does.
     """
 
-    __slots__ = ("_end_metrics", "_live", "_name", "_parent", "_sdk", "_spans", "_start_attributes", "_start_ns")
+    __slots__ = (
+        "_end_metrics",
+        "_live",
+        "_name",
+        "_parent",
+        "_sampled",
+        "_sdk",
+        "_spans",
+        "_start_attributes",
+        "_start_ns",
+    )
 
     def __init__(
         self,
@@ -200,6 +216,7 @@ class DirectSpan(NonRecordingSpan):
         start_attributes: Any,
         start_ns: int,
         end_metrics: Any,
+        sampled: bool,
     ) -> None:
         self._context = context  # NonRecordingSpan.__init__, without the call
         self._spans = spans
@@ -208,6 +225,7 @@ class DirectSpan(NonRecordingSpan):
         self._start_attributes = start_attributes
         self._start_ns = start_ns
         self._end_metrics = end_metrics
+        self._sampled = sampled  # its context's sampled flag (what an exporting processor's on_end tests)
         self._sdk: Any = None  # the SDK span, once something other than llmtrace wrote to this one
         self._live = start_attributes is not None  # the sampler's decision; False once finished
 
@@ -314,7 +332,12 @@ class DirectSpan(NonRecordingSpan):
         processor = tracer.span_processor
         if processor.__class__ is SynchronousMultiSpanProcessor:  # its on_end is this loop: one frame fewer
             for each in processor._span_processors:
-                each.on_end(readable)
+                if each.__class__ is BatchSpanProcessor and _BATCH_ON_END_KNOWN:
+                    # its on_end, whose test of the context's sampled flag takes four frames on cold caches
+                    if self._sampled:
+                        each._batch_processor.emit(readable)
+                else:
+                    each.on_end(readable)
         else:
             processor.on_end(readable)
 
