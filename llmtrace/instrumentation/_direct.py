@@ -73,6 +73,10 @@ _BATCH_ON_END_NAMES = ("context", "trace_flags", "sampled", "_batch_processor", 
 _BATCH_ON_END_KNOWN = getattr(BatchSpanProcessor.on_end, "__code__", None) is not None and (
     BatchSpanProcessor.on_end.__code__.co_names == _BATCH_ON_END_NAMES
 )
+# ReadableSpan's parameters in the order finish() passes them (positionally: no keyword matching per span).
+_READABLE_ARGS = ("self", "name", "context", "parent", "resource", "attributes", "events", "links", "kind")
+_READABLE_ARGS += ("instrumentation_info", "status", "start_time", "end_time", "instrumentation_scope")
+_READABLE_KNOWN = ReadableSpan.__init__.__code__.co_varnames[: len(_READABLE_ARGS)] == _READABLE_ARGS
 _MIRRORED = ("_tracer_config", "_tracer_metrics", "_span_limits", "_instrumentation_scope", "id_generator", "sampler")
 
 # Processor types whose on_start and _on_ending are known to do nothing, by exact type (a subclass
@@ -115,7 +119,7 @@ class DirectSpans:
         """The direct path for ``tracer``, or None when it cannot be taken (then always the SDK path)."""
         if type(tracer) is not Tracer or _RANDOM is None:  # another SDK, a proxy, a subclass, an older SDK
             return None
-        if _SDK_VERSION < _MIRRORS or not all(hasattr(tracer, name) for name in _MIRRORED):
+        if _SDK_VERSION < _MIRRORS or not _READABLE_KNOWN or not all(hasattr(tracer, name) for name in _MIRRORED):
             return None
         if type(tracer.span_processor) not in (SynchronousMultiSpanProcessor, ConcurrentMultiSpanProcessor):
             return None
@@ -205,6 +209,7 @@ class DirectSpan(NonRecordingSpan):
         "_spans",
         "_start_attributes",
         "_start_ns",
+        "recording",
     )
 
     def __init__(
@@ -228,11 +233,9 @@ class DirectSpan(NonRecordingSpan):
         self._sampled = sampled  # its context's sampled flag (what an exporting processor's on_end tests)
         self._sdk: Any = None  # the SDK span, once something other than llmtrace wrote to this one
         self._live = start_attributes is not None  # the sampler's decision; False once finished
-
-    @property
-    def recording(self) -> bool:
-        """Whether the sampler chose to record it: what llmtrace reads and finishes."""
-        return self._start_attributes is not None
+        # Whether the sampler chose to record it: what llmtrace reads and finishes (a slot, not a
+        # property: read twice per call on the app's thread)
+        self.recording = start_attributes is not None
 
     def is_recording(self) -> bool:
         sdk = self._sdk
@@ -316,18 +319,20 @@ class DirectSpan(NonRecordingSpan):
             bounded = _bounded(limits, self._start_attributes, attributes)
         if self._end_metrics is not _NOOP_METRICS:  # metrics off (the default): nothing to call
             self._end_metrics()
-        readable = ReadableSpan(
-            name=self._name,
-            context=self._context,
-            parent=self._parent,
-            resource=tracer.resource,
-            attributes=bounded,
-            kind=SpanKind.CLIENT,
-            instrumentation_info=tracer.instrumentation_info,
-            instrumentation_scope=tracer._instrumentation_scope,
-            start_time=self._start_ns,
-            end_time=end_ns,
-            status=_UNSET if status is None else status,
+        readable = ReadableSpan(  # positional (the order of the SDK releases mirrored): no keyword matching
+            self._name,
+            self._context,
+            self._parent,
+            tracer.resource,
+            bounded,
+            (),  # events
+            (),  # links
+            SpanKind.CLIENT,
+            tracer.instrumentation_info,
+            _UNSET if status is None else status,
+            self._start_ns,
+            end_ns,
+            tracer._instrumentation_scope,
         )
         processor = tracer.span_processor
         if processor.__class__ is SynchronousMultiSpanProcessor:  # its on_end is this loop: one frame fewer
