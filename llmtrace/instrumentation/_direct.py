@@ -49,7 +49,9 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
 try:  # what the SDK's span-end metrics are when off (its default); older SDKs have none (and no direct path)
-    from opentelemetry.sdk.trace._tracer_metrics import noop as _NOOP_METRICS
+    from opentelemetry.sdk.trace import _tracer_metrics
+
+    _NOOP_METRICS: Any = getattr(_tracer_metrics, "noop", None)
 except ImportError:
     _NOOP_METRICS = None
 
@@ -74,9 +76,9 @@ _BATCH_ON_END_KNOWN = getattr(BatchSpanProcessor.on_end, "__code__", None) is no
     BatchSpanProcessor.on_end.__code__.co_names == _BATCH_ON_END_NAMES
 )
 # ReadableSpan's parameters in the order finish() passes them (positionally: no keyword matching per span).
-_READABLE_ARGS = ("self", "name", "context", "parent", "resource", "attributes", "events", "links", "kind")
-_READABLE_ARGS += ("instrumentation_info", "status", "start_time", "end_time", "instrumentation_scope")
-_READABLE_KNOWN = ReadableSpan.__init__.__code__.co_varnames[: len(_READABLE_ARGS)] == _READABLE_ARGS
+_READABLE_ARGS: tuple[str, ...] = ("name", "context", "parent", "resource", "attributes", "events", "links")
+_READABLE_ARGS += ("kind", "instrumentation_info", "status", "start_time", "end_time", "instrumentation_scope")
+_READABLE_KNOWN = ReadableSpan.__init__.__code__.co_varnames[1 : len(_READABLE_ARGS) + 1] == _READABLE_ARGS
 _MIRRORED = ("_tracer_config", "_tracer_metrics", "_span_limits", "_instrumentation_scope", "id_generator", "sampler")
 
 # Processor types whose on_start and _on_ending are known to do nothing, by exact type (a subclass
@@ -168,9 +170,9 @@ class DirectSpans:
             trace_id, ids.generate_span_id(), is_remote=False, trace_flags=flags, trace_state=trace_state
         )
         end_metrics = tracer._tracer_metrics.start_span(parent, decision)
-        kept = None if decision is Decision.DROP else kept
+        recorded = None if decision is Decision.DROP else kept
         sampled = decision is Decision.RECORD_AND_SAMPLE
-        return DirectSpan(self, name, span_context, parent, kept, start_ns, end_metrics, sampled)
+        return DirectSpan(self, name, span_context, parent, recorded, start_ns, end_metrics, sampled)
 
 
 def _static_choice(sampler: Any, parent: SpanContext | None) -> Decision | None:
