@@ -13,6 +13,7 @@ import os
 import statistics
 import sys
 import time
+from typing import Any
 
 os.environ.setdefault("ANTHROPIC_OPEN_TELEMETRY", "false")
 
@@ -26,6 +27,21 @@ from llmtrace import semconv as sc
 from llmtrace.instrumentation import _core
 from llmtrace.instrumentation._prompt_hash import add_prompt_hashes
 from llmtrace.instrumentation._worker import worker
+
+
+def _request_attributes(settings: Any, request: Any, extra: Any) -> dict[str, Any]:
+    """The call's own request attributes, as ``Invocation._request_attributes`` writes them inline."""
+    attributes = dict(request.attributes)
+    if request.stream:
+        attributes[sc.REQUEST_STREAM] = True
+    if settings.environment:
+        attributes[sc.ENVIRONMENT] = settings.environment
+    if settings.release:
+        attributes[sc.RELEASE] = settings.release
+    if extra:
+        attributes.update(extra)
+    return attributes
+
 
 STEPS = ("describe", "request attributes", "hashes", "content", "result", "response attributes", "finish")
 
@@ -54,7 +70,7 @@ def main() -> int:
             marks = [ns()]
             inv.endpoint.describe_request(request, inv._args, inv._kwargs)
             marks.append(ns())
-            attributes = _core._request_attributes(settings, request, inv._extra)
+            attributes = _request_attributes(settings, request, inv._extra)
             marks.append(ns())
             add_prompt_hashes(attributes, request, inv._variables)
             marks.append(ns())

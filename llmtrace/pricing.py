@@ -99,6 +99,9 @@ def overrides() -> dict[tuple[str, str], LinearPrice]:
 Segment = list[float]
 """``[start, fee, input, output, cache_read, cache_write]``: USD per call and per token, for calls with more
 than ``start`` input tokens (genai-prices' tiers apply their rate to every token once crossed)."""
+# (provider, model) -> its tiers, for models whose table price has no date or time condition: what
+# ``quick_cost`` reads with one lookup instead of the general path's helper calls
+_fixed: dict[tuple[str, str], list[Segment]] = {}
 
 
 class _Table:
@@ -253,8 +256,28 @@ def price_segments(provider: str, models: Sequence[str | None]) -> list[Segment]
         if isinstance(price, LinearPrice):
             return [[0, 0.0, price.input, price.output, price.cache_read, price.cache_write]]
         if price is not None:
+            if len(price) == 1:  # one price, in force at any date: quick_cost's from now on
+                _fixed[key] = price[0][1]
             return price[0][1] if len(price) == 1 else _active(price)  # type: ignore[no-any-return]
     return None
+
+
+def quick_cost(provider: str, model: str, input_tokens: int, output_tokens: int, read: int, write: int) -> float | None:
+    """:func:`tokens_cost_usd` for one model priced before whose price has no date or time condition (the usual
+    call: one lookup keyed by the model's name and no helper calls, on the cold caches of a call's end);
+    None: ask ``tokens_cost_usd``. A model with an override always goes that way (set_price wins)."""
+    key = (provider, model)
+    segments = _fixed.get(key)
+    if segments is None or key in _overrides:
+        return None
+    segment = segments[0]  # _tokens_cost, inline
+    for candidate in segments:
+        if input_tokens > candidate[0]:
+            segment = candidate
+    _, fee, per_in, per_out, per_read, per_write = segment
+    uncached = input_tokens - read - write
+    uncached = uncached if uncached > 0 else 0  # max(..., 0) without the call
+    return fee + uncached * per_in + output_tokens * per_out + read * per_read + write * per_write
 
 
 def cost_usd(provider: str, models: Sequence[str | None], usage: TokenUsage) -> float | None:

@@ -20,9 +20,9 @@ import pytest
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 import llmtrace
@@ -509,3 +509,42 @@ def test_threads_calling_while_a_processor_is_added_lose_no_span(fake_llm: FakeL
     assert all(s.attributes and s.attributes.get(sc.RESPONSE_MODEL) for s in spans)
     # calls started after the processor was added went through its on_start (a few in flight may have too)
     assert threads * each - added_at - threads <= len(watcher.started) <= threads * each - added_at + threads
+
+
+class RecordOnly(Sampler):
+    """Records every span without sampling it: processors get it, exporting ones drop it."""
+
+    def should_sample(
+        self, parent_context: Any, trace_id: int, name: str, kind: Any = None, attributes: Any = None, *rest: Any
+    ) -> SamplingResult:
+        return SamplingResult(Decision.RECORD_ONLY, attributes)
+
+    def get_description(self) -> str:
+        return "RecordOnly"
+
+
+@pytest.mark.parametrize("record_only", [False, True])
+def test_a_batch_processor_exports_sampled_calls_only_on_both_paths(fake_llm: FakeLLM, record_only: bool) -> None:
+    """The direct path hands a batch processor's queue the span itself (its on_end's sampled test known
+    from the start): the same spans exported as on the SDK path, none when the sampler only records."""
+    seen = []
+    for sdk_path in (False, True):
+        exporter, end_only = InMemorySpanExporter(), EndOnly()
+        provider = TracerProvider(sampler=RecordOnly() if record_only else None)
+        if sdk_path:
+            provider.add_span_processor(StartWatcher())
+        provider.add_span_processor(end_only)
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        llmtrace.instrument(tracer_provider=provider)
+        try:
+            anthropic_stream(fake_llm)
+            assert direct_path_taken() is not sdk_path
+        finally:
+            llmtrace.uninstrument()
+        llmtrace.flush()
+        provider.force_flush()
+        assert len(end_only.ended) == 1  # every processor got the recorded span
+        seen.append(([fields(s) for s in exporter.get_finished_spans()], fields(end_only.ended[0])))
+        provider.shutdown()
+    assert seen[0] == seen[1]
+    assert len(seen[0][0]) == (0 if record_only else 1)

@@ -49,3 +49,16 @@ def test_tiered_model_is_exact_below_at_and_above_its_tier() -> None:
         expected = calc_price(Usage(input_tokens=input_tokens, output_tokens=2_000, cache_read_tokens=500),
                               model_ref="claude-sonnet-4-5", provider_id="anthropic").total_price  # fmt: skip
         assert pricing.cost_usd("anthropic", ["claude-sonnet-4-5"], usage) == pytest.approx(float(expected), rel=1e-9)
+
+
+@pytest.mark.usefixtures("engine_overrides")  # set_price is process-wide: undone after (tests/conftest.py)
+def test_the_quick_lookup_prices_exactly_as_the_general_path_tiers_and_overrides_included() -> None:
+    counts = [(1_000, 200, 0, 0), (250_000, 2_000, 500, 100), (10, 5, 20, 0)]  # the last: more cache than input
+    for provider, model in (("anthropic", "claude-sonnet-4-5"), ("openai", "gpt-4o-mini")):
+        for tokens in counts:
+            general = pricing.tokens_cost_usd(provider, [model], *tokens)  # prices it: quick_cost has it now
+            assert pricing.quick_cost(provider, model, *tokens) == general  # the same float, not approximately
+    assert pricing.quick_cost("openai", "house-model-zzz", 10, 5, 0, 0) is None  # unpriced: the general path says
+    pricing.set_price("openai", "gpt-4o-mini", input_per_mtok=1.0, output_per_mtok=2.0)
+    assert pricing.quick_cost("openai", "gpt-4o-mini", 1_000, 200, 0, 0) is None  # an override: the general path
+    assert pricing.tokens_cost_usd("openai", ["gpt-4o-mini"], 1_000, 200, 0, 0) == pytest.approx(1.4e-3)

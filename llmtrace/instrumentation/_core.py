@@ -30,7 +30,7 @@ from llmtrace.config import Settings
 from llmtrace.instrumentation import _content
 from llmtrace.instrumentation._direct import DirectSpan, DirectSpans
 from llmtrace.instrumentation._guard import internal_error
-from llmtrace.instrumentation._model import Request, Response, StreamAccumulator, Usage
+from llmtrace.instrumentation._model import Request, Response, StreamAccumulator
 from llmtrace.instrumentation._prompt_hash import add_prompt_hashes, current_variables
 from llmtrace.instrumentation._worker import Inline, Worker
 from llmtrace.instrumentation._worker import worker as default_worker
@@ -334,7 +334,15 @@ class Invocation:
                 self.endpoint.describe_request(self.request, self._args, self._kwargs)
                 self._args, self._kwargs = (), {}  # read once; a stream the app keeps need not pin them
             settings, request = self.runtime.settings, self.request
-            attributes = _request_attributes(settings, request, self._extra)
+            attributes = dict(request.attributes)  # then the call's own, inline: one frame fewer on cold caches
+            if request.stream:
+                attributes[sc.REQUEST_STREAM] = True
+            if settings.environment:
+                attributes[sc.ENVIRONMENT] = settings.environment
+            if settings.release:
+                attributes[sc.RELEASE] = settings.release
+            if self._extra:
+                attributes.update(self._extra)
             add_prompt_hashes(attributes, request, self._variables)
             if settings.capture_content:
                 _add_request_content(attributes, settings, request)
@@ -396,37 +404,22 @@ def _start_attributes(request: Request) -> dict[str, AttributeValue]:
     return attrs
 
 
-def _request_attributes(
-    settings: Settings, request: Request, extra: dict[str, AttributeValue] | None
-) -> dict[str, AttributeValue]:
-    attrs = dict(request.attributes)
-    if request.stream:
-        attrs[sc.REQUEST_STREAM] = True
-    if settings.environment:
-        attrs[sc.ENVIRONMENT] = settings.environment
-    if settings.release:
-        attrs[sc.RELEASE] = settings.release
-    if extra:
-        attrs.update(extra)
-    return attrs
-
-
 def _add_request_content(attrs: dict[str, AttributeValue], settings: Settings, request: Request) -> None:
     """The request's content attributes, written into ``attrs`` (one dict per job: fewer objects on
-    the cold caches a call's end leaves)."""
-    limit, redact = settings.max_content_chars, settings.redact
+    the cold caches a call's end leaves). None from ``encode``: the app's redact failed, left off."""
+    limit, redact, encode = settings.max_content_chars, settings.redact, _content.encode
     if request.system_instructions:  # three tests, not a loop over a tuple of pairs built per call
-        _put_content(attrs, sc.SYSTEM_INSTRUCTIONS, request.system_instructions, limit, redact)
+        text = encode(sc.SYSTEM_INSTRUCTIONS, request.system_instructions, limit=limit, redact=redact)
+        if text is not None:
+            attrs[sc.SYSTEM_INSTRUCTIONS] = text
     if request.input_messages:
-        _put_content(attrs, sc.INPUT_MESSAGES, request.input_messages, limit, redact)
+        text = encode(sc.INPUT_MESSAGES, request.input_messages, limit=limit, redact=redact)
+        if text is not None:
+            attrs[sc.INPUT_MESSAGES] = text
     if request.tool_definitions:
-        _put_content(attrs, sc.TOOL_DEFINITIONS, request.tool_definitions, limit, redact)
-
-
-def _put_content(attrs: dict[str, AttributeValue], name: str, value: Any, limit: int, redact: Any) -> None:
-    text = _content.encode(name, value, limit=limit, redact=redact)
-    if text is not None:  # None: the app's redact failed on it, so it is left off
-        attrs[name] = text
+        text = encode(sc.TOOL_DEFINITIONS, request.tool_definitions, limit=limit, redact=redact)
+        if text is not None:
+            attrs[sc.TOOL_DEFINITIONS] = text
 
 
 def _add_response_attributes(
@@ -455,29 +448,21 @@ def _add_response_attributes(
         attrs[sc.USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
     if usage.estimated:
         attrs[sc.USAGE_ESTIMATED] = True
-    if input_tokens is not None or output_tokens is not None:
-        _add_cost(attrs, request, response, usage)
+    if input_tokens is not None or output_tokens is not None:  # the cost, inline (cold caches: no frame)
+        models = (request.model, response.model) if request.priced_by_request_model else (response.model, request.model)
+        counts = (input_tokens or 0, output_tokens or 0, usage.cache_read_tokens or 0, usage.cache_write_tokens or 0)
+        model = models[0] or models[1]
+        cost = pricing.quick_cost(request.provider, model, *counts) if model else None
+        if cost is None:
+            cost = pricing.tokens_cost_usd(request.provider, models, *counts)
+        if cost is None:
+            attrs[sc.COST_STATUS] = sc.COST_UNPRICED
+        else:
+            attrs[sc.COST_USD] = cost
+            attrs[sc.COST_STATUS] = sc.COST_ESTIMATED if usage.estimated else sc.COST_PRICED
     if settings.capture_content and response.output_messages:
         text = _content.encode(
             sc.OUTPUT_MESSAGES, response.output_messages, limit=settings.max_content_chars, redact=settings.redact
         )
         if text is not None:
             attrs[sc.OUTPUT_MESSAGES] = text
-
-
-def _add_cost(attrs: dict[str, AttributeValue], request: Request, response: Response, usage: Usage) -> None:
-    """The call's cost and how it was priced, written into ``attrs`` (tokens are known)."""
-    models = (request.model, response.model) if request.priced_by_request_model else (response.model, request.model)
-    cost = pricing.tokens_cost_usd(
-        request.provider,
-        models,
-        usage.input_tokens or 0,
-        usage.output_tokens or 0,
-        usage.cache_read_tokens or 0,
-        usage.cache_write_tokens or 0,
-    )
-    if cost is None:
-        attrs[sc.COST_STATUS] = sc.COST_UNPRICED
-    else:
-        attrs[sc.COST_USD] = cost
-        attrs[sc.COST_STATUS] = sc.COST_ESTIMATED if usage.estimated else sc.COST_PRICED

@@ -48,6 +48,13 @@ from opentelemetry.trace import (
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
+try:  # what the SDK's span-end metrics are when off (its default); older SDKs have none (and no direct path)
+    from opentelemetry.sdk.trace import _tracer_metrics
+
+    _NOOP_METRICS: Any = getattr(_tracer_metrics, "noop", None)
+except ImportError:
+    _NOOP_METRICS = None
+
 # The SDK whose start_span this mirrors (1.4x: random trace-id flag, tracer configs and metrics);
 # an SDK without these keeps the SDK path.
 _RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", None)
@@ -62,6 +69,16 @@ _LOCK = threading.Lock()  # a DirectSpan's SDK span: built once, seen by finish(
 # the fallback raised and the span was lost), so older SDKs keep the SDK path.
 _MIRRORS = (1, 45)
 _SDK_VERSION = tuple(int(part) for part in re.findall(r"\d+", sdk_version)[:2])
+# BatchSpanProcessor.on_end as the SDK releases the direct path mirrors have it: return unless the span's
+# context is sampled, else hand the span to its batch processor's emit (read from the names it uses).
+_BATCH_ON_END_NAMES = ("context", "trace_flags", "sampled", "_batch_processor", "emit")
+_BATCH_ON_END_KNOWN = getattr(BatchSpanProcessor.on_end, "__code__", None) is not None and (
+    BatchSpanProcessor.on_end.__code__.co_names == _BATCH_ON_END_NAMES
+)
+# ReadableSpan's parameters in the order finish() passes them (positionally: no keyword matching per span).
+_READABLE_ARGS: tuple[str, ...] = ("name", "context", "parent", "resource", "attributes", "events", "links")
+_READABLE_ARGS += ("kind", "instrumentation_info", "status", "start_time", "end_time", "instrumentation_scope")
+_READABLE_KNOWN = ReadableSpan.__init__.__code__.co_varnames[1 : len(_READABLE_ARGS) + 1] == _READABLE_ARGS
 _MIRRORED = ("_tracer_config", "_tracer_metrics", "_span_limits", "_instrumentation_scope", "id_generator", "sampler")
 
 # Processor types whose on_start and _on_ending are known to do nothing, by exact type (a subclass
@@ -104,7 +121,7 @@ class DirectSpans:
         """The direct path for ``tracer``, or None when it cannot be taken (then always the SDK path)."""
         if type(tracer) is not Tracer or _RANDOM is None:  # another SDK, a proxy, a subclass, an older SDK
             return None
-        if _SDK_VERSION < _MIRRORS or not all(hasattr(tracer, name) for name in _MIRRORED):
+        if _SDK_VERSION < _MIRRORS or not _READABLE_KNOWN or not all(hasattr(tracer, name) for name in _MIRRORED):
             return None
         if type(tracer.span_processor) not in (SynchronousMultiSpanProcessor, ConcurrentMultiSpanProcessor):
             return None
@@ -153,9 +170,9 @@ class DirectSpans:
             trace_id, ids.generate_span_id(), is_remote=False, trace_flags=flags, trace_state=trace_state
         )
         end_metrics = tracer._tracer_metrics.start_span(parent, decision)
-        return DirectSpan(
-            self, name, span_context, parent, None if decision is Decision.DROP else kept, start_ns, end_metrics
-        )
+        recorded = None if decision is Decision.DROP else kept
+        sampled = decision is Decision.RECORD_AND_SAMPLE
+        return DirectSpan(self, name, span_context, parent, recorded, start_ns, end_metrics, sampled)
 
 
 def _static_choice(sampler: Any, parent: SpanContext | None) -> Decision | None:
@@ -184,7 +201,18 @@ class DirectSpan(NonRecordingSpan):
     ``finish`` sets the status and attributes on it and ends it, as the SDK path does.
     """
 
-    __slots__ = ("_end_metrics", "_live", "_name", "_parent", "_sdk", "_spans", "_start_attributes", "_start_ns")
+    __slots__ = (
+        "_end_metrics",
+        "_live",
+        "_name",
+        "_parent",
+        "_sampled",
+        "_sdk",
+        "_spans",
+        "_start_attributes",
+        "_start_ns",
+        "recording",
+    )
 
     def __init__(
         self,
@@ -195,6 +223,7 @@ class DirectSpan(NonRecordingSpan):
         start_attributes: Any,
         start_ns: int,
         end_metrics: Any,
+        sampled: bool,
     ) -> None:
         self._context = context  # NonRecordingSpan.__init__, without the call
         self._spans = spans
@@ -203,13 +232,12 @@ class DirectSpan(NonRecordingSpan):
         self._start_attributes = start_attributes
         self._start_ns = start_ns
         self._end_metrics = end_metrics
+        self._sampled = sampled  # its context's sampled flag (what an exporting processor's on_end tests)
         self._sdk: Any = None  # the SDK span, once something other than llmtrace wrote to this one
         self._live = start_attributes is not None  # the sampler's decision; False once finished
-
-    @property
-    def recording(self) -> bool:
-        """Whether the sampler chose to record it: what llmtrace reads and finishes."""
-        return self._start_attributes is not None
+        # Whether the sampler chose to record it: what llmtrace reads and finishes (a slot, not a
+        # property: read twice per call on the app's thread)
+        self.recording = start_attributes is not None
 
     def is_recording(self) -> bool:
         sdk = self._sdk
@@ -286,25 +314,37 @@ class DirectSpan(NonRecordingSpan):
             span.end(end_time=end_ns)
             return
         tracer = self._spans.tracer
-        bounded = _bounded(tracer._span_limits, self._start_attributes, attributes)
-        self._end_metrics()
-        readable = ReadableSpan(
-            name=self._name,
-            context=self._context,
-            parent=self._parent,
-            resource=tracer.resource,
-            attributes=bounded,
-            kind=SpanKind.CLIENT,
-            instrumentation_info=tracer.instrumentation_info,
-            instrumentation_scope=tracer._instrumentation_scope,
-            start_time=self._start_ns,
-            end_time=end_ns,
-            status=_UNSET if status is None else status,
+        limits = tracer._span_limits  # _bounded's quick case inline: one frame fewer on a call's cold caches
+        maxlen = limits.max_span_attributes
+        bounded: Any = _quick(self._start_attributes or {}, attributes, limits.max_span_attribute_length)
+        if bounded is None or (maxlen is not None and len(bounded) > maxlen):
+            bounded = _bounded(limits, self._start_attributes, attributes)
+        if self._end_metrics is not _NOOP_METRICS:  # metrics off (the default): nothing to call
+            self._end_metrics()
+        readable = ReadableSpan(  # positional (the order of the SDK releases mirrored): no keyword matching
+            self._name,
+            self._context,
+            self._parent,
+            tracer.resource,
+            bounded,
+            (),  # events
+            (),  # links
+            SpanKind.CLIENT,
+            tracer.instrumentation_info,
+            _UNSET if status is None else status,
+            self._start_ns,
+            end_ns,
+            tracer._instrumentation_scope,
         )
         processor = tracer.span_processor
         if processor.__class__ is SynchronousMultiSpanProcessor:  # its on_end is this loop: one frame fewer
             for each in processor._span_processors:
-                each.on_end(readable)
+                if each.__class__ is BatchSpanProcessor and _BATCH_ON_END_KNOWN:
+                    # its on_end, whose test of the context's sampled flag takes four frames on cold caches
+                    if self._sampled:
+                        each._batch_processor.emit(readable)
+                else:
+                    each.on_end(readable)
         else:
             processor.on_end(readable)
 
