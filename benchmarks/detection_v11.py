@@ -1,6 +1,6 @@
 """Judge v11 (blind, end to end): OTLP/HTTP -> ``llmtrace server`` -> ``llmtrace anomalies`` CLI.
 
-RESULTS: see the lab notebook at the end of this docstring (filled in after the judged run).
+RESULTS: the lab notebook at the end of this docstring (the first and only judged run; not tuned after).
 
 Per seed: :mod:`detection_scenarios_v11` makes one week of spans ending now (rounded down to the
 minute); a fresh ``llmtrace server`` (own data dir, free ports) receives them as an exporter sends
@@ -21,7 +21,89 @@ Scoring (written before the first run, not tuned after it):
   redraws of the same window's base traffic (no incidents) with other noise seeds; for rate
   statistics (calls, errors, truncations) also >= 10 extra (or missing) events.
 
-Usage: ``PYTHONPATH=. python benchmarks/detection_v11.py --seeds 1100-1109``
+Usage: ``PYTHONPATH=. python benchmarks/detection_v11.py --seeds 1100-1119``
+
+Lab notebook: the judged run, 2026-12-06 21:00-21:18 UTC
+---------------------------------------------------------
+Generator/runner at 1fe60d8 (s23-judge), llmtrace (server, CLI, detector) at main 7ffcc36, run with
+``PYTHONPATH=/work/wt-judge`` (no llmtrace code changed). Seeds 1100-1119 (20 weeks), one run, in the
+order given. Before it the harness ran once on seed 9999 (not judged) to check that it worked; that run
+changed only mechanics (lint, a ``cold_start_first_day`` label for false episodes in the first day),
+no rule of eligibility or matching. Load 1.6-6.4 (2 cores shared with another helper).
+Per seed: ~438k spans (~401k model calls + agent roots and tool spans), 16 service x model series
+(9 services: 4 in GenAI semconv (7 series), 2 OpenLIT-style (4), 3 OpenLLMetry-style (5); 4 young
+series with 16-44 h of history), 21
+incidents + labelled benign changes. Generation + protobuf + 30 redraws per incident: 18-21 s CPU;
+server CPU for the ingest 18-25 s (OTLP/HTTP protobuf, 146 requests of 3000 spans); CLI 1.2-3.4 s wall,
+0.4-0.6 s server CPU per ``anomalies`` run. Every seed: 0 spans rejected, otel_traces and llm_calls
+counts exactly as sent; server and CLI never failed.
+
+Eligible recall, grouping ``--by service,model`` (the default grouping: identical except volume_drop
+26/37, young 9/17; 15 of its 20 provider-outage finds include a provider-level episode).
+
+    kind                 elig    all  young el    z<3  z3-6 z6-12 z>=12  time to detect med/max (min)
+    latency_spike       55/58  56/60    17/20    1/2   1/1   3/6 51/51     5/49
+    error_burst         58/58  66/80    12/12    0/3   0/1   0/4 66/72     7/24
+    volume_drop         25/37  25/40     8/17    0/3   2/8 13/16 10/13    17/56
+    ttft_spike          21/38  21/40    11/18    0/2   0/1   0/2 21/35     5/9
+    output_shift        35/39  35/40    17/19    0/1   1/2   1/3 33/34     9/186
+    provider_outage     20/20  20/20    16/16      -     -     - 20/20     3/8
+    truncation_burst    16/16  19/20        -      -     -   0/1 19/19    10/19
+    latency_ramp        18/19  19/20        -    1/1     -     - 18/19    64/101
+    cost_jump            6/20   6/20      0/5      -     -   0/1  6/19     6/7
+    latency_spike_small   2/8   4/20        -   1/11   1/4   1/2   1/3     8/11
+    error_burst_small     2/2   2/20        -    0/7   0/3   0/4   2/6    10/12
+    ttft_spike_small      5/9   8/20      1/2    0/1   0/5  8/13   0/1    11/12
+    volume_drop_small     0/6   0/20        -   0/14   0/5   0/1     -        -
+    eligible, all kinds 263/330 (default grouping 264/330)
+    (elig and young el: eligible incidents found / eligible; all: every incident; z bins: every
+    incident by its effect in sd of the window statistic over 30 redraws; time to detect: detected_at
+    of the first matching episode minus the incident's start, eligible found ones.)
+
+The issue's five kinds: 194/230 eligible = 0.84 (young 65/86); without the TTFT spikes on OpenLIT-style
+series (see "ignored fields") 194/213 = 0.91 (young 65/79 = 0.82). By size, eligible: latency x3-5
+17/19, x5-8 38/39; errors 25-40 % 16/16, 40-60 % 42/42; TTFT x4-7 11/23, x7-10 10/15 (semconv series
+21/21); output x1.8-2.4 19/21, x2.4-3 16/18; volume drop of 30-60 min 11/15, 60-90 min 14/22.
+Below target (< 0.95): volume_drop 0.68 (young 0.47), output_shift 0.90, ttft_spike 0.55 (1.00 on
+semconv spans), young series in general.
+
+False episodes (found no incident, explained by none): service,model 33 in 20 weeks x 16 series =
+0.10 per series per week (target <= 0.5); default grouping 36 = 0.11 (32 service,model, 2 all, 1
+provider, 1 service). By cause (service,model): planned release 14 (latency_p95_ms 13 in 11 of 20
+seeds and tokens_per_call 1, starting at the release: output tokens x1.15 and latency x1.1 with service.version 2.4.0 ->
+2.5.0), weekend 7 (calls 6: mostly code-review/claude-sonnet-4, weekend factor 0.15, the first
+Saturday the series ever has), first day of the week (every mature series starts with it) 11, none 1.
+Daily peaks (support-bot, x2.5 11:30-13:00) and the model traffic shift (40 % gpt-4o-mini ->
+claude-3-5-haiku): 0 false episodes.
+
+Missed eligible incidents (service,model; the default grouping misses the same less seed 1103's):
+- TTFT spikes on OpenLIT-style series: 17/17 missed (ignored attribute, below).
+- cost jumps (input tokens x3-6) on semconv and OpenLLMetry-style series: 12/12 missed (no cost,
+  below); on OpenLIT-style series (gen_ai.usage.cost) 6/8 found.
+- volume drops -85 %: young email-drafts/gpt-4.1-mini (1.5/min, 44 h) 5 of 5 (z 4-6, 24-48 calls
+  missing), young voice-assist/gpt-4o-mini (4/min, 36 h) 3 (z 5.6-12.4, 52-186 missing), young
+  batch-tagger/gpt-4o-mini (35/min, 16 h; seed 1103, 83 min, 2124 of 2505 calls missing, z 41, past
+  its warming-up; the default grouping found it, at its service,model level),
+  support-bot/claude-3-5-haiku 14 h into the week (seed 1110, 490 of 586 missing), low-rate
+  batch-tagger/gemini-1.5-flash (0.25/min) and code-review/claude-sonnet-4 (1.2/min, z 3.3-3.9, 13-21
+  missing).
+- latency spikes x3.8-7.3 on young low-rate series: code-review/claude-3-5-haiku (0.4/min) 2,
+  email-drafts/gpt-4.1-mini x3.9 1.
+- output shifts on young code-review/claude-3-5-haiku 2 (seen only as cost_per_call_usd and
+  latency_p95_ms episodes) and low-rate batch-tagger/gemini-1.5-flash 2 (z 3.7, 9.1).
+- latency ramp to x3.8 over 3 h on search-rag/gpt-4o (seed 1113, z 116): no episode.
+
+Span fields the server or CLI visibly ignored:
+- OpenLIT's TTFT attribute ``gen_ai.server.time_to_first_token``: TtftUs empty on 100 % of the
+  streamed OpenLIT-style calls (e.g. 0 of 12068 on doc-summarizer/gpt-4o, seed 1100), so ttft_p95_ms
+  cannot see them (``gen_ai.request.is_stream`` is read: IsStream right).
+- Cost without a cost attribute: spans in the current conventions (which define none) and
+  OpenLLMetry-style spans get CostUsd NULL in llm_calls on 100 % of calls, although their models
+  (gpt-4o-mini, gpt-4o, claude-sonnet-4, ...) and tokens are known, so cost_per_call_usd (a default
+  metric) only watches spans that carry llmtrace.cost.usd or gen_ai.usage.cost.
+- Read correctly: gen_ai.system (incl. "Anthropic"/"Gemini" capitalised), llm.request.type,
+  gen_ai.usage.prompt_tokens/completion_tokens, gen_ai.completion.0.finish_reason, llm.is_streaming,
+  deployment.environment, exception events' exception.type as the error type, status ERROR.
 """
 
 from __future__ import annotations
