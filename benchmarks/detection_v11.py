@@ -98,9 +98,11 @@ Span fields the server or CLI visibly ignored:
   streamed OpenLIT-style calls (e.g. 0 of 12068 on doc-summarizer/gpt-4o, seed 1100), so ttft_p95_ms
   cannot see them (``gen_ai.request.is_stream`` is read: IsStream right).
 - Cost without a cost attribute: spans in the current conventions (which define none) and
-  OpenLLMetry-style spans get CostUsd NULL in llm_calls on 100 % of calls, although their models
-  (gpt-4o-mini, gpt-4o, claude-sonnet-4, ...) and tokens are known, so cost_per_call_usd (a default
-  metric) only watches spans that carry llmtrace.cost.usd or gen_ai.usage.cost.
+  OpenLLMetry-style spans get CostUsd NULL, CostStatus 'unpriced' in llm_calls on 100 % of calls
+  (checked again after the run on a 9000-span sample), although their models (gpt-4o-mini, gpt-4o,
+  claude-sonnet-4, ...) are in the bundled price table and their tokens are stored: the server does not
+  price on ingest, so cost_per_call_usd (a default metric) only watches spans that carry
+  llmtrace.cost.usd or gen_ai.usage.cost.
 - Read correctly: gen_ai.system (incl. "Anthropic"/"Gemini" capitalised), llm.request.type,
   gen_ai.usage.prompt_tokens/completion_tokens, gen_ai.completion.0.finish_reason, llm.is_streaming,
   deployment.environment, exception events' exception.type as the error type, status ERROR.
