@@ -283,23 +283,18 @@ def test_openlit_spelling_lands_in_the_same_columns(store: ChdbClient, otel_row:
     )  # fmt: skip
 
 
-def test_openlit_time_to_first_token_is_the_ttft(store: ChdbClient, otel_row: RowMaker) -> None:
-    openlit = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.stream": "true",
+@pytest.mark.parametrize("stream_flag", ["gen_ai.request.stream", "gen_ai.request.is_stream"])  # OpenLIT's, earlier
+def test_openlit_time_to_first_token_is_the_ttft_of_a_stream(
+    store: ChdbClient, otel_row: RowMaker, stream_flag: str
+) -> None:
+    """OpenLIT writes gen_ai.server.time_to_first_token (seconds) on a call without a stream too,
+    where it is the whole response's time: only a stream's is a TTFT."""
+    openlit = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", stream_flag: "true",
                "gen_ai.server.time_to_first_token": "0.0125"}  # fmt: skip
-    whole = {**openlit, "gen_ai.request.stream": "false"}  # OpenLIT sets it on a call without a stream too
+    whole = {**openlit, stream_flag: "false", "gen_ai.server.time_to_first_token": "1.5"}
     insert(store, otel_row(openlit, span_id="00000000000000b2"), otel_row(whole, span_id="00000000000000b3"))
-    assert (call(store, "00000000000000b2")["TtftUs"], call(store, "00000000000000b3")["TtftUs"]) == (12_500, None)
-
-
-def test_openlit_time_to_first_token_with_the_earlier_stream_flag(store: ChdbClient, otel_row: RowMaker) -> None:
-    """Earlier OpenLIT releases flag a stream gen_ai.request.is_stream; only a stream's is a TTFT."""
-    base = {"gen_ai.system": "openai", "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"}
-    stream = {**base, "gen_ai.request.is_stream": "true", "gen_ai.server.time_to_first_token": "0.25"}
-    plain = {**base, "gen_ai.request.is_stream": "false", "gen_ai.server.time_to_first_token": "1.5"}
-    insert(store, otel_row(stream, span_id="00000000000000b2"))
-    insert(store, otel_row(plain, span_id="00000000000000b3"))
-    assert (call(store, "00000000000000b2")["TtftUs"], call(store, "00000000000000b2")["IsStream"]) == (250_000, 1)
-    assert (call(store, "00000000000000b3")["TtftUs"], call(store, "00000000000000b3")["IsStream"]) == (None, 0)
+    stream, plain = call(store, "00000000000000b2"), call(store, "00000000000000b3")
+    assert ((stream["TtftUs"], stream["IsStream"]), (plain["TtftUs"], plain["IsStream"])) == ((12_500, 1), (None, 0))
 
 
 def test_openllmetry_spelling_lands_in_the_same_columns(store: ChdbClient, otel_row: RowMaker) -> None:
