@@ -48,6 +48,14 @@ PRICED = {
         "llm.token_count.prompt": 2000, "llm.token_count.completion": 100,
         "llm.token_count.prompt_details.cache_write": 1500,
     },
+    "openinference-hostile-parameters": {  # not JSON: the request model is llm.model_name's, as the view reads it
+        "openinference.span.kind": "LLM", "llm.provider": "openai", "llm.model_name": "gpt-4o-mini",
+        "llm.invocation_parameters": "{not json", "llm.token_count.prompt": 50, "llm.token_count.completion": 5,
+    },
+    "openinference-parameters-not-an-object": {
+        "openinference.span.kind": "LLM", "llm.provider": "openai", "llm.model_name": "gpt-4o-mini",
+        "llm.invocation_parameters": "[1, 2]", "llm.token_count.prompt": 60, "llm.token_count.completion": 6,
+    },
     "embeddings": {
         "gen_ai.operation.name": "embeddings", "gen_ai.provider.name": "openai",
         "gen_ai.request.model": "text-embedding-3-small", "gen_ai.usage.input_tokens": 4000,

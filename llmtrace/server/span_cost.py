@@ -21,6 +21,7 @@ import json
 from typing import Any
 
 from llmtrace import semconv as sc
+from llmtrace.pricing import tokens_cost_usd
 from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
 
 __all__ = ["leave_to_repricing", "price_unpriced"]
@@ -96,8 +97,6 @@ def _is_call(attrs: dict[str, str]) -> bool:
 
 
 def _cost(attrs: dict[str, str]) -> float | None:
-    from llmtrace.pricing import tokens_cost_usd
-
     input_tokens, output_tokens = _count(attrs, _INPUT), _count(attrs, _OUTPUT)
     if input_tokens + output_tokens == 0:
         return None  # nothing to price: the view stores it as 'no_usage'
