@@ -415,7 +415,10 @@ def _rates(
     name: str, k: np.ndarray, n: np.ndarray, judged: np.ndarray, base: int, step: int
 ) -> tuple[list[Window], np.ndarray]:
     """One metric's rate windows (:func:`_rate_rows` with its prior on every row)."""
-    found, p_bucket = _rate_rows(k, n, np.full(k.shape[0], METRICS[name].prior), judged, base, step)
+    m = METRICS[name]
+    found, p_bucket = _rate_rows(
+        k, n, np.full(k.shape[0], m.prior), judged, base, step, excess=np.full(k.shape[0], m.min_events)
+    )
     for w in found:
         w.metric = name
     return found, p_bucket
@@ -429,22 +432,27 @@ def _rate_rows(
     base: int,
     step: int,
     mix: tuple[np.ndarray, np.ndarray] | None = None,
+    excess: np.ndarray | None = None,
 ) -> tuple[list[Window], np.ndarray]:
     """:func:`_distinct_rate_rows` of the distinct rows, copied to the rows that repeat them (a
     service with one model is also its service x model: 82 of 540 rows at 10M calls, 7 d);
     ``mix``: each row's members' clustering (:func:`rate_mixture`), or None. Rows of the same
     counts sum the same leaves with calls, so they share a mixture too (a settled row's error
     rate, its group's counts, takes its group's: the first of them)."""
-    held = np.ascontiguousarray(np.concatenate([k, n, prior[:, None]], axis=1))
+    if excess is None:
+        excess = np.full(k.shape[0], MIN_EXCESS)
+    held = np.ascontiguousarray(np.concatenate([k, n, prior[:, None], excess[:, None]], axis=1))
     _, first_of, inverse = np.unique(
         held.view(np.dtype((np.void, held.dtype.itemsize * held.shape[1]))).ravel(),
         return_index=True,
         return_inverse=True,
     )
     if len(first_of) == k.shape[0]:
-        return _distinct_rate_rows(k, n, prior, judged, base, step, mix)
+        return _distinct_rate_rows(k, n, prior, judged, base, step, mix, excess)
     mix_of = None if mix is None else (mix[0][first_of], mix[1][first_of])
-    found, p_bucket = _distinct_rate_rows(k[first_of], n[first_of], prior[first_of], judged, base, step, mix_of)
+    found, p_bucket = _distinct_rate_rows(
+        k[first_of], n[first_of], prior[first_of], judged, base, step, mix_of, excess[first_of]
+    )
     copies: list[list[int]] = [[] for _ in first_of]
     for row, distinct in enumerate(inverse.ravel().tolist()):
         copies[distinct].append(row)
@@ -461,6 +469,7 @@ def _distinct_rate_rows(
     base: int,
     step: int,
     mix: tuple[np.ndarray, np.ndarray] | None = None,
+    excess: np.ndarray | None = None,
 ) -> tuple[list[Window], np.ndarray]:
     """Rate windows of every row (a series' metric; ``prior``: each row's metric's prior share),
     windows named by :func:`scan_levels`. Two passes: the second one's baselines leave out the
@@ -471,16 +480,20 @@ def _distinct_rate_rows(
     def mixed(rows: Any) -> tuple[np.ndarray, np.ndarray] | None:
         return None if mix is None else (mix[0][rows], mix[1][rows])
 
-    may = _may_flag(k)
+    if excess is None:
+        excess = np.full(k.shape[0], MIN_EXCESS)
+    may = _may_flag(k, excess)
     if may.all():
-        found, p_bucket = _rates_pass(k, n, prior, judged, base, np.ones(k.shape), step, mix=mix)
+        found, p_bucket = _rates_pass(k, n, prior, judged, base, np.ones(k.shape), step, mix=mix, excess=excess)
     else:  # the quiet rows' windows cannot pass: only their buckets' baseline shares are taken
         busy, quiet = np.flatnonzero(may), np.flatnonzero(~may)
         p_bucket = np.empty(k.shape)
         _, p_bucket[quiet] = _rates_pass(k[quiet], n[quiet], prior[quiet], judged, base, None, step, (1,))
         if not busy.size:  # no row could pass (a pass over no rows has no shapes to take)
             return [], p_bucket
-        found, p_bucket[busy] = _rates_pass(k[busy], n[busy], prior[busy], judged, base, None, step, mix=mixed(busy))
+        found, p_bucket[busy] = _rates_pass(
+            k[busy], n[busy], prior[busy], judged, base, None, step, mix=mixed(busy), excess=excess[busy]
+        )
         for w in found:
             w.group = int(busy[w.group])
     rows = sorted({w.group for w in found})
@@ -490,18 +503,20 @@ def _distinct_rate_rows(
     keep = np.ones((len(rows), k.shape[1]))
     for w in found:
         keep[at[w.group], w.first : w.last + 1] = 0
-    again, p_again = _rates_pass(k[rows], n[rows], prior[rows], judged, base, keep, step, mix=mixed(rows))
+    again, p_again = _rates_pass(
+        k[rows], n[rows], prior[rows], judged, base, keep, step, mix=mixed(rows), excess=excess[rows]
+    )
     p_bucket[rows] = p_again
     for w in again:
         w.group = rows[w.group]
     return again, p_bucket
 
 
-def _may_flag(k: np.ndarray) -> np.ndarray:
-    """Per row: whether some window could hold ``MIN_EXCESS`` events beyond its expectation (the
-    longest scale's windows, counting only additions, hold every shorter one's events)."""
+def _may_flag(k: np.ndarray, excess: np.ndarray) -> np.ndarray:
+    """Per row: whether some window could hold the row's ``excess`` events beyond its expectation
+    (the longest scale's windows, counting only additions, hold every shorter one's events)."""
     longest = _window_sum(_cumulative(np.maximum(k, 0)), np.arange(k.shape[1]), max(SCALES))
-    return np.asarray(longest.max(axis=1, initial=0.0) >= MIN_EXCESS)
+    return np.asarray(longest.max(axis=1, initial=0.0) >= excess)
 
 
 def _rates_pass(
@@ -514,10 +529,12 @@ def _rates_pass(
     step: int,
     scales: Sequence[int] = SCALES,
     mix: tuple[np.ndarray, np.ndarray] | None = None,
+    excess: np.ndarray | None = None,
 ) -> tuple[list[Window], np.ndarray]:
     """One pass over every row at ``scales`` (1 first: the buckets' baseline shares); ``keep``:
     0 where a row's baselines leave a bucket out (None: every bucket counts); ``mix``: each row's
-    members' clustering (:func:`rate_mixture`), a window's factor at least theirs."""
+    members' clustering (:func:`rate_mixture`), a window's factor at least theirs; ``excess``: each
+    row's events beyond the expectation a window needs (``MIN_EXCESS`` by default)."""
     ck, cn = _cumulative(k), _cumulative(n)
     if keep is None:  # every bucket counts: the baselines' sums are the window's (x * 1.0 == x)
         keep, bk, bn = np.ones(k.shape), ck, cn
@@ -531,6 +548,7 @@ def _rates_pass(
     phase = rate_phase_factor(k * keep, n * keep, step)  # the same for every width
     phi = np.ones(k.shape[0])  # set at width 1, the first
     j0 = int(np.argmax(judged)) if judged.any() else judged.size
+    need = (np.full(k.shape[0], MIN_EXCESS) if excess is None else excess)[:, None]
     for width in scales:
         kw, nw = _window_sum(ck, ends, width), _window_sum(cn, ends, width)
         kb, nb = _window_sum(bk, ends - width, base), _window_sum(bn, ends - width, base)
@@ -563,7 +581,7 @@ def _rates_pass(
         gate = (
             ok[:, j0:]
             & judged[None, j0:]
-            & (kj - nj * pj >= MIN_EXCESS)
+            & (kj - nj * pj >= need)
             & (share >= MIN_RATIO * pj)
             & (share - pj >= MIN_RATE_CHANGE)
         )
@@ -1035,10 +1053,12 @@ def scan_levels(
     if blocks:
         ks = [counts[level][METRICS[name].k] for name, level in blocks]
         ns = [counts[level][METRICS[name].n] for name, level in blocks]
-        prior = np.concatenate([np.full(len(k), METRICS[name].prior) for (name, _), k in zip(blocks, ks, strict=True)])
+        named = [(METRICS[name], len(k)) for (name, _), k in zip(blocks, ks, strict=True)]
+        prior = np.concatenate([np.full(size, m.prior) for m, size in named])
+        excess = np.concatenate([np.full(size, m.min_events) for m, size in named])
         offsets = np.cumsum([0] + [k.shape[0] for k in ks])
         mix = None if leaves is None else _mixtures(leaves, rated, blocks, rows_of or members, base, step)
-        windows, p_bucket = _rate_rows(np.concatenate(ks), np.concatenate(ns), prior, judged, base, step, mix)
+        windows, p_bucket = _rate_rows(np.concatenate(ks), np.concatenate(ns), prior, judged, base, step, mix, excess)
         at = np.searchsorted(offsets, [w.group for w in windows], side="right") - 1
         for w, i in zip(windows, at.tolist(), strict=True):  # in each block, its own pass's order
             w.metric, w.group = blocks[i][0], w.group - int(offsets[i])

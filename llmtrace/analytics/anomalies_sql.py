@@ -56,7 +56,8 @@ class Metric:
     """A metric as a count test: ``k`` events out of ``n`` trials (volume: ``n`` unused).
 
     ``baseline`` is the event share the trailing baseline starts from before it has seen
-    data (a weak prior); ``direction`` is the side that is an incident.
+    data (a weak prior); ``direction`` is the side that is an incident; ``min_events``: the
+    events beyond the expectation a window needs to be flagged at all.
     """
 
     k: str
@@ -64,6 +65,18 @@ class Metric:
     direction: str  # up | down | both
     prior: float
     describes: str
+    min_events: float = 3.5  # 4 events where a fraction of one is expected
+
+
+# Three calls far past the bar are enough: a sparse series (a young job at 0.06 calls/min on a
+# Sunday) shows a 40-minute spike as its 3 calls at 8-12x its usual latency, each past twice its
+# p90 with a share ~1% (1e-6 for three; the tail test still asks for 1e-7 with its history's share)
+FAR_EVENTS = 2.5
+
+
+def _far(k: str, n: str, describes: str) -> Metric:
+    """A count far past the usual bar: ~1% of calls, and three of them are enough."""
+    return Metric(k, n, "up", 0.01, describes, FAR_EVENTS)
 
 
 # Names are kept from the first detector (JSON consumers and watch keys rely on them); for
@@ -80,10 +93,10 @@ METRICS: dict[str, Metric] = {
     "empty_output_rate": Metric("empty", "ok", "up", 0.02, "successful calls with no output tokens"),
     # far past the bar (twice the usual p90): rare whatever the latency level's slow wobble, so a
     # short spike of a few calls stands out even when the share above the p90 drifts
-    "latency_p95_ms_2x": Metric("lat_x2", "lat_n", "up", 0.01, "calls slower than twice the usual p90"),
-    "ttft_p95_ms_2x": Metric("ttft_x2", "ttft_n", "up", 0.01, "first tokens later than twice the usual p90"),
-    "cost_per_call_usd_2x": Metric("cost_x2", "cost_n", "up", 0.01, "calls costlier than twice the usual p90"),
-    "tokens_per_call_2x": Metric("tok_x2", "tok_n", "up", 0.01, "calls with twice the usual p90 of output tokens"),
+    "latency_p95_ms_2x": _far("lat_x2", "lat_n", "calls slower than twice the usual p90"),
+    "ttft_p95_ms_2x": _far("ttft_x2", "ttft_n", "first tokens later than twice the usual p90"),
+    "cost_per_call_usd_2x": _far("cost_x2", "cost_n", "calls costlier than twice the usual p90"),
+    "tokens_per_call_2x": _far("tok_x2", "tok_n", "calls with twice the usual p90 of output tokens"),
 }
 VARIANTS = {
     "tokens_per_call_low": "tokens_per_call",
