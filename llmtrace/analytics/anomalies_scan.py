@@ -549,6 +549,11 @@ def _rates_pass(
     phi = np.ones(k.shape[0])  # set at width 1, the first
     j0 = int(np.argmax(judged)) if judged.any() else judged.size
     need = (np.full(k.shape[0], MIN_EXCESS) if excess is None else excess)[:, None]
+    # the wobble is read on settled windows: not within a baseline's length after a flagged bucket,
+    # where the baseline still holds the level before a lasting shift (a release that doubled the
+    # latency left 24 h of windows all above their baseline, c 0.59 instead of ~0.1, and hid a
+    # 3.8x ramp 12 hours later); only the second pass knows the flags, the first reads them all
+    settled = np.ones(k.shape, bool) if keep is None else _window_sum(_cumulative(1 - keep), ends, base + 1) == 0
     for width in scales:
         kw, nw = _window_sum(ck, ends, width), _window_sum(cn, ends, width)
         kb, nb = _window_sum(bk, ends - width, base), _window_sum(bn, ends - width, base)
@@ -592,7 +597,7 @@ def _rates_pass(
         gated = np.unique(g)  # the wobble (a median per row) only of the rows it is read for
         phi_w = _window_phi(phi[gated], None if mix is None else (mix[0][gated], mix[1][gated]), ends, width)
         c2 = np.zeros(k.shape[0])
-        c2[gated] = _rate_wobble(kw[gated], nw[gated], p0[gated], ok[gated], phi_w)
+        c2[gated] = _rate_wobble(kw[gated], nw[gated], p0[gated], ok[gated] & settled[gated], phi_w)
         phi_g = phi_w[np.searchsorted(gated, g), e]
         for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, nb[g, e], True, phi_g):
             found.append(Window(group, "", "up", last - width + 1, last, score))
