@@ -551,7 +551,7 @@ def _rates_pass(
     need = (np.full(k.shape[0], MIN_EXCESS) if excess is None else excess)[:, None]
     # the wobble is read on settled windows: not within a baseline's length after a flagged bucket,
     # where the baseline still holds the level before a lasting shift (a release that doubled the
-    # latency left 24 h of windows all above their baseline, c 0.59 instead of ~0.1, and hid a
+    # latency left 24 h of windows all above their baseline, c 0.59 instead of 0.24, and hid a
     # 3.8x ramp 12 hours later); only the second pass knows the flags, the first reads them all
     settled = np.ones(k.shape, bool) if keep is None else _window_sum(_cumulative(1 - keep), ends, base + 1) == 0
     for width in scales:
