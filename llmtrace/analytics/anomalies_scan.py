@@ -103,6 +103,7 @@ CLUSTER_LAG = 600  # seconds between the buckets of a second difference (traces 
 CLUSTER_CAP = 10.0  # a triple's share of the clustering factor is capped at this many times the first estimate
 CLUSTER_PRIOR = 300.0  # calls' worth of the parent's (the app's) clustering factor a series' own is shrunk towards
 CLUSTER_MAX = 50.0
+SHIFT_HOURS = 3  # flagged hours without a break that make a lasting shift (see _rates_pass)
 RATE_MIN_C, RATE_DEFAULT_C = 0.05, 0.2  # relative wobble of a rate beyond binomial noise
 RATE_CLUSTER_CAP = 100.0  # a pair's share of a rate's clustering factor: at most this many times its variance
 RATE_CLUSTER_PRIOR = 50.0  # events' worth of variance the factor is shrunk towards 1 by
@@ -549,11 +550,15 @@ def _rates_pass(
     phi = np.ones(k.shape[0])  # set at width 1, the first
     j0 = int(np.argmax(judged)) if judged.any() else judged.size
     need = (np.full(k.shape[0], MIN_EXCESS) if excess is None else excess)[:, None]
-    # the wobble is read on settled windows: not within a baseline's length after a flagged bucket,
-    # where the baseline still holds the level before a lasting shift (a release that doubled the
-    # latency left 24 h of windows all above their baseline, c 0.59 instead of 0.24, and hid a
-    # 3.8x ramp 12 hours later); only the second pass knows the flags, the first reads them all
-    settled = np.ones(k.shape, bool) if keep is None else _window_sum(_cumulative(1 - keep), ends, base + 1) == 0
+    # the wobble is read on settled windows: not within a baseline's length after a lasting shift
+    # (``SHIFT_HOURS`` flagged without a break), where the baseline still holds the level before it
+    # (a release that doubled the latency left 24 h of windows all above their baseline, c 0.59
+    # instead of 0.24, and hid a 3.8x ramp 12 hours later); only the second pass knows the flags
+    settled = np.ones(k.shape, bool)
+    if keep is not None:
+        run = SHIFT_HOURS * 3600 // step
+        shifted = _window_sum(_cumulative(1 - keep), ends, run) >= run  # the end of a flagged run that long
+        settled = _window_sum(_cumulative(shifted.astype(float)), ends, base + 1) == 0
     for width in scales:
         kw, nw = _window_sum(ck, ends, width), _window_sum(cn, ends, width)
         kb, nb = _window_sum(bk, ends - width, base), _window_sum(bn, ends - width, base)
