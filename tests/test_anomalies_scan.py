@@ -644,3 +644,46 @@ def test_a_stores_first_monday_morning_is_no_spike() -> None:
         )
         rises = [w for w in scan._volume(v, np.ones((1, 1)), judged, STEP)[0] if w.direction == "up"]
         assert rises == [], (seed, rises)
+
+
+def _three_slow_calls(seed: int, spike: int) -> tuple[np.ndarray, np.ndarray]:
+    """A young job's calls, ~0.1 a minute for a day, 0.5% of them past twice its usual p90; with
+    ``spike``, that many calls in 40 minutes all far past it (a Sunday's 3 calls at 8-12x)."""
+    rng = np.random.default_rng(seed)
+    n = rng.poisson(0.5, DAY + 16 * HOUR).astype(float)[None, :]
+    k = rng.binomial(n[0].astype(int), 0.005).astype(float)[None, :]
+    at = DAY + 12 * HOUR
+    n[0, at : at + 8], k[0, at : at + 8] = 0, 0
+    for i in range(spike):
+        n[0, at + 3 * i] = k[0, at + 3 * i] = 1
+    return k, n
+
+
+def test_three_calls_of_a_sparse_series_far_past_its_bar_are_a_spike_and_two_are_not() -> None:
+    # v11: a young job at 0.06 calls/min on a Sunday showed 40-minute latency and TTFT spikes (x4-8)
+    # as 2-4 calls; the gate asked for 4 events beyond the expectation, so 3 never passed (0 of 20)
+    judged = np.arange(DAY + 16 * HOUR) >= DAY
+    for metric in ("latency_p95_ms_2x", "ttft_p95_ms_2x"):
+        three = [scan._rates(metric, *_three_slow_calls(s, 3), judged, BASE, STEP)[0] for s in range(20)]
+        assert sum(bool(w) for w in three) >= 15
+        assert not any(scan._rates(metric, *_three_slow_calls(s, 2), judged, BASE, STEP)[0] for s in range(20))
+    # the plain share above the p90 (10% usual) still asks for 4 beyond the expectation
+    assert scan.METRICS["latency_p95_ms"].min_events == scan.MIN_EXCESS == 3.5
+    assert scan.METRICS["latency_p95_ms_2x"].min_events == 2.5
+
+
+def test_a_ramp_after_a_lasting_shift_is_judged_with_the_wobble_of_settled_hours() -> None:
+    # v11 seed 1113: a release doubled the latency for good (the share past the usual p90 10% ->
+    # 40%); 12 hours later a ramp put every call past it for two hours. The day of windows above
+    # the lagging baseline after the shift read as wobble (c 0.59) and hid the ramp
+    buckets = 4 * DAY
+    shift, ramp = 2 * DAY + 10 * HOUR, 2 * DAY + 22 * HOUR
+    share = np.full(buckets, 0.1)
+    share[shift:] = 0.4
+    share[ramp : ramp + 2 * HOUR] = 1.0
+    n = np.full((1, buckets), 8.0)
+    for seed in range(5):
+        k = np.random.default_rng(seed).binomial(8, share)[None, :].astype(float)
+        windows, _ = scan._rates("latency_p95_ms", k, n, np.arange(buckets) >= DAY, BASE, STEP)
+        assert any(w.first <= ramp + 2 * HOUR and w.last >= ramp for w in windows)
+        assert any(w.first <= shift + HOUR and w.last >= shift for w in windows)

@@ -103,6 +103,7 @@ CLUSTER_LAG = 600  # seconds between the buckets of a second difference (traces 
 CLUSTER_CAP = 10.0  # a triple's share of the clustering factor is capped at this many times the first estimate
 CLUSTER_PRIOR = 300.0  # calls' worth of the parent's (the app's) clustering factor a series' own is shrunk towards
 CLUSTER_MAX = 50.0
+SETTLED_WOBBLE = True  # a rate's wobble read without the day after a lasting shift (see _rates_pass)
 SHIFT_HOURS = 3  # flagged hours without a break that make a lasting shift (see _rates_pass)
 RATE_MIN_C, RATE_DEFAULT_C = 0.05, 0.2  # relative wobble of a rate beyond binomial noise
 RATE_CLUSTER_CAP = 100.0  # a pair's share of a rate's clustering factor: at most this many times its variance
@@ -116,6 +117,7 @@ RECUR_SLACK = 900  # a daily job's window recurs when it overlaps earlier days' 
 SPREAD_ON_MID = True  # falls: the expectation's spread measured on its unguarded middle (see _volume_side)
 BORROW_BEST = True
 TWO_SIDED_FALLS = True  # falls judged between the baselines before and after the window, where both exist
+FALLS_BELOW_BOTH = True  # ... and flagged when far below both, each with the series' own spread
 SILENCE_HABIT = True
 RISE_ANY_DAY = True
 USUAL_SILENCES = 3  # silences at one minute of the hour (the judged one among them) that make silence usual there
@@ -555,7 +557,7 @@ def _rates_pass(
     # (a release that doubled the latency left 24 h of windows all above their baseline, c 0.59
     # instead of 0.24, and hid a 3.8x ramp 12 hours later); only the second pass knows the flags
     settled = np.ones(k.shape, bool)
-    if keep is not None:
+    if keep is not None and SETTLED_WOBBLE:
         run = SHIFT_HOURS * 3600 // step
         shifted = _window_sum(_cumulative(1 - keep), ends, run) >= run  # the end of a flagged run that long
         settled = _window_sum(_cumulative(shifted.astype(float)), ends, base + 1) == 0
@@ -1015,7 +1017,7 @@ def _volume_side(
     if SILENCE_HABIT and not up and period > 1 and width < period and g.size:
         silence = _usual_silences(x, muc, ok, period)[g, e % period]
     flagged = _flag_nb(g, e, xc[g, e], muc[g, e], r, up, silence, lower[g, e] / phi[g])
-    if below_both is not None:
+    if below_both is not None and FALLS_BELOW_BOTH:
         # A window far below both the hours before it and those after it, each with the series'
         # own spread, is a fall whichever of them is right: where they disagree (a lunch surge
         # before it, the quiet afternoon after), the disagreement added to the spread hid 85%
