@@ -1040,7 +1040,7 @@ def _volume_side(
                 lower[ga, ea] / phi[ga],
             ):
                 best[(group, last)] = max(score, best.get((group, last), score))
-            flagged = [(group, last, score) for (group, last), score in best.items()]
+            flagged = [(group, last, score) for (group, last), score in sorted(best.items())]  # _flag_nb's order
     return [
         Window(group, "calls", "up" if up else "down", last - width + 1, last, score) for group, last, score in flagged
     ]
