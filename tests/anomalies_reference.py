@@ -573,6 +573,7 @@ def _volume_side(
         with np.errstate(divide="ignore", invalid="ignore"):
             apart = np.where(both, np.log(m1 / m2) / 2, 0.0) ** 2
         y = np.where(both, (y1 + y2) / 2, y)
+        below_both = np.where(both, np.minimum(m1, m2), np.nan)  # session 24
         mu = np.where(both, np.sqrt(m1 * m2), mu)
         mid = np.where(both, np.sqrt(mids[0] * mids[1]), mid) if SPREAD_ON_MID else mu
         if width in v.y_after and surged is not None:  # and the hours after it, where clean (session 19)
@@ -580,7 +581,7 @@ def _volume_side(
             usable_a = member @ (~v.after_ok[width] * (v.y[width][0] + v.y_after[width])) == 0
             clean_a = _window_sum(surged, np.minimum(np.arange(x.shape[1]) + base, x.shape[1] - 1), base) == 0
             two = both & usable_a & clean_a & (ya >= MIN_BASE_CALLS) & (ma > 0)
-            below_both = np.where(two, np.minimum(mu, ma), np.nan)  # session 24
+            below_both = np.where(two, np.minimum(mu, ma), below_both)
             with np.errstate(divide="ignore", invalid="ignore"):
                 apart = np.where(two, np.log(mu / ma) / 2, np.sqrt(apart)) ** 2
             mu = np.where(two, np.sqrt(mu * ma), mu)
