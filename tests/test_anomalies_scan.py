@@ -736,3 +736,39 @@ def test_a_young_series_far_below_the_hours_before_and_after_it_is_a_fall(monkey
     either = _young_falls(monkeypatch, False)
     assert both[0] >= either[0] + 3, (both, either)  # 16 against 11 of 20 when written
     assert both[1] == either[1] == 0
+
+
+def _busy_day(seed: int, factor: float) -> tuple[np.ndarray, int]:
+    """8 days of a busy series (200 calls a bucket by day, 40 at night, hours wobbling 5%), an hour
+    of the last day's noon at ``factor`` of its calls."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(8 * DAY)
+    hour = (t % DAY) / HOUR
+    level = 40.0 + 160.0 / (1 + np.exp(-(hour - 8) * 2)) / (1 + np.exp((hour - 19) * 2))
+    level *= np.repeat(rng.lognormal(0, 0.05, 8 * 24), HOUR)
+    start = 7 * DAY + 12 * HOUR
+    level[start : start + HOUR] *= factor
+    return rng.poisson(level)[None, :].astype(float), start
+
+
+def test_a_third_of_a_busy_series_calls_missing_for_an_hour_is_a_fall(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ~800 calls missing of 2,400 where the hours wobble by 5%: many standard deviations, which the
+    # issue counts as an incident, but the effect gate asked for half the calls gone (v11's 40%
+    # drops: 1 of 8 found)
+    def found(factor: float) -> tuple[int, int]:
+        hits, false = 0, 0
+        for seed in range(10):
+            calls, start = _busy_day(seed, factor)
+            v = scan.leaf_volume(calls, np.array([0]), STEP, MONDAY)
+            judged = np.arange(calls.shape[1]) >= 7 * DAY
+            falls = [w for w in scan._volume(v, np.ones((1, 1)), judged, STEP)[0] if w.direction == "down"]
+            inside = [w for w in falls if w.first < start + HOUR and w.last >= start]
+            hits += bool(inside)
+            false += len(falls) - len(inside)
+        return hits, false
+
+    hits, false = found(0.67)
+    assert hits >= 5 and false == 0, (hits, false)  # 6 of 10 when written
+    assert found(1.0) == (0, 0)
+    monkeypatch.setattr(scan, "VOLUME_DROP", 0.5)
+    assert found(0.67)[0] == 0
