@@ -117,6 +117,7 @@ RECUR_SLACK = 900  # a daily job's window recurs when it overlaps earlier days' 
 SPREAD_ON_MID = True  # falls: the expectation's spread measured on its unguarded middle (see _volume_side)
 BORROW_BEST = True
 TWO_SIDED_FALLS = True  # falls judged between the baselines before and after the window, where both exist
+RECOVERED_FIRST_DAY = True  # without a profile, a fall counts only if the next hour came back
 FALLS_BELOW_BOTH = True  # ... and flagged when far below both, each with the series' own spread
 SILENCE_HABIT = True
 RISE_ANY_DAY = True
@@ -908,6 +909,7 @@ def _volume_levels(
         num, den = _cluster_sums(v.calls, step)  # the leaves' pooled factor: the prior of every group
         phi = clustering(_stacked(members, v.calls), step, float(num.sum() / den.sum()) if den.sum() > 0 else 1.0)
     summed = {width: _summed(v, members, width) for width in SCALES}
+    later = _next_hour(summed[1].x, step) if RECOVERED_FIRST_DAY else None
     for width in SCALES:
         if width == 1:
             s1 = summed[1]
@@ -917,13 +919,23 @@ def _volume_levels(
     for w in found:
         surged[w.group, w.first : w.last + 1] = 1
     for width in SCALES:
-        found += _volume_side(summed[width], judged, width, False, _cumulative(surged), step, phi)
+        found += _volume_side(summed[width], judged, width, False, _cumulative(surged), step, phi, later)
     per_level: list[list[Window]] = [[] for _ in members]
     at = np.searchsorted(offsets, [w.group for w in found], side="right") - 1
     for w, level in zip(found, at.tolist(), strict=True):  # in each level, its own scan's order
         w.group -= int(offsets[level])
         per_level[level].append(w)
     return [(per_level[i], mu_bucket[offsets[i] : offsets[i + 1]]) for i in range(len(members))]
+
+
+def _next_hour(calls: np.ndarray, step: int) -> np.ndarray:
+    """Per row and bucket: the calls of the hour after it (NaN where that hour has not ended)."""
+    hour = max(1, 3600 // step)
+    c = _cumulative(calls)
+    out = np.full(calls.shape, np.nan)
+    if calls.shape[1] > hour:
+        out[:, : calls.shape[1] - hour] = c[:, 1 + hour :] - c[:, 1 : calls.shape[1] - hour + 1]
+    return out
 
 
 def _volume_side(
@@ -934,10 +946,12 @@ def _volume_side(
     surged: np.ndarray | None,
     step: int,
     phi: np.ndarray,
+    later: np.ndarray | None = None,
 ) -> list[Window]:
     """Rises (or falls) of every group at one scale; ``surged``: cumulative flagged rises, whose
     buckets a fall's baseline must not hold; ``phi``: each group's clustering factor (the
-    negative binomial is taken on clusters, calls / phi, with the spread left beyond them)."""
+    negative binomial is taken on clusters, calls / phi, with the spread left beyond them);
+    ``later``: each group's calls in the hour after each bucket (NaN where it has not ended)."""
     x = s.x
     y1, y2 = s.y
     m1, m2 = s.mu if up else s.mu_low
@@ -1004,6 +1018,15 @@ def _volume_side(
     else:
         drop = np.where(missing, 0.25 if width <= 12 else 0.0, VOLUME_DROP)
         gate = ok & (x <= drop * mu) & (mu - x >= MIN_VOLUME_CHANGE)
+        if later is not None:
+            # Without any profile (a store's first day), the end of business hours or of a batch
+            # is a fall that lasts: only a fall the series came back from (the hour after the
+            # window holds half the trailing hours' rate) is an incident; where that hour has not
+            # ended it is judged as before. v12: 296 of 366 false episodes were first-day closes
+            hour = max(1, 3600 // step)
+            with np.errstate(invalid="ignore"):
+                back = ~(later < 0.5 * y1 * hour / max(VOLUME_BASELINE // step, 2 * width))
+            gate &= ~missing | back
     g, e = np.nonzero(gate)
     if not g.size:
         return []
