@@ -910,6 +910,7 @@ def _volume_levels(
         phi = clustering(_stacked(members, v.calls), step, float(num.sum() / den.sum()) if den.sum() > 0 else 1.0)
     summed = {width: _summed(v, members, width) for width in SCALES}
     later = _next_hour(summed[1].x, step) if RECOVERED_FIRST_DAY else None
+    habit = _silences_before(summed[1].x) if RECOVERED_FIRST_DAY else None
     for width in SCALES:
         if width == 1:
             s1 = summed[1]
@@ -919,7 +920,7 @@ def _volume_levels(
     for w in found:
         surged[w.group, w.first : w.last + 1] = 1
     for width in SCALES:
-        found += _volume_side(summed[width], judged, width, False, _cumulative(surged), step, phi, later)
+        found += _volume_side(summed[width], judged, width, False, _cumulative(surged), step, phi, later, habit)
     per_level: list[list[Window]] = [[] for _ in members]
     at = np.searchsorted(offsets, [w.group for w in found], side="right") - 1
     for w, level in zip(found, at.tolist(), strict=True):  # in each level, its own scan's order
@@ -938,6 +939,18 @@ def _next_hour(calls: np.ndarray, step: int) -> np.ndarray:
     return out
 
 
+def _silences_before(calls: np.ndarray) -> np.ndarray:
+    """Per row and bucket: the longest run of empty buckets that ended (calls came back) before
+    it, not counting the empty buckets before the row's first call."""
+    idx = np.arange(calls.shape[1])
+    empty = calls == 0
+    last_busy = np.maximum.accumulate(np.where(empty, -1, idx), axis=1)
+    run = np.where(last_busy >= 0, idx - last_busy, 0)  # empty buckets ending at each bucket
+    done = np.zeros(calls.shape)
+    done[:, 1:] = np.where(empty[:, :-1] & ~empty[:, 1:], run[:, :-1], 0)
+    return np.maximum.accumulate(done, axis=1)
+
+
 def _volume_side(
     s: _Summed,
     judged: np.ndarray,
@@ -947,11 +960,13 @@ def _volume_side(
     step: int,
     phi: np.ndarray,
     later: np.ndarray | None = None,
+    habit: np.ndarray | None = None,
 ) -> list[Window]:
     """Rises (or falls) of every group at one scale; ``surged``: cumulative flagged rises, whose
     buckets a fall's baseline must not hold; ``phi``: each group's clustering factor (the
     negative binomial is taken on clusters, calls / phi, with the spread left beyond them);
-    ``later``: each group's calls in the hour after each bucket (NaN where it has not ended)."""
+    ``later``: each group's calls in the hour after each bucket (NaN where it has not ended);
+    ``habit``: the longest silence each group had come back from before each bucket."""
     x = s.x
     y1, y2 = s.y
     m1, m2 = s.mu if up else s.mu_low
@@ -1027,6 +1042,11 @@ def _volume_side(
             with np.errstate(invalid="ignore"):
                 back = ~(later < 0.5 * y1 * hour / max(VOLUME_BASELINE // step, 2 * width))
             gate &= ~missing | back
+        if habit is not None:
+            # ... and a silence no longer than one it has already come back from (a six-hourly
+            # batch's hours between runs) is its habit, not an outage
+            starts = np.maximum(np.arange(x.shape[1]) - width + 1, 0)
+            gate &= ~(missing & (x == 0) & (habit[:, starts] >= width))
     g, e = np.nonzero(gate)
     if not g.size:
         return []
