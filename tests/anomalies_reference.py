@@ -3,7 +3,8 @@ the stacked scan is compared with (``tests/test_anomalies_stacked.py``): one sca
 rate metric, products with BLAS, a median of every cell. Verbatim but for the imports and
 the rate clustering factor of session 17, the falls' two baselines, the rate's members'
 mixture and the rises' busiest previous day of session 18, and session 24's three far calls,
-settled wobble and falls below both baselines (the same changes as in the scan)."""
+settled wobble, falls below both baselines and first-day falls the series came back from (the
+same changes as in the scan)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ from llmtrace.analytics.anomalies_scan import (
     PRIOR_WEIGHT,
     RATE_DEFAULT_C,
     RATE_MIN_C,
+    RECOVERED_FIRST_DAY,
     RISE_ANY_DAY,
     SCALES,
     SETTLED_WOBBLE,
@@ -61,8 +63,10 @@ from llmtrace.analytics.anomalies_scan import (
     _cluster_sums,
     _exact,
     _flag_nb,
+    _next_hour,
     _previous_days,
     _same_hours_sums,
+    _silences_before,
     _usual_silences,
     clustering,
     leaf_clustering,
@@ -523,8 +527,11 @@ def _volume(v: LeafVolume, member: np.ndarray, judged: np.ndarray, step: int) ->
     surged = np.zeros(mu_bucket.shape)
     for w in found:
         surged[w.group, w.first : w.last + 1] = 1
+    counts = member @ v.x[1]  # session 24: the hour after each bucket, the silences come back from
+    later = _next_hour(counts, step) if RECOVERED_FIRST_DAY else None
+    habit = _silences_before(counts) if RECOVERED_FIRST_DAY else None
     for width in SCALES:
-        found += _volume_side(v, member, judged, width, False, _cumulative(surged), step, phi)
+        found += _volume_side(v, member, judged, width, False, _cumulative(surged), step, phi, later, habit)
     return found, mu_bucket
 
 
@@ -537,6 +544,8 @@ def _volume_side(
     surged: np.ndarray | None,
     step: int,
     phi: np.ndarray,
+    later: np.ndarray | None = None,
+    habit: np.ndarray | None = None,
 ) -> list[Window]:
     """Rises (or falls) of every group at one scale; ``surged``: cumulative flagged rises, whose
     buckets a fall's baseline must not hold; ``phi``: each group's clustering factor (the
@@ -600,6 +609,13 @@ def _volume_side(
     else:
         drop = np.where(missing, 0.25 if width <= 12 else 0.0, VOLUME_DROP)
         gate = ok & (x <= drop * mu) & (mu - x >= MIN_VOLUME_CHANGE)
+        if later is not None:  # session 24: without a profile, only a fall the series came back from
+            with np.errstate(invalid="ignore"):
+                back = ~(later < 0.5 * y1 * max(1, 3600 // step) / max(VOLUME_BASELINE // step, 2 * width))
+            gate &= ~missing | back
+        if habit is not None:  # ... and not a silence it has come back from before
+            starts = np.maximum(np.arange(x.shape[1]) - width + 1, 0)
+            gate &= ~(missing & (x == 0) & (habit[:, starts] >= width))
     g, e = np.nonzero(gate)
     r = 1 / (1 / np.where(borrowed[g, e], size_borrowed[g], size[g]) + apart[g, e])
     period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
