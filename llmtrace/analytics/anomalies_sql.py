@@ -44,6 +44,8 @@ MIN_THRESHOLD_HOURS = 3
 MIN_HOUR_CALLS = 3
 HIGH, LOW = 0.9, 0.1
 TRUNCATED = "lower(FinishReason) IN ('length', 'max_tokens')"
+# embeddings and reranks answer without output tokens: never an empty output (schema 031)
+GENERATES = "Operation NOT IN ('embeddings', 'embedding', 'rerank')"
 # llm_anomaly_5m (025): its bucket, the groupings its keys answer, its bins (floor(32 * log2 v); 0 in ZERO)
 ROLLUP_STEP = 300
 ROLLUP_KEYS = frozenset({"service", "environment", "release", "provider", "model"})
@@ -141,7 +143,8 @@ def counts_sql(by: Sequence[str], dims: str, step: int) -> str:
             SELECT {_select_groups(by)}, toStartOfHour(Timestamp) AS h, {key},
                    toStartOfInterval(Timestamp, toIntervalSecond({step})) AS b,
                    IsError, DurationUs, ifNull(TtftUs, 0) AS ttft, TtftUs IS NOT NULL AS has_ttft,
-                   OutputTokens, ifNull(CostUsd, 0) AS cost, CostUsd IS NOT NULL AS priced, {TRUNCATED} AS cut
+                   OutputTokens, ifNull(CostUsd, 0) AS cost, CostUsd IS NOT NULL AS priced, {TRUNCATED} AS cut,
+                   {GENERATES} AS generates
             FROM llm_calls
             WHERE Timestamp >= {{hist_start:DateTime64(6, 'UTC')}}
               AND Timestamp < {{judge_end:DateTime64(6, 'UTC')}}{dims}
@@ -163,7 +166,7 @@ def counts_sql(by: Sequence[str], dims: str, step: int) -> str:
         )
         SELECT {", ".join(f"c.{col} AS {col}" for col in g.split(", "))}, toDateTime(c.b, 'UTC') AS b,
                count() AS calls, sum(c.IsError) AS errors, countIf(c.{ok}) AS ok,
-               countIf(c.{ok} AND c.cut) AS truncated, countIf(c.{ok} AND c.OutputTokens = 0) AS empty,
+               countIf(c.{ok} AND c.cut) AS truncated, countIf(c.{ok} AND c.OutputTokens = 0 AND c.generates) AS empty,
                countIf(c.{ok} AND t.lat_t > 0) AS lat_n,
                countIf(c.{ok} AND t.lat_t > 0 AND c.DurationUs > t.lat_t) AS lat_x,
                countIf(c.{ok} AND c.has_ttft AND t.ttft_t > 0) AS ttft_n,
