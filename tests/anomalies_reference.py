@@ -2,7 +2,9 @@
 the stacked scan is compared with (``tests/test_anomalies_stacked.py``): one scan per level and
 rate metric, products with BLAS, a median of every cell. Verbatim but for the imports and
 the rate clustering factor of session 17, the falls' two baselines, the rate's members'
-mixture and the rises' busiest previous day of session 18 (the same changes as in the scan)."""
+mixture and the rises' busiest previous day of session 18, and session 24's three far calls,
+settled wobble, falls below both baselines and first-day falls the series came back from (the
+same changes as in the scan)."""
 
 from __future__ import annotations
 
@@ -28,10 +30,10 @@ from llmtrace.analytics.anomalies_scan import (
     BASELINE,
     BORROW_BEST,
     EXACT_UP_TO,
+    FALLS_BELOW_BOTH,
     HOURS_PRIOR,
     MIN_BASE_CALLS,
     MIN_BASE_TRIALS,
-    MIN_EXCESS,
     MIN_RATE_CHANGE,
     MIN_RATIO,
     MIN_SCORE,
@@ -42,8 +44,11 @@ from llmtrace.analytics.anomalies_scan import (
     PRIOR_WEIGHT,
     RATE_DEFAULT_C,
     RATE_MIN_C,
+    RECOVERED_FIRST_DAY,
     RISE_ANY_DAY,
     SCALES,
+    SETTLED_WOBBLE,
+    SHIFT_HOURS,
     SILENCE_HABIT,
     SPREAD_ON_MID,
     TWO_SIDED_FALLS,
@@ -58,8 +63,10 @@ from llmtrace.analytics.anomalies_scan import (
     _cluster_sums,
     _exact,
     _flag_nb,
+    _next_hour,
     _previous_days,
     _same_hours_sums,
+    _silences_before,
     _usual_silences,
     clustering,
     leaf_clustering,
@@ -378,6 +385,12 @@ def _rates_pass(
     for width in SCALES:
         kw, nw = _window_sum(ck, ends, width), _window_sum(cn, ends, width)
         kb, nb = _window_sum(bk, ends - width, base), _window_sum(bn, ends - width, base)
+        if width == SCALES[0]:  # session 24: the wobble without the day after a lasting shift
+            settled = np.ones(k.shape, bool)
+            if SETTLED_WOBBLE and (keep == 0).any():
+                run = SHIFT_HOURS * 3600 // step
+                shifted = _window_sum(_cumulative(1 - keep), ends, run) >= run
+                settled = _window_sum(_cumulative(shifted.astype(float)), ends, base + 1) == 0
         p0 = np.clip((kb + PRIOR_WEIGHT * metric.prior) / (nb + PRIOR_WEIGHT), 1e-4, 0.999)
         # the same hours of previous days too, when they hold enough trials: rates that follow the
         # time of day (slower calls at the daily peak) are judged against the higher of the two.
@@ -394,13 +407,13 @@ def _rates_pass(
             p_bucket = np.where(ok, p0, np.nan)
             phi = rate_clustering(kw, nw, p0, ok & (keep > 0), step)  # session 17: clustered calls
         phi_w = np.broadcast_to(_window_phi(phi, mix, width), k.shape)  # session 18: members' mixture
-        c2 = _rate_wobble(kw, nw, p0, ok, phi_w)
+        c2 = _rate_wobble(kw, nw, p0, ok & settled, phi_w)
         with np.errstate(divide="ignore", invalid="ignore"):
             share = kw / nw
         gate = (
             ok
             & judged[None, :]
-            & (kw - nw * p0 >= MIN_EXCESS)
+            & (kw - nw * p0 >= metric.min_events)  # session 24: three far calls (MIN_EXCESS otherwise)
             & (share >= MIN_RATIO * p0)
             & (share - p0 >= MIN_RATE_CHANGE)
         )
@@ -514,8 +527,11 @@ def _volume(v: LeafVolume, member: np.ndarray, judged: np.ndarray, step: int) ->
     surged = np.zeros(mu_bucket.shape)
     for w in found:
         surged[w.group, w.first : w.last + 1] = 1
+    counts = member @ v.x[1]  # session 24: the hour after each bucket, the silences come back from
+    later = _next_hour(counts, step) if RECOVERED_FIRST_DAY else None
+    habit = _silences_before(counts) if RECOVERED_FIRST_DAY else None
     for width in SCALES:
-        found += _volume_side(v, member, judged, width, False, _cumulative(surged), step, phi)
+        found += _volume_side(v, member, judged, width, False, _cumulative(surged), step, phi, later, habit)
     return found, mu_bucket
 
 
@@ -528,6 +544,8 @@ def _volume_side(
     surged: np.ndarray | None,
     step: int,
     phi: np.ndarray,
+    later: np.ndarray | None = None,
+    habit: np.ndarray | None = None,
 ) -> list[Window]:
     """Rises (or falls) of every group at one scale; ``surged``: cumulative flagged rises, whose
     buckets a fall's baseline must not hold; ``phi``: each group's clustering factor (the
@@ -556,6 +574,7 @@ def _volume_side(
     mids = [member @ m for m in v.mu_mid[width]]
     mid = np.where(first_is, *mids) if SPREAD_ON_MID and not up else mu
     lower, apart = mu, np.zeros(x.shape)
+    below_both = None
     if not up:  # both clean baselines: their geometric mean, their disagreement in the spread (session 18)
         both = (y1 >= MIN_BASE_CALLS) & (y2 >= MIN_BASE_CALLS) & (m1 > 0) & (m2 > 0)
         if surged is not None:
@@ -563,6 +582,7 @@ def _volume_side(
         with np.errstate(divide="ignore", invalid="ignore"):
             apart = np.where(both, np.log(m1 / m2) / 2, 0.0) ** 2
         y = np.where(both, (y1 + y2) / 2, y)
+        below_both = np.where(both, np.minimum(m1, m2), np.nan)  # session 24
         mu = np.where(both, np.sqrt(m1 * m2), mu)
         mid = np.where(both, np.sqrt(mids[0] * mids[1]), mid) if SPREAD_ON_MID else mu
         if width in v.y_after and surged is not None:  # and the hours after it, where clean (session 19)
@@ -570,6 +590,7 @@ def _volume_side(
             usable_a = member @ (~v.after_ok[width] * (v.y[width][0] + v.y_after[width])) == 0
             clean_a = _window_sum(surged, np.minimum(np.arange(x.shape[1]) + base, x.shape[1] - 1), base) == 0
             two = both & usable_a & clean_a & (ya >= MIN_BASE_CALLS) & (ma > 0)
+            below_both = np.where(two, np.minimum(mu, ma), below_both)
             with np.errstate(divide="ignore", invalid="ignore"):
                 apart = np.where(two, np.log(mu / ma) / 2, np.sqrt(apart)) ** 2
             mu = np.where(two, np.sqrt(mu * ma), mu)
@@ -588,15 +609,41 @@ def _volume_side(
     else:
         drop = np.where(missing, 0.25 if width <= 12 else 0.0, VOLUME_DROP)
         gate = ok & (x <= drop * mu) & (mu - x >= MIN_VOLUME_CHANGE)
+        if later is not None:  # session 24: without a profile, only a fall the series came back from
+            with np.errstate(invalid="ignore"):
+                back = ~(later < 0.5 * y1 * max(1, 3600 // step) / max(VOLUME_BASELINE // step, 2 * width))
+            gate &= ~missing | back
+        if habit is not None:  # ... and not a silence it has come back from before
+            starts = np.maximum(np.arange(x.shape[1]) - width + 1, 0)
+            gate &= ~(missing & (x == 0) & (habit[:, starts] >= width))
     g, e = np.nonzero(gate)
     r = 1 / (1 / np.where(borrowed[g, e], size_borrowed[g], size[g]) + apart[g, e])
     period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
     silence = None
     if SILENCE_HABIT and not up and period > 1 and width < period and g.size:
         silence = _usual_silences(x, muc, ok, period)[g, e % period]
+    flagged = _flag_nb(g, e, xc[g, e], muc[g, e], r, up, silence, lower[g, e] / phi[g])
+    if below_both is not None and FALLS_BELOW_BOTH:  # session 24: far below both, own spread
+        low = below_both[g, e]
+        with np.errstate(invalid="ignore"):
+            alt = np.isfinite(low) & (x[g, e] <= drop[g, e] * low) & (low - x[g, e] >= MIN_VOLUME_CHANGE)
+        ga, ea = g[alt], e[alt]
+        r_own = np.where(borrowed[ga, ea], size_borrowed[ga], size[ga])
+        best = {(a, b): c for a, b, c in flagged}
+        for a, b, c in _flag_nb(
+            ga,
+            ea,
+            xc[ga, ea],
+            low[alt] / phi[ga],
+            r_own,
+            up,
+            None if silence is None else silence[alt],
+            lower[ga, ea] / phi[ga],
+        ):
+            best[(a, b)] = max(c, best.get((a, b), c))
+        flagged = [(a, b, c) for (a, b), c in sorted(best.items())]
     return [
-        Window(group, "calls", "up" if up else "down", last - width + 1, last, score)
-        for group, last, score in _flag_nb(g, e, xc[g, e], muc[g, e], r, up, silence, lower[g, e] / phi[g])
+        Window(group, "calls", "up" if up else "down", last - width + 1, last, score) for group, last, score in flagged
     ]
 
 

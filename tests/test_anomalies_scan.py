@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -644,3 +646,166 @@ def test_a_stores_first_monday_morning_is_no_spike() -> None:
         )
         rises = [w for w in scan._volume(v, np.ones((1, 1)), judged, STEP)[0] if w.direction == "up"]
         assert rises == [], (seed, rises)
+
+
+def _three_slow_calls(seed: int, spike: int) -> tuple[np.ndarray, np.ndarray]:
+    """A young job's calls, ~0.1 a minute for a day, 0.5% of them past twice its usual p90; with
+    ``spike``, that many calls in 40 minutes all far past it (a Sunday's 3 calls at 8-12x)."""
+    rng = np.random.default_rng(seed)
+    n = rng.poisson(0.5, DAY + 16 * HOUR).astype(float)[None, :]
+    k = rng.binomial(n[0].astype(int), 0.005).astype(float)[None, :]
+    at = DAY + 12 * HOUR
+    k[0, at - 3 * HOUR : at + 3 * HOUR] = 0  # no drawn call past the bar near the spike's
+    n[0, at : at + 8] = 0
+    for i in range(spike):
+        n[0, at + 3 * i] = k[0, at + 3 * i] = 1
+    return k, n
+
+
+def test_three_calls_of_a_sparse_series_far_past_its_bar_are_a_spike_and_two_are_not() -> None:
+    # v11: a young job at 0.06 calls/min on a Sunday showed 40-minute latency and TTFT spikes (x4-8)
+    # as 2-4 calls; the gate asked for 4 events beyond the expectation, so 3 never passed (0 of 20)
+    judged = np.arange(DAY + 16 * HOUR) >= DAY
+    for metric in ("latency_p95_ms_2x", "ttft_p95_ms_2x"):
+        three = [scan._rates(metric, *_three_slow_calls(s, 3), judged, BASE, STEP)[0] for s in range(20)]
+        assert sum(bool(w) for w in three) >= 8  # 9 of 20 (0 of 20 before)
+        assert not any(scan._rates(metric, *_three_slow_calls(s, 2), judged, BASE, STEP)[0] for s in range(20))
+    # the plain share above the p90 (10% usual) still asks for 4 beyond the expectation
+    assert scan.METRICS["latency_p95_ms"].min_events == scan.MIN_EXCESS == 3.5
+    assert scan.METRICS["latency_p95_ms_2x"].min_events == 2.5
+
+
+def test_a_ramp_after_a_lasting_shift_is_judged_with_the_wobble_of_settled_windows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A blind judge's series (v11 seed 1113, search-rag/gpt-4o, its share of calls slower than the
+    # usual p90 per 5 minutes as the server stored it): a release with 2.5x the output tokens made
+    # ~70% of calls slow for hours (bucket 1631 on), then a 3.8x latency ramp put 93% past the bar
+    # from bucket 1770 to 1809. The day of windows above the lagging baseline after the release read
+    # as the rate's wobble (c 0.59 at hourly windows instead of 0.24) and hid the ramp
+    row = np.load(Path(__file__).parent / "fixtures" / "v11_seed1113_latency_row.npz")
+    k, n = row["k"].astype(float)[None, :], row["n"].astype(float)[None, :]
+    judged = np.arange(k.shape[1]) >= int(row["judged_from"])
+
+    def ramp_found() -> bool:
+        windows, _ = scan._rates("latency_p95_ms", k, n, judged, BASE, STEP)
+        return any(w.first <= 1809 and w.last >= 1770 for w in windows)
+
+    assert ramp_found()
+    monkeypatch.setattr(scan, "SETTLED_WOBBLE", False)
+    assert not ramp_found()
+
+
+def _young_beside_the_app(seed: int, drop: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """The app's day (one series, 30 calls a bucket swinging 30% with a 15:00 peak) and a young
+    flat series (10 a bucket, hours wobbling 10%) from 14:00 the day before; with ``drop``, an hour
+    of the young one at 20% from 06:40 on the last day, where the app's morning climbs."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(3 * DAY)
+    app = 30.0 * (1 + 0.3 * np.sin(2 * np.pi * ((t % DAY) / HOUR - 9) / 24))
+    young = 10.0 * np.repeat(rng.lognormal(0, 0.1, 3 * 24), HOUR)
+    first = DAY + 14 * HOUR
+    young[:first] = 0
+    start = 2 * DAY + 6 * HOUR + 8
+    if drop:
+        young[start : start + HOUR] *= 0.2
+    return rng.poisson(np.vstack([app, young])).astype(float), np.array([0, first]), start
+
+
+def _young_falls(monkeypatch: pytest.MonkeyPatch, below_both: bool) -> tuple[int, int]:
+    monkeypatch.setattr(scan, "FALLS_BELOW_BOTH", below_both)
+    hits, false = 0, 0
+    for seed in range(20):
+        for drop in (True, False):
+            calls, first, start = _young_beside_the_app(seed, drop)
+            v = scan.leaf_volume(calls, first, STEP, MONDAY, [np.ones((1, 2))])
+            judged = np.arange(calls.shape[1]) >= 2 * DAY
+            windows = scan._volume(v, np.eye(2), judged, STEP)[0]
+            falls = [w for w in windows if w.direction == "down" and w.group == 1]
+            inside = [w for w in falls if w.first < start + HOUR and w.last >= start]
+            hits += drop and bool(inside)
+            false += len(falls) - len(inside)
+    return hits, false
+
+
+def test_a_young_series_far_below_the_hours_before_and_after_it_is_a_fall(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the borrowed shape (the app's morning) expects the window from the hours after it well below
+    # what the hours before say; their disagreement, added to the spread, hid the fall (v11: a young
+    # voice app's 22 calls where ~110 were due). Far below both, each with the series' own spread
+    both = _young_falls(monkeypatch, True)
+    either = _young_falls(monkeypatch, False)
+    assert both[0] >= either[0] + 3, (both, either)  # 16 against 11 of 20 when written
+    assert both[1] == either[1] == 0
+
+
+def _busy_day(seed: int, factor: float) -> tuple[np.ndarray, int]:
+    """8 days of a busy series (200 calls a bucket by day, 40 at night, hours wobbling 5%), an hour
+    of the last day's noon at ``factor`` of its calls."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(8 * DAY)
+    hour = (t % DAY) / HOUR
+    level = 40.0 + 160.0 / (1 + np.exp(-(hour - 8) * 2)) / (1 + np.exp((hour - 19) * 2))
+    level *= np.repeat(rng.lognormal(0, 0.05, 8 * 24), HOUR)
+    start = 7 * DAY + 12 * HOUR
+    level[start : start + HOUR] *= factor
+    return rng.poisson(level)[None, :].astype(float), start
+
+
+def test_a_third_of_a_busy_series_calls_missing_for_an_hour_is_a_fall(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ~800 calls missing of 2,400 where the hours wobble by 5%: many standard deviations, which the
+    # issue counts as an incident, but the effect gate asked for half the calls gone (v11's 40%
+    # drops: 1 of 8 found)
+    def found(factor: float) -> tuple[int, int]:
+        hits, false = 0, 0
+        for seed in range(10):
+            calls, start = _busy_day(seed, factor)
+            v = scan.leaf_volume(calls, np.array([0]), STEP, MONDAY)
+            judged = np.arange(calls.shape[1]) >= 7 * DAY
+            falls = [w for w in scan._volume(v, np.ones((1, 1)), judged, STEP)[0] if w.direction == "down"]
+            inside = [w for w in falls if w.first < start + HOUR and w.last >= start]
+            hits += bool(inside)
+            false += len(falls) - len(inside)
+        return hits, false
+
+    hits, false = found(0.67)
+    assert hits >= 5 and false == 0, (hits, false)  # 6 of 10 when written
+    assert found(1.0) == (0, 0)
+    monkeypatch.setattr(scan, "VOLUME_DROP", 0.5)
+    assert found(0.67)[0] == 0
+
+
+def _first_day_falls(calls: np.ndarray) -> list[scan.Window]:
+    """The falls of one series on a store that starts with it (no previous day: no profile)."""
+    v = scan.leaf_volume(calls, np.array([0]), STEP, MONDAY)
+    judged = np.ones(calls.shape[1], bool)
+    return [w for w in scan._volume(v, np.ones((1, 1)), judged, STEP)[0] if w.direction == "down"]
+
+
+def _office(seed: int) -> np.ndarray:
+    """A day and a half of office hours (40 calls a bucket 08:00-18:00, 2 otherwise) from Monday 00:00."""
+    hour = np.arange(36 * HOUR) // HOUR % 24
+    level = np.where((hour >= 8) & (hour < 18), 40.0, 2.0)
+    return np.random.default_rng(seed).poisson(level)[None, :].astype(float)
+
+
+def _six_hourly(seed: int) -> np.ndarray:
+    """A day and a half of a batch job: 30 minutes at 200 calls a bucket every 6 hours."""
+    level = np.where(np.arange(36 * HOUR) % (6 * HOUR) < 6, 200.0, 0.0)
+    return np.random.default_rng(seed).poisson(level)[None, :].astype(float)
+
+
+def test_a_stores_first_day_close_and_batch_gaps_are_not_falls(monkeypatch: pytest.MonkeyPatch) -> None:
+    # v12 (blind): 296 of 366 false episodes were the store's first day: every office's evening
+    # close and every gap of a six-hourly batch, judged against the hours before it, no profile yet
+    closes = [w for s in range(5) for w in _first_day_falls(_office(s)) if w.last >= 18 * HOUR]
+    gaps = [w for s in range(5) for w in _first_day_falls(_six_hourly(s))]
+    assert closes == [] and gaps == []
+    # ... while an hour at 15% that the series comes back from is still a fall
+    for seed in range(5):
+        level = np.full(36 * HOUR, 30.0)
+        level[15 * HOUR : 16 * HOUR] *= 0.15
+        calls = np.random.default_rng(seed).poisson(level)[None, :].astype(float)
+        assert any(w.first < 16 * HOUR and w.last >= 15 * HOUR for w in _first_day_falls(calls))
+    monkeypatch.setattr(scan, "RECOVERED_FIRST_DAY", False)
+    assert any(w.last >= 18 * HOUR for s in range(5) for w in _first_day_falls(_office(s)))
+    assert any(_first_day_falls(_six_hourly(s)) for s in range(5))

@@ -378,3 +378,23 @@ def test_no_outliers_query_runs_without_a_history_to_judge_by(fresh: ChdbClient)
     plan = anomalies.plan(Filter(start=start, end=_BUSY_END), now=_BUSY_END)
     row = fresh.query(calls_sql.outlier_bars_sql(("service",), ""), parameters=plan.params()).result_rows[0]
     assert calls_sql.outlier_bars_params(("service",), row) is None
+
+
+def test_embeddings_and_reranks_are_never_empty_outputs(fresh: ChdbClient) -> None:
+    # v12 (blind): a provider serving chat and embeddings had its empty-output share follow the
+    # mix (0.35 by day, 0.77 at night), 22 false episodes in 20 weeks
+    at = "2026-12-01 12:01:00"
+    rows = [("chat", 0), ("chat", 0), ("chat", 120), ("embeddings", 0), ("embeddings", 0), ("rerank", 0)]
+    selects = " UNION ALL ".join(
+        f"SELECT toDateTime64('{at}', 9, 'UTC'), 'svc', 'openai', 'm', '{op}', 0, {tokens}" for op, tokens in rows
+    )
+    fresh.command(
+        "INSERT INTO llm_calls (Timestamp, ServiceName, Provider, RequestModel, Operation, IsError, OutputTokens) "
+        + selects
+    )
+    assert fresh.query("SELECT sum(Calls), sum(Empty) FROM llm_anomaly_5m").result_rows == [(6, 2)]
+    assert_rollup_is_its_view_over_every_call(fresh)
+    end = datetime(2026, 12, 1, 13, tzinfo=timezone.utc)
+    p = anomalies.plan(Filter(start=end - timedelta(hours=2), end=end)).params()
+    raw = frame(fresh, anomalies_sql.counts_sql((), "", 300), p)
+    assert int(raw["empty"].sum()) == 2 and int(raw["ok"].sum()) == 6

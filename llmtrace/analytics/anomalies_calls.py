@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from llmtrace.analytics.anomalies_sql import BINS_PER_OCTAVE, ZERO_BIN, series_columns
+from llmtrace.analytics.anomalies_sql import BINS_PER_OCTAVE, GENERATES, ZERO_BIN, series_columns
 from llmtrace.analytics.groups import COLUMNS
 
 CALL_Z = 6.0
@@ -462,7 +462,7 @@ def examples_sql(dims: str, shapes: Sequence[Sequence[str]], step: int) -> str:
         metric = 'cost_per_call_usd', ifNull(CostUsd, 0),
         metric = 'tokens_per_call', toFloat64(OutputTokens),
         metric = 'truncation_rate', toFloat64(FinishReason IN ('length', 'max_tokens')),
-        metric = 'empty_output_rate', toFloat64(IsError = 0 AND OutputTokens = 0),
+        metric = 'empty_output_rate', toFloat64(IsError = 0 AND OutputTokens = 0 AND generates),
         0)"""
     bucket = f"intDiv(toUInt32(Timestamp), {int(step)})"
     slots, lists, hints = [], [], []
@@ -489,6 +489,7 @@ def examples_sql(dims: str, shapes: Sequence[Sequence[str]], step: int) -> str:
             SELECT ep, TraceId, Timestamp AS ts, {{ex_metrics:Array(String)}}[ep] AS metric, {key} AS k
             FROM (
                 SELECT Timestamp, TraceId, DurationUs, TtftUs, IsError, CostUsd, OutputTokens, FinishReason,
+                       {GENERATES} AS generates,
                        {", ".join([*slots, f"{eps} AS eps"])}
                 FROM llm_calls
                 PREWHERE Timestamp >= {{min_start:{_TIME}}} AND Timestamp < {{max_end:{_TIME}}}

@@ -85,7 +85,7 @@ VOLUME_MIN_SCORE = 5.0  # volume's negative binomial carries the series' own spr
 MIN_EXCESS = 3.5  # 4 events where a fraction of one is expected (4 of a sparse series' 4 streams far past its bar)
 MIN_RATIO = 1.5
 MIN_RATE_CHANGE = 0.02
-VOLUME_DROP = 0.5  # flag drops to at most half the expected calls
+VOLUME_DROP = 0.7  # flag drops to at most 70% of the expected calls (a 35% drop of a busy series is tens of sd)
 VOLUME_SPIKE = 1.8
 MIN_VOLUME_CHANGE = 6.0
 BASELINE = 86400  # seconds of trailing history for a rate's baseline
@@ -103,6 +103,8 @@ CLUSTER_LAG = 600  # seconds between the buckets of a second difference (traces 
 CLUSTER_CAP = 10.0  # a triple's share of the clustering factor is capped at this many times the first estimate
 CLUSTER_PRIOR = 300.0  # calls' worth of the parent's (the app's) clustering factor a series' own is shrunk towards
 CLUSTER_MAX = 50.0
+SETTLED_WOBBLE = True  # a rate's wobble read without the day after a lasting shift (see _rates_pass)
+SHIFT_HOURS = 3  # flagged hours without a break that make a lasting shift (see _rates_pass)
 RATE_MIN_C, RATE_DEFAULT_C = 0.05, 0.2  # relative wobble of a rate beyond binomial noise
 RATE_CLUSTER_CAP = 100.0  # a pair's share of a rate's clustering factor: at most this many times its variance
 RATE_CLUSTER_PRIOR = 50.0  # events' worth of variance the factor is shrunk towards 1 by
@@ -115,6 +117,8 @@ RECUR_SLACK = 900  # a daily job's window recurs when it overlaps earlier days' 
 SPREAD_ON_MID = True  # falls: the expectation's spread measured on its unguarded middle (see _volume_side)
 BORROW_BEST = True
 TWO_SIDED_FALLS = True  # falls judged between the baselines before and after the window, where both exist
+RECOVERED_FIRST_DAY = True  # without a profile, a fall counts only if the next hour came back
+FALLS_BELOW_BOTH = True  # ... and flagged when far below both, each with the series' own spread
 SILENCE_HABIT = True
 RISE_ANY_DAY = True
 USUAL_SILENCES = 3  # silences at one minute of the hour (the judged one among them) that make silence usual there
@@ -415,7 +419,10 @@ def _rates(
     name: str, k: np.ndarray, n: np.ndarray, judged: np.ndarray, base: int, step: int
 ) -> tuple[list[Window], np.ndarray]:
     """One metric's rate windows (:func:`_rate_rows` with its prior on every row)."""
-    found, p_bucket = _rate_rows(k, n, np.full(k.shape[0], METRICS[name].prior), judged, base, step)
+    m = METRICS[name]
+    found, p_bucket = _rate_rows(
+        k, n, np.full(k.shape[0], m.prior), judged, base, step, excess=np.full(k.shape[0], m.min_events)
+    )
     for w in found:
         w.metric = name
     return found, p_bucket
@@ -429,22 +436,27 @@ def _rate_rows(
     base: int,
     step: int,
     mix: tuple[np.ndarray, np.ndarray] | None = None,
+    excess: np.ndarray | None = None,
 ) -> tuple[list[Window], np.ndarray]:
     """:func:`_distinct_rate_rows` of the distinct rows, copied to the rows that repeat them (a
     service with one model is also its service x model: 82 of 540 rows at 10M calls, 7 d);
     ``mix``: each row's members' clustering (:func:`rate_mixture`), or None. Rows of the same
     counts sum the same leaves with calls, so they share a mixture too (a settled row's error
     rate, its group's counts, takes its group's: the first of them)."""
-    held = np.ascontiguousarray(np.concatenate([k, n, prior[:, None]], axis=1))
+    if excess is None:
+        excess = np.full(k.shape[0], MIN_EXCESS)
+    held = np.ascontiguousarray(np.concatenate([k, n, prior[:, None], excess[:, None]], axis=1))
     _, first_of, inverse = np.unique(
         held.view(np.dtype((np.void, held.dtype.itemsize * held.shape[1]))).ravel(),
         return_index=True,
         return_inverse=True,
     )
     if len(first_of) == k.shape[0]:
-        return _distinct_rate_rows(k, n, prior, judged, base, step, mix)
+        return _distinct_rate_rows(k, n, prior, judged, base, step, mix, excess)
     mix_of = None if mix is None else (mix[0][first_of], mix[1][first_of])
-    found, p_bucket = _distinct_rate_rows(k[first_of], n[first_of], prior[first_of], judged, base, step, mix_of)
+    found, p_bucket = _distinct_rate_rows(
+        k[first_of], n[first_of], prior[first_of], judged, base, step, mix_of, excess[first_of]
+    )
     copies: list[list[int]] = [[] for _ in first_of]
     for row, distinct in enumerate(inverse.ravel().tolist()):
         copies[distinct].append(row)
@@ -461,6 +473,7 @@ def _distinct_rate_rows(
     base: int,
     step: int,
     mix: tuple[np.ndarray, np.ndarray] | None = None,
+    excess: np.ndarray | None = None,
 ) -> tuple[list[Window], np.ndarray]:
     """Rate windows of every row (a series' metric; ``prior``: each row's metric's prior share),
     windows named by :func:`scan_levels`. Two passes: the second one's baselines leave out the
@@ -471,16 +484,20 @@ def _distinct_rate_rows(
     def mixed(rows: Any) -> tuple[np.ndarray, np.ndarray] | None:
         return None if mix is None else (mix[0][rows], mix[1][rows])
 
-    may = _may_flag(k)
+    if excess is None:
+        excess = np.full(k.shape[0], MIN_EXCESS)
+    may = _may_flag(k, excess)
     if may.all():
-        found, p_bucket = _rates_pass(k, n, prior, judged, base, np.ones(k.shape), step, mix=mix)
+        found, p_bucket = _rates_pass(k, n, prior, judged, base, np.ones(k.shape), step, mix=mix, excess=excess)
     else:  # the quiet rows' windows cannot pass: only their buckets' baseline shares are taken
         busy, quiet = np.flatnonzero(may), np.flatnonzero(~may)
         p_bucket = np.empty(k.shape)
         _, p_bucket[quiet] = _rates_pass(k[quiet], n[quiet], prior[quiet], judged, base, None, step, (1,))
         if not busy.size:  # no row could pass (a pass over no rows has no shapes to take)
             return [], p_bucket
-        found, p_bucket[busy] = _rates_pass(k[busy], n[busy], prior[busy], judged, base, None, step, mix=mixed(busy))
+        found, p_bucket[busy] = _rates_pass(
+            k[busy], n[busy], prior[busy], judged, base, None, step, mix=mixed(busy), excess=excess[busy]
+        )
         for w in found:
             w.group = int(busy[w.group])
     rows = sorted({w.group for w in found})
@@ -490,18 +507,20 @@ def _distinct_rate_rows(
     keep = np.ones((len(rows), k.shape[1]))
     for w in found:
         keep[at[w.group], w.first : w.last + 1] = 0
-    again, p_again = _rates_pass(k[rows], n[rows], prior[rows], judged, base, keep, step, mix=mixed(rows))
+    again, p_again = _rates_pass(
+        k[rows], n[rows], prior[rows], judged, base, keep, step, mix=mixed(rows), excess=excess[rows]
+    )
     p_bucket[rows] = p_again
     for w in again:
         w.group = rows[w.group]
     return again, p_bucket
 
 
-def _may_flag(k: np.ndarray) -> np.ndarray:
-    """Per row: whether some window could hold ``MIN_EXCESS`` events beyond its expectation (the
-    longest scale's windows, counting only additions, hold every shorter one's events)."""
+def _may_flag(k: np.ndarray, excess: np.ndarray) -> np.ndarray:
+    """Per row: whether some window could hold the row's ``excess`` events beyond its expectation
+    (the longest scale's windows, counting only additions, hold every shorter one's events)."""
     longest = _window_sum(_cumulative(np.maximum(k, 0)), np.arange(k.shape[1]), max(SCALES))
-    return np.asarray(longest.max(axis=1, initial=0.0) >= MIN_EXCESS)
+    return np.asarray(longest.max(axis=1, initial=0.0) >= excess)
 
 
 def _rates_pass(
@@ -514,10 +533,12 @@ def _rates_pass(
     step: int,
     scales: Sequence[int] = SCALES,
     mix: tuple[np.ndarray, np.ndarray] | None = None,
+    excess: np.ndarray | None = None,
 ) -> tuple[list[Window], np.ndarray]:
     """One pass over every row at ``scales`` (1 first: the buckets' baseline shares); ``keep``:
     0 where a row's baselines leave a bucket out (None: every bucket counts); ``mix``: each row's
-    members' clustering (:func:`rate_mixture`), a window's factor at least theirs."""
+    members' clustering (:func:`rate_mixture`), a window's factor at least theirs; ``excess``: each
+    row's events beyond the expectation a window needs (``MIN_EXCESS`` by default)."""
     ck, cn = _cumulative(k), _cumulative(n)
     if keep is None:  # every bucket counts: the baselines' sums are the window's (x * 1.0 == x)
         keep, bk, bn = np.ones(k.shape), ck, cn
@@ -531,6 +552,16 @@ def _rates_pass(
     phase = rate_phase_factor(k * keep, n * keep, step)  # the same for every width
     phi = np.ones(k.shape[0])  # set at width 1, the first
     j0 = int(np.argmax(judged)) if judged.any() else judged.size
+    need = (np.full(k.shape[0], MIN_EXCESS) if excess is None else excess)[:, None]
+    # the wobble is read on settled windows: not within a baseline's length after a lasting shift
+    # (``SHIFT_HOURS`` flagged without a break), where the baseline still holds the level before it
+    # (a release that doubled the latency left 24 h of windows all above their baseline, c 0.59
+    # instead of 0.24, and hid a 3.8x ramp 12 hours later); only the second pass knows the flags
+    settled = np.ones(k.shape, bool)
+    if keep is not None and SETTLED_WOBBLE:
+        run = SHIFT_HOURS * 3600 // step
+        shifted = _window_sum(_cumulative(1 - keep), ends, run) >= run  # the end of a flagged run that long
+        settled = _window_sum(_cumulative(shifted.astype(float)), ends, base + 1) == 0
     for width in scales:
         kw, nw = _window_sum(ck, ends, width), _window_sum(cn, ends, width)
         kb, nb = _window_sum(bk, ends - width, base), _window_sum(bn, ends - width, base)
@@ -563,7 +594,7 @@ def _rates_pass(
         gate = (
             ok[:, j0:]
             & judged[None, j0:]
-            & (kj - nj * pj >= MIN_EXCESS)
+            & (kj - nj * pj >= need)
             & (share >= MIN_RATIO * pj)
             & (share - pj >= MIN_RATE_CHANGE)
         )
@@ -574,7 +605,7 @@ def _rates_pass(
         gated = np.unique(g)  # the wobble (a median per row) only of the rows it is read for
         phi_w = _window_phi(phi[gated], None if mix is None else (mix[0][gated], mix[1][gated]), ends, width)
         c2 = np.zeros(k.shape[0])
-        c2[gated] = _rate_wobble(kw[gated], nw[gated], p0[gated], ok[gated], phi_w)
+        c2[gated] = _rate_wobble(kw[gated], nw[gated], p0[gated], ok[gated] & settled[gated], phi_w)
         phi_g = phi_w[np.searchsorted(gated, g), e]
         for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, nb[g, e], True, phi_g):
             found.append(Window(group, "", "up", last - width + 1, last, score))
@@ -878,6 +909,8 @@ def _volume_levels(
         num, den = _cluster_sums(v.calls, step)  # the leaves' pooled factor: the prior of every group
         phi = clustering(_stacked(members, v.calls), step, float(num.sum() / den.sum()) if den.sum() > 0 else 1.0)
     summed = {width: _summed(v, members, width) for width in SCALES}
+    later = _next_hour(summed[1].x, step) if RECOVERED_FIRST_DAY else None
+    habit = _silences_before(summed[1].x) if RECOVERED_FIRST_DAY else None
     for width in SCALES:
         if width == 1:
             s1 = summed[1]
@@ -887,13 +920,35 @@ def _volume_levels(
     for w in found:
         surged[w.group, w.first : w.last + 1] = 1
     for width in SCALES:
-        found += _volume_side(summed[width], judged, width, False, _cumulative(surged), step, phi)
+        found += _volume_side(summed[width], judged, width, False, _cumulative(surged), step, phi, later, habit)
     per_level: list[list[Window]] = [[] for _ in members]
     at = np.searchsorted(offsets, [w.group for w in found], side="right") - 1
     for w, level in zip(found, at.tolist(), strict=True):  # in each level, its own scan's order
         w.group -= int(offsets[level])
         per_level[level].append(w)
     return [(per_level[i], mu_bucket[offsets[i] : offsets[i + 1]]) for i in range(len(members))]
+
+
+def _next_hour(calls: np.ndarray, step: int) -> np.ndarray:
+    """Per row and bucket: the calls of the hour after it (NaN where that hour has not ended)."""
+    hour = max(1, 3600 // step)
+    c = _cumulative(calls)
+    out = np.full(calls.shape, np.nan)
+    if calls.shape[1] > hour:
+        out[:, : calls.shape[1] - hour] = c[:, 1 + hour :] - c[:, 1 : calls.shape[1] - hour + 1]
+    return out
+
+
+def _silences_before(calls: np.ndarray) -> np.ndarray:
+    """Per row and bucket: the longest run of empty buckets that ended (calls came back) before
+    it, not counting the empty buckets before the row's first call."""
+    idx = np.arange(calls.shape[1])
+    empty = calls == 0
+    last_busy = np.maximum.accumulate(np.where(empty, -1, idx), axis=1)
+    run = np.where(last_busy >= 0, idx - last_busy, 0)  # empty buckets ending at each bucket
+    done = np.zeros(calls.shape)
+    done[:, 1:] = np.where(empty[:, :-1] & ~empty[:, 1:], run[:, :-1], 0)
+    return np.maximum.accumulate(done, axis=1)
 
 
 def _volume_side(
@@ -904,10 +959,14 @@ def _volume_side(
     surged: np.ndarray | None,
     step: int,
     phi: np.ndarray,
+    later: np.ndarray | None = None,
+    habit: np.ndarray | None = None,
 ) -> list[Window]:
     """Rises (or falls) of every group at one scale; ``surged``: cumulative flagged rises, whose
     buckets a fall's baseline must not hold; ``phi``: each group's clustering factor (the
-    negative binomial is taken on clusters, calls / phi, with the spread left beyond them)."""
+    negative binomial is taken on clusters, calls / phi, with the spread left beyond them);
+    ``later``: each group's calls in the hour after each bucket (NaN where it has not ended);
+    ``habit``: the longest silence each group had come back from before each bucket."""
     x = s.x
     y1, y2 = s.y
     m1, m2 = s.mu if up else s.mu_low
@@ -930,6 +989,7 @@ def _volume_side(
     # syncs became spikes (v7: 3 more incidents, 0.15 more false episodes per series-week).
     mid = np.where(first_is, *s.mu_mid) if SPREAD_ON_MID and not up else mu
     lower, apart = mu, np.zeros(x.shape)
+    below_both = None  # falls: the lower of the expectations before and after the window, where both exist
     if not up:
         # Where both baselines are clean, a fall is judged against both: their geometric mean, and
         # their disagreement (half the log ratio, squared) added to the spread. The lower of the two
@@ -944,6 +1004,7 @@ def _volume_side(
         with np.errstate(divide="ignore", invalid="ignore"):
             apart = np.where(both, np.log(m1 / m2) / 2, 0.0) ** 2
         y = np.where(both, (y1 + y2) / 2, y)
+        below_both = np.where(both, np.minimum(m1, m2), np.nan)
         mu = np.where(both, np.sqrt(m1 * m2), mu)
         mid = np.where(both, np.sqrt(s.mu_mid[0] * s.mu_mid[1]), mid) if SPREAD_ON_MID else mu
         if s.after is not None and surged is not None:
@@ -955,6 +1016,7 @@ def _volume_side(
             ya, ma, mida, usable_a = s.after
             clean_a = _window_sum(surged, np.minimum(np.arange(x.shape[1]) + base, x.shape[1] - 1), base) == 0
             two = both & usable_a & clean_a & (ya >= MIN_BASE_CALLS) & (ma > 0)
+            below_both = np.where(two, np.minimum(mu, ma), below_both)
             with np.errstate(divide="ignore", invalid="ignore"):
                 apart = np.where(two, np.log(mu / ma) / 2, np.sqrt(apart)) ** 2
             mu = np.where(two, np.sqrt(mu * ma), mu)
@@ -971,6 +1033,20 @@ def _volume_side(
     else:
         drop = np.where(missing, 0.25 if width <= 12 else 0.0, VOLUME_DROP)
         gate = ok & (x <= drop * mu) & (mu - x >= MIN_VOLUME_CHANGE)
+        if later is not None:
+            # Without any profile (a store's first day), the end of business hours or of a batch
+            # is a fall that lasts: only a fall the series came back from (the hour after the
+            # window holds half the trailing hours' rate) is an incident; where that hour has not
+            # ended it is judged as before. v12: 296 of 366 false episodes were first-day closes
+            hour = max(1, 3600 // step)
+            with np.errstate(invalid="ignore"):
+                back = ~(later < 0.5 * y1 * hour / max(VOLUME_BASELINE // step, 2 * width))
+            gate &= ~missing | back
+        if habit is not None:
+            # ... and a silence no longer than one it has already come back from (a six-hourly
+            # batch's hours between runs) is its habit, not an outage
+            starts = np.maximum(np.arange(x.shape[1]) - width + 1, 0)
+            gate &= ~(missing & (x == 0) & (habit[:, starts] >= width))
     g, e = np.nonzero(gate)
     if not g.size:
         return []
@@ -984,9 +1060,33 @@ def _volume_side(
     silence = None
     if SILENCE_HABIT and not up and period > 1 and width < period and g.size:
         silence = _usual_silences(x, muc, ok, period)[g, e % period]
+    flagged = _flag_nb(g, e, xc[g, e], muc[g, e], r, up, silence, lower[g, e] / phi[g])
+    if below_both is not None and FALLS_BELOW_BOTH:
+        # A window far below both the hours before it and those after it, each with the series'
+        # own spread, is a fall whichever of them is right: where they disagree (a lunch surge
+        # before it, the quiet afternoon after), the disagreement added to the spread hid 85%
+        # drops on a young series and on a store's first day (v11: 70 calls of ~300 in an hour)
+        low = below_both[g, e]
+        with np.errstate(invalid="ignore"):  # the effect is judged against the lower one too
+            alt = np.isfinite(low) & (x[g, e] <= drop[g, e] * low) & (low - x[g, e] >= MIN_VOLUME_CHANGE)
+        if alt.any():
+            ga, ea = g[alt], e[alt]
+            r_own = np.where(borrowed[ga, ea], size_borrowed[ga], size[ga])
+            best = {(group, last): score for group, last, score in flagged}
+            for group, last, score in _flag_nb(
+                ga,
+                ea,
+                xc[ga, ea],
+                below_both[ga, ea] / phi[ga],
+                r_own,
+                up,
+                None if silence is None else silence[alt],
+                lower[ga, ea] / phi[ga],
+            ):
+                best[(group, last)] = max(score, best.get((group, last), score))
+            flagged = [(group, last, score) for (group, last), score in sorted(best.items())]  # _flag_nb's order
     return [
-        Window(group, "calls", "up" if up else "down", last - width + 1, last, score)
-        for group, last, score in _flag_nb(g, e, xc[g, e], muc[g, e], r, up, silence, lower[g, e] / phi[g])
+        Window(group, "calls", "up" if up else "down", last - width + 1, last, score) for group, last, score in flagged
     ]
 
 
@@ -1035,10 +1135,12 @@ def scan_levels(
     if blocks:
         ks = [counts[level][METRICS[name].k] for name, level in blocks]
         ns = [counts[level][METRICS[name].n] for name, level in blocks]
-        prior = np.concatenate([np.full(len(k), METRICS[name].prior) for (name, _), k in zip(blocks, ks, strict=True)])
+        named = [(METRICS[name], len(k)) for (name, _), k in zip(blocks, ks, strict=True)]
+        prior = np.concatenate([np.full(size, m.prior) for m, size in named])
+        excess = np.concatenate([np.full(size, m.min_events) for m, size in named])
         offsets = np.cumsum([0] + [k.shape[0] for k in ks])
         mix = None if leaves is None else _mixtures(leaves, rated, blocks, rows_of or members, base, step)
-        windows, p_bucket = _rate_rows(np.concatenate(ks), np.concatenate(ns), prior, judged, base, step, mix)
+        windows, p_bucket = _rate_rows(np.concatenate(ks), np.concatenate(ns), prior, judged, base, step, mix, excess)
         at = np.searchsorted(offsets, [w.group for w in windows], side="right") - 1
         for w, i in zip(windows, at.tolist(), strict=True):  # in each block, its own pass's order
             w.metric, w.group = blocks[i][0], w.group - int(offsets[i])

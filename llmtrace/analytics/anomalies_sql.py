@@ -44,6 +44,8 @@ MIN_THRESHOLD_HOURS = 3
 MIN_HOUR_CALLS = 3
 HIGH, LOW = 0.9, 0.1
 TRUNCATED = "lower(FinishReason) IN ('length', 'max_tokens')"
+# embeddings and reranks answer without output tokens: never an empty output (schema 031)
+GENERATES = "Operation NOT IN ('embeddings', 'embedding', 'rerank')"
 # llm_anomaly_5m (025): its bucket, the groupings its keys answer, its bins (floor(32 * log2 v); 0 in ZERO)
 ROLLUP_STEP = 300
 ROLLUP_KEYS = frozenset({"service", "environment", "release", "provider", "model"})
@@ -56,7 +58,8 @@ class Metric:
     """A metric as a count test: ``k`` events out of ``n`` trials (volume: ``n`` unused).
 
     ``baseline`` is the event share the trailing baseline starts from before it has seen
-    data (a weak prior); ``direction`` is the side that is an incident.
+    data (a weak prior); ``direction`` is the side that is an incident; ``min_events``: the
+    events beyond the expectation a window needs to be flagged at all.
     """
 
     k: str
@@ -64,6 +67,18 @@ class Metric:
     direction: str  # up | down | both
     prior: float
     describes: str
+    min_events: float = 3.5  # 4 events where a fraction of one is expected
+
+
+# Three calls far past the bar are enough: a sparse series (a young job at 0.06 calls/min on a
+# Sunday) shows a 40-minute spike as its 3 calls at 8-12x its usual latency, each past twice its
+# p90 with a share ~1% (1e-6 for three; the tail test still asks for 1e-7 with its history's share)
+FAR_EVENTS = 2.5
+
+
+def _far(k: str, n: str, describes: str) -> Metric:
+    """A count far past the usual bar: ~1% of calls, and three of them are enough."""
+    return Metric(k, n, "up", 0.01, describes, FAR_EVENTS)
 
 
 # Names are kept from the first detector (JSON consumers and watch keys rely on them); for
@@ -80,10 +95,10 @@ METRICS: dict[str, Metric] = {
     "empty_output_rate": Metric("empty", "ok", "up", 0.02, "successful calls with no output tokens"),
     # far past the bar (twice the usual p90): rare whatever the latency level's slow wobble, so a
     # short spike of a few calls stands out even when the share above the p90 drifts
-    "latency_p95_ms_2x": Metric("lat_x2", "lat_n", "up", 0.01, "calls slower than twice the usual p90"),
-    "ttft_p95_ms_2x": Metric("ttft_x2", "ttft_n", "up", 0.01, "first tokens later than twice the usual p90"),
-    "cost_per_call_usd_2x": Metric("cost_x2", "cost_n", "up", 0.01, "calls costlier than twice the usual p90"),
-    "tokens_per_call_2x": Metric("tok_x2", "tok_n", "up", 0.01, "calls with twice the usual p90 of output tokens"),
+    "latency_p95_ms_2x": _far("lat_x2", "lat_n", "calls slower than twice the usual p90"),
+    "ttft_p95_ms_2x": _far("ttft_x2", "ttft_n", "first tokens later than twice the usual p90"),
+    "cost_per_call_usd_2x": _far("cost_x2", "cost_n", "calls costlier than twice the usual p90"),
+    "tokens_per_call_2x": _far("tok_x2", "tok_n", "calls with twice the usual p90 of output tokens"),
 }
 VARIANTS = {
     "tokens_per_call_low": "tokens_per_call",
@@ -128,7 +143,8 @@ def counts_sql(by: Sequence[str], dims: str, step: int) -> str:
             SELECT {_select_groups(by)}, toStartOfHour(Timestamp) AS h, {key},
                    toStartOfInterval(Timestamp, toIntervalSecond({step})) AS b,
                    IsError, DurationUs, ifNull(TtftUs, 0) AS ttft, TtftUs IS NOT NULL AS has_ttft,
-                   OutputTokens, ifNull(CostUsd, 0) AS cost, CostUsd IS NOT NULL AS priced, {TRUNCATED} AS cut
+                   OutputTokens, ifNull(CostUsd, 0) AS cost, CostUsd IS NOT NULL AS priced, {TRUNCATED} AS cut,
+                   {GENERATES} AS generates
             FROM llm_calls
             WHERE Timestamp >= {{hist_start:DateTime64(6, 'UTC')}}
               AND Timestamp < {{judge_end:DateTime64(6, 'UTC')}}{dims}
@@ -150,7 +166,7 @@ def counts_sql(by: Sequence[str], dims: str, step: int) -> str:
         )
         SELECT {", ".join(f"c.{col} AS {col}" for col in g.split(", "))}, toDateTime(c.b, 'UTC') AS b,
                count() AS calls, sum(c.IsError) AS errors, countIf(c.{ok}) AS ok,
-               countIf(c.{ok} AND c.cut) AS truncated, countIf(c.{ok} AND c.OutputTokens = 0) AS empty,
+               countIf(c.{ok} AND c.cut) AS truncated, countIf(c.{ok} AND c.OutputTokens = 0 AND c.generates) AS empty,
                countIf(c.{ok} AND t.lat_t > 0) AS lat_n,
                countIf(c.{ok} AND t.lat_t > 0 AND c.DurationUs > t.lat_t) AS lat_x,
                countIf(c.{ok} AND c.has_ttft AND t.ttft_t > 0) AS ttft_n,

@@ -73,7 +73,8 @@ RATES: dict[str, str] = {
     "error_rate": "IsError = 1",
     "truncation_rate": "if(IsError, NULL, lower(FinishReason) IN ('length', 'max_tokens'))",
     "tool_call_rate": "if(IsError, NULL, HasToolCalls = 1)",
-    "empty_output_rate": "if(IsError, NULL, OutputTokens = 0)",
+    # embeddings and reranks answer without output tokens: not an empty output
+    "empty_output_rate": "if(IsError OR Operation IN ('embeddings', 'embedding', 'rerank'), NULL, OutputTokens = 0)",
 }
 MIXES: dict[str, str] = {
     "error_type": "if(ErrorType = '', '(none)', toString(ErrorType))",
