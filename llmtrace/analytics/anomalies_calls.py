@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from llmtrace.analytics.anomalies_sql import BINS_PER_OCTAVE, GENERATES, ZERO_BIN, series_columns
-from llmtrace.analytics.groups import COLUMNS
+from llmtrace.analytics.anomalies_sql import BINS_PER_OCTAVE, ZERO_BIN, series_columns
+from llmtrace.analytics.groups import COLUMNS, GENERATES
 
 CALL_Z = 6.0
 CALL_RATIO = 3.0

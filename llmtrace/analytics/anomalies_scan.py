@@ -64,7 +64,7 @@ from llmtrace.analytics.anomalies_profile import (
     seasonals,
 )
 from llmtrace.analytics.anomalies_profile import window_sum as _window_sum
-from llmtrace.analytics.anomalies_sql import METRICS
+from llmtrace.analytics.anomalies_sql import METRICS, MIN_EXCESS
 from llmtrace.analytics.tails import (
     LN10,
     binom_cdf,
@@ -82,7 +82,6 @@ __all__ = ["LeafVolume", "Scan", "Window", "clustering", "leaf_volume", "recurri
 MIN_SCORE = 7.0  # -log10 p
 EXACT_UP_TO = 20.0  # -log10 p beyond which a volume window's Chernoff bound is its score
 VOLUME_MIN_SCORE = 5.0  # volume's negative binomial carries the series' own spread (6 -> 5: v5 tuning seeds)
-MIN_EXCESS = 3.5  # 4 events where a fraction of one is expected (4 of a sparse series' 4 streams far past its bar)
 MIN_RATIO = 1.5
 MIN_RATE_CHANGE = 0.02
 VOLUME_DROP = 0.7  # flag drops to at most 70% of the expected calls (a 35% drop of a busy series is tens of sd)
@@ -436,15 +435,14 @@ def _rate_rows(
     base: int,
     step: int,
     mix: tuple[np.ndarray, np.ndarray] | None = None,
-    excess: np.ndarray | None = None,
+    *,
+    excess: np.ndarray,
 ) -> tuple[list[Window], np.ndarray]:
     """:func:`_distinct_rate_rows` of the distinct rows, copied to the rows that repeat them (a
     service with one model is also its service x model: 82 of 540 rows at 10M calls, 7 d);
     ``mix``: each row's members' clustering (:func:`rate_mixture`), or None. Rows of the same
     counts sum the same leaves with calls, so they share a mixture too (a settled row's error
     rate, its group's counts, takes its group's: the first of them)."""
-    if excess is None:
-        excess = np.full(k.shape[0], MIN_EXCESS)
     held = np.ascontiguousarray(np.concatenate([k, n, prior[:, None], excess[:, None]], axis=1))
     _, first_of, inverse = np.unique(
         held.view(np.dtype((np.void, held.dtype.itemsize * held.shape[1]))).ravel(),
@@ -452,10 +450,10 @@ def _rate_rows(
         return_inverse=True,
     )
     if len(first_of) == k.shape[0]:
-        return _distinct_rate_rows(k, n, prior, judged, base, step, mix, excess)
+        return _distinct_rate_rows(k, n, prior, judged, base, step, mix, excess=excess)
     mix_of = None if mix is None else (mix[0][first_of], mix[1][first_of])
     found, p_bucket = _distinct_rate_rows(
-        k[first_of], n[first_of], prior[first_of], judged, base, step, mix_of, excess[first_of]
+        k[first_of], n[first_of], prior[first_of], judged, base, step, mix_of, excess=excess[first_of]
     )
     copies: list[list[int]] = [[] for _ in first_of]
     for row, distinct in enumerate(inverse.ravel().tolist()):
@@ -473,7 +471,8 @@ def _distinct_rate_rows(
     base: int,
     step: int,
     mix: tuple[np.ndarray, np.ndarray] | None = None,
-    excess: np.ndarray | None = None,
+    *,
+    excess: np.ndarray,
 ) -> tuple[list[Window], np.ndarray]:
     """Rate windows of every row (a series' metric; ``prior``: each row's metric's prior share),
     windows named by :func:`scan_levels`. Two passes: the second one's baselines leave out the
@@ -484,8 +483,6 @@ def _distinct_rate_rows(
     def mixed(rows: Any) -> tuple[np.ndarray, np.ndarray] | None:
         return None if mix is None else (mix[0][rows], mix[1][rows])
 
-    if excess is None:
-        excess = np.full(k.shape[0], MIN_EXCESS)
     may = _may_flag(k, excess)
     if may.all():
         found, p_bucket = _rates_pass(k, n, prior, judged, base, np.ones(k.shape), step, mix=mix, excess=excess)
@@ -973,8 +970,8 @@ def _volume_side(
     missing, borrowed = s.missing, s.borrowed
     first_is = m1 >= m2 if up else m1 <= m2
     usable = np.ones(x.shape, bool)
+    base = max(VOLUME_BASELINE // step, 2 * width)
     if surged is not None:  # which baselines hold no flagged rise
-        base = max(VOLUME_BASELINE // step, 2 * width)
         ends = np.arange(x.shape[1])
         clean1 = _window_sum(surged, ends - width, base) == 0
         clean2 = _window_sum(surged, ends - width - base, base) == 0
@@ -1040,7 +1037,7 @@ def _volume_side(
             # ended it is judged as before. v12: 296 of 366 false episodes were first-day closes
             hour = max(1, 3600 // step)
             with np.errstate(invalid="ignore"):
-                back = ~(later < 0.5 * y1 * hour / max(VOLUME_BASELINE // step, 2 * width))
+                back = ~(later < 0.5 * y1 * hour / base)
             gate &= ~missing | back
         if habit is not None:
             # ... and a silence no longer than one it has already come back from (a six-hourly
@@ -1055,7 +1052,8 @@ def _volume_side(
     xg, midg, okg = xc[gated], midc[gated], ok[gated]
     size[gated] = _nb_size(xg, midg, okg & ~borrowed[gated])
     size_borrowed[gated] = np.minimum(_nb_size(xg, midg, okg & borrowed[gated]), size[gated])
-    r = 1 / (1 / np.where(borrowed[g, e], size_borrowed[g], size[g]) + apart[g, e])
+    own = np.where(borrowed[g, e], size_borrowed[g], size[g])  # the series' own spread
+    r = 1 / (1 / own + apart[g, e])
     period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
     silence = None
     if SILENCE_HABIT and not up and period > 1 and width < period and g.size:
@@ -1071,14 +1069,13 @@ def _volume_side(
             alt = np.isfinite(low) & (x[g, e] <= drop[g, e] * low) & (low - x[g, e] >= MIN_VOLUME_CHANGE)
         if alt.any():
             ga, ea = g[alt], e[alt]
-            r_own = np.where(borrowed[ga, ea], size_borrowed[ga], size[ga])
             best = {(group, last): score for group, last, score in flagged}
             for group, last, score in _flag_nb(
                 ga,
                 ea,
                 xc[ga, ea],
                 below_both[ga, ea] / phi[ga],
-                r_own,
+                own[alt],
                 up,
                 None if silence is None else silence[alt],
                 lower[ga, ea] / phi[ga],
@@ -1140,7 +1137,9 @@ def scan_levels(
         excess = np.concatenate([np.full(size, m.min_events) for m, size in named])
         offsets = np.cumsum([0] + [k.shape[0] for k in ks])
         mix = None if leaves is None else _mixtures(leaves, rated, blocks, rows_of or members, base, step)
-        windows, p_bucket = _rate_rows(np.concatenate(ks), np.concatenate(ns), prior, judged, base, step, mix, excess)
+        windows, p_bucket = _rate_rows(
+            np.concatenate(ks), np.concatenate(ns), prior, judged, base, step, mix, excess=excess
+        )
         at = np.searchsorted(offsets, [w.group for w in windows], side="right") - 1
         for w, i in zip(windows, at.tolist(), strict=True):  # in each block, its own pass's order
             w.metric, w.group = blocks[i][0], w.group - int(offsets[i])

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from llmtrace.analytics.groups import COLUMNS
+from llmtrace.analytics.groups import COLUMNS, GENERATES
 
 __all__ = [
     "COUNTS", "METRICS", "VARIANTS", "Metric", "counts_sql", "rollup_answers", "rollup_counts_sql", "series_columns",
@@ -44,13 +44,14 @@ MIN_THRESHOLD_HOURS = 3
 MIN_HOUR_CALLS = 3
 HIGH, LOW = 0.9, 0.1
 TRUNCATED = "lower(FinishReason) IN ('length', 'max_tokens')"
-# embeddings and reranks answer without output tokens: never an empty output (schema 031)
-GENERATES = "Operation NOT IN ('embeddings', 'embedding', 'rerank')"
 # llm_anomaly_5m (025): its bucket, the groupings its keys answer, its bins (floor(32 * log2 v); 0 in ZERO)
 ROLLUP_STEP = 300
 ROLLUP_KEYS = frozenset({"service", "environment", "release", "provider", "model"})
 BINS_PER_OCTAVE = 32
 ZERO_BIN, NO_BIN = -32767, -32768
+
+
+MIN_EXCESS = 3.5  # 4 events where a fraction of one is expected (4 of a sparse series' 4 streams far past its bar)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Metric:
     direction: str  # up | down | both
     prior: float
     describes: str
-    min_events: float = 3.5  # 4 events where a fraction of one is expected
+    min_events: float = MIN_EXCESS
 
 
 # Three calls far past the bar are enough: a sparse series (a young job at 0.06 calls/min on a

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from llmtrace.analytics.filters import DIMENSIONS, Filter, sql_time
-from llmtrace.analytics.groups import COLUMNS
+from llmtrace.analytics.groups import COLUMNS, GENERATES
 
 _TIME = "DateTime64(6, 'UTC')"
 PSI_EPSILON = 1e-4  # share floor for an empty bin (epsilon smoothing) so ln(p/q) stays finite
@@ -73,8 +73,7 @@ RATES: dict[str, str] = {
     "error_rate": "IsError = 1",
     "truncation_rate": "if(IsError, NULL, lower(FinishReason) IN ('length', 'max_tokens'))",
     "tool_call_rate": "if(IsError, NULL, HasToolCalls = 1)",
-    # embeddings and reranks answer without output tokens: not an empty output
-    "empty_output_rate": "if(IsError OR Operation IN ('embeddings', 'embedding', 'rerank'), NULL, OutputTokens = 0)",
+    "empty_output_rate": f"if(IsError OR NOT ({GENERATES}), NULL, OutputTokens = 0)",
 }
 MIXES: dict[str, str] = {
     "error_type": "if(ErrorType = '', '(none)', toString(ErrorType))",

@@ -16,7 +16,11 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["COLUMNS", "grouped_frame", "json_safe", "label", "parse_by"]
+__all__ = ["COLUMNS", "GENERATES", "grouped_frame", "json_safe", "label", "parse_by"]
+
+# A call that generates output: embeddings and reranks answer with vectors or scores, never output
+# tokens, so they are never an "empty output" (schema 031 says the same in the anomaly rollup)
+GENERATES = "Operation NOT IN ('embeddings', 'embedding', 'rerank')"
 
 COLUMNS: dict[str, str] = {
     "service": "ServiceName",
