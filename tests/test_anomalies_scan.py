@@ -809,3 +809,20 @@ def test_a_stores_first_day_close_and_batch_gaps_are_not_falls(monkeypatch: pyte
     monkeypatch.setattr(scan, "RECOVERED_FIRST_DAY", False)
     assert any(w.last >= 18 * HOUR for s in range(5) for w in _first_day_falls(_office(s)))
     assert any(_first_day_falls(_six_hourly(s)) for s in range(5))
+
+
+def test_a_first_day_fall_in_the_stores_last_hour_is_judged_without_the_hour_after() -> None:
+    # the hour after has not happened yet: the recovery rule cannot hold such a fall back
+    for seed in range(5):
+        level = np.full(20 * HOUR, 30.0)
+        level[-8:] *= 0.05  # the store's last 40 minutes
+        calls = np.random.default_rng(seed).poisson(level)[None, :].astype(float)
+        assert any(w.last >= 20 * HOUR - 8 for w in _first_day_falls(calls))
+
+
+def test_a_silence_counts_as_habit_only_once_the_series_came_back_from_one_as_long() -> None:
+    calls = np.array([[0, 0, 3, 0, 0, 0, 2, 0, 1, 0, 0, 0, 0, 5, 0]], float)
+    # the empty buckets before the first call are not a silence the series came back from
+    assert scan._silences_before(calls).tolist() == [[0, 0, 0, 0, 0, 0, 3, 3, 3, 3, 3, 3, 3, 4, 4]]
+    assert scan._next_hour(np.ones((1, 3 * HOUR)), STEP)[0, : 2 * HOUR].tolist() == [float(HOUR)] * (2 * HOUR)
+    assert np.isnan(scan._next_hour(np.ones((1, 3 * HOUR)), STEP)[0, -HOUR:]).all()
