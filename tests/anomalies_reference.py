@@ -47,6 +47,7 @@ from llmtrace.analytics.anomalies_scan import (
     RECOVERED_FIRST_DAY,
     RISE_ANY_DAY,
     SCALES,
+    SCHEDULED_FALLS,
     SETTLED_WOBBLE,
     SHIFT_HOURS,
     SILENCE_HABIT,
@@ -66,6 +67,7 @@ from llmtrace.analytics.anomalies_scan import (
     _next_hour,
     _previous_days,
     _same_hours_sums,
+    _scheduled,
     _silences_before,
     _usual_silences,
     clustering,
@@ -530,9 +532,14 @@ def _volume(v: LeafVolume, member: np.ndarray, judged: np.ndarray, step: int) ->
     counts = member @ v.x[1]  # session 24: the hour after each bucket, the silences come back from
     later = _next_hour(counts, step) if RECOVERED_FIRST_DAY else None
     habit = _silences_before(counts) if RECOVERED_FIRST_DAY else None
+    falls: list[Window] = []
     for width in SCALES:
-        found += _volume_side(v, member, judged, width, False, _cumulative(surged), step, phi, later, habit)
-    return found, mu_bucket
+        falls += _volume_side(v, member, judged, width, False, _cumulative(surged), step, phi, later, habit)
+    if SCHEDULED_FALLS and v.calls is not None:  # session 25: a scheduled series against its last runs
+        by_runs, scheduled, expected = _scheduled(member @ v.calls, judged, step)
+        falls = [w for w in falls if not scheduled[w.group]] + by_runs
+        mu_bucket = np.where(scheduled[:, None], expected, mu_bucket)
+    return found + falls, mu_bucket
 
 
 def _volume_side(

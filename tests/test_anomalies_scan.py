@@ -808,6 +808,9 @@ def test_a_stores_first_day_close_and_batch_gaps_are_not_falls(monkeypatch: pyte
         assert any(w.first < 16 * HOUR and w.last >= 15 * HOUR for w in _first_day_falls(calls))
     monkeypatch.setattr(scan, "RECOVERED_FIRST_DAY", False)
     assert any(w.last >= 18 * HOUR for s in range(5) for w in _first_day_falls(_office(s)))
+    # the batch has six runs by its 36th hour: its schedule keeps the trailing baselines off its gaps
+    assert not any(_first_day_falls(_six_hourly(s)) for s in range(5))
+    monkeypatch.setattr(scan, "SCHEDULED_FALLS", False)
     assert any(_first_day_falls(_six_hourly(s)) for s in range(5))
 
 

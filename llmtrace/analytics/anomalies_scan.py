@@ -64,6 +64,7 @@ from llmtrace.analytics.anomalies_profile import (
     seasonals,
 )
 from llmtrace.analytics.anomalies_profile import window_sum as _window_sum
+from llmtrace.analytics.anomalies_schedule import scheduled_falls
 from llmtrace.analytics.anomalies_sql import METRICS, MIN_EXCESS
 from llmtrace.analytics.tails import (
     LN10,
@@ -120,6 +121,7 @@ RECOVERED_FIRST_DAY = True  # without a profile, a fall counts only if the next 
 FALLS_BELOW_BOTH = True  # ... and flagged when far below both, each with the series' own spread
 SILENCE_HABIT = True
 RISE_ANY_DAY = True
+SCHEDULED_FALLS = True  # a scheduled series' windows also judged against its last runs (anomalies_schedule)
 USUAL_SILENCES = 3  # silences at one minute of the hour (the judged one among them) that make silence usual there
 BORROW_MARGIN = 0.8  # another leaf's shape must cut a young leaf's error by a fifth to replace its parent's
 OWN_PATTERN = ("error_rate", "truncation_rate", "empty_output_rate")  # failures recur only as themselves
@@ -902,9 +904,11 @@ def _volume_levels(
     found: list[Window] = []
     mu_bucket = np.zeros((rows, judged.size))
     phi = np.ones(rows)
+    group_calls = None
     if v.calls is not None:
         num, den = _cluster_sums(v.calls, step)  # the leaves' pooled factor: the prior of every group
-        phi = clustering(_stacked(members, v.calls), step, float(num.sum() / den.sum()) if den.sum() > 0 else 1.0)
+        group_calls = _stacked(members, v.calls)
+        phi = clustering(group_calls, step, float(num.sum() / den.sum()) if den.sum() > 0 else 1.0)
     summed = {width: _summed(v, members, width) for width in SCALES}
     later = _next_hour(summed[1].x, step) if RECOVERED_FIRST_DAY else None
     habit = _silences_before(summed[1].x) if RECOVERED_FIRST_DAY else None
@@ -916,14 +920,37 @@ def _volume_levels(
     surged = np.zeros(mu_bucket.shape)
     for w in found:
         surged[w.group, w.first : w.last + 1] = 1
+    falls: list[Window] = []
     for width in SCALES:
-        found += _volume_side(summed[width], judged, width, False, _cumulative(surged), step, phi, later, habit)
+        falls += _volume_side(summed[width], judged, width, False, _cumulative(surged), step, phi, later, habit)
+    if SCHEDULED_FALLS and group_calls is not None:
+        # a scheduled series' falls are judged against its last runs only: the trailing baselines and
+        # the profile cannot follow its schedule (a run an hour late was a fall on every later run)
+        by_runs, scheduled, expected = _scheduled(group_calls, judged, step)
+        falls = [w for w in falls if not scheduled[w.group]] + by_runs
+        mu_bucket = np.where(scheduled[:, None], expected, mu_bucket)
+    found += falls
     per_level: list[list[Window]] = [[] for _ in members]
     at = np.searchsorted(offsets, [w.group for w in found], side="right") - 1
     for w, level in zip(found, at.tolist(), strict=True):  # in each level, its own scan's order
         w.group -= int(offsets[level])
         per_level[level].append(w)
     return [(per_level[i], mu_bucket[offsets[i] : offsets[i + 1]]) for i in range(len(members))]
+
+
+def _scheduled(calls: np.ndarray, judged: np.ndarray, step: int) -> tuple[list[Window], np.ndarray, np.ndarray]:
+    """Falls of the scheduled rows of ``calls`` (every stored bucket; ``judged``: the last ones)
+    against their last runs (:func:`~llmtrace.analytics.anomalies_schedule.scheduled_falls`), which
+    rows have a schedule, and their expected calls per judged bucket."""
+    offset = calls.shape[1] - judged.size
+    every = np.zeros(calls.shape[1], bool)
+    every[offset:] = judged
+    s = scheduled_falls(calls, every, step, SCALES, _flag_nb, _nb_size, VOLUME_DROP, MIN_VOLUME_CHANGE)
+    found = [
+        Window(row, "calls", "down", last - offset - width + 1, last - offset, score)
+        for row, width, last, score in s.falls
+    ]
+    return found, s.period > 0, s.expected[:, offset:]
 
 
 def _next_hour(calls: np.ndarray, step: int) -> np.ndarray:
