@@ -896,7 +896,12 @@ class Week:
                 "support-bot 2.4.0: latency -8%, output +12%",
             )
         )
-        add(Benign("dst", sb, self.dst_at, WEEK, "tenant acme's clock moves one hour"))
+        # where acme's one-hour shift shows: its weekday morning and evening ramps after the change
+        m = np.arange(WEEK, dtype=float)
+        hour, wd = self.clock.local(m, np.where(m >= self.dst_at, -4.0, -5.0))
+        ramps = (m >= self.dst_at) & (wd < 5) & (((hour >= 6) & (hour < 10)) | ((hour >= 16) & (hour < 20)))
+        for a, b in _runs(ramps):
+            add(Benign("dst", sb, a, b, "tenant acme's clock moved one hour: its ramps come an hour earlier"))
         add(Benign("launch", ["tutor|gpt-4o"], self.launch_at, self.launch_at + 360, "tutor gpt-4o launch: x2"))
         add(Benign("growth", ["tutor|gpt-4o-mini", "tutor|gpt-4o"], 0, WEEK, "tutor grows 5-15%/day"))
         for s in self.series:
@@ -908,9 +913,17 @@ class Week:
             peak = lam > 0.8 * (lam.max() + 1e-9) if not s.growth else np.zeros(WEEK, bool)
             for a, b in _runs(peak):
                 add(Benign("daily_peak", [s.key], a, b))
-            _h, wd = self.clock.local(m, s.tz)
-            for a, b in _runs(wd >= 5):
-                add(Benign("weekend", [s.key], a, b))
+            for a, b in _runs(self._weekend(s, m)):
+                add(Benign("weekend", [s.key], a, b, "Saturday, Sunday and the Monday-morning return (local)"))
+
+    def _weekend(self, s: Series, m: np.ndarray) -> np.ndarray:
+        """Local weekend of the series (of any of its tenants), up to 10:00 on Monday."""
+        zones = [np.where(m >= self.dst_at, tz + 1.0, tz) if n == "acme" else tz for n, _w, tz in s.tenants] or [s.tz]
+        mask = np.zeros(m.size, bool)
+        for tz in zones:
+            hour, wd = self.clock.local(m, tz)
+            mask |= (wd >= 5) | ((wd == 0) & (hour < 10))
+        return mask
 
     # ---- judge helpers
     def versions(self, s: Series, t: np.ndarray) -> np.ndarray:
