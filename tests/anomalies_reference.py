@@ -29,6 +29,7 @@ from llmtrace.analytics.anomalies_scan import (
     ALIGN,
     BASELINE,
     BORROW_BEST,
+    EARLY_WOBBLE,
     EXACT_UP_TO,
     FALLS_BELOW_BOTH,
     HOURS_PRIOR,
@@ -62,6 +63,7 @@ from llmtrace.analytics.anomalies_scan import (
     _after,
     _borrowed_shapes,
     _cluster_sums,
+    _early_wobble,
     _exact,
     _flag_nb,
     _next_hour,
@@ -420,6 +422,10 @@ def _rates_pass(
             & (share - p0 >= MIN_RATE_CHANGE)
         )
         g, e = np.nonzero(gate)
+        if EARLY_WOBBLE and g.size:  # session 25: at most the wobble before the first lasting candidate
+            rows = np.unique(g)
+            settled_ok = (ok & settled)[rows]
+            c2[rows] = _early_wobble(c2[rows], kw[rows], nw[rows], p0[rows], settled_ok, phi_w[rows], g, e, width, step)
         for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, nb[g, e], True, phi_w[g, e]):
             found.append(Window(group, name, "up", last - width + 1, last, score))
     return found, p_bucket

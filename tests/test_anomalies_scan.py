@@ -829,3 +829,24 @@ def test_a_silence_counts_as_habit_only_once_the_series_came_back_from_one_as_lo
     assert scan._silences_before(calls).tolist() == [[0, 0, 0, 0, 0, 0, 3, 3, 3, 3, 3, 3, 3, 4, 4]]
     assert scan._next_hour(np.ones((1, 3 * HOUR)), STEP)[0, : 2 * HOUR].tolist() == [float(HOUR)] * (2 * HOUR)
     assert np.isnan(scan._next_hour(np.ones((1, 3 * HOUR)), STEP)[0, -HOUR:]).all()
+
+
+def test_a_young_series_whose_rate_shifts_for_good_is_judged_with_the_wobble_before_the_shift(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # v12 (blind): a translation service 14 hours old doubled its output tokens for good; its
+    # windows after the shift were as many as before, all far above their baseline, and their
+    # median read as the rate's wobble (c 0.95): 12 hours of half its calls past the bar against 10%
+    def shift_found(seed: int) -> bool:
+        rng = np.random.default_rng(seed)
+        first, shift = DAY + 10 * HOUR, 2 * DAY
+        n = np.zeros((1, 2 * DAY + 12 * HOUR))
+        n[0, first:] = rng.poisson(5.0, n.shape[1] - first)
+        share = np.where(np.arange(n.shape[1]) >= shift, 0.5, 0.1)
+        k = rng.binomial(n.astype(int), share).astype(float)
+        windows, _ = scan._rates("tokens_per_call", k, n, np.arange(n.shape[1]) >= DAY, BASE, STEP)
+        return any(w.last >= shift and w.first < shift + 6 * HOUR for w in windows)
+
+    assert sum(shift_found(seed) for seed in range(5)) >= 4  # 0 of 5 before
+    monkeypatch.setattr(scan, "EARLY_WOBBLE", False)
+    assert not any(shift_found(seed) for seed in range(5))

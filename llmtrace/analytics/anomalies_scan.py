@@ -121,6 +121,8 @@ RECOVERED_FIRST_DAY = True  # without a profile, a fall counts only if the next 
 FALLS_BELOW_BOTH = True  # ... and flagged when far below both, each with the series' own spread
 SILENCE_HABIT = True
 RISE_ANY_DAY = True
+EARLY_WOBBLE = True  # a young rate's wobble at most what its windows before its first lasting candidate show
+EARLY_DAYS = 2  # ... young: its first call within this many days of the scan's end
 SCHEDULED_FALLS = True  # a scheduled series' windows also judged against its last runs (anomalies_schedule)
 USUAL_SILENCES = 3  # silences at one minute of the hour (the judged one among them) that make silence usual there
 BORROW_MARGIN = 0.8  # another leaf's shape must cut a young leaf's error by a fifth to replace its parent's
@@ -229,7 +231,9 @@ def _window_phi(phi: np.ndarray, mix: tuple[np.ndarray, np.ndarray] | None, ends
     return np.where(spread > 0, mixed, phi[:, None])
 
 
-def _rate_wobble(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray, phi: np.ndarray) -> np.ndarray:
+def _rate_wobble(
+    k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray, phi: np.ndarray, fallback: float = RATE_DEFAULT_C**2
+) -> np.ndarray:
     """Per series: c^2, the squared relative wobble of the true rate beyond clustered binomial
     noise (a beta-binomial: Var k = phi n p (1 - p) + c^2 (n p)^2; ``phi`` per row or per window,
     see :func:`rate_clustering` and :func:`rate_mixture`), from the median over the series'
@@ -254,8 +258,43 @@ def _rate_wobble(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray, ph
     phim = np.broadcast_to(clusters, k.shape)[counted]
     c2[counted] = ((km - mum) ** 2 / 0.455 - phim * mum * (1 - pm)) / mum**2
     med, counts = _median_of_busy(c2)
-    c2 = np.where(counts >= 24, np.clip(med, RATE_MIN_C**2, 1.0), RATE_DEFAULT_C**2)
+    c2 = np.where(counts >= 24, np.clip(med, RATE_MIN_C**2, 1.0), fallback)
     return np.asarray(c2)
+
+
+def _early_wobble(
+    c2: np.ndarray,
+    k: np.ndarray,
+    n: np.ndarray,
+    p: np.ndarray,
+    ok: np.ndarray,
+    phi: np.ndarray,
+    g: np.ndarray,
+    e: np.ndarray,
+    width: int,
+    step: int,
+) -> np.ndarray:
+    """``c2`` (rows of ``k``..., the gated rows in order), each at most the wobble of the row's own
+    windows before its first lasting candidate (windows gated without a break for ``SHIFT_HOURS``),
+    where at least 24 of them count: a young series whose rate shifted for good half a day after
+    its first call has as many windows after the shift as before, all far above their baseline,
+    and their median read as wobble (v12: a translation service's output tokens x2.2, c 0.95; 12
+    hours of a 0.5 share against 0.1 never flagged). The windows before it say how the rate
+    wobbles when nothing lasting happens. Only for rows younger than ``EARLY_DAYS``: an older
+    series' lasting runs are its daily peaks, weekends and holidays, whose windows belong in its
+    wobble (v10: eleven more false episodes when every row took it)."""
+    distinct = np.unique(g)
+    gate = np.zeros(k.shape)
+    gate[np.searchsorted(distinct, g), e] = 1
+    run = SHIFT_HOURS * 3600 // step
+    ends = np.arange(k.shape[1])
+    lasting = _window_sum(_cumulative(gate), ends, run) >= run
+    first = np.where(lasting.any(axis=1), np.argmax(lasting, axis=1) - run - width + 2, k.shape[1])
+    born = np.argmax(n > 0, axis=1)
+    first = np.where(born > k.shape[1] - EARLY_DAYS * DAY // step, first, k.shape[1])  # young rows only
+    before = ends[None, :] < first[:, None]
+    early = _rate_wobble(k, n, p, ok & before, phi, np.nan)
+    return np.asarray(np.where(np.isnan(early), c2, np.minimum(c2, early)))
 
 
 def _median_of_busy(c2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -605,6 +644,10 @@ def _rates_pass(
         phi_w = _window_phi(phi[gated], None if mix is None else (mix[0][gated], mix[1][gated]), ends, width)
         c2 = np.zeros(k.shape[0])
         c2[gated] = _rate_wobble(kw[gated], nw[gated], p0[gated], ok[gated] & settled[gated], phi_w)
+        if EARLY_WOBBLE:
+            c2[gated] = _early_wobble(
+                c2[gated], kw[gated], nw[gated], p0[gated], ok[gated] & settled[gated], phi_w, g, e, width, step
+            )
         phi_g = phi_w[np.searchsorted(gated, g), e]
         for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, nb[g, e], True, phi_g):
             found.append(Window(group, "", "up", last - width + 1, last, score))
