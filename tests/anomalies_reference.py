@@ -32,6 +32,7 @@ from llmtrace.analytics.anomalies_scan import (
     EARLY_WOBBLE,
     EXACT_UP_TO,
     FALLS_BELOW_BOTH,
+    FIRST_WEEKEND,
     HOURS_PRIOR,
     MIN_BASE_CALLS,
     MIN_BASE_TRIALS,
@@ -65,6 +66,7 @@ from llmtrace.analytics.anomalies_scan import (
     _cluster_sums,
     _early_wobble,
     _exact,
+    _first_weekend,
     _flag_nb,
     _next_hour,
     _previous_days,
@@ -456,6 +458,8 @@ def leaf_volume(
     align = ALIGN // step if step < ALIGN else 0
     chosen = _borrowed_shapes(candidates, cc, first, step, start) if BORROW_BEST else {}
     out = LeafVolume({}, {}, {}, {}, {}, {}, {}, calls)
+    if FIRST_WEEKEND:  # session 25: weekend buckets judged on weekdays' ratios
+        out.first_weekend = _first_weekend(first, step, start_epoch, calls.shape[1])[:, start:]
     for width in SCALES:
         base = max(VOLUME_BASELINE // step, 2 * width)  # long windows: a baseline twice as long
         x = _window_sum(cc, ends, width)[:, start:]
@@ -626,6 +630,8 @@ def _volume_side(
             with np.errstate(invalid="ignore"):
                 back = ~(later < 0.5 * y1 * max(1, 3600 // step) / max(VOLUME_BASELINE // step, 2 * width))
             gate &= ~missing | back
+            if v.first_weekend is not None:  # session 25: ... and on the store's first weekend
+                gate &= ~(member @ (v.first_weekend * v.y[width][0]) > 0.2 * y1) | back
         if habit is not None:  # ... and not a silence it has come back from before
             starts = np.maximum(np.arange(x.shape[1]) - width + 1, 0)
             gate &= ~(missing & (x == 0) & (habit[:, starts] >= width))

@@ -62,6 +62,7 @@ from llmtrace.analytics.anomalies_profile import (
     row_median,
     same_hours,
     seasonals,
+    weekend,
 )
 from llmtrace.analytics.anomalies_profile import window_sum as _window_sum
 from llmtrace.analytics.anomalies_schedule import scheduled_falls
@@ -123,6 +124,7 @@ SILENCE_HABIT = True
 RISE_ANY_DAY = True
 EARLY_WOBBLE = True  # a young rate's wobble at most what its windows before its first lasting candidate show
 EARLY_DAYS = 2  # ... young: its first call within this many days of the scan's end
+FIRST_WEEKEND = True  # a fall on the store's first weekend counts only if the series came back (see _volume_side)
 SCHEDULED_FALLS = True  # a scheduled series' windows also judged against its last runs (anomalies_schedule)
 USUAL_SILENCES = 3  # silences at one minute of the hour (the judged one among them) that make silence usual there
 BORROW_MARGIN = 0.8  # another leaf's shape must cut a young leaf's error by a fifth to replace its parent's
@@ -701,6 +703,9 @@ class LeafVolume:
     mu_after_low: dict[int, np.ndarray] = field(default_factory=dict)
     mu_after_mid: dict[int, np.ndarray] = field(default_factory=dict)
     after_ok: dict[int, np.ndarray] = field(default_factory=dict)
+    # per leaf and bucket: a weekend (UTC) without two weekends of the leaf's own before it, judged
+    # on weekdays' ratios (the store's first weekend)
+    first_weekend: np.ndarray | None = None
 
 
 def leaf_volume(
@@ -729,6 +734,8 @@ def leaf_volume(
     chosen = _borrowed_shapes(candidates, cc, first, step, start) if BORROW_BEST else {}
     sums, shifts = hourly_sums(calls, step), (0, -align, align)
     out = LeafVolume({}, {}, {}, {}, {}, {}, {}, calls)
+    if FIRST_WEEKEND:
+        out.first_weekend = _first_weekend(first, step, start_epoch, calls.shape[1])[:, start:]
     for width in SCALES:
         base = max(VOLUME_BASELINE // step, 2 * width)  # long windows: a baseline twice as long
         x = _window_sum(cc, ends, width)[:, start:]
@@ -791,6 +798,25 @@ def leaf_volume(
         if TWO_SIDED_FALLS:
             _after(out, candidates, chosen, cc, width, base, start, alive, borrowed_from, low, phase)
     return out
+
+
+def _first_weekend(first: np.ndarray, step: int, start_epoch: int, size: int) -> np.ndarray:
+    """Per row and bucket: a weekend bucket (UTC) of a row that has a previous day but neither two
+    weekend days of its own in the week before nor the same weekday a week ago: its profile's
+    ratios there are its weekdays' (:class:`~llmtrace.analytics.anomalies_profile.Seasonal`)."""
+    per_day = max(1, DAY // step)
+    kind = weekend(start_epoch, size, step)
+    ends = np.arange(size)
+    alike = np.zeros((first.size, size))
+    week_ago = np.zeros((first.size, size), bool)
+    for d in range(1, 8):
+        back = ends - d * per_day
+        same = (back[None, :] >= first[:, None]) & kind[np.clip(back, 0, None)][None, :]
+        alike += same
+        if d == 7:
+            week_ago = same
+    seen_a_day = (ends - per_day)[None, :] >= first[:, None]
+    return np.asarray(kind[None, :] & seen_a_day & (alike < 2) & ~week_ago)
 
 
 def _after(
@@ -892,6 +918,7 @@ class _Summed:
     missing: np.ndarray
     borrowed: np.ndarray
     after: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None  # y, low, mid, usable
+    first_weekend: np.ndarray | None = None  # judged on weekdays' ratios (see LeafVolume)
 
 
 def _stacked(members: Sequence[np.ndarray], leaves: np.ndarray) -> np.ndarray:
@@ -913,6 +940,9 @@ def _summed(v: LeafVolume, members: Sequence[np.ndarray], width: int) -> _Summed
             _stacked(members, v.mu_after_mid[width]),
             ~unusable,
         )
+    first_weekend = None
+    if v.first_weekend is not None:
+        first_weekend = _stacked(members, v.first_weekend * v.y[width][0]) > 0.2 * y[0]
     return _Summed(
         _stacked(members, v.x[width]),
         y,
@@ -922,6 +952,7 @@ def _summed(v: LeafVolume, members: Sequence[np.ndarray], width: int) -> _Summed
         _stacked(members, v.missing[width] * v.y[width][0]) > 0.2 * y[0],
         _stacked(members, v.borrowed[width] * v.y[width][0]) > 0.2 * y[0],
         after,
+        first_weekend,
     )
 
 
@@ -1109,6 +1140,11 @@ def _volume_side(
             with np.errstate(invalid="ignore"):
                 back = ~(later < 0.5 * y1 * hour / base)
             gate &= ~missing | back
+            if s.first_weekend is not None:
+                # ... and so on the store's first weekend, judged on its weekdays' ratios: an office
+                # that does not open on Saturday is no outage (v13: 67 of 118 false episodes were its
+                # one weekend, offices' calls down on Saturday morning)
+                gate &= ~s.first_weekend | back
         if habit is not None:
             # ... and a silence no longer than one it has already come back from (a six-hourly
             # batch's hours between runs) is its habit, not an outage
