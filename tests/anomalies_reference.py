@@ -66,6 +66,7 @@ from llmtrace.analytics.anomalies_scan import (
     _cluster_sums,
     _early_wobble,
     _exact,
+    _first_weekday,
     _first_weekend,
     _flag_nb,
     _next_hour,
@@ -460,6 +461,8 @@ def leaf_volume(
     out = LeafVolume({}, {}, {}, {}, {}, {}, {}, calls)
     if FIRST_WEEKEND:  # session 25: weekend buckets judged on weekdays' ratios
         out.first_weekend = _first_weekend(first, step, start_epoch, calls.shape[1])[:, start:]
+        out.first_weekday = _first_weekday(first, step, start_epoch, calls.shape[1])[:, start:]
+        out.first_weekday &= (first > first.min() + DAY // step)[:, None]  # younger than the store
     for width in SCALES:
         base = max(VOLUME_BASELINE // step, 2 * width)  # long windows: a baseline twice as long
         x = _window_sum(cc, ends, width)[:, start:]
@@ -623,6 +626,8 @@ def _volume_side(
     # ramp (nor the evening): rises are not judged, falls only to a quarter within the hour
     if up:
         gate = ok & ~missing & (x >= VOLUME_SPIKE * mu) & (x - mu >= MIN_VOLUME_CHANGE)
+        if v.first_weekday is not None:  # session 25: nor on a series' first weekday
+            gate &= ~(member @ (v.first_weekday * v.y[width][0]) > 0.2 * y1)
     else:
         drop = np.where(missing, 0.25 if width <= 12 else 0.0, VOLUME_DROP)
         gate = ok & (x <= drop * mu) & (mu - x >= MIN_VOLUME_CHANGE)

@@ -888,3 +888,43 @@ def test_the_first_weekend_is_each_series_own() -> None:
     # a series first seen on a Saturday: that day has no previous day, its Sunday is judged so
     days = scan._first_weekend(np.array([5 * DAY]), STEP, MONDAY, 8 * DAY)[0].reshape(8, DAY).any(axis=1).tolist()
     assert days == [False] * 6 + [True, False]
+
+
+def _born_on_saturday(seed: int) -> np.ndarray:
+    """Two series from a Thursday: one flat all along (10 calls a bucket), one first seen on the
+    Saturday (4 a bucket all weekend, then office hours, 30 a bucket 08:00-18:00 UTC from Monday)."""
+    t = np.arange(6 * DAY)
+    hour, day = t // HOUR % 24, t // DAY  # day 0 Thursday, 2 Saturday, 4 Monday, 5 Tuesday
+    young = np.where(day < 2, 0.0, np.where((day >= 4) & (hour >= 8) & (hour < 18), 30.0, 4.0))
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.poisson(10.0, t.size), rng.poisson(young)]).astype(float)
+
+
+def _rises_from_saturday(calls: np.ndarray) -> list[scan.Window]:
+    first = np.array([0, 2 * DAY])
+    v = scan.leaf_volume(calls, first, STEP, MONDAY - 4 * 86400)
+    judged = np.arange(calls.shape[1]) >= 3 * DAY
+    return [w for w in scan._volume(v, np.eye(2), judged, STEP)[0] if w.direction == "up" and w.group == 1]
+
+
+def test_a_series_first_weekday_after_weekends_only_is_no_spike(monkeypatch: pytest.MonkeyPatch) -> None:
+    # v13 (blind): a model added on a Saturday had only weekend days behind it, so its ratios and
+    # its busiest previous day were a weekend's and its first Monday morning a spike, 14 of 20 weeks
+    assert all(_rises_from_saturday(_born_on_saturday(s)) == [] for s in range(5))
+    # ... while its Tuesday (a Monday behind it) is judged: an hour at four times its level is a spike
+    for seed in range(5):
+        calls = _born_on_saturday(seed)
+        spike = 5 * DAY + 14 * HOUR
+        calls[1, spike : spike + HOUR] *= 4
+        assert any(w.first < spike + HOUR and w.last >= spike for w in _rises_from_saturday(calls))
+    monkeypatch.setattr(scan, "FIRST_WEEKEND", False)
+    assert all(_rises_from_saturday(_born_on_saturday(s)) for s in range(5))
+
+
+def test_a_store_that_starts_on_a_weekend_judges_its_first_monday_as_before() -> None:
+    # v2's stores start on a Saturday: every series' first weekday is the store's, where a 5x spike
+    # of an hour (62 sd) must still be found (RISE_ANY_DAY holds the Monday ramps)
+    marks = scan._first_weekday(np.array([0, 0]), STEP, MONDAY - 2 * 86400, 4 * DAY)
+    assert marks[:, 2 * DAY :].all(axis=0).any()  # without the store's age: its Monday is marked
+    v = scan.leaf_volume(np.ones((2, 4 * DAY)), np.array([0, 0]), STEP, MONDAY - 2 * 86400)
+    assert v.first_weekday is not None and not v.first_weekday.any()

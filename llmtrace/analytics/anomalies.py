@@ -35,6 +35,10 @@ Benign changes, decided on what a user wants paged for:
   traffic, a holiday, not an outage, and is dropped
   (:func:`~llmtrace.analytics.anomalies_levels.lull`); a series that stops while the rest goes
   on, or a short app-wide gap, is still reported;
+* the store's first weekend, judged on its weekdays' ratios: a fall counts only if the series came
+  back within the hour (an office closed on Saturday is no outage), as on a store's first day;
+* a job that runs by the clock (:mod:`~llmtrace.analytics.anomalies_schedule`): its hours between
+  runs are no fall, and its falls are judged against its own last runs;
 * a clock change (the day's profile an hour earlier or later in UTC): a rise is never judged
   against less than the same hours of previous days held within an hour either side, so a
   morning ramp an hour early is not a spike (falls keep the exact hours: a batch stopping at

@@ -124,7 +124,7 @@ SILENCE_HABIT = True
 RISE_ANY_DAY = True
 EARLY_WOBBLE = True  # a young rate's wobble at most what its windows before its first lasting candidate show
 EARLY_DAYS = 2  # ... young: its first call within this many days of the scan's end
-FIRST_WEEKEND = True  # a fall on the store's first weekend counts only if the series came back (see _volume_side)
+FIRST_WEEKEND = True  # a fall on the first weekend counts only if the series came back; no rise on its first weekday
 SCHEDULED_FALLS = True  # a scheduled series' windows also judged against its last runs (anomalies_schedule)
 USUAL_SILENCES = 3  # silences at one minute of the hour (the judged one among them) that make silence usual there
 BORROW_MARGIN = 0.8  # another leaf's shape must cut a young leaf's error by a fifth to replace its parent's
@@ -285,18 +285,22 @@ def _early_wobble(
     wobbles when nothing lasting happens. Only for rows younger than ``EARLY_DAYS``: an older
     series' lasting runs are its daily peaks, weekends and holidays, whose windows belong in its
     wobble (v10: eleven more false episodes when every row took it)."""
-    distinct = np.unique(g)
-    gate = np.zeros(k.shape)
-    gate[np.searchsorted(distinct, g), e] = 1
+    young = np.flatnonzero(np.argmax(n > 0, axis=1) > k.shape[1] - EARLY_DAYS * DAY // step)
+    if not young.size:
+        return c2
+    rows = np.searchsorted(np.unique(g), g)
+    mine = np.isin(rows, young)
+    gate = np.zeros((young.size, k.shape[1]))
+    gate[np.searchsorted(young, rows[mine]), e[mine]] = 1
     run = SHIFT_HOURS * 3600 // step
     ends = np.arange(k.shape[1])
     lasting = _window_sum(_cumulative(gate), ends, run) >= run
     first = np.where(lasting.any(axis=1), np.argmax(lasting, axis=1) - run - width + 2, k.shape[1])
-    born = np.argmax(n > 0, axis=1)
-    first = np.where(born > k.shape[1] - EARLY_DAYS * DAY // step, first, k.shape[1])  # young rows only
     before = ends[None, :] < first[:, None]
-    early = _rate_wobble(k, n, p, ok & before, phi, np.nan)
-    return np.asarray(np.where(np.isnan(early), c2, np.minimum(c2, early)))
+    early = _rate_wobble(k[young], n[young], p[young], ok[young] & before, phi[young], np.nan)
+    out = c2.copy()
+    out[young] = np.where(np.isnan(early), c2[young], np.minimum(c2[young], early))
+    return out
 
 
 def _median_of_busy(c2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -706,6 +710,9 @@ class LeafVolume:
     # per leaf and bucket: a weekend (UTC) without two weekends of the leaf's own before it, judged
     # on weekdays' ratios (the store's first weekend)
     first_weekend: np.ndarray | None = None
+    # ... and a weekday (UTC) of a leaf that has seen only weekend days (its first Monday) while the
+    # store has older series (a store that starts on a weekend is the store's first Monday: RISE_ANY_DAY)
+    first_weekday: np.ndarray | None = None
 
 
 def leaf_volume(
@@ -736,6 +743,8 @@ def leaf_volume(
     out = LeafVolume({}, {}, {}, {}, {}, {}, {}, calls)
     if FIRST_WEEKEND:
         out.first_weekend = _first_weekend(first, step, start_epoch, calls.shape[1])[:, start:]
+        out.first_weekday = _first_weekday(first, step, start_epoch, calls.shape[1])[:, start:]
+        out.first_weekday &= (first > first.min() + DAY // step)[:, None]  # younger than the store
     for width in SCALES:
         base = max(VOLUME_BASELINE // step, 2 * width)  # long windows: a baseline twice as long
         x = _window_sum(cc, ends, width)[:, start:]
@@ -817,6 +826,21 @@ def _first_weekend(first: np.ndarray, step: int, start_epoch: int, size: int) ->
             week_ago = same
     seen_a_day = (ends - per_day)[None, :] >= first[:, None]
     return np.asarray(kind[None, :] & seen_a_day & (alike < 2) & ~week_ago)
+
+
+def _first_weekday(first: np.ndarray, step: int, start_epoch: int, size: int) -> np.ndarray:
+    """Per row and bucket: a weekday bucket (UTC) of a row that has a previous day but no weekday
+    of its own before it (first seen on a weekend): its ratios and its busiest previous day there
+    are its weekend's, so its first Monday morning would be a spike."""
+    per_day = max(1, DAY // step)
+    kind = weekend(start_epoch, size, step)
+    ends = np.arange(size)
+    weekday_before = np.zeros((first.size, size), bool)
+    for d in range(1, 8):
+        back = ends - d * per_day
+        weekday_before |= (back[None, :] >= first[:, None]) & ~kind[np.clip(back, 0, None)][None, :]
+    seen_a_day = (ends - per_day)[None, :] >= first[:, None]
+    return np.asarray(~kind[None, :] & seen_a_day & ~weekday_before)
 
 
 def _after(
@@ -919,6 +943,7 @@ class _Summed:
     borrowed: np.ndarray
     after: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None  # y, low, mid, usable
     first_weekend: np.ndarray | None = None  # judged on weekdays' ratios (see LeafVolume)
+    first_weekday: np.ndarray | None = None  # ... and on weekends' (see LeafVolume)
 
 
 def _stacked(members: Sequence[np.ndarray], leaves: np.ndarray) -> np.ndarray:
@@ -940,9 +965,11 @@ def _summed(v: LeafVolume, members: Sequence[np.ndarray], width: int) -> _Summed
             _stacked(members, v.mu_after_mid[width]),
             ~unusable,
         )
-    first_weekend = None
+    first_weekend = first_weekday = None
     if v.first_weekend is not None:
         first_weekend = _stacked(members, v.first_weekend * v.y[width][0]) > 0.2 * y[0]
+    if v.first_weekday is not None:
+        first_weekday = _stacked(members, v.first_weekday * v.y[width][0]) > 0.2 * y[0]
     return _Summed(
         _stacked(members, v.x[width]),
         y,
@@ -953,6 +980,7 @@ def _summed(v: LeafVolume, members: Sequence[np.ndarray], width: int) -> _Summed
         _stacked(members, v.borrowed[width] * v.y[width][0]) > 0.2 * y[0],
         after,
         first_weekend,
+        first_weekday,
     )
 
 
@@ -1128,6 +1156,10 @@ def _volume_side(
     # ramp (nor the evening): rises are not judged, falls only to a quarter within the hour
     if up:
         gate = ok & ~missing & (x >= VOLUME_SPIKE * mu) & (x - mu >= MIN_VOLUME_CHANGE)
+        if s.first_weekday is not None:
+            # nor on a series' first weekday after a history of weekends only (v13: a model added on
+            # a Saturday, its first Monday morning a spike in 14 of 20 weeks)
+            gate &= ~s.first_weekday
     else:
         drop = np.where(missing, 0.25 if width <= 12 else 0.0, VOLUME_DROP)
         gate = ok & (x <= drop * mu) & (mu - x >= MIN_VOLUME_CHANGE)
