@@ -74,6 +74,7 @@ from llmtrace.analytics.anomalies_scan import (
     _same_hours_sums,
     _scheduled,
     _silences_before,
+    _stopped,
     _usual_silences,
     clustering,
     leaf_clustering,
@@ -545,9 +546,10 @@ def _volume(v: LeafVolume, member: np.ndarray, judged: np.ndarray, step: int) ->
     counts = member @ v.x[1]  # session 24: the hour after each bucket, the silences come back from
     later = _next_hour(counts, step) if RECOVERED_FIRST_DAY else None
     habit = _silences_before(counts) if RECOVERED_FIRST_DAY else None
+    stopped = _stopped(counts) if FIRST_WEEKEND else None  # session 25
     falls: list[Window] = []
     for width in SCALES:
-        falls += _volume_side(v, member, judged, width, False, _cumulative(surged), step, phi, later, habit)
+        falls += _volume_side(v, member, judged, width, False, _cumulative(surged), step, phi, later, habit, stopped)
     if SCHEDULED_FALLS and v.calls is not None:  # session 25: a scheduled series against its last runs
         by_runs, scheduled, expected = _scheduled(member @ v.calls, judged, step)
         falls = [w for w in falls if not scheduled[w.group]] + by_runs
@@ -566,6 +568,7 @@ def _volume_side(
     phi: np.ndarray,
     later: np.ndarray | None = None,
     habit: np.ndarray | None = None,
+    stopped: np.ndarray | None = None,
 ) -> list[Window]:
     """Rises (or falls) of every group at one scale; ``surged``: cumulative flagged rises, whose
     buckets a fall's baseline must not hold; ``phi``: each group's clustering factor (the
@@ -636,7 +639,8 @@ def _volume_side(
                 back = ~(later < 0.5 * y1 * max(1, 3600 // step) / max(VOLUME_BASELINE // step, 2 * width))
             gate &= ~missing | back
             if v.first_weekend is not None:  # session 25: ... and on the store's first weekend
-                gate &= ~(member @ (v.first_weekend * v.y[width][0]) > 0.2 * y1) | back
+                first_weekend = member @ (v.first_weekend * v.y[width][0]) > 0.2 * y1
+                gate &= ~first_weekend | back | (False if stopped is None else stopped)
         if habit is not None:  # ... and not a silence it has come back from before
             starts = np.maximum(np.arange(x.shape[1]) - width + 1, 0)
             gate &= ~(missing & (x == 0) & (habit[:, starts] >= width))

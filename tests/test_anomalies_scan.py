@@ -879,6 +879,17 @@ def test_an_outage_the_series_comes_back_from_on_the_first_weekend_is_still_one(
         assert any(w.first < outage + HOUR and w.last >= outage for w in _week_falls(calls))
 
 
+def test_a_series_that_stops_for_good_on_the_first_weekend_is_still_a_fall() -> None:
+    # a model switched off on a Saturday (its calls moved to another) never comes back: that is not
+    # an office closed for the weekend (tests/test_anomalies.py's model switch, on a Sunday)
+    for seed in range(5):
+        calls = np.random.default_rng(seed).poisson(20.0, 7 * DAY)[None, :].astype(float)
+        switch = 5 * DAY + 10 * HOUR
+        calls[0, switch:] = 0
+        assert any(w.first < switch + HOUR and w.last >= switch for w in _week_falls(calls))
+    assert scan._stopped(np.array([[0.0, 2, 0, 1, 0, 0]])).tolist() == [[False, False, False, True, True, True]]
+
+
 def test_the_first_weekend_is_each_series_own() -> None:
     monday = np.array([0])
     marks = scan._first_weekend(monday, STEP, MONDAY, 15 * DAY)[0]

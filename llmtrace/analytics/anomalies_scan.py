@@ -1014,6 +1014,7 @@ def _volume_levels(
     summed = {width: _summed(v, members, width) for width in SCALES}
     later = _next_hour(summed[1].x, step) if RECOVERED_FIRST_DAY else None
     habit = _silences_before(summed[1].x) if RECOVERED_FIRST_DAY else None
+    stopped = _stopped(summed[1].x) if FIRST_WEEKEND else None
     for width in SCALES:
         if width == 1:
             s1 = summed[1]
@@ -1024,7 +1025,9 @@ def _volume_levels(
         surged[w.group, w.first : w.last + 1] = 1
     falls: list[Window] = []
     for width in SCALES:
-        falls += _volume_side(summed[width], judged, width, False, _cumulative(surged), step, phi, later, habit)
+        falls += _volume_side(
+            summed[width], judged, width, False, _cumulative(surged), step, phi, later, habit, stopped
+        )
     if SCHEDULED_FALLS and group_calls is not None:
         # a scheduled series' falls are judged against its last runs only: the trailing baselines and
         # the profile cannot follow its schedule (a run an hour late was a fall on every later run)
@@ -1065,6 +1068,13 @@ def _next_hour(calls: np.ndarray, step: int) -> np.ndarray:
     return out
 
 
+def _stopped(calls: np.ndarray) -> np.ndarray:
+    """Per row and bucket: whether the row has no calls after it (it stopped for good, so far)."""
+    busy = calls > 0
+    last = np.where(busy.any(axis=1), calls.shape[1] - 1 - np.argmax(busy[:, ::-1], axis=1), -1)
+    return np.asarray(np.arange(calls.shape[1])[None, :] >= last[:, None])
+
+
 def _silences_before(calls: np.ndarray) -> np.ndarray:
     """Per row and bucket: the longest run of empty buckets that ended (calls came back) before
     it, not counting the empty buckets before the row's first call."""
@@ -1087,6 +1097,7 @@ def _volume_side(
     phi: np.ndarray,
     later: np.ndarray | None = None,
     habit: np.ndarray | None = None,
+    stopped: np.ndarray | None = None,
 ) -> list[Window]:
     """Rises (or falls) of every group at one scale; ``surged``: cumulative flagged rises, whose
     buckets a fall's baseline must not hold; ``phi``: each group's clustering factor (the
@@ -1176,7 +1187,9 @@ def _volume_side(
                 # ... and so on the store's first weekend, judged on its weekdays' ratios: an office
                 # that does not open on Saturday is no outage (v13: 67 of 118 false episodes were its
                 # one weekend, offices' calls down on Saturday morning)
-                gate &= ~s.first_weekend | back
+                # A series that never calls again (a model switched off, an outage still going on)
+                # is judged as any day
+                gate &= ~s.first_weekend | back | (False if stopped is None else stopped)
         if habit is not None:
             # ... and a silence no longer than one it has already come back from (a six-hourly
             # batch's hours between runs) is its habit, not an outage
