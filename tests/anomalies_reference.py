@@ -66,8 +66,7 @@ from llmtrace.analytics.anomalies_scan import (
     _cluster_sums,
     _early_wobble,
     _exact,
-    _first_weekday,
-    _first_weekend,
+    _first_days,
     _flag_nb,
     _next_hour,
     _previous_days,
@@ -461,9 +460,8 @@ def leaf_volume(
     chosen = _borrowed_shapes(candidates, cc, first, step, start) if BORROW_BEST else {}
     out = LeafVolume({}, {}, {}, {}, {}, {}, {}, calls)
     if FIRST_WEEKEND:  # session 25: weekend buckets judged on weekdays' ratios
-        out.first_weekend = _first_weekend(first, step, start_epoch, calls.shape[1])[:, start:]
-        out.first_weekday = _first_weekday(first, step, start_epoch, calls.shape[1])[:, start:]
-        out.first_weekday &= (first > first.min() + DAY // step)[:, None]  # younger than the store
+        weekend_, weekday_ = _first_days(first, step, start_epoch, calls.shape[1])
+        out.first_weekend, out.first_weekday = weekend_[:, start:], weekday_[:, start:]
     for width in SCALES:
         base = max(VOLUME_BASELINE // step, 2 * width)  # long windows: a baseline twice as long
         x = _window_sum(cc, ends, width)[:, start:]

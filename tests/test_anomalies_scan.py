@@ -892,12 +892,12 @@ def test_a_series_that_stops_for_good_on_the_first_weekend_is_still_a_fall() -> 
 
 def test_the_first_weekend_is_each_series_own() -> None:
     monday = np.array([0])
-    marks = scan._first_weekend(monday, STEP, MONDAY, 15 * DAY)[0]
+    marks = scan._first_days(monday, STEP, MONDAY, 15 * DAY)[0][0]
     days = marks.reshape(15, DAY).any(axis=1).tolist()
     # its first Saturday and Sunday only: the next weekend has two weekend days before it
     assert days == [False] * 5 + [True, True] + [False] * 8
     # a series first seen on a Saturday: that day has no previous day, its Sunday is judged so
-    days = scan._first_weekend(np.array([5 * DAY]), STEP, MONDAY, 8 * DAY)[0].reshape(8, DAY).any(axis=1).tolist()
+    days = scan._first_days(np.array([5 * DAY]), STEP, MONDAY, 8 * DAY)[0][0].reshape(8, DAY).any(axis=1).tolist()
     assert days == [False] * 6 + [True, False]
 
 
@@ -935,7 +935,8 @@ def test_a_series_first_weekday_after_weekends_only_is_no_spike(monkeypatch: pyt
 def test_a_store_that_starts_on_a_weekend_judges_its_first_monday_as_before() -> None:
     # v2's stores start on a Saturday: every series' first weekday is the store's, where a 5x spike
     # of an hour (62 sd) must still be found (RISE_ANY_DAY holds the Monday ramps)
-    marks = scan._first_weekday(np.array([0, 0]), STEP, MONDAY - 2 * 86400, 4 * DAY)
-    assert marks[:, 2 * DAY :].all(axis=0).any()  # without the store's age: its Monday is marked
+    # a series born on the Sunday, a day after the store, has its Monday marked; the store's own not
+    marks = scan._first_days(np.array([0, DAY + 1]), STEP, MONDAY - 2 * 86400, 4 * DAY)[1]
+    assert not marks[0].any() and marks[1, 2 * DAY + HOUR : 3 * DAY].all() and not marks[1, 3 * DAY :].any()
     v = scan.leaf_volume(np.ones((2, 4 * DAY)), np.array([0, 0]), STEP, MONDAY - 2 * 86400)
     assert v.first_weekday is not None and not v.first_weekday.any()

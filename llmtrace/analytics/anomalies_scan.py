@@ -742,9 +742,8 @@ def leaf_volume(
     sums, shifts = hourly_sums(calls, step), (0, -align, align)
     out = LeafVolume({}, {}, {}, {}, {}, {}, {}, calls)
     if FIRST_WEEKEND:
-        out.first_weekend = _first_weekend(first, step, start_epoch, calls.shape[1])[:, start:]
-        out.first_weekday = _first_weekday(first, step, start_epoch, calls.shape[1])[:, start:]
-        out.first_weekday &= (first > first.min() + DAY // step)[:, None]  # younger than the store
+        weekend_, weekday_ = _first_days(first, step, start_epoch, calls.shape[1])
+        out.first_weekend, out.first_weekday = weekend_[:, start:], weekday_[:, start:]
     for width in SCALES:
         base = max(VOLUME_BASELINE // step, 2 * width)  # long windows: a baseline twice as long
         x = _window_sum(cc, ends, width)[:, start:]
@@ -809,38 +808,33 @@ def leaf_volume(
     return out
 
 
-def _first_weekend(first: np.ndarray, step: int, start_epoch: int, size: int) -> np.ndarray:
-    """Per row and bucket: a weekend bucket (UTC) of a row that has a previous day but neither two
-    weekend days of its own in the week before nor the same weekday a week ago: its profile's
-    ratios there are its weekdays' (:class:`~llmtrace.analytics.anomalies_profile.Seasonal`)."""
+def _first_days(first: np.ndarray, step: int, start_epoch: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row and bucket, for a row with a previous day: (its first weekend, its first weekday).
+
+    A weekend bucket (UTC) with neither two weekend days of the row's own in the week before nor the
+    same weekday a week ago: its profile's ratios there are its weekdays'
+    (:class:`~llmtrace.analytics.anomalies_profile.Seasonal`). A weekday bucket of a row younger than
+    the store (by a day) with no weekday of its own before it (first seen on a weekend): its ratios
+    and busiest previous day are its weekend's, so its first Monday morning would be a spike; a store
+    that starts on a weekend has its first Monday judged as before (``RISE_ANY_DAY``)."""
     per_day = max(1, DAY // step)
     kind = weekend(start_epoch, size, step)
     ends = np.arange(size)
-    alike = np.zeros((first.size, size))
-    week_ago = np.zeros((first.size, size), bool)
+    weekends = np.zeros((first.size, size))
+    weekday_before = week_ago = np.zeros((first.size, size), bool)
     for d in range(1, 8):
         back = ends - d * per_day
-        same = (back[None, :] >= first[:, None]) & kind[np.clip(back, 0, None)][None, :]
-        alike += same
+        lived = back[None, :] >= first[:, None]
+        was_weekend = kind[np.clip(back, 0, None)][None, :]
+        weekends += lived & was_weekend
+        weekday_before = weekday_before | (lived & ~was_weekend)
         if d == 7:
-            week_ago = same
+            week_ago = lived & was_weekend
     seen_a_day = (ends - per_day)[None, :] >= first[:, None]
-    return np.asarray(kind[None, :] & seen_a_day & (alike < 2) & ~week_ago)
-
-
-def _first_weekday(first: np.ndarray, step: int, start_epoch: int, size: int) -> np.ndarray:
-    """Per row and bucket: a weekday bucket (UTC) of a row that has a previous day but no weekday
-    of its own before it (first seen on a weekend): its ratios and its busiest previous day there
-    are its weekend's, so its first Monday morning would be a spike."""
-    per_day = max(1, DAY // step)
-    kind = weekend(start_epoch, size, step)
-    ends = np.arange(size)
-    weekday_before = np.zeros((first.size, size), bool)
-    for d in range(1, 8):
-        back = ends - d * per_day
-        weekday_before |= (back[None, :] >= first[:, None]) & ~kind[np.clip(back, 0, None)][None, :]
-    seen_a_day = (ends - per_day)[None, :] >= first[:, None]
-    return np.asarray(~kind[None, :] & seen_a_day & ~weekday_before)
+    younger = (first > first.min() + per_day)[:, None]
+    first_weekend = kind[None, :] & seen_a_day & (weekends < 2) & ~week_ago
+    first_weekday = ~kind[None, :] & seen_a_day & ~weekday_before & younger
+    return np.asarray(first_weekend), np.asarray(first_weekday)
 
 
 def _after(
@@ -965,22 +959,22 @@ def _summed(v: LeafVolume, members: Sequence[np.ndarray], width: int) -> _Summed
             _stacked(members, v.mu_after_mid[width]),
             ~unusable,
         )
-    first_weekend = first_weekday = None
-    if v.first_weekend is not None:
-        first_weekend = _stacked(members, v.first_weekend * v.y[width][0]) > 0.2 * y[0]
-    if v.first_weekday is not None:
-        first_weekday = _stacked(members, v.first_weekday * v.y[width][0]) > 0.2 * y[0]
+
+    def held(flag: np.ndarray | None) -> np.ndarray | None:
+        """Whether a fifth of a group's baseline calls are of leaves where ``flag`` holds."""
+        return None if flag is None else _stacked(members, flag * v.y[width][0]) > 0.2 * y[0]
+
     return _Summed(
         _stacked(members, v.x[width]),
         y,
         pair(v.mu[width]),
         pair(v.mu_low[width]),
         pair(v.mu_mid[width]),
-        _stacked(members, v.missing[width] * v.y[width][0]) > 0.2 * y[0],
-        _stacked(members, v.borrowed[width] * v.y[width][0]) > 0.2 * y[0],
+        held(v.missing[width]),
+        held(v.borrowed[width]),
         after,
-        first_weekend,
-        first_weekday,
+        held(v.first_weekend),
+        held(v.first_weekday),
     )
 
 
