@@ -173,10 +173,10 @@ def run_seed(seed: int, series: int, cache: str | None = None, by: str = "auto")
 
     client = connect(f"chdb://{tmp}")
     try:
+        apply_migrations(client_runner(client), ttl_days=30)  # a kept store gets the schema files added since
         if filled:
             calls = int(client.query("SELECT count() FROM llm_calls").result_rows[0][0])
         else:
-            apply_migrations(client_runner(client), ttl_days=30)
             calls = gen.insert(client, sc)
             if cache is not None:
                 tmp.with_suffix(".end").write_text(end.isoformat())

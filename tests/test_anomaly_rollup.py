@@ -30,15 +30,15 @@ from tests.test_anomalies import store_url as _store_url
 
 store, store_url = _store, _store_url
 KEYS = "Bucket, ServiceName, Environment, Release, Provider, RequestModel"
-COUNTS = ("calls", "errors", "ok", "truncated", "empty", "lat_n", "ttft_n", "tok_n", "cost_n")
-PAST = ("lat_x", "ttft_x", "tok_x", "tok_lo", "cost_x", "lat_x2", "ttft_x2", "tok_x2", "cost_x2")
+COUNTS = ("calls", "errors", "ok", "truncated", "empty", "lat_n", "ttft_n", "tok_n", "cost_n", "pt_n")
+PAST = ("lat_x", "ttft_x", "tok_x", "tok_lo", "cost_x", "lat_x2", "ttft_x2", "tok_x2", "cost_x2", "pt_x3")
 # what a bucket row holds, histograms without the bins a correction emptied (their sums wrap to 0)
 _MERGED = f"""
     SELECT {KEYS}, sum(Calls), sum(Errors), sum(Truncated), sum(Empty),
            {
     ", ".join(
         f"arraySort(arrayFilter(x -> x.2 != 0, arrayZip(sumMap({h}).1, sumMap({h}).2)))"
-        for h in ("Latency", "Ttft", "Tokens", "Cost")
+        for h in ("Latency", "Ttft", "Tokens", "Cost", "PerToken")
     )
 }
     FROM ({{source}}) GROUP BY {KEYS} ORDER BY {KEYS}"""
@@ -63,8 +63,8 @@ def _history(client: ChdbClient, seed: int, calls: int = 3000) -> None:
     client.command(sql, parameters=params)
 
 
-def _backfill_statement() -> str:
-    (path,) = [p for p in schema_files() if p.name.startswith("025_")]
+def _backfill_statement(schema: str = "025_") -> str:
+    (path,) = [p for p in schema_files() if p.name.startswith(schema)]
     (insert,) = [s for s in split_statements(render(path.read_text())) if s.startswith("INSERT INTO llm_anomaly_5m")]
     return insert
 
@@ -98,10 +98,63 @@ def test_the_migration_backfills_calls_stored_before_it(fresh: ChdbClient) -> No
     _history(fresh, seed=3)
     fresh.command("TRUNCATE TABLE llm_anomaly_5m")
     fresh.command(_backfill_statement())
+    fresh.command(_backfill_statement("032_"))  # the per-token histogram, added later (see the test below)
     assert assert_rollup_is_its_view_over_every_call(fresh) > 500
     before = fresh.query("SELECT count() FROM llm_anomaly_5m").result_rows
     fresh.command(_backfill_statement())  # run again (a re-applied migration): skipped, the table has rows
+    fresh.command(_backfill_statement("032_"))
     assert fresh.query("SELECT count() FROM llm_anomaly_5m").result_rows == before
+
+
+def test_the_per_token_backfill_counts_earlier_calls_once_and_not_again(fresh: ChdbClient) -> None:
+    """Schema 032 adds the per-token histogram to a store holding calls: they are counted by its backfill
+    (rows carrying that histogram alone), and a second run (a re-applied migration) adds nothing."""
+    _history(fresh, seed=4)
+    wanted = fresh.query(
+        "SELECT countIf(IsError = 0 AND OutputTokens >= 20 AND DurationUs > 0) FROM llm_calls"
+    ).result_rows[0][0]
+    assert wanted > 500
+    fresh.command("TRUNCATE TABLE llm_anomaly_5m")
+    fresh.command(_backfill_statement())  # the store as it was before 032: no per-token histogram
+    assert fresh.query("SELECT sum(arraySum(PerToken.2)) FROM llm_anomaly_5m").result_rows[0][0] == 0
+    fresh.command(_backfill_statement("032_"))
+    assert assert_rollup_is_its_view_over_every_call(fresh) > 500
+    assert fresh.query("SELECT sum(arraySum(PerToken.2)) FROM llm_anomaly_5m").result_rows[0][0] == wanted
+    fresh.command(_backfill_statement("032_"))
+    assert fresh.query("SELECT sum(arraySum(PerToken.2)) FROM llm_anomaly_5m").result_rows[0][0] == wanted
+
+
+_SPAN_COLUMNS = [
+    "Timestamp", "TraceId", "SpanId", "ParentSpanId", "SpanName", "SpanKind", "ServiceName", "ResourceAttributes",
+    "ScopeName", "SpanAttributes", "Duration", "StatusCode", "StatusMessage",
+]  # fmt: skip
+
+
+def test_calls_without_tokens_or_with_a_first_token_after_their_end_are_stored(
+    fresh: ChdbClient,
+) -> None:
+    """The per-token bin is computed for every call: no output tokens, zero duration, a TTFT past the
+    duration (clock skew) or a huge duration must not fail the insert; calls of 20 tokens or more are binned."""
+    now = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+    rows = [  # (duration µs, ttft µs or None, output tokens)
+        (0, None, 0), (1_000_000, None, 0), (500_000, 900_000, 50), (2**40, None, 25), (1_000_000, None, 19),
+        (2_000_000, 1_000_000, 100),
+    ]  # fmt: skip
+    for i, (duration, ttft, tokens) in enumerate(rows):
+        attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                 "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.output_tokens": str(tokens),
+                 "gen_ai.usage.input_tokens": "10"}  # fmt: skip
+        if ttft is not None:
+            attrs["gen_ai.response.time_to_first_chunk"] = str(ttft / 1e6)
+        row = [now + timedelta(seconds=i), f"{i:032x}", f"{i:016x}", "", "chat gpt-4o-mini", "Client", "svc", {},
+               "llmtrace", attrs, duration * 1000, "Ok", ""]  # fmt: skip
+        fresh.insert("otel_traces", [row], column_names=_SPAN_COLUMNS)
+    assert fresh.query("SELECT count() FROM llm_calls").result_rows[0][0] == len(rows)
+    assert fresh.query("SELECT sum(Calls) FROM llm_anomaly_5m").result_rows[0][0] == len(rows)
+    bins = fresh.query("SELECT sumMap(PerToken).1, sumMap(PerToken).2 FROM llm_anomaly_5m").result_rows[0]
+    # 0.5 s over 50 tokens, 2^40 µs over 25, 2 s over 100: 10,000 µs, 2^40 / 25 and 20,000 µs a token
+    want = sorted(math.floor(32 * math.log2(us)) for us in (10_000, 2**40 / 25, 20_000))
+    assert list(bins[0]) == want and list(bins[1]) == [1, 1, 1]
 
 
 @pytest.fixture(scope="module")
@@ -132,9 +185,9 @@ def test_counts_from_the_rollup_equal_the_raw_counts_and_calls_past_a_bar_within
         raw, rolled = int(both[column].sum()), int(both[f"{column}_rollup"].sum())
         # measured on this store: +1.7% to +7.4% past single bars, up to +13% past twice a bar (~100
         # calls): the half of the bar's own bin counted is a little more than the raw share above the bar
-        over = 0.20 if column.endswith("_x2") else 0.10
+        over = 0.20 if column.endswith(("_x2", "_x3")) else 0.10
         assert 0.97 * raw - 3 <= rolled <= (1 + over) * raw + 3, (column, raw, rolled)
-    for column in ("errors", "truncated", "lat_x", "ttft_x", "tok_x", "tok_lo", "cost_x", "lat_x2"):
+    for column in ("errors", "truncated", "lat_x", "ttft_x", "tok_x", "tok_lo", "cost_x", "lat_x2", "pt_n", "pt_x3"):
         assert both[column].sum() > 0, column  # the store exercises every count compared
 
 

@@ -26,11 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from llmtrace.analytics.anomalies_scan import Scan
-from llmtrace.analytics.anomalies_sql import VARIANTS
+from llmtrace.analytics.anomalies_sql import FAR, VARIANTS
 
 __all__ = ["Episode", "merge", "resolve"]
 
-_VARIANT_OF = {m: r for m, r in VARIANTS.items() if m.endswith("_2x")}
 ONSET_BUCKETS = 6  # specific episodes starting within this of a coarser one are one incident
 EXPLAINS = 0.7  # a specific episode with this share of a coarser one's excess events explains it
 
@@ -40,7 +39,7 @@ class Episode:
     level: str
     group: int
     leaves: frozenset[int]
-    metric: str  # as scanned (variants: tokens_per_call_low is tokens_per_call down, *_2x the metric)
+    metric: str  # as scanned (variants: tokens_per_call_low is tokens_per_call down, the others the metric)
     direction: str
     first: int
     last: int  # inclusive bucket index
@@ -58,8 +57,8 @@ class Episode:
 def merge(scan: Scan, level: str, leaves: list[frozenset[int]], judge_first: int) -> list[Episode]:
     """One episode per run of overlapping or touching flagged windows, trimmed and measured."""
     runs: dict[tuple[int, str, str], list] = defaultdict(list)
-    for w in scan.windows:  # a metric's variants (past twice the p90) join the metric's episodes
-        runs[(w.group, _VARIANT_OF.get(w.metric, w.metric), w.direction)].append(w)
+    for w in scan.windows:  # a metric's far variants (past twice the p90) join its episodes
+        runs[(w.group, FAR.get(w.metric, w.metric), w.direction)].append(w)
     out: list[Episode] = []
     for (group, _, direction), found in runs.items():
         found.sort(key=lambda w: (w.first, w.last))

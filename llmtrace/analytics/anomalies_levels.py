@@ -27,7 +27,7 @@ from llmtrace.analytics.anomalies_episodes import Episode, merge, resolve
 from llmtrace.analytics.anomalies_members import ALWAYS_COUNTED, Unsettled, fold, settled_rows
 from llmtrace.analytics.anomalies_profile import group_sums, usual_calls
 from llmtrace.analytics.anomalies_scan import BASELINE, Scan, leaf_volume, scan_levels
-from llmtrace.analytics.anomalies_sql import COUNTS, counts_sql, rollup_answers, rollup_counts_sql, volume_sql
+from llmtrace.analytics.anomalies_sql import COUNTS, FAR, counts_sql, rollup_answers, rollup_counts_sql, volume_sql
 from llmtrace.analytics.filters import sql_time
 from llmtrace.analytics.groups import parse_by
 
@@ -111,14 +111,14 @@ class Prepared:
         stamps = pd.date_range(p.judge_start, periods=self.buckets - start, freq=f"{p.step}s")
         for name, data in self.levels.items():
             for metric, (k, n, prob) in data.scan.buckets.items():
-                if metric.endswith("_2x"):  # its episodes are flagged on the metric itself
+                if metric in FAR:  # its episodes are flagged on the metric itself
                     continue
                 with np.errstate(divide="ignore", invalid="ignore"):
                     observed = k if metric == "calls" else k / n
                 expected = n if metric == "calls" else prob
                 flagged = np.zeros(k.shape, bool)
                 for e in self.episodes:
-                    if e.level == name and e.metric.removesuffix("_2x") == metric.removesuffix("_2x"):
+                    if e.level == name and FAR.get(e.metric, e.metric) == metric:
                         flagged[e.group, e.first : e.last + 1] = True
                 for g, key in enumerate(data.groups):
                     frames.append(

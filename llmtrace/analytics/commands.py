@@ -173,8 +173,35 @@ def run(name: str, args: argparse.Namespace) -> int:
     except Exception as exc:
         if type(exc).__module__.startswith("clickhouse_connect"):
             print(f"llmtrace {name}: {exc}", file=sys.stderr)
+            if hint := _schema_hint(args, exc):
+                print(f"llmtrace {name}: {hint}", file=sys.stderr)
             return 1
         raise
+
+
+def _schema_hint(args: argparse.Namespace, exc: BaseException) -> str:
+    """For a query that names what the store lacks: the schema files it has not applied, and the fix
+    (an upgraded llmtrace reading a store that its server or ``llmtrace migrate`` has not upgraded)."""
+    if not any(code in str(exc) for code in ("UNKNOWN_IDENTIFIER", "UNKNOWN_TABLE", "NO_SUCH_COLUMN")):
+        return ""
+    from llmtrace.store.client import StoreSettings, connect
+    from llmtrace.store.migrations import client_runner, pending
+
+    try:
+        client = connect(args.url)
+        try:
+            missing = pending(client_runner(client))
+        finally:
+            client.close()
+    except Exception:
+        return ""
+    if not missing:
+        return ""
+    url = StoreSettings.resolve(args.url).url
+    return (
+        f"the store's schema is older than this llmtrace ({len(missing)} schema file(s) not applied: "
+        f"{', '.join(missing)}); run `llmtrace migrate --url {url}` (or restart `llmtrace server`)"
+    )
 
 
 def dimension_filter(args: argparse.Namespace, start: datetime, end: datetime) -> Any:

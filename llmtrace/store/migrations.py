@@ -269,6 +269,16 @@ def apply_migrations(
     return done
 
 
+def pending(run: Runner) -> list[str]:
+    """The schema files this llmtrace has that the store has not applied (all of them without a ledger):
+    what an analysis that fails on an unknown column or table should name."""
+    try:
+        applied = _applied(run)
+    except Exception:  # no ledger: a store never migrated
+        applied = {}
+    return [path.name for path in schema_files() if path.name not in applied]
+
+
 def client_runner(client: Any) -> Runner:
     """Adapt a clickhouse-connect style client (``query``/``command``) to a :data:`Runner`."""
 

@@ -1,0 +1,140 @@
+"""Latency spikes of a sparse series, seen per output token (schema 032, ``latency_p95_ms_per_token``).
+
+A reasoning model's durations spread with the lengths of its answers (20 s to 20 minutes), so a
+40-minute slowdown that hits 4 calls with short answers leaves every duration under twice the usual
+p90; per output token those calls are 6x their usual pace. Real spans go through ``otel_traces`` and
+the views into the anomaly rollup, and ``anomalies.detect`` reads them back: the spike is found and
+said to be per token, a week without it has no latency episode, and neither has a series whose
+durations do not follow its answers' lengths at all (each per-token time a ratio of two spreads).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import pytest
+
+from llmtrace import semconv
+from llmtrace.analytics import anomalies
+from llmtrace.analytics.filters import Filter
+from llmtrace.store.chdb_client import ChdbClient
+from llmtrace.store.migrations import apply_migrations, client_runner
+from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
+from tests.conftest_store import otel_row
+from tests.test_anomalies import store, store_url  # noqa: F401  (one chDB directory a process: theirs)
+
+END = datetime(2026, 12, 3, 0, tzinfo=timezone.utc)
+SPIKE = END - timedelta(hours=9, minutes=40)  # 40 minutes from 14:20 the day before the end
+PACE_MS = 15.0  # usual generation time per output token
+
+
+def _calls(seed: int, spike: bool, paced: bool = True) -> list[tuple[object, ...]]:
+    """Three days of one sparse series (~8 calls an hour, answers of 300-10,000 tokens); ``spike``: 4
+    calls of short answers in 40 minutes at 6x the pace; ``paced=False``: durations independent of the
+    answers' lengths (as some generators draw them)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    t = END - timedelta(days=3)
+    while t < END:
+        t += timedelta(minutes=float(rng.exponential(7.5)))
+        if spike and SPIKE <= t < SPIKE + timedelta(minutes=40):
+            continue
+        tokens = int(np.exp(rng.uniform(np.log(300), np.log(10_000))))
+        if paced:
+            ms = tokens * PACE_MS * float(np.exp(rng.normal(0, 0.15)))
+        else:
+            ms = 60_000 * float(np.exp(rng.normal(0, 0.6)))
+        rows.append(_row(t, tokens, ms))
+    if spike:
+        for i, tokens in enumerate((400, 650, 500, 800)):
+            rows.append(_row(SPIKE + timedelta(minutes=3 + 10 * i), tokens, tokens * PACE_MS * 6))
+    return rows
+
+
+def _row(at: datetime, tokens: int, ms: float) -> tuple[object, ...]:
+    attributes = {
+        semconv.OPERATION_NAME: "chat",
+        semconv.PROVIDER_NAME: "openai",
+        semconv.REQUEST_MODEL: "o3",
+        semconv.USAGE_INPUT_TOKENS: "2000",
+        semconv.USAGE_OUTPUT_TOKENS: str(tokens),
+        semconv.RESPONSE_FINISH_REASONS: '["stop"]',
+    }
+    start_ns = int(at.timestamp() * 1e9)
+    return otel_row(attributes, service_name="code-review", start_ns=start_ns, duration_ns=int(ms * 1e6))
+
+
+@pytest.fixture
+def fresh(store: Any, store_url: str) -> Iterator[ChdbClient]:  # noqa: F811
+    name = f"per_token_{uuid.uuid4().hex[:8]}"
+    store.command(f"CREATE DATABASE {name}")
+    client = ChdbClient.open(store_url.removeprefix("chdb://"), database=name)
+    apply_migrations(client_runner(client))
+    yield client
+    client.close()
+    store.command(f"DROP DATABASE {name} SYNC")
+
+
+def _latency(client: ChdbClient, rows: list[tuple[object, ...]]) -> list[anomalies.Anomaly]:
+    client.insert("otel_traces", rows, column_names=OTEL_TRACES_COLUMNS)
+    f = Filter(start=END - timedelta(days=3), end=END)
+    report = anomalies.detect(client, f, by="service,model", now=END, include_calls=False)
+    return report.find("latency_p95_ms", kind="episode")
+
+
+def test_a_sparse_series_spike_hidden_in_its_durations_is_found_per_output_token(fresh: ChdbClient) -> None:
+    rows = _calls(seed=1, spike=True)
+    usual = sorted(r[12] for r in rows[:-4])  # type: ignore[type-var]
+    assert max(r[12] for r in rows[-4:]) < 2 * usual[int(0.9 * len(usual))]  # type: ignore[operator]
+    found = _latency(fresh, rows)
+    assert [a.start <= SPIKE + timedelta(minutes=40) and a.end >= SPIKE for a in found] == [True]
+    (episode,) = found
+    assert "per output token" in episode.measure and episode.events is not None and episode.events >= 3
+    assert episode.series == {"service": "code-review", "model": "o3"}
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_the_same_weeks_without_a_spike_have_no_latency_episode(fresh: ChdbClient, seed: int) -> None:
+    assert _latency(fresh, _calls(seed=seed, spike=False)) == []
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_durations_that_do_not_follow_the_answers_raise_no_per_token_episode(fresh: ChdbClient, seed: int) -> None:
+    found = _latency(fresh, _calls(seed=seed, spike=False, paced=False))
+    assert [a for a in found if "per output token" in a.measure] == []
+
+
+def test_a_store_not_yet_migrated_to_032_gets_a_clear_error_naming_the_fix(
+    store: Any,  # noqa: F811
+    store_url: str,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An upgraded llmtrace reading a store its server or ``llmtrace migrate`` has not upgraded: the query's
+    error, then the schema file missing and the command that adds it; after it, the same command works."""
+    from llmtrace import cli
+    from llmtrace.store.migrations import schema_files
+
+    name = f"old_{uuid.uuid4().hex[:8]}"
+    store.command(f"CREATE DATABASE {name}")
+    url = f"{store_url}?database={name}"
+    client = ChdbClient.open(store_url.removeprefix("chdb://"), database=name)
+    try:
+        older = [p for p in schema_files() if p.name < "032_"]
+        apply_migrations(client_runner(client), files=older)
+        client.insert("otel_traces", _calls(seed=7, spike=False)[:50], column_names=OTEL_TRACES_COLUMNS)
+        args = ["anomalies", "--url", url, "--since", "3d", "--until", END.isoformat(), "--by", "service,model",
+                "--no-calls"]  # fmt: skip
+        assert cli.main(args) == 1
+        err = capsys.readouterr().err
+        assert "PerToken" in err and "032_anomaly_rollup_per_token.sql" in err
+        assert f"llmtrace migrate --url chdb://{store_url.removeprefix('chdb://')}" in err
+        assert cli.main(["migrate", "--url", url]) == 0
+        capsys.readouterr()
+        assert cli.main(args) == 0, capsys.readouterr().err
+    finally:
+        client.close()
+        store.command(f"DROP DATABASE {name} SYNC")
