@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from llmtrace.analytics import anomalies_profile
 from llmtrace.analytics import anomalies_scan as scan
 from llmtrace.analytics.anomalies_profile import row_median, window_sum
 
@@ -354,6 +355,37 @@ def test_a_fall_on_a_day_the_whole_app_is_quiet_is_traffic_not_an_incident() -> 
     gap = calls.copy()
     gap[:, 7 * DAY + 10 * HOUR : 7 * DAY + 11 * HOUR] = 0  # an hour-long app-wide gap on a normal day
     assert not lull(fall(7), [fall(7)], gap, services, 0, STEP, MONDAY)
+
+
+def test_a_fall_on_a_stores_first_weekend_is_not_the_apps_lull(monkeypatch: pytest.MonkeyPatch) -> None:
+    # v13 (3 of 20 weeks): a store from Monday 02:00; one series fell 80% at 01:00 on its first Sunday.
+    # The lull's span (6 h either side) ran from Saturday evening, and its "usual" was a Sunday evening
+    # running into the store's first Monday morning: every business service looked 60% down, a holiday
+    from llmtrace.analytics.anomalies_episodes import Episode
+    from llmtrace.analytics.anomalies_levels import lull
+
+    rng = np.random.default_rng(5)
+    start = MONDAY - 7 * DAY * STEP  # the history starts a week before the store's first call
+    t = np.arange(14 * DAY)
+    weekday = ((t // DAY) % 7) < 5
+    office = (t % DAY >= 6 * HOUR) & (t % DAY < 19 * HOUR)
+    level = np.where(weekday, np.where(office, 40.0, 10.0), 2.0)
+    calls = rng.poisson(level, size=(4, t.size)).astype(float)
+    calls[:, : 7 * DAY + 2 * HOUR] = 0  # the store's first call: Monday 02:00
+    services = np.eye(4)
+    sunday = 13 * DAY + 1 * HOUR
+    fall = Episode("service,model", 0, frozenset({0}), "calls", "down", sunday, sunday + 14, 9.0, sunday + 3)
+    assert not lull(fall, [fall], calls, services, 0, STEP, start)
+    monkeypatch.setattr(anomalies_profile, "USUAL_WEEKEND_DAYS", False)
+    assert lull(fall, [fall], calls, services, 0, STEP, start)  # the old reading: a holiday
+    monkeypatch.undo()
+    # a store with an earlier weekend: a second Sunday on which every service holds 40% of its usual
+    # weekend is a lull (against the first weekend's span); the same Sunday at its usual level is not
+    usual = rng.poisson(level, size=(4, t.size)).astype(float)
+    quiet = usual.copy()
+    quiet[:, sunday - 6 * HOUR :] = rng.poisson(0.4 * level[sunday - 6 * HOUR :], size=(4, t.size - sunday + 6 * HOUR))
+    assert lull(fall, [fall], quiet, services, 0, STEP, MONDAY)
+    assert not lull(fall, [fall], usual, services, 0, STEP, MONDAY)
 
 
 def _day_and_night(days: int, ramp_hour: np.ndarray) -> np.ndarray:

@@ -54,6 +54,7 @@ __all__ = [
 
 DAY = 86400
 MAX_DAYS = 7
+USUAL_WEEKEND_DAYS = True  # a weekend's usual calls (a holiday's test) from earlier weekend days only (see usual_calls)
 FINE_MIN_CALLS = 8.0  # calls per bucket above which the 15-minute profile is trusted
 FLOOR = 1e-3
 RATIO_PRIOR = 1.0  # pseudo-calls an hour added to a previous day's window and baseline in a ratio
@@ -479,8 +480,12 @@ def hourly_sums(calls: np.ndarray, step: int) -> np.ndarray:
 
 def usual_calls(calls: np.ndarray, step: int, start_epoch: int, lo: int, hi: int) -> np.ndarray:
     """Per row: the calls buckets [lo, hi) usually hold, the median over the previous days (up to
-    seven) of the same type as ``lo`` (weekday or weekend, UTC; every day when fewer than two
-    are); NaN where no previous day covers the span."""
+    seven, from the app's first call) whose span starts and ends on the same type of day as this one
+    (weekday or weekend, UTC; for a weekday, every day when fewer than two are); NaN where no previous
+    day covers the span, and on a weekend before any earlier weekend span: next to weekdays every
+    weekend is quiet, and a store's first weekend is no holiday for that (v13: a series' 80% fall at
+    01:00 on its first Sunday, its span from Saturday evening, was measured against a Sunday evening
+    running into the store's first Monday morning, and dropped as the whole app's lull in 3 of 20 weeks)."""
     per_day = max(1, DAY // step)
     kind = weekend(start_epoch, calls.shape[1], step)
     every, same = [], []
@@ -489,10 +494,13 @@ def usual_calls(calls: np.ndarray, step: int, start_epoch: int, lo: int, hi: int
         if a < 0:
             break
         held = calls[:, a:b].sum(axis=1)
+        if USUAL_WEEKEND_DAYS and not held.any():
+            continue  # before the app's first call: not a day it had
         every.append(held)
-        if kind[a] == kind[lo]:
+        if kind[a] == kind[lo] and (kind[b - 1] == kind[hi - 1] or not USUAL_WEEKEND_DAYS):
             same.append(held)
-    days = same if len(same) >= 2 else every
+    # a weekend against earlier weekend spans only, even one
+    days = same if (kind[lo] and USUAL_WEEKEND_DAYS) or len(same) >= 2 else every
     if not days:
         return np.full(calls.shape[0], np.nan)
     return np.asarray(np.median(np.array(days), axis=0))
