@@ -1,4 +1,5 @@
-"""Latency spikes of a sparse series, seen per output token (schema 032, ``latency_p95_ms_per_token``).
+"""Latency spikes of a sparse series, seen per output token (schema 032, ``latency_p95_ms_per_token``), and a
+reasoning model's slow thinking, seen per reasoning token (``ttft_p95_ms_per_token``).
 
 A reasoning model's durations spread with the lengths of its answers (20 s to 20 minutes), so a
 40-minute slowdown that hits 4 calls with short answers leaves every duration under twice the usual
@@ -55,15 +56,40 @@ def _calls(seed: int, spike: bool, paced: bool = True) -> list[tuple[object, ...
     return rows
 
 
-def _row(at: datetime, tokens: int, ms: float) -> tuple[object, ...]:
+def _thinking(seed: int, spike: bool) -> list[tuple[object, ...]]:
+    """Three days of a reasoning model's streams (~8 an hour): 1,000-10,000 reasoning tokens before the
+    first visible one at ~13 ms each; ``spike``: 4 streams of short thinking in 40 minutes at 7x that pace,
+    whose first tokens (55-80 s) still come sooner than a long thought's usually does."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    t = END - timedelta(days=3)
+    while t < END:
+        t += timedelta(minutes=float(rng.exponential(7.5)))
+        if spike and SPIKE <= t < SPIKE + timedelta(minutes=40):
+            continue
+        reasoning = int(np.exp(rng.uniform(np.log(1000), np.log(10_000))))
+        ttft = reasoning * 13.0 * float(np.exp(rng.normal(0, 0.15)))
+        rows.append(_row(t, reasoning + 500, ttft + 500 * PACE_MS, reasoning, ttft))
+    if spike:
+        for i, reasoning in enumerate((600, 750, 900, 800)):
+            ttft = reasoning * 13.0 * 7
+            at = SPIKE + timedelta(minutes=3 + 10 * i)
+            rows.append(_row(at, reasoning + 500, ttft + 500 * PACE_MS, reasoning, ttft))
+    return rows
+
+
+def _row(at: datetime, tokens: int, ms: float, reasoning: int = 0, ttft_ms: float | None = None) -> tuple[object, ...]:
     attributes = {
         semconv.OPERATION_NAME: "chat",
         semconv.PROVIDER_NAME: "openai",
         semconv.REQUEST_MODEL: "o3",
         semconv.USAGE_INPUT_TOKENS: "2000",
         semconv.USAGE_OUTPUT_TOKENS: str(tokens),
+        semconv.USAGE_REASONING_OUTPUT_TOKENS: str(reasoning),
         semconv.RESPONSE_FINISH_REASONS: '["stop"]',
     }
+    if ttft_ms is not None:
+        attributes[semconv.RESPONSE_TIME_TO_FIRST_CHUNK] = str(ttft_ms / 1000)
     start_ns = int(at.timestamp() * 1e9)
     return otel_row(attributes, service_name="code-review", start_ns=start_ns, duration_ns=int(ms * 1e6))
 
@@ -79,11 +105,11 @@ def fresh(store: Any, store_url: str) -> Iterator[ChdbClient]:  # noqa: F811
     store.command(f"DROP DATABASE {name} SYNC")
 
 
-def _latency(client: ChdbClient, rows: list[tuple[object, ...]]) -> list[anomalies.Anomaly]:
+def _latency(client: ChdbClient, rows: list[tuple[object, ...]], metric: str = "latency_p95_ms") -> list[Any]:
     client.insert("otel_traces", rows, column_names=OTEL_TRACES_COLUMNS)
     f = Filter(start=END - timedelta(days=3), end=END)
     report = anomalies.detect(client, f, by="service,model", now=END, include_calls=False)
-    return report.find("latency_p95_ms", kind="episode")
+    return report.find(metric, kind="episode")
 
 
 def test_a_sparse_series_spike_hidden_in_its_durations_is_found_per_output_token(fresh: ChdbClient) -> None:
@@ -95,6 +121,17 @@ def test_a_sparse_series_spike_hidden_in_its_durations_is_found_per_output_token
     (episode,) = found
     assert "per output token" in episode.measure and episode.events is not None and episode.events >= 3
     assert episode.series == {"service": "code-review", "model": "o3"}
+
+
+def test_a_reasoning_models_slow_thinking_is_found_per_reasoning_token(fresh: ChdbClient) -> None:
+    rows = _thinking(seed=8, spike=True)
+    found = _latency(fresh, rows, "ttft_p95_ms")
+    assert [a.start <= SPIKE + timedelta(minutes=40) and a.end >= SPIKE for a in found] == [True]
+    assert "per reasoning token" in found[0].measure
+
+
+def test_a_reasoning_models_usual_week_has_no_ttft_episode(fresh: ChdbClient) -> None:
+    assert _latency(fresh, _thinking(seed=9, spike=False), "ttft_p95_ms") == []
 
 
 @pytest.mark.parametrize("seed", [2, 3])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -30,15 +31,15 @@ from tests.test_anomalies import store_url as _store_url
 
 store, store_url = _store, _store_url
 KEYS = "Bucket, ServiceName, Environment, Release, Provider, RequestModel"
-COUNTS = ("calls", "errors", "ok", "truncated", "empty", "lat_n", "ttft_n", "tok_n", "cost_n", "pt_n")
-PAST = ("lat_x", "ttft_x", "tok_x", "tok_lo", "cost_x", "lat_x2", "ttft_x2", "tok_x2", "cost_x2", "pt_x3")
+COUNTS = ("calls", "errors", "ok", "truncated", "empty", "lat_n", "ttft_n", "tok_n", "cost_n", "pt_n", "tpt_n")
+PAST = ("lat_x", "ttft_x", "tok_x", "tok_lo", "cost_x", "lat_x2", "ttft_x2", "tok_x2", "cost_x2", "pt_x3", "tpt_x3")
 # what a bucket row holds, histograms without the bins a correction emptied (their sums wrap to 0)
 _MERGED = f"""
     SELECT {KEYS}, sum(Calls), sum(Errors), sum(Truncated), sum(Empty),
            {
     ", ".join(
         f"arraySort(arrayFilter(x -> x.2 != 0, arrayZip(sumMap({h}).1, sumMap({h}).2)))"
-        for h in ("Latency", "Ttft", "Tokens", "Cost", "PerToken")
+        for h in ("Latency", "Ttft", "Tokens", "Cost", "PerToken", "TtftPerToken")
     )
 }
     FROM ({{source}}) GROUP BY {KEYS} ORDER BY {KEYS}"""
@@ -136,14 +137,15 @@ def test_calls_without_tokens_or_with_a_first_token_after_their_end_are_stored(
     """The per-token bin is computed for every call: no output tokens, zero duration, a TTFT past the
     duration (clock skew) or a huge duration must not fail the insert; calls of 20 tokens or more are binned."""
     now = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
-    rows = [  # (duration µs, ttft µs or None, output tokens)
-        (0, None, 0), (1_000_000, None, 0), (500_000, 900_000, 50), (2**40, None, 25), (1_000_000, None, 19),
-        (2_000_000, 1_000_000, 100),
+    rows = [  # (duration µs, ttft µs or None, output tokens, reasoning tokens)
+        (0, None, 0, 0), (1_000_000, None, 0, 0), (500_000, 900_000, 50, 0), (2**40, None, 25, 0),
+        (1_000_000, None, 19, 0), (2_000_000, 1_000_000, 100, 0), (3_000_000, 2_000_000, 200, 100),
+        (3_000_000, None, 200, 100), (3_000_000, 0, 200, 100), (3_000_000, 2_000_000, 200, 19),
     ]  # fmt: skip
-    for i, (duration, ttft, tokens) in enumerate(rows):
+    for i, (duration, ttft, tokens, reasoning) in enumerate(rows):
         attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
                  "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.output_tokens": str(tokens),
-                 "gen_ai.usage.input_tokens": "10"}  # fmt: skip
+                 "gen_ai.usage.input_tokens": "10", "gen_ai.usage.reasoning.output_tokens": str(reasoning)}  # fmt: skip
         if ttft is not None:
             attrs["gen_ai.response.time_to_first_chunk"] = str(ttft / 1e6)
         row = [now + timedelta(seconds=i), f"{i:032x}", f"{i:016x}", "", "chat gpt-4o-mini", "Client", "svc", {},
@@ -152,9 +154,13 @@ def test_calls_without_tokens_or_with_a_first_token_after_their_end_are_stored(
     assert fresh.query("SELECT count() FROM llm_calls").result_rows[0][0] == len(rows)
     assert fresh.query("SELECT sum(Calls) FROM llm_anomaly_5m").result_rows[0][0] == len(rows)
     bins = fresh.query("SELECT sumMap(PerToken).1, sumMap(PerToken).2 FROM llm_anomaly_5m").result_rows[0]
-    # 0.5 s over 50 tokens, 2^40 µs over 25, 2 s over 100: 10,000 µs, 2^40 / 25 and 20,000 µs a token
-    want = sorted(math.floor(32 * math.log2(us)) for us in (10_000, 2**40 / 25, 20_000))
-    assert list(bins[0]) == want and list(bins[1]) == [1, 1, 1]
+    # 0.5 s over 50 tokens, 2^40 µs over 25, 2 s over 100, 3 s over 200 (four calls): 10,000 µs, 2^40 / 25,
+    # 20,000 and 15,000 µs a token
+    want = dict(Counter(math.floor(32 * math.log2(us)) for us in (10_000, 2**40 / 25, 20_000) + (15_000,) * 4))
+    assert dict(zip(bins[0], bins[1], strict=True)) == want
+    # the first token per reasoning token: only the call with a first token (2 s) and 100 reasoning tokens
+    firsts = fresh.query("SELECT sumMap(TtftPerToken).1, sumMap(TtftPerToken).2 FROM llm_anomaly_5m").result_rows[0]
+    assert list(firsts[0]) == [math.floor(32 * math.log2(20_000))] and list(firsts[1]) == [1]
 
 
 @pytest.fixture(scope="module")

@@ -61,6 +61,12 @@ ZERO_BIN, NO_BIN = -32767, -32768
 # kept every v13 spike found at twice. Schema 032 keeps its histogram.
 PER_TOKEN_MIN = 20
 PER_TOKEN = f"if(OutputTokens >= {PER_TOKEN_MIN} AND DurationUs > 0, DurationUs / OutputTokens, 0)"
+# ... and a first token's wait per reasoning token, for calls of at least PER_TOKEN_MIN reasoning tokens: a
+# reasoning model thinks before it answers, its first token after 10 s or 2 minutes as its thinking is short
+# or long; a slow spell is 5-10x per reasoning token (v13: 6 of 9 TTFT spikes missed on reasoning streams).
+TTFT_PER_TOKEN = (
+    f"if(ReasoningTokens >= {PER_TOKEN_MIN} AND ifNull(TtftUs, 0) > 0, ifNull(TtftUs, 0) / ReasoningTokens, 0)"
+)
 PER_TOKEN_FAR = 3
 
 MIN_EXCESS = 3.5  # 4 events where a fraction of one is expected (4 of a sparse series' 4 streams far past its bar)
@@ -114,18 +120,23 @@ METRICS: dict[str, Metric] = {
     "tokens_per_call_2x": _far("tok_x2", "tok_n", "calls with twice the usual p90 of output tokens"),
     # per output token (generation time over output tokens, as 1 / OutputTokensPerSecond): a sparse
     # series' spike is a few calls, whose durations spread with their answers' lengths (see PER_TOKEN)
+    "ttft_p95_ms_per_token": _far(
+        "tpt_x3", "tpt_n", "first tokens later per reasoning token than three times the usual p90"
+    ),
     "latency_p95_ms_per_token": _far("pt_x3", "pt_n", "calls slower per output token than three times the usual p90"),
 }
 VARIANTS = {
     "tokens_per_call_low": "tokens_per_call",
     **{f"{m}_2x": m for m in ("latency_p95_ms", "ttft_p95_ms", "cost_per_call_usd", "tokens_per_call")},
     "latency_p95_ms_per_token": "latency_p95_ms",
+    "ttft_p95_ms_per_token": "ttft_p95_ms",
 }  # scanned -> reported
 FAR = {m: r for m, r in VARIANTS.items() if m != "tokens_per_call_low"}  # variants that join the metric's episodes
 # What each bucket row carries besides the series and the bucket.
 COUNTS = (
     "calls", "errors", "ok", "truncated", "empty", "lat_n", "lat_x", "ttft_n", "ttft_x",
     "tok_n", "tok_x", "tok_lo", "cost_n", "cost_x", "lat_x2", "ttft_x2", "tok_x2", "cost_x2", "pt_n", "pt_x3",
+    "tpt_n", "tpt_x3",
 )  # fmt: skip
 
 
@@ -162,7 +173,8 @@ def counts_sql(by: Sequence[str], dims: str, step: int) -> str:
                    toStartOfInterval(Timestamp, toIntervalSecond({step})) AS b,
                    IsError, DurationUs, ifNull(TtftUs, 0) AS ttft, TtftUs IS NOT NULL AS has_ttft,
                    OutputTokens, ifNull(CostUsd, 0) AS cost, CostUsd IS NOT NULL AS priced, {TRUNCATED} AS cut,
-                   {GENERATES} AS generates, {PER_TOKEN} AS per_token
+                   {GENERATES} AS generates, {PER_TOKEN} AS per_token,
+                   {TTFT_PER_TOKEN} AS ttft_per_token
             FROM llm_calls
             WHERE Timestamp >= {{hist_start:DateTime64(6, 'UTC')}}
               AND Timestamp < {{judge_end:DateTime64(6, 'UTC')}}{dims}
@@ -174,13 +186,14 @@ def counts_sql(by: Sequence[str], dims: str, step: int) -> str:
                    quantileExactIf({HIGH})(OutputTokens, {ok}) AS tok90,
                    quantileExactIf({LOW})(OutputTokens, {ok}) AS tok10,
                    quantileExactIf({HIGH})(cost, {ok} AND priced) AS cost90,
-                   quantileExactIf({HIGH})(per_token, {ok} AND per_token > 0) AS pt90
+                   quantileExactIf({HIGH})(per_token, {ok} AND per_token > 0) AS pt90,
+                   quantileExactIf({HIGH})(ttft_per_token, {ok} AND ttft_per_token > 0) AS tpt90
             FROM calls GROUP BY {g}, h
         ),
         thresholds AS (
             SELECT {key}, h, {_trailing("lat90")} AS lat_t, {_trailing("ttft90")} AS ttft_t,
                    {_trailing("tok90")} AS tok_t, {_trailing("tok10")} AS tok_l, {_trailing("cost90")} AS cost_t,
-                   {_trailing("pt90")} AS pt_t
+                   {_trailing("pt90")} AS pt_t, {_trailing("tpt90")} AS tpt_t
             FROM hourly
             WINDOW past AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN {THRESHOLD_LOOKBACK} PRECEDING AND 1 PRECEDING)
         )
@@ -201,7 +214,10 @@ def counts_sql(by: Sequence[str], dims: str, step: int) -> str:
                countIf(c.{ok} AND t.tok_t > 0 AND c.OutputTokens > 2 * t.tok_t) AS tok_x2,
                countIf(c.{ok} AND c.priced AND t.cost_t > 0 AND c.cost > 2 * t.cost_t) AS cost_x2,
                countIf(c.{ok} AND c.per_token > 0 AND t.pt_t > 0) AS pt_n,
-               countIf(c.{ok} AND c.per_token > 0 AND t.pt_t > 0 AND c.per_token > {PER_TOKEN_FAR} * t.pt_t) AS pt_x3
+               countIf(c.{ok} AND c.per_token > 0 AND t.pt_t > 0 AND c.per_token > {PER_TOKEN_FAR} * t.pt_t) AS pt_x3,
+               countIf(c.{ok} AND c.ttft_per_token > 0 AND t.tpt_t > 0) AS tpt_n,
+               countIf(c.{ok} AND c.ttft_per_token > 0 AND t.tpt_t > 0
+                       AND c.ttft_per_token > {PER_TOKEN_FAR} * t.tpt_t) AS tpt_x3
         FROM calls AS c LEFT JOIN thresholds AS t ON c.k = t.k AND c.h = t.h
         GROUP BY {g}, b
         ORDER BY {g}, b"""
@@ -276,14 +292,16 @@ def rollup_counts_sql(by: Sequence[str], dims: str, step: int) -> str:
             SELECT {_select_groups(by)}, toStartOfHour(Bucket) AS h, sum(Calls - Errors) AS okn,
                    {_bin_quantile("Latency", HIGH)} AS lat90, {_bin_quantile("Ttft", HIGH)} AS ttft90,
                    {_bin_quantile("Tokens", HIGH)} AS tok90, {_bin_quantile("Tokens", LOW)} AS tok10,
-                   {_bin_quantile("Cost", HIGH)} AS cost90, {_bin_quantile("PerToken", HIGH)} AS pt90
+                   {_bin_quantile("Cost", HIGH)} AS cost90, {_bin_quantile("PerToken", HIGH)} AS pt90,
+                   {_bin_quantile("TtftPerToken", HIGH)} AS tpt90
             FROM llm_anomaly_5m WHERE {where}
             GROUP BY {g}, h
         ),
         thresholds AS (
             SELECT cityHash64({g}, h) AS k, {_trailing_bin("lat90")} AS lat_t, {_trailing_bin("ttft90")} AS ttft_t,
                    {_trailing_bin("tok90")} AS tok_t, {_trailing_bin("tok10")} AS tok_l,
-                   {_trailing_bin("cost90")} AS cost_t, {_trailing_bin("pt90")} AS pt_t
+                   {_trailing_bin("cost90")} AS cost_t, {_trailing_bin("pt90")} AS pt_t,
+                   {_trailing_bin("tpt90")} AS tpt_t
             FROM hourly
             WINDOW past AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN {THRESHOLD_LOOKBACK} PRECEDING AND 1 PRECEDING)
         )
@@ -299,7 +317,9 @@ def rollup_counts_sql(by: Sequence[str], dims: str, step: int) -> str:
                {past("r.Ttft", "t.ttft_t", shift=twice)} AS ttft_x2,
                {past("r.Tokens", "t.tok_t", shift=twice)} AS tok_x2,
                {past("r.Cost", "t.cost_t", shift=twice)} AS cost_x2,
-               {n("r.PerToken", "t.pt_t")} AS pt_n, {past("r.PerToken", "t.pt_t", shift=thrice)} AS pt_x3
+               {n("r.PerToken", "t.pt_t")} AS pt_n, {past("r.PerToken", "t.pt_t", shift=thrice)} AS pt_x3,
+               {n("r.TtftPerToken", "t.tpt_t")} AS tpt_n,
+               {past("r.TtftPerToken", "t.tpt_t", shift=thrice)} AS tpt_x3
         FROM (SELECT *, {_select_groups(by)}, cityHash64({g}, toStartOfHour(Bucket)) AS k
               FROM llm_anomaly_5m WHERE {where}) AS r
         LEFT JOIN thresholds AS t ON r.k = t.k
