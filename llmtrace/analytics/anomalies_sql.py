@@ -118,8 +118,8 @@ METRICS: dict[str, Metric] = {
     "ttft_p95_ms_2x": _far("ttft_x2", "ttft_n", "first tokens later than twice the usual p90"),
     "cost_per_call_usd_2x": _far("cost_x2", "cost_n", "calls costlier than twice the usual p90"),
     "tokens_per_call_2x": _far("tok_x2", "tok_n", "calls with twice the usual p90 of output tokens"),
-    # per output token (generation time over output tokens, as 1 / OutputTokensPerSecond): a sparse
-    # series' spike is a few calls, whose durations spread with their answers' lengths (see PER_TOKEN)
+    # per token (a call's duration over its output tokens; a first token's wait over the reasoning
+    # tokens): a sparse series' spike is a few calls whose times spread with their lengths (see PER_TOKEN)
     "ttft_p95_ms_per_token": _far(
         "tpt_x3", "tpt_n", "first tokens later per reasoning token than three times the usual p90"
     ),
