@@ -11,6 +11,7 @@ durations do not follow its answers' lengths at all (each per-token time a ratio
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -121,6 +122,21 @@ def test_a_sparse_series_spike_hidden_in_its_durations_is_found_per_output_token
     (episode,) = found
     assert "per output token" in episode.measure and episode.events is not None and episode.events >= 3
     assert episode.series == {"service": "code-review", "model": "o3"}
+
+
+def test_the_table_says_what_a_per_token_episodes_numbers_are(fresh: ChdbClient) -> None:
+    """``latency_p95_ms 0.75 vs 0.0001`` means nothing alone: the row points to its measure below the table."""
+    from llmtrace.analytics.commands import _anomaly_table
+
+    fresh.insert("otel_traces", _calls(seed=1, spike=True), column_names=OTEL_TRACES_COLUMNS)
+    f = Filter(start=END - timedelta(days=3), end=END)
+    report = anomalies.detect(fresh, f, by="service,model", now=END, include_calls=False)
+    out = io.StringIO()
+    _anomaly_table(report, out)
+    text = out.getvalue()
+    (row,) = [line for line in text.splitlines() if "latency_p95_ms [" in line]
+    number = row.split("latency_p95_ms [")[1].split("]")[0]
+    assert f"  [{number}] share of calls slower per output token than three times the usual p90" in text
 
 
 def test_a_reasoning_models_slow_thinking_is_found_per_reasoning_token(fresh: ChdbClient) -> None:

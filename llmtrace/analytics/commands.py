@@ -329,12 +329,15 @@ def _anomaly_table(report: Any, out: TextIO) -> None:
     if not report.anomalies:
         out.write("no anomalies\n")
         return
+    # what each episode's observed and expected are (a share of calls past a bar, calls in the window), once
+    # per kind below the table: "latency_p95_ms 1 vs 0.0001" reads as nothing without it
+    measures = list(dict.fromkeys(a.measure for a in report.anomalies if a.measure))
     rows = [
         (
             a.severity,
             a.kind,
             label(a.series) + (f" user={a.user}" if a.user else ""),
-            a.metric,
+            a.metric + (f" [{measures.index(a.measure) + 1}]" if a.measure else ""),
             a.direction,
             f"{a.start:%m-%d %H:%M}",
             f"{a.end:%m-%d %H:%M}",
@@ -347,6 +350,10 @@ def _anomaly_table(report: Any, out: TextIO) -> None:
     ]
     columns = ["severity", "kind", "series", "metric", "dir", "start", "end", "observed", "expected", "score", "traces"]
     format_rows(columns, rows, "table", out)
+    if measures:
+        out.write("\nobserved and expected:\n")
+        for number, measure in enumerate(measures, start=1):
+            out.write(f"  [{number}] {measure}\n")
 
 
 def _short(value: float | None) -> str:
