@@ -27,11 +27,24 @@ from llmtrace.store.chdb_client import ChdbClient
 from llmtrace.store.migrations import apply_migrations, client_runner
 from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
 from tests.conftest_store import otel_row
-from tests.test_anomalies import store, store_url  # noqa: F401  (one chDB directory a process: theirs)
+from tests.test_anomaly_rollup import fresh as _fresh  # a new database with the whole schema
+from tests.test_anomaly_rollup import store as _store  # one chDB directory a process: theirs
+from tests.test_anomaly_rollup import store_url as _store_url
+
+store, store_url, fresh = _store, _store_url, _fresh
 
 END = datetime(2026, 12, 3, 0, tzinfo=timezone.utc)
 SPIKE = END - timedelta(hours=9, minutes=40)  # 40 minutes from 14:20 the day before the end
 PACE_MS = 15.0  # usual generation time per output token
+
+
+def _arrivals(rng: np.random.Generator, spike: bool) -> Iterator[datetime]:
+    """Three days of calls ~7.5 minutes apart; ``spike``: none drawn in the spike's 40 minutes."""
+    t = END - timedelta(days=3)
+    while t < END:
+        t += timedelta(minutes=float(rng.exponential(7.5)))
+        if not (spike and SPIKE <= t < SPIKE + timedelta(minutes=40)):
+            yield t
 
 
 def _calls(seed: int, spike: bool, paced: bool = True) -> list[tuple[object, ...]]:
@@ -40,11 +53,7 @@ def _calls(seed: int, spike: bool, paced: bool = True) -> list[tuple[object, ...
     answers' lengths (as some generators draw them)."""
     rng = np.random.default_rng(seed)
     rows = []
-    t = END - timedelta(days=3)
-    while t < END:
-        t += timedelta(minutes=float(rng.exponential(7.5)))
-        if spike and SPIKE <= t < SPIKE + timedelta(minutes=40):
-            continue
+    for t in _arrivals(rng, spike):
         tokens = int(np.exp(rng.uniform(np.log(300), np.log(10_000))))
         if paced:
             ms = tokens * PACE_MS * float(np.exp(rng.normal(0, 0.15)))
@@ -63,11 +72,7 @@ def _thinking(seed: int, spike: bool) -> list[tuple[object, ...]]:
     whose first tokens (55-80 s) still come sooner than a long thought's usually does."""
     rng = np.random.default_rng(seed)
     rows = []
-    t = END - timedelta(days=3)
-    while t < END:
-        t += timedelta(minutes=float(rng.exponential(7.5)))
-        if spike and SPIKE <= t < SPIKE + timedelta(minutes=40):
-            continue
+    for t in _arrivals(rng, spike):
         reasoning = int(np.exp(rng.uniform(np.log(1000), np.log(10_000))))
         ttft = reasoning * 13.0 * float(np.exp(rng.normal(0, 0.15)))
         rows.append(_row(t, reasoning + 500, ttft + 500 * PACE_MS, reasoning, ttft))
@@ -93,17 +98,6 @@ def _row(at: datetime, tokens: int, ms: float, reasoning: int = 0, ttft_ms: floa
         attributes[semconv.RESPONSE_TIME_TO_FIRST_CHUNK] = str(ttft_ms / 1000)
     start_ns = int(at.timestamp() * 1e9)
     return otel_row(attributes, service_name="code-review", start_ns=start_ns, duration_ns=int(ms * 1e6))
-
-
-@pytest.fixture
-def fresh(store: Any, store_url: str) -> Iterator[ChdbClient]:  # noqa: F811
-    name = f"per_token_{uuid.uuid4().hex[:8]}"
-    store.command(f"CREATE DATABASE {name}")
-    client = ChdbClient.open(store_url.removeprefix("chdb://"), database=name)
-    apply_migrations(client_runner(client))
-    yield client
-    client.close()
-    store.command(f"DROP DATABASE {name} SYNC")
 
 
 def _latency(client: ChdbClient, rows: list[tuple[object, ...]], metric: str = "latency_p95_ms") -> list[Any]:
@@ -162,8 +156,8 @@ def test_durations_that_do_not_follow_the_answers_raise_no_per_token_episode(fre
 
 
 def test_a_store_not_yet_migrated_to_032_gets_a_clear_error_naming_the_fix(
-    store: Any,  # noqa: F811
-    store_url: str,  # noqa: F811
+    store: Any,
+    store_url: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """An upgraded llmtrace reading a store its server or ``llmtrace migrate`` has not upgraded: the query's
