@@ -27,6 +27,7 @@ from llmtrace.analytics.anomalies_profile import (
 )
 from llmtrace.analytics.anomalies_scan import (
     ALIGN,
+    ALONE_WITH_AFTER,
     BASELINE,
     BORROW_BEST,
     EARLY_WOBBLE,
@@ -34,6 +35,7 @@ from llmtrace.analytics.anomalies_scan import (
     FALLS_BELOW_BOTH,
     FIRST_WEEKEND,
     HOURS_PRIOR,
+    LOCAL_SPREAD,
     MIN_BASE_CALLS,
     MIN_BASE_TRIALS,
     MIN_RATE_CHANGE,
@@ -68,6 +70,7 @@ from llmtrace.analytics.anomalies_scan import (
     _exact,
     _first_days,
     _flag_nb,
+    _nb_size_by_hour,
     _next_hour,
     _previous_days,
     _same_hours_sums,
@@ -597,9 +600,13 @@ def _volume_side(
     lower, apart = mu, np.zeros(x.shape)
     below_both = None
     if not up:  # both clean baselines: their geometric mean, their disagreement in the spread (session 18)
-        both = (y1 >= MIN_BASE_CALLS) & (y2 >= MIN_BASE_CALLS) & (m1 > 0) & (m2 > 0)
+        usable1, usable2 = (y1 >= MIN_BASE_CALLS) & (m1 > 0), (y2 >= MIN_BASE_CALLS) & (m2 > 0)
         if surged is not None:
-            both &= clean1 & clean2
+            usable1, usable2 = usable1 & clean1, usable2 & clean2
+        both = usable1 & usable2
+        # session 27: only one usable, paired with the hours after the window where they exist
+        alone = ~both & (usable1 | usable2) if ALONE_WITH_AFTER else np.zeros(x.shape, bool)
+        y_alone, m_alone, mid_alone = np.where(usable1, y1, y2), np.where(usable1, m1, m2), np.where(usable1, *mids)
         with np.errstate(divide="ignore", invalid="ignore"):
             apart = np.where(both, np.log(m1 / m2) / 2, 0.0) ** 2
         y = np.where(both, (y1 + y2) / 2, y)
@@ -610,7 +617,10 @@ def _volume_side(
             ya, ma, mida = (member @ a[width] for a in (v.y_after, v.mu_after_low, v.mu_after_mid))
             usable_a = member @ (~v.after_ok[width] * (v.y[width][0] + v.y_after[width])) == 0
             clean_a = _window_sum(surged, np.minimum(np.arange(x.shape[1]) + base, x.shape[1] - 1), base) == 0
-            two = both & usable_a & clean_a & (ya >= MIN_BASE_CALLS) & (ma > 0)
+            after_ok = usable_a & clean_a & (ya >= MIN_BASE_CALLS) & (ma > 0)
+            one = alone & after_ok
+            mu, mid, y = np.where(one, m_alone, mu), np.where(one, mid_alone, mid), np.where(one, y_alone, y)
+            two = (both & after_ok) | one
             below_both = np.where(two, np.minimum(mu, ma), below_both)
             with np.errstate(divide="ignore", invalid="ignore"):
                 apart = np.where(two, np.log(mu / ma) / 2, np.sqrt(apart)) ** 2
@@ -643,7 +653,17 @@ def _volume_side(
             starts = np.maximum(np.arange(x.shape[1]) - width + 1, 0)
             gate &= ~(missing & (x == 0) & (habit[:, starts] >= width))
     g, e = np.nonzero(gate)
-    r = 1 / (1 / np.where(borrowed[g, e], size_borrowed[g], size[g]) + apart[g, e])
+    own = np.where(borrowed[g, e], size_borrowed[g], size[g])
+    if LOCAL_SPREAD and not up and step < 3600 and 3600 % step == 0 and DAY // step <= x.shape[1]:
+        # session 27: the spread at that time of day where narrower, where a profile of the
+        # window's own day type expects it
+        local = _nb_size_by_hour(xc, midc, ok & ~borrowed & ~missing, step)[g, e]
+        plain = borrowed[g, e] | missing[g, e] | np.isnan(local)
+        for flag in (v.first_weekend, v.unsettled.get(width)):
+            if flag is not None:
+                plain |= (member @ (flag * v.y[width][0]) > 0.2 * y1)[g, e]
+        own = np.where(plain, own, np.fmax(own, local))
+    r = 1 / (1 / own + apart[g, e])
     period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
     silence = None
     if SILENCE_HABIT and not up and period > 1 and width < period and g.size:
@@ -654,7 +674,7 @@ def _volume_side(
         with np.errstate(invalid="ignore"):
             alt = np.isfinite(low) & (x[g, e] <= drop[g, e] * low) & (low - x[g, e] >= MIN_VOLUME_CHANGE)
         ga, ea = g[alt], e[alt]
-        r_own = np.where(borrowed[ga, ea], size_borrowed[ga], size[ga])
+        r_own = own[alt]
         best = {(a, b): c for a, b, c in flagged}
         for a, b, c in _flag_nb(
             ga,

@@ -152,6 +152,7 @@ class Seasonal:
         self._holes: dict[tuple[int, int], np.ndarray] = {}
         self.smooths = [self._days(hourly, first), self._days(shape(calls, step), first)]
         self._ratios: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._settled: dict[tuple[int, int, int, int], np.ndarray] = {}
         self._nows: dict[tuple[int, int, int], np.ndarray] = {}  # by id of a day's sums (held in smooths)
 
     def _days(self, smooth: np.ndarray, first: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -179,14 +180,23 @@ class Seasonal:
         (ratios 1 there)."""
         key = (width, lag, base, start)
         if key not in self._ratios:  # the same ratios serve several callers (and blocks of rows)
-            (hourly, missing), (fine, _) = (self._ratio(days, width, lag, base, start) for days in self.smooths)
+            (hourly, missing, settled), (fine, _, _) = (
+                self._ratio(days, width, lag, base, start) for days in self.smooths
+            )
             hi, lo = np.maximum(hourly, fine), np.minimum(hourly, fine)
             self._ratios[key] = (np.where(missing, 1.0, hi), np.where(missing, 1.0, lo), missing)
+            self._settled[key] = settled
         return self._ratios[key]
+
+    def settled(self, width: int, lag: int, base: int, start: int = 0) -> np.ndarray:
+        """Where :meth:`ratio` is read from days of the window's own type (two of them, or the same
+        weekday a week ago), not from any day (a store's second day, the Monday after its first weekend)."""
+        self.ratio(width, lag, base, start)
+        return self._settled[(width, lag, base, start)]
 
     def _ratio(
         self, days: list[tuple[np.ndarray, np.ndarray]], width: int, lag: int, base: int, start: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rows = days[0][0].shape[0]
         last = days[0][0].shape[1] - 2  # the last bucket
         ends = np.arange(start, last + 1)
@@ -228,7 +238,7 @@ class Seasonal:
         med_all, n_all = day_median(figures, ~own_type)  # only read where fewer
         ratio = np.where(own_type, med_same, med_all).reshape(rows, size)
         missing = (n_all == 0).reshape(rows, size)
-        return np.clip(ratio, 0.1, 10.0), missing
+        return np.clip(ratio, 0.1, 10.0), missing, own_type.reshape(rows, size)
 
     def _now(self, sums: np.ndarray, width: int, start: int) -> np.ndarray:
         """A previous day's mean over the windows ending at ``start`` on (both baselines' ratios)."""
@@ -313,6 +323,9 @@ class SeasonalRows:
     def ratio(self, width: int, lag: int, base: int, start: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         hi, lo, missing = self.whole.ratio(width, lag, base, start)
         return hi[self.rows], lo[self.rows], missing[self.rows]
+
+    def settled(self, width: int, lag: int, base: int, start: int = 0) -> np.ndarray:
+        return self.whole.settled(width, lag, base, start)[self.rows]
 
 
 def seasonals(

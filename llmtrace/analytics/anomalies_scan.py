@@ -86,6 +86,7 @@ EXACT_UP_TO = 20.0  # -log10 p beyond which a volume window's Chernoff bound is 
 VOLUME_MIN_SCORE = 5.0  # volume's negative binomial carries the series' own spread (6 -> 5: v5 tuning seeds)
 MIN_RATIO = 1.5
 MIN_RATE_CHANGE = 0.02
+LOCAL_SPREAD = True  # a fall's spread at most the series' own at that time of day (see _nb_size_by_hour)
 VOLUME_DROP = 0.7  # flag drops to at most 70% of the expected calls (a 35% drop of a busy series is tens of sd)
 VOLUME_SPIKE = 1.8
 MIN_VOLUME_CHANGE = 6.0
@@ -119,6 +120,7 @@ SPREAD_ON_MID = True  # falls: the expectation's spread measured on its unguarde
 BORROW_BEST = True
 TWO_SIDED_FALLS = True  # falls judged between the baselines before and after the window, where both exist
 RECOVERED_FIRST_DAY = True  # without a profile, a fall counts only if the next hour came back
+ALONE_WITH_AFTER = True  # ... and between the one usable baseline before it and the one after it
 FALLS_BELOW_BOTH = True  # ... and flagged when far below both, each with the series' own spread
 SILENCE_HABIT = True
 RISE_ANY_DAY = True
@@ -336,6 +338,26 @@ def _nb_size(x: np.ndarray, mu: np.ndarray, ok: np.ndarray) -> np.ndarray:
     med, counts = _median_of_busy(c2)
     c2 = np.where(counts >= 24, np.clip(med, NB_MIN_C**2, 1.0), NB_DEFAULT_C**2)
     return np.asarray(1 / c2)
+
+
+def _nb_size_by_hour(x: np.ndarray, mu: np.ndarray, ok: np.ndarray, step: int) -> np.ndarray:
+    """Per series and window end: :func:`_nb_size` of the windows ending within an hour either side
+    of the same time of day (NaN where fewer than three days' worth of them): a profile errs most
+    on its ramps (the hour a day starts or ends, a clock change), and the series-wide median
+    carried a morning ramp's error into the quiet middle of the day (v13: a -85% hour of a sparse
+    helpdesk at noon against a spread of 30% where its noons held 10-14%)."""
+    per_day, per_hour = DAY // step, 3600 // step
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c2 = ((x - mu) ** 2 / 0.455 - mu) / mu**2
+    c2 = np.where(ok & (mu >= NB_MIN_MU), c2, np.nan)
+    hour = (np.arange(x.shape[1]) % per_day) // per_hour
+    out = np.full((x.shape[0], 24), np.nan)
+    for h in range(24):
+        near = np.isin(hour, [(h - 1) % 24, h, (h + 1) % 24])
+        med, counts = _median_of_busy(c2[:, near])
+        # read from three days' windows at least: one day's hours are that day's luck
+        out[:, h] = np.where(counts >= 9 * per_hour, 1 / np.clip(med, NB_MIN_C**2, 1.0), np.nan)
+    return out[:, hour]
 
 
 def _cluster_sums(calls: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -713,6 +735,9 @@ class LeafVolume:
     # ... and a weekday (UTC) of a leaf that has seen only weekend days (its first Monday) while the
     # store has older series (a store that starts on a weekend is the store's first Monday: RISE_ANY_DAY)
     first_weekday: np.ndarray | None = None
+    # expected from a profile of the leaf's own days, but not of the window's day type (weekday or
+    # weekend): its second day, the Monday after its first weekend
+    unsettled: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def leaf_volume(
@@ -751,6 +776,7 @@ def leaf_volume(
         ratios = [np.ones(kept) for _ in range(4)]  # (baseline 1, 2) x (higher, lower)
         missing = np.ones(kept, bool)
         borrowed_from = np.zeros(kept, bool)
+        unsettled = np.zeros(kept, bool)
         options = []
         for seasonal, leaf_row in candidates:  # the first that covers the window and both baselines
             found = [seasonal.ratio(width, lag, base, start) for lag in (width, width + base)]
@@ -762,6 +788,9 @@ def leaf_volume(
             take = missing & ~lacking
             if leaf_row is not None:
                 borrowed_from |= take
+            else:
+                settled = [seasonal.settled(width, lag, base, start) for lag in (width, width + base)]
+                unsettled |= take & ~(settled[0] & settled[1])
             for i, r in enumerate(shapes):
                 ratios[i] = np.where(take, r, ratios[i])
             missing &= lacking
@@ -803,6 +832,7 @@ def leaf_volume(
         out.mu_mid[width] = (mids[0], mids[1])
         out.missing[width] = missing & alive
         out.borrowed[width] = borrowed_from & alive
+        out.unsettled[width] = unsettled & alive
         if TWO_SIDED_FALLS:
             _after(out, candidates, chosen, cc, width, base, start, alive, borrowed_from, low, phase)
     return out
@@ -938,6 +968,7 @@ class _Summed:
     after: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None  # y, low, mid, usable
     first_weekend: np.ndarray | None = None  # judged on weekdays' ratios (see LeafVolume)
     first_weekday: np.ndarray | None = None  # ... and on weekends' (see LeafVolume)
+    unsettled: np.ndarray | None = None  # ... and on the other day type's (see LeafVolume)
 
 
 def _stacked(members: Sequence[np.ndarray], leaves: np.ndarray) -> np.ndarray:
@@ -975,6 +1006,7 @@ def _summed(v: LeafVolume, members: Sequence[np.ndarray], width: int) -> _Summed
         after,
         held(v.first_weekend),
         held(v.first_weekday),
+        held(v.unsettled.get(width)),
     )
 
 
@@ -1129,9 +1161,15 @@ def _volume_side(
         # lasting an hour scored 4-5 (v10: 2 of 10 drops found). A silence is still judged
         # against the lower one: where they disagree elevenfold (a sparse agent series on a
         # Saturday), the middle's Poisson silence is no evidence.
-        both = (y1 >= MIN_BASE_CALLS) & (y2 >= MIN_BASE_CALLS) & (m1 > 0) & (m2 > 0)
+        usable1, usable2 = (y1 >= MIN_BASE_CALLS) & (m1 > 0), (y2 >= MIN_BASE_CALLS) & (m2 > 0)
         if surged is not None:
-            both &= clean1 & clean2
+            usable1, usable2 = usable1 & clean1, usable2 & clean2
+        both = usable1 & usable2
+        # only one of them holds enough calls (the older is the night before a morning): that one,
+        # paired below with the hours after the window where they exist
+        alone = ~both & (usable1 | usable2) if ALONE_WITH_AFTER else np.zeros(x.shape, bool)
+        y_alone, m_alone = np.where(usable1, y1, y2), np.where(usable1, m1, m2)
+        mid_alone = np.where(usable1, *s.mu_mid)
         with np.errstate(divide="ignore", invalid="ignore"):
             apart = np.where(both, np.log(m1 / m2) / 2, 0.0) ** 2
         y = np.where(both, (y1 + y2) / 2, y)
@@ -1146,7 +1184,11 @@ def _volume_side(
             # added to the spread as the two trailing baselines' is
             ya, ma, mida, usable_a = s.after
             clean_a = _window_sum(surged, np.minimum(np.arange(x.shape[1]) + base, x.shape[1] - 1), base) == 0
-            two = both & usable_a & clean_a & (ya >= MIN_BASE_CALLS) & (ma > 0)
+            after_ok = usable_a & clean_a & (ya >= MIN_BASE_CALLS) & (ma > 0)
+            two = both & after_ok
+            one = alone & after_ok
+            mu, mid, y = np.where(one, m_alone, mu), np.where(one, mid_alone, mid), np.where(one, y_alone, y)
+            two |= one
             below_both = np.where(two, np.minimum(mu, ma), below_both)
             with np.errstate(divide="ignore", invalid="ignore"):
                 apart = np.where(two, np.log(mu / ma) / 2, np.sqrt(apart)) ** 2
@@ -1198,6 +1240,19 @@ def _volume_side(
     size[gated] = _nb_size(xg, midg, okg & ~borrowed[gated])
     size_borrowed[gated] = np.minimum(_nb_size(xg, midg, okg & borrowed[gated]), size[gated])
     own = np.where(borrowed[g, e], size_borrowed[g], size[g])  # the series' own spread
+    if LOCAL_SPREAD and not up and step < 3600 and 3600 % step == 0 and DAY // step <= x.shape[1]:
+        # ... or its own at that time of day where it is narrower (never wider: a ramp keeps the
+        # series' spread however few of its windows were read there), where a profile of its own
+        # days of that type expects it: a window without one (the store's first and second days,
+        # its first weekend) keeps the series' spread (v14: six first-day falls of a provider,
+        # three second-day evenings)
+        profiled = okg & ~borrowed[gated] & ~missing[gated]
+        local = _nb_size_by_hour(xg, midg, profiled, step)[np.searchsorted(gated, g), e]
+        plain = borrowed[g, e] | missing[g, e] | np.isnan(local)
+        for weak in (s.first_weekend, s.unsettled):
+            if weak is not None:
+                plain |= weak[g, e]
+        own = np.where(plain, own, np.fmax(own, local))
     r = 1 / (1 / own + apart[g, e])
     period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
     silence = None
