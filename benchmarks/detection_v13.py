@@ -397,18 +397,7 @@ def run_seed(seed: int, work: Path, keep: bool) -> dict[str, Any]:
         "sent_spans": sent,
         "stored_spans": stored,
         "llm_calls_sent": int(sum(c["t"].size for c in calls.values())),
-        "series": [
-            {
-                "key": s.key,
-                "service": s.service,
-                "model": s.model,
-                "provider": s.provider,
-                "first": s.first,
-                "tz": s.tz,
-                "calls": int(calls[s.key]["t"].size),
-            }
-            for s in week.series
-        ],
+        "series": series_summary(week, calls),
         "incidents": labels,
         "benign": [vars(b) for b in week.benign],
         "fields": fields,
@@ -537,8 +526,27 @@ def score(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     return {"found": found, "false": false, "other": other, "episodes": len(eps), "error": result.get("error")}
 
 
-def _cause(record: dict[str, Any], ep: dict[str, Any], series: dict[str, dict[str, Any]]) -> str:
-    for kind in BENIGN_ORDER:
+def series_summary(week: Any, calls: dict[str, dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+    """Each series of a week as a record keeps it (judges 13 and 14)."""
+    return [
+        {
+            "key": s.key,
+            "service": s.service,
+            "model": s.model,
+            "provider": s.provider,
+            "first": s.first,
+            "tz": s.tz,
+            "calls": int(calls[s.key]["t"].size),
+        }
+        for s in week.series
+    ]
+
+
+def _cause(
+    record: dict[str, Any], ep: dict[str, Any], series: dict[str, dict[str, Any]], order: tuple[str, ...] = BENIGN_ORDER
+) -> str:
+    """The first benign change (in ``order``) the episode meets on a series it contains, else "none"."""
+    for kind in order:
         for b in record["benign"]:
             if b["kind"] != kind or ep["end"] <= b["start"] or ep["start"] >= b["end"]:
                 continue

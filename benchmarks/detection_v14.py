@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import detection_scenarios_v14 as gen
 import detection_v13 as d13  # (plumbing only: server, OTLP post, CLI, episode parsing)
 
-SHIFT_WINDOW = 360
+_ratio = d13._ratio  # "found/all (share)"
+
 FINDS: dict[str, set[str]] = {
     "latency_spike": {"latency"},
     "slow_ramp": {"latency"},
@@ -159,18 +160,7 @@ def run_seed(seed: int, work: Path, keep: bool) -> dict[str, Any]:
         "sent_spans": sent,
         "stored_spans": stored,
         "llm_calls_sent": int(sum(c["t"].size for c in calls.values())),
-        "series": [
-            {
-                "key": s.key,
-                "service": s.service,
-                "model": s.model,
-                "provider": s.provider,
-                "first": s.first,
-                "tz": s.tz,
-                "calls": int(calls[s.key]["t"].size),
-            }
-            for s in week.series
-        ],
+        "series": d13.series_summary(week, calls),
         "incidents": labels,
         "benign": [vars(b) for b in week.benign],
         "fields": fields,
@@ -196,12 +186,6 @@ def episodes(record: dict[str, Any], result: dict[str, Any]) -> tuple[list[dict[
     return d13.episodes(result, record["end_minute"] - gen.WEEK + d13.gen.WEEK)
 
 
-def _span(inc: dict[str, Any]) -> tuple[float, float]:
-    if inc["permanent"]:
-        return inc["start"] - 5, inc["start"] + SHIFT_WINDOW
-    return inc["start"] - 5, inc["end"] + 30
-
-
 def score(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     """Which incidents were found (and when), which episodes are false (and what benign change they meet)."""
     series = {s["key"]: s for s in record["series"]}
@@ -211,7 +195,7 @@ def score(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     explained = [False] * len(eps)
     for j, ep in enumerate(eps):
         for i, inc in enumerate(record["incidents"]):
-            lo, hi = _span(inc)
+            lo, hi = d13._span(inc)  # [start - 5 min, end + 30 min], a permanent shift's first 6 h
             if ep["end"] <= lo or ep["start"] >= hi:
                 continue
             on = any(d13.contains(ep["series"], series[k]) for k in inc["series"])
@@ -224,7 +208,9 @@ def score(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
                 seen[i].add(ep["family"])
             elif ep["family"] in TOUCHED and any(d13.contains(ep["series"], series[k]) for k in inc["touched"]):
                 explained[j] = True
-    false = [{**ep, "cause": _cause(record, ep, series)} for j, ep in enumerate(eps) if not explained[j]]
+    false = [
+        {**ep, "cause": d13._cause(record, ep, series, BENIGN_ORDER)} for j, ep in enumerate(eps) if not explained[j]
+    ]
     return {
         "found": found,
         "seen": seen,
@@ -235,25 +221,11 @@ def score(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _cause(record: dict[str, Any], ep: dict[str, Any], series: dict[str, dict[str, Any]]) -> str:
-    for kind in BENIGN_ORDER:
-        for b in record["benign"]:
-            if b["kind"] != kind or ep["end"] <= b["start"] or ep["start"] >= b["end"]:
-                continue
-            if any(d13.contains(ep["series"], series[k]) for k in b["series"]):
-                return kind
-    return "none"
-
-
 def score_all(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return {g: [score(r, r["results"][g]) for r in records] for g in ("service_model", "default")}
 
 
 # ---------------------------------------------------------------- report
-
-
-def _ratio(a: int, b: int) -> str:
-    return f"{a}/{b} ({a / b:.2f})" if b else "-"
 
 
 def _ser(inc: dict[str, Any]) -> str:

@@ -325,6 +325,14 @@ def _usual_silences(x: np.ndarray, mu: np.ndarray, ok: np.ndarray, period: int) 
     return np.asarray(counts >= USUAL_SILENCES)
 
 
+def _window_c2(x: np.ndarray, mu: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Each window's squared relative wobble beyond Poisson noise (its median is c^2), NaN where not
+    read: outside ``ok`` or below ``NB_MIN_MU`` expected calls."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c2 = ((x - mu) ** 2 / 0.455 - mu) / mu**2
+    return np.where(ok & (mu >= NB_MIN_MU), c2, np.nan)
+
+
 def _nb_size(x: np.ndarray, mu: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """Per series: the negative binomial size r = 1 / c^2, c the relative wobble of the
     expectation beyond Poisson noise, from the median of the series' own windows with at
@@ -332,10 +340,7 @@ def _nb_size(x: np.ndarray, mu: np.ndarray, ok: np.ndarray) -> np.ndarray:
     sides count: the expectation's own error (a seasonal ratio from a few days) is part of
     the spread a window is judged with (one side only, tried on v3 tuning seeds, doubled
     the false volume episodes)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c2 = ((x - mu) ** 2 / 0.455 - mu) / mu**2
-    c2 = np.where(ok & (mu >= NB_MIN_MU), c2, np.nan)
-    med, counts = _median_of_busy(c2)
+    med, counts = _median_of_busy(_window_c2(x, mu, ok))
     c2 = np.where(counts >= 24, np.clip(med, NB_MIN_C**2, 1.0), NB_DEFAULT_C**2)
     return np.asarray(1 / c2)
 
@@ -347,9 +352,7 @@ def _nb_size_by_hour(x: np.ndarray, mu: np.ndarray, ok: np.ndarray, step: int) -
     carried a morning ramp's error into the quiet middle of the day (v13: a -85% hour of a sparse
     helpdesk at noon against a spread of 30% where its noons held 10-14%)."""
     per_day, per_hour = DAY // step, 3600 // step
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c2 = ((x - mu) ** 2 / 0.455 - mu) / mu**2
-    c2 = np.where(ok & (mu >= NB_MIN_MU), c2, np.nan)
+    c2 = _window_c2(x, mu, ok)
     hour = (np.arange(x.shape[1]) % per_day) // per_hour
     out = np.full((x.shape[0], 24), np.nan)
     for h in range(24):
@@ -1185,10 +1188,9 @@ def _volume_side(
             ya, ma, mida, usable_a = s.after
             clean_a = _window_sum(surged, np.minimum(np.arange(x.shape[1]) + base, x.shape[1] - 1), base) == 0
             after_ok = usable_a & clean_a & (ya >= MIN_BASE_CALLS) & (ma > 0)
-            two = both & after_ok
             one = alone & after_ok
             mu, mid, y = np.where(one, m_alone, mu), np.where(one, mid_alone, mid), np.where(one, y_alone, y)
-            two |= one
+            two = (both | one) & after_ok
             below_both = np.where(two, np.minimum(mu, ma), below_both)
             with np.errstate(divide="ignore", invalid="ignore"):
                 apart = np.where(two, np.log(mu / ma) / 2, np.sqrt(apart)) ** 2
