@@ -526,6 +526,18 @@ def test_missing_cost_and_ttft_are_null_not_zero(store: ChdbClient, otel_row: Ro
     assert row["OutputTokensPerSecond"] == 50.0
 
 
+@pytest.mark.parametrize(("ttft", "expected"), [("0.25", 250_000), ("2.0004", 2_000_000), ("-0.1", 0)])
+def test_a_first_token_is_timed_within_its_call(
+    store: ChdbClient, otel_row: RowMaker, ttft: str, expected: int
+) -> None:
+    """The anthropic SDK times its first chunk from before its span starts: past the end reads as the end."""
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic", "gen_ai.request.stream": "true",
+             "gen_ai.response.time_to_first_chunk": ttft, "gen_ai.usage.output_tokens": "100"}  # fmt: skip
+    insert(store, otel_row(attrs, span_id="00000000000000f9", duration_ns=2_000_000_000))
+    row = call(store, "00000000000000f9")
+    assert (row["TtftUs"], row["DurationUs"]) == (expected, 2_000_000)
+
+
 def test_explicit_cost_status_is_kept(store: ChdbClient, otel_row: RowMaker) -> None:
     attrs = {"gen_ai.operation.name": "chat", "llmtrace.cost.usd": "0.01",
              "llmtrace.cost.status": "estimated", "llmtrace.usage.estimated": "true"}  # fmt: skip
@@ -628,7 +640,12 @@ def test_every_attribute_the_llm_calls_view_reads_is_named_in_semconv() -> None:
     schemas = Path(__file__).resolve().parent.parent / "schemas"
     view = "".join(
         (schemas / name).read_text()
-        for name in ("005_llm_calls_mv.sql", "013_llm_calls_mv_model_calls.sql", "030_foreign_instrumentations.sql")
+        for name in (
+            "005_llm_calls_mv.sql",
+            "013_llm_calls_mv_model_calls.sql",
+            "030_foreign_instrumentations.sql",
+            "033_ttft_within_duration.sql",
+        )
     )
     read = set(re.findall(r"Attributes\['([^']+)'\]", view)) | set(re.findall(r"\ba\['([^']+)'\]", view))
     assert read and read <= names, sorted(read - names)
