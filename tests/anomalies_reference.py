@@ -3,8 +3,9 @@ the stacked scan is compared with (``tests/test_anomalies_stacked.py``): one sca
 rate metric, products with BLAS, a median of every cell. Verbatim but for the imports and
 the rate clustering factor of session 17, the falls' two baselines, the rate's members'
 mixture and the rises' busiest previous day of session 18, and session 24's three far calls,
-settled wobble, falls below both baselines and first-day falls the series came back from (the
-same changes as in the scan)."""
+settled wobble, falls below both baselines and first-day falls the series came back from, and
+session 28's rate clustering read without the window's own pairs and baseline trials counting the
+same hours of previous days (the same changes as in the scan)."""
 
 from __future__ import annotations
 
@@ -30,10 +31,12 @@ from llmtrace.analytics.anomalies_scan import (
     ALONE_WITH_AFTER,
     BASELINE,
     BORROW_BEST,
+    CLUSTER_LAG,
     EARLY_WOBBLE,
     EXACT_UP_TO,
     FALLS_BELOW_BOTH,
     FIRST_WEEKEND,
+    HOURS_LEARNT,
     HOURS_PRIOR,
     LOCAL_SPREAD,
     MIN_BASE_CALLS,
@@ -45,7 +48,11 @@ from llmtrace.analytics.anomalies_scan import (
     NB_DEFAULT_C,
     NB_MIN_C,
     NB_MIN_MU,
+    PHI_WITHOUT_WINDOW,
     PRIOR_WEIGHT,
+    RATE_CLUSTER_CAP,
+    RATE_CLUSTER_MAX,
+    RATE_CLUSTER_PRIOR,
     RATE_DEFAULT_C,
     RATE_MIN_C,
     RECOVERED_FIRST_DAY,
@@ -335,15 +342,37 @@ def _mixture(member: np.ndarray, phi: np.ndarray, v: np.ndarray) -> tuple[np.nda
 
 
 def _window_phi(phi: np.ndarray, mix: tuple[np.ndarray, np.ndarray] | None, width: int) -> np.ndarray:
-    """Per row and window end: at least the members' clustering over the window (session 18)."""
+    """Per row and window end: at least the members' clustering over the window (session 18);
+    ``phi``: per row and window end, or a column of one per row."""
     if mix is None:
-        return phi[:, None]
+        return phi
     kernel = np.ones(width)
     size = mix[0].shape[1]
     clustered = np.array([np.convolve(row, kernel)[:size] for row in mix[0]]).reshape(mix[0].shape)
     spread = np.array([np.convolve(row, kernel)[:size] for row in mix[1]]).reshape(mix[1].shape)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(spread > 0, np.maximum(phi[:, None], clustered / spread), phi[:, None])
+        return np.where(spread > 0, np.maximum(phi, clustered / spread), phi)
+
+
+def _phi_without_window(
+    k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray, step: int, width: int
+) -> np.ndarray:
+    """Per row and window end: the rate clustering factor of the pairs that do not touch the
+    window (session 28): every pair's capped squared difference and variance, less those of the
+    pairs ending within the window or ``CLUSTER_LAG`` after it."""
+    lag = max(1, CLUSTER_LAG // step)
+    size = k.shape[1]
+    r, v = np.where(ok, k - n * p, 0.0), np.where(ok, n * p * (1 - p), 0.0)
+    num, var = np.zeros(k.shape), np.zeros(k.shape)
+    if size > lag:
+        both = ok[:, lag:] & ok[:, :-lag]
+        var[:, lag:] = np.where(both, v[:, lag:] + v[:, :-lag], 0.0)
+        num[:, lag:] = np.minimum(np.where(both, (r[:, lag:] - r[:, :-lag]) ** 2, 0.0), RATE_CLUSTER_CAP * var[:, lag:])
+    kernel = np.ones(width + lag)
+    near_num = np.array([np.convolve(row, kernel)[lag : size + lag] for row in num]).reshape(k.shape)
+    near_var = np.array([np.convolve(row, kernel)[lag : size + lag] for row in var]).reshape(k.shape)
+    far_num, far_var = num.sum(axis=1)[:, None] - near_num, var.sum(axis=1)[:, None] - near_var
+    return np.clip((far_num + RATE_CLUSTER_PRIOR) / (far_var + RATE_CLUSTER_PRIOR), 1.0, RATE_CLUSTER_MAX)
 
 
 def _rates(
@@ -416,7 +445,9 @@ def _rates_pass(
         if width == 1:
             p_bucket = np.where(ok, p0, np.nan)
             phi = rate_clustering(kw, nw, p0, ok & (keep > 0), step)  # session 17: clustered calls
-        phi_w = np.broadcast_to(_window_phi(phi, mix, width), k.shape)  # session 18: members' mixture
+            p1, ok1 = p0, ok & (keep > 0)
+        own = _phi_without_window(k, n, p1, ok1, step, width) if PHI_WITHOUT_WINDOW else phi[:, None]
+        phi_w = np.broadcast_to(_window_phi(own, mix, width), k.shape)  # session 18: members' mixture
         c2 = _rate_wobble(kw, nw, p0, ok & settled, phi_w)
         with np.errstate(divide="ignore", invalid="ignore"):
             share = kw / nw
@@ -432,7 +463,9 @@ def _rates_pass(
             rows = np.unique(g)
             settled_ok = (ok & settled)[rows]
             c2[rows] = _early_wobble(c2[rows], kw[rows], nw[rows], p0[rows], settled_ok, phi_w[rows], g, e, width, step)
-        for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, nb[g, e], True, phi_w[g, e]):
+        # session 28: the baseline's trials count the same hours' where they were read
+        learnt = np.where(nr >= MIN_BASE_TRIALS, nb + nr, nb) if HOURS_LEARNT else nb
+        for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, learnt[g, e], True, phi_w[g, e]):
             found.append(Window(group, name, "up", last - width + 1, last, score))
     return found, p_bucket
 

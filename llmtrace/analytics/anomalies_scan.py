@@ -106,6 +106,8 @@ CLUSTER_CAP = 10.0  # a triple's share of the clustering factor is capped at thi
 CLUSTER_PRIOR = 300.0  # calls' worth of the parent's (the app's) clustering factor a series' own is shrunk towards
 CLUSTER_MAX = 50.0
 SETTLED_WOBBLE = True  # a rate's wobble read without the day after a lasting shift (see _rates_pass)
+PHI_WITHOUT_WINDOW = True  # a window's rate clustering read from the pairs that do not touch it
+HOURS_LEARNT = True  # a rate's baseline learnt from the same hours of previous days too (see _rates_pass)
 SHIFT_HOURS = 3  # flagged hours without a break that make a lasting shift (see _rates_pass)
 RATE_MIN_C, RATE_DEFAULT_C = 0.05, 0.2  # relative wobble of a rate beyond binomial noise
 RATE_CLUSTER_CAP = 100.0  # a pair's share of a rate's clustering factor: at most this many times its variance
@@ -168,17 +170,48 @@ def rate_clustering(k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray,
     ``RATE_CLUSTER_CAP`` times its variance (an incident's two edges), the sum is shrunk towards 1
     by ``RATE_CLUSTER_PRIOR`` (a sparse row has too few events to say), at most
     ``RATE_CLUSTER_MAX``."""
+    num, var = _rate_pairs(k, n, p, ok, step)
+    return _shrunk_phi(num.sum(axis=1), var.sum(axis=1))
+
+
+def _rate_pairs(
+    k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray, step: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row and bucket ``j``: the capped squared difference of the residuals of buckets
+    ``j - lag`` and ``j`` and its binomial variance (both 0 where either bucket is not ``ok``),
+    the terms :func:`rate_clustering` sums."""
     lag = max(1, CLUSTER_LAG // step)
+    num, var = np.zeros(k.shape), np.zeros(k.shape)
     if k.shape[1] <= lag:
-        return np.ones(k.shape[0])
+        return num, var
     r = np.where(ok, k - n * p, 0.0)
     v = np.where(ok, n * p * (1 - p), 0.0)
     both = ok[:, lag:] & ok[:, :-lag]
-    var = np.where(both, v[:, lag:] + v[:, :-lag], 0.0)
+    var[:, lag:] = np.where(both, v[:, lag:] + v[:, :-lag], 0.0)
     d2 = np.where(both, (r[:, lag:] - r[:, :-lag]) ** 2, 0.0)
-    num = np.minimum(d2, RATE_CLUSTER_CAP * var).sum(axis=1)
-    phi = (num + RATE_CLUSTER_PRIOR) / (var.sum(axis=1) + RATE_CLUSTER_PRIOR)
-    return np.asarray(np.clip(phi, 1.0, RATE_CLUSTER_MAX))
+    num[:, lag:] = np.minimum(d2, RATE_CLUSTER_CAP * var[:, lag:])
+    return num, var
+
+
+def _shrunk_phi(num: np.ndarray, var: np.ndarray) -> np.ndarray:
+    return np.asarray(np.clip((num + RATE_CLUSTER_PRIOR) / (var + RATE_CLUSTER_PRIOR), 1.0, RATE_CLUSTER_MAX))
+
+
+def _phi_without_window(
+    cum_num: np.ndarray, cum_var: np.ndarray, ends: np.ndarray, width: int, step: int
+) -> np.ndarray:
+    """Per row and window end: the clustering factor from every pair but those that touch the
+    window (``cum_num``, ``cum_var``: cumulative :func:`_rate_pairs`, leading zero column).
+
+    An incident's own edges are the largest pairs of a quiet series: a weekly job's first burst of
+    errors (16 of 124 calls against none) read its series as clustered sixfold and hid itself
+    (v14: 4 of its 5 bursts); a series' clustering is what the rest of its history shows."""
+    lag = max(1, CLUSTER_LAG // step)
+    last = cum_num.shape[1] - 1
+    hi, lo = np.minimum(ends + lag + 1, last), np.maximum(ends - width + 1, 0)
+    num = cum_num[:, -1:] - (cum_num[:, hi] - cum_num[:, lo])
+    var = cum_var[:, -1:] - (cum_var[:, hi] - cum_var[:, lo])
+    return _shrunk_phi(num, var)
 
 
 def leaf_clustering(
@@ -225,14 +258,16 @@ def rate_mixture(member: np.ndarray, phi: np.ndarray, v: np.ndarray) -> tuple[np
 
 
 def _window_phi(phi: np.ndarray, mix: tuple[np.ndarray, np.ndarray] | None, ends: np.ndarray, width: int) -> np.ndarray:
-    """Per row and window end: the window's clustering factor, the row's own (``phi``) or, where
-    ``mix`` (:func:`rate_mixture`) holds variance, at least its members' mixture over the window."""
+    """Per row and window end: the window's clustering factor, the row's own (``phi``, per row or
+    per row and window end) or, where ``mix`` (:func:`rate_mixture`) holds variance, at least its
+    members' mixture over the window."""
+    own = np.broadcast_to(phi if phi.ndim == 2 else phi[:, None], (phi.shape[0], ends.size))
     if mix is None:
-        return np.broadcast_to(phi[:, None], (phi.size, ends.size))
+        return own
     clustered, spread = _window_sum(mix[0], ends, width), _window_sum(mix[1], ends, width)
     with np.errstate(divide="ignore", invalid="ignore"):
-        mixed = np.maximum(phi[:, None], clustered / spread)
-    return np.where(spread > 0, mixed, phi[:, None])
+        mixed = np.maximum(own, clustered / spread)
+    return np.where(spread > 0, mixed, own)
 
 
 def _rate_wobble(
@@ -620,6 +655,7 @@ def _rates_pass(
     weighted_prior = (PRIOR_WEIGHT * prior)[:, None]
     phase = rate_phase_factor(k * keep, n * keep, step)  # the same for every width
     phi = np.ones(k.shape[0])  # set at width 1, the first
+    pairs = (np.zeros(k.shape), np.zeros(k.shape))  # ... with the pairs it is read from
     j0 = int(np.argmax(judged)) if judged.any() else judged.size
     need = (np.full(k.shape[0], MIN_EXCESS) if excess is None else excess)[:, None]
     # the wobble is read on settled windows: not within a baseline's length after a lasting shift
@@ -655,7 +691,8 @@ def _rates_pass(
         ok = (nb >= MIN_BASE_TRIALS) & (nw > 0) & (ends >= width)
         if width == 1:
             p_bucket = np.where(ok, p0, np.nan)
-            phi = rate_clustering(kw, nw, p0, ok & (keep > 0), step)
+            pairs = _rate_pairs(kw, nw, p0, ok & (keep > 0), step)
+            phi = _shrunk_phi(pairs[0].sum(axis=1), pairs[1].sum(axis=1))
         # windows are judged from the first judged bucket on (the buckets before are baselines)
         kj, nj, pj = kw[:, j0:], nw[:, j0:], p0[:, j0:]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -672,7 +709,10 @@ def _rates_pass(
             continue
         e += j0
         gated = np.unique(g)  # the wobble (a median per row) only of the rows it is read for
-        phi_w = _window_phi(phi[gated], None if mix is None else (mix[0][gated], mix[1][gated]), ends, width)
+        own: np.ndarray = phi[gated]
+        if PHI_WITHOUT_WINDOW:
+            own = _phi_without_window(_cumulative(pairs[0][gated]), _cumulative(pairs[1][gated]), ends, width, step)
+        phi_w = _window_phi(own, None if mix is None else (mix[0][gated], mix[1][gated]), ends, width)
         c2 = np.zeros(k.shape[0])
         c2[gated] = _rate_wobble(kw[gated], nw[gated], p0[gated], ok[gated] & settled[gated], phi_w)
         if EARLY_WOBBLE:
@@ -680,7 +720,14 @@ def _rates_pass(
                 c2[gated], kw[gated], nw[gated], p0[gated], ok[gated] & settled[gated], phi_w, g, e, width, step
             )
         phi_g = phi_w[np.searchsorted(gated, g), e]
-        for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, nb[g, e], True, phi_g):
+        learnt = nb[g, e]
+        if HOURS_LEARNT:
+            # the baseline's own uncertainty (see _flag) counts the same hours' trials where they were
+            # read: a weekly job's 28 calls of the day before hid its run's burst of 16 errors in 124
+            # calls, while last week's run had shown 130 calls without one (v14)
+            hours_n = nr[g, e]
+            learnt = np.where(hours_n >= MIN_BASE_TRIALS, learnt + hours_n, learnt)
+        for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, learnt, True, phi_g):
             found.append(Window(group, "", "up", last - width + 1, last, score))
     return found, p_bucket
 
