@@ -4,8 +4,8 @@ rate metric, products with BLAS, a median of every cell. Verbatim but for the im
 the rate clustering factor of session 17, the falls' two baselines, the rate's members'
 mixture and the rises' busiest previous day of session 18, and session 24's three far calls,
 settled wobble, falls below both baselines and first-day falls the series came back from, and
-session 28's rate clustering read without the window's own pairs and baseline trials counting the
-same hours of previous days (the same changes as in the scan)."""
+session 28's rate clustering read without the window's own pairs and rises held to the same minutes of
+previous days (the same changes as in the scan)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,6 @@ from llmtrace.analytics.anomalies_scan import (
     EXACT_UP_TO,
     FALLS_BELOW_BOTH,
     FIRST_WEEKEND,
-    HOURS_LEARNT,
     HOURS_PRIOR,
     LOCAL_SPREAD,
     MIN_BASE_CALLS,
@@ -55,6 +54,7 @@ from llmtrace.analytics.anomalies_scan import (
     RATE_CLUSTER_PRIOR,
     RATE_DEFAULT_C,
     RATE_MIN_C,
+    RAW_SAME_HOURS,
     RECOVERED_FIRST_DAY,
     RISE_ANY_DAY,
     SCALES,
@@ -236,6 +236,7 @@ def same_hours(
     shift: int = 0,
     kinds: bool = True,
     busiest: bool = False,
+    smoothed: bool = True,
 ) -> np.ndarray:
     """Per series and window end (from bucket ``start`` on): the calls the same hours of the
     previous days of the same type (weekday or weekend, UTC) held, the median over at least two
@@ -245,12 +246,12 @@ def same_hours(
     lasting most of a day (a marketing day) ends, the evening looks like a drop against it;
     what the same hours held on other days does not. ``shift``: buckets the previous days' clock
     is moved by (their hours an hour later or earlier, for a clock change); ``kinds=False``:
-    previous days of any type.
+    previous days of any type; ``smoothed=False``: the calls themselves (session 28).
     """
     rows, size = calls.shape
     per_day = max(1, DAY // step)
     kind = weekend(start_epoch, size, step)
-    c = cumulative(_running_mean(calls, max(1, 3600 // step)))
+    c = cumulative(_running_mean(calls, max(1, 3600 // step)) if smoothed else calls)
     ends = np.arange(start, size)
     days = np.full((MAX_DAYS, rows, ends.size), np.nan)
     for d in range(1, MAX_DAYS + 1):
@@ -463,9 +464,7 @@ def _rates_pass(
             rows = np.unique(g)
             settled_ok = (ok & settled)[rows]
             c2[rows] = _early_wobble(c2[rows], kw[rows], nw[rows], p0[rows], settled_ok, phi_w[rows], g, e, width, step)
-        # session 28: the baseline's trials count the same hours' where they were read
-        learnt = np.where(nr >= MIN_BASE_TRIALS, nb + nr, nb) if HOURS_LEARNT else nb
-        for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, learnt[g, e], True, phi_w[g, e]):
+        for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, nb[g, e], True, phi_w[g, e]):
             found.append(Window(group, name, "up", last - width + 1, last, score))
     return found, p_bucket
 
@@ -543,6 +542,9 @@ def leaf_volume(
             shifts = (0, -align, align)
             any_day = [same_hours(calls, first, step, start_epoch, width, start, s, False, True) for s in shifts]
             high = np.where(np.isinf(usual[0]), np.nan_to_num(np.maximum.reduce(any_day), posinf=0.0) * phase, high)
+        if RAW_SAME_HOURS:  # session 28: nor below what the same minutes held, unsmoothed
+            raw = same_hours(calls, first, step, start_epoch, width, start, smoothed=False)
+            high = np.maximum(high, np.nan_to_num(raw, posinf=0.0))
         out.mu[width] = (np.maximum(mus[0], high), np.maximum(mus[1], high))
         out.mu_low[width] = (np.minimum(mus[2], low), np.minimum(mus[3], low))
         out.mu_mid[width] = (mids[0], mids[1])

@@ -1047,10 +1047,10 @@ def _weekly_job(seed: int, burst: bool) -> tuple[np.ndarray, np.ndarray, int]:
     return n, k, run
 
 
-def test_a_weekly_runs_burst_of_errors_is_judged_against_last_weeks_run_and_without_its_own_edges() -> None:
-    # the day before held ~230 sparse calls: a baseline that uncertain hid the burst (6 of 20 found),
-    # and the burst's own edges read the series as clustered (phi ~6); last week's run at the same
-    # hours showed its rate, and the rest of the week shows no clustering: 18 of 20
+def test_a_weekly_runs_burst_of_errors_is_not_read_as_its_own_clustering() -> None:
+    # the burst's own edges read the series as clustered (phi ~6) and hid it: 6 of 20 found; the
+    # rest of the week shows no clustering: 14 of 20 (the others stay hidden by the uncertainty of
+    # a baseline of ~230 sparse calls the day before)
     found = false = 0
     for seed in range(20):
         for burst in (True, False):
@@ -1060,4 +1060,22 @@ def test_a_weekly_runs_burst_of_errors_is_judged_against_last_weeks_run_and_with
                 found += any(w.first <= run + 2 and w.last >= run for w in windows)
             else:
                 false += bool(windows)
-    assert found >= 16 and false == 0, (found, false)
+    assert found >= 12 and false == 0, (found, false)
+
+
+def test_a_rise_is_expected_at_least_as_high_as_the_same_minutes_of_previous_days_held() -> None:
+    # a store that opens on a Saturday, a quiet weekend and busy weekdays, and a batch of ~110 calls
+    # a bucket every day from 17:00 for 40 minutes: on the second Sunday an hour's smoothing of the
+    # weekend days before (up to a week back) spread the batch's first minutes over the quiet before
+    # it (66 calls expected in its first bucket, 224 in its first 15 minutes) where they held 103-124
+    rng = np.random.default_rng(1)
+    t = np.arange(9 * DAY)
+    level = np.where((t // DAY + 5) % 7 >= 5, 3.0, 14.0) * (0.6 + 0.4 * np.sin(np.pi * (t % DAY) / DAY))
+    for day in range(9):
+        level[day * DAY + 17 * HOUR : day * DAY + 17 * HOUR + 8] += 110.0
+    calls = rng.poisson(level)[None, :].astype(float)
+    v = scan.leaf_volume(calls, np.array([0]), STEP, MONDAY - 2 * 86400)
+    for width in (1, 3):
+        end = 8 * DAY + 17 * HOUR + width - 1
+        held = [calls[0, end - d * DAY - width + 1 : end - d * DAY + 1].sum() for d in (1, 7)]
+        assert v.mu[width][0][0, end] >= np.median(held) - 1e-9, (width, v.mu[width][0][0, end], held)

@@ -107,7 +107,6 @@ CLUSTER_PRIOR = 300.0  # calls' worth of the parent's (the app's) clustering fac
 CLUSTER_MAX = 50.0
 SETTLED_WOBBLE = True  # a rate's wobble read without the day after a lasting shift (see _rates_pass)
 PHI_WITHOUT_WINDOW = True  # a window's rate clustering read from the pairs that do not touch it
-HOURS_LEARNT = True  # a rate's baseline learnt from the same hours of previous days too (see _rates_pass)
 SHIFT_HOURS = 3  # flagged hours without a break that make a lasting shift (see _rates_pass)
 RATE_MIN_C, RATE_DEFAULT_C = 0.05, 0.2  # relative wobble of a rate beyond binomial noise
 RATE_CLUSTER_CAP = 100.0  # a pair's share of a rate's clustering factor: at most this many times its variance
@@ -126,6 +125,7 @@ ALONE_WITH_AFTER = True  # ... and between the one usable baseline before it and
 FALLS_BELOW_BOTH = True  # ... and flagged when far below both, each with the series' own spread
 SILENCE_HABIT = True
 RISE_ANY_DAY = True
+RAW_SAME_HOURS = True  # a rise at least what the same minutes of previous days of its type held
 EARLY_WOBBLE = True  # a young rate's wobble at most what its windows before its first lasting candidate show
 EARLY_DAYS = 2  # ... young: its first call within this many days of the scan's end
 FIRST_WEEKEND = True  # a fall on the first weekend counts only if the series came back; no rise on its first weekday
@@ -205,7 +205,7 @@ def _phi_without_window(
 
     An incident's own edges are the largest pairs of a quiet series: a weekly job's first burst of
     errors (16 of 124 calls against none) read its series as clustered sixfold and hid itself
-    (v14: 4 of its 5 bursts); a series' clustering is what the rest of its history shows."""
+    (v14: 3 of its 4 bursts); a series' clustering is what the rest of its history shows."""
     lag = max(1, CLUSTER_LAG // step)
     last = cum_num.shape[1] - 1
     hi, lo = np.minimum(ends + lag + 1, last), np.maximum(ends - width + 1, 0)
@@ -720,14 +720,7 @@ def _rates_pass(
                 c2[gated], kw[gated], nw[gated], p0[gated], ok[gated] & settled[gated], phi_w, g, e, width, step
             )
         phi_g = phi_w[np.searchsorted(gated, g), e]
-        learnt = nb[g, e]
-        if HOURS_LEARNT:
-            # the baseline's own uncertainty (see _flag) counts the same hours' trials where they were
-            # read: a weekly job's 28 calls of the day before hid its run's burst of 16 errors in 124
-            # calls, while last week's run had shown 130 calls without one (v14)
-            hours_n = nr[g, e]
-            learnt = np.where(hours_n >= MIN_BASE_TRIALS, learnt + hours_n, learnt)
-        for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, learnt, True, phi_g):
+        for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, nb[g, e], True, phi_g):
             found.append(Window(group, "", "up", last - width + 1, last, score))
     return found, p_bucket
 
@@ -865,6 +858,12 @@ def leaf_volume(
         usual = [h * phase for h in held]
         low = usual[0]
         high = np.nan_to_num(np.maximum.reduce(usual), posinf=0.0)
+        if RAW_SAME_HOURS:
+            # ... nor below what the same minutes held, unsmoothed: an hour's smoothing spreads a daily
+            # batch's first 20 minutes over the quiet before it (v15: a provider's 511 calls against
+            # 288, its nightly batch on a Sunday, in 9 of 10 weeks)
+            raw = same_hours(calls, first, step, start_epoch, width, start, sums=cc)
+            high = np.maximum(high, np.nan_to_num(raw, posinf=0.0))
         if RISE_ANY_DAY:  # before two days of its type exist: the busiest of any previous days
             # (the store's first weekend, or its first Monday: the median of a Friday, a Saturday and a
             # Sunday is a weekend morning, and every business series' Monday ramp was a spike, 39 of
