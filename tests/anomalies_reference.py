@@ -542,6 +542,10 @@ def leaf_volume(
             shifts = (0, -align, align)
             any_day = [same_hours(calls, first, step, start_epoch, width, start, s, False, True) for s in shifts]
             high = np.where(np.isinf(usual[0]), np.nan_to_num(np.maximum.reduce(any_day), posinf=0.0) * phase, high)
+            if RAW_SAME_HOURS:  # session 28: the busiest day's same minutes, unsmoothed
+                raw_any = same_hours(calls, first, step, start_epoch, width, start, 0, False, True, smoothed=False)
+                high = np.where(np.isinf(usual[0]), np.maximum(high, np.nan_to_num(raw_any, posinf=0.0)), high)
+                low = np.where(np.isinf(usual[0]) & (raw_any == 0), 0.0, low)  # ... and falls expect none
         if RAW_SAME_HOURS:  # session 28: nor below what the same minutes held, unsmoothed
             raw = same_hours(calls, first, step, start_epoch, width, start, smoothed=False)
             high = np.maximum(high, np.nan_to_num(raw, posinf=0.0))

@@ -1079,3 +1079,25 @@ def test_a_rise_is_expected_at_least_as_high_as_the_same_minutes_of_previous_day
         end = 8 * DAY + 17 * HOUR + width - 1
         held = [calls[0, end - d * DAY - width + 1 : end - d * DAY + 1].sum() for d in (1, 7)]
         assert v.mu[width][0][0, end] >= np.median(held) - 1e-9, (width, v.mu[width][0][0, end], held)
+        # the store's second day, before two days of its type exist: at least the first day's same minutes
+        end = DAY + 17 * HOUR + width - 1
+        held = calls[0, end - DAY - width + 1 : end - DAY + 1].sum()
+        assert v.mu[width][0][0, end] >= held - 1e-9, (width, v.mu[width][0][0, end], held)
+
+
+def test_a_daily_batchs_night_on_the_stores_second_day_is_no_silence() -> None:
+    # one run a day from 17:00 for 40 minutes and nothing else: the profile's ratio from the evening
+    # (the run's end) to the night is at least a tenth, so the second night expected ~15 calls in three
+    # hours and its silence was a fall; no previous day held a call then
+    rng = np.random.default_rng(2)
+    level = np.full(3 * DAY, 0.01)
+    for day in range(3):
+        level[day * DAY + 17 * HOUR : day * DAY + 17 * HOUR + 8] = 110.0
+    calls = rng.poisson(level)[None, :].astype(float)
+    calls[0, : 17 * HOUR] = 0  # the store opens at the first run
+    v = scan.leaf_volume(calls, np.array([17 * HOUR]), STEP, MONDAY)
+    night = DAY + 23 * HOUR + 35  # 23:00-02:00 after the second run
+    assert calls[0, night - 35 : night + 1].sum() == 0 and calls[0, night - 35 - DAY : night + 1 - DAY].sum() == 0
+    assert all(m[0, night] == 0 for m in v.mu_low[36])
+    falls = [w for w in scan._volume(v, np.ones((1, 1)), np.arange(3 * DAY) >= DAY, STEP)[0] if w.direction == "down"]
+    assert not [w for w in falls if w.first <= night and w.last >= night - 35], falls

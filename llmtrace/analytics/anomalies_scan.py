@@ -876,6 +876,15 @@ def leaf_volume(
                 for s in shifts
             ]
             high = np.where(np.isinf(usual[0]), np.nan_to_num(np.maximum.reduce(any_day), posinf=0.0) * phase, high)
+            if RAW_SAME_HOURS:  # ... unsmoothed too (see below)
+                raw_any = same_hours(
+                    calls, first, step, start_epoch, width, start, 0, False, sums=cc, wanted=fewer, busiest=True
+                )
+                high = np.where(np.isinf(usual[0]), np.maximum(high, np.nan_to_num(raw_any, posinf=0.0)), high)
+                # falls: minutes that held no call on any previous day expect none (a profile's ratio
+                # is at least a tenth: a daily batch's night after its run was a three-hour silence
+                # on the store's second day, v15)
+                low = np.where(np.isinf(usual[0]) & (raw_any == 0), 0.0, low)
         out.mu[width] = (np.maximum(mus[0], high), np.maximum(mus[1], high))
         out.mu_low[width] = (np.minimum(mus[2], low), np.minimum(mus[3], low))
         out.mu_mid[width] = (mids[0], mids[1])
