@@ -36,12 +36,14 @@ grouping, false episodes per series-week (120 series-weeks):
   session 27's code (main adf8194):       188/235 (0.80) / 189 (0.80); false 0.450 / 0.525
   + rate clustering without the window:   189/235 / 190;              false 0.450 / 0.525
   + rises held to the same minutes' raw:  189/235 / 189;              false 0.450 / 0.450
+  + the same before two days of a type exist, and falls expecting none where no day had a call:
+                                          189/235 / 189;              false 0.367 / 0.417
   (tried and dropped: rate baselines counting the same hours' trials, 0 found, false 0.500 / 0.583)
 By kind (session 28's code, --by service,model): error bursts, rate-limit storms, timeouts,
 regional outages and empty answers all found (79/79); TTFT 27/29, output shifts 18/19, latency
 spikes 28/33; volume drops 8/17, model drops 4/13, regional drops 2/6, slow ramps 9/15 (2/7 young),
 cost spikes 10/18. Recall by z: 3-5 0.37, 5-10 0.49, 10-30 0.87, >= 30 0.97. False episodes by
-cause: weekend 20, migration 10, none 9, daily peak 6, batch schedule 5. The benign prompt release
+cause: weekend 20, migration 10, daily peak 6, none 4, young start 3. The benign prompt release
 (answers x1.3) is >= 3 sd by the rule in 9 of 10 weeks, so flagging it is arguably right.
 """
 
