@@ -181,15 +181,31 @@ def run_seed(seed: int, work: Path, keep: bool) -> dict[str, Any]:
 # ---------------------------------------------------------------- scoring
 
 
-def episodes(record: dict[str, Any], result: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def episodes(
+    record: dict[str, Any], result: dict[str, Any], week: int = gen.WEEK
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Judge 13's episode parsing, shifted to this judge's week minutes (its WEEK may differ from ours)."""
-    return d13.episodes(result, record["end_minute"] - gen.WEEK + d13.gen.WEEK)
+    return d13.episodes(result, record["end_minute"] - week + d13.gen.WEEK)
 
 
 def score(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     """Which incidents were found (and when), which episodes are false (and what benign change they meet)."""
+    return score_with(record, result, gen.WEEK, FINDS, CONSEQUENCES, TOUCHED, BENIGN_ORDER)
+
+
+def score_with(
+    record: dict[str, Any],
+    result: dict[str, Any],
+    week: int,
+    finds: dict[str, set[str]],
+    consequences: dict[str, set[str]],
+    touched: set[str],
+    order: tuple[str, ...],
+) -> dict[str, Any]:
+    """:func:`score` by a judge's own rules (judge 15 shares it): which families find each kind,
+    which are its consequences, which it moves onto the series it touches, the benign causes' order."""
     series = {s["key"]: s for s in record["series"]}
-    eps, other = episodes(record, result)
+    eps, other = episodes(record, result, week)
     found: dict[int, float] = {}
     seen: dict[int, set[str]] = defaultdict(set)  # families of consequence episodes on the incident's series
     explained = [False] * len(eps)
@@ -199,18 +215,16 @@ def score(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
             if ep["end"] <= lo or ep["start"] >= hi:
                 continue
             on = any(d13.contains(ep["series"], series[k]) for k in inc["series"])
-            if on and ep["family"] in FINDS[inc["kind"]]:
+            if on and ep["family"] in finds[inc["kind"]]:
                 explained[j] = True
                 ttd = max(ep["detected"], ep["start"]) - inc["start"]
                 found[i] = min(found.get(i, math.inf), ttd)
-            elif on and ep["family"] in CONSEQUENCES[inc["kind"]]:
+            elif on and ep["family"] in consequences[inc["kind"]]:
                 explained[j] = True
                 seen[i].add(ep["family"])
-            elif ep["family"] in TOUCHED and any(d13.contains(ep["series"], series[k]) for k in inc["touched"]):
+            elif ep["family"] in touched and any(d13.contains(ep["series"], series[k]) for k in inc["touched"]):
                 explained[j] = True
-    false = [
-        {**ep, "cause": d13._cause(record, ep, series, BENIGN_ORDER)} for j, ep in enumerate(eps) if not explained[j]
-    ]
+    false = [{**ep, "cause": d13._cause(record, ep, series, order)} for j, ep in enumerate(eps) if not explained[j]]
     return {
         "found": found,
         "seen": seen,

@@ -273,44 +273,10 @@ def run_seed(seed: int, work: Path, keep: bool) -> dict[str, Any]:
 # ---------------------------------------------------------------- scoring
 
 
-def episodes(record: dict[str, Any], result: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Judge 13's episode parsing, shifted to this judge's week minutes."""
-    return d13.episodes(result, record["end_minute"] - gen.WEEK + d13.gen.WEEK)
-
-
 def score(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
-    """Which incidents were found (and when), which episodes are false (and what benign change they meet)."""
-    series = {s["key"]: s for s in record["series"]}
-    eps, other = episodes(record, result)
-    found: dict[int, float] = {}
-    seen: dict[int, set[str]] = defaultdict(set)  # families of consequence episodes on the incident's series
-    explained = [False] * len(eps)
-    for j, ep in enumerate(eps):
-        for i, inc in enumerate(record["incidents"]):
-            lo, hi = d13._span(inc)
-            if ep["end"] <= lo or ep["start"] >= hi:
-                continue
-            on = any(d13.contains(ep["series"], series[k]) for k in inc["series"])
-            if on and ep["family"] in FINDS[inc["kind"]]:
-                explained[j] = True
-                ttd = max(ep["detected"], ep["start"]) - inc["start"]
-                found[i] = min(found.get(i, math.inf), ttd)
-            elif on and ep["family"] in CONSEQUENCES[inc["kind"]]:
-                explained[j] = True
-                seen[i].add(ep["family"])
-            elif ep["family"] in TOUCHED and any(d13.contains(ep["series"], series[k]) for k in inc["touched"]):
-                explained[j] = True
-    false = [
-        {**ep, "cause": d13._cause(record, ep, series, BENIGN_ORDER)} for j, ep in enumerate(eps) if not explained[j]
-    ]
-    return {
-        "found": found,
-        "seen": seen,
-        "false": false,
-        "other": other,
-        "episodes": len(eps),
-        "error": result.get("error"),
-    }
+    """Which incidents were found (and when), which episodes are false (and what benign change they meet):
+    judge 14's scoring, by this judge's rules."""
+    return d14.score_with(record, result, gen.WEEK, FINDS, CONSEQUENCES, TOUCHED, BENIGN_ORDER)
 
 
 def score_all(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
