@@ -32,6 +32,7 @@ from llmtrace.analytics.anomalies_scan import (
     BASELINE,
     BORROW_BEST,
     CLUSTER_LAG,
+    COUNT_NEWCOMERS,
     EARLY_WOBBLE,
     EXACT_UP_TO,
     FALLS_BELOW_BOTH,
@@ -530,6 +531,7 @@ def leaf_volume(
         mus = [ys[i % 2] * width * r * hours[i] / base for i, r in enumerate(ratios)]
         mids = [ys[i] * width * np.sqrt(ratios[i] * ratios[i + 2]) * phase / base for i in (0, 1)]
         out.x[width] = x * alive
+        out.x_all[width] = x
         out.y[width] = (ys[0], ys[1])
         # falls: never above what the same hours of previous days held (the end of a day-long surge);
         # rises never below what they held within an hour (the morning after a quiet day, or a clock
@@ -613,7 +615,8 @@ def _volume_side(
     """Rises (or falls) of every group at one scale; ``surged``: cumulative flagged rises, whose
     buckets a fall's baseline must not hold; ``phi``: each group's clustering factor (the
     negative binomial is taken on clusters, calls / phi, with the spread left beyond them)."""
-    x = member @ v.x[width]
+    # session 29: a fall counts the calls of members too young for their baselines
+    x = member @ (v.x[width] if up or not COUNT_NEWCOMERS else v.x_all[width])
     y1, y2 = (member @ y for y in v.y[width])
     m1, m2 = (member @ m for m in (v.mu if up else v.mu_low)[width])
     missing = member @ (v.missing[width] * v.y[width][0]) > 0.2 * y1

@@ -128,6 +128,7 @@ ALONE_WITH_AFTER = True  # ... and between the one usable baseline before it and
 FALLS_BELOW_BOTH = True  # ... and flagged when far below both, each with the series' own spread
 SILENCE_HABIT = True
 RISE_ANY_DAY = True
+COUNT_NEWCOMERS = True  # a group's falls count its young members' calls (see _volume_side)
 RAW_SAME_HOURS = True  # a rise at least what the same minutes of previous days of its type held
 EARLY_WOBBLE = True  # a young rate's wobble at most what its windows before its first lasting candidate show
 EARLY_DAYS = 2  # ... young: its first call within this many days of the scan's end
@@ -769,6 +770,8 @@ class LeafVolume:
     missing: dict[int, np.ndarray]
     borrowed: dict[int, np.ndarray]  # expected from a parent's profile (the leaf has no previous day)
     calls: np.ndarray | None = None  # every bucket read, for the clustering factor (:func:`clustering`)
+    # window calls where the leaf is too young for its baselines too: a group's falls count them
+    x_all: dict[int, np.ndarray] = field(default_factory=dict)
     # the baseline right after the window (falls, where it has ended): its calls, the expectation
     # from it with the lower seasonal ratio and with their middle, and where it is usable
     y_after: dict[int, np.ndarray] = field(default_factory=dict)
@@ -852,6 +855,7 @@ def leaf_volume(
         mus = [ys[i % 2] * width * r * hours[i] / base for i, r in enumerate(ratios)]
         mids = [ys[i] * width * np.sqrt(ratios[i] * ratios[i + 2]) * phase / base for i in (0, 1)]
         out.x[width] = x * alive
+        out.x_all[width] = x
         out.y[width] = (ys[0], ys[1])
         # falls: never above what the same hours of previous days held (the end of a day-long surge);
         # rises never below what they held within an hour (the morning after a quiet day, or a clock
@@ -1030,6 +1034,7 @@ class _Summed:
     first_weekend: np.ndarray | None = None  # judged on weekdays' ratios (see LeafVolume)
     first_weekday: np.ndarray | None = None  # ... and on weekends' (see LeafVolume)
     unsettled: np.ndarray | None = None  # ... and on the other day type's (see LeafVolume)
+    x_all: np.ndarray | None = None  # calls with those of leaves too young for their baselines (falls)
 
 
 def _stacked(members: Sequence[np.ndarray], leaves: np.ndarray) -> np.ndarray:
@@ -1068,6 +1073,7 @@ def _summed(v: LeafVolume, members: Sequence[np.ndarray], width: int) -> _Summed
         held(v.first_weekend),
         held(v.first_weekday),
         held(v.unsettled.get(width)),
+        _stacked(members, v.x_all[width]) if width in v.x_all else None,
     )
 
 
@@ -1191,7 +1197,11 @@ def _volume_side(
     negative binomial is taken on clusters, calls / phi, with the spread left beyond them);
     ``later``: each group's calls in the hour after each bucket (NaN where it has not ended);
     ``habit``: the longest silence each group had come back from before each bucket."""
-    x = s.x
+    # a fall counts every call of the group: a young member's calls are left out of its rises (a
+    # series that appears is no surge of its service) but not of its falls, where they are the calls
+    # an old member handed over (a service moving to a new model read as falling, "784 calls against
+    # 210 expected"); a leaf's own windows are not judged before its baselines exist either way
+    x = s.x if up or s.x_all is None or not COUNT_NEWCOMERS else s.x_all
     y1, y2 = s.y
     m1, m2 = s.mu if up else s.mu_low
     missing, borrowed = s.missing, s.borrowed
