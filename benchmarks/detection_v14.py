@@ -85,8 +85,9 @@ Z_BINS = ((-math.inf, 3), (3, 5), (5, 10), (10, 30), (30, math.inf))
 # ---------------------------------------------------------------- one seed
 
 
-def expected_fields(week: gen.Week, calls: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
-    """What the spans said, per series, in judge 13's field-check shape."""
+def expected_fields(week: Any, calls: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
+    """What the spans said, per series, in judge 13's field-check shape (judge 15's weeks too: any
+    week whose series carry ``key``, ``provider`` and ``op``)."""
     out = {}
     for s in week.series:
         c = calls[s.key]

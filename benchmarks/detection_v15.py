@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import sys
@@ -66,7 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import detection_scenarios_v15 as gen
 import detection_v13 as d13  # (plumbing only: server, OTLP post, CLI, episode parsing, field check)
-import detection_v14 as d14  # (plumbing only: the detector's version line)
+import detection_v14 as d14  # (plumbing only: the detector's version line, scoring, field counts, rejudging)
 
 _ratio = d13._ratio  # "found/all (share)"
 
@@ -117,33 +116,10 @@ BENIGN_ORDER = (
     "growth",
     "fallback",
 )
-Z_BINS = ((-math.inf, 3), (3, 5), (5, 10), (10, 30), (30, math.inf))
+Z_BINS = d14.Z_BINS
 
 
 # ---------------------------------------------------------------- one seed
-
-
-def expected_fields(week: gen.Week, calls: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
-    """What the spans said, per series, in judge 13's field-check shape."""
-    out = {}
-    for s in week.series:
-        c = calls[s.key]
-        if c["t"].size == 0:
-            continue
-        ok = ~c["err"]
-        out[s.key] = {
-            "calls": int(c["t"].size),
-            "errors": int(c["err"].sum()),
-            "ttft": int((ok & ~np.isnan(c["ttft"])).sum()),
-            "stream": int(c["stream"].sum()),
-            "input": int(c["inp"].sum()),
-            "output": int(c["out"].sum()),
-            "cache_read": int(c["cache"].sum()),
-            "reasoning": int(c["reasoning"].sum()),
-            "provider": s.provider,
-            "operation": s.op,
-        }
-    return out
 
 
 def more_findings(week: gen.Week, calls: dict[str, dict[str, np.ndarray]], server: d13.Server) -> list[str]:
@@ -235,7 +211,7 @@ def run_seed(seed: int, work: Path, keep: bool) -> dict[str, Any]:
         gen_cpu = time.process_time() - cpu0
         send_wall = time.monotonic() - wall0
         stored = d13.wait_stored(server, sent)
-        fields = d13.field_findings(expected_fields(week, calls), d13.stored_fields(server))
+        fields = d13.field_findings(d14.expected_fields(week, calls), d13.stored_fields(server))
         fields += more_findings(week, calls, server)
         until = end.isoformat()
         results, cli_cpu = {}, {}
@@ -467,18 +443,6 @@ def report(records: list[dict[str, Any]], scores: dict[str, list[dict[str, Any]]
     return "\n".join(lines)
 
 
-def rejudge(record: dict[str, Any], work: Path) -> dict[str, Any]:
-    """Re-run both CLI groupings over a kept store (whatever llmtrace is importable now)."""
-    seed_dir = work / f"seed{record['seed']}"
-    server = d13.Server(seed_dir / "data", seed_dir).wait_ready()
-    try:
-        for name, by in (("service_model", "service,model"), ("default", None)):
-            record["results"][name], _cpu = d13.run_cli(server.url, record["end"], by, seed_dir)
-    finally:
-        server.stop()
-    return record
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--seeds", default="1500-1509")
@@ -498,7 +462,7 @@ def main() -> int:
         if args.score_only or args.rejudge:
             record = json.loads((work / f"seed{seed}" / f"r{seed}.json").read_text())
             if args.rejudge:
-                record = rejudge(record, work)
+                record = d14.rejudge(record, work)
                 record["detector"] = version
                 (work / f"seed{seed}" / f"r{seed}.rejudge.json").write_text(json.dumps(record, indent=1, default=float))
             records.append(record)
