@@ -32,6 +32,7 @@ import shutil
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -269,6 +270,45 @@ def _why(inc: dict[str, Any]) -> str:
     return "; ".join(hints) or "clear in the data"
 
 
+def listed(
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+    per_seed: list[dict[str, Any]],
+    false: list[tuple[int, dict[str, Any]]],
+    ser: Callable[[dict[str, Any]], str],
+    why: Callable[[dict[str, Any]], str],
+) -> list[str]:
+    """A grouping's unscored findings, CLI failures, missed eligible incidents and false episodes,
+    one line each (judges 14 and 15 list them alike; ``ser`` and ``why`` name and explain a miss)."""
+    lines: list[str] = []
+    other: dict[str, int] = defaultdict(int)
+    for sc in per_seed:
+        for k, v in sc["other"].items():
+            other[k] += v
+    if other:
+        lines.append("  not scored (single-point findings): " + ", ".join(f"{k} {v}" for k, v in other.items()))
+    for r, sc in pairs:
+        if sc["error"]:
+            lines.append(f"  CLI FAILED seed {r['seed']}: {sc['error'][:300]}")
+    lines.append("missed eligible (seed kind series [start,end) start-UTC size effect z extra n cause note -- hint):")
+    for r, sc in pairs:
+        for i, inc in enumerate(r["incidents"]):
+            if inc["eligible"] and i not in sc["found"]:
+                lines.append(
+                    f"  MISS {r['seed']} {inc['kind']} {ser(inc)} [{inc['start']},{inc['end']}) "
+                    f"{inc['start_iso'][5:16]}Z size {inc['size']} effect {inc['effect']} z {inc['z']} "
+                    f"extra {inc['extra']} n {inc.get('n')} {inc['cause']} {inc['note']} -- {why(inc)}"
+                    + (f" [seen only as: {', '.join(sorted(sc['seen'][i]))}]" if sc["seen"].get(i) else "")
+                )
+    lines.append("false episodes (seed metric level series [start,end) direction cause):")
+    for seed, f in false:
+        where = " ".join(f"{k}={v}" for k, v in f["series"].items()) or "all"
+        lines.append(
+            f"  FALSE {seed} {f['metric']} {f['level']} {where} [{f['start']:.0f},{f['end']:.0f}) "
+            f"{f['direction']} {f['cause']}"
+        )
+    return lines
+
+
 def report(records: list[dict[str, Any]], scores: dict[str, list[dict[str, Any]]]) -> str:
     lines = []
     n_series = sum(len(r["series"]) for r in records)
@@ -351,34 +391,7 @@ def report(records: list[dict[str, Any]], scores: dict[str, list[dict[str, Any]]
         lines.append(
             "  worst series (per week): " + ", ".join(f"{k} {v / len(records):.2f}" for k, v in srt(by_series)[:8])
         )
-        other: dict[str, int] = defaultdict(int)
-        for sc in per_seed:
-            for k, v in sc["other"].items():
-                other[k] += v
-        if other:
-            lines.append("  not scored (single-point findings): " + ", ".join(f"{k} {v}" for k, v in other.items()))
-        for r, sc in pairs:
-            if sc["error"]:
-                lines.append(f"  CLI FAILED seed {r['seed']}: {sc['error'][:300]}")
-        lines.append(
-            "missed eligible (seed kind series [start,end) start-UTC size effect z extra n cause note -- hint):"
-        )
-        for r, sc in pairs:
-            for i, inc in enumerate(r["incidents"]):
-                if inc["eligible"] and i not in sc["found"]:
-                    lines.append(
-                        f"  MISS {r['seed']} {inc['kind']} {_ser(inc)} [{inc['start']},{inc['end']}) "
-                        f"{inc['start_iso'][5:16]}Z size {inc['size']} effect {inc['effect']} z {inc['z']} "
-                        f"extra {inc['extra']} n {inc.get('n')} {inc['cause']} {inc['note']} -- {_why(inc)}"
-                        + (f" [seen only as: {', '.join(sorted(sc['seen'][i]))}]" if sc["seen"].get(i) else "")
-                    )
-        lines.append("false episodes (seed metric level series [start,end) direction cause):")
-        for seed, f in false:
-            ser = " ".join(f"{k}={v}" for k, v in f["series"].items()) or "all"
-            lines.append(
-                f"  FALSE {seed} {f['metric']} {f['level']} {ser} [{f['start']:.0f},{f['end']:.0f}) "
-                f"{f['direction']} {f['cause']}"
-            )
+        lines += listed(pairs, per_seed, false, _ser, _why)
     fields = [(r["seed"], f) for r in records for f in r["fields"]]
     lines.append(f"\nfield check: {len(fields)} mismatches between sent spans and stored llm_calls")
     for seed, f in fields[:60]:

@@ -390,34 +390,7 @@ def report(records: list[dict[str, Any]], scores: dict[str, list[dict[str, Any]]
         lines.append(
             "  worst series (per week): " + ", ".join(f"{k} {v / len(records):.2f}" for k, v in srt(by_series)[:8])
         )
-        other: dict[str, int] = defaultdict(int)
-        for sc in per_seed:
-            for k, v in sc["other"].items():
-                other[k] += v
-        if other:
-            lines.append("  not scored (single-point findings): " + ", ".join(f"{k} {v}" for k, v in other.items()))
-        for r, sc in pairs:
-            if sc["error"]:
-                lines.append(f"  CLI FAILED seed {r['seed']}: {sc['error'][:300]}")
-        lines.append(
-            "missed eligible (seed kind series [start,end) start-UTC size effect z extra n cause note -- hint):"
-        )
-        for r, sc in pairs:
-            for i, inc in enumerate(r["incidents"]):
-                if inc["eligible"] and i not in sc["found"]:
-                    lines.append(
-                        f"  MISS {r['seed']} {inc['kind']} {_ser(inc)} [{inc['start']},{inc['end']}) "
-                        f"{inc['start_iso'][5:16]}Z size {inc['size']} effect {inc['effect']} z {inc['z']} "
-                        f"extra {inc['extra']} n {inc.get('n')} {inc['cause']} {inc['note']} -- {_why(inc)}"
-                        + (f" [seen only as: {', '.join(sorted(sc['seen'][i]))}]" if sc["seen"].get(i) else "")
-                    )
-        lines.append("false episodes (seed metric level series [start,end) direction cause):")
-        for seed, f in false:
-            ser = " ".join(f"{k}={v}" for k, v in f["series"].items()) or "all"
-            lines.append(
-                f"  FALSE {seed} {f['metric']} {f['level']} {ser} [{f['start']:.0f},{f['end']:.0f}) "
-                f"{f['direction']} {f['cause']}"
-            )
+        lines += d14.listed(pairs, per_seed, false, _ser, _why)
     releases = [b for r in records for b in r["benign"] if b["kind"] == "release"]
     if releases:
         lines.append(
