@@ -42,7 +42,6 @@ from llmtrace.analytics.anomalies_scan import (
     MIN_BASE_CALLS,
     MIN_BASE_TRIALS,
     MIN_RATE_CHANGE,
-    MIN_RATIO,
     MIN_SCORE,
     MIN_VOLUME_CHANGE,
     NB_DEFAULT_C,
@@ -457,7 +456,7 @@ def _rates_pass(
             ok
             & judged[None, :]
             & (kw - nw * p0 >= metric.min_events)  # session 24: three far calls (MIN_EXCESS otherwise)
-            & (share >= MIN_RATIO * p0)
+            & (share >= metric.min_ratio * p0)
             & (share - p0 >= MIN_RATE_CHANGE)
         )
         g, e = np.nonzero(gate)

@@ -66,7 +66,7 @@ from llmtrace.analytics.anomalies_profile import (
 )
 from llmtrace.analytics.anomalies_profile import window_sum as _window_sum
 from llmtrace.analytics.anomalies_schedule import scheduled_falls
-from llmtrace.analytics.anomalies_sql import METRICS, MIN_EXCESS
+from llmtrace.analytics.anomalies_sql import METRICS, MIN_EXCESS, MIN_RATIO
 from llmtrace.analytics.tails import (
     LN10,
     binom_cdf,
@@ -84,7 +84,6 @@ __all__ = ["LeafVolume", "Scan", "Window", "clustering", "leaf_volume", "recurri
 MIN_SCORE = 7.0  # -log10 p
 EXACT_UP_TO = 20.0  # -log10 p beyond which a volume window's Chernoff bound is its score
 VOLUME_MIN_SCORE = 5.0  # volume's negative binomial carries the series' own spread (6 -> 5: v5 tuning seeds)
-MIN_RATIO = 1.5
 MIN_RATE_CHANGE = 0.02
 LOCAL_SPREAD = True  # a fall's spread at most the series' own at that time of day (see _nb_size_by_hour)
 VOLUME_DROP = 0.7  # flag drops to at most 70% of the expected calls (a 35% drop of a busy series is tens of sd)
@@ -531,8 +530,9 @@ def _rates(
     """One metric's rate windows (:func:`_rate_rows` with its prior on every row)."""
     m = METRICS[name]
     found, p_bucket = _rate_rows(
-        k, n, np.full(k.shape[0], m.prior), judged, base, step, excess=np.full(k.shape[0], m.min_events)
-    )
+        k, n, np.full(k.shape[0], m.prior), judged, base, step,
+        excess=np.full(k.shape[0], m.min_events), ratio=np.full(k.shape[0], m.min_ratio),
+    )  # fmt: skip
     for w in found:
         w.metric = name
     return found, p_bucket
@@ -548,24 +548,26 @@ def _rate_rows(
     mix: tuple[np.ndarray, np.ndarray] | None = None,
     *,
     excess: np.ndarray,
+    ratio: np.ndarray,
 ) -> tuple[list[Window], np.ndarray]:
     """:func:`_distinct_rate_rows` of the distinct rows, copied to the rows that repeat them (a
     service with one model is also its service x model: 82 of 540 rows at 10M calls, 7 d);
     ``mix``: each row's members' clustering (:func:`rate_mixture`), or None. Rows of the same
     counts sum the same leaves with calls, so they share a mixture too (a settled row's error
     rate, its group's counts, takes its group's: the first of them)."""
-    held = np.ascontiguousarray(np.concatenate([k, n, prior[:, None], excess[:, None]], axis=1))
+    held = np.ascontiguousarray(np.concatenate([k, n, prior[:, None], excess[:, None], ratio[:, None]], axis=1))
     _, first_of, inverse = np.unique(
         held.view(np.dtype((np.void, held.dtype.itemsize * held.shape[1]))).ravel(),
         return_index=True,
         return_inverse=True,
     )
     if len(first_of) == k.shape[0]:
-        return _distinct_rate_rows(k, n, prior, judged, base, step, mix, excess=excess)
+        return _distinct_rate_rows(k, n, prior, judged, base, step, mix, excess=excess, ratio=ratio)
     mix_of = None if mix is None else (mix[0][first_of], mix[1][first_of])
     found, p_bucket = _distinct_rate_rows(
-        k[first_of], n[first_of], prior[first_of], judged, base, step, mix_of, excess=excess[first_of]
-    )
+        k[first_of], n[first_of], prior[first_of], judged, base, step, mix_of,
+        excess=excess[first_of], ratio=ratio[first_of],
+    )  # fmt: skip
     copies: list[list[int]] = [[] for _ in first_of]
     for row, distinct in enumerate(inverse.ravel().tolist()):
         copies[distinct].append(row)
@@ -584,6 +586,7 @@ def _distinct_rate_rows(
     mix: tuple[np.ndarray, np.ndarray] | None = None,
     *,
     excess: np.ndarray,
+    ratio: np.ndarray,
 ) -> tuple[list[Window], np.ndarray]:
     """Rate windows of every row (a series' metric; ``prior``: each row's metric's prior share),
     windows named by :func:`scan_levels`. Two passes: the second one's baselines leave out the
@@ -596,7 +599,9 @@ def _distinct_rate_rows(
 
     may = _may_flag(k, excess)
     if may.all():
-        found, p_bucket = _rates_pass(k, n, prior, judged, base, np.ones(k.shape), step, mix=mix, excess=excess)
+        found, p_bucket = _rates_pass(
+            k, n, prior, judged, base, np.ones(k.shape), step, mix=mix, excess=excess, ratio=ratio
+        )
     else:  # the quiet rows' windows cannot pass: only their buckets' baseline shares are taken
         busy, quiet = np.flatnonzero(may), np.flatnonzero(~may)
         p_bucket = np.empty(k.shape)
@@ -604,8 +609,9 @@ def _distinct_rate_rows(
         if not busy.size:  # no row could pass (a pass over no rows has no shapes to take)
             return [], p_bucket
         found, p_bucket[busy] = _rates_pass(
-            k[busy], n[busy], prior[busy], judged, base, None, step, mix=mixed(busy), excess=excess[busy]
-        )
+            k[busy], n[busy], prior[busy], judged, base, None, step, mix=mixed(busy), excess=excess[busy],
+            ratio=ratio[busy],
+        )  # fmt: skip
         for w in found:
             w.group = int(busy[w.group])
     rows = sorted({w.group for w in found})
@@ -616,8 +622,9 @@ def _distinct_rate_rows(
     for w in found:
         keep[at[w.group], w.first : w.last + 1] = 0
     again, p_again = _rates_pass(
-        k[rows], n[rows], prior[rows], judged, base, keep, step, mix=mixed(rows), excess=excess[rows]
-    )
+        k[rows], n[rows], prior[rows], judged, base, keep, step, mix=mixed(rows), excess=excess[rows],
+        ratio=ratio[rows],
+    )  # fmt: skip
     p_bucket[rows] = p_again
     for w in again:
         w.group = rows[w.group]
@@ -642,11 +649,13 @@ def _rates_pass(
     scales: Sequence[int] = SCALES,
     mix: tuple[np.ndarray, np.ndarray] | None = None,
     excess: np.ndarray | None = None,
+    ratio: np.ndarray | None = None,
 ) -> tuple[list[Window], np.ndarray]:
     """One pass over every row at ``scales`` (1 first: the buckets' baseline shares); ``keep``:
     0 where a row's baselines leave a bucket out (None: every bucket counts); ``mix``: each row's
     members' clustering (:func:`rate_mixture`), a window's factor at least theirs; ``excess``: each
-    row's events beyond the expectation a window needs (``MIN_EXCESS`` by default)."""
+    row's events beyond the expectation a window needs (``MIN_EXCESS`` by default); ``ratio``: each row's
+    least share over its expectation (``MIN_RATIO`` by default)."""
     ck, cn = _cumulative(k), _cumulative(n)
     if keep is None:  # every bucket counts: the baselines' sums are the window's (x * 1.0 == x)
         keep, bk, bn = np.ones(k.shape), ck, cn
@@ -662,6 +671,7 @@ def _rates_pass(
     pairs = (np.zeros(k.shape), np.zeros(k.shape))  # ... with the pairs it is read from
     j0 = int(np.argmax(judged)) if judged.any() else judged.size
     need = (np.full(k.shape[0], MIN_EXCESS) if excess is None else excess)[:, None]
+    times = (np.full(k.shape[0], MIN_RATIO) if ratio is None else ratio)[:, None]
     # the wobble is read on settled windows: not within a baseline's length after a lasting shift
     # (``SHIFT_HOURS`` flagged without a break), where the baseline still holds the level before it
     # (a release that doubled the latency left 24 h of windows all above their baseline, c 0.59
@@ -705,7 +715,7 @@ def _rates_pass(
             ok[:, j0:]
             & judged[None, j0:]
             & (kj - nj * pj >= need)
-            & (share >= MIN_RATIO * pj)
+            & (share >= times * pj)
             & (share - pj >= MIN_RATE_CHANGE)
         )
         g, e = np.nonzero(gate)
@@ -1405,10 +1415,11 @@ def scan_levels(
         named = [(METRICS[name], len(k)) for (name, _), k in zip(blocks, ks, strict=True)]
         prior = np.concatenate([np.full(size, m.prior) for m, size in named])
         excess = np.concatenate([np.full(size, m.min_events) for m, size in named])
+        ratio = np.concatenate([np.full(size, m.min_ratio) for m, size in named])
         offsets = np.cumsum([0] + [k.shape[0] for k in ks])
         mix = None if leaves is None else _mixtures(leaves, rated, blocks, rows_of or members, base, step)
         windows, p_bucket = _rate_rows(
-            np.concatenate(ks), np.concatenate(ns), prior, judged, base, step, mix, excess=excess
+            np.concatenate(ks), np.concatenate(ns), prior, judged, base, step, mix, excess=excess, ratio=ratio
         )
         at = np.searchsorted(offsets, [w.group for w in windows], side="right") - 1
         for w, i in zip(windows, at.tolist(), strict=True):  # in each block, its own pass's order

@@ -70,6 +70,11 @@ TTFT_PER_TOKEN = (
 PER_TOKEN_FAR = 3
 
 MIN_EXCESS = 3.5  # 4 events where a fraction of one is expected (4 of a sparse series' 4 streams far past its bar)
+MIN_RATIO = 1.5  # a window's share at least this many times its expectation
+# ... per output token, four times: a slowdown that matters puts most calls past the usual pace, while a
+# daily peak's or a first hours' bar's drift puts 15-20% there for hours (1.5x and 2.5x: v15 +5 false
+# episodes, v14 +2; 4x: v15 +1, v14 +2, the same 33 incidents found; 6x: 10 fewer on v13)
+PACE_RATIO = 4.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class Metric:
     prior: float
     describes: str
     min_events: float = MIN_EXCESS
+    min_ratio: float = MIN_RATIO
 
 
 # Three calls far past the bar are enough: a sparse series (a young job at 0.06 calls/min on a
@@ -124,19 +130,26 @@ METRICS: dict[str, Metric] = {
         "tpt_x3", "tpt_n", "first tokens later per reasoning token than three times the usual p90"
     ),
     "latency_p95_ms_per_token": _far("pt_x3", "pt_n", "calls slower per output token than three times the usual p90"),
+    # the share past the usual p90 per output token, judged like the share of durations: where durations
+    # follow the answers' lengths (20 s to 20 minutes), a 2-3x slowdown of a sparse series moves it, not
+    # the durations' share (v14 seed 1401: 11 calls in 20 minutes at 2.8x, each past the usual pace)
+    "latency_p95_ms_pace": Metric(
+        "pt_x", "pt_n", "up", 0.1, "calls slower per output token than the usual p90", min_ratio=PACE_RATIO
+    ),
 }
 VARIANTS = {
     "tokens_per_call_low": "tokens_per_call",
     **{f"{m}_2x": m for m in ("latency_p95_ms", "ttft_p95_ms", "cost_per_call_usd", "tokens_per_call")},
     "latency_p95_ms_per_token": "latency_p95_ms",
+    "latency_p95_ms_pace": "latency_p95_ms",
     "ttft_p95_ms_per_token": "ttft_p95_ms",
 }  # scanned -> reported
 FAR = {m: r for m, r in VARIANTS.items() if m != "tokens_per_call_low"}  # variants that join the metric's episodes
 # What each bucket row carries besides the series and the bucket.
 COUNTS = (
     "calls", "errors", "ok", "truncated", "empty", "lat_n", "lat_x", "ttft_n", "ttft_x",
-    "tok_n", "tok_x", "tok_lo", "cost_n", "cost_x", "lat_x2", "ttft_x2", "tok_x2", "cost_x2", "pt_n", "pt_x3",
-    "tpt_n", "tpt_x3",
+    "tok_n", "tok_x", "tok_lo", "cost_n", "cost_x", "lat_x2", "ttft_x2", "tok_x2", "cost_x2", "pt_n", "pt_x",
+    "pt_x3", "tpt_n", "tpt_x3",
 )  # fmt: skip
 
 
@@ -214,6 +227,7 @@ def counts_sql(by: Sequence[str], dims: str, step: int) -> str:
                countIf(c.{ok} AND t.tok_t > 0 AND c.OutputTokens > 2 * t.tok_t) AS tok_x2,
                countIf(c.{ok} AND c.priced AND t.cost_t > 0 AND c.cost > 2 * t.cost_t) AS cost_x2,
                countIf(c.{ok} AND c.per_token > 0 AND t.pt_t > 0) AS pt_n,
+               countIf(c.{ok} AND c.per_token > 0 AND t.pt_t > 0 AND c.per_token > t.pt_t) AS pt_x,
                countIf(c.{ok} AND c.per_token > 0 AND t.pt_t > 0 AND c.per_token > {PER_TOKEN_FAR} * t.pt_t) AS pt_x3,
                countIf(c.{ok} AND c.ttft_per_token > 0 AND t.tpt_t > 0) AS tpt_n,
                countIf(c.{ok} AND c.ttft_per_token > 0 AND t.tpt_t > 0
@@ -317,7 +331,8 @@ def rollup_counts_sql(by: Sequence[str], dims: str, step: int) -> str:
                {past("r.Ttft", "t.ttft_t", shift=twice)} AS ttft_x2,
                {past("r.Tokens", "t.tok_t", shift=twice)} AS tok_x2,
                {past("r.Cost", "t.cost_t", shift=twice)} AS cost_x2,
-               {n("r.PerToken", "t.pt_t")} AS pt_n, {past("r.PerToken", "t.pt_t", shift=thrice)} AS pt_x3,
+               {n("r.PerToken", "t.pt_t")} AS pt_n, {past("r.PerToken", "t.pt_t")} AS pt_x,
+               {past("r.PerToken", "t.pt_t", shift=thrice)} AS pt_x3,
                {n("r.TtftPerToken", "t.tpt_t")} AS tpt_n,
                {past("r.TtftPerToken", "t.tpt_t", shift=thrice)} AS tpt_x3
         FROM (SELECT *, {_select_groups(by)}, cityHash64({g}, toStartOfHour(Bucket)) AS k
