@@ -38,6 +38,7 @@ from llmtrace.analytics.anomalies_scan import (
     FALLS_BELOW_BOTH,
     FIRST_WEEKEND,
     HOURS_PRIOR,
+    HOURS_STAND_IN,
     LOCAL_SPREAD,
     MIN_BASE_CALLS,
     MIN_BASE_TRIALS,
@@ -442,6 +443,8 @@ def _rates_pass(
             # higher of two estimates would pick the noise up (and the tests' spread with it)
             p_hours = np.where(nr >= MIN_BASE_TRIALS, (kr + HOURS_PRIOR * p0) / (nr + HOURS_PRIOR), 0.0)
         p0 = np.clip(np.maximum(p0, p_hours) * rate_phase(k * keep, n * keep, step, width), 1e-4, 0.999)
+        if HOURS_STAND_IN:  # session 30: a quiet last day judged on the same hours of the days before
+            nb = np.where(nr >= MIN_BASE_TRIALS, np.maximum(nb, nr), nb)
         ok = (nb >= MIN_BASE_TRIALS) & (nw > 0) & (ends >= width)
         if width == 1:
             p_bucket = np.where(ok, p0, np.nan)

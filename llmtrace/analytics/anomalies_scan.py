@@ -127,6 +127,7 @@ ALONE_WITH_AFTER = True  # ... and between the one usable baseline before it and
 FALLS_BELOW_BOTH = True  # ... and flagged when far below both, each with the series' own spread
 SILENCE_HABIT = True
 RISE_ANY_DAY = True
+HOURS_STAND_IN = True  # a rate window whose last day held too few trials is judged on the same hours of days before
 COUNT_NEWCOMERS = True  # a group's falls count its young members' calls (see _volume_side)
 RAW_SAME_HOURS = True  # a rise at least what the same minutes of previous days of its type held
 EARLY_WOBBLE = True  # a young rate's wobble at most what its windows before its first lasting candidate show
@@ -698,10 +699,15 @@ def _rates_pass(
             p_hours = HOURS_PRIOR * p0
             p_hours += kr
             p_hours /= nr + HOURS_PRIOR
-        np.maximum(p0, p_hours, out=p0, where=nr >= MIN_BASE_TRIALS)  # elsewhere the hours count 0
+        hours = nr >= MIN_BASE_TRIALS
+        np.maximum(p0, p_hours, out=p0, where=hours)  # elsewhere the hours count 0
         if phase is not None and width < phase.shape[1]:  # else a factor of 1
             p0 *= phase_mean(phase, k.shape[1], width)
         np.clip(p0, 1e-4, 0.999, out=p0)
+        # a weekly job's Monday burst after a quiet weekend: its last day holds a handful of trials, the same
+        # hours of the days before hold its last run's hundreds (v14: 73 calls at 9x missed, not judged)
+        if HOURS_STAND_IN:
+            nb = np.where(hours, np.maximum(nb, nr), nb)
         ok = (nb >= MIN_BASE_TRIALS) & (nw > 0) & (ends >= width)
         if width == 1:
             p_bucket = np.where(ok, p0, np.nan)
