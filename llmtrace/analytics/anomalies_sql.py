@@ -43,6 +43,10 @@ THRESHOLD_HOURS = 24
 THRESHOLD_LOOKBACK = 7 * 24
 MIN_THRESHOLD_HOURS = 3
 MIN_HOUR_CALLS = 3
+# a series' hours before it has MIN_THRESHOLD_HOURS qualifying ones are held to the median of its first
+# ones: their calls become its rates' first trials, so a young series' first judged hour is not held to
+# a baseline made of that hour's own calls (v14: a chat model 9 h old, slow 4x from its first morning)
+FIRST_BARS = True
 HIGH, LOW = 0.9, 0.1
 TRUNCATED = "lower(FinishReason) IN ('length', 'max_tokens')"
 # llm_anomaly_5m (025): its bucket, the groupings its keys answer, its bins (floor(32 * log2 v); 0 in ZERO)
@@ -163,10 +167,15 @@ def _select_groups(by: Sequence[str]) -> str:
 
 def _trailing(column: str) -> str:
     """Median of the last ``THRESHOLD_HOURS`` qualifying hours' values (NULL-free array from
-    groupArray, in time order) within ``THRESHOLD_LOOKBACK`` rows, or 0 = none yet."""
-    every = f"groupArray(if(okn >= {MIN_HOUR_CALLS} AND {column} > 0, {column}, NULL)) OVER past"
-    past = f"arraySlice({every}, -{THRESHOLD_HOURS})"
-    return f"if(length({past}) >= {MIN_THRESHOLD_HOURS}, arrayReduce('quantileExact(0.5)', {past}), 0)"
+    groupArray, in time order) within ``THRESHOLD_LOOKBACK`` rows; before there are
+    ``MIN_THRESHOLD_HOURS`` of them, the median of the series' first ones (``FIRST_BARS``), or 0 = none."""
+    qualifying = f"if(okn >= {MIN_HOUR_CALLS} AND {column} > 0, {column}, NULL)"
+    past = f"arraySlice(groupArray({qualifying}) OVER past, -{THRESHOLD_HOURS})"
+    first = f"groupArray({MIN_THRESHOLD_HOURS})({qualifying}) OVER whole" if FIRST_BARS else "[]"
+    return (
+        f"if(length({past}) >= {MIN_THRESHOLD_HOURS}, arrayReduce('quantileExact(0.5)', {past}), "
+        f"if(length({first}) >= {MIN_THRESHOLD_HOURS}, arrayReduce('quantileExact(0.5)', {first}), 0))"
+    )
 
 
 def counts_sql(by: Sequence[str], dims: str, step: int) -> str:
@@ -208,7 +217,8 @@ def counts_sql(by: Sequence[str], dims: str, step: int) -> str:
                    {_trailing("tok90")} AS tok_t, {_trailing("tok10")} AS tok_l, {_trailing("cost90")} AS cost_t,
                    {_trailing("pt90")} AS pt_t, {_trailing("tpt90")} AS tpt_t
             FROM hourly
-            WINDOW past AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN {THRESHOLD_LOOKBACK} PRECEDING AND 1 PRECEDING)
+            WINDOW past AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN {THRESHOLD_LOOKBACK} PRECEDING AND 1 PRECEDING),
+                   whole AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
         )
         SELECT {", ".join(f"c.{col} AS {col}" for col in g.split(", "))}, toDateTime(c.b, 'UTC') AS b,
                count() AS calls, sum(c.IsError) AS errors, countIf(c.{ok}) AS ok,
@@ -267,9 +277,14 @@ def _bin_quantile(hist: str, level: float) -> str:
 
 def _trailing_bin(column: str) -> str:
     """:func:`_trailing` over bins: the median bin of the last qualifying hours, or ``NO_BIN``."""
-    every = f"groupArray(if(okn >= {MIN_HOUR_CALLS} AND {column} > {ZERO_BIN}, {column}, NULL)) OVER past"
-    past = f"arraySlice({every}, -{THRESHOLD_HOURS})"
-    return f"if(length({past}) >= {MIN_THRESHOLD_HOURS}, toInt32(arrayReduce('quantileExact(0.5)', {past})), {NO_BIN})"
+    qualifying = f"if(okn >= {MIN_HOUR_CALLS} AND {column} > {ZERO_BIN}, {column}, NULL)"
+    past = f"arraySlice(groupArray({qualifying}) OVER past, -{THRESHOLD_HOURS})"
+    first = f"groupArray({MIN_THRESHOLD_HOURS})({qualifying}) OVER whole" if FIRST_BARS else "[]"
+    return (
+        f"if(length({past}) >= {MIN_THRESHOLD_HOURS}, toInt32(arrayReduce('quantileExact(0.5)', {past})), "
+        f"if(length({first}) >= {MIN_THRESHOLD_HOURS}, toInt32(arrayReduce('quantileExact(0.5)', {first})), "
+        f"{NO_BIN}))"
+    )
 
 
 def _twice_past(hist: str, bar: str, side: str = ">", shift: int = 0) -> str:
@@ -317,7 +332,8 @@ def rollup_counts_sql(by: Sequence[str], dims: str, step: int) -> str:
                    {_trailing_bin("cost90")} AS cost_t, {_trailing_bin("pt90")} AS pt_t,
                    {_trailing_bin("tpt90")} AS tpt_t
             FROM hourly
-            WINDOW past AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN {THRESHOLD_LOOKBACK} PRECEDING AND 1 PRECEDING)
+            WINDOW past AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN {THRESHOLD_LOOKBACK} PRECEDING AND 1 PRECEDING),
+                   whole AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
         )
         SELECT {g}, toDateTime(toStartOfInterval(r.Bucket, toIntervalSecond({step})), 'UTC') AS b,
                sum(r.Calls) AS calls, sum(r.Errors) AS errors, sum(r.Calls - r.Errors) AS ok,
