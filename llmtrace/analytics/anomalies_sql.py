@@ -79,6 +79,7 @@ MIN_RATIO = 1.5  # a window's share at least this many times its expectation
 # daily peak's or a first hours' bar's drift puts 15-20% there for hours (1.5x and 2.5x: v15 +5 false
 # episodes, v14 +2; 4x: v15 +1, v14 +2, the same 33 incidents found; 6x: 10 fewer on v13)
 PACE_RATIO = 4.0
+TOKENS_RATIO = 2.0
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,13 @@ METRICS: dict[str, Metric] = {
     "latency_p95_ms": Metric("lat_x", "lat_n", "up", 0.1, "calls slower than the usual p90"),
     "ttft_p95_ms": Metric("ttft_x", "ttft_n", "up", 0.1, "streams with a first token later than the usual p90"),
     "cost_per_call_usd": Metric("cost_x", "cost_n", "up", 0.1, "calls costlier than the usual p90"),
-    "tokens_per_call": Metric("tok_x", "tok_n", "up", 0.1, "calls with more output tokens than the usual p90"),
-    "tokens_per_call_low": Metric("tok_lo", "tok_n", "up", 0.1, "calls with fewer output tokens than the usual p10"),
+    # answers' lengths: a window at least twice its usual share past the bar (TOKENS_RATIO)
+    "tokens_per_call": Metric(
+        "tok_x", "tok_n", "up", 0.1, "calls with more output tokens than the usual p90", min_ratio=TOKENS_RATIO
+    ),
+    "tokens_per_call_low": Metric(
+        "tok_lo", "tok_n", "up", 0.1, "calls with fewer output tokens than the usual p10", min_ratio=TOKENS_RATIO
+    ),
     "truncation_rate": Metric("truncated", "ok", "up", 0.02, "outputs cut at max tokens"),
     "empty_output_rate": Metric("empty", "ok", "up", 0.02, "successful calls with no output tokens"),
     # far past the bar (twice the usual p90): rare whatever the latency level's slow wobble, so a

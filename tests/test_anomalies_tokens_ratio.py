@@ -1,0 +1,65 @@
+"""Answers' lengths are an incident when many calls leave their usual range, not when a busy hour's
+share past the usual p90 drifts up a little (``TOKENS_RATIO``: at least twice the usual share).
+
+The ratio itself was measured on v15's gateway, whose answers ran a little longer or shorter at its
+daily peak for hours (3 of its default-grouping false episodes); on this synthetic series the
+wobble of the share already keeps a 1.15x shift quiet at 1.5x, so these tests guard both sides of the
+promise rather than the ratio: ~120 calls an hour whose answers are 1.15x longer for six hours raise no
+tokens episode; 2.5x longer for two hours raise one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import pytest
+
+from llmtrace.analytics import anomalies
+from llmtrace.analytics.filters import Filter
+from llmtrace.store.chdb_client import ChdbClient
+from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
+from tests.test_anomalies_per_token import _row
+from tests.test_anomaly_rollup import fresh as _fresh
+from tests.test_anomaly_rollup import store as _store  # one chDB directory a process: theirs
+from tests.test_anomaly_rollup import store_url as _store_url
+
+store, store_url, fresh = _store, _store_url, _fresh
+
+END = datetime(2026, 12, 3, tzinfo=timezone.utc)
+SHIFT_FROM = END - timedelta(hours=12)
+
+
+def _days(seed: int, longer: float, hours: int) -> list[tuple[object, ...]]:
+    """Three days at ~120 calls an hour, answers ~400 tokens (lognormal, sigma 0.35), ``longer`` times
+    that for ``hours`` from ``SHIFT_FROM``."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    t = END - timedelta(days=3)
+    while True:
+        t += timedelta(seconds=float(rng.exponential(30.0)))
+        if t >= END:
+            return rows
+        tokens = 400.0 * float(np.exp(rng.normal(0, 0.35)))
+        if SHIFT_FROM <= t < SHIFT_FROM + timedelta(hours=hours):
+            tokens *= longer
+        rows.append(_row(t, int(tokens), tokens * 12.0))
+
+
+def _token_episodes(client: ChdbClient, rows: list[tuple[object, ...]]) -> list[Any]:
+    client.insert("otel_traces", rows, column_names=OTEL_TRACES_COLUMNS)
+    f = Filter(start=END - timedelta(days=3), end=END)
+    report = anomalies.detect(client, f, by="service,model", now=END, include_calls=False)
+    return report.find("tokens_per_call", kind="episode")
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_answers_a_little_longer_for_hours_raise_no_tokens_episode(fresh: ChdbClient, seed: int) -> None:
+    assert _token_episodes(fresh, _days(seed, longer=1.15, hours=6)) == []
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_answers_far_longer_for_two_hours_are_a_tokens_episode(fresh: ChdbClient, seed: int) -> None:
+    found = _token_episodes(fresh, _days(seed, longer=2.5, hours=2))
+    assert [e.start <= SHIFT_FROM + timedelta(hours=2) and e.end >= SHIFT_FROM for e in found] == [True]
