@@ -17,11 +17,8 @@ import numpy as np
 import pytest
 
 from llmtrace import semconv
-from llmtrace.analytics import anomalies
-from llmtrace.analytics.filters import Filter
 from llmtrace.store.chdb_client import ChdbClient
-from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
-from tests.test_anomalies_per_token import END, PACE_MS, _row
+from tests.test_anomalies_per_token import END, PACE_MS, _row, episodes
 from tests.test_anomaly_rollup import fresh as _fresh
 from tests.test_anomaly_rollup import store as _store  # one chDB directory a process: theirs
 from tests.test_anomaly_rollup import store_url as _store_url
@@ -53,10 +50,7 @@ def _week(seed: int, slowdown: float = 1.0, shorter_after: datetime | None = Non
 
 
 def _latency_episodes(client: ChdbClient, rows: list[tuple[object, ...]]) -> list[Any]:
-    client.insert("otel_traces", rows, column_names=OTEL_TRACES_COLUMNS)
-    f = Filter(start=END - timedelta(days=3), end=END)
-    report = anomalies.detect(client, f, by="service,model", now=END, include_calls=False)
-    return report.find("latency_p95_ms", kind="episode")
+    return episodes(client, rows, "latency_p95_ms", END, days=3)
 
 
 def _share_past_p90(rows: list[tuple[object, ...]], per_token: bool) -> float:

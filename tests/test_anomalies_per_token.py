@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -100,11 +100,29 @@ def _row(at: datetime, tokens: int, ms: float, reasoning: int = 0, ttft_ms: floa
     return otel_row(attributes, service_name="code-review", start_ns=start_ns, duration_ns=int(ms * 1e6))
 
 
-def _latency(client: ChdbClient, rows: list[tuple[object, ...]], metric: str = "latency_p95_ms") -> list[Any]:
+def episodes(client: ChdbClient, rows: list[tuple[object, ...]], metric: str, end: datetime, days: int) -> list[Any]:
+    """Store ``rows`` and return ``metric``'s episodes over the ``days`` before ``end``, by service and model."""
     client.insert("otel_traces", rows, column_names=OTEL_TRACES_COLUMNS)
-    f = Filter(start=END - timedelta(days=3), end=END)
-    report = anomalies.detect(client, f, by="service,model", now=END, include_calls=False)
+    f = Filter(start=end - timedelta(days=days), end=end)
+    report = anomalies.detect(client, f, by="service,model", now=end, include_calls=False)
     return report.find(metric, kind="episode")
+
+
+def poisson_hours(
+    rng: np.random.Generator, start: datetime, end: datetime, per_hour: Callable[[datetime], float]
+) -> Iterator[datetime]:
+    """Call times from ``start`` to ``end``: each hour ``per_hour(hour)`` calls on average, uniform within it."""
+    hour = start
+    while hour < end:
+        for _ in range(rng.poisson(per_hour(hour))):
+            at = hour + timedelta(seconds=float(rng.uniform(0, 3600)))
+            if at < end:
+                yield at
+        hour += timedelta(hours=1)
+
+
+def _latency(client: ChdbClient, rows: list[tuple[object, ...]], metric: str = "latency_p95_ms") -> list[Any]:
+    return episodes(client, rows, metric, END, days=3)
 
 
 def test_a_sparse_series_spike_hidden_in_its_durations_is_found_per_output_token(fresh: ChdbClient) -> None:

@@ -33,6 +33,7 @@ from llmtrace.analytics.anomalies_sql import (
     _select_groups,
     _trailing,
     series_columns,
+    threshold_windows,
 )
 from llmtrace.analytics.filters import sql_time
 from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
@@ -100,8 +101,7 @@ def before_counts(by: Sequence[str], dims: str, step: int) -> str:
             SELECT {g}, h, {_trailing("lat90")} AS lat_t, {_trailing("ttft90")} AS ttft_t,
                    {_trailing("tok90")} AS tok_t, {_trailing("tok10")} AS tok_l, {_trailing("cost90")} AS cost_t
             FROM hourly
-            WINDOW past AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN {THRESHOLD_HOURS} PRECEDING AND 1 PRECEDING),
-                   whole AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+            {threshold_windows(g, THRESHOLD_HOURS)}
         )
         SELECT {", ".join(f"c.{col} AS {col}" for col in g.split(", "))}, toDateTime(c.b, 'UTC') AS b,
                count() AS calls, sum(c.IsError) AS errors, countIf(c.{ok}) AS ok,

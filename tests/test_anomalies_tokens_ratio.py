@@ -16,11 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from llmtrace.analytics import anomalies
-from llmtrace.analytics.filters import Filter
 from llmtrace.store.chdb_client import ChdbClient
-from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
-from tests.test_anomalies_per_token import _row
+from tests.test_anomalies_per_token import _row, episodes
 from tests.test_anomaly_rollup import fresh as _fresh
 from tests.test_anomaly_rollup import store as _store  # one chDB directory a process: theirs
 from tests.test_anomaly_rollup import store_url as _store_url
@@ -48,10 +45,7 @@ def _days(seed: int, longer: float, hours: int) -> list[tuple[object, ...]]:
 
 
 def _token_episodes(client: ChdbClient, rows: list[tuple[object, ...]]) -> list[Any]:
-    client.insert("otel_traces", rows, column_names=OTEL_TRACES_COLUMNS)
-    f = Filter(start=END - timedelta(days=3), end=END)
-    report = anomalies.detect(client, f, by="service,model", now=END, include_calls=False)
-    return report.find("tokens_per_call", kind="episode")
+    return episodes(client, rows, "tokens_per_call", END, days=3)
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -16,11 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from llmtrace.analytics import anomalies
-from llmtrace.analytics.filters import Filter
 from llmtrace.store.chdb_client import ChdbClient
-from llmtrace.store.otlp_rows import OTEL_TRACES_COLUMNS
-from tests.test_anomalies_per_token import _row
+from tests.test_anomalies_per_token import _row, episodes, poisson_hours
 from tests.test_anomaly_rollup import fresh as _fresh
 from tests.test_anomaly_rollup import store as _store  # one chDB directory a process: theirs
 from tests.test_anomaly_rollup import store_url as _store_url
@@ -45,26 +42,17 @@ def _weeks(seed: int, slow: float = 1.0) -> list[tuple[object, ...]]:
     ``SECOND_RUN`` at ``slow`` times the usual duration."""
     rng = np.random.default_rng(seed)
     rows = []
-    hour = FIRST_MONDAY
-    while hour < END:
-        for _ in range(rng.poisson(_calls_per_hour(hour))):
-            at = hour + timedelta(seconds=float(rng.uniform(0, 3600)))
-            if at >= END:
-                continue
-            tokens = int(rng.uniform(300, 3000))
-            ms = tokens * 12.0 * float(np.exp(rng.normal(0, 0.3)))
-            if SECOND_RUN <= at < SECOND_RUN + timedelta(minutes=10):
-                ms *= slow
-            rows.append(_row(at, tokens, ms))
-        hour += timedelta(hours=1)
+    for at in poisson_hours(rng, FIRST_MONDAY, END, _calls_per_hour):
+        tokens = int(rng.uniform(300, 3000))
+        ms = tokens * 12.0 * float(np.exp(rng.normal(0, 0.3)))
+        if SECOND_RUN <= at < SECOND_RUN + timedelta(minutes=10):
+            ms *= slow
+        rows.append(_row(at, tokens, ms))
     return rows
 
 
 def _latency_episodes(client: ChdbClient, rows: list[tuple[object, ...]]) -> list[Any]:
-    client.insert("otel_traces", rows, column_names=OTEL_TRACES_COLUMNS)
-    f = Filter(start=END - timedelta(days=7), end=END)
-    report = anomalies.detect(client, f, by="service,model", now=END, include_calls=False)
-    return report.find("latency_p95_ms", kind="episode")
+    return episodes(client, rows, "latency_p95_ms", END, days=7)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

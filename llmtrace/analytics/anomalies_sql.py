@@ -184,6 +184,15 @@ def _trailing(column: str) -> str:
     )
 
 
+def threshold_windows(g: str, lookback: int) -> str:
+    """The windows :func:`_trailing` and :func:`_trailing_bin` read: ``lookback`` hourly rows before
+    each (``past``), and the series' whole range (``whole``, its first bars)."""
+    return (
+        f"WINDOW past AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN {lookback} PRECEDING AND 1 PRECEDING), "
+        f"whole AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
+    )
+
+
 def counts_sql(by: Sequence[str], dims: str, step: int) -> str:
     """Counts per leaf series and ``step``-second bucket from {hist_start} to {judge_end}.
 
@@ -223,8 +232,7 @@ def counts_sql(by: Sequence[str], dims: str, step: int) -> str:
                    {_trailing("tok90")} AS tok_t, {_trailing("tok10")} AS tok_l, {_trailing("cost90")} AS cost_t,
                    {_trailing("pt90")} AS pt_t, {_trailing("tpt90")} AS tpt_t
             FROM hourly
-            WINDOW past AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN {THRESHOLD_LOOKBACK} PRECEDING AND 1 PRECEDING),
-                   whole AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+            {threshold_windows(g, THRESHOLD_LOOKBACK)}
         )
         SELECT {", ".join(f"c.{col} AS {col}" for col in g.split(", "))}, toDateTime(c.b, 'UTC') AS b,
                count() AS calls, sum(c.IsError) AS errors, countIf(c.{ok}) AS ok,
@@ -338,8 +346,7 @@ def rollup_counts_sql(by: Sequence[str], dims: str, step: int) -> str:
                    {_trailing_bin("cost90")} AS cost_t, {_trailing_bin("pt90")} AS pt_t,
                    {_trailing_bin("tpt90")} AS tpt_t
             FROM hourly
-            WINDOW past AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN {THRESHOLD_LOOKBACK} PRECEDING AND 1 PRECEDING),
-                   whole AS (PARTITION BY {g} ORDER BY h ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+            {threshold_windows(g, THRESHOLD_LOOKBACK)}
         )
         SELECT {g}, toDateTime(toStartOfInterval(r.Bucket, toIntervalSecond({step})), 'UTC') AS b,
                sum(r.Calls) AS calls, sum(r.Errors) AS errors, sum(r.Calls - r.Errors) AS ok,
