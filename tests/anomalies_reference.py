@@ -5,7 +5,7 @@ the rate clustering factor of session 17, the falls' two baselines, the rate's m
 mixture and the rises' busiest previous day of session 18, and session 24's three far calls,
 settled wobble, falls below both baselines and first-day falls the series came back from, and
 session 28's rate clustering read without the window's own pairs and rises held to the same minutes of
-previous days (the same changes as in the scan)."""
+previous days, and session 31's falls over 30 minutes (the same changes as in the scan)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ from llmtrace.analytics.anomalies_scan import (
     COUNT_NEWCOMERS,
     EARLY_WOBBLE,
     EXACT_UP_TO,
+    FALL_SCALES,
     FALLS_BELOW_BOTH,
     FIRST_WEEKEND,
     HOURS_PRIOR,
@@ -85,6 +86,7 @@ from llmtrace.analytics.anomalies_scan import (
     _scheduled,
     _silences_before,
     _stopped,
+    _usual_depth,
     _usual_silences,
     clustering,
     leaf_clustering,
@@ -500,7 +502,7 @@ def leaf_volume(
     if FIRST_WEEKEND:  # session 25: weekend buckets judged on weekdays' ratios
         weekend_, weekday_ = _first_days(first, step, start_epoch, calls.shape[1])
         out.first_weekend, out.first_weekday = weekend_[:, start:], weekday_[:, start:]
-    for width in SCALES:
+    for width in sorted(set(SCALES) | set(FALL_SCALES)):  # session 31: falls over 30 minutes too
         base = max(VOLUME_BASELINE // step, 2 * width)  # long windows: a baseline twice as long
         x = _window_sum(cc, ends, width)[:, start:]
         alive = ((ends - width - 2 * base + 1)[None, :] >= first[:, None])[:, start:]
@@ -592,7 +594,7 @@ def _volume(v: LeafVolume, member: np.ndarray, judged: np.ndarray, step: int) ->
     habit = _silences_before(counts) if RECOVERED_FIRST_DAY else None
     stopped = _stopped(counts) if FIRST_WEEKEND else None  # session 25
     falls: list[Window] = []
-    for width in SCALES:
+    for width in FALL_SCALES:
         falls += _volume_side(v, member, judged, width, False, _cumulative(surged), step, phi, later, habit, stopped)
     if SCHEDULED_FALLS and v.calls is not None:  # session 25: a scheduled series against its last runs
         by_runs, scheduled, expected = _scheduled(member @ v.calls, judged, step)
@@ -697,6 +699,10 @@ def _volume_side(
             starts = np.maximum(np.arange(x.shape[1]) - width + 1, 0)
             gate &= ~(missing & (x == 0) & (habit[:, starts] >= width))
     g, e = np.nonzero(gate)
+    period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
+    if not up and width not in SCALES and 1 < width < period and g.size:  # session 31: a usual depth
+        keep = ~_usual_depth(x / phi[:, None], mu / phi[:, None], ok, period, g, e)
+        g, e = g[keep], e[keep]
     own = np.where(borrowed[g, e], size_borrowed[g], size[g])
     if LOCAL_SPREAD and not up and step < 3600 and 3600 % step == 0 and DAY // step <= x.shape[1]:
         # session 27: the spread at that time of day where narrower, where a profile of the

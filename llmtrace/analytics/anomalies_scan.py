@@ -359,10 +359,35 @@ def _usual_silences(x: np.ndarray, mu: np.ndarray, ok: np.ndarray, period: int) 
     """Per series and minute-of-hour bucket: whether windows ending there went silent against an
     expectation of ``NB_MIN_MU`` clusters on at least ``USUAL_SILENCES`` occasions (a job that
     sometimes ends early): there a silence is the job's habit, not a switched-off series."""
-    silent = ok & (x == 0) & (mu >= NB_MIN_MU)
-    phases = np.arange(x.shape[1]) % period
-    counts = np.stack([silent[:, phases == phase].sum(axis=1) for phase in range(period)], axis=1)
+    return _habitual(ok & (x == 0) & (mu >= NB_MIN_MU), period)
+
+
+def _habitual(marked: np.ndarray, period: int) -> np.ndarray:
+    """Per series and minute-of-hour bucket: whether ``marked`` windows ended there at least
+    ``USUAL_SILENCES`` times."""
+    phases = np.arange(marked.shape[1]) % period
+    counts = np.stack([marked[:, phases == phase].sum(axis=1) for phase in range(period)], axis=1)
     return np.asarray(counts >= USUAL_SILENCES)
+
+
+def _usual_depth(
+    x: np.ndarray, mu: np.ndarray, ok: np.ndarray, period: int, g: np.ndarray, e: np.ndarray
+) -> np.ndarray:
+    """Per window (``g``, ``e``): whether at least ``USUAL_SILENCES`` windows of its series ending at
+    its minute of the hour (itself among them) held at most its share of their expectation, give or
+    take two Poisson sd of its count (``x`` and ``mu`` in clusters)."""
+    rows = np.unique(g)  # only the judged windows' series
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(ok[rows] & (mu[rows] > 0), x[rows] / mu[rows], np.inf)
+        bar = (x[g, e] + 2 * np.sqrt(x[g, e] + 1)) / mu[g, e]
+    row_of = np.searchsorted(rows, g)
+    phases = np.arange(x.shape[1]) % period
+    out = np.zeros(g.size, bool)
+    for phase in np.unique(e % period).tolist():
+        at = np.flatnonzero(e % period == phase)
+        shares = share[:, phases == phase][row_of[at]]
+        out[at] = (shares <= bar[at, None]).sum(axis=1) >= USUAL_SILENCES
+    return out
 
 
 def _window_c2(x: np.ndarray, mu: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -1342,6 +1367,14 @@ def _volume_side(
             starts = np.maximum(np.arange(x.shape[1]) - width + 1, 0)
             gate &= ~(missing & (x == 0) & (habit[:, starts] >= width))
     g, e = np.nonzero(gate)
+    period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
+    if not up and width not in SCALES and 1 < width < period and g.size:
+        # ... nor a fall-only scale's fall as deep as its windows at that minute of the hour often are (an
+        # hourly job whose run ends at :10 in a third of its hours): the silences' habit for any depth,
+        # which the shorter scales' wider spread allows for (30-minute windows after such a job's short
+        # runs, 1 call against ~100, scored 5-9 against its spread at 30 minutes)
+        keep = ~_usual_depth(x / phi[:, None], mu / phi[:, None], ok, period, g, e)
+        g, e = g[keep], e[keep]
     if not g.size:
         return []
     gated = np.unique(g)  # the spread (a median per row) only of the rows it is read for
