@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from llmtrace.store.chdb_client import ChdbClient
-from tests.test_anomalies_per_token import _row, episodes, poisson_hours
+from tests.test_anomalies_per_token import episodes, slowed_calls
 from tests.test_anomaly_rollup import fresh as _fresh
 from tests.test_anomaly_rollup import store as _store  # one chDB directory a process: theirs
 from tests.test_anomaly_rollup import store_url as _store_url
@@ -39,14 +39,7 @@ def _first_hours(seed: int, slow: float = 1.0) -> list[tuple[object, ...]]:
     """A series' first ten hours (:func:`_calls_per_hour`), each call ~3 s; the 45 minutes
     from ``SLOW_FROM`` at ``slow`` times that."""
     rng = np.random.default_rng(seed)
-    rows = []
-    for at in poisson_hours(rng, BORN, END, _calls_per_hour):
-        tokens = int(rng.uniform(150, 400))
-        ms = tokens * 12.0 * float(np.exp(rng.normal(0, 0.35)))
-        if SLOW_FROM <= at < SLOW_FROM + SLOW_FOR:
-            ms *= slow
-        rows.append(_row(at, tokens, ms))
-    return rows
+    return slowed_calls(rng, BORN, END, _calls_per_hour, (150, 400), 0.35, (SLOW_FROM, SLOW_FOR, slow))
 
 
 def _latency_episodes(client: ChdbClient, rows: list[tuple[object, ...]]) -> list[Any]:

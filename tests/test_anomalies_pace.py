@@ -18,7 +18,7 @@ import pytest
 
 from llmtrace import semconv
 from llmtrace.store.chdb_client import ChdbClient
-from tests.test_anomalies_per_token import END, PACE_MS, _row, episodes
+from tests.test_anomalies_per_token import END, PACE_MS, _row, episodes, exponential_arrivals
 from tests.test_anomaly_rollup import fresh as _fresh
 from tests.test_anomaly_rollup import store as _store  # one chDB directory a process: theirs
 from tests.test_anomaly_rollup import store_url as _store_url
@@ -36,17 +36,14 @@ def _week(seed: int, slowdown: float = 1.0, shorter_after: datetime | None = Non
     in the 40 minutes from ``SLOW_FROM`` at ``slowdown`` times that pace."""
     rng = np.random.default_rng(seed)
     rows = []
-    t = END - timedelta(days=3)
-    while True:
-        t += timedelta(minutes=float(rng.exponential(2.0)))
-        if t >= END:
-            return rows
+    for t in exponential_arrivals(rng, END - timedelta(days=3), END, minutes=2.0):
         longest = 3_300 if shorter_after is not None and t >= shorter_after else 10_000
         tokens = int(np.exp(rng.uniform(np.log(longest / 33), np.log(longest))))
         pace = PACE_MS * float(np.exp(rng.normal(0, 0.15)))
         if SLOW_FROM <= t < SLOW_FROM + SLOW_FOR:
             pace *= slowdown
         rows.append(_row(t, tokens, OVERHEAD_MS + tokens * pace))
+    return rows
 
 
 def _latency_episodes(client: ChdbClient, rows: list[tuple[object, ...]]) -> list[Any]:

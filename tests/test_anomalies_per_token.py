@@ -121,6 +121,42 @@ def poisson_hours(
         hour += timedelta(hours=1)
 
 
+def exponential_arrivals(
+    rng: np.random.Generator, start: datetime, end: datetime, **mean_gap: float
+) -> Iterator[datetime]:
+    """Call times after ``start`` and before ``end``, the gaps exponential (``minutes=2.0``: 2 minutes
+    on average), drawn one by one between the caller's own draws."""
+    ((unit, scale),) = mean_gap.items()
+    t = start
+    while True:
+        t += timedelta(**{unit: float(rng.exponential(scale))})
+        if t >= end:
+            return
+        yield t
+
+
+def slowed_calls(
+    rng: np.random.Generator,
+    start: datetime,
+    end: datetime,
+    per_hour: Callable[[datetime], float],
+    tokens: tuple[float, float],
+    spread: float,
+    slow: tuple[datetime, timedelta, float],
+) -> list[tuple[object, ...]]:
+    """Calls of :func:`poisson_hours`, answers uniform in ``tokens`` at ~12 ms a token (lognormal,
+    sigma ``spread``); ``slow``: (from, for how long, how many times slower)."""
+    slow_from, slow_for, times = slow
+    rows = []
+    for at in poisson_hours(rng, start, end, per_hour):
+        count = int(rng.uniform(*tokens))
+        ms = count * 12.0 * float(np.exp(rng.normal(0, spread)))
+        if slow_from <= at < slow_from + slow_for:
+            ms *= times
+        rows.append(_row(at, count, ms))
+    return rows
+
+
 def _latency(client: ChdbClient, rows: list[tuple[object, ...]], metric: str = "latency_p95_ms") -> list[Any]:
     return episodes(client, rows, metric, END, days=3)
 

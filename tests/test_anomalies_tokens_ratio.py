@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from llmtrace.store.chdb_client import ChdbClient
-from tests.test_anomalies_per_token import _row, episodes
+from tests.test_anomalies_per_token import _row, episodes, exponential_arrivals
 from tests.test_anomaly_rollup import fresh as _fresh
 from tests.test_anomaly_rollup import store as _store  # one chDB directory a process: theirs
 from tests.test_anomaly_rollup import store_url as _store_url
@@ -33,15 +33,12 @@ def _days(seed: int, longer: float, hours: int) -> list[tuple[object, ...]]:
     that for ``hours`` from ``SHIFT_FROM``."""
     rng = np.random.default_rng(seed)
     rows = []
-    t = END - timedelta(days=3)
-    while True:
-        t += timedelta(seconds=float(rng.exponential(30.0)))
-        if t >= END:
-            return rows
+    for t in exponential_arrivals(rng, END - timedelta(days=3), END, seconds=30.0):
         tokens = 400.0 * float(np.exp(rng.normal(0, 0.35)))
         if SHIFT_FROM <= t < SHIFT_FROM + timedelta(hours=hours):
             tokens *= longer
         rows.append(_row(t, int(tokens), tokens * 12.0))
+    return rows
 
 
 def _token_episodes(client: ChdbClient, rows: list[tuple[object, ...]]) -> list[Any]:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from llmtrace.store.chdb_client import ChdbClient
-from tests.test_anomalies_per_token import _row, episodes, poisson_hours
+from tests.test_anomalies_per_token import episodes, slowed_calls
 from tests.test_anomaly_rollup import fresh as _fresh
 from tests.test_anomaly_rollup import store as _store  # one chDB directory a process: theirs
 from tests.test_anomaly_rollup import store_url as _store_url
@@ -41,14 +41,8 @@ def _weeks(seed: int, slow: float = 1.0) -> list[tuple[object, ...]]:
     """Eight days of the report's calls (~20 s each, their answers 300-3,000 tokens); the ten minutes from
     ``SECOND_RUN`` at ``slow`` times the usual duration."""
     rng = np.random.default_rng(seed)
-    rows = []
-    for at in poisson_hours(rng, FIRST_MONDAY, END, _calls_per_hour):
-        tokens = int(rng.uniform(300, 3000))
-        ms = tokens * 12.0 * float(np.exp(rng.normal(0, 0.3)))
-        if SECOND_RUN <= at < SECOND_RUN + timedelta(minutes=10):
-            ms *= slow
-        rows.append(_row(at, tokens, ms))
-    return rows
+    ten_minutes = (SECOND_RUN, timedelta(minutes=10), slow)
+    return slowed_calls(rng, FIRST_MONDAY, END, _calls_per_hour, (300, 3000), 0.3, ten_minutes)
 
 
 def _latency_episodes(client: ChdbClient, rows: list[tuple[object, ...]]) -> list[Any]:
