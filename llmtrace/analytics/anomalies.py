@@ -67,12 +67,22 @@ import pandas as pd
 
 from llmtrace.analytics import anomalies_calls as calls_sql
 from llmtrace.analytics import anomalies_users, frame
+from llmtrace.analytics.anomalies_changes import Change, read_changes
 from llmtrace.analytics.anomalies_changes import label as change_label
-from llmtrace.analytics.anomalies_changes import read_changes
-from llmtrace.analytics.anomalies_levels import AUTO, Level, Prepared, levels_for, main_level, prepare, warming_up
+from llmtrace.analytics.anomalies_levels import (
+    AUTO,
+    Level,
+    Prepared,
+    levels_for,
+    main_level,
+    prepare,
+    read_counts,
+    warming_up,
+)
 from llmtrace.analytics.anomalies_sql import METRICS, VARIANTS, rollup_answers
 from llmtrace.analytics.filters import DIMENSIONS, Filter, sql_time, utcnow
 from llmtrace.analytics.groups import grouped_frame, json_safe, label
+from llmtrace.store.beside import beside
 
 __all__ = ["AUTO", "DEFAULT_BY", "METRICS", "Anomaly", "AnomalyReport", "Plan", "detect", "plan", "points"]
 
@@ -278,16 +288,20 @@ def _detect(
 ) -> AnomalyReport:
     p = plan(f, step, history, now)
     levels = levels_for(by)
-    prep = prepare(client, p, levels, _metrics(metrics))
+    main = main_level(levels)  # never a split level: the same after those without groups are left out
+    wanted = _metrics(metrics)
+    counts = read_counts(client, p, levels)
+    # the queries that need no counts run on the store while this process judges them
+    aside = beside(client, lambda side: _read_aside(side, main.keys, p, "calls" in wanted, include_calls))
+    prep = prepare(client, p, levels, wanted, counts)
     levels = [lv for lv in levels if lv.name in prep.levels or not lv.split]  # environments that split
     found = [_episode(e, prep, p) for e in prep.episodes]
     _attach_examples(client, found, report_keys(levels), p)
-    _attach_changes(client, found, p)
-    main = main_level(levels)
-    if "calls" in _metrics(metrics):
-        found += _runaway_users(client, found, main.keys, p)
-    if include_calls:
-        found += _call_anomalies(client, main.keys, p)
+    read = aside()
+    for a in found:
+        a.change = change_label(read.changes, a.series, a.start)
+    found += _runaway_users(read.runaways, found, main.keys)
+    found += read.calls
     found.sort(key=lambda a: (a.severity != "critical", -a.score, a.key))
     report_by = report_keys(levels)
     warm = warming_up(prep, p, main)
@@ -402,14 +416,26 @@ def _only(series: dict[str, str], keys: tuple[str, ...]) -> dict[str, str]:
     return {b: series[b] for b in keys if b in series}
 
 
-def _attach_changes(client: Any, episodes: list[Anomaly], p: Plan) -> None:
-    """Name the release, prompt version or model each episode started with (if any)."""
-    if not episodes:
-        return
+@dataclass
+class _Aside:
+    """What :func:`_read_aside` read: new releases, prompt versions and models; runaway users;
+    call-level findings."""
+
+    changes: list[Change]
+    runaways: list[anomalies_users.Runaway]
+    calls: list[Anomaly]
+
+
+def _read_aside(client: Any, by: tuple[str, ...], p: Plan, users: bool, calls: bool) -> _Aside:
+    """The queries whose answers do not depend on the counts (:func:`~llmtrace.store.beside.beside`)."""
     dims, dim_params = _dims(p)
-    found = read_changes(client, p.history.start, p.judge_end, dims, dim_params)
-    for a in episodes:
-        a.change = change_label(found, a.series, a.start)
+    changes = read_changes(client, p.history.start, p.judge_end, dims, dim_params)
+    runaways = (
+        anomalies_users.find(client, by, dims, {**dim_params, **p.params()})
+        if users and anomalies_users.answers(by)
+        else []
+    )
+    return _Aside(changes, runaways, _call_anomalies(client, by, p) if calls else [])
 
 
 def _call_anomalies(client: Any, by: tuple[str, ...], p: Plan) -> list[Anomaly]:
@@ -435,14 +461,11 @@ def _call_anomalies(client: Any, by: tuple[str, ...], p: Plan) -> list[Anomaly]:
     return found
 
 
-def _runaway_users(client: Any, episodes: list[Anomaly], by: tuple[str, ...], p: Plan) -> list[Anomaly]:
+def _runaway_users(runs: list[anomalies_users.Runaway], episodes: list[Anomaly], by: tuple[str, ...]) -> list[Anomaly]:
     """Runaway users (:mod:`~llmtrace.analytics.anomalies_users`): a series' calls-up episode that
     covers one names its user; the others are new calls-up episodes of the series naming theirs."""
-    if not anomalies_users.answers(by):
-        return []
-    dims, dim_params = _dims(p)
     new: list[Anomaly] = []
-    for run in anomalies_users.find(client, by, dims, {**dim_params, **p.params()}):
+    for run in runs:
         series = dict(zip(by, run.series, strict=True))
         covering = [
             a

@@ -237,12 +237,19 @@ def _leaves(df: pd.DataFrame, cols: list[str]) -> tuple[list[tuple[Any, ...]], n
     return leaves, rank[codes]
 
 
-def prepare(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> Prepared:
-    """Run the counts query, scan every level, merge and resolve episodes."""
+def read_counts(client: Any, p: Any, levels: list[Level]) -> pd.DataFrame:
+    """The counts query: per leaf series and bucket, calls, failures and calls past the bars."""
     keys = _leaf_keys(levels)
     source = rollup_counts_sql if rollup_answers(keys, p.step) else counts_sql
-    sql = source(keys, p.history.dimension_clause(), p.step)
-    df = frame(client, sql, p.params())
+    return frame(client, source(keys, p.history.dimension_clause(), p.step), p.params())
+
+
+def prepare(
+    client: Any, p: Any, levels: list[Level], metrics: list[str], counts: pd.DataFrame | None = None
+) -> Prepared:
+    """Run the counts query (unless given its ``counts``), scan every level, merge and resolve episodes."""
+    keys = _leaf_keys(levels)
+    df = read_counts(client, p, levels) if counts is None else counts
     buckets = p.buckets
     cols = [f"g_{k}" for k in keys] or ["_all"]
     leaves, rows = _leaves(df, cols)

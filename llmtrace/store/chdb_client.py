@@ -105,6 +105,18 @@ class ChdbClient:
                 ) from exc
         return client
 
+    def another(self) -> ChdbClient | None:
+        """A client on a new handle onto the same engine, for queries run on another thread at the
+        same time as this one's (each handle runs one at a time); the caller closes it. None for an
+        in-memory store, where a new handle would be a new, empty database."""
+        if self._connection is None or self._connection == ":memory:":
+            return None
+        session_module = require("chdb.session")
+        handle = ChdbClient(session_module.Session(self._connection), self.database, owns_session=True)
+        if self.database != "default":
+            handle._run(f"USE {_quote_identifier(self.database)}", fmt="TabSeparated")
+        return handle
+
     def read_only_frame(self, sql: str, max_rows: int) -> Any:
         """Run one user-typed statement as the SQL console does (see :meth:`_read_only`), as a
         DataFrame of at most ``max_rows`` rows."""
