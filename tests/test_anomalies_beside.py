@@ -61,6 +61,7 @@ class SessionRule(ThreadingHTTPServer):
         self.sessions: set[str] = set()
         self.in_flight = self.most_in_flight = self.refused = 0
         self.hold_first = False
+        self.only_session: str | None = None  # when set, any other session's requests fail (a store going away)
         self.partner = threading.Event()  # set when a second request is in flight (or refused)
         self.arrived = threading.Event()  # set when a request is held
 
@@ -85,6 +86,12 @@ class _Forward(BaseHTTPRequestHandler):
         rule = self.server
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         session = parse_qs(urlsplit(self.path).query).get("session_id", [""])[0]
+        if rule.only_session is not None and session != rule.only_session:
+            message = (
+                "Code: 210. DB::NetException: Connection reset by peer, while reading from socket. (NETWORK_ERROR)"
+            )
+            self._answer(500, {"Content-Type": "text/plain", "X-ClickHouse-Exception-Code": "210"}, message.encode())
+            return
         first = False
         with rule.lock:
             locked = bool(session) and rule.busy.get(session, 0) > 0
@@ -99,6 +106,15 @@ class _Forward(BaseHTTPRequestHandler):
                 first = rule.hold_first and rule.in_flight == 1
                 if rule.in_flight >= 2:
                     rule.partner.set()
+        if rule.only_session is not None and session != rule.only_session:
+            with rule.lock:
+                rule.busy[session] -= 1
+                rule.in_flight -= 1
+            message = (
+                "Code: 210. DB::NetException: Connection reset by peer, while reading from socket. (NETWORK_ERROR)"
+            )
+            self._answer(500, {"Content-Type": "text/plain", "X-ClickHouse-Exception-Code": "210"}, message.encode())
+            return
         if locked:
             message = (
                 f"Code: 373. DB::Exception: Session {session} is locked by a concurrent client. (SESSION_IS_LOCKED)"
@@ -245,6 +261,20 @@ def test_one_session_cannot_run_two_queries_at_once(rule: SessionRule) -> None:
     finally:
         client.close()
         twin.close()
+
+
+def test_a_query_beside_that_fails_fails_the_detection_with_its_own_error(rule: SessionRule) -> None:
+    """The store answers the detection's own session and drops the one beside it: the report is not
+    made without the odd calls, runaway users and releases; the error says what the store said."""
+    client = _client(rule)
+    try:
+        rule.only_session = client.params["session_id"]
+        with pytest.raises(Exception, match="NETWORK_ERROR"):
+            _detect(client)
+        rule.only_session = None
+        assert _detect(client).anomalies  # the same client goes on once the store answers again
+    finally:
+        client.close()
 
 
 def test_a_failing_query_beside_raises_where_its_result_is_read(store: Any) -> None:

@@ -23,7 +23,9 @@ T = TypeVar("T")
 
 
 class _OwnSession:
-    """A clickhouse-connect client whose queries run in a session of their own."""
+    """A clickhouse-connect client whose queries run in a session of their own. Only ``query``,
+    ``query_df`` and ``command``: anything else (``raw_query``, ``insert``) would run in the
+    client's session, so it is not there to be called."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
