@@ -15,8 +15,11 @@ import numpy as np
 
 from llmtrace.analytics.anomalies_profile import (
     DAY,
+    FEW_DAYS_FLOOR,
+    FLOOR_DAYS,
     MAX_DAYS,
     RATE_PHASE_PRIOR,
+    RATIO_FLOOR,
     RATIO_PRIOR,
     _running_mean,
     cumulative,
@@ -176,7 +179,9 @@ class Seasonal:
         week_ago = ~np.isnan(same[MAX_DAYS - 1].reshape(-1))
         ratio = np.where((n_same >= 2) | week_ago, med_same, med_all).reshape(rows, size)
         missing = (n_all == 0).reshape(rows, size)
-        return np.clip(ratio, 0.1, 10.0), missing
+        # session 32: as low as RATIO_FLOOR where two previous days or more hold the window and its baseline
+        floor = np.where(n_all >= FLOOR_DAYS, RATIO_FLOOR, FEW_DAYS_FLOOR).reshape(rows, size)
+        return np.clip(ratio, floor, 10.0), missing
 
 
 def seasonals(

@@ -57,6 +57,9 @@ MAX_DAYS = 7
 USUAL_WEEKEND_DAYS = True  # a weekend's usual calls (a holiday's test) from earlier weekend days only (see usual_calls)
 FINE_MIN_CALLS = 8.0  # calls per bucket above which the 15-minute profile is trusted
 FLOOR = 1e-3
+RATIO_FLOOR = 0.01  # a window at least this share of its baseline (a 6-hourly job's gap holds ~1% of its run)
+FEW_DAYS_FLOOR = 0.1  # ... where fewer than FLOOR_DAYS previous days hold the window and its baseline
+FLOOR_DAYS = 2
 RATIO_PRIOR = 1.0  # pseudo-calls an hour added to a previous day's window and baseline in a ratio
 PHASE_PRIOR = 20.0  # pseudo-calls per minute-of-hour bucket pulling the hour's shape towards flat
 RATE_PHASE_PRIOR = 2.0  # pseudo-events per day and minute-of-hour bucket pulling a rate's shape towards flat
@@ -238,7 +241,11 @@ class Seasonal:
         med_all, n_all = day_median(figures, ~own_type)  # only read where fewer
         ratio = np.where(own_type, med_same, med_all).reshape(rows, size)
         missing = (n_all == 0).reshape(rows, size)
-        return np.clip(ratio, 0.1, 10.0), missing, own_type.reshape(rows, size)
+        # as low as RATIO_FLOOR only where two previous days or more say so: one day's low ratio (a
+        # store's first day) is as likely that day's luck (v14: a provider's first-day falls, 11 more
+        # false episodes with the floor everywhere)
+        floor = np.where(n_all >= FLOOR_DAYS, RATIO_FLOOR, FEW_DAYS_FLOOR).reshape(rows, size)
+        return np.clip(ratio, floor, 10.0), missing, own_type.reshape(rows, size)
 
     def _now(self, sums: np.ndarray, width: int, start: int) -> np.ndarray:
         """A previous day's mean over the windows ending at ``start`` on (both baselines' ratios)."""
