@@ -298,10 +298,17 @@ def _zbin(z: float) -> str:
     return "?"
 
 
-def report(records: list[dict[str, Any]], scores: dict[str, list[dict[str, Any]]]) -> str:
+def report(
+    records: list[dict[str, Any]],
+    scores: dict[str, list[dict[str, Any]]],
+    kinds: list[str] | None = None,
+    release: str = "prompt release (x1.3 answers)",
+) -> str:
+    """The judge's report; ``kinds`` (its incident kinds, this judge's by default) and ``release`` (what its
+    benign release does) let a later judge with the same scoring print its own (judge 16)."""
     lines = []
     n_series = sum(len(r["series"]) for r in records)
-    kinds = list(FINDS)
+    kinds = list(FINDS) if kinds is None else kinds
     for grouping, per_seed in scores.items():
         pairs = list(zip(records, per_seed, strict=True))
         lines.append(f"\n== grouping {grouping}: {len(records)} seeds, {n_series} series-weeks ==")
@@ -394,7 +401,7 @@ def report(records: list[dict[str, Any]], scores: dict[str, list[dict[str, Any]]
     releases = [b for r in records for b in r["benign"] if b["kind"] == "release"]
     if releases:
         lines.append(
-            "\nbenign prompt release (x1.3 answers) by the eligibility rule: "
+            f"\nbenign {release} by the eligibility rule: "
             + ", ".join(f"z {b['z']}" for b in releases)
             + f" ({sum(bool(b['eligible']) for b in releases)}/{len(releases)} would be eligible as incidents)"
         )

@@ -77,7 +77,6 @@ import os
 import shutil
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +87,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import detection_scenarios_v16 as gen
 import detection_v13 as d13  # (plumbing only: server, OTLP post, CLI, episode parsing, field check)
 import detection_v14 as d14  # (plumbing only: the detector's version line, scoring, field counts, rejudging)
+import detection_v15 as d15  # (its report: the same scoring and listing)
 
 _ratio = d13._ratio  # "found/all (share)"
 
@@ -134,7 +134,6 @@ BENIGN_ORDER = (
     "weekend",
     "daily_peak",
 )
-Z_BINS = d14.Z_BINS
 
 
 # ---------------------------------------------------------------- one seed
@@ -285,154 +284,9 @@ def score_all(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 # ---------------------------------------------------------------- report
 
 
-def _ser(inc: dict[str, Any]) -> str:
-    service = inc["series"][0].split("|")[0]
-    if inc["scope"] == "service":
-        return f"service {service} ({len(inc['series'])} series)"
-    return inc["series"][0]
-
-
-def _why(inc: dict[str, Any]) -> str:
-    """A data-side hint for a miss (from the labels only, never from the detector)."""
-    hints = []
-    if inc["z"] < 5:
-        hints.append("z < 5: near the noise")
-    if inc.get("n", 0) < 15:
-        hints.append(f"only {inc.get('n', 0)} calls in the window")
-    if inc["young"]:
-        hints.append(f"{inc['history_h']} h of history")
-    if inc["night"] or inc["weekend"]:
-        hints.append("night" if inc["night"] else "weekend")
-    if inc["kind"] in ("latency_spike", "ttft_spike") and (inc["effect"] or 0) < 2:
-        hints.append(f"moderate x{inc['effect']}")
-    if inc["note"] == "overlap":
-        hints.append("overlaps another incident")
-    return "; ".join(hints) or "clear in the data"
-
-
-def _zbin(z: float) -> str:
-    for lo, hi in Z_BINS:
-        if lo <= z < hi:
-            return f"{lo:g}..{hi:g}"
-    return "?"
-
-
 def report(records: list[dict[str, Any]], scores: dict[str, list[dict[str, Any]]]) -> str:
-    lines = []
-    n_series = sum(len(r["series"]) for r in records)
-    kinds = list(FINDS)
-    for grouping, per_seed in scores.items():
-        pairs = list(zip(records, per_seed, strict=True))
-        lines.append(f"\n== grouping {grouping}: {len(records)} seeds, {n_series} series-weeks ==")
-        lines.append(
-            f"{'kind':14s} {'eligible':>15s} {'all':>15s} {'young <48h elig':>16s} {'settled elig':>14s} "
-            f"{'young series':>14s} {'night/wkend el':>15s} {'TTD med':>7s} {'TTD p90':>7s} {'TTD max':>7s}"
-        )
-        tot: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        all_ttd: list[float] = []
-        for kind in kinds:
-            c: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-            ttd = []
-            for r, sc in pairs:
-                for i, inc in enumerate(r["incidents"]):
-                    if inc["kind"] != kind:
-                        continue
-                    hit = int(i in sc["found"])
-                    groups = ["all"]
-                    if inc["eligible"]:
-                        groups += ["el", "young" if inc["young"] else "settled"]
-                        if inc["young_series"]:
-                            groups.append("yser")
-                        if inc["night"] or inc["weekend"]:
-                            groups.append("nw")
-                        if hit:
-                            ttd.append(sc["found"][i])
-                    for grp in groups:
-                        c[grp][0] += hit
-                        c[grp][1] += 1
-                        tot[grp][0] += hit
-                        tot[grp][1] += 1
-            all_ttd += ttd
-            med = f"{np.median(ttd):.0f}" if ttd else "-"
-            p90 = f"{np.percentile(ttd, 90):.0f}" if ttd else "-"
-            mx = f"{max(ttd):.0f}" if ttd else "-"
-            lines.append(
-                f"{kind:14s} {_ratio(*c['el']):>15s} {_ratio(*c['all']):>15s} {_ratio(*c['young']):>16s} "
-                f"{_ratio(*c['settled']):>14s} {_ratio(*c['yser']):>14s} {_ratio(*c['nw']):>15s} "
-                f"{med:>7s} {p90:>7s} {mx:>7s}"
-            )
-        med = f"{np.median(all_ttd):.0f}" if all_ttd else "-"
-        p90 = f"{np.percentile(all_ttd, 90):.0f}" if all_ttd else "-"
-        lines.append(
-            f"{'TOTAL':14s} {_ratio(*tot['el']):>15s} {_ratio(*tot['all']):>15s} {_ratio(*tot['young']):>16s} "
-            f"{_ratio(*tot['settled']):>14s} {_ratio(*tot['yser']):>14s} {_ratio(*tot['nw']):>15s} "
-            f"{med:>7s} {p90:>7s}"
-        )
-        for label, want in (("all incidents", None), ("eligible", True)):
-            bins = []
-            for lo, hi in Z_BINS:
-                hits = [
-                    i in sc["found"]
-                    for r, sc in pairs
-                    for i, inc in enumerate(r["incidents"])
-                    if lo <= inc["z"] < hi and (want is None or inc["eligible"])
-                ]
-                bins.append(f"{lo:g}..{hi:g} {_ratio(sum(hits), len(hits))}")
-            lines.append(f"recall by z ({label}): " + ", ".join(bins))
-        by_scope: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for r, sc in pairs:
-            for i, inc in enumerate(r["incidents"]):
-                if inc["eligible"]:
-                    by_scope[inc["scope"]][0] += int(i in sc["found"])
-                    by_scope[inc["scope"]][1] += 1
-        lines.append("recall by scope (eligible): " + ", ".join(f"{k} {_ratio(*v)}" for k, v in by_scope.items()))
-        false = [(r["seed"], f) for r, sc in pairs for f in sc["false"]]
-        n_eps = sum(sc["episodes"] for sc in per_seed)
-        lines.append(
-            f"episodes scored: {n_eps}; false: {len(false)} = {len(false) / max(n_series, 1):.3f} per series per week"
-        )
-        by_fam: dict[str, int] = defaultdict(int)
-        by_cause: dict[str, int] = defaultdict(int)
-        by_series: dict[str, int] = defaultdict(int)
-        by_level: dict[str, int] = defaultdict(int)
-        for _s, f in false:
-            by_fam[f["family"]] += 1
-            by_cause[f["cause"]] += 1
-            by_level[f["level"] or "?"] += 1
-            by_series[" ".join(f"{v}" for v in f["series"].values()) or "all"] += 1
-        srt = lambda d: sorted(d.items(), key=lambda x: -x[1])  # noqa: E731
-        lines.append("  by family: " + ", ".join(f"{k} {v}" for k, v in srt(by_fam)))
-        lines.append(
-            "  by cause:  " + ", ".join(f"{k} {v} ({v / max(n_series, 1):.3f}/series-week)" for k, v in srt(by_cause))
-        )
-        lines.append("  by level:  " + ", ".join(f"{k} {v}" for k, v in srt(by_level)))
-        lines.append(
-            "  worst series (per week): " + ", ".join(f"{k} {v / len(records):.2f}" for k, v in srt(by_series)[:8])
-        )
-        lines += d14.listed(pairs, per_seed, false, _ser, _why)
-    releases = [b for r in records for b in r["benign"] if b["kind"] == "release"]
-    if releases:
-        lines.append(
-            "\nbenign release (x1.2 answers) by the eligibility rule: "
-            + ", ".join(f"z {b['z']}" for b in releases)
-            + f" ({sum(bool(b['eligible']) for b in releases)}/{len(releases)} would be eligible as incidents)"
-        )
-    fields = [(r["seed"], f) for r in records for f in r["fields"]]
-    lines.append(f"\nfield check: {len(fields)} mismatches between sent spans and stored llm_calls")
-    for seed, f in fields[:60]:
-        lines.append(f"  FIELD {seed} {f}")
-    for r in records:
-        if r["sent_spans"] != r["stored_spans"]:
-            lines.append(f"  SPANS seed {r['seed']}: sent {r['sent_spans']} stored {r['stored_spans']}")
-    lines.append("\nper seed: spans sent, LLM calls, incidents (eligible), wall s (to sent / total), cpu s")
-    for r in records:
-        el = sum(inc["eligible"] for inc in r["incidents"])
-        lines.append(
-            f"  seed {r['seed']}: {r['sent_spans']} spans, {r['llm_calls_sent']} calls, "
-            f"{len(r['incidents'])} incidents ({el} eligible), wall {r['wall']['send']}/{r['wall']['total']}, "
-            f"cpu {r['cpu']}"
-        )
-    return "\n".join(lines)
+    """Judge 15's report (the same scoring and listing) with this judge's kinds and release."""
+    return d15.report(records, scores, kinds=list(FINDS), release="release (x1.2 answers)")
 
 
 def main() -> int:
