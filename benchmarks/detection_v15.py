@@ -122,10 +122,13 @@ Z_BINS = d14.Z_BINS
 # ---------------------------------------------------------------- one seed
 
 
-def more_findings(week: gen.Week, calls: dict[str, dict[str, np.ndarray]], server: d13.Server) -> list[str]:
+def more_findings(
+    week: gen.Week, calls: dict[str, dict[str, np.ndarray]], server: d13.Server, scenarios: Any = gen
+) -> list[str]:
     """What judge 13's check does not read: finish reasons, empty answers, error classes, TTFT and
     duration sums, the response model, the server's pricing (every successful call priced, at the
-    generator's cost from llmtrace's price table, which the cost spikes' eligibility reads)."""
+    generator's cost from llmtrace's price table, which the cost spikes' eligibility reads); ``scenarios``: the
+    generator module whose error classes and response models the week was drawn with (judge 16 passes its own)."""
     q = """SELECT ServiceName, RequestModel, countIf(FinishReason = 'length'),
                   countIf(IsError = 0 AND OutputTokens = 0 AND Operation != 'embeddings'),
                   countIf(ErrorType LIKE '%RateLimit%' OR ErrorType LIKE '%ClientError%'
@@ -143,14 +146,14 @@ def more_findings(week: gen.Week, calls: dict[str, dict[str, np.ndarray]], serve
         trunc, empty, rate, timeout, ttft_us, dur_us, models, priced, n, cost = rows[s.key]
         ok = ~c["err"]
         has = ok & ~np.isnan(c["ttft"])
-        rate_sent = int((c["etype"] == gen.E_RATE).sum())
+        rate_sent = int((c["etype"] == scenarios.E_RATE).sum())
         if s.provider == "mistral_ai":  # its SDK names a 5xx and a 429 alike
-            rate_sent += int((c["etype"] == gen.E_SERVER).sum())
+            rate_sent += int((c["etype"] == scenarios.E_SERVER).sum())
         want = {
-            "truncated": (int((ok & (c["finish"] == gen.LENGTH)).sum()), trunc),
+            "truncated": (int((ok & (c["finish"] == scenarios.LENGTH)).sum()), trunc),
             "empty": (int((ok & (c["out"] == 0)).sum()) if s.op != "embeddings" else 0, empty),
             "rate-limit errors": (rate_sent, rate),
-            "timeout errors": (int((c["etype"] == gen.E_TIMEOUT).sum()), timeout),
+            "timeout errors": (int((c["etype"] == scenarios.E_TIMEOUT).sum()), timeout),
             "priced ok calls": (int(ok.sum()), priced),
         }
         for name, (sent, stored) in want.items():
@@ -164,7 +167,7 @@ def more_findings(week: gen.Week, calls: dict[str, dict[str, np.ndarray]], serve
         cost_sent = float(c["cost"].sum())
         if abs((cost or 0.0) - cost_sent) > 1e-3 * max(cost_sent, 1e-9):
             found.append(f"{s.key}: cost of the successful calls sent {cost_sent:.4f} USD stored {cost or 0.0:.4f} USD")
-        if ok.any() and sorted(m for m in models if m) != [gen.RESPONSE_MODEL[s.model]]:
+        if ok.any() and sorted(m for m in models if m) != [scenarios.RESPONSE_MODEL[s.model]]:
             found.append(f"{s.key}: response models stored {sorted(models)}")
     return found
 

@@ -139,53 +139,6 @@ BENIGN_ORDER = (
 # ---------------------------------------------------------------- one seed
 
 
-def more_findings(week: gen.Week, calls: dict[str, dict[str, np.ndarray]], server: d13.Server) -> list[str]:
-    """What judge 13's check does not read: finish reasons, empty answers, error classes, TTFT and
-    duration sums, the response model, the server's pricing (every successful call priced, at the
-    generator's cost from llmtrace's price table, which the cost spikes' eligibility reads)."""
-    q = """SELECT ServiceName, RequestModel, countIf(FinishReason = 'length'),
-                  countIf(IsError = 0 AND OutputTokens = 0 AND Operation != 'embeddings'),
-                  countIf(ErrorType LIKE '%RateLimit%' OR ErrorType LIKE '%ClientError%'
-                          OR (Provider = 'mistral_ai' AND ErrorType LIKE '%SDKError%')),
-                  countIf(ErrorType LIKE '%Timeout%'), sum(TtftUs), sum(DurationUs),
-                  groupUniqArray(ResponseModel), countIf(IsError = 0 AND CostUsd > 0), count(),
-                  sumIf(CostUsd, IsError = 0)
-           FROM llm_calls GROUP BY ServiceName, RequestModel"""
-    rows = {f"{r[0]}|{r[1]}": r[2:] for r in server.client().query(q).result_rows}
-    found = []
-    for s in week.series:
-        c = calls[s.key]
-        if s.key not in rows or c["t"].size == 0:
-            continue
-        trunc, empty, rate, timeout, ttft_us, dur_us, models, priced, n, cost = rows[s.key]
-        ok = ~c["err"]
-        has = ok & ~np.isnan(c["ttft"])
-        rate_sent = int((c["etype"] == gen.E_RATE).sum())
-        if s.provider == "mistral_ai":  # its SDK names a 5xx and a 429 alike
-            rate_sent += int((c["etype"] == gen.E_SERVER).sum())
-        want = {
-            "truncated": (int((ok & (c["finish"] == gen.LENGTH)).sum()), trunc),
-            "empty": (int((ok & (c["out"] == 0)).sum()) if s.op != "embeddings" else 0, empty),
-            "rate-limit errors": (rate_sent, rate),
-            "timeout errors": (int((c["etype"] == gen.E_TIMEOUT).sum()), timeout),
-            "priced ok calls": (int(ok.sum()), priced),
-        }
-        for name, (sent, stored) in want.items():
-            if sent != stored:
-                found.append(f"{s.key}: {name} sent {sent} stored {stored}")
-        ttft_sent = float(np.round(c["ttft"][has], 4).sum() * 1e6)
-        if abs((ttft_us or 0) - ttft_sent) > 2 * max(int(has.sum()), 1):
-            found.append(f"{s.key}: TTFT sum sent {ttft_sent / 1e6:.1f} s stored {(ttft_us or 0) / 1e6:.1f} s")
-        if abs(dur_us - float(c["dur"].sum() * 1e6)) > 2 * n:
-            found.append(f"{s.key}: duration sum sent {c['dur'].sum():.1f} s stored {dur_us / 1e6:.1f} s")
-        cost_sent = float(c["cost"].sum())
-        if abs((cost or 0.0) - cost_sent) > 1e-3 * max(cost_sent, 1e-9):
-            found.append(f"{s.key}: cost of the successful calls sent {cost_sent:.4f} USD stored {cost or 0.0:.4f} USD")
-        if ok.any() and sorted(m for m in models if m) != [gen.RESPONSE_MODEL[s.model]]:
-            found.append(f"{s.key}: response models stored {sorted(models)}")
-    return found
-
-
 def run_seed(seed: int, work: Path, keep: bool) -> dict[str, Any]:
     """Generate, send, wait, check fields, run both CLI groupings; write and return r{seed}.json's content."""
     wall0 = time.monotonic()
@@ -229,7 +182,7 @@ def run_seed(seed: int, work: Path, keep: bool) -> dict[str, Any]:
         send_wall = time.monotonic() - wall0
         stored = d13.wait_stored(server, sent)
         fields = d13.field_findings(d14.expected_fields(week, calls), d13.stored_fields(server))
-        fields += more_findings(week, calls, server)
+        fields += d15.more_findings(week, calls, server, gen)
         until = end.isoformat()
         results, cli_cpu = {}, {}
         for name, by in (("service_model", "service,model"), ("default", None)):
