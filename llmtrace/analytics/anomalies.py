@@ -73,6 +73,7 @@ from llmtrace.analytics.anomalies_levels import (
     AUTO,
     Level,
     Prepared,
+    early_volume,
     levels_for,
     main_level,
     prepare,
@@ -290,10 +291,13 @@ def _detect(
     levels = levels_for(by)
     main = main_level(levels)  # never a split level: the same after those without groups are left out
     wanted = _metrics(metrics)
-    counts = read_counts(client, p, levels)
+    # the store computes the counts while this process computes the volume's expectations from the calls
+    counts = beside(client, lambda side: read_counts(side, p, levels))
+    early = early_volume(client, p, levels, wanted)
+    counts_read = counts()
     # the queries that need no counts run on the store while this process judges them
     aside = beside(client, lambda side: _read_aside(side, main.keys, p, "calls" in wanted, include_calls))
-    prep = prepare(client, p, levels, wanted, counts)
+    prep = prepare(client, p, levels, wanted, counts_read, early)
     levels = [lv for lv in levels if lv.name in prep.levels or not lv.split]  # environments that split
     found = [_episode(e, prep, p) for e in prep.episodes]
     _attach_examples(client, found, report_keys(levels), p)

@@ -27,11 +27,19 @@ from llmtrace.analytics.anomalies_episodes import Episode, merge, resolve
 from llmtrace.analytics.anomalies_members import ALWAYS_COUNTED, Unsettled, fold, settled_rows
 from llmtrace.analytics.anomalies_profile import group_sums, usual_calls
 from llmtrace.analytics.anomalies_scan import BASELINE, Scan, leaf_volume, scan_levels
-from llmtrace.analytics.anomalies_sql import COUNTS, FAR, counts_sql, rollup_answers, rollup_counts_sql, volume_sql
+from llmtrace.analytics.anomalies_sql import (
+    COUNTS,
+    FAR,
+    calls_sql,
+    counts_sql,
+    rollup_answers,
+    rollup_counts_sql,
+    volume_sql,
+)
 from llmtrace.analytics.filters import sql_time
 from llmtrace.analytics.groups import parse_by
 
-__all__ = ["AUTO", "Level", "Prepared", "levels_for", "prepare", "warming_up"]
+__all__ = ["AUTO", "Level", "Prepared", "VolumeSide", "early_volume", "levels_for", "prepare", "warming_up"]
 
 AUTO = "auto"
 ENV = "environment"
@@ -244,46 +252,112 @@ def read_counts(client: Any, p: Any, levels: list[Level]) -> pd.DataFrame:
     return frame(client, source(keys, p.history.dimension_clause(), p.step), p.params())
 
 
-def prepare(
-    client: Any, p: Any, levels: list[Level], metrics: list[str], counts: pd.DataFrame | None = None
-) -> Prepared:
-    """Run the counts query (unless given its ``counts``), scan every level, merge and resolve episodes."""
+@dataclass
+class VolumeSide:
+    """What the volume needs from the store, and its expectations: all of it from the calls alone.
+
+    ``leaves`` and ``calls`` (per leaf and judged-history bucket) are what it was computed from: the
+    counts query's must be the same for it to serve (spans that arrive between the two queries make
+    them differ, and then it is computed again from the counts)."""
+
+    leaves: list[tuple[Any, ...]]
+    calls: np.ndarray
+    members: list[tuple[list[tuple[str, ...]], np.ndarray]]
+    first: np.ndarray  # each leaf's first bucket with calls, reaching back before the history
+    before: np.ndarray | None  # calls in the weeks before the history (``extra`` buckets)
+    extra: int
+    volume: Any  # anomalies_scan.LeafVolume
+
+    def serves(self, leaves: list[tuple[Any, ...]], calls: np.ndarray) -> bool:
+        return self.leaves == leaves and np.array_equal(self.calls, calls)
+
+
+def _volume_side(
+    client: Any, p: Any, levels: list[Level], metrics: list[str], leaves: list[tuple[Any, ...]], calls: np.ndarray
+) -> VolumeSide:
+    """The levels' memberships and the leaves' expected calls (``calls``: per leaf and bucket)."""
     keys = _leaf_keys(levels)
-    df = read_counts(client, p, levels) if counts is None else counts
-    buckets = p.buckets
     cols = [f"g_{k}" for k in keys] or ["_all"]
-    leaves, rows = _leaves(df, cols)
+    buckets = p.buckets
     leaf_index = {leaf: i for i, leaf in enumerate(leaves)}
-    arrays = {c: np.zeros((len(leaves), buckets)) for c in COUNTS}
-    if len(df):
-        start = pd.Timestamp(p.history.start)
-        b = ((pd.to_datetime(df["b"], utc=True) - start).dt.total_seconds() // p.step).astype(int).to_numpy()
-        inside = (b >= 0) & (b < buckets)
-        for c in COUNTS:
-            arrays[c][rows[inside], b[inside]] = df[c].to_numpy(dtype=float)[inside]
-    has_calls = arrays["calls"] > 0
+    has_calls = calls > 0
     leaf_first = np.where(has_calls.any(axis=1), has_calls.argmax(axis=1), buckets)
-    judged = np.arange(buckets) >= p.judge_first
     before, extra = _volume_history(client, p, keys, cols, leaf_index) if "calls" in metrics else (None, 0)
-    members = _members(levels, keys, leaves, arrays["calls"].sum(axis=1))
+    members = _members(levels, keys, leaves, calls.sum(axis=1))
     # coarser groupings whose shape a young leaf can borrow (the whole app last)
     parents = [m for lv, (_, m) in zip(levels, members, strict=True) if not lv.split and 1 < m.shape[0] < len(leaves)]
     if "service" in keys and all(lv.keys != ("service",) for lv in levels):
         # its service's, also when services are not judged (``--by service,model``): `auto` lends it, and
         # the app's shape (another service's business hours) can read a young leaf's drop as its evening
-        _, by_service = _members([Level(("service",))], keys, leaves, arrays["calls"].sum(axis=1))[0]
+        _, by_service = _members([Level(("service",))], keys, leaves, calls.sum(axis=1))[0]
         if 1 < by_service.shape[0] < len(leaves):
             parents.append(by_service)
     parents.append(np.ones((1, len(leaves))))
     if before is not None:
-        long_calls = np.concatenate([before, arrays["calls"]], axis=1)
+        long_calls = np.concatenate([before, calls], axis=1)
         seen = long_calls > 0
         long_first = np.where(seen.any(axis=1), seen.argmax(axis=1), long_calls.shape[1])
         start_epoch = int(p.history.start.timestamp()) - extra * p.step
         volume = leaf_volume(long_calls, long_first, p.step, start_epoch, parents, keep=buckets)
         leaf_first = np.minimum(leaf_first, long_first - extra).clip(0)
     else:
-        volume = leaf_volume(arrays["calls"], leaf_first, p.step, int(p.history.start.timestamp()), parents)
+        volume = leaf_volume(calls, leaf_first, p.step, int(p.history.start.timestamp()), parents)
+    return VolumeSide(leaves, calls, members, leaf_first, before, extra, volume)
+
+
+def early_volume(client: Any, p: Any, levels: list[Level], metrics: list[str]) -> VolumeSide:
+    """:class:`VolumeSide` from a query of the calls alone, before the counts are in: the store
+    computes the counts (thresholds, calls past them) while this process computes the volume's
+    expectations, the larger part of its work on a week (``prepare(..., early=)``)."""
+    keys = _leaf_keys(levels)
+    cols = [f"g_{k}" for k in keys] or ["_all"]
+    sql = calls_sql(keys, p.history.dimension_clause(), p.step, rollup_answers(keys, p.step))
+    df = frame(client, sql, p.params())
+    return _volume_side(client, p, levels, metrics, *_calls_array(df, cols, p))
+
+
+def _calls_array(df: pd.DataFrame, cols: list[str], p: Any) -> tuple[list[tuple[Any, ...]], np.ndarray]:
+    leaves, rows = _leaves(df, cols)
+    calls = np.zeros((len(leaves), p.buckets))
+    if len(df):
+        b = _bucket_of(df, p)
+        inside = (b >= 0) & (b < p.buckets)
+        calls[rows[inside], b[inside]] = df["calls"].to_numpy(dtype=float)[inside]
+    return leaves, calls
+
+
+def _bucket_of(df: pd.DataFrame, p: Any) -> np.ndarray:
+    start = pd.Timestamp(p.history.start)
+    return np.asarray(((pd.to_datetime(df["b"], utc=True) - start).dt.total_seconds() // p.step).astype(int).to_numpy())
+
+
+def prepare(
+    client: Any,
+    p: Any,
+    levels: list[Level],
+    metrics: list[str],
+    counts: pd.DataFrame | None = None,
+    early: VolumeSide | None = None,
+) -> Prepared:
+    """Run the counts query (unless given its ``counts``), scan every level, merge and resolve episodes;
+    ``early``: the volume's side computed beforehand (:func:`early_volume`), used if the counts agree."""
+    keys = _leaf_keys(levels)
+    df = read_counts(client, p, levels) if counts is None else counts
+    buckets = p.buckets
+    cols = [f"g_{k}" for k in keys] or ["_all"]
+    leaves, rows = _leaves(df, cols)
+    arrays = {c: np.zeros((len(leaves), buckets)) for c in COUNTS}
+    if len(df):
+        b = _bucket_of(df, p)
+        inside = (b >= 0) & (b < buckets)
+        for c in COUNTS:
+            arrays[c][rows[inside], b[inside]] = df[c].to_numpy(dtype=float)[inside]
+    has_calls = arrays["calls"] > 0
+    judged = np.arange(buckets) >= p.judge_first
+    side = early if early is not None and early.serves(leaves, arrays["calls"]) else None
+    if side is None:
+        side = _volume_side(client, p, levels, metrics, leaves, arrays["calls"])
+    members, volume, leaf_first, before, extra = side.members, side.volume, side.first, side.before, side.extra
     data: dict[str, _LevelData] = {}
     scanned = [(level, groups, member) for level, (groups, member) in zip(levels, members, strict=True)]
     scanned = [(level, groups, member) for level, groups, member in scanned if groups or not level.split]
@@ -308,7 +382,7 @@ def prepare(
     if before is not None and "service" in keys:
         services = _members([Level(("service",))], keys, leaves, arrays["calls"].sum(axis=1))[0][1]
         start_epoch = int(p.history.start.timestamp()) - extra * p.step
-        service_calls = group_sums(services, long_calls)
+        service_calls = group_sums(services, np.concatenate([before, arrays["calls"]], axis=1))
         episodes = [e for e in episodes if not lull(e, episodes, service_calls, services, extra, p.step, start_epoch)]
     if len(levels) > 1:
         main = main_level(levels)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from llmtrace.analytics.groups import COLUMNS, GENERATES
 
 __all__ = [
-    "COUNTS", "FAR", "METRICS", "VARIANTS", "Metric", "counts_sql", "rollup_answers", "rollup_counts_sql",
+    "COUNTS", "FAR", "METRICS", "VARIANTS", "Metric", "calls_sql", "counts_sql", "rollup_answers", "rollup_counts_sql",
     "series_columns", "volume_sql",
 ]  # fmt: skip
 
@@ -277,6 +277,24 @@ def volume_sql(by: Sequence[str], dims: str, step: int) -> str:
           AND Bucket < toStartOfMinute({{hist_start:DateTime64(6, 'UTC')}}){dims}
         GROUP BY {g}, b
         HAVING calls > 0"""
+
+
+def calls_sql(by: Sequence[str], dims: str, step: int, rollup: bool) -> str:
+    """Calls per leaf series and ``step``-second bucket from {hist_start} to {judge_end}: the rows
+    and order of :func:`counts_sql` (``rollup``: :func:`rollup_counts_sql`) with only their calls,
+    for the volume's expectations while the counts are computed. A cheap read: one column."""
+    g = series_columns(by)
+    if rollup:
+        source, time, calls = "llm_anomaly_5m", "Bucket", "sum(Calls)"
+    else:
+        source, time, calls = "llm_calls", "Timestamp", "count()"
+    return f"""
+        SELECT {_select_groups(by)}, toDateTime(toStartOfInterval({time}, toIntervalSecond({step})), 'UTC') AS b,
+               {calls} AS calls
+        FROM {source}
+        WHERE {time} >= {{hist_start:DateTime64(6, 'UTC')}} AND {time} < {{judge_end:DateTime64(6, 'UTC')}}{dims}
+        GROUP BY {g}, b
+        ORDER BY {g}, b"""
 
 
 def rollup_answers(by: Sequence[str], step: int) -> bool:
