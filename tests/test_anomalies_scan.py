@@ -303,6 +303,34 @@ def _falls_found(monkeypatch: pytest.MonkeyPatch, two_sided: bool, at: int, hour
     return found, elsewhere
 
 
+def test_a_fall_found_only_with_the_hours_after_it_is_seen_when_they_have_ended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the hour at 30% of the test below: where the hours before it alone flag a window, it is seen at
+    # its end; where only the hours after it make it a fall, when they have ended (a report's
+    # detected_at, a backtest's time to detect: what `watch` could have said then)
+    days, start = 8, 7 * DAY + 12 * HOUR
+    late = 0
+    for seed in range(30):
+        calls = _wobbling_day(np.random.default_rng(seed), days, (start, start + HOUR), 0.3)
+        judged = np.arange(calls.shape[1]) >= (days - 1) * DAY
+
+        def falls(two_sided: bool, calls: np.ndarray = calls, judged: np.ndarray = judged) -> list[scan.Window]:
+            monkeypatch.setattr(scan, "TWO_SIDED_FALLS", two_sided)
+            v = scan.leaf_volume(calls, np.array([0]), STEP, MONDAY)
+            return [w for w in scan._volume(v, np.ones((1, 1)), judged, STEP)[0] if w.direction == "down"]
+
+        before_alone = {(w.first, w.last) for w in falls(False)}
+        for w in falls(True):
+            width = w.last - w.first + 1
+            if (w.first, w.last) in before_alone:
+                assert w.seen is None, w
+            elif w.seen is not None:
+                assert w.seen == w.last + max(scan.VOLUME_BASELINE // STEP, 2 * width), w
+                late += 1
+    assert late >= 4  # windows only the hours after them flag (24 draws found against 18)
+
+
 def test_a_fall_is_judged_between_the_hours_before_and_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
     # an hour at 30% at noon, on a series whose hours wobble by 15%: 7 sd for a judge who knows
     # the true level. Extrapolated from the hours before alone, the expectation carries their
@@ -424,6 +452,12 @@ def test_a_fall_on_a_day_the_whole_app_is_quiet_is_traffic_not_an_incident() -> 
     gap = calls.copy()
     gap[:, 7 * DAY + 10 * HOUR : 7 * DAY + 11 * HOUR] = 0  # an hour-long app-wide gap on a normal day
     assert not lull(fall(7), [fall(7)], gap, services, 0, STEP, MONDAY)
+    # measured: a series that stops on the quiet day is an outage; one that slows with the app is not
+    stopped, slowed = fall(8), fall(8)
+    stopped.observed, stopped.expected = 1.0, 300.0
+    slowed.observed, slowed.expected = 100.0, 300.0  # a third of its due, the app at ~40%
+    assert not judged(stopped)
+    assert judged(slowed)
 
 
 def test_a_fall_on_a_stores_first_weekend_is_not_the_apps_lull(monkeypatch: pytest.MonkeyPatch) -> None:

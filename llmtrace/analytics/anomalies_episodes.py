@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llmtrace.analytics.anomalies_scan import Scan
+from llmtrace.analytics.anomalies_scan import Scan, Window
 from llmtrace.analytics.anomalies_sql import FAR, VARIANTS
 
 __all__ = ["Episode", "merge", "resolve"]
@@ -44,7 +44,7 @@ class Episode:
     first: int
     last: int  # inclusive bucket index
     score: float
-    detected: int  # last bucket of the earliest flagged window
+    detected: int  # the earliest bucket by whose end a flagged window's evidence existed
     observed: float | None = None
     expected: float | None = None
     events: float | None = None
@@ -52,6 +52,11 @@ class Episode:
 
     def overlaps(self, other: Episode) -> bool:
         return self.first <= other.last and other.first <= self.last
+
+
+def seen(w: Window) -> int:
+    """The bucket by whose end ``w`` could be flagged: its last, or later (a fall judged against the hours after it)."""
+    return w.last if w.seen is None else w.seen
 
 
 def merge(scan: Scan, level: str, leaves: list[frozenset[int]], judge_first: int) -> list[Episode]:
@@ -68,9 +73,9 @@ def merge(scan: Scan, level: str, leaves: list[frozenset[int]], judge_first: int
                 current.last = max(current.last, w.last)
                 if w.score > current.score:  # measured on the variant with the strongest evidence
                     current.score, current.metric = w.score, w.metric
-                current.detected = min(current.detected, w.last)
+                current.detected = min(current.detected, seen(w))
                 continue
-            current = Episode(level, group, leaves[group], w.metric, direction, w.first, w.last, w.score, w.last)
+            current = Episode(level, group, leaves[group], w.metric, direction, w.first, w.last, w.score, seen(w))
             out.append(current)
     for e in out:
         _trim(e, scan, judge_first)

@@ -52,6 +52,7 @@ SPLIT_MIN_CALLS = 100  # calls (in the history read) an environment needs to be 
 LULL_AROUND = timedelta(hours=6)  # a volume fall is judged traffic over its span and this either side
 LULL_SHARE = 0.75  # ... when most services held at most this share of their usual calls there
 LULL_MIN_USUAL = 20.0  # calls a service usually holds over the span to count
+LULL_DEEPER = 0.25  # ... unless the fall held under this fraction of the share the quiet services held
 
 
 @dataclass(frozen=True)
@@ -428,9 +429,13 @@ def lull(
 ) -> bool:
     """Whether a volume fall is the whole app's traffic (a holiday), not an incident: over its
     span and ``LULL_AROUND`` either side, most services other than its own (every service, when
-    it spans several) held at most ``LULL_SHARE`` of their usual calls, and no error episode
-    touches its series. A day on which the users stay away is not an outage; a series that
-    stops while the rest of the app goes on, or a short app-wide gap, still is.
+    it spans several) held at most ``LULL_SHARE`` of their usual calls, no error episode
+    touches its series, and the fall went no deeper than the app's quiet allows (its calls at
+    least ``LULL_DEEPER`` of the share those services held). A day on which the users stay away
+    is not an outage; a series that stops while the rest of the app goes on, or a short app-wide
+    gap, still is, and so is a series that stops on such a day (v16: a tenant's hour-long silence,
+    1 call where 1,094 were due, on a US holiday when the US services held ~40% of their usual: live,
+    the span ends at ``now`` and held the holiday only, so `watch` said nothing for 90 minutes).
 
     ``service_calls``: calls per service and bucket from ``extra`` buckets before the episode
     indexes' origin; ``services``: membership (services x leaves)."""
@@ -446,7 +451,12 @@ def lull(
     held = service_calls[:, lo:hi].sum(axis=1)
     counted = others & (usual >= LULL_MIN_USUAL)
     down = counted & (held <= LULL_SHARE * usual)
-    return bool(counted.sum() >= 2 and down.sum() >= max(2, counted.sum() / 2))
+    if not (counted.sum() >= 2 and down.sum() >= max(2, counted.sum() / 2)):
+        return False
+    if e.observed is not None and e.expected:
+        quiet = float(np.median(held[down] / usual[down]))
+        return bool(e.observed >= LULL_DEEPER * quiet * e.expected)
+    return True
 
 
 def warming_up(prep: Prepared, p: Any, level: Level) -> list[dict[str, Any]]:

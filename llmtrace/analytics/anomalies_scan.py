@@ -150,6 +150,9 @@ class Window:
     first: int
     last: int
     score: float
+    # the bucket by whose end its evidence existed, where later than ``last``: a fall judged against the
+    # hours after it too (the hours before alone would not flag it) is seen when those hours have ended
+    seen: int | None = None
 
 
 @dataclass
@@ -1284,6 +1287,7 @@ def _volume_side(
     mid = np.where(first_is, *s.mu_mid) if SPREAD_ON_MID and not up else mu
     lower, apart = mu, np.zeros(x.shape)
     below_both = None  # falls: the lower of the expectations before and after the window, where both exist
+    with_after = None  # falls: where they are judged against the hours after the window too
     if not up:
         # Where both baselines are clean, a fall is judged against both: their geometric mean, and
         # their disagreement (half the log ratio, squared) added to the spread. The lower of the two
@@ -1307,6 +1311,7 @@ def _volume_side(
         below_both = np.where(both, np.minimum(m1, m2), np.nan)
         mu = np.where(both, np.sqrt(m1 * m2), mu)
         mid = np.where(both, np.sqrt(s.mu_mid[0] * s.mu_mid[1]), mid) if SPREAD_ON_MID else mu
+        before_only = (y, mu, mid, apart, below_both)
         if s.after is not None and surged is not None:
             # and where the hours after the window are clean too, between before and after: a
             # profile's error in the ramp from the baseline to the window (a young series' borrowed
@@ -1319,109 +1324,128 @@ def _volume_side(
             one = alone & after_ok
             mu, mid, y = np.where(one, m_alone, mu), np.where(one, mid_alone, mid), np.where(one, y_alone, y)
             two = (both | one) & after_ok
+            with_after = two
             below_both = np.where(two, np.minimum(mu, ma), below_both)
             with np.errstate(divide="ignore", invalid="ignore"):
                 apart = np.where(two, np.log(mu / ma) / 2, np.sqrt(apart)) ** 2
             mu = np.where(two, np.sqrt(mu * ma), mu)
             mid = np.where(two, np.sqrt(mid * mida), mid)
             y = np.where(two, (y + ya) / 2, y)
-    ok = (y >= MIN_BASE_CALLS) & judged[None, :] & usable
-    # a borrowed shape fits the series less well than its own: its spread is the series'
-    # own over the windows judged with it, and at least that of its own profile
-    xc, muc, midc = x / phi[:, None], mu / phi[:, None], mid / phi[:, None]
-    # without a profile (not even a parent's) a trailing baseline cannot follow the morning
-    # ramp (nor the evening): rises are not judged, falls only to a quarter within the hour
-    if up:
-        gate = ok & ~missing & (x >= VOLUME_SPIKE * mu) & (x - mu >= MIN_VOLUME_CHANGE)
-        if s.first_weekday is not None:
-            # nor on a series' first weekday after a history of weekends only (v13: a model added on
-            # a Saturday, its first Monday morning a spike in 14 of 20 weeks)
-            gate &= ~s.first_weekday
-    else:
-        drop = np.where(missing, 0.25 if width <= 12 else 0.0, VOLUME_DROP)
-        gate = ok & (x <= drop * mu) & (mu - x >= MIN_VOLUME_CHANGE)
-        if later is not None:
-            # Without any profile (a store's first day), the end of business hours or of a batch
-            # is a fall that lasts: only a fall the series came back from (the hour after the
-            # window holds half the trailing hours' rate) is an incident; where that hour has not
-            # ended it is judged as before. v12: 296 of 366 false episodes were first-day closes
-            hour = max(1, 3600 // step)
-            with np.errstate(invalid="ignore"):
-                back = ~(later < 0.5 * y1 * hour / base)
-            gate &= ~missing | back
-            if s.first_weekend is not None:
-                # ... and so on the store's first weekend, judged on its weekdays' ratios: an office
-                # that does not open on Saturday is no outage (v13: 67 of 118 false episodes were its
-                # one weekend, offices' calls down on Saturday morning)
-                # A series that never calls again (a model switched off, an outage still going on)
-                # is judged as any day
-                gate &= ~s.first_weekend | back | (False if stopped is None else stopped)
-        if habit is not None:
-            # ... and a silence no longer than one it has already come back from (a six-hourly
-            # batch's hours between runs) is its habit, not an outage
-            starts = np.maximum(np.arange(x.shape[1]) - width + 1, 0)
-            gate &= ~(missing & (x == 0) & (habit[:, starts] >= width))
-    g, e = np.nonzero(gate)
-    period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
-    if not up and width not in SCALES and 1 < width < period and g.size:
-        # ... nor a fall-only scale's fall as deep as its windows at that minute of the hour often are (an
-        # hourly job whose run ends at :10 in a third of its hours): the silences' habit for any depth,
-        # which the shorter scales' wider spread allows for (30-minute windows after such a job's short
-        # runs, 1 call against ~100, scored 5-9 against its spread at 30 minutes)
-        keep = ~_usual_depth(x / phi[:, None], mu / phi[:, None], ok, period, g, e)
-        g, e = g[keep], e[keep]
-    if not g.size:
-        return []
-    gated = np.unique(g)  # the spread (a median per row) only of the rows it is read for
-    size, size_borrowed = np.ones(x.shape[0]), np.ones(x.shape[0])
-    xg, midg, okg = xc[gated], midc[gated], ok[gated]
-    size[gated] = _nb_size(xg, midg, okg & ~borrowed[gated])
-    size_borrowed[gated] = np.minimum(_nb_size(xg, midg, okg & borrowed[gated]), size[gated])
-    own = np.where(borrowed[g, e], size_borrowed[g], size[g])  # the series' own spread
-    if LOCAL_SPREAD and not up and step < 3600 and 3600 % step == 0 and DAY // step <= x.shape[1]:
-        # ... or its own at that time of day where it is narrower (never wider: a ramp keeps the
-        # series' spread however few of its windows were read there), where a profile of its own
-        # days of that type expects it: a window without one (the store's first and second days,
-        # its first weekend) keeps the series' spread (v14: six first-day falls of a provider,
-        # three second-day evenings)
-        profiled = okg & ~borrowed[gated] & ~missing[gated]
-        local = _nb_size_by_hour(xg, midg, profiled, step)[np.searchsorted(gated, g), e]
-        plain = borrowed[g, e] | missing[g, e] | np.isnan(local)
-        for weak in (s.first_weekend, s.unsettled):
-            if weak is not None:
-                plain |= weak[g, e]
-        own = np.where(plain, own, np.fmax(own, local))
-    r = 1 / (1 / own + apart[g, e])
-    silence = None
-    if SILENCE_HABIT and not up and period > 1 and width < period and g.size:
-        silence = _usual_silences(x, muc, ok, period)[g, e % period]
-    flagged = _flag_nb(g, e, xc[g, e], muc[g, e], r, up, silence, lower[g, e] / phi[g])
-    if below_both is not None and FALLS_BELOW_BOTH:
-        # A window far below both the hours before it and those after it, each with the series'
-        # own spread, is a fall whichever of them is right: where they disagree (a lunch surge
-        # before it, the quiet afternoon after), the disagreement added to the spread hid 85%
-        # drops on a young series and on a store's first day (v11: 70 calls of ~300 in an hour)
-        low = below_both[g, e]
-        with np.errstate(invalid="ignore"):  # the effect is judged against the lower one too
-            alt = np.isfinite(low) & (x[g, e] <= drop[g, e] * low) & (low - x[g, e] >= MIN_VOLUME_CHANGE)
-        if alt.any():
-            ga, ea = g[alt], e[alt]
-            best = {(group, last): score for group, last, score in flagged}
-            for group, last, score in _flag_nb(
-                ga,
-                ea,
-                xc[ga, ea],
-                below_both[ga, ea] / phi[ga],
-                own[alt],
-                up,
-                None if silence is None else silence[alt],
-                lower[ga, ea] / phi[ga],
-            ):
-                best[(group, last)] = max(score, best.get((group, last), score))
-            flagged = [(group, last, score) for (group, last), score in sorted(best.items())]  # _flag_nb's order
+
+    def flags(
+        y: np.ndarray, mu: np.ndarray, mid: np.ndarray, apart: np.ndarray, below_both: np.ndarray | None
+    ) -> list[tuple[int, int, float]]:
+        """(group, last bucket, score) of the windows whose calls pass against these expectations."""
+        ok = (y >= MIN_BASE_CALLS) & judged[None, :] & usable
+        # a borrowed shape fits the series less well than its own: its spread is the series'
+        # own over the windows judged with it, and at least that of its own profile
+        xc, muc, midc = x / phi[:, None], mu / phi[:, None], mid / phi[:, None]
+        # without a profile (not even a parent's) a trailing baseline cannot follow the morning
+        # ramp (nor the evening): rises are not judged, falls only to a quarter within the hour
+        if up:
+            gate = ok & ~missing & (x >= VOLUME_SPIKE * mu) & (x - mu >= MIN_VOLUME_CHANGE)
+            if s.first_weekday is not None:
+                # nor on a series' first weekday after a history of weekends only (v13: a model added on
+                # a Saturday, its first Monday morning a spike in 14 of 20 weeks)
+                gate &= ~s.first_weekday
+        else:
+            drop = np.where(missing, 0.25 if width <= 12 else 0.0, VOLUME_DROP)
+            gate = ok & (x <= drop * mu) & (mu - x >= MIN_VOLUME_CHANGE)
+            if later is not None:
+                # Without any profile (a store's first day), the end of business hours or of a batch
+                # is a fall that lasts: only a fall the series came back from (the hour after the
+                # window holds half the trailing hours' rate) is an incident; where that hour has not
+                # ended it is judged as before. v12: 296 of 366 false episodes were first-day closes
+                hour = max(1, 3600 // step)
+                with np.errstate(invalid="ignore"):
+                    back = ~(later < 0.5 * y1 * hour / base)
+                gate &= ~missing | back
+                if s.first_weekend is not None:
+                    # ... and so on the store's first weekend, judged on its weekdays' ratios: an office
+                    # that does not open on Saturday is no outage (v13: 67 of 118 false episodes were its
+                    # one weekend, offices' calls down on Saturday morning)
+                    # A series that never calls again (a model switched off, an outage still going on)
+                    # is judged as any day
+                    gate &= ~s.first_weekend | back | (False if stopped is None else stopped)
+            if habit is not None:
+                # ... and a silence no longer than one it has already come back from (a six-hourly
+                # batch's hours between runs) is its habit, not an outage
+                starts = np.maximum(np.arange(x.shape[1]) - width + 1, 0)
+                gate &= ~(missing & (x == 0) & (habit[:, starts] >= width))
+        g, e = np.nonzero(gate)
+        period = 3600 // step if step < 3600 and 3600 % step == 0 else 1
+        if not up and width not in SCALES and 1 < width < period and g.size:
+            # ... nor a fall-only scale's fall as deep as its windows at that minute of the hour often are (an
+            # hourly job whose run ends at :10 in a third of its hours): the silences' habit for any depth,
+            # which the shorter scales' wider spread allows for (30-minute windows after such a job's short
+            # runs, 1 call against ~100, scored 5-9 against its spread at 30 minutes)
+            keep = ~_usual_depth(x / phi[:, None], mu / phi[:, None], ok, period, g, e)
+            g, e = g[keep], e[keep]
+        if not g.size:
+            return []
+        gated = np.unique(g)  # the spread (a median per row) only of the rows it is read for
+        size, size_borrowed = np.ones(x.shape[0]), np.ones(x.shape[0])
+        xg, midg, okg = xc[gated], midc[gated], ok[gated]
+        size[gated] = _nb_size(xg, midg, okg & ~borrowed[gated])
+        size_borrowed[gated] = np.minimum(_nb_size(xg, midg, okg & borrowed[gated]), size[gated])
+        own = np.where(borrowed[g, e], size_borrowed[g], size[g])  # the series' own spread
+        if LOCAL_SPREAD and not up and step < 3600 and 3600 % step == 0 and DAY // step <= x.shape[1]:
+            # ... or its own at that time of day where it is narrower (never wider: a ramp keeps the
+            # series' spread however few of its windows were read there), where a profile of its own
+            # days of that type expects it: a window without one (the store's first and second days,
+            # its first weekend) keeps the series' spread (v14: six first-day falls of a provider,
+            # three second-day evenings)
+            profiled = okg & ~borrowed[gated] & ~missing[gated]
+            local = _nb_size_by_hour(xg, midg, profiled, step)[np.searchsorted(gated, g), e]
+            plain = borrowed[g, e] | missing[g, e] | np.isnan(local)
+            for weak in (s.first_weekend, s.unsettled):
+                if weak is not None:
+                    plain |= weak[g, e]
+            own = np.where(plain, own, np.fmax(own, local))
+        r = 1 / (1 / own + apart[g, e])
+        silence = None
+        if SILENCE_HABIT and not up and period > 1 and width < period and g.size:
+            silence = _usual_silences(x, muc, ok, period)[g, e % period]
+        flagged = _flag_nb(g, e, xc[g, e], muc[g, e], r, up, silence, lower[g, e] / phi[g])
+        if below_both is not None and FALLS_BELOW_BOTH:
+            # A window far below both the hours before it and those after it, each with the series'
+            # own spread, is a fall whichever of them is right: where they disagree (a lunch surge
+            # before it, the quiet afternoon after), the disagreement added to the spread hid 85%
+            # drops on a young series and on a store's first day (v11: 70 calls of ~300 in an hour)
+            low = below_both[g, e]
+            with np.errstate(invalid="ignore"):  # the effect is judged against the lower one too
+                alt = np.isfinite(low) & (x[g, e] <= drop[g, e] * low) & (low - x[g, e] >= MIN_VOLUME_CHANGE)
+            if alt.any():
+                ga, ea = g[alt], e[alt]
+                best = {(group, last): score for group, last, score in flagged}
+                for group, last, score in _flag_nb(
+                    ga,
+                    ea,
+                    xc[ga, ea],
+                    below_both[ga, ea] / phi[ga],
+                    own[alt],
+                    up,
+                    None if silence is None else silence[alt],
+                    lower[ga, ea] / phi[ga],
+                ):
+                    best[(group, last)] = max(score, best.get((group, last), score))
+                flagged = [(group, last, score) for (group, last), score in sorted(best.items())]  # _flag_nb's order
+        return flagged
+
+    flagged = flags(y, mu, mid, apart, below_both)
+    late: set[tuple[int, int]] = set()
+    if with_after is not None and any(with_after[g, e] for g, e, _ in flagged):
+        # such a fall was seen when the hours after it had ended, unless the hours before alone flag it
+        # (a report's detected_at, and a backtest's time to detect, are then what `watch` would have seen)
+        alone = {(g, e) for g, e, _ in flags(*before_only)}
+        late = {(g, e) for g, e, _ in flagged if with_after[g, e] and (g, e) not in alone}
     return [
-        Window(group, "calls", "up" if up else "down", last - width + 1, last, score) for group, last, score in flagged
-    ]
+        Window(
+            group, "calls", "up" if up else "down", last - width + 1, last, score,
+            last + base if (group, last) in late else None,
+        )
+        for group, last, score in flagged
+    ]  # fmt: skip
 
 
 def scan(
