@@ -56,6 +56,7 @@ import shutil
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -174,17 +175,29 @@ def more_findings(
 
 def run_seed(seed: int, work: Path, keep: bool) -> dict[str, Any]:
     """Generate, send, wait, check fields, run both CLI groupings; write and return r{seed}.json's content."""
+    return run_seed_with(seed, work, keep, gen, _planned)
+
+
+def _planned(week: Any) -> dict[str, Any]:
+    return {"migration": week.migration, "release": week.release, "email": week.email}
+
+
+def run_seed_with(
+    seed: int, work: Path, keep: bool, scenarios: Any, planned: Callable[[Any], dict[str, Any]]
+) -> dict[str, Any]:
+    """:func:`run_seed` with a judge's generator module (``scenarios``) and its planned changes for the
+    record (judge 16 runs its seeds so)."""
     wall0 = time.monotonic()
     seed_dir = work / f"seed{seed}"
     shutil.rmtree(seed_dir, ignore_errors=True)
     seed_dir.mkdir(parents=True)
     cpu0 = time.process_time()
-    end = gen.end_now()
-    week = gen.Week(seed, end)
-    calls, extras = gen.generate(week)
+    end = scenarios.end_now()
+    week = scenarios.Week(seed, end)
+    calls, extras = scenarios.generate(week)
     labels = []
     for inc in week.incidents:
-        el = gen.eligibility(week, inc, calls)
+        el = scenarios.eligibility(week, inc, calls)
         primary = week.by_key[inc.series[0]]
         first = max(week.by_key[k].first for k in inc.series)
         hour, weekday = week.clock.local(np.array([inc.start]), primary.tz)
@@ -201,21 +214,21 @@ def run_seed(seed: int, work: Path, keep: bool) -> dict[str, Any]:
             }
         )
     benign = [vars(b) for b in week.benign]
-    rel = gen.release_eligibility(week, calls)
+    rel = scenarios.release_eligibility(week, calls)
     for b in benign:
         if b["kind"] == "release":
             b["z"], b["eligible"] = rel["z"], rel["eligible"]
     server = d13.Server(seed_dir / "data", seed_dir).wait_ready()
     try:
         sent = 0
-        for body, n in gen.requests(week, calls, extras):
+        for body, n in scenarios.requests(week, calls, extras):
             d13.post(server, body)
             sent += n
         gen_cpu = time.process_time() - cpu0
         send_wall = time.monotonic() - wall0
         stored = d13.wait_stored(server, sent)
         fields = d13.field_findings(d14.expected_fields(week, calls), d13.stored_fields(server))
-        fields += more_findings(week, calls, server)
+        fields += more_findings(week, calls, server, scenarios)
         until = end.isoformat()
         results, cli_cpu = {}, {}
         for name, by in (("service_model", "service,model"), ("default", None)):
@@ -233,7 +246,7 @@ def run_seed(seed: int, work: Path, keep: bool) -> dict[str, Any]:
         "series": d13.series_summary(week, calls),
         "incidents": labels,
         "benign": benign,
-        "planned": {"migration": week.migration, "release": week.release, "email": week.email},
+        "planned": planned(week),
         "fields": fields,
         "results": results,
         "cpu": {

@@ -74,13 +74,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -140,85 +137,18 @@ BENIGN_ORDER = (
 
 
 def run_seed(seed: int, work: Path, keep: bool) -> dict[str, Any]:
-    """Generate, send, wait, check fields, run both CLI groupings; write and return r{seed}.json's content."""
-    wall0 = time.monotonic()
-    seed_dir = work / f"seed{seed}"
-    shutil.rmtree(seed_dir, ignore_errors=True)
-    seed_dir.mkdir(parents=True)
-    cpu0 = time.process_time()
-    end = gen.end_now()
-    week = gen.Week(seed, end)
-    calls, extras = gen.generate(week)
-    labels = []
-    for inc in week.incidents:
-        el = gen.eligibility(week, inc, calls)
-        primary = week.by_key[inc.series[0]]
-        first = max(week.by_key[k].first for k in inc.series)
-        hour, weekday = week.clock.local(np.array([inc.start]), primary.tz)
-        labels.append(
-            {
-                **inc.label(),
-                **el,
-                "history_h": round((inc.start - first) / 60.0, 1),
-                "young": (inc.start - first) < 48 * 60,
-                "young_series": first > 0,
-                "night": bool(hour[0] < 6 or hour[0] >= 22),
-                "weekend": bool(weekday[0] >= 5),
-                "start_iso": week.clock.iso(inc.start),
-            }
-        )
-    benign = [vars(b) for b in week.benign]
-    rel = gen.release_eligibility(week, calls)
-    for b in benign:
-        if b["kind"] == "release":
-            b["z"], b["eligible"] = rel["z"], rel["eligible"]
-    server = d13.Server(seed_dir / "data", seed_dir).wait_ready()
-    try:
-        sent = 0
-        for body, n in gen.requests(week, calls, extras):
-            d13.post(server, body)
-            sent += n
-        gen_cpu = time.process_time() - cpu0
-        send_wall = time.monotonic() - wall0
-        stored = d13.wait_stored(server, sent)
-        fields = d13.field_findings(d14.expected_fields(week, calls), d13.stored_fields(server))
-        fields += d15.more_findings(week, calls, server, gen)
-        until = end.isoformat()
-        results, cli_cpu = {}, {}
-        for name, by in (("service_model", "service,model"), ("default", None)):
-            results[name], cli_cpu[name] = d13.run_cli(server.url, until, by, seed_dir)
-        server_cpu = server.cpu_seconds()
-    finally:
-        server.stop()
-    record = {
-        "seed": seed,
-        "end": until,
-        "end_minute": week.clock.end_minute,
-        "sent_spans": sent,
-        "stored_spans": stored,
-        "llm_calls_sent": int(sum(c["t"].size for c in calls.values())),
-        "series": d13.series_summary(week, calls),
-        "incidents": labels,
-        "benign": benign,
-        "planned": {
-            "canary": week.canary,
-            "release": week.release,
-            "push": week.push,
-            "holiday": week.clock.day_start(week.holiday, "America/New_York"),
-        },
-        "fields": fields,
-        "results": results,
-        "cpu": {
-            "generate_send": round(gen_cpu, 1),
-            "server": round(server_cpu, 1),
-            **{f"cli_{k}": round(v, 1) for k, v in cli_cpu.items()},
-        },
-        "wall": {"send": round(send_wall, 1), "total": round(time.monotonic() - wall0, 1)},
+    """Generate, send, wait, check fields, run both CLI groupings; write and return r{seed}.json's content
+    (judge 15's run with this judge's generator and planned changes)."""
+    return d15.run_seed_with(seed, work, keep, gen, _planned)
+
+
+def _planned(week: Any) -> dict[str, Any]:
+    return {
+        "canary": week.canary,
+        "release": week.release,
+        "push": week.push,
+        "holiday": week.clock.day_start(week.holiday, "America/New_York"),
     }
-    (seed_dir / f"r{seed}.json").write_text(json.dumps(record, indent=1, default=float))
-    if not keep:
-        shutil.rmtree(seed_dir / "data", ignore_errors=True)
-    return record
 
 
 # ---------------------------------------------------------------- scoring

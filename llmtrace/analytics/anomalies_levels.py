@@ -273,7 +273,7 @@ class VolumeSide:
         return self.leaves == leaves and np.array_equal(self.calls, calls)
 
 
-def _volume_side(
+def _expected_volume(
     client: Any, p: Any, levels: list[Level], metrics: list[str], leaves: list[tuple[Any, ...]], calls: np.ndarray
 ) -> VolumeSide:
     """The levels' memberships and the leaves' expected calls (``calls``: per leaf and bucket)."""
@@ -314,7 +314,7 @@ def early_volume(client: Any, p: Any, levels: list[Level], metrics: list[str]) -
     cols = [f"g_{k}" for k in keys] or ["_all"]
     sql = calls_sql(keys, p.history.dimension_clause(), p.step, rollup_answers(keys, p.step))
     df = frame(client, sql, p.params())
-    return _volume_side(client, p, levels, metrics, *_calls_array(df, cols, p))
+    return _expected_volume(client, p, levels, metrics, *_calls_array(df, cols, p))
 
 
 def _calls_array(df: pd.DataFrame, cols: list[str], p: Any) -> tuple[list[tuple[Any, ...]], np.ndarray]:
@@ -357,7 +357,7 @@ def prepare(
     judged = np.arange(buckets) >= p.judge_first
     side = early if early is not None and early.serves(leaves, arrays["calls"]) else None
     if side is None:
-        side = _volume_side(client, p, levels, metrics, leaves, arrays["calls"])
+        side = _expected_volume(client, p, levels, metrics, leaves, arrays["calls"])
     members, volume, leaf_first, before, extra = side.members, side.volume, side.first, side.before, side.extra
     data: dict[str, _LevelData] = {}
     scanned = [(level, groups, member) for level, (groups, member) in zip(levels, members, strict=True)]
