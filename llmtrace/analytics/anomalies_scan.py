@@ -188,17 +188,42 @@ def _rate_pairs(
     """Per row and bucket ``j``: the capped squared difference of the residuals of buckets
     ``j - lag`` and ``j`` and its binomial variance (both 0 where either bucket is not ``ok``),
     the terms :func:`rate_clustering` sums."""
+    num, var, _ = _pairs_and_variance(k, n, p, ok, step)
+    return num, var
+
+
+def _pairs_and_variance(
+    k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray, step: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_rate_pairs` and the buckets' binomial variance ``n p (1 - p)`` (0 where not ``ok``)."""
     lag = max(1, CLUSTER_LAG // step)
     num, var = np.zeros(k.shape), np.zeros(k.shape)
+    # in place, ``n p`` once: the same floats as ``np.where(ok, k - n * p, 0.0)`` and
+    # ``np.where(ok, n * p * (1 - p), 0.0)`` with fewer arrays of rows x buckets
+    mu = n * p
+    v = _binomial_variance(mu, p, ok)
     if k.shape[1] <= lag:
-        return num, var
-    r = np.where(ok, k - n * p, 0.0)
-    v = np.where(ok, n * p * (1 - p), 0.0)
+        return num, var, v
+    r = k - mu
+    missed = ~ok
+    r[missed] = 0.0
     both = ok[:, lag:] & ok[:, :-lag]
-    var[:, lag:] = np.where(both, v[:, lag:] + v[:, :-lag], 0.0)
-    d2 = np.where(both, (r[:, lag:] - r[:, :-lag]) ** 2, 0.0)
-    num[:, lag:] = np.minimum(d2, RATE_CLUSTER_CAP * var[:, lag:])
-    return num, var
+    apart = ~both
+    np.add(v[:, lag:], v[:, :-lag], out=var[:, lag:])
+    var[:, lag:][apart] = 0.0
+    d2 = np.subtract(r[:, lag:], r[:, :-lag])
+    d2 **= 2
+    d2[apart] = 0.0
+    np.minimum(d2, RATE_CLUSTER_CAP * var[:, lag:], out=num[:, lag:])
+    return num, var, v
+
+
+def _binomial_variance(mu: np.ndarray, p: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """``np.where(ok, n * p * (1 - p), 0.0)`` from ``mu = n * p`` (the same floats, one array fewer)."""
+    v = 1 - p
+    v *= mu
+    v[~ok] = 0.0
+    return v
 
 
 def _shrunk_phi(num: np.ndarray, var: np.ndarray) -> np.ndarray:
@@ -217,9 +242,27 @@ def _phi_without_window(
     lag = max(1, CLUSTER_LAG // step)
     last = cum_num.shape[1] - 1
     hi, lo = np.minimum(ends + lag + 1, last), np.maximum(ends - width + 1, 0)
-    num = cum_num[:, -1:] - (cum_num[:, hi] - cum_num[:, lo])
-    var = cum_var[:, -1:] - (cum_var[:, hi] - cum_var[:, lo])
-    return _shrunk_phi(num, var)
+    return _shrunk_phi(_without(cum_num, hi, lo), _without(cum_var, hi, lo))
+
+
+def _without(c: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """``c[:, -1:] - (c[:, hi] - c[:, lo])``, the same floats: where ``hi`` and ``lo`` both step by one
+    (all but a window's and a lag's length at the ends) by slices instead of gathers (gathers of the
+    cumulative pairs were ~10 % of a pass, 1M calls, 7 d)."""
+    size = hi.size
+    steady = np.flatnonzero((np.diff(hi) == 1) & (np.diff(lo) == 1))
+    if not steady.size:
+        return np.asarray(c[:, -1:] - (c[:, hi] - c[:, lo]))
+    a, b = int(steady[0]), int(steady[-1]) + 2  # columns [a, b) where hi - lo and both step by one
+    if steady.size != b - a - 1:
+        return np.asarray(c[:, -1:] - (c[:, hi] - c[:, lo]))
+    out = np.empty((c.shape[0], size))
+    h, w = int(hi[a]), int(lo[a])
+    np.subtract(c[:, h : h + b - a], c[:, w : w + b - a], out=out[:, a:b])
+    edges = np.r_[0:a, b:size]
+    out[:, edges] = c[:, hi[edges]] - c[:, lo[edges]]
+    np.subtract(c[:, -1:], out, out=out)
+    return out
 
 
 def leaf_clustering(
@@ -231,7 +274,8 @@ def leaf_clustering(
     _, p = _rates_pass(k, n, prior, np.zeros(k.shape[1], bool), base, None, step, (1,))
     ok = ~np.isnan(p)
     p = np.where(ok, p, 0.0)
-    return rate_clustering(k, n, p, ok, step), np.where(ok, n * p * (1 - p), 0.0)
+    num, var, v = _pairs_and_variance(k, n, p, ok, step)  # :func:`rate_clustering`, and its variances
+    return _shrunk_phi(num.sum(axis=1), var.sum(axis=1)), v
 
 
 def rate_mixture(member: np.ndarray, phi: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -300,13 +344,32 @@ def _rate_wobble(
     # or none, whose median squared residual says nothing about the wobble (it read c = 1)
     clusters = phi if phi.ndim == 2 else phi[:, None]
     counted = ok & (mu >= NB_MIN_MU * clusters) & (k >= mu)
-    c2 = np.full(k.shape, np.nan)
-    km, mum, pm = k[counted], mu[counted], p[counted]  # only these are read (a sixth at 10M calls)
-    phim = np.broadcast_to(clusters, k.shape)[counted]
-    c2[counted] = ((km - mum) ** 2 / 0.455 - phim * mum * (1 - pm)) / mum**2
-    med, counts = _median_of_busy(c2)
+    at = np.flatnonzero(counted)  # only these are read (a sixth at 10M calls, a tenth at 1M)
+    km, mum, pm = k.take(at), mu.take(at), p.take(at)
+    rows = at // k.shape[1]
+    phim = np.ascontiguousarray(np.broadcast_to(clusters, k.shape)).take(at) if phi.ndim == 2 else phi[rows]
+    c2 = ((km - mum) ** 2 / 0.455 - phim * mum * (1 - pm)) / mum**2
+    med, counts = _median_of_rows(c2, rows, k.shape[0])
     c2 = np.where(counts >= 24, np.clip(med, RATE_MIN_C**2, 1.0), fallback)
     return np.asarray(c2)
+
+
+def _median_of_rows(values: np.ndarray, rows: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_median_of_busy` of a rows x buckets array that holds ``values`` (``rows``: each one's
+    row, ascending) and NaN elsewhere, the same floats, from the values alone: sorting whole rows of
+    which nine in ten are NaN was half of :func:`_rate_wobble` (1M calls, 7 d)."""
+    held = ~np.isnan(values)
+    if not held.all():
+        values, rows = values[held], rows[held]
+    counts = np.bincount(rows, minlength=size)
+    med = np.zeros(size)
+    ends = np.cumsum(counts)
+    for row in np.flatnonzero(counts >= 24).tolist():
+        count, end = int(counts[row]), int(ends[row])
+        lo, hi = (count - 1) // 2, count // 2
+        part = np.partition(values[end - count : end], (lo, hi))
+        med[row] = (part[lo] + part[hi]) / 2
+    return med, counts
 
 
 def _early_wobble(
@@ -702,18 +765,19 @@ def _rates_pass(
     row's events beyond the expectation a window needs (``MIN_EXCESS`` by default); ``ratio``: each row's
     least share over its expectation (``MIN_RATIO`` by default)."""
     ck, cn = _cumulative(k), _cumulative(n)
+    every = keep is None
     if keep is None:  # every bucket counts: the baselines' sums are the window's (x * 1.0 == x)
-        keep, bk, bn = np.ones(k.shape), ck, cn
+        keep, bk, bn, kk, nk = np.ones(k.shape), ck, cn, k, n
     else:
-        bk, bn = _cumulative(k * keep), _cumulative(n * keep)  # baselines: flagged buckets left out
+        kk, nk = k * keep, n * keep
+        bk, bn = _cumulative(kk), _cumulative(nk)  # baselines: flagged buckets left out
     found: list[Window] = []
     p_bucket = np.zeros(k.shape)
     ends = np.arange(k.shape[1])
     days_k, days_n = _previous_days(bk, step), _previous_days(bn, step)
     weighted_prior = (PRIOR_WEIGHT * prior)[:, None]
-    phase = rate_phase_factor(k * keep, n * keep, step)  # the same for every width
-    phi = np.ones(k.shape[0])  # set at width 1, the first
-    pairs = (np.zeros(k.shape), np.zeros(k.shape))  # ... with the pairs it is read from
+    phase = rate_phase_factor(kk, nk, step)  # the same for every width
+    pairs = _LazyPairs(step)  # set at width 1, the first; taken per row where a window is gated
     j0 = int(np.argmax(judged)) if judged.any() else judged.size
     need = (np.full(k.shape[0], MIN_EXCESS) if excess is None else excess)[:, None]
     times = (np.full(k.shape[0], MIN_RATIO) if ratio is None else ratio)[:, None]
@@ -722,7 +786,7 @@ def _rates_pass(
     # (a release that doubled the latency left 24 h of windows all above their baseline, c 0.59
     # instead of 0.24, and hid a 3.8x ramp 12 hours later); only the second pass knows the flags
     settled = np.ones(k.shape, bool)
-    if keep is not None and SETTLED_WOBBLE:
+    if not every and SETTLED_WOBBLE:  # without flags (``keep`` None) nothing has shifted
         run = SHIFT_HOURS * 3600 // step
         shifted = _window_sum(_cumulative(1 - keep), ends, run) >= run  # the end of a flagged run that long
         settled = _window_sum(_cumulative(shifted.astype(float)), ends, base + 1) == 0
@@ -751,12 +815,11 @@ def _rates_pass(
         # a weekly job's Monday burst after a quiet weekend: its last day holds a handful of trials, the same
         # hours of the days before hold its last run's hundreds (v14: 73 calls at 9x missed, not judged)
         if HOURS_STAND_IN:
-            nb = np.where(hours, np.maximum(nb, nr), nb)
+            np.maximum(nb, nr, out=nb, where=hours)
         ok = (nb >= MIN_BASE_TRIALS) & (nw > 0) & (ends >= width)
         if width == 1:
             p_bucket = np.where(ok, p0, np.nan)
-            pairs = _rate_pairs(kw, nw, p0, ok & (keep > 0), step)
-            phi = _shrunk_phi(pairs[0].sum(axis=1), pairs[1].sum(axis=1))
+            pairs.at(kw, nw, p0, ok if every else ok & (keep > 0))
         # windows are judged from the first judged bucket on (the buckets before are baselines)
         kj, nj, pj = kw[:, j0:], nw[:, j0:], p0[:, j0:]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -773,20 +836,59 @@ def _rates_pass(
             continue
         e += j0
         gated = np.unique(g)  # the wobble (a median per row) only of the rows it is read for
-        own: np.ndarray = phi[gated]
         if PHI_WITHOUT_WINDOW:
-            own = _phi_without_window(_cumulative(pairs[0][gated]), _cumulative(pairs[1][gated]), ends, width, step)
+            own = _phi_without_window(*pairs.cumulative(gated), ends, width, step)
+        else:
+            own = pairs.phi(gated)
         phi_w = _window_phi(own, None if mix is None else (mix[0][gated], mix[1][gated]), ends, width)
         c2 = np.zeros(k.shape[0])
-        c2[gated] = _rate_wobble(kw[gated], nw[gated], p0[gated], ok[gated] & settled[gated], phi_w)
+        kg, ng, pg, okg = kw[gated], nw[gated], p0[gated], ok[gated] & settled[gated]  # gathered once for both
+        c2[gated] = _rate_wobble(kg, ng, pg, okg, phi_w)
         if EARLY_WOBBLE:
-            c2[gated] = _early_wobble(
-                c2[gated], kw[gated], nw[gated], p0[gated], ok[gated] & settled[gated], phi_w, g, e, width, step
-            )
+            c2[gated] = _early_wobble(c2[gated], kg, ng, pg, okg, phi_w, g, e, width, step)
         phi_g = phi_w[np.searchsorted(gated, g), e]
         for group, last, score in _flag(g, e, kw[g, e], nw[g, e], p0[g, e], c2, nb[g, e], True, phi_g):
             found.append(Window(group, "", "up", last - width + 1, last, score))
     return found, p_bucket
+
+
+class _LazyPairs:
+    """A pass's :func:`_rate_pairs` at width 1, taken only for the rows where some window is gated
+    and only once per row (their cumulative sums, which every scale reads): the quiet rows' and a
+    pass without gated windows' (the baseline shares alone) were a fifth of a pass (1M calls, 7 d).
+    Every figure is per row, so the rows' floats are those of the whole array's."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.inputs: tuple[np.ndarray, ...] = ()
+        self.sums: np.ndarray | None = None  # num, var: cumulative per row (leading zero column)
+        self.done: np.ndarray | None = None
+
+    def at(self, k: np.ndarray, n: np.ndarray, p: np.ndarray, ok: np.ndarray) -> None:
+        """The width-1 windows' events, trials, baseline shares and which buckets count."""
+        self.inputs = (k, n, p, ok)
+
+    def _pairs(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        k, n, p, ok = self.inputs
+        return _rate_pairs(k[rows], n[rows], p[rows], ok[rows], self.step)
+
+    def cumulative(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cumulative sums of the rows' pairs (``rows`` ascending, distinct)."""
+        k = self.inputs[0]
+        if self.sums is None or self.done is None:
+            self.sums = np.empty((2, k.shape[0], k.shape[1] + 1))
+            self.done = np.zeros(k.shape[0], bool)
+        new = rows[~self.done[rows]]
+        if new.size:
+            num, var = self._pairs(new)
+            self.sums[0][new], self.sums[1][new] = _cumulative(num), _cumulative(var)
+            self.done[new] = True
+        return self.sums[0][rows], self.sums[1][rows]
+
+    def phi(self, rows: np.ndarray) -> np.ndarray:
+        """The rows' clustering factor over every pair (:func:`rate_clustering`)."""
+        num, var = self._pairs(rows)
+        return _shrunk_phi(num.sum(axis=1), var.sum(axis=1))
 
 
 def _previous_days(c: np.ndarray, step: int) -> np.ndarray:
