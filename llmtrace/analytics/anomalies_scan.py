@@ -689,7 +689,11 @@ def _rate_rows(
     copies: list[list[int]] = [[] for _ in first_of]
     for row, distinct in enumerate(inverse.ravel().tolist()):
         copies[distinct].append(row)
-    out = [Window(row, w.metric, w.direction, w.first, w.last, w.score) for w in found for row in copies[w.group]]
+    # each window itself for its first row (its only one, mostly), copies for the rows that repeat it
+    out = [Window(row, w.metric, w.direction, w.first, w.last, w.score) for w in found for row in copies[w.group][1:]]
+    for w in found:
+        w.group = copies[w.group][0]
+    out += found
     out.sort(key=lambda w: (w.last - w.first, w.group, w.last))  # a pass's order: scales, rows, ends
     return out, p_bucket[inverse.ravel()]
 
@@ -754,15 +758,14 @@ def _distinct_rate_rows(
             k[busy], n[busy], prior[busy], judged, base, None, step, mix=mixed(busy), excess=excess[busy],
             ratio=ratio[busy],
         )  # fmt: skip
+        busy_rows = busy.tolist()
         for w in found:
-            w.group = int(busy[w.group])
+            w.group = busy_rows[w.group]
     rows = sorted({w.group for w in found})
     if not rows:
         return found, p_bucket
     at = {row: i for i, row in enumerate(rows)}
-    keep = np.ones((len(rows), k.shape[1]))
-    for w in found:
-        keep[at[w.group], w.first : w.last + 1] = 0
+    keep = _unflagged(len(rows), k.shape[1], [(at[w.group], w.first, w.last) for w in found])
     again, p_again = _rates_pass(
         k[rows], n[rows], prior[rows], judged, base, keep, step, mix=mixed(rows), excess=excess[rows],
         ratio=ratio[rows],
@@ -771,6 +774,19 @@ def _distinct_rate_rows(
     for w in again:
         w.group = rows[w.group]
     return again, p_bucket
+
+
+def _unflagged(rows: int, size: int, spans: list[tuple[int, int, int]]) -> np.ndarray:
+    """1.0 where no span (row, first, last) holds a row's bucket, else 0.0: the spans' edges counted
+    and added up along the rows instead of zeroing each span's slice (17k windows, ~15 ms at 1M
+    calls, 7 d); whole counts, so the same 0s and 1s."""
+    row, first, last = np.array(spans, dtype=np.intp).reshape(-1, 3).T
+    width = size + 1
+    edges = np.bincount(row * width + first, minlength=rows * width) - np.bincount(
+        row * width + last + 1, minlength=rows * width
+    )
+    held = np.cumsum(edges.reshape(rows, width), axis=1)[:, :size] > 0
+    return np.where(held, 0.0, 1.0)
 
 
 def _may_flag(k: np.ndarray, excess: np.ndarray) -> np.ndarray:
