@@ -71,13 +71,13 @@ def at(record: dict[str, Any], week: int, minute: float) -> datetime:
     return datetime.fromisoformat(record["end"]) - timedelta(minutes=week - minute)
 
 
-HISTORY: timedelta | None = None  # ``--history``: the detector's default (None) unless given
-
-
-def detect_json(client: Any, since: timedelta, now: datetime) -> tuple[dict[str, Any], float]:
-    """The CLI's JSON of a detection over ``[now - since, now)`` (default grouping), and its CPU seconds."""
+def detect_json(
+    client: Any, since: timedelta, now: datetime, history: timedelta | None = None
+) -> tuple[dict[str, Any], float]:
+    """The CLI's JSON of a detection over ``[now - since, now)`` (default grouping; ``history``: the
+    detector's default when None), and its CPU seconds."""
     started = time.process_time()
-    report = anomalies.detect(client, Filter(start=now - since, end=now), "auto", now=now, history=HISTORY)
+    report = anomalies.detect(client, Filter(start=now - since, end=now), "auto", now=now, history=history)
     cpu = time.process_time() - started
     return json.loads(report.to_json()), cpu
 
@@ -94,7 +94,13 @@ def whole_bucket(record: dict[str, Any], week: int, minute: int) -> int:
 
 
 def watch(
-    judge: ModuleType, client: Any, record: dict[str, Any], i: int, steps: int, aligned: bool = False
+    judge: ModuleType,
+    client: Any,
+    record: dict[str, Any],
+    i: int,
+    steps: int,
+    aligned: bool = False,
+    history: timedelta | None = None,
 ) -> tuple[int | None, float | None, list[float]]:
     """Minutes from incident ``i``'s start (``aligned``: whole buckets after the one it starts in) to the
     first watch report finding it (None: not within ``steps``), the judge's TTD in that report (negative:
@@ -103,7 +109,7 @@ def watch(
     start = record["incidents"][i]["start"]
     first = whole_bucket(record, judge.gen.WEEK, start) if aligned else start
     for step in range(1, steps + 1):
-        result, used = detect_json(client, WATCH_SINCE, at(record, judge.gen.WEEK, first + 5 * step))
+        result, used = detect_json(client, WATCH_SINCE, at(record, judge.gen.WEEK, first + 5 * step), history)
         cpu.append(used)
         ttd = found(judge, record, result, i)
         if ttd is not None:
@@ -208,8 +214,7 @@ def main() -> int:
         "judge's rule calls eligible on what watch has seen by the last step"))  # fmt: skip
     ap.add_argument("--history", type=float, help="days of history before watch's 24 h (default: the detector's)")
     args = ap.parse_args()
-    global HISTORY
-    HISTORY = timedelta(days=args.history) if args.history else None
+    history = timedelta(days=args.history) if args.history else None
     judge = importlib.import_module(JUDGES[args.judge])
     print(f"detector: {d14.detector()}; judge {args.judge}; load {_load()}", flush=True)
     t0 = time.monotonic()
@@ -244,7 +249,7 @@ def main() -> int:
                         continue
                 elif not inc["eligible"]:
                     continue
-                ttd, judged, used = watch(judge, client, record, i, args.steps, args.aligned)
+                ttd, judged, used = watch(judge, client, record, i, args.steps, args.aligned, history)
                 cpu += used
                 rows.append({"kind": inc["kind"], "ttd": ttd, "week": blind.get(i), "rejudge": later.get(i),
                              "before": judged is not None and judged < 0, "full": bool(inc["eligible"])})  # fmt: skip

@@ -918,10 +918,6 @@ class _LazyPairs:
         """The width-1 windows' events, trials, baseline shares and which buckets count."""
         self.inputs = (k, n, p, ok)
 
-    def _pairs(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        k, n, p, ok = self.inputs
-        return _rate_pairs(k[rows], n[rows], p[rows], ok[rows], self.step)
-
     def cumulative(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cumulative sums of the rows' pairs (``rows`` ascending, distinct)."""
         k = self.inputs[0]
@@ -930,15 +926,16 @@ class _LazyPairs:
             self.done = np.zeros(k.shape[0], bool)
         new = rows[~self.done[rows]]
         if new.size:
-            num, var = self._pairs(new)
+            k, n, p, ok = self.inputs
+            num, var = _rate_pairs(k[new], n[new], p[new], ok[new], self.step)
             self.sums[0][new], self.sums[1][new] = _cumulative(num), _cumulative(var)
             self.done[new] = True
         return self.sums[0][rows], self.sums[1][rows]
 
     def phi(self, rows: np.ndarray) -> np.ndarray:
-        """The rows' clustering factor over every pair (:func:`rate_clustering`)."""
-        num, var = self._pairs(rows)
-        return _shrunk_phi(num.sum(axis=1), var.sum(axis=1))
+        """The rows' clustering factor over every pair."""
+        k, n, p, ok = self.inputs
+        return rate_clustering(k[rows], n[rows], p[rows], ok[rows], self.step)
 
 
 def _previous_days(c: np.ndarray, step: int) -> np.ndarray:
